@@ -1,0 +1,50 @@
+# ringway — the front door. The real build is CMakeLists.txt; these targets wrap it.
+#   make deps   install missing Debian packages (apt-get) and the npm test client
+#   make build  build/ringway (release)
+#   make run    deps + build + start the gateway in the foreground with defaults
+#   make test   deps + build + every test through ctest
+#   make bench  deps + build + micro-benchmarks and load runs (not a test)
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+DEB_PACKAGES := build-essential cmake pkg-config liburing-dev libsimdjson-dev libsqlite3-dev \
+    libmimalloc-dev libssl-dev libgtest-dev libbenchmark-dev node-llhttp sqlite3 curl openssl \
+    nodejs npm
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build run test test-asan bench clean
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	    echo "make deps: installing $$missing"; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	else echo "make deps: all Debian packages present"; fi
+
+$(BUILD)/build.ninja $(BUILD)/Makefile:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	mkdir -p var
+	./$(BUILD)/ringway
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# The same tests under AddressSanitizer + UBSan in build-asan/.
+test-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRW_SANITIZE=asan-ubsan
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+bench: build
+	./bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,68 @@
+// arena/buf_ring.cc — setup and teardown of a provided buffer ring. liburing 2.3 (bookworm)
+// has no io_uring_setup_buf_ring(), so the ring memory is mmap'd here (page aligned, as
+// the kernel requires) and registered with io_uring_register_buf_ring().
+#include "arena/buf_ring.h"
+
+#include <sys/mman.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace rw {
+
+int BufRing::init(io_uring* ring, uint16_t group_id, uint16_t buf_count, uint32_t buf_bytes) {
+    RW_ASSERT(ring_ == nullptr);
+    RW_ASSERT(std::has_single_bit(buf_count));  // The kernel requires a power of two.
+    RW_ASSERT(buf_count <= 32768);
+    uring_ = ring;
+    group_id_ = group_id;
+    buf_count_ = buf_count;
+    buf_bytes_ = buf_bytes;
+    ring_bytes_ = sizeof(io_uring_buf) * buf_count;
+    void* ring_memory = ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE,
+                               MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (ring_memory == MAP_FAILED) {
+        return -errno;
+    }
+    ring_ = static_cast<io_uring_buf_ring*>(ring_memory);
+    io_uring_buf_ring_init(ring_);
+
+    base_ = static_cast<std::byte*>(std::aligned_alloc(4096, size_t(buf_count) * buf_bytes));
+    owner_ = static_cast<BufOwner*>(std::calloc(buf_count, sizeof(BufOwner)));
+    if (base_ == nullptr || owner_ == nullptr) {
+        return -ENOMEM;
+    }
+
+    io_uring_buf_reg reg;
+    std::memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = reinterpret_cast<uint64_t>(ring_);
+    reg.ring_entries = buf_count;
+    reg.bgid = group_id;
+    const int rc = io_uring_register_buf_ring(ring, &reg, 0);
+    if (rc < 0) {
+        return rc;
+    }
+    // All buffers start with the kernel: stage each (as if given back) and publish.
+    for (uint16_t bid = 0; bid < buf_count; bid++) {
+        owner_[bid] = BufOwner::kernel;
+        io_uring_buf_ring_add(ring_, data(bid), buf_bytes_, bid, io_uring_buf_ring_mask(buf_count),
+                              bid);
+    }
+    io_uring_buf_ring_advance(ring_, buf_count);
+    return 0;
+}
+
+BufRing::~BufRing() {
+    if (ring_ != nullptr) {
+        if (uring_ != nullptr && uring_->ring_fd >= 0) {
+            [[maybe_unused]] const int rc = io_uring_unregister_buf_ring(uring_, group_id_);
+        }
+        ::munmap(ring_, ring_bytes_);
+    }
+    std::free(base_);
+    std::free(owner_);
+}
+
+}  // namespace rw

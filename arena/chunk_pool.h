@@ -1,0 +1,76 @@
+// arena/chunk_pool.h — a shard's free lists of memory chunks for request arenas.
+// Owned by one shard thread; never shared. Small chunks are fixed-size (arena_chunk_bytes);
+// large blocks come in power-of-two size classes for bodies and other big buffers.
+// Both lists grow from the heap only up to their caps and are recycled afterwards, so a
+// steady load allocates nothing. With RW_NO_RECYCLE (debug, sanitizers) every take is a
+// fresh malloc and every give a real free, so use-after-release is caught.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rw {
+
+constexpr uint32_t arena_chunk_bytes = 16 * 1024;            // One small arena chunk.
+constexpr uint32_t large_block_bytes_min = 64 * 1024;  // Smallest large size class.
+constexpr uint32_t large_class_count = 12;             // 64 KiB .. 128 MiB.
+
+// A small chunk. The header is part of the arena_chunk_bytes allocation.
+struct Chunk {
+    Chunk* next;
+    alignas(16) std::byte bytes[arena_chunk_bytes - 16];
+};
+static_assert(sizeof(Chunk) == arena_chunk_bytes);
+constexpr uint32_t chunk_payload_bytes = sizeof(Chunk::bytes);
+
+// A large block: header followed by its payload of block_bytes (a class size).
+struct LargeBlock {
+    LargeBlock* next;
+    uint32_t payload_bytes;
+    uint32_t class_index;
+    alignas(16) std::byte bytes[];
+};
+
+struct ChunkPoolStats {
+    uint64_t small_in_use = 0;      // Chunks held by arenas right now.
+    uint64_t small_cached = 0;      // Chunks on the free list.
+    uint64_t large_in_use_bytes = 0;
+    uint64_t large_cached_bytes = 0;
+    uint64_t heap_takes = 0;        // Times the pool had to go to the heap (growth).
+    uint64_t exhausted = 0;         // Takes refused because a cap was reached.
+};
+
+class ChunkPool {
+public:
+    // small_chunks_max: cap on small chunks in use + cached. large_bytes_max: cap on the
+    // payload bytes of large blocks in use + cached. Both are computed from Config.
+    ChunkPool(uint64_t small_chunks_max, uint64_t large_bytes_max);
+    ~ChunkPool();
+    ChunkPool(const ChunkPool&) = delete;
+    ChunkPool& operator=(const ChunkPool&) = delete;
+
+    // Pre-allocates count small chunks onto the free list (shard start).
+    void reserve_small(uint64_t count);
+
+    // nullptr when the cap is reached: the caller turns that into local_overloaded.
+    [[nodiscard]] Chunk* take_small();
+    void give_small(Chunk* chunk);
+
+    // A block whose payload holds at least payload_bytes; nullptr at the cap or when
+    // payload_bytes exceeds the largest class.
+    [[nodiscard]] LargeBlock* take_large(uint64_t payload_bytes);
+    void give_large(LargeBlock* block);
+
+    const ChunkPoolStats& stats() const { return stats_; }
+
+private:
+    Chunk* small_free_ = nullptr;
+    LargeBlock* large_free_[large_class_count] = {};
+    uint64_t small_chunks_max_;
+    uint64_t small_total_ = 0;  // In use + cached.
+    uint64_t large_bytes_max_;
+    uint64_t large_total_bytes_ = 0;
+    ChunkPoolStats stats_;
+};
+
+}  // namespace rw

@@ -1,0 +1,277 @@
+// core/config.cc — the table of RINGWAY_* knobs and their parsing. Control plane only:
+// runs once in main() before any shard. Numbers must be plain decimal within the
+// documented range; anything else is refused with the variable's name in the message.
+#include "core/config.h"
+
+#include <arpa/inet.h>
+#include <sched.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/limits.h"
+
+namespace rw {
+namespace {
+
+struct Knob {
+    const char* name;
+    const char* default_text;  // nullptr: no default shown (computed or unset).
+    const char* help;
+};
+
+// The single list of knobs. --help prints it; systemd/ringway.env mirrors it.
+constexpr Knob knobs[] = {
+    {"RINGWAY_LISTEN", "127.0.0.1:8080", "host:port to listen on; IPv6 as [::1]:8080"},
+    {"RINGWAY_SHARDS", nullptr, "shard threads (default: CPUs in the affinity mask, clamped to it)"},
+    {"RINGWAY_MAX_CONNECTIONS", "4096", "client connections per shard; more are closed at accept"},
+    {"RINGWAY_MAX_REQUEST_LINE_BYTES", "8192", "request line limit (414)"},
+    {"RINGWAY_MAX_HEADER_BYTES", "61440", "total request header bytes limit (431)"},
+    {"RINGWAY_MAX_HEADERS", "100", "request header count limit (431)"},
+    {"RINGWAY_MAX_BODY_BYTES", "16777216", "request body limit (413)"},
+    {"RINGWAY_MAX_CHUNK_EXT_BYTES", "1024", "chunk extension bytes limit (400)"},
+    {"RINGWAY_HEADER_TIMEOUT_MS", "10000", "total deadline for a request's header block (408)"},
+    {"RINGWAY_BODY_TIMEOUT_MS", "30000", "idle time allowed between request body bytes (408)"},
+    {"RINGWAY_KEEPALIVE_TIMEOUT_MS", "75000", "idle keep-alive connections are closed after this"},
+    {"RINGWAY_SEND_TIMEOUT_MS", "60000", "a client that accepts no bytes for this long is dropped"},
+    {"RINGWAY_SHUTDOWN_TIMEOUT_MS", "30000", "on SIGTERM, in-flight requests get this long"},
+    {"RINGWAY_RECV_BUFFERS", "1024", "provided recv buffers per shard (power of two)"},
+    {"RINGWAY_RECV_BUFFER_BYTES", "16384", "bytes per recv buffer"},
+    {"RINGWAY_LOG_LEVEL", "info", "debug, info, warn or error"},
+    {"RINGWAY_DB", "./var/ringway.db", "SQLite database file"},
+    {"RINGWAY_DB_SYNCHRONOUS", "normal", "SQLite synchronous mode: normal or full"},
+    {"RINGWAY_LOG_BATCH", "512", "usage rows per SQLite transaction at most"},
+    {"RINGWAY_LOG_FLUSH_MS", "50", "usage rows wait at most this long before a commit"},
+    {"RINGWAY_ADMIN_TOKEN", nullptr, "bearer token of the admin API; unset: admin API disabled"},
+};
+
+struct Parser {
+    EnvLookup lookup;
+    void* context;
+    std::string& error;
+
+    const char* get(const char* name) const {
+        const char* value = lookup(name, context);
+        return (value != nullptr && value[0] != '\0') ? value : nullptr;
+    }
+
+    bool fail(const char* name, const char* value, const char* why) const {
+        error = std::string(name) + "=" + (value ? value : "") + ": " + why;
+        return false;
+    }
+
+    // A plain decimal integer in [min, max]; fallback when unset.
+    bool number(const char* name, uint64_t fallback, uint64_t min, uint64_t max,
+                uint64_t& out) const {
+        const char* value = get(name);
+        if (value == nullptr) {
+            out = fallback;
+            return true;
+        }
+        uint64_t parsed = 0;
+        for (const char* p = value; *p != '\0'; p++) {
+            if (*p < '0' || *p > '9') {
+                return fail(name, value, "not a whole decimal number");
+            }
+            const uint64_t digit = uint64_t(*p - '0');
+            if (parsed > (UINT64_MAX - digit) / 10) {
+                return fail(name, value, "number too large");
+            }
+            parsed = parsed * 10 + digit;
+        }
+        if (parsed < min || parsed > max) {
+            error = std::string(name) + "=" + value + ": must be between " +
+                    std::to_string(min) + " and " + std::to_string(max);
+            return false;
+        }
+        out = parsed;
+        return true;
+    }
+
+    bool number32(const char* name, uint32_t fallback, uint32_t min, uint32_t max,
+                  uint32_t& out) const {
+        uint64_t wide = 0;
+        if (!number(name, fallback, min, max, wide)) {
+            return false;
+        }
+        out = static_cast<uint32_t>(wide);
+        return true;
+    }
+};
+
+bool parse_listen(const Parser& parser, ListenAddress& out) {
+    const char* name = "RINGWAY_LISTEN";
+    const char* value = parser.get(name);
+    if (value == nullptr) {
+        value = "127.0.0.1:8080";
+    }
+    const size_t length = std::strlen(value);
+    if (length >= sizeof(out.text)) {
+        return parser.fail(name, value, "too long");
+    }
+    std::memcpy(out.text, value, length + 1);
+    std::string host;
+    const char* port_text = nullptr;
+    if (value[0] == '[') {
+        const char* close = std::strchr(value, ']');
+        if (close == nullptr || close[1] != ':') {
+            return parser.fail(name, value, "expected [ipv6]:port");
+        }
+        host.assign(value + 1, close);
+        port_text = close + 2;
+    } else {
+        const char* colon = std::strrchr(value, ':');
+        if (colon == nullptr) {
+            return parser.fail(name, value, "expected host:port");
+        }
+        host.assign(value, colon);
+        port_text = colon + 1;
+    }
+    uint32_t port = 0;
+    if (*port_text == '\0') {
+        return parser.fail(name, value, "missing port");
+    }
+    for (const char* p = port_text; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9' || port > 65535) {
+            return parser.fail(name, value, "port must be a number from 0 to 65535");
+        }
+        port = port * 10 + uint32_t(*p - '0');
+    }
+    if (port > 65535) {
+        return parser.fail(name, value, "port must be a number from 0 to 65535");
+    }
+    if (host == "localhost") {
+        host = "127.0.0.1";
+    }
+    std::memset(&out.address, 0, sizeof(out.address));
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&out.address);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.address);
+    if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(static_cast<uint16_t>(port));
+        out.address_bytes = sizeof(sockaddr_in);
+    } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(static_cast<uint16_t>(port));
+        out.address_bytes = sizeof(sockaddr_in6);
+    } else {
+        return parser.fail(name, value, "host must be an IPv4 or IPv6 address (or localhost)");
+    }
+    return true;
+}
+
+bool parse_log_level(const Parser& parser, LogLevel& out) {
+    const char* value = parser.get("RINGWAY_LOG_LEVEL");
+    if (value == nullptr || std::strcmp(value, "info") == 0) {
+        out = LogLevel::info;
+    } else if (std::strcmp(value, "debug") == 0) {
+        out = LogLevel::debug;
+    } else if (std::strcmp(value, "warn") == 0) {
+        out = LogLevel::warn;
+    } else if (std::strcmp(value, "error") == 0) {
+        out = LogLevel::error;
+    } else {
+        return parser.fail("RINGWAY_LOG_LEVEL", value, "must be debug, info, warn or error");
+    }
+    return true;
+}
+
+bool parse_storage(const Parser& parser, Config& config) {
+    const char* db = parser.get("RINGWAY_DB");
+    config.db_path = db ? db : "./var/ringway.db";
+    const char* sync = parser.get("RINGWAY_DB_SYNCHRONOUS");
+    if (sync == nullptr || std::strcmp(sync, "normal") == 0) {
+        config.db_synchronous_full = false;
+    } else if (std::strcmp(sync, "full") == 0) {
+        config.db_synchronous_full = true;
+    } else {
+        return parser.fail("RINGWAY_DB_SYNCHRONOUS", sync, "must be normal or full");
+    }
+    const char* token = parser.get("RINGWAY_ADMIN_TOKEN");
+    config.admin_token = token ? token : "";
+    if (!config.admin_token.empty() && config.admin_token.size() < 16) {
+        return parser.fail("RINGWAY_ADMIN_TOKEN", "(hidden)", "must be at least 16 characters");
+    }
+    return parser.number32("RINGWAY_LOG_BATCH", 512, 1, 65536, config.log_batch) &&
+           parser.number32("RINGWAY_LOG_FLUSH_MS", 50, 1, 60000, config.log_flush_ms);
+}
+
+}  // namespace
+
+uint32_t config_cpus_available() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+        return 1;
+    }
+    const int count = CPU_COUNT(&set);
+    return count > 0 ? static_cast<uint32_t>(count) : 1;
+}
+
+bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std::string& error) {
+    const Parser p{lookup, lookup_context, error};
+    const uint32_t cpus = config_cpus_available();
+    uint32_t shards = 0;
+    const bool ok =
+        parse_listen(p, config.listen) &&
+        p.number32("RINGWAY_SHARDS", 0, 0, shards_max, shards) &&
+        p.number32("RINGWAY_MAX_CONNECTIONS", 4096, 1, conns_per_shard_max,
+                   config.max_connections) &&
+        p.number32("RINGWAY_MAX_REQUEST_LINE_BYTES", 8192, 64, 1u << 20,
+                   config.max_request_line_bytes) &&
+        p.number32("RINGWAY_MAX_HEADER_BYTES", 61440, 256, 1u << 24, config.max_header_bytes) &&
+        p.number32("RINGWAY_MAX_HEADERS", 100, 1, 10000, config.max_headers) &&
+        p.number("RINGWAY_MAX_BODY_BYTES", 16u << 20, 0, 1ull << 30, config.max_body_bytes) &&
+        p.number32("RINGWAY_MAX_CHUNK_EXT_BYTES", 1024, 0, 1u << 20, config.max_chunk_ext_bytes) &&
+        p.number32("RINGWAY_HEADER_TIMEOUT_MS", 10000, 50, 3600000, config.header_timeout_ms) &&
+        p.number32("RINGWAY_BODY_TIMEOUT_MS", 30000, 50, 3600000, config.body_timeout_ms) &&
+        p.number32("RINGWAY_KEEPALIVE_TIMEOUT_MS", 75000, 50, 86400000,
+                   config.keepalive_timeout_ms) &&
+        p.number32("RINGWAY_SEND_TIMEOUT_MS", 60000, 50, 3600000, config.send_timeout_ms) &&
+        p.number32("RINGWAY_SHUTDOWN_TIMEOUT_MS", 30000, 0, 3600000, config.shutdown_timeout_ms) &&
+        p.number32("RINGWAY_RECV_BUFFERS", 1024, 8, recv_buffers_max, config.recv_buffers) &&
+        p.number32("RINGWAY_RECV_BUFFER_BYTES", 16384, recv_buffer_bytes_min,
+                   recv_buffer_bytes_max, config.recv_buffer_bytes) &&
+        parse_log_level(p, config.log_level) && parse_storage(p, config);
+    if (!ok) {
+        return false;
+    }
+    if (!std::has_single_bit(config.recv_buffers)) {
+        error = "RINGWAY_RECV_BUFFERS=" + std::to_string(config.recv_buffers) +
+                ": must be a power of two";
+        return false;
+    }
+    // 0 (unset) means one shard per CPU we may run on; more than that is clamped, since
+    // two pinned shards on one core only add contention.
+    config.shards = (shards == 0 || shards > cpus) ? cpus : shards;
+    return true;
+}
+
+std::string config_help_text() {
+    std::string text =
+        "ringway — an OpenAI-compatible LLM API gateway\n"
+        "\n"
+        "usage: ringway [--help] [--version]\n"
+        "\n"
+        "Configured by environment variables (defaults in brackets):\n";
+    for (const Knob& knob : knobs) {
+        text += "  ";
+        text += knob.name;
+        if (knob.default_text != nullptr) {
+            text += " [";
+            text += knob.default_text;
+            text += "]";
+        }
+        text += "\n      ";
+        text += knob.help;
+        text += "\n";
+    }
+    text +=
+        "\n"
+        "Endpoints: GET /healthz, GET /readyz, GET /metrics (Prometheus text).\n"
+        "Signals: SIGTERM or SIGINT drain in-flight requests, then exit 0.\n";
+    return text;
+}
+
+}  // namespace rw

@@ -1,0 +1,61 @@
+// core/config.h — RINGWAY_* environment variables parsed into one immutable Config. All
+// validation happens here, before any thread starts: a bad value is one clear error line
+// and exit(1) (STYLE §4, startup errors). The table in config.cc is the single list of
+// knobs; --help and systemd/ringway.env are written from the same names and defaults.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+
+#include "core/log.h"
+
+namespace rw {
+
+struct ListenAddress {
+    sockaddr_storage address;
+    socklen_t address_bytes;
+    char text[64];  // As given, e.g. "127.0.0.1:8080" or "[::1]:8080".
+};
+
+struct Config {
+    ListenAddress listen;
+    uint32_t shards;  // Resolved: never 0, never more than the CPUs we may run on.
+    uint32_t max_connections;
+    uint32_t max_request_line_bytes;
+    uint32_t max_header_bytes;
+    uint32_t max_headers;
+    uint64_t max_body_bytes;
+    uint32_t max_chunk_ext_bytes;
+    uint32_t header_timeout_ms;
+    uint32_t body_timeout_ms;
+    uint32_t keepalive_timeout_ms;
+    uint32_t send_timeout_ms;
+    uint32_t shutdown_timeout_ms;
+    uint32_t recv_buffers;
+    uint32_t recv_buffer_bytes;
+    LogLevel log_level;
+    std::string db_path;
+    bool db_synchronous_full;
+    uint32_t log_batch;
+    uint32_t log_flush_ms;
+    std::string admin_token;  // Empty: admin API disabled.
+};
+
+// Looks a variable up; nullptr when unset. Tests pass their own.
+using EnvLookup = const char* (*)(const char* name, void* context);
+
+// Fills config from the environment. On failure returns false and writes one sentence
+// naming the variable and the problem into error.
+[[nodiscard]] bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context,
+                                   std::string& error);
+
+// CPUs in this process's affinity mask (the default and the cap for RINGWAY_SHARDS).
+uint32_t config_cpus_available();
+
+// The --help text: usage plus every variable with its default and meaning.
+std::string config_help_text();
+
+}  // namespace rw

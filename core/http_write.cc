@@ -1,0 +1,128 @@
+// core/http_write.cc — formatting of response heads and JSON error bodies into fixed
+// buffers. Pure functions over memory the caller owns; called on the shard threads.
+#include "core/http_write.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "core/assert.h"
+
+namespace rw {
+namespace {
+
+struct Out {
+    char* out;
+    uint32_t capacity;
+    uint32_t used = 0;
+    bool is_full = false;
+
+    void put(std::string_view text) {
+        if (used + text.size() > capacity) {
+            is_full = true;
+            return;
+        }
+        std::memcpy(out + used, text.data(), text.size());
+        used += static_cast<uint32_t>(text.size());
+    }
+    void put_number(uint64_t value) {
+        char digits[24];
+        const int length = std::snprintf(digits, sizeof(digits), "%lu", value);
+        put({digits, static_cast<size_t>(length)});
+    }
+    // JSON string content: quotes, backslashes and control characters escaped.
+    void put_json_escaped(std::string_view text) {
+        for (const char c : text) {
+            const auto byte = static_cast<unsigned char>(c);
+            if (c == '"' || c == '\\') {
+                const char escaped[2] = {'\\', c};
+                put({escaped, 2});
+            } else if (byte < 0x20) {
+                char escaped[8];
+                const int length = std::snprintf(escaped, sizeof(escaped), "\\u%04x", byte);
+                put({escaped, static_cast<size_t>(length)});
+            } else {
+                put({&c, 1});
+            }
+        }
+    }
+};
+
+}  // namespace
+
+std::string_view status_reason(uint16_t status) {
+    switch (status) {
+        case 100: return "Continue";
+        case 200: return "OK";
+        case 201: return "Created";
+        case 204: return "No Content";
+        case 400: return "Bad Request";
+        case 401: return "Unauthorized";
+        case 403: return "Forbidden";
+        case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 408: return "Request Timeout";
+        case 409: return "Conflict";
+        case 411: return "Length Required";
+        case 413: return "Content Too Large";
+        case 414: return "URI Too Long";
+        case 415: return "Unsupported Media Type";
+        case 417: return "Expectation Failed";
+        case 422: return "Unprocessable Content";
+        case 429: return "Too Many Requests";
+        case 431: return "Request Header Fields Too Large";
+        case 500: return "Internal Server Error";
+        case 501: return "Not Implemented";
+        case 502: return "Bad Gateway";
+        case 503: return "Service Unavailable";
+        case 504: return "Gateway Timeout";
+        case 505: return "HTTP Version Not Supported";
+        default: return "Unknown";
+    }
+}
+
+std::string_view error_type_for(uint16_t status) {
+    return status >= 500 ? "server_error" : "invalid_request_error";
+}
+
+uint32_t write_response(char* out, uint32_t capacity, const ResponseSpec& spec) {
+    RW_ASSERT(spec.status >= 100);
+    RW_ASSERT(spec.status <= 599);
+    Out text{out, capacity};
+    text.put("HTTP/1.1 ");
+    text.put_number(spec.status);
+    text.put(" ");
+    text.put(status_reason(spec.status));
+    text.put("\r\nServer: ringway\r\n");
+    if (!spec.content_type.empty()) {
+        text.put("Content-Type: ");
+        text.put(spec.content_type);
+        text.put("\r\n");
+    }
+    text.put("Content-Length: ");
+    text.put_number(spec.body.size());
+    text.put("\r\n");
+    if (spec.is_close) {
+        text.put("Connection: close\r\n");
+    }
+    text.put(spec.extra_headers);
+    text.put("\r\n");
+    if (!spec.is_head_only) {
+        text.put(spec.body);
+    }
+    return text.is_full ? 0 : text.used;
+}
+
+uint32_t write_error_body(char* out, uint32_t capacity, uint16_t status, std::string_view code,
+                          std::string_view message) {
+    Out text{out, capacity};
+    text.put("{\"error\":{\"message\":\"");
+    text.put_json_escaped(message);
+    text.put("\",\"type\":\"");
+    text.put(error_type_for(status));
+    text.put("\",\"param\":null,\"code\":\"");
+    text.put_json_escaped(code);
+    text.put("\"}}");
+    return text.is_full ? 0 : text.used;
+}
+
+}  // namespace rw

@@ -1,0 +1,248 @@
+// core/main.cc — process startup and shutdown: environment → Config, listening sockets,
+// one pinned thread per shard, readiness (log line + sd_notify), then the main thread
+// waits for SIGTERM/SIGINT and drains. Every startup failure is one clear line on stderr
+// and a non-zero exit before any request is served.
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/notify.h"
+#include "core/shard.h"
+
+namespace rw {
+namespace {
+
+constexpr const char* version_text = "ringway 0.1.0";
+constexpr int listen_backlog = 4096;
+
+const char* env_lookup(const char* name, void*) { return std::getenv(name); }
+
+[[noreturn]] void die(const std::string& message) {
+    std::fprintf(stderr, "ringway: %s\n", message.c_str());
+    std::exit(1);
+}
+
+uint16_t address_port(const sockaddr_storage& address) {
+    if (address.ss_family == AF_INET6) {
+        return ntohs(reinterpret_cast<const sockaddr_in6&>(address).sin6_port);
+    }
+    return ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port);
+}
+
+void address_set_port(sockaddr_storage& address, uint16_t port) {
+    if (address.ss_family == AF_INET6) {
+        reinterpret_cast<sockaddr_in6&>(address).sin6_port = htons(port);
+    } else {
+        reinterpret_cast<sockaddr_in&>(address).sin_port = htons(port);
+    }
+}
+
+// One listening socket per shard, all on the same address with SO_REUSEPORT so the
+// kernel spreads connections across shards. With port 0 the first bind picks the port
+// and the others bind to it.
+bool open_listeners(ListenAddress& listen, uint32_t count, std::vector<int>& fds,
+                    std::string& error) {
+    for (uint32_t i = 0; i < count; i++) {
+        const int fd = ::socket(listen.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            error = std::string("socket: ") + std::strerror(errno);
+            return false;
+        }
+        fds.push_back(fd);
+        const int one = 1;
+        // TCP_NODELAY is inherited by accepted sockets: streamed events leave at once.
+        if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+            ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+            error = std::string("setsockopt: ") + std::strerror(errno);
+            return false;
+        }
+        if (::bind(fd, reinterpret_cast<const sockaddr*>(&listen.address),
+                   listen.address_bytes) != 0 ||
+            ::listen(fd, listen_backlog) != 0) {
+            error = std::string("cannot listen on ") + listen.text + ": " + std::strerror(errno);
+            return false;
+        }
+        if (i == 0 && address_port(listen.address) == 0) {
+            sockaddr_storage bound;
+            socklen_t bound_bytes = sizeof(bound);
+            if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_bytes) != 0) {
+                error = std::string("getsockname: ") + std::strerror(errno);
+                return false;
+            }
+            address_set_port(listen.address, address_port(bound));
+        }
+    }
+    // The text shown in logs names the real port.
+    char host[INET6_ADDRSTRLEN] = {};
+    const uint16_t port = address_port(listen.address);
+    if (listen.address.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6&>(listen.address).sin6_addr, host,
+                  sizeof(host));
+        std::snprintf(listen.text, sizeof(listen.text), "[%s]:%u", host, port);
+    } else {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in&>(listen.address).sin_addr, host,
+                  sizeof(host));
+        std::snprintf(listen.text, sizeof(listen.text), "%s:%u", host, port);
+    }
+    return true;
+}
+
+// The index-th CPU of the affinity mask, or -1.
+int cpu_for_shard(uint32_t index) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+        return -1;
+    }
+    uint32_t seen = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (CPU_ISSET(cpu, &set)) {
+            if (seen == index) {
+                return cpu;
+            }
+            seen += 1;
+        }
+    }
+    return -1;
+}
+
+// Startup rendezvous between main and the shard threads (control plane only).
+struct StartGate {
+    std::mutex mutex;
+    std::condition_variable changed;
+    uint32_t setup_done_count = 0;
+    std::string first_error;
+};
+
+void shard_thread(Shard& shard, uint32_t index, StartGate& gate) {
+    const int cpu = cpu_for_shard(index);
+    if (cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        // Pinning is best effort: a container may forbid it; the shard still runs.
+        [[maybe_unused]] const int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    }
+    std::string error;
+    const bool is_ok = shard.setup(error);
+    {
+        std::lock_guard lock(gate.mutex);
+        gate.setup_done_count += 1;
+        if (!is_ok && gate.first_error.empty()) {
+            gate.first_error = error;
+        }
+    }
+    gate.changed.notify_all();
+    if (is_ok) {
+        shard.run();
+    }
+}
+
+int run_server() {
+    Config config;
+    std::string error;
+    if (!config_from_env(config, env_lookup, nullptr, error)) {
+        die(error);
+    }
+    log_set_level(config.log_level);
+
+    // Signals are taken by the main thread with sigwait; every thread inherits the mask.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    std::vector<int> listen_fds;
+    if (!open_listeners(config.listen, config.shards, listen_fds, error)) {
+        die(error);
+    }
+
+    auto shared = std::make_unique<ServerShared>();
+    shared->config = &config;
+    shared->shard_count = config.shards;
+    std::vector<std::unique_ptr<Shard>> shards;
+    for (uint32_t i = 0; i < config.shards; i++) {
+        shards.push_back(std::make_unique<Shard>(*shared, i, listen_fds[i]));
+    }
+    StartGate gate;
+    std::vector<std::thread> threads;
+    for (uint32_t i = 0; i < config.shards; i++) {
+        threads.emplace_back(shard_thread, std::ref(*shards[i]), i, std::ref(gate));
+    }
+    {
+        std::unique_lock lock(gate.mutex);
+        gate.changed.wait(lock, [&] { return gate.setup_done_count == config.shards; });
+    }
+    if (!gate.first_error.empty()) {
+        // Shards that did start must stop before exit: they own rings and threads.
+        shared->is_stopping.store(true, std::memory_order_release);
+        for (auto& shard : shards) {
+            shard->wake();
+        }
+        std::fprintf(stderr, "ringway: %s\n", gate.first_error.c_str());
+        std::_Exit(1);
+    }
+    shared->is_ready.store(true, std::memory_order_release);
+    RW_LOG_INFO("event=ready listen=%s shards=%u version=\"%s\"", config.listen.text,
+                config.shards, version_text);
+    if (!notify_systemd("READY=1")) {
+        RW_LOG_WARN("event=notify_failed state=READY");
+    }
+
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    RW_LOG_INFO("event=stopping signal=%s timeout_ms=%u", signal_number == SIGINT ? "INT" : "TERM",
+                config.shutdown_timeout_ms);
+    [[maybe_unused]] const bool notified = notify_systemd("STOPPING=1");
+    shared->is_stopping.store(true, std::memory_order_release);
+    for (auto& shard : shards) {
+        shard->wake();
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    shards.clear();
+    RW_LOG_INFO("event=stopped");
+    return 0;
+}
+
+}  // namespace
+}  // namespace rw
+
+int main(int argc, char** argv) {
+    for (int i = 1; i < argc; i++) {
+        const std::string_view arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            std::fputs(rw::config_help_text().c_str(), stdout);
+            return 0;
+        }
+        if (arg == "--version") {
+            std::puts(rw::version_text);
+            return 0;
+        }
+        std::fprintf(stderr, "ringway: unknown argument %s (see --help)\n", argv[i]);
+        return 2;
+    }
+    return rw::run_server();
+}
