@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "core/assert.h"
 
@@ -93,6 +94,7 @@ uint32_t write_response(char* out, uint32_t capacity, const ResponseSpec& spec) 
     text.put(" ");
     text.put(status_reason(spec.status));
     text.put("\r\nServer: ringway\r\n");
+    text.put(spec.date_line);
     if (!spec.content_type.empty()) {
         text.put("Content-Type: ");
         text.put(spec.content_type);
@@ -110,6 +112,15 @@ uint32_t write_response(char* out, uint32_t capacity, const ResponseSpec& spec) 
         text.put(spec.body);
     }
     return text.is_full ? 0 : text.used;
+}
+
+void format_date_line(char (&out)[date_line_bytes + 1], int64_t unix_seconds) {
+    const time_t seconds = static_cast<time_t>(unix_seconds);
+    tm parts;
+    gmtime_r(&seconds, &parts);
+    // RFC 9110 §5.6.7 IMF-fixdate, e.g. "Date: Wed, 25 Nov 2026 03:40:00 GMT\r\n".
+    const size_t length = strftime(out, sizeof(out), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &parts);
+    RW_ASSERT(length == date_line_bytes);
 }
 
 uint32_t write_error_body(char* out, uint32_t capacity, uint16_t status, std::string_view code,

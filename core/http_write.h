@@ -21,6 +21,7 @@ struct ResponseSpec {
     bool is_close;      // Adds "Connection: close".
     bool is_head_only;  // HEAD: Content-Length of the body, no body bytes.
     std::string_view extra_headers;  // Complete "Name: value\r\n" lines, or empty.
+    std::string_view date_line;      // "Date: …\r\n" from the shard's per-second cache.
 };
 
 // Head plus body into out. Returns the bytes written, or 0 if capacity is too small
@@ -30,6 +31,10 @@ struct ResponseSpec {
 // The JSON error body alone. message is escaped; code is snake_case ASCII.
 [[nodiscard]] uint32_t write_error_body(char* out, uint32_t capacity, uint16_t status,
                                         std::string_view code, std::string_view message);
+
+// Formats "Date: <IMF-fixdate>\r\n" for unix_seconds into out (date_line_bytes).
+constexpr uint32_t date_line_bytes = 37;
+void format_date_line(char (&out)[date_line_bytes + 1], int64_t unix_seconds);
 
 // Bytes needed at most for an error body with this message and code.
 constexpr uint32_t error_body_bytes_max(std::string_view code, std::string_view message) {

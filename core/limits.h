@@ -24,6 +24,10 @@ constexpr uint32_t recv_buffer_bytes_max = 1u << 20;
 constexpr uint32_t conn_pending_bufs_max = 16;
 constexpr uint32_t conn_pending_bufs_pause = 8;
 
+// Pieces queued for one client's sends: response heads, chunk framing, arena memory and
+// upstream recv buffers lent to the send. One chunk of a relayed stream takes three.
+constexpr uint32_t conn_send_segments_max = 32;
+
 // After an error response the connection is half-closed and its input discarded for at
 // most this long or this many bytes before the final close (nginx lingering_close), so
 // the client reads the error instead of an RST.

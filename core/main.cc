@@ -56,10 +56,29 @@ void address_set_port(sockaddr_storage& address, uint16_t port) {
 }
 
 // One listening socket per shard, all on the same address with SO_REUSEPORT so the
-// kernel spreads connections across shards. With port 0 the first bind picks the port
-// and the others bind to it.
+// kernel spreads connections across shards.
 bool open_listeners(ListenAddress& listen, uint32_t count, std::vector<int>& fds,
                     std::string& error) {
+    // SO_REUSEPORT would let a second ringway (same user) share a port that is already
+    // taken, silently splitting traffic between two processes. A probe without it fails
+    // with EADDRINUSE against any listener there; with port 0 it also picks the port.
+    const int probe = ::socket(listen.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    if (probe < 0 || ::setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        ::bind(probe, reinterpret_cast<const sockaddr*>(&listen.address), listen.address_bytes) != 0) {
+        error = std::string("cannot listen on ") + listen.text + ": " + std::strerror(errno);
+        return false;
+    }
+    if (address_port(listen.address) == 0) {
+        sockaddr_storage bound;
+        socklen_t bound_bytes = sizeof(bound);
+        if (::getsockname(probe, reinterpret_cast<sockaddr*>(&bound), &bound_bytes) != 0) {
+            error = std::string("getsockname: ") + std::strerror(errno);
+            return false;
+        }
+        address_set_port(listen.address, address_port(bound));
+    }
+    ::close(probe);
     for (uint32_t i = 0; i < count; i++) {
         const int fd = ::socket(listen.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) {
@@ -67,7 +86,6 @@ bool open_listeners(ListenAddress& listen, uint32_t count, std::vector<int>& fds
             return false;
         }
         fds.push_back(fd);
-        const int one = 1;
         // TCP_NODELAY is inherited by accepted sockets: streamed events leave at once.
         if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
             ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
@@ -80,15 +98,6 @@ bool open_listeners(ListenAddress& listen, uint32_t count, std::vector<int>& fds
             ::listen(fd, listen_backlog) != 0) {
             error = std::string("cannot listen on ") + listen.text + ": " + std::strerror(errno);
             return false;
-        }
-        if (i == 0 && address_port(listen.address) == 0) {
-            sockaddr_storage bound;
-            socklen_t bound_bytes = sizeof(bound);
-            if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_bytes) != 0) {
-                error = std::string("getsockname: ") + std::strerror(errno);
-                return false;
-            }
-            address_set_port(listen.address, address_port(bound));
         }
     }
     // The text shown in logs names the real port.

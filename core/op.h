@@ -17,7 +17,17 @@ enum class Op : uint8_t {
     cancel,      // Cancels every operation on a connection's fd.
     shutdown,    // Half-close (SHUT_WR) before a lingering close.
     close,       // Final close of a connection's fd.
+    // Operations of the request handler (proxy/): their completions go to
+    // RequestHandler::on_cqe, which owns the meaning of gen and slot.
+    handler_connect,
+    handler_send,
+    handler_recv,
+    handler_cancel,
+    handler_close,
+    handler_timeout,
 };
+
+constexpr bool op_is_handler(Op op) { return op >= Op::handler_connect; }
 
 struct OpTag {
     Op op;

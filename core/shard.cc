@@ -169,6 +169,7 @@ void Shard::run() {
     RW_ASSERT(is_ring_ready_);
     alloc_count_bind_thread(&metrics_.heap_allocations);
     now_ms_ = clock_ms();
+    date_refresh();
     next_sweep_ms_ = now_ms_ + timer_sweep_ms;
     submit_accept();
     submit_wake_read();
@@ -192,6 +193,7 @@ void Shard::run() {
             std::abort();
         }
         now_ms_ = clock_ms();
+        date_refresh();
         unsigned head = 0;
         unsigned seen_count = 0;
         io_uring_cqe* cqe = nullptr;
@@ -209,7 +211,21 @@ void Shard::run() {
     alloc_count_bind_thread(nullptr);
 }
 
+// The Date header of every response, formatted once per second rather than per
+// response (nginx's ngx_cached_http_time). CLOCK_REALTIME_COARSE is a vDSO read.
+void Shard::date_refresh() {
+    timespec now;
+    clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    if (now.tv_sec != date_second_) {
+        date_second_ = now.tv_sec;
+        format_date_line(date_line_, now.tv_sec);
+    }
+}
+
 void Shard::turn_end() {
+    if (handler_.on_turn_end != nullptr) {
+        handler_.on_turn_end(handler_.context);
+    }
     buf_ring_.flush();  // Give-backs of this turn, published with one tail store.
     if (rearm_count_ > 0 && buf_ring_.in_app_count() < buf_ring_.buf_count()) {
         const uint32_t count = rearm_count_;
@@ -290,11 +306,33 @@ void Shard::submit_recv(Conn& conn) {
 }
 
 void Shard::submit_send(Conn& conn) {
-    RW_ASSERT(conn.send_remaining_bytes > 0);
+    RW_ASSERT(!conn.is_send_inflight);
+    RW_ASSERT(conn.segment_count > 0);
     io_uring_sqe* sqe = sqe_get();
-    io_uring_prep_send(sqe, conn.fd, conn.send_data, conn.send_remaining_bytes, MSG_NOSIGNAL);
+    const uint8_t count = conn.segment_count;
+    if (count == 1) {
+        // One piece (every whole response): a plain send, no msghdr to copy in.
+        const SendSegment& only = conn.segments[conn.segment_head];
+        const char* data = only.data != nullptr ? only.data : only.inline_text;
+        io_uring_prep_send(sqe, conn.fd, data, only.length_bytes, MSG_NOSIGNAL);
+    } else {
+        for (uint8_t i = 0; i < count; i++) {
+            SendSegment& segment = conn.segments[(conn.segment_head + i) % conn_send_segments_max];
+            conn.iov[i].iov_base = const_cast<char*>(segment.data != nullptr ? segment.data
+                                                                              : segment.inline_text);
+            conn.iov[i].iov_len = segment.length_bytes;
+        }
+        std::memset(&conn.message, 0, sizeof(conn.message));
+        conn.message.msg_iov = conn.iov;
+        conn.message.msg_iovlen = count;
+        // The msghdr and iovecs live in the Conn, which outlives the send [sendmsg(2)].
+        io_uring_prep_sendmsg(sqe, conn.fd, &conn.message, MSG_NOSIGNAL);
+    }
     io_uring_sqe_set_data64(sqe, tag_pack({Op::send, conn.gen, conn.slot}));
+    conn.is_send_inflight = true;
+    conn.segment_inflight_count = count;
     conn.inflight_sqes += 1;
+    conn_set_deadline(conn, Deadline::send, config_.send_timeout_ms);
 }
 
 void Shard::submit_send_continue(Conn& conn) {
@@ -348,6 +386,11 @@ void Shard::on_cqe(const io_uring_cqe& cqe) {
         on_shard_cqe(tag.op, cqe);
         return;
     }
+    if (op_is_handler(tag.op)) {
+        RW_ASSERT(handler_.on_cqe != nullptr);
+        handler_.on_cqe(handler_.context, cqe);
+        return;
+    }
     RW_ASSERT(tag.slot < slots_high_water_);
     Conn& conn = conns_[tag.slot];
     // A slot is recycled only after its last CQE, so a stale tag is a bug.
@@ -366,7 +409,13 @@ void Shard::on_cqe(const io_uring_cqe& cqe) {
         case Op::shutdown: conn.inflight_sqes -= 1; break;  // Results are advisory.
         case Op::close: on_close(conn); return;              // The slot may be free now.
         case Op::accept:
-        case Op::wake: RW_UNREACHABLE();
+        case Op::wake:
+        case Op::handler_connect:
+        case Op::handler_send:
+        case Op::handler_recv:
+        case Op::handler_cancel:
+        case Op::handler_close:
+        case Op::handler_timeout: RW_UNREACHABLE();
     }
     conn_maybe_finish_close(conn);
 }
@@ -487,33 +536,70 @@ void Shard::on_recv(Conn& conn, const io_uring_cqe& cqe) {
     }
 }
 
+// A send completed: retire the segments it covered (giving lent buffers back), keep
+// the rest of a partially sent segment, and send what is queued next.
 void Shard::on_send(Conn& conn, const io_uring_cqe& cqe) {
+    RW_ASSERT(conn.is_send_inflight);
     conn.inflight_sqes -= 1;
+    conn.is_send_inflight = false;
+    const uint8_t covered = conn.segment_inflight_count;
+    conn.segment_inflight_count = 0;
     if (conn.state == ConnState::closing) {
+        conn_segments_drop(conn);  // Nothing references the lent buffers any more.
         return;
     }
-    RW_ASSERT(conn.state == ConnState::sending);
+    RW_ASSERT(conn.state == ConnState::handling);
     if (cqe.res <= 0) {
         conn_close(conn);  // EPIPE, ECONNRESET, ECANCELED by the send deadline.
         return;
     }
-    const auto sent_bytes = static_cast<uint32_t>(cqe.res);
-    RW_ASSERT(sent_bytes <= conn.send_remaining_bytes);
-    conn.send_data += sent_bytes;
-    conn.send_remaining_bytes -= sent_bytes;
-    if (conn.send_remaining_bytes > 0) {
-        conn_set_deadline(conn, Deadline::send, config_.send_timeout_ms);  // Progress made.
-        submit_send(conn);
-        return;
+    uint32_t sent_bytes = static_cast<uint32_t>(cqe.res);
+    conn.response_bytes_sent += sent_bytes;
+    for (uint8_t i = 0; i < covered && sent_bytes > 0; i++) {
+        SendSegment& segment = conn.segments[conn.segment_head];
+        if (sent_bytes < segment.length_bytes) {
+            // A short send: the rest of this segment goes first next time.
+            if (segment.data == nullptr) {
+                std::memmove(segment.inline_text, segment.inline_text + sent_bytes,
+                             segment.length_bytes - sent_bytes);
+            } else {
+                segment.data += sent_bytes;
+            }
+            segment.length_bytes -= sent_bytes;
+            sent_bytes = 0;
+            break;
+        }
+        sent_bytes -= segment.length_bytes;
+        if (segment.bid != no_bid) {
+            buf_ring_.give_back(segment.bid);  // Lent by the handler; its bytes are out.
+        }
+        conn.segment_head = static_cast<uint8_t>((conn.segment_head + 1) % conn_send_segments_max);
+        conn.segment_count -= 1;
     }
-    conn_response_sent(conn);
+    RW_ASSERT(sent_bytes == 0);
+    if (conn.segment_count > 0) {
+        submit_send(conn);
+    } else if (conn.response_phase == ResponsePhase::complete) {
+        conn_response_sent(conn);
+        return;
+    } else if (conn.response_phase == ResponsePhase::aborting) {
+        conn_close(conn);
+        return;
+    } else {
+        conn_set_deadline(conn, Deadline::none, 0);  // Streaming: the handler times upstream.
+    }
+    if (conn.is_handler_owned && handler_.on_client_writable != nullptr) {
+        handler_.on_client_writable(handler_.context, conn);
+    }
 }
 
 void Shard::on_close(Conn& conn) {
     RW_ASSERT(conn.state == ConnState::closing);
     RW_ASSERT(conn.inflight_sqes == 1);  // The close itself.
+    RW_ASSERT(!conn.is_handler_owned);
     conn.inflight_sqes = 0;
     RW_ASSERT(conn.pending_count == 0);
+    RW_ASSERT(conn.segment_count == 0);
     conn.arena.release();  // No SQE can reference the request's memory any more.
     conn.state = ConnState::free;
     conn.fd = -1;
@@ -552,6 +638,10 @@ void Shard::conn_open(int fd) {
     conn.pending_count = 0;
     conn.linger_bytes = 0;
     conn.requests_count = 0;
+    conn.segment_count = 0;
+    conn.segment_inflight_count = 0;
+    conn.is_send_inflight = false;
+    conn.is_handler_owned = false;
     conns_open_count_ += 1;
     metrics_.connections_active.set(conns_open_count_);
     conn_start_request(conn);
@@ -563,12 +653,16 @@ void Shard::conn_open(int fd) {
 
 void Shard::conn_start_request(Conn& conn) {
     RW_ASSERT(conn.arena.is_empty());
+    RW_ASSERT(conn.segment_count == 0);
+    RW_ASSERT(!conn.is_handler_owned);
     conn.state = ConnState::reading;
+    conn.response_phase = ResponsePhase::none;
     conn.is_close_after_send = false;
     conn.is_error_response = false;
     conn.response_status = 0;
-    conn.send_data = nullptr;
-    conn.send_remaining_bytes = 0;
+    conn.response_bytes_sent = 0;
+    conn.handler_request = nullptr;
+    conn.segment_head = 0;
     conn.parser.start(conn.arena);
     conn_set_deadline(conn, Deadline::keepalive, config_.keepalive_timeout_ms);
 }
@@ -644,30 +738,34 @@ void Shard::conn_dispatch(Conn& conn) {
     const std::string_view path = request.path;
     if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
         if (!is_get) {
-            conn_respond_error(conn, 405, "method_not_allowed",
+            respond_error(conn, 405, "method_not_allowed",
                                "Only GET and HEAD are allowed on this path.");
             return;
         }
         if (path == "/healthz") {
-            conn_respond(conn, 200, "application/json", json_ok, is_head);
+            conn_respond(conn, 200, "application/json", json_ok, is_head, {});
         } else if (path == "/readyz") {
             const bool is_ready = shared_.is_ready.load(std::memory_order_acquire) &&
                                   !shared_.is_stopping.load(std::memory_order_acquire);
             if (is_ready) {
-                conn_respond(conn, 200, "application/json", json_ready, is_head);
+                conn_respond(conn, 200, "application/json", json_ready, is_head, {});
             } else {
-                conn_respond_error(conn, 503, "not_ready", "The gateway is not ready.");
+                respond_error(conn, 503, "not_ready", "The gateway is not ready.");
             }
         } else {
             auto* text = static_cast<char*>(conn.arena.alloc(metrics_text_bytes_max, 1));
             if (text == nullptr) {
-                conn_respond_error(conn, 503, "overloaded", "The gateway is out of memory.");
+                respond_error(conn, 503, "overloaded", "The gateway is out of memory.");
                 return;
             }
             const uint32_t length = metrics_render(text, metrics_text_bytes_max, shared_.metrics,
                                                    shared_.shard_count);
-            conn_respond(conn, 200, "text/plain; version=0.0.4", {text, length}, is_head);
+            conn_respond(conn, 200, "text/plain; version=0.0.4", {text, length}, is_head, {});
         }
+        return;
+    }
+    if (handler_.on_request != nullptr) {
+        handler_.on_request(handler_.context, conn);
         return;
     }
     // OpenAI answers unknown routes with 404 "Invalid URL (METHOD /path)".
@@ -676,36 +774,48 @@ void Shard::conn_dispatch(Conn& conn) {
                                      int(request.method_text.size() > 16 ? 16 : request.method_text.size()),
                                      request.method_text.data(),
                                      int(path.size() > 80 ? 80 : path.size()), path.data());
-    conn_respond_error(conn, 404, "unknown_url",
+    respond_error(conn, 404, "unknown_url",
                        {message, static_cast<size_t>(length > 0 ? length : 0)});
 }
 
+bool Shard::conn_response_is_close(const Conn& conn) const {
+    return conn.is_error_response || is_draining_ || conn.is_peer_closed ||
+           !conn.parser.request().keep_alive;
+}
+
 void Shard::conn_respond(Conn& conn, uint16_t status, std::string_view content_type,
-                         std::string_view body, bool is_head_only) {
-    RW_ASSERT(conn.state == ConnState::handling || conn.state == ConnState::reading);
-    const bool is_close = conn.is_error_response || is_draining_ || conn.is_peer_closed ||
-                          !conn.parser.request().keep_alive;
-    const uint32_t capacity = response_head_bytes_max + static_cast<uint32_t>(body.size());
+                         std::string_view body, bool is_head_only,
+                         std::string_view extra_headers) {
+    RW_ASSERT(conn.state == ConnState::handling);
+    RW_ASSERT(conn.response_phase == ResponsePhase::none);
+    const bool is_close = conn_response_is_close(conn);
+    const uint32_t capacity = response_head_bytes_max +
+                              static_cast<uint32_t>(extra_headers.size() + body.size());
     auto* out = static_cast<char*>(conn.arena.alloc(capacity, 1));
     if (out == nullptr) {
         conn_close(conn);  // Not even room for an answer: the pool is exhausted.
         return;
     }
     const uint32_t length = write_response(
-        out, capacity, {status, content_type, body, is_close, is_head_only, {}});
+        out, capacity,
+        {status, content_type, body, is_close, is_head_only, extra_headers, {date_line_, date_line_bytes}});
     RW_ASSERT(length > 0);
     conn.is_close_after_send = is_close;
     conn.response_status = status;
-    conn.send_data = out;
-    conn.send_remaining_bytes = length;
-    conn.state = ConnState::sending;
+    conn.response_phase = ResponsePhase::complete;
     metrics_.requests_by_class[status / 100 - 1].add();
-    conn_set_deadline(conn, Deadline::send, config_.send_timeout_ms);
-    submit_send(conn);
+    const bool is_queued = conn_queue(conn, out, length, no_bid);
+    RW_ASSERT(is_queued);  // The queue is empty before the first response bytes.
+    conn_flush(conn);
 }
 
-void Shard::conn_respond_error(Conn& conn, uint16_t status, std::string_view code,
-                               std::string_view message) {
+void Shard::respond(Conn& conn, uint16_t status, std::string_view content_type,
+                    std::string_view body, std::string_view extra_headers) {
+    conn_respond(conn, status, content_type, body, false, extra_headers);
+}
+
+void Shard::respond_error(Conn& conn, uint16_t status, std::string_view code,
+                          std::string_view message) {
     conn.is_error_response = true;  // Every error closes the connection afterwards.
     conn_pending_drop(conn);        // A pipelined request after an error is never processed.
     const uint32_t capacity = error_body_bytes_max(code, message);
@@ -719,18 +829,159 @@ void Shard::conn_respond_error(Conn& conn, uint16_t status, std::string_view cod
     if (conn.state == ConnState::reading) {
         conn.state = ConnState::handling;
     }
-    conn_respond(conn, status, "application/json", {body, length}, false);
+    conn_respond(conn, status, "application/json", {body, length}, false, {});
+}
+
+// --- Streaming responses (chunked transfer coding) for the handler. ---
+
+bool Shard::stream_begin(Conn& conn, uint16_t status, std::string_view content_type,
+                         std::string_view extra_headers) {
+    RW_ASSERT(conn.state == ConnState::handling);
+    RW_ASSERT(conn.response_phase == ResponsePhase::none);
+    const bool is_close = conn_response_is_close(conn);
+    const uint32_t capacity = response_head_bytes_max + static_cast<uint32_t>(extra_headers.size());
+    auto* out = static_cast<char*>(conn.arena.alloc(capacity, 1));
+    if (out == nullptr) {
+        return false;
+    }
+    // The head announces chunked coding; write_response adds Content-Length only for
+    // whole bodies, so the head is written by hand here.
+    int length = std::snprintf(out, capacity, "HTTP/1.1 %u %.*s\r\nServer: ringway\r\n%s"
+                               "Content-Type: %.*s\r\nTransfer-Encoding: chunked\r\n%s%.*s\r\n",
+                               status, int(status_reason(status).size()),
+                               status_reason(status).data(), date_line_, int(content_type.size()),
+                               content_type.data(), is_close ? "Connection: close\r\n" : "",
+                               int(extra_headers.size()), extra_headers.data());
+    RW_ASSERT(length > 0);
+    RW_ASSERT(static_cast<uint32_t>(length) < capacity);
+    conn.is_close_after_send = is_close;
+    conn.response_status = status;
+    conn.response_phase = ResponsePhase::streaming;
+    metrics_.requests_by_class[status / 100 - 1].add();
+    const bool is_queued = conn_queue(conn, out, static_cast<uint32_t>(length), no_bid);
+    RW_ASSERT(is_queued);
+    conn_flush(conn);
+    return true;
+}
+
+bool Shard::stream_piece(Conn& conn, std::string_view piece, uint16_t bid) {
+    RW_ASSERT(conn.response_phase == ResponsePhase::streaming);
+    if (piece.empty()) {
+        return true;  // A zero-length chunk would end the body.
+    }
+    if (send_segments_free(conn) < 3) {
+        return false;
+    }
+    char size_line[segment_inline_bytes_max];
+    const int size_length = std::snprintf(size_line, sizeof(size_line), "%zx\r\n", piece.size());
+    RW_ASSERT(size_length > 0);
+    const bool is_queued =
+        conn_queue_inline(conn, size_line, static_cast<uint32_t>(size_length)) &&
+        conn_queue(conn, piece.data(), static_cast<uint32_t>(piece.size()), bid) &&
+        conn_queue(conn, "\r\n", 2, no_bid);
+    RW_ASSERT(is_queued);  // Room for three was checked above.
+    conn_flush(conn);
+    return true;
+}
+
+void Shard::stream_end(Conn& conn, bool is_complete) {
+    RW_ASSERT(conn.response_phase == ResponsePhase::streaming);
+    if (is_complete) {
+        if (!conn_queue(conn, "0\r\n\r\n", 5, no_bid)) {
+            conn.response_phase = ResponsePhase::aborting;  // Cannot end it cleanly.
+        } else {
+            conn.response_phase = ResponsePhase::complete;
+        }
+    } else {
+        conn.response_phase = ResponsePhase::aborting;
+    }
+    if (conn.segment_count == 0 && !conn.is_send_inflight) {
+        if (conn.response_phase == ResponsePhase::aborting) {
+            conn_close(conn);
+        }
+        return;
+    }
+    conn_flush(conn);
+}
+
+bool Shard::conn_queue(Conn& conn, const char* data, uint32_t length_bytes, uint16_t bid) {
+    if (conn.segment_count == conn_send_segments_max) {
+        return false;
+    }
+    SendSegment& segment =
+        conn.segments[(conn.segment_head + conn.segment_count) % conn_send_segments_max];
+    segment.data = data;
+    segment.length_bytes = length_bytes;
+    segment.bid = bid;
+    segment.inline_bytes = 0;
+    conn.segment_count += 1;
+    return true;
+}
+
+bool Shard::conn_queue_inline(Conn& conn, const char* text, uint32_t length_bytes) {
+    RW_ASSERT(length_bytes <= segment_inline_bytes_max);
+    if (!conn_queue(conn, nullptr, length_bytes, no_bid)) {
+        return false;
+    }
+    SendSegment& segment =
+        conn.segments[(conn.segment_head + conn.segment_count - 1) % conn_send_segments_max];
+    std::memcpy(segment.inline_text, text, length_bytes);
+    segment.inline_bytes = static_cast<uint8_t>(length_bytes);
+    return true;
+}
+
+// Starts a send of everything queued unless one is in flight (its completion sends
+// the rest): one send per connection at a time keeps the bytes in order.
+void Shard::conn_flush(Conn& conn) {
+    if (!conn.is_send_inflight && conn.segment_count > 0 && conn.state == ConnState::handling) {
+        submit_send(conn);
+    }
+}
+
+void Shard::conn_segments_drop(Conn& conn) {
+    RW_ASSERT(!conn.is_send_inflight);
+    while (conn.segment_count > 0) {
+        const SendSegment& segment = conn.segments[conn.segment_head];
+        if (segment.bid != no_bid) {
+            buf_ring_.give_back(segment.bid);
+        }
+        conn.segment_head = static_cast<uint8_t>((conn.segment_head + 1) % conn_send_segments_max);
+        conn.segment_count -= 1;
+    }
+    conn.segment_head = 0;
+}
+
+void Shard::handler_take(Conn& conn, void* request) {
+    RW_ASSERT(conn.state == ConnState::handling);
+    RW_ASSERT(!conn.is_handler_owned);
+    conn.is_handler_owned = true;
+    conn.handler_request = request;
+}
+
+void Shard::handler_release(Conn& conn) {
+    RW_ASSERT(conn.is_handler_owned);
+    conn.is_handler_owned = false;
+    conn.handler_request = nullptr;
+    if (conn.state == ConnState::closing) {
+        conn_maybe_finish_close(conn);
+    } else if (conn.state == ConnState::handling && conn.response_phase == ResponsePhase::complete &&
+               conn.segment_count == 0 && !conn.is_send_inflight) {
+        conn_response_sent(conn);  // The response went out before the handler let go.
+    }
 }
 
 void Shard::conn_respond_parse_error(Conn& conn, ParseError error) {
     RW_ASSERT(error != ParseError::none);
     metrics_.parse_errors[static_cast<uint32_t>(error)].add();
-    conn_respond_error(conn, parse_error_status(error), parse_error_code(error),
+    respond_error(conn, parse_error_status(error), parse_error_code(error),
                        parse_error_message(error));
 }
 
 void Shard::conn_response_sent(Conn& conn) {
-    RW_ASSERT(conn.send_remaining_bytes == 0);
+    RW_ASSERT(conn.segment_count == 0);
+    if (conn.is_handler_owned) {
+        return;  // Upstream work may still read the arena; handler_release finishes.
+    }
     if (conn.is_close_after_send || is_draining_) {
         if (conn.is_peer_closed) {
             conn_close(conn);
@@ -767,14 +1018,21 @@ void Shard::conn_close(Conn& conn) {
     conn.state = ConnState::closing;
     conn.deadline = Deadline::none;
     conn_pending_drop(conn);
+    if (!conn.is_send_inflight) {
+        conn_segments_drop(conn);  // Otherwise dropped when the send's CQE comes back.
+    }
     if (conn.inflight_sqes > 0) {
         submit_cancel_all(conn);  // Recv, sends: their CQEs still arrive and count down.
+    }
+    if (conn.is_handler_owned && handler_.on_client_gone != nullptr) {
+        handler_.on_client_gone(handler_.context, conn);  // It releases when its I/O is done.
     }
     conn_maybe_finish_close(conn);
 }
 
 void Shard::conn_maybe_finish_close(Conn& conn) {
-    if (conn.state == ConnState::closing && conn.inflight_sqes == 0 && !conn.is_close_submitted) {
+    if (conn.state == ConnState::closing && conn.inflight_sqes == 0 && !conn.is_handler_owned &&
+        !conn.is_close_submitted) {
         submit_close(conn);
     }
 }
@@ -791,7 +1049,6 @@ void Shard::conn_pending_drop(Conn& conn) {
 void Shard::conn_maybe_rearm_recv(Conn& conn) {
     const bool wants_input = conn.state == ConnState::reading ||
                              conn.state == ConnState::handling ||
-                             conn.state == ConnState::sending ||
                              conn.state == ConnState::lingering;
     if (wants_input && !conn.is_recv_armed && !conn.is_peer_closed && !conn.is_rearm_listed &&
         conn.pending_count < conn_pending_bufs_pause) {
@@ -814,7 +1071,7 @@ void Shard::conn_on_deadline(Conn& conn) {
         case Deadline::header:
             metrics_.timeouts[static_cast<uint32_t>(TimeoutPhase::header)].add();
             if (conn.parser.in_message() || conn.pending_count > 0) {
-                conn_respond_error(conn, 408, "request_timeout",
+                respond_error(conn, 408, "request_timeout",
                                    "The request headers did not arrive in time.");
             } else {
                 conn_close(conn);  // Never sent a byte: nothing to answer.
@@ -822,7 +1079,7 @@ void Shard::conn_on_deadline(Conn& conn) {
             return;
         case Deadline::body:
             metrics_.timeouts[static_cast<uint32_t>(TimeoutPhase::body)].add();
-            conn_respond_error(conn, 408, "request_timeout",
+            respond_error(conn, 408, "request_timeout",
                                "The request body stopped arriving.");
             return;
         case Deadline::send:

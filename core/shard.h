@@ -16,6 +16,8 @@
 #include "arena/chunk_pool.h"
 #include "core/config.h"
 #include "core/conn.h"
+#include "core/handler.h"
+#include "core/http_write.h"
 #include "core/metrics.h"
 #include "core/op.h"
 
@@ -53,10 +55,43 @@ public:
     void wake();
 
     ShardMetrics& metrics() { return metrics_; }
+    uint32_t index() const { return index_; }
+    uint64_t now_ms() const { return now_ms_; }
+    const Config& config() const { return config_; }
+    BufRing& buf_ring() { return buf_ring_; }
+    bool is_draining() const { return is_draining_; }
+
+    // The handler for requests the core does not serve. Set before run().
+    void set_handler(const RequestHandler& handler) { handler_ = handler; }
+
+    // An SQE for the handler's own operations (flush-on-full).
+    io_uring_sqe* sqe_get();
+
+    // --- For the handler: answering a request it was given. ---
+    // The handler keeps the connection (and its arena) alive until handler_release.
+    void handler_take(Conn& conn, void* request);
+    void handler_release(Conn& conn);
+    // A whole response; body (arena or static memory) is copied after the head.
+    void respond(Conn& conn, uint16_t status, std::string_view content_type,
+                 std::string_view body, std::string_view extra_headers);
+    void respond_error(Conn& conn, uint16_t status, std::string_view code,
+                       std::string_view message);
+    // A chunked response: the head now, pieces as they come, then the end. A piece may
+    // lend a recv buffer (bid): it is given back when the piece has been sent. Returns
+    // false when the send queue is full: wait for on_client_writable.
+    [[nodiscard]] bool stream_begin(Conn& conn, uint16_t status, std::string_view content_type,
+                                    std::string_view extra_headers);
+    [[nodiscard]] bool stream_piece(Conn& conn, std::string_view piece, uint16_t bid);
+    // is_complete: the terminating chunk is sent and the connection may be reused.
+    // Otherwise the queued bytes are sent and the connection is closed without it, so
+    // the client sees an incomplete body (RULES §7).
+    void stream_end(Conn& conn, bool is_complete);
+    uint32_t send_segments_free(const Conn& conn) const {
+        return conn_send_segments_max - conn.segment_count;
+    }
 
 private:
     // Submission helpers.
-    io_uring_sqe* sqe_get();
     void submit_accept();
     void submit_wake_read();
     void submit_recv(Conn& conn);
@@ -81,9 +116,12 @@ private:
     void conn_process_input(Conn& conn);
     void conn_dispatch(Conn& conn);
     void conn_respond(Conn& conn, uint16_t status, std::string_view content_type,
-                      std::string_view body, bool is_head_only);
-    void conn_respond_error(Conn& conn, uint16_t status, std::string_view code,
-                            std::string_view message);
+                      std::string_view body, bool is_head_only, std::string_view extra_headers);
+    bool conn_response_is_close(const Conn& conn) const;
+    bool conn_queue(Conn& conn, const char* data, uint32_t length_bytes, uint16_t bid);
+    bool conn_queue_inline(Conn& conn, const char* text, uint32_t length_bytes);
+    void conn_flush(Conn& conn);
+    void conn_segments_drop(Conn& conn);
     void conn_respond_parse_error(Conn& conn, ParseError error);
     void conn_response_sent(Conn& conn);
     void conn_start_request(Conn& conn);
@@ -97,6 +135,7 @@ private:
 
     // Loop turn.
     void turn_end();
+    void date_refresh();
     void sweep_deadlines();
     void drain_begin();
     bool is_drained() const;
@@ -113,6 +152,8 @@ private:
     bool is_draining_ = false;
     uint32_t shard_ops_inflight_ = 0;  // accept + wake reads.
     uint64_t now_ms_ = 0;
+    int64_t date_second_ = -1;
+    char date_line_[date_line_bytes + 1] = {};  // Refreshed when the second changes.
     uint64_t next_sweep_ms_ = 0;
     uint64_t drain_deadline_ms_ = 0;
 
@@ -127,6 +168,7 @@ private:
     uint32_t* rearm_list_ = nullptr;  // Conns whose recv must be re-armed at turn end.
     uint32_t rearm_count_ = 0;
     ShardMetrics metrics_;
+    RequestHandler handler_;
 };
 
 }  // namespace rw
