@@ -38,7 +38,10 @@ public:
     [[nodiscard]] void* alloc(uint64_t size_bytes, uint32_t align_bytes = 16) {
         RW_DASSERT(std::has_single_bit(align_bytes));
         const uint64_t start = (chunk_used_bytes_ + align_bytes - 1) & ~uint64_t(align_bytes - 1);
-        if (start + size_bytes <= chunk_payload_bytes) [[likely]] {
+        // Large requests always take a block of their own (alloc_slow), even when they
+        // would fit the current chunk's tail: a chunk is for many small pieces.
+        if (start + size_bytes <= chunk_payload_bytes && size_bytes <= chunk_payload_bytes / 4)
+            [[likely]] {
             last_start_ = start;
             chunk_used_bytes_ = static_cast<uint32_t>(start + size_bytes);
             return chunk_head_->bytes + start;

@@ -136,7 +136,9 @@ LargeBlock* ChunkPool::take_large(uint64_t payload_bytes) {
             stats_.exhausted += 1;
             return nullptr;
         }
-        block = static_cast<LargeBlock*>(std::aligned_alloc(64, sizeof(LargeBlock) + class_bytes));
+        // aligned_alloc requires a size that is a multiple of the alignment [C11 7.22.3.1].
+        const uint64_t block_bytes = (sizeof(LargeBlock) + class_bytes + 63) / 64 * 64;
+        block = static_cast<LargeBlock*>(std::aligned_alloc(64, block_bytes));
         if (block == nullptr) {
             stats_.exhausted += 1;
             return nullptr;

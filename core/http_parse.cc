@@ -112,9 +112,13 @@ uint16_t parse_error_status(ParseError error) {
     return error_info(error).status;
 }
 
-std::string_view parse_error_code(ParseError error) { return error_info(error).code; }
+std::string_view parse_error_code(ParseError error) {
+    return error_info(error).code;
+}
 
-std::string_view parse_error_message(ParseError error) { return error_info(error).message; }
+std::string_view parse_error_message(ParseError error) {
+    return error_info(error).message;
+}
 
 std::string_view ParsedRequest::find_header(std::string_view lowercase_name) const {
     for (uint32_t index = 0; index < header_count; index += 1) {
@@ -274,7 +278,8 @@ struct RequestParserCallbacks {
         if (!parser.push_header()) {
             return parser.refuse(ParseError::arena_exhausted);
         }
-        const std::string_view value = parser.request_.headers[parser.request_.header_count - 1].value;
+        const std::string_view value =
+            parser.request_.headers[parser.request_.header_count - 1].value;
         switch (parser.kind_) {
             case RequestParser::HeaderKind::host:
                 parser.request_.host = value;
@@ -305,6 +310,10 @@ struct RequestParserCallbacks {
         return count_chunk_ext_bytes(self(llhttp), 1);  // The ';' or '=' before it.
     }
 
+    // Extension (and trailer) bytes are counted per llhttp piece, not by the scanner, so
+    // when an over-long extension also holds a syntax error later in the same span the
+    // refusal is chunk_ext_too_long or bad_chunk depending on where the feeds were cut.
+    // Both close the connection; only the reported kind differs (the fuzz target allows it).
     static int count_chunk_ext_bytes(RequestParser& parser, size_t size_bytes) {
         const uint64_t ext_bytes = uint64_t(parser.chunk_ext_bytes_) + size_bytes;
         if (ext_bytes > parser.limits_.chunk_ext_bytes_max) {
@@ -551,7 +560,8 @@ ParseError RequestParser::map_llhttp_error(llhttp_errno_t code) const {
             // version it does not know (1.2, 3.0); "Invalid major/minor version" and
             // "Expected dot" are syntax. Pinned by http_parse_test.
             const char* reason = llhttp_get_error_reason(&llhttp_);
-            const bool is_unknown = reason != nullptr && std::strcmp(reason, "Invalid HTTP version") == 0;
+            const bool is_unknown =
+                reason != nullptr && std::strcmp(reason, "Invalid HTTP version") == 0;
             return is_unknown ? ParseError::bad_version : ParseError::bad_request;
         }
         case HPE_INVALID_HEADER_TOKEN:
@@ -674,7 +684,8 @@ bool RequestParser::push_header() {
         header_capacity_ = capacity;
     }
     const std::string_view name(name_.bytes, name_.size_bytes);
-    const std::string_view value = trim_trailing_ows(std::string_view(value_.bytes, value_.size_bytes));
+    const std::string_view value =
+        trim_trailing_ows(std::string_view(value_.bytes, value_.size_bytes));
     ::new (&request_.headers[request_.header_count]) HeaderField{name, value};
     request_.header_count += 1;
     name_ = PieceText{};

@@ -72,7 +72,7 @@ struct ParsedRequest {
     uint8_t version_minor;    // 0 or 1; the major is always 1.
     HeaderField* headers;     // In arrival order, trailers excluded.
     uint32_t header_count;
-    std::string_view host;    // Value of the only Host header; empty if none (HTTP/1.0).
+    std::string_view host;  // Value of the only Host header; empty if none (HTTP/1.0).
     bool has_content_length;
     uint64_t content_length;
     bool is_chunked;

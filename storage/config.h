@@ -1,0 +1,53 @@
+// storage/config.h — the storage part of ringway's configuration. The core parses
+// RINGWAY_* into this struct (core/config.cc); storage only validates relationships it
+// relies on (storage_config_check). Plain struct, copied once at startup, never mutated.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <string>
+
+namespace rw {
+
+constexpr uint32_t log_batch_rows_max = 8192;       // Upper bound for RINGWAY_LOG_BATCH.
+constexpr uint32_t log_queue_slots_max = 1u << 22;  // Per shard; 4M * ~320 B is plenty.
+constexpr uint32_t shards_max = 256;                // Queues the writer drains.
+
+struct StorageConfig {
+    std::string db_path = "./var/ringway.db";  // RINGWAY_DB
+    bool synchronous_full = false;             // RINGWAY_DB_SYNC=full: FULL instead of NORMAL.
+    uint32_t log_batch_rows = 512;             // RINGWAY_LOG_BATCH: rows per transaction.
+    uint32_t log_flush_ms = 50;                // RINGWAY_LOG_FLUSH_MS: oldest row waits at most.
+    uint32_t busy_timeout_ms = 5000;           // sqlite3_busy_timeout on every connection.
+    uint32_t queue_slots = 65536;              // Per shard SPSC slots; power of two.
+    int64_t cache_kib = 64 * 1024;             // PRAGMA cache_size = -cache_kib (KiB).
+    int64_t mmap_bytes = 256ll * 1024 * 1024;  // PRAGMA mmap_size.
+    int64_t journal_size_limit_bytes = 64ll * 1024 * 1024;  // WAL truncated to this after ckpt.
+    uint32_t retry_backoff_ms_max = 1000;      // Writer's bounded exponential backoff cap.
+    uint32_t keys_max = 1u << 20;              // In-memory quota counter slots.
+};
+
+// Returns an empty string when the config is usable, otherwise one clear line naming the
+// offending variable. Called by the core's config validation and by Writer::open.
+[[nodiscard]] inline std::string storage_config_check(const StorageConfig& config) {
+    if (config.db_path.empty()) return "RINGWAY_DB must not be empty";
+    if (config.log_batch_rows == 0 || config.log_batch_rows > log_batch_rows_max) {
+        return "RINGWAY_LOG_BATCH must be in 1.." + std::to_string(log_batch_rows_max);
+    }
+    if (config.log_flush_ms == 0 || config.log_flush_ms > 60000) {
+        return "RINGWAY_LOG_FLUSH_MS must be in 1..60000";
+    }
+    if (config.queue_slots < 2 || !std::has_single_bit(config.queue_slots) ||
+        config.queue_slots > log_queue_slots_max) {
+        return "log queue slots must be a power of two in 2.." +
+               std::to_string(log_queue_slots_max);
+    }
+    if (config.log_batch_rows > config.queue_slots * uint64_t(shards_max)) {
+        return "RINGWAY_LOG_BATCH exceeds the total queue capacity";
+    }
+    if (config.keys_max == 0) return "keys_max must be positive";
+    if (config.retry_backoff_ms_max == 0) return "retry backoff cap must be positive";
+    return {};
+}
+
+}  // namespace rw

@@ -1,0 +1,144 @@
+// storage/db.h — the one thin wrapper over a sqlite3 connection: open with the gateway's
+// PRAGMAs (each read back and verified), prepared statements with RAII finalize, and
+// checked step/exec helpers. Every SQLite return code is checked here and turned into a
+// bool plus last_error(); nothing throws. A Db is used by exactly one thread at a time
+// (connections are opened NOMUTEX): the writer owns its Db, queries own theirs.
+// Only db.cc and writer.cc include sqlite3.h; everyone else talks through this header.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "storage/config.h"
+#include "storage/result.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace rw {
+
+class Db;
+
+// What a failure means for the caller's retry policy (writer) — see db_error_kind().
+enum class DbErrorKind : uint8_t {
+    none,
+    busy,   // SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock; retry.
+    full,   // SQLITE_FULL: disk or max_page_count; retry when space returns.
+    io,     // SQLITE_IOERR*: transient or not, the writer keeps the batch and retries.
+    constraint,  // SQLITE_CONSTRAINT*: UNIQUE/CHECK/NOT NULL (admin input, never records).
+    other,  // Anything else (constraint, corrupt, misuse): logged, batch kept.
+};
+
+enum class StepStatus : uint8_t { row, done, error };
+
+// A prepared statement. Finalized by the destructor; movable, not copyable. Binds never
+// fail loudly: the first failing bind's rc is remembered and the next step() reports it,
+// so call sites stay linear and still no rc goes unchecked.
+class Stmt {
+public:
+    Stmt() = default;
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+    Stmt(Stmt&& other) noexcept;
+    Stmt& operator=(Stmt&& other) noexcept;
+    ~Stmt();
+
+    [[nodiscard]] bool is_prepared() const { return stmt_ != nullptr; }
+
+    // Parameter indexes are 1-based (SQLite's convention) [sqlite3_bind_*(3)].
+    // Text and blobs are bound SQLITE_STATIC: the caller keeps them alive until the
+    // statement is reset (step_done() and reset() both do that).
+    void bind_int64(int index, int64_t value);
+    void bind_null(int index);
+    void bind_text(int index, std::string_view text);
+    void bind_blob(int index, std::span<const uint8_t> bytes);
+    // Binds NULL when is_null, otherwise the value. Convenience for optional columns.
+    void bind_int64_or_null(int index, int64_t value, bool is_null);
+    void bind_text_or_null(int index, std::string_view text, bool is_null);
+
+    // One step. On error the Db's last_error() says why; the statement is reset.
+    [[nodiscard]] StepStatus step();
+    // Resets for re-execution and clears bindings. Never fails (the error, if any, was
+    // already reported by the step that produced it).
+    void reset();
+
+    // Columns are 0-based. Views are valid until the next step()/reset().
+    [[nodiscard]] int64_t column_int64(int index) const;
+    [[nodiscard]] bool column_is_null(int index) const;
+    [[nodiscard]] std::string_view column_text(int index) const;
+    [[nodiscard]] std::span<const uint8_t> column_blob(int index) const;
+
+private:
+    friend class Db;
+    void finalize();
+
+    sqlite3_stmt* stmt_ = nullptr;
+    Db* db_ = nullptr;
+    int bind_rc_ = 0;  // First failing bind rc (SQLITE_OK == 0 otherwise).
+};
+
+enum class DbMode : uint8_t {
+    read_write,  // The writer: creates the file, sets WAL and every PRAGMA.
+    read_only,   // Admin queries / snapshot loads: SQLITE_OPEN_READONLY + query_only.
+};
+
+// A connection. open() applies and verifies the PRAGMAs; close() (or the destructor)
+// finalizes nothing itself — statements must be destroyed first (asserted).
+class Db {
+public:
+    Db() = default;
+    Db(const Db&) = delete;
+    Db& operator=(const Db&) = delete;
+    ~Db();
+
+    // Opens config.db_path and applies the gateway PRAGMAs, reading each back. On any
+    // failure the connection is closed and `error` holds one line suitable for the
+    // startup log, e.g. "journal_mode=WAL not possible for ./var/ringway.db (got 'delete')".
+    [[nodiscard]] bool open(const StorageConfig& config, DbMode mode, std::string& error);
+    void close();
+    [[nodiscard]] bool is_open() const { return db_ != nullptr; }
+
+    // Prepares one statement (persistent: it is reused for the life of the Db).
+    [[nodiscard]] bool prepare(std::string_view sql, Stmt& out);
+    // Runs SQL text without results (may hold several statements). Control plane only.
+    [[nodiscard]] bool exec(const char* sql);
+    // Steps a statement that returns no rows to SQLITE_DONE, then resets it. A row
+    // counts as an error (the caller used the wrong helper).
+    [[nodiscard]] bool step_done(Stmt& stmt);
+    // One integer / text value from a single-row query (PRAGMA read-back, counts).
+    [[nodiscard]] Result<int64_t> query_int64(const char* sql);
+    [[nodiscard]] Result<std::string> query_text(const char* sql);
+
+    // The last failure on this connection: message, primary rc and its class.
+    [[nodiscard]] const std::string& last_error() const { return last_error_; }
+    [[nodiscard]] int last_rc() const { return last_rc_; }
+    [[nodiscard]] DbErrorKind last_error_kind() const;
+    // True when a transaction is open. SQLite may roll back by itself on FULL, IOERR,
+    // BUSY or NOMEM; this is the only way to know [sqlite3_get_autocommit(3)].
+    [[nodiscard]] bool in_transaction() const;
+    [[nodiscard]] int64_t last_insert_rowid() const;
+    [[nodiscard]] int64_t changes() const;  // Rows changed by the last statement.
+
+    // Records a failure for rc with context (used by Stmt). Returns false for chaining.
+    bool fail(int rc, std::string_view context);
+    void clear_error();
+
+private:
+    [[nodiscard]] bool open_apply_pragmas(const StorageConfig& config, DbMode mode,
+                                          std::string& error);
+
+    sqlite3* db_ = nullptr;
+    std::string path_;
+    std::string last_error_;
+    int last_rc_ = 0;
+    uint32_t live_stmt_count_ = 0;  // Stmts prepared on this Db and not yet finalized.
+
+    friend class Stmt;
+};
+
+// Classifies a primary or extended SQLite result code.
+[[nodiscard]] DbErrorKind db_error_kind(int rc);
+
+}  // namespace rw

@@ -1,0 +1,179 @@
+// storage/json_lite.cc — a strict recursive-descent reader for the two JSON shapes in
+// json_lite.h. Bounded by the input length; allocates only the output strings.
+#include "storage/json_lite.h"
+
+#include <cstdint>
+
+namespace rw {
+
+namespace {
+
+struct JsonReader {
+    std::string_view text;
+    size_t position = 0;
+
+    void skip_space() {
+        while (position < text.size()) {
+            const char c = text[position];
+            if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return;
+            position++;
+        }
+    }
+    bool consume(char c) {
+        skip_space();
+        if (position < text.size() && text[position] == c) {
+            position++;
+            return true;
+        }
+        return false;
+    }
+    bool at_end() {
+        skip_space();
+        return position == text.size();
+    }
+    bool read_hex4(uint32_t& value) {
+        if (text.size() - position < 4) return false;
+        value = 0;
+        for (int index = 0; index < 4; index++) {
+            const char c = text[position++];
+            value <<= 4;
+            if (c >= '0' && c <= '9') {
+                value |= uint32_t(c - '0');
+            } else if (c >= 'a' && c <= 'f') {
+                value |= uint32_t(c - 'a' + 10);
+            } else if (c >= 'A' && c <= 'F') {
+                value |= uint32_t(c - 'A' + 10);
+            } else {
+                return false;
+            }
+        }
+        return true;
+    }
+    static void append_utf8(std::string& out, uint32_t code) {
+        if (code < 0x80) {
+            out.push_back(char(code));
+        } else if (code < 0x800) {
+            out.push_back(char(0xC0 | (code >> 6)));
+            out.push_back(char(0x80 | (code & 0x3F)));
+        } else if (code < 0x10000) {
+            out.push_back(char(0xE0 | (code >> 12)));
+            out.push_back(char(0x80 | ((code >> 6) & 0x3F)));
+            out.push_back(char(0x80 | (code & 0x3F)));
+        } else {
+            out.push_back(char(0xF0 | (code >> 18)));
+            out.push_back(char(0x80 | ((code >> 12) & 0x3F)));
+            out.push_back(char(0x80 | ((code >> 6) & 0x3F)));
+            out.push_back(char(0x80 | (code & 0x3F)));
+        }
+    }
+    bool read_escape(std::string& out) {
+        if (position >= text.size()) return false;
+        const char c = text[position++];
+        switch (c) {
+            case '"': out.push_back('"'); return true;
+            case '\\': out.push_back('\\'); return true;
+            case '/': out.push_back('/'); return true;
+            case 'b': out.push_back('\b'); return true;
+            case 'f': out.push_back('\f'); return true;
+            case 'n': out.push_back('\n'); return true;
+            case 'r': out.push_back('\r'); return true;
+            case 't': out.push_back('\t'); return true;
+            case 'u': break;
+            default: return false;
+        }
+        uint32_t code = 0;
+        if (!read_hex4(code)) return false;
+        if (code >= 0xDC00 && code <= 0xDFFF) return false;  // Lone low surrogate.
+        if (code >= 0xD800 && code <= 0xDBFF) {
+            uint32_t low = 0;
+            if (text.substr(position, 2) != "\\u") return false;
+            position += 2;
+            if (!read_hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
+            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+        }
+        append_utf8(out, code);
+        return true;
+    }
+    bool read_string(std::string& out) {
+        out.clear();
+        if (!consume('"')) return false;
+        while (position < text.size()) {
+            const char c = text[position++];
+            if (c == '"') return true;
+            if (static_cast<unsigned char>(c) < 0x20) return false;  // Raw control char.
+            if (c == '\\') {
+                if (!read_escape(out)) return false;
+            } else {
+                out.push_back(c);
+            }
+        }
+        return false;
+    }
+    std::string where() const { return "invalid JSON at byte " + std::to_string(position); }
+};
+
+}  // namespace
+
+bool json_parse_string_array(std::string_view text, std::vector<std::string>& out,
+                             std::string& error) {
+    JsonReader reader{text};
+    out.clear();
+    if (!reader.consume('[')) {
+        error = "expected a JSON array of strings";
+        return false;
+    }
+    if (!reader.consume(']')) {
+        for (;;) {
+            std::string item;
+            if (!reader.read_string(item)) {
+                error = reader.where() + ": expected a string";
+                return false;
+            }
+            out.push_back(std::move(item));
+            if (reader.consume(']')) break;
+            if (!reader.consume(',')) {
+                error = reader.where() + ": expected ',' or ']'";
+                return false;
+            }
+        }
+    }
+    if (!reader.at_end()) {
+        error = reader.where() + ": trailing bytes";
+        return false;
+    }
+    return true;
+}
+
+bool json_parse_string_map(std::string_view text,
+                           std::vector<std::pair<std::string, std::string>>& out,
+                           std::string& error) {
+    JsonReader reader{text};
+    out.clear();
+    if (!reader.consume('{')) {
+        error = "expected a JSON object of strings";
+        return false;
+    }
+    if (!reader.consume('}')) {
+        for (;;) {
+            std::string key;
+            std::string value;
+            if (!reader.read_string(key) || !reader.consume(':') || !reader.read_string(value)) {
+                error = reader.where() + ": expected \"name\": \"string\"";
+                return false;
+            }
+            out.emplace_back(std::move(key), std::move(value));
+            if (reader.consume('}')) break;
+            if (!reader.consume(',')) {
+                error = reader.where() + ": expected ',' or '}'";
+                return false;
+            }
+        }
+    }
+    if (!reader.at_end()) {
+        error = reader.where() + ": trailing bytes";
+        return false;
+    }
+    return true;
+}
+
+}  // namespace rw

@@ -1,0 +1,24 @@
+// storage/json_lite.h — the two JSON shapes storage keeps in TEXT columns: a list of
+// model names (`["gpt-4o","gpt-4o-mini"]`) and a model rename map
+// (`{"gpt-4o":"gpt-4o-2024-08-06"}`). Strict RFC 8259 strings (escapes decoded, \u
+// including surrogate pairs), nothing else. Control plane only: admin writes validate
+// with it and snapshot loads parse with it. Untrusted input never asserts.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace rw {
+
+// Parses a JSON array of strings. False on anything else (error says where).
+[[nodiscard]] bool json_parse_string_array(std::string_view text, std::vector<std::string>& out,
+                                           std::string& error);
+
+// Parses a JSON object whose values are all strings; keys keep their order.
+[[nodiscard]] bool json_parse_string_map(std::string_view text,
+                                         std::vector<std::pair<std::string, std::string>>& out,
+                                         std::string& error);
+
+}  // namespace rw

@@ -1,0 +1,342 @@
+// storage/keys.cc — key secrets (getrandom + SHA-256), spec validation, and the
+// key/channel writes that run on the writer thread through Writer::execute. Control
+// plane only. Secrets never appear in errors or logs.
+#include "storage/keys.h"
+
+#include <openssl/sha.h>
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+#include "core/assert.h"
+#include "storage/json_lite.h"
+
+namespace rw {
+
+KeyHash key_hash(std::string_view secret) {
+    KeyHash hash{};
+    // SHA256() is one-shot and cannot fail for in-memory input [SHA256(3)].
+    SHA256(reinterpret_cast<const unsigned char*>(secret.data()), secret.size(), hash.data());
+    return hash;
+}
+
+namespace {
+
+constexpr char base64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void base64url_append(const uint8_t* bytes, uint32_t count, std::string& out) {
+    uint32_t index = 0;
+    for (; index + 3 <= count; index += 3) {
+        const uint32_t v = uint32_t(bytes[index]) << 16 | uint32_t(bytes[index + 1]) << 8 |
+                           bytes[index + 2];
+        out.push_back(base64url_alphabet[(v >> 18) & 63]);
+        out.push_back(base64url_alphabet[(v >> 12) & 63]);
+        out.push_back(base64url_alphabet[(v >> 6) & 63]);
+        out.push_back(base64url_alphabet[v & 63]);
+    }
+    const uint32_t rest = count - index;
+    if (rest == 1) {
+        const uint32_t v = uint32_t(bytes[index]) << 16;
+        out.push_back(base64url_alphabet[(v >> 18) & 63]);
+        out.push_back(base64url_alphabet[(v >> 12) & 63]);
+    } else if (rest == 2) {
+        const uint32_t v = uint32_t(bytes[index]) << 16 | uint32_t(bytes[index + 1]) << 8;
+        out.push_back(base64url_alphabet[(v >> 18) & 63]);
+        out.push_back(base64url_alphabet[(v >> 12) & 63]);
+        out.push_back(base64url_alphabet[(v >> 6) & 63]);
+    }
+}
+
+int64_t unix_now_s() { return int64_t(std::time(nullptr)); }
+
+bool is_visible_ascii(std::string_view text) {
+    for (const char c : text) {
+        if (c <= 0x20 || c >= 0x7f) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+bool key_secret_generate(std::string& secret, std::string& error) {
+    uint8_t random[key_secret_random_bytes];
+    uint32_t filled = 0;
+    while (filled < sizeof(random)) {
+        // getrandom from the urandom pool blocks only before the pool is initialised and
+        // returns at most 256 bytes per call without being interrupted [getrandom(2)].
+        const ssize_t got = ::getrandom(random + filled, sizeof(random) - filled, 0);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            error = std::string("getrandom: ") + std::strerror(errno);
+            return false;
+        }
+        filled += uint32_t(got);
+    }
+    secret.assign(key_secret_prefix);
+    base64url_append(random, sizeof(random), secret);
+    std::memset(random, 0, sizeof(random));
+    RW_ASSERT(secret.size() == key_secret_bytes);
+    return true;
+}
+
+std::string key_display_prefix(std::string_view secret) {
+    if (secret.starts_with(key_secret_prefix) && secret.size() == key_secret_bytes) {
+        return std::string(secret.substr(0, key_display_prefix_bytes));
+    }
+    // Imported secrets: at most a quarter of the secret, and never more than 8 bytes.
+    const size_t shown = std::min<size_t>(8, secret.size() / 4);
+    return std::string(secret.substr(0, shown)) + "...";
+}
+
+std::string key_spec_check(const KeySpec& spec) {
+    if (spec.name.empty() || spec.name.size() > 200) return "key name must be 1..200 bytes";
+    if (spec.has_quota_limit && spec.quota_limit_tokens < 0) return "quota_limit must be >= 0";
+    if (spec.expires_at_s < 0) return "expires_at must be >= 0";
+    if (!spec.allows_all_models) {
+        std::vector<std::string> models;
+        std::string error;
+        if (!json_parse_string_array(spec.models_json, models, error)) return "models: " + error;
+    }
+    return {};
+}
+
+std::string channel_spec_check(const ChannelSpec& spec) {
+    if (spec.name.empty() || spec.name.size() > 200) return "channel name must be 1..200 bytes";
+    const std::string_view url = spec.base_url;
+    if (!url.starts_with("http://") && !url.starts_with("https://")) {
+        return "base_url must start with http:// or https://";
+    }
+    if (url.size() > 2048 || !is_visible_ascii(url)) return "base_url is not a valid URL";
+    if (spec.api_key.empty() || spec.api_key.size() > 4096 || !is_visible_ascii(spec.api_key)) {
+        return "api_key must be 1..4096 visible ASCII bytes";
+    }
+    std::vector<std::string> models;
+    std::vector<std::pair<std::string, std::string>> model_map;
+    std::string error;
+    if (!json_parse_string_array(spec.models_json, models, error)) return "models: " + error;
+    if (!json_parse_string_map(spec.model_map_json, model_map, error)) {
+        return "model_map: " + error;
+    }
+    if (spec.weight > 1000000) return "weight must be <= 1000000";
+    return {};
+}
+
+// ---- Writes (run on the writer thread) -------------------------------------------------
+
+namespace {
+
+struct KeyWrite {
+    const KeySpec* spec;
+    const KeyHash* hash;  // Insert only.
+    std::string_view key_prefix;
+    int64_t id;           // In: update/revoke target. Out: inserted id.
+};
+
+void key_bind_spec(Stmt& stmt, const KeySpec& spec) {
+    stmt.bind_text(1, spec.name);
+    stmt.bind_int64_or_null(2, spec.quota_limit_tokens, !spec.has_quota_limit);
+    stmt.bind_int64_or_null(3, spec.expires_at_s, spec.expires_at_s == 0);
+    stmt.bind_text_or_null(4, spec.models_json, spec.allows_all_models);
+    stmt.bind_int64(5, spec.rpm);
+    stmt.bind_int64(6, spec.concurrency_max);
+}
+
+bool key_insert(Db& db, void* context, std::string& error) {
+    KeyWrite& write = *static_cast<KeyWrite*>(context);
+    Stmt stmt;
+    if (!db.prepare("INSERT INTO keys (name, quota_limit, expires_at, models, rpm,"
+                    " max_concurrency, key_hash, key_prefix, status, quota_used, created_at)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'active', 0, ?9)",
+                    stmt)) {
+        return false;
+    }
+    key_bind_spec(stmt, *write.spec);
+    stmt.bind_blob(7, *write.hash);
+    stmt.bind_text(8, write.key_prefix);
+    stmt.bind_int64(9, unix_now_s());
+    if (!db.step_done(stmt)) {
+        // A UNIQUE violation on key_hash means this secret is already stored; say so
+        // without echoing anything about it.
+        if (db.last_error_kind() == DbErrorKind::constraint) error = "key already exists";
+        return false;
+    }
+    write.id = db.last_insert_rowid();
+    return true;
+}
+
+bool key_update(Db& db, void* context, std::string& error) {
+    KeyWrite& write = *static_cast<KeyWrite*>(context);
+    Stmt stmt;
+    if (!db.prepare("UPDATE keys SET name = ?1, quota_limit = ?2, expires_at = ?3, models = ?4,"
+                    " rpm = ?5, max_concurrency = ?6 WHERE id = ?7",
+                    stmt)) {
+        return false;
+    }
+    key_bind_spec(stmt, *write.spec);
+    stmt.bind_int64(7, write.id);
+    if (!db.step_done(stmt)) return false;
+    if (db.changes() == 0) {
+        error = "no key with id " + std::to_string(write.id);
+        return false;
+    }
+    return true;
+}
+
+bool key_revoke(Db& db, void* context, std::string& error) {
+    KeyWrite& write = *static_cast<KeyWrite*>(context);
+    Stmt stmt;
+    if (!db.prepare("UPDATE keys SET status = 'revoked' WHERE id = ?1", stmt)) return false;
+    stmt.bind_int64(1, write.id);
+    if (!db.step_done(stmt)) return false;
+    if (db.changes() == 0) {
+        error = "no key with id " + std::to_string(write.id);
+        return false;
+    }
+    return true;
+}
+
+struct ChannelWrite {
+    const ChannelSpec* spec;
+    int64_t id;
+};
+
+void channel_bind_spec(Stmt& stmt, const ChannelSpec& spec) {
+    stmt.bind_text(1, spec.name);
+    stmt.bind_text(2, channel_kind_name(spec.kind));
+    stmt.bind_text(3, spec.base_url);
+    stmt.bind_text(4, spec.api_key);
+    stmt.bind_text(5, spec.models_json);
+    stmt.bind_text(6, spec.model_map_json);
+    stmt.bind_int64(7, spec.priority);
+    stmt.bind_int64(8, spec.weight);
+    stmt.bind_int64(9, spec.is_enabled ? 1 : 0);
+    stmt.bind_int64(10, spec.allow_private_network ? 1 : 0);
+    stmt.bind_text_or_null(11, spec.ca_file, spec.ca_file.empty());
+}
+
+bool channel_insert(Db& db, void* context, std::string& /*error*/) {
+    ChannelWrite& write = *static_cast<ChannelWrite*>(context);
+    Stmt stmt;
+    if (!db.prepare("INSERT INTO channels (name, kind, base_url, api_key, models, model_map,"
+                    " priority, weight, enabled, allow_private_network, ca_file, created_at)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    stmt)) {
+        return false;
+    }
+    channel_bind_spec(stmt, *write.spec);
+    stmt.bind_int64(12, unix_now_s());
+    if (!db.step_done(stmt)) return false;
+    write.id = db.last_insert_rowid();
+    return true;
+}
+
+bool channel_update(Db& db, void* context, std::string& error) {
+    ChannelWrite& write = *static_cast<ChannelWrite*>(context);
+    Stmt stmt;
+    if (!db.prepare("UPDATE channels SET name = ?1, kind = ?2, base_url = ?3, api_key = ?4,"
+                    " models = ?5, model_map = ?6, priority = ?7, weight = ?8, enabled = ?9,"
+                    " allow_private_network = ?10, ca_file = ?11 WHERE id = ?12",
+                    stmt)) {
+        return false;
+    }
+    channel_bind_spec(stmt, *write.spec);
+    stmt.bind_int64(12, write.id);
+    if (!db.step_done(stmt)) return false;
+    if (db.changes() == 0) {
+        error = "no channel with id " + std::to_string(write.id);
+        return false;
+    }
+    return true;
+}
+
+bool channel_delete(Db& db, void* context, std::string& error) {
+    ChannelWrite& write = *static_cast<ChannelWrite*>(context);
+    Stmt stmt;
+    if (!db.prepare("DELETE FROM channels WHERE id = ?1", stmt)) return false;
+    stmt.bind_int64(1, write.id);
+    if (!db.step_done(stmt)) return false;
+    if (db.changes() == 0) {
+        error = "no channel with id " + std::to_string(write.id);
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+bool Catalog::write_and_reload(Writer::AdminFn fn, void* context, std::string& error) {
+    if (!writer_.execute(fn, context, error)) return false;
+    if (!snapshots_.reload(error)) {
+        error = "saved, but the snapshot reload failed: " + error;
+        return false;
+    }
+    return true;
+}
+
+Result<CreatedKey> Catalog::create_key(const KeySpec& spec) {
+    std::string error = key_spec_check(spec);
+    if (!error.empty()) return Result<CreatedKey>::failure(error);
+    CreatedKey created;
+    if (!key_secret_generate(created.secret, error)) return Result<CreatedKey>::failure(error);
+    created.key_prefix = key_display_prefix(created.secret);
+    const KeyHash hash = key_hash(created.secret);
+    KeyWrite write{&spec, &hash, created.key_prefix, 0};
+    if (!write_and_reload(key_insert, &write, error)) return Result<CreatedKey>::failure(error);
+    RW_ASSERT(write.id > 0);
+    created.id = write.id;
+    return Result<CreatedKey>::success(std::move(created));
+}
+
+Result<int64_t> Catalog::import_key(const KeySpec& spec, std::string_view secret) {
+    std::string error = key_spec_check(spec);
+    if (!error.empty()) return Result<int64_t>::failure(error);
+    if (secret.size() < imported_secret_bytes_min || secret.size() > imported_secret_bytes_max ||
+        !is_visible_ascii(secret)) {
+        return Result<int64_t>::failure("imported key must be 16..256 visible ASCII bytes");
+    }
+    const std::string prefix = key_display_prefix(secret);
+    const KeyHash hash = key_hash(secret);
+    KeyWrite write{&spec, &hash, prefix, 0};
+    if (!write_and_reload(key_insert, &write, error)) return Result<int64_t>::failure(error);
+    RW_ASSERT(write.id > 0);
+    return Result<int64_t>::success(write.id);
+}
+
+bool Catalog::update_key(int64_t id, const KeySpec& spec, std::string& error) {
+    error = key_spec_check(spec);
+    if (!error.empty()) return false;
+    KeyWrite write{&spec, nullptr, {}, id};
+    return write_and_reload(key_update, &write, error);
+}
+
+bool Catalog::revoke_key(int64_t id, std::string& error) {
+    KeyWrite write{nullptr, nullptr, {}, id};
+    return write_and_reload(key_revoke, &write, error);
+}
+
+Result<int64_t> Catalog::create_channel(const ChannelSpec& spec) {
+    std::string error = channel_spec_check(spec);
+    if (!error.empty()) return Result<int64_t>::failure(error);
+    ChannelWrite write{&spec, 0};
+    if (!write_and_reload(channel_insert, &write, error)) return Result<int64_t>::failure(error);
+    RW_ASSERT(write.id > 0);
+    return Result<int64_t>::success(write.id);
+}
+
+bool Catalog::update_channel(int64_t id, const ChannelSpec& spec, std::string& error) {
+    error = channel_spec_check(spec);
+    if (!error.empty()) return false;
+    ChannelWrite write{&spec, id};
+    return write_and_reload(channel_update, &write, error);
+}
+
+bool Catalog::delete_channel(int64_t id, std::string& error) {
+    ChannelWrite write{nullptr, id};
+    return write_and_reload(channel_delete, &write, error);
+}
+
+}  // namespace rw

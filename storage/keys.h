@@ -1,0 +1,91 @@
+// storage/keys.h — the key and channel store (control plane). Gateway keys are
+// `sk-rw-` + 43 base64url chars (32 bytes from getrandom); only their SHA-256 and a short
+// display prefix are stored, and the secret is returned once. Every write goes through
+// the Writer's command channel (one writing connection in the process) and is followed
+// by a snapshot reload, so the data plane sees the change at its next acquire().
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "storage/result.h"
+#include "storage/snapshot.h"
+#include "storage/writer.h"
+
+namespace rw {
+
+constexpr std::string_view key_secret_prefix = "sk-rw-";
+constexpr uint32_t key_secret_random_bytes = 32;   // 256 bits (RULES.md Security 1).
+constexpr uint32_t key_secret_bytes = 6 + 43;      // Prefix + unpadded base64url of 32 bytes.
+constexpr uint32_t key_display_prefix_bytes = 10;  // "sk-rw-" + 4 random chars.
+constexpr uint32_t imported_secret_bytes_min = 16;
+constexpr uint32_t imported_secret_bytes_max = 256;
+
+// SHA-256 of the secret bytes as presented (no trimming).
+[[nodiscard]] KeyHash key_hash(std::string_view secret);
+// A fresh secret from getrandom(2). False only if the kernel refuses randomness.
+[[nodiscard]] bool key_secret_generate(std::string& secret, std::string& error);
+// What may be shown of a secret: the type prefix and a few chars, never enough to use.
+[[nodiscard]] std::string key_display_prefix(std::string_view secret);
+
+struct KeySpec {
+    std::string name;
+    bool has_quota_limit = false;   // false: unlimited (quota_limit NULL).
+    int64_t quota_limit_tokens = 0;
+    int64_t expires_at_s = 0;       // Unix seconds; 0 = never.
+    bool allows_all_models = true;  // false: only models_json (a JSON array of names).
+    std::string models_json;
+    uint32_t rpm = 0;               // 0 = unlimited.
+    uint32_t concurrency_max = 0;   // 0 = unlimited.
+};
+
+struct ChannelSpec {
+    std::string name;
+    ChannelKind kind = ChannelKind::openai;
+    std::string base_url;          // http:// or https:// (SSRF policy is the proxy's).
+    std::string api_key;
+    std::string models_json = "[]";     // JSON array of model names served.
+    std::string model_map_json = "{}";  // JSON object requested -> sent.
+    int32_t priority = 0;
+    uint32_t weight = 1;
+    bool is_enabled = true;
+    bool allow_private_network = false;
+    std::string ca_file;           // Empty: system CA paths.
+};
+
+struct CreatedKey {
+    int64_t id = 0;
+    std::string secret;      // Shown to the operator once; never stored.
+    std::string key_prefix;
+};
+
+// Control-plane façade over Writer + SnapshotStore. Thread-safe (both are); each call
+// blocks until the write committed and the snapshot was reloaded. A failed reload after
+// a committed write is reported as an error too (the write stays).
+class Catalog {
+public:
+    Catalog(Writer& writer, SnapshotStore& snapshots) : writer_(writer), snapshots_(snapshots) {}
+
+    [[nodiscard]] Result<CreatedKey> create_key(const KeySpec& spec);
+    // Stores a secret the operator already has (e.g. migrated from another gateway).
+    [[nodiscard]] Result<int64_t> import_key(const KeySpec& spec, std::string_view secret);
+    [[nodiscard]] bool update_key(int64_t id, const KeySpec& spec, std::string& error);
+    [[nodiscard]] bool revoke_key(int64_t id, std::string& error);
+
+    [[nodiscard]] Result<int64_t> create_channel(const ChannelSpec& spec);
+    [[nodiscard]] bool update_channel(int64_t id, const ChannelSpec& spec, std::string& error);
+    [[nodiscard]] bool delete_channel(int64_t id, std::string& error);
+
+private:
+    [[nodiscard]] bool write_and_reload(Writer::AdminFn fn, void* context, std::string& error);
+
+    Writer& writer_;
+    SnapshotStore& snapshots_;
+};
+
+// Validation shared with the admin API (returns an empty string when valid).
+[[nodiscard]] std::string key_spec_check(const KeySpec& spec);
+[[nodiscard]] std::string channel_spec_check(const ChannelSpec& spec);
+
+}  // namespace rw

@@ -1,0 +1,111 @@
+// storage/queries.h — read-only admin queries (control plane): usage per day, recent
+// usage logs (paginated by id), keys (never their hash) and channels (upstream key
+// masked as "sk-…abcd"). Uses its own read-only connection, so admin reads never wait
+// for the writer and never hold its lock (WAL readers do not block the writer).
+// Thread-safe: one mutex around the connection.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "storage/config.h"
+#include "storage/db.h"
+#include "storage/result.h"
+
+namespace rw {
+
+constexpr uint32_t query_rows_max = 1000;  // Upper bound on any page size.
+
+struct DailyUsageRow {
+    int64_t key_id = 0;
+    std::string day;  // 'YYYY-MM-DD' (UTC)
+    int64_t requests = 0;
+    int64_t prompt_tokens = 0;
+    int64_t completion_tokens = 0;
+    int64_t total_tokens = 0;
+};
+
+struct UsageLogRow {
+    int64_t id = 0;
+    int64_t ts_ms = 0;
+    int64_t key_id = 0;
+    int64_t channel_id = 0;
+    std::string model_requested;
+    std::string model_sent;
+    std::string endpoint;
+    int64_t status = 0;
+    int64_t prompt_tokens = 0;
+    int64_t completion_tokens = 0;
+    int64_t total_tokens = 0;
+    std::string usage_source;
+    std::string end_reason;
+    int64_t attempts = 0;
+    int64_t latency_us = 0;
+    int64_t ttfb_us = 0;
+    int64_t bytes_in = 0;
+    int64_t bytes_out = 0;
+    std::string request_id;
+};
+
+struct KeyInfo {  // No hash, no secret: only what the admin API may show.
+    int64_t id = 0;
+    std::string name;
+    std::string key_prefix;
+    std::string status;
+    bool has_quota_limit = false;
+    int64_t quota_limit_tokens = 0;
+    int64_t quota_used_tokens = 0;
+    int64_t expires_at_s = 0;
+    bool allows_all_models = true;
+    std::string models_json;
+    int64_t rpm = 0;
+    int64_t concurrency_max = 0;
+    int64_t created_at_s = 0;
+};
+
+struct ChannelInfo {
+    int64_t id = 0;
+    std::string name;
+    std::string kind;
+    std::string base_url;
+    std::string api_key_masked;  // "sk-…abcd"
+    std::string models_json;
+    std::string model_map_json;
+    int64_t priority = 0;
+    int64_t weight = 0;
+    bool is_enabled = false;
+    bool allow_private_network = false;
+    std::string ca_file;
+    int64_t created_at_s = 0;
+};
+
+// "sk-…abcd": the first 3 and last 4 bytes around an ellipsis; short keys show "…"
+// plus at most a quarter of their length.
+[[nodiscard]] std::string api_key_mask(std::string_view api_key);
+
+class Queries {
+public:
+    [[nodiscard]] bool open(const StorageConfig& config, std::string& error);
+
+    // Daily aggregates for key_id (0 = all keys) with since_day <= day <= until_day
+    // ('YYYY-MM-DD'; empty = unbounded), ordered by day then key.
+    [[nodiscard]] Result<std::vector<DailyUsageRow>> usage_per_day(int64_t key_id,
+                                                                   std::string_view since_day,
+                                                                   std::string_view until_day);
+    // Newest first; key_id 0 = all keys; before_id 0 = from the newest. The next page
+    // passes the last row's id as before_id. limit is clamped to query_rows_max.
+    [[nodiscard]] Result<std::vector<UsageLogRow>> recent_logs(int64_t key_id, uint32_t limit,
+                                                               int64_t before_id);
+    [[nodiscard]] Result<std::vector<KeyInfo>> list_keys();
+    [[nodiscard]] Result<KeyInfo> get_key(int64_t id);
+    [[nodiscard]] Result<std::vector<ChannelInfo>> list_channels();
+    [[nodiscard]] Result<ChannelInfo> get_channel(int64_t id);
+
+private:
+    std::mutex mutex_;
+    Db db_;
+};
+
+}  // namespace rw

@@ -1,0 +1,296 @@
+// storage/snapshot.cc — Snapshot construction and lookup, QuotaTable slots, the epoch
+// publisher, and SnapshotStore::reload (control plane; reads through a read-only Db).
+//
+// Why the reader protocol in snapshot.h is safe (all operations seq_cst, one total
+// order S): publish() stores current_ = new before epoch_ = E+1, and retires the old
+// snapshot (epoch E) only after both. collect() frees E only if every ack it reads is
+// > E. A reader stores its ack, then loads current_. If collect() read that reader's
+// previous ack (quiescent or older), the ack store comes later in S, so the reader's
+// load of current_ also comes after the store of the new pointer: it cannot see E.
+#include "storage/snapshot.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+#include "storage/json_lite.h"
+
+namespace rw {
+
+std::string_view channel_kind_name(ChannelKind kind) {
+    switch (kind) {
+        case ChannelKind::openai: return "openai";
+        case ChannelKind::anthropic: return "anthropic";
+        case ChannelKind::openai_compatible: return "openai-compatible";
+    }
+    RW_UNREACHABLE();
+}
+
+bool channel_kind_parse(std::string_view text, ChannelKind& kind) {
+    if (text == "openai") {
+        kind = ChannelKind::openai;
+    } else if (text == "anthropic") {
+        kind = ChannelKind::anthropic;
+    } else if (text == "openai-compatible") {
+        kind = ChannelKind::openai_compatible;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+bool KeyEntry::allows_model(std::string_view model) const {
+    if (allows_all_models) return true;
+    for (const std::string& allowed : models) {
+        if (allowed == model) return true;
+    }
+    return false;
+}
+
+// ---- Snapshot --------------------------------------------------------------------------
+
+namespace {
+uint64_t key_hash_bucket(const KeyHash& hash) {
+    uint64_t bucket = 0;
+    std::memcpy(&bucket, hash.data(), sizeof(bucket));  // SHA-256 bytes are uniform.
+    return bucket;
+}
+}  // namespace
+
+Snapshot::Snapshot(std::vector<KeyEntry> keys, std::vector<ChannelEntry> channels)
+    : keys_(std::move(keys)), channels_(std::move(channels)) {
+    RW_ASSERT(keys_.size() < UINT32_MAX / 4);
+    const uint64_t capacity = std::bit_ceil(std::max<uint64_t>(16, keys_.size() * 2));
+    table_.assign(capacity, 0);
+    table_mask_ = capacity - 1;
+    for (uint32_t index = 0; index < keys_.size(); index++) {
+        uint64_t slot = key_hash_bucket(keys_[index].hash) & table_mask_;
+        while (table_[slot] != 0) {
+            // The UNIQUE constraint on key_hash makes duplicates impossible.
+            RW_ASSERT(keys_[table_[slot] - 1].hash != keys_[index].hash);
+            slot = (slot + 1) & table_mask_;
+        }
+        table_[slot] = index + 1;
+    }
+}
+
+const KeyEntry* Snapshot::find_key(const KeyHash& hash) const {
+    uint64_t slot = key_hash_bucket(hash) & table_mask_;
+    // Terminates: the load factor is at most 1/2, so an empty slot exists.
+    for (;;) {
+        const uint32_t entry = table_[slot];
+        if (entry == 0) return nullptr;
+        const KeyEntry& key = keys_[entry - 1];
+        // Not constant-time, and need not be: this compares hashes of what the client
+        // sent, which reveal nothing about stored secrets.
+        if (key.hash == hash) return &key;
+        slot = (slot + 1) & table_mask_;
+    }
+}
+
+const KeyEntry* Snapshot::find_key_by_id(int64_t id) const {
+    const auto found = std::lower_bound(keys_.begin(), keys_.end(), id,
+                                        [](const KeyEntry& key, int64_t v) { return key.id < v; });
+    return found != keys_.end() && found->id == id ? &*found : nullptr;
+}
+
+// ---- QuotaTable ------------------------------------------------------------------------
+
+QuotaTable::QuotaTable(uint32_t slot_count)
+    : counters_(std::make_unique<std::atomic<int64_t>[]>(slot_count)), slot_count_(slot_count) {
+    RW_ASSERT(slot_count > 0);
+}
+
+Result<uint32_t> QuotaTable::slot_for_key(int64_t key_id, int64_t initial_used_tokens) {
+    const auto found = slot_by_key_id_.find(key_id);
+    if (found != slot_by_key_id_.end()) return Result<uint32_t>::success(found->second);
+    if (assigned_count_ == slot_count_) {
+        return Result<uint32_t>::failure("more keys than quota slots (" +
+                                         std::to_string(slot_count_) + "); raise keys_max");
+    }
+    const uint32_t slot = assigned_count_;
+    assigned_count_ += 1;
+    counters_[slot].store(initial_used_tokens, std::memory_order_relaxed);
+    slot_by_key_id_.emplace(key_id, slot);
+    RW_ASSERT(assigned_count_ <= slot_count_);
+    return Result<uint32_t>::success(slot);
+}
+
+// ---- SnapshotPublisher -----------------------------------------------------------------
+
+SnapshotPublisher::SnapshotPublisher(uint32_t reader_count)
+    : acks_(std::make_unique<ReaderAck[]>(reader_count)), reader_count_(reader_count) {
+    RW_ASSERT(reader_count > 0);
+}
+
+SnapshotPublisher::~SnapshotPublisher() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const Snapshot* snapshot : retired_) delete snapshot;
+    delete current_.load();
+}
+
+void SnapshotPublisher::publish(std::unique_ptr<Snapshot> snapshot) {
+    RW_ASSERT(snapshot != nullptr);
+    std::lock_guard<std::mutex> lock(mutex_);
+    const uint64_t epoch = epoch_.load(std::memory_order_relaxed) + 1;
+    snapshot->epoch_ = epoch;
+    const Snapshot* old = current_.exchange(snapshot.release(), std::memory_order_seq_cst);
+    epoch_.store(epoch, std::memory_order_seq_cst);  // After the pointer: see file header.
+    if (old != nullptr) {
+        RW_ASSERT(old->epoch_ + 1 == epoch);
+        retired_.push_back(old);
+    }
+    (void)collect_locked();
+}
+
+uint32_t SnapshotPublisher::collect() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return collect_locked();
+}
+
+uint32_t SnapshotPublisher::collect_locked() {
+    uint64_t ack_min = epoch_quiescent;
+    for (uint32_t index = 0; index < reader_count_; index++) {
+        ack_min = std::min(ack_min, acks_[index].epoch.load(std::memory_order_seq_cst));
+    }
+    uint32_t freed_count = 0;
+    auto keep_end = std::remove_if(retired_.begin(), retired_.end(), [&](const Snapshot* s) {
+        if (s->epoch_ >= ack_min) return false;
+        delete s;
+        freed_count += 1;
+        return true;
+    });
+    retired_.erase(keep_end, retired_.end());
+    return freed_count;
+}
+
+uint32_t SnapshotPublisher::retired_count() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return uint32_t(retired_.size());
+}
+
+// ---- SnapshotStore ---------------------------------------------------------------------
+
+bool SnapshotStore::open(const StorageConfig& config, uint32_t reader_count, std::string& error) {
+    RW_ASSERT(!db_.is_open());
+    if (reader_count == 0 || reader_count > shards_max) {
+        error = "snapshot reader count must be in 1.." + std::to_string(shards_max);
+        return false;
+    }
+    if (!db_.open(config, DbMode::read_only, error)) return false;
+    quotas_ = std::make_unique<QuotaTable>(config.keys_max);
+    publisher_ = std::make_unique<SnapshotPublisher>(reader_count);
+    return true;
+}
+
+bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error) {
+    Stmt stmt;
+    if (!db_.prepare("SELECT id, key_hash, name, key_prefix, status, quota_limit, quota_used,"
+                     " expires_at, models, rpm, max_concurrency FROM keys ORDER BY id",
+                     stmt)) {
+        error = db_.last_error();
+        return false;
+    }
+    for (;;) {
+        const StepStatus status = stmt.step();
+        if (status == StepStatus::error) {
+            error = db_.last_error();
+            return false;
+        }
+        if (status == StepStatus::done) return true;
+        KeyEntry key;
+        key.id = stmt.column_int64(0);
+        const std::span<const uint8_t> hash = stmt.column_blob(1);
+        if (hash.size() != key_hash_bytes) {
+            error = "key " + std::to_string(key.id) + " has a malformed key_hash";
+            return false;
+        }
+        std::memcpy(key.hash.data(), hash.data(), key_hash_bytes);
+        key.name = stmt.column_text(2);
+        key.key_prefix = stmt.column_text(3);
+        key.is_active = stmt.column_text(4) == "active";
+        key.has_quota_limit = !stmt.column_is_null(5);
+        key.quota_limit_tokens = stmt.column_int64(5);
+        const int64_t quota_used = stmt.column_int64(6);
+        key.expires_at_s = stmt.column_int64(7);  // NULL reads as 0 = never.
+        key.allows_all_models = stmt.column_is_null(8);
+        if (!key.allows_all_models &&
+            !json_parse_string_array(stmt.column_text(8), key.models, error)) {
+            error = "key " + std::to_string(key.id) + " models: " + error;
+            return false;
+        }
+        key.rpm = uint32_t(std::clamp<int64_t>(stmt.column_int64(9), 0, UINT32_MAX));
+        key.concurrency_max = uint32_t(std::clamp<int64_t>(stmt.column_int64(10), 0, UINT32_MAX));
+        const Result<uint32_t> slot = quotas_->slot_for_key(key.id, quota_used);
+        if (!slot.ok()) {
+            error = slot.error;
+            return false;
+        }
+        key.quota_slot = slot.value;
+        keys.push_back(std::move(key));
+    }
+}
+
+bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::string& error) {
+    Stmt stmt;
+    if (!db_.prepare("SELECT id, name, kind, base_url, api_key, models, model_map, priority,"
+                     " weight, enabled, allow_private_network, ca_file FROM channels"
+                     " ORDER BY priority DESC, id",
+                     stmt)) {
+        error = db_.last_error();
+        return false;
+    }
+    for (;;) {
+        const StepStatus status = stmt.step();
+        if (status == StepStatus::error) {
+            error = db_.last_error();
+            return false;
+        }
+        if (status == StepStatus::done) return true;
+        ChannelEntry channel;
+        channel.id = stmt.column_int64(0);
+        const std::string where = "channel " + std::to_string(channel.id);
+        channel.name = stmt.column_text(1);
+        if (!channel_kind_parse(stmt.column_text(2), channel.kind)) {
+            error = where + " has an unknown kind";
+            return false;
+        }
+        channel.base_url = stmt.column_text(3);
+        channel.api_key = stmt.column_text(4);
+        if (!json_parse_string_array(stmt.column_text(5), channel.models, error) ||
+            !json_parse_string_map(stmt.column_text(6), channel.model_map, error)) {
+            error = where + ": " + error;
+            return false;
+        }
+        channel.priority = int32_t(std::clamp<int64_t>(stmt.column_int64(7), INT32_MIN, INT32_MAX));
+        channel.weight = uint32_t(std::clamp<int64_t>(stmt.column_int64(8), 0, UINT32_MAX));
+        channel.is_enabled = stmt.column_int64(9) != 0;
+        channel.allow_private_network = stmt.column_int64(10) != 0;
+        channel.ca_file = stmt.column_text(11);
+        channels.push_back(std::move(channel));
+    }
+}
+
+bool SnapshotStore::reload(std::string& error) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    RW_ASSERT(db_.is_open());
+    std::vector<KeyEntry> keys;
+    std::vector<ChannelEntry> channels;
+    // One read transaction so keys and channels come from the same commit (WAL gives
+    // the reader a stable view until COMMIT) [wal.html#concurrency].
+    if (!db_.exec("BEGIN")) {
+        error = db_.last_error();
+        return false;
+    }
+    const bool is_ok = reload_keys(keys, error) && reload_channels(channels, error);
+    if (!db_.exec("COMMIT") && is_ok) {
+        error = db_.last_error();
+        return false;
+    }
+    if (!is_ok) return false;
+    publisher_->publish(std::make_unique<Snapshot>(std::move(keys), std::move(channels)));
+    RW_ASSERT(publisher_->current() != nullptr);
+    return true;
+}
+
+}  // namespace rw

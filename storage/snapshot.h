@@ -1,0 +1,213 @@
+// storage/snapshot.h — what the data plane knows about keys and channels, and how it
+// changes without locks. A Snapshot is immutable once published: built on the control
+// plane from the database (SnapshotStore::reload), published through one
+// std::atomic<const Snapshot*> (SnapshotPublisher), and freed only after every shard
+// acknowledged an epoch past it. Quota counters live outside snapshots (QuotaTable), so
+// a reload never resets what shards have counted.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/assert.h"
+#include "storage/config.h"
+#include "storage/db.h"
+#include "storage/log_queue.h"
+#include "storage/result.h"
+
+namespace rw {
+
+constexpr uint32_t key_hash_bytes = 32;  // SHA-256.
+using KeyHash = std::array<uint8_t, key_hash_bytes>;
+
+enum class ChannelKind : uint8_t { openai, anthropic, openai_compatible };
+
+[[nodiscard]] std::string_view channel_kind_name(ChannelKind kind);
+[[nodiscard]] bool channel_kind_parse(std::string_view text, ChannelKind& kind);
+
+struct KeyEntry {
+    int64_t id = 0;
+    KeyHash hash{};
+    std::string name;
+    std::string key_prefix;         // Display only, e.g. "sk-rw-abcd".
+    bool is_active = false;         // status == 'active'; revoked keys stay visible.
+    bool has_quota_limit = false;
+    int64_t quota_limit_tokens = 0; // Meaningful when has_quota_limit.
+    int64_t expires_at_s = 0;       // Unix seconds; 0 = never expires.
+    uint32_t rpm = 0;               // 0 = unlimited.
+    uint32_t concurrency_max = 0;   // 0 = unlimited.
+    uint32_t quota_slot = 0;        // Index into QuotaTable (stable across reloads).
+    bool allows_all_models = true;  // models column NULL.
+    std::vector<std::string> models;
+
+    [[nodiscard]] bool allows_model(std::string_view model) const;
+};
+
+struct ChannelEntry {
+    int64_t id = 0;
+    std::string name;
+    ChannelKind kind = ChannelKind::openai;
+    std::string base_url;
+    std::string api_key;            // The upstream secret; never logged.
+    std::vector<std::string> models;
+    std::vector<std::pair<std::string, std::string>> model_map;  // requested -> sent
+    int32_t priority = 0;
+    uint32_t weight = 1;
+    bool is_enabled = true;
+    bool allow_private_network = false;
+    std::string ca_file;            // Empty = system CA paths.
+};
+
+// Immutable after construction. Lookups are plain reads: no SQL, no locks.
+class Snapshot {
+public:
+    Snapshot(std::vector<KeyEntry> keys, std::vector<ChannelEntry> channels);
+
+    // The key whose SHA-256 is `hash`, or nullptr. Open addressing on the hash's first
+    // 8 bytes (already uniform), linear probing, load factor <= 1/2.
+    [[nodiscard]] const KeyEntry* find_key(const KeyHash& hash) const;
+    [[nodiscard]] const KeyEntry* find_key_by_id(int64_t id) const;
+    [[nodiscard]] std::span<const KeyEntry> keys() const { return keys_; }
+    [[nodiscard]] std::span<const ChannelEntry> channels() const { return channels_; }
+    [[nodiscard]] uint64_t epoch() const { return epoch_; }
+
+private:
+    friend class SnapshotPublisher;
+
+    std::vector<KeyEntry> keys_;          // Sorted by id.
+    std::vector<ChannelEntry> channels_;  // By priority desc, then id.
+    std::vector<uint32_t> table_;         // keys_ index + 1; 0 = empty slot.
+    uint64_t table_mask_ = 0;
+    uint64_t epoch_ = 0;                  // Set once by publish().
+};
+
+// Per-key token counters shared by all shards, indexed by KeyEntry::quota_slot. Slots
+// are assigned on the control plane the first time a key is loaded, initialised from
+// keys.quota_used, and never reused (keys are revoked, not deleted), so a snapshot swap
+// keeps every count. Shards add with relaxed increments (counters, not synchronisation).
+class QuotaTable {
+public:
+    explicit QuotaTable(uint32_t slot_count);
+
+    [[nodiscard]] int64_t used_tokens(uint32_t slot) const {
+        RW_ASSERT(slot < slot_count_);
+        return counters_[slot].load(std::memory_order_relaxed);
+    }
+    void add_tokens(uint32_t slot, int64_t tokens) {
+        RW_ASSERT(slot < slot_count_);
+        counters_[slot].fetch_add(tokens, std::memory_order_relaxed);
+    }
+
+    // Control plane (SnapshotStore::reload, under its mutex): the slot of key_id,
+    // assigned and set to initial_used_tokens on first sight. Fails when all slots
+    // are taken (StorageConfig::keys_max).
+    [[nodiscard]] Result<uint32_t> slot_for_key(int64_t key_id, int64_t initial_used_tokens);
+    [[nodiscard]] uint32_t assigned_count() const { return assigned_count_; }
+
+private:
+    std::unique_ptr<std::atomic<int64_t>[]> counters_;
+    std::unordered_map<int64_t, uint32_t> slot_by_key_id_;
+    uint32_t slot_count_;
+    uint32_t assigned_count_ = 0;
+};
+
+// RCU-style publication with per-reader epochs. Reader i is one shard thread.
+// Contract for readers: a reader that called acquire(i) may use the returned snapshot
+// (and any older one it still holds) until its next acquire(i)/quiesce(i); to keep a
+// snapshot across loop turns, report the oldest epoch still held with acknowledge().
+class SnapshotPublisher {
+public:
+    explicit SnapshotPublisher(uint32_t reader_count);
+    SnapshotPublisher(const SnapshotPublisher&) = delete;
+    SnapshotPublisher& operator=(const SnapshotPublisher&) = delete;
+    ~SnapshotPublisher();  // Frees everything: readers must be gone.
+
+    // Reader i (its own thread only): the current snapshot, acknowledging its epoch.
+    // nullptr only before the first publish(). Three seq_cst operations; no lock.
+    [[nodiscard]] const Snapshot* acquire(uint32_t reader_index) {
+        RW_ASSERT(reader_index < reader_count_);
+        const uint64_t epoch = epoch_.load(std::memory_order_seq_cst);
+        // The ack is stored before the pointer load: a collector that missed this ack
+        // ran before it, and then already published what we load (see snapshot.cc).
+        acks_[reader_index].epoch.store(epoch, std::memory_order_seq_cst);
+        return current_.load(std::memory_order_seq_cst);
+    }
+    // Reader i: "I hold nothing older than `epoch`" (epoch of a snapshot it still uses).
+    void acknowledge(uint32_t reader_index, uint64_t epoch) {
+        RW_ASSERT(reader_index < reader_count_);
+        RW_ASSERT(epoch <= epoch_.load(std::memory_order_relaxed));
+        acks_[reader_index].epoch.store(epoch, std::memory_order_seq_cst);
+    }
+    // Reader i: holds no snapshot at all (idle, or exiting).
+    void quiesce(uint32_t reader_index) {
+        RW_ASSERT(reader_index < reader_count_);
+        acks_[reader_index].epoch.store(epoch_quiescent, std::memory_order_seq_cst);
+    }
+
+    // Control plane: makes `snapshot` current (taking ownership) and retires the old
+    // one, then collects. Serialised by an internal mutex.
+    void publish(std::unique_ptr<Snapshot> snapshot);
+    // Control plane: frees retired snapshots every reader has moved past; returns how
+    // many were freed. publish() calls it; call it also from a periodic timer.
+    uint32_t collect();
+
+    [[nodiscard]] const Snapshot* current() const {
+        return current_.load(std::memory_order_acquire);
+    }
+    [[nodiscard]] uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
+    [[nodiscard]] uint32_t retired_count() const;
+
+private:
+    static constexpr uint64_t epoch_quiescent = UINT64_MAX;
+    struct alignas(cache_line_bytes) ReaderAck {
+        std::atomic<uint64_t> epoch{epoch_quiescent};
+    };
+
+    uint32_t collect_locked();
+
+    std::atomic<const Snapshot*> current_{nullptr};
+    std::atomic<uint64_t> epoch_{0};
+    std::unique_ptr<ReaderAck[]> acks_;
+    uint32_t reader_count_;
+    mutable std::mutex mutex_;            // Guards retired_ and publishing.
+    std::vector<const Snapshot*> retired_;
+};
+
+// The control plane's handle: a read-only connection, the quota table and the
+// publisher. reload() rebuilds the snapshot from committed data and publishes it; it is
+// called at startup and after every admin change (Catalog does that). Thread-safe.
+class SnapshotStore {
+public:
+    SnapshotStore() = default;
+    SnapshotStore(const SnapshotStore&) = delete;
+    SnapshotStore& operator=(const SnapshotStore&) = delete;
+
+    // After Writer::open (the schema must exist). reader_count = number of shards.
+    [[nodiscard]] bool open(const StorageConfig& config, uint32_t reader_count,
+                            std::string& error);
+    // Loads keys + channels and publishes them. On failure the current snapshot stays.
+    [[nodiscard]] bool reload(std::string& error);
+
+    [[nodiscard]] SnapshotPublisher& publisher() { return *publisher_; }
+    [[nodiscard]] QuotaTable& quotas() { return *quotas_; }
+
+private:
+    [[nodiscard]] bool reload_keys(std::vector<KeyEntry>& keys, std::string& error);
+    [[nodiscard]] bool reload_channels(std::vector<ChannelEntry>& channels, std::string& error);
+
+    std::mutex mutex_;  // One reload at a time (the Db is single-threaded).
+    Db db_;
+    std::unique_ptr<QuotaTable> quotas_;
+    std::unique_ptr<SnapshotPublisher> publisher_;
+};
+
+}  // namespace rw

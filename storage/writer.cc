@@ -1,0 +1,519 @@
+// storage/writer.cc — the writer thread: drain the shards' queues, batch, commit in one
+// transaction, retry forever without dropping, and run control-plane commands. This is
+// the only code that writes the database; it runs on one thread (run()), except open(),
+// notify(), request_stop(), execute() and stats() whose thread rules are in writer.h.
+#include "storage/writer.h"
+
+#include <poll.h>
+#include <sqlite3.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
+#include "core/assert.h"
+#include "storage/migrations.h"
+
+namespace rw {
+
+// One control-plane write waiting for the writer thread (lives on the caller's stack).
+struct Writer::Command {
+    AdminFn fn;
+    void* context;
+    bool is_transaction;
+    std::mutex mutex;
+    std::condition_variable done_cv;
+    bool is_done = false;  // Guarded by mutex.
+    bool is_ok = false;
+    std::string error;
+};
+
+namespace {
+
+// A StoreLoad barrier between the writer's sleep_ store and its tail loads, and between a
+// shard's tail store and its sleep_ load (Dekker). Normally a seq_cst fence; ThreadSanitizer
+// does not model fences (GCC refuses them under -fsanitize=thread), so there both sides
+// do a seq_cst read-modify-write on one shared word instead: the two RMWs are ordered, and
+// the later one acquires everything before the earlier one — the same guarantee.
+void store_load_barrier() {
+#if defined(__SANITIZE_THREAD__)
+    static std::atomic<uint32_t> barrier_word{0};
+    barrier_word.fetch_add(0, std::memory_order_seq_cst);
+#else
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
+int64_t monotonic_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+int64_t monotonic_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+int32_t day_from_ts_ms(int64_t ts_ms) {
+    // Floor division so timestamps before 1970 still land on the right day.
+    const int64_t ms_per_day = 86400000;
+    int64_t day = ts_ms / ms_per_day;
+    if (ts_ms % ms_per_day < 0) day -= 1;
+    return static_cast<int32_t>(day);
+}
+
+// 'YYYY-MM-DD' for days since the epoch (Howard Hinnant's civil_from_days), without
+// gmtime_r's locale/timezone work per row. target must hold 11 bytes.
+void day_format(int32_t day_index, char* target) {
+    int64_t z = int64_t(day_index) + 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const int64_t doe = z - era * 146097;
+    const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const int64_t mp = (5 * doy + 2) / 153;
+    const int64_t d = doy - (153 * mp + 2) / 5 + 1;
+    const int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    const int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+    const int64_t year = y < 0 ? 0 : y % 10000;  // Four digits; usage is never that old.
+    target[0] = char('0' + year / 1000);
+    target[1] = char('0' + year / 100 % 10);
+    target[2] = char('0' + year / 10 % 10);
+    target[3] = char('0' + year % 10);
+    target[4] = '-';
+    target[5] = char('0' + m / 10);
+    target[6] = char('0' + m % 10);
+    target[7] = '-';
+    target[8] = char('0' + d / 10);
+    target[9] = char('0' + d % 10);
+    target[10] = '\0';
+}
+
+constexpr const char* insert_usage_sql =
+    "INSERT INTO usage_logs (ts_ms, key_id, channel_id, model_requested, model_sent, endpoint,"
+    " status, prompt_tokens, completion_tokens, total_tokens, usage_source, end_reason,"
+    " attempts, latency_us, ttfb_us, bytes_in, bytes_out, request_id)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+
+constexpr const char* upsert_daily_sql =
+    "INSERT INTO daily_usage (key_id, day, requests, prompt_tokens, completion_tokens,"
+    " total_tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    " ON CONFLICT (key_id, day) DO UPDATE SET requests = requests + excluded.requests,"
+    " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
+    " completion_tokens = completion_tokens + excluded.completion_tokens,"
+    " total_tokens = total_tokens + excluded.total_tokens";
+
+constexpr const char* add_quota_used_sql =
+    "UPDATE keys SET quota_used = quota_used + ?2 WHERE id = ?1";
+
+// uint64 values we store are far below 2^63 (bytes, microseconds); clamp anyway so a
+// corrupt record cannot turn into a negative column.
+int64_t to_sql_int(uint64_t value) {
+    return value > uint64_t(INT64_MAX) ? INT64_MAX : int64_t(value);
+}
+
+}  // namespace
+
+Writer::~Writer() {
+    RW_ASSERT(!is_running_.load());
+    if (event_fd_ >= 0) (void)::close(event_fd_);
+}
+
+bool Writer::open(const StorageConfig& config, uint32_t shard_count, std::string& error) {
+    RW_ASSERT(!db_.is_open());
+    RW_ASSERT(queues_.empty());
+    error = storage_config_check(config);
+    if (!error.empty()) return false;
+    if (shard_count == 0 || shard_count > shards_max) {
+        error = "shard count must be in 1.." + std::to_string(shards_max);
+        return false;
+    }
+    config_ = config;
+    if (!db_.open(config, DbMode::read_write, error)) return false;
+    if (!migrate(db_, error)) return false;
+    if (!db_.prepare("BEGIN IMMEDIATE", begin_) || !db_.prepare("COMMIT", commit_) ||
+        !db_.prepare("ROLLBACK", rollback_) || !db_.prepare(insert_usage_sql, insert_usage_) ||
+        !db_.prepare(upsert_daily_sql, upsert_daily_) ||
+        !db_.prepare(add_quota_used_sql, add_quota_used_)) {
+        error = "preparing writer statements: " + db_.last_error();
+        return false;
+    }
+    event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (event_fd_ < 0) {
+        error = std::string("eventfd: ") + std::strerror(errno);
+        return false;
+    }
+    for (uint32_t index = 0; index < shard_count; index++) {
+        queues_.push_back(std::make_unique<LogQueue>(config.queue_slots));
+    }
+    batch_.resize(config.log_batch_rows);
+    aggregates_.resize(config.log_batch_rows);
+    {
+        std::lock_guard<std::mutex> lock(command_mutex_);
+        is_accepting_commands_ = true;
+    }
+    RW_ASSERT(queues_.size() == shard_count);
+    return true;
+}
+
+void Writer::wake() {
+    const uint64_t one = 1;
+    const ssize_t written = ::write(event_fd_, &one, sizeof(one));
+    // EAGAIN only when the counter is at its maximum: the writer is already awake-able.
+    RW_ASSERT(written == sizeof(one) || errno == EAGAIN);
+}
+
+void Writer::notify(uint32_t shard_index) {
+    // Dekker-style pairing with wait(): the shard's tail store (push) is ordered before
+    // this load of sleep_, and the writer's store of sleep_ before its reload of the
+    // tails, so at least one side sees the other [atomics.fences].
+    store_load_barrier();
+    const Sleep mode = sleep_.load(std::memory_order_relaxed);
+    // Awake is the common case under load; in backoff a wake would only retry sooner.
+    if (mode == Sleep::awake || mode == Sleep::backoff) return;
+    if (mode == Sleep::partial_batch &&
+        queues_[shard_index]->depth() < config_.log_batch_rows) {
+        return;  // The flush deadline will pick these up; no need to wake early.
+    }
+    Sleep expected = mode;
+    // Only the first notifier pays the write(2).
+    if (sleep_.compare_exchange_strong(expected, Sleep::awake)) wake();
+}
+
+void Writer::request_stop() {
+    is_stop_requested_.store(true, std::memory_order_release);
+    wake();
+}
+
+bool Writer::queues_are_empty() const {
+    for (const auto& queue : queues_) {
+        if (!queue->is_empty_for_consumer()) return false;
+    }
+    return true;
+}
+
+void Writer::drain_queues() {
+    const uint32_t queue_count = uint32_t(queues_.size());
+    const uint32_t capacity = config_.log_batch_rows;
+    for (uint32_t step = 0; step < queue_count && batch_count_ < capacity; step++) {
+        LogQueue& queue = *queues_[(drain_start_index_ + step) % queue_count];
+        const bool was_empty = batch_count_ == 0;
+        batch_count_ += queue.drain(&batch_[batch_count_], capacity - batch_count_);
+        if (was_empty && batch_count_ > 0) {
+            batch_deadline_ms_ = monotonic_ms() + config_.log_flush_ms;
+        }
+    }
+    drain_start_index_ = (drain_start_index_ + 1) % queue_count;
+    RW_ASSERT(batch_count_ <= capacity);
+}
+
+// Sleeps on the eventfd until woken or timeout_ms passes (-1: no timeout). `mode` tells
+// notify() when a wake is worth a syscall.
+void Writer::wait(Sleep mode, int64_t timeout_ms) {
+    RW_ASSERT(mode != Sleep::awake);
+    sleep_.store(mode, std::memory_order_relaxed);
+    store_load_barrier();  // Pairs with notify()'s barrier.
+    bool has_work = (mode == Sleep::idle && !queues_are_empty()) ||
+                          has_commands_.load(std::memory_order_acquire) ||
+                          is_stop_requested_.load(std::memory_order_acquire);
+    if (mode == Sleep::partial_batch) {
+        for (const auto& queue : queues_) {  // The same test notify() makes.
+            if (queue->depth() >= config_.log_batch_rows) has_work = true;
+        }
+    }
+    if (!has_work) {
+        pollfd poll_fd{event_fd_, POLLIN, 0};
+        const int timeout = timeout_ms < 0 ? -1 : int(std::min<int64_t>(timeout_ms, 60000));
+        const int ready = ::poll(&poll_fd, 1, timeout);
+        RW_ASSERT(ready >= 0 || errno == EINTR);
+        if (ready > 0) {
+            uint64_t count = 0;
+            // Resets the eventfd counter; EAGAIN if another read raced (none does).
+            const ssize_t got = ::read(event_fd_, &count, sizeof(count));
+            RW_ASSERT(got == sizeof(count) || errno == EAGAIN);
+        }
+    }
+    sleep_.store(Sleep::awake, std::memory_order_relaxed);
+}
+
+void Writer::run() {
+    RW_ASSERT(db_.is_open());
+    RW_ASSERT(!is_running_.load());
+    writer_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    is_running_.store(true, std::memory_order_release);
+    for (;;) {
+        if (has_commands_.load(std::memory_order_acquire)) run_commands();
+        drain_queues();
+        const bool is_stopping = is_stop_requested_.load(std::memory_order_acquire);
+        const int64_t now_ms = monotonic_ms();
+        const bool is_due = batch_count_ == config_.log_batch_rows ||
+                            now_ms >= batch_deadline_ms_ || is_stopping;
+        if (batch_count_ > 0 && is_due) {
+            if (!commit_batch()) {
+                // Keep the batch; the queues back up and shards answer 503 meanwhile.
+                wait(Sleep::backoff, backoff_ms_);
+            }
+            continue;
+        }
+        if (is_stopping && batch_count_ == 0 && queues_are_empty()) break;
+        if (batch_count_ == 0) {
+            wait(Sleep::idle, -1);
+        } else {
+            wait(Sleep::partial_batch, batch_deadline_ms_ - now_ms);
+        }
+    }
+    RW_ASSERT(batch_count_ == 0);
+    RW_ASSERT(queues_are_empty());
+    fail_pending_commands();
+    is_running_.store(false, std::memory_order_release);
+}
+
+bool Writer::commit_batch() {
+    RW_ASSERT(batch_count_ > 0);
+    RW_ASSERT(!db_.in_transaction());
+    const int64_t start_us = monotonic_us();
+    commit_batch_aggregate();
+    if (!commit_batch_statements()) {
+        commit_failed(batch_count_);
+        return false;
+    }
+    const int64_t latency_us = monotonic_us() - start_us;
+    rows_written_.fetch_add(batch_count_, std::memory_order_relaxed);
+    batch_count_ = 0;
+    commit_succeeded(uint64_t(latency_us > 0 ? latency_us : 0));
+    return true;
+}
+
+// Sums the batch per (key, day) so a batch costs one upsert per key-day and one quota
+// update per key instead of one of each per row; same transaction, same totals.
+void Writer::commit_batch_aggregate() {
+    for (uint32_t index = 0; index < batch_count_; index++) {
+        const UsageRecord& record = batch_[index];
+        aggregates_[index] = Aggregate{record.key_id, day_from_ts_ms(record.ts_ms), 1,
+                                       record.prompt_tokens, record.completion_tokens,
+                                       record.total_tokens};
+    }
+    Aggregate* begin = aggregates_.data();
+    std::sort(begin, begin + batch_count_, [](const Aggregate& a, const Aggregate& b) {
+        return a.key_id != b.key_id ? a.key_id < b.key_id : a.day < b.day;
+    });
+    uint32_t count = 0;
+    for (uint32_t index = 0; index < batch_count_; index++) {
+        const Aggregate& row = aggregates_[index];
+        if (count > 0 && aggregates_[count - 1].key_id == row.key_id &&
+            aggregates_[count - 1].day == row.day) {
+            Aggregate& sum = aggregates_[count - 1];
+            sum.requests += 1;
+            sum.prompt_tokens += row.prompt_tokens;
+            sum.completion_tokens += row.completion_tokens;
+            sum.total_tokens += row.total_tokens;
+        } else {
+            aggregates_[count] = row;  // count <= index: never overwrites unread rows.
+            count += 1;
+        }
+    }
+    aggregate_count_ = count;
+    RW_ASSERT(aggregate_count_ >= 1);
+    RW_ASSERT(aggregate_count_ <= batch_count_);
+}
+
+// The transaction itself. False on the first failing statement, transaction possibly
+// still open (the caller rolls back).
+bool Writer::commit_batch_statements() {
+    if (!db_.step_done(begin_)) return false;
+    for (uint32_t index = 0; index < batch_count_; index++) {
+        const UsageRecord& record = batch_[index];
+        Stmt& s = insert_usage_;
+        s.bind_int64(1, record.ts_ms);
+        s.bind_int64(2, record.key_id);
+        s.bind_int64(3, record.channel_id);
+        s.bind_text(4, record_text(record.model_requested));
+        s.bind_text(5, record_text(record.model_sent));
+        s.bind_text(6, record_text(record.endpoint));
+        s.bind_int64(7, record.status);
+        s.bind_int64(8, record.prompt_tokens);
+        s.bind_int64(9, record.completion_tokens);
+        s.bind_int64(10, record.total_tokens);
+        s.bind_text(11, usage_source_name(record.usage_source));
+        s.bind_text(12, end_reason_name(record.end_reason));
+        s.bind_int64(13, record.attempts);
+        s.bind_int64(14, to_sql_int(record.latency_us));
+        s.bind_int64(15, to_sql_int(record.ttfb_us));
+        s.bind_int64(16, to_sql_int(record.bytes_in));
+        s.bind_int64(17, to_sql_int(record.bytes_out));
+        s.bind_text(18, record_text(record.request_id));
+        if (!db_.step_done(s)) return false;
+    }
+    uint64_t key_total_tokens = 0;
+    for (uint32_t index = 0; index < aggregate_count_; index++) {
+        const Aggregate& sum = aggregates_[index];
+        char day[11];
+        day_format(sum.day, day);
+        upsert_daily_.bind_int64(1, sum.key_id);
+        upsert_daily_.bind_text(2, std::string_view(day, 10));
+        upsert_daily_.bind_int64(3, sum.requests);
+        upsert_daily_.bind_int64(4, to_sql_int(sum.prompt_tokens));
+        upsert_daily_.bind_int64(5, to_sql_int(sum.completion_tokens));
+        upsert_daily_.bind_int64(6, to_sql_int(sum.total_tokens));
+        if (!db_.step_done(upsert_daily_)) return false;
+        key_total_tokens += sum.total_tokens;
+        const bool is_key_end =
+            index + 1 == aggregate_count_ || aggregates_[index + 1].key_id != sum.key_id;
+        if (is_key_end) {
+            // A key_id without a keys row (0, or a key deleted by hand) updates nothing:
+            // the invariant is stated per existing key.
+            add_quota_used_.bind_int64(1, sum.key_id);
+            add_quota_used_.bind_int64(2, to_sql_int(key_total_tokens));
+            if (!db_.step_done(add_quota_used_)) return false;
+            key_total_tokens = 0;
+        }
+    }
+    // COMMIT may fail with BUSY (a reader blocking a checkpoint is not one; a lock is);
+    // the transaction then stays open and the caller rolls it back.
+    return db_.step_done(commit_);
+}
+
+void Writer::commit_failed(uint32_t attempt_rows) {
+    const std::string error = db_.last_error();
+    // SQLite may already have rolled back on FULL/IOERR/BUSY/NOMEM; ROLLBACK only if a
+    // transaction is still open [sqlite3_get_autocommit(3)].
+    if (db_.in_transaction() && !db_.step_done(rollback_)) {
+        std::fprintf(stderr, "ringway: writer: ROLLBACK failed: %s\n", db_.last_error().c_str());
+    }
+    commit_errors_.fetch_add(1, std::memory_order_relaxed);
+    is_stalled_.store(true, std::memory_order_relaxed);
+    failure_streak_ += 1;
+    const uint32_t cap = config_.retry_backoff_ms_max;
+    backoff_ms_ = backoff_ms_ == 0 ? 1 : std::min(cap, backoff_ms_ * 2);
+    // Log the first failure and then every 64th, so a long stall does not flood journald.
+    if (failure_streak_ == 1 || failure_streak_ % 64 == 0) {
+        std::fprintf(stderr,
+                     "ringway: writer: commit of %u rows failed (%s); batch kept, attempt %llu,"
+                     " retrying in %u ms\n",
+                     attempt_rows, error.c_str(), (unsigned long long)failure_streak_,
+                     backoff_ms_);
+    }
+    RW_ASSERT(!db_.in_transaction() || db_.last_error_kind() != DbErrorKind::none);
+}
+
+void Writer::commit_succeeded(uint64_t latency_us) {
+    if (failure_streak_ > 0) {
+        std::fprintf(stderr, "ringway: writer: commits recovered after %llu failed attempts\n",
+                     (unsigned long long)failure_streak_);
+    }
+    failure_streak_ = 0;
+    backoff_ms_ = 0;
+    is_stalled_.store(false, std::memory_order_relaxed);
+    batches_committed_.fetch_add(1, std::memory_order_relaxed);
+    last_batch_latency_us_.store(latency_us, std::memory_order_relaxed);
+    batch_latency_us_total_.fetch_add(latency_us, std::memory_order_relaxed);
+    if (latency_us > batch_latency_us_max_.load(std::memory_order_relaxed)) {
+        batch_latency_us_max_.store(latency_us, std::memory_order_relaxed);  // One writer.
+    }
+    uint32_t bucket = 0;
+    while (bucket + 1 < writer_latency_bucket_count && (latency_us >> (bucket + 1)) != 0) {
+        bucket += 1;
+    }
+    latency_histogram_[bucket].fetch_add(1, std::memory_order_relaxed);
+}
+
+// ---- Control-plane commands ------------------------------------------------------------
+
+bool Writer::execute(AdminFn fn, void* context, std::string& error, bool is_transaction) {
+    RW_ASSERT(fn != nullptr);
+    // The writer would wait for itself.
+    RW_ASSERT(std::this_thread::get_id() != writer_thread_.load(std::memory_order_relaxed));
+    Command command{fn, context, is_transaction, {}, {}, false, false, {}};
+    {
+        std::lock_guard<std::mutex> lock(command_mutex_);
+        if (!is_accepting_commands_) {
+            error = "storage writer is not running";
+            return false;
+        }
+        commands_.push_back(&command);
+        has_commands_.store(true, std::memory_order_release);
+    }
+    wake();
+    std::unique_lock<std::mutex> lock(command.mutex);
+    command.done_cv.wait(lock, [&command] { return command.is_done; });
+    if (!command.is_ok) error = command.error;
+    return command.is_ok;
+}
+
+void Writer::run_commands() {
+    std::deque<Command*> pending;
+    {
+        std::lock_guard<std::mutex> lock(command_mutex_);
+        pending.swap(commands_);
+        has_commands_.store(false, std::memory_order_relaxed);
+    }
+    for (Command* command : pending) run_one_command(*command);
+}
+
+void Writer::run_one_command(Command& command) {
+    RW_ASSERT(!db_.in_transaction());
+    bool is_ok = true;
+    std::string error;
+    if (command.is_transaction && !db_.step_done(begin_)) {
+        is_ok = false;
+        error = db_.last_error();
+    }
+    if (is_ok && !command.fn(db_, command.context, error)) {
+        is_ok = false;
+        if (error.empty()) error = db_.last_error();
+    }
+    if (is_ok && command.is_transaction && !db_.step_done(commit_)) {
+        is_ok = false;
+        error = db_.last_error();
+    }
+    if (db_.in_transaction() && !db_.step_done(rollback_)) {
+        std::fprintf(stderr, "ringway: writer: ROLLBACK failed: %s\n", db_.last_error().c_str());
+    }
+    RW_ASSERT(!db_.in_transaction());
+    admin_commands_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(command.mutex);
+    command.is_ok = is_ok;
+    command.error = std::move(error);
+    command.is_done = true;
+    command.done_cv.notify_one();  // Under the mutex: the waiter owns `command`'s storage.
+}
+
+void Writer::fail_pending_commands() {
+    std::deque<Command*> pending;
+    {
+        std::lock_guard<std::mutex> lock(command_mutex_);
+        is_accepting_commands_ = false;
+        pending.swap(commands_);
+        has_commands_.store(false, std::memory_order_relaxed);
+    }
+    for (Command* command : pending) {
+        std::lock_guard<std::mutex> lock(command->mutex);
+        command->is_ok = false;
+        command->error = "storage writer stopped";
+        command->is_done = true;
+        command->done_cv.notify_one();
+    }
+}
+
+WriterStats Writer::stats() const {
+    WriterStats stats;
+    stats.rows_written = rows_written_.load(std::memory_order_relaxed);
+    stats.batches_committed = batches_committed_.load(std::memory_order_relaxed);
+    stats.commit_errors = commit_errors_.load(std::memory_order_relaxed);
+    stats.last_batch_latency_us = last_batch_latency_us_.load(std::memory_order_relaxed);
+    stats.batch_latency_us_max = batch_latency_us_max_.load(std::memory_order_relaxed);
+    stats.batch_latency_us_total = batch_latency_us_total_.load(std::memory_order_relaxed);
+    stats.is_stalled = is_stalled_.load(std::memory_order_relaxed);
+    stats.admin_commands = admin_commands_.load(std::memory_order_relaxed);
+    for (uint32_t index = 0; index < writer_latency_bucket_count; index++) {
+        stats.latency_histogram[index] = latency_histogram_[index].load(std::memory_order_relaxed);
+    }
+    return stats;
+}
+
+}  // namespace rw

@@ -1,0 +1,172 @@
+// storage/writer.h — Writer, the only thread that writes SQLite. It owns the read-write
+// connection, every prepared statement and one LogQueue per shard. Shards push records
+// and call notify(); run() drains all queues and commits batches (log_batch_rows rows or
+// log_flush_ms, whichever first) in one BEGIN IMMEDIATE transaction: usage rows, daily
+// aggregates and keys.quota_used together or not at all. A failed commit is rolled back
+// and retried with bounded backoff; a record is never dropped. Control-plane writes
+// (keys, channels) also run on this thread through execute(), so no two connections in
+// this process ever contend for the write lock.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "storage/config.h"
+#include "storage/db.h"
+#include "storage/log_queue.h"
+#include "storage/records.h"
+
+namespace rw {
+
+constexpr uint32_t writer_latency_bucket_count = 24;  // log2(us) buckets: <2us .. >=8.4s
+
+// A point-in-time copy of the writer's counters (each read relaxed; not one snapshot).
+struct WriterStats {
+    uint64_t rows_written = 0;
+    uint64_t batches_committed = 0;
+    uint64_t commit_errors = 0;             // Failed commit attempts (each retried).
+    uint64_t last_batch_latency_us = 0;     // BEGIN..COMMIT of the latest committed batch.
+    uint64_t batch_latency_us_max = 0;
+    uint64_t batch_latency_us_total = 0;    // Sum over committed batches (busy time).
+    bool is_stalled = false;                // The latest commit attempt failed.
+    uint64_t admin_commands = 0;
+    uint64_t latency_histogram[writer_latency_bucket_count] = {};  // [i]: 2^i..2^(i+1) us.
+};
+
+class Writer {
+public:
+    // A control-plane write run on the writer thread. Gets the writer's connection;
+    // returns false with `error` set to fail the command. Must not block on anything
+    // but SQLite, and must not call back into the Writer.
+    using AdminFn = bool (*)(Db& db, void* context, std::string& error);
+
+    Writer() = default;
+    Writer(const Writer&) = delete;
+    Writer& operator=(const Writer&) = delete;
+    ~Writer();
+
+    // Startup, before any shard runs: opens config.db_path read-write with verified
+    // PRAGMAs, applies migrations, prepares the batch statements and creates
+    // shard_count queues of config.queue_slots. False with one clear line in `error`.
+    [[nodiscard]] bool open(const StorageConfig& config, uint32_t shard_count,
+                            std::string& error);
+
+    // Shard i's queue: producer side for shard i only. Stable for the Writer's life.
+    [[nodiscard]] LogQueue& queue(uint32_t shard_index) {
+        RW_ASSERT(shard_index < queues_.size());
+        return *queues_[shard_index];
+    }
+    [[nodiscard]] uint32_t queue_count() const { return uint32_t(queues_.size()); }
+
+    // Shard side, at most once per loop turn after pushes: wakes the writer if it is
+    // idle, or if it is waiting out a partial batch's flush deadline while this shard's
+    // queue already holds a full batch. Otherwise only a fence and a load (no syscall).
+    void notify(uint32_t shard_index);
+
+    // The writer thread's body. Returns only after request_stop() once every record
+    // already pushed has been committed (the SIGTERM drain). Shards must have stopped
+    // pushing before request_stop(); records pushed after run() returns are not seen.
+    // If commits keep failing, run() keeps retrying: it never returns with rows lost.
+    void run();
+
+    // Any thread. run() finishes the drain, then returns.
+    void request_stop();
+
+    // Control plane: runs fn on the writer thread (in BEGIN IMMEDIATE ... COMMIT when
+    // is_transaction; rolled back if fn fails) and waits for it. False with `error` when
+    // fn failed, the transaction failed, or the writer has stopped. Never call from the
+    // writer thread (asserted). Commands queued before run() starts wait for it.
+    [[nodiscard]] bool execute(AdminFn fn, void* context, std::string& error,
+                               bool is_transaction = true);
+
+    // The connection for startup checks (check_quota_invariant) before run() starts.
+    [[nodiscard]] Db& db_before_run() {
+        RW_ASSERT(!is_running_.load(std::memory_order_acquire));
+        return db_;
+    }
+
+    [[nodiscard]] WriterStats stats() const;
+    [[nodiscard]] bool is_stalled() const { return is_stalled_.load(std::memory_order_relaxed); }
+    [[nodiscard]] uint64_t rows_written() const {
+        return rows_written_.load(std::memory_order_relaxed);
+    }
+
+private:
+    struct Command;
+    // Per-batch sums per (key, day); runs of one key are adjacent after sorting.
+    struct Aggregate {
+        int64_t key_id;
+        int32_t day;  // Days since 1970-01-01 (UTC).
+        uint32_t requests;
+        uint64_t prompt_tokens;
+        uint64_t completion_tokens;
+        uint64_t total_tokens;
+    };
+
+    // What the writer is sleeping on, so notify() knows whether a wake is worth a syscall.
+    enum class Sleep : uint8_t { awake, idle, partial_batch, backoff };
+
+    void run_commands();
+    void run_one_command(Command& command);
+    void drain_queues();
+    [[nodiscard]] bool queues_are_empty() const;
+    [[nodiscard]] bool commit_batch();
+    [[nodiscard]] bool commit_batch_statements();
+    void commit_batch_aggregate();
+    void commit_failed(uint32_t attempt_rows);
+    void commit_succeeded(uint64_t latency_us);
+    void wait(Sleep mode, int64_t timeout_ms);
+    void wake();
+    void fail_pending_commands();
+
+    // Declared before the statements: members are destroyed in reverse order, and the
+    // Db asserts every statement is finalized when it closes.
+    Db db_;
+    Stmt begin_;
+    Stmt commit_;
+    Stmt rollback_;
+    Stmt insert_usage_;
+    Stmt upsert_daily_;
+    Stmt add_quota_used_;
+
+    StorageConfig config_;
+    std::vector<std::unique_ptr<LogQueue>> queues_;
+    std::vector<UsageRecord> batch_;     // Capacity log_batch_rows, allocated once.
+    uint32_t batch_count_ = 0;           // Rows in batch_ [0, log_batch_rows].
+    std::vector<Aggregate> aggregates_;  // Per-batch scratch, allocated once.
+    uint32_t aggregate_count_ = 0;
+    int64_t batch_deadline_ms_ = 0;      // Monotonic ms when the oldest row must commit.
+    uint32_t drain_start_index_ = 0;     // Round-robin start so no shard starves.
+    uint32_t backoff_ms_ = 0;            // 0 when the last commit succeeded.
+    uint64_t failure_streak_ = 0;
+    int event_fd_ = -1;
+    std::atomic<std::thread::id> writer_thread_{};
+
+    std::atomic<Sleep> sleep_{Sleep::awake};
+    std::atomic<bool> is_stop_requested_{false};
+    std::atomic<bool> is_running_{false};
+
+    std::mutex command_mutex_;             // Guards commands_ and is_accepting_commands_.
+    std::deque<Command*> commands_;        // Control plane only; never on the shard path.
+    bool is_accepting_commands_ = false;
+    std::atomic<bool> has_commands_{false};
+
+    std::atomic<uint64_t> rows_written_{0};
+    std::atomic<uint64_t> batches_committed_{0};
+    std::atomic<uint64_t> commit_errors_{0};
+    std::atomic<uint64_t> last_batch_latency_us_{0};
+    std::atomic<uint64_t> batch_latency_us_max_{0};
+    std::atomic<uint64_t> batch_latency_us_total_{0};
+    std::atomic<bool> is_stalled_{false};
+    std::atomic<uint64_t> admin_commands_{0};
+    std::atomic<uint64_t> latency_histogram_[writer_latency_bucket_count] = {};
+};
+
+}  // namespace rw

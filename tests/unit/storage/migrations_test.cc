@@ -1,0 +1,110 @@
+// tests/unit/storage/migrations_test.cc — fresh DB gets the schema, re-open is a no-op,
+// a newer schema is refused, and the quota invariant check finds offending keys.
+#include "storage/migrations.h"
+
+#include <gtest/gtest.h>
+
+#include "storage_test_support.h"
+
+namespace rw {
+namespace {
+
+int64_t table_count(Db& db) {
+    return db
+        .query_int64("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN"
+                     " ('keys', 'channels', 'usage_logs', 'daily_usage')")
+        .value;
+}
+
+TEST(Migrations, FreshDatabaseGetsSchema) {
+    test::TempDir dir;
+    Db db;
+    std::string error;
+    ASSERT_TRUE(db.open(test::test_config(dir), DbMode::read_write, error)) << error;
+    EXPECT_EQ(schema_version(db).value, 0);
+    ASSERT_TRUE(migrate(db, error)) << error;
+    EXPECT_EQ(schema_version(db).value, int64_t(schema_version_latest()));
+    EXPECT_EQ(table_count(db), 4);
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND"
+                             " name IN ('usage_logs_key_ts', 'daily_usage_day')")
+                  .value,
+              2);
+    EXPECT_FALSE(db.in_transaction());
+}
+
+TEST(Migrations, ReopenIsIdempotent) {
+    test::TempDir dir;
+    std::string error;
+    {
+        Db db;
+        ASSERT_TRUE(db.open(test::test_config(dir), DbMode::read_write, error)) << error;
+        ASSERT_TRUE(migrate(db, error)) << error;
+        ASSERT_TRUE(db.exec("INSERT INTO keys (name, key_hash, key_prefix, created_at)"
+                            " VALUES ('k', zeroblob(32), 'sk-rw-abcd', 1)"));
+    }
+    Db db;
+    ASSERT_TRUE(db.open(test::test_config(dir), DbMode::read_write, error)) << error;
+    ASSERT_TRUE(migrate(db, error)) << error;
+    ASSERT_TRUE(migrate(db, error)) << error;
+    EXPECT_EQ(schema_version(db).value, int64_t(schema_version_latest()));
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM keys").value, 1);  // Data kept.
+}
+
+TEST(Migrations, NewerDatabaseRefused) {
+    test::TempDir dir;
+    std::string error;
+    Db db;
+    ASSERT_TRUE(db.open(test::test_config(dir), DbMode::read_write, error)) << error;
+    ASSERT_TRUE(migrate(db, error)) << error;
+    const uint32_t newer = schema_version_latest() + 1;
+    ASSERT_TRUE(db.exec(("PRAGMA user_version=" + std::to_string(newer)).c_str()));
+    EXPECT_FALSE(migrate(db, error));
+    EXPECT_NE(error.find("newer than this ringway"), std::string::npos) << error;
+    EXPECT_EQ(schema_version(db).value, int64_t(newer));  // Untouched.
+}
+
+TEST(Migrations, FailedMigrationLeavesNothing) {
+    test::TempDir dir;
+    std::string error;
+    Db db;
+    ASSERT_TRUE(db.open(test::test_config(dir), DbMode::read_write, error)) << error;
+    // A table in the way makes migration 1 fail half-way: nothing may remain.
+    ASSERT_TRUE(db.exec("CREATE TABLE usage_logs (x)"));
+    EXPECT_FALSE(migrate(db, error));
+    EXPECT_NE(error.find("schema migration 1 failed"), std::string::npos) << error;
+    EXPECT_EQ(schema_version(db).value, 0);
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM sqlite_schema WHERE name = 'keys'").value, 0);
+    EXPECT_FALSE(db.in_transaction());
+}
+
+TEST(Migrations, QuotaInvariantReportsOffenders) {
+    test::TempDir dir;
+    std::string error;
+    Db db;
+    ASSERT_TRUE(db.open(test::test_config(dir), DbMode::read_write, error)) << error;
+    ASSERT_TRUE(migrate(db, error)) << error;
+    ASSERT_TRUE(db.exec(
+        "INSERT INTO keys (id, name, key_hash, key_prefix, quota_used, created_at) VALUES"
+        " (1, 'a', randomblob(32), 'p', 30, 1), (2, 'b', randomblob(32), 'p', 5, 1),"
+        " (3, 'c', randomblob(32), 'p', 0, 1), (4, 'd', randomblob(32), 'p', 0, 1);"
+        "INSERT INTO usage_logs (ts_ms, key_id, channel_id, model_requested, model_sent,"
+        " endpoint, status, prompt_tokens, completion_tokens, total_tokens, usage_source,"
+        " end_reason, attempts, latency_us, ttfb_us, bytes_in, bytes_out, request_id) VALUES"
+        " (1, 1, 1, 'm', 'm', '/', 200, 0, 0, 10, 'reported', 'complete', 1, 0, 0, 0, 0, 'a'),"
+        " (1, 1, 1, 'm', 'm', '/', 200, 0, 0, 20, 'reported', 'complete', 1, 0, 0, 0, 0, 'b'),"
+        " (1, 2, 1, 'm', 'm', '/', 200, 0, 0, 4, 'reported', 'complete', 1, 0, 0, 0, 0, 'c'),"
+        " (1, 4, 1, 'm', 'm', '/', 200, 0, 0, 1, 'reported', 'complete', 1, 0, 0, 0, 0, 'd')"));
+    QuotaInvariantReport report = check_quota_invariant(db);
+    EXPECT_TRUE(report.error.empty()) << report.error;
+    EXPECT_FALSE(report.holds);
+    EXPECT_EQ(report.offending_key_ids, (std::vector<int64_t>{2, 4}));
+
+    ASSERT_TRUE(db.exec("UPDATE keys SET quota_used = 4 WHERE id = 2;"
+                        "UPDATE keys SET quota_used = 1 WHERE id = 4"));
+    report = check_quota_invariant(db);
+    EXPECT_TRUE(report.holds);
+    EXPECT_TRUE(report.offending_key_ids.empty());
+}
+
+}  // namespace
+}  // namespace rw

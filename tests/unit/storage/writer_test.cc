@@ -1,0 +1,213 @@
+// tests/unit/storage/writer_test.cc — the writer against real SQLite files: rows land,
+// daily aggregates and quota_used match the rows and the invariant holds; flush by
+// deadline; admin commands; stop with full queues commits everything.
+#include "storage/writer.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+#include "storage/migrations.h"
+#include "storage_test_support.h"
+
+namespace rw {
+namespace {
+
+// Inserts keys 1..count so quota updates have rows to land on.
+bool insert_keys(Db& db, void* context, std::string& /*error*/) {
+    const int64_t count = *static_cast<const int64_t*>(context);
+    for (int64_t id = 1; id <= count; id++) {
+        const std::string sql = "INSERT INTO keys (id, name, key_hash, key_prefix, created_at)"
+                                " VALUES (" + std::to_string(id) + ", 'k', randomblob(32), 'p', 1)";
+        if (!db.exec(sql.c_str())) return false;
+    }
+    return true;
+}
+
+// Checks integrity, exactly-once by request_id, and the quota invariant.
+void expect_database_consistent(const StorageConfig& config, int64_t expected_rows) {
+    Db db;
+    std::string error;
+    ASSERT_TRUE(db.open(config, DbMode::read_only, error)) << error;
+    EXPECT_EQ(db.query_text("PRAGMA integrity_check").value, "ok");
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM usage_logs").value, expected_rows);
+    EXPECT_EQ(db.query_int64("SELECT count(DISTINCT request_id) FROM usage_logs").value,
+              expected_rows);
+    const QuotaInvariantReport report = check_quota_invariant(db);
+    EXPECT_TRUE(report.error.empty()) << report.error;
+    EXPECT_TRUE(report.holds);
+    // daily_usage must agree with the rows it summarises.
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM ("
+                             " SELECT key_id, date(ts_ms / 1000, 'unixepoch') AS day,"
+                             " count(*) AS n, sum(prompt_tokens) AS p,"
+                             " sum(completion_tokens) AS c, sum(total_tokens) AS t"
+                             " FROM usage_logs GROUP BY 1, 2) AS l"
+                             " JOIN daily_usage AS d USING (key_id, day)"
+                             " WHERE d.requests = l.n AND d.prompt_tokens = l.p"
+                             " AND d.completion_tokens = l.c AND d.total_tokens = l.t")
+                  .value,
+              db.query_int64("SELECT count(*) FROM daily_usage").value);
+}
+
+TEST(Writer, BatchesFromTwoShardsLandExactlyOnce) {
+    test::TempDir dir;
+    const StorageConfig config = test::test_config(dir);
+    Writer writer;
+    std::string error;
+    ASSERT_TRUE(writer.open(config, 2, error)) << error;
+    std::thread writer_thread([&writer] { writer.run(); });
+    int64_t key_count = 3;
+    ASSERT_TRUE(writer.execute(insert_keys, &key_count, error)) << error;
+
+    constexpr uint64_t per_shard = 20000;
+    auto shard = [&writer](uint32_t shard_index) {
+        LogQueue& queue = writer.queue(shard_index);
+        for (uint64_t i = 0; i < per_shard; i++) {
+            while (!queue.try_reserve()) {  // Back-pressure: a real shard answers 503.
+                writer.notify(shard_index);
+                std::this_thread::yield();
+            }
+            const uint64_t sequence = shard_index * per_shard + i;
+            // Keys 0..3 (0 = unauthenticated), two different days.
+            queue.push(test::make_record(sequence, int64_t(sequence % 4), uint32_t(sequence % 97),
+                                         1700000000000 + int64_t(sequence / 4 % 2) * 86400000));
+            if (i % 16 == 0) writer.notify(shard_index);  // Once per "loop turn".
+        }
+        writer.notify(shard_index);
+    };
+    std::thread shard0(shard, 0);
+    std::thread shard1(shard, 1);
+    shard0.join();
+    shard1.join();
+    writer.request_stop();
+    writer_thread.join();
+
+    const WriterStats stats = writer.stats();
+    EXPECT_EQ(stats.rows_written, 2 * per_shard);
+    EXPECT_GE(stats.batches_committed, 2 * per_shard / config.log_batch_rows);
+    EXPECT_EQ(stats.commit_errors, 0u);
+    EXPECT_FALSE(stats.is_stalled);
+    uint64_t histogram_total = 0;
+    for (const uint64_t count : stats.latency_histogram) histogram_total += count;
+    EXPECT_EQ(histogram_total, stats.batches_committed);
+    EXPECT_GE(stats.batch_latency_us_max, stats.last_batch_latency_us);
+    EXPECT_EQ(writer.queue(0).depth(), 0u);
+    expect_database_consistent(config, 2 * per_shard);
+
+    Db db;
+    ASSERT_TRUE(db.open(config, DbMode::read_only, error)) << error;
+    int64_t expected_key1 = 0;
+    for (uint64_t s = 0; s < 2 * per_shard; s++) {
+        if (s % 4 == 1) expected_key1 += int64_t(s % 97);
+    }
+    EXPECT_EQ(db.query_int64("SELECT quota_used FROM keys WHERE id = 1").value, expected_key1);
+    EXPECT_EQ(db.query_int64("SELECT sum(total_tokens) FROM daily_usage WHERE key_id = 1").value,
+              expected_key1);
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM daily_usage").value, 8);  // 4 keys x 2 days
+    EXPECT_EQ(db.query_int64("SELECT requests FROM daily_usage WHERE key_id = 2 AND"
+                             " day = '2023-11-14'")
+                  .value,
+              int64_t(2 * per_shard / 8));
+    EXPECT_EQ(db.query_text("SELECT model_sent || ' ' || endpoint || ' ' || usage_source ||"
+                            " ' ' || end_reason FROM usage_logs WHERE request_id = 'req-5'")
+                  .value,
+              "gpt-4o-mini-2024-07-18 /v1/chat/completions reported complete");
+}
+
+TEST(Writer, PartialBatchCommitsByFlushDeadline) {
+    test::TempDir dir;
+    const StorageConfig config = test::test_config(dir);
+    Writer writer;
+    std::string error;
+    ASSERT_TRUE(writer.open(config, 1, error)) << error;
+    std::thread writer_thread([&writer] { writer.run(); });
+    for (uint64_t i = 0; i < 3; i++) {
+        ASSERT_TRUE(writer.queue(0).try_reserve());
+        writer.queue(0).push(test::make_record(i, 0, 5));
+    }
+    writer.notify(0);
+    // Far below log_batch_rows: only the flush deadline (5 ms) can commit these.
+    EXPECT_TRUE(test::wait_until([&] { return writer.rows_written() == 3; }));
+    EXPECT_EQ(writer.stats().batches_committed, 1u);
+    writer.request_stop();
+    writer_thread.join();
+    expect_database_consistent(config, 3);
+}
+
+bool failing_command(Db& db, void* /*context*/, std::string& error) {
+    if (!db.exec("INSERT INTO keys (name, key_hash, key_prefix, created_at)"
+                 " VALUES ('x', randomblob(32), 'p', 1)")) {
+        return false;
+    }
+    error = "refused on purpose";
+    return false;
+}
+
+TEST(Writer, AdminCommandFailureRollsBack) {
+    test::TempDir dir;
+    const StorageConfig config = test::test_config(dir);
+    Writer writer;
+    std::string error;
+    ASSERT_TRUE(writer.open(config, 1, error)) << error;
+    std::thread writer_thread([&writer] { writer.run(); });
+    EXPECT_FALSE(writer.execute(failing_command, nullptr, error));
+    EXPECT_EQ(error, "refused on purpose");
+    int64_t key_count = 2;
+    EXPECT_TRUE(writer.execute(insert_keys, &key_count, error)) << error;
+    EXPECT_FALSE(writer.execute(insert_keys, &key_count, error));  // Duplicate ids.
+    EXPECT_NE(error.find("UNIQUE"), std::string::npos) << error;
+    writer.request_stop();
+    writer_thread.join();
+    EXPECT_FALSE(writer.execute(insert_keys, &key_count, error));
+    EXPECT_EQ(error, "storage writer is not running");
+    EXPECT_EQ(writer.stats().admin_commands, 3u);
+
+    Db db;
+    ASSERT_TRUE(db.open(config, DbMode::read_only, error)) << error;
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM keys").value, 2);
+}
+
+TEST(Writer, StopWithFullQueuesCommitsEverything) {
+    test::TempDir dir;
+    StorageConfig config = test::test_config(dir);
+    config.log_flush_ms = 60000;  // Only the stop may flush.
+    Writer writer;
+    std::string error;
+    ASSERT_TRUE(writer.open(config, 2, error)) << error;
+    {
+        int64_t key_count = 1;
+        Db& db = writer.db_before_run();
+        ASSERT_TRUE(insert_keys(db, &key_count, error)) << db.last_error();
+    }
+    uint64_t sequence = 0;
+    for (uint32_t shard = 0; shard < 2; shard++) {
+        LogQueue& queue = writer.queue(shard);
+        while (queue.try_reserve()) queue.push(test::make_record(sequence++, 1, 3));
+        EXPECT_EQ(queue.depth(), config.queue_slots);  // Completely full.
+    }
+    writer.request_stop();  // Before run(): run() must still drain everything.
+    std::thread writer_thread([&writer] { writer.run(); });
+    writer_thread.join();
+    EXPECT_EQ(writer.rows_written(), sequence);
+    EXPECT_EQ(writer.queue(0).depth(), 0u);
+    EXPECT_EQ(writer.queue(1).depth(), 0u);
+    expect_database_consistent(config, int64_t(sequence));
+    Db db;
+    ASSERT_TRUE(db.open(config, DbMode::read_only, error)) << error;
+    EXPECT_EQ(db.query_int64("SELECT quota_used FROM keys WHERE id = 1").value,
+              int64_t(3 * sequence));
+}
+
+TEST(Writer, OpenRejectsBadConfig) {
+    test::TempDir dir;
+    StorageConfig config = test::test_config(dir);
+    config.queue_slots = 1000;  // Not a power of two.
+    Writer writer;
+    std::string error;
+    EXPECT_FALSE(writer.open(config, 1, error));
+    EXPECT_NE(error.find("power of two"), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace rw
