@@ -44,6 +44,15 @@ constexpr Knob knobs[] = {
     {"RINGWAY_LOG_BATCH", "512", "usage rows per SQLite transaction at most"},
     {"RINGWAY_LOG_FLUSH_MS", "50", "usage rows wait at most this long before a commit"},
     {"RINGWAY_ADMIN_TOKEN", nullptr, "bearer token of the admin API; unset: admin API disabled"},
+    {"RINGWAY_ADMIN_LISTEN", "127.0.0.1:8081", "host:port of the admin API's own listener"},
+    {"RINGWAY_RETRIES", "2", "extra attempts on the next channel when it is safe (connect error, 429, 5xx)"},
+    {"RINGWAY_UPSTREAM_CONNECT_TIMEOUT_MS", "5000", "upstream TCP connect (and TLS handshake) deadline"},
+    {"RINGWAY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", "600000", "request sent to first response byte (reasoning models think long)"},
+    {"RINGWAY_UPSTREAM_IDLE_TIMEOUT_MS", "300000", "silence allowed between upstream bytes of a response"},
+    {"RINGWAY_UPSTREAM_KEEPALIVE_MS", "30000", "idle pooled upstream connections are closed after this"},
+    {"RINGWAY_UPSTREAM_CONNECTIONS_MAX", "1024", "upstream connections per shard"},
+    {"RINGWAY_CHANNEL_COOLDOWN_MS", "30000", "a channel that keeps failing is skipped this long"},
+    {"RINGWAY_MAX_RESPONSE_BYTES", "67108864", "limit for a whole (non-streamed) upstream response body"},
 };
 
 struct Parser {
@@ -100,11 +109,11 @@ struct Parser {
     }
 };
 
-bool parse_listen(const Parser& parser, ListenAddress& out) {
-    const char* name = "RINGWAY_LISTEN";
+bool parse_listen(const Parser& parser, const char* name, const char* fallback,
+                  ListenAddress& out) {
     const char* value = parser.get(name);
     if (value == nullptr) {
-        value = "127.0.0.1:8080";
+        value = fallback;
     }
     const size_t length = std::strlen(value);
     if (length >= sizeof(out.text)) {
@@ -214,7 +223,8 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
     const uint32_t cpus = config_cpus_available();
     uint32_t shards = 0;
     const bool ok =
-        parse_listen(p, config.listen) &&
+        parse_listen(p, "RINGWAY_LISTEN", "127.0.0.1:8080", config.listen) &&
+        parse_listen(p, "RINGWAY_ADMIN_LISTEN", "127.0.0.1:8081", config.admin_listen) &&
         p.number32("RINGWAY_SHARDS", 0, 0, shards_max, shards) &&
         p.number32("RINGWAY_MAX_CONNECTIONS", 4096, 1, conns_per_shard_max,
                    config.max_connections) &&
@@ -233,7 +243,20 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number32("RINGWAY_RECV_BUFFERS", 1024, 8, recv_buffers_max, config.recv_buffers) &&
         p.number32("RINGWAY_RECV_BUFFER_BYTES", 16384, recv_buffer_bytes_min,
                    recv_buffer_bytes_max, config.recv_buffer_bytes) &&
-        parse_log_level(p, config.log_level) && parse_storage(p, config);
+        parse_log_level(p, config.log_level) && parse_storage(p, config) &&
+        p.number32("RINGWAY_RETRIES", 2, 0, 8, config.retries) &&
+        p.number32("RINGWAY_UPSTREAM_CONNECT_TIMEOUT_MS", 5000, 50, 600000,
+                   config.upstream_connect_timeout_ms) &&
+        p.number32("RINGWAY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", 600000, 50, 86400000,
+                   config.upstream_first_byte_timeout_ms) &&
+        p.number32("RINGWAY_UPSTREAM_IDLE_TIMEOUT_MS", 300000, 50, 86400000,
+                   config.upstream_idle_timeout_ms) &&
+        p.number32("RINGWAY_UPSTREAM_KEEPALIVE_MS", 30000, 0, 3600000, config.upstream_keepalive_ms) &&
+        p.number32("RINGWAY_UPSTREAM_CONNECTIONS_MAX", 1024, 1, conns_per_shard_max,
+                   config.upstream_connections_max) &&
+        p.number32("RINGWAY_CHANNEL_COOLDOWN_MS", 30000, 0, 3600000, config.channel_cooldown_ms) &&
+        p.number("RINGWAY_MAX_RESPONSE_BYTES", 64u << 20, 1024, 1ull << 31,
+                 config.max_response_bytes);
     if (!ok) {
         return false;
     }

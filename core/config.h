@@ -22,6 +22,7 @@ struct ListenAddress {
 
 struct Config {
     ListenAddress listen;
+    ListenAddress admin_listen;  // The admin API's own listener (loopback by default).
     uint32_t shards;  // Resolved: never 0, never more than the CPUs we may run on.
     uint32_t max_connections;
     uint32_t max_request_line_bytes;
@@ -42,6 +43,15 @@ struct Config {
     uint32_t log_batch;
     uint32_t log_flush_ms;
     std::string admin_token;  // Empty: admin API disabled.
+    // Upstream (proxy/).
+    uint32_t retries;                   // Extra attempts on other channels, when safe.
+    uint32_t upstream_connect_timeout_ms;
+    uint32_t upstream_first_byte_timeout_ms;
+    uint32_t upstream_idle_timeout_ms;  // Between bytes of a streamed response.
+    uint32_t upstream_keepalive_ms;     // Idle pooled upstream connections are closed after.
+    uint32_t upstream_connections_max;  // Per shard.
+    uint32_t channel_cooldown_ms;       // A failing channel is skipped this long.
+    uint64_t max_response_bytes;        // Whole (non-streamed) upstream bodies.
 };
 
 // Looks a variable up; nullptr when unset. Tests pass their own.

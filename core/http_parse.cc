@@ -630,6 +630,10 @@ RequestParser::HeadScanResult RequestParser::head_scan(const char* bytes, uint32
             if (scan.line_bytes == 0 && (c == ' ' || c == '\t')) {
                 return {index, ParseError::obs_fold, false};
             }
+            if (scan.line_bytes == 0 && c == ':') {
+                // An empty field name: strict llhttp 8.1.0 lets ": x" through.
+                return {index, ParseError::invalid_header, false};
+            }
             scan.line_bytes += 1;
         }
         // A header byte, a CR or LF of a header line, or of a leading empty line.

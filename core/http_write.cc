@@ -106,6 +106,7 @@ uint32_t write_response(char* out, uint32_t capacity, const ResponseSpec& spec) 
     if (spec.is_close) {
         text.put("Connection: close\r\n");
     }
+    text.put(spec.connection_line);
     text.put(spec.extra_headers);
     text.put("\r\n");
     if (!spec.is_head_only) {

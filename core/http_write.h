@@ -22,6 +22,7 @@ struct ResponseSpec {
     bool is_head_only;  // HEAD: Content-Length of the body, no body bytes.
     std::string_view extra_headers;  // Complete "Name: value\r\n" lines, or empty.
     std::string_view date_line;      // "Date: …\r\n" from the shard's per-second cache.
+    std::string_view connection_line;  // e.g. "Connection: keep-alive\r\n" for HTTP/1.0.
 };
 
 // Head plus body into out. Returns the bytes written, or 0 if capacity is too small

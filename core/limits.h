@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "arena/chunk_pool.h"
+#include "storage/config.h"
 
 namespace rw {
 
@@ -23,6 +24,8 @@ constexpr uint32_t recv_buffer_bytes_max = 1u << 20;
 // cancelled; the extra room holds CQEs that were already on the way.
 constexpr uint32_t conn_pending_bufs_max = 16;
 constexpr uint32_t conn_pending_bufs_pause = 8;
+// Received pieces up to this size are merged into the last parked buffer (see on_recv).
+constexpr uint32_t pending_merge_bytes_max = 512;
 
 // Pieces queued for one client's sends: response heads, chunk framing, arena memory and
 // upstream recv buffers lent to the send. One chunk of a relayed stream takes three.
@@ -45,6 +48,8 @@ constexpr uint32_t metrics_text_bytes_max = 64 * 1024;
 constexpr uint32_t arena_chunks_per_conn_reserve = 1;  // Pre-allocated at shard start.
 
 static_assert(std::has_single_bit(ring_entries));
+// Storage sizes its per-shard queues and snapshot readers (shards + the resolver) by this.
+static_assert(shards_max + 1 <= storage_shards_max);
 static_assert(std::has_single_bit(recv_buffers_max));
 static_assert(conn_pending_bufs_pause < conn_pending_bufs_max);
 static_assert(response_head_bytes_max <= chunk_payload_bytes / 4);

@@ -38,7 +38,10 @@ uint64_t clock_ms() {
 // Memory one request may hold: its body (plus simdjson padding), its header copies and
 // room for the response the core or the proxy writes.
 uint64_t arena_bytes_per_request_max(const Config& config) {
-    return config.max_body_bytes + 2ull * config.max_header_bytes + 256 * 1024;
+    // A chunked body grows by doubling and the arena frees nothing before release, so it
+    // may hold up to ~4x the body limit in blocks on its way to the final size.
+    return 4 * (config.max_body_bytes + large_block_bytes_min) + 2ull * config.max_header_bytes +
+           256 * 1024;
 }
 
 uint64_t small_chunks_max(const Config& config) {
@@ -46,8 +49,10 @@ uint64_t small_chunks_max(const Config& config) {
 }
 
 uint64_t large_bytes_max(const Config& config) {
-    const uint64_t per_body = config.max_body_bytes * 2 + large_block_bytes_min;
-    return per_body * 4 > (64ull << 20) ? per_body * 4 : (64ull << 20);
+    // Room for two maximal chunked bodies growing at once; the cap bounds memory, steady
+    // loads stay far below it and never grow the pool.
+    const uint64_t per_body = 4 * (config.max_body_bytes + large_block_bytes_min);
+    return per_body * 2 > (64ull << 20) ? per_body * 2 : (64ull << 20);
 }
 
 std::string_view json_ok = "{\"status\":\"ok\"}";
@@ -494,6 +499,26 @@ void Shard::on_recv(Conn& conn, const io_uring_cqe& cqe) {
         }
         return;
     }
+    if (conn.pending_count > 0) {
+        // Small pieces (a client writing byte by byte) are appended to the last parked
+        // buffer while it has room, so a trickle cannot use up the pending slots.
+        PendingBuf& last =
+            conn.pending[(conn.pending_head + conn.pending_count - 1) % conn_pending_bufs_max];
+        if (last.length_bytes + length_bytes <= buf_ring_.buf_bytes() &&
+            length_bytes <= pending_merge_bytes_max) {
+            std::memcpy(buf_ring_.data(last.bid) + last.length_bytes, buf_ring_.data(bid),
+                        length_bytes);
+            last.length_bytes += length_bytes;
+            buf_ring_.give_back(bid);
+            if (conn.deadline == Deadline::body) {
+                conn_set_deadline(conn, Deadline::body, config_.body_timeout_ms);
+            }
+            if (conn.state == ConnState::reading) {
+                conn_process_input(conn);
+            }
+            return;
+        }
+    }
     if (conn.pending_count == conn_pending_bufs_max) {
         // More unanswered input than the pause mark lets through: a client pipelining far
         // ahead of its answers. Closing is the bounded answer.
@@ -529,7 +554,10 @@ void Shard::on_recv(Conn& conn, const io_uring_cqe& cqe) {
             }
             return;
         case ECANCELED:
-            return;  // We paused or closed it.
+            // We paused it (or are closing). The parked input may have drained before
+            // this completion arrived, in which case nobody else re-arms it.
+            conn_maybe_rearm_recv(conn);
+            return;
         default:
             conn_close(conn);  // ECONNRESET, ETIMEDOUT, …: the client is gone.
             return;
@@ -662,6 +690,7 @@ void Shard::conn_start_request(Conn& conn) {
     conn.response_status = 0;
     conn.response_bytes_sent = 0;
     conn.handler_request = nullptr;
+    conn.is_stream_raw = false;
     conn.segment_head = 0;
     conn.parser.start(conn.arena);
     conn_set_deadline(conn, Deadline::keepalive, config_.keepalive_timeout_ms);
@@ -710,10 +739,6 @@ void Shard::conn_process_input(Conn& conn) {
         }
     }
     if (conn.state == ConnState::reading && conn.pending_count == 0) {
-        if (conn.is_peer_closed) {
-            conn_close(conn);  // Nothing more can arrive; a partial request is abandoned.
-            return;
-        }
         // A head without a body completes only on the parser's next call: give it one
         // with no bytes so a request ending exactly at a buffer boundary is not stuck.
         const ParseResult result = conn.parser.feed({});
@@ -723,6 +748,9 @@ void Shard::conn_process_input(Conn& conn) {
             conn_dispatch(conn);
         } else if (result.event == ParseEvent::error) {
             conn_respond_parse_error(conn, result.error);
+            return;
+        } else if (conn.is_peer_closed) {
+            conn_close(conn);  // Nothing more can arrive; a partial request is abandoned.
             return;
         }
     }
@@ -747,10 +775,14 @@ void Shard::conn_dispatch(Conn& conn) {
         } else if (path == "/readyz") {
             const bool is_ready = shared_.is_ready.load(std::memory_order_acquire) &&
                                   !shared_.is_stopping.load(std::memory_order_acquire);
-            if (is_ready) {
+            const char* reason = shared_.not_ready_reason != nullptr
+                                     ? shared_.not_ready_reason(shared_.hooks_context)
+                                     : nullptr;
+            if (is_ready && reason == nullptr) {
                 conn_respond(conn, 200, "application/json", json_ready, is_head, {});
             } else {
-                respond_error(conn, 503, "not_ready", "The gateway is not ready.");
+                respond_error(conn, 503, "not_ready",
+                              reason != nullptr ? reason : "The gateway is not ready.");
             }
         } else {
             auto* text = static_cast<char*>(conn.arena.alloc(metrics_text_bytes_max, 1));
@@ -758,8 +790,12 @@ void Shard::conn_dispatch(Conn& conn) {
                 respond_error(conn, 503, "overloaded", "The gateway is out of memory.");
                 return;
             }
-            const uint32_t length = metrics_render(text, metrics_text_bytes_max, shared_.metrics,
-                                                   shared_.shard_count);
+            uint32_t length = metrics_render(text, metrics_text_bytes_max, shared_.metrics,
+                                             shared_.shard_count);
+            if (shared_.render_metrics != nullptr) {
+                length += shared_.render_metrics(shared_.hooks_context, text + length,
+                                                 metrics_text_bytes_max - length);
+            }
             conn_respond(conn, 200, "text/plain; version=0.0.4", {text, length}, is_head, {});
         }
         return;
@@ -778,8 +814,11 @@ void Shard::conn_dispatch(Conn& conn) {
                        {message, static_cast<size_t>(length > 0 ? length : 0)});
 }
 
+// Connection: close when this is the last response the connection will carry. A client
+// that half-closed after pipelining still gets every request it sent answered.
 bool Shard::conn_response_is_close(const Conn& conn) const {
-    return conn.is_error_response || is_draining_ || conn.is_peer_closed ||
+    return conn.is_error_response || is_draining_ ||
+           (conn.is_peer_closed && conn.pending_count == 0) ||
            !conn.parser.request().keep_alive;
 }
 
@@ -796,9 +835,13 @@ void Shard::conn_respond(Conn& conn, uint16_t status, std::string_view content_t
         conn_close(conn);  // Not even room for an answer: the pool is exhausted.
         return;
     }
+    // An HTTP/1.0 client keeps the connection only when told so explicitly.
+    const bool is_http10_keepalive = !is_close && conn.parser.request().version_minor == 0;
+    const std::string_view keepalive_line = is_http10_keepalive ? "Connection: keep-alive\r\n" : "";
     const uint32_t length = write_response(
         out, capacity,
-        {status, content_type, body, is_close, is_head_only, extra_headers, {date_line_, date_line_bytes}});
+        {status, content_type, body, is_close, is_head_only, extra_headers,
+         {date_line_, date_line_bytes}, keepalive_line});
     RW_ASSERT(length > 0);
     conn.is_close_after_send = is_close;
     conn.response_status = status;
@@ -829,7 +872,9 @@ void Shard::respond_error(Conn& conn, uint16_t status, std::string_view code,
     if (conn.state == ConnState::reading) {
         conn.state = ConnState::handling;
     }
-    conn_respond(conn, status, "application/json", {body, length}, false, {});
+    // A response to HEAD carries no body, errors included [RFC 9110 9.3.2].
+    const bool is_head = conn.parser.request().method == Method::head;
+    conn_respond(conn, status, "application/json", {body, length}, is_head, {});
 }
 
 // --- Streaming responses (chunked transfer coding) for the handler. ---
@@ -838,7 +883,9 @@ bool Shard::stream_begin(Conn& conn, uint16_t status, std::string_view content_t
                          std::string_view extra_headers) {
     RW_ASSERT(conn.state == ConnState::handling);
     RW_ASSERT(conn.response_phase == ResponsePhase::none);
-    const bool is_close = conn_response_is_close(conn);
+    // HTTP/1.0 has no chunked coding: its stream is delimited by closing the connection.
+    conn.is_stream_raw = conn.parser.request().version_minor == 0;
+    const bool is_close = conn.is_stream_raw || conn_response_is_close(conn);
     const uint32_t capacity = response_head_bytes_max + static_cast<uint32_t>(extra_headers.size());
     auto* out = static_cast<char*>(conn.arena.alloc(capacity, 1));
     if (out == nullptr) {
@@ -847,10 +894,12 @@ bool Shard::stream_begin(Conn& conn, uint16_t status, std::string_view content_t
     // The head announces chunked coding; write_response adds Content-Length only for
     // whole bodies, so the head is written by hand here.
     int length = std::snprintf(out, capacity, "HTTP/1.1 %u %.*s\r\nServer: ringway\r\n%s"
-                               "Content-Type: %.*s\r\nTransfer-Encoding: chunked\r\n%s%.*s\r\n",
+                               "Content-Type: %.*s\r\n%s%s%.*s\r\n",
                                status, int(status_reason(status).size()),
                                status_reason(status).data(), date_line_, int(content_type.size()),
-                               content_type.data(), is_close ? "Connection: close\r\n" : "",
+                               content_type.data(),
+                               conn.is_stream_raw ? "" : "Transfer-Encoding: chunked\r\n",
+                               is_close ? "Connection: close\r\n" : "",
                                int(extra_headers.size()), extra_headers.data());
     RW_ASSERT(length > 0);
     RW_ASSERT(static_cast<uint32_t>(length) < capacity);
@@ -869,6 +918,10 @@ bool Shard::stream_piece(Conn& conn, std::string_view piece, uint16_t bid) {
     if (piece.empty()) {
         return true;  // A zero-length chunk would end the body.
     }
+    if (conn.is_stream_raw) {
+        return conn_queue(conn, piece.data(), static_cast<uint32_t>(piece.size()), bid) &&
+               (conn_flush(conn), true);
+    }
     if (send_segments_free(conn) < 3) {
         return false;
     }
@@ -886,7 +939,9 @@ bool Shard::stream_piece(Conn& conn, std::string_view piece, uint16_t bid) {
 
 void Shard::stream_end(Conn& conn, bool is_complete) {
     RW_ASSERT(conn.response_phase == ResponsePhase::streaming);
-    if (is_complete) {
+    if (is_complete && conn.is_stream_raw) {
+        conn.response_phase = ResponsePhase::complete;  // Ends with the close.
+    } else if (is_complete) {
         if (!conn_queue(conn, "0\r\n\r\n", 5, no_bid)) {
             conn.response_phase = ResponsePhase::aborting;  // Cannot end it cleanly.
         } else {
@@ -898,6 +953,8 @@ void Shard::stream_end(Conn& conn, bool is_complete) {
     if (conn.segment_count == 0 && !conn.is_send_inflight) {
         if (conn.response_phase == ResponsePhase::aborting) {
             conn_close(conn);
+        } else {
+            conn_response_sent(conn);  // Everything already went out.
         }
         return;
     }
@@ -983,7 +1040,7 @@ void Shard::conn_response_sent(Conn& conn) {
         return;  // Upstream work may still read the arena; handler_release finishes.
     }
     if (conn.is_close_after_send || is_draining_) {
-        if (conn.is_peer_closed) {
+        if (conn.is_peer_closed) {  // Nothing more can arrive: no need to linger.
             conn_close(conn);
         } else {
             conn_linger(conn);
@@ -1002,7 +1059,9 @@ void Shard::conn_response_sent(Conn& conn) {
 // Half-close and discard input for a bounded time, so the client reads our last response
 // rather than an RST caused by unread data (nginx lingering_close, RULES §1).
 void Shard::conn_linger(Conn& conn) {
+    RW_ASSERT(!conn.is_handler_owned);
     conn_pending_drop(conn);
+    conn.arena.release();  // The response is out: a lingering client holds no memory.
     conn.state = ConnState::lingering;
     conn.linger_bytes = 0;
     submit_shutdown(conn);

@@ -33,6 +33,11 @@ struct ServerShared {
     uint32_t shard_count = 0;
     std::atomic<bool> is_stopping{false};
     std::atomic<bool> is_ready{false};
+    // Other subsystems' metrics, appended to /metrics (Prometheus text; bytes written).
+    uint32_t (*render_metrics)(void* context, char* out, uint32_t capacity) = nullptr;
+    // A reason /readyz answers 503 (e.g. the usage writer is failing), or nullptr.
+    const char* (*not_ready_reason)(void* context) = nullptr;
+    void* hooks_context = nullptr;
 };
 
 class Shard {

@@ -11,7 +11,7 @@ namespace rw {
 
 constexpr uint32_t log_batch_rows_max = 8192;       // Upper bound for RINGWAY_LOG_BATCH.
 constexpr uint32_t log_queue_slots_max = 1u << 22;  // Per shard; 4M * ~320 B is plenty.
-constexpr uint32_t shards_max = 256;                // Queues the writer drains.
+constexpr uint32_t storage_shards_max = 512;  // Queues the writer drains; snapshot readers.
 
 struct StorageConfig {
     std::string db_path = "./var/ringway.db";  // RINGWAY_DB
@@ -42,7 +42,7 @@ struct StorageConfig {
         return "log queue slots must be a power of two in 2.." +
                std::to_string(log_queue_slots_max);
     }
-    if (config.log_batch_rows > config.queue_slots * uint64_t(shards_max)) {
+    if (config.log_batch_rows > config.queue_slots * uint64_t(storage_shards_max)) {
         return "RINGWAY_LOG_BATCH exceeds the total queue capacity";
     }
     if (config.keys_max == 0) return "keys_max must be positive";

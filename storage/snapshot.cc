@@ -173,8 +173,8 @@ uint32_t SnapshotPublisher::retired_count() const {
 
 bool SnapshotStore::open(const StorageConfig& config, uint32_t reader_count, std::string& error) {
     RW_ASSERT(!db_.is_open());
-    if (reader_count == 0 || reader_count > shards_max) {
-        error = "snapshot reader count must be in 1.." + std::to_string(shards_max);
+    if (reader_count == 0 || reader_count > storage_shards_max) {
+        error = "snapshot reader count must be in 1.." + std::to_string(storage_shards_max);
         return false;
     }
     if (!db_.open(config, DbMode::read_only, error)) return false;

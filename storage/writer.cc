@@ -129,8 +129,8 @@ bool Writer::open(const StorageConfig& config, uint32_t shard_count, std::string
     RW_ASSERT(queues_.empty());
     error = storage_config_check(config);
     if (!error.empty()) return false;
-    if (shard_count == 0 || shard_count > shards_max) {
-        error = "shard count must be in 1.." + std::to_string(shards_max);
+    if (shard_count == 0 || shard_count > storage_shards_max) {
+        error = "shard count must be in 1.." + std::to_string(storage_shards_max);
         return false;
     }
     config_ = config;
