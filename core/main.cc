@@ -23,9 +23,18 @@
 #include <vector>
 
 #include "core/config.h"
+#include "proxy/admin_cli.h"
+#include "proxy/admin_server.h"
+#include "storage/keys.h"
+#include "storage/queries.h"
 #include "core/log.h"
 #include "core/notify.h"
 #include "core/shard.h"
+#include "proxy/gateway.h"
+#include "proxy/resolver.h"
+#include "storage/migrations.h"
+#include "storage/snapshot.h"
+#include "storage/writer.h"
 
 namespace rw {
 namespace {
@@ -142,7 +151,37 @@ struct StartGate {
     std::string first_error;
 };
 
-void shard_thread(Shard& shard, uint32_t index, StartGate& gate) {
+// What main owns for the gateway and hands to the shards and the metrics hooks.
+struct Services {
+    Writer writer;
+    SnapshotStore store;
+    Resolver resolver;
+    std::unique_ptr<KeyLimits> key_limits;
+    GatewayShared gateway;
+    uint32_t shard_count = 0;
+};
+
+uint32_t render_service_metrics(void* context, char* out, uint32_t capacity) {
+    auto* services = static_cast<Services*>(context);
+    return gateway_metrics_render(out, capacity, services->gateway, services->shard_count);
+}
+
+const char* service_not_ready_reason(void* context) {
+    auto* services = static_cast<Services*>(context);
+    return services->writer.is_stalled() ? "The usage log cannot be written (SQLite commits fail)."
+                                         : nullptr;
+}
+
+StorageConfig storage_config(const Config& config) {
+    StorageConfig storage;
+    storage.db_path = config.db_path;
+    storage.synchronous_full = config.db_synchronous_full;
+    storage.log_batch_rows = config.log_batch;
+    storage.log_flush_ms = config.log_flush_ms;
+    return storage;
+}
+
+void shard_thread(Shard& shard, uint32_t index, StartGate& gate, Services& services) {
     const int cpu = cpu_for_shard(index);
     if (cpu >= 0) {
         cpu_set_t set;
@@ -153,6 +192,13 @@ void shard_thread(Shard& shard, uint32_t index, StartGate& gate) {
     }
     std::string error;
     const bool is_ok = shard.setup(error);
+    // The gateway lives on its shard's thread and stack: its memory is allocated here,
+    // before the loop starts counting allocations.
+    std::unique_ptr<Gateway> gateway;
+    if (is_ok) {
+        gateway = std::make_unique<Gateway>(services.gateway, shard);
+        shard.set_handler(gateway->handler());
+    }
     {
         std::lock_guard lock(gate.mutex);
         gate.setup_done_count += 1;
@@ -187,9 +233,58 @@ int run_server() {
         die(error);
     }
 
+    // Storage first: a database that cannot be opened or migrated stops startup here.
+    auto services = std::make_unique<Services>();
+    services->shard_count = config.shards;
+    const StorageConfig storage = storage_config(config);
+    if (const std::string problem = storage_config_check(storage); !problem.empty()) {
+        die(problem);
+    }
+    if (!services->writer.open(storage, config.shards, error)) {
+        die(error);
+    }
+    const QuotaInvariantReport invariant = check_quota_invariant(services->writer.db_before_run());
+    if (!invariant.error.empty()) {
+        die("quota invariant check failed: " + invariant.error);
+    }
+    if (!invariant.holds) {
+        // Served anyway (refusing would stop all traffic), but loudly: an operator must look.
+        RW_LOG_ERROR("event=quota_invariant_broken keys=%zu first_key_id=%ld",
+                     invariant.offending_key_ids.size(),
+                     static_cast<long>(invariant.offending_key_ids.front()));
+    }
+    // One reader slot per shard plus one for the resolver thread.
+    if (!services->store.open(storage, config.shards + 1, error) ||
+        !services->store.reload(error)) {
+        die(error);
+    }
+    services->key_limits = std::make_unique<KeyLimits>(storage.keys_max);
+    services->resolver.start(services->store.publisher(), config.shards, 60000);
+    services->gateway.config = &config;
+    services->gateway.snapshots = &services->store.publisher();
+    services->gateway.quotas = &services->store.quotas();
+    services->gateway.writer = &services->writer;
+    services->gateway.key_limits = services->key_limits.get();
+    services->gateway.resolver = &services->resolver;
+    std::thread writer_thread([&services] { services->writer.run(); });
+    // Control plane: admin writes go through the running writer, then a snapshot reload.
+    Catalog catalog(services->writer, services->store);
+    Queries queries;
+    if (!queries.open(storage, error) ||
+        !bootstrap_channels_from_env(catalog, queries, env_lookup, nullptr, error)) {
+        die(error);
+    }
+    AdminServer admin;
+    if (!admin.start(config, services->writer, catalog, queries, error)) {
+        die(error);
+    }
+
     auto shared = std::make_unique<ServerShared>();
     shared->config = &config;
     shared->shard_count = config.shards;
+    shared->render_metrics = render_service_metrics;
+    shared->not_ready_reason = service_not_ready_reason;
+    shared->hooks_context = services.get();
     std::vector<std::unique_ptr<Shard>> shards;
     for (uint32_t i = 0; i < config.shards; i++) {
         shards.push_back(std::make_unique<Shard>(*shared, i, listen_fds[i]));
@@ -197,7 +292,8 @@ int run_server() {
     StartGate gate;
     std::vector<std::thread> threads;
     for (uint32_t i = 0; i < config.shards; i++) {
-        threads.emplace_back(shard_thread, std::ref(*shards[i]), i, std::ref(gate));
+        threads.emplace_back(shard_thread, std::ref(*shards[i]), i, std::ref(gate),
+                             std::ref(*services));
     }
     {
         std::unique_lock lock(gate.mutex);
@@ -213,8 +309,9 @@ int run_server() {
         std::_Exit(1);
     }
     shared->is_ready.store(true, std::memory_order_release);
-    RW_LOG_INFO("event=ready listen=%s shards=%u version=\"%s\"", config.listen.text,
-                config.shards, version_text);
+    RW_LOG_INFO("event=ready listen=%s shards=%u admin=%s version=\"%s\"", config.listen.text,
+                config.shards, admin.is_enabled() ? admin.listen_text().c_str() : "off",
+                version_text);
     if (!notify_systemd("READY=1")) {
         RW_LOG_WARN("event=notify_failed state=READY");
     }
@@ -231,8 +328,14 @@ int run_server() {
     for (auto& thread : threads) {
         thread.join();
     }
+    admin.stop();  // Before the writer: admin commands run on its thread.
+    // Shards have stopped pushing: everything they queued is committed before exit.
+    services->writer.request_stop();
+    writer_thread.join();
+    services->resolver.stop();
     shards.clear();
-    RW_LOG_INFO("event=stopped");
+    RW_LOG_INFO("event=stopped rows_written=%lu",
+                static_cast<unsigned long>(services->writer.rows_written()));
     return 0;
 }
 
@@ -240,6 +343,9 @@ int run_server() {
 }  // namespace rw
 
 int main(int argc, char** argv) {
+    if (argc > 1 && rw::admin_cli_is_command(argv[1])) {
+        return rw::admin_cli_main(argc, argv);
+    }
     for (int i = 1; i < argc; i++) {
         const std::string_view arg = argv[i];
         if (arg == "--help" || arg == "-h") {

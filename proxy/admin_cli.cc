@@ -1,0 +1,801 @@
+// proxy/admin_cli.cc — the operator CLI over the admin API: argument parsing, one blocking
+// HTTP/1.1 exchange per command (Connection: close, deadline on every step), and tables
+// printed from the JSON answers (simdjson DOM, error codes). Short-lived process, main
+// thread; allocation is fine. Secrets: the admin token goes only into the Authorization
+// header, an upstream key read from --api-key-env only into the request body.
+#include "proxy/admin_cli.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <simdjson.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "proxy/admin_server.h"
+
+namespace rw {
+
+bool admin_cli_is_command(std::string_view arg) {
+    return arg == "key" || arg == "channel" || arg == "usage" || arg == "logs";
+}
+
+bool admin_cli_parse_duration(std::string_view text, int64_t& seconds) {
+    if (text.size() < 2 || text.size() > 12) return false;
+    int64_t count = 0;
+    for (const char c : text.substr(0, text.size() - 1)) {
+        if (c < '0' || c > '9') return false;
+        count = count * 10 + (c - '0');
+    }
+    int64_t unit = 0;
+    switch (text.back()) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        case 'w': unit = 7 * 86400; break;
+        default: return false;
+    }
+    seconds = count * unit;
+    return true;
+}
+
+std::string admin_cli_error_text(std::string_view body) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    std::string_view message;
+    std::string_view code;
+    if (parser.parse(body.data(), body.size()).get(root) != simdjson::SUCCESS ||
+        root.at_pointer("/error/message").get_string().get(message) != simdjson::SUCCESS) {
+        return {};
+    }
+    std::string text(message);
+    if (root.at_pointer("/error/code").get_string().get(code) == simdjson::SUCCESS) {
+        text += " (" + std::string(code) + ")";
+    }
+    return text;
+}
+
+namespace {
+
+constexpr const char* usage_text =
+    "usage:\n"
+    "  ringway key create --name NAME [--quota TOKENS] [--models a,b] [--rpm N]\n"
+    "                     [--concurrency N] [--expires 30d|UNIX_SECONDS] [--key SECRET]\n"
+    "  ringway key list | key show ID | key revoke ID\n"
+    "  ringway key update ID [--name N] [--quota TOKENS|none] [--models a,b|all] [--rpm N]\n"
+    "                     [--concurrency N] [--expires 30d|UNIX_SECONDS|never]\n"
+    "  ringway channel add --name NAME --kind openai|anthropic|openai-compatible\n"
+    "                     --base-url URL --api-key-env VAR [--models a,b] [--priority N]\n"
+    "                     [--weight N] [--allow-private-network] [--ca-file PATH] [--disabled]\n"
+    "  ringway channel list | channel show ID | channel remove ID\n"
+    "  ringway channel update ID [--priority N] [--weight N] [--enabled|--disabled]\n"
+    "                     [--api-key-env VAR] [--models a,b] [--base-url URL]\n"
+    "  ringway usage [--key ID] [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD]\n"
+    "  ringway logs [--key ID] [--limit N] [--before ID]\n"
+    "Every command accepts --json (print the API's JSON as is).\n"
+    "The server is found at RINGWAY_ADMIN_LISTEN (default 127.0.0.1:8081) and authorised\n"
+    "with RINGWAY_ADMIN_TOKEN.\n";
+
+// ---- Arguments ------------------------------------------------------------------------------
+
+struct Args {
+    std::vector<std::string> positional;                       // After the command words.
+    std::vector<std::pair<std::string, std::string>> options;  // --name value; flags: "".
+    bool is_json = false;
+};
+
+bool is_flag(std::string_view name) {
+    return name == "allow-private-network" || name == "enabled" || name == "disabled" ||
+           name == "json";
+}
+
+// argv from `first` on: "--x v", "--x=v", flags without a value, positionals.
+bool args_parse(int argc, char** argv, int first, Args& args, std::string& error) {
+    for (int i = first; i < argc; i++) {
+        const std::string_view arg = argv[i];
+        if (!arg.starts_with("--")) {
+            args.positional.emplace_back(arg);
+            continue;
+        }
+        std::string name(arg.substr(2));
+        std::string value;
+        if (const size_t eq = name.find('='); eq != std::string::npos) {
+            value = name.substr(eq + 1);
+            name.resize(eq);
+        } else if (!is_flag(name)) {
+            if (i + 1 >= argc) {
+                error = "--" + name + " needs a value";
+                return false;
+            }
+            value = argv[++i];
+        }
+        if (name == "json") {
+            args.is_json = true;
+            continue;
+        }
+        args.options.emplace_back(name, value);
+    }
+    return true;
+}
+
+const std::string* args_option(const Args& args, std::string_view name) {
+    for (const auto& [option, value] : args.options) {
+        if (option == name) return &value;
+    }
+    return nullptr;
+}
+
+bool args_only(const Args& args, std::initializer_list<std::string_view> known,
+               std::string& error) {
+    for (const auto& [option, value] : args.options) {
+        bool is_known = false;
+        for (const std::string_view candidate : known) is_known = is_known || candidate == option;
+        if (!is_known) {
+            error = "unknown option --" + option;
+            return false;
+        }
+    }
+    return true;
+}
+
+bool parse_count(std::string_view text, int64_t& out) {
+    if (text.empty() || text.size() > 18) return false;
+    int64_t value = 0;
+    for (const char c : text) {
+        if (c < '0' || c > '9') return false;
+        value = value * 10 + (c - '0');
+    }
+    out = value;
+    return true;
+}
+
+// "a,b" → ["a","b"] as JSON (empty items dropped).
+std::string models_json(std::string_view list) {
+    std::string out = "[";
+    bool is_first = true;
+    while (!list.empty()) {
+        const size_t comma = list.find(',');
+        std::string_view item = list.substr(0, comma);
+        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        if (item.empty()) continue;
+        if (!is_first) out += ",";
+        admin_json_append_string(out, item);
+        is_first = false;
+    }
+    return out + "]";
+}
+
+// --expires: a duration from now ("30d"), absolute Unix seconds, or "never" (0).
+bool parse_expires(std::string_view text, int64_t& expires_at_s) {
+    int64_t seconds = 0;
+    if (text == "never") {
+        expires_at_s = 0;
+        return true;
+    }
+    if (admin_cli_parse_duration(text, seconds)) {
+        expires_at_s = int64_t(std::time(nullptr)) + seconds;
+        return true;
+    }
+    return parse_count(text, expires_at_s);
+}
+
+// ---- HTTP -----------------------------------------------------------------------------------
+
+struct AdminTarget {
+    sockaddr_storage address{};
+    socklen_t address_bytes = 0;
+    std::string text;   // As shown in errors.
+    std::string token;  // Never printed.
+};
+
+bool target_from_env(AdminTarget& target, std::string& error) {
+    const char* listen = std::getenv("RINGWAY_ADMIN_LISTEN");
+    target.text = listen != nullptr && *listen != '\0' ? listen : "127.0.0.1:8081";
+    const char* token = std::getenv("RINGWAY_ADMIN_TOKEN");
+    if (token == nullptr || *token == '\0') {
+        error = "RINGWAY_ADMIN_TOKEN is not set: the CLI needs the running server's admin token";
+        return false;
+    }
+    target.token = token;
+    const size_t colon = target.text.rfind(':');
+    int64_t port = 0;
+    if (colon == std::string::npos || !parse_count(target.text.substr(colon + 1), port) ||
+        port < 1 || port > 65535) {
+        error = "RINGWAY_ADMIN_LISTEN=" + target.text + " is not HOST:PORT";
+        return false;
+    }
+    std::string host = target.text.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+    }
+    // A wildcard listener is reached over loopback.
+    if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
+    if (host == "::") host = "::1";
+    auto& v4 = reinterpret_cast<sockaddr_in&>(target.address);
+    auto& v6 = reinterpret_cast<sockaddr_in6&>(target.address);
+    if (::inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
+        v4.sin_family = AF_INET;
+        v4.sin_port = htons(uint16_t(port));
+        target.address_bytes = sizeof(sockaddr_in);
+    } else if (::inet_pton(AF_INET6, host.c_str(), &v6.sin6_addr) == 1) {
+        v6.sin6_family = AF_INET6;
+        v6.sin6_port = htons(uint16_t(port));
+        target.address_bytes = sizeof(sockaddr_in6);
+    } else {
+        error = "RINGWAY_ADMIN_LISTEN=" + target.text + " needs an IP address";
+        return false;
+    }
+    return true;
+}
+
+struct HttpResult {
+    int status = 0;
+    std::string body;
+};
+
+using Clock = std::chrono::steady_clock;
+
+int left_ms(Clock::time_point deadline) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    return left <= 0 ? 0 : int(left);
+}
+
+// Non-blocking connect with a deadline [connect(2): EINPROGRESS, then SO_ERROR].
+int connect_with_deadline(const AdminTarget& target, Clock::time_point deadline,
+                          std::string& error) {
+    const int fd = ::socket(target.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        error = std::string("socket: ") + std::strerror(errno);
+        return -1;
+    }
+    int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&target.address), target.address_bytes);
+    int connect_errno = rc == 0 ? 0 : errno;
+    if (rc != 0 && connect_errno == EINPROGRESS) {
+        pollfd pfd{fd, POLLOUT, 0};
+        socklen_t bytes = sizeof(connect_errno);
+        if (::poll(&pfd, 1, left_ms(deadline)) <= 0) {
+            connect_errno = ETIMEDOUT;
+        } else if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &connect_errno, &bytes) != 0) {
+            connect_errno = errno;
+        }
+    }
+    if (connect_errno != 0) {
+        error = "cannot reach the admin API at " + target.text + ": " +
+                std::strerror(connect_errno) +
+                " \u2014 is ringway running with RINGWAY_ADMIN_TOKEN set?";
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool exchange_io(int fd, const std::string& request, Clock::time_point deadline,
+                 std::string& raw, std::string& error) {
+    std::string_view pending = request;
+    while (!pending.empty()) {
+        const ssize_t sent = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL);
+        if (sent > 0) {
+            pending.remove_prefix(size_t(sent));
+            continue;
+        }
+        if (sent < 0 && errno != EAGAIN && errno != EINTR) {
+            error = std::string("sending to the admin API: ") + std::strerror(errno);
+            return false;
+        }
+        pollfd pfd{fd, POLLOUT, 0};
+        if (::poll(&pfd, 1, left_ms(deadline)) <= 0) {
+            error = "timed out sending to the admin API";
+            return false;
+        }
+    }
+    char buffer[16384];
+    for (;;) {  // Connection: close: the response ends at EOF.
+        pollfd pfd{fd, POLLIN, 0};
+        if (::poll(&pfd, 1, left_ms(deadline)) <= 0) {
+            error = "timed out waiting for the admin API";
+            return false;
+        }
+        const ssize_t got = ::recv(fd, buffer, sizeof(buffer), 0);
+        if (got == 0) return true;
+        if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (got < 0) {
+            error = std::string("reading from the admin API: ") + std::strerror(errno);
+            return false;
+        }
+        raw.append(buffer, size_t(got));
+        if (raw.size() > admin_cli_response_bytes_max) {
+            error = "the admin API's response is too large";
+            return false;
+        }
+    }
+}
+
+bool http_call(const AdminTarget& target, std::string_view method, std::string_view path,
+               std::string_view body, HttpResult& result, std::string& error) {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(admin_cli_timeout_ms);
+    const int fd = connect_with_deadline(target, deadline, error);
+    if (fd < 0) return false;
+    std::string request = std::string(method) + " " + std::string(path) +
+                          " HTTP/1.1\r\nHost: " + target.text +
+                          "\r\nAuthorization: Bearer " + target.token +
+                          "\r\nConnection: close\r\nUser-Agent: ringway-cli\r\n";
+    if (!body.empty()) {
+        request += "Content-Type: application/json\r\nContent-Length: " +
+                   std::to_string(body.size()) + "\r\n";
+    }
+    request += "\r\n";
+    request += body;
+    std::string raw;
+    const bool is_ok = exchange_io(fd, request, deadline, raw, error);
+    ::close(fd);
+    if (!is_ok) return false;
+    const size_t head_end = raw.find("\r\n\r\n");
+    if (!raw.starts_with("HTTP/1.") || raw.size() < 12 || head_end == std::string::npos) {
+        error = "the admin API at " + target.text + " sent no valid HTTP response";
+        return false;
+    }
+    result.status = std::atoi(raw.c_str() + 9);
+    result.body = raw.substr(head_end + 4);
+    return true;
+}
+
+// ---- Output ---------------------------------------------------------------------------------
+
+using Row = std::vector<std::string>;
+
+// Terminal columns of UTF-8 text: code points (UTF-8 continuation bytes do not count).
+size_t display_width(std::string_view text) {
+    size_t width = 0;
+    for (const char c : text) width += (uint8_t(c) & 0xc0) != 0x80 ? 1 : 0;
+    return width;
+}
+
+void print_table(const Row& header, const std::vector<Row>& rows) {
+    std::vector<size_t> widths(header.size(), 0);
+    for (size_t i = 0; i < header.size(); i++) widths[i] = display_width(header[i]);
+    for (const Row& row : rows) {
+        for (size_t i = 0; i < row.size() && i < widths.size(); i++) {
+            widths[i] = std::max(widths[i], display_width(row[i]));
+        }
+    }
+    const auto print_row = [&](const Row& row) {
+        std::string line;
+        for (size_t i = 0; i < row.size(); i++) {
+            line += row[i];
+            if (i + 1 < row.size()) line += std::string(widths[i] - display_width(row[i]) + 2, ' ');
+        }
+        std::printf("%s\n", line.c_str());
+    };
+    print_row(header);
+    for (const Row& row : rows) print_row(row);
+}
+
+// A field as display text: numbers, strings, booleans; null → "-"; arrays joined by ",".
+std::string field_text(simdjson::dom::element object, std::string_view name) {
+    simdjson::dom::element value;
+    if (object[name].get(value) != simdjson::SUCCESS || value.is_null()) return "-";
+    std::string_view text;
+    int64_t integer = 0;
+    uint64_t unsigned_integer = 0;
+    bool flag = false;
+    simdjson::dom::array items;
+    if (value.get_string().get(text) == simdjson::SUCCESS) return std::string(text);
+    if (value.get_int64().get(integer) == simdjson::SUCCESS) return std::to_string(integer);
+    if (value.get_uint64().get(unsigned_integer) == simdjson::SUCCESS) {
+        return std::to_string(unsigned_integer);
+    }
+    if (value.get_bool().get(flag) == simdjson::SUCCESS) return flag ? "yes" : "no";
+    if (value.get_array().get(items) != simdjson::SUCCESS) return "?";
+    std::string joined;
+    for (simdjson::dom::element item : items) {
+        std::string_view item_text;
+        if (item.get_string().get(item_text) != simdjson::SUCCESS) continue;
+        if (!joined.empty()) joined += ",";
+        joined += item_text;
+    }
+    return joined.empty() ? "(all)" : joined;
+}
+
+std::string time_text(simdjson::dom::element object, std::string_view name, int64_t divisor) {
+    int64_t value = 0;
+    if (object[name].get_int64().get(value) != simdjson::SUCCESS || value == 0) return "-";
+    const time_t seconds = time_t(value / divisor);
+    tm parts{};
+    gmtime_r(&seconds, &parts);
+    char buffer[32];
+    std::strftime(buffer, sizeof(buffer), "%Y-%m-%d %H:%M:%SZ", &parts);
+    return buffer;
+}
+
+enum class Shape : uint8_t { key, channel, usage, log };
+
+Row shape_header(Shape shape) {
+    switch (shape) {
+        case Shape::key:
+            return {"ID", "NAME", "PREFIX", "STATUS", "QUOTA", "USED", "EXPIRES", "MODELS", "RPM", "CONC"};
+        case Shape::channel:
+            return {"ID", "NAME", "KIND", "BASE_URL", "API_KEY", "MODELS", "PRIO", "WEIGHT", "ENABLED"};
+        case Shape::usage:
+            return {"DAY", "KEY", "REQUESTS", "PROMPT", "COMPLETION", "TOTAL"};
+        case Shape::log:
+            return {"ID", "TIME", "KEY", "CHANNEL", "MODEL", "STATUS", "TOKENS", "END", "LATENCY_MS"};
+    }
+    return {};
+}
+
+Row shape_row(Shape shape, simdjson::dom::element item) {
+    const auto f = [&](std::string_view name) { return field_text(item, name); };
+    switch (shape) {
+        case Shape::key:
+            return {f("id"), f("name"), f("key_prefix"), f("status"), f("quota_tokens"),
+                    f("quota_used_tokens"), time_text(item, "expires_at", 1), f("models"), f("rpm"),
+                    f("max_concurrency")};
+        case Shape::channel:
+            return {f("id"), f("name"), f("kind"), f("base_url"), f("api_key"), f("models"),
+                    f("priority"), f("weight"), f("enabled")};
+        case Shape::usage:
+            return {f("day"), f("key_id"), f("requests"), f("prompt_tokens"),
+                    f("completion_tokens"), f("total_tokens")};
+        case Shape::log: {
+            int64_t latency_us = 0;
+            if (item["latency_us"].get_int64().get(latency_us) != simdjson::SUCCESS) {
+                latency_us = 0;
+            }
+            return {f("id"), time_text(item, "ts_ms", 1000), f("key_id"), f("channel_id"),
+                    f("model_requested"), f("status"), f("total_tokens"), f("end_reason"),
+                    std::to_string(latency_us / 1000)};
+        }
+    }
+    return {};
+}
+
+// Prints one object or the "data" array of a list as a table.
+bool print_shape(Shape shape, const std::string& body) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    if (parser.parse(body).get(root) != simdjson::SUCCESS) return false;
+    std::vector<Row> rows;
+    simdjson::dom::array data;
+    if (root["data"].get_array().get(data) == simdjson::SUCCESS) {
+        for (simdjson::dom::element item : data) rows.push_back(shape_row(shape, item));
+    } else {
+        rows.push_back(shape_row(shape, root));
+    }
+    print_table(shape_header(shape), rows);
+    int64_t next = 0;
+    if (shape == Shape::log && root["next_before"].get_int64().get(next) == simdjson::SUCCESS) {
+        std::printf("(more: --before %lld)\n", (long long)next);
+    }
+    return true;
+}
+
+// ---- Commands -------------------------------------------------------------------------------
+
+// One API call: what to send and how to show the answer.
+struct Command {
+    std::string method;
+    std::string path;
+    std::string body;
+    Shape shape = Shape::key;
+    bool is_key_create = false;
+    bool is_delete = false;
+};
+
+// A JSON object built from (name, raw JSON value) members.
+struct BodyBuilder {
+    std::string text;
+    void add(std::string_view name, std::string_view raw_json) {
+        text += text.empty() ? "{" : ",";
+        admin_json_append_string(text, name);
+        text += ":";
+        text += raw_json;
+    }
+    void add_string(std::string_view name, std::string_view value) {
+        std::string quoted;
+        admin_json_append_string(quoted, value);
+        add(name, quoted);
+    }
+    [[nodiscard]] std::string finish() const { return text.empty() ? "{}" : text + "}"; }
+};
+
+// An integer option → a member; "none"/"all"/"never" map to null where null_word says.
+bool add_int_option(const Args& args, std::string_view option, std::string_view field,
+                    bool allows_negative, std::string_view null_word, BodyBuilder& body,
+                    std::string& error) {
+    const std::string* value = args_option(args, option);
+    if (value == nullptr) return true;
+    if (!null_word.empty() && *value == null_word) {
+        body.add(field, "null");
+        return true;
+    }
+    const bool is_negative = allows_negative && value->starts_with('-');
+    int64_t number = 0;
+    if (!parse_count(is_negative ? value->substr(1) : *value, number)) {
+        error = "--" + std::string(option) + " must be a whole number";
+        return false;
+    }
+    body.add(field, std::to_string(is_negative ? -number : number));
+    return true;
+}
+
+// The secret named by --<option> VAR, read from the environment. Never printed.
+bool add_secret_from_env(const Args& args, std::string_view option, std::string_view field,
+                         BodyBuilder& body, std::string& error) {
+    const std::string* variable = args_option(args, option);
+    if (variable == nullptr) return true;
+    const char* secret = std::getenv(variable->c_str());
+    if (secret == nullptr || *secret == '\0') {
+        error = "environment variable " + *variable + " (from --" + std::string(option) +
+                ") is not set or empty";
+        return false;
+    }
+    body.add_string(field, secret);
+    return true;
+}
+
+bool key_body(const Args& args, bool is_create, std::string& out, std::string& error) {
+    BodyBuilder body;
+    if (const std::string* name = args_option(args, "name")) body.add_string("name", *name);
+    if (!add_int_option(args, "quota", "quota_tokens", false, "none", body, error) ||
+        !add_int_option(args, "rpm", "rpm", false, {}, body, error) ||
+        !add_int_option(args, "concurrency", "max_concurrency", false, {}, body, error)) {
+        return false;
+    }
+    if (const std::string* models = args_option(args, "models")) {
+        body.add("models", *models == "all" ? std::string("null") : models_json(*models));
+    }
+    if (const std::string* expires = args_option(args, "expires")) {
+        int64_t expires_at_s = 0;
+        if (!parse_expires(*expires, expires_at_s)) {
+            error = "--expires must be a duration (30d, 12h), Unix seconds or never";
+            return false;
+        }
+        body.add("expires_at", expires_at_s == 0 ? std::string("null") : std::to_string(expires_at_s));
+    }
+    if (is_create && !add_secret_from_env(args, "key-env", "key", body, error)) return false;
+    out = body.finish();
+    return true;
+}
+
+bool channel_body(const Args& args, std::string& out, std::string& error) {
+    BodyBuilder body;
+    for (const auto& [option, field] : {std::pair{"name", "name"}, std::pair{"kind", "kind"},
+                                        std::pair{"base-url", "base_url"},
+                                        std::pair{"ca-file", "ca_file"}}) {
+        if (const std::string* value = args_option(args, option)) body.add_string(field, *value);
+    }
+    if (const std::string* models = args_option(args, "models")) body.add("models", models_json(*models));
+    if (!add_int_option(args, "priority", "priority", true, {}, body, error) ||
+        !add_int_option(args, "weight", "weight", false, {}, body, error) ||
+        !add_secret_from_env(args, "api-key-env", "api_key", body, error)) {
+        return false;
+    }
+    if (args_option(args, "allow-private-network") != nullptr) body.add("allow_private_network", "true");
+    if (args_option(args, "enabled") != nullptr) body.add("enabled", "true");
+    if (args_option(args, "disabled") != nullptr) body.add("enabled", "false");
+    out = body.finish();
+    return true;
+}
+
+bool id_argument(const Args& args, std::string& id, std::string& error) {
+    int64_t number = 0;
+    if (args.positional.size() != 1 || !parse_count(args.positional[0], number) || number < 1) {
+        error = "expected one numeric ID";
+        return false;
+    }
+    id = args.positional[0];
+    return true;
+}
+
+bool key_command(const std::string& verb, const Args& args, Command& command, std::string& error) {
+    command.shape = Shape::key;
+    std::string id;
+    if (verb == "create") {
+        if (!args_only(args, {"name", "quota", "models", "rpm", "concurrency", "expires", "key-env"}, error)) return false;
+        if (args_option(args, "name") == nullptr || !args.positional.empty()) {
+            error = "key create needs --name NAME";
+            return false;
+        }
+        command = {"POST", "/admin/keys", {}, Shape::key, true, false};
+        return key_body(args, true, command.body, error);
+    }
+    if (verb == "list") {
+        command = {"GET", "/admin/keys", {}, Shape::key, false, false};
+        return args_only(args, {}, error);
+    }
+    if (verb != "show" && verb != "revoke" && verb != "update") {
+        error = "unknown key command \"" + verb + "\"";
+        return false;
+    }
+    if (!id_argument(args, id, error)) return false;
+    if (verb == "show") {
+        command = {"GET", "/admin/keys/" + id, {}, Shape::key, false, false};
+        return args_only(args, {}, error);
+    }
+    if (verb == "revoke") {
+        command = {"DELETE", "/admin/keys/" + id, {}, Shape::key, false, false};
+        return args_only(args, {}, error);
+    }
+    if (!args_only(args, {"name", "quota", "models", "rpm", "concurrency", "expires"}, error)) return false;
+    command = {"PATCH", "/admin/keys/" + id, {}, Shape::key, false, false};
+    return key_body(args, false, command.body, error);
+}
+
+bool channel_command(const std::string& verb, const Args& args, Command& command,
+                     std::string& error) {
+    std::string id;
+    const std::initializer_list<std::string_view> fields = {
+        "name", "kind", "base-url", "api-key-env", "models", "priority", "weight",
+        "allow-private-network", "ca-file", "enabled", "disabled"};
+    if (verb == "add") {
+        if (!args_only(args, fields, error)) return false;
+        for (const char* required : {"name", "kind", "base-url", "api-key-env"}) {
+            if (args_option(args, required) == nullptr) {
+                error = std::string("channel add needs --") + required;
+                return false;
+            }
+        }
+        command = {"POST", "/admin/channels", {}, Shape::channel, false, false};
+        return channel_body(args, command.body, error);
+    }
+    if (verb == "list") {
+        command = {"GET", "/admin/channels", {}, Shape::channel, false, false};
+        return args_only(args, {}, error);
+    }
+    if (verb != "show" && verb != "remove" && verb != "update") {
+        error = "unknown channel command \"" + verb + "\"";
+        return false;
+    }
+    if (!id_argument(args, id, error)) return false;
+    if (verb == "show") {
+        command = {"GET", "/admin/channels/" + id, {}, Shape::channel, false, false};
+        return args_only(args, {}, error);
+    }
+    if (verb == "remove") {
+        command = {"DELETE", "/admin/channels/" + id, {}, Shape::channel, false, true};
+        return args_only(args, {}, error);
+    }
+    if (!args_only(args, fields, error)) return false;
+    command = {"PATCH", "/admin/channels/" + id, {}, Shape::channel, false, false};
+    return channel_body(args, command.body, error);
+}
+
+// A query value the API accepts as is: digits and '-' only (ids, days, Unix seconds).
+bool add_query(std::string& query, std::string_view name, std::string_view value,
+               std::string& error) {
+    for (const char c : value) {
+        if ((c < '0' || c > '9') && c != '-') {
+            error = "--" + std::string(name == "key_id" ? "key" : name) + " has an invalid value";
+            return false;
+        }
+    }
+    query += query.empty() ? "?" : "&";
+    query += std::string(name) + "=" + std::string(value);
+    return true;
+}
+
+bool report_command(const std::string& command_word, const Args& args, Command& command,
+                    std::string& error) {
+    std::string query;
+    if (!args.positional.empty()) {
+        error = "unexpected argument " + args.positional[0];
+        return false;
+    }
+    if (const std::string* key = args_option(args, "key")) {
+        if (!add_query(query, "key_id", *key, error)) return false;
+    }
+    if (command_word == "logs") {
+        if (!args_only(args, {"key", "limit", "before"}, error)) return false;
+        for (const char* name : {"limit", "before"}) {
+            const std::string* value = args_option(args, name);
+            if (value != nullptr && !add_query(query, name, *value, error)) return false;
+        }
+        command = {"GET", "/admin/logs" + query, {}, Shape::log, false, false};
+        return true;
+    }
+    if (!args_only(args, {"key", "since", "until"}, error)) return false;
+    for (const char* name : {"since", "until"}) {
+        const std::string* value = args_option(args, name);
+        if (value == nullptr) continue;
+        int64_t seconds = 0;
+        // "7d" means since seven days ago; the API turns Unix seconds into a UTC day.
+        const std::string bound = admin_cli_parse_duration(*value, seconds)
+                                      ? std::to_string(int64_t(std::time(nullptr)) - seconds)
+                                      : *value;
+        if (!add_query(query, name, bound, error)) return false;
+    }
+    command = {"GET", "/admin/usage" + query, {}, Shape::usage, false, false};
+    return true;
+}
+
+int show_result(const Command& command, const HttpResult& result, bool is_json,
+                const AdminTarget& target) {
+    if (result.status == 401) {
+        std::fprintf(stderr, "ringway: the admin API at %s refused RINGWAY_ADMIN_TOKEN (401)\n",
+                     target.text.c_str());
+        return 1;
+    }
+    if (result.status < 200 || result.status > 299) {
+        const std::string message = admin_cli_error_text(result.body);
+        std::fprintf(stderr, "ringway: admin API error %d: %s\n", result.status,
+                     message.empty() ? "(no error message)" : message.c_str());
+        return 1;
+    }
+    if (is_json) {
+        std::printf("%s\n", result.body.c_str());
+        return 0;
+    }
+    if (command.is_delete) {
+        std::printf("Removed.\n");
+        return 0;
+    }
+    if (command.is_key_create) {
+        simdjson::dom::parser parser;
+        simdjson::dom::element root;
+        std::string_view secret;
+        if (parser.parse(result.body).get(root) == simdjson::SUCCESS &&
+            root["key"].get_string().get(secret) == simdjson::SUCCESS) {
+            // The one place a gateway key is shown: the operator asked for it.
+            std::printf("Key secret (shown once; store it now):\n  %.*s\n\n", int(secret.size()),
+                        secret.data());
+        }
+    }
+    if (!print_shape(command.shape, result.body)) {
+        std::fprintf(stderr, "ringway: the admin API sent invalid JSON\n");
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace
+
+int admin_cli_main(int argc, char** argv) {
+    if (argc < 2 || !admin_cli_is_command(argv[1])) {
+        std::fputs(usage_text, stderr);
+        return 2;
+    }
+    const std::string command_word = argv[1];
+    const bool has_verb = command_word == "key" || command_word == "channel";
+    if (has_verb && (argc < 3 || std::string_view(argv[2]) == "--help")) {
+        std::fputs(usage_text, argc < 3 ? stderr : stdout);
+        return argc < 3 ? 2 : 0;
+    }
+    Args args;
+    std::string error;
+    Command command;
+    const std::string verb = has_verb ? argv[2] : "";
+    bool is_ok = args_parse(argc, argv, has_verb ? 3 : 2, args, error);
+    if (is_ok) {
+        is_ok = command_word == "key"       ? key_command(verb, args, command, error)
+                : command_word == "channel" ? channel_command(verb, args, command, error)
+                                            : report_command(command_word, args, command, error);
+    }
+    if (!is_ok) {
+        std::fprintf(stderr, "ringway %s: %s\n\n%s", command_word.c_str(), error.c_str(), usage_text);
+        return 2;
+    }
+    AdminTarget target;
+    HttpResult result;
+    if (!target_from_env(target, error) ||
+        !http_call(target, command.method, command.path, command.body, result, error)) {
+        std::fprintf(stderr, "ringway: %s\n", error.c_str());
+        return 1;
+    }
+    return show_result(command, result, args.is_json, target);
+}
+
+}  // namespace rw

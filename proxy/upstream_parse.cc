@@ -1,0 +1,214 @@
+// proxy/upstream_parse.cc — the response-side llhttp adapter. Headers the gateway needs
+// (framing, content type, Connection, Retry-After, x-request-id) are copied into small
+// fixed fields; everything else is skipped. Body spans point into the caller's input.
+#include "proxy/upstream_parse.h"
+
+#include <cstring>
+
+#include "core/assert.h"
+
+namespace rw {
+namespace {
+
+UpstreamParser& self(llhttp_t* parser) { return *static_cast<UpstreamParser*>(parser->data); }
+
+bool equals_lower(std::string_view text, std::string_view lower) {
+    if (text.size() != lower.size()) {
+        return false;
+    }
+    for (size_t i = 0; i < text.size(); i++) {
+        char c = text[i];
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+        if (c != lower[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool contains_lower(std::string_view text, std::string_view lower) {
+    for (size_t i = 0; i + lower.size() <= text.size(); i++) {
+        if (equals_lower(text.substr(i, lower.size()), lower)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+template <size_t N>
+void copy_text(char (&target)[N], std::string_view text) {
+    const size_t length = text.size() < N - 1 ? text.size() : N - 1;
+    std::memcpy(target, text.data(), length);
+    target[length] = '\0';
+}
+
+}  // namespace
+
+UpstreamParser::UpstreamParser() {
+    llhttp_settings_init(&settings_);
+    settings_.on_status_complete = on_status_complete;
+    settings_.on_header_field = on_header_field;
+    settings_.on_header_value = on_header_value;
+    settings_.on_header_value_complete = on_header_value_complete;
+    settings_.on_headers_complete = on_headers_complete;
+    settings_.on_body = on_body;
+    settings_.on_message_complete = on_message_complete;
+    start();
+}
+
+void UpstreamParser::start() {
+    llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
+    parser_.data = this;
+    head_ = UpstreamHead{};
+    span_count_ = 0;
+    body_bytes_ = 0;
+    field_bytes_ = 0;
+    value_bytes_ = 0;
+    is_value_after_field_ = false;
+    is_field_truncated_ = false;
+    is_head_complete_ = false;
+    is_message_complete_ = false;
+    is_head_reported_ = false;
+}
+
+int UpstreamParser::on_status_complete(llhttp_t* parser) {
+    self(parser).head_.status = static_cast<uint16_t>(parser->status_code);
+    return 0;
+}
+
+int UpstreamParser::on_header_field(llhttp_t* parser, const char* at, size_t length) {
+    UpstreamParser& p = self(parser);
+    if (p.is_value_after_field_) {  // A new header starts.
+        p.field_bytes_ = 0;
+        p.value_bytes_ = 0;
+        p.is_field_truncated_ = false;
+        p.is_value_after_field_ = false;
+    }
+    for (size_t i = 0; i < length; i++) {
+        if (p.field_bytes_ == sizeof(p.field_)) {
+            p.is_field_truncated_ = true;  // Longer than any header we read: skipped.
+            break;
+        }
+        char c = at[i];
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+        p.field_[p.field_bytes_++] = c;
+    }
+    return 0;
+}
+
+int UpstreamParser::on_header_value(llhttp_t* parser, const char* at, size_t length) {
+    UpstreamParser& p = self(parser);
+    p.is_value_after_field_ = true;
+    const size_t room = sizeof(p.value_) - p.value_bytes_;
+    const size_t take = length < room ? length : room;
+    std::memcpy(p.value_ + p.value_bytes_, at, take);
+    p.value_bytes_ += static_cast<uint32_t>(take);
+    return 0;
+}
+
+int UpstreamParser::on_header_value_complete(llhttp_t* parser) {
+    UpstreamParser& p = self(parser);
+    p.is_value_after_field_ = true;
+    if (p.is_field_truncated_) {
+        return 0;
+    }
+    const std::string_view name(p.field_, p.field_bytes_);
+    const std::string_view value(p.value_, p.value_bytes_);
+    if (name == "content-type") {
+        copy_text(p.head_.content_type, value);
+        p.head_.is_event_stream = contains_lower(value, "text/event-stream");
+    } else if (name == "connection") {
+        p.head_.has_connection_close = contains_lower(value, "close");
+    } else if (name == "retry-after") {
+        uint32_t seconds = 0;
+        for (const char c : value) {
+            if (c < '0' || c > '9' || seconds > 100000) {
+                break;
+            }
+            seconds = seconds * 10 + uint32_t(c - '0');
+        }
+        p.head_.retry_after_s = seconds;
+    } else if (name == "x-request-id") {
+        copy_text(p.head_.request_id, value);
+    }
+    return 0;
+}
+
+int UpstreamParser::on_headers_complete(llhttp_t* parser) {
+    UpstreamParser& p = self(parser);
+    p.head_.version_minor = parser->http_minor;
+    p.head_.is_chunked = (parser->flags & F_CHUNKED) != 0;
+    p.head_.has_content_length = (parser->flags & F_CONTENT_LENGTH) != 0;
+    p.head_.content_length = p.head_.has_content_length ? parser->content_length : 0;
+    p.is_head_complete_ = true;
+    // Pause: the caller must see the head (relay, retry or refuse) before any body byte,
+    // even when the whole response arrived in one buffer.
+    return HPE_PAUSED;
+}
+
+int UpstreamParser::on_body(llhttp_t* parser, const char* at, size_t length) {
+    UpstreamParser& p = self(parser);
+    RW_ASSERT(p.span_count_ < upstream_body_spans_max);
+    p.spans_[p.span_count_++] = {at, length};
+    p.body_bytes_ += length;
+    // A full span list pauses the parser; the caller relays the spans and feeds on.
+    return p.span_count_ == upstream_body_spans_max ? HPE_PAUSED : 0;
+}
+
+int UpstreamParser::on_message_complete(llhttp_t* parser) {
+    self(parser).is_message_complete_ = true;
+    return HPE_PAUSED;  // Bytes after the message are not part of it.
+}
+
+UpstreamFeed UpstreamParser::feed(std::string_view input) {
+    if (is_message_complete_) {
+        return {UpstreamEvent::message_complete, 0};
+    }
+    // 1xx interim responses (100 Continue) are consumed by llhttp as separate messages
+    // only when the caller restarts; upstream LLM APIs do not send them to POSTs
+    // without Expect, which ringway never sets.
+    const llhttp_errno_t rc = llhttp_execute(&parser_, input.data(), input.size());
+    uint32_t consumed = static_cast<uint32_t>(input.size());
+    if (rc == HPE_PAUSED) {
+        consumed = static_cast<uint32_t>(llhttp_get_error_pos(&parser_) - input.data());
+        llhttp_resume(&parser_);
+    } else if (rc != HPE_OK) {
+        return {UpstreamEvent::error,
+                static_cast<uint32_t>(llhttp_get_error_pos(&parser_) - input.data())};
+    }
+    if (is_head_complete_ && !is_head_reported_) {
+        is_head_reported_ = true;
+        return {UpstreamEvent::head_complete, consumed};
+    }
+    if (is_message_complete_) {
+        return {UpstreamEvent::message_complete, consumed};
+    }
+    if (span_count_ == upstream_body_spans_max) {
+        return {UpstreamEvent::spans_full, consumed};
+    }
+    return {UpstreamEvent::need_more, consumed};
+}
+
+bool UpstreamParser::finish_on_eof() {
+    if (is_message_complete_) {
+        return true;
+    }
+    const llhttp_errno_t rc = llhttp_finish(&parser_);
+    return rc == HPE_OK && is_message_complete_;
+}
+
+bool UpstreamParser::is_reusable() const {
+    return is_message_complete_ && head_.version_minor == 1 && !head_.has_connection_close &&
+           (head_.is_chunked || head_.has_content_length || head_.status == 204 ||
+            head_.status == 304);
+}
+
+const char* UpstreamParser::error_reason() const {
+    return parser_.reason != nullptr ? parser_.reason : "unknown";
+}
+
+}  // namespace rw

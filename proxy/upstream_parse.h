@@ -1,0 +1,94 @@
+// proxy/upstream_parse.h — llhttp in response mode over an upstream's bytes. Body bytes
+// are not copied: the parser reports them as spans into the input buffer (through the
+// chunked framing), so the relay can lend that buffer to the client send. It pauses at
+// the end of the head (the caller decides: relay, retry or refuse) and when its span
+// list is full. One per upstream attempt; single-threaded (the shard).
+#pragma once
+
+#include <llhttp.h>
+
+#include <cstdint>
+#include <string_view>
+
+namespace rw {
+
+constexpr uint32_t upstream_body_spans_max = 32;
+
+struct UpstreamHead {
+    uint16_t status = 0;
+    uint8_t version_minor = 1;
+    bool is_chunked = false;
+    bool has_content_length = false;
+    bool is_event_stream = false;  // Content-Type: text/event-stream.
+    bool has_connection_close = false;
+    uint64_t content_length = 0;
+    uint32_t retry_after_s = 0;
+    char content_type[96] = {};  // Copied: relayed to the client.
+    char request_id[64] = {};    // x-request-id, for the operator log.
+};
+
+enum class UpstreamEvent : uint8_t { need_more, head_complete, spans_full, message_complete, error };
+
+struct UpstreamFeed {
+    UpstreamEvent event;
+    uint32_t consumed_bytes;
+};
+
+class UpstreamParser {
+public:
+    UpstreamParser();
+    UpstreamParser(const UpstreamParser&) = delete;
+    UpstreamParser& operator=(const UpstreamParser&) = delete;
+
+    void start();
+
+    // Parses input. Spans of body bytes found are appended to spans() (views into
+    // input, valid while input is). Stops at head_complete (once), at spans_full, at
+    // message_complete (bytes after consumed_bytes are extra bytes: the connection must
+    // not be reused) or at error.
+    [[nodiscard]] UpstreamFeed feed(std::string_view input);
+
+    // The upstream closed its side: completes a response delimited by EOF (HTTP/1.0
+    // without length) or reports truncation. Returns true if the message is complete.
+    [[nodiscard]] bool finish_on_eof();
+
+    const UpstreamHead& head() const { return head_; }
+    const std::string_view* spans() const { return spans_; }
+    uint32_t span_count() const { return span_count_; }
+    void spans_clear() { span_count_ = 0; }
+    bool is_head_complete() const { return is_head_complete_; }
+    bool is_message_complete() const { return is_message_complete_; }
+    // Keep-alive possible after the message (HTTP/1.1, no Connection: close).
+    bool is_reusable() const;
+    uint64_t body_bytes() const { return body_bytes_; }
+    const char* error_reason() const;
+
+private:
+    static int on_status_complete(llhttp_t* parser);
+    static int on_header_field(llhttp_t* parser, const char* at, size_t length);
+    static int on_header_value(llhttp_t* parser, const char* at, size_t length);
+    static int on_header_value_complete(llhttp_t* parser);
+    static int on_headers_complete(llhttp_t* parser);
+    static int on_body(llhttp_t* parser, const char* at, size_t length);
+    static int on_message_complete(llhttp_t* parser);
+
+    llhttp_settings_t settings_;
+    llhttp_t parser_;
+    UpstreamHead head_;
+    std::string_view spans_[upstream_body_spans_max];
+    uint32_t span_count_ = 0;
+    uint64_t body_bytes_ = 0;
+    // The header being read: its name (lower-cased, truncated) and value, copied since
+    // llhttp may deliver them in pieces across buffers.
+    char field_[32] = {};
+    uint32_t field_bytes_ = 0;
+    bool is_field_truncated_ = false;
+    char value_[96] = {};
+    uint32_t value_bytes_ = 0;
+    bool is_value_after_field_ = false;
+    bool is_head_complete_ = false;
+    bool is_message_complete_ = false;
+    bool is_head_reported_ = false;
+};
+
+}  // namespace rw

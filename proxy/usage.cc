@@ -1,0 +1,237 @@
+// proxy/usage.cc — usage objects read with simdjson On Demand. Only the path to "usage" is
+// walked; choices, output and content are skipped through the structural index without
+// being decoded. Shard thread only (uses the thread's parser from json_fields).
+#include "proxy/usage.h"
+
+#include <cmath>
+
+#include "core/assert.h"
+#include "proxy/json_fields.h"
+
+namespace rw {
+namespace {
+
+namespace ondemand = simdjson::ondemand;
+
+// Which UsageParts counter a usage key feeds, per format.
+enum class UsageKey : uint8_t { none, input, output, cache_creation, cache_read, total };
+
+// Keys are compared raw (unsafe_is_equal: the literals hold no quote or backslash), not
+// unescaped: upstreams write these keys plainly, and skipping the unescape copy halves the
+// cost on bodies with many top-level members. A key spelled with escapes is not counted.
+UsageKey usage_key(UsageFormat format, ondemand::raw_json_string key) {
+    switch (format) {
+        case UsageFormat::chat:
+            if (key.unsafe_is_equal("prompt_tokens")) return UsageKey::input;
+            if (key.unsafe_is_equal("completion_tokens")) return UsageKey::output;
+            if (key.unsafe_is_equal("total_tokens")) return UsageKey::total;
+            return UsageKey::none;
+        case UsageFormat::responses:
+            if (key.unsafe_is_equal("input_tokens")) return UsageKey::input;
+            if (key.unsafe_is_equal("output_tokens")) return UsageKey::output;
+            if (key.unsafe_is_equal("total_tokens")) return UsageKey::total;
+            return UsageKey::none;
+        case UsageFormat::embeddings:
+            if (key.unsafe_is_equal("prompt_tokens")) return UsageKey::input;
+            if (key.unsafe_is_equal("total_tokens")) return UsageKey::total;
+            return UsageKey::none;
+        case UsageFormat::anthropic_messages:
+            if (key.unsafe_is_equal("input_tokens")) return UsageKey::input;
+            if (key.unsafe_is_equal("output_tokens")) return UsageKey::output;
+            if (key.unsafe_is_equal("cache_creation_input_tokens")) return UsageKey::cache_creation;
+            if (key.unsafe_is_equal("cache_read_input_tokens")) return UsageKey::cache_read;
+            return UsageKey::none;
+    }
+    RW_UNREACHABLE();
+}
+
+// A token counter: a non-negative integer, or null (absent). Some OpenAI-compatible servers
+// write integral counts as doubles (12.0); those are accepted, fractions are not.
+bool read_count(ondemand::value& value, uint64_t& count, bool& is_present) {
+    ondemand::json_type type;
+    if (value.type().get(type) != simdjson::SUCCESS) {
+        return false;
+    }
+    if (type == ondemand::json_type::null) {
+        is_present = false;
+        return true;
+    }
+    if (type != ondemand::json_type::number) {
+        return false;
+    }
+    if (value.get_uint64().get(count) == simdjson::SUCCESS) {
+        is_present = true;
+        return true;
+    }
+    double real = 0;
+    if (value.get_double().get(real) != simdjson::SUCCESS) {
+        return false;
+    }
+    // 2^53: every integer below it is exact in a double.
+    if (!(real >= 0) || real >= 9007199254740992.0 || std::floor(real) != real) {
+        return false;
+    }
+    count = static_cast<uint64_t>(real);
+    is_present = true;
+    return true;
+}
+
+// The usage value: an object (its known counters overwrite parts; has_usage set) or null
+// (no usage).
+bool read_usage(ondemand::value& value, UsageFormat format, UsageParts& parts, bool& has_usage) {
+    ondemand::json_type type;
+    if (value.type().get(type) != simdjson::SUCCESS) {
+        return false;
+    }
+    if (type == ondemand::json_type::null) {
+        return true;
+    }
+    ondemand::object object;
+    if (type != ondemand::json_type::object || value.get_object().get(object) != simdjson::SUCCESS) {
+        return false;
+    }
+    for (auto member : object) {
+        ondemand::raw_json_string key;  // Points into the document; compared raw.
+        ondemand::value member_value;
+        if (member.key().get(key) != simdjson::SUCCESS ||
+            member.value().get(member_value) != simdjson::SUCCESS) {
+            return false;
+        }
+        const UsageKey which = usage_key(format, key);
+        if (which == UsageKey::none) {
+            continue;  // *_details objects and provider extras are skipped unread.
+        }
+        uint64_t count = 0;
+        bool is_present = false;
+        if (!read_count(member_value, count, is_present)) {
+            return false;
+        }
+        if (!is_present) {
+            continue;
+        }
+        switch (which) {
+            case UsageKey::input: parts.input_tokens = count; break;
+            case UsageKey::output: parts.output_tokens = count; break;
+            case UsageKey::cache_creation: parts.cache_creation_tokens = count; break;
+            case UsageKey::cache_read: parts.cache_read_tokens = count; break;
+            case UsageKey::total:
+                parts.total_tokens = count;
+                parts.has_total = true;
+                break;
+            case UsageKey::none: RW_UNREACHABLE();
+        }
+    }
+    has_usage = true;
+    return true;
+}
+
+// {"response":{...,"usage":...}} or {"message":{...,"usage":...}}: the usage member of
+// the object at value. A non-object (the failed response of some servers is null) has none.
+bool read_nested_usage(ondemand::value& value, UsageFormat format, UsageParts& parts,
+                       bool& has_usage) {
+    ondemand::json_type type;
+    if (value.type().get(type) != simdjson::SUCCESS) {
+        return false;
+    }
+    if (type != ondemand::json_type::object) {
+        return true;
+    }
+    ondemand::object object;
+    if (value.get_object().get(object) != simdjson::SUCCESS) {
+        return false;
+    }
+    for (auto member : object) {
+        ondemand::raw_json_string key;  // Points into the document; compared raw.
+        ondemand::value member_value;
+        if (member.key().get(key) != simdjson::SUCCESS ||
+            member.value().get(member_value) != simdjson::SUCCESS) {
+            return false;
+        }
+        if (key.unsafe_is_equal("usage") && !read_usage(member_value, format, parts, has_usage)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// Counters come from the upstream: absurd values must not wrap into small ones.
+uint64_t add_saturated(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
+
+bool is_null_value(ondemand::value& value) {
+    ondemand::json_type type;
+    return value.type().get(type) == simdjson::SUCCESS && type == ondemand::json_type::null;
+}
+
+}  // namespace
+
+UsageDocument usage_read_document(std::string_view padded_json, UsageFormat format, UsageAt at,
+                                  UsageParts& parts) {
+    const UsageDocument refused{false, false, false};  // Whatever was seen before the fault.
+    const simdjson::padded_string_view input(padded_json.data(), padded_json.size(),
+                                             padded_json.size() + json_padding_bytes);
+    ondemand::document document;
+    ondemand::object object;
+    if (json_thread_parser().iterate(input).get(document) != simdjson::SUCCESS ||
+        document.get_object().get(object) != simdjson::SUCCESS) {
+        return refused;
+    }
+    UsageParts next = parts;  // Committed only when the whole document read cleanly.
+    bool has_usage = false;
+    bool has_error = false;
+    const std::string_view container = at == UsageAt::in_response  ? "response"
+                                       : at == UsageAt::in_message ? "message"
+                                                                   : "usage";
+    for (auto member : object) {
+        ondemand::raw_json_string key;  // Points into the document; compared raw.
+        ondemand::value member_value;
+        if (member.key().get(key) != simdjson::SUCCESS ||
+            member.value().get(member_value) != simdjson::SUCCESS) {
+            return refused;
+        }
+        if (key.unsafe_is_equal("error")) {
+            has_error = has_error || !is_null_value(member_value);
+        } else if (key.unsafe_is_equal(container)) {
+            const bool is_ok = at == UsageAt::root
+                                   ? read_usage(member_value, format, next, has_usage)
+                                   : read_nested_usage(member_value, format, next, has_usage);
+            if (!is_ok) {
+                return refused;
+            }
+        }
+    }
+    if (has_usage) {
+        next.has_usage = true;
+        parts = next;
+    }
+    RW_ASSERT(!has_usage || parts.has_usage);
+    return UsageDocument{true, has_usage, has_error};
+}
+
+UsageCounts usage_counts_from_parts(const UsageParts& parts, UsageFormat format) {
+    UsageCounts counts;
+    if (!parts.has_usage) {
+        return counts;
+    }
+    counts.has_usage = true;
+    counts.prompt_tokens = parts.input_tokens;
+    counts.completion_tokens = format == UsageFormat::embeddings ? 0 : parts.output_tokens;
+    if (format == UsageFormat::anthropic_messages) {
+        // Anthropic's input_tokens excludes cached input; billing counts all of it.
+        counts.prompt_tokens = add_saturated(counts.prompt_tokens, parts.cache_creation_tokens);
+        counts.prompt_tokens = add_saturated(counts.prompt_tokens, parts.cache_read_tokens);
+    }
+    counts.total_tokens = parts.has_total
+                              ? parts.total_tokens
+                              : add_saturated(counts.prompt_tokens, counts.completion_tokens);
+    return counts;
+}
+
+bool usage_from_json(std::string_view padded_body, UsageFormat format, UsageCounts& counts) {
+    UsageParts parts;
+    const UsageDocument document = usage_read_document(padded_body, format, UsageAt::root, parts);
+    counts = usage_counts_from_parts(parts, format);
+    RW_ASSERT(counts.has_usage == (document.is_json && document.has_usage));
+    return document.is_json;
+}
+
+}  // namespace rw

@@ -1,0 +1,69 @@
+// proxy/usage.h — token usage extraction from upstream JSON with simdjson On Demand: whole
+// response bodies (usage_from_json) and single SSE event payloads (usage_read_document,
+// used by sse_scan). The relay calls it on the shard thread once a body or usage event is
+// complete. Untrusted input: garbage gives false, never an assert. Documents must be
+// followed by json_padding_bytes readable bytes.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace rw {
+
+// Which API the upstream answers in; decides key names and where usage sits.
+enum class UsageFormat : uint8_t {
+    chat,                // chat.completions and legacy completions: prompt/completion/total.
+    responses,           // OpenAI Responses API: input/output/total.
+    embeddings,          // prompt/total; completion is always 0.
+    anthropic_messages,  // input/output + cache_creation_input/cache_read_input, no total.
+};
+
+struct UsageCounts {
+    uint64_t prompt_tokens = 0;      // Anthropic: input + cache creation + cache read.
+    uint64_t completion_tokens = 0;
+    uint64_t total_tokens = 0;       // Reported, or prompt + completion when missing.
+    bool has_usage = false;          // A usage object was seen (not absent, not null).
+};
+
+// Reads usage from a whole (non-streaming) response body. Returns false when the body is
+// not a JSON object or its usage is malformed (not an object or null; a counter that is not
+// a non-negative integer). Returns true with has_usage false when usage is absent or null.
+// counts is written in every case (zero unless has_usage).
+[[nodiscard]] bool usage_from_json(std::string_view padded_body, UsageFormat format,
+                                   UsageCounts& counts);
+
+// The counters as the provider names them, before they are folded into UsageCounts.
+// Streams report usage in parts (Anthropic: input in message_start, output in message_delta),
+// so a later usage object overwrites only the counters it carries.
+struct UsageParts {
+    uint64_t input_tokens = 0;           // prompt_tokens / input_tokens
+    uint64_t output_tokens = 0;          // completion_tokens / output_tokens
+    uint64_t cache_creation_tokens = 0;  // Anthropic cache_creation_input_tokens
+    uint64_t cache_read_tokens = 0;      // Anthropic cache_read_input_tokens
+    uint64_t total_tokens = 0;
+    bool has_total = false;
+    bool has_usage = false;
+};
+
+// Where the usage object sits in a document.
+enum class UsageAt : uint8_t {
+    root,         // {"usage":{...}}: bodies, chat chunks, Anthropic message_delta.
+    in_response,  // {"response":{"usage":{...}}}: Responses API response.completed & co.
+    in_message,   // {"message":{"usage":{...}}}: Anthropic message_start.
+};
+
+struct UsageDocument {
+    bool is_json;    // A JSON object whose usage (if any) was well-formed.
+    bool has_usage;  // It carried a usage object (parts were updated).
+    bool has_error;  // It has a top-level "error" member that is not null.
+};
+
+// Reads one document and merges its usage object at `at` into parts. parts is left
+// untouched unless the whole read succeeds, so a malformed event cannot half-apply.
+[[nodiscard]] UsageDocument usage_read_document(std::string_view padded_json, UsageFormat format,
+                                                UsageAt at, UsageParts& parts);
+
+// Folds parts into counts (has_usage copied; total computed when not reported).
+UsageCounts usage_counts_from_parts(const UsageParts& parts, UsageFormat format);
+
+}  // namespace rw

@@ -1,0 +1,261 @@
+// tests/unit/proxy/admin_cli_test.cc — the operator CLI: its pure helpers, and whole
+// commands run through admin_cli_main() against a real in-process AdminServer (real
+// sockets, SQLite in a temp dir, a Writer thread), with stdout/stderr captured. Checks
+// the tables, the secret shown once on create, the upstream key never printed, and the
+// errors for a server that is not running, a wrong token and API validation failures.
+#include "proxy/admin_cli.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "proxy/admin_server.h"
+#include "storage/keys.h"
+#include "storage/queries.h"
+#include "storage/snapshot.h"
+#include "storage/writer.h"
+#include "tests/unit/storage/storage_test_support.h"
+
+namespace rw {
+namespace {
+
+TEST(AdminCli, ParsesDurations) {
+    int64_t seconds = 0;
+    ASSERT_TRUE(admin_cli_parse_duration("30d", seconds));
+    EXPECT_EQ(seconds, 30 * 86400);
+    ASSERT_TRUE(admin_cli_parse_duration("12h", seconds));
+    EXPECT_EQ(seconds, 12 * 3600);
+    ASSERT_TRUE(admin_cli_parse_duration("2w", seconds));
+    EXPECT_EQ(seconds, 14 * 86400);
+    ASSERT_TRUE(admin_cli_parse_duration("90s", seconds));
+    EXPECT_EQ(seconds, 90);
+    EXPECT_FALSE(admin_cli_parse_duration("30", seconds));
+    EXPECT_FALSE(admin_cli_parse_duration("d", seconds));
+    EXPECT_FALSE(admin_cli_parse_duration("-3d", seconds));
+    EXPECT_FALSE(admin_cli_parse_duration("3y", seconds));
+}
+
+TEST(AdminCli, ErrorText) {
+    EXPECT_EQ(admin_cli_error_text(
+                  R"({"error":{"message":"name is required","type":"invalid_request_error","code":"missing_field"}})"),
+              "name is required (missing_field)");
+    EXPECT_EQ(admin_cli_error_text("not json"), "");
+    EXPECT_EQ(admin_cli_error_text(R"({"data":[]})"), "");
+    EXPECT_TRUE(admin_cli_is_command("key"));
+    EXPECT_TRUE(admin_cli_is_command("usage"));
+    EXPECT_FALSE(admin_cli_is_command("--help"));
+}
+
+struct CliRun {
+    int exit_code = -1;
+    std::string out;
+    std::string err;
+};
+
+std::string read_all(FILE* file) {
+    std::string text;
+    std::rewind(file);
+    char buffer[4096];
+    size_t got = 0;
+    while ((got = std::fread(buffer, 1, sizeof(buffer), file)) > 0) text.append(buffer, got);
+    std::fclose(file);
+    return text;
+}
+
+// Runs admin_cli_main with stdout and stderr redirected into temp files.
+CliRun run_cli(std::vector<std::string> words) {
+    std::vector<char*> argv;
+    std::string program = "ringway";
+    argv.push_back(program.data());
+    for (std::string& word : words) argv.push_back(word.data());
+    FILE* out = std::tmpfile();
+    FILE* err = std::tmpfile();
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const int saved_out = ::dup(1);
+    const int saved_err = ::dup(2);
+    ::dup2(::fileno(out), 1);
+    ::dup2(::fileno(err), 2);
+    CliRun run;
+    run.exit_code = admin_cli_main(int(argv.size()), argv.data());
+    std::fflush(stdout);
+    std::fflush(stderr);
+    ::dup2(saved_out, 1);
+    ::dup2(saved_err, 2);
+    ::close(saved_out);
+    ::close(saved_err);
+    run.out = read_all(out);
+    run.err = read_all(err);
+    return run;
+}
+
+constexpr const char* cli_token = "cli-admin-token-0123456789";
+
+class AdminCliTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        const StorageConfig storage = test::test_config(dir_);
+        std::string error;
+        ASSERT_TRUE(writer_.open(storage, 1, error)) << error;
+        writer_thread_ = std::thread([this] { writer_.run(); });
+        ASSERT_TRUE(snapshots_.open(storage, 1, error)) << error;
+        ASSERT_TRUE(queries_.open(storage, error)) << error;
+        Config config{};
+        auto& address = reinterpret_cast<sockaddr_in&>(config.admin_listen.address);
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        config.admin_listen.address_bytes = sizeof(sockaddr_in);
+        config.admin_token = cli_token;
+        ASSERT_TRUE(server_.start(config, writer_, catalog_, queries_, error)) << error;
+        ::setenv("RINGWAY_ADMIN_LISTEN", server_.listen_text().c_str(), 1);
+        ::setenv("RINGWAY_ADMIN_TOKEN", cli_token, 1);
+    }
+    void TearDown() override {
+        server_.stop();
+        writer_.request_stop();
+        if (writer_thread_.joinable()) writer_thread_.join();
+        ::unsetenv("RINGWAY_ADMIN_LISTEN");
+        ::unsetenv("RINGWAY_ADMIN_TOKEN");
+    }
+
+    test::TempDir dir_;
+    Writer writer_;
+    std::thread writer_thread_;
+    SnapshotStore snapshots_;
+    Catalog catalog_{writer_, snapshots_};
+    Queries queries_;
+    AdminServer server_;
+};
+
+TEST_F(AdminCliTest, KeyCreateListRevoke) {
+    const CliRun created = run_cli({"key", "create", "--name", "app", "--quota", "1000000",
+                                    "--models", "gpt-4o, o3", "--rpm", "60", "--expires", "30d"});
+    ASSERT_EQ(created.exit_code, 0) << created.err;
+    const size_t secret_at = created.out.find("sk-rw-");
+    ASSERT_NE(secret_at, std::string::npos) << created.out;
+    const std::string secret = created.out.substr(secret_at, key_secret_bytes);
+    const KeyEntry* entry = snapshots_.publisher().current()->find_key(key_hash(secret));
+    ASSERT_NE(entry, nullptr);
+    EXPECT_EQ(entry->rpm, 60u);
+    EXPECT_TRUE(entry->allows_model("o3"));
+    EXPECT_FALSE(entry->allows_model("gpt-4"));
+    EXPECT_GT(entry->expires_at_s, int64_t(std::time(nullptr)) + 29 * 86400);
+    EXPECT_NE(created.out.find("gpt-4o,o3"), std::string::npos) << created.out;
+
+    const CliRun list = run_cli({"key", "list"});
+    ASSERT_EQ(list.exit_code, 0) << list.err;
+    EXPECT_NE(list.out.find("NAME"), std::string::npos);
+    EXPECT_NE(list.out.find("app"), std::string::npos);
+    EXPECT_NE(list.out.find("1000000"), std::string::npos);
+    EXPECT_EQ(list.out.find(secret), std::string::npos);
+
+    const CliRun json = run_cli({"key", "list", "--json"});
+    ASSERT_EQ(json.exit_code, 0);
+    EXPECT_TRUE(json.out.starts_with(R"({"object":"list","data":[{"id":)")) << json.out;
+
+    const CliRun revoked = run_cli({"key", "revoke", std::to_string(entry->id)});
+    ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
+    EXPECT_NE(revoked.out.find("revoked"), std::string::npos);
+    EXPECT_FALSE(snapshots_.publisher().current()->find_key(key_hash(secret))->is_active);
+}
+
+TEST_F(AdminCliTest, ChannelAddNeverPrintsTheUpstreamKey) {
+    const std::string upstream_key = "sk-cli-upstream-secret-abcd1234";
+    ::setenv("RINGWAY_TEST_UPSTREAM_KEY", upstream_key.c_str(), 1);
+    const CliRun added = run_cli({"channel", "add", "--name", "main", "--kind", "openai",
+                                  "--base-url", "https://api.openai.com", "--api-key-env",
+                                  "RINGWAY_TEST_UPSTREAM_KEY", "--models", "gpt-4o",
+                                  "--priority", "-2"});
+    ASSERT_EQ(added.exit_code, 0) << added.err;
+    EXPECT_EQ(added.out.find(upstream_key), std::string::npos);
+    EXPECT_NE(added.out.find("sk-\u20261234"), std::string::npos) << added.out;
+    const auto channels = snapshots_.publisher().current()->channels();
+    ASSERT_EQ(channels.size(), 1u);
+    EXPECT_EQ(channels[0].api_key, upstream_key);
+    EXPECT_EQ(channels[0].priority, -2);
+
+    const CliRun list = run_cli({"channel", "list"});
+    ASSERT_EQ(list.exit_code, 0) << list.err;
+    EXPECT_NE(list.out.find("https://api.openai.com"), std::string::npos);
+    EXPECT_EQ(list.out.find(upstream_key), std::string::npos);
+
+    const CliRun missing_env = run_cli({"channel", "add", "--name", "x", "--kind", "openai",
+                                        "--base-url", "https://api.openai.com",
+                                        "--api-key-env", "RINGWAY_TEST_UNSET_VARIABLE"});
+    EXPECT_EQ(missing_env.exit_code, 2);
+    EXPECT_NE(missing_env.err.find("RINGWAY_TEST_UNSET_VARIABLE"), std::string::npos);
+
+    const CliRun bad_url = run_cli({"channel", "add", "--name", "x", "--kind", "openai",
+                                    "--base-url", "ftp://example.com", "--api-key-env",
+                                    "RINGWAY_TEST_UPSTREAM_KEY"});
+    EXPECT_EQ(bad_url.exit_code, 1);
+    EXPECT_NE(bad_url.err.find("admin API error 400"), std::string::npos) << bad_url.err;
+    EXPECT_NE(bad_url.err.find("(invalid_field)"), std::string::npos) << bad_url.err;
+    EXPECT_EQ(bad_url.err.find(upstream_key), std::string::npos);
+    ::unsetenv("RINGWAY_TEST_UPSTREAM_KEY");
+}
+
+TEST_F(AdminCliTest, UsageAndLogs) {
+    const CliRun created = run_cli({"key", "create", "--name", "metered"});
+    ASSERT_EQ(created.exit_code, 0) << created.err;
+    const int64_t key_id = snapshots_.publisher().current()->keys()[0].id;
+    for (uint64_t i = 0; i < 3; i++) {
+        ASSERT_TRUE(writer_.queue(0).try_reserve());
+        writer_.queue(0).push(test::make_record(i, key_id, 40, 1700000000000));
+    }
+    writer_.notify(0);
+    ASSERT_TRUE(test::wait_until([&] { return writer_.rows_written() == 3; }));
+    const CliRun usage = run_cli({"usage", "--key", std::to_string(key_id), "--since", "2023-11-01"});
+    ASSERT_EQ(usage.exit_code, 0) << usage.err;
+    EXPECT_NE(usage.out.find("2023-11-14"), std::string::npos) << usage.out;
+    EXPECT_NE(usage.out.find("120"), std::string::npos) << usage.out;  // 3 × 40 tokens.
+    const CliRun recent = run_cli({"usage", "--since", "7d"});  // The rows are from 2023.
+    ASSERT_EQ(recent.exit_code, 0) << recent.err;
+    EXPECT_EQ(recent.out.find("2023-11-14"), std::string::npos);
+    const CliRun logs = run_cli({"logs", "--limit", "2"});
+    ASSERT_EQ(logs.exit_code, 0) << logs.err;
+    EXPECT_NE(logs.out.find("gpt-4o-mini"), std::string::npos) << logs.out;
+    EXPECT_NE(logs.out.find("--before"), std::string::npos) << logs.out;  // A full page.
+}
+
+TEST_F(AdminCliTest, Errors) {
+    ::setenv("RINGWAY_ADMIN_TOKEN", "wrong-token-000000000000", 1);
+    const CliRun refused = run_cli({"key", "list"});
+    EXPECT_EQ(refused.exit_code, 1);
+    EXPECT_NE(refused.err.find("401"), std::string::npos) << refused.err;
+    EXPECT_EQ(refused.err.find("wrong-token"), std::string::npos);
+    ::unsetenv("RINGWAY_ADMIN_TOKEN");
+    const CliRun no_token = run_cli({"key", "list"});
+    EXPECT_EQ(no_token.exit_code, 1);
+    EXPECT_NE(no_token.err.find("RINGWAY_ADMIN_TOKEN is not set"), std::string::npos);
+    ::setenv("RINGWAY_ADMIN_TOKEN", cli_token, 1);
+    EXPECT_EQ(run_cli({"key", "create"}).exit_code, 2);              // No --name.
+    EXPECT_EQ(run_cli({"key", "frobnicate"}).exit_code, 2);
+    EXPECT_EQ(run_cli({"key", "list", "--bogus", "1"}).exit_code, 2);
+    EXPECT_EQ(run_cli({"key", "revoke", "abc"}).exit_code, 2);
+    const CliRun missing = run_cli({"key", "show", "999"});
+    EXPECT_EQ(missing.exit_code, 1);
+    EXPECT_NE(missing.err.find("404"), std::string::npos) << missing.err;
+
+    // Nothing listens on the port of a stopped server: a clear "is it running" message.
+    const std::string address = server_.listen_text();
+    server_.stop();
+    const CliRun down = run_cli({"key", "list"});
+    EXPECT_EQ(down.exit_code, 1);
+    EXPECT_NE(down.err.find("cannot reach the admin API at " + address), std::string::npos)
+        << down.err;
+    EXPECT_NE(down.err.find("Connection refused"), std::string::npos) << down.err;
+    EXPECT_NE(down.err.find("is ringway running with RINGWAY_ADMIN_TOKEN set?"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rw

@@ -1,0 +1,226 @@
+// tests/unit/proxy/usage_test.cc — usage extraction from whole upstream bodies in each
+// format (chat, Responses, embeddings, Anthropic), with missing totals, null or partial
+// usage, odd number spellings and garbage; and the merge rules the SSE scanner relies on.
+#include "proxy/usage.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "proxy/json_fields.h"
+
+namespace rw {
+namespace {
+
+// Runs usage_from_json on text followed by the padding simdjson reads.
+bool usage_of(std::string_view text, UsageFormat format, UsageCounts& counts) {
+    std::string padded(text);
+    padded.append(json_padding_bytes, '\0');
+    return usage_from_json(std::string_view(padded.data(), text.size()), format, counts);
+}
+
+void expect_counts(const UsageCounts& counts, uint64_t prompt, uint64_t completion,
+                   uint64_t total) {
+    EXPECT_TRUE(counts.has_usage);
+    EXPECT_EQ(counts.prompt_tokens, prompt);
+    EXPECT_EQ(counts.completion_tokens, completion);
+    EXPECT_EQ(counts.total_tokens, total);
+}
+
+TEST(UsageFromJson, ChatCompletion) {
+    const std::string_view body = R"({
+  "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+  "object": "chat.completion",
+  "created": 1741569952,
+  "model": "gpt-4.1-2025-04-14",
+  "choices": [{"index": 0, "message": {"role": "assistant",
+      "content": "Hello! \"usage\": {\"prompt_tokens\": 999}", "refusal": null,
+      "annotations": []}, "logprobs": null, "finish_reason": "stop"}],
+  "usage": {
+    "prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29,
+    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+      "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+  },
+  "service_tier": "default"
+})";
+    UsageCounts counts;
+    ASSERT_TRUE(usage_of(body, UsageFormat::chat, counts));
+    expect_counts(counts, 19, 10, 29);
+}
+
+TEST(UsageFromJson, LegacyCompletionAndUsageFirst) {
+    UsageCounts counts;
+    ASSERT_TRUE(usage_of(
+        R"({"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12},"object":"text_completion","choices":[{"text":"x"}]})",
+        UsageFormat::chat, counts));
+    expect_counts(counts, 5, 7, 12);
+}
+
+TEST(UsageFromJson, ResponsesApi) {
+    const std::string_view body = R"({"id":"resp_67cb","object":"response","status":"completed",
+"output":[{"type":"message","id":"msg_1","role":"assistant","content":[{"type":"output_text",
+"text":"Hi","annotations":[]}]}],"usage":{"input_tokens":36,"input_tokens_details":
+{"cached_tokens":0},"output_tokens":87,"output_tokens_details":{"reasoning_tokens":0},
+"total_tokens":123},"user":null,"metadata":{}})";
+    UsageCounts counts;
+    ASSERT_TRUE(usage_of(body, UsageFormat::responses, counts));
+    expect_counts(counts, 36, 87, 123);
+}
+
+TEST(UsageFromJson, Embeddings) {
+    UsageCounts counts;
+    ASSERT_TRUE(usage_of(
+        R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.0023,-0.0093]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}})",
+        UsageFormat::embeddings, counts));
+    expect_counts(counts, 8, 0, 8);
+    // Missing total: prompt alone.
+    ASSERT_TRUE(usage_of(R"({"usage":{"prompt_tokens":9}})", UsageFormat::embeddings, counts));
+    expect_counts(counts, 9, 0, 9);
+}
+
+TEST(UsageFromJson, AnthropicCountsCacheTokensIntoPrompt) {
+    const std::string_view body = R"({"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message",
+"role":"assistant","content":[{"type":"text","text":"Hello!"}],"model":"claude-sonnet-4-20250514",
+"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,
+"cache_creation_input_tokens":100,"cache_read_input_tokens":2000,"output_tokens":6,
+"service_tier":"standard"}})";
+    UsageCounts counts;
+    ASSERT_TRUE(usage_of(body, UsageFormat::anthropic_messages, counts));
+    expect_counts(counts, 2112, 6, 2118);
+    ASSERT_TRUE(usage_of(R"({"usage":{"input_tokens":3,"output_tokens":4,"cache_read_input_tokens":null}})",
+                         UsageFormat::anthropic_messages, counts));
+    expect_counts(counts, 3, 4, 7);
+}
+
+TEST(UsageFromJson, MissingTotalIsComputed) {
+    UsageCounts counts;
+    ASSERT_TRUE(usage_of(R"({"usage":{"prompt_tokens":11,"completion_tokens":4}})",
+                         UsageFormat::chat, counts));
+    expect_counts(counts, 11, 4, 15);
+    ASSERT_TRUE(usage_of(R"({"usage":{"input_tokens":1,"output_tokens":2}})",
+                         UsageFormat::responses, counts));
+    expect_counts(counts, 1, 2, 3);
+}
+
+TEST(UsageFromJson, PartialUsageCountsWhatIsThere) {
+    UsageCounts counts;
+    ASSERT_TRUE(usage_of(R"({"usage":{"completion_tokens":4}})", UsageFormat::chat, counts));
+    expect_counts(counts, 0, 4, 4);
+    ASSERT_TRUE(usage_of(R"({"usage":{}})", UsageFormat::chat, counts));
+    expect_counts(counts, 0, 0, 0);
+    // The other API's key names are not counted.
+    ASSERT_TRUE(usage_of(R"({"usage":{"input_tokens":5,"output_tokens":6}})", UsageFormat::chat,
+                         counts));
+    expect_counts(counts, 0, 0, 0);
+}
+
+TEST(UsageFromJson, IntegralDoublesAreAcceptedFractionsAreNot) {
+    UsageCounts counts;
+    ASSERT_TRUE(usage_of(R"({"usage":{"prompt_tokens":12.0,"completion_tokens":1e1}})",
+                         UsageFormat::chat, counts));
+    expect_counts(counts, 12, 10, 22);
+    EXPECT_FALSE(usage_of(R"({"usage":{"prompt_tokens":1.5}})", UsageFormat::chat, counts));
+    EXPECT_FALSE(counts.has_usage);
+    EXPECT_FALSE(usage_of(R"({"usage":{"prompt_tokens":-3}})", UsageFormat::chat, counts));
+    EXPECT_FALSE(usage_of(R"({"usage":{"prompt_tokens":"3"}})", UsageFormat::chat, counts));
+    EXPECT_FALSE(usage_of(R"({"usage":{"prompt_tokens":true}})", UsageFormat::chat, counts));
+}
+
+TEST(UsageFromJson, AbsentOrNullUsageIsNotAnError) {
+    UsageCounts counts;
+    counts.prompt_tokens = 77;  // Overwritten, not merged.
+    ASSERT_TRUE(usage_of(R"({"id":"x","choices":[]})", UsageFormat::chat, counts));
+    EXPECT_FALSE(counts.has_usage);
+    EXPECT_EQ(counts.prompt_tokens, 0u);
+    ASSERT_TRUE(usage_of(R"({"id":"x","usage":null})", UsageFormat::chat, counts));
+    EXPECT_FALSE(counts.has_usage);
+    ASSERT_TRUE(usage_of(R"({"error":{"message":"bad","type":"invalid_request_error"}})",
+                         UsageFormat::chat, counts));
+    EXPECT_FALSE(counts.has_usage);
+}
+
+TEST(UsageFromJson, GarbageIsFalseNeverACrash) {
+    const char* cases[] = {
+        "",
+        "   ",
+        "not json",
+        "[1,2,3]",
+        "\"usage\"",
+        "{",
+        R"({"usage":)",
+        R"({"usage":{"prompt_tokens":1)",
+        R"({"usage":[1,2]})",
+        R"({"usage":"lots"})",
+        R"({"usage":{"prompt_tokens":1,}})",
+        "{\"usage\":{\"prompt_tokens\":1}\xFF}",
+        R"({"usage":{"prompt_tokens":99999999999999999999999}})",
+    };
+    for (const char* text : cases) {
+        UsageCounts counts;
+        EXPECT_FALSE(usage_of(text, UsageFormat::chat, counts)) << text;
+        EXPECT_FALSE(counts.has_usage) << text;
+        EXPECT_EQ(counts.total_tokens, 0u) << text;
+    }
+}
+
+TEST(UsageFromJson, HugeCountersSaturateInsteadOfWrapping) {
+    UsageCounts counts;
+    ASSERT_TRUE(usage_of(
+        R"({"usage":{"input_tokens":18446744073709551615,"cache_read_input_tokens":5,"output_tokens":1}})",
+        UsageFormat::anthropic_messages, counts));
+    EXPECT_EQ(counts.prompt_tokens, UINT64_MAX);
+    EXPECT_EQ(counts.total_tokens, UINT64_MAX);
+}
+
+TEST(UsageReadDocument, NestedPathsAndErrorDetection) {
+    std::string text =
+        R"({"type":"response.completed","response":{"id":"r","usage":{"input_tokens":4,"output_tokens":5,"total_tokens":9}}})";
+    text.append(json_padding_bytes, '\0');
+    UsageParts parts;
+    UsageDocument document = usage_read_document(
+        std::string_view(text.data(), text.size() - json_padding_bytes), UsageFormat::responses,
+        UsageAt::in_response, parts);
+    EXPECT_TRUE(document.is_json);
+    EXPECT_TRUE(document.has_usage);
+    EXPECT_FALSE(document.has_error);
+    const UsageCounts counts = usage_counts_from_parts(parts, UsageFormat::responses);
+    expect_counts(counts, 4, 5, 9);
+
+    std::string error_text = R"({"error":{"message":"overloaded"},"usage":null})";
+    error_text.append(json_padding_bytes, '\0');
+    UsageParts untouched = parts;
+    document = usage_read_document(
+        std::string_view(error_text.data(), error_text.size() - json_padding_bytes),
+        UsageFormat::chat, UsageAt::root, untouched);
+    EXPECT_TRUE(document.is_json);
+    EXPECT_FALSE(document.has_usage);
+    EXPECT_TRUE(document.has_error);
+    EXPECT_EQ(untouched.input_tokens, 4u);
+}
+
+TEST(UsageReadDocument, LaterPartsOverwriteOnlyWhatTheyCarry) {
+    UsageParts parts;
+    std::string start =
+        R"({"type":"message_start","message":{"usage":{"input_tokens":25,"cache_read_input_tokens":7,"output_tokens":1}}})";
+    start.append(json_padding_bytes, '\0');
+    ASSERT_TRUE(usage_read_document(std::string_view(start.data(), start.size() - json_padding_bytes),
+                                    UsageFormat::anthropic_messages, UsageAt::in_message, parts)
+                    .has_usage);
+    std::string delta = R"({"type":"message_delta","usage":{"output_tokens":15}})";
+    delta.append(json_padding_bytes, '\0');
+    ASSERT_TRUE(usage_read_document(std::string_view(delta.data(), delta.size() - json_padding_bytes),
+                                    UsageFormat::anthropic_messages, UsageAt::root, parts)
+                    .has_usage);
+    expect_counts(usage_counts_from_parts(parts, UsageFormat::anthropic_messages), 32, 15, 47);
+    // A malformed later document changes nothing.
+    std::string broken = R"({"usage":{"output_tokens":99,"input_tokens":"x"}})";
+    broken.append(json_padding_bytes, '\0');
+    EXPECT_FALSE(usage_read_document(std::string_view(broken.data(), broken.size() - json_padding_bytes),
+                                     UsageFormat::anthropic_messages, UsageAt::root, parts)
+                     .is_json);
+    expect_counts(usage_counts_from_parts(parts, UsageFormat::anthropic_messages), 32, 15, 47);
+}
+
+}  // namespace
+}  // namespace rw
