@@ -497,6 +497,15 @@ bool Gateway::route(ProxyRequest& request, const Snapshot& snapshot, const KeyEn
         candidate.path_prefix = {prefix, address->url.path_prefix.size()};
         candidate.api_key = {api_key, channel.api_key.size()};
         candidate.model_sent = {model_copy, model.size()};
+        candidate.tls_context = address->tls_context;
+        if (candidate.is_tls) {
+            const char* tls_host = conn.arena.copy(address->url.host);
+            if (tls_host == nullptr) {
+                shard_.respond_error(conn, 503, "overloaded", "The gateway is out of memory.");
+                return false;
+            }
+            candidate.tls_host = {tls_host, address->url.host.size()};
+        }
         usable += 1;
     }
     if (usable == 0) {

@@ -18,6 +18,7 @@
 #include "core/shard.h"
 #include "proxy/json_fields.h"
 #include "proxy/sse_scan.h"
+#include "proxy/tls.h"
 #include "proxy/upstream_parse.h"
 #include "proxy/usage.h"
 #include "storage/records.h"
@@ -118,8 +119,13 @@ private:
     void on_upstream_connect(UpstreamConn& upstream, int result);
     void on_upstream_send(UpstreamConn& upstream, int result);
     void on_upstream_recv(UpstreamConn& upstream, const io_uring_cqe& cqe);
-    void on_upstream_bytes(UpstreamConn& upstream, ProxyRequest& request, uint16_t bid,
-                           uint32_t length_bytes);
+    void on_upstream_bytes(UpstreamConn& upstream, ProxyRequest& request, char* base,
+                           uint32_t length_bytes, uint16_t bid);
+    bool tls_flush(UpstreamConn& upstream, ProxyRequest& request);
+    void tls_send_request(UpstreamConn& upstream, ProxyRequest& request);
+    void tls_on_recv(UpstreamConn& upstream, uint16_t bid, uint32_t length_bytes);
+    void tls_drain(UpstreamConn& upstream, ProxyRequest& request);
+    void tls_settle(UpstreamConn& upstream, ProxyRequest& request, const ReadResult& result);
     void on_upstream_eof(UpstreamConn& upstream, ProxyRequest& request, int error);
     void on_upstream_head(UpstreamConn& upstream, ProxyRequest& request);
     void on_upstream_complete(UpstreamConn& upstream, ProxyRequest& request, bool has_extra_bytes);

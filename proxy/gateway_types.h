@@ -15,6 +15,7 @@
 #include "core/conn.h"
 #include "proxy/json_fields.h"
 #include "proxy/sse_scan.h"
+#include "proxy/tls.h"
 #include "proxy/upstream_parse.h"
 #include "proxy/usage.h"
 #include "storage/records.h"
@@ -42,6 +43,8 @@ struct Candidate {
     std::string_view path_prefix;  // Base URL path without a trailing slash (arena).
     std::string_view api_key;      // The channel's secret (arena); never logged.
     std::string_view model_sent;   // After the channel's model map (arena).
+    TlsContext* tls_context;       // https: lives as long as the process.
+    std::string_view tls_host;     // Name checked against the certificate (arena).
 };
 
 constexpr uint32_t attempts_max = 9;  // 1 + RINGWAY_RETRIES (at most 8).
@@ -61,6 +64,9 @@ struct UpstreamConn {
     bool is_send_inflight = false;
     bool is_close_submitted = false;
     bool has_response_bytes = false;  // Any byte of the current response arrived.
+    bool is_tls = false;
+    bool is_handshake_done = false;
+    TlsSession tls;                   // OpenSSL over memory BIOs; io_uring moves the bytes.
     int64_t channel_id = 0;
     uint64_t deadline_ms = 0;         // 0: none.
     uint64_t idle_since_ms = 0;

@@ -164,6 +164,24 @@ const ChannelAddress* AddressBook::find(int64_t channel_id) const {
 
 Resolver::~Resolver() { stop(); }
 
+TlsContext* Resolver::tls_context_for(const std::string& ca_file, std::string& error) {
+    for (auto& [file, context] : tls_contexts_) {
+        if (file == ca_file) {
+            return context.get();
+        }
+    }
+    TlsContextOptions options;
+    options.ca_file = ca_file;
+    std::string reason;
+    std::unique_ptr<TlsContext> context = TlsContext::create(options, reason);
+    if (context == nullptr) {
+        error = "TLS setup failed: " + reason;
+        return nullptr;
+    }
+    tls_contexts_.emplace_back(ca_file, std::move(context));
+    return tls_contexts_.back().second.get();
+}
+
 void Resolver::start(SnapshotPublisher& snapshots, uint32_t reader_index, uint32_t refresh_ms) {
     snapshots_ = &snapshots;
     reader_index_ = reader_index;
@@ -257,6 +275,10 @@ void Resolver::rebuild() {
                                   "allow_private_network on the channel to allow it)";
                 } else {
                     entry.is_usable = true;
+                }
+                if (entry.is_usable && entry.url.is_tls) {
+                    entry.tls_context = tls_context_for(channel.ca_file, entry.error);
+                    entry.is_usable = entry.tls_context != nullptr;
                 }
             }
             if (!entry.is_usable) {

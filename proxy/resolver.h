@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/tls.h"
 #include "storage/snapshot.h"
 
 namespace rw {
@@ -46,6 +47,7 @@ struct ChannelAddress {
     sockaddr_storage address{};
     socklen_t address_bytes = 0;
     bool is_usable = false;
+    TlsContext* tls_context = nullptr;  // https channels; owned by the Resolver, never freed early.
     std::string error;  // Why not usable (unresolved, refused by the SSRF rules, bad URL).
 };
 
@@ -88,6 +90,10 @@ private:
     std::atomic<const AddressBook*> current_{nullptr};
     std::vector<std::pair<uint64_t, std::unique_ptr<const AddressBook>>> retired_;  // (ms, book)
     std::unique_ptr<const AddressBook> owned_;
+    // One TLS context per CA file ("" = system CAs), created on first use and kept for the
+    // life of the process: upstream sessions started from one may outlive any book.
+    std::vector<std::pair<std::string, std::unique_ptr<TlsContext>>> tls_contexts_;
+    TlsContext* tls_context_for(const std::string& ca_file, std::string& error);
     std::mutex mutex_;
     std::condition_variable wake_;
     bool is_stopping_ = false;

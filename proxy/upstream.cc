@@ -158,6 +158,10 @@ void Gateway::attempt_start(ProxyRequest& request) {
         metrics_.upstream_reused.add();
         upstream->state = UpstreamState::sending;
         upstream->deadline_ms = shard_.now_ms() + config_.upstream_first_byte_timeout_ms;
+        if (upstream->is_tls) {
+            tls_send_request(*upstream, request);  // Same session; recv already armed.
+            return;
+        }
         upstream_submit_send(*upstream);  // Its recv is already armed (idle watch).
     } else {
         metrics_.upstream_connects.add();
@@ -214,6 +218,8 @@ UpstreamConn* Gateway::upstream_open(ProxyRequest& request) {
     upstream.next_idle = UINT32_MAX;
     upstream.request = nullptr;
     upstream.closing_for = nullptr;
+    upstream.is_tls = candidate.is_tls;
+    upstream.is_handshake_done = false;
     return &upstream;
 }
 
@@ -363,6 +369,7 @@ void Gateway::on_cqe(const io_uring_cqe& cqe) {
         case Op::handler_close:
             RW_ASSERT(upstream.inflight_sqes == 0);
             upstream.state = UpstreamState::free;
+            upstream.tls.reset();
             upstream.fd = -1;
             upstream.gen = (upstream.gen + 1) & 0xFFFFFFu;
             upstream_free_[upstream_free_count_++] = upstream.slot;
@@ -382,10 +389,192 @@ void Gateway::on_upstream_connect(UpstreamConn& upstream, int result) {
                        "upstream_unreachable", "The upstream could not be reached.");
         return;
     }
+    if (upstream.is_tls) {
+        // TLS: the handshake runs under the connect deadline (it is part of reaching the
+        // upstream); the request goes out once it is done.
+        ProxyRequest& request = *upstream.request;
+        const Candidate& candidate = request.candidates[request.attempt_index];
+        std::string error;
+        if (candidate.tls_context == nullptr ||
+            !upstream.tls.start(*candidate.tls_context, candidate.tls_host, error)) {
+            RW_LOG_WARN("event=upstream_tls_failed channel_id=%ld reason=\"%s\"",
+                        static_cast<long>(upstream.channel_id), error.c_str());
+            attempt_failed(request, upstream, true, EndReason::upstream_error, 502,
+                           "upstream_tls_failed", "The TLS connection to the upstream failed.");
+            return;
+        }
+        const HandshakeResult handshake = upstream.tls.handshake();
+        if (handshake.status == HandshakeStatus::failed || !tls_flush(upstream, request)) {
+            attempt_failed(request, upstream, true, EndReason::upstream_error, 502,
+                           "upstream_tls_failed", "The TLS connection to the upstream failed.");
+            return;
+        }
+        upstream_submit_recv(upstream);
+        return;
+    }
     upstream.state = UpstreamState::sending;
     upstream.deadline_ms = shard_.now_ms() + config_.upstream_first_byte_timeout_ms;
     upstream_submit_send(upstream);
     upstream_submit_recv(upstream);  // Armed now: the answer may come before the send CQE.
+}
+
+// Moves the ciphertext OpenSSL produced into the request's arena and sends it. One send
+// at a time per connection: while one is in flight the ciphertext waits in OpenSSL's
+// BIO and on_upstream_send flushes it when that send completes. False: out of memory.
+bool Gateway::tls_flush(UpstreamConn& upstream, ProxyRequest& request) {
+    const uint32_t pending = upstream.tls.pending_ciphertext();
+    if (pending == 0 || upstream.is_send_inflight) {
+        return true;
+    }
+    auto* out = static_cast<char*>(request.conn->arena.alloc(pending, 1));
+    if (out == nullptr) {
+        return false;
+    }
+    const uint32_t taken = upstream.tls.take_ciphertext(reinterpret_cast<std::byte*>(out), pending);
+    upstream.iov[0] = {out, taken};
+    upstream.iov[1] = {nullptr, 0};
+    upstream.send_remaining_bytes = taken;
+    upstream_submit_send(upstream);
+    return true;
+}
+
+void Gateway::tls_send_request(UpstreamConn& upstream, ProxyRequest& request) {
+    const int head = upstream.tls.write_plaintext(request.upstream_head.data(),
+                                                  static_cast<uint32_t>(request.upstream_head.size()));
+    const int body = upstream.tls.write_plaintext(request.upstream_body.data(),
+                                                  static_cast<uint32_t>(request.upstream_body.size()));
+    upstream.state = UpstreamState::sending;
+    if (head < 0 || body < 0 || !tls_flush(upstream, request)) {
+        attempt_failed(request, upstream, !upstream.has_response_bytes, EndReason::upstream_error,
+                       502, "upstream_tls_failed", "The TLS connection to the upstream failed.");
+        return;
+    }
+}
+
+// Ciphertext arrived on a TLS upstream: drive the handshake, or decrypt into the very
+// buffer the ciphertext came in (its bytes were copied into OpenSSL's BIO, so the
+// buffer is free): the decrypt is the relay's only copy. Plaintext beyond one buffer
+// (records straddling reads) goes to arena memory, relayed without a lent buffer.
+void Gateway::tls_on_recv(UpstreamConn& upstream, uint16_t bid, uint32_t length_bytes) {
+    std::byte* data = shard_.buf_ring().data(bid);
+    upstream.tls.feed_ciphertext(data, length_bytes);
+    if (upstream.state == UpstreamState::idle) {
+        // Late TLS 1.3 tickets are fine; application bytes on an idle connection are not.
+        const ReadResult result = upstream.tls.read_plaintext(data, shard_.buf_ring().buf_bytes());
+        shard_.buf_ring().give_back(bid);
+        if (result.status == ReadStatus::want_more) {
+            upstream_submit_recv(upstream);
+        } else {
+            upstream_close(upstream);
+        }
+        return;
+    }
+    ProxyRequest& request = *upstream.request;
+    if (!upstream.is_handshake_done) {
+        shard_.buf_ring().give_back(bid);
+        const HandshakeResult result = upstream.tls.handshake();
+        if (result.status == HandshakeStatus::failed) {
+            RW_LOG_WARN("event=upstream_tls_failed channel_id=%ld reason=\"%.*s\"",
+                        static_cast<long>(upstream.channel_id), int(result.reason.size()),
+                        result.reason.data());
+            attempt_failed(request, upstream, true, EndReason::upstream_error, 502,
+                           "upstream_tls_failed", "The TLS connection to the upstream failed.");
+            return;
+        }
+        if (!tls_flush(upstream, request)) {
+            attempt_failed(request, upstream, true, EndReason::upstream_error, 502,
+                           "upstream_tls_failed", "The TLS connection to the upstream failed.");
+            return;
+        }
+        if (result.status == HandshakeStatus::done) {
+            upstream.is_handshake_done = true;
+            upstream.deadline_ms = shard_.now_ms() + config_.upstream_first_byte_timeout_ms;
+            tls_send_request(upstream, request);
+            if (upstream.request != &request) {
+                return;  // Failed and retried elsewhere.
+            }
+        }
+        upstream_submit_recv(upstream);
+        return;
+    }
+    const uint32_t capacity = shard_.buf_ring().buf_bytes();
+    uint32_t used = 0;
+    ReadResult result{ReadStatus::want_more, 0, {}};
+    while (used < capacity) {
+        result = upstream.tls.read_plaintext(data + used, capacity - used);
+        if (result.status != ReadStatus::bytes) {
+            break;
+        }
+        used += result.plaintext_bytes;
+    }
+    if (used == 0) {
+        shard_.buf_ring().give_back(bid);
+    } else {
+        on_upstream_bytes(upstream, request, reinterpret_cast<char*>(data), used, bid);
+        if (upstream.request != &request || request.is_finished) {
+            return;
+        }
+    }
+    if (used == capacity) {
+        tls_drain(upstream, request);  // The buffer filled: OpenSSL may hold more.
+        return;
+    }
+    tls_settle(upstream, request, result);
+}
+
+// Plaintext OpenSSL decrypted beyond one recv buffer (records straddling reads) goes to
+// arena memory and is relayed without a lent buffer, one piece while the client's send
+// queue has room; a full queue pauses here and on_client_writable resumes the drain.
+void Gateway::tls_drain(UpstreamConn& upstream, ProxyRequest& request) {
+    const uint32_t capacity = shard_.buf_ring().buf_bytes();
+    for (;;) {
+        if (request.is_relaying_stream && shard_.send_segments_free(*request.conn) < 3) {
+            request.is_recv_wanted = true;
+            return;
+        }
+        auto* piece = static_cast<char*>(request.conn->arena.alloc(capacity, 16));
+        if (piece == nullptr) {
+            upstream_close(upstream);
+            if (request.is_relaying_stream) {
+                stream_abort(request, EndReason::local_error);
+            } else {
+                shard_.respond_error(*request.conn, 503, "overloaded",
+                                     "The gateway is out of memory.");
+                request_finish(request, EndReason::local_error);
+            }
+            return;
+        }
+        const ReadResult result =
+            upstream.tls.read_plaintext(reinterpret_cast<std::byte*>(piece), capacity);
+        if (result.status != ReadStatus::bytes) {
+            tls_settle(upstream, request, result);
+            return;
+        }
+        on_upstream_bytes(upstream, request, piece, result.plaintext_bytes, no_bid);
+        if (upstream.request != &request || request.is_finished) {
+            return;
+        }
+    }
+}
+
+// What a read that produced no more plaintext means: wait for ciphertext, or the end.
+void Gateway::tls_settle(UpstreamConn& upstream, ProxyRequest& request, const ReadResult& result) {
+    switch (result.status) {
+        case ReadStatus::bytes: RW_UNREACHABLE();
+        case ReadStatus::want_more:
+            if (!upstream.is_recv_inflight && !request.is_recv_wanted) {
+                upstream_submit_recv(upstream);
+            }
+            return;
+        case ReadStatus::closed_cleanly:
+        case ReadStatus::truncated: on_upstream_eof(upstream, request, 0); return;
+        case ReadStatus::failed:
+            RW_LOG_WARN("event=upstream_tls_failed channel_id=%ld reason=\"%.*s\"",
+                        static_cast<long>(upstream.channel_id), int(result.reason.size()),
+                        result.reason.data());
+            on_upstream_eof(upstream, request, EPROTO);
+            return;
+    }
 }
 
 void Gateway::on_upstream_send(UpstreamConn& upstream, int result) {
@@ -405,6 +594,14 @@ void Gateway::on_upstream_send(UpstreamConn& upstream, int result) {
     RW_ASSERT(sent <= upstream.send_remaining_bytes);
     upstream.send_remaining_bytes -= sent;
     if (upstream.send_remaining_bytes == 0) {
+        if (upstream.is_tls && upstream.tls.pending_ciphertext() > 0) {
+            if (!tls_flush(upstream, request)) {  // Produced while this send was out.
+                attempt_failed(request, upstream, !upstream.has_response_bytes,
+                               EndReason::local_error, 503, "overloaded",
+                               "The gateway is out of memory.");
+            }
+            return;
+        }
         if (upstream.state == UpstreamState::sending) {
             upstream.state = UpstreamState::receiving;
         }
@@ -434,6 +631,10 @@ void Gateway::on_upstream_recv(UpstreamConn& upstream, const io_uring_cqe& cqe) 
         return;
     }
     if (upstream.state == UpstreamState::idle) {
+        if (bid != no_bid && upstream.is_tls) {
+            tls_on_recv(upstream, bid, static_cast<uint32_t>(cqe.res));
+            return;
+        }
         // Bytes or EOF on an idle pooled connection: it cannot serve another request.
         if (bid != no_bid) {
             shard_.buf_ring().give_back(bid);
@@ -455,21 +656,33 @@ void Gateway::on_upstream_recv(UpstreamConn& upstream, const io_uring_cqe& cqe) 
         return;
     }
     if (cqe.res <= 0) {
+        if (upstream.is_tls && upstream.is_handshake_done && cqe.res == 0) {
+            upstream.tls.feed_end_of_stream();  // close_notify or truncation decides.
+        }
         on_upstream_eof(upstream, request, -cqe.res);
         return;
     }
-    on_upstream_bytes(upstream, request, bid, static_cast<uint32_t>(cqe.res));
+    if (upstream.is_tls) {
+        tls_on_recv(upstream, bid, static_cast<uint32_t>(cqe.res));
+        return;
+    }
+    on_upstream_bytes(upstream, request, reinterpret_cast<char*>(shard_.buf_ring().data(bid)),
+                      static_cast<uint32_t>(cqe.res), bid);
 }
 
 // Parses one recv buffer of the response. Body spans are either accumulated (whole
 // responses) or compacted in place into one run at the start of the first span and lent
 // to the client send as a single chunk: zero-copy when the buffer holds one upstream
 // chunk, an in-buffer memmove (no new memory) when it holds several.
-void Gateway::on_upstream_bytes(UpstreamConn& upstream, ProxyRequest& request, uint16_t bid,
-                                uint32_t length_bytes) {
+void Gateway::on_upstream_bytes(UpstreamConn& upstream, ProxyRequest& request, char* base,
+                                uint32_t length_bytes, uint16_t bid) {
     upstream.has_response_bytes = true;
     upstream.deadline_ms = shard_.now_ms() + config_.upstream_idle_timeout_ms;
-    char* base = reinterpret_cast<char*>(shard_.buf_ring().data(bid));
+    auto give_back = [&] {
+        if (bid != no_bid) {
+            shard_.buf_ring().give_back(bid);
+        }
+    };
     char* run_start = nullptr;
     char* run_end = nullptr;
     uint32_t offset = 0;
@@ -488,7 +701,7 @@ void Gateway::on_upstream_bytes(UpstreamConn& upstream, ProxyRequest& request, u
                 }
             } else if (!accumulate(request, span)) {
                 request.parser.spans_clear();
-                shard_.buf_ring().give_back(bid);
+                give_back();
                 attempt_failed(request, upstream, false, EndReason::upstream_protocol_error, 502,
                                "upstream_response_too_large",
                                "The upstream response exceeds RINGWAY_MAX_RESPONSE_BYTES.");
@@ -499,7 +712,7 @@ void Gateway::on_upstream_bytes(UpstreamConn& upstream, ProxyRequest& request, u
         if (feed.event == UpstreamEvent::head_complete) {
             on_upstream_head(upstream, request);
             if (upstream.request != &request || request.is_finished) {
-                shard_.buf_ring().give_back(bid);  // Retried, refused or finished.
+                give_back();  // Retried, refused or finished.
                 return;
             }
             continue;
@@ -510,7 +723,7 @@ void Gateway::on_upstream_bytes(UpstreamConn& upstream, ProxyRequest& request, u
         if (run_start != nullptr) {
             relay_piece(request, run_start, static_cast<uint32_t>(run_end - run_start), bid);
         } else {
-            shard_.buf_ring().give_back(bid);
+            give_back();
         }
         if (feed.event == UpstreamEvent::message_complete) {
             on_upstream_complete(upstream, request, offset < length_bytes);
@@ -535,7 +748,9 @@ void Gateway::on_upstream_bytes(UpstreamConn& upstream, ProxyRequest& request, u
         request.is_recv_wanted = true;
         return;
     }
-    upstream_submit_recv(upstream);
+    if (!upstream.is_recv_inflight) {
+        upstream_submit_recv(upstream);
+    }
 }
 
 bool Gateway::accumulate(ProxyRequest& request, std::string_view span) {
@@ -570,7 +785,9 @@ void Gateway::relay_piece(ProxyRequest& request, char* start, uint32_t length_by
     if (request.is_client_gone || !shard_.stream_piece(*request.conn, {start, length_bytes}, bid)) {
         // Cannot happen while recv is armed only with room (checked before each recv);
         // the buffer is not lost either way.
-        shard_.buf_ring().give_back(bid);
+        if (bid != no_bid) {
+            shard_.buf_ring().give_back(bid);
+        }
     }
 }
 
@@ -724,7 +941,9 @@ void Gateway::on_client_writable(Conn& conn) {
     request->is_recv_wanted = false;
     if (request->upstream_slot != UINT32_MAX) {
         UpstreamConn& upstream = upstreams_[request->upstream_slot];
-        if (!upstream.is_recv_inflight) {
+        if (upstream.is_tls && upstream.is_handshake_done) {
+            tls_drain(upstream, *request);  // Plaintext may wait in OpenSSL, not the socket.
+        } else if (!upstream.is_recv_inflight) {
             upstream_submit_recv(upstream);
         }
     }
