@@ -163,6 +163,13 @@ Gateway::Gateway(GatewayShared& shared, Shard& shard)
         channels_[i] = ChannelState{0, 0, 0, UINT32_MAX, 0};
     }
     shared_.metrics[shard.index()] = &metrics_;
+    // The shard's simdjson parser, sized now so ordinary bodies never grow it mid-request
+    // (larger documents still may, once: that growth is the parser's, capped by the body
+    // and response limits).
+    [[maybe_unused]] const bool is_reserved =
+        json_parser_reserve(1u << 20, static_cast<uint32_t>(std::min<uint64_t>(
+                                          std::max(config_.max_body_bytes, config_.max_response_bytes),
+                                          UINT32_MAX - json_padding_bytes)));
 }
 
 Gateway::~Gateway() {

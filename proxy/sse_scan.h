@@ -19,8 +19,11 @@ namespace rw {
 // and counted (events_skipped_count); the stream itself is relayed regardless.
 constexpr uint32_t sse_event_bytes_max = 1u << 20;
 
-// The hot loop: index of the first CR or LF in p[0, n), or n when there is none.
+// The hot loop: index of the first CR or LF in p[0, n), or n when there is none. Uses
+// AVX2 when the CPU has it; sse_find_line_end_baseline is the SSE2 (or byte loop) version,
+// public so tests and the bench cover both.
 uint32_t sse_find_line_end(const char* p, uint32_t n);
+uint32_t sse_find_line_end_baseline(const char* p, uint32_t n);
 
 // The chat pre-check run on every data payload: false when the JSON cannot carry a usage
 // object or a top-level error, so simdjson never sees it. A fast no for OpenAI's

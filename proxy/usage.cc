@@ -4,6 +4,7 @@
 #include "proxy/usage.h"
 
 #include <cmath>
+#include <span>
 
 #include "core/assert.h"
 #include "proxy/json_fields.h"
@@ -16,33 +17,45 @@ namespace ondemand = simdjson::ondemand;
 // Which UsageParts counter a usage key feeds, per format.
 enum class UsageKey : uint8_t { none, input, output, cache_creation, cache_read, total };
 
-// Keys are compared raw (unsafe_is_equal: the literals hold no quote or backslash), not
-// unescaped: upstreams write these keys plainly, and skipping the unescape copy halves the
-// cost on bodies with many top-level members. A key spelled with escapes is not counted.
-UsageKey usage_key(UsageFormat format, ondemand::raw_json_string key) {
+struct UsageKeyName {
+    const char* name;  // No quote or backslash (raw_json_string::unsafe_is_equal's contract).
+    UsageKey key;
+};
+
+constexpr UsageKeyName chat_keys[] = {{"prompt_tokens", UsageKey::input},
+                                      {"completion_tokens", UsageKey::output},
+                                      {"total_tokens", UsageKey::total}};
+constexpr UsageKeyName responses_keys[] = {{"input_tokens", UsageKey::input},
+                                           {"output_tokens", UsageKey::output},
+                                           {"total_tokens", UsageKey::total}};
+constexpr UsageKeyName embeddings_keys[] = {{"prompt_tokens", UsageKey::input},
+                                            {"total_tokens", UsageKey::total}};
+constexpr UsageKeyName anthropic_keys[] = {
+    {"input_tokens", UsageKey::input},
+    {"output_tokens", UsageKey::output},
+    {"cache_creation_input_tokens", UsageKey::cache_creation},
+    {"cache_read_input_tokens", UsageKey::cache_read}};
+
+std::span<const UsageKeyName> usage_key_names(UsageFormat format) {
     switch (format) {
-        case UsageFormat::chat:
-            if (key.unsafe_is_equal("prompt_tokens")) return UsageKey::input;
-            if (key.unsafe_is_equal("completion_tokens")) return UsageKey::output;
-            if (key.unsafe_is_equal("total_tokens")) return UsageKey::total;
-            return UsageKey::none;
-        case UsageFormat::responses:
-            if (key.unsafe_is_equal("input_tokens")) return UsageKey::input;
-            if (key.unsafe_is_equal("output_tokens")) return UsageKey::output;
-            if (key.unsafe_is_equal("total_tokens")) return UsageKey::total;
-            return UsageKey::none;
-        case UsageFormat::embeddings:
-            if (key.unsafe_is_equal("prompt_tokens")) return UsageKey::input;
-            if (key.unsafe_is_equal("total_tokens")) return UsageKey::total;
-            return UsageKey::none;
-        case UsageFormat::anthropic_messages:
-            if (key.unsafe_is_equal("input_tokens")) return UsageKey::input;
-            if (key.unsafe_is_equal("output_tokens")) return UsageKey::output;
-            if (key.unsafe_is_equal("cache_creation_input_tokens")) return UsageKey::cache_creation;
-            if (key.unsafe_is_equal("cache_read_input_tokens")) return UsageKey::cache_read;
-            return UsageKey::none;
+        case UsageFormat::chat: return chat_keys;
+        case UsageFormat::responses: return responses_keys;
+        case UsageFormat::embeddings: return embeddings_keys;
+        case UsageFormat::anthropic_messages: return anthropic_keys;
     }
     RW_UNREACHABLE();
+}
+
+// Keys are compared raw (unsafe_is_equal), not unescaped: upstreams write these keys
+// plainly, and skipping the unescape copy is a large share of the cost on bodies with many
+// top-level members. A key spelled with escapes is not counted.
+UsageKey usage_key(UsageFormat format, ondemand::raw_json_string key) {
+    for (const UsageKeyName& entry : usage_key_names(format)) {
+        if (key.unsafe_is_equal(entry.name)) {
+            return entry.key;
+        }
+    }
+    return UsageKey::none;
 }
 
 // A token counter: a non-negative integer, or null (absent). Some OpenAI-compatible servers

@@ -364,16 +364,23 @@ TEST(SseScan, LaterUsageOverwritesEarlier) {
               (ScanResult{{5, 9, 14, true}, false, 2, false, 2, 0}));
 }
 
-TEST(SseScanHelpers, FindLineEnd) {
-    std::string text(100, 'a');
-    EXPECT_EQ(sse_find_line_end(text.data(), 100), 100u);
-    for (uint32_t at = 0; at < 100; at += 1) {
-        std::string probe = text;
-        probe[at] = at % 2 == 0 ? '\n' : '\r';
-        EXPECT_EQ(sse_find_line_end(probe.data(), 100), at);
-        EXPECT_EQ(sse_find_line_end(probe.data(), at), at);  // Not found before n.
+TEST(SseScanHelpers, FindLineEndAtEveryPositionAndLength) {
+    // Lengths around every block size (16, 32, 64) and both implementations.
+    for (const auto find : {&sse_find_line_end, &sse_find_line_end_baseline}) {
+        for (uint32_t n = 0; n <= 200; n += 1) {
+            std::string text(n, 'a');
+            EXPECT_EQ(find(text.data(), n), n);
+            for (uint32_t at = 0; at < n; at += 1) {
+                std::string probe = text;
+                probe[at] = at % 2 == 0 ? '\n' : '\r';
+                if (at + 3 < n) {
+                    probe[at + 3] = '\n';  // A later line end must not win.
+                }
+                ASSERT_EQ(find(probe.data(), n), at) << n << " " << at;
+                ASSERT_EQ(find(probe.data(), at), at) << n << " " << at;  // Not found before n.
+            }
+        }
     }
-    EXPECT_EQ(sse_find_line_end(text.data(), 0), 0u);
 }
 
 TEST(SseScanHelpers, ChatPreCheck) {
