@@ -260,8 +260,11 @@ simdjson::ondemand::parser& json_thread_parser() {
 
 bool json_parser_reserve(uint32_t capacity_bytes, uint32_t document_bytes_max) {
     RW_ASSERT(capacity_bytes <= document_bytes_max);
+    // ondemand::parser::set_max_capacity() in simdjson 3.0.1 (bookworm) stores the minimum
+    // document capacity (32 bytes) for any larger value, refusing every real body after
+    // it. It is not called: the parser keeps its constructor's maximum, and documents are
+    // bounded by RINGWAY_MAX_BODY_BYTES / RINGWAY_MAX_RESPONSE_BYTES before they get here.
     simdjson::ondemand::parser& parser = json_thread_parser();
-    parser.set_max_capacity(document_bytes_max);
     return parser.allocate(capacity_bytes) == simdjson::SUCCESS;
 }
 

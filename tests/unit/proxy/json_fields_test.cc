@@ -357,3 +357,26 @@ TEST_F(JsonFieldsTest, EscapeHelper) {
 
 }  // namespace
 }  // namespace rw
+
+namespace rw {
+namespace {
+
+// simdjson 3.0.1's set_max_capacity() clamps every value above 32 bytes down to 32: a
+// reserve that used it refused every real body afterwards (found on a live gateway).
+TEST(JsonParserReserve, RealBodiesStillParseAfterReserving) {
+    ASSERT_TRUE(json_parser_reserve(1u << 20, 64u << 20));
+    ChunkPool pool(16, 1u << 24);
+    Arena arena(&pool, 1u << 24);
+    std::string body = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":")";
+    body += std::string(4000, 'x');
+    body += R"("}]})";
+    body.append(json_padding_bytes, '\0');
+    RequestFields fields;
+    EXPECT_EQ(request_fields_parse(arena, {body.data(), body.size() - json_padding_bytes}, fields),
+              RequestFieldsError::none);
+    EXPECT_EQ(fields.model, "gpt-4o-mini");
+    arena.release();
+}
+
+}  // namespace
+}  // namespace rw
