@@ -88,7 +88,8 @@ struct Conn {
     uint64_t deadline_ms = 0;
     uint64_t linger_bytes = 0;
     uint64_t requests_count = 0;
-    uint64_t response_bytes_sent = 0;
+    uint64_t response_bytes_sent = 0;    // Completed by sends.
+    uint64_t response_bytes_queued = 0;  // Handed to the send queue (head, framing, body).
     void* handler_request = nullptr;      // The handler's per-request state (in the arena).
     PendingBuf pending[conn_pending_bufs_max];
     SendSegment segments[conn_send_segments_max];

@@ -689,6 +689,7 @@ void Shard::conn_start_request(Conn& conn) {
     conn.is_error_response = false;
     conn.response_status = 0;
     conn.response_bytes_sent = 0;
+    conn.response_bytes_queued = 0;
     conn.handler_request = nullptr;
     conn.is_stream_raw = false;
     conn.segment_head = 0;
@@ -972,6 +973,7 @@ bool Shard::conn_queue(Conn& conn, const char* data, uint32_t length_bytes, uint
     segment.bid = bid;
     segment.inline_bytes = 0;
     conn.segment_count += 1;
+    conn.response_bytes_queued += length_bytes;
     return true;
 }
 

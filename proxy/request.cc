@@ -84,8 +84,10 @@ void Gateway::request_finish(ProxyRequest& request, EndReason reason) {
     record.latency_us = now_us - request.started_us;
     record.ttfb_us = request.first_byte_us != 0 ? request.first_byte_us - request.started_us : 0;
     record.bytes_in = request.bytes_in;
-    record.bytes_out = request.is_client_gone ? request.stream_payload_bytes
-                                              : request.conn->response_bytes_sent;
+    // The record is written when the response is queued, before its sends complete: a
+    // client still there gets everything queued; a gone one got what was sent.
+    record.bytes_out = request.is_client_gone ? request.conn->response_bytes_sent
+                                              : request.conn->response_bytes_queued;
     record.prompt_tokens = clamp32(request.usage.prompt_tokens);
     record.completion_tokens = clamp32(request.usage.completion_tokens);
     record.total_tokens = clamp32(request.usage.total_tokens);

@@ -900,6 +900,10 @@ void Gateway::attempt_failed(ProxyRequest& request, UpstreamConn& upstream, bool
     metrics_.upstream_errors.add();
     channel_failed(upstream.channel_id);
     upstream_close(upstream);
+    if (request.is_relaying_stream) {
+        stream_abort(request, reason);  // Bytes already reached the client (rare: the
+        return;                         // upstream answered before our send completed).
+    }
     const bool can_retry = is_retry_safe && !request.is_relaying_stream && !request.is_client_gone &&
                            request.attempt_index + 1 < request.candidate_count;
     if (can_retry) {
