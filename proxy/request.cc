@@ -165,7 +165,9 @@ void Gateway::on_client_gone(Conn& conn) {
             request->usage = request->scanner.usage();
         }
         if (request->attempts_made > 0) {
-            request_finish(*request, EndReason::client_gone);
+            // Closed by the shutdown deadline rather than by the client (RULES §8).
+            request_finish(*request, shard_.is_draining() ? EndReason::shutdown
+                                                          : EndReason::client_gone);
         } else {
             request->is_finished = true;  // Refused or never sent: nothing was spent.
         }
