@@ -842,7 +842,11 @@ void Gateway::on_upstream_head(UpstreamConn& upstream, ProxyRequest& request) {
 void Gateway::on_upstream_complete(UpstreamConn& upstream, ProxyRequest& request,
                                    bool has_extra_bytes) {
     const UpstreamHead& head = request.parser.head();
-    channel_succeeded(upstream.channel_id);
+    if (head.status == 429 || head.status >= 500) {
+        channel_failed(upstream.channel_id);  // Relayed (last candidate), still a failure.
+    } else {
+        channel_succeeded(upstream.channel_id);
+    }
     const bool is_reusable = request.parser.is_reusable() && !has_extra_bytes;
     if (is_reusable) {
         upstream_release_to_pool(upstream);
@@ -885,10 +889,13 @@ void Gateway::on_upstream_complete(UpstreamConn& upstream, ProxyRequest& request
 
 void Gateway::on_upstream_eof(UpstreamConn& upstream, ProxyRequest& request, int error) {
     if (!upstream.has_response_bytes) {
-        // Nothing came back. On a reused connection this is the keep-alive race (the
-        // upstream closed it while idle), so the request was not processed: retry.
-        // On a fresh connection the upstream may have acted on it: no retry.
-        const bool is_safe = upstream.is_reused;
+        // Nothing came back. Retried only when the request cannot have reached the
+        // upstream whole: a reused connection whose send had not completed (the keep-alive
+        // race; RULES §6). Once the request was sent, the upstream may have executed it,
+        // and a retry could bill twice at the provider. The idle watch on pooled
+        // connections drops most closed ones before they are reused.
+        const bool is_safe = upstream.is_reused &&
+                             (upstream.is_send_inflight || upstream.send_remaining_bytes > 0);
         attempt_failed(request, upstream, is_safe, EndReason::upstream_reset, 502, "upstream_error",
                        "The upstream closed the connection without answering.");
         return;

@@ -1,0 +1,154 @@
+// tests/e2e/node/sdk_test.mjs — ringway through the official OpenAI Node SDK, the way
+// applications use it. Run with `node --test` by tests/e2e/proxy_node_sdk_test.cc, which
+// starts the mock upstream and ringway, creates a key and a channel, and passes:
+//   RINGWAY_BASE_URL   http://127.0.0.1:PORT/v1
+//   RINGWAY_API_KEY    the gateway key (sk-rw-...)
+//   MOCK_STATS_URL     http://127.0.0.1:MOCKPORT/__mock/stats
+//   UPSTREAM_KEY       the channel's upstream key (the mock must see it, never ours)
+// The mock is steered through the body member x_mock (the SDK sends unknown params as-is).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+
+const baseURL = process.env.RINGWAY_BASE_URL;
+const apiKey = process.env.RINGWAY_API_KEY;
+const mockStatsURL = process.env.MOCK_STATS_URL;
+const upstreamKey = process.env.UPSTREAM_KEY;
+if (!baseURL || !apiKey || !mockStatsURL || !upstreamKey) {
+  throw new Error('RINGWAY_BASE_URL, RINGWAY_API_KEY, MOCK_STATS_URL and UPSTREAM_KEY must be set');
+}
+
+// No SDK retries: a retried request would hide a gateway failure.
+const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 20000 });
+const messages = [{ role: 'user', content: 'Say hello to the gateway.' }];
+
+async function mockStats() {
+  const response = await fetch(mockStatsURL);
+  assert.equal(response.status, 200);
+  return response.json();
+}
+
+test('chat completion, whole', async () => {
+  const completion = await client.chat.completions.create({
+    model: 'gpt-4o-mini', messages, x_mock: { chunks: 4 },
+  });
+  assert.equal(completion.object, 'chat.completion');
+  assert.equal(completion.choices[0].message.content, 'aaaabbbbccccdddd');
+  assert.equal(completion.choices[0].finish_reason, 'stop');
+  assert.equal(completion.usage.completion_tokens, 4);
+  assert.equal(completion.usage.total_tokens,
+    completion.usage.prompt_tokens + completion.usage.completion_tokens);
+  const stats = await mockStats();
+  assert.equal(stats.last_request.headers.authorization, `Bearer ${upstreamKey}`);
+  assert.ok(!JSON.stringify(stats).includes(apiKey), 'the gateway key reached the upstream');
+});
+
+test('chat completion, streamed with stream_options.include_usage', async () => {
+  const stream = await client.chat.completions.create({
+    model: 'gpt-4o-mini', messages, stream: true,
+    stream_options: { include_usage: true }, x_mock: { chunks: 3, 'split-bytes': 9 },
+  });
+  let text = '';
+  let usage = null;
+  let chunks = 0;
+  for await (const chunk of stream) {
+    chunks += 1;
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    if (chunk.choices.length > 0) text += chunk.choices[0].delta.content ?? '';
+    if (chunk.usage) {
+      usage = chunk.usage;
+      assert.equal(chunk.choices.length, 0, 'the usage chunk carries no choices');
+    }
+  }
+  assert.equal(text, 'aaaabbbbcccc');
+  assert.ok(chunks >= 5, `only ${chunks} chunks`);
+  assert.ok(usage, 'no usage chunk');
+  assert.equal(usage.completion_tokens, 3);
+  assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
+});
+
+test('chat completion stream helper gives the final message', async () => {
+  const runner = client.chat.completions.stream({
+    model: 'gpt-4o-mini', messages, x_mock: { chunks: 2 },
+  });
+  const final = await runner.finalChatCompletion();
+  assert.equal(final.choices[0].message.content, 'aaaabbbb');
+});
+
+test('responses API, streamed with create({stream: true})', async () => {
+  const stream = await client.responses.create({
+    model: 'gpt-4o-mini', input: 'Write one line.', stream: true, x_mock: { chunks: 3 },
+  });
+  const types = [];
+  let text = '';
+  let completed = null;
+  for await (const event of stream) {
+    types.push(event.type);
+    if (event.type === 'response.output_text.delta') text += event.delta;
+    if (event.type === 'response.completed') completed = event.response;
+  }
+  assert.equal(types[0], 'response.created');
+  assert.equal(types.at(-1), 'response.completed');
+  assert.equal(text, 'aaaabbbbcccc');
+  assert.ok(completed, 'no response.completed event');
+  assert.equal(completed.usage.output_tokens, 3);
+});
+
+test('responses API, responses.stream() helper', async () => {
+  const stream = client.responses.stream({
+    model: 'gpt-4o-mini', input: 'Write one line.', x_mock: { chunks: 2 },
+  });
+  let deltas = '';
+  stream.on('response.output_text.delta', (event) => { deltas += event.delta; });
+  const final = await stream.finalResponse();
+  assert.equal(final.output_text, 'aaaabbbb');
+  assert.equal(deltas, 'aaaabbbb');
+  assert.equal(final.status, 'completed');
+});
+
+test('embeddings (the SDK asks for base64 and decodes it)', async () => {
+  const result = await client.embeddings.create({
+    model: 'text-embedding-3-small', input: ['one', 'two'], x_mock: { 'embedding-dims': 12 },
+  });
+  assert.equal(result.data.length, 2);
+  assert.equal(result.data[0].embedding.length, 12);
+  assert.ok(result.data[0].embedding.every((value) => Number.isFinite(value)));
+  assert.equal(result.usage.total_tokens, result.usage.prompt_tokens);
+});
+
+test('models.list', async () => {
+  const ids = [];
+  for await (const model of client.models.list()) ids.push(model.id);
+  assert.ok(ids.includes('gpt-4o-mini'), `models: ${ids.join(', ')}`);
+  assert.ok(ids.includes('text-embedding-3-small'), `models: ${ids.join(', ')}`);
+});
+
+test('a stream cut by the upstream raises APIError in the SDK', async () => {
+  const stream = await client.chat.completions.create({
+    model: 'gpt-4o-mini', messages, stream: true,
+    x_mock: { chunks: 6, fault: 'reset', 'fault-after': 2 },
+  });
+  let text = '';
+  await assert.rejects(async () => {
+    for await (const chunk of stream) {
+      if (chunk.choices.length > 0) text += chunk.choices[0].delta.content ?? '';
+    }
+  }, (error) => {
+    assert.ok(error instanceof OpenAI.APIError, `not an APIError: ${error?.constructor?.name} ${error}`);
+    assert.match(String(error.message), /upstream connection lost/);
+    return true;
+  });
+  assert.equal(text, 'aaaa', 'the content before the cut was delivered');
+});
+
+test('a bad gateway key is an AuthenticationError', async () => {
+  const stranger = new OpenAI({ baseURL, apiKey: 'sk-rw-not-a-real-key-0000000000000000', maxRetries: 0 });
+  await assert.rejects(
+    stranger.chat.completions.create({ model: 'gpt-4o-mini', messages }),
+    (error) => {
+      assert.ok(error instanceof OpenAI.AuthenticationError, `${error}`);
+      assert.equal(error.status, 401);
+      assert.equal(error.code, 'invalid_api_key');
+      return true;
+    });
+});

@@ -1,0 +1,134 @@
+// tests/e2e/proxy_node_sdk_test.cc — launches the OpenAI Node SDK tests
+// (tests/e2e/node/sdk_test.mjs, copied next to this binary's build directory by CMake)
+// against a real ringway and mock upstream: starts both, creates a key and a channel,
+// installs the pinned SDK with `npm ci` when node_modules is missing or older than the
+// lock file, then runs `node --test` and requires exit status 0. Without node (or npm)
+// the test exits 77: skipped, with the reason on stdout.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "tests/e2e/proxy_support.h"
+
+#ifndef RW_NODE_TEST_DIR
+#error "RW_NODE_TEST_DIR must name the build copy of tests/e2e/node"
+#endif
+
+namespace rw::test::proxy {
+namespace {
+
+// The first executable `name` on $PATH, or "".
+std::string find_on_path(const std::string& name) {
+    const char* path = std::getenv("PATH");
+    std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+    size_t start = 0;
+    while (start <= dirs.size()) {
+        size_t end = dirs.find(':', start);
+        if (end == std::string::npos) end = dirs.size();
+        const std::string candidate = dirs.substr(start, end - start) + "/" + name;
+        if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+        start = end + 1;
+    }
+    return {};
+}
+
+[[noreturn]] void skip(const std::string& why) {
+    std::printf("SKIPPED: %s\n", why.c_str());
+    std::fflush(stdout);
+    std::_Exit(77);
+}
+
+int64_t mtime_ns(const std::string& path) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) return -1;
+    return int64_t(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec;
+}
+
+// Runs a program to completion; returns its exit code (-1 on spawn failure or timeout)
+// and its combined output in *output.
+int run(const std::string& program, std::vector<std::string> args, const EnvList& env,
+        const std::string& dir, int64_t timeout_ms, std::string* output) {
+    Process process;
+    SpawnOptions options;
+    options.program = program;
+    options.args = std::move(args);
+    options.env = env;
+    options.working_dir = dir;
+    std::string error;
+    if (!process.start(options, &error)) {
+        *output = error;
+        return -1;
+    }
+    const auto status = process.wait_exit(Deadline::after_ms(timeout_ms));
+    if (!status.has_value()) process.kill_and_reap();
+    *output = process.output(Stream::out) + process.output(Stream::err);
+    if (!status.has_value()) {
+        *output += "\n(timed out after " + std::to_string(timeout_ms) + " ms)";
+        return -1;
+    }
+    return status->is_exited ? status->code : -1;
+}
+
+// `npm ci` in the test directory unless node_modules is newer than the lock file.
+void ensure_sdk_installed(const std::string& npm, const std::string& dir) {
+    const std::string stamp = dir + "/node_modules/.ringway-npm-ci";
+    if (mtime_ns(dir + "/node_modules/openai/package.json") >= 0 &&
+        mtime_ns(stamp) >= mtime_ns(dir + "/package-lock.json")) {
+        return;
+    }
+    std::string output;
+    const int code = run(npm, {"ci", "--no-audit", "--no-fund", "--loglevel=error"}, {}, dir,
+                         240000, &output);
+    ASSERT_EQ(code, 0) << "npm ci failed in " << dir << ":\n" << output;
+    FILE* file = std::fopen(stamp.c_str(), "w");
+    ASSERT_NE(file, nullptr);
+    std::fclose(file);
+}
+
+TEST(ProxyNodeSdkTest, OfficialOpenAiSdkWorksThroughTheGateway) {
+    const std::string node = find_on_path("node");
+    if (node.empty()) skip("node is not installed (make deps installs nodejs and npm)");
+    const std::string npm = find_on_path("npm");
+    if (npm.empty()) skip("npm is not installed (make deps installs nodejs and npm)");
+    const std::string dir = RW_NODE_TEST_DIR;
+    ASSERT_NO_FATAL_FAILURE(ensure_sdk_installed(npm, dir));
+
+    MockUpstream mock;
+    ASSERT_NO_FATAL_FAILURE(start_mock(mock));
+    Gateway gateway;
+    ASSERT_NO_FATAL_FAILURE(gateway.start({{"RINGWAY_SHARDS", "2"}}));
+    ChannelSpec spec;
+    spec.name = "main";
+    spec.mock_port = mock.port();
+    spec.models = {"gpt-4o-mini", "text-embedding-3-small"};
+    ASSERT_GT(gateway.create_channel(spec), 0);
+    ASSERT_EQ(gateway.wait_channels_routable().at("main").status, 200);
+    const Key key = gateway.create_key(R"({"name":"node-sdk"})");
+
+    const EnvList env = {
+        {"RINGWAY_BASE_URL", "http://127.0.0.1:" + std::to_string(gateway.port()) + "/v1"},
+        {"RINGWAY_API_KEY", key.secret},
+        {"MOCK_STATS_URL", "http://127.0.0.1:" + std::to_string(mock.port()) + "/__mock/stats"},
+        {"UPSTREAM_KEY", std::string(upstream_key)},
+        {"NO_COLOR", "1"},
+    };
+    std::string output;
+    const int code = run(node, {"--test", "--test-reporter=spec", "sdk_test.mjs"}, env, dir,
+                         120000, &output);
+    EXPECT_EQ(code, 0) << output << "\nringway log:\n" << gateway.ringway().stderr_text();
+    // The SDK's requests were billed like any other client's: seven reached the upstream
+    // (models.list is the gateway's, the bad key was refused), one of them cut.
+    const auto rows = wait_usage_rows(gateway.db_path(), key.id, 7, Deadline::after_ms(5000));
+    EXPECT_EQ(rows.size(), 7u);
+    EXPECT_EQ(mock_requests(mock.port()), 7 + 1);  // + the readiness probe.
+    int64_t cut = 0;
+    for (const Row& row : rows) cut += row.at("end_reason") == "upstream_reset" ? 1 : 0;
+    EXPECT_EQ(cut, 1);
+}
+
+}  // namespace
+}  // namespace rw::test::proxy
