@@ -7,9 +7,14 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
-DEB_PACKAGES := build-essential cmake pkg-config liburing-dev libsimdjson-dev libsqlite3-dev \
-    libmimalloc-dev libssl-dev libgtest-dev libbenchmark-dev node-llhttp sqlite3 curl openssl \
-    nodejs npm
+DEB_PACKAGES := build-essential cmake ninja-build pkg-config liburing-dev libsimdjson-dev \
+    libsqlite3-dev libmimalloc-dev libssl-dev libgtest-dev libbenchmark-dev node-llhttp sqlite3 \
+    curl openssl
+# Node.js runs the official openai SDK tests. Checked by command, not by package: a machine
+# may have node and npm from elsewhere (nodesource ships npm inside its nodejs package), and
+# installing Debian's npm over that would fight it.
+NODE_PACKAGES := $(shell command -v node >/dev/null 2>&1 || echo nodejs) \
+    $(shell command -v npm >/dev/null 2>&1 || echo npm)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build run test test-asan bench clean
@@ -17,17 +22,17 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
-	done); \
+	done) ; missing="$$missing $(strip $(NODE_PACKAGES))"; missing=$$(echo $$missing); \
 	if [ -n "$$missing" ]; then \
 	    echo "make deps: installing $$missing"; \
 	    $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	else echo "make deps: all Debian packages present"; fi
 
-$(BUILD)/build.ninja $(BUILD)/Makefile:
-	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS)
 
-build: deps $(BUILD)/Makefile
+build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
@@ -39,7 +44,7 @@ test: build
 
 # The same tests under AddressSanitizer + UBSan in build-asan/.
 test-asan: deps
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRW_SANITIZE=asan-ubsan
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRW_SANITIZE=asan-ubsan
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j $(JOBS) --timeout 900
 
