@@ -29,7 +29,10 @@ int BufRing::init(io_uring* ring, uint16_t group_id, uint16_t buf_count, uint32_
     ring_ = static_cast<io_uring_buf_ring*>(ring_memory);
     io_uring_buf_ring_init(ring_);
 
-    base_ = static_cast<std::byte*>(std::aligned_alloc(4096, size_t(buf_count) * buf_bytes));
+    // aligned_alloc wants a size that is a multiple of the alignment [C11 7.22.3.1]; the
+    // 64 extra bytes let a parser read padding past the last buffer's end.
+    const size_t buffers_bytes = (size_t(buf_count) * buf_bytes + 64 + 4095) / 4096 * 4096;
+    base_ = static_cast<std::byte*>(std::aligned_alloc(4096, buffers_bytes));
     owner_ = static_cast<BufOwner*>(std::calloc(buf_count, sizeof(BufOwner)));
     if (base_ == nullptr || owner_ == nullptr) {
         return -ENOMEM;

@@ -18,6 +18,9 @@ struct Out {
     bool is_full = false;
 
     void put(std::string_view text) {
+        if (text.empty()) {
+            return;  // An empty view may have a null data(): memcpy must not see it.
+        }
         if (used + text.size() > capacity) {
             is_full = true;
             return;
