@@ -17,7 +17,7 @@ NODE_PACKAGES := $(shell command -v node >/dev/null 2>&1 || echo nodejs) \
     $(shell command -v npm >/dev/null 2>&1 || echo npm)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run test test-asan bench clean
+.PHONY: deps build run test test-asan bench format format-check clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -47,6 +47,16 @@ test-asan: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DRW_SANITIZE=asan-ubsan
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# clang-format (STYLE §8, .clang-format): `make format` rewrites, `make format-check` fails
+# on any difference (CI runs it).
+format:
+	git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+format-check:
+	@command -v clang-format >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq clang-format; }
+	git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
 
 bench: build
 	./bench/run.sh $(BUILD)

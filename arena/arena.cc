@@ -20,7 +20,8 @@ void* Arena::alloc_slow(uint64_t size_bytes, uint32_t align_bytes) {
         }
         block->next = large_head_;
         large_head_ = block;
-        total_bytes_ += size_bytes;  // The request is charged what it asked for; the pool caps real memory.
+        total_bytes_ +=
+            size_bytes;  // The request is charged what it asked for; the pool caps real memory.
         return block->bytes;
     }
     if (total_bytes_ + chunk_payload_bytes > bytes_max_) {

@@ -93,8 +93,8 @@ private:
     Chunk* chunk_head_ = nullptr;
     LargeBlock* large_head_ = nullptr;
     uint32_t chunk_used_bytes_ = chunk_payload_bytes + 1;  // Past the end: forces a chunk first.
-    uint64_t last_start_ = 0;                           // Offset of the newest small allocation.
-    uint64_t total_bytes_ = 0;                          // Chunk + block bytes held; <= bytes_max_.
+    uint64_t last_start_ = 0;                              // Offset of the newest small allocation.
+    uint64_t total_bytes_ = 0;  // Chunk + block bytes held; <= bytes_max_.
     uint64_t bytes_max_ = 0;
 };
 

@@ -21,8 +21,8 @@ int BufRing::init(io_uring* ring, uint16_t group_id, uint16_t buf_count, uint32_
     buf_count_ = buf_count;
     buf_bytes_ = buf_bytes;
     ring_bytes_ = sizeof(io_uring_buf) * buf_count;
-    void* ring_memory = ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE,
-                               MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    void* ring_memory =
+        ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (ring_memory == MAP_FAILED) {
         return -errno;
     }

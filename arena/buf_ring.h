@@ -55,8 +55,8 @@ public:
         RW_ASSERT(owner_[bid] != BufOwner::kernel);  // Double give-back.
         owner_[bid] = BufOwner::kernel;
         in_app_count_ -= 1;
-        io_uring_buf_ring_add(ring_, data(bid), buf_bytes_, bid,
-                              io_uring_buf_ring_mask(buf_count_), staged_count_);
+        io_uring_buf_ring_add(ring_, data(bid), buf_bytes_, bid, io_uring_buf_ring_mask(buf_count_),
+                              staged_count_);
         staged_count_ += 1;
     }
 

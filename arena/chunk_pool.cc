@@ -120,8 +120,8 @@ LargeBlock* ChunkPool::take_large(uint64_t payload_bytes) {
     } else {
         // At the cap, cached blocks of other classes are freed to make room: a load that
         // shifts to bigger bodies must not be refused because small blocks sit idle.
-        for (uint32_t other = 0; other < large_class_count &&
-                                 large_total_bytes_ + class_bytes > large_bytes_max_;
+        for (uint32_t other = 0;
+             other < large_class_count && large_total_bytes_ + class_bytes > large_bytes_max_;
              other++) {
             while (large_free_[other] != nullptr &&
                    large_total_bytes_ + class_bytes > large_bytes_max_) {

@@ -11,7 +11,7 @@
 
 namespace rw {
 
-constexpr uint32_t arena_chunk_bytes = 16 * 1024;            // One small arena chunk.
+constexpr uint32_t arena_chunk_bytes = 16 * 1024;      // One small arena chunk.
 constexpr uint32_t large_block_bytes_min = 64 * 1024;  // Smallest large size class.
 constexpr uint32_t large_class_count = 12;             // 64 KiB .. 128 MiB.
 
@@ -32,12 +32,12 @@ struct LargeBlock {
 };
 
 struct ChunkPoolStats {
-    uint64_t small_in_use = 0;      // Chunks held by arenas right now.
-    uint64_t small_cached = 0;      // Chunks on the free list.
+    uint64_t small_in_use = 0;  // Chunks held by arenas right now.
+    uint64_t small_cached = 0;  // Chunks on the free list.
     uint64_t large_in_use_bytes = 0;
     uint64_t large_cached_bytes = 0;
-    uint64_t heap_takes = 0;        // Times the pool had to go to the heap (growth).
-    uint64_t exhausted = 0;         // Takes refused because a cap was reached.
+    uint64_t heap_takes = 0;  // Times the pool had to go to the heap (growth).
+    uint64_t exhausted = 0;   // Takes refused because a cap was reached.
 };
 
 class ChunkPool {

@@ -11,12 +11,18 @@
 // Sanitizer builds own malloc; the counted operators go through it instead of mimalloc.
 #include <cstdlib>
 namespace {
-inline void* mi_new(size_t size) { return std::malloc(size); }
-inline void* mi_new_nothrow(size_t size) { return std::malloc(size); }
+inline void* mi_new(size_t size) {
+    return std::malloc(size);
+}
+inline void* mi_new_nothrow(size_t size) {
+    return std::malloc(size);
+}
 inline void* mi_new_aligned(size_t size, size_t alignment) {
     return std::aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment);
 }
-inline void mi_free(void* pointer) { std::free(pointer); }
+inline void mi_free(void* pointer) {
+    std::free(pointer);
+}
 }  // namespace
 #endif
 
@@ -39,9 +45,13 @@ inline void count_one() {
 
 }  // namespace
 
-void alloc_count_bind_thread(Counter* counter) { thread_alloc_counter = counter; }
+void alloc_count_bind_thread(Counter* counter) {
+    thread_alloc_counter = counter;
+}
 
-void alloc_count_note() { count_one(); }
+void alloc_count_note() {
+    count_one();
+}
 
 }  // namespace rw
 
@@ -71,11 +81,27 @@ void* operator new[](size_t size, const std::nothrow_t&) noexcept {
     rw::count_one();
     return mi_new_nothrow(size);
 }
-void operator delete(void* pointer) noexcept { mi_free(pointer); }
-void operator delete[](void* pointer) noexcept { mi_free(pointer); }
-void operator delete(void* pointer, size_t) noexcept { mi_free(pointer); }
-void operator delete[](void* pointer, size_t) noexcept { mi_free(pointer); }
-void operator delete(void* pointer, std::align_val_t) noexcept { mi_free(pointer); }
-void operator delete[](void* pointer, std::align_val_t) noexcept { mi_free(pointer); }
-void operator delete(void* pointer, size_t, std::align_val_t) noexcept { mi_free(pointer); }
-void operator delete[](void* pointer, size_t, std::align_val_t) noexcept { mi_free(pointer); }
+void operator delete(void* pointer) noexcept {
+    mi_free(pointer);
+}
+void operator delete[](void* pointer) noexcept {
+    mi_free(pointer);
+}
+void operator delete(void* pointer, size_t) noexcept {
+    mi_free(pointer);
+}
+void operator delete[](void* pointer, size_t) noexcept {
+    mi_free(pointer);
+}
+void operator delete(void* pointer, std::align_val_t) noexcept {
+    mi_free(pointer);
+}
+void operator delete[](void* pointer, std::align_val_t) noexcept {
+    mi_free(pointer);
+}
+void operator delete(void* pointer, size_t, std::align_val_t) noexcept {
+    mi_free(pointer);
+}
+void operator delete[](void* pointer, size_t, std::align_val_t) noexcept {
+    mi_free(pointer);
+}

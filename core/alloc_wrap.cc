@@ -29,7 +29,9 @@ void* reallocarray(void* pointer, size_t count, size_t size) {
     rw::alloc_count_note();
     return mi_reallocarray(pointer, count, size);
 }
-void free(void* pointer) { mi_free(pointer); }
+void free(void* pointer) {
+    mi_free(pointer);
+}
 void* aligned_alloc(size_t alignment, size_t size) {
     rw::alloc_count_note();
     return mi_aligned_alloc(alignment, size);
@@ -50,5 +52,7 @@ void* pvalloc(size_t size) {
     rw::alloc_count_note();
     return mi_pvalloc(size);
 }
-size_t malloc_usable_size(void* pointer) { return mi_usable_size(pointer); }
+size_t malloc_usable_size(void* pointer) {
+    return mi_usable_size(pointer);
+}
 }

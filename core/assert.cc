@@ -12,12 +12,11 @@ namespace rw {
 
 void assert_fail(const char* condition, const char* file, int line) {
     char text[512];
-    const int length =
-        std::snprintf(text, sizeof(text), "ringway: assertion failed: %s (%s:%d)\n", condition,
-                      file, line);
+    const int length = std::snprintf(text, sizeof(text), "ringway: assertion failed: %s (%s:%d)\n",
+                                     condition, file, line);
     if (length > 0) {
         const auto bytes = static_cast<size_t>(length) < sizeof(text) ? static_cast<size_t>(length)
-                                                                     : sizeof(text) - 1;
+                                                                      : sizeof(text) - 1;
         [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, text, bytes);
     }
     std::abort();

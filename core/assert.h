@@ -13,18 +13,18 @@ namespace rw {
 #define RW_LIKELY(x) __builtin_expect(!!(x), 1)
 #define RW_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-#define RW_ASSERT(cond)                                  \
-    do {                                                 \
-        if (RW_UNLIKELY(!(cond))) {                      \
+#define RW_ASSERT(cond)                                   \
+    do {                                                  \
+        if (RW_UNLIKELY(!(cond))) {                       \
             ::rw::assert_fail(#cond, __FILE__, __LINE__); \
-        }                                                \
+        }                                                 \
     } while (0)
 
 #if defined(RW_DEBUG)
 #define RW_DASSERT(cond) RW_ASSERT(cond)
 #else
-#define RW_DASSERT(cond) \
-    do {                 \
+#define RW_DASSERT(cond)    \
+    do {                    \
         (void)sizeof(cond); \
     } while (0)
 #endif

@@ -24,7 +24,8 @@ struct Knob {
 // The single list of knobs. --help prints it; systemd/ringway.env mirrors it.
 constexpr Knob knobs[] = {
     {"RINGWAY_LISTEN", "127.0.0.1:8080", "host:port to listen on; IPv6 as [::1]:8080"},
-    {"RINGWAY_SHARDS", nullptr, "shard threads (default: CPUs in the affinity mask, clamped to it)"},
+    {"RINGWAY_SHARDS", nullptr,
+     "shard threads (default: CPUs in the affinity mask, clamped to it)"},
     {"RINGWAY_MAX_CONNECTIONS", "4096", "client connections per shard; more are closed at accept"},
     {"RINGWAY_MAX_REQUEST_LINE_BYTES", "8192", "request line limit (414)"},
     {"RINGWAY_MAX_HEADER_BYTES", "61440", "total request header bytes limit (431)"},
@@ -45,14 +46,20 @@ constexpr Knob knobs[] = {
     {"RINGWAY_LOG_FLUSH_MS", "50", "usage rows wait at most this long before a commit"},
     {"RINGWAY_ADMIN_TOKEN", nullptr, "bearer token of the admin API; unset: admin API disabled"},
     {"RINGWAY_ADMIN_LISTEN", "127.0.0.1:8081", "host:port of the admin API's own listener"},
-    {"RINGWAY_RETRIES", "2", "extra attempts on the next channel when it is safe (connect error, 429, 5xx)"},
-    {"RINGWAY_UPSTREAM_CONNECT_TIMEOUT_MS", "5000", "upstream TCP connect (and TLS handshake) deadline"},
-    {"RINGWAY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", "600000", "request sent to first response byte (reasoning models think long)"},
-    {"RINGWAY_UPSTREAM_IDLE_TIMEOUT_MS", "300000", "silence allowed between upstream bytes of a response"},
-    {"RINGWAY_UPSTREAM_KEEPALIVE_MS", "30000", "idle pooled upstream connections are closed after this"},
+    {"RINGWAY_RETRIES", "2",
+     "extra attempts on the next channel when it is safe (connect error, 429, 5xx)"},
+    {"RINGWAY_UPSTREAM_CONNECT_TIMEOUT_MS", "5000",
+     "upstream TCP connect (and TLS handshake) deadline"},
+    {"RINGWAY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", "600000",
+     "request sent to first response byte (reasoning models think long)"},
+    {"RINGWAY_UPSTREAM_IDLE_TIMEOUT_MS", "300000",
+     "silence allowed between upstream bytes of a response"},
+    {"RINGWAY_UPSTREAM_KEEPALIVE_MS", "30000",
+     "idle pooled upstream connections are closed after this"},
     {"RINGWAY_UPSTREAM_CONNECTIONS_MAX", "1024", "upstream connections per shard"},
     {"RINGWAY_CHANNEL_COOLDOWN_MS", "30000", "a channel that keeps failing is skipped this long"},
-    {"RINGWAY_MAX_RESPONSE_BYTES", "67108864", "limit for a whole (non-streamed) upstream response body"},
+    {"RINGWAY_MAX_RESPONSE_BYTES", "67108864",
+     "limit for a whole (non-streamed) upstream response body"},
 };
 
 struct Parser {
@@ -90,8 +97,8 @@ struct Parser {
             parsed = parsed * 10 + digit;
         }
         if (parsed < min || parsed > max) {
-            error = std::string(name) + "=" + value + ": must be between " +
-                    std::to_string(min) + " and " + std::to_string(max);
+            error = std::string(name) + "=" + value + ": must be between " + std::to_string(min) +
+                    " and " + std::to_string(max);
             return false;
         }
         out = parsed;
@@ -241,8 +248,8 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number32("RINGWAY_SEND_TIMEOUT_MS", 60000, 50, 3600000, config.send_timeout_ms) &&
         p.number32("RINGWAY_SHUTDOWN_TIMEOUT_MS", 30000, 0, 3600000, config.shutdown_timeout_ms) &&
         p.number32("RINGWAY_RECV_BUFFERS", 1024, 8, recv_buffers_max, config.recv_buffers) &&
-        p.number32("RINGWAY_RECV_BUFFER_BYTES", 16384, recv_buffer_bytes_min,
-                   recv_buffer_bytes_max, config.recv_buffer_bytes) &&
+        p.number32("RINGWAY_RECV_BUFFER_BYTES", 16384, recv_buffer_bytes_min, recv_buffer_bytes_max,
+                   config.recv_buffer_bytes) &&
         parse_log_level(p, config.log_level) && parse_storage(p, config) &&
         p.number32("RINGWAY_RETRIES", 2, 0, 8, config.retries) &&
         p.number32("RINGWAY_UPSTREAM_CONNECT_TIMEOUT_MS", 5000, 50, 600000,
@@ -251,7 +258,8 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
                    config.upstream_first_byte_timeout_ms) &&
         p.number32("RINGWAY_UPSTREAM_IDLE_TIMEOUT_MS", 300000, 50, 86400000,
                    config.upstream_idle_timeout_ms) &&
-        p.number32("RINGWAY_UPSTREAM_KEEPALIVE_MS", 30000, 0, 3600000, config.upstream_keepalive_ms) &&
+        p.number32("RINGWAY_UPSTREAM_KEEPALIVE_MS", 30000, 0, 3600000,
+                   config.upstream_keepalive_ms) &&
         p.number32("RINGWAY_UPSTREAM_CONNECTIONS_MAX", 1024, 1, conns_per_shard_max,
                    config.upstream_connections_max) &&
         p.number32("RINGWAY_CHANNEL_COOLDOWN_MS", 30000, 0, 3600000, config.channel_cooldown_ms) &&

@@ -23,7 +23,7 @@ struct ListenAddress {
 struct Config {
     ListenAddress listen;
     ListenAddress admin_listen;  // The admin API's own listener (loopback by default).
-    uint32_t shards;  // Resolved: never 0, never more than the CPUs we may run on.
+    uint32_t shards;             // Resolved: never 0, never more than the CPUs we may run on.
     uint32_t max_connections;
     uint32_t max_request_line_bytes;
     uint32_t max_header_bytes;
@@ -44,7 +44,7 @@ struct Config {
     uint32_t log_flush_ms;
     std::string admin_token;  // Empty: admin API disabled.
     // Upstream (proxy/).
-    uint32_t retries;                   // Extra attempts on other channels, when safe.
+    uint32_t retries;  // Extra attempts on other channels, when safe.
     uint32_t upstream_connect_timeout_ms;
     uint32_t upstream_first_byte_timeout_ms;
     uint32_t upstream_idle_timeout_ms;  // Between bytes of a streamed response.

@@ -70,30 +70,30 @@ struct Conn {
     ResponsePhase response_phase = ResponsePhase::none;
     Deadline deadline = Deadline::none;
     bool is_recv_armed = false;
-    bool is_peer_closed = false;          // recv returned 0.
-    bool is_close_after_send = false;     // Response carries Connection: close.
+    bool is_peer_closed = false;       // recv returned 0.
+    bool is_close_after_send = false;  // Response carries Connection: close.
     bool is_error_response = false;
     bool is_close_submitted = false;
     bool is_rearm_listed = false;         // In the shard's re-arm list (after -ENOBUFS).
     bool is_recv_cancel_pending = false;  // Recv paused: too many pending buffers.
     bool is_send_inflight = false;
-    bool is_handler_owned = false;        // The handler may still touch this request.
-    bool is_stream_raw = false;           // HTTP/1.0 client: close-delimited, no chunking.
+    bool is_handler_owned = false;  // The handler may still touch this request.
+    bool is_stream_raw = false;     // HTTP/1.0 client: close-delimited, no chunking.
     uint8_t pending_head = 0;
     uint8_t pending_count = 0;
     uint8_t segment_head = 0;
     uint8_t segment_count = 0;
-    uint8_t segment_inflight_count = 0;   // Segments covered by the send in flight.
+    uint8_t segment_inflight_count = 0;  // Segments covered by the send in flight.
     uint16_t response_status = 0;
     uint64_t deadline_ms = 0;
     uint64_t linger_bytes = 0;
     uint64_t requests_count = 0;
     uint64_t response_bytes_sent = 0;    // Completed by sends.
     uint64_t response_bytes_queued = 0;  // Handed to the send queue (head, framing, body).
-    void* handler_request = nullptr;      // The handler's per-request state (in the arena).
+    void* handler_request = nullptr;     // The handler's per-request state (in the arena).
     PendingBuf pending[conn_pending_bufs_max];
     SendSegment segments[conn_send_segments_max];
-    iovec iov[conn_send_segments_max];   // Built per send from segments; stable while in flight.
+    iovec iov[conn_send_segments_max];  // Built per send from segments; stable while in flight.
     msghdr message{};
 };
 

@@ -46,22 +46,14 @@ std::string_view trim_trailing_ows(std::string_view value) {
 
 Method method_from_llhttp(uint8_t method) {
     switch (method) {
-        case HTTP_GET:
-            return Method::get;
-        case HTTP_HEAD:
-            return Method::head;
-        case HTTP_POST:
-            return Method::post;
-        case HTTP_PUT:
-            return Method::put;
-        case HTTP_DELETE:
-            return Method::delete_;
-        case HTTP_OPTIONS:
-            return Method::options;
-        case HTTP_PATCH:
-            return Method::patch;
-        default:
-            return Method::other;
+        case HTTP_GET: return Method::get;
+        case HTTP_HEAD: return Method::head;
+        case HTTP_POST: return Method::post;
+        case HTTP_PUT: return Method::put;
+        case HTTP_DELETE: return Method::delete_;
+        case HTTP_OPTIONS: return Method::options;
+        case HTTP_PATCH: return Method::patch;
+        default: return Method::other;
     }
 }
 
@@ -281,9 +273,7 @@ struct RequestParserCallbacks {
         const std::string_view value =
             parser.request_.headers[parser.request_.header_count - 1].value;
         switch (parser.kind_) {
-            case RequestParser::HeaderKind::host:
-                parser.request_.host = value;
-                break;
+            case RequestParser::HeaderKind::host: parser.request_.host = value; break;
             case RequestParser::HeaderKind::transfer_encoding:
                 // llhttp 8.1.0 accepts "gzip, chunked" and "chunked  " as chunked.
                 if (!equals_lowercase(value, "chunked")) {
@@ -294,8 +284,7 @@ struct RequestParserCallbacks {
                 parser.has_expect_continue_ = equals_lowercase(value, "100-continue");
                 break;
             case RequestParser::HeaderKind::content_length:  // llhttp parses the digits.
-            case RequestParser::HeaderKind::other:
-                break;
+            case RequestParser::HeaderKind::other: break;
         }
         return 0;
     }
@@ -551,10 +540,8 @@ ParseResult RequestParser::fail_llhttp(llhttp_errno_t code, const char* bytes,
 // The llhttp error classes, made finer where llhttp's reason text is the only signal.
 ParseError RequestParser::map_llhttp_error(llhttp_errno_t code) const {
     switch (code) {
-        case HPE_INVALID_METHOD:
-            return ParseError::bad_method;
-        case HPE_INVALID_URL:
-            return ParseError::bad_target;
+        case HPE_INVALID_METHOD: return ParseError::bad_method;
+        case HPE_INVALID_URL: return ParseError::bad_target;
         case HPE_INVALID_VERSION: {
             // "Invalid HTTP version" is llhttp 8.1.0's reason for a well-formed
             // version it does not know (1.2, 3.0); "Invalid major/minor version" and
@@ -565,28 +552,22 @@ ParseError RequestParser::map_llhttp_error(llhttp_errno_t code) const {
             return is_unknown ? ParseError::bad_version : ParseError::bad_request;
         }
         case HPE_INVALID_HEADER_TOKEN:
-        case HPE_UNEXPECTED_SPACE:
-            return ParseError::invalid_header;
+        case HPE_UNEXPECTED_SPACE: return ParseError::invalid_header;
         case HPE_CR_EXPECTED:
         case HPE_LF_EXPECTED:
             return phase_ == Phase::head ? ParseError::bare_cr_or_lf : ParseError::bad_chunk;
         case HPE_UNEXPECTED_CONTENT_LENGTH:  // The field callback normally refuses first.
             return has_transfer_encoding_ ? ParseError::cl_and_te
                                           : ParseError::duplicate_content_length;
-        case HPE_INVALID_CONTENT_LENGTH:
-            return ParseError::bad_content_length;
-        case HPE_INVALID_TRANSFER_ENCODING:
-            return ParseError::bad_transfer_encoding;
-        case HPE_INVALID_CHUNK_SIZE:
-            return ParseError::bad_chunk;
+        case HPE_INVALID_CONTENT_LENGTH: return ParseError::bad_content_length;
+        case HPE_INVALID_TRANSFER_ENCODING: return ParseError::bad_transfer_encoding;
+        case HPE_INVALID_CHUNK_SIZE: return ParseError::bad_chunk;
         case HPE_STRICT:  // "Expected CRLF after chunk", chunk extension syntax.
             return phase_ == Phase::body ? ParseError::bad_chunk : ParseError::bad_request;
         case HPE_PAUSED_UPGRADE:  // Unreachable: Upgrade and CONNECT are refused earlier.
             return ParseError::upgrade_refused;
-        case HPE_PAUSED_H2_UPGRADE:
-            return ParseError::bad_version;
-        default:
-            return ParseError::bad_request;
+        case HPE_PAUSED_H2_UPGRADE: return ParseError::bad_version;
+        default: return ParseError::bad_request;
     }
 }
 

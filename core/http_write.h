@@ -18,10 +18,10 @@ struct ResponseSpec {
     uint16_t status;
     std::string_view content_type;
     std::string_view body;
-    bool is_close;      // Adds "Connection: close".
-    bool is_head_only;  // HEAD: Content-Length of the body, no body bytes.
-    std::string_view extra_headers;  // Complete "Name: value\r\n" lines, or empty.
-    std::string_view date_line;      // "Date: …\r\n" from the shard's per-second cache.
+    bool is_close;                     // Adds "Connection: close".
+    bool is_head_only;                 // HEAD: Content-Length of the body, no body bytes.
+    std::string_view extra_headers;    // Complete "Name: value\r\n" lines, or empty.
+    std::string_view date_line;        // "Date: …\r\n" from the shard's per-second cache.
     std::string_view connection_line;  // e.g. "Connection: keep-alive\r\n" for HTTP/1.0.
 };
 

@@ -17,11 +17,11 @@ bool log_enabled(LogLevel level);
 
 }  // namespace rw
 
-#define RW_LOG_DEBUG(...)                                    \
-    do {                                                     \
-        if (::rw::log_enabled(::rw::LogLevel::debug)) {      \
+#define RW_LOG_DEBUG(...)                                        \
+    do {                                                         \
+        if (::rw::log_enabled(::rw::LogLevel::debug)) {          \
             ::rw::log_write(::rw::LogLevel::debug, __VA_ARGS__); \
-        }                                                    \
+        }                                                        \
     } while (0)
 #define RW_LOG_INFO(...) ::rw::log_write(::rw::LogLevel::info, __VA_ARGS__)
 #define RW_LOG_WARN(...) ::rw::log_write(::rw::LogLevel::warn, __VA_ARGS__)

@@ -23,16 +23,16 @@
 #include <vector>
 
 #include "core/config.h"
-#include "proxy/admin_cli.h"
-#include "proxy/admin_server.h"
-#include "storage/keys.h"
-#include "storage/queries.h"
 #include "core/log.h"
 #include "core/notify.h"
 #include "core/shard.h"
+#include "proxy/admin_cli.h"
+#include "proxy/admin_server.h"
 #include "proxy/gateway.h"
 #include "proxy/resolver.h"
+#include "storage/keys.h"
 #include "storage/migrations.h"
+#include "storage/queries.h"
 #include "storage/snapshot.h"
 #include "storage/writer.h"
 
@@ -42,7 +42,9 @@ namespace {
 constexpr const char* version_text = "ringway 0.1.0";
 constexpr int listen_backlog = 4096;
 
-const char* env_lookup(const char* name, void*) { return std::getenv(name); }
+const char* env_lookup(const char* name, void*) {
+    return std::getenv(name);
+}
 
 [[noreturn]] void die(const std::string& message) {
     std::fprintf(stderr, "ringway: %s\n", message.c_str());
@@ -74,7 +76,8 @@ bool open_listeners(ListenAddress& listen, uint32_t count, std::vector<int>& fds
     const int probe = ::socket(listen.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     const int one = 1;
     if (probe < 0 || ::setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        ::bind(probe, reinterpret_cast<const sockaddr*>(&listen.address), listen.address_bytes) != 0) {
+        ::bind(probe, reinterpret_cast<const sockaddr*>(&listen.address), listen.address_bytes) !=
+            0) {
         error = std::string("cannot listen on ") + listen.text + ": " + std::strerror(errno);
         return false;
     }
@@ -102,8 +105,8 @@ bool open_listeners(ListenAddress& listen, uint32_t count, std::vector<int>& fds
             error = std::string("setsockopt: ") + std::strerror(errno);
             return false;
         }
-        if (::bind(fd, reinterpret_cast<const sockaddr*>(&listen.address),
-                   listen.address_bytes) != 0 ||
+        if (::bind(fd, reinterpret_cast<const sockaddr*>(&listen.address), listen.address_bytes) !=
+                0 ||
             ::listen(fd, listen_backlog) != 0) {
             error = std::string("cannot listen on ") + listen.text + ": " + std::strerror(errno);
             return false;

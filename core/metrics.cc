@@ -55,8 +55,9 @@ uint32_t metrics_render(char* out, uint32_t capacity, const ShardMetrics* const*
     text.line("# TYPE ringway_requests_total counter\n");
     for (uint32_t c = 0; c < status_class_count; c++) {
         text.line("ringway_requests_total{class=\"%uxx\"} %lu\n", c + 1,
-                  sum(shards, shard_count,
-                      [c](const ShardMetrics& m) -> const Counter& { return m.requests_by_class[c]; }));
+                  sum(shards, shard_count, [c](const ShardMetrics& m) -> const Counter& {
+                      return m.requests_by_class[c];
+                  }));
     }
     text.line("# HELP ringway_connections_active Client connections open now.\n");
     text.line("# TYPE ringway_connections_active gauge\n");
@@ -67,7 +68,8 @@ uint32_t metrics_render(char* out, uint32_t capacity, const ShardMetrics* const*
     text.line("ringway_connections_accepted_total %lu\n",
               sum(shards, shard_count,
                   [](const ShardMetrics& m) -> const Counter& { return m.connections_accepted; }));
-    text.line("# HELP ringway_connections_refused_total Accepted then closed at the connection cap.\n");
+    text.line(
+        "# HELP ringway_connections_refused_total Accepted then closed at the connection cap.\n");
     text.line("# TYPE ringway_connections_refused_total counter\n");
     text.line("ringway_connections_refused_total %lu\n",
               sum(shards, shard_count,
@@ -92,7 +94,9 @@ uint32_t metrics_render(char* out, uint32_t capacity, const ShardMetrics* const*
     text.line("ringway_arena_chunks_in_use %lu\n",
               sum(shards, shard_count,
                   [](const ShardMetrics& m) -> const Counter& { return m.arena_chunks_in_use; }));
-    text.line("# HELP ringway_recv_buffer_exhausted_total Multishot recvs ended by an empty buffer ring.\n");
+    text.line(
+        "# HELP ringway_recv_buffer_exhausted_total Multishot recvs ended by an empty buffer "
+        "ring.\n");
     text.line("# TYPE ringway_recv_buffer_exhausted_total counter\n");
     text.line("ringway_recv_buffer_exhausted_total %lu\n",
               sum(shards, shard_count,

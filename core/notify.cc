@@ -31,8 +31,7 @@ bool notify_systemd(const char* state) {
     if (fd < 0) {
         return false;
     }
-    const auto address_bytes =
-        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path_bytes);
+    const auto address_bytes = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path_bytes);
     const ssize_t sent = ::sendto(fd, state, std::strlen(state), MSG_NOSIGNAL,
                                   reinterpret_cast<const sockaddr*>(&address), address_bytes);
     ::close(fd);

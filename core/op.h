@@ -9,14 +9,14 @@
 namespace rw {
 
 enum class Op : uint8_t {
-    accept = 1,  // Multishot accept on the shard's listener (no slot).
-    wake,        // eventfd read: another thread asked this shard to look at its stop flag.
-    recv,        // Multishot recv into the provided buffer ring.
-    send,        // A response (head and body) from arena memory.
+    accept = 1,     // Multishot accept on the shard's listener (no slot).
+    wake,           // eventfd read: another thread asked this shard to look at its stop flag.
+    recv,           // Multishot recv into the provided buffer ring.
+    send,           // A response (head and body) from arena memory.
     send_continue,  // The static "100 Continue" interim response.
-    cancel,      // Cancels every operation on a connection's fd.
-    shutdown,    // Half-close (SHUT_WR) before a lingering close.
-    close,       // Final close of a connection's fd.
+    cancel,         // Cancels every operation on a connection's fd.
+    shutdown,       // Half-close (SHUT_WR) before a lingering close.
+    close,          // Final close of a connection's fd.
     // Operations of the request handler (proxy/): their completions go to
     // RequestHandler::on_cqe, which owns the meaning of gen and slot.
     handler_connect,
@@ -27,7 +27,9 @@ enum class Op : uint8_t {
     handler_timeout,
 };
 
-constexpr bool op_is_handler(Op op) { return op >= Op::handler_connect; }
+constexpr bool op_is_handler(Op op) {
+    return op >= Op::handler_connect;
+}
 
 struct OpTag {
     Op op;

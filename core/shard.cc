@@ -6,7 +6,8 @@
 //   [io_uring_prep_recv_multishot(3), io_uring_prep_multishot_accept(3)];
 // - -ENOBUFS on a buffer-select recv is back-pressure, not an error (liburing recv_enobufs);
 // - closing an fd does not cancel io_uring requests on it (they hold a file reference), so
-//   a connection is cancelled first and closed once no request is left [io_uring_prep_cancel_fd(3)].
+//   a connection is cancelled first and closed once no request is left
+//   [io_uring_prep_cancel_fd(3)].
 #include "core/shard.h"
 
 #include <sys/eventfd.h>
@@ -65,8 +66,8 @@ Shard::Shard(ServerShared& shared, uint32_t index, int listen_fd)
       config_(*shared.config),
       index_(index),
       listen_fd_(listen_fd),
-      parser_limits_{config_.max_request_line_bytes, config_.max_header_bytes,
-                     config_.max_headers, config_.max_body_bytes, config_.max_chunk_ext_bytes},
+      parser_limits_{config_.max_request_line_bytes, config_.max_header_bytes, config_.max_headers,
+                     config_.max_body_bytes, config_.max_chunk_ext_bytes},
       chunk_pool_(small_chunks_max(config_), large_bytes_max(config_)) {
     RW_ASSERT(index < shards_max);
 }
@@ -113,8 +114,9 @@ bool Shard::setup(std::string& error) {
     }
     if (rc < 0) {
         if (rc == -EPERM || rc == -EACCES) {
-            error = "io_uring is disabled for this process (kernel.io_uring_disabled sysctl or a "
-                    "seccomp filter): ";
+            error =
+                "io_uring is disabled for this process (kernel.io_uring_disabled sysctl or a "
+                "seccomp filter): ";
         } else if (rc == -ENOSYS) {
             error = "this kernel has no io_uring (Linux 5.19 or newer is required): ";
         } else {
@@ -323,8 +325,8 @@ void Shard::submit_send(Conn& conn) {
     } else {
         for (uint8_t i = 0; i < count; i++) {
             SendSegment& segment = conn.segments[(conn.segment_head + i) % conn_send_segments_max];
-            conn.iov[i].iov_base = const_cast<char*>(segment.data != nullptr ? segment.data
-                                                                              : segment.inline_text);
+            conn.iov[i].iov_base =
+                const_cast<char*>(segment.data != nullptr ? segment.data : segment.inline_text);
             conn.iov[i].iov_len = segment.length_bytes;
         }
         std::memset(&conn.message, 0, sizeof(conn.message));
@@ -412,7 +414,7 @@ void Shard::on_cqe(const io_uring_cqe& cqe) {
             break;
         case Op::cancel:
         case Op::shutdown: conn.inflight_sqes -= 1; break;  // Results are advisory.
-        case Op::close: on_close(conn); return;              // The slot may be free now.
+        case Op::close: on_close(conn); return;             // The slot may be free now.
         case Op::accept:
         case Op::wake:
         case Op::handler_connect:
@@ -716,7 +718,8 @@ void Shard::conn_process_input(Conn& conn) {
         pending.offset_bytes += result.consumed_bytes;
         if (pending.offset_bytes == pending.length_bytes) {
             buf_ring_.give_back(pending.bid);
-            conn.pending_head = static_cast<uint8_t>((conn.pending_head + 1) % conn_pending_bufs_max);
+            conn.pending_head =
+                static_cast<uint8_t>((conn.pending_head + 1) % conn_pending_bufs_max);
             conn.pending_count -= 1;
         }
         switch (result.event) {
@@ -768,7 +771,7 @@ void Shard::conn_dispatch(Conn& conn) {
     if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
         if (!is_get) {
             respond_error(conn, 405, "method_not_allowed",
-                               "Only GET and HEAD are allowed on this path.");
+                          "Only GET and HEAD are allowed on this path.");
             return;
         }
         if (path == "/healthz") {
@@ -791,8 +794,8 @@ void Shard::conn_dispatch(Conn& conn) {
                 respond_error(conn, 503, "overloaded", "The gateway is out of memory.");
                 return;
             }
-            uint32_t length = metrics_render(text, metrics_text_bytes_max, shared_.metrics,
-                                             shared_.shard_count);
+            uint32_t length =
+                metrics_render(text, metrics_text_bytes_max, shared_.metrics, shared_.shard_count);
             if (shared_.render_metrics != nullptr) {
                 length += shared_.render_metrics(shared_.hooks_context, text + length,
                                                  metrics_text_bytes_max - length);
@@ -807,30 +810,28 @@ void Shard::conn_dispatch(Conn& conn) {
     }
     // OpenAI answers unknown routes with 404 "Invalid URL (METHOD /path)".
     char message[128];
-    const int length = std::snprintf(message, sizeof(message), "Invalid URL (%.*s %.*s)",
-                                     int(request.method_text.size() > 16 ? 16 : request.method_text.size()),
-                                     request.method_text.data(),
-                                     int(path.size() > 80 ? 80 : path.size()), path.data());
+    const int length = std::snprintf(
+        message, sizeof(message), "Invalid URL (%.*s %.*s)",
+        int(request.method_text.size() > 16 ? 16 : request.method_text.size()),
+        request.method_text.data(), int(path.size() > 80 ? 80 : path.size()), path.data());
     respond_error(conn, 404, "unknown_url",
-                       {message, static_cast<size_t>(length > 0 ? length : 0)});
+                  {message, static_cast<size_t>(length > 0 ? length : 0)});
 }
 
 // Connection: close when this is the last response the connection will carry. A client
 // that half-closed after pipelining still gets every request it sent answered.
 bool Shard::conn_response_is_close(const Conn& conn) const {
     return conn.is_error_response || is_draining_ ||
-           (conn.is_peer_closed && conn.pending_count == 0) ||
-           !conn.parser.request().keep_alive;
+           (conn.is_peer_closed && conn.pending_count == 0) || !conn.parser.request().keep_alive;
 }
 
 void Shard::conn_respond(Conn& conn, uint16_t status, std::string_view content_type,
-                         std::string_view body, bool is_head_only,
-                         std::string_view extra_headers) {
+                         std::string_view body, bool is_head_only, std::string_view extra_headers) {
     RW_ASSERT(conn.state == ConnState::handling);
     RW_ASSERT(conn.response_phase == ResponsePhase::none);
     const bool is_close = conn_response_is_close(conn);
-    const uint32_t capacity = response_head_bytes_max +
-                              static_cast<uint32_t>(extra_headers.size() + body.size());
+    const uint32_t capacity =
+        response_head_bytes_max + static_cast<uint32_t>(extra_headers.size() + body.size());
     auto* out = static_cast<char*>(conn.arena.alloc(capacity, 1));
     if (out == nullptr) {
         conn_close(conn);  // Not even room for an answer: the pool is exhausted.
@@ -839,10 +840,15 @@ void Shard::conn_respond(Conn& conn, uint16_t status, std::string_view content_t
     // An HTTP/1.0 client keeps the connection only when told so explicitly.
     const bool is_http10_keepalive = !is_close && conn.parser.request().version_minor == 0;
     const std::string_view keepalive_line = is_http10_keepalive ? "Connection: keep-alive\r\n" : "";
-    const uint32_t length = write_response(
-        out, capacity,
-        {status, content_type, body, is_close, is_head_only, extra_headers,
-         {date_line_, date_line_bytes}, keepalive_line});
+    const uint32_t length = write_response(out, capacity,
+                                           {status,
+                                            content_type,
+                                            body,
+                                            is_close,
+                                            is_head_only,
+                                            extra_headers,
+                                            {date_line_, date_line_bytes},
+                                            keepalive_line});
     RW_ASSERT(length > 0);
     conn.is_close_after_send = is_close;
     conn.response_status = status;
@@ -894,14 +900,14 @@ bool Shard::stream_begin(Conn& conn, uint16_t status, std::string_view content_t
     }
     // The head announces chunked coding; write_response adds Content-Length only for
     // whole bodies, so the head is written by hand here.
-    int length = std::snprintf(out, capacity, "HTTP/1.1 %u %.*s\r\nServer: ringway\r\n%s"
-                               "Content-Type: %.*s\r\n%s%s%.*s\r\n",
-                               status, int(status_reason(status).size()),
-                               status_reason(status).data(), date_line_, int(content_type.size()),
-                               content_type.data(),
-                               conn.is_stream_raw ? "" : "Transfer-Encoding: chunked\r\n",
-                               is_close ? "Connection: close\r\n" : "",
-                               int(extra_headers.size()), extra_headers.data());
+    int length = std::snprintf(
+        out, capacity,
+        "HTTP/1.1 %u %.*s\r\nServer: ringway\r\n%s"
+        "Content-Type: %.*s\r\n%s%s%.*s\r\n",
+        status, int(status_reason(status).size()), status_reason(status).data(), date_line_,
+        int(content_type.size()), content_type.data(),
+        conn.is_stream_raw ? "" : "Transfer-Encoding: chunked\r\n",
+        is_close ? "Connection: close\r\n" : "", int(extra_headers.size()), extra_headers.data());
     RW_ASSERT(length > 0);
     RW_ASSERT(static_cast<uint32_t>(length) < capacity);
     conn.is_close_after_send = is_close;
@@ -1023,8 +1029,9 @@ void Shard::handler_release(Conn& conn) {
     conn.handler_request = nullptr;
     if (conn.state == ConnState::closing) {
         conn_maybe_finish_close(conn);
-    } else if (conn.state == ConnState::handling && conn.response_phase == ResponsePhase::complete &&
-               conn.segment_count == 0 && !conn.is_send_inflight) {
+    } else if (conn.state == ConnState::handling &&
+               conn.response_phase == ResponsePhase::complete && conn.segment_count == 0 &&
+               !conn.is_send_inflight) {
         conn_response_sent(conn);  // The response went out before the handler let go.
     }
 }
@@ -1033,7 +1040,7 @@ void Shard::conn_respond_parse_error(Conn& conn, ParseError error) {
     RW_ASSERT(error != ParseError::none);
     metrics_.parse_errors[static_cast<uint32_t>(error)].add();
     respond_error(conn, parse_error_status(error), parse_error_code(error),
-                       parse_error_message(error));
+                  parse_error_message(error));
 }
 
 void Shard::conn_response_sent(Conn& conn) {
@@ -1133,15 +1140,14 @@ void Shard::conn_on_deadline(Conn& conn) {
             metrics_.timeouts[static_cast<uint32_t>(TimeoutPhase::header)].add();
             if (conn.parser.in_message() || conn.pending_count > 0) {
                 respond_error(conn, 408, "request_timeout",
-                                   "The request headers did not arrive in time.");
+                              "The request headers did not arrive in time.");
             } else {
                 conn_close(conn);  // Never sent a byte: nothing to answer.
             }
             return;
         case Deadline::body:
             metrics_.timeouts[static_cast<uint32_t>(TimeoutPhase::body)].add();
-            respond_error(conn, 408, "request_timeout",
-                               "The request body stopped arriving.");
+            respond_error(conn, 408, "request_timeout", "The request body stopped arriving.");
             return;
         case Deadline::send:
             metrics_.timeouts[static_cast<uint32_t>(TimeoutPhase::send)].add();
@@ -1174,6 +1180,8 @@ void Shard::drain_begin() {
     }
 }
 
-bool Shard::is_drained() const { return conns_open_count_ == 0 && !is_accept_armed_; }
+bool Shard::is_drained() const {
+    return conns_open_count_ == 0 && !is_accept_armed_;
+}
 
 }  // namespace rw

@@ -77,8 +77,8 @@ public:
     void handler_take(Conn& conn, void* request);
     void handler_release(Conn& conn);
     // A whole response; body (arena or static memory) is copied after the head.
-    void respond(Conn& conn, uint16_t status, std::string_view content_type,
-                 std::string_view body, std::string_view extra_headers);
+    void respond(Conn& conn, uint16_t status, std::string_view content_type, std::string_view body,
+                 std::string_view extra_headers);
     void respond_error(Conn& conn, uint16_t status, std::string_view code,
                        std::string_view message);
     // A chunked response: the head now, pieces as they come, then the end. A piece may
@@ -169,7 +169,7 @@ private:
     uint32_t* free_slots_ = nullptr;
     uint32_t free_slot_count_ = 0;
     uint32_t conns_open_count_ = 0;
-    uint32_t slots_high_water_ = 0;  // Slots [0, high water) have been used.
+    uint32_t slots_high_water_ = 0;   // Slots [0, high water) have been used.
     uint32_t* rearm_list_ = nullptr;  // Conns whose recv must be re-armed at turn end.
     uint32_t rearm_count_ = 0;
     ShardMetrics metrics_;

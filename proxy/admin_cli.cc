@@ -31,10 +31,12 @@ bool admin_cli_is_command(std::string_view arg) {
 }
 
 bool admin_cli_parse_duration(std::string_view text, int64_t& seconds) {
-    if (text.size() < 2 || text.size() > 12) return false;
+    if (text.size() < 2 || text.size() > 12)
+        return false;
     int64_t count = 0;
     for (const char c : text.substr(0, text.size() - 1)) {
-        if (c < '0' || c > '9') return false;
+        if (c < '0' || c > '9')
+            return false;
         count = count * 10 + (c - '0');
     }
     int64_t unit = 0;
@@ -131,7 +133,8 @@ bool args_parse(int argc, char** argv, int first, Args& args, std::string& error
 
 const std::string* args_option(const Args& args, std::string_view name) {
     for (const auto& [option, value] : args.options) {
-        if (option == name) return &value;
+        if (option == name)
+            return &value;
     }
     return nullptr;
 }
@@ -140,7 +143,8 @@ bool args_only(const Args& args, std::initializer_list<std::string_view> known,
                std::string& error) {
     for (const auto& [option, value] : args.options) {
         bool is_known = false;
-        for (const std::string_view candidate : known) is_known = is_known || candidate == option;
+        for (const std::string_view candidate : known)
+            is_known = is_known || candidate == option;
         if (!is_known) {
             error = "unknown option --" + option;
             return false;
@@ -150,10 +154,12 @@ bool args_only(const Args& args, std::initializer_list<std::string_view> known,
 }
 
 bool parse_count(std::string_view text, int64_t& out) {
-    if (text.empty() || text.size() > 18) return false;
+    if (text.empty() || text.size() > 18)
+        return false;
     int64_t value = 0;
     for (const char c : text) {
-        if (c < '0' || c > '9') return false;
+        if (c < '0' || c > '9')
+            return false;
         value = value * 10 + (c - '0');
     }
     out = value;
@@ -168,10 +174,14 @@ std::string models_json(std::string_view list) {
         const size_t comma = list.find(',');
         std::string_view item = list.substr(0, comma);
         list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-        if (item.empty()) continue;
-        if (!is_first) out += ",";
+        while (!item.empty() && item.front() == ' ')
+            item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ')
+            item.remove_suffix(1);
+        if (item.empty())
+            continue;
+        if (!is_first)
+            out += ",";
         admin_json_append_string(out, item);
         is_first = false;
     }
@@ -222,8 +232,10 @@ bool target_from_env(AdminTarget& target, std::string& error) {
         host = host.substr(1, host.size() - 2);
     }
     // A wildcard listener is reached over loopback.
-    if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
-    if (host == "::") host = "::1";
+    if (host == "0.0.0.0" || host.empty())
+        host = "127.0.0.1";
+    if (host == "::")
+        host = "::1";
     auto& v4 = reinterpret_cast<sockaddr_in&>(target.address);
     auto& v6 = reinterpret_cast<sockaddr_in6&>(target.address);
     if (::inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
@@ -257,12 +269,14 @@ int left_ms(Clock::time_point deadline) {
 // Non-blocking connect with a deadline [connect(2): EINPROGRESS, then SO_ERROR].
 int connect_with_deadline(const AdminTarget& target, Clock::time_point deadline,
                           std::string& error) {
-    const int fd = ::socket(target.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    const int fd =
+        ::socket(target.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         error = std::string("socket: ") + std::strerror(errno);
         return -1;
     }
-    int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&target.address), target.address_bytes);
+    int rc =
+        ::connect(fd, reinterpret_cast<const sockaddr*>(&target.address), target.address_bytes);
     int connect_errno = rc == 0 ? 0 : errno;
     if (rc != 0 && connect_errno == EINPROGRESS) {
         pollfd pfd{fd, POLLOUT, 0};
@@ -283,8 +297,8 @@ int connect_with_deadline(const AdminTarget& target, Clock::time_point deadline,
     return fd;
 }
 
-bool exchange_io(int fd, const std::string& request, Clock::time_point deadline,
-                 std::string& raw, std::string& error) {
+bool exchange_io(int fd, const std::string& request, Clock::time_point deadline, std::string& raw,
+                 std::string& error) {
     std::string_view pending = request;
     while (!pending.empty()) {
         const ssize_t sent = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL);
@@ -310,8 +324,10 @@ bool exchange_io(int fd, const std::string& request, Clock::time_point deadline,
             return false;
         }
         const ssize_t got = ::recv(fd, buffer, sizeof(buffer), 0);
-        if (got == 0) return true;
-        if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (got == 0)
+            return true;
+        if (got < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
         if (got < 0) {
             error = std::string("reading from the admin API: ") + std::strerror(errno);
             return false;
@@ -328,21 +344,23 @@ bool http_call(const AdminTarget& target, std::string_view method, std::string_v
                std::string_view body, HttpResult& result, std::string& error) {
     const auto deadline = Clock::now() + std::chrono::milliseconds(admin_cli_timeout_ms);
     const int fd = connect_with_deadline(target, deadline, error);
-    if (fd < 0) return false;
+    if (fd < 0)
+        return false;
     std::string request = std::string(method) + " " + std::string(path) +
-                          " HTTP/1.1\r\nHost: " + target.text +
-                          "\r\nAuthorization: Bearer " + target.token +
-                          "\r\nConnection: close\r\nUser-Agent: ringway-cli\r\n";
+                          " HTTP/1.1\r\nHost: " + target.text + "\r\nAuthorization: Bearer " +
+                          target.token + "\r\nConnection: close\r\nUser-Agent: ringway-cli\r\n";
     if (!body.empty()) {
-        request += "Content-Type: application/json\r\nContent-Length: " +
-                   std::to_string(body.size()) + "\r\n";
+        request +=
+            "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+            "\r\n";
     }
     request += "\r\n";
     request += body;
     std::string raw;
     const bool is_ok = exchange_io(fd, request, deadline, raw, error);
     ::close(fd);
-    if (!is_ok) return false;
+    if (!is_ok)
+        return false;
     const size_t head_end = raw.find("\r\n\r\n");
     if (!raw.starts_with("HTTP/1.") || raw.size() < 12 || head_end == std::string::npos) {
         error = "the admin API at " + target.text + " sent no valid HTTP response";
@@ -360,13 +378,15 @@ using Row = std::vector<std::string>;
 // Terminal columns of UTF-8 text: code points (UTF-8 continuation bytes do not count).
 size_t display_width(std::string_view text) {
     size_t width = 0;
-    for (const char c : text) width += (uint8_t(c) & 0xc0) != 0x80 ? 1 : 0;
+    for (const char c : text)
+        width += (uint8_t(c) & 0xc0) != 0x80 ? 1 : 0;
     return width;
 }
 
 void print_table(const Row& header, const std::vector<Row>& rows) {
     std::vector<size_t> widths(header.size(), 0);
-    for (size_t i = 0; i < header.size(); i++) widths[i] = display_width(header[i]);
+    for (size_t i = 0; i < header.size(); i++)
+        widths[i] = display_width(header[i]);
     for (const Row& row : rows) {
         for (size_t i = 0; i < row.size() && i < widths.size(); i++) {
             widths[i] = std::max(widths[i], display_width(row[i]));
@@ -376,35 +396,44 @@ void print_table(const Row& header, const std::vector<Row>& rows) {
         std::string line;
         for (size_t i = 0; i < row.size(); i++) {
             line += row[i];
-            if (i + 1 < row.size()) line += std::string(widths[i] - display_width(row[i]) + 2, ' ');
+            if (i + 1 < row.size())
+                line += std::string(widths[i] - display_width(row[i]) + 2, ' ');
         }
         std::printf("%s\n", line.c_str());
     };
     print_row(header);
-    for (const Row& row : rows) print_row(row);
+    for (const Row& row : rows)
+        print_row(row);
 }
 
 // A field as display text: numbers, strings, booleans; null → "-"; arrays joined by ",".
 std::string field_text(simdjson::dom::element object, std::string_view name) {
     simdjson::dom::element value;
-    if (object[name].get(value) != simdjson::SUCCESS || value.is_null()) return "-";
+    if (object[name].get(value) != simdjson::SUCCESS || value.is_null())
+        return "-";
     std::string_view text;
     int64_t integer = 0;
     uint64_t unsigned_integer = 0;
     bool flag = false;
     simdjson::dom::array items;
-    if (value.get_string().get(text) == simdjson::SUCCESS) return std::string(text);
-    if (value.get_int64().get(integer) == simdjson::SUCCESS) return std::to_string(integer);
+    if (value.get_string().get(text) == simdjson::SUCCESS)
+        return std::string(text);
+    if (value.get_int64().get(integer) == simdjson::SUCCESS)
+        return std::to_string(integer);
     if (value.get_uint64().get(unsigned_integer) == simdjson::SUCCESS) {
         return std::to_string(unsigned_integer);
     }
-    if (value.get_bool().get(flag) == simdjson::SUCCESS) return flag ? "yes" : "no";
-    if (value.get_array().get(items) != simdjson::SUCCESS) return "?";
+    if (value.get_bool().get(flag) == simdjson::SUCCESS)
+        return flag ? "yes" : "no";
+    if (value.get_array().get(items) != simdjson::SUCCESS)
+        return "?";
     std::string joined;
     for (simdjson::dom::element item : items) {
         std::string_view item_text;
-        if (item.get_string().get(item_text) != simdjson::SUCCESS) continue;
-        if (!joined.empty()) joined += ",";
+        if (item.get_string().get(item_text) != simdjson::SUCCESS)
+            continue;
+        if (!joined.empty())
+            joined += ",";
         joined += item_text;
     }
     return joined.empty() ? "(all)" : joined;
@@ -412,7 +441,8 @@ std::string field_text(simdjson::dom::element object, std::string_view name) {
 
 std::string time_text(simdjson::dom::element object, std::string_view name, int64_t divisor) {
     int64_t value = 0;
-    if (object[name].get_int64().get(value) != simdjson::SUCCESS || value == 0) return "-";
+    if (object[name].get_int64().get(value) != simdjson::SUCCESS || value == 0)
+        return "-";
     const time_t seconds = time_t(value / divisor);
     tm parts{};
     gmtime_r(&seconds, &parts);
@@ -426,13 +456,15 @@ enum class Shape : uint8_t { key, channel, usage, log };
 Row shape_header(Shape shape) {
     switch (shape) {
         case Shape::key:
-            return {"ID", "NAME", "PREFIX", "STATUS", "QUOTA", "USED", "EXPIRES", "MODELS", "RPM", "CONC"};
+            return {"ID",   "NAME",    "PREFIX", "STATUS", "QUOTA",
+                    "USED", "EXPIRES", "MODELS", "RPM",    "CONC"};
         case Shape::channel:
-            return {"ID", "NAME", "KIND", "BASE_URL", "API_KEY", "MODELS", "PRIO", "WEIGHT", "ENABLED"};
-        case Shape::usage:
-            return {"DAY", "KEY", "REQUESTS", "PROMPT", "COMPLETION", "TOTAL"};
+            return {"ID",     "NAME", "KIND",   "BASE_URL", "API_KEY",
+                    "MODELS", "PRIO", "WEIGHT", "ENABLED"};
+        case Shape::usage: return {"DAY", "KEY", "REQUESTS", "PROMPT", "COMPLETION", "TOTAL"};
         case Shape::log:
-            return {"ID", "TIME", "KEY", "CHANNEL", "MODEL", "STATUS", "TOKENS", "END", "LATENCY_MS"};
+            return {"ID",     "TIME",   "KEY", "CHANNEL",   "MODEL",
+                    "STATUS", "TOKENS", "END", "LATENCY_MS"};
     }
     return {};
 }
@@ -441,22 +473,39 @@ Row shape_row(Shape shape, simdjson::dom::element item) {
     const auto f = [&](std::string_view name) { return field_text(item, name); };
     switch (shape) {
         case Shape::key:
-            return {f("id"), f("name"), f("key_prefix"), f("status"), f("quota_tokens"),
-                    f("quota_used_tokens"), time_text(item, "expires_at", 1), f("models"), f("rpm"),
+            return {f("id"),
+                    f("name"),
+                    f("key_prefix"),
+                    f("status"),
+                    f("quota_tokens"),
+                    f("quota_used_tokens"),
+                    time_text(item, "expires_at", 1),
+                    f("models"),
+                    f("rpm"),
                     f("max_concurrency")};
         case Shape::channel:
-            return {f("id"), f("name"), f("kind"), f("base_url"), f("api_key"), f("models"),
-                    f("priority"), f("weight"), f("enabled")};
+            return {f("id"),     f("name"),     f("kind"),   f("base_url"), f("api_key"),
+                    f("models"), f("priority"), f("weight"), f("enabled")};
         case Shape::usage:
-            return {f("day"), f("key_id"), f("requests"), f("prompt_tokens"),
-                    f("completion_tokens"), f("total_tokens")};
+            return {f("day"),
+                    f("key_id"),
+                    f("requests"),
+                    f("prompt_tokens"),
+                    f("completion_tokens"),
+                    f("total_tokens")};
         case Shape::log: {
             int64_t latency_us = 0;
             if (item["latency_us"].get_int64().get(latency_us) != simdjson::SUCCESS) {
                 latency_us = 0;
             }
-            return {f("id"), time_text(item, "ts_ms", 1000), f("key_id"), f("channel_id"),
-                    f("model_requested"), f("status"), f("total_tokens"), f("end_reason"),
+            return {f("id"),
+                    time_text(item, "ts_ms", 1000),
+                    f("key_id"),
+                    f("channel_id"),
+                    f("model_requested"),
+                    f("status"),
+                    f("total_tokens"),
+                    f("end_reason"),
                     std::to_string(latency_us / 1000)};
         }
     }
@@ -467,11 +516,13 @@ Row shape_row(Shape shape, simdjson::dom::element item) {
 bool print_shape(Shape shape, const std::string& body) {
     simdjson::dom::parser parser;
     simdjson::dom::element root;
-    if (parser.parse(body).get(root) != simdjson::SUCCESS) return false;
+    if (parser.parse(body).get(root) != simdjson::SUCCESS)
+        return false;
     std::vector<Row> rows;
     simdjson::dom::array data;
     if (root["data"].get_array().get(data) == simdjson::SUCCESS) {
-        for (simdjson::dom::element item : data) rows.push_back(shape_row(shape, item));
+        for (simdjson::dom::element item : data)
+            rows.push_back(shape_row(shape, item));
     } else {
         rows.push_back(shape_row(shape, root));
     }
@@ -517,7 +568,8 @@ bool add_int_option(const Args& args, std::string_view option, std::string_view 
                     bool allows_negative, std::string_view null_word, BodyBuilder& body,
                     std::string& error) {
     const std::string* value = args_option(args, option);
-    if (value == nullptr) return true;
+    if (value == nullptr)
+        return true;
     if (!null_word.empty() && *value == null_word) {
         body.add(field, "null");
         return true;
@@ -536,7 +588,8 @@ bool add_int_option(const Args& args, std::string_view option, std::string_view 
 bool add_secret_from_env(const Args& args, std::string_view option, std::string_view field,
                          BodyBuilder& body, std::string& error) {
     const std::string* variable = args_option(args, option);
-    if (variable == nullptr) return true;
+    if (variable == nullptr)
+        return true;
     const char* secret = std::getenv(variable->c_str());
     if (secret == nullptr || *secret == '\0') {
         error = "environment variable " + *variable + " (from --" + std::string(option) +
@@ -549,7 +602,8 @@ bool add_secret_from_env(const Args& args, std::string_view option, std::string_
 
 bool key_body(const Args& args, bool is_create, std::string& out, std::string& error) {
     BodyBuilder body;
-    if (const std::string* name = args_option(args, "name")) body.add_string("name", *name);
+    if (const std::string* name = args_option(args, "name"))
+        body.add_string("name", *name);
     if (!add_int_option(args, "quota", "quota_tokens", false, "none", body, error) ||
         !add_int_option(args, "rpm", "rpm", false, {}, body, error) ||
         !add_int_option(args, "concurrency", "max_concurrency", false, {}, body, error)) {
@@ -564,29 +618,36 @@ bool key_body(const Args& args, bool is_create, std::string& out, std::string& e
             error = "--expires must be a duration (30d, 12h), Unix seconds or never";
             return false;
         }
-        body.add("expires_at", expires_at_s == 0 ? std::string("null") : std::to_string(expires_at_s));
+        body.add("expires_at",
+                 expires_at_s == 0 ? std::string("null") : std::to_string(expires_at_s));
     }
-    if (is_create && !add_secret_from_env(args, "key-env", "key", body, error)) return false;
+    if (is_create && !add_secret_from_env(args, "key-env", "key", body, error))
+        return false;
     out = body.finish();
     return true;
 }
 
 bool channel_body(const Args& args, std::string& out, std::string& error) {
     BodyBuilder body;
-    for (const auto& [option, field] : {std::pair{"name", "name"}, std::pair{"kind", "kind"},
-                                        std::pair{"base-url", "base_url"},
-                                        std::pair{"ca-file", "ca_file"}}) {
-        if (const std::string* value = args_option(args, option)) body.add_string(field, *value);
+    for (const auto& [option, field] :
+         {std::pair{"name", "name"}, std::pair{"kind", "kind"}, std::pair{"base-url", "base_url"},
+          std::pair{"ca-file", "ca_file"}}) {
+        if (const std::string* value = args_option(args, option))
+            body.add_string(field, *value);
     }
-    if (const std::string* models = args_option(args, "models")) body.add("models", models_json(*models));
+    if (const std::string* models = args_option(args, "models"))
+        body.add("models", models_json(*models));
     if (!add_int_option(args, "priority", "priority", true, {}, body, error) ||
         !add_int_option(args, "weight", "weight", false, {}, body, error) ||
         !add_secret_from_env(args, "api-key-env", "api_key", body, error)) {
         return false;
     }
-    if (args_option(args, "allow-private-network") != nullptr) body.add("allow_private_network", "true");
-    if (args_option(args, "enabled") != nullptr) body.add("enabled", "true");
-    if (args_option(args, "disabled") != nullptr) body.add("enabled", "false");
+    if (args_option(args, "allow-private-network") != nullptr)
+        body.add("allow_private_network", "true");
+    if (args_option(args, "enabled") != nullptr)
+        body.add("enabled", "true");
+    if (args_option(args, "disabled") != nullptr)
+        body.add("enabled", "false");
     out = body.finish();
     return true;
 }
@@ -605,7 +666,10 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
     command.shape = Shape::key;
     std::string id;
     if (verb == "create") {
-        if (!args_only(args, {"name", "quota", "models", "rpm", "concurrency", "expires", "key-env"}, error)) return false;
+        if (!args_only(args,
+                       {"name", "quota", "models", "rpm", "concurrency", "expires", "key-env"},
+                       error))
+            return false;
         if (args_option(args, "name") == nullptr || !args.positional.empty()) {
             error = "key create needs --name NAME";
             return false;
@@ -621,7 +685,8 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
         error = "unknown key command \"" + verb + "\"";
         return false;
     }
-    if (!id_argument(args, id, error)) return false;
+    if (!id_argument(args, id, error))
+        return false;
     if (verb == "show") {
         command = {"GET", "/admin/keys/" + id, {}, Shape::key, false, false};
         return args_only(args, {}, error);
@@ -630,7 +695,8 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
         command = {"DELETE", "/admin/keys/" + id, {}, Shape::key, false, false};
         return args_only(args, {}, error);
     }
-    if (!args_only(args, {"name", "quota", "models", "rpm", "concurrency", "expires"}, error)) return false;
+    if (!args_only(args, {"name", "quota", "models", "rpm", "concurrency", "expires"}, error))
+        return false;
     command = {"PATCH", "/admin/keys/" + id, {}, Shape::key, false, false};
     return key_body(args, false, command.body, error);
 }
@@ -639,10 +705,12 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
                      std::string& error) {
     std::string id;
     const std::initializer_list<std::string_view> fields = {
-        "name", "kind", "base-url", "api-key-env", "models", "priority", "weight",
-        "allow-private-network", "ca-file", "enabled", "disabled"};
+        "name",    "kind",     "base-url", "api-key-env",
+        "models",  "priority", "weight",   "allow-private-network",
+        "ca-file", "enabled",  "disabled"};
     if (verb == "add") {
-        if (!args_only(args, fields, error)) return false;
+        if (!args_only(args, fields, error))
+            return false;
         for (const char* required : {"name", "kind", "base-url", "api-key-env"}) {
             if (args_option(args, required) == nullptr) {
                 error = std::string("channel add needs --") + required;
@@ -660,7 +728,8 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
         error = "unknown channel command \"" + verb + "\"";
         return false;
     }
-    if (!id_argument(args, id, error)) return false;
+    if (!id_argument(args, id, error))
+        return false;
     if (verb == "show") {
         command = {"GET", "/admin/channels/" + id, {}, Shape::channel, false, false};
         return args_only(args, {}, error);
@@ -669,7 +738,8 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
         command = {"DELETE", "/admin/channels/" + id, {}, Shape::channel, false, true};
         return args_only(args, {}, error);
     }
-    if (!args_only(args, fields, error)) return false;
+    if (!args_only(args, fields, error))
+        return false;
     command = {"PATCH", "/admin/channels/" + id, {}, Shape::channel, false, false};
     return channel_body(args, command.body, error);
 }
@@ -696,27 +766,33 @@ bool report_command(const std::string& command_word, const Args& args, Command& 
         return false;
     }
     if (const std::string* key = args_option(args, "key")) {
-        if (!add_query(query, "key_id", *key, error)) return false;
+        if (!add_query(query, "key_id", *key, error))
+            return false;
     }
     if (command_word == "logs") {
-        if (!args_only(args, {"key", "limit", "before"}, error)) return false;
+        if (!args_only(args, {"key", "limit", "before"}, error))
+            return false;
         for (const char* name : {"limit", "before"}) {
             const std::string* value = args_option(args, name);
-            if (value != nullptr && !add_query(query, name, *value, error)) return false;
+            if (value != nullptr && !add_query(query, name, *value, error))
+                return false;
         }
         command = {"GET", "/admin/logs" + query, {}, Shape::log, false, false};
         return true;
     }
-    if (!args_only(args, {"key", "since", "until"}, error)) return false;
+    if (!args_only(args, {"key", "since", "until"}, error))
+        return false;
     for (const char* name : {"since", "until"}) {
         const std::string* value = args_option(args, name);
-        if (value == nullptr) continue;
+        if (value == nullptr)
+            continue;
         int64_t seconds = 0;
         // "7d" means since seven days ago; the API turns Unix seconds into a UTC day.
         const std::string bound = admin_cli_parse_duration(*value, seconds)
                                       ? std::to_string(int64_t(std::time(nullptr)) - seconds)
                                       : *value;
-        if (!add_query(query, name, bound, error)) return false;
+        if (!add_query(query, name, bound, error))
+            return false;
     }
     command = {"GET", "/admin/usage" + query, {}, Shape::usage, false, false};
     return true;
@@ -785,7 +861,8 @@ int admin_cli_main(int argc, char** argv) {
                                             : report_command(command_word, args, command, error);
     }
     if (!is_ok) {
-        std::fprintf(stderr, "ringway %s: %s\n\n%s", command_word.c_str(), error.c_str(), usage_text);
+        std::fprintf(stderr, "ringway %s: %s\n\n%s", command_word.c_str(), error.c_str(),
+                     usage_text);
         return 2;
     }
     AdminTarget target;

@@ -11,7 +11,7 @@
 
 namespace rw {
 
-constexpr uint32_t admin_cli_timeout_ms = 15000;       // Connect + request + response.
+constexpr uint32_t admin_cli_timeout_ms = 15000;  // Connect + request + response.
 constexpr uint32_t admin_cli_response_bytes_max = 64 * 1024 * 1024;
 
 // True for the first arguments the CLI handles: "key", "channel", "usage", "logs".

@@ -6,8 +6,8 @@
 // token the listener is never opened. Nothing here logs a token, key secret or upstream key.
 #pragma once
 
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -23,8 +23,9 @@ class Writer;
 constexpr uint32_t admin_request_line_bytes_max = 8 * 1024;
 constexpr uint32_t admin_header_bytes_max = 16 * 1024;
 constexpr uint32_t admin_header_count_max = 64;
-constexpr uint32_t admin_body_bytes_max = 1024 * 1024;    // JSON bodies are tiny; 1 MiB is lavish.
-constexpr uint32_t admin_connection_timeout_ms = 10000;  // Whole request + response, per connection.
+constexpr uint32_t admin_body_bytes_max = 1024 * 1024;  // JSON bodies are tiny; 1 MiB is lavish.
+constexpr uint32_t admin_connection_timeout_ms =
+    10000;  // Whole request + response, per connection.
 constexpr uint32_t admin_listen_backlog = 64;
 constexpr uint32_t admin_logs_limit_default = 50;
 
@@ -77,7 +78,7 @@ private:
 
     std::unique_ptr<Impl> impl_;  // Parser, chunk pool, JSON parser, dependencies.
     int listen_fd_ = -1;
-    int stop_fd_ = -1;      // eventfd: stop() writes, the thread polls it.
+    int stop_fd_ = -1;  // eventfd: stop() writes, the thread polls it.
     uint16_t port_ = 0;
     std::string listen_text_;
     std::thread thread_;
@@ -91,8 +92,7 @@ private:
 // operator's explicit choice, so that channel gets allow_private_network. Call before
 // the shards start, with the Writer running. Returns false only on a real failure (bad
 // OPENAI_BASE_URL, storage error); nothing to do is success. Logs without the secret.
-[[nodiscard]] bool bootstrap_channels_from_env(Catalog& catalog, Queries& queries,
-                                               EnvLookup lookup, void* lookup_context,
-                                               std::string& error);
+[[nodiscard]] bool bootstrap_channels_from_env(Catalog& catalog, Queries& queries, EnvLookup lookup,
+                                               void* lookup_context, std::string& error);
 
 }  // namespace rw

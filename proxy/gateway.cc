@@ -6,9 +6,9 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <new>
 
 #include "core/log.h"
@@ -147,7 +147,9 @@ bool KeyLimits::rpm_try_take(uint32_t slot, uint32_t rpm, int64_t now_s) {
 }
 
 Gateway::Gateway(GatewayShared& shared, Shard& shard)
-    : shared_(shared), shard_(shard), config_(shard.config()),
+    : shared_(shared),
+      shard_(shard),
+      config_(shard.config()),
       random_state_(0x9E3779B97F4A7C15ull ^ (uint64_t(shard.index()) << 32) ^ monotonic_us()) {
     const uint32_t count = config_.upstream_connections_max;
     upstreams_ = new UpstreamConn[count];
@@ -166,10 +168,10 @@ Gateway::Gateway(GatewayShared& shared, Shard& shard)
     // The shard's simdjson parser, sized now so ordinary bodies never grow it mid-request
     // (larger documents still may, once: that growth is the parser's, capped by the body
     // and response limits).
-    [[maybe_unused]] const bool is_reserved =
-        json_parser_reserve(1u << 20, static_cast<uint32_t>(std::min<uint64_t>(
-                                          std::max(config_.max_body_bytes, config_.max_response_bytes),
-                                          UINT32_MAX - json_padding_bytes)));
+    [[maybe_unused]] const bool is_reserved = json_parser_reserve(
+        1u << 20, static_cast<uint32_t>(std::min<uint64_t>(
+                      std::max(config_.max_body_bytes, config_.max_response_bytes),
+                      UINT32_MAX - json_padding_bytes)));
 }
 
 Gateway::~Gateway() {
@@ -265,20 +267,20 @@ void Gateway::on_request(Conn& conn) {
     const bool is_models = http.path == "/v1/models";
     if (info == nullptr && !is_models) {
         char message[128];
-        const int length = std::snprintf(message, sizeof(message), "Invalid URL (%.*s %.*s)",
-                                         int(http.method_text.size() > 16 ? 16 : http.method_text.size()),
-                                         http.method_text.data(),
-                                         int(http.path.size() > 80 ? 80 : http.path.size()),
-                                         http.path.data());
+        const int length =
+            std::snprintf(message, sizeof(message), "Invalid URL (%.*s %.*s)",
+                          int(http.method_text.size() > 16 ? 16 : http.method_text.size()),
+                          http.method_text.data(),
+                          int(http.path.size() > 80 ? 80 : http.path.size()), http.path.data());
         shard_.respond_error(conn, 404, "unknown_url",
                              {message, static_cast<size_t>(length > 0 ? length : 0)});
         return;
     }
     const Method wanted = is_models ? Method::get : Method::post;
     if (http.method != wanted) {
-        shard_.respond_error(conn, 405, "method_not_allowed",
-                             is_models ? "Only GET is allowed on this path."
-                                       : "Only POST is allowed on this path.");
+        shard_.respond_error(
+            conn, 405, "method_not_allowed",
+            is_models ? "Only GET is allowed on this path." : "Only POST is allowed on this path.");
         return;
     }
     auto* request = conn.arena.make<ProxyRequest>();
@@ -350,7 +352,8 @@ bool Gateway::admit(ProxyRequest& request, const ParsedRequest& http) {
     } quiesce{shared_.snapshots, shard_.index()};
     const KeyEntry* key = snapshot != nullptr ? snapshot->find_key(hash) : nullptr;
     const int64_t now_s = request.started_unix_ms / 1000;
-    if (key == nullptr || !key->is_active || (key->expires_at_s != 0 && key->expires_at_s <= now_s)) {
+    if (key == nullptr || !key->is_active ||
+        (key->expires_at_s != 0 && key->expires_at_s <= now_s)) {
         metrics_.auth_failures.add();
         // The key itself is never echoed (RULES security §3).
         shard_.respond_error(conn, 401, "invalid_api_key",
@@ -370,7 +373,8 @@ bool Gateway::admit(ProxyRequest& request, const ParsedRequest& http) {
     if (http.path == "/v1/models") {
         return true;  // Listing models needs only a valid key.
     }
-    const RequestFieldsError fields_error = request_fields_parse(conn.arena, http.body, request.fields);
+    const RequestFieldsError fields_error =
+        request_fields_parse(conn.arena, http.body, request.fields);
     if (fields_error != RequestFieldsError::none) {
         shard_.respond_error(conn, fields_error == RequestFieldsError::arena_exhausted ? 503 : 400,
                              request_fields_error_code(fields_error),
@@ -579,9 +583,9 @@ uint32_t gateway_metrics_render(char* out, uint32_t capacity, const GatewayShare
         if (used >= capacity) {
             return;
         }
-        const int written = std::snprintf(out + used, capacity - used,
-                                          "# HELP %s %s\n# TYPE %s %s\n%s %lu\n", name, help, name,
-                                          type, name, static_cast<unsigned long>(value));
+        const int written =
+            std::snprintf(out + used, capacity - used, "# HELP %s %s\n# TYPE %s %s\n%s %lu\n", name,
+                          help, name, type, name, static_cast<unsigned long>(value));
         if (written > 0) {
             used += std::min(static_cast<uint32_t>(written), capacity - used);
         }
@@ -597,13 +601,14 @@ uint32_t gateway_metrics_render(char* out, uint32_t capacity, const GatewayShare
     };
     line("ringway_upstream_requests_total", "counter", "Attempts sent to upstreams.",
          sum(&GatewayMetrics::upstream_requests));
-    line("ringway_upstream_retries_total", "counter", "Attempts after the first (on another channel).",
-         sum(&GatewayMetrics::upstream_retries));
+    line("ringway_upstream_retries_total", "counter",
+         "Attempts after the first (on another channel).", sum(&GatewayMetrics::upstream_retries));
     line("ringway_upstream_connects_total", "counter", "New upstream connections.",
          sum(&GatewayMetrics::upstream_connects));
     line("ringway_upstream_reused_total", "counter", "Attempts on a pooled upstream connection.",
          sum(&GatewayMetrics::upstream_reused));
-    line("ringway_upstream_errors_total", "counter", "Failed attempts (connect, reset, protocol, refused).",
+    line("ringway_upstream_errors_total", "counter",
+         "Failed attempts (connect, reset, protocol, refused).",
          sum(&GatewayMetrics::upstream_errors));
     line("ringway_upstream_timeouts_total", "counter", "Upstream deadlines hit.",
          sum(&GatewayMetrics::upstream_timeouts));

@@ -47,17 +47,17 @@ private:
 };
 
 struct GatewayMetrics {
-    Counter upstream_requests;     // Attempts sent upstream.
-    Counter upstream_retries;      // Attempts after the first.
-    Counter upstream_connects;     // New upstream connections.
-    Counter upstream_reused;       // Attempts on a pooled connection.
-    Counter upstream_errors;       // Attempts that failed (connect, reset, protocol, 5xx).
+    Counter upstream_requests;  // Attempts sent upstream.
+    Counter upstream_retries;   // Attempts after the first.
+    Counter upstream_connects;  // New upstream connections.
+    Counter upstream_reused;    // Attempts on a pooled connection.
+    Counter upstream_errors;    // Attempts that failed (connect, reset, protocol, 5xx).
     Counter upstream_timeouts;
-    Counter streams_aborted;       // Streams ended with the upstream_error event.
+    Counter streams_aborted;  // Streams ended with the upstream_error event.
     Counter records_pushed;
     Counter auth_failures;
-    Counter limited;               // 429 by rpm/concurrency/quota.
-    Counter overloaded;            // 503 because the usage queue had no room.
+    Counter limited;     // 429 by rpm/concurrency/quota.
+    Counter overloaded;  // 503 because the usage queue had no room.
     Counter tokens_prompt;
     Counter tokens_completion;
 };
@@ -154,11 +154,11 @@ private:
     uint32_t* upstream_free_ = nullptr;
     uint32_t upstream_free_count_ = 0;
     uint32_t upstream_high_water_ = 0;
-    ChannelState* channels_ = nullptr;   // [channel_states_max], open addressing by id.
+    ChannelState* channels_ = nullptr;  // [channel_states_max], open addressing by id.
     uint64_t next_sweep_ms_ = 0;
     uint32_t* upstream_rearm_ = nullptr;  // Upstreams whose recv hit -ENOBUFS.
     uint32_t upstream_rearm_count_ = 0;
-    bool has_records_pushed_ = false;     // Notify the writer at turn end.
+    bool has_records_pushed_ = false;  // Notify the writer at turn end.
     uint64_t request_sequence_ = 0;
     uint64_t random_state_;
 };

@@ -5,8 +5,8 @@
 // so no pointer into a snapshot is held across loop turns.
 #pragma once
 
-#include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <cstdint>
@@ -59,23 +59,23 @@ struct UpstreamConn {
     uint32_t slot = 0;
     uint32_t inflight_sqes = 0;
     UpstreamState state = UpstreamState::free;
-    bool is_reused = false;           // Served an earlier request (keep-alive race possible).
+    bool is_reused = false;  // Served an earlier request (keep-alive race possible).
     bool is_recv_inflight = false;
     bool is_send_inflight = false;
     bool is_close_submitted = false;
     bool has_response_bytes = false;  // Any byte of the current response arrived.
     bool is_tls = false;
     bool is_handshake_done = false;
-    TlsSession tls;                   // OpenSSL over memory BIOs; io_uring moves the bytes.
+    TlsSession tls;  // OpenSSL over memory BIOs; io_uring moves the bytes.
     int64_t channel_id = 0;
-    uint64_t deadline_ms = 0;         // 0: none.
+    uint64_t deadline_ms = 0;  // 0: none.
     uint64_t idle_since_ms = 0;
-    uint32_t next_idle = UINT32_MAX;  // Pool list link (by slot).
-    ProxyRequest* request = nullptr;  // While attached to a request.
+    uint32_t next_idle = UINT32_MAX;      // Pool list link (by slot).
+    ProxyRequest* request = nullptr;      // While attached to a request.
     ProxyRequest* closing_for = nullptr;  // Closing; its SQEs may still read this request.
     bool is_rearm_listed = false;
     uint32_t send_remaining_bytes = 0;
-    iovec iov[2];                     // Request head + body (arena memory of the request).
+    iovec iov[2];  // Request head + body (arena memory of the request).
     msghdr message{};
 };
 
@@ -84,39 +84,39 @@ struct ProxyRequest {
     uint32_t conn_gen;
     Endpoint endpoint;
     UsageFormat usage_format;
-    bool is_streaming;          // The client asked for a stream.
-    bool is_relaying_stream;    // The upstream answered with SSE and the head went out.
+    bool is_streaming;        // The client asked for a stream.
+    bool is_relaying_stream;  // The upstream answered with SSE and the head went out.
     bool is_finished;
     bool is_released;
     bool is_client_gone;
-    bool is_recv_wanted;        // Relay paused for a full client queue.
+    bool is_recv_wanted;  // Relay paused for a full client queue.
     bool holds_concurrency;
     bool has_queue_reservation;
     bool is_quota_checked;
     std::string_view request_id;
-    std::string_view body;             // Client body (padded, arena).
+    std::string_view body;  // Client body (padded, arena).
     RequestFields fields;
     std::string_view model_requested;  // (arena)
     std::string_view anthropic_version;
-    std::string_view upstream_head;    // Built per attempt (arena).
+    std::string_view upstream_head;  // Built per attempt (arena).
     std::string_view upstream_body;
     int64_t key_id;
     uint32_t quota_slot;
     uint8_t candidate_count;
-    uint8_t attempt_index;     // Current candidate.
+    uint8_t attempt_index;  // Current candidate.
     uint8_t attempts_made;
-    uint32_t upstream_slot;    // UINT32_MAX: none attached.
+    uint32_t upstream_slot;  // UINT32_MAX: none attached.
     uint32_t upstream_gen;
     uint32_t upstreams_closing;  // Closed upstream conns whose SQEs may still read the arena.
     EndReason end_reason;
     uint16_t status_sent;
     int64_t started_unix_ms;
-    uint64_t started_ms;       // Shard clock (ms).
-    uint64_t started_us;       // Monotonic us.
+    uint64_t started_ms;  // Shard clock (ms).
+    uint64_t started_us;  // Monotonic us.
     uint64_t first_byte_us;
     uint64_t bytes_in;
     uint64_t stream_payload_bytes;
-    char* response_body;       // Whole-body accumulation (arena), padded.
+    char* response_body;  // Whole-body accumulation (arena), padded.
     uint64_t response_bytes;
     uint64_t response_capacity;
     UsageCounts usage;
@@ -130,10 +130,10 @@ struct ProxyRequest {
 static_assert(sizeof(ProxyRequest) <= chunk_payload_bytes / 4);
 
 struct ChannelState {
-    int64_t channel_id;       // 0: empty slot.
-    uint32_t failures;        // Consecutive.
+    int64_t channel_id;  // 0: empty slot.
+    uint32_t failures;   // Consecutive.
     uint64_t unhealthy_until_ms;
-    uint32_t idle_head;       // Pooled upstream connections (slot list), UINT32_MAX: none.
+    uint32_t idle_head;  // Pooled upstream connections (slot list), UINT32_MAX: none.
     uint32_t idle_count;
 };
 

@@ -19,7 +19,9 @@ constexpr std::string_view include_usage_member = "\"include_usage\":true";
 constexpr std::string_view stream_options_member = "\"stream_options\":{\"include_usage\":true}";
 constexpr std::string_view stream_options_object = "{\"include_usage\":true}";
 
-bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_json_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 // raw_json_token() includes the whitespace up to the next token [simdjson ondemand
 // value::raw_json_token]; a span is the token alone.
@@ -59,8 +61,8 @@ RequestFieldsError read_model(Arena& arena, std::string_view body, ondemand::val
         return RequestFieldsError::not_json;
     }
     RW_ASSERT(fields.model_span.bytes >= 2);
-    const std::string_view raw = body.substr(fields.model_span.offset + 1,
-                                             fields.model_span.bytes - 2);
+    const std::string_view raw =
+        body.substr(fields.model_span.offset + 1, fields.model_span.bytes - 2);
     if (std::memchr(raw.data(), '\\', raw.size()) == nullptr) {
         fields.model = raw;  // No escapes: the body holds the value itself.
     } else {
@@ -244,9 +246,8 @@ bool include_usage_edit(const RequestFields& fields, RewriteEdit& edit) {
     }
     // Last member of the top object, so the comma goes before it; none for "{}".
     const std::string_view text =
-        fields.member_count == 0
-            ? stream_options_member
-            : std::string_view(",\"stream_options\":{\"include_usage\":true}");
+        fields.member_count == 0 ? stream_options_member
+                                 : std::string_view(",\"stream_options\":{\"include_usage\":true}");
     edit = {fields.object_end_offset, 0, text, false};
     return true;
 }
@@ -467,12 +468,9 @@ std::string_view request_fields_error_message(RequestFieldsError error) {
         case RequestFieldsError::not_json:
             return "We could not parse the JSON body of your request. The body must be one "
                    "valid JSON document.";
-        case RequestFieldsError::not_object:
-            return "The request body must be a JSON object.";
-        case RequestFieldsError::too_large:
-            return "The JSON body of your request is too large.";
-        case RequestFieldsError::model_missing:
-            return "You must provide a model parameter.";
+        case RequestFieldsError::not_object: return "The request body must be a JSON object.";
+        case RequestFieldsError::too_large: return "The JSON body of your request is too large.";
+        case RequestFieldsError::model_missing: return "You must provide a model parameter.";
         case RequestFieldsError::model_not_string:
             return "Invalid type for 'model': expected a string.";
         case RequestFieldsError::stream_not_bool:
@@ -484,8 +482,7 @@ std::string_view request_fields_error_message(RequestFieldsError error) {
         case RequestFieldsError::duplicate_key:
             return "The request body repeats a parameter (model, stream, stream_options or "
                    "stream_options.include_usage).";
-        case RequestFieldsError::arena_exhausted:
-            return "The gateway is overloaded. Please retry.";
+        case RequestFieldsError::arena_exhausted: return "The gateway is overloaded. Please retry.";
     }
     RW_UNREACHABLE();
 }

@@ -36,9 +36,9 @@ constexpr uint32_t json_document_bytes_max = 64u << 20;
 // and answered with 400 and request_fields_error_message(); arena_exhausted is local (503).
 enum class RequestFieldsError : uint8_t {
     none,
-    not_json,                   // Not one well-formed JSON document (trailing bytes too).
-    not_object,                 // Valid JSON, but the top level is not an object.
-    too_large,                  // Above the parser's document_bytes_max.
+    not_json,    // Not one well-formed JSON document (trailing bytes too).
+    not_object,  // Valid JSON, but the top level is not an object.
+    too_large,   // Above the parser's document_bytes_max.
     model_missing,
     model_not_string,
     stream_not_bool,            // null counts as absent, like the OpenAI API.
@@ -58,20 +58,20 @@ struct JsonSpan {
 // into that body (no escapes) or into the request arena (unescaped copy). When a has_ flag is
 // false its span and value are zero.
 struct RequestFields {
-    std::string_view model;               // Unescaped value; in the body or the arena.
-    JsonSpan model_span;                  // Raw token with its quotes.
-    JsonSpan stream_options_span;         // The object '{'..'}' or the null token.
-    JsonSpan include_usage_span;          // Raw value token (true, false or null).
-    uint32_t object_end_offset;           // The top-level object's closing '}'.
-    uint32_t member_count;                // Top-level members.
-    uint32_t stream_options_member_count; // Members of stream_options.
+    std::string_view model;                // Unescaped value; in the body or the arena.
+    JsonSpan model_span;                   // Raw token with its quotes.
+    JsonSpan stream_options_span;          // The object '{'..'}' or the null token.
+    JsonSpan include_usage_span;           // Raw value token (true, false or null).
+    uint32_t object_end_offset;            // The top-level object's closing '}'.
+    uint32_t member_count;                 // Top-level members.
+    uint32_t stream_options_member_count;  // Members of stream_options.
     bool has_model;
     bool has_stream;
-    bool is_streaming;                    // "stream": true.
-    bool has_stream_options;              // Present and not null.
-    bool is_stream_options_null;          // "stream_options": null (span is the null token).
-    bool has_include_usage;               // Present (true, false or null).
-    bool include_usage;                   // Its value; null reads as false.
+    bool is_streaming;            // "stream": true.
+    bool has_stream_options;      // Present and not null.
+    bool is_stream_options_null;  // "stream_options": null (span is the null token).
+    bool has_include_usage;       // Present (true, false or null).
+    bool include_usage;           // Its value; null reads as false.
 };
 
 // Reads the fields from padded_body (json_padding_bytes readable after it). Duplicate keys

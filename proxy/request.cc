@@ -28,7 +28,9 @@ uint64_t monotonic_us() {
     return uint64_t(now.tv_sec) * 1000000 + uint64_t(now.tv_nsec) / 1000;
 }
 
-uint32_t clamp32(uint64_t value) { return value > UINT32_MAX ? UINT32_MAX : uint32_t(value); }
+uint32_t clamp32(uint64_t value) {
+    return value > UINT32_MAX ? UINT32_MAX : uint32_t(value);
+}
 
 std::string_view endpoint_name(Endpoint endpoint) {
     switch (endpoint) {
@@ -63,7 +65,8 @@ void Gateway::request_finish(ProxyRequest& request, EndReason reason) {
     if (request.usage.has_usage) {
         request.usage_source = UsageSource::reported;
         if (request.usage.total_tokens == 0) {
-            request.usage.total_tokens = request.usage.prompt_tokens + request.usage.completion_tokens;
+            request.usage.total_tokens =
+                request.usage.prompt_tokens + request.usage.completion_tokens;
         }
     } else if (request.attempts_made > 0 && request.parser.head().status >= 200 &&
                request.parser.head().status < 300) {
@@ -99,9 +102,10 @@ void Gateway::request_finish(ProxyRequest& request, EndReason reason) {
     record_set_text(record.model_sent, candidate.model_sent);
     record_set_text(record.endpoint, endpoint_name(request.endpoint));
     char request_id[48];
-    const int id_length = std::snprintf(request_id, sizeof(request_id), "rw-%u-%lx-%lx",
-                                        shard_.index(), static_cast<unsigned long>(request.started_unix_ms),
-                                        static_cast<unsigned long>(++request_sequence_));
+    const int id_length =
+        std::snprintf(request_id, sizeof(request_id), "rw-%u-%lx-%lx", shard_.index(),
+                      static_cast<unsigned long>(request.started_unix_ms),
+                      static_cast<unsigned long>(++request_sequence_));
     record_set_text(record.request_id, {request_id, static_cast<size_t>(id_length)});
     shared_.writer->queue(shard_.index()).push(record);  // Cannot fail: reserved at admission.
     request.has_queue_reservation = false;
@@ -116,12 +120,13 @@ void Gateway::request_finish(ProxyRequest& request, EndReason reason) {
         shared_.key_limits->concurrency_release(request.quota_slot);
         request.holds_concurrency = false;
     }
-    RW_LOG_DEBUG("event=request_done key_id=%ld channel_id=%ld status=%u end=%.*s tokens=%u "
-                 "source=%.*s attempts=%u",
-                 static_cast<long>(record.key_id), static_cast<long>(record.channel_id),
-                 record.status, int(end_reason_name(reason).size()), end_reason_name(reason).data(),
-                 record.total_tokens, int(usage_source_name(record.usage_source).size()),
-                 usage_source_name(record.usage_source).data(), record.attempts);
+    RW_LOG_DEBUG(
+        "event=request_done key_id=%ld channel_id=%ld status=%u end=%.*s tokens=%u "
+        "source=%.*s attempts=%u",
+        static_cast<long>(record.key_id), static_cast<long>(record.channel_id), record.status,
+        int(end_reason_name(reason).size()), end_reason_name(reason).data(), record.total_tokens,
+        int(usage_source_name(record.usage_source).size()),
+        usage_source_name(record.usage_source).data(), record.attempts);
     request_maybe_release(request);
 }
 
@@ -166,8 +171,8 @@ void Gateway::on_client_gone(Conn& conn) {
         }
         if (request->attempts_made > 0) {
             // Closed by the shutdown deadline rather than by the client (RULES §8).
-            request_finish(*request, shard_.is_draining() ? EndReason::shutdown
-                                                          : EndReason::client_gone);
+            request_finish(*request,
+                           shard_.is_draining() ? EndReason::shutdown : EndReason::client_gone);
         } else {
             request->is_finished = true;  // Refused or never sent: nothing was spent.
         }

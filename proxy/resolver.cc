@@ -58,7 +58,8 @@ bool base_url_parse(std::string_view text, BaseUrl& out, std::string& error) {
     }
     const size_t slash = rest.find('/');
     std::string_view authority = rest.substr(0, slash);
-    std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+    std::string_view path =
+        slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
     if (authority.find('@') != std::string_view::npos) {
         error = "base_url must not contain credentials";
         return false;
@@ -143,7 +144,7 @@ AddressClass address_classify(const sockaddr_storage& address) {
         return AddressClass::link_local;
     }
     // fd00:ec2::254 (AWS metadata over IPv6) sits in the ULA range: refused like link-local.
-    static const uint8_t aws_metadata[16] = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0,
+    static const uint8_t aws_metadata[16] = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0,    0,
                                              0,    0,    0,    0,    0, 0, 0x02, 0x54};
     if (std::memcmp(bytes, aws_metadata, 16) == 0) {
         return AddressClass::link_local;
@@ -155,14 +156,15 @@ AddressClass address_classify(const sockaddr_storage& address) {
 }
 
 const ChannelAddress* AddressBook::find(int64_t channel_id) const {
-    auto it = std::lower_bound(entries_.begin(), entries_.end(), channel_id,
-                               [](const ChannelAddress& entry, int64_t id) {
-                                   return entry.channel_id < id;
-                               });
+    auto it = std::lower_bound(
+        entries_.begin(), entries_.end(), channel_id,
+        [](const ChannelAddress& entry, int64_t id) { return entry.channel_id < id; });
     return (it != entries_.end() && it->channel_id == channel_id) ? &*it : nullptr;
 }
 
-Resolver::~Resolver() { stop(); }
+Resolver::~Resolver() {
+    stop();
+}
 
 TlsContext* Resolver::tls_context_for(const std::string& ca_file, std::string& error) {
     for (auto& [file, context] : tls_contexts_) {
@@ -260,7 +262,8 @@ void Resolver::rebuild() {
             const std::string port = std::to_string(entry.url.port);
             const int rc = getaddrinfo(entry.url.host.c_str(), port.c_str(), &hints, &found);
             if (rc != 0 || found == nullptr) {
-                entry.error = std::string("cannot resolve ") + entry.url.host + ": " + gai_strerror(rc);
+                entry.error =
+                    std::string("cannot resolve ") + entry.url.host + ": " + gai_strerror(rc);
             } else {
                 std::memcpy(&entry.address, found->ai_addr, found->ai_addrlen);
                 entry.address_bytes = found->ai_addrlen;
@@ -288,10 +291,9 @@ void Resolver::rebuild() {
             entries.push_back(std::move(entry));
         }
     }
-    std::sort(entries.begin(), entries.end(),
-              [](const ChannelAddress& a, const ChannelAddress& b) {
-                  return a.channel_id < b.channel_id;
-              });
+    std::sort(entries.begin(), entries.end(), [](const ChannelAddress& a, const ChannelAddress& b) {
+        return a.channel_id < b.channel_id;
+    });
     auto book = std::make_unique<AddressBook>(std::move(entries));
     book->snapshot_epoch = epoch;
     const uint64_t now = steady_ms();

@@ -27,7 +27,7 @@ namespace rw {
 
 struct BaseUrl {
     bool is_tls = false;
-    std::string host;         // Without brackets.
+    std::string host;  // Without brackets.
     uint16_t port = 0;
     std::string path_prefix;  // "" or "/something" without a trailing slash.
     std::string host_header;  // host, or host:port when the port is not the default.

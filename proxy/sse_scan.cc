@@ -21,13 +21,16 @@ namespace {
 
 constexpr uint32_t buffer_bytes_min = 512;
 
-bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_json_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 // "field: value" → value when the line's field is exactly name (a line without ':' is
 // the field with an empty value) [WHATWG HTML §9.2.6 "interpret as an event stream"].
 // name_bytes is a compile-time constant at every call, so the memcmp is inlined.
 template <uint32_t name_bytes>
-bool field_value(std::string_view line, const char (&name)[name_bytes + 1], std::string_view& value) {
+bool field_value(std::string_view line, const char (&name)[name_bytes + 1],
+                 std::string_view& value) {
     if (line.size() < name_bytes || std::memcmp(line.data(), name, name_bytes) != 0) {
         return false;
     }
@@ -145,7 +148,8 @@ uint32_t sse_find_line_end_baseline(const char* p, uint32_t n) {
     const __m128i carriage_return = _mm_set1_epi8('\r');
     auto block_mask = [&](uint32_t at) {
         const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + at));
-        return _mm_or_si128(_mm_cmpeq_epi8(block, line_feed), _mm_cmpeq_epi8(block, carriage_return));
+        return _mm_or_si128(_mm_cmpeq_epi8(block, line_feed),
+                            _mm_cmpeq_epi8(block, carriage_return));
     };
     for (; index + 64 <= n; index += 64) {
         const __m128i m0 = block_mask(index);
@@ -169,7 +173,8 @@ uint32_t sse_find_line_end_baseline(const char* p, uint32_t n) {
     if (n >= 16 && index < n) {
         // The last 16 bytes, overlapping what was already scanned: no byte loop for the tail.
         const uint32_t at = n - 16;
-        const uint32_t mask = static_cast<uint32_t>(_mm_movemask_epi8(block_mask(at))) >> (index - at);
+        const uint32_t mask =
+            static_cast<uint32_t>(_mm_movemask_epi8(block_mask(at))) >> (index - at);
         return mask != 0 ? index + static_cast<uint32_t>(__builtin_ctz(mask)) : n;
     }
 #endif
@@ -210,7 +215,8 @@ namespace {
         }
     }
     if (index + 32 <= n) {
-        const auto mask = static_cast<uint32_t>(_mm256_movemask_epi8(line_end_block_avx2(p + index)));
+        const auto mask =
+            static_cast<uint32_t>(_mm256_movemask_epi8(line_end_block_avx2(p + index)));
         if (mask != 0) {
             return index + static_cast<uint32_t>(__builtin_ctz(mask));
         }
@@ -219,7 +225,9 @@ namespace {
     if (index < n) {
         // The last 32 bytes, overlapping what was already scanned.
         const uint32_t at = n - 32;
-        const uint32_t mask = static_cast<uint32_t>(_mm256_movemask_epi8(line_end_block_avx2(p + at))) >> (index - at);
+        const uint32_t mask =
+            static_cast<uint32_t>(_mm256_movemask_epi8(line_end_block_avx2(p + at))) >>
+            (index - at);
         return mask != 0 ? index + static_cast<uint32_t>(__builtin_ctz(mask)) : n;
     }
     return n;
@@ -447,10 +455,12 @@ bool SseUsageScanner::buffer_append(Buffer& buffer, const char* p, uint32_t n) {
         return false;
     }
     if (needed_bytes > buffer.capacity_bytes || buffer.bytes == nullptr) {
-        const uint64_t doubled_bytes = std::max<uint64_t>(buffer_bytes_min, 2 * uint64_t(buffer.capacity_bytes));
+        const uint64_t doubled_bytes =
+            std::max<uint64_t>(buffer_bytes_min, 2 * uint64_t(buffer.capacity_bytes));
         const auto capacity_bytes = static_cast<uint32_t>(
             std::min<uint64_t>(sse_event_bytes_max, std::max(needed_bytes, doubled_bytes)));
-        auto* bytes = static_cast<char*>(arena_->alloc(capacity_bytes + uint64_t(json_padding_bytes), 1));
+        auto* bytes =
+            static_cast<char*>(arena_->alloc(capacity_bytes + uint64_t(json_padding_bytes), 1));
         if (bytes == nullptr) {
             return false;
         }
@@ -517,9 +527,7 @@ void SseUsageScanner::dispatch_kind(SseEventKind kind) {
     const bool is_anthropic = format_ == UsageFormat::anthropic_messages;
     switch (kind) {
         case SseEventKind::error: had_error_ = true; return;
-        case SseEventKind::response_failed:
-            had_error_ = true;
-            [[fallthrough]];
+        case SseEventKind::response_failed: had_error_ = true; [[fallthrough]];
         case SseEventKind::response_completed:
         case SseEventKind::response_incomplete:
             if (!is_anthropic) {
@@ -537,9 +545,7 @@ void SseUsageScanner::dispatch_kind(SseEventKind kind) {
                 parse_usage(UsageAt::root);
             }
             return;
-        case SseEventKind::message_stop:
-            is_done_ = is_done_ || is_anthropic;
-            return;
+        case SseEventKind::message_stop: is_done_ = is_done_ || is_anthropic; return;
         case SseEventKind::none:
             if (is_event_damaged_) {
                 events_skipped_count_ += 1;  // No name, unreadable data: maybe the usage.

@@ -34,7 +34,7 @@ bool sse_chat_data_needs_parse(const char* p, uint32_t n);
 
 // What an event's name (or, without an event: line, its data's "type") announces.
 enum class SseEventKind : uint8_t {
-    none,                 // No event: line.
+    none,  // No event: line.
     other,
     error,                // "error" (OpenAI Responses, Anthropic).
     response_completed,   // Responses API: response.usage present.
@@ -96,15 +96,15 @@ private:
     UsageFormat format_ = UsageFormat::chat;
     UsageParts parts_;
     UsageCounts usage_;
-    Buffer carry_{};    // The start of a line cut by the end of the previous piece.
-    Buffer scratch_{};  // The current event's data once it cannot stay a view (padded).
+    Buffer carry_{};              // The start of a line cut by the end of the previous piece.
+    Buffer scratch_{};            // The current event's data once it cannot stay a view (padded).
     std::string_view data_view_;  // The current event's data while DataAt::piece.
     DataAt data_at_ = DataAt::none;
     SseEventKind event_kind_ = SseEventKind::none;
     uint32_t data_line_count_ = 0;
-    bool is_event_damaged_ = false;   // Some data of the current event could not be kept.
-    bool is_carry_truncated_ = false; // The carried line outgrew sse_event_bytes_max.
-    bool is_after_cr_ = false;        // The last piece ended in CR: a leading LF is its pair.
+    bool is_event_damaged_ = false;    // Some data of the current event could not be kept.
+    bool is_carry_truncated_ = false;  // The carried line outgrew sse_event_bytes_max.
+    bool is_after_cr_ = false;         // The last piece ended in CR: a leading LF is its pair.
     bool is_done_ = false;
     bool had_error_ = false;
     uint32_t events_count_ = 0;

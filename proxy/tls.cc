@@ -414,9 +414,8 @@ HandshakeResult TlsSession::handshake() {
         ERR_clear_error();
         // The X509_V_ERR_* text: "self-signed certificate", "hostname mismatch",
         // "unable to get local issuer certificate", "certificate has expired", ...
-        return {HandshakeStatus::failed,
-                set_reason("certificate verify failed: ",
-                           X509_verify_cert_error_string(verify_result))};
+        return {HandshakeStatus::failed, set_reason("certificate verify failed: ",
+                                                    X509_verify_cert_error_string(verify_result))};
     }
     if (openssl_is_unexpected_eof(ssl_error)) {
         ERR_clear_error();
@@ -508,9 +507,9 @@ std::string_view TlsSession::set_reason(const char* prefix, const char* detail) 
     const int length =
         std::snprintf(reason_text_.data(), reason_text_.size(), "%s%s", prefix, detail);
     reason_bytes_ = length <= 0 ? 0u
-                                : static_cast<uint32_t>(length) < reason_text_.size()
-                                      ? static_cast<uint32_t>(length)
-                                      : static_cast<uint32_t>(reason_text_.size() - 1);
+                    : static_cast<uint32_t>(length) < reason_text_.size()
+                        ? static_cast<uint32_t>(length)
+                        : static_cast<uint32_t>(reason_text_.size() - 1);
     return last_error();
 }
 

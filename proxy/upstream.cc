@@ -11,9 +11,9 @@
 
 #include <cerrno>
 #include <charconv>
-#include <ctime>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "core/log.h"
 #include "core/op.h"
@@ -37,7 +37,8 @@ void upstream_path(const Candidate& candidate, std::string_view path, std::strin
                    std::string_view& second) {
     first = candidate.path_prefix;
     second = path;
-    if (first.size() >= 3 && first.substr(first.size() - 3) == "/v1" && path.substr(0, 4) == "/v1/") {
+    if (first.size() >= 3 && first.substr(first.size() - 3) == "/v1" &&
+        path.substr(0, 4) == "/v1/") {
         second = path.substr(3);
     }
 }
@@ -77,10 +78,10 @@ bool Gateway::attempt_build(ProxyRequest& request) {
     const std::string_view accept = http.find_header("accept");
     const std::string_view openai_beta = http.find_header("openai-beta");
     const std::string_view anthropic_beta = http.find_header("anthropic-beta");
-    const uint32_t capacity = static_cast<uint32_t>(
-        512 + prefix.size() + path.size() + candidate.host_header.size() +
-        candidate.api_key.size() + accept.size() + openai_beta.size() + anthropic_beta.size() +
-        request.anthropic_version.size());
+    const uint32_t capacity =
+        static_cast<uint32_t>(512 + prefix.size() + path.size() + candidate.host_header.size() +
+                              candidate.api_key.size() + accept.size() + openai_beta.size() +
+                              anthropic_beta.size() + request.anthropic_version.size());
     auto* head = static_cast<char*>(conn.arena.alloc(capacity, 1));
     if (head == nullptr) {
         return false;
@@ -165,8 +166,10 @@ void Gateway::attempt_start(ProxyRequest& request) {
     if (request.attempts_made > 1) {
         metrics_.upstream_retries.add();
     }
-    upstream->iov[0] = {const_cast<char*>(request.upstream_head.data()), request.upstream_head.size()};
-    upstream->iov[1] = {const_cast<char*>(request.upstream_body.data()), request.upstream_body.size()};
+    upstream->iov[0] = {const_cast<char*>(request.upstream_head.data()),
+                        request.upstream_head.size()};
+    upstream->iov[1] = {const_cast<char*>(request.upstream_body.data()),
+                        request.upstream_body.size()};
     upstream->send_remaining_bytes =
         static_cast<uint32_t>(request.upstream_head.size() + request.upstream_body.size());
     if (is_pooled) {
@@ -454,10 +457,10 @@ bool Gateway::tls_flush(UpstreamConn& upstream, ProxyRequest& request) {
 }
 
 void Gateway::tls_send_request(UpstreamConn& upstream, ProxyRequest& request) {
-    const int head = upstream.tls.write_plaintext(request.upstream_head.data(),
-                                                  static_cast<uint32_t>(request.upstream_head.size()));
-    const int body = upstream.tls.write_plaintext(request.upstream_body.data(),
-                                                  static_cast<uint32_t>(request.upstream_body.size()));
+    const int head = upstream.tls.write_plaintext(
+        request.upstream_head.data(), static_cast<uint32_t>(request.upstream_head.size()));
+    const int body = upstream.tls.write_plaintext(
+        request.upstream_body.data(), static_cast<uint32_t>(request.upstream_body.size()));
     upstream.state = UpstreamState::sending;
     if (head < 0 || body < 0 || !tls_flush(upstream, request)) {
         attempt_failed(request, upstream, !upstream.has_response_bytes, EndReason::upstream_error,
@@ -752,7 +755,8 @@ void Gateway::on_upstream_bytes(UpstreamConn& upstream, ProxyRequest& request, c
                 stream_abort(request, EndReason::upstream_protocol_error);
             } else {
                 attempt_failed(request, upstream, false, EndReason::upstream_protocol_error, 502,
-                               "upstream_protocol_error", "The upstream sent a malformed response.");
+                               "upstream_protocol_error",
+                               "The upstream sent a malformed response.");
             }
             return;
         }
@@ -774,7 +778,8 @@ bool Gateway::accumulate(ProxyRequest& request, std::string_view span) {
         return false;
     }
     if (needed + json_padding_bytes > request.response_capacity) {
-        uint64_t capacity = request.response_capacity == 0 ? 16 * 1024 : request.response_capacity * 2;
+        uint64_t capacity =
+            request.response_capacity == 0 ? 16 * 1024 : request.response_capacity * 2;
         while (capacity < needed + json_padding_bytes) {
             capacity *= 2;
         }
@@ -873,8 +878,8 @@ void Gateway::on_upstream_complete(UpstreamConn& upstream, ProxyRequest& request
     }
     if (head.status >= 200 && head.status < 300 && request.response_bytes > 0) {
         UsageCounts counts{};
-        if (usage_from_json({request.response_body, request.response_bytes},
-                            request.usage_format, counts)) {
+        if (usage_from_json({request.response_body, request.response_bytes}, request.usage_format,
+                            counts)) {
             request.usage = counts;
         }
     }
@@ -882,8 +887,8 @@ void Gateway::on_upstream_complete(UpstreamConn& upstream, ProxyRequest& request
         head.content_type[0] != '\0' ? std::string_view(head.content_type) : "application/json";
     const char* retry_after = head.status == 429 || head.status == 503 ? "Retry-After: 1\r\n" : "";
     request.status_sent = head.status;
-    shard_.respond(conn, head.status, content_type,
-                   {request.response_body, request.response_bytes}, retry_after);
+    shard_.respond(conn, head.status, content_type, {request.response_body, request.response_bytes},
+                   retry_after);
     request_finish(request, head.status < 400 ? EndReason::complete : EndReason::upstream_error);
 }
 
@@ -894,8 +899,8 @@ void Gateway::on_upstream_eof(UpstreamConn& upstream, ProxyRequest& request, int
         // race; RULES §6). Once the request was sent, the upstream may have executed it,
         // and a retry could bill twice at the provider. The idle watch on pooled
         // connections drops most closed ones before they are reused.
-        const bool is_safe = upstream.is_reused &&
-                             (upstream.is_send_inflight || upstream.send_remaining_bytes > 0);
+        const bool is_safe =
+            upstream.is_reused && (upstream.is_send_inflight || upstream.send_remaining_bytes > 0);
         attempt_failed(request, upstream, is_safe, EndReason::upstream_reset, 502, "upstream_error",
                        "The upstream closed the connection without answering.");
         return;
@@ -904,8 +909,8 @@ void Gateway::on_upstream_eof(UpstreamConn& upstream, ProxyRequest& request, int
         on_upstream_complete(upstream, request, false);  // A close-delimited body.
         return;
     }
-    const EndReason reason = error == 0 || error == ECONNRESET ? EndReason::upstream_reset
-                                                               : EndReason::upstream_error;
+    const EndReason reason =
+        error == 0 || error == ECONNRESET ? EndReason::upstream_reset : EndReason::upstream_error;
     upstream_close(upstream);
     if (request.is_relaying_stream) {
         stream_abort(request, reason);
@@ -926,7 +931,8 @@ void Gateway::attempt_failed(ProxyRequest& request, UpstreamConn& upstream, bool
         stream_abort(request, reason);  // Bytes already reached the client (rare: the
         return;                         // upstream answered before our send completed).
     }
-    const bool can_retry = is_retry_safe && !request.is_relaying_stream && !request.is_client_gone &&
+    const bool can_retry = is_retry_safe && !request.is_relaying_stream &&
+                           !request.is_client_gone &&
                            request.attempt_index + 1 < request.candidate_count;
     if (can_retry) {
         request.attempt_index += 1;
@@ -975,7 +981,9 @@ void Gateway::on_client_writable(Conn& conn) {
     }
 }
 
-void Gateway::on_turn_end_thunk(void* context) { static_cast<Gateway*>(context)->on_turn_end(); }
+void Gateway::on_turn_end_thunk(void* context) {
+    static_cast<Gateway*>(context)->on_turn_end();
+}
 
 void Gateway::on_turn_end() {
     if (upstream_rearm_count_ > 0) {

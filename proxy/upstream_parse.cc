@@ -10,7 +10,9 @@
 namespace rw {
 namespace {
 
-UpstreamParser& self(llhttp_t* parser) { return *static_cast<UpstreamParser*>(parser->data); }
+UpstreamParser& self(llhttp_t* parser) {
+    return *static_cast<UpstreamParser*>(parser->data);
+}
 
 bool equals_lower(std::string_view text, std::string_view lower) {
     if (text.size() != lower.size()) {

@@ -27,7 +27,13 @@ struct UpstreamHead {
     char request_id[64] = {};    // x-request-id, for the operator log.
 };
 
-enum class UpstreamEvent : uint8_t { need_more, head_complete, spans_full, message_complete, error };
+enum class UpstreamEvent : uint8_t {
+    need_more,
+    head_complete,
+    spans_full,
+    message_complete,
+    error
+};
 
 struct UpstreamFeed {
     UpstreamEvent event;

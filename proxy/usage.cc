@@ -100,7 +100,8 @@ bool read_usage(ondemand::value& value, UsageFormat format, UsageParts& parts, b
         return true;
     }
     ondemand::object object;
-    if (type != ondemand::json_type::object || value.get_object().get(object) != simdjson::SUCCESS) {
+    if (type != ondemand::json_type::object ||
+        value.get_object().get(object) != simdjson::SUCCESS) {
         return false;
     }
     for (auto member : object) {
@@ -168,7 +169,9 @@ bool read_nested_usage(ondemand::value& value, UsageFormat format, UsageParts& p
 }
 
 // Counters come from the upstream: absurd values must not wrap into small ones.
-uint64_t add_saturated(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
+uint64_t add_saturated(uint64_t a, uint64_t b) {
+    return a + b < a ? UINT64_MAX : a + b;
+}
 
 bool is_null_value(ondemand::value& value) {
     ondemand::json_type type;

@@ -19,10 +19,10 @@ enum class UsageFormat : uint8_t {
 };
 
 struct UsageCounts {
-    uint64_t prompt_tokens = 0;      // Anthropic: input + cache creation + cache read.
+    uint64_t prompt_tokens = 0;  // Anthropic: input + cache creation + cache read.
     uint64_t completion_tokens = 0;
-    uint64_t total_tokens = 0;       // Reported, or prompt + completion when missing.
-    bool has_usage = false;          // A usage object was seen (not absent, not null).
+    uint64_t total_tokens = 0;  // Reported, or prompt + completion when missing.
+    bool has_usage = false;     // A usage object was seen (not absent, not null).
 };
 
 // Reads usage from a whole (non-streaming) response body. Returns false when the body is

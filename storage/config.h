@@ -11,7 +11,7 @@ namespace rw {
 
 constexpr uint32_t log_batch_rows_max = 8192;       // Upper bound for RINGWAY_LOG_BATCH.
 constexpr uint32_t log_queue_slots_max = 1u << 22;  // Per shard; 4M * ~320 B is plenty.
-constexpr uint32_t storage_shards_max = 512;  // Queues the writer drains; snapshot readers.
+constexpr uint32_t storage_shards_max = 512;        // Queues the writer drains; snapshot readers.
 
 struct StorageConfig {
     std::string db_path = "./var/ringway.db";  // RINGWAY_DB
@@ -23,14 +23,15 @@ struct StorageConfig {
     int64_t cache_kib = 64 * 1024;             // PRAGMA cache_size = -cache_kib (KiB).
     int64_t mmap_bytes = 256ll * 1024 * 1024;  // PRAGMA mmap_size.
     int64_t journal_size_limit_bytes = 64ll * 1024 * 1024;  // WAL truncated to this after ckpt.
-    uint32_t retry_backoff_ms_max = 1000;      // Writer's bounded exponential backoff cap.
-    uint32_t keys_max = 1u << 20;              // In-memory quota counter slots.
+    uint32_t retry_backoff_ms_max = 1000;  // Writer's bounded exponential backoff cap.
+    uint32_t keys_max = 1u << 20;          // In-memory quota counter slots.
 };
 
 // Returns an empty string when the config is usable, otherwise one clear line naming the
 // offending variable. Called by the core's config validation and by Writer::open.
 [[nodiscard]] inline std::string storage_config_check(const StorageConfig& config) {
-    if (config.db_path.empty()) return "RINGWAY_DB must not be empty";
+    if (config.db_path.empty())
+        return "RINGWAY_DB must not be empty";
     if (config.log_batch_rows == 0 || config.log_batch_rows > log_batch_rows_max) {
         return "RINGWAY_LOG_BATCH must be in 1.." + std::to_string(log_batch_rows_max);
     }
@@ -45,8 +46,10 @@ struct StorageConfig {
     if (config.log_batch_rows > config.queue_slots * uint64_t(storage_shards_max)) {
         return "RINGWAY_LOG_BATCH exceeds the total queue capacity";
     }
-    if (config.keys_max == 0) return "keys_max must be positive";
-    if (config.retry_backoff_ms_max == 0) return "retry backoff cap must be positive";
+    if (config.keys_max == 0)
+        return "keys_max must be positive";
+    if (config.retry_backoff_ms_max == 0)
+        return "retry backoff cap must be positive";
     return {};
 }
 

@@ -17,19 +17,13 @@ DbErrorKind db_error_kind(int rc) {
     switch (rc & 0xff) {  // Extended codes carry the primary code in the low byte.
         case SQLITE_OK:
         case SQLITE_ROW:
-        case SQLITE_DONE:
-            return DbErrorKind::none;
+        case SQLITE_DONE: return DbErrorKind::none;
         case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-            return DbErrorKind::busy;
-        case SQLITE_FULL:
-            return DbErrorKind::full;
-        case SQLITE_IOERR:
-            return DbErrorKind::io;
-        case SQLITE_CONSTRAINT:
-            return DbErrorKind::constraint;
-        default:
-            return DbErrorKind::other;
+        case SQLITE_LOCKED: return DbErrorKind::busy;
+        case SQLITE_FULL: return DbErrorKind::full;
+        case SQLITE_IOERR: return DbErrorKind::io;
+        case SQLITE_CONSTRAINT: return DbErrorKind::constraint;
+        default: return DbErrorKind::other;
     }
 }
 
@@ -50,10 +44,13 @@ Stmt& Stmt::operator=(Stmt&& other) noexcept {
     return *this;
 }
 
-Stmt::~Stmt() { finalize(); }
+Stmt::~Stmt() {
+    finalize();
+}
 
 void Stmt::finalize() {
-    if (stmt_ == nullptr) return;
+    if (stmt_ == nullptr)
+        return;
     RW_ASSERT(db_ != nullptr);
     RW_ASSERT(db_->live_stmt_count_ > 0);
     // sqlite3_finalize returns the error of the most recent step, already reported
@@ -67,7 +64,8 @@ void Stmt::finalize() {
 namespace {
 // Remembers the first failing bind so step() can report it.
 void stmt_note_bind(int rc, int& bind_rc) {
-    if (rc != SQLITE_OK && bind_rc == SQLITE_OK) bind_rc = rc;
+    if (rc != SQLITE_OK && bind_rc == SQLITE_OK)
+        bind_rc = rc;
 }
 }  // namespace
 
@@ -84,9 +82,9 @@ void Stmt::bind_null(int index) {
 void Stmt::bind_text(int index, std::string_view text) {
     RW_ASSERT(stmt_ != nullptr);
     // SQLITE_STATIC: no copy; the caller's bytes live until reset (see db.h).
-    stmt_note_bind(sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_STATIC,
-                                       SQLITE_UTF8),
-                   bind_rc_);
+    stmt_note_bind(
+        sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8),
+        bind_rc_);
 }
 
 void Stmt::bind_blob(int index, std::span<const uint8_t> bytes) {
@@ -94,8 +92,7 @@ void Stmt::bind_blob(int index, std::span<const uint8_t> bytes) {
     // A zero-length blob with a null pointer would bind NULL; use a non-null pointer.
     static const uint8_t empty_byte = 0;
     const void* data = bytes.empty() ? &empty_byte : bytes.data();
-    stmt_note_bind(sqlite3_bind_blob64(stmt_, index, data, bytes.size(), SQLITE_STATIC),
-                   bind_rc_);
+    stmt_note_bind(sqlite3_bind_blob64(stmt_, index, data, bytes.size(), SQLITE_STATIC), bind_rc_);
 }
 
 void Stmt::bind_int64_or_null(int index, int64_t value, bool is_null) {
@@ -124,8 +121,10 @@ StepStatus Stmt::step() {
         return StepStatus::error;
     }
     const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return StepStatus::row;
-    if (rc == SQLITE_DONE) return StepStatus::done;
+    if (rc == SQLITE_ROW)
+        return StepStatus::row;
+    if (rc == SQLITE_DONE)
+        return StepStatus::done;
     // Since 3.7.x sqlite3_step returns the specific code directly (v2 prepare).
     db_->fail(rc, sqlite3_sql(stmt_));
     reset();
@@ -156,7 +155,8 @@ std::string_view Stmt::column_text(int index) const {
     // Text first, then bytes: the documented order for a stable length [sqlite3_column_blob(3)].
     const unsigned char* text = sqlite3_column_text(stmt_, index);
     const int length_bytes = sqlite3_column_bytes(stmt_, index);
-    if (text == nullptr || length_bytes <= 0) return {};
+    if (text == nullptr || length_bytes <= 0)
+        return {};
     return {reinterpret_cast<const char*>(text), static_cast<size_t>(length_bytes)};
 }
 
@@ -164,16 +164,20 @@ std::span<const uint8_t> Stmt::column_blob(int index) const {
     RW_ASSERT(stmt_ != nullptr);
     const void* blob = sqlite3_column_blob(stmt_, index);
     const int length_bytes = sqlite3_column_bytes(stmt_, index);
-    if (blob == nullptr || length_bytes <= 0) return {};
+    if (blob == nullptr || length_bytes <= 0)
+        return {};
     return {static_cast<const uint8_t*>(blob), static_cast<size_t>(length_bytes)};
 }
 
 // ---- Db ---------------------------------------------------------------------------------
 
-Db::~Db() { close(); }
+Db::~Db() {
+    close();
+}
 
 void Db::close() {
-    if (db_ == nullptr) return;
+    if (db_ == nullptr)
+        return;
     // Statements own a pointer to this Db; they must be gone first (declare the Db
     // before the Stmts in any owning class so destruction order does this).
     RW_ASSERT(live_stmt_count_ == 0);
@@ -200,7 +204,9 @@ void Db::clear_error() {
     last_error_.clear();
 }
 
-DbErrorKind Db::last_error_kind() const { return db_error_kind(last_rc_); }
+DbErrorKind Db::last_error_kind() const {
+    return db_error_kind(last_rc_);
+}
 
 bool Db::in_transaction() const {
     RW_ASSERT(db_ != nullptr);
@@ -240,24 +246,29 @@ bool Db::exec(const char* sql) {
     char* message = nullptr;
     const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &message);
     sqlite3_free(message);  // sqlite3_errmsg() holds the same text.
-    if (rc != SQLITE_OK) return fail(rc, sql);
+    if (rc != SQLITE_OK)
+        return fail(rc, sql);
     return true;
 }
 
 bool Db::step_done(Stmt& stmt) {
     RW_ASSERT(stmt.db_ == this);
     const StepStatus status = stmt.step();
-    if (status == StepStatus::error) return false;
+    if (status == StepStatus::error)
+        return false;
     stmt.reset();
-    if (status == StepStatus::row) return fail(SQLITE_MISUSE, "statement returned a row");
+    if (status == StepStatus::row)
+        return fail(SQLITE_MISUSE, "statement returned a row");
     return true;
 }
 
 Result<int64_t> Db::query_int64(const char* sql) {
     Stmt stmt;
-    if (!prepare(sql, stmt)) return Result<int64_t>::failure(last_error_);
+    if (!prepare(sql, stmt))
+        return Result<int64_t>::failure(last_error_);
     const StepStatus status = stmt.step();
-    if (status == StepStatus::error) return Result<int64_t>::failure(last_error_);
+    if (status == StepStatus::error)
+        return Result<int64_t>::failure(last_error_);
     if (status == StepStatus::done) {
         return Result<int64_t>::failure(std::string("no row from: ") + sql);
     }
@@ -268,9 +279,11 @@ Result<int64_t> Db::query_int64(const char* sql) {
 
 Result<std::string> Db::query_text(const char* sql) {
     Stmt stmt;
-    if (!prepare(sql, stmt)) return Result<std::string>::failure(last_error_);
+    if (!prepare(sql, stmt))
+        return Result<std::string>::failure(last_error_);
     const StepStatus status = stmt.step();
-    if (status == StepStatus::error) return Result<std::string>::failure(last_error_);
+    if (status == StepStatus::error)
+        return Result<std::string>::failure(last_error_);
     if (status == StepStatus::done) {
         return Result<std::string>::failure(std::string("no row from: ") + sql);
     }
@@ -291,7 +304,8 @@ bool Db::open(const StorageConfig& config, DbMode mode, std::string& error) {
     if (rc != SQLITE_OK) {
         error = "cannot open database " + config.db_path + ": " +
                 (db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
-        if (db_ != nullptr) (void)sqlite3_close(db_);
+        if (db_ != nullptr)
+            (void)sqlite3_close(db_);
         db_ = nullptr;
         return false;
     }
@@ -340,7 +354,8 @@ bool Db::open_apply_pragmas(const StorageConfig& config, DbMode mode, std::strin
     const std::string& path = path_;
     if (mode == DbMode::read_write) {
         // journal_mode returns the mode now in effect; anything but "wal" means WAL is
-        // impossible here (e.g. a filesystem without shared memory) [pragma.html#pragma_journal_mode].
+        // impossible here (e.g. a filesystem without shared memory)
+        // [pragma.html#pragma_journal_mode].
         const Result<std::string> journal = query_text("PRAGMA journal_mode=WAL");
         if (!journal.ok() || journal.value != "wal") {
             error = "journal_mode=WAL not possible for " + path + " (got '" +
@@ -351,13 +366,11 @@ bool Db::open_apply_pragmas(const StorageConfig& config, DbMode mode, std::strin
         const Result<std::string> journal = query_text("PRAGMA journal_mode");
         if (!journal.ok() || journal.value != "wal") {
             error = "database " + path + " is not in WAL mode (got '" +
-                    (journal.ok() ? journal.value : journal.error) +
-                    "'); open it read-write first";
+                    (journal.ok() ? journal.value : journal.error) + "'); open it read-write first";
             return false;
         }
         // A read-only connection that refuses writes even if opened wrongly.
-        if (!pragma_check_int(*this, "PRAGMA query_only=1", "PRAGMA query_only", 1, path,
-                              error)) {
+        if (!pragma_check_int(*this, "PRAGMA query_only=1", "PRAGMA query_only", 1, path, error)) {
             return false;
         }
     }
@@ -383,12 +396,10 @@ bool Db::open_apply_pragmas(const StorageConfig& config, DbMode mode, std::strin
     if (!pragma_check_int(*this, sql, "PRAGMA mmap_size", config.mmap_bytes, path, error)) {
         return false;
     }
-    if (!pragma_check_int(*this, "PRAGMA temp_store=MEMORY", "PRAGMA temp_store", 2, path,
-                          error)) {
+    if (!pragma_check_int(*this, "PRAGMA temp_store=MEMORY", "PRAGMA temp_store", 2, path, error)) {
         return false;
     }
-    if (!pragma_check_int(*this, "PRAGMA foreign_keys=ON", "PRAGMA foreign_keys", 1, path,
-                          error)) {
+    if (!pragma_check_int(*this, "PRAGMA foreign_keys=ON", "PRAGMA foreign_keys", 1, path, error)) {
         return false;
     }
     if (mode == DbMode::read_write) {

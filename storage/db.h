@@ -24,11 +24,11 @@ class Db;
 // What a failure means for the caller's retry policy (writer) — see db_error_kind().
 enum class DbErrorKind : uint8_t {
     none,
-    busy,   // SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock; retry.
-    full,   // SQLITE_FULL: disk or max_page_count; retry when space returns.
-    io,     // SQLITE_IOERR*: transient or not, the writer keeps the batch and retries.
+    busy,        // SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock; retry.
+    full,        // SQLITE_FULL: disk or max_page_count; retry when space returns.
+    io,          // SQLITE_IOERR*: transient or not, the writer keeps the batch and retries.
     constraint,  // SQLITE_CONSTRAINT*: UNIQUE/CHECK/NOT NULL (admin input, never records).
-    other,  // Anything else (constraint, corrupt, misuse): logged, batch kept.
+    other,       // Anything else (constraint, corrupt, misuse): logged, batch kept.
 };
 
 enum class StepStatus : uint8_t { row, done, error };

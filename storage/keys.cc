@@ -40,8 +40,8 @@ constexpr char base64url_alphabet[] =
 void base64url_append(const uint8_t* bytes, uint32_t count, std::string& out) {
     uint32_t index = 0;
     for (; index + 3 <= count; index += 3) {
-        const uint32_t v = uint32_t(bytes[index]) << 16 | uint32_t(bytes[index + 1]) << 8 |
-                           bytes[index + 2];
+        const uint32_t v =
+            uint32_t(bytes[index]) << 16 | uint32_t(bytes[index + 1]) << 8 | bytes[index + 2];
         out.push_back(base64url_alphabet[(v >> 18) & 63]);
         out.push_back(base64url_alphabet[(v >> 12) & 63]);
         out.push_back(base64url_alphabet[(v >> 6) & 63]);
@@ -60,11 +60,14 @@ void base64url_append(const uint8_t* bytes, uint32_t count, std::string& out) {
     }
 }
 
-int64_t unix_now_s() { return int64_t(std::time(nullptr)); }
+int64_t unix_now_s() {
+    return int64_t(std::time(nullptr));
+}
 
 bool is_visible_ascii(std::string_view text) {
     for (const char c : text) {
-        if (c <= 0x20 || c >= 0x7f) return false;
+        if (c <= 0x20 || c >= 0x7f)
+            return false;
     }
     return true;
 }
@@ -79,7 +82,8 @@ bool key_secret_generate(std::string& secret, std::string& error) {
         // returns at most 256 bytes per call without being interrupted [getrandom(2)].
         const ssize_t got = ::getrandom(random + filled, sizeof(random) - filled, 0);
         if (got < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             error = std::string("getrandom: ") + std::strerror(errno);
             return false;
         }
@@ -102,35 +106,43 @@ std::string key_display_prefix(std::string_view secret) {
 }
 
 std::string key_spec_check(const KeySpec& spec) {
-    if (spec.name.empty() || spec.name.size() > 200) return "key name must be 1..200 bytes";
-    if (spec.has_quota_limit && spec.quota_limit_tokens < 0) return "quota_limit must be >= 0";
-    if (spec.expires_at_s < 0) return "expires_at must be >= 0";
+    if (spec.name.empty() || spec.name.size() > 200)
+        return "key name must be 1..200 bytes";
+    if (spec.has_quota_limit && spec.quota_limit_tokens < 0)
+        return "quota_limit must be >= 0";
+    if (spec.expires_at_s < 0)
+        return "expires_at must be >= 0";
     if (!spec.allows_all_models) {
         std::vector<std::string> models;
         std::string error;
-        if (!json_parse_string_array(spec.models_json, models, error)) return "models: " + error;
+        if (!json_parse_string_array(spec.models_json, models, error))
+            return "models: " + error;
     }
     return {};
 }
 
 std::string channel_spec_check(const ChannelSpec& spec) {
-    if (spec.name.empty() || spec.name.size() > 200) return "channel name must be 1..200 bytes";
+    if (spec.name.empty() || spec.name.size() > 200)
+        return "channel name must be 1..200 bytes";
     const std::string_view url = spec.base_url;
     if (!url.starts_with("http://") && !url.starts_with("https://")) {
         return "base_url must start with http:// or https://";
     }
-    if (url.size() > 2048 || !is_visible_ascii(url)) return "base_url is not a valid URL";
+    if (url.size() > 2048 || !is_visible_ascii(url))
+        return "base_url is not a valid URL";
     if (spec.api_key.empty() || spec.api_key.size() > 4096 || !is_visible_ascii(spec.api_key)) {
         return "api_key must be 1..4096 visible ASCII bytes";
     }
     std::vector<std::string> models;
     std::vector<std::pair<std::string, std::string>> model_map;
     std::string error;
-    if (!json_parse_string_array(spec.models_json, models, error)) return "models: " + error;
+    if (!json_parse_string_array(spec.models_json, models, error))
+        return "models: " + error;
     if (!json_parse_string_map(spec.model_map_json, model_map, error)) {
         return "model_map: " + error;
     }
-    if (spec.weight > 1000000) return "weight must be <= 1000000";
+    if (spec.weight > 1000000)
+        return "weight must be <= 1000000";
     return {};
 }
 
@@ -142,7 +154,7 @@ struct KeyWrite {
     const KeySpec* spec;
     const KeyHash* hash;  // Insert only.
     std::string_view key_prefix;
-    int64_t id;           // In: update/revoke target. Out: inserted id.
+    int64_t id;  // In: update/revoke target. Out: inserted id.
 };
 
 void key_bind_spec(Stmt& stmt, const KeySpec& spec) {
@@ -170,7 +182,8 @@ bool key_insert(Db& db, void* context, std::string& error) {
     if (!db.step_done(stmt)) {
         // A UNIQUE violation on key_hash means this secret is already stored; say so
         // without echoing anything about it.
-        if (db.last_error_kind() == DbErrorKind::constraint) error = "key already exists";
+        if (db.last_error_kind() == DbErrorKind::constraint)
+            error = "key already exists";
         return false;
     }
     write.id = db.last_insert_rowid();
@@ -187,7 +200,8 @@ bool key_update(Db& db, void* context, std::string& error) {
     }
     key_bind_spec(stmt, *write.spec);
     stmt.bind_int64(7, write.id);
-    if (!db.step_done(stmt)) return false;
+    if (!db.step_done(stmt))
+        return false;
     if (db.changes() == 0) {
         error = "no key with id " + std::to_string(write.id);
         return false;
@@ -198,9 +212,11 @@ bool key_update(Db& db, void* context, std::string& error) {
 bool key_revoke(Db& db, void* context, std::string& error) {
     KeyWrite& write = *static_cast<KeyWrite*>(context);
     Stmt stmt;
-    if (!db.prepare("UPDATE keys SET status = 'revoked' WHERE id = ?1", stmt)) return false;
+    if (!db.prepare("UPDATE keys SET status = 'revoked' WHERE id = ?1", stmt))
+        return false;
     stmt.bind_int64(1, write.id);
-    if (!db.step_done(stmt)) return false;
+    if (!db.step_done(stmt))
+        return false;
     if (db.changes() == 0) {
         error = "no key with id " + std::to_string(write.id);
         return false;
@@ -238,7 +254,8 @@ bool channel_insert(Db& db, void* context, std::string& /*error*/) {
     }
     channel_bind_spec(stmt, *write.spec);
     stmt.bind_int64(12, unix_now_s());
-    if (!db.step_done(stmt)) return false;
+    if (!db.step_done(stmt))
+        return false;
     write.id = db.last_insert_rowid();
     return true;
 }
@@ -254,7 +271,8 @@ bool channel_update(Db& db, void* context, std::string& error) {
     }
     channel_bind_spec(stmt, *write.spec);
     stmt.bind_int64(12, write.id);
-    if (!db.step_done(stmt)) return false;
+    if (!db.step_done(stmt))
+        return false;
     if (db.changes() == 0) {
         error = "no channel with id " + std::to_string(write.id);
         return false;
@@ -265,9 +283,11 @@ bool channel_update(Db& db, void* context, std::string& error) {
 bool channel_delete(Db& db, void* context, std::string& error) {
     ChannelWrite& write = *static_cast<ChannelWrite*>(context);
     Stmt stmt;
-    if (!db.prepare("DELETE FROM channels WHERE id = ?1", stmt)) return false;
+    if (!db.prepare("DELETE FROM channels WHERE id = ?1", stmt))
+        return false;
     stmt.bind_int64(1, write.id);
-    if (!db.step_done(stmt)) return false;
+    if (!db.step_done(stmt))
+        return false;
     if (db.changes() == 0) {
         error = "no channel with id " + std::to_string(write.id);
         return false;
@@ -278,7 +298,8 @@ bool channel_delete(Db& db, void* context, std::string& error) {
 }  // namespace
 
 bool Catalog::write_and_reload(Writer::AdminFn fn, void* context, std::string& error) {
-    if (!writer_.execute(fn, context, error)) return false;
+    if (!writer_.execute(fn, context, error))
+        return false;
     if (!snapshots_.reload(error)) {
         error = "saved, but the snapshot reload failed: " + error;
         return false;
@@ -288,13 +309,16 @@ bool Catalog::write_and_reload(Writer::AdminFn fn, void* context, std::string& e
 
 Result<CreatedKey> Catalog::create_key(const KeySpec& spec) {
     std::string error = key_spec_check(spec);
-    if (!error.empty()) return Result<CreatedKey>::failure(error);
+    if (!error.empty())
+        return Result<CreatedKey>::failure(error);
     CreatedKey created;
-    if (!key_secret_generate(created.secret, error)) return Result<CreatedKey>::failure(error);
+    if (!key_secret_generate(created.secret, error))
+        return Result<CreatedKey>::failure(error);
     created.key_prefix = key_display_prefix(created.secret);
     const KeyHash hash = key_hash(created.secret);
     KeyWrite write{&spec, &hash, created.key_prefix, 0};
-    if (!write_and_reload(key_insert, &write, error)) return Result<CreatedKey>::failure(error);
+    if (!write_and_reload(key_insert, &write, error))
+        return Result<CreatedKey>::failure(error);
     RW_ASSERT(write.id > 0);
     created.id = write.id;
     return Result<CreatedKey>::success(std::move(created));
@@ -302,7 +326,8 @@ Result<CreatedKey> Catalog::create_key(const KeySpec& spec) {
 
 Result<int64_t> Catalog::import_key(const KeySpec& spec, std::string_view secret) {
     std::string error = key_spec_check(spec);
-    if (!error.empty()) return Result<int64_t>::failure(error);
+    if (!error.empty())
+        return Result<int64_t>::failure(error);
     if (secret.size() < imported_secret_bytes_min || secret.size() > imported_secret_bytes_max ||
         !is_visible_ascii(secret)) {
         return Result<int64_t>::failure("imported key must be 16..256 visible ASCII bytes");
@@ -310,14 +335,16 @@ Result<int64_t> Catalog::import_key(const KeySpec& spec, std::string_view secret
     const std::string prefix = key_display_prefix(secret);
     const KeyHash hash = key_hash(secret);
     KeyWrite write{&spec, &hash, prefix, 0};
-    if (!write_and_reload(key_insert, &write, error)) return Result<int64_t>::failure(error);
+    if (!write_and_reload(key_insert, &write, error))
+        return Result<int64_t>::failure(error);
     RW_ASSERT(write.id > 0);
     return Result<int64_t>::success(write.id);
 }
 
 bool Catalog::update_key(int64_t id, const KeySpec& spec, std::string& error) {
     error = key_spec_check(spec);
-    if (!error.empty()) return false;
+    if (!error.empty())
+        return false;
     KeyWrite write{&spec, nullptr, {}, id};
     return write_and_reload(key_update, &write, error);
 }
@@ -329,16 +356,19 @@ bool Catalog::revoke_key(int64_t id, std::string& error) {
 
 Result<int64_t> Catalog::create_channel(const ChannelSpec& spec) {
     std::string error = channel_spec_check(spec);
-    if (!error.empty()) return Result<int64_t>::failure(error);
+    if (!error.empty())
+        return Result<int64_t>::failure(error);
     ChannelWrite write{&spec, 0};
-    if (!write_and_reload(channel_insert, &write, error)) return Result<int64_t>::failure(error);
+    if (!write_and_reload(channel_insert, &write, error))
+        return Result<int64_t>::failure(error);
     RW_ASSERT(write.id > 0);
     return Result<int64_t>::success(write.id);
 }
 
 bool Catalog::update_channel(int64_t id, const ChannelSpec& spec, std::string& error) {
     error = channel_spec_check(spec);
-    if (!error.empty()) return false;
+    if (!error.empty())
+        return false;
     ChannelWrite write{&spec, id};
     return write_and_reload(channel_update, &write, error);
 }

@@ -31,19 +31,19 @@ constexpr uint32_t imported_secret_bytes_max = 256;
 
 struct KeySpec {
     std::string name;
-    bool has_quota_limit = false;   // false: unlimited (quota_limit NULL).
+    bool has_quota_limit = false;  // false: unlimited (quota_limit NULL).
     int64_t quota_limit_tokens = 0;
     int64_t expires_at_s = 0;       // Unix seconds; 0 = never.
     bool allows_all_models = true;  // false: only models_json (a JSON array of names).
     std::string models_json;
-    uint32_t rpm = 0;               // 0 = unlimited.
-    uint32_t concurrency_max = 0;   // 0 = unlimited.
+    uint32_t rpm = 0;              // 0 = unlimited.
+    uint32_t concurrency_max = 0;  // 0 = unlimited.
 };
 
 struct ChannelSpec {
     std::string name;
     ChannelKind kind = ChannelKind::openai;
-    std::string base_url;          // http:// or https:// (SSRF policy is the proxy's).
+    std::string base_url;  // http:// or https:// (SSRF policy is the proxy's).
     std::string api_key;
     std::string models_json = "[]";     // JSON array of model names served.
     std::string model_map_json = "{}";  // JSON object requested -> sent.
@@ -51,12 +51,12 @@ struct ChannelSpec {
     uint32_t weight = 1;
     bool is_enabled = true;
     bool allow_private_network = false;
-    std::string ca_file;           // Empty: system CA paths.
+    std::string ca_file;  // Empty: system CA paths.
 };
 
 struct CreatedKey {
     int64_t id = 0;
-    std::string secret;      // Shown to the operator once; never stored.
+    std::string secret;  // Shown to the operator once; never stored.
     std::string key_prefix;
 };
 

@@ -107,9 +107,7 @@ public:
         return reserved_count_.load(std::memory_order_relaxed);
     }
     [[nodiscard]] uint64_t pushed_count() const { return tail_.load(std::memory_order_relaxed); }
-    [[nodiscard]] uint64_t drained_count() const {
-        return head_.load(std::memory_order_relaxed);
-    }
+    [[nodiscard]] uint64_t drained_count() const { return head_.load(std::memory_order_relaxed); }
     [[nodiscard]] uint64_t reserve_failed_count() const {
         return reserve_failed_count_.load(std::memory_order_relaxed);
     }

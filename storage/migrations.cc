@@ -95,9 +95,9 @@ bool migrate_apply(Db& db, uint32_t version_from, std::string& error) {
     }
     for (uint32_t index = version_from; index < migration_count; index++) {
         if (!db.exec(migration_sql[index])) {
-            error = "schema migration " + std::to_string(index + 1) +
-                    " failed: " + db.last_error();
-            if (db.in_transaction()) (void)db.exec("ROLLBACK");
+            error = "schema migration " + std::to_string(index + 1) + " failed: " + db.last_error();
+            if (db.in_transaction())
+                (void)db.exec("ROLLBACK");
             return false;
         }
     }
@@ -107,7 +107,8 @@ bool migrate_apply(Db& db, uint32_t version_from, std::string& error) {
     // commits or rolls back together with the schema [pragma.html#pragma_user_version].
     if (!db.exec(sql) || !db.exec("COMMIT")) {
         error = "schema migration commit failed: " + db.last_error();
-        if (db.in_transaction()) (void)db.exec("ROLLBACK");
+        if (db.in_transaction())
+            (void)db.exec("ROLLBACK");
         return false;
     }
     return true;
@@ -115,9 +116,13 @@ bool migrate_apply(Db& db, uint32_t version_from, std::string& error) {
 
 }  // namespace
 
-uint32_t schema_version_latest() { return migration_count; }
+uint32_t schema_version_latest() {
+    return migration_count;
+}
 
-Result<int64_t> schema_version(Db& db) { return db.query_int64("PRAGMA user_version"); }
+Result<int64_t> schema_version(Db& db) {
+    return db.query_int64("PRAGMA user_version");
+}
 
 bool migrate(Db& db, std::string& error) {
     RW_ASSERT(db.is_open());
@@ -132,8 +137,10 @@ bool migrate(Db& db, std::string& error) {
                 "); refusing to open it";
         return false;
     }
-    if (version.value == int64_t(migration_count)) return true;
-    if (!migrate_apply(db, static_cast<uint32_t>(version.value), error)) return false;
+    if (version.value == int64_t(migration_count))
+        return true;
+    if (!migrate_apply(db, static_cast<uint32_t>(version.value), error))
+        return false;
     const Result<int64_t> after = schema_version(db);
     RW_ASSERT(after.ok());
     RW_ASSERT(after.value == int64_t(migration_count));
@@ -159,7 +166,8 @@ QuotaInvariantReport check_quota_invariant(Db& db) {
             report.error = db.last_error();
             return report;
         }
-        if (status == StepStatus::done) break;
+        if (status == StepStatus::done)
+            break;
         report.offending_key_ids.push_back(stmt.column_int64(0));
     }
     stmt.reset();

@@ -111,8 +111,8 @@ Result<std::vector<DailyUsageRow>> Queries::usage_per_day(int64_t key_id,
         db_, stmt,
         [&rows](const Stmt& s) {
             rows.push_back(DailyUsageRow{s.column_int64(0), std::string(s.column_text(1)),
-                                         s.column_int64(2), s.column_int64(3),
-                                         s.column_int64(4), s.column_int64(5)});
+                                         s.column_int64(2), s.column_int64(3), s.column_int64(4),
+                                         s.column_int64(5)});
         },
         error);
     return is_ok ? R::success(std::move(rows)) : R::failure(error);
@@ -190,11 +190,12 @@ Result<KeyInfo> Queries::get_key(int64_t id) {
     stmt.bind_int64(1, id);
     std::vector<KeyInfo> rows;
     std::string error;
-    if (!query_rows(db_, stmt, [&rows](const Stmt& s) { rows.push_back(key_info_read(s)); },
-                    error)) {
+    if (!query_rows(
+            db_, stmt, [&rows](const Stmt& s) { rows.push_back(key_info_read(s)); }, error)) {
         return R::failure(error);
     }
-    if (rows.empty()) return R::failure("no key with id " + std::to_string(id));
+    if (rows.empty())
+        return R::failure("no key with id " + std::to_string(id));
     return R::success(std::move(rows.front()));
 }
 
@@ -222,11 +223,12 @@ Result<ChannelInfo> Queries::get_channel(int64_t id) {
     stmt.bind_int64(1, id);
     std::vector<ChannelInfo> rows;
     std::string error;
-    if (!query_rows(db_, stmt,
-                    [&rows](const Stmt& s) { rows.push_back(channel_info_read(s)); }, error)) {
+    if (!query_rows(
+            db_, stmt, [&rows](const Stmt& s) { rows.push_back(channel_info_read(s)); }, error)) {
         return R::failure(error);
     }
-    if (rows.empty()) return R::failure("no channel with id " + std::to_string(id));
+    if (rows.empty())
+        return R::failure("no channel with id " + std::to_string(id));
     return R::success(std::move(rows.front()));
 }
 

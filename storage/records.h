@@ -13,9 +13,9 @@
 namespace rw {
 
 // Maximum stored lengths in bytes (the arrays hold one more for the NUL).
-constexpr uint32_t record_model_bytes_max = 95;      // Longest real model ids are ~60.
-constexpr uint32_t record_endpoint_bytes_max = 39;   // "/v1/chat/completions" is 20.
-constexpr uint32_t record_request_id_bytes_max = 47; // Gateway ids are 32 hex chars.
+constexpr uint32_t record_model_bytes_max = 95;       // Longest real model ids are ~60.
+constexpr uint32_t record_endpoint_bytes_max = 39;    // "/v1/chat/completions" is 20.
+constexpr uint32_t record_request_id_bytes_max = 47;  // Gateway ids are 32 hex chars.
 
 enum class UsageSource : uint8_t { reported, estimated, unknown };
 
@@ -25,8 +25,8 @@ enum class EndReason : uint8_t {
     upstream_reset,
     upstream_timeout,
     upstream_protocol_error,
-    upstream_error,   // Upstream answered with an error status (4xx/5xx) before any byte.
-    local_error,      // The gateway failed the request itself (no channel, overload, ...).
+    upstream_error,  // Upstream answered with an error status (4xx/5xx) before any byte.
+    local_error,     // The gateway failed the request itself (no channel, overload, ...).
     shutdown,
 };
 
@@ -55,18 +55,18 @@ enum class EndReason : uint8_t {
 }
 
 struct UsageRecord {
-    int64_t ts_ms;           // Request start, Unix epoch milliseconds (UTC).
-    int64_t key_id;          // keys.id; 0 when no key was resolved.
-    int64_t channel_id;      // channels.id of the last attempt; 0 when none.
-    uint64_t latency_us;     // Accept of the request head to the last byte sent.
-    uint64_t ttfb_us;        // To the first response byte sent to the client.
-    uint64_t bytes_in;       // Client request bytes received.
-    uint64_t bytes_out;      // Response bytes sent to the client.
+    int64_t ts_ms;        // Request start, Unix epoch milliseconds (UTC).
+    int64_t key_id;       // keys.id; 0 when no key was resolved.
+    int64_t channel_id;   // channels.id of the last attempt; 0 when none.
+    uint64_t latency_us;  // Accept of the request head to the last byte sent.
+    uint64_t ttfb_us;     // To the first response byte sent to the client.
+    uint64_t bytes_in;    // Client request bytes received.
+    uint64_t bytes_out;   // Response bytes sent to the client.
     uint32_t prompt_tokens;
     uint32_t completion_tokens;
-    uint32_t total_tokens;   // What quota_used is charged (billing rule is the proxy's).
-    uint16_t status;         // HTTP status sent to the client.
-    uint16_t attempts;       // Upstream attempts made (1 = no retry).
+    uint32_t total_tokens;  // What quota_used is charged (billing rule is the proxy's).
+    uint16_t status;        // HTTP status sent to the client.
+    uint16_t attempts;      // Upstream attempts made (1 = no retry).
     UsageSource usage_source;
     EndReason end_reason;
     char model_requested[record_model_bytes_max + 1];

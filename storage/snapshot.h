@@ -38,15 +38,15 @@ struct KeyEntry {
     int64_t id = 0;
     KeyHash hash{};
     std::string name;
-    std::string key_prefix;         // Display only, e.g. "sk-rw-abcd".
-    bool is_active = false;         // status == 'active'; revoked keys stay visible.
+    std::string key_prefix;  // Display only, e.g. "sk-rw-abcd".
+    bool is_active = false;  // status == 'active'; revoked keys stay visible.
     bool has_quota_limit = false;
-    int64_t quota_limit_tokens = 0; // Meaningful when has_quota_limit.
-    int64_t expires_at_s = 0;       // Unix seconds; 0 = never expires.
-    uint32_t rpm = 0;               // 0 = unlimited.
-    uint32_t concurrency_max = 0;   // 0 = unlimited.
-    uint32_t quota_slot = 0;        // Index into QuotaTable (stable across reloads).
-    bool allows_all_models = true;  // models column NULL.
+    int64_t quota_limit_tokens = 0;  // Meaningful when has_quota_limit.
+    int64_t expires_at_s = 0;        // Unix seconds; 0 = never expires.
+    uint32_t rpm = 0;                // 0 = unlimited.
+    uint32_t concurrency_max = 0;    // 0 = unlimited.
+    uint32_t quota_slot = 0;         // Index into QuotaTable (stable across reloads).
+    bool allows_all_models = true;   // models column NULL.
     std::vector<std::string> models;
 
     [[nodiscard]] bool allows_model(std::string_view model) const;
@@ -57,14 +57,14 @@ struct ChannelEntry {
     std::string name;
     ChannelKind kind = ChannelKind::openai;
     std::string base_url;
-    std::string api_key;            // The upstream secret; never logged.
+    std::string api_key;  // The upstream secret; never logged.
     std::vector<std::string> models;
     std::vector<std::pair<std::string, std::string>> model_map;  // requested -> sent
     int32_t priority = 0;
     uint32_t weight = 1;
     bool is_enabled = true;
     bool allow_private_network = false;
-    std::string ca_file;            // Empty = system CA paths.
+    std::string ca_file;  // Empty = system CA paths.
 };
 
 // Immutable after construction. Lookups are plain reads: no SQL, no locks.
@@ -87,7 +87,7 @@ private:
     std::vector<ChannelEntry> channels_;  // By priority desc, then id.
     std::vector<uint32_t> table_;         // keys_ index + 1; 0 = empty slot.
     uint64_t table_mask_ = 0;
-    uint64_t epoch_ = 0;                  // Set once by publish().
+    uint64_t epoch_ = 0;  // Set once by publish().
 };
 
 // Per-key token counters shared by all shards, indexed by KeyEntry::quota_slot. Slots
@@ -178,7 +178,7 @@ private:
     std::atomic<uint64_t> epoch_{0};
     std::unique_ptr<ReaderAck[]> acks_;
     uint32_t reader_count_;
-    mutable std::mutex mutex_;            // Guards retired_ and publishing.
+    mutable std::mutex mutex_;  // Guards retired_ and publishing.
     std::vector<const Snapshot*> retired_;
 };
 
@@ -192,8 +192,7 @@ public:
     SnapshotStore& operator=(const SnapshotStore&) = delete;
 
     // After Writer::open (the schema must exist). reader_count = number of shards.
-    [[nodiscard]] bool open(const StorageConfig& config, uint32_t reader_count,
-                            std::string& error);
+    [[nodiscard]] bool open(const StorageConfig& config, uint32_t reader_count, std::string& error);
     // Loads keys + channels and publishes them. On failure the current snapshot stays.
     [[nodiscard]] bool reload(std::string& error);
 

@@ -31,11 +31,11 @@ constexpr uint32_t writer_latency_bucket_count = 24;  // log2(us) buckets: <2us 
 struct WriterStats {
     uint64_t rows_written = 0;
     uint64_t batches_committed = 0;
-    uint64_t commit_errors = 0;             // Failed commit attempts (each retried).
-    uint64_t last_batch_latency_us = 0;     // BEGIN..COMMIT of the latest committed batch.
+    uint64_t commit_errors = 0;          // Failed commit attempts (each retried).
+    uint64_t last_batch_latency_us = 0;  // BEGIN..COMMIT of the latest committed batch.
     uint64_t batch_latency_us_max = 0;
-    uint64_t batch_latency_us_total = 0;    // Sum over committed batches (busy time).
-    bool is_stalled = false;                // The latest commit attempt failed.
+    uint64_t batch_latency_us_total = 0;  // Sum over committed batches (busy time).
+    bool is_stalled = false;              // The latest commit attempt failed.
     uint64_t admin_commands = 0;
     uint64_t latency_histogram[writer_latency_bucket_count] = {};  // [i]: 2^i..2^(i+1) us.
 };
@@ -55,8 +55,7 @@ public:
     // Startup, before any shard runs: opens config.db_path read-write with verified
     // PRAGMAs, applies migrations, prepares the batch statements and creates
     // shard_count queues of config.queue_slots. False with one clear line in `error`.
-    [[nodiscard]] bool open(const StorageConfig& config, uint32_t shard_count,
-                            std::string& error);
+    [[nodiscard]] bool open(const StorageConfig& config, uint32_t shard_count, std::string& error);
 
     // Shard i's queue: producer side for shard i only. Stable for the Writer's life.
     [[nodiscard]] LogQueue& queue(uint32_t shard_index) {
@@ -142,9 +141,9 @@ private:
     uint32_t batch_count_ = 0;           // Rows in batch_ [0, log_batch_rows].
     std::vector<Aggregate> aggregates_;  // Per-batch scratch, allocated once.
     uint32_t aggregate_count_ = 0;
-    int64_t batch_deadline_ms_ = 0;      // Monotonic ms when the oldest row must commit.
-    uint32_t drain_start_index_ = 0;     // Round-robin start so no shard starves.
-    uint32_t backoff_ms_ = 0;            // 0 when the last commit succeeded.
+    int64_t batch_deadline_ms_ = 0;   // Monotonic ms when the oldest row must commit.
+    uint32_t drain_start_index_ = 0;  // Round-robin start so no shard starves.
+    uint32_t backoff_ms_ = 0;         // 0 when the last commit succeeded.
     uint64_t failure_streak_ = 0;
     int event_fd_ = -1;
     std::atomic<std::thread::id> writer_thread_{};
@@ -153,8 +152,8 @@ private:
     std::atomic<bool> is_stop_requested_{false};
     std::atomic<bool> is_running_{false};
 
-    std::mutex command_mutex_;             // Guards commands_ and is_accepting_commands_.
-    std::deque<Command*> commands_;        // Control plane only; never on the shard path.
+    std::mutex command_mutex_;       // Guards commands_ and is_accepting_commands_.
+    std::deque<Command*> commands_;  // Control plane only; never on the shard path.
     bool is_accepting_commands_ = false;
     std::atomic<bool> has_commands_{false};
 

@@ -25,9 +25,9 @@ std::string bench_chat_chunk(std::string_view content) {
 // The pieces of a 20-event stream, one event each.
 std::vector<std::string> bench_chat_events() {
     std::vector<std::string> events;
-    const char* words[] = {"Hello", "!", " How", " can", " I",    " help", " you",
-                           " with", " the", " code", " you", " sent", " me", " today",
-                           "?",     " Ask", " away", "."};
+    const char* words[] = {"Hello", "!",      " How", " can",  " I",    " help",
+                           " you",  " with",  " the", " code", " you",  " sent",
+                           " me",   " today", "?",    " Ask",  " away", "."};
     for (const char* word : words) {
         events.push_back(bench_chat_chunk(word));
     }

@@ -30,7 +30,9 @@ void* count_realloc(void* pointer, size_t bytes, const char*, int) {
     openssl_alloc_count.fetch_add(1, std::memory_order_relaxed);
     return std::realloc(pointer, bytes);
 }
-void count_free(void* pointer, const char*, int) { std::free(pointer); }
+void count_free(void* pointer, const char*, int) {
+    std::free(pointer);
+}
 
 constexpr uint32_t record_plaintext_bytes = 16384;  // TLS maximum fragment.
 
@@ -48,8 +50,7 @@ struct Peer {
         X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
         X509_set_pubkey(cert, key);
         X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
-                                   reinterpret_cast<const unsigned char*>("localhost"), -1, -1,
-                                   0);
+                                   reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
         X509_set_issuer_name(cert, X509_get_subject_name(cert));
         X509_sign(cert, key, EVP_sha256());
         server_ctx = SSL_CTX_new(TLS_server_method());
@@ -141,8 +142,8 @@ void BM_encrypt_record(benchmark::State& state) {
     std::vector<std::byte> ciphertext(record_plaintext_bytes + 256);
     const uint64_t allocs_before = openssl_alloc_count.load();
     for (auto _ : state) {
-        const int written = connection.client.write_plaintext(plaintext.data(),
-                                                              record_plaintext_bytes);
+        const int written =
+            connection.client.write_plaintext(plaintext.data(), record_plaintext_bytes);
         const uint32_t taken = connection.client.take_ciphertext(
             ciphertext.data(), static_cast<uint32_t>(ciphertext.size()));
         benchmark::DoNotOptimize(written);
@@ -186,8 +187,8 @@ void BM_decrypt_record(benchmark::State& state) {
         batch_offset += record_ciphertext_bytes;
         uint32_t read_bytes = 0;
         for (;;) {
-            const ReadResult result = connection.client.read_plaintext(
-                out.data(), static_cast<uint32_t>(out.size()));
+            const ReadResult result =
+                connection.client.read_plaintext(out.data(), static_cast<uint32_t>(out.size()));
             if (result.status != ReadStatus::bytes) {
                 break;
             }

@@ -42,14 +42,16 @@ UsageRecord bench_record(uint64_t sequence) {
 
 std::string bench_temp_dir() {
     std::string pattern = (std::filesystem::temp_directory_path() / "rw-bench-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) std::abort();
+    if (::mkdtemp(pattern.data()) == nullptr)
+        std::abort();
     return pattern;
 }
 
 bool bench_insert_keys(Db& db, void*, std::string&) {
-    return db.exec("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 63)"
-                   " INSERT INTO keys (id, name, key_hash, key_prefix, created_at)"
-                   " SELECT i, 'bench', randomblob(32), 'sk-rw-bnch', 1 FROM n");
+    return db.exec(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 63)"
+        " INSERT INTO keys (id, name, key_hash, key_prefix, created_at)"
+        " SELECT i, 'bench', randomblob(32), 'sk-rw-bnch', 1 FROM n");
 }
 
 // Arg 0: rows per transaction (RINGWAY_LOG_BATCH). One shard feeds the writer as fast
@@ -68,7 +70,8 @@ void BM_WriterRowsPerSecond(benchmark::State& state) {
         return;
     }
     std::thread writer_thread([&writer] { writer.run(); });
-    if (!writer.execute(bench_insert_keys, nullptr, error)) state.SkipWithError(error.c_str());
+    if (!writer.execute(bench_insert_keys, nullptr, error))
+        state.SkipWithError(error.c_str());
     const uint64_t rows_per_iteration = state.range(0) == 1 ? 5000 : 100000;
     LogQueue& queue = writer.queue(0);
     uint64_t sequence = 0;
@@ -80,7 +83,8 @@ void BM_WriterRowsPerSecond(benchmark::State& state) {
                 std::this_thread::sleep_for(std::chrono::microseconds(200));
             }
             queue.push(bench_record(sequence++));
-            if ((i & 63) == 0) writer.notify(0);  // Once per simulated loop turn.
+            if ((i & 63) == 0)
+                writer.notify(0);  // Once per simulated loop turn.
         }
         writer.notify(0);
         while (writer.rows_written() < target) {
@@ -95,13 +99,19 @@ void BM_WriterRowsPerSecond(benchmark::State& state) {
     // Rows per second of transaction time alone (BEGIN..COMMIT), i.e. what one writer
     // thread sustains when it is never starved of CPU or records.
     state.counters["rows_per_commit_s"] =
-        double(stats.rows_written) * 1e6 / double(std::max<uint64_t>(1, stats.batch_latency_us_total));
+        double(stats.rows_written) * 1e6 /
+        double(std::max<uint64_t>(1, stats.batch_latency_us_total));
     writer.request_stop();
     writer_thread.join();
     std::error_code ignored;
     std::filesystem::remove_all(dir, ignored);
 }
-BENCHMARK(BM_WriterRowsPerSecond)->Arg(1)->Arg(64)->Arg(512)->Arg(2048)->UseRealTime()
+BENCHMARK(BM_WriterRowsPerSecond)
+    ->Arg(1)
+    ->Arg(64)
+    ->Arg(512)
+    ->Arg(2048)
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
 // The shard-side cost per request: try_reserve() + push(). The queue is drained outside
@@ -117,7 +127,8 @@ void BM_QueueReservePushUncontended(benchmark::State& state) {
             while (queue.drain(sink, 4096) > 0) {
             }
             state.ResumeTiming();
-            if (!queue.try_reserve()) std::abort();
+            if (!queue.try_reserve())
+                std::abort();
         }
         queue.push(record);
     }
@@ -135,7 +146,8 @@ void BM_NotifyWriterAwake(benchmark::State& state) {
         state.SkipWithError(error.c_str());
         return;
     }
-    for (auto _ : state) writer.notify(0);  // run() not started: sleep_ stays awake.
+    for (auto _ : state)
+        writer.notify(0);  // run() not started: sleep_ stays awake.
     std::error_code ignored;
     std::filesystem::remove_all(dir, ignored);
 }

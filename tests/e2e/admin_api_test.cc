@@ -17,22 +17,26 @@ constexpr std::string_view admin_token = "e2e-admin-token-0123456789";
 // The port in the ready line's `admin=HOST:PORT` field; 0 when absent.
 uint16_t admin_port_of(const std::string& ready_line) {
     const size_t field = ready_line.find(" admin=");
-    if (field == std::string::npos) return 0;
+    if (field == std::string::npos)
+        return 0;
     const size_t end = ready_line.find(' ', field + 1);
     const std::string address = ready_line.substr(field + 7, end - field - 7);
     const size_t colon = address.rfind(':');
-    if (colon == std::string::npos) return 0;
+    if (colon == std::string::npos)
+        return 0;
     return uint16_t(std::stoul(address.substr(colon + 1)));
 }
 
 std::string admin_request(std::string_view method, std::string_view path, std::string_view body,
                           std::string_view token = admin_token) {
-    std::string request = std::string(method) + " " + std::string(path) +
-                          " HTTP/1.1\r\nHost: admin\r\n";
-    if (!token.empty()) request += "Authorization: Bearer " + std::string(token) + "\r\n";
+    std::string request =
+        std::string(method) + " " + std::string(path) + " HTTP/1.1\r\nHost: admin\r\n";
+    if (!token.empty())
+        request += "Authorization: Bearer " + std::string(token) + "\r\n";
     if (!body.empty()) {
-        request += "Content-Type: application/json\r\nContent-Length: " +
-                   std::to_string(body.size()) + "\r\n";
+        request +=
+            "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+            "\r\n";
     }
     return request + "\r\n" + std::string(body);
 }
@@ -90,8 +94,8 @@ protected:
 TEST_F(AdminApiTest, CreatesAndListsKeysAndChannels) {
     ASSERT_NO_FATAL_FAILURE(start({}));
     const std::string upstream_key = "sk-e2e-upstream-secret-abcdwxyz";
-    const Response key = call("POST", "/admin/keys",
-                              R"({"name":"app","quota_tokens":1000000,"rpm":60})");
+    const Response key =
+        call("POST", "/admin/keys", R"({"name":"app","quota_tokens":1000000,"rpm":60})");
     ASSERT_EQ(key.status, 201) << key.body;
     EXPECT_EQ(key.header("content-type").value_or(""), "application/json");
     Json created(key.body);
@@ -100,10 +104,10 @@ TEST_F(AdminApiTest, CreatesAndListsKeysAndChannels) {
     EXPECT_TRUE(secret.starts_with("sk-rw-")) << secret;
     EXPECT_EQ(created.integer("/quota_tokens"), 1000000);
 
-    const Response channel = call(
-        "POST", "/admin/channels",
-        R"({"name":"openai","kind":"openai","base_url":"https://api.openai.com","api_key":")" +
-            upstream_key + R"(","models":["gpt-4o-mini"],"priority":2})");
+    const Response channel =
+        call("POST", "/admin/channels",
+             R"({"name":"openai","kind":"openai","base_url":"https://api.openai.com","api_key":")" +
+                 upstream_key + R"(","models":["gpt-4o-mini"],"priority":2})");
     ASSERT_EQ(channel.status, 201) << channel.body;
     EXPECT_EQ(Json(channel.body).string("/api_key"), "sk-\u2026wxyz");
 
@@ -172,8 +176,8 @@ TEST_F(AdminApiTest, ValidationErrorsAreOpenAiShaped) {
 
 TEST_F(AdminApiTest, FirstStartChannelFromEnvironment) {
     const std::string openai_key = "sk-e2e-bootstrap-secret-9876";
-    ASSERT_NO_FATAL_FAILURE(start(
-        {{"OPENAI_API_KEY", openai_key}, {"OPENAI_BASE_URL", "https://api.openai.com/v1"}}));
+    ASSERT_NO_FATAL_FAILURE(
+        start({{"OPENAI_API_KEY", openai_key}, {"OPENAI_BASE_URL", "https://api.openai.com/v1"}}));
     const Response channels = call("GET", "/admin/channels");
     ASSERT_EQ(channels.status, 200) << channels.body;
     Json list(channels.body);

@@ -408,10 +408,9 @@ TEST_F(HttpKeepAlive, ChunkedBodyInPiecesWithExtensionAndTrailer) {
 }
 
 TEST_F(HttpKeepAlive, UnknownPathIsJson404) {
-    for (const char* request :
-         {"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n",
-          "POST /v1/sink HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}",
-          "GET /healthz/extra HTTP/1.1\r\nHost: t\r\n\r\n"}) {
+    for (const char* request : {"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n",
+                                "POST /v1/sink HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}",
+                                "GET /healthz/extra HTTP/1.1\r\nHost: t\r\n\r\n"}) {
         SCOPED_TRACE(escape_bytes(request));
         std::string error;
         const std::optional<Response> response =

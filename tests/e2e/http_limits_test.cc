@@ -105,8 +105,8 @@ std::string request_with_header_count(uint32_t count) {
 }
 
 std::string post_with_body(uint32_t body_bytes) {
-    return "POST /v1/sink HTTP/1.1\r\nHost: t\r\nContent-Length: " +
-           std::to_string(body_bytes) + "\r\n\r\n" + std::string(body_bytes, 'b');
+    return "POST /v1/sink HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body_bytes) +
+           "\r\n\r\n" + std::string(body_bytes, 'b');
 }
 
 std::string hex(size_t value) {
@@ -117,8 +117,7 @@ std::string hex(size_t value) {
 
 // A chunked POST whose chunks have these sizes, then the last chunk.
 std::string chunked_post(const std::vector<size_t>& chunk_sizes, std::string_view extension = {}) {
-    std::string request =
-        "POST /v1/sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    std::string request = "POST /v1/sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
     for (size_t size : chunk_sizes) {
         request += hex(size) + std::string(extension) + "\r\n" + std::string(size, 'c') + "\r\n";
     }
@@ -299,8 +298,7 @@ TEST(HttpDefaultBodyLimit, BodyAtTheDefaultLimitIsAccepted) {
     expect_accepted_body(http_exchange(server.port(), post_with_body(default_body_max),
                                        Deadline::after_ms(20000), false, &error));
     EXPECT_EQ(error, "");
-    std::string request =
-        "POST /v1/sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    std::string request = "POST /v1/sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
     const std::string chunk = hex(65536) + "\r\n" + std::string(65536, 'c') + "\r\n";
     for (size_t index = 0; index < default_body_max / 65536; index++) {
         request += chunk;

@@ -62,9 +62,9 @@ TEST_F(ProxyAuthTest, MissingUnknownAndConflictingKeysAreRefused) {
     expect_refusal(post_request("/v1/chat/completions", body, "", "Authorization: Bearer \r\n"),
                    401, "missing_api_key");
     // Both headers, different keys: refused rather than guessed.
-    expect_refusal(post_request("/v1/chat/completions", body, key.secret,
-                                "x-api-key: " + unknown + "\r\n"),
-                   401, "invalid_api_key", unknown);
+    expect_refusal(
+        post_request("/v1/chat/completions", body, key.secret, "x-api-key: " + unknown + "\r\n"),
+        401, "invalid_api_key", unknown);
     EXPECT_EQ(mock_requests(mock_.port()), 0);
 
     // The same key in both headers, or x-api-key alone, is accepted.
@@ -116,19 +116,20 @@ TEST_F(ProxyAuthTest, ModelRefusals) {
     expect_refusal(post_request("/v1/chat/completions", chat_body("gpt-4o", false), narrow.secret),
                    403, "model_not_allowed");
     const Key wide = gateway_.create_key(R"({"name":"wide"})");
-    expect_refusal(post_request("/v1/chat/completions", chat_body("no-such-model", false),
-                                wide.secret),
-                   404, "model_not_found");
+    expect_refusal(
+        post_request("/v1/chat/completions", chat_body("no-such-model", false), wide.secret), 404,
+        "model_not_found");
     // A body without a usable model is the client's mistake.
-    const Response no_model = gateway_.call(
-        post_request("/v1/chat/completions", R"({"messages":[]})", wide.secret));
+    const Response no_model =
+        gateway_.call(post_request("/v1/chat/completions", R"({"messages":[]})", wide.secret));
     EXPECT_EQ(no_model.status, 400) << no_model.body;
-    const Response bad_json =
-        gateway_.call(post_request("/v1/chat/completions", R"({"model":"gpt-4o-mini",)", wide.secret));
+    const Response bad_json = gateway_.call(
+        post_request("/v1/chat/completions", R"({"model":"gpt-4o-mini",)", wide.secret));
     EXPECT_EQ(bad_json.status, 400) << bad_json.body;
     EXPECT_EQ(gateway_.chat(narrow, chat_body("gpt-4o-mini", false)).status, 200);
     EXPECT_EQ(mock_requests(mock_.port()), 1);
-    EXPECT_EQ(wait_usage_rows(gateway_.db_path(), narrow.id, 1, Deadline::after_ms(5000)).size(), 1u);
+    EXPECT_EQ(wait_usage_rows(gateway_.db_path(), narrow.id, 1, Deadline::after_ms(5000)).size(),
+              1u);
     EXPECT_EQ(usage_rows_total(), 1);
 }
 
@@ -143,10 +144,13 @@ TEST_F(ProxyAuthTest, RequestsPerMinuteAreLimited) {
         Response refused;
         for (int i = 0; i < 4; i++) {
             const Response response = gateway_.chat(key, body);
-            if (response.status == 200) admitted += 1;
-            if (response.status == 429) refused = response;
+            if (response.status == 200)
+                admitted += 1;
+            if (response.status == 429)
+                refused = response;
         }
-        if (time(nullptr) / 60 != minute_before) continue;
+        if (time(nullptr) / 60 != minute_before)
+            continue;
         if (round == 0) {
             EXPECT_EQ(admitted, 3);
         }
@@ -172,8 +176,9 @@ TEST_F(ProxyAuthTest, ConcurrencyLimitHoldsWhileAStreamRunsAndIsReleasedAfter) {
                                        key.secret),
                           Deadline::after_ms(5000)));
     ASSERT_TRUE(slow.wait_readable(Deadline::after_ms(5000)));  // The stream has started.
-    expect_refusal(post_request("/v1/chat/completions", chat_body("gpt-4o-mini", false), key.secret),
-                   429, "concurrency_limit_exceeded");
+    expect_refusal(
+        post_request("/v1/chat/completions", chat_body("gpt-4o-mini", false), key.secret), 429,
+        "concurrency_limit_exceeded");
     const auto streamed = slow.read_response(Deadline::after_ms(10000));
     ASSERT_TRUE(streamed.has_value());
     EXPECT_EQ(streamed->status, 200);

@@ -9,8 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <array>
-#include <cstdio>
 #include <atomic>
+#include <cstdio>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -38,7 +38,7 @@ constexpr int requests_per_thread = 50;
 
 struct Tally {
     std::mutex mutex;
-    std::array<int, kind_count> admitted{};     // Answered by the upstream path.
+    std::array<int, kind_count> admitted{};  // Answered by the upstream path.
     std::array<int, kind_count> quota_refused{};
     std::vector<std::string> problems;
     void problem(const std::string& text) {
@@ -58,9 +58,12 @@ int run_one(uint16_t port, int kind, const std::string& secret, Tally& tally) {
         case embeddings: {
             std::string path = "/v1/chat/completions";
             std::string body;
-            if (kind == chat_whole) body = chat_body("gpt-4o-mini", false, R"("x_mock":{"chunks":5})");
-            if (kind == upstream_503) body = chat_body("gpt-4o-mini", false, R"("x_mock":{"status":503})");
-            if (kind == upstream_401) body = chat_body("gpt-4o-mini", true, R"("x_mock":{"status":401})");
+            if (kind == chat_whole)
+                body = chat_body("gpt-4o-mini", false, R"("x_mock":{"chunks":5})");
+            if (kind == upstream_503)
+                body = chat_body("gpt-4o-mini", false, R"("x_mock":{"status":503})");
+            if (kind == upstream_401)
+                body = chat_body("gpt-4o-mini", true, R"("x_mock":{"status":401})");
             if (kind == whole_truncated) {
                 body = chat_body("gpt-4o-mini", false, R"("x_mock":{"fault":"truncate"})");
             }
@@ -68,8 +71,8 @@ int run_one(uint16_t port, int kind, const std::string& secret, Tally& tally) {
                 path = "/v1/embeddings";
                 body = R"({"model":"text-embedding-3-small","input":"billing"})";
             }
-            const auto response = http_exchange(port, post_request(path, body, secret),
-                                                Deadline::after_ms(10000));
+            const auto response =
+                http_exchange(port, post_request(path, body, secret), Deadline::after_ms(10000));
             if (!response.has_value()) {
                 tally.problem("kind " + n + ": no response");
                 return 0;
@@ -83,14 +86,14 @@ int run_one(uint16_t port, int kind, const std::string& secret, Tally& tally) {
                 kind == chat_stream
                     ? chat_body("gpt-4o-mini", true, R"("x_mock":{"chunks":8,"split-bytes":64})")
                     : R"({"model":"gpt-4o-mini","input":"hi","stream":true})";
-            const auto response = http_exchange(port, post_request(path, body, secret),
-                                                Deadline::after_ms(10000));
+            const auto response =
+                http_exchange(port, post_request(path, body, secret), Deadline::after_ms(10000));
             if (!response.has_value()) {
                 tally.problem("kind " + n + ": no complete response");
                 return 0;
             }
-            if (response->status == 200 && response->body.find("upstream connection lost") !=
-                                               std::string::npos) {
+            if (response->status == 200 &&
+                response->body.find("upstream connection lost") != std::string::npos) {
                 tally.problem("kind " + n + ": a healthy stream was cut");
             }
             return response->status;
@@ -98,9 +101,9 @@ int run_one(uint16_t port, int kind, const std::string& secret, Tally& tally) {
         case stream_reset:
         case client_gone: {
             Client client;
-            const std::string x_mock = kind == stream_reset
-                                           ? R"("x_mock":{"chunks":6,"fault":"reset","fault-after":2})"
-                                           : R"("x_mock":{"chunks":40,"event-delay-ms":20})";
+            const std::string x_mock =
+                kind == stream_reset ? R"("x_mock":{"chunks":6,"fault":"reset","fault-after":2})"
+                                     : R"("x_mock":{"chunks":40,"event-delay-ms":20})";
             if (!client.connect(port, Deadline::after_ms(5000)) ||
                 !client.send(post_request("/v1/chat/completions",
                                           chat_body("gpt-4o-mini", true, x_mock), secret),
@@ -113,9 +116,8 @@ int run_one(uint16_t port, int kind, const std::string& secret, Tally& tally) {
                     tally.problem("kind " + n + ": not closed");
                 }
                 const RawResponse raw = parse_raw_response(client.unread());
-                if (raw.status == 200 &&
-                    (raw.has_last_chunk || sse_events(raw.payload).empty() ||
-                     sse_events(raw.payload).back() != upstream_lost_event)) {
+                if (raw.status == 200 && (raw.has_last_chunk || sse_events(raw.payload).empty() ||
+                                          sse_events(raw.payload).back() != upstream_lost_event)) {
                     tally.problem("reset stream not ended by the error event: " +
                                   escape_bytes(client.unread(), 600));
                 }
@@ -171,8 +173,10 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
             }
         });
     }
-    for (std::thread& worker : workers) worker.join();
-    for (const std::string& problem : tally.problems) ADD_FAILURE() << problem;
+    for (std::thread& worker : workers)
+        worker.join();
+    for (const std::string& problem : tally.problems)
+        ADD_FAILURE() << problem;
 
     int admitted_total = 0;
     int refused_total = 0;
@@ -181,7 +185,8 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
         refused_total += tally.quota_refused[size_t(k)];
     }
     std::string summary = "admitted per kind:";
-    for (int k = 0; k < kind_count; k++) summary += " " + std::to_string(tally.admitted[size_t(k)]);
+    for (int k = 0; k < kind_count; k++)
+        summary += " " + std::to_string(tally.admitted[size_t(k)]);
     std::printf("%s; refused for quota: %d\n", summary.c_str(), refused_total);
     EXPECT_EQ(admitted_total + refused_total, threads * requests_per_thread);
     EXPECT_GT(refused_total, 0) << "the small key never ran out of quota";
@@ -214,37 +219,45 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
               prompt_metric);
     EXPECT_EQ(double(db.scalar("SELECT COALESCE(SUM(completion_tokens), 0) FROM usage_logs")),
               completion_metric);
-    for (const Row& row : db.query(
-             "SELECT k.id, k.quota_used, COALESCE(SUM(u.total_tokens), 0) AS logged, "
-             "COUNT(u.id) AS rows_logged, "
-             "(SELECT COALESCE(SUM(total_tokens), 0) FROM daily_usage d WHERE d.key_id = k.id) AS daily, "
-             "(SELECT COALESCE(SUM(requests), 0) FROM daily_usage d WHERE d.key_id = k.id) AS daily_requests "
-             "FROM keys k LEFT JOIN usage_logs u ON u.key_id = k.id GROUP BY k.id")) {
+    for (const Row& row :
+         db.query("SELECT k.id, k.quota_used, COALESCE(SUM(u.total_tokens), 0) AS logged, "
+                  "COUNT(u.id) AS rows_logged, "
+                  "(SELECT COALESCE(SUM(total_tokens), 0) FROM daily_usage d WHERE d.key_id = "
+                  "k.id) AS daily, "
+                  "(SELECT COALESCE(SUM(requests), 0) FROM daily_usage d WHERE d.key_id = k.id) AS "
+                  "daily_requests "
+                  "FROM keys k LEFT JOIN usage_logs u ON u.key_id = k.id GROUP BY k.id")) {
         EXPECT_EQ(row.at("quota_used"), row.at("logged")) << describe_row(row);
         EXPECT_EQ(row.at("daily"), row.at("logged")) << describe_row(row);
         EXPECT_EQ(row.at("daily_requests"), row.at("rows_logged")) << describe_row(row);
     }
     EXPECT_EQ(db.scalar("SELECT COUNT(*) FROM usage_logs WHERE total_tokens != "
-                        "prompt_tokens + completion_tokens"), 0);
+                        "prompt_tokens + completion_tokens"),
+              0);
     EXPECT_EQ(db.scalar("SELECT COUNT(*) FROM usage_logs WHERE attempts != 1"), 0);
 
     // Each fault left the row it should.
     const auto count = [&](const std::string& where) {
-        return db.scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id != " + probe + " AND " + where);
+        return db.scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id != " + probe + " AND " +
+                         where);
     };
     EXPECT_EQ(count("status = 503"), tally.admitted[upstream_503]);
     EXPECT_EQ(count("status = 503 AND end_reason = 'upstream_error' AND usage_source = 'unknown' "
-                    "AND total_tokens = 0"), tally.admitted[upstream_503]);
+                    "AND total_tokens = 0"),
+              tally.admitted[upstream_503]);
     EXPECT_EQ(count("status = 502 AND end_reason = 'upstream_error' AND usage_source = 'unknown'"),
               tally.admitted[upstream_401]);
-    EXPECT_EQ(count("status = 502 AND end_reason = 'upstream_reset' AND usage_source = 'estimated'"),
-              tally.admitted[whole_truncated]);
-    EXPECT_EQ(count("status = 200 AND end_reason = 'upstream_reset' AND usage_source = 'estimated'"),
-              tally.admitted[stream_reset]);
+    EXPECT_EQ(
+        count("status = 502 AND end_reason = 'upstream_reset' AND usage_source = 'estimated'"),
+        tally.admitted[whole_truncated]);
+    EXPECT_EQ(
+        count("status = 200 AND end_reason = 'upstream_reset' AND usage_source = 'estimated'"),
+        tally.admitted[stream_reset]);
     EXPECT_EQ(count("endpoint = '/v1/embeddings' AND usage_source = 'reported'"),
               tally.admitted[embeddings]);
     EXPECT_EQ(count("endpoint = '/v1/responses' AND usage_source = 'reported' AND "
-                    "end_reason = 'complete'"), tally.admitted[responses_stream]);
+                    "end_reason = 'complete'"),
+              tally.admitted[responses_stream]);
     // A client leaving mid-stream is client_gone, billed by estimate (a fast stream may
     // have completed first; then it is reported).
     EXPECT_EQ(count("end_reason = 'client_gone' AND usage_source = 'estimated'") +

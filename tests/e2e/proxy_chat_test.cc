@@ -39,7 +39,8 @@ protected:
         Json stats(mock_stats_text(mock_.port()));
         const std::string path = stats.string("/last_request/path");
         const std::string body = stats.string("/last_request/body");
-        const std::string request = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        const std::string request = "POST " + path +
+                                    " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                     "Content-Type: application/json\r\nContent-Length: " +
                                     std::to_string(body.size()) + "\r\n\r\n" + body;
         auto response = http_exchange(mock_.port(), request, Deadline::after_ms(10000));
@@ -75,9 +76,9 @@ TEST_F(ProxyChatTest, NonStreamingChatIsRelayedAndBilledAsReported) {
     const std::string before = gateway_.metrics();
     const std::string body = chat_body("gpt-4o-mini", false, R"("x_mock":{"chunks":4})");
     // x-mock-status would make the mock fail: it must not be forwarded. Nor the cookie.
-    const Response response = gateway_.call(post_request(
-        "/v1/chat/completions", body, key_.secret,
-        "Cookie: session=client-secret-cookie\r\nx-mock-status: 500\r\n"));
+    const Response response = gateway_.call(
+        post_request("/v1/chat/completions", body, key_.secret,
+                     "Cookie: session=client-secret-cookie\r\nx-mock-status: 500\r\n"));
     ASSERT_EQ(response.status, 200) << response.body;
     EXPECT_EQ(response.header("content-type").value_or(""), "application/json");
     Json answer(response.body);
@@ -115,13 +116,17 @@ TEST_F(ProxyChatTest, NonStreamingChatIsRelayedAndBilledAsReported) {
 
     const std::string after = gateway_.metrics();
     EXPECT_EQ(metric_sum(after, "ringway_usage_records_total") -
-                  metric_sum(before, "ringway_usage_records_total"), 1);
+                  metric_sum(before, "ringway_usage_records_total"),
+              1);
     EXPECT_EQ(metric_sum(after, "ringway_tokens_prompt_total") -
-                  metric_sum(before, "ringway_tokens_prompt_total"), double(prompt));
+                  metric_sum(before, "ringway_tokens_prompt_total"),
+              double(prompt));
     EXPECT_EQ(metric_sum(after, "ringway_tokens_completion_total") -
-                  metric_sum(before, "ringway_tokens_completion_total"), double(completion));
+                  metric_sum(before, "ringway_tokens_completion_total"),
+              double(completion));
     EXPECT_EQ(metric_sum(after, "ringway_upstream_requests_total") -
-                  metric_sum(before, "ringway_upstream_requests_total"), 1);
+                  metric_sum(before, "ringway_upstream_requests_total"),
+              1);
 
     Db db(gateway_.db_path());
     EXPECT_EQ(db.scalar("SELECT quota_used FROM keys WHERE id = " + std::to_string(key_.id)),
@@ -136,7 +141,8 @@ class ProxyStreamRelayTest : public ProxyChatTest,
 
 TEST_P(ProxyStreamRelayTest, StreamedChatIsTheUpstreamsBytesExactly) {
     std::string x_mock = R"("x_mock":{"chunks":6)";
-    if (!GetParam().empty()) x_mock += "," + GetParam();
+    if (!GetParam().empty())
+        x_mock += "," + GetParam();
     x_mock += "}";
     const std::string body = chat_body("gpt-4o-mini", true, x_mock);
     Client client;
@@ -188,8 +194,8 @@ TEST_P(ProxyStreamRelayTest, StreamedChatIsTheUpstreamsBytesExactly) {
 }
 
 std::string framing_name(const ::testing::TestParamInfo<std::string>& param_info) {
-    static const char* const framing_names[] = {"Default", "Split7", "HttpChunk5",
-                                                "SplitEveryByte", "Large"};
+    static const char* const framing_names[] = {"Default", "Split7", "HttpChunk5", "SplitEveryByte",
+                                                "Large"};
     return framing_names[param_info.index];
 }
 
@@ -201,9 +207,10 @@ INSTANTIATE_TEST_SUITE_P(Framings, ProxyStreamRelayTest,
                          framing_name);
 
 TEST_F(ProxyChatTest, ClientAskingForUsageGetsOneUsageChunk) {
-    const std::string body = chat_body("gpt-4o-mini", true,
-                                       R"("stream_options":{"include_usage":true})");
-    const Response response = gateway_.call(post_request("/v1/chat/completions", body, key_.secret));
+    const std::string body =
+        chat_body("gpt-4o-mini", true, R"("stream_options":{"include_usage":true})");
+    const Response response =
+        gateway_.call(post_request("/v1/chat/completions", body, key_.secret));
     ASSERT_EQ(response.status, 200);
     Json stats(mock_stats_text(mock_.port()));
     // Already asked for: forwarded unchanged.
@@ -217,7 +224,8 @@ TEST_F(ProxyChatTest, ClientAskingForUsageGetsOneUsageChunk) {
 
 TEST_F(ProxyChatTest, ModelMapRenamesTheUpstreamModel) {
     const std::string body = chat_body("alias-model", true, R"("x_mock":{"chunks":2})");
-    const Response response = gateway_.call(post_request("/v1/chat/completions", body, key_.secret));
+    const Response response =
+        gateway_.call(post_request("/v1/chat/completions", body, key_.secret));
     ASSERT_EQ(response.status, 200) << response.body;
     Json stats(mock_stats_text(mock_.port()));
     EXPECT_EQ(stats.string("/last_request/body_json/model"), "mock-renamed");
@@ -235,7 +243,8 @@ TEST_F(ProxyChatTest, ModelMapRenamesTheUpstreamModel) {
 }
 
 TEST_F(ProxyChatTest, LegacyCompletionsAreRelayed) {
-    const std::string body = R"({"model":"gpt-4o-mini","prompt":"Once upon","x_mock":{"chunks":2}})";
+    const std::string body =
+        R"({"model":"gpt-4o-mini","prompt":"Once upon","x_mock":{"chunks":2}})";
     const Response response = gateway_.call(post_request("/v1/completions", body, key_.secret));
     ASSERT_EQ(response.status, 200) << response.body;
     Json answer(response.body);
@@ -341,9 +350,11 @@ TEST_F(ProxyChatTest, KeepAliveClientReusesPooledUpstreamConnection) {
     const std::string after = gateway_.metrics();
     // One client connection lives on one shard: at most one new upstream connection.
     EXPECT_LE(metric_sum(after, "ringway_upstream_connects_total") -
-                  metric_sum(before, "ringway_upstream_connects_total"), 1);
+                  metric_sum(before, "ringway_upstream_connects_total"),
+              1);
     EXPECT_GE(metric_sum(after, "ringway_upstream_reused_total") -
-                  metric_sum(before, "ringway_upstream_reused_total"), 2);
+                  metric_sum(before, "ringway_upstream_reused_total"),
+              2);
     EXPECT_EQ(mock_requests(mock_.port()), 3);
     EXPECT_EQ(wait_usage_rows(gateway_.db_path(), key_.id, 3, Deadline::after_ms(5000)).size(), 3u);
 }

@@ -82,8 +82,8 @@ TEST_F(ProxyCurlTest, WholeCompletion) {
 }
 
 TEST_F(ProxyCurlTest, StreamEndsWithDone) {
-    const CurlResult result = run_curl(dir_.path(), gateway_.port(), key_.secret,
-                                       chat_body("gpt-4o-mini", true), true);
+    const CurlResult result =
+        run_curl(dir_.path(), gateway_.port(), key_.secret, chat_body("gpt-4o-mini", true), true);
     EXPECT_EQ(result.exit_code, 0);
     const auto events = sse_events(result.output);
     ASSERT_GE(events.size(), 3u) << escape_bytes(result.output, 2000);

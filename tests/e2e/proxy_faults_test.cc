@@ -74,7 +74,8 @@ TEST_F(ProxyFaultsTest, ResetMidStreamEndsWithTheErrorEventAndNoTerminatingChunk
     EXPECT_TRUE(events[0].find("\"role\":\"assistant\"") != std::string::npos) << events[0];
     EXPECT_EQ(events.back(), upstream_lost_event);
     EXPECT_TRUE(raw.payload.ends_with("\n\n"));
-    for (const std::string& event : events) EXPECT_NE(event, "data: [DONE]");
+    for (const std::string& event : events)
+        EXPECT_NE(event, "data: [DONE]");
 
     const Row row = only_row();
     EXPECT_EQ(row.at("end_reason"), "upstream_reset") << describe_row(row);
@@ -88,12 +89,14 @@ TEST_F(ProxyFaultsTest, ResetMidStreamEndsWithTheErrorEventAndNoTerminatingChunk
     EXPECT_EQ(as_int(row, "status"), 200);
     const std::string after = gateway_.metrics();
     EXPECT_EQ(metric_sum(after, "ringway_streams_aborted_total") -
-                  metric_sum(before, "ringway_streams_aborted_total"), 1);
+                  metric_sum(before, "ringway_streams_aborted_total"),
+              1);
 }
 
 // One stream cut by a FIN mid-way, one by an invalid chunk-size line (then a FIN).
-class ProxyStreamCutTest : public ProxyFaultsTest,
-                           public ::testing::WithParamInterface<std::pair<const char*, const char*>> {};
+class ProxyStreamCutTest
+    : public ProxyFaultsTest,
+      public ::testing::WithParamInterface<std::pair<const char*, const char*>> {};
 
 TEST_P(ProxyStreamCutTest, CutStreamEndsWithTheErrorEvent) {
     ASSERT_NO_FATAL_FAILURE(start());
@@ -110,8 +113,8 @@ TEST_P(ProxyStreamCutTest, CutStreamEndsWithTheErrorEvent) {
     EXPECT_EQ(events.back(), upstream_lost_event);
     EXPECT_EQ(raw.payload.find("not-a-chunk"), std::string::npos);
     const Row row = only_row();
-    EXPECT_EQ(row.at("end_reason"), GetParam().second)
-        << describe_row(row) << "\n" << gateway_.ringway().stderr_text();
+    EXPECT_EQ(row.at("end_reason"), GetParam().second) << describe_row(row) << "\n"
+                                                       << gateway_.ringway().stderr_text();
     EXPECT_EQ(row.at("usage_source"), "estimated");
     EXPECT_EQ(as_int(row, "completion_tokens"), 2);
 }
@@ -161,7 +164,8 @@ TEST_F(ProxyFaultsTest, StalledStreamHitsTheIdleTimeout) {
         << "the stalled upstream connection was not closed: " << mock_connections_open()
         << " open, " << baseline_open << " before";
     EXPECT_GE(metric_sum(gateway_.metrics(), "ringway_upstream_timeouts_total") -
-                  metric_sum(before, "ringway_upstream_timeouts_total"), 1);
+                  metric_sum(before, "ringway_upstream_timeouts_total"),
+              1);
 }
 
 TEST_F(ProxyFaultsTest, SilentUpstreamHitsTheFirstByteTimeout) {
@@ -183,8 +187,8 @@ TEST_F(ProxyFaultsTest, SilentUpstreamHitsTheFirstByteTimeout) {
 
 TEST_F(ProxyFaultsTest, ClientGoneMidStreamClosesTheUpstreamAndBillsAnEstimate) {
     ASSERT_NO_FATAL_FAILURE(start());
-    const std::string body = chat_body(
-        "gpt-4o-mini", true, R"("x_mock":{"chunks":200,"event-delay-ms":50})");
+    const std::string body =
+        chat_body("gpt-4o-mini", true, R"("x_mock":{"chunks":200,"event-delay-ms":50})");
     const int64_t baseline_open = mock_connections_open();  // Pooled ones + the stats call.
     Client client;
     ASSERT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000)));

@@ -28,9 +28,11 @@ std::string find_on_path(const std::string& name) {
     size_t start = 0;
     while (start <= dirs.size()) {
         size_t end = dirs.find(':', start);
-        if (end == std::string::npos) end = dirs.size();
+        if (end == std::string::npos)
+            end = dirs.size();
         const std::string candidate = dirs.substr(start, end - start) + "/" + name;
-        if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+        if (end > start && ::access(candidate.c_str(), X_OK) == 0)
+            return candidate;
         start = end + 1;
     }
     return {};
@@ -44,7 +46,8 @@ std::string find_on_path(const std::string& name) {
 
 int64_t mtime_ns(const std::string& path) {
     struct stat info {};
-    if (::stat(path.c_str(), &info) != 0) return -1;
+    if (::stat(path.c_str(), &info) != 0)
+        return -1;
     return int64_t(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec;
 }
 
@@ -64,7 +67,8 @@ int run(const std::string& program, std::vector<std::string> args, const EnvList
         return -1;
     }
     const auto status = process.wait_exit(Deadline::after_ms(timeout_ms));
-    if (!status.has_value()) process.kill_and_reap();
+    if (!status.has_value())
+        process.kill_and_reap();
     *output = process.output(Stream::out) + process.output(Stream::err);
     if (!status.has_value()) {
         *output += "\n(timed out after " + std::to_string(timeout_ms) + " ms)";
@@ -81,8 +85,8 @@ void ensure_sdk_installed(const std::string& npm, const std::string& dir) {
         return;
     }
     std::string output;
-    const int code = run(npm, {"ci", "--no-audit", "--no-fund", "--loglevel=error"}, {}, dir,
-                         240000, &output);
+    const int code =
+        run(npm, {"ci", "--no-audit", "--no-fund", "--loglevel=error"}, {}, dir, 240000, &output);
     ASSERT_EQ(code, 0) << "npm ci failed in " << dir << ":\n" << output;
     FILE* file = std::fopen(stamp.c_str(), "w");
     ASSERT_NE(file, nullptr);
@@ -91,9 +95,11 @@ void ensure_sdk_installed(const std::string& npm, const std::string& dir) {
 
 TEST(ProxyNodeSdkTest, OfficialOpenAiSdkWorksThroughTheGateway) {
     const std::string node = find_on_path("node");
-    if (node.empty()) skip("node is not installed (make deps installs nodejs and npm)");
+    if (node.empty())
+        skip("node is not installed (make deps installs nodejs and npm)");
     const std::string npm = find_on_path("npm");
-    if (npm.empty()) skip("npm is not installed (make deps installs nodejs and npm)");
+    if (npm.empty())
+        skip("npm is not installed (make deps installs nodejs and npm)");
     const std::string dir = RW_NODE_TEST_DIR;
     ASSERT_NO_FATAL_FAILURE(ensure_sdk_installed(npm, dir));
 
@@ -117,8 +123,8 @@ TEST(ProxyNodeSdkTest, OfficialOpenAiSdkWorksThroughTheGateway) {
         {"NO_COLOR", "1"},
     };
     std::string output;
-    const int code = run(node, {"--test", "--test-reporter=spec", "sdk_test.mjs"}, env, dir,
-                         120000, &output);
+    const int code =
+        run(node, {"--test", "--test-reporter=spec", "sdk_test.mjs"}, env, dir, 120000, &output);
     EXPECT_EQ(code, 0) << output << "\nringway log:\n" << gateway.ringway().stderr_text();
     // The SDK's requests were billed like any other client's: seven reached the upstream
     // (models.list is the gateway's, the bad key was refused), one of them cut.
@@ -126,7 +132,8 @@ TEST(ProxyNodeSdkTest, OfficialOpenAiSdkWorksThroughTheGateway) {
     EXPECT_EQ(rows.size(), 7u);
     EXPECT_EQ(mock_requests(mock.port()), 7 + 1);  // + the readiness probe.
     int64_t cut = 0;
-    for (const Row& row : rows) cut += row.at("end_reason") == "upstream_reset" ? 1 : 0;
+    for (const Row& row : rows)
+        cut += row.at("end_reason") == "upstream_reset" ? 1 : 0;
     EXPECT_EQ(cut, 1);
 }
 

@@ -84,11 +84,14 @@ TEST_P(ProxyRetryStatusTest, RefusalOnTheFirstChannelIsRetriedOnTheNext) {
     EXPECT_EQ(rows[0].at("usage_source"), "reported");
     const std::string after = gateway_.metrics();
     EXPECT_EQ(metric_sum(after, "ringway_upstream_requests_total") -
-                  metric_sum(before, "ringway_upstream_requests_total"), 2);
+                  metric_sum(before, "ringway_upstream_requests_total"),
+              2);
     EXPECT_EQ(metric_sum(after, "ringway_upstream_retries_total") -
-                  metric_sum(before, "ringway_upstream_retries_total"), 1);
+                  metric_sum(before, "ringway_upstream_retries_total"),
+              1);
     EXPECT_EQ(metric_sum(after, "ringway_usage_records_total") -
-                  metric_sum(before, "ringway_usage_records_total"), 1);
+                  metric_sum(before, "ringway_usage_records_total"),
+              1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Statuses, ProxyRetryStatusTest, ::testing::Values(503, 429, 500, 502));
@@ -142,11 +145,11 @@ TEST_F(ProxyRetryTest, NoRetryOnceTheStreamHasStarted) {
     ASSERT_NO_FATAL_FAILURE(two_channels(mock_url(refusing_)));
     Client client;
     ASSERT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000)));
-    ASSERT_TRUE(client.send(
-        post_request("/v1/chat/completions",
-                     chat_body("gpt-4o-mini", true, R"("x_mock":{"fault":"reset","fault-after":2})"),
-                     key_.secret),
-        Deadline::after_ms(5000)));
+    ASSERT_TRUE(client.send(post_request("/v1/chat/completions",
+                                         chat_body("gpt-4o-mini", true,
+                                                   R"("x_mock":{"fault":"reset","fault-after":2})"),
+                                         key_.secret),
+                            Deadline::after_ms(5000)));
     ASSERT_TRUE(client.wait_closed(Deadline::after_ms(10000)));
     const RawResponse raw = parse_raw_response(client.unread());
     EXPECT_EQ(raw.status, 200);
@@ -169,8 +172,8 @@ TEST_F(ProxyRetryTest, NoRetryWhenAFreshConnectionClosesAfterTheRequestWasSent) 
     ASSERT_NO_FATAL_FAILURE(start_mock(healthy_));
     ASSERT_NO_FATAL_FAILURE(start_gateway());
     ASSERT_NO_FATAL_FAILURE(two_channels(mock_url(refusing_)));
-    const Response response = gateway_.chat(
-        key_, chat_body("gpt-4o-mini", false, R"("x_mock":{"fault":"reset-early"})"));
+    const Response response =
+        gateway_.chat(key_, chat_body("gpt-4o-mini", false, R"("x_mock":{"fault":"reset-early"})"));
     EXPECT_EQ(response.status, 502) << response.body;
     std::string code;
     EXPECT_EQ(check_error_response(response, &code), "");
@@ -218,14 +221,17 @@ TEST_F(ProxyRetryTest, ChannelFailingThreeTimesInARowCoolsDown) {
     }
     const auto rows = wait_usage_rows(gateway_.db_path(), key_.id, 6, Deadline::after_ms(5000));
     ASSERT_EQ(rows.size(), 6u);
-    for (const Row& row : rows) attempts.push_back(as_int(row, "attempts"));
+    for (const Row& row : rows)
+        attempts.push_back(as_int(row, "attempts"));
     // The readiness probe of the refusing channel (its only model, so its 503 is relayed)
     // is its first failure in a row; two more retried 503s make three: cooldown.
     EXPECT_EQ(attempts, (std::vector<int64_t>{2, 2, 1, 1, 1, 1}));
     EXPECT_EQ(mock_requests(refusing_.port()), 2);
     EXPECT_EQ(mock_requests(healthy_.port()), 6);
-    EXPECT_FALSE(gateway_.ringway().process().lines_containing(Stream::err,
-                                                                "event=channel_cooldown").empty());
+    EXPECT_FALSE(gateway_.ringway()
+                     .process()
+                     .lines_containing(Stream::err, "event=channel_cooldown")
+                     .empty());
     // While cooling down, a model only that channel serves still gets it (last resort).
     EXPECT_EQ(gateway_.chat(key_, chat_body("solo-model", false)).status, 503);
     EXPECT_EQ(mock_requests(refusing_.port()), 3);

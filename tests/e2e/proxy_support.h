@@ -36,8 +36,10 @@ inline constexpr std::string_view upstream_key = "sk-upstream-proxy-e2e-01234567
 template <class Condition>
 bool poll_until(Deadline deadline, Condition condition) {
     for (;;) {
-        if (condition()) return true;
-        if (deadline.passed()) return false;
+        if (condition())
+            return true;
+        if (deadline.passed())
+            return false;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));  // Poll interval only.
     }
 }
@@ -89,7 +91,8 @@ public:
         std::vector<std::string> out;
         simdjson::dom::object object;
         if (is_ok_ && root_.at_pointer(pointer).get_object().get(object) == simdjson::SUCCESS) {
-            for (auto field : object) out.emplace_back(field.key);
+            for (auto field : object)
+                out.emplace_back(field.key);
         }
         return out;
     }
@@ -109,7 +112,8 @@ private:
 inline std::string post_request(std::string_view path, std::string_view body,
                                 std::string_view api_key, std::string_view extra_headers = {}) {
     std::string request = "POST " + std::string(path) + " HTTP/1.1\r\nHost: gateway\r\n";
-    if (!api_key.empty()) request += "Authorization: Bearer " + std::string(api_key) + "\r\n";
+    if (!api_key.empty())
+        request += "Authorization: Bearer " + std::string(api_key) + "\r\n";
     request += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
                "\r\n" + std::string(extra_headers) + "\r\n" + std::string(body);
     return request;
@@ -117,7 +121,8 @@ inline std::string post_request(std::string_view path, std::string_view body,
 
 inline std::string get_with_key(std::string_view path, std::string_view api_key) {
     std::string headers;
-    if (!api_key.empty()) headers = "Authorization: Bearer " + std::string(api_key) + "\r\n";
+    if (!api_key.empty())
+        headers = "Authorization: Bearer " + std::string(api_key) + "\r\n";
     return get_request(path, headers);
 }
 
@@ -126,8 +131,10 @@ inline std::string get_with_key(std::string_view path, std::string_view api_key)
 inline std::string chat_body(std::string_view model, bool is_stream, std::string_view extra = {}) {
     std::string body = R"({"model":")" + std::string(model) +
                        R"(","messages":[{"role":"user","content":"Say hello to the gateway."}])";
-    if (is_stream) body += R"(,"stream":true)";
-    if (!extra.empty()) body += "," + std::string(extra);
+    if (is_stream)
+        body += R"(,"stream":true)";
+    if (!extra.empty())
+        body += "," + std::string(extra);
     return body + "}";
 }
 
@@ -138,8 +145,8 @@ inline std::string chat_body(std::string_view model, bool is_stream, std::string
 // A response read as raw bytes up to the peer's close (or the terminating chunk).
 struct RawResponse {
     int status = 0;
-    std::string head;        // Status line and headers, without the blank line.
-    std::string payload;     // De-chunked body bytes received.
+    std::string head;     // Status line and headers, without the blank line.
+    std::string payload;  // De-chunked body bytes received.
     bool is_chunked = false;
     bool has_last_chunk = false;  // "0\r\n\r\n" arrived.
     bool is_framing_ok = true;    // Every chunk that arrived was well formed.
@@ -154,9 +161,11 @@ inline RawResponse parse_raw_response(std::string_view bytes) {
         return out;
     }
     out.head = std::string(bytes.substr(0, head_end));
-    if (out.head.size() > 12) out.status = std::atoi(out.head.c_str() + 9);
+    if (out.head.size() > 12)
+        out.status = std::atoi(out.head.c_str() + 9);
     std::string lower_head;
-    for (const char c : out.head) lower_head.push_back(char(std::tolower(static_cast<unsigned char>(c))));
+    for (const char c : out.head)
+        lower_head.push_back(char(std::tolower(static_cast<unsigned char>(c))));
     out.is_chunked = lower_head.find("transfer-encoding: chunked") != std::string::npos;
     std::string_view rest = bytes.substr(head_end + 4);
     if (!out.is_chunked) {
@@ -165,7 +174,8 @@ inline RawResponse parse_raw_response(std::string_view bytes) {
     }
     while (!rest.empty()) {
         const size_t line_end = rest.find("\r\n");
-        if (line_end == std::string_view::npos) return out;  // Cut inside a size line.
+        if (line_end == std::string_view::npos)
+            return out;  // Cut inside a size line.
         size_t size = 0;
         const std::string size_text(rest.substr(0, line_end));
         char* end = nullptr;
@@ -177,7 +187,8 @@ inline RawResponse parse_raw_response(std::string_view bytes) {
         rest.remove_prefix(line_end + 2);
         if (size == 0) {
             out.has_last_chunk = rest.substr(0, 2) == "\r\n";
-            if (rest.size() > 2) out.is_framing_ok = false;  // Bytes after the last chunk.
+            if (rest.size() > 2)
+                out.is_framing_ok = false;  // Bytes after the last chunk.
             return out;
         }
         if (rest.size() < size + 2) {  // Cut inside a chunk: keep what arrived.
@@ -201,7 +212,8 @@ inline std::vector<std::string> sse_events(std::string_view payload) {
     size_t start = 0;
     for (;;) {
         const size_t end = payload.find("\n\n", start);
-        if (end == std::string_view::npos) break;
+        if (end == std::string_view::npos)
+            break;
         events.emplace_back(payload.substr(start, end - start));
         start = end + 2;
     }
@@ -211,7 +223,8 @@ inline std::vector<std::string> sse_events(std::string_view payload) {
 // The JSON after "data: " in an event (the last data line), or "" when none.
 inline std::string sse_data(std::string_view event) {
     const size_t at = event.rfind("data: ");
-    if (at == std::string_view::npos) return {};
+    if (at == std::string_view::npos)
+        return {};
     const size_t end = event.find('\n', at);
     return std::string(event.substr(at + 6, end == std::string_view::npos ? end : end - at - 6));
 }
@@ -254,7 +267,8 @@ public:
     // Every row of `sql`, columns by name (NULL reads as "NULL"). Errors go to error().
     std::vector<Row> query(const std::string& sql) {
         std::vector<Row> rows;
-        if (db_ == nullptr) return rows;
+        if (db_ == nullptr)
+            return rows;
         sqlite3_stmt* stmt = nullptr;
         if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
             error_ = sqlite3_errmsg(db_);
@@ -270,14 +284,16 @@ public:
             }
             rows.push_back(std::move(row));
         }
-        if (rc != SQLITE_DONE) error_ = sqlite3_errmsg(db_);
+        if (rc != SQLITE_DONE)
+            error_ = sqlite3_errmsg(db_);
         sqlite3_finalize(stmt);
         return rows;
     }
     // The first column of the first row as an integer (-1 when none).
     int64_t scalar(const std::string& sql) {
         const std::vector<Row> rows = query(sql);
-        if (rows.empty() || rows[0].empty()) return -1;
+        if (rows.empty() || rows[0].empty())
+            return -1;
         return std::strtoll(rows[0].begin()->second.c_str(), nullptr, 10);
     }
 
@@ -292,7 +308,8 @@ inline std::vector<Row> wait_usage_rows(const std::string& db_path, int64_t key_
     std::vector<Row> rows;
     poll_until(deadline, [&] {
         Db db(db_path);
-        if (!db.ok()) return false;
+        if (!db.ok())
+            return false;
         rows = db.query("SELECT * FROM usage_logs WHERE key_id = " + std::to_string(key_id) +
                         " ORDER BY id");
         return rows.size() >= count;
@@ -307,7 +324,8 @@ inline int64_t as_int(const Row& row, const std::string& column) {
 
 inline std::string describe_row(const Row& row) {
     std::string out;
-    for (const auto& [column, value] : row) out += column + "=" + value + " ";
+    for (const auto& [column, value] : row)
+        out += column + "=" + value + " ";
     return out;
 }
 
@@ -316,16 +334,16 @@ inline std::string describe_row(const Row& row) {
 // --------------------------------------------------------------------------------------
 
 inline std::string mock_stats_text(uint16_t mock_port) {
-    const auto response = http_exchange(mock_port, get_request("/__mock/stats"), Deadline::after_ms(5000));
+    const auto response =
+        http_exchange(mock_port, get_request("/__mock/stats"), Deadline::after_ms(5000));
     return response.has_value() ? response->body : std::string("{}");
 }
 
 inline void mock_reset(uint16_t mock_port) {
     std::string error;
-    const auto response =
-        http_exchange(mock_port,
-                      "POST /__mock/reset HTTP/1.1\r\nHost: mock\r\nContent-Length: 0\r\n\r\n",
-                      Deadline::after_ms(5000), false, &error);
+    const auto response = http_exchange(
+        mock_port, "POST /__mock/reset HTTP/1.1\r\nHost: mock\r\nContent-Length: 0\r\n\r\n",
+        Deadline::after_ms(5000), false, &error);
     ASSERT_TRUE(response.has_value() && response->status == 200)
         << "mock reset failed: " << error << " status "
         << (response.has_value() ? response->status : 0);
@@ -357,11 +375,13 @@ inline uint16_t closed_port() {
 
 inline uint16_t admin_port_of(const std::string& ready_line) {
     const size_t field = ready_line.find(" admin=");
-    if (field == std::string::npos) return 0;
+    if (field == std::string::npos)
+        return 0;
     const size_t end = ready_line.find(' ', field + 1);
     const std::string address = ready_line.substr(field + 7, end - field - 7);
     const size_t colon = address.rfind(':');
-    if (colon == std::string::npos) return 0;
+    if (colon == std::string::npos)
+        return 0;
     return uint16_t(std::stoul(address.substr(colon + 1)));
 }
 
@@ -372,16 +392,18 @@ struct Key {
 
 struct ChannelSpec {
     std::string name;
-    std::string base_url;                 // Empty: http://127.0.0.1:<mock_port>
+    std::string base_url;  // Empty: http://127.0.0.1:<mock_port>
     uint16_t mock_port = 0;
-    std::vector<std::string> models;      // A probe model "probe-<name>" is always added.
-    std::string model_map_json;           // e.g. {"gpt-4o-mini":"mock-renamed"}; empty: none
+    std::vector<std::string> models;  // A probe model "probe-<name>" is always added.
+    std::string model_map_json;       // e.g. {"gpt-4o-mini":"mock-renamed"}; empty: none
     int priority = 0;
     int weight = 1;
-    std::string extra_json;               // Raw members appended (e.g. "ca_file":"...").
+    std::string extra_json;  // Raw members appended (e.g. "ca_file":"...").
 };
 
-inline std::string probe_model(const std::string& channel_name) { return "probe-" + channel_name; }
+inline std::string probe_model(const std::string& channel_name) {
+    return "probe-" + channel_name;
+}
 
 class Gateway {
 public:
@@ -404,12 +426,14 @@ public:
                               " HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer " +
                               std::string(admin_token) + "\r\n";
         if (!body.empty()) {
-            request += "Content-Type: application/json\r\nContent-Length: " +
-                       std::to_string(body.size()) + "\r\n";
+            request +=
+                "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                "\r\n";
         }
         request += "\r\n" + std::string(body);
         std::string error;
-        auto response = http_exchange(admin_port_, request, Deadline::after_ms(10000), false, &error);
+        auto response =
+            http_exchange(admin_port_, request, Deadline::after_ms(10000), false, &error);
         EXPECT_TRUE(response.has_value()) << "admin " << method << " " << path << ": " << error;
         return response.value_or(Response{});
     }
@@ -425,7 +449,8 @@ public:
     // POST /admin/channels; returns the channel id (0 on failure, with a test failure).
     int64_t create_channel(const ChannelSpec& spec) {
         std::string models = "[\"" + probe_model(spec.name) + "\"";
-        for (const std::string& model : spec.models) models += ",\"" + model + "\"";
+        for (const std::string& model : spec.models)
+            models += ",\"" + model + "\"";
         models += "]";
         const std::string base_url = !spec.base_url.empty()
                                          ? spec.base_url
@@ -435,8 +460,10 @@ public:
                            R"(","models":)" + models + R"(,"priority":)" +
                            std::to_string(spec.priority) + R"(,"weight":)" +
                            std::to_string(spec.weight) + R"(,"allow_private_network":true)";
-        if (!spec.model_map_json.empty()) body += R"(,"model_map":)" + spec.model_map_json;
-        if (!spec.extra_json.empty()) body += "," + spec.extra_json;
+        if (!spec.model_map_json.empty())
+            body += R"(,"model_map":)" + spec.model_map_json;
+        if (!spec.extra_json.empty())
+            body += "," + spec.extra_json;
         body += "}";
         const Response response = admin("POST", "/admin/channels", body);
         EXPECT_EQ(response.status, 201) << body << " -> " << response.body;
@@ -458,13 +485,15 @@ public:
                 const auto response = http_exchange(
                     port(), post_request("/v1/chat/completions", body, probe_key_.secret),
                     Deadline::after_ms(5000));
-                if (!response.has_value()) return false;
+                if (!response.has_value())
+                    return false;
                 last = *response;
                 return !(response->status == 503 &&
                          response->body.find("no_channel_available") != std::string::npos);
             });
-            EXPECT_TRUE(is_ready) << "channel " << name << " never became routable; last: "
-                                  << last.status << " " << last.body;
+            EXPECT_TRUE(is_ready) << "channel " << name
+                                  << " never became routable; last: " << last.status << " "
+                                  << last.body;
             answers[name] = last;
         }
         return answers;
@@ -473,7 +502,8 @@ public:
     // One request on a new connection.
     Response call(const std::string& request, int64_t timeout_ms = 10000) {
         std::string error;
-        auto response = http_exchange(port(), request, Deadline::after_ms(timeout_ms), false, &error);
+        auto response =
+            http_exchange(port(), request, Deadline::after_ms(timeout_ms), false, &error);
         EXPECT_TRUE(response.has_value()) << error << "\nrequest: " << escape_bytes(request);
         return response.value_or(Response{});
     }
@@ -481,9 +511,7 @@ public:
         return call(post_request("/v1/chat/completions", body, key.secret));
     }
 
-    std::string metrics() {
-        return scrape_metrics(port(), Deadline::after_ms(5000)).value_or("");
-    }
+    std::string metrics() { return scrape_metrics(port(), Deadline::after_ms(5000)).value_or(""); }
     double metric(std::string_view name) { return metric_sum(metrics(), name); }
 
     [[nodiscard]] uint16_t port() const { return ringway_.port(); }

@@ -18,7 +18,8 @@ namespace {
 
 std::string find_openssl() {
     for (const char* path : {"/usr/bin/openssl", "/usr/local/bin/openssl", "/bin/openssl"}) {
-        if (::access(path, X_OK) == 0) return path;
+        if (::access(path, X_OK) == 0)
+            return path;
     }
     return {};
 }
@@ -31,7 +32,8 @@ bool openssl(const std::string& program, const std::vector<std::string>& args,
     options.program = program;
     options.args = args;
     options.working_dir = dir;
-    if (!process.start(options, output)) return false;
+    if (!process.start(options, output))
+        return false;
     const auto status = process.wait_exit(Deadline::after_ms(30000));
     *output = process.output(Stream::out) + process.output(Stream::err);
     return status.has_value() && status->is_exited && status->code == 0;
@@ -49,23 +51,30 @@ protected:
         const std::string& dir = certs_.path();
         FILE* ext = std::fopen((dir + "/leaf.ext").c_str(), "w");
         ASSERT_NE(ext, nullptr);
-        std::fputs("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
-                   "extendedKeyUsage=serverAuth\n", ext);
+        std::fputs(
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+            "extendedKeyUsage=serverAuth\n",
+            ext);
         std::fclose(ext);
         std::string output;
-        ASSERT_TRUE(openssl(program, {"req", "-x509", "-newkey", "ec", "-pkeyopt",
-                                      "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-                                      "ca.key", "-out", "ca.pem", "-days", "2", "-subj",
-                                      "/CN=ringway e2e test CA"},
-                            dir, &output)) << output;
-        ASSERT_TRUE(openssl(program, {"req", "-newkey", "ec", "-pkeyopt",
-                                      "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-                                      "leaf.key", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1"},
-                            dir, &output)) << output;
-        ASSERT_TRUE(openssl(program, {"x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey",
-                                      "ca.key", "-CAcreateserial", "-out", "leaf.pem", "-days", "2",
-                                      "-extfile", "leaf.ext"},
-                            dir, &output)) << output;
+        ASSERT_TRUE(openssl(program,
+                            {"req", "-x509", "-newkey", "ec", "-pkeyopt",
+                             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out",
+                             "ca.pem", "-days", "2", "-subj", "/CN=ringway e2e test CA"},
+                            dir, &output))
+            << output;
+        ASSERT_TRUE(
+            openssl(program,
+                    {"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                     "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1"},
+                    dir, &output))
+            << output;
+        ASSERT_TRUE(
+            openssl(program,
+                    {"x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                     "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext"},
+                    dir, &output))
+            << output;
         ASSERT_NO_FATAL_FAILURE(start_mock(
             tls_mock_, {}, {"--tls-cert", dir + "/leaf.pem", "--tls-key", dir + "/leaf.key"}));
         ASSERT_NO_FATAL_FAILURE(gateway_.start(
@@ -85,7 +94,11 @@ protected:
         Process curl;
         SpawnOptions options;
         options.program = "/usr/bin/curl";
-        options.args = {"-sS", "--max-time", "10", "--cacert", certs_.path() + "/ca.pem",
+        options.args = {"-sS",
+                        "--max-time",
+                        "10",
+                        "--cacert",
+                        certs_.path() + "/ca.pem",
                         https_url(tls_mock_.port()) + "/__mock/stats"};
         std::string error;
         EXPECT_TRUE(curl.start(options, &error)) << error;
@@ -135,7 +148,8 @@ TEST_F(ProxyTlsTest, CaFileMakesTheChannelWork) {
               "Bearer " + std::string(upstream_key));
     const auto rows = wait_usage_rows(gateway_.db_path(), key_.id, 2, Deadline::after_ms(5000));
     ASSERT_EQ(rows.size(), 2u);
-    for (const Row& row : rows) EXPECT_EQ(row.at("usage_source"), "reported") << describe_row(row);
+    for (const Row& row : rows)
+        EXPECT_EQ(row.at("usage_source"), "reported") << describe_row(row);
 }
 
 TEST_F(ProxyTlsTest, HttpsChannelNeverSpeaksPlaintext) {

@@ -45,9 +45,12 @@ Outcome run(std::string_view stream, UsageFormat format, const std::vector<size_
         std::memset(buffer.data(), 0xAA, buffer.size());  // Views kept into it would show.
         start = end;
     }
-    const Outcome outcome{scanner.usage(),        scanner.is_done(),
-                          scanner.had_error_event(), scanner.events_count(),
-                          scanner.events_parsed_count(), scanner.events_skipped_count()};
+    const Outcome outcome{scanner.usage(),
+                          scanner.is_done(),
+                          scanner.had_error_event(),
+                          scanner.events_count(),
+                          scanner.events_parsed_count(),
+                          scanner.events_skipped_count()};
     arena.release();
     const UsageCounts& usage = outcome.usage;
     if (!usage.has_usage) {
@@ -59,7 +62,8 @@ Outcome run(std::string_view stream, UsageFormat format, const std::vector<size_
 }
 
 bool same(const Outcome& a, const Outcome& b) {
-    return a.usage.has_usage == b.usage.has_usage && a.usage.prompt_tokens == b.usage.prompt_tokens &&
+    return a.usage.has_usage == b.usage.has_usage &&
+           a.usage.prompt_tokens == b.usage.prompt_tokens &&
            a.usage.completion_tokens == b.usage.completion_tokens &&
            a.usage.total_tokens == b.usage.total_tokens && a.is_done == b.is_done &&
            a.had_error == b.had_error && a.events_count == b.events_count &&

@@ -27,7 +27,8 @@ void fuzz_usage(std::string_view json, UsageFormat format) {
     const bool is_ok = usage_from_json(json, format, counts);
     if (!is_ok || !counts.has_usage) {
         check(!counts.has_usage);
-        check(counts.prompt_tokens == 0 && counts.completion_tokens == 0 && counts.total_tokens == 0);
+        check(counts.prompt_tokens == 0 && counts.completion_tokens == 0 &&
+              counts.total_tokens == 0);
     }
     UsageCounts again;
     check(usage_from_json(json, format, again) == is_ok);  // Deterministic, no state kept.

@@ -64,7 +64,7 @@ TEST(Arena, RefusesPastThePerRequestCap) {
     Arena arena(&pool, 200 * 1024);
     EXPECT_NE(arena.alloc(150 * 1024, 16), nullptr);
     EXPECT_EQ(arena.alloc(100 * 1024, 16), nullptr);  // 250 KiB > 200 KiB.
-    EXPECT_NE(arena.alloc(100, 1), nullptr);           // Small ones still fit under the cap.
+    EXPECT_NE(arena.alloc(100, 1), nullptr);          // Small ones still fit under the cap.
     arena.release();
 }
 
@@ -86,7 +86,7 @@ TEST(Arena, ExtendLastGrowsOnlyTheNewestAllocation) {
     auto* first = static_cast<char*>(arena.alloc(10, 1));
     EXPECT_TRUE(arena.extend_last(first, 20));
     auto* second = static_cast<char*>(arena.alloc(4, 1));
-    EXPECT_EQ(second, first + 20);  // The extension was reserved.
+    EXPECT_EQ(second, first + 20);               // The extension was reserved.
     EXPECT_FALSE(arena.extend_last(first, 30));  // No longer the newest.
     EXPECT_TRUE(arena.extend_last(second, 8));
     EXPECT_FALSE(arena.extend_last(second, chunk_payload_bytes));  // Past the chunk.

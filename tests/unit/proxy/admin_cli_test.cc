@@ -45,9 +45,10 @@ TEST(AdminCli, ParsesDurations) {
 }
 
 TEST(AdminCli, ErrorText) {
-    EXPECT_EQ(admin_cli_error_text(
-                  R"({"error":{"message":"name is required","type":"invalid_request_error","code":"missing_field"}})"),
-              "name is required (missing_field)");
+    EXPECT_EQ(
+        admin_cli_error_text(
+            R"({"error":{"message":"name is required","type":"invalid_request_error","code":"missing_field"}})"),
+        "name is required (missing_field)");
     EXPECT_EQ(admin_cli_error_text("not json"), "");
     EXPECT_EQ(admin_cli_error_text(R"({"data":[]})"), "");
     EXPECT_TRUE(admin_cli_is_command("key"));
@@ -66,7 +67,8 @@ std::string read_all(FILE* file) {
     std::rewind(file);
     char buffer[4096];
     size_t got = 0;
-    while ((got = std::fread(buffer, 1, sizeof(buffer), file)) > 0) text.append(buffer, got);
+    while ((got = std::fread(buffer, 1, sizeof(buffer), file)) > 0)
+        text.append(buffer, got);
     std::fclose(file);
     return text;
 }
@@ -76,7 +78,8 @@ CliRun run_cli(std::vector<std::string> words) {
     std::vector<char*> argv;
     std::string program = "ringway";
     argv.push_back(program.data());
-    for (std::string& word : words) argv.push_back(word.data());
+    for (std::string& word : words)
+        argv.push_back(word.data());
     FILE* out = std::tmpfile();
     FILE* err = std::tmpfile();
     std::fflush(stdout);
@@ -122,7 +125,8 @@ protected:
     void TearDown() override {
         server_.stop();
         writer_.request_stop();
-        if (writer_thread_.joinable()) writer_thread_.join();
+        if (writer_thread_.joinable())
+            writer_thread_.join();
         ::unsetenv("RINGWAY_ADMIN_LISTEN");
         ::unsetenv("RINGWAY_ADMIN_TOKEN");
     }
@@ -171,10 +175,10 @@ TEST_F(AdminCliTest, KeyCreateListRevoke) {
 TEST_F(AdminCliTest, ChannelAddNeverPrintsTheUpstreamKey) {
     const std::string upstream_key = "sk-cli-upstream-secret-abcd1234";
     ::setenv("RINGWAY_TEST_UPSTREAM_KEY", upstream_key.c_str(), 1);
-    const CliRun added = run_cli({"channel", "add", "--name", "main", "--kind", "openai",
-                                  "--base-url", "https://api.openai.com", "--api-key-env",
-                                  "RINGWAY_TEST_UPSTREAM_KEY", "--models", "gpt-4o",
-                                  "--priority", "-2"});
+    const CliRun added =
+        run_cli({"channel", "add", "--name", "main", "--kind", "openai", "--base-url",
+                 "https://api.openai.com", "--api-key-env", "RINGWAY_TEST_UPSTREAM_KEY", "--models",
+                 "gpt-4o", "--priority", "-2"});
     ASSERT_EQ(added.exit_code, 0) << added.err;
     EXPECT_EQ(added.out.find(upstream_key), std::string::npos);
     EXPECT_NE(added.out.find("sk-\u20261234"), std::string::npos) << added.out;
@@ -188,15 +192,15 @@ TEST_F(AdminCliTest, ChannelAddNeverPrintsTheUpstreamKey) {
     EXPECT_NE(list.out.find("https://api.openai.com"), std::string::npos);
     EXPECT_EQ(list.out.find(upstream_key), std::string::npos);
 
-    const CliRun missing_env = run_cli({"channel", "add", "--name", "x", "--kind", "openai",
-                                        "--base-url", "https://api.openai.com",
-                                        "--api-key-env", "RINGWAY_TEST_UNSET_VARIABLE"});
+    const CliRun missing_env =
+        run_cli({"channel", "add", "--name", "x", "--kind", "openai", "--base-url",
+                 "https://api.openai.com", "--api-key-env", "RINGWAY_TEST_UNSET_VARIABLE"});
     EXPECT_EQ(missing_env.exit_code, 2);
     EXPECT_NE(missing_env.err.find("RINGWAY_TEST_UNSET_VARIABLE"), std::string::npos);
 
-    const CliRun bad_url = run_cli({"channel", "add", "--name", "x", "--kind", "openai",
-                                    "--base-url", "ftp://example.com", "--api-key-env",
-                                    "RINGWAY_TEST_UPSTREAM_KEY"});
+    const CliRun bad_url =
+        run_cli({"channel", "add", "--name", "x", "--kind", "openai", "--base-url",
+                 "ftp://example.com", "--api-key-env", "RINGWAY_TEST_UPSTREAM_KEY"});
     EXPECT_EQ(bad_url.exit_code, 1);
     EXPECT_NE(bad_url.err.find("admin API error 400"), std::string::npos) << bad_url.err;
     EXPECT_NE(bad_url.err.find("(invalid_field)"), std::string::npos) << bad_url.err;
@@ -214,11 +218,12 @@ TEST_F(AdminCliTest, UsageAndLogs) {
     }
     writer_.notify(0);
     ASSERT_TRUE(test::wait_until([&] { return writer_.rows_written() == 3; }));
-    const CliRun usage = run_cli({"usage", "--key", std::to_string(key_id), "--since", "2023-11-01"});
+    const CliRun usage =
+        run_cli({"usage", "--key", std::to_string(key_id), "--since", "2023-11-01"});
     ASSERT_EQ(usage.exit_code, 0) << usage.err;
     EXPECT_NE(usage.out.find("2023-11-14"), std::string::npos) << usage.out;
     EXPECT_NE(usage.out.find("120"), std::string::npos) << usage.out;  // 3 × 40 tokens.
-    const CliRun recent = run_cli({"usage", "--since", "7d"});  // The rows are from 2023.
+    const CliRun recent = run_cli({"usage", "--since", "7d"});         // The rows are from 2023.
     ASSERT_EQ(recent.exit_code, 0) << recent.err;
     EXPECT_EQ(recent.out.find("2023-11-14"), std::string::npos);
     const CliRun logs = run_cli({"logs", "--limit", "2"});
@@ -238,7 +243,7 @@ TEST_F(AdminCliTest, Errors) {
     EXPECT_EQ(no_token.exit_code, 1);
     EXPECT_NE(no_token.err.find("RINGWAY_ADMIN_TOKEN is not set"), std::string::npos);
     ::setenv("RINGWAY_ADMIN_TOKEN", cli_token, 1);
-    EXPECT_EQ(run_cli({"key", "create"}).exit_code, 2);              // No --name.
+    EXPECT_EQ(run_cli({"key", "create"}).exit_code, 2);  // No --name.
     EXPECT_EQ(run_cli({"key", "frobnicate"}).exit_code, 2);
     EXPECT_EQ(run_cli({"key", "list", "--bogus", "1"}).exit_code, 2);
     EXPECT_EQ(run_cli({"key", "revoke", "abc"}).exit_code, 2);

@@ -52,16 +52,17 @@ HttpReply http_call(uint16_t port, std::string_view method, std::string_view tar
         ::close(fd);
         return reply;
     }
-    std::string request = std::string(method) + " " + std::string(target) +
-                          " HTTP/1.1\r\nHost: admin\r\n";
+    std::string request =
+        std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: admin\r\n";
     if (!authorization.empty()) {
         request += "Authorization: " + std::string(authorization) + "\r\n";
     } else if (is_authorized) {
         request += "Authorization: Bearer " + std::string(test_token) + "\r\n";
     }
     if (!body.empty() || method == "POST" || method == "PATCH") {
-        request += "Content-Type: application/json\r\nContent-Length: " +
-                   std::to_string(body.size()) + "\r\n";
+        request +=
+            "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+            "\r\n";
     }
     request += "\r\n";
     request += body;
@@ -75,7 +76,8 @@ HttpReply http_call(uint16_t port, std::string_view method, std::string_view tar
             break;
         }
         const ssize_t got = ::recv(fd, buffer, sizeof(buffer), 0);
-        if (got <= 0) break;
+        if (got <= 0)
+            break;
         raw.append(buffer, size_t(got));
     }
     ::close(fd);
@@ -165,7 +167,8 @@ protected:
     void TearDown() override {
         server_.stop();
         writer_.request_stop();
-        if (writer_thread_.joinable()) writer_thread_.join();
+        if (writer_thread_.joinable())
+            writer_thread_.join();
     }
 
     const Snapshot& snapshot() {
@@ -175,7 +178,8 @@ protected:
     }
     const ChannelEntry* channel_in_snapshot(int64_t id) {
         for (const ChannelEntry& channel : snapshot().channels()) {
-            if (channel.id == id) return &channel;
+            if (channel.id == id)
+                return &channel;
         }
         return nullptr;
     }
@@ -225,21 +229,23 @@ TEST_F(AdminServerTest, RefusesMissingAndWrongTokens) {
     EXPECT_NE(missing.head.find("WWW-Authenticate: Bearer"), std::string::npos);
     EXPECT_NE(missing.head.find("Connection: close"), std::string::npos);
 
-    const HttpReply wrong = http_call(port_, "GET", "/admin/keys", {}, "Bearer admin-token-0123456789abcdeX");
+    const HttpReply wrong =
+        http_call(port_, "GET", "/admin/keys", {}, "Bearer admin-token-0123456789abcdeX");
     EXPECT_EQ(wrong.status, 401);
     EXPECT_EQ(error_code_of(wrong), "invalid_admin_token");
     const HttpReply shorter = http_call(port_, "GET", "/admin/keys", {}, "Bearer admin-token");
     EXPECT_EQ(shorter.status, 401);
-    const HttpReply basic = http_call(port_, "GET", "/admin/keys", {},
-                                      "Basic " + std::string(test_token));
+    const HttpReply basic =
+        http_call(port_, "GET", "/admin/keys", {}, "Basic " + std::string(test_token));
     EXPECT_EQ(basic.status, 401);
     // An unauthenticated write is refused before its body is read: nothing is created.
-    const HttpReply write = http_call(port_, "POST", "/admin/keys", R"({"name":"x"})",
-                                      "Bearer nope-nope-nope-nope");
+    const HttpReply write =
+        http_call(port_, "POST", "/admin/keys", R"({"name":"x"})", "Bearer nope-nope-nope-nope");
     EXPECT_EQ(write.status, 401);
     EXPECT_TRUE(snapshot().keys().empty());
 
-    const HttpReply right = http_call(port_, "GET", "/admin/keys", {}, "bearer " + std::string(test_token));
+    const HttpReply right =
+        http_call(port_, "GET", "/admin/keys", {}, "bearer " + std::string(test_token));
     EXPECT_EQ(right.status, 200) << right.body;
     EXPECT_EQ(Json(right.body).array_size("/data"), 0u);
 }
@@ -259,9 +265,10 @@ TEST_F(AdminServerTest, UnknownPathsAndMethods) {
 }
 
 TEST_F(AdminServerTest, KeyCreateShowsTheSecretOnce) {
-    const HttpReply created = call("POST", "/admin/keys",
-                                   R"({"name":"app","quota_tokens":1000000,"models":["gpt-4o","o3"],)"
-                                   R"("rpm":60,"max_concurrency":4,"expires_at":4102444800})");
+    const HttpReply created =
+        call("POST", "/admin/keys",
+             R"({"name":"app","quota_tokens":1000000,"models":["gpt-4o","o3"],)"
+             R"("rpm":60,"max_concurrency":4,"expires_at":4102444800})");
     ASSERT_EQ(created.status, 201) << created.body;
     Json json(created.body);
     const std::string secret = json.string("/key");
@@ -290,8 +297,10 @@ TEST_F(AdminServerTest, KeyCreateShowsTheSecretOnce) {
     // Neither the secret nor its hash ever comes back.
     const KeyHash hash = key_hash(secret);
     char hash_hex[2 * key_hash_bytes + 1];
-    for (uint32_t i = 0; i < key_hash_bytes; i++) std::snprintf(hash_hex + 2 * i, 3, "%02x", hash[i]);
-    for (const HttpReply& read : {call("GET", "/admin/keys"), call("GET", "/admin/keys/" + std::to_string(id))}) {
+    for (uint32_t i = 0; i < key_hash_bytes; i++)
+        std::snprintf(hash_hex + 2 * i, 3, "%02x", hash[i]);
+    for (const HttpReply& read :
+         {call("GET", "/admin/keys"), call("GET", "/admin/keys/" + std::to_string(id))}) {
         ASSERT_EQ(read.status, 200) << read.body;
         EXPECT_EQ(read.body.find(secret), std::string::npos);
         EXPECT_EQ(read.body.find(secret.substr(12)), std::string::npos);
@@ -348,7 +357,8 @@ TEST_F(AdminServerTest, KeyImportPatchAndRevoke) {
     EXPECT_EQ(duplicate.body.find(secret), std::string::npos);
 
     const std::string path = "/admin/keys/" + std::to_string(id);
-    const HttpReply patched = call("PATCH", path, R"({"rpm":7,"models":["gpt-4o"],"name":"renamed"})");
+    const HttpReply patched =
+        call("PATCH", path, R"({"rpm":7,"models":["gpt-4o"],"name":"renamed"})");
     ASSERT_EQ(patched.status, 200) << patched.body;
     Json after(patched.body);
     EXPECT_EQ(after.integer("/rpm"), 7);
@@ -426,7 +436,8 @@ TEST_F(AdminServerTest, ChannelValidationErrors) {
         return call("POST", "/admin/channels", "{" + fields + "}");
     };
     const std::string base = R"("name":"c","api_key":"sk-upstream-0000000000",)";
-    const HttpReply unknown_kind = create(base + R"("kind":"gemini","base_url":"https://x.example")");
+    const HttpReply unknown_kind =
+        create(base + R"("kind":"gemini","base_url":"https://x.example")");
     EXPECT_EQ(unknown_kind.status, 400);
     EXPECT_EQ(error_code_of(unknown_kind), "invalid_field");
     const HttpReply bad_scheme = create(base + R"("kind":"openai","base_url":"ftp://x.example")");
@@ -434,20 +445,24 @@ TEST_F(AdminServerTest, ChannelValidationErrors) {
     EXPECT_NE(bad_scheme.body.find("http"), std::string::npos);
     EXPECT_EQ(create(base + R"("kind":"openai","base_url":"https://")").status, 400);
     EXPECT_EQ(create(base + R"("kind":"openai","base_url":"https://:443/v1")").status, 400);
-    const HttpReply no_name = create(R"("kind":"openai","api_key":"sk-abcdefghijklmnop","base_url":"https://x.example")");
+    const HttpReply no_name =
+        create(R"("kind":"openai","api_key":"sk-abcdefghijklmnop","base_url":"https://x.example")");
     EXPECT_EQ(no_name.status, 400);
     EXPECT_EQ(error_code_of(no_name), "missing_field");
     EXPECT_EQ(create(R"("name":"c","kind":"openai","base_url":"https://x.example")").status, 400);
-    const HttpReply loopback = create(base + R"("kind":"openai-compatible","base_url":"http://127.0.0.1:11434")");
+    const HttpReply loopback =
+        create(base + R"("kind":"openai-compatible","base_url":"http://127.0.0.1:11434")");
     EXPECT_EQ(loopback.status, 400);
     EXPECT_NE(loopback.body.find("allow_private_network"), std::string::npos);
     const HttpReply metadata = create(
-        base + R"("kind":"openai","base_url":"http://169.254.169.254","allow_private_network":true)");
+        base +
+        R"("kind":"openai","base_url":"http://169.254.169.254","allow_private_network":true)");
     EXPECT_EQ(metadata.status, 400);
     EXPECT_EQ(call("POST", "/admin/channels", "not json").status, 400);
     EXPECT_TRUE(snapshot().channels().empty());
     const HttpReply local = create(
-        base + R"("kind":"openai-compatible","base_url":"http://127.0.0.1:11434","allow_private_network":true)");
+        base +
+        R"("kind":"openai-compatible","base_url":"http://127.0.0.1:11434","allow_private_network":true)");
     EXPECT_EQ(local.status, 201) << local.body;
     EXPECT_TRUE(Json(local.body).boolean("/allow_private_network"));
     EXPECT_EQ(Json(local.body).array_size("/models"), 0u);
@@ -531,17 +546,17 @@ TEST(AdminBaseUrl, Policy) {
     EXPECT_NE(admin_base_url_check("https://api.openai.com/?x=1", false), "");
     EXPECT_NE(admin_base_url_check("https://api openai.com", false), "");
     // Private ranges need the flag; link-local and metadata never pass.
-    for (const char* url : {"http://127.0.0.1:8000", "http://10.1.2.3", "http://192.168.1.1",
-                            "http://172.20.0.1", "http://100.64.0.1", "http://localhost:11434",
-                            "http://[::1]:8000", "http://[fd12::1]", "http://0x7f.1",
-                            "http://2130706433", "http://0.0.0.0"}) {
+    for (const char* url :
+         {"http://127.0.0.1:8000", "http://10.1.2.3", "http://192.168.1.1", "http://172.20.0.1",
+          "http://100.64.0.1", "http://localhost:11434", "http://[::1]:8000", "http://[fd12::1]",
+          "http://0x7f.1", "http://2130706433", "http://0.0.0.0"}) {
         EXPECT_NE(admin_base_url_check(url, false), "") << url;
         EXPECT_EQ(admin_base_url_check(url, true), "") << url;
     }
-    for (const char* url : {"http://169.254.169.254", "http://2852039166", "http://0xa9.0xfe.0xa9.0xfe",
-                            "http://[::ffff:169.254.169.254]", "http://[fe80::1]",
-                            "http://[fd00:ec2::254]", "http://metadata.google.internal",
-                            "http://224.0.0.1", "http://1.2.3.4.5"}) {
+    for (const char* url :
+         {"http://169.254.169.254", "http://2852039166", "http://0xa9.0xfe.0xa9.0xfe",
+          "http://[::ffff:169.254.169.254]", "http://[fe80::1]", "http://[fd00:ec2::254]",
+          "http://metadata.google.internal", "http://224.0.0.1", "http://1.2.3.4.5"}) {
         EXPECT_NE(admin_base_url_check(url, true), "") << url;
     }
 }
@@ -575,7 +590,7 @@ TEST_F(AdminServerTest, BootstrapCreatesChannelsOnce) {
     EXPECT_EQ(openai->base_url, "http://127.0.0.1:9999");
     EXPECT_TRUE(openai->allow_private_network);  // The operator named a local server.
     EXPECT_EQ(openai->api_key, "sk-openai-bootstrap-secret-1234");
-    EXPECT_TRUE(openai->models.empty());         // Every model.
+    EXPECT_TRUE(openai->models.empty());  // Every model.
     EXPECT_EQ(anthropic->kind, ChannelKind::anthropic);
     EXPECT_EQ(anthropic->base_url, "https://api.anthropic.com");
     EXPECT_FALSE(anthropic->allow_private_network);

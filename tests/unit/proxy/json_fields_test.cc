@@ -145,9 +145,11 @@ TEST_F(JsonFieldsTest, StreamOptionsVariants) {
     EXPECT_EQ(span_text(fields.include_usage_span), "true");
     EXPECT_EQ(fields.stream_options_member_count, 1u);
 
-    ASSERT_EQ(parse(R"({"stream_options":{"x":{"include_usage":true},"include_usage":false},"model":"m"})",
-                    fields),
-              RequestFieldsError::none);
+    ASSERT_EQ(
+        parse(
+            R"({"stream_options":{"x":{"include_usage":true},"include_usage":false},"model":"m"})",
+            fields),
+        RequestFieldsError::none);
     EXPECT_EQ(span_text(fields.stream_options_span),
               R"({"x":{"include_usage":true},"include_usage":false})");
     EXPECT_TRUE(fields.has_include_usage);
@@ -239,7 +241,8 @@ TEST_F(JsonFieldsTest, EscapedModelNeedsArenaAndReportsExhaustion) {
     Arena tiny(&pool, 64);  // Below one chunk: every allocation is refused.
     RequestFields fields;
     const PaddedBody padded(R"({"model":"caf\u00e9"})");
-    EXPECT_EQ(request_fields_parse(tiny, padded.view(), fields), RequestFieldsError::arena_exhausted);
+    EXPECT_EQ(request_fields_parse(tiny, padded.view(), fields),
+              RequestFieldsError::arena_exhausted);
     const PaddedBody plain(R"({"model":"cafe"})");
     ASSERT_EQ(request_fields_parse(tiny, plain.view(), fields), RequestFieldsError::none);
     EXPECT_TRUE(request_rewrite(tiny, plain.view(), fields, "other", false).empty());
@@ -251,8 +254,9 @@ TEST_F(JsonFieldsTest, EscapedModelNeedsArenaAndReportsExhaustion) {
 TEST_F(JsonFieldsTest, RewriteInsertsStreamOptionsBeforeTheClosingBrace) {
     RequestFields fields;
     ASSERT_EQ(parse(R"({"model":"gpt-4o","stream":true})", fields), RequestFieldsError::none);
-    EXPECT_EQ(rewrite(fields, "gpt-4o-2024-08-06", true),
-              R"({"model":"gpt-4o-2024-08-06","stream":true,"stream_options":{"include_usage":true}})");
+    EXPECT_EQ(
+        rewrite(fields, "gpt-4o-2024-08-06", true),
+        R"({"model":"gpt-4o-2024-08-06","stream":true,"stream_options":{"include_usage":true}})");
     EXPECT_EQ(rewrite(fields, "", true),
               R"({"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true}})");
 }
@@ -267,9 +271,10 @@ TEST_F(JsonFieldsTest, RewriteFillsAnEmptyStreamOptionsObject) {
 
 TEST_F(JsonFieldsTest, RewriteAddsIncludeUsageAsFirstMemberOfStreamOptions) {
     RequestFields fields;
-    ASSERT_EQ(parse(R"({"stream_options":{"continuous_usage_stats":false},"model":"m","stream":true})",
-                    fields),
-              RequestFieldsError::none);
+    ASSERT_EQ(
+        parse(R"({"stream_options":{"continuous_usage_stats":false},"model":"m","stream":true})",
+              fields),
+        RequestFieldsError::none);
     EXPECT_EQ(
         rewrite(fields, "n", true),
         R"({"stream_options":{"include_usage":true,"continuous_usage_stats":false},"model":"n","stream":true})");
@@ -277,13 +282,15 @@ TEST_F(JsonFieldsTest, RewriteAddsIncludeUsageAsFirstMemberOfStreamOptions) {
 
 TEST_F(JsonFieldsTest, RewriteTurnsIncludeUsageFalseAndNullIntoTrue) {
     RequestFields fields;
-    ASSERT_EQ(parse(R"({"model":"m","stream_options":{"include_usage":false},"stream":true})", fields),
-              RequestFieldsError::none);
+    ASSERT_EQ(
+        parse(R"({"model":"m","stream_options":{"include_usage":false},"stream":true})", fields),
+        RequestFieldsError::none);
     EXPECT_EQ(rewrite(fields, "", true),
               R"({"model":"m","stream_options":{"include_usage":true},"stream":true})");
     ASSERT_EQ(parse(R"({"model":"m","stream_options":{"include_usage" : null }})", fields),
               RequestFieldsError::none);
-    EXPECT_EQ(rewrite(fields, "", true), R"({"model":"m","stream_options":{"include_usage" : true }})");
+    EXPECT_EQ(rewrite(fields, "", true),
+              R"({"model":"m","stream_options":{"include_usage" : true }})");
 }
 
 TEST_F(JsonFieldsTest, RewriteReplacesANullStreamOptions) {
@@ -312,14 +319,16 @@ TEST_F(JsonFieldsTest, RewriteEditsInEitherOrder) {
               R"({"stream_options":{"include_usage":true},"model":"a-much-longer-model-name"})");
     ASSERT_EQ(parse(R"({"model":"a-much-longer-model-name","stream_options":{}})", fields),
               RequestFieldsError::none);
-    EXPECT_EQ(rewrite(fields, "x", true), R"({"model":"x","stream_options":{"include_usage":true}})");
+    EXPECT_EQ(rewrite(fields, "x", true),
+              R"({"model":"x","stream_options":{"include_usage":true}})");
 }
 
 TEST_F(JsonFieldsTest, RewriteEscapesTheNewModel) {
     RequestFields fields;
     ASSERT_EQ(parse(R"({"model":"m"})", fields), RequestFieldsError::none);
     const std::string renamed("a\"b\\c\nd\x01\x1f\t\xC3\xA9", 12);
-    EXPECT_EQ(rewrite(fields, renamed, false), "{\"model\":\"a\\\"b\\\\c\\nd\\u0001\\u001f\\t\xC3\xA9\"}");
+    EXPECT_EQ(rewrite(fields, renamed, false),
+              "{\"model\":\"a\\\"b\\\\c\\nd\\u0001\\u001f\\t\xC3\xA9\"}");
 }
 
 TEST_F(JsonFieldsTest, RewriteKeepsWhitespaceHeavyBodiesByteIdentical) {

@@ -18,17 +18,17 @@ std::string chat_chunk(std::string_view delta, std::string_view finish_reason) {
     return std::string(R"(data: {"id":"chatcmpl-AbC123xyz","object":"chat.completion.chunk",)"
                        R"("created":1717000000,"model":"gpt-4o-mini-2024-07-18",)"
                        R"("system_fingerprint":"fp_0ba0d124f1","choices":[{"index":0,"delta":)") +
-           std::string(delta) + R"(,"logprobs":null,"finish_reason":)" + std::string(finish_reason) +
-           R"(}],"usage":null})" + "\n\n";
+           std::string(delta) + R"(,"logprobs":null,"finish_reason":)" +
+           std::string(finish_reason) + R"(}],"usage":null})" + "\n\n";
 }
 
 // 20 events as OpenAI sends them with stream_options.include_usage: usage null in every
 // chunk, then a chunk with empty choices and the usage, then [DONE].
 std::string chat_stream() {
     std::string stream = chat_chunk(R"({"role":"assistant","content":"","refusal":null})", "null");
-    const char* words[] = {"Hello", "!", " How", " can", " I", " help", " you", " with",
-                           " \\\"usage\\\":{", " today", "?", " Ask", " me", " anything", ".",
-                           " \\n"};
+    const char* words[] = {
+        "Hello",  "!", " How", " can", " I",        " help", " you", " with", " \\\"usage\\\":{",
+        " today", "?", " Ask", " me",  " anything", ".",     " \\n"};
     for (const char* word : words) {
         stream += chat_chunk(std::string(R"({"content":")") + word + "\"}", "null");
     }
@@ -137,8 +137,8 @@ struct ScanResult {
 
 std::ostream& operator<<(std::ostream& out, const ScanResult& result) {
     return out << "{usage " << result.usage.has_usage << " " << result.usage.prompt_tokens << "/"
-               << result.usage.completion_tokens << "/" << result.usage.total_tokens
-               << " done " << result.is_done << " events " << result.events_count << " error "
+               << result.usage.completion_tokens << "/" << result.usage.total_tokens << " done "
+               << result.is_done << " events " << result.events_count << " error "
                << result.had_error << " parsed " << result.events_parsed_count << " skipped "
                << result.events_skipped_count << "}";
 }
@@ -159,9 +159,12 @@ ScanResult scan(std::string_view stream, UsageFormat format, const std::vector<s
         std::memset(buffer.data(), 0xAA, buffer.size());
         start = end;
     }
-    const ScanResult result{scanner.usage(),         scanner.is_done(),
-                            scanner.events_count(),  scanner.had_error_event(),
-                            scanner.events_parsed_count(), scanner.events_skipped_count()};
+    const ScanResult result{scanner.usage(),
+                            scanner.is_done(),
+                            scanner.events_count(),
+                            scanner.had_error_event(),
+                            scanner.events_parsed_count(),
+                            scanner.events_skipped_count()};
     arena.release();
     return result;
 }
@@ -207,7 +210,11 @@ TEST_P(SseScanLineEnds, AnthropicMessages) {
 
 TEST_P(SseScanLineEnds, TruncatedBeforeTheUsageEvent) {
     const std::string chat = with_line_end(chat_stream(), GetParam());
-    const size_t chat_cut = chat.find("data: {\"id\":\"chatcmpl-AbC123xyz\",\"object\":\"chat.completion.chunk\",\"created\":1717000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"system_fingerprint\":\"fp_0ba0d124f1\",\"choices\":[]");
+    const size_t chat_cut = chat.find(
+        "data: "
+        "{\"id\":\"chatcmpl-AbC123xyz\",\"object\":\"chat.completion.chunk\",\"created\":"
+        "1717000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"system_fingerprint\":\"fp_0ba0d124f1\","
+        "\"choices\":[]");
     ASSERT_NE(chat_cut, std::string::npos);
     // Cut inside the usage event: its blank line never arrives.
     const std::string chat_truncated = chat.substr(0, chat_cut + 200);
@@ -215,13 +222,15 @@ TEST_P(SseScanLineEnds, TruncatedBeforeTheUsageEvent) {
                              ScanResult{{0, 0, 0, false}, false, 18, false, 0, 0});
 
     const std::string responses = with_line_end(responses_stream(), GetParam());
-    const std::string responses_truncated = responses.substr(0, responses.find("event: response.completed"));
+    const std::string responses_truncated =
+        responses.substr(0, responses.find("event: response.completed"));
     expect_same_at_every_cut(responses_truncated, UsageFormat::responses,
                              ScanResult{{0, 0, 0, false}, false, 7, false, 0, 0});
 
     // Anthropic: message_start counted, message_delta missing.
     const std::string anthropic = with_line_end(anthropic_stream(), GetParam());
-    const std::string anthropic_truncated = anthropic.substr(0, anthropic.find("event: message_delta"));
+    const std::string anthropic_truncated =
+        anthropic.substr(0, anthropic.find("event: message_delta"));
     expect_same_at_every_cut(anthropic_truncated, UsageFormat::anthropic_messages,
                              ScanResult{{28, 1, 29, true}, false, 6, false, 1, 0});
 }
@@ -348,7 +357,8 @@ TEST(SseScan, ArenaRefusalLosesTheUsageButNothingElse) {
     const std::string stream = chat_stream();
     const ScanResult result = scan(stream, UsageFormat::chat, {stream.size()}, 64);
     EXPECT_EQ(result, (ScanResult{{0, 0, 0, false}, true, 20, false, 0, 1}));
-    const ScanResult split = scan(stream, UsageFormat::chat, {stream.size() / 2, stream.size()}, 64);
+    const ScanResult split =
+        scan(stream, UsageFormat::chat, {stream.size() / 2, stream.size()}, 64);
     EXPECT_FALSE(split.usage.has_usage);
     EXPECT_TRUE(split.is_done);
     EXPECT_EQ(split.events_count, 20u);

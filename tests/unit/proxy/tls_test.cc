@@ -12,10 +12,10 @@
 #include <openssl/x509v3.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
@@ -70,7 +70,7 @@ struct TestPki {
     EVP_PKEY* ca_key = nullptr;
     X509* ca_cert = nullptr;
     EVP_PKEY* server_key = nullptr;
-    X509* server_cert = nullptr;       // localhost + 127.0.0.1, issued by the CA.
+    X509* server_cert = nullptr;  // localhost + 127.0.0.1, issued by the CA.
     EVP_PKEY* self_signed_key = nullptr;
     X509* self_signed_cert = nullptr;  // localhost, issued by itself.
     std::string temp_dir;
@@ -134,8 +134,8 @@ int server_on_alpn(SSL* ssl, const unsigned char** out, unsigned char* out_bytes
     seen->assign(reinterpret_cast<const char*>(offered), offered_bytes);
     static const unsigned char ours[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
     unsigned char* selected = nullptr;
-    if (SSL_select_next_proto(&selected, out_bytes, ours, sizeof(ours), offered,
-                              offered_bytes) != OPENSSL_NPN_NEGOTIATED) {
+    if (SSL_select_next_proto(&selected, out_bytes, ours, sizeof(ours), offered, offered_bytes) !=
+        OPENSSL_NPN_NEGOTIATED) {
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     }
     *out = selected;
@@ -604,8 +604,8 @@ TEST(Tls, Tls11OnlyServerIsRefused) {
                 server.feed(reinterpret_cast<std::byte*>(buffer), static_cast<uint32_t>(moved));
             }
             server.step();
-            moved = static_cast<int>(server.take(reinterpret_cast<std::byte*>(buffer),
-                                                 sizeof(buffer)));
+            moved =
+                static_cast<int>(server.take(reinterpret_cast<std::byte*>(buffer), sizeof(buffer)));
             if (moved > 0) {
                 BIO_write(c_in, buffer, moved);
             }
@@ -681,11 +681,10 @@ TEST_P(TlsResumption, SecondSessionResumes) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Versions, TlsResumption,
-                         ::testing::Values(TLS1_2_VERSION, TLS1_3_VERSION),
+INSTANTIATE_TEST_SUITE_P(Versions, TlsResumption, ::testing::Values(TLS1_2_VERSION, TLS1_3_VERSION),
                          [](const ::testing::TestParamInfo<int>& version_info) {
                              return version_info.param == TLS1_3_VERSION ? std::string("tls13")
-                                                                 : std::string("tls12");
+                                                                         : std::string("tls12");
                          });
 
 TEST(Tls, SessionCacheIsBoundedAndForgetsOnFailure) {

@@ -88,8 +88,9 @@ TEST(UsageFromJson, AnthropicCountsCacheTokensIntoPrompt) {
     UsageCounts counts;
     ASSERT_TRUE(usage_of(body, UsageFormat::anthropic_messages, counts));
     expect_counts(counts, 2112, 6, 2118);
-    ASSERT_TRUE(usage_of(R"({"usage":{"input_tokens":3,"output_tokens":4,"cache_read_input_tokens":null}})",
-                         UsageFormat::anthropic_messages, counts));
+    ASSERT_TRUE(
+        usage_of(R"({"usage":{"input_tokens":3,"output_tokens":4,"cache_read_input_tokens":null}})",
+                 UsageFormat::anthropic_messages, counts));
     expect_counts(counts, 3, 4, 7);
 }
 
@@ -110,8 +111,8 @@ TEST(UsageFromJson, PartialUsageCountsWhatIsThere) {
     ASSERT_TRUE(usage_of(R"({"usage":{}})", UsageFormat::chat, counts));
     expect_counts(counts, 0, 0, 0);
     // The other API's key names are not counted.
-    ASSERT_TRUE(usage_of(R"({"usage":{"input_tokens":5,"output_tokens":6}})", UsageFormat::chat,
-                         counts));
+    ASSERT_TRUE(
+        usage_of(R"({"usage":{"input_tokens":5,"output_tokens":6}})", UsageFormat::chat, counts));
     expect_counts(counts, 0, 0, 0);
 }
 
@@ -178,9 +179,9 @@ TEST(UsageReadDocument, NestedPathsAndErrorDetection) {
         R"({"type":"response.completed","response":{"id":"r","usage":{"input_tokens":4,"output_tokens":5,"total_tokens":9}}})";
     text.append(json_padding_bytes, '\0');
     UsageParts parts;
-    UsageDocument document = usage_read_document(
-        std::string_view(text.data(), text.size() - json_padding_bytes), UsageFormat::responses,
-        UsageAt::in_response, parts);
+    UsageDocument document =
+        usage_read_document(std::string_view(text.data(), text.size() - json_padding_bytes),
+                            UsageFormat::responses, UsageAt::in_response, parts);
     EXPECT_TRUE(document.is_json);
     EXPECT_TRUE(document.has_usage);
     EXPECT_FALSE(document.has_error);
@@ -204,21 +205,24 @@ TEST(UsageReadDocument, LaterPartsOverwriteOnlyWhatTheyCarry) {
     std::string start =
         R"({"type":"message_start","message":{"usage":{"input_tokens":25,"cache_read_input_tokens":7,"output_tokens":1}}})";
     start.append(json_padding_bytes, '\0');
-    ASSERT_TRUE(usage_read_document(std::string_view(start.data(), start.size() - json_padding_bytes),
-                                    UsageFormat::anthropic_messages, UsageAt::in_message, parts)
-                    .has_usage);
+    ASSERT_TRUE(
+        usage_read_document(std::string_view(start.data(), start.size() - json_padding_bytes),
+                            UsageFormat::anthropic_messages, UsageAt::in_message, parts)
+            .has_usage);
     std::string delta = R"({"type":"message_delta","usage":{"output_tokens":15}})";
     delta.append(json_padding_bytes, '\0');
-    ASSERT_TRUE(usage_read_document(std::string_view(delta.data(), delta.size() - json_padding_bytes),
-                                    UsageFormat::anthropic_messages, UsageAt::root, parts)
-                    .has_usage);
+    ASSERT_TRUE(
+        usage_read_document(std::string_view(delta.data(), delta.size() - json_padding_bytes),
+                            UsageFormat::anthropic_messages, UsageAt::root, parts)
+            .has_usage);
     expect_counts(usage_counts_from_parts(parts, UsageFormat::anthropic_messages), 32, 15, 47);
     // A malformed later document changes nothing.
     std::string broken = R"({"usage":{"output_tokens":99,"input_tokens":"x"}})";
     broken.append(json_padding_bytes, '\0');
-    EXPECT_FALSE(usage_read_document(std::string_view(broken.data(), broken.size() - json_padding_bytes),
-                                     UsageFormat::anthropic_messages, UsageAt::root, parts)
-                     .is_json);
+    EXPECT_FALSE(
+        usage_read_document(std::string_view(broken.data(), broken.size() - json_padding_bytes),
+                            UsageFormat::anthropic_messages, UsageAt::root, parts)
+            .is_json);
     expect_counts(usage_counts_from_parts(parts, UsageFormat::anthropic_messages), 32, 15, 47);
 }
 

@@ -16,8 +16,8 @@ TEST(JsonLite, StringArray) {
     EXPECT_EQ(out[1], "a\"b\xc3\xa9\xf0\x9f\x98\x80");
     ASSERT_TRUE(json_parse_string_array("[]", out, error));
     EXPECT_TRUE(out.empty());
-    for (const char* bad : {"", "[", "[1]", "[\"a\",]", "[\"a\"] x", "{}", "[\"\\ud800\"]",
-                            "[\"a\nb\"]"}) {
+    for (const char* bad :
+         {"", "[", "[1]", "[\"a\",]", "[\"a\"] x", "{}", "[\"\\ud800\"]", "[\"a\nb\"]"}) {
         EXPECT_FALSE(json_parse_string_array(bad, out, error)) << bad;
     }
 }

@@ -82,8 +82,10 @@ TEST_F(CatalogTest, CreatedKeyIsFoundByHashOnly) {
     Db db;
     std::string error;
     ASSERT_TRUE(db.open(config_, DbMode::read_only, error)) << error;
-    const std::string sql = "SELECT count(*) FROM keys WHERE instr(name || key_prefix || "
-                            "coalesce(models, ''), '" + created.value.secret + "') > 0";
+    const std::string sql =
+        "SELECT count(*) FROM keys WHERE instr(name || key_prefix || "
+        "coalesce(models, ''), '" +
+        created.value.secret + "') > 0";
     EXPECT_EQ(db.query_int64(sql.c_str()).value, 0);
 }
 

@@ -11,8 +11,9 @@ namespace {
 
 int64_t table_count(Db& db) {
     return db
-        .query_int64("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN"
-                     " ('keys', 'channels', 'usage_logs', 'daily_usage')")
+        .query_int64(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN"
+            " ('keys', 'channels', 'usage_logs', 'daily_usage')")
         .value;
 }
 
@@ -39,8 +40,9 @@ TEST(Migrations, ReopenIsIdempotent) {
         Db db;
         ASSERT_TRUE(db.open(test::test_config(dir), DbMode::read_write, error)) << error;
         ASSERT_TRUE(migrate(db, error)) << error;
-        ASSERT_TRUE(db.exec("INSERT INTO keys (name, key_hash, key_prefix, created_at)"
-                            " VALUES ('k', zeroblob(32), 'sk-rw-abcd', 1)"));
+        ASSERT_TRUE(
+            db.exec("INSERT INTO keys (name, key_hash, key_prefix, created_at)"
+                    " VALUES ('k', zeroblob(32), 'sk-rw-abcd', 1)"));
     }
     Db db;
     ASSERT_TRUE(db.open(test::test_config(dir), DbMode::read_write, error)) << error;
@@ -99,8 +101,9 @@ TEST(Migrations, QuotaInvariantReportsOffenders) {
     EXPECT_FALSE(report.holds);
     EXPECT_EQ(report.offending_key_ids, (std::vector<int64_t>{2, 4}));
 
-    ASSERT_TRUE(db.exec("UPDATE keys SET quota_used = 4 WHERE id = 2;"
-                        "UPDATE keys SET quota_used = 1 WHERE id = 4"));
+    ASSERT_TRUE(
+        db.exec("UPDATE keys SET quota_used = 4 WHERE id = 2;"
+                "UPDATE keys SET quota_used = 1 WHERE id = 4"));
     report = check_quota_invariant(db);
     EXPECT_TRUE(report.holds);
     EXPECT_TRUE(report.offending_key_ids.empty());

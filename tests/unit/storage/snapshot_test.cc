@@ -46,7 +46,7 @@ TEST(SnapshotPublisher, RetiresOnlyAfterEveryReaderMovedOn) {
     SnapshotPublisher publisher(2);
     EXPECT_EQ(publisher.acquire(0), nullptr);
     publisher.publish(make_snapshot(1, 1));
-    const Snapshot* first = publisher.acquire(0);   // Reader 0 holds epoch 1.
+    const Snapshot* first = publisher.acquire(0);  // Reader 0 holds epoch 1.
     ASSERT_NE(first, nullptr);
     EXPECT_EQ(first->epoch(), 1u);
     publisher.publish(make_snapshot(1, 2));
@@ -54,8 +54,8 @@ TEST(SnapshotPublisher, RetiresOnlyAfterEveryReaderMovedOn) {
     const Snapshot* second = publisher.acquire(1);  // Reader 1 only ever saw epoch 2.
     EXPECT_EQ(second->epoch(), 2u);
     EXPECT_EQ(publisher.collect(), 0u);
-    EXPECT_EQ(first->keys()[0].id, 1);              // Still alive (ASan would object).
-    EXPECT_EQ(publisher.acquire(0)->epoch(), 2u);   // Reader 0 moves on.
+    EXPECT_EQ(first->keys()[0].id, 1);             // Still alive (ASan would object).
+    EXPECT_EQ(publisher.acquire(0)->epoch(), 2u);  // Reader 0 moves on.
     EXPECT_EQ(publisher.collect(), 1u);
     EXPECT_EQ(publisher.retired_count(), 0u);
     // A reader keeping an old snapshot across turns says so with acknowledge().
@@ -81,7 +81,7 @@ TEST(SnapshotPublisher, SwapWhileReadersRun) {
             uint64_t last_epoch = 0;
             while (!is_done.load(std::memory_order_relaxed)) {
                 const Snapshot* snapshot = publisher.acquire(r);  // Once per "loop turn".
-                ASSERT_GE(snapshot->epoch(), last_epoch);          // Never goes back.
+                ASSERT_GE(snapshot->epoch(), last_epoch);         // Never goes back.
                 last_epoch = snapshot->epoch();
                 const KeyEntry* key = snapshot->find_key(probe);
                 ASSERT_NE(key, nullptr);
@@ -97,7 +97,8 @@ TEST(SnapshotPublisher, SwapWhileReadersRun) {
         publisher.publish(make_snapshot(64, int64_t(epoch) * 1000));
     }
     is_done.store(true);
-    for (std::thread& reader : readers) reader.join();
+    for (std::thread& reader : readers)
+        reader.join();
     publisher.collect();
     EXPECT_EQ(publisher.retired_count(), 0u);
     EXPECT_EQ(publisher.epoch(), 2000u);

@@ -22,7 +22,8 @@ namespace rw::test {
 class TempDir {
 public:
     TempDir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "rw-storage-XXXXXX").string();
+        std::string pattern =
+            (std::filesystem::temp_directory_path() / "rw-storage-XXXXXX").string();
         char* made = ::mkdtemp(pattern.data());
         EXPECT_NE(made, nullptr);
         path_ = pattern;
@@ -82,7 +83,8 @@ template <class Predicate>
                               std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!predicate()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     return true;

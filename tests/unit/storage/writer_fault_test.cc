@@ -79,7 +79,8 @@ TEST(WriterFault, DiskFullKeepsRowsUntilSpaceReturns) {
     EXPECT_GT(stalled.commit_errors, 0u);
     EXPECT_LT(stalled.rows_written, 4100u);
     // While stalled, the failing batch is kept and retried, not dropped.
-    ASSERT_TRUE(test::wait_until([&] { return writer.stats().commit_errors > stalled.commit_errors; }));
+    ASSERT_TRUE(
+        test::wait_until([&] { return writer.stats().commit_errors > stalled.commit_errors; }));
     EXPECT_LT(writer.rows_written(), 4100u);
 
     PageLimit space{1 << 30};
@@ -104,8 +105,9 @@ TEST(WriterFault, ForeignWriteLockLongerThanBusyTimeout) {
     Db other;
     ASSERT_TRUE(other.open(config, DbMode::read_write, error)) << error;
     ASSERT_TRUE(other.exec("BEGIN IMMEDIATE"));
-    ASSERT_TRUE(other.exec("INSERT INTO channels (name, kind, base_url, api_key, created_at)"
-                           " VALUES ('c', 'openai', 'https://x', 'k', 1)"));
+    ASSERT_TRUE(
+        other.exec("INSERT INTO channels (name, kind, base_url, api_key, created_at)"
+                   " VALUES ('c', 'openai', 'https://x', 'k', 1)"));
 
     push_records(writer, 0, 500);
     // BEGIN IMMEDIATE waits busy_timeout, fails BUSY, and the writer backs off and retries.
