@@ -808,14 +808,7 @@ void Shard::conn_dispatch(Conn& conn) {
         handler_.on_request(handler_.context, conn);
         return;
     }
-    // OpenAI answers unknown routes with 404 "Invalid URL (METHOD /path)".
-    char message[128];
-    const int length = std::snprintf(
-        message, sizeof(message), "Invalid URL (%.*s %.*s)",
-        int(request.method_text.size() > 16 ? 16 : request.method_text.size()),
-        request.method_text.data(), int(path.size() > 80 ? 80 : path.size()), path.data());
-    respond_error(conn, 404, "unknown_url",
-                  {message, static_cast<size_t>(length > 0 ? length : 0)});
+    respond_unknown_url(conn);
 }
 
 // Connection: close when this is the last response the connection will carry. A client
@@ -857,6 +850,18 @@ void Shard::conn_respond(Conn& conn, uint16_t status, std::string_view content_t
     const bool is_queued = conn_queue(conn, out, length, no_bid);
     RW_ASSERT(is_queued);  // The queue is empty before the first response bytes.
     conn_flush(conn);
+}
+
+void Shard::respond_unknown_url(Conn& conn) {
+    const ParsedRequest& request = conn.parser.request();
+    const std::string_view path = request.path;
+    char message[128];
+    const int length = std::snprintf(
+        message, sizeof(message), "Invalid URL (%.*s %.*s)",
+        int(request.method_text.size() > 16 ? 16 : request.method_text.size()),
+        request.method_text.data(), int(path.size() > 80 ? 80 : path.size()), path.data());
+    respond_error(conn, 404, "unknown_url",
+                  {message, static_cast<size_t>(length > 0 ? length : 0)});
 }
 
 void Shard::respond(Conn& conn, uint16_t status, std::string_view content_type,

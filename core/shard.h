@@ -81,6 +81,8 @@ public:
                  std::string_view extra_headers);
     void respond_error(Conn& conn, uint16_t status, std::string_view code,
                        std::string_view message);
+    // 404 "Invalid URL (METHOD /path)", as OpenAI answers unknown routes.
+    void respond_unknown_url(Conn& conn);
     // A chunked response: the head now, pieces as they come, then the end. A piece may
     // lend a recv buffer (bid): it is given back when the piece has been sent. Returns
     // false when the send queue is full: wait for on_client_writable.

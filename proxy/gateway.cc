@@ -27,12 +27,6 @@ int64_t unix_ms() {
     return int64_t(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
 }
 
-uint64_t monotonic_us() {
-    timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return uint64_t(now.tv_sec) * 1000000 + uint64_t(now.tv_nsec) / 1000;
-}
-
 struct EndpointInfo {
     std::string_view path;
     Endpoint endpoint;
@@ -150,7 +144,7 @@ Gateway::Gateway(GatewayShared& shared, Shard& shard)
     : shared_(shared),
       shard_(shard),
       config_(shard.config()),
-      random_state_(0x9E3779B97F4A7C15ull ^ (uint64_t(shard.index()) << 32) ^ monotonic_us()) {
+      random_state_(0x9E3779B97F4A7C15ull ^ (uint64_t(shard.index()) << 32) ^ proxy_clock_us()) {
     const uint32_t count = config_.upstream_connections_max;
     upstreams_ = new UpstreamConn[count];
     upstream_free_ = new uint32_t[count];
@@ -266,14 +260,7 @@ void Gateway::on_request(Conn& conn) {
     }
     const bool is_models = http.path == "/v1/models";
     if (info == nullptr && !is_models) {
-        char message[128];
-        const int length =
-            std::snprintf(message, sizeof(message), "Invalid URL (%.*s %.*s)",
-                          int(http.method_text.size() > 16 ? 16 : http.method_text.size()),
-                          http.method_text.data(),
-                          int(http.path.size() > 80 ? 80 : http.path.size()), http.path.data());
-        shard_.respond_error(conn, 404, "unknown_url",
-                             {message, static_cast<size_t>(length > 0 ? length : 0)});
+        shard_.respond_unknown_url(conn);
         return;
     }
     const Method wanted = is_models ? Method::get : Method::post;
@@ -292,7 +279,7 @@ void Gateway::on_request(Conn& conn) {
     request->conn_gen = conn.gen;
     request->upstream_slot = UINT32_MAX;
     request->started_ms = shard_.now_ms();
-    request->started_us = monotonic_us();
+    request->started_us = proxy_clock_us();
     request->started_unix_ms = unix_ms();
     request->bytes_in = http.body.size();
     request->usage_source = UsageSource::unknown;

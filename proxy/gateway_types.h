@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <time.h>
+
 #include <cstdint>
 #include <string_view>
 
@@ -22,6 +24,13 @@
 #include "storage/snapshot.h"
 
 namespace rw {
+
+// The request path's clock for latency figures (a vDSO read, no syscall).
+inline uint64_t proxy_clock_us() {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return uint64_t(now.tv_sec) * 1000000 + uint64_t(now.tv_nsec) / 1000;
+}
 
 enum class Endpoint : uint8_t { chat, completions, embeddings, responses, messages };
 

@@ -22,12 +22,6 @@
 namespace rw {
 namespace {
 
-uint64_t monotonic_us() {
-    timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return uint64_t(now.tv_sec) * 1000000 + uint64_t(now.tv_nsec) / 1000;
-}
-
 uint32_t clamp32(uint64_t value) {
     return value > UINT32_MAX ? UINT32_MAX : uint32_t(value);
 }
@@ -83,7 +77,7 @@ void Gateway::request_finish(ProxyRequest& request, EndReason reason) {
     record.ts_ms = request.started_unix_ms;
     record.key_id = request.key_id;
     record.channel_id = request.attempts_made > 0 ? candidate.channel_id : 0;
-    const uint64_t now_us = monotonic_us();
+    const uint64_t now_us = proxy_clock_us();
     record.latency_us = now_us - request.started_us;
     record.ttfb_us = request.first_byte_us != 0 ? request.first_byte_us - request.started_us : 0;
     record.bytes_in = request.bytes_in;

@@ -25,12 +25,6 @@ namespace {
 
 constexpr std::string_view user_agent = "ringway/0.1.0";
 
-uint64_t monotonic_us() {
-    timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return uint64_t(now.tv_sec) * 1000000 + uint64_t(now.tv_nsec) / 1000;
-}
-
 // "[prefix]/v1/x": a base URL that already ends in /v1 (https://host/v1, as many
 // OpenAI-compatible servers document it) does not get a second /v1.
 void upstream_path(const Candidate& candidate, std::string_view path, std::string_view& first,
@@ -822,7 +816,7 @@ void Gateway::on_upstream_head(UpstreamConn& upstream, ProxyRequest& request) {
                        "upstream_error", "The upstream refused the request.");
         return;
     }
-    request.first_byte_us = monotonic_us();
+    request.first_byte_us = proxy_clock_us();
     if (head.status >= 200 && head.status < 300 && head.is_event_stream) {
         const std::string_view content_type = head.content_type;
         if (!shard_.stream_begin(*request.conn, head.status, content_type,

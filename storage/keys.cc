@@ -190,6 +190,19 @@ bool key_insert(Db& db, void* context, std::string& error) {
     return true;
 }
 
+// Steps an UPDATE or DELETE of one row by id: "no <what> with id N" when none matched
+// (the admin API turns that into 404).
+bool step_one_row(Db& db, Stmt& stmt, const char* what, int64_t id, std::string& error) {
+    if (!db.step_done(stmt)) {
+        return false;
+    }
+    if (db.changes() == 0) {
+        error = std::string("no ") + what + " with id " + std::to_string(id);
+        return false;
+    }
+    return true;
+}
+
 bool key_update(Db& db, void* context, std::string& error) {
     KeyWrite& write = *static_cast<KeyWrite*>(context);
     Stmt stmt;
@@ -200,13 +213,7 @@ bool key_update(Db& db, void* context, std::string& error) {
     }
     key_bind_spec(stmt, *write.spec);
     stmt.bind_int64(7, write.id);
-    if (!db.step_done(stmt))
-        return false;
-    if (db.changes() == 0) {
-        error = "no key with id " + std::to_string(write.id);
-        return false;
-    }
-    return true;
+    return step_one_row(db, stmt, "key", write.id, error);
 }
 
 bool key_revoke(Db& db, void* context, std::string& error) {
@@ -215,13 +222,7 @@ bool key_revoke(Db& db, void* context, std::string& error) {
     if (!db.prepare("UPDATE keys SET status = 'revoked' WHERE id = ?1", stmt))
         return false;
     stmt.bind_int64(1, write.id);
-    if (!db.step_done(stmt))
-        return false;
-    if (db.changes() == 0) {
-        error = "no key with id " + std::to_string(write.id);
-        return false;
-    }
-    return true;
+    return step_one_row(db, stmt, "key", write.id, error);
 }
 
 struct ChannelWrite {
@@ -271,13 +272,7 @@ bool channel_update(Db& db, void* context, std::string& error) {
     }
     channel_bind_spec(stmt, *write.spec);
     stmt.bind_int64(12, write.id);
-    if (!db.step_done(stmt))
-        return false;
-    if (db.changes() == 0) {
-        error = "no channel with id " + std::to_string(write.id);
-        return false;
-    }
-    return true;
+    return step_one_row(db, stmt, "channel", write.id, error);
 }
 
 bool channel_delete(Db& db, void* context, std::string& error) {
@@ -286,13 +281,7 @@ bool channel_delete(Db& db, void* context, std::string& error) {
     if (!db.prepare("DELETE FROM channels WHERE id = ?1", stmt))
         return false;
     stmt.bind_int64(1, write.id);
-    if (!db.step_done(stmt))
-        return false;
-    if (db.changes() == 0) {
-        error = "no channel with id " + std::to_string(write.id);
-        return false;
-    }
-    return true;
+    return step_one_row(db, stmt, "channel", write.id, error);
 }
 
 }  // namespace
