@@ -31,12 +31,14 @@ bool admin_cli_is_command(std::string_view arg) {
 }
 
 bool admin_cli_parse_duration(std::string_view text, int64_t& seconds) {
-    if (text.size() < 2 || text.size() > 12)
+    if (text.size() < 2 || text.size() > 12) {
         return false;
+    }
     int64_t count = 0;
     for (const char c : text.substr(0, text.size() - 1)) {
-        if (c < '0' || c > '9')
+        if (c < '0' || c > '9') {
             return false;
+        }
         count = count * 10 + (c - '0');
     }
     int64_t unit = 0;
@@ -133,8 +135,9 @@ bool args_parse(int argc, char** argv, int first, Args& args, std::string& error
 
 const std::string* args_option(const Args& args, std::string_view name) {
     for (const auto& [option, value] : args.options) {
-        if (option == name)
+        if (option == name) {
             return &value;
+        }
     }
     return nullptr;
 }
@@ -143,8 +146,9 @@ bool args_only(const Args& args, std::initializer_list<std::string_view> known,
                std::string& error) {
     for (const auto& [option, value] : args.options) {
         bool is_known = false;
-        for (const std::string_view candidate : known)
+        for (const std::string_view candidate : known) {
             is_known = is_known || candidate == option;
+        }
         if (!is_known) {
             error = "unknown option --" + option;
             return false;
@@ -154,12 +158,14 @@ bool args_only(const Args& args, std::initializer_list<std::string_view> known,
 }
 
 bool parse_count(std::string_view text, int64_t& out) {
-    if (text.empty() || text.size() > 18)
+    if (text.empty() || text.size() > 18) {
         return false;
+    }
     int64_t value = 0;
     for (const char c : text) {
-        if (c < '0' || c > '9')
+        if (c < '0' || c > '9') {
             return false;
+        }
         value = value * 10 + (c - '0');
     }
     out = value;
@@ -174,14 +180,18 @@ std::string models_json(std::string_view list) {
         const size_t comma = list.find(',');
         std::string_view item = list.substr(0, comma);
         list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-        while (!item.empty() && item.front() == ' ')
+        while (!item.empty() && item.front() == ' ') {
             item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ')
+        }
+        while (!item.empty() && item.back() == ' ') {
             item.remove_suffix(1);
-        if (item.empty())
+        }
+        if (item.empty()) {
             continue;
-        if (!is_first)
+        }
+        if (!is_first) {
             out += ",";
+        }
         admin_json_append_string(out, item);
         is_first = false;
     }
@@ -232,10 +242,12 @@ bool target_from_env(AdminTarget& target, std::string& error) {
         host = host.substr(1, host.size() - 2);
     }
     // A wildcard listener is reached over loopback.
-    if (host == "0.0.0.0" || host.empty())
+    if (host == "0.0.0.0" || host.empty()) {
         host = "127.0.0.1";
-    if (host == "::")
+    }
+    if (host == "::") {
         host = "::1";
+    }
     auto& v4 = reinterpret_cast<sockaddr_in&>(target.address);
     auto& v6 = reinterpret_cast<sockaddr_in6&>(target.address);
     if (::inet_pton(AF_INET, host.c_str(), &v4.sin_addr) == 1) {
@@ -324,10 +336,12 @@ bool exchange_io(int fd, const std::string& request, Clock::time_point deadline,
             return false;
         }
         const ssize_t got = ::recv(fd, buffer, sizeof(buffer), 0);
-        if (got == 0)
+        if (got == 0) {
             return true;
-        if (got < 0 && (errno == EAGAIN || errno == EINTR))
+        }
+        if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
             continue;
+        }
         if (got < 0) {
             error = std::string("reading from the admin API: ") + std::strerror(errno);
             return false;
@@ -344,8 +358,9 @@ bool http_call(const AdminTarget& target, std::string_view method, std::string_v
                std::string_view body, HttpResult& result, std::string& error) {
     const auto deadline = Clock::now() + std::chrono::milliseconds(admin_cli_timeout_ms);
     const int fd = connect_with_deadline(target, deadline, error);
-    if (fd < 0)
+    if (fd < 0) {
         return false;
+    }
     std::string request = std::string(method) + " " + std::string(path) +
                           " HTTP/1.1\r\nHost: " + target.text + "\r\nAuthorization: Bearer " +
                           target.token + "\r\nConnection: close\r\nUser-Agent: ringway-cli\r\n";
@@ -359,8 +374,9 @@ bool http_call(const AdminTarget& target, std::string_view method, std::string_v
     std::string raw;
     const bool is_ok = exchange_io(fd, request, deadline, raw, error);
     ::close(fd);
-    if (!is_ok)
+    if (!is_ok) {
         return false;
+    }
     const size_t head_end = raw.find("\r\n\r\n");
     if (!raw.starts_with("HTTP/1.") || raw.size() < 12 || head_end == std::string::npos) {
         error = "the admin API at " + target.text + " sent no valid HTTP response";
@@ -378,15 +394,17 @@ using Row = std::vector<std::string>;
 // Terminal columns of UTF-8 text: code points (UTF-8 continuation bytes do not count).
 size_t display_width(std::string_view text) {
     size_t width = 0;
-    for (const char c : text)
+    for (const char c : text) {
         width += (uint8_t(c) & 0xc0) != 0x80 ? 1 : 0;
+    }
     return width;
 }
 
 void print_table(const Row& header, const std::vector<Row>& rows) {
     std::vector<size_t> widths(header.size(), 0);
-    for (size_t i = 0; i < header.size(); i++)
+    for (size_t i = 0; i < header.size(); i++) {
         widths[i] = display_width(header[i]);
+    }
     for (const Row& row : rows) {
         for (size_t i = 0; i < row.size() && i < widths.size(); i++) {
             widths[i] = std::max(widths[i], display_width(row[i]));
@@ -396,44 +414,53 @@ void print_table(const Row& header, const std::vector<Row>& rows) {
         std::string line;
         for (size_t i = 0; i < row.size(); i++) {
             line += row[i];
-            if (i + 1 < row.size())
+            if (i + 1 < row.size()) {
                 line += std::string(widths[i] - display_width(row[i]) + 2, ' ');
+            }
         }
         std::printf("%s\n", line.c_str());
     };
     print_row(header);
-    for (const Row& row : rows)
+    for (const Row& row : rows) {
         print_row(row);
+    }
 }
 
 // A field as display text: numbers, strings, booleans; null → "-"; arrays joined by ",".
 std::string field_text(simdjson::dom::element object, std::string_view name) {
     simdjson::dom::element value;
-    if (object[name].get(value) != simdjson::SUCCESS || value.is_null())
+    if (object[name].get(value) != simdjson::SUCCESS || value.is_null()) {
         return "-";
+    }
     std::string_view text;
     int64_t integer = 0;
     uint64_t unsigned_integer = 0;
     bool flag = false;
     simdjson::dom::array items;
-    if (value.get_string().get(text) == simdjson::SUCCESS)
+    if (value.get_string().get(text) == simdjson::SUCCESS) {
         return std::string(text);
-    if (value.get_int64().get(integer) == simdjson::SUCCESS)
+    }
+    if (value.get_int64().get(integer) == simdjson::SUCCESS) {
         return std::to_string(integer);
+    }
     if (value.get_uint64().get(unsigned_integer) == simdjson::SUCCESS) {
         return std::to_string(unsigned_integer);
     }
-    if (value.get_bool().get(flag) == simdjson::SUCCESS)
+    if (value.get_bool().get(flag) == simdjson::SUCCESS) {
         return flag ? "yes" : "no";
-    if (value.get_array().get(items) != simdjson::SUCCESS)
+    }
+    if (value.get_array().get(items) != simdjson::SUCCESS) {
         return "?";
+    }
     std::string joined;
     for (simdjson::dom::element item : items) {
         std::string_view item_text;
-        if (item.get_string().get(item_text) != simdjson::SUCCESS)
+        if (item.get_string().get(item_text) != simdjson::SUCCESS) {
             continue;
-        if (!joined.empty())
+        }
+        if (!joined.empty()) {
             joined += ",";
+        }
         joined += item_text;
     }
     return joined.empty() ? "(all)" : joined;
@@ -441,8 +468,9 @@ std::string field_text(simdjson::dom::element object, std::string_view name) {
 
 std::string time_text(simdjson::dom::element object, std::string_view name, int64_t divisor) {
     int64_t value = 0;
-    if (object[name].get_int64().get(value) != simdjson::SUCCESS || value == 0)
+    if (object[name].get_int64().get(value) != simdjson::SUCCESS || value == 0) {
         return "-";
+    }
     const time_t seconds = time_t(value / divisor);
     tm parts{};
     gmtime_r(&seconds, &parts);
@@ -516,13 +544,15 @@ Row shape_row(Shape shape, simdjson::dom::element item) {
 bool print_shape(Shape shape, const std::string& body) {
     simdjson::dom::parser parser;
     simdjson::dom::element root;
-    if (parser.parse(body).get(root) != simdjson::SUCCESS)
+    if (parser.parse(body).get(root) != simdjson::SUCCESS) {
         return false;
+    }
     std::vector<Row> rows;
     simdjson::dom::array data;
     if (root["data"].get_array().get(data) == simdjson::SUCCESS) {
-        for (simdjson::dom::element item : data)
+        for (simdjson::dom::element item : data) {
             rows.push_back(shape_row(shape, item));
+        }
     } else {
         rows.push_back(shape_row(shape, root));
     }
@@ -568,8 +598,9 @@ bool add_int_option(const Args& args, std::string_view option, std::string_view 
                     bool allows_negative, std::string_view null_word, BodyBuilder& body,
                     std::string& error) {
     const std::string* value = args_option(args, option);
-    if (value == nullptr)
+    if (value == nullptr) {
         return true;
+    }
     if (!null_word.empty() && *value == null_word) {
         body.add(field, "null");
         return true;
@@ -588,8 +619,9 @@ bool add_int_option(const Args& args, std::string_view option, std::string_view 
 bool add_secret_from_env(const Args& args, std::string_view option, std::string_view field,
                          BodyBuilder& body, std::string& error) {
     const std::string* variable = args_option(args, option);
-    if (variable == nullptr)
+    if (variable == nullptr) {
         return true;
+    }
     const char* secret = std::getenv(variable->c_str());
     if (secret == nullptr || *secret == '\0') {
         error = "environment variable " + *variable + " (from --" + std::string(option) +
@@ -602,8 +634,9 @@ bool add_secret_from_env(const Args& args, std::string_view option, std::string_
 
 bool key_body(const Args& args, bool is_create, std::string& out, std::string& error) {
     BodyBuilder body;
-    if (const std::string* name = args_option(args, "name"))
+    if (const std::string* name = args_option(args, "name")) {
         body.add_string("name", *name);
+    }
     if (!add_int_option(args, "quota", "quota_tokens", false, "none", body, error) ||
         !add_int_option(args, "rpm", "rpm", false, {}, body, error) ||
         !add_int_option(args, "concurrency", "max_concurrency", false, {}, body, error)) {
@@ -621,8 +654,9 @@ bool key_body(const Args& args, bool is_create, std::string& out, std::string& e
         body.add("expires_at",
                  expires_at_s == 0 ? std::string("null") : std::to_string(expires_at_s));
     }
-    if (is_create && !add_secret_from_env(args, "key-env", "key", body, error))
+    if (is_create && !add_secret_from_env(args, "key-env", "key", body, error)) {
         return false;
+    }
     out = body.finish();
     return true;
 }
@@ -632,22 +666,27 @@ bool channel_body(const Args& args, std::string& out, std::string& error) {
     for (const auto& [option, field] :
          {std::pair{"name", "name"}, std::pair{"kind", "kind"}, std::pair{"base-url", "base_url"},
           std::pair{"ca-file", "ca_file"}}) {
-        if (const std::string* value = args_option(args, option))
+        if (const std::string* value = args_option(args, option)) {
             body.add_string(field, *value);
+        }
     }
-    if (const std::string* models = args_option(args, "models"))
+    if (const std::string* models = args_option(args, "models")) {
         body.add("models", models_json(*models));
+    }
     if (!add_int_option(args, "priority", "priority", true, {}, body, error) ||
         !add_int_option(args, "weight", "weight", false, {}, body, error) ||
         !add_secret_from_env(args, "api-key-env", "api_key", body, error)) {
         return false;
     }
-    if (args_option(args, "allow-private-network") != nullptr)
+    if (args_option(args, "allow-private-network") != nullptr) {
         body.add("allow_private_network", "true");
-    if (args_option(args, "enabled") != nullptr)
+    }
+    if (args_option(args, "enabled") != nullptr) {
         body.add("enabled", "true");
-    if (args_option(args, "disabled") != nullptr)
+    }
+    if (args_option(args, "disabled") != nullptr) {
         body.add("enabled", "false");
+    }
     out = body.finish();
     return true;
 }
@@ -668,8 +707,9 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
     if (verb == "create") {
         if (!args_only(args,
                        {"name", "quota", "models", "rpm", "concurrency", "expires", "key-env"},
-                       error))
+                       error)) {
             return false;
+        }
         if (args_option(args, "name") == nullptr || !args.positional.empty()) {
             error = "key create needs --name NAME";
             return false;
@@ -685,8 +725,9 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
         error = "unknown key command \"" + verb + "\"";
         return false;
     }
-    if (!id_argument(args, id, error))
+    if (!id_argument(args, id, error)) {
         return false;
+    }
     if (verb == "show") {
         command = {"GET", "/admin/keys/" + id, {}, Shape::key, false, false};
         return args_only(args, {}, error);
@@ -695,8 +736,9 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
         command = {"DELETE", "/admin/keys/" + id, {}, Shape::key, false, false};
         return args_only(args, {}, error);
     }
-    if (!args_only(args, {"name", "quota", "models", "rpm", "concurrency", "expires"}, error))
+    if (!args_only(args, {"name", "quota", "models", "rpm", "concurrency", "expires"}, error)) {
         return false;
+    }
     command = {"PATCH", "/admin/keys/" + id, {}, Shape::key, false, false};
     return key_body(args, false, command.body, error);
 }
@@ -709,8 +751,9 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
         "models",  "priority", "weight",   "allow-private-network",
         "ca-file", "enabled",  "disabled"};
     if (verb == "add") {
-        if (!args_only(args, fields, error))
+        if (!args_only(args, fields, error)) {
             return false;
+        }
         for (const char* required : {"name", "kind", "base-url", "api-key-env"}) {
             if (args_option(args, required) == nullptr) {
                 error = std::string("channel add needs --") + required;
@@ -728,8 +771,9 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
         error = "unknown channel command \"" + verb + "\"";
         return false;
     }
-    if (!id_argument(args, id, error))
+    if (!id_argument(args, id, error)) {
         return false;
+    }
     if (verb == "show") {
         command = {"GET", "/admin/channels/" + id, {}, Shape::channel, false, false};
         return args_only(args, {}, error);
@@ -738,8 +782,9 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
         command = {"DELETE", "/admin/channels/" + id, {}, Shape::channel, false, true};
         return args_only(args, {}, error);
     }
-    if (!args_only(args, fields, error))
+    if (!args_only(args, fields, error)) {
         return false;
+    }
     command = {"PATCH", "/admin/channels/" + id, {}, Shape::channel, false, false};
     return channel_body(args, command.body, error);
 }
@@ -766,33 +811,39 @@ bool report_command(const std::string& command_word, const Args& args, Command& 
         return false;
     }
     if (const std::string* key = args_option(args, "key")) {
-        if (!add_query(query, "key_id", *key, error))
+        if (!add_query(query, "key_id", *key, error)) {
             return false;
+        }
     }
     if (command_word == "logs") {
-        if (!args_only(args, {"key", "limit", "before"}, error))
+        if (!args_only(args, {"key", "limit", "before"}, error)) {
             return false;
+        }
         for (const char* name : {"limit", "before"}) {
             const std::string* value = args_option(args, name);
-            if (value != nullptr && !add_query(query, name, *value, error))
+            if (value != nullptr && !add_query(query, name, *value, error)) {
                 return false;
+            }
         }
         command = {"GET", "/admin/logs" + query, {}, Shape::log, false, false};
         return true;
     }
-    if (!args_only(args, {"key", "since", "until"}, error))
+    if (!args_only(args, {"key", "since", "until"}, error)) {
         return false;
+    }
     for (const char* name : {"since", "until"}) {
         const std::string* value = args_option(args, name);
-        if (value == nullptr)
+        if (value == nullptr) {
             continue;
+        }
         int64_t seconds = 0;
         // "7d" means since seven days ago; the API turns Unix seconds into a UTC day.
         const std::string bound = admin_cli_parse_duration(*value, seconds)
                                       ? std::to_string(int64_t(std::time(nullptr)) - seconds)
                                       : *value;
-        if (!add_query(query, name, bound, error))
+        if (!add_query(query, name, bound, error)) {
             return false;
+        }
     }
     command = {"GET", "/admin/usage" + query, {}, Shape::usage, false, false};
     return true;

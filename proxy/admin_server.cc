@@ -40,8 +40,9 @@ namespace ondemand = simdjson::ondemand;
 // ---- Token and base_url checks ------------------------------------------------------------
 
 bool admin_token_matches(std::string_view presented, std::string_view expected) {
-    if (expected.empty())
+    if (expected.empty()) {
         return false;
+    }
     // Hashing both sides gives equal-length inputs to CRYPTO_memcmp, which takes the same
     // time whatever the contents [CRYPTO_memcmp(3)]; the length test comes after, so a
     // wrong length costs the same work as a wrong token.
@@ -59,22 +60,30 @@ enum class HostClass : uint8_t { public_, private_, forbidden };
 HostClass ipv4_classify(uint32_t address) {  // Host byte order.
     const uint32_t a = address >> 24;
     const uint32_t b = (address >> 16) & 0xff;
-    if (a == 169 && b == 254)
+    if (a == 169 && b == 254) {
         return HostClass::forbidden;  // Link-local, metadata.
-    if (address == 0xA83F8110u)
+    }
+    if (address == 0xA83F8110u) {
         return HostClass::forbidden;  // 168.63.129.16 (Azure).
-    if (address == 0x646464C8u)
+    }
+    if (address == 0x646464C8u) {
         return HostClass::forbidden;  // 100.100.100.200 (Alibaba).
-    if (a >= 224)
+    }
+    if (a >= 224) {
         return HostClass::forbidden;  // Multicast, reserved.
-    if (a == 0 || a == 127 || a == 10)
+    }
+    if (a == 0 || a == 127 || a == 10) {
         return HostClass::private_;
-    if (a == 172 && (b & 0xf0) == 16)
+    }
+    if (a == 172 && (b & 0xf0) == 16) {
         return HostClass::private_;  // 172.16.0.0/12
-    if (a == 192 && b == 168)
+    }
+    if (a == 192 && b == 168) {
         return HostClass::private_;
-    if (a == 100 && (b & 0xc0) == 64)
+    }
+    if (a == 100 && (b & 0xc0) == 64) {
         return HostClass::private_;  // 100.64.0.0/10 CGNAT
+    }
     return HostClass::public_;
 }
 
@@ -87,28 +96,35 @@ HostClass ipv6_classify(const in6_addr& address) {
     }
     static constexpr uint8_t ec2_metadata[16] = {0xfd, 0, 0x0e, 0xc2, 0, 0, 0,    0,
                                                  0,    0, 0,    0,    0, 0, 0x02, 0x54};
-    if (std::memcmp(bytes, ec2_metadata, 16) == 0)
+    if (std::memcmp(bytes, ec2_metadata, 16) == 0) {
         return HostClass::forbidden;
-    if (bytes[0] == 0xfe && (bytes[1] & 0xc0) == 0x80)
+    }
+    if (bytes[0] == 0xfe && (bytes[1] & 0xc0) == 0x80) {
         return HostClass::forbidden;  // fe80::/10
-    if (bytes[0] == 0xff)
+    }
+    if (bytes[0] == 0xff) {
         return HostClass::forbidden;  // Multicast.
-    if ((bytes[0] & 0xfe) == 0xfc)
+    }
+    if ((bytes[0] & 0xfe) == 0xfc) {
         return HostClass::private_;  // fc00::/7
+    }
     static constexpr uint8_t zeros[15] = {};
-    if (std::memcmp(bytes, zeros, 15) == 0 && bytes[15] <= 1)
+    if (std::memcmp(bytes, zeros, 15) == 0 && bytes[15] <= 1) {
         return HostClass::private_;  // ::, ::1
+    }
     return HostClass::public_;
 }
 
 bool is_numeric_looking(std::string_view host) {
-    if (host.empty() || host[0] < '0' || host[0] > '9')
+    if (host.empty() || host[0] < '0' || host[0] > '9') {
         return false;
+    }
     for (const char c : host) {
         const bool is_hex =
             (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-        if (!is_hex && c != '.' && c != 'x' && c != 'X')
+        if (!is_hex && c != '.' && c != 'x' && c != 'X') {
             return false;
+        }
     }
     return true;
 }
@@ -144,24 +160,30 @@ HostClass host_classify(std::string_view host, bool is_ipv6, std::string& error)
         }
     }
     std::string lower(host);
-    for (char& c : lower)
+    for (char& c : lower) {
         c = char(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    while (!lower.empty() && lower.back() == '.')
+    }
+    while (!lower.empty() && lower.back() == '.') {
         lower.pop_back();
-    if (lower == "localhost" || lower.ends_with(".localhost"))
+    }
+    if (lower == "localhost" || lower.ends_with(".localhost")) {
         return HostClass::private_;
-    if (lower == "metadata.google.internal")
+    }
+    if (lower == "metadata.google.internal") {
         return HostClass::forbidden;
+    }
     return HostClass::public_;
 }
 
 bool port_is_valid(std::string_view port) {
-    if (port.empty() || port.size() > 5)
+    if (port.empty() || port.size() > 5) {
         return false;
+    }
     uint32_t value = 0;
     for (const char c : port) {
-        if (c < '0' || c > '9')
+        if (c < '0' || c > '9') {
             return false;
+        }
         value = value * 10 + uint32_t(c - '0');
     }
     return value >= 1 && value <= 65535;
@@ -178,46 +200,56 @@ std::string admin_base_url_check(std::string_view url, bool allow_private_networ
     } else {
         return "base_url must start with http:// or https://";
     }
-    if (url.size() > 2048)
+    if (url.size() > 2048) {
         return "base_url is longer than 2048 bytes";
+    }
     for (const char c : url) {
-        if (c <= 0x20 || c >= 0x7f)
+        if (c <= 0x20 || c >= 0x7f) {
             return "base_url must be visible ASCII without spaces";
+        }
     }
     if (rest.find_first_of("?#") != std::string_view::npos) {
         return "base_url must not have a query or fragment";
     }
     std::string_view host = rest.substr(0, rest.find('/'));
-    if (host.find('@') != std::string_view::npos)
+    if (host.find('@') != std::string_view::npos) {
         return "base_url must not contain user info";
+    }
     bool is_ipv6 = false;
     std::string_view port;
     if (host.starts_with('[')) {
         const size_t close = host.find(']');
-        if (close == std::string_view::npos)
+        if (close == std::string_view::npos) {
             return "base_url has an unterminated IPv6 address";
+        }
         const std::string_view after = host.substr(close + 1);
-        if (!after.empty() && !after.starts_with(':'))
+        if (!after.empty() && !after.starts_with(':')) {
             return "base_url has a malformed host";
+        }
         port = after.empty() ? std::string_view() : after.substr(1);
-        if (!after.empty() && port.empty())
+        if (!after.empty() && port.empty()) {
             return "base_url has an empty port";
+        }
         host = host.substr(1, close - 1);
         is_ipv6 = true;
     } else if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
         port = host.substr(colon + 1);
-        if (port.empty())
+        if (port.empty()) {
             return "base_url has an empty port";
+        }
         host = host.substr(0, colon);
     }
-    if (host.empty())
+    if (host.empty()) {
         return "base_url has no host";
-    if (!port.empty() && !port_is_valid(port))
+    }
+    if (!port.empty() && !port_is_valid(port)) {
         return "base_url port must be 1..65535";
+    }
     std::string error;
     const HostClass host_class = host_classify(host, is_ipv6, error);
-    if (!error.empty())
+    if (!error.empty()) {
         return error;
+    }
     if (host_class == HostClass::forbidden) {
         return "base_url host is a link-local, metadata or non-unicast address";
     }
@@ -263,8 +295,9 @@ AdminReply reply_storage_error(const std::string& error) {
     if (error.starts_with("no key with id ") || error.starts_with("no channel with id ")) {
         return reply_error(404, "not_found", error);
     }
-    if (error == "key already exists")
+    if (error == "key already exists") {
         return reply_error(409, "key_exists", error);
+    }
     RW_LOG_ERROR("event=admin_storage_error error=\"%s\"", error.c_str());
     return reply_error(500, "storage_error", "storage error: " + error);
 }
@@ -285,8 +318,9 @@ bool query_param(std::string_view query, std::string_view name, std::string& val
         const std::string_view pair = query.substr(0, amp);
         query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
         const size_t eq = pair.find('=');
-        if (pair.substr(0, eq) != name)
+        if (pair.substr(0, eq) != name) {
             continue;
+        }
         const std::string_view raw =
             eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
         value.clear();
@@ -324,11 +358,13 @@ bool query_names_known(std::string_view query, std::initializer_list<std::string
         const std::string_view pair = query.substr(0, amp);
         query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
         const std::string_view name = pair.substr(0, pair.find('='));
-        if (name.empty())
+        if (name.empty()) {
             continue;
+        }
         bool is_known = false;
-        for (const std::string_view candidate : known)
+        for (const std::string_view candidate : known) {
             is_known = is_known || candidate == name;
+        }
         if (!is_known) {
             unknown.assign(name.substr(0, 64));
             return false;
@@ -338,16 +374,19 @@ bool query_names_known(std::string_view query, std::initializer_list<std::string
 }
 
 bool parse_int64(std::string_view text, int64_t min, int64_t max, int64_t& out) {
-    if (text.empty() || text.size() > 19)
+    if (text.empty() || text.size() > 19) {
         return false;
+    }
     int64_t value = 0;
     for (const char c : text) {
-        if (c < '0' || c > '9')
+        if (c < '0' || c > '9') {
             return false;
+        }
         value = value * 10 + (c - '0');
     }
-    if (value < min || value > max)
+    if (value < min || value > max) {
         return false;
+    }
     out = value;
     return true;
 }
@@ -371,8 +410,9 @@ bool parse_day(std::string_view text, std::string& day) {
         return true;
     }
     int64_t seconds = 0;
-    if (!parse_int64(text, 0, 253402300799, seconds))
+    if (!parse_int64(text, 0, 253402300799, seconds)) {
         return false;  // Up to 9999-12-31.
+    }
     const time_t when = time_t(seconds);
     tm parts{};
     gmtime_r(&when, &parts);
@@ -453,8 +493,9 @@ public:
 
 private:
     void separate() {
-        if (has_member_)
+        if (has_member_) {
             text_.push_back(',');
+        }
     }
     JsonOut& open(char bracket) {
         separate();
@@ -479,8 +520,9 @@ private:
 std::string json_string_array(const std::vector<std::string>& items) {
     JsonOut out;
     out.begin_array();
-    for (const std::string& item : items)
+    for (const std::string& item : items) {
         out.string(item);
+    }
     out.end_array();
     return out.take();
 }
@@ -488,8 +530,9 @@ std::string json_string_array(const std::vector<std::string>& items) {
 std::string json_string_map(const std::vector<std::pair<std::string, std::string>>& items) {
     JsonOut out;
     out.begin_object();
-    for (const auto& [from, to] : items)
+    for (const auto& [from, to] : items) {
         out.key(from).string(to);
+    }
     out.end_object();
     return out.take();
 }
@@ -504,8 +547,9 @@ void json_out_models(JsonOut& out, const std::string& models_json) {
         return;
     }
     out.begin_array();
-    for (const std::string& model : models)
+    for (const std::string& model : models) {
         out.string(model);
+    }
     out.end_array();
 }
 
@@ -524,8 +568,9 @@ void json_out_key(JsonOut& out, const KeyInfo& key, std::string_view secret = {}
     key.allows_all_models ? out.null() : (json_out_models(out, key.models_json), out);
     out.key("rpm").number(key.rpm).key("max_concurrency").number(key.concurrency_max);
     out.key("created_at").number(key.created_at_s);
-    if (!secret.empty())
+    if (!secret.empty()) {
         out.key("key").string(secret);
+    }
     out.end_object();
 }
 
@@ -542,8 +587,9 @@ void json_out_channel(JsonOut& out, const ChannelInfo& channel) {
     std::string error;
     if (json_parse_string_map(channel.model_map_json, model_map, error)) {
         out.begin_object();
-        for (const auto& [from, to] : model_map)
+        for (const auto& [from, to] : model_map) {
             out.key(from).string(to);
+        }
         out.end_object();
     } else {
         out.null();
@@ -619,8 +665,9 @@ bool json_read_string_array(ondemand::value& value, std::string_view field,
         if (element.get_string().get(text) != simdjson::SUCCESS || text.empty()) {
             return field_error(field, "must be an array of non-empty strings", error);
         }
-        if (out.size() >= models_count_max)
+        if (out.size() >= models_count_max) {
             return field_error(field, "has too many entries", error);
+        }
         out.emplace_back(text);
     }
     return true;
@@ -646,8 +693,9 @@ bool json_read_string_map(ondemand::value& value, std::string_view field,
         if (member.value().get_string().get(to) != simdjson::SUCCESS) {
             return field_error(field, "must be an object of strings", error);
         }
-        if (out.size() >= models_count_max)
+        if (out.size() >= models_count_max) {
             return field_error(field, "has too many entries", error);
+        }
         out.emplace_back(std::move(from_copy), std::string(to));
     }
     return true;
@@ -678,8 +726,9 @@ bool json_visit_object(ondemand::parser& parser, std::string_view body, Visit vi
         }
         const std::string key_copy(key);
         if (!visit(std::string_view(key_copy), member.value(), error)) {
-            if (error.empty())
+            if (error.empty()) {
                 error = "request body is not valid JSON";
+            }
             code = "invalid_field";
             return false;
         }
@@ -758,22 +807,26 @@ bool key_field_read(KeyFields& fields, std::string_view key, ondemand::value& va
 }
 
 void key_fields_apply(const KeyFields& fields, KeySpec& spec) {
-    if (fields.has_name)
+    if (fields.has_name) {
         spec.name = fields.name;
+    }
     if (fields.has_quota) {
         spec.has_quota_limit = fields.has_quota_limit;
         spec.quota_limit_tokens = fields.has_quota_limit ? fields.quota_tokens : 0;
     }
-    if (fields.has_expires)
+    if (fields.has_expires) {
         spec.expires_at_s = fields.expires_at_s;
+    }
     if (fields.has_models) {
         spec.allows_all_models = fields.models.empty();
         spec.models_json = fields.models.empty() ? std::string() : json_string_array(fields.models);
     }
-    if (fields.has_rpm)
+    if (fields.has_rpm) {
         spec.rpm = uint32_t(fields.rpm);
-    if (fields.has_concurrency)
+    }
+    if (fields.has_concurrency) {
         spec.concurrency_max = uint32_t(fields.concurrency_max);
+    }
 }
 
 KeySpec key_spec_from_info(const KeyInfo& info) {
@@ -870,37 +923,49 @@ bool channel_fields_apply(const ChannelFields& fields, ChannelSpec& spec, std::s
         error = "kind must be one of openai, anthropic, openai-compatible";
         return false;
     }
-    if (fields.has_name)
+    if (fields.has_name) {
         spec.name = fields.name;
-    if (fields.has_base_url)
+    }
+    if (fields.has_base_url) {
         spec.base_url = fields.base_url;
-    if (fields.has_api_key)
+    }
+    if (fields.has_api_key) {
         spec.api_key = fields.api_key;
-    if (fields.has_models)
+    }
+    if (fields.has_models) {
         spec.models_json = json_string_array(fields.models);
-    if (fields.has_model_map)
+    }
+    if (fields.has_model_map) {
         spec.model_map_json = json_string_map(fields.model_map);
-    if (fields.has_priority)
+    }
+    if (fields.has_priority) {
         spec.priority = int32_t(fields.priority);
-    if (fields.has_weight)
+    }
+    if (fields.has_weight) {
         spec.weight = uint32_t(fields.weight);
-    if (fields.has_enabled)
+    }
+    if (fields.has_enabled) {
         spec.is_enabled = fields.is_enabled;
-    if (fields.has_allow_private_network)
+    }
+    if (fields.has_allow_private_network) {
         spec.allow_private_network = fields.allow_private_network;
-    if (fields.has_ca_file)
+    }
+    if (fields.has_ca_file) {
         spec.ca_file = fields.ca_file;
+    }
     return true;
 }
 
 // The full check of a channel about to be written: the admin API's URL policy first
 // (clearer messages), then storage's own.
 std::string channel_check(const ChannelSpec& spec) {
-    if (spec.name.empty())
+    if (spec.name.empty()) {
         return "name must not be empty";
+    }
     std::string error = admin_base_url_check(spec.base_url, spec.allow_private_network);
-    if (!error.empty())
+    if (!error.empty()) {
         return error;
+    }
     return channel_spec_check(spec);
 }
 
@@ -939,15 +1004,18 @@ bool parse_fields(AdminDeps& deps, std::string_view body, Fields& fields, Read r
 AdminReply keys_create(AdminDeps& deps, std::string_view body) {
     KeyFields fields;
     AdminReply reply;
-    if (!parse_fields(deps, body, fields, key_field_read, reply))
+    if (!parse_fields(deps, body, fields, key_field_read, reply)) {
         return reply;
-    if (!fields.has_name)
+    }
+    if (!fields.has_name) {
         return reply_error(400, "missing_field", "name is required");
+    }
     KeySpec spec;
     key_fields_apply(fields, spec);
     const std::string check = key_spec_check(spec);
-    if (!check.empty())
+    if (!check.empty()) {
         return reply_error(400, "invalid_field", check);
+    }
     std::string secret;
     int64_t id = 0;
     if (fields.has_secret) {
@@ -958,14 +1026,16 @@ AdminReply keys_create(AdminDeps& deps, std::string_view body) {
             return reply_error(400, "invalid_field", "key must be 16..256 visible ASCII bytes");
         }
         const Result<int64_t> imported = deps.catalog.import_key(spec, fields.secret);
-        if (!imported.ok())
+        if (!imported.ok()) {
             return reply_storage_error(imported.error);
+        }
         id = imported.value;
         secret = std::move(fields.secret);
     } else {
         Result<CreatedKey> created = deps.catalog.create_key(spec);
-        if (!created.ok())
+        if (!created.ok()) {
             return reply_storage_error(created.error);
+        }
         id = created.value.id;
         secret = std::move(created.value.secret);
     }
@@ -986,20 +1056,23 @@ AdminReply keys_create(AdminDeps& deps, std::string_view body) {
 
 AdminReply keys_list(AdminDeps& deps) {
     const Result<std::vector<KeyInfo>> keys = deps.queries.list_keys();
-    if (!keys.ok())
+    if (!keys.ok()) {
         return reply_storage_error(keys.error);
+    }
     JsonOut out;
     out.begin_object().key("object").string("list").key("data").begin_array();
-    for (const KeyInfo& key : keys.value)
+    for (const KeyInfo& key : keys.value) {
         json_out_key(out, key);
+    }
     out.end_array().end_object();
     return reply_json(200, out.take());
 }
 
 AdminReply keys_get(AdminDeps& deps, int64_t id) {
     const Result<KeyInfo> key = deps.queries.get_key(id);
-    if (!key.ok())
+    if (!key.ok()) {
         return reply_storage_error(key.error);
+    }
     JsonOut out;
     json_out_key(out, key.value);
     return reply_json(200, out.take());
@@ -1011,22 +1084,26 @@ AdminReply keys_get(AdminDeps& deps, int64_t id) {
 AdminReply keys_patch(AdminDeps& deps, int64_t id, std::string_view body) {
     KeyFields fields;
     AdminReply reply;
-    if (!parse_fields(deps, body, fields, key_field_read, reply))
+    if (!parse_fields(deps, body, fields, key_field_read, reply)) {
         return reply;
+    }
     if (fields.has_secret) {
         return reply_error(400, "invalid_field", "a key's secret cannot change; create a new key");
     }
     const Result<KeyInfo> current = deps.queries.get_key(id);
-    if (!current.ok())
+    if (!current.ok()) {
         return reply_storage_error(current.error);
+    }
     KeySpec spec = key_spec_from_info(current.value);
     key_fields_apply(fields, spec);
     const std::string check = key_spec_check(spec);
-    if (!check.empty())
+    if (!check.empty()) {
         return reply_error(400, "invalid_field", check);
+    }
     std::string error;
-    if (!deps.catalog.update_key(id, spec, error))
+    if (!deps.catalog.update_key(id, spec, error)) {
         return reply_storage_error(error);
+    }
     RW_LOG_INFO("event=admin_key_updated id=%lld", (long long)id);
     return keys_get(deps, id);
 }
@@ -1034,16 +1111,18 @@ AdminReply keys_patch(AdminDeps& deps, int64_t id, std::string_view body) {
 AdminReply keys_delete(AdminDeps& deps, int64_t id) {
     std::string error;
     // Revocation, not deletion: usage history keeps its key, the snapshot drops it now.
-    if (!deps.catalog.revoke_key(id, error))
+    if (!deps.catalog.revoke_key(id, error)) {
         return reply_storage_error(error);
+    }
     RW_LOG_INFO("event=admin_key_revoked id=%lld", (long long)id);
     return keys_get(deps, id);
 }
 
 AdminReply channel_reply(AdminDeps& deps, int64_t id, uint16_t status) {
     const Result<ChannelInfo> channel = deps.queries.get_channel(id);
-    if (!channel.ok())
+    if (!channel.ok()) {
         return reply_storage_error(channel.error);
+    }
     JsonOut out;
     json_out_channel(out, channel.value);
     return reply_json(status, out.take());
@@ -1052,24 +1131,29 @@ AdminReply channel_reply(AdminDeps& deps, int64_t id, uint16_t status) {
 AdminReply channels_create(AdminDeps& deps, std::string_view body) {
     ChannelFields fields;
     AdminReply reply;
-    if (!parse_fields(deps, body, fields, channel_field_read, reply))
+    if (!parse_fields(deps, body, fields, channel_field_read, reply)) {
         return reply;
+    }
     for (const auto& [is_present, name] :
          {std::pair{fields.has_name, "name"}, std::pair{fields.has_kind, "kind"},
           std::pair{fields.has_base_url, "base_url"}, std::pair{fields.has_api_key, "api_key"}}) {
-        if (!is_present)
+        if (!is_present) {
             return reply_error(400, "missing_field", std::string(name) + " is required");
+        }
     }
     ChannelSpec spec;
     std::string error;
-    if (!channel_fields_apply(fields, spec, error))
+    if (!channel_fields_apply(fields, spec, error)) {
         return reply_error(400, "invalid_field", error);
+    }
     error = channel_check(spec);
-    if (!error.empty())
+    if (!error.empty()) {
         return reply_error(400, "invalid_field", error);
+    }
     const Result<int64_t> created = deps.catalog.create_channel(spec);
-    if (!created.ok())
+    if (!created.ok()) {
         return reply_storage_error(created.error);
+    }
     RW_LOG_INFO("event=admin_channel_created id=%lld kind=%s", (long long)created.value,
                 std::string(channel_kind_name(spec.kind)).c_str());
     return channel_reply(deps, created.value, 201);
@@ -1077,12 +1161,14 @@ AdminReply channels_create(AdminDeps& deps, std::string_view body) {
 
 AdminReply channels_list(AdminDeps& deps) {
     const Result<std::vector<ChannelInfo>> channels = deps.queries.list_channels();
-    if (!channels.ok())
+    if (!channels.ok()) {
         return reply_storage_error(channels.error);
+    }
     JsonOut out;
     out.begin_object().key("object").string("list").key("data").begin_array();
-    for (const ChannelInfo& channel : channels.value)
+    for (const ChannelInfo& channel : channels.value) {
         json_out_channel(out, channel);
+    }
     out.end_array().end_object();
     return reply_json(200, out.take());
 }
@@ -1097,8 +1183,9 @@ struct ChannelSecretRead {
 bool channel_secret_read(Db& db, void* context, std::string& error) {
     ChannelSecretRead& read = *static_cast<ChannelSecretRead*>(context);
     Stmt stmt;
-    if (!db.prepare("SELECT api_key FROM channels WHERE id = ?1", stmt))
+    if (!db.prepare("SELECT api_key FROM channels WHERE id = ?1", stmt)) {
         return false;
+    }
     stmt.bind_int64(1, read.id);
     switch (stmt.step()) {
         case StepStatus::row: read.api_key.assign(stmt.column_text(0)); return true;
@@ -1113,16 +1200,19 @@ bool channel_secret_read(Db& db, void* context, std::string& error) {
 AdminReply channels_patch(AdminDeps& deps, int64_t id, std::string_view body) {
     ChannelFields fields;
     AdminReply reply;
-    if (!parse_fields(deps, body, fields, channel_field_read, reply))
+    if (!parse_fields(deps, body, fields, channel_field_read, reply)) {
         return reply;
+    }
     const Result<ChannelInfo> current = deps.queries.get_channel(id);
-    if (!current.ok())
+    if (!current.ok()) {
         return reply_storage_error(current.error);
+    }
     ChannelSpec spec;
     std::string error;
     const ChannelInfo& info = current.value;
-    if (!channel_kind_parse(info.kind, spec.kind))
+    if (!channel_kind_parse(info.kind, spec.kind)) {
         return reply_storage_error("stored kind is unknown");
+    }
     spec.name = info.name;
     spec.base_url = info.base_url;
     spec.models_json = info.models_json;
@@ -1139,13 +1229,16 @@ AdminReply channels_patch(AdminDeps& deps, int64_t id, std::string_view body) {
         }
         spec.api_key = std::move(read.api_key);
     }
-    if (!channel_fields_apply(fields, spec, error))
+    if (!channel_fields_apply(fields, spec, error)) {
         return reply_error(400, "invalid_field", error);
+    }
     error = channel_check(spec);
-    if (!error.empty())
+    if (!error.empty()) {
         return reply_error(400, "invalid_field", error);
-    if (!deps.catalog.update_channel(id, spec, error))
+    }
+    if (!deps.catalog.update_channel(id, spec, error)) {
         return reply_storage_error(error);
+    }
     OPENSSL_cleanse(spec.api_key.data(), spec.api_key.size());
     RW_LOG_INFO("event=admin_channel_updated id=%lld", (long long)id);
     return channel_reply(deps, id, 200);
@@ -1153,8 +1246,9 @@ AdminReply channels_patch(AdminDeps& deps, int64_t id, std::string_view body) {
 
 AdminReply channels_delete(AdminDeps& deps, int64_t id) {
     std::string error;
-    if (!deps.catalog.delete_channel(id, error))
+    if (!deps.catalog.delete_channel(id, error)) {
         return reply_storage_error(error);
+    }
     RW_LOG_INFO("event=admin_channel_deleted id=%lld", (long long)id);
     JsonOut out;
     out.begin_object().key("id").number(id).key("object").string("channel");
@@ -1167,8 +1261,9 @@ bool query_int(std::string_view query, std::string_view name, int64_t min, int64
                int64_t& out, AdminReply& reply) {
     std::string text;
     bool is_bad = false;
-    if (!query_param(query, name, text, is_bad))
+    if (!query_param(query, name, text, is_bad)) {
         return true;
+    }
     if (is_bad || !parse_int64(text, min, max, out)) {
         reply = reply_error(400, "invalid_parameter",
                             std::string(name) + " must be an integer in " + std::to_string(min) +
@@ -1205,8 +1300,9 @@ AdminReply usage_get(AdminDeps& deps, std::string_view query) {
         return reply;
     }
     const auto rows = deps.queries.usage_per_day(key_id, since_day, until_day);
-    if (!rows.ok())
+    if (!rows.ok()) {
         return reply_storage_error(rows.error);
+    }
     JsonOut out;
     out.begin_object().key("object").string("list").key("data").begin_array();
     for (const DailyUsageRow& row : rows.value) {
@@ -1253,13 +1349,15 @@ AdminReply logs_get(AdminDeps& deps, std::string_view query) {
         return reply;
     }
     const auto rows = deps.queries.recent_logs(key_id, uint32_t(limit), before_id);
-    if (!rows.ok())
+    if (!rows.ok()) {
         return reply_storage_error(rows.error);
+    }
     RW_ASSERT(rows.value.size() <= uint64_t(limit));
     JsonOut out;
     out.begin_object().key("object").string("list").key("data").begin_array();
-    for (const UsageLogRow& row : rows.value)
+    for (const UsageLogRow& row : rows.value) {
         json_out_log(out, row);
+    }
     out.end_array().key("next_before");
     const bool is_full = !rows.value.empty() && rows.value.size() == uint64_t(limit);
     is_full ? out.number(rows.value.back().id) : out.null();
@@ -1269,8 +1367,9 @@ AdminReply logs_get(AdminDeps& deps, std::string_view query) {
 
 // "/admin/keys/12" with prefix "/admin/keys/" → 12. False when not a positive id.
 bool path_id(std::string_view path, std::string_view prefix, int64_t& id) {
-    if (!path.starts_with(prefix))
+    if (!path.starts_with(prefix)) {
         return false;
+    }
     return parse_int64(path.substr(prefix.size()), 1, INT64_MAX, id);
 }
 
@@ -1284,40 +1383,51 @@ AdminReply admin_route(AdminDeps& deps, const AdminRequest& request) {
     const Method method = request.method;
     int64_t id = 0;
     if (request.path == "/admin/keys") {
-        if (method == Method::get)
+        if (method == Method::get) {
             return keys_list(deps);
-        if (method == Method::post)
+        }
+        if (method == Method::post) {
             return keys_create(deps, request.body);
+        }
         return method_not_allowed("GET, POST");
     }
     if (path_id(request.path, "/admin/keys/", id)) {
-        if (method == Method::get)
+        if (method == Method::get) {
             return keys_get(deps, id);
-        if (method == Method::patch)
+        }
+        if (method == Method::patch) {
             return keys_patch(deps, id, request.body);
-        if (method == Method::delete_)
+        }
+        if (method == Method::delete_) {
             return keys_delete(deps, id);
+        }
         return method_not_allowed("GET, PATCH, DELETE");
     }
     if (request.path == "/admin/channels") {
-        if (method == Method::get)
+        if (method == Method::get) {
             return channels_list(deps);
-        if (method == Method::post)
+        }
+        if (method == Method::post) {
             return channels_create(deps, request.body);
+        }
         return method_not_allowed("GET, POST");
     }
     if (path_id(request.path, "/admin/channels/", id)) {
-        if (method == Method::get)
+        if (method == Method::get) {
             return channel_reply(deps, id, 200);
-        if (method == Method::patch)
+        }
+        if (method == Method::patch) {
             return channels_patch(deps, id, request.body);
-        if (method == Method::delete_)
+        }
+        if (method == Method::delete_) {
             return channels_delete(deps, id);
+        }
         return method_not_allowed("GET, PATCH, DELETE");
     }
     if (request.path == "/admin/usage" || request.path == "/admin/logs") {
-        if (method != Method::get)
+        if (method != Method::get) {
             return method_not_allowed("GET");
+        }
         return request.path == "/admin/usage" ? usage_get(deps, request.query)
                                               : logs_get(deps, request.query);
     }
@@ -1355,14 +1465,17 @@ bool send_all(int fd, std::string_view bytes, SteadyClock::time_point deadline) 
             bytes.remove_prefix(size_t(sent));
             continue;
         }
-        if (sent < 0 && errno == EINTR)
+        if (sent < 0 && errno == EINTR) {
             continue;
-        if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        }
+        if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             return false;
+        }
         pollfd pfd{fd, POLLOUT, 0};
         const int wait_ms = remaining_ms(deadline);
-        if (wait_ms == 0 || ::poll(&pfd, 1, wait_ms) == 0)
+        if (wait_ms == 0 || ::poll(&pfd, 1, wait_ms) == 0) {
             return false;
+        }
     }
     return true;
 }
@@ -1371,16 +1484,20 @@ bool send_all(int fd, std::string_view bytes, SteadyClock::time_point deadline) 
 std::string_view bearer_token(const ParsedRequest& request, bool& has_header) {
     const std::string_view value = request.find_header("authorization");
     has_header = !value.empty();
-    if (value.size() < 7)
+    if (value.size() < 7) {
         return {};
+    }
     std::string scheme(value.substr(0, 7));
-    for (char& c : scheme)
+    for (char& c : scheme) {
         c = char(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    if (scheme != "bearer ")
+    }
+    if (scheme != "bearer ") {
         return {};
+    }
     std::string_view token = value.substr(7);
-    while (!token.empty() && token.front() == ' ')
+    while (!token.empty() && token.front() == ' ') {
         token.remove_prefix(1);
+    }
     return token;
 }
 
@@ -1431,23 +1548,29 @@ bool admin_read_request(AdminConnContext& context, int fd, SteadyClock::time_poi
         }
         pollfd fds[2] = {{fd, POLLIN, 0}, {context.stop_fd, POLLIN, 0}};
         const int ready = ::poll(fds, 2, wait_ms);
-        if (ready < 0 && errno != EINTR)
+        if (ready < 0 && errno != EINTR) {
             return false;
-        if (ready <= 0)
+        }
+        if (ready <= 0) {
             continue;
-        if (fds[1].revents != 0)
+        }
+        if (fds[1].revents != 0) {
             return false;
+        }
         const ssize_t got = ::recv(fd, buffer, sizeof(buffer), 0);
-        if (got < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+        if (got < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
             continue;
-        if (got <= 0)
+        }
+        if (got <= 0) {
             return false;
+        }
         // The parser copies what it keeps into the arena; `buffer` is reused next turn.
         std::string_view input(buffer, size_t(got));
         for (;;) {
             const ParseResult result = context.parser.feed(input);
-            if (result.event == ParseEvent::need_more)
+            if (result.event == ParseEvent::need_more) {
                 break;
+            }
             if (result.event == ParseEvent::error) {
                 reply =
                     reply_error(parse_error_status(result.error), parse_error_code(result.error),
@@ -1457,8 +1580,9 @@ bool admin_read_request(AdminConnContext& context, int fd, SteadyClock::time_poi
             const ParsedRequest& request = context.parser.request();
             if (result.event == ParseEvent::head_complete) {
                 input.remove_prefix(result.consumed_bytes);
-                if (!admin_authorize(context, request, reply))
+                if (!admin_authorize(context, request, reply)) {
                     return true;
+                }
                 if (request.expects_continue &&
                     !send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", deadline)) {
                     return false;
@@ -1490,8 +1614,9 @@ void admin_send_reply(int fd, const AdminReply& reply, SteadyClock::time_point d
     const uint32_t written = write_response(out.data(), uint32_t(out.size()), spec);
     RW_ASSERT(written > 0);  // Sized from the body and headers above.
     out.resize(written);
-    if (!send_all(fd, out, deadline))
+    if (!send_all(fd, out, deadline)) {
         return;
+    }
     ::shutdown(fd, SHUT_WR);
     const auto linger_deadline = SteadyClock::now() + std::chrono::milliseconds(admin_linger_ms);
     char sink[4096];
@@ -1499,11 +1624,13 @@ void admin_send_reply(int fd, const AdminReply& reply, SteadyClock::time_point d
     while (drained_bytes < admin_linger_bytes_max) {
         pollfd pfd{fd, POLLIN, 0};
         const int wait_ms = remaining_ms(linger_deadline);
-        if (wait_ms == 0 || ::poll(&pfd, 1, wait_ms) <= 0)
+        if (wait_ms == 0 || ::poll(&pfd, 1, wait_ms) <= 0) {
             return;
+        }
         const ssize_t got = ::recv(fd, sink, sizeof(sink), 0);
-        if (got <= 0)
+        if (got <= 0) {
             return;
+        }
         drained_bytes += uint32_t(got);
     }
 }
@@ -1597,8 +1724,9 @@ int admin_listen(const ListenAddress& listen, sockaddr_storage& bound, std::stri
         ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_bytes) != 0) {
         error = std::string("cannot listen on RINGWAY_ADMIN_LISTEN=") + listen.text + ": " +
                 std::strerror(errno);
-        if (fd >= 0)
+        if (fd >= 0) {
             ::close(fd);
+        }
         return -1;
     }
     return fd;
@@ -1616,8 +1744,9 @@ bool AdminServer::start(const Config& config, Writer& writer, Catalog& catalog, 
     }
     sockaddr_storage bound{};
     const int fd = admin_listen(config.admin_listen, bound, error);
-    if (fd < 0)
+    if (fd < 0) {
         return false;
+    }
     stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (stop_fd_ < 0) {
         error = std::string("eventfd: ") + std::strerror(errno);
@@ -1643,10 +1772,12 @@ void AdminServer::stop() {
         [[maybe_unused]] const ssize_t written = ::write(stop_fd_, &one, sizeof(one));
         thread_.join();
     }
-    if (listen_fd_ >= 0)
+    if (listen_fd_ >= 0) {
         ::close(listen_fd_);
-    if (stop_fd_ >= 0)
+    }
+    if (stop_fd_ >= 0) {
         ::close(stop_fd_);
+    }
     listen_fd_ = -1;
     stop_fd_ = -1;
     impl_.reset();
@@ -1663,8 +1794,9 @@ void AdminServer::run() {
             RW_ASSERT(errno == EINTR);  // EFAULT/EINVAL cannot happen with these arguments.
             continue;
         }
-        if (fds[1].revents != 0)
+        if (fds[1].revents != 0) {
             return;
+        }
         const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
             // EAGAIN (raced), ECONNABORTED: nothing to do. EMFILE/ENFILE: the connection
@@ -1698,8 +1830,9 @@ bool bootstrap_channel(Catalog& catalog, std::string_view name, ChannelKind kind
         spec.allow_private_network = true;  // The operator named this address on purpose.
         check.clear();
     }
-    if (check.empty())
+    if (check.empty()) {
         check = channel_spec_check(spec);
+    }
     if (!check.empty()) {
         error = "cannot create a channel from " + std::string(source) + ": " + check;
         return false;
@@ -1722,12 +1855,15 @@ bool bootstrap_channel(Catalog& catalog, std::string_view name, ChannelKind kind
 // proxy appends /v1/... to, so a trailing "/v1" and slashes are dropped.
 std::string openai_base_url(const char* text) {
     std::string url = text;
-    while (url.ends_with('/'))
+    while (url.ends_with('/')) {
         url.pop_back();
-    if (url.ends_with("/v1"))
+    }
+    if (url.ends_with("/v1")) {
         url.resize(url.size() - 3);
-    while (url.ends_with('/'))
+    }
+    while (url.ends_with('/')) {
         url.pop_back();
+    }
     return url;
 }
 
@@ -1739,8 +1875,9 @@ bool bootstrap_channels_from_env(Catalog& catalog, Queries& queries, EnvLookup l
     const char* anthropic_key = lookup("ANTHROPIC_API_KEY", lookup_context);
     const bool has_openai = openai_key != nullptr && *openai_key != '\0';
     const bool has_anthropic = anthropic_key != nullptr && *anthropic_key != '\0';
-    if (!has_openai && !has_anthropic)
+    if (!has_openai && !has_anthropic) {
         return true;
+    }
     const Result<std::vector<ChannelInfo>> channels = queries.list_channels();
     if (!channels.ok()) {
         error = "cannot list channels: " + channels.error;

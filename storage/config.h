@@ -30,8 +30,9 @@ struct StorageConfig {
 // Returns an empty string when the config is usable, otherwise one clear line naming the
 // offending variable. Called by the core's config validation and by Writer::open.
 [[nodiscard]] inline std::string storage_config_check(const StorageConfig& config) {
-    if (config.db_path.empty())
+    if (config.db_path.empty()) {
         return "RINGWAY_DB must not be empty";
+    }
     if (config.log_batch_rows == 0 || config.log_batch_rows > log_batch_rows_max) {
         return "RINGWAY_LOG_BATCH must be in 1.." + std::to_string(log_batch_rows_max);
     }
@@ -46,10 +47,12 @@ struct StorageConfig {
     if (config.log_batch_rows > config.queue_slots * uint64_t(storage_shards_max)) {
         return "RINGWAY_LOG_BATCH exceeds the total queue capacity";
     }
-    if (config.keys_max == 0)
+    if (config.keys_max == 0) {
         return "keys_max must be positive";
-    if (config.retry_backoff_ms_max == 0)
+    }
+    if (config.retry_backoff_ms_max == 0) {
         return "retry backoff cap must be positive";
+    }
     return {};
 }
 

@@ -49,8 +49,9 @@ Stmt::~Stmt() {
 }
 
 void Stmt::finalize() {
-    if (stmt_ == nullptr)
+    if (stmt_ == nullptr) {
         return;
+    }
     RW_ASSERT(db_ != nullptr);
     RW_ASSERT(db_->live_stmt_count_ > 0);
     // sqlite3_finalize returns the error of the most recent step, already reported
@@ -64,8 +65,9 @@ void Stmt::finalize() {
 namespace {
 // Remembers the first failing bind so step() can report it.
 void stmt_note_bind(int rc, int& bind_rc) {
-    if (rc != SQLITE_OK && bind_rc == SQLITE_OK)
+    if (rc != SQLITE_OK && bind_rc == SQLITE_OK) {
         bind_rc = rc;
+    }
 }
 }  // namespace
 
@@ -121,10 +123,12 @@ StepStatus Stmt::step() {
         return StepStatus::error;
     }
     const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW)
+    if (rc == SQLITE_ROW) {
         return StepStatus::row;
-    if (rc == SQLITE_DONE)
+    }
+    if (rc == SQLITE_DONE) {
         return StepStatus::done;
+    }
     // Since 3.7.x sqlite3_step returns the specific code directly (v2 prepare).
     db_->fail(rc, sqlite3_sql(stmt_));
     reset();
@@ -155,8 +159,9 @@ std::string_view Stmt::column_text(int index) const {
     // Text first, then bytes: the documented order for a stable length [sqlite3_column_blob(3)].
     const unsigned char* text = sqlite3_column_text(stmt_, index);
     const int length_bytes = sqlite3_column_bytes(stmt_, index);
-    if (text == nullptr || length_bytes <= 0)
+    if (text == nullptr || length_bytes <= 0) {
         return {};
+    }
     return {reinterpret_cast<const char*>(text), static_cast<size_t>(length_bytes)};
 }
 
@@ -164,8 +169,9 @@ std::span<const uint8_t> Stmt::column_blob(int index) const {
     RW_ASSERT(stmt_ != nullptr);
     const void* blob = sqlite3_column_blob(stmt_, index);
     const int length_bytes = sqlite3_column_bytes(stmt_, index);
-    if (blob == nullptr || length_bytes <= 0)
+    if (blob == nullptr || length_bytes <= 0) {
         return {};
+    }
     return {static_cast<const uint8_t*>(blob), static_cast<size_t>(length_bytes)};
 }
 
@@ -176,8 +182,9 @@ Db::~Db() {
 }
 
 void Db::close() {
-    if (db_ == nullptr)
+    if (db_ == nullptr) {
         return;
+    }
     // Statements own a pointer to this Db; they must be gone first (declare the Db
     // before the Stmts in any owning class so destruction order does this).
     RW_ASSERT(live_stmt_count_ == 0);
@@ -246,29 +253,34 @@ bool Db::exec(const char* sql) {
     char* message = nullptr;
     const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &message);
     sqlite3_free(message);  // sqlite3_errmsg() holds the same text.
-    if (rc != SQLITE_OK)
+    if (rc != SQLITE_OK) {
         return fail(rc, sql);
+    }
     return true;
 }
 
 bool Db::step_done(Stmt& stmt) {
     RW_ASSERT(stmt.db_ == this);
     const StepStatus status = stmt.step();
-    if (status == StepStatus::error)
+    if (status == StepStatus::error) {
         return false;
+    }
     stmt.reset();
-    if (status == StepStatus::row)
+    if (status == StepStatus::row) {
         return fail(SQLITE_MISUSE, "statement returned a row");
+    }
     return true;
 }
 
 Result<int64_t> Db::query_int64(const char* sql) {
     Stmt stmt;
-    if (!prepare(sql, stmt))
+    if (!prepare(sql, stmt)) {
         return Result<int64_t>::failure(last_error_);
+    }
     const StepStatus status = stmt.step();
-    if (status == StepStatus::error)
+    if (status == StepStatus::error) {
         return Result<int64_t>::failure(last_error_);
+    }
     if (status == StepStatus::done) {
         return Result<int64_t>::failure(std::string("no row from: ") + sql);
     }
@@ -279,11 +291,13 @@ Result<int64_t> Db::query_int64(const char* sql) {
 
 Result<std::string> Db::query_text(const char* sql) {
     Stmt stmt;
-    if (!prepare(sql, stmt))
+    if (!prepare(sql, stmt)) {
         return Result<std::string>::failure(last_error_);
+    }
     const StepStatus status = stmt.step();
-    if (status == StepStatus::error)
+    if (status == StepStatus::error) {
         return Result<std::string>::failure(last_error_);
+    }
     if (status == StepStatus::done) {
         return Result<std::string>::failure(std::string("no row from: ") + sql);
     }
@@ -304,8 +318,9 @@ bool Db::open(const StorageConfig& config, DbMode mode, std::string& error) {
     if (rc != SQLITE_OK) {
         error = "cannot open database " + config.db_path + ": " +
                 (db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
-        if (db_ != nullptr)
+        if (db_ != nullptr) {
             (void)sqlite3_close(db_);
+        }
         db_ = nullptr;
         return false;
     }

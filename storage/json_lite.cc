@@ -15,8 +15,9 @@ struct JsonReader {
     void skip_space() {
         while (position < text.size()) {
             const char c = text[position];
-            if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
                 return;
+            }
             position++;
         }
     }
@@ -33,8 +34,9 @@ struct JsonReader {
         return position == text.size();
     }
     bool read_hex4(uint32_t& value) {
-        if (text.size() - position < 4)
+        if (text.size() - position < 4) {
             return false;
+        }
         value = 0;
         for (int index = 0; index < 4; index++) {
             const char c = text[position++];
@@ -69,8 +71,9 @@ struct JsonReader {
         }
     }
     bool read_escape(std::string& out) {
-        if (position >= text.size())
+        if (position >= text.size()) {
             return false;
+        }
         const char c = text[position++];
         switch (c) {
             case '"': out.push_back('"'); return true;
@@ -85,17 +88,21 @@ struct JsonReader {
             default: return false;
         }
         uint32_t code = 0;
-        if (!read_hex4(code))
+        if (!read_hex4(code)) {
             return false;
-        if (code >= 0xDC00 && code <= 0xDFFF)
+        }
+        if (code >= 0xDC00 && code <= 0xDFFF) {
             return false;  // Lone low surrogate.
+        }
         if (code >= 0xD800 && code <= 0xDBFF) {
             uint32_t low = 0;
-            if (text.substr(position, 2) != "\\u")
+            if (text.substr(position, 2) != "\\u") {
                 return false;
+            }
             position += 2;
-            if (!read_hex4(low) || low < 0xDC00 || low > 0xDFFF)
+            if (!read_hex4(low) || low < 0xDC00 || low > 0xDFFF) {
                 return false;
+            }
             code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
         }
         append_utf8(out, code);
@@ -103,17 +110,21 @@ struct JsonReader {
     }
     bool read_string(std::string& out) {
         out.clear();
-        if (!consume('"'))
+        if (!consume('"')) {
             return false;
+        }
         while (position < text.size()) {
             const char c = text[position++];
-            if (c == '"')
+            if (c == '"') {
                 return true;
-            if (static_cast<unsigned char>(c) < 0x20)
+            }
+            if (static_cast<unsigned char>(c) < 0x20) {
                 return false;  // Raw control char.
+            }
             if (c == '\\') {
-                if (!read_escape(out))
+                if (!read_escape(out)) {
                     return false;
+                }
             } else {
                 out.push_back(c);
             }
@@ -141,8 +152,9 @@ bool json_parse_string_array(std::string_view text, std::vector<std::string>& ou
                 return false;
             }
             out.push_back(std::move(item));
-            if (reader.consume(']'))
+            if (reader.consume(']')) {
                 break;
+            }
             if (!reader.consume(',')) {
                 error = reader.where() + ": expected ',' or ']'";
                 return false;
@@ -174,8 +186,9 @@ bool json_parse_string_map(std::string_view text,
                 return false;
             }
             out.emplace_back(std::move(key), std::move(value));
-            if (reader.consume('}'))
+            if (reader.consume('}')) {
                 break;
+            }
             if (!reader.consume(',')) {
                 error = reader.where() + ": expected ',' or '}'";
                 return false;

@@ -66,8 +66,9 @@ int64_t unix_now_s() {
 
 bool is_visible_ascii(std::string_view text) {
     for (const char c : text) {
-        if (c <= 0x20 || c >= 0x7f)
+        if (c <= 0x20 || c >= 0x7f) {
             return false;
+        }
     }
     return true;
 }
@@ -82,8 +83,9 @@ bool key_secret_generate(std::string& secret, std::string& error) {
         // returns at most 256 bytes per call without being interrupted [getrandom(2)].
         const ssize_t got = ::getrandom(random + filled, sizeof(random) - filled, 0);
         if (got < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR) {
                 continue;
+            }
             error = std::string("getrandom: ") + std::strerror(errno);
             return false;
         }
@@ -106,43 +108,51 @@ std::string key_display_prefix(std::string_view secret) {
 }
 
 std::string key_spec_check(const KeySpec& spec) {
-    if (spec.name.empty() || spec.name.size() > 200)
+    if (spec.name.empty() || spec.name.size() > 200) {
         return "key name must be 1..200 bytes";
-    if (spec.has_quota_limit && spec.quota_limit_tokens < 0)
+    }
+    if (spec.has_quota_limit && spec.quota_limit_tokens < 0) {
         return "quota_limit must be >= 0";
-    if (spec.expires_at_s < 0)
+    }
+    if (spec.expires_at_s < 0) {
         return "expires_at must be >= 0";
+    }
     if (!spec.allows_all_models) {
         std::vector<std::string> models;
         std::string error;
-        if (!json_parse_string_array(spec.models_json, models, error))
+        if (!json_parse_string_array(spec.models_json, models, error)) {
             return "models: " + error;
+        }
     }
     return {};
 }
 
 std::string channel_spec_check(const ChannelSpec& spec) {
-    if (spec.name.empty() || spec.name.size() > 200)
+    if (spec.name.empty() || spec.name.size() > 200) {
         return "channel name must be 1..200 bytes";
+    }
     const std::string_view url = spec.base_url;
     if (!url.starts_with("http://") && !url.starts_with("https://")) {
         return "base_url must start with http:// or https://";
     }
-    if (url.size() > 2048 || !is_visible_ascii(url))
+    if (url.size() > 2048 || !is_visible_ascii(url)) {
         return "base_url is not a valid URL";
+    }
     if (spec.api_key.empty() || spec.api_key.size() > 4096 || !is_visible_ascii(spec.api_key)) {
         return "api_key must be 1..4096 visible ASCII bytes";
     }
     std::vector<std::string> models;
     std::vector<std::pair<std::string, std::string>> model_map;
     std::string error;
-    if (!json_parse_string_array(spec.models_json, models, error))
+    if (!json_parse_string_array(spec.models_json, models, error)) {
         return "models: " + error;
+    }
     if (!json_parse_string_map(spec.model_map_json, model_map, error)) {
         return "model_map: " + error;
     }
-    if (spec.weight > 1000000)
+    if (spec.weight > 1000000) {
         return "weight must be <= 1000000";
+    }
     return {};
 }
 
@@ -182,8 +192,9 @@ bool key_insert(Db& db, void* context, std::string& error) {
     if (!db.step_done(stmt)) {
         // A UNIQUE violation on key_hash means this secret is already stored; say so
         // without echoing anything about it.
-        if (db.last_error_kind() == DbErrorKind::constraint)
+        if (db.last_error_kind() == DbErrorKind::constraint) {
             error = "key already exists";
+        }
         return false;
     }
     write.id = db.last_insert_rowid();
@@ -219,8 +230,9 @@ bool key_update(Db& db, void* context, std::string& error) {
 bool key_revoke(Db& db, void* context, std::string& error) {
     KeyWrite& write = *static_cast<KeyWrite*>(context);
     Stmt stmt;
-    if (!db.prepare("UPDATE keys SET status = 'revoked' WHERE id = ?1", stmt))
+    if (!db.prepare("UPDATE keys SET status = 'revoked' WHERE id = ?1", stmt)) {
         return false;
+    }
     stmt.bind_int64(1, write.id);
     return step_one_row(db, stmt, "key", write.id, error);
 }
@@ -255,8 +267,9 @@ bool channel_insert(Db& db, void* context, std::string& /*error*/) {
     }
     channel_bind_spec(stmt, *write.spec);
     stmt.bind_int64(12, unix_now_s());
-    if (!db.step_done(stmt))
+    if (!db.step_done(stmt)) {
         return false;
+    }
     write.id = db.last_insert_rowid();
     return true;
 }
@@ -278,8 +291,9 @@ bool channel_update(Db& db, void* context, std::string& error) {
 bool channel_delete(Db& db, void* context, std::string& error) {
     ChannelWrite& write = *static_cast<ChannelWrite*>(context);
     Stmt stmt;
-    if (!db.prepare("DELETE FROM channels WHERE id = ?1", stmt))
+    if (!db.prepare("DELETE FROM channels WHERE id = ?1", stmt)) {
         return false;
+    }
     stmt.bind_int64(1, write.id);
     return step_one_row(db, stmt, "channel", write.id, error);
 }
@@ -287,8 +301,9 @@ bool channel_delete(Db& db, void* context, std::string& error) {
 }  // namespace
 
 bool Catalog::write_and_reload(Writer::AdminFn fn, void* context, std::string& error) {
-    if (!writer_.execute(fn, context, error))
+    if (!writer_.execute(fn, context, error)) {
         return false;
+    }
     if (!snapshots_.reload(error)) {
         error = "saved, but the snapshot reload failed: " + error;
         return false;
@@ -298,16 +313,19 @@ bool Catalog::write_and_reload(Writer::AdminFn fn, void* context, std::string& e
 
 Result<CreatedKey> Catalog::create_key(const KeySpec& spec) {
     std::string error = key_spec_check(spec);
-    if (!error.empty())
+    if (!error.empty()) {
         return Result<CreatedKey>::failure(error);
+    }
     CreatedKey created;
-    if (!key_secret_generate(created.secret, error))
+    if (!key_secret_generate(created.secret, error)) {
         return Result<CreatedKey>::failure(error);
+    }
     created.key_prefix = key_display_prefix(created.secret);
     const KeyHash hash = key_hash(created.secret);
     KeyWrite write{&spec, &hash, created.key_prefix, 0};
-    if (!write_and_reload(key_insert, &write, error))
+    if (!write_and_reload(key_insert, &write, error)) {
         return Result<CreatedKey>::failure(error);
+    }
     RW_ASSERT(write.id > 0);
     created.id = write.id;
     return Result<CreatedKey>::success(std::move(created));
@@ -315,8 +333,9 @@ Result<CreatedKey> Catalog::create_key(const KeySpec& spec) {
 
 Result<int64_t> Catalog::import_key(const KeySpec& spec, std::string_view secret) {
     std::string error = key_spec_check(spec);
-    if (!error.empty())
+    if (!error.empty()) {
         return Result<int64_t>::failure(error);
+    }
     if (secret.size() < imported_secret_bytes_min || secret.size() > imported_secret_bytes_max ||
         !is_visible_ascii(secret)) {
         return Result<int64_t>::failure("imported key must be 16..256 visible ASCII bytes");
@@ -324,16 +343,18 @@ Result<int64_t> Catalog::import_key(const KeySpec& spec, std::string_view secret
     const std::string prefix = key_display_prefix(secret);
     const KeyHash hash = key_hash(secret);
     KeyWrite write{&spec, &hash, prefix, 0};
-    if (!write_and_reload(key_insert, &write, error))
+    if (!write_and_reload(key_insert, &write, error)) {
         return Result<int64_t>::failure(error);
+    }
     RW_ASSERT(write.id > 0);
     return Result<int64_t>::success(write.id);
 }
 
 bool Catalog::update_key(int64_t id, const KeySpec& spec, std::string& error) {
     error = key_spec_check(spec);
-    if (!error.empty())
+    if (!error.empty()) {
         return false;
+    }
     KeyWrite write{&spec, nullptr, {}, id};
     return write_and_reload(key_update, &write, error);
 }
@@ -345,19 +366,22 @@ bool Catalog::revoke_key(int64_t id, std::string& error) {
 
 Result<int64_t> Catalog::create_channel(const ChannelSpec& spec) {
     std::string error = channel_spec_check(spec);
-    if (!error.empty())
+    if (!error.empty()) {
         return Result<int64_t>::failure(error);
+    }
     ChannelWrite write{&spec, 0};
-    if (!write_and_reload(channel_insert, &write, error))
+    if (!write_and_reload(channel_insert, &write, error)) {
         return Result<int64_t>::failure(error);
+    }
     RW_ASSERT(write.id > 0);
     return Result<int64_t>::success(write.id);
 }
 
 bool Catalog::update_channel(int64_t id, const ChannelSpec& spec, std::string& error) {
     error = channel_spec_check(spec);
-    if (!error.empty())
+    if (!error.empty()) {
         return false;
+    }
     ChannelWrite write{&spec, id};
     return write_and_reload(channel_update, &write, error);
 }

@@ -96,8 +96,9 @@ bool migrate_apply(Db& db, uint32_t version_from, std::string& error) {
     for (uint32_t index = version_from; index < migration_count; index++) {
         if (!db.exec(migration_sql[index])) {
             error = "schema migration " + std::to_string(index + 1) + " failed: " + db.last_error();
-            if (db.in_transaction())
+            if (db.in_transaction()) {
                 (void)db.exec("ROLLBACK");
+            }
             return false;
         }
     }
@@ -107,8 +108,9 @@ bool migrate_apply(Db& db, uint32_t version_from, std::string& error) {
     // commits or rolls back together with the schema [pragma.html#pragma_user_version].
     if (!db.exec(sql) || !db.exec("COMMIT")) {
         error = "schema migration commit failed: " + db.last_error();
-        if (db.in_transaction())
+        if (db.in_transaction()) {
             (void)db.exec("ROLLBACK");
+        }
         return false;
     }
     return true;
@@ -137,10 +139,12 @@ bool migrate(Db& db, std::string& error) {
                 "); refusing to open it";
         return false;
     }
-    if (version.value == int64_t(migration_count))
+    if (version.value == int64_t(migration_count)) {
         return true;
-    if (!migrate_apply(db, static_cast<uint32_t>(version.value), error))
+    }
+    if (!migrate_apply(db, static_cast<uint32_t>(version.value), error)) {
         return false;
+    }
     const Result<int64_t> after = schema_version(db);
     RW_ASSERT(after.ok());
     RW_ASSERT(after.value == int64_t(migration_count));
@@ -166,8 +170,9 @@ QuotaInvariantReport check_quota_invariant(Db& db) {
             report.error = db.last_error();
             return report;
         }
-        if (status == StepStatus::done)
+        if (status == StepStatus::done) {
             break;
+        }
         report.offending_key_ids.push_back(stmt.column_int64(0));
     }
     stmt.reset();

@@ -194,8 +194,9 @@ Result<KeyInfo> Queries::get_key(int64_t id) {
             db_, stmt, [&rows](const Stmt& s) { rows.push_back(key_info_read(s)); }, error)) {
         return R::failure(error);
     }
-    if (rows.empty())
+    if (rows.empty()) {
         return R::failure("no key with id " + std::to_string(id));
+    }
     return R::success(std::move(rows.front()));
 }
 
@@ -227,8 +228,9 @@ Result<ChannelInfo> Queries::get_channel(int64_t id) {
             db_, stmt, [&rows](const Stmt& s) { rows.push_back(channel_info_read(s)); }, error)) {
         return R::failure(error);
     }
-    if (rows.empty())
+    if (rows.empty()) {
         return R::failure("no channel with id " + std::to_string(id));
+    }
     return R::success(std::move(rows.front()));
 }
 

@@ -40,11 +40,13 @@ bool channel_kind_parse(std::string_view text, ChannelKind& kind) {
 }
 
 bool KeyEntry::allows_model(std::string_view model) const {
-    if (allows_all_models)
+    if (allows_all_models) {
         return true;
+    }
     for (const std::string& allowed : models) {
-        if (allowed == model)
+        if (allowed == model) {
             return true;
+        }
     }
     return false;
 }
@@ -81,13 +83,15 @@ const KeyEntry* Snapshot::find_key(const KeyHash& hash) const {
     // Terminates: the load factor is at most 1/2, so an empty slot exists.
     for (;;) {
         const uint32_t entry = table_[slot];
-        if (entry == 0)
+        if (entry == 0) {
             return nullptr;
+        }
         const KeyEntry& key = keys_[entry - 1];
         // Not constant-time, and need not be: this compares hashes of what the client
         // sent, which reveal nothing about stored secrets.
-        if (key.hash == hash)
+        if (key.hash == hash) {
             return &key;
+        }
         slot = (slot + 1) & table_mask_;
     }
 }
@@ -107,8 +111,9 @@ QuotaTable::QuotaTable(uint32_t slot_count)
 
 Result<uint32_t> QuotaTable::slot_for_key(int64_t key_id, int64_t initial_used_tokens) {
     const auto found = slot_by_key_id_.find(key_id);
-    if (found != slot_by_key_id_.end())
+    if (found != slot_by_key_id_.end()) {
         return Result<uint32_t>::success(found->second);
+    }
     if (assigned_count_ == slot_count_) {
         return Result<uint32_t>::failure("more keys than quota slots (" +
                                          std::to_string(slot_count_) + "); raise keys_max");
@@ -130,8 +135,9 @@ SnapshotPublisher::SnapshotPublisher(uint32_t reader_count)
 
 SnapshotPublisher::~SnapshotPublisher() {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (const Snapshot* snapshot : retired_)
+    for (const Snapshot* snapshot : retired_) {
         delete snapshot;
+    }
     delete current_.load();
 }
 
@@ -161,8 +167,9 @@ uint32_t SnapshotPublisher::collect_locked() {
     }
     uint32_t freed_count = 0;
     auto keep_end = std::remove_if(retired_.begin(), retired_.end(), [&](const Snapshot* s) {
-        if (s->epoch_ >= ack_min)
+        if (s->epoch_ >= ack_min) {
             return false;
+        }
         delete s;
         freed_count += 1;
         return true;
@@ -184,8 +191,9 @@ bool SnapshotStore::open(const StorageConfig& config, uint32_t reader_count, std
         error = "snapshot reader count must be in 1.." + std::to_string(storage_shards_max);
         return false;
     }
-    if (!db_.open(config, DbMode::read_only, error))
+    if (!db_.open(config, DbMode::read_only, error)) {
         return false;
+    }
     quotas_ = std::make_unique<QuotaTable>(config.keys_max);
     publisher_ = std::make_unique<SnapshotPublisher>(reader_count);
     return true;
@@ -205,8 +213,9 @@ bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error)
             error = db_.last_error();
             return false;
         }
-        if (status == StepStatus::done)
+        if (status == StepStatus::done) {
             return true;
+        }
         KeyEntry key;
         key.id = stmt.column_int64(0);
         const std::span<const uint8_t> hash = stmt.column_blob(1);
@@ -255,8 +264,9 @@ bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::st
             error = db_.last_error();
             return false;
         }
-        if (status == StepStatus::done)
+        if (status == StepStatus::done) {
             return true;
+        }
         ChannelEntry channel;
         channel.id = stmt.column_int64(0);
         const std::string where = "channel " + std::to_string(channel.id);
@@ -297,8 +307,9 @@ bool SnapshotStore::reload(std::string& error) {
         error = db_.last_error();
         return false;
     }
-    if (!is_ok)
+    if (!is_ok) {
         return false;
+    }
     publisher_->publish(std::make_unique<Snapshot>(std::move(keys), std::move(channels)));
     RW_ASSERT(publisher_->current() != nullptr);
     return true;

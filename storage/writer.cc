@@ -64,8 +64,9 @@ int32_t day_from_ts_ms(int64_t ts_ms) {
     // Floor division so timestamps before 1970 still land on the right day.
     const int64_t ms_per_day = 86400000;
     int64_t day = ts_ms / ms_per_day;
-    if (ts_ms % ms_per_day < 0)
+    if (ts_ms % ms_per_day < 0) {
         day -= 1;
+    }
     return static_cast<int32_t>(day);
 }
 
@@ -122,25 +123,29 @@ int64_t to_sql_int(uint64_t value) {
 
 Writer::~Writer() {
     RW_ASSERT(!is_running_.load());
-    if (event_fd_ >= 0)
+    if (event_fd_ >= 0) {
         (void)::close(event_fd_);
+    }
 }
 
 bool Writer::open(const StorageConfig& config, uint32_t shard_count, std::string& error) {
     RW_ASSERT(!db_.is_open());
     RW_ASSERT(queues_.empty());
     error = storage_config_check(config);
-    if (!error.empty())
+    if (!error.empty()) {
         return false;
+    }
     if (shard_count == 0 || shard_count > storage_shards_max) {
         error = "shard count must be in 1.." + std::to_string(storage_shards_max);
         return false;
     }
     config_ = config;
-    if (!db_.open(config, DbMode::read_write, error))
+    if (!db_.open(config, DbMode::read_write, error)) {
         return false;
-    if (!migrate(db_, error))
+    }
+    if (!migrate(db_, error)) {
         return false;
+    }
     if (!db_.prepare("BEGIN IMMEDIATE", begin_) || !db_.prepare("COMMIT", commit_) ||
         !db_.prepare("ROLLBACK", rollback_) || !db_.prepare(insert_usage_sql, insert_usage_) ||
         !db_.prepare(upsert_daily_sql, upsert_daily_) ||
@@ -180,15 +185,17 @@ void Writer::notify(uint32_t shard_index) {
     store_load_barrier();
     const Sleep mode = sleep_.load(std::memory_order_relaxed);
     // Awake is the common case under load; in backoff a wake would only retry sooner.
-    if (mode == Sleep::awake || mode == Sleep::backoff)
+    if (mode == Sleep::awake || mode == Sleep::backoff) {
         return;
+    }
     if (mode == Sleep::partial_batch && queues_[shard_index]->depth() < config_.log_batch_rows) {
         return;  // The flush deadline will pick these up; no need to wake early.
     }
     Sleep expected = mode;
     // Only the first notifier pays the write(2).
-    if (sleep_.compare_exchange_strong(expected, Sleep::awake))
+    if (sleep_.compare_exchange_strong(expected, Sleep::awake)) {
         wake();
+    }
 }
 
 void Writer::request_stop() {
@@ -198,8 +205,9 @@ void Writer::request_stop() {
 
 bool Writer::queues_are_empty() const {
     for (const auto& queue : queues_) {
-        if (!queue->is_empty_for_consumer())
+        if (!queue->is_empty_for_consumer()) {
             return false;
+        }
     }
     return true;
 }
@@ -230,8 +238,9 @@ void Writer::wait(Sleep mode, int64_t timeout_ms) {
                     is_stop_requested_.load(std::memory_order_acquire);
     if (mode == Sleep::partial_batch) {
         for (const auto& queue : queues_) {  // The same test notify() makes.
-            if (queue->depth() >= config_.log_batch_rows)
+            if (queue->depth() >= config_.log_batch_rows) {
                 has_work = true;
+            }
         }
     }
     if (!has_work) {
@@ -255,8 +264,9 @@ void Writer::run() {
     writer_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
     is_running_.store(true, std::memory_order_release);
     for (;;) {
-        if (has_commands_.load(std::memory_order_acquire))
+        if (has_commands_.load(std::memory_order_acquire)) {
             run_commands();
+        }
         drain_queues();
         const bool is_stopping = is_stop_requested_.load(std::memory_order_acquire);
         const int64_t now_ms = monotonic_ms();
@@ -269,8 +279,9 @@ void Writer::run() {
             }
             continue;
         }
-        if (is_stopping && batch_count_ == 0 && queues_are_empty())
+        if (is_stopping && batch_count_ == 0 && queues_are_empty()) {
             break;
+        }
         if (batch_count_ == 0) {
             wait(Sleep::idle, -1);
         } else {
@@ -335,8 +346,9 @@ void Writer::commit_batch_aggregate() {
 // The transaction itself. False on the first failing statement, transaction possibly
 // still open (the caller rolls back).
 bool Writer::commit_batch_statements() {
-    if (!db_.step_done(begin_))
+    if (!db_.step_done(begin_)) {
         return false;
+    }
     for (uint32_t index = 0; index < batch_count_; index++) {
         const UsageRecord& record = batch_[index];
         Stmt& s = insert_usage_;
@@ -358,8 +370,9 @@ bool Writer::commit_batch_statements() {
         s.bind_int64(16, to_sql_int(record.bytes_in));
         s.bind_int64(17, to_sql_int(record.bytes_out));
         s.bind_text(18, record_text(record.request_id));
-        if (!db_.step_done(s))
+        if (!db_.step_done(s)) {
             return false;
+        }
     }
     uint64_t key_total_tokens = 0;
     for (uint32_t index = 0; index < aggregate_count_; index++) {
@@ -372,8 +385,9 @@ bool Writer::commit_batch_statements() {
         upsert_daily_.bind_int64(4, to_sql_int(sum.prompt_tokens));
         upsert_daily_.bind_int64(5, to_sql_int(sum.completion_tokens));
         upsert_daily_.bind_int64(6, to_sql_int(sum.total_tokens));
-        if (!db_.step_done(upsert_daily_))
+        if (!db_.step_done(upsert_daily_)) {
             return false;
+        }
         key_total_tokens += sum.total_tokens;
         const bool is_key_end =
             index + 1 == aggregate_count_ || aggregates_[index + 1].key_id != sum.key_id;
@@ -382,8 +396,9 @@ bool Writer::commit_batch_statements() {
             // the invariant is stated per existing key.
             add_quota_used_.bind_int64(1, sum.key_id);
             add_quota_used_.bind_int64(2, to_sql_int(key_total_tokens));
-            if (!db_.step_done(add_quota_used_))
+            if (!db_.step_done(add_quota_used_)) {
                 return false;
+            }
             key_total_tokens = 0;
         }
     }
@@ -454,8 +469,9 @@ bool Writer::execute(AdminFn fn, void* context, std::string& error, bool is_tran
     wake();
     std::unique_lock<std::mutex> lock(command.mutex);
     command.done_cv.wait(lock, [&command] { return command.is_done; });
-    if (!command.is_ok)
+    if (!command.is_ok) {
         error = command.error;
+    }
     return command.is_ok;
 }
 
@@ -466,8 +482,9 @@ void Writer::run_commands() {
         pending.swap(commands_);
         has_commands_.store(false, std::memory_order_relaxed);
     }
-    for (Command* command : pending)
+    for (Command* command : pending) {
         run_one_command(*command);
+    }
 }
 
 void Writer::run_one_command(Command& command) {
@@ -480,8 +497,9 @@ void Writer::run_one_command(Command& command) {
     }
     if (is_ok && !command.fn(db_, command.context, error)) {
         is_ok = false;
-        if (error.empty())
+        if (error.empty()) {
             error = db_.last_error();
+        }
     }
     if (is_ok && command.is_transaction && !db_.step_done(commit_)) {
         is_ok = false;

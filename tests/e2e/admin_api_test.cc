@@ -17,13 +17,15 @@ constexpr std::string_view admin_token = "e2e-admin-token-0123456789";
 // The port in the ready line's `admin=HOST:PORT` field; 0 when absent.
 uint16_t admin_port_of(const std::string& ready_line) {
     const size_t field = ready_line.find(" admin=");
-    if (field == std::string::npos)
+    if (field == std::string::npos) {
         return 0;
+    }
     const size_t end = ready_line.find(' ', field + 1);
     const std::string address = ready_line.substr(field + 7, end - field - 7);
     const size_t colon = address.rfind(':');
-    if (colon == std::string::npos)
+    if (colon == std::string::npos) {
         return 0;
+    }
     return uint16_t(std::stoul(address.substr(colon + 1)));
 }
 
@@ -31,8 +33,9 @@ std::string admin_request(std::string_view method, std::string_view path, std::s
                           std::string_view token = admin_token) {
     std::string request =
         std::string(method) + " " + std::string(path) + " HTTP/1.1\r\nHost: admin\r\n";
-    if (!token.empty())
+    if (!token.empty()) {
         request += "Authorization: Bearer " + std::string(token) + "\r\n";
+    }
     if (!body.empty()) {
         request +=
             "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +

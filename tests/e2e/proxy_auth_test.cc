@@ -144,13 +144,16 @@ TEST_F(ProxyAuthTest, RequestsPerMinuteAreLimited) {
         Response refused;
         for (int i = 0; i < 4; i++) {
             const Response response = gateway_.chat(key, body);
-            if (response.status == 200)
+            if (response.status == 200) {
                 admitted += 1;
-            if (response.status == 429)
+            }
+            if (response.status == 429) {
                 refused = response;
+            }
         }
-        if (time(nullptr) / 60 != minute_before)
+        if (time(nullptr) / 60 != minute_before) {
             continue;
+        }
         if (round == 0) {
             EXPECT_EQ(admitted, 3);
         }

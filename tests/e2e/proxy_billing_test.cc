@@ -58,12 +58,15 @@ int run_one(uint16_t port, int kind, const std::string& secret, Tally& tally) {
         case embeddings: {
             std::string path = "/v1/chat/completions";
             std::string body;
-            if (kind == chat_whole)
+            if (kind == chat_whole) {
                 body = chat_body("gpt-4o-mini", false, R"("x_mock":{"chunks":5})");
-            if (kind == upstream_503)
+            }
+            if (kind == upstream_503) {
                 body = chat_body("gpt-4o-mini", false, R"("x_mock":{"status":503})");
-            if (kind == upstream_401)
+            }
+            if (kind == upstream_401) {
                 body = chat_body("gpt-4o-mini", true, R"("x_mock":{"status":401})");
+            }
             if (kind == whole_truncated) {
                 body = chat_body("gpt-4o-mini", false, R"("x_mock":{"fault":"truncate"})");
             }
@@ -173,10 +176,12 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
             }
         });
     }
-    for (std::thread& worker : workers)
+    for (std::thread& worker : workers) {
         worker.join();
-    for (const std::string& problem : tally.problems)
+    }
+    for (const std::string& problem : tally.problems) {
         ADD_FAILURE() << problem;
+    }
 
     int admitted_total = 0;
     int refused_total = 0;
@@ -185,8 +190,9 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
         refused_total += tally.quota_refused[size_t(k)];
     }
     std::string summary = "admitted per kind:";
-    for (int k = 0; k < kind_count; k++)
+    for (int k = 0; k < kind_count; k++) {
         summary += " " + std::to_string(tally.admitted[size_t(k)]);
+    }
     std::printf("%s; refused for quota: %d\n", summary.c_str(), refused_total);
     EXPECT_EQ(admitted_total + refused_total, threads * requests_per_thread);
     EXPECT_GT(refused_total, 0) << "the small key never ran out of quota";

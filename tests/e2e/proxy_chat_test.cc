@@ -141,8 +141,9 @@ class ProxyStreamRelayTest : public ProxyChatTest,
 
 TEST_P(ProxyStreamRelayTest, StreamedChatIsTheUpstreamsBytesExactly) {
     std::string x_mock = R"("x_mock":{"chunks":6)";
-    if (!GetParam().empty())
+    if (!GetParam().empty()) {
         x_mock += "," + GetParam();
+    }
     x_mock += "}";
     const std::string body = chat_body("gpt-4o-mini", true, x_mock);
     Client client;

@@ -74,8 +74,9 @@ TEST_F(ProxyFaultsTest, ResetMidStreamEndsWithTheErrorEventAndNoTerminatingChunk
     EXPECT_TRUE(events[0].find("\"role\":\"assistant\"") != std::string::npos) << events[0];
     EXPECT_EQ(events.back(), upstream_lost_event);
     EXPECT_TRUE(raw.payload.ends_with("\n\n"));
-    for (const std::string& event : events)
+    for (const std::string& event : events) {
         EXPECT_NE(event, "data: [DONE]");
+    }
 
     const Row row = only_row();
     EXPECT_EQ(row.at("end_reason"), "upstream_reset") << describe_row(row);

@@ -28,11 +28,13 @@ std::string find_on_path(const std::string& name) {
     size_t start = 0;
     while (start <= dirs.size()) {
         size_t end = dirs.find(':', start);
-        if (end == std::string::npos)
+        if (end == std::string::npos) {
             end = dirs.size();
+        }
         const std::string candidate = dirs.substr(start, end - start) + "/" + name;
-        if (end > start && ::access(candidate.c_str(), X_OK) == 0)
+        if (end > start && ::access(candidate.c_str(), X_OK) == 0) {
             return candidate;
+        }
         start = end + 1;
     }
     return {};
@@ -46,8 +48,9 @@ std::string find_on_path(const std::string& name) {
 
 int64_t mtime_ns(const std::string& path) {
     struct stat info {};
-    if (::stat(path.c_str(), &info) != 0)
+    if (::stat(path.c_str(), &info) != 0) {
         return -1;
+    }
     return int64_t(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec;
 }
 
@@ -67,8 +70,9 @@ int run(const std::string& program, std::vector<std::string> args, const EnvList
         return -1;
     }
     const auto status = process.wait_exit(Deadline::after_ms(timeout_ms));
-    if (!status.has_value())
+    if (!status.has_value()) {
         process.kill_and_reap();
+    }
     *output = process.output(Stream::out) + process.output(Stream::err);
     if (!status.has_value()) {
         *output += "\n(timed out after " + std::to_string(timeout_ms) + " ms)";
@@ -95,11 +99,13 @@ void ensure_sdk_installed(const std::string& npm, const std::string& dir) {
 
 TEST(ProxyNodeSdkTest, OfficialOpenAiSdkWorksThroughTheGateway) {
     const std::string node = find_on_path("node");
-    if (node.empty())
+    if (node.empty()) {
         skip("node is not installed (make deps installs nodejs and npm)");
+    }
     const std::string npm = find_on_path("npm");
-    if (npm.empty())
+    if (npm.empty()) {
         skip("npm is not installed (make deps installs nodejs and npm)");
+    }
     const std::string dir = RW_NODE_TEST_DIR;
     ASSERT_NO_FATAL_FAILURE(ensure_sdk_installed(npm, dir));
 
@@ -132,8 +138,9 @@ TEST(ProxyNodeSdkTest, OfficialOpenAiSdkWorksThroughTheGateway) {
     EXPECT_EQ(rows.size(), 7u);
     EXPECT_EQ(mock_requests(mock.port()), 7 + 1);  // + the readiness probe.
     int64_t cut = 0;
-    for (const Row& row : rows)
+    for (const Row& row : rows) {
         cut += row.at("end_reason") == "upstream_reset" ? 1 : 0;
+    }
     EXPECT_EQ(cut, 1);
 }
 

@@ -221,8 +221,9 @@ TEST_F(ProxyRetryTest, ChannelFailingThreeTimesInARowCoolsDown) {
     }
     const auto rows = wait_usage_rows(gateway_.db_path(), key_.id, 6, Deadline::after_ms(5000));
     ASSERT_EQ(rows.size(), 6u);
-    for (const Row& row : rows)
+    for (const Row& row : rows) {
         attempts.push_back(as_int(row, "attempts"));
+    }
     // The readiness probe of the refusing channel (its only model, so its 503 is relayed)
     // is its first failure in a row; two more retried 503s make three: cooldown.
     EXPECT_EQ(attempts, (std::vector<int64_t>{2, 2, 1, 1, 1, 1}));

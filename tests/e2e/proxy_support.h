@@ -36,10 +36,12 @@ inline constexpr std::string_view upstream_key = "sk-upstream-proxy-e2e-01234567
 template <class Condition>
 bool poll_until(Deadline deadline, Condition condition) {
     for (;;) {
-        if (condition())
+        if (condition()) {
             return true;
-        if (deadline.passed())
+        }
+        if (deadline.passed()) {
             return false;
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(5));  // Poll interval only.
     }
 }
@@ -91,8 +93,9 @@ public:
         std::vector<std::string> out;
         simdjson::dom::object object;
         if (is_ok_ && root_.at_pointer(pointer).get_object().get(object) == simdjson::SUCCESS) {
-            for (auto field : object)
+            for (auto field : object) {
                 out.emplace_back(field.key);
+            }
         }
         return out;
     }
@@ -112,8 +115,9 @@ private:
 inline std::string post_request(std::string_view path, std::string_view body,
                                 std::string_view api_key, std::string_view extra_headers = {}) {
     std::string request = "POST " + std::string(path) + " HTTP/1.1\r\nHost: gateway\r\n";
-    if (!api_key.empty())
+    if (!api_key.empty()) {
         request += "Authorization: Bearer " + std::string(api_key) + "\r\n";
+    }
     request += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
                "\r\n" + std::string(extra_headers) + "\r\n" + std::string(body);
     return request;
@@ -121,8 +125,9 @@ inline std::string post_request(std::string_view path, std::string_view body,
 
 inline std::string get_with_key(std::string_view path, std::string_view api_key) {
     std::string headers;
-    if (!api_key.empty())
+    if (!api_key.empty()) {
         headers = "Authorization: Bearer " + std::string(api_key) + "\r\n";
+    }
     return get_request(path, headers);
 }
 
@@ -131,10 +136,12 @@ inline std::string get_with_key(std::string_view path, std::string_view api_key)
 inline std::string chat_body(std::string_view model, bool is_stream, std::string_view extra = {}) {
     std::string body = R"({"model":")" + std::string(model) +
                        R"(","messages":[{"role":"user","content":"Say hello to the gateway."}])";
-    if (is_stream)
+    if (is_stream) {
         body += R"(,"stream":true)";
-    if (!extra.empty())
+    }
+    if (!extra.empty()) {
         body += "," + std::string(extra);
+    }
     return body + "}";
 }
 
@@ -161,11 +168,13 @@ inline RawResponse parse_raw_response(std::string_view bytes) {
         return out;
     }
     out.head = std::string(bytes.substr(0, head_end));
-    if (out.head.size() > 12)
+    if (out.head.size() > 12) {
         out.status = std::atoi(out.head.c_str() + 9);
+    }
     std::string lower_head;
-    for (const char c : out.head)
+    for (const char c : out.head) {
         lower_head.push_back(char(std::tolower(static_cast<unsigned char>(c))));
+    }
     out.is_chunked = lower_head.find("transfer-encoding: chunked") != std::string::npos;
     std::string_view rest = bytes.substr(head_end + 4);
     if (!out.is_chunked) {
@@ -174,8 +183,9 @@ inline RawResponse parse_raw_response(std::string_view bytes) {
     }
     while (!rest.empty()) {
         const size_t line_end = rest.find("\r\n");
-        if (line_end == std::string_view::npos)
+        if (line_end == std::string_view::npos) {
             return out;  // Cut inside a size line.
+        }
         size_t size = 0;
         const std::string size_text(rest.substr(0, line_end));
         char* end = nullptr;
@@ -187,8 +197,9 @@ inline RawResponse parse_raw_response(std::string_view bytes) {
         rest.remove_prefix(line_end + 2);
         if (size == 0) {
             out.has_last_chunk = rest.substr(0, 2) == "\r\n";
-            if (rest.size() > 2)
+            if (rest.size() > 2) {
                 out.is_framing_ok = false;  // Bytes after the last chunk.
+            }
             return out;
         }
         if (rest.size() < size + 2) {  // Cut inside a chunk: keep what arrived.
@@ -212,8 +223,9 @@ inline std::vector<std::string> sse_events(std::string_view payload) {
     size_t start = 0;
     for (;;) {
         const size_t end = payload.find("\n\n", start);
-        if (end == std::string_view::npos)
+        if (end == std::string_view::npos) {
             break;
+        }
         events.emplace_back(payload.substr(start, end - start));
         start = end + 2;
     }
@@ -223,8 +235,9 @@ inline std::vector<std::string> sse_events(std::string_view payload) {
 // The JSON after "data: " in an event (the last data line), or "" when none.
 inline std::string sse_data(std::string_view event) {
     const size_t at = event.rfind("data: ");
-    if (at == std::string_view::npos)
+    if (at == std::string_view::npos) {
         return {};
+    }
     const size_t end = event.find('\n', at);
     return std::string(event.substr(at + 6, end == std::string_view::npos ? end : end - at - 6));
 }
@@ -267,8 +280,9 @@ public:
     // Every row of `sql`, columns by name (NULL reads as "NULL"). Errors go to error().
     std::vector<Row> query(const std::string& sql) {
         std::vector<Row> rows;
-        if (db_ == nullptr)
+        if (db_ == nullptr) {
             return rows;
+        }
         sqlite3_stmt* stmt = nullptr;
         if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
             error_ = sqlite3_errmsg(db_);
@@ -284,16 +298,18 @@ public:
             }
             rows.push_back(std::move(row));
         }
-        if (rc != SQLITE_DONE)
+        if (rc != SQLITE_DONE) {
             error_ = sqlite3_errmsg(db_);
+        }
         sqlite3_finalize(stmt);
         return rows;
     }
     // The first column of the first row as an integer (-1 when none).
     int64_t scalar(const std::string& sql) {
         const std::vector<Row> rows = query(sql);
-        if (rows.empty() || rows[0].empty())
+        if (rows.empty() || rows[0].empty()) {
             return -1;
+        }
         return std::strtoll(rows[0].begin()->second.c_str(), nullptr, 10);
     }
 
@@ -308,8 +324,9 @@ inline std::vector<Row> wait_usage_rows(const std::string& db_path, int64_t key_
     std::vector<Row> rows;
     poll_until(deadline, [&] {
         Db db(db_path);
-        if (!db.ok())
+        if (!db.ok()) {
             return false;
+        }
         rows = db.query("SELECT * FROM usage_logs WHERE key_id = " + std::to_string(key_id) +
                         " ORDER BY id");
         return rows.size() >= count;
@@ -324,8 +341,9 @@ inline int64_t as_int(const Row& row, const std::string& column) {
 
 inline std::string describe_row(const Row& row) {
     std::string out;
-    for (const auto& [column, value] : row)
+    for (const auto& [column, value] : row) {
         out += column + "=" + value + " ";
+    }
     return out;
 }
 
@@ -375,13 +393,15 @@ inline uint16_t closed_port() {
 
 inline uint16_t admin_port_of(const std::string& ready_line) {
     const size_t field = ready_line.find(" admin=");
-    if (field == std::string::npos)
+    if (field == std::string::npos) {
         return 0;
+    }
     const size_t end = ready_line.find(' ', field + 1);
     const std::string address = ready_line.substr(field + 7, end - field - 7);
     const size_t colon = address.rfind(':');
-    if (colon == std::string::npos)
+    if (colon == std::string::npos) {
         return 0;
+    }
     return uint16_t(std::stoul(address.substr(colon + 1)));
 }
 
@@ -449,8 +469,9 @@ public:
     // POST /admin/channels; returns the channel id (0 on failure, with a test failure).
     int64_t create_channel(const ChannelSpec& spec) {
         std::string models = "[\"" + probe_model(spec.name) + "\"";
-        for (const std::string& model : spec.models)
+        for (const std::string& model : spec.models) {
             models += ",\"" + model + "\"";
+        }
         models += "]";
         const std::string base_url = !spec.base_url.empty()
                                          ? spec.base_url
@@ -460,10 +481,12 @@ public:
                            R"(","models":)" + models + R"(,"priority":)" +
                            std::to_string(spec.priority) + R"(,"weight":)" +
                            std::to_string(spec.weight) + R"(,"allow_private_network":true)";
-        if (!spec.model_map_json.empty())
+        if (!spec.model_map_json.empty()) {
             body += R"(,"model_map":)" + spec.model_map_json;
-        if (!spec.extra_json.empty())
+        }
+        if (!spec.extra_json.empty()) {
             body += "," + spec.extra_json;
+        }
         body += "}";
         const Response response = admin("POST", "/admin/channels", body);
         EXPECT_EQ(response.status, 201) << body << " -> " << response.body;
@@ -485,8 +508,9 @@ public:
                 const auto response = http_exchange(
                     port(), post_request("/v1/chat/completions", body, probe_key_.secret),
                     Deadline::after_ms(5000));
-                if (!response.has_value())
+                if (!response.has_value()) {
                     return false;
+                }
                 last = *response;
                 return !(response->status == 503 &&
                          response->body.find("no_channel_available") != std::string::npos);

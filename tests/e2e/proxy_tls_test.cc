@@ -18,8 +18,9 @@ namespace {
 
 std::string find_openssl() {
     for (const char* path : {"/usr/bin/openssl", "/usr/local/bin/openssl", "/bin/openssl"}) {
-        if (::access(path, X_OK) == 0)
+        if (::access(path, X_OK) == 0) {
             return path;
+        }
     }
     return {};
 }
@@ -32,8 +33,9 @@ bool openssl(const std::string& program, const std::vector<std::string>& args,
     options.program = program;
     options.args = args;
     options.working_dir = dir;
-    if (!process.start(options, output))
+    if (!process.start(options, output)) {
         return false;
+    }
     const auto status = process.wait_exit(Deadline::after_ms(30000));
     *output = process.output(Stream::out) + process.output(Stream::err);
     return status.has_value() && status->is_exited && status->code == 0;
@@ -148,8 +150,9 @@ TEST_F(ProxyTlsTest, CaFileMakesTheChannelWork) {
               "Bearer " + std::string(upstream_key));
     const auto rows = wait_usage_rows(gateway_.db_path(), key_.id, 2, Deadline::after_ms(5000));
     ASSERT_EQ(rows.size(), 2u);
-    for (const Row& row : rows)
+    for (const Row& row : rows) {
         EXPECT_EQ(row.at("usage_source"), "reported") << describe_row(row);
+    }
 }
 
 TEST_F(ProxyTlsTest, HttpsChannelNeverSpeaksPlaintext) {

@@ -67,8 +67,9 @@ std::string read_all(FILE* file) {
     std::rewind(file);
     char buffer[4096];
     size_t got = 0;
-    while ((got = std::fread(buffer, 1, sizeof(buffer), file)) > 0)
+    while ((got = std::fread(buffer, 1, sizeof(buffer), file)) > 0) {
         text.append(buffer, got);
+    }
     std::fclose(file);
     return text;
 }
@@ -78,8 +79,9 @@ CliRun run_cli(std::vector<std::string> words) {
     std::vector<char*> argv;
     std::string program = "ringway";
     argv.push_back(program.data());
-    for (std::string& word : words)
+    for (std::string& word : words) {
         argv.push_back(word.data());
+    }
     FILE* out = std::tmpfile();
     FILE* err = std::tmpfile();
     std::fflush(stdout);
@@ -125,8 +127,9 @@ protected:
     void TearDown() override {
         server_.stop();
         writer_.request_stop();
-        if (writer_thread_.joinable())
+        if (writer_thread_.joinable()) {
             writer_thread_.join();
+        }
         ::unsetenv("RINGWAY_ADMIN_LISTEN");
         ::unsetenv("RINGWAY_ADMIN_TOKEN");
     }

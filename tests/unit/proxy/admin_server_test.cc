@@ -76,8 +76,9 @@ HttpReply http_call(uint16_t port, std::string_view method, std::string_view tar
             break;
         }
         const ssize_t got = ::recv(fd, buffer, sizeof(buffer), 0);
-        if (got <= 0)
+        if (got <= 0) {
             break;
+        }
         raw.append(buffer, size_t(got));
     }
     ::close(fd);
@@ -167,8 +168,9 @@ protected:
     void TearDown() override {
         server_.stop();
         writer_.request_stop();
-        if (writer_thread_.joinable())
+        if (writer_thread_.joinable()) {
             writer_thread_.join();
+        }
     }
 
     const Snapshot& snapshot() {
@@ -178,8 +180,9 @@ protected:
     }
     const ChannelEntry* channel_in_snapshot(int64_t id) {
         for (const ChannelEntry& channel : snapshot().channels()) {
-            if (channel.id == id)
+            if (channel.id == id) {
                 return &channel;
+            }
         }
         return nullptr;
     }
@@ -297,8 +300,9 @@ TEST_F(AdminServerTest, KeyCreateShowsTheSecretOnce) {
     // Neither the secret nor its hash ever comes back.
     const KeyHash hash = key_hash(secret);
     char hash_hex[2 * key_hash_bytes + 1];
-    for (uint32_t i = 0; i < key_hash_bytes; i++)
+    for (uint32_t i = 0; i < key_hash_bytes; i++) {
         std::snprintf(hash_hex + 2 * i, 3, "%02x", hash[i]);
+    }
     for (const HttpReply& read :
          {call("GET", "/admin/keys"), call("GET", "/admin/keys/" + std::to_string(id))}) {
         ASSERT_EQ(read.status, 200) << read.body;

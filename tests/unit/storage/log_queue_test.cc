@@ -16,16 +16,18 @@ namespace {
 TEST(LogQueue, ReservationAccounting) {
     LogQueue queue(8);
     EXPECT_EQ(queue.slot_count(), 8u);
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 8; i++) {
         ASSERT_TRUE(queue.try_reserve());
+    }
     EXPECT_EQ(queue.reserved_count(), 8u);
     EXPECT_FALSE(queue.try_reserve());  // Reservations alone fill it.
     EXPECT_EQ(queue.reserve_failed_count(), 1u);
     queue.cancel_reservation();
     EXPECT_EQ(queue.reserved_count(), 7u);
     ASSERT_TRUE(queue.try_reserve());
-    for (uint64_t i = 0; i < 5; i++)
+    for (uint64_t i = 0; i < 5; i++) {
         queue.push(test::make_record(i, 1, 10));
+    }
     EXPECT_EQ(queue.reserved_count(), 3u);
     EXPECT_EQ(queue.pushed_count(), 5u);
     EXPECT_EQ(queue.depth(), 5u);
@@ -37,8 +39,9 @@ TEST(LogQueue, ReservationAccounting) {
     EXPECT_EQ(record_text(out[3].request_id), "req-3");
     EXPECT_EQ(queue.depth(), 1u);
     // Drained slots become reservable again.
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4; i++) {
         ASSERT_TRUE(queue.try_reserve());
+    }
     EXPECT_FALSE(queue.try_reserve());
     EXPECT_EQ(queue.reserve_failed_count(), 3u);
 }
@@ -74,8 +77,9 @@ TEST(LogQueue, TwoThreadsEveryRecordOnceInOrder) {
     LogQueue queue(256);
     std::thread producer([&queue] {
         for (uint64_t sequence = 0; sequence < record_count; sequence++) {
-            while (!queue.try_reserve())
+            while (!queue.try_reserve()) {
                 std::this_thread::yield();  // The shard's 503.
+            }
             UsageRecord record{};
             record.ts_ms = int64_t(sequence);
             record.total_tokens = uint32_t(sequence % 1000);
@@ -92,14 +96,16 @@ TEST(LogQueue, TwoThreadsEveryRecordOnceInOrder) {
             token_sum += out[i].total_tokens;
             expected++;
         }
-        if (count == 0)
+        if (count == 0) {
             std::this_thread::yield();
+        }
     }
     producer.join();
     EXPECT_EQ(expected, record_count);
     uint64_t want_sum = 0;
-    for (uint64_t s = 0; s < record_count; s++)
+    for (uint64_t s = 0; s < record_count; s++) {
         want_sum += s % 1000;
+    }
     EXPECT_EQ(token_sum, want_sum);
     EXPECT_EQ(queue.reserved_count(), 0u);
     EXPECT_EQ(queue.pushed_count(), record_count);

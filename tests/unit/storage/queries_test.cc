@@ -61,8 +61,9 @@ TEST(Queries, UsageAndLogsPaginated) {
     for (;;) {
         const auto page = queries.recent_logs(key.value.id, 7, before_id);
         ASSERT_TRUE(page.ok()) << page.error;
-        if (page.value.empty())
+        if (page.value.empty()) {
             break;
+        }
         for (const UsageLogRow& row : page.value) {
             EXPECT_EQ(row.key_id, key.value.id);
             if (!seen.empty()) {

@@ -97,8 +97,9 @@ TEST(SnapshotPublisher, SwapWhileReadersRun) {
         publisher.publish(make_snapshot(64, int64_t(epoch) * 1000));
     }
     is_done.store(true);
-    for (std::thread& reader : readers)
+    for (std::thread& reader : readers) {
         reader.join();
+    }
     publisher.collect();
     EXPECT_EQ(publisher.retired_count(), 0u);
     EXPECT_EQ(publisher.epoch(), 2000u);

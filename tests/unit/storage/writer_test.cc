@@ -22,8 +22,9 @@ bool insert_keys(Db& db, void* context, std::string& /*error*/) {
             "INSERT INTO keys (id, name, key_hash, key_prefix, created_at)"
             " VALUES (" +
             std::to_string(id) + ", 'k', randomblob(32), 'p', 1)";
-        if (!db.exec(sql.c_str()))
+        if (!db.exec(sql.c_str())) {
             return false;
+        }
     }
     return true;
 }
@@ -75,8 +76,9 @@ TEST(Writer, BatchesFromTwoShardsLandExactlyOnce) {
             // Keys 0..3 (0 = unauthenticated), two different days.
             queue.push(test::make_record(sequence, int64_t(sequence % 4), uint32_t(sequence % 97),
                                          1700000000000 + int64_t(sequence / 4 % 2) * 86400000));
-            if (i % 16 == 0)
+            if (i % 16 == 0) {
                 writer.notify(shard_index);  // Once per "loop turn".
+            }
         }
         writer.notify(shard_index);
     };
@@ -93,8 +95,9 @@ TEST(Writer, BatchesFromTwoShardsLandExactlyOnce) {
     EXPECT_EQ(stats.commit_errors, 0u);
     EXPECT_FALSE(stats.is_stalled);
     uint64_t histogram_total = 0;
-    for (const uint64_t count : stats.latency_histogram)
+    for (const uint64_t count : stats.latency_histogram) {
         histogram_total += count;
+    }
     EXPECT_EQ(histogram_total, stats.batches_committed);
     EXPECT_GE(stats.batch_latency_us_max, stats.last_batch_latency_us);
     EXPECT_EQ(writer.queue(0).depth(), 0u);
@@ -104,8 +107,9 @@ TEST(Writer, BatchesFromTwoShardsLandExactlyOnce) {
     ASSERT_TRUE(db.open(config, DbMode::read_only, error)) << error;
     int64_t expected_key1 = 0;
     for (uint64_t s = 0; s < 2 * per_shard; s++) {
-        if (s % 4 == 1)
+        if (s % 4 == 1) {
             expected_key1 += int64_t(s % 97);
+        }
     }
     EXPECT_EQ(db.query_int64("SELECT quota_used FROM keys WHERE id = 1").value, expected_key1);
     EXPECT_EQ(db.query_int64("SELECT sum(total_tokens) FROM daily_usage WHERE key_id = 1").value,
@@ -189,8 +193,9 @@ TEST(Writer, StopWithFullQueuesCommitsEverything) {
     uint64_t sequence = 0;
     for (uint32_t shard = 0; shard < 2; shard++) {
         LogQueue& queue = writer.queue(shard);
-        while (queue.try_reserve())
+        while (queue.try_reserve()) {
             queue.push(test::make_record(sequence++, 1, 3));
+        }
         EXPECT_EQ(queue.depth(), config.queue_slots);  // Completely full.
     }
     writer.request_stop();  // Before run(): run() must still drain everything.
