@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -242,6 +243,15 @@ int run_server() {
     const StorageConfig storage = storage_config(config);
     if (const std::string problem = storage_config_check(storage); !problem.empty()) {
         die(problem);
+    }
+    // The default ./var/ringway.db works from a fresh checkout without `make run`: the
+    // database's own directory is created (one level, owner only) when it is missing.
+    if (const size_t slash = storage.db_path.rfind('/'); slash != std::string::npos && slash > 0) {
+        const std::string parent = storage.db_path.substr(0, slash);
+        if (::mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST) {
+            die("cannot create the directory of RINGWAY_DB (" + parent +
+                "): " + std::strerror(errno));
+        }
     }
     if (!services->writer.open(storage, config.shards, error)) {
         die(error);
