@@ -625,11 +625,24 @@ uint32_t gateway_metrics_render(char* out, uint32_t capacity, const GatewayShare
              stats.batch_latency_us_max);
         line("ringway_writer_stalled", "gauge", "1 while commits are failing.",
              stats.is_stalled ? 1 : 0);
-        uint64_t depth = 0;
-        for (uint32_t i = 0; i < shared.writer->queue_count(); i++) {
-            depth += shared.writer->queue(i).depth();
+        line("ringway_writer_batch_latency_us_last", "gauge", "Latest batch commit.",
+             stats.last_batch_latency_us);
+        line("ringway_writer_batch_latency_us_total", "counter",
+             "Time spent committing batches (divide by batches for the mean).",
+             stats.batch_latency_us_total);
+        if (used < capacity) {
+            const int written = std::snprintf(out + used, capacity - used,
+                                              "# HELP ringway_writer_queue_depth Usage records "
+                                              "waiting for the writer, per shard.\n"
+                                              "# TYPE ringway_writer_queue_depth gauge\n");
+            used += written > 0 ? std::min(static_cast<uint32_t>(written), capacity - used) : 0;
         }
-        line("ringway_writer_queue_depth", "gauge", "Usage records waiting for the writer.", depth);
+        for (uint32_t i = 0; i < shared.writer->queue_count() && used < capacity; i++) {
+            const int written = std::snprintf(
+                out + used, capacity - used, "ringway_writer_queue_depth{shard=\"%u\"} %lu\n", i,
+                static_cast<unsigned long>(shared.writer->queue(i).depth()));
+            used += written > 0 ? std::min(static_cast<uint32_t>(written), capacity - used) : 0;
+        }
     }
     return used;
 }
