@@ -44,6 +44,7 @@ fi
     printf 'no micro-benchmarks in %s/bench/ (is libbenchmark-dev installed?)\n' "$build_dir"
 
 for script in "$script_dir"/load/*.sh; do
+    [[ $(basename "$script") == lib.sh ]] && continue  # Sourced helpers, not a benchmark.
     [[ -f "$script" ]] || continue
     run_step "$load_timeout_s" "load $(basename "$script")" bash "$script" "$build_dir"
 done

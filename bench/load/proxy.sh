@@ -82,20 +82,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ensure_tool() {  # apt-get only when a tool is missing.
-    local tool=$1 package=$2 sudo=""
-    command -v "$tool" >/dev/null 2>&1 && return 0
-    [[ $(id -u) -ne 0 ]] && sudo=sudo
-    log "installing $package (apt-get)"
-    $sudo apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$package"
-    command -v "$tool" >/dev/null 2>&1
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # ensure_tool, free_port
 
 # Pinning prefixes as arrays: "${server_pin[@]}" cmd & keeps $! the server itself.
 server_pin=()
