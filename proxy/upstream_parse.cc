@@ -199,8 +199,9 @@ bool UpstreamParser::finish_on_eof() {
     if (is_message_complete_) {
         return true;
     }
+    // on_message_complete pauses, and llhttp_finish reports that pause as its result.
     const llhttp_errno_t rc = llhttp_finish(&parser_);
-    return rc == HPE_OK && is_message_complete_;
+    return (rc == HPE_OK || rc == HPE_PAUSED) && is_message_complete_;
 }
 
 bool UpstreamParser::is_reusable() const {

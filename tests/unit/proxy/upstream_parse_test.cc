@@ -1,0 +1,201 @@
+// tests/unit/proxy/upstream_parse_test.cc — the upstream response parser: head fields,
+// body spans through Content-Length and chunked framing, extra bytes after a message,
+// close-delimited bodies, truncation, bad framing and span-list overflow. Each response is
+// fed whole, split at every offset and one byte at a time; the events and the body must
+// not depend on the split. Spans are read right after each feed and the input buffer is
+// overwritten afterwards, as a recv buffer would be.
+#include "proxy/upstream_parse.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace rw {
+namespace {
+
+struct Outcome {
+    bool is_head_seen = false;
+    bool is_complete = false;
+    bool is_error = false;
+    uint64_t extra_bytes = 0;  // Bytes after the message in the input.
+    std::string body;
+    UpstreamHead head;
+    bool is_reusable = false;
+};
+
+// Feeds the pieces in order, collecting spans after every feed.
+Outcome feed_pieces(const std::vector<std::string>& pieces) {
+    UpstreamParser parser;
+    Outcome outcome;
+    for (const std::string& piece : pieces) {
+        std::string buffer = piece;  // A recv buffer: reused (scribbled) after the feed.
+        uint32_t offset = 0;
+        while (!outcome.is_complete && !outcome.is_error) {
+            const UpstreamFeed feed = parser.feed({buffer.data() + offset, buffer.size() - offset});
+            offset += feed.consumed_bytes;
+            for (uint32_t i = 0; i < parser.span_count(); i++) {
+                outcome.body.append(parser.spans()[i]);
+            }
+            parser.spans_clear();
+            if (feed.event == UpstreamEvent::head_complete) {
+                outcome.is_head_seen = true;
+                outcome.head = parser.head();
+                continue;
+            }
+            if (feed.event == UpstreamEvent::spans_full) {
+                continue;
+            }
+            if (feed.event == UpstreamEvent::message_complete) {
+                outcome.is_complete = true;
+                outcome.extra_bytes = buffer.size() - offset;
+            } else if (feed.event == UpstreamEvent::error) {
+                outcome.is_error = true;
+            }
+            break;
+        }
+        buffer.assign(buffer.size(), '#');
+        if (outcome.is_complete) {
+            break;
+        }
+    }
+    outcome.is_reusable = parser.is_reusable();
+    return outcome;
+}
+
+std::vector<std::vector<std::string>> splits_of(const std::string& bytes) {
+    std::vector<std::vector<std::string>> splits;
+    splits.push_back({bytes});
+    for (size_t at = 1; at < bytes.size(); at++) {
+        splits.push_back({bytes.substr(0, at), bytes.substr(at)});
+    }
+    std::vector<std::string> bytewise;
+    for (char c : bytes) {
+        bytewise.emplace_back(1, c);
+    }
+    splits.push_back(bytewise);
+    return splits;
+}
+
+void expect_same_for_every_split(const std::string& bytes, const Outcome& expected) {
+    for (const auto& pieces : splits_of(bytes)) {
+        const Outcome outcome = feed_pieces(pieces);
+        ASSERT_EQ(outcome.is_head_seen, expected.is_head_seen) << pieces.size() << " pieces";
+        ASSERT_EQ(outcome.is_complete, expected.is_complete) << pieces.size() << " pieces";
+        ASSERT_EQ(outcome.is_error, expected.is_error) << pieces.size() << " pieces";
+        ASSERT_EQ(outcome.body, expected.body) << pieces.size() << " pieces";
+        ASSERT_EQ(outcome.head.status, expected.head.status);
+        ASSERT_EQ(outcome.is_reusable, expected.is_reusable) << pieces.size() << " pieces";
+    }
+}
+
+TEST(UpstreamParse, ContentLengthResponse) {
+    const std::string bytes =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n"
+        "x-request-id: req_123\r\n\r\n{\"ok\":true}";
+    const Outcome outcome = feed_pieces({bytes});
+    EXPECT_TRUE(outcome.is_head_seen);
+    EXPECT_TRUE(outcome.is_complete);
+    EXPECT_EQ(outcome.body, "{\"ok\":true}");
+    EXPECT_EQ(outcome.head.status, 200);
+    EXPECT_STREQ(outcome.head.content_type, "application/json");
+    EXPECT_STREQ(outcome.head.request_id, "req_123");
+    EXPECT_TRUE(outcome.head.has_content_length);
+    EXPECT_FALSE(outcome.head.is_event_stream);
+    EXPECT_TRUE(outcome.is_reusable);
+    expect_same_for_every_split(bytes, outcome);
+}
+
+TEST(UpstreamParse, ChunkedEventStream) {
+    const std::string bytes =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+        "f\r\ndata: {\"a\":1}\n\n\r\n"
+        "8\r\ndata: [D\r\n"
+        "6\r\nONE]\n\n\r\n0\r\n\r\n";
+    const Outcome outcome = feed_pieces({bytes});
+    EXPECT_TRUE(outcome.is_complete);
+    EXPECT_TRUE(outcome.head.is_event_stream);
+    EXPECT_TRUE(outcome.head.is_chunked);
+    EXPECT_EQ(outcome.body, "data: {\"a\":1}\n\ndata: [DONE]\n\n");
+    EXPECT_TRUE(outcome.is_reusable);
+    expect_same_for_every_split(bytes, outcome);
+}
+
+TEST(UpstreamParse, ExtraBytesAfterTheMessageAreLeftOver) {
+    const std::string bytes = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiJUNK";
+    const Outcome outcome = feed_pieces({bytes});
+    EXPECT_TRUE(outcome.is_complete);
+    EXPECT_EQ(outcome.body, "hi");
+    EXPECT_EQ(outcome.extra_bytes, 4u);  // The caller must not pool the connection.
+}
+
+TEST(UpstreamParse, ConnectionCloseAndHttp10AreNotReusable) {
+    Outcome outcome =
+        feed_pieces({"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi"});
+    EXPECT_TRUE(outcome.is_complete);
+    EXPECT_TRUE(outcome.head.has_connection_close);
+    EXPECT_FALSE(outcome.is_reusable);
+    outcome = feed_pieces({"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi"});
+    EXPECT_TRUE(outcome.is_complete);
+    EXPECT_FALSE(outcome.is_reusable);
+}
+
+TEST(UpstreamParse, CloseDelimitedBodyCompletesAtEofOnly) {
+    UpstreamParser parser;
+    std::string bytes = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it";
+    UpstreamFeed feed = parser.feed(bytes);
+    ASSERT_EQ(feed.event, UpstreamEvent::head_complete);
+    feed = parser.feed(std::string_view(bytes).substr(feed.consumed_bytes));
+    EXPECT_EQ(feed.event, UpstreamEvent::need_more);
+    ASSERT_EQ(parser.span_count(), 1u);
+    EXPECT_EQ(parser.spans()[0], "all of it");
+    EXPECT_FALSE(parser.is_message_complete());
+    EXPECT_TRUE(parser.finish_on_eof());
+    EXPECT_FALSE(parser.is_reusable());
+}
+
+TEST(UpstreamParse, TruncatedChunkedBodyIsNotComplete) {
+    UpstreamParser parser;
+    const std::string bytes = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel";
+    UpstreamFeed feed = parser.feed(bytes);
+    ASSERT_EQ(feed.event, UpstreamEvent::head_complete);
+    feed = parser.feed(std::string_view(bytes).substr(feed.consumed_bytes));
+    EXPECT_EQ(feed.event, UpstreamEvent::need_more);
+    EXPECT_FALSE(parser.finish_on_eof());  // Never presented as a finished answer.
+}
+
+TEST(UpstreamParse, BadChunkSizeIsAnError) {
+    const Outcome outcome = feed_pieces(
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"});
+    EXPECT_TRUE(outcome.is_head_seen);
+    EXPECT_TRUE(outcome.is_error);
+    EXPECT_FALSE(outcome.is_complete);
+}
+
+TEST(UpstreamParse, RetryAfterAndStatusOfARefusal) {
+    const Outcome outcome = feed_pieces(
+        {"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 17\r\nContent-Length: 0\r\n\r\n"});
+    EXPECT_TRUE(outcome.is_complete);
+    EXPECT_EQ(outcome.head.status, 429);
+    EXPECT_EQ(outcome.head.retry_after_s, 17u);
+}
+
+TEST(UpstreamParse, ManyChunksInOneBufferOverflowTheSpanListWithoutLoss) {
+    std::string bytes = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    std::string expected;
+    for (int i = 0; i < 100; i++) {  // More chunks than upstream_body_spans_max.
+        const std::string data = "event " + std::to_string(i) + "\n";
+        char size[16];
+        std::snprintf(size, sizeof(size), "%zx\r\n", data.size());
+        bytes += size + data + "\r\n";
+        expected += data;
+    }
+    bytes += "0\r\n\r\n";
+    const Outcome outcome = feed_pieces({bytes});
+    EXPECT_TRUE(outcome.is_complete);
+    EXPECT_EQ(outcome.body, expected);
+}
+
+}  // namespace
+}  // namespace rw
