@@ -2,6 +2,7 @@
 // buffers. Pure functions over memory the caller owns; called on the shard threads.
 #include "core/http_write.h"
 
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -29,9 +30,10 @@ struct Out {
         used += static_cast<uint32_t>(text.size());
     }
     void put_number(uint64_t value) {
-        char digits[24];
-        const int length = std::snprintf(digits, sizeof(digits), "%lu", value);
-        put({digits, static_cast<size_t>(length)});
+        char digits[24];  // to_chars: no format parsing on every response head.
+        const auto [end, error] = std::to_chars(digits, digits + sizeof(digits), value);
+        RW_ASSERT(error == std::errc());
+        put({digits, static_cast<size_t>(end - digits)});
     }
     // JSON string content: quotes, backslashes and control characters escaped.
     void put_json_escaped(std::string_view text) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -937,9 +938,14 @@ bool Shard::stream_piece(Conn& conn, std::string_view piece, uint16_t bid) {
     if (send_segments_free(conn) < 3) {
         return false;
     }
+    // "<hex size>\r\n" for every relayed piece: to_chars, not snprintf (hot path).
     char size_line[segment_inline_bytes_max];
-    const int size_length = std::snprintf(size_line, sizeof(size_line), "%zx\r\n", piece.size());
-    RW_ASSERT(size_length > 0);
+    const auto [size_end, size_error] =
+        std::to_chars(size_line, size_line + sizeof(size_line) - 2, piece.size(), 16);
+    RW_ASSERT(size_error == std::errc());
+    size_end[0] = '\r';
+    size_end[1] = '\n';
+    const auto size_length = static_cast<int>(size_end + 2 - size_line);
     const bool is_queued =
         conn_queue_inline(conn, size_line, static_cast<uint32_t>(size_length)) &&
         conn_queue(conn, piece.data(), static_cast<uint32_t>(piece.size()), bid) &&

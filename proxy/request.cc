@@ -13,7 +13,9 @@
 // error answer (4xx/5xx) without usage charges nothing (usage_source=unknown).
 #include <time.h>
 
+#include <charconv>
 #include <cstdio>
+#include <cstring>
 
 #include "core/log.h"
 #include "proxy/gateway.h"
@@ -95,12 +97,38 @@ void Gateway::request_finish(ProxyRequest& request, EndReason reason) {
     record_set_text(record.model_requested, request.model_requested);
     record_set_text(record.model_sent, candidate.model_sent);
     record_set_text(record.endpoint, endpoint_name(request.endpoint));
-    char request_id[48];
-    const int id_length =
-        std::snprintf(request_id, sizeof(request_id), "rw-%u-%lx-%lx", shard_.index(),
-                      static_cast<unsigned long>(request.started_unix_ms),
-                      static_cast<unsigned long>(++request_sequence_));
-    record_set_text(record.request_id, {request_id, static_cast<size_t>(id_length)});
+    // "rw-<shard>-<start ms, hex>-<sequence, hex>": unique per process run and shard.
+    // Built with to_chars (no format parsing per request); at most 3+10+1+16+1+16 bytes.
+    char shard_text[12];
+    char start_text[17];
+    char sequence_text[17];
+    const std::string_view parts[] = {
+        "rw-",
+        {shard_text,
+         static_cast<size_t>(
+             std::to_chars(shard_text, shard_text + sizeof(shard_text), shard_.index()).ptr -
+             shard_text)},
+        "-",
+        {start_text,
+         static_cast<size_t>(std::to_chars(start_text, start_text + sizeof(start_text),
+                                           static_cast<uint64_t>(request.started_unix_ms), 16)
+                                 .ptr -
+                             start_text)},
+        "-",
+        {sequence_text,
+         static_cast<size_t>(std::to_chars(sequence_text, sequence_text + sizeof(sequence_text),
+                                           ++request_sequence_, 16)
+                                 .ptr -
+                             sequence_text)},
+    };
+    char request_id[64];
+    size_t id_bytes = 0;
+    for (const std::string_view part : parts) {
+        RW_ASSERT(id_bytes + part.size() <= sizeof(request_id));
+        std::memcpy(request_id + id_bytes, part.data(), part.size());
+        id_bytes += part.size();
+    }
+    record_set_text(record.request_id, {request_id, id_bytes});
     shared_.writer->queue(shard_.index()).push(record);  // Cannot fail: reserved at admission.
     request.has_queue_reservation = false;
     has_records_pushed_ = true;
