@@ -45,7 +45,11 @@ constexpr uint32_t timer_sweep_ms = 25;
 constexpr uint32_t response_head_bytes_max = 1024;
 constexpr uint32_t metrics_text_bytes_max = 64 * 1024;
 
-constexpr uint32_t arena_chunks_per_conn_reserve = 1;  // Pre-allocated at shard start.
+// TLS session cache (proxy/tls): hosts with a remembered session per context (one context
+// serves one channel, so a handful is plenty; the oldest is evicted), and the longest host
+// accepted (a DNS name is at most 253 characters, RFC 1035 2.3.4; an IPv6 literal 45).
+constexpr uint32_t tls_session_hosts_max = 8;
+constexpr uint32_t tls_host_bytes_max = 253;
 
 static_assert(std::has_single_bit(ring_entries));
 // Storage sizes its per-shard queues and snapshot readers (shards + the resolver) by this.

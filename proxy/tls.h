@@ -16,17 +16,11 @@
 #include <string>
 #include <string_view>
 
+#include "core/limits.h"
+
 struct ssl_session_st;  // SSL_SESSION; its typedef lives in <openssl/ssl.h>.
 
 namespace rw {
-
-// TODO(lead): move these two limits into core/limits.h with the other *_max constants.
-// Hosts with a remembered session per context. One context serves one channel (one host
-// in practice), so a handful is plenty; the oldest is evicted when full.
-constexpr uint32_t tls_session_hosts_max = 8;
-// The longest host accepted: a DNS name is at most 253 characters (RFC 1035 2.3.4); an IPv6
-// literal is at most 45 plus brackets.
-constexpr uint32_t tls_host_bytes_max = 253;
 
 struct TlsContextOptions {
     // A PEM bundle of trusted CAs for this channel. Empty means the system default paths
