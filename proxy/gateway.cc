@@ -290,8 +290,7 @@ void Gateway::on_request(Conn& conn) {
     }
     shard_.handler_take(conn, request);
     if (!admit(*request, http)) {
-        request->is_finished = true;  // Refused before any upstream: nothing to record.
-        request_maybe_release(*request);
+        request_finish(*request, EndReason::local_error);  // No attempt made: no record.
         return;
     }
     if (is_models) {

@@ -139,6 +139,7 @@ private:
 
     // The single exit of a proxied request (request.cc).
     void request_finish(ProxyRequest& request, EndReason reason);
+    void request_record(ProxyRequest& request, EndReason reason);
     void request_maybe_release(ProxyRequest& request);
     void stream_abort(ProxyRequest& request, EndReason reason);
 

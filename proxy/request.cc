@@ -47,16 +47,22 @@ void Gateway::request_finish(ProxyRequest& request, EndReason reason) {
     }
     request.is_finished = true;
     request.end_reason = reason;
-    if (request.attempts_made == 0) {
-        // Never reached an upstream (no free connection, out of memory): nothing was
-        // spent, so no record; the reservation is given back on release.
-        if (request.holds_concurrency) {
-            shared_.key_limits->concurrency_release(request.quota_slot);
-            request.holds_concurrency = false;
-        }
-        request_maybe_release(request);
-        return;
+    if (request.attempts_made > 0) {
+        request_record(request, reason);
     }
+    // A request that never reached an upstream (refused at admission, no free connection)
+    // spent nothing: no record, and request_maybe_release gives its queue slot back.
+    if (request.holds_concurrency) {
+        shared_.key_limits->concurrency_release(request.quota_slot);
+        request.holds_concurrency = false;
+    }
+    request_maybe_release(request);
+}
+
+// The one usage record of a request that reached an upstream: usage by the billing rule
+// above, the key's in-memory quota, and a push into the slot reserved at admission.
+void Gateway::request_record(ProxyRequest& request, EndReason reason) {
+    RW_ASSERT(request.attempts_made > 0);
     RW_ASSERT(request.has_queue_reservation);  // Admission reserved it before any attempt.
     if (request.usage.has_usage) {
         request.usage_source = UsageSource::reported;
@@ -64,8 +70,7 @@ void Gateway::request_finish(ProxyRequest& request, EndReason reason) {
             request.usage.total_tokens =
                 request.usage.prompt_tokens + request.usage.completion_tokens;
         }
-    } else if (request.attempts_made > 0 && request.parser.head().status >= 200 &&
-               request.parser.head().status < 300) {
+    } else if (request.parser.head().status >= 200 && request.parser.head().status < 300) {
         request.usage_source = UsageSource::estimated;
         request.usage.prompt_tokens = (request.body.size() + 3) / 4;
         request.usage.completion_tokens = request.scanner.events_count();
@@ -78,7 +83,7 @@ void Gateway::request_finish(ProxyRequest& request, EndReason reason) {
     UsageRecord record{};
     record.ts_ms = request.started_unix_ms;
     record.key_id = request.key_id;
-    record.channel_id = request.attempts_made > 0 ? candidate.channel_id : 0;
+    record.channel_id = candidate.channel_id;
     const uint64_t now_us = proxy_clock_us();
     record.latency_us = now_us - request.started_us;
     record.ttfb_us = request.first_byte_us != 0 ? request.first_byte_us - request.started_us : 0;
@@ -138,10 +143,6 @@ void Gateway::request_finish(ProxyRequest& request, EndReason reason) {
         metrics_.tokens_prompt.add(record.prompt_tokens);
         metrics_.tokens_completion.add(record.completion_tokens);
     }
-    if (request.holds_concurrency) {
-        shared_.key_limits->concurrency_release(request.quota_slot);
-        request.holds_concurrency = false;
-    }
     RW_LOG_DEBUG(
         "event=request_done key_id=%ld channel_id=%ld status=%u end=%.*s tokens=%u "
         "source=%.*s attempts=%u",
@@ -149,24 +150,20 @@ void Gateway::request_finish(ProxyRequest& request, EndReason reason) {
         int(end_reason_name(reason).size()), end_reason_name(reason).data(), record.total_tokens,
         int(usage_source_name(record.usage_source).size()),
         usage_source_name(record.usage_source).data(), record.attempts);
-    request_maybe_release(request);
 }
 
 // Gives the client connection back to the core once the request is finished and no
-// upstream SQE can still read its arena. Also the path of requests refused at admission
-// (they reserved nothing or give the reservation back here).
+// upstream SQE can still read its arena. A reservation still held means no record was
+// pushed: it is given back here.
 void Gateway::request_maybe_release(ProxyRequest& request) {
     if (!request.is_finished || request.is_released || request.upstream_slot != UINT32_MAX ||
         request.upstreams_closing > 0) {
         return;
     }
+    RW_ASSERT(!request.holds_concurrency);  // request_finish released it.
     if (request.has_queue_reservation) {
         shared_.writer->queue(shard_.index()).cancel_reservation();
         request.has_queue_reservation = false;
-    }
-    if (request.holds_concurrency) {
-        shared_.key_limits->concurrency_release(request.quota_slot);
-        request.holds_concurrency = false;
     }
     request.is_released = true;
     shard_.handler_release(*request.conn);  // The request's memory may go after this.
@@ -187,18 +184,12 @@ void Gateway::on_client_gone(Conn& conn) {
         UpstreamConn& upstream = upstreams_[request->upstream_slot];
         upstream_close(upstream);
     }
-    if (!request->is_finished) {
-        if (request->is_relaying_stream) {
-            request->usage = request->scanner.usage();
-        }
-        if (request->attempts_made > 0) {
-            // Closed by the shutdown deadline rather than by the client (RULES §8).
-            request_finish(*request,
-                           shard_.is_draining() ? EndReason::shutdown : EndReason::client_gone);
-        } else {
-            request->is_finished = true;  // Refused or never sent: nothing was spent.
-        }
+    if (request->is_relaying_stream && !request->is_finished) {
+        request->usage = request->scanner.usage();
     }
+    // Closed by the shutdown deadline rather than by the client (RULES §8). An already
+    // finished request is left as it is; it is released once its upstream let go.
+    request_finish(*request, shard_.is_draining() ? EndReason::shutdown : EndReason::client_gone);
     request_maybe_release(*request);
 }
 

@@ -336,19 +336,13 @@ void Gateway::upstream_maybe_finish(UpstreamConn& upstream) {
 // armed while idle so an upstream that closes or talks out of turn is noticed at once.
 void Gateway::upstream_release_to_pool(UpstreamConn& upstream) {
     RW_ASSERT(upstream.request != nullptr);
-    ProxyRequest& request = *upstream.request;
-    request.upstream_slot = UINT32_MAX;
-    upstream.request = nullptr;
     if (upstream.is_send_inflight || shard_.is_draining() || config_.upstream_keepalive_ms == 0) {
-        // Send still in flight means the upstream answered before reading everything.
-        if (upstream.is_send_inflight) {
-            request.upstreams_closing += 1;
-            upstream.closing_for = &request;
-        }
-        upstream.state = UpstreamState::sending;  // Any live state; close() decides.
-        upstream_close(upstream);
+        // A send still in flight means the upstream answered before reading everything.
+        upstream_close(upstream);  // Detaches the request, kept alive while SQEs remain.
         return;
     }
+    upstream.request->upstream_slot = UINT32_MAX;
+    upstream.request = nullptr;
     ChannelState& state = channel_state(upstream.channel_id);
     upstream.state = UpstreamState::idle;
     upstream.idle_since_ms = shard_.now_ms();
