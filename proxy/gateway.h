@@ -123,6 +123,8 @@ private:
                            uint32_t length_bytes, uint16_t bid);
     bool tls_flush(UpstreamConn& upstream, ProxyRequest& request);
     void tls_send_request(UpstreamConn& upstream, ProxyRequest& request);
+    void tls_failed(UpstreamConn& upstream, ProxyRequest& request, std::string_view reason,
+                    bool is_retry_safe);
     void tls_on_recv(UpstreamConn& upstream, uint16_t bid, uint32_t length_bytes);
     void tls_drain(UpstreamConn& upstream, ProxyRequest& request);
     void tls_settle(UpstreamConn& upstream, ProxyRequest& request, const ReadResult& result);

@@ -403,16 +403,16 @@ void Gateway::on_upstream_connect(UpstreamConn& upstream, int result) {
         std::string error;
         if (candidate.tls_context == nullptr ||
             !upstream.tls.start(*candidate.tls_context, candidate.tls_host, error)) {
-            RW_LOG_WARN("event=upstream_tls_failed channel_id=%ld reason=\"%s\"",
-                        static_cast<long>(upstream.channel_id), error.c_str());
-            attempt_failed(request, upstream, true, EndReason::upstream_error, 502,
-                           "upstream_tls_failed", "The TLS connection to the upstream failed.");
+            tls_failed(upstream, request, error, true);
             return;
         }
         const HandshakeResult handshake = upstream.tls.handshake();
-        if (handshake.status == HandshakeStatus::failed || !tls_flush(upstream, request)) {
-            attempt_failed(request, upstream, true, EndReason::upstream_error, 502,
-                           "upstream_tls_failed", "The TLS connection to the upstream failed.");
+        if (handshake.status == HandshakeStatus::failed) {
+            tls_failed(upstream, request, handshake.reason, true);
+            return;
+        }
+        if (!tls_flush(upstream, request)) {
+            tls_failed(upstream, request, "out of memory for ciphertext", true);
             return;
         }
         upstream_submit_recv(upstream);
@@ -444,6 +444,17 @@ bool Gateway::tls_flush(UpstreamConn& upstream, ProxyRequest& request) {
     return true;
 }
 
+// A TLS failure before the upstream answered: OpenSSL's reason goes to the operator log
+// (it names certificates and hosts, never secrets) and the client sees a generic error.
+// Failures during the handshake are retry-safe: the request has not left the gateway.
+void Gateway::tls_failed(UpstreamConn& upstream, ProxyRequest& request, std::string_view reason,
+                         bool is_retry_safe) {
+    RW_LOG_WARN("event=upstream_tls_failed channel_id=%ld reason=\"%.*s\"",
+                static_cast<long>(upstream.channel_id), int(reason.size()), reason.data());
+    attempt_failed(request, upstream, is_retry_safe, EndReason::upstream_error, 502,
+                   "upstream_tls_failed", "The TLS connection to the upstream failed.");
+}
+
 void Gateway::tls_send_request(UpstreamConn& upstream, ProxyRequest& request) {
     const int head = upstream.tls.write_plaintext(
         request.upstream_head.data(), static_cast<uint32_t>(request.upstream_head.size()));
@@ -451,9 +462,7 @@ void Gateway::tls_send_request(UpstreamConn& upstream, ProxyRequest& request) {
         request.upstream_body.data(), static_cast<uint32_t>(request.upstream_body.size()));
     upstream.state = UpstreamState::sending;
     if (head < 0 || body < 0 || !tls_flush(upstream, request)) {
-        attempt_failed(request, upstream, !upstream.has_response_bytes, EndReason::upstream_error,
-                       502, "upstream_tls_failed", "The TLS connection to the upstream failed.");
-        return;
+        tls_failed(upstream, request, upstream.tls.last_error(), !upstream.has_response_bytes);
     }
 }
 
@@ -480,16 +489,11 @@ void Gateway::tls_on_recv(UpstreamConn& upstream, uint16_t bid, uint32_t length_
         shard_.buf_ring().give_back(bid);
         const HandshakeResult result = upstream.tls.handshake();
         if (result.status == HandshakeStatus::failed) {
-            RW_LOG_WARN("event=upstream_tls_failed channel_id=%ld reason=\"%.*s\"",
-                        static_cast<long>(upstream.channel_id), int(result.reason.size()),
-                        result.reason.data());
-            attempt_failed(request, upstream, true, EndReason::upstream_error, 502,
-                           "upstream_tls_failed", "The TLS connection to the upstream failed.");
+            tls_failed(upstream, request, result.reason, true);
             return;
         }
         if (!tls_flush(upstream, request)) {
-            attempt_failed(request, upstream, true, EndReason::upstream_error, 502,
-                           "upstream_tls_failed", "The TLS connection to the upstream failed.");
+            tls_failed(upstream, request, "out of memory for ciphertext", true);
             return;
         }
         if (result.status == HandshakeStatus::done) {
