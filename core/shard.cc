@@ -706,6 +706,7 @@ void Shard::conn_start_request(Conn& conn) {
 // only until give-back").
 void Shard::conn_process_input(Conn& conn) {
     RW_ASSERT(conn.state == ConnState::reading);
+    bool is_head_just_complete = false;  // A body-less message completes on the next call.
     while (conn.state == ConnState::reading && conn.pending_count > 0) {
         if (conn.deadline == Deadline::keepalive) {
             // The first byte of a request: its whole header block must arrive in time.
@@ -723,6 +724,7 @@ void Shard::conn_process_input(Conn& conn) {
                 static_cast<uint8_t>((conn.pending_head + 1) % conn_pending_bufs_max);
             conn.pending_count -= 1;
         }
+        is_head_just_complete = result.event == ParseEvent::head_complete;
         switch (result.event) {
             case ParseEvent::need_more: break;
             case ParseEvent::head_complete: {
@@ -735,31 +737,32 @@ void Shard::conn_process_input(Conn& conn) {
                 conn_set_deadline(conn, Deadline::body, config_.body_timeout_ms);
                 break;
             }
-            case ParseEvent::message_complete:
-                conn.state = ConnState::handling;
-                conn_set_deadline(conn, Deadline::none, 0);
-                conn_dispatch(conn);
-                break;
+            case ParseEvent::message_complete: conn_request_complete(conn); break;
             case ParseEvent::error: conn_respond_parse_error(conn, result.error); return;
         }
     }
-    if (conn.state == ConnState::reading && conn.pending_count == 0) {
-        // A head without a body completes only on the parser's next call: give it one
-        // with no bytes so a request ending exactly at a buffer boundary is not stuck.
+    if (conn.state == ConnState::reading && conn.pending_count == 0 && is_head_just_complete) {
+        // The input ended right after a head: a message without a body completes only on
+        // the parser's next call, so give it one with no bytes.
         const ParseResult result = conn.parser.feed({});
         if (result.event == ParseEvent::message_complete) {
-            conn.state = ConnState::handling;
-            conn_set_deadline(conn, Deadline::none, 0);
-            conn_dispatch(conn);
+            conn_request_complete(conn);
         } else if (result.event == ParseEvent::error) {
             conn_respond_parse_error(conn, result.error);
             return;
-        } else if (conn.is_peer_closed) {
-            conn_close(conn);  // Nothing more can arrive; a partial request is abandoned.
-            return;
         }
     }
+    if (conn.state == ConnState::reading && conn.pending_count == 0 && conn.is_peer_closed) {
+        conn_close(conn);  // Nothing more can arrive; a partial request is abandoned.
+        return;
+    }
     conn_maybe_rearm_recv(conn);
+}
+
+void Shard::conn_request_complete(Conn& conn) {
+    conn.state = ConnState::handling;
+    conn_set_deadline(conn, Deadline::none, 0);
+    conn_dispatch(conn);
 }
 
 void Shard::conn_dispatch(Conn& conn) {

@@ -121,6 +121,7 @@ private:
     // Connection state machine.
     void conn_open(int fd);
     void conn_process_input(Conn& conn);
+    void conn_request_complete(Conn& conn);
     void conn_dispatch(Conn& conn);
     void conn_respond(Conn& conn, uint16_t status, std::string_view content_type,
                       std::string_view body, bool is_head_only, std::string_view extra_headers);
