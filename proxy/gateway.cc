@@ -388,7 +388,7 @@ bool Gateway::admit(ProxyRequest& request, const ParsedRequest& http) {
         return false;
     }
     request.holds_concurrency = true;
-    if (!route(request, *snapshot, *key)) {
+    if (!route(request, *snapshot)) {
         return false;
     }
     // The usage record's queue slot is taken now, so the record can never be dropped
@@ -411,17 +411,16 @@ bool Gateway::admit(ProxyRequest& request, const ParsedRequest& http) {
 // Candidates: enabled channels of the right kind serving the model, by priority (the
 // snapshot keeps channels sorted by priority, highest first), weighted-random within
 // one priority, healthy before cooling-down ones.
-bool Gateway::route(ProxyRequest& request, const Snapshot& snapshot, const KeyEntry& key) {
-    (void)key;
+bool Gateway::route(ProxyRequest& request, const Snapshot& snapshot) {
     Conn& conn = *request.conn;
     const AddressBook* book = shared_.resolver != nullptr ? shared_.resolver->current() : nullptr;
     const ChannelEntry* picked[attempts_max];
     uint32_t picked_count = 0;
     const uint32_t wanted = 1 + config_.retries;
     const uint64_t now = shard_.now_ms();
+    const std::span<const ChannelEntry> channels = snapshot.channels();
+    // Pass 0 takes healthy channels, pass 1 the cooling-down ones as a last resort.
     for (int pass = 0; pass < 2 && picked_count < wanted; pass++) {
-        // Pass 0 takes healthy channels, pass 1 the cooling-down ones as a last resort.
-        const std::span<const ChannelEntry> channels = snapshot.channels();
         size_t group_start = 0;
         while (group_start < channels.size() && picked_count < wanted) {
             size_t group_end = group_start;
@@ -429,41 +428,38 @@ bool Gateway::route(ProxyRequest& request, const Snapshot& snapshot, const KeyEn
                    channels[group_end].priority == channels[group_start].priority) {
                 group_end += 1;
             }
-            // Weighted random order within the group: repeatedly draw among the rest.
-            bool is_taken[64] = {};
-            const size_t group_size = group_end - group_start < 64 ? group_end - group_start : 64;
-            for (size_t round = 0; round < group_size && picked_count < wanted; round++) {
-                uint64_t total = 0;
-                for (size_t i = 0; i < group_size; i++) {
-                    const ChannelEntry& channel = channels[group_start + i];
-                    const bool is_healthy = channel_state(channel.id).unhealthy_until_ms <= now;
-                    if (!is_taken[i] && (is_healthy == (pass == 0)) &&
-                        channel_serves(channel, request.endpoint, request.model_requested)) {
-                        total += channel.weight == 0 ? 1 : channel.weight;
-                    }
+            // The group's eligible channels, each judged once; then weighted draws without
+            // replacement give them a random order proportional to their weights.
+            const ChannelEntry* eligible[64];
+            uint64_t weights[64];
+            uint32_t eligible_count = 0;
+            uint64_t total = 0;
+            for (size_t i = group_start; i < group_end && eligible_count < 64; i++) {
+                const ChannelEntry& channel = channels[i];
+                const bool is_healthy = channel_state(channel.id).unhealthy_until_ms <= now;
+                if (is_healthy == (pass == 0) &&
+                    channel_serves(channel, request.endpoint, request.model_requested)) {
+                    eligible[eligible_count] = &channel;
+                    weights[eligible_count] = channel.weight == 0 ? 1 : channel.weight;
+                    total += weights[eligible_count];
+                    eligible_count += 1;
                 }
-                if (total == 0) {
-                    break;
-                }
-                random_state_ ^= random_state_ << 13;
+            }
+            while (eligible_count > 0 && picked_count < wanted) {
+                random_state_ ^= random_state_ << 13;  // xorshift64: cheap, per shard.
                 random_state_ ^= random_state_ >> 7;
                 random_state_ ^= random_state_ << 17;
                 uint64_t draw = random_state_ % total;
-                for (size_t i = 0; i < group_size; i++) {
-                    const ChannelEntry& channel = channels[group_start + i];
-                    const bool is_healthy = channel_state(channel.id).unhealthy_until_ms <= now;
-                    if (is_taken[i] || is_healthy != (pass == 0) ||
-                        !channel_serves(channel, request.endpoint, request.model_requested)) {
-                        continue;
-                    }
-                    const uint64_t weight = channel.weight == 0 ? 1 : channel.weight;
-                    if (draw < weight) {
-                        is_taken[i] = true;
-                        picked[picked_count++] = &channel;
-                        break;
-                    }
-                    draw -= weight;
+                uint32_t chosen = 0;
+                while (draw >= weights[chosen]) {
+                    draw -= weights[chosen];
+                    chosen += 1;
                 }
+                picked[picked_count++] = eligible[chosen];
+                total -= weights[chosen];
+                eligible_count -= 1;
+                eligible[chosen] = eligible[eligible_count];  // Remove by swapping the last in.
+                weights[chosen] = weights[eligible_count];
             }
             group_start = group_end;
         }

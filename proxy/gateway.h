@@ -100,7 +100,7 @@ private:
     void on_request(Conn& conn);
     void serve_models(Conn& conn, const ParsedRequest& http);
     bool admit(ProxyRequest& request, const ParsedRequest& http);
-    bool route(ProxyRequest& request, const Snapshot& snapshot, const KeyEntry& key);
+    bool route(ProxyRequest& request, const Snapshot& snapshot);
 
     // Attempts and upstream connections (upstream.cc).
     void attempt_start(ProxyRequest& request);
