@@ -833,6 +833,17 @@ void Gateway::on_upstream_head(UpstreamConn& upstream, ProxyRequest& request) {
         attempt_failed(request, upstream, false, EndReason::upstream_protocol_error, 502,
                        "upstream_response_too_large",
                        "The upstream response exceeds RINGWAY_MAX_RESPONSE_BYTES.");
+        return;
+    }
+    if (head.has_content_length && head.content_length > 0) {
+        // The whole body's size is known: one buffer of exactly that size (plus simdjson's
+        // padding), instead of growing by doubling and copying what arrived so far.
+        const uint64_t capacity = head.content_length + json_padding_bytes;
+        auto* body = static_cast<char*>(request.conn->arena.alloc(capacity, 16));
+        if (body != nullptr) {  // Otherwise accumulate() grows and reports the failure.
+            request.response_body = body;
+            request.response_capacity = capacity;
+        }
     }
 }
 
