@@ -77,8 +77,9 @@ struct Conn {
     bool is_rearm_listed = false;         // In the shard's re-arm list (after -ENOBUFS).
     bool is_recv_cancel_pending = false;  // Recv paused: too many pending buffers.
     bool is_send_inflight = false;
-    bool is_handler_owned = false;  // The handler may still touch this request.
-    bool is_stream_raw = false;     // HTTP/1.0 client: close-delimited, no chunking.
+    bool is_handler_owned = false;    // The handler may still touch this request.
+    bool is_closed_by_drain = false;  // Closed by the drain deadline, not by the client.
+    bool is_stream_raw = false;       // HTTP/1.0 client: close-delimited, no chunking.
     uint8_t pending_head = 0;
     uint8_t pending_count = 0;
     uint8_t segment_head = 0;

@@ -263,6 +263,7 @@ void Shard::sweep_deadlines() {
             continue;
         }
         if (is_drain_overdue) {
+            conn.is_closed_by_drain = true;
             conn_close(conn);
         } else if (conn.deadline != Deadline::none && now_ms_ >= conn.deadline_ms) {
             conn_on_deadline(conn);
@@ -673,6 +674,7 @@ void Shard::conn_open(int fd) {
     conn.segment_inflight_count = 0;
     conn.is_send_inflight = false;
     conn.is_handler_owned = false;
+    conn.is_closed_by_drain = false;
     conns_open_count_ += 1;
     metrics_.connections_active.set(conns_open_count_);
     conn_start_request(conn);

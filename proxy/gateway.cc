@@ -289,6 +289,7 @@ void Gateway::on_request(Conn& conn) {
         request->usage_format = info->format;
     }
     shard_.handler_take(conn, request);
+    metrics_.requests_started.add();
     if (!admit(*request, http)) {
         request_finish(*request, EndReason::local_error);  // No attempt made: no record.
         return;
@@ -581,6 +582,12 @@ uint32_t gateway_metrics_render(char* out, uint32_t capacity, const GatewayShare
         }
         return total;
     };
+    // Finished first: a request counted as finished was counted as started before it.
+    const uint64_t finished = sum(&GatewayMetrics::requests_finished);
+    const uint64_t started = sum(&GatewayMetrics::requests_started);
+    line("ringway_requests_in_flight", "gauge",
+         "Proxied requests taken and not yet finished (their usage record not yet queued).",
+         started > finished ? started - finished : 0);
     line("ringway_upstream_requests_total", "counter", "Attempts sent to upstreams.",
          sum(&GatewayMetrics::upstream_requests));
     line("ringway_upstream_retries_total", "counter",

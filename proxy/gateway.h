@@ -47,6 +47,8 @@ private:
 };
 
 struct GatewayMetrics {
+    Counter requests_started;   // Proxied requests taken from the core (/v1/...).
+    Counter requests_finished;  // ... and finished: the difference is in flight.
     Counter upstream_requests;  // Attempts sent upstream.
     Counter upstream_retries;   // Attempts after the first.
     Counter upstream_connects;  // New upstream connections.

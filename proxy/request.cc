@@ -47,6 +47,7 @@ void Gateway::request_finish(ProxyRequest& request, EndReason reason) {
     }
     request.is_finished = true;
     request.end_reason = reason;
+    metrics_.requests_finished.add();
     if (request.attempts_made > 0) {
         request_record(request, reason);
     }
@@ -187,9 +188,11 @@ void Gateway::on_client_gone(Conn& conn) {
     if (request->is_relaying_stream && !request->is_finished) {
         request->usage = request->scanner.usage();
     }
-    // Closed by the shutdown deadline rather than by the client (RULES §8). An already
-    // finished request is left as it is; it is released once its upstream let go.
-    request_finish(*request, shard_.is_draining() ? EndReason::shutdown : EndReason::client_gone);
+    // Closed by the drain deadline rather than by the client (RULES §8). A client that
+    // leaves while the gateway drains is still client_gone. An already finished request
+    // is left as it is; it is released once its upstream let go.
+    request_finish(*request,
+                   conn.is_closed_by_drain ? EndReason::shutdown : EndReason::client_gone);
     request_maybe_release(*request);
 }
 

@@ -200,12 +200,14 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
     const int64_t reached = mock_requests(mock.port());
     EXPECT_EQ(reached, admitted_total);
 
-    // Before shutdown: every record queued is committed, and the metrics say so.
+    // Before shutdown: every request finished (a client that left may be noticed a chunk
+    // later), every record queued is committed, and the metrics say so.
     MetricsScraper scraper(gateway.port());
     std::string metrics;
     EXPECT_TRUE(poll_until(Deadline::after_ms(10000), [&] {
         metrics = scraper.scrape(Deadline::after_ms(2000)).value_or("");
-        return metric_sum(metrics, "ringway_writer_rows_total") ==
+        return metric_sum(metrics, "ringway_requests_in_flight") == 0 &&
+               metric_sum(metrics, "ringway_writer_rows_total") ==
                    metric_sum(metrics, "ringway_usage_records_total") &&
                metric_sum(metrics, "ringway_usage_records_total") >= double(reached);
     })) << metrics;

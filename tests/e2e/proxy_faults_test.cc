@@ -7,7 +7,9 @@
 // the request ended.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "tests/e2e/proxy_support.h"
 
@@ -204,6 +206,7 @@ TEST_F(ProxyFaultsTest, ClientGoneMidStreamClosesTheUpstreamAndBillsAnEstimate) 
     })) << escape_bytes(client.unread());
     // The stream's connection is open (a pooled one may have been taken for it).
     EXPECT_GE(mock_connections_open(), 1);
+    EXPECT_EQ(gateway_.metric("ringway_requests_in_flight"), 1);
     const int64_t streaming_open = mock_connections_open();
     const auto left_at = Clock::now();
     client.close();
@@ -214,6 +217,8 @@ TEST_F(ProxyFaultsTest, ClientGoneMidStreamClosesTheUpstreamAndBillsAnEstimate) 
         << baseline_open << " before";
     const int64_t close_ms = elapsed_ms(left_at);
     EXPECT_LT(close_ms, 2000);
+    EXPECT_TRUE(poll_until(Deadline::after_ms(2000),
+                           [&] { return gateway_.metric("ringway_requests_in_flight") == 0; }));
     const Row row = only_row();
     EXPECT_EQ(row.at("end_reason"), "client_gone") << describe_row(row);
     EXPECT_EQ(row.at("usage_source"), "estimated");
@@ -225,6 +230,83 @@ TEST_F(ProxyFaultsTest, ClientGoneMidStreamClosesTheUpstreamAndBillsAnEstimate) 
         return db.scalar("SELECT quota_used FROM keys WHERE id = " + std::to_string(key_.id)) ==
                as_int(row, "total_tokens");
     }));
+}
+
+// SIGTERM while a stream is relayed (RULES §8): the drain lets it finish; a client that
+// leaves during the drain is client_gone, not shutdown; only a stream the drain deadline
+// cuts is recorded as shutdown. Each leaves one row and the process exits 0.
+class ProxyDrainTest : public ProxyFaultsTest {
+protected:
+    // Starts a slow stream and reads until two events arrived.
+    void start_stream(Client& client, int chunks, int delay_ms) {
+        const std::string body =
+            chat_body("gpt-4o-mini", true,
+                      R"("x_mock":{"chunks":)" + std::to_string(chunks) + R"(,"event-delay-ms":)" +
+                          std::to_string(delay_ms) + "}");
+        ASSERT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000)));
+        ASSERT_TRUE(client.send(post_request("/v1/chat/completions", body, key_.secret),
+                                Deadline::after_ms(5000)));
+        ASSERT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
+            (void)client.wait_readable(Deadline::after_ms(50));
+            std::string unused;
+            (void)client.read_response(Deadline::after_ms(1), false, &unused);
+            return sse_events(parse_raw_response(client.unread()).payload).size() >= 2;
+        })) << escape_bytes(client.unread());
+    }
+    void sigterm() { ASSERT_TRUE(gateway_.ringway().process().send_signal(SIGTERM)); }
+    void expect_clean_exit(int64_t within_ms) {
+        const auto status = gateway_.ringway().process().wait_exit(Deadline::after_ms(within_ms));
+        ASSERT_TRUE(status.has_value()) << "ringway did not exit within " << within_ms << " ms";
+        EXPECT_TRUE(status->is_exited && status->code == 0) << describe(*status) << "\n"
+                                                            << gateway_.ringway().stderr_text();
+    }
+};
+
+TEST_F(ProxyDrainTest, StreamInFlightAtSigtermFinishes) {
+    ASSERT_NO_FATAL_FAILURE(start({{"RINGWAY_SHUTDOWN_TIMEOUT_MS", "20000"}}));
+    Client client;
+    ASSERT_NO_FATAL_FAILURE(start_stream(client, 20, 20));
+    ASSERT_NO_FATAL_FAILURE(sigterm());
+    EXPECT_TRUE(client.wait_closed(Deadline::after_ms(10000))) << escape_bytes(client.unread());
+    const RawResponse raw = parse_raw_response(client.unread());
+    EXPECT_TRUE(raw.has_last_chunk) << escape_bytes(client.unread(), 2000);
+    const auto events = sse_events(raw.payload);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back(), "data: [DONE]");
+    ASSERT_NO_FATAL_FAILURE(expect_clean_exit(10000));
+    const Row row = only_row();
+    EXPECT_EQ(row.at("end_reason"), "complete") << describe_row(row);
+    EXPECT_EQ(row.at("usage_source"), "reported") << describe_row(row);
+}
+
+TEST_F(ProxyDrainTest, ClientLeavingDuringTheDrainIsClientGone) {
+    ASSERT_NO_FATAL_FAILURE(start({{"RINGWAY_SHUTDOWN_TIMEOUT_MS", "20000"}}));
+    Client client;
+    ASSERT_NO_FATAL_FAILURE(start_stream(client, 400, 50));  // 20 s unless cut.
+    ASSERT_NO_FATAL_FAILURE(sigterm());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    client.close();
+    // The drain ends with the last request, long before the 20 s deadline.
+    ASSERT_NO_FATAL_FAILURE(expect_clean_exit(5000));
+    const Row row = only_row();
+    EXPECT_EQ(row.at("end_reason"), "client_gone") << describe_row(row);
+    EXPECT_EQ(row.at("usage_source"), "estimated") << describe_row(row);
+}
+
+TEST_F(ProxyDrainTest, StreamCutByTheDrainDeadlineIsShutdown) {
+    ASSERT_NO_FATAL_FAILURE(start({{"RINGWAY_SHUTDOWN_TIMEOUT_MS", "500"}}));
+    Client client;
+    ASSERT_NO_FATAL_FAILURE(start_stream(client, 400, 50));
+    ASSERT_NO_FATAL_FAILURE(sigterm());
+    EXPECT_TRUE(client.wait_closed(Deadline::after_ms(5000)));
+    const RawResponse raw = parse_raw_response(client.unread());
+    EXPECT_FALSE(raw.has_last_chunk) << "a cut stream must not look complete";
+    ASSERT_NO_FATAL_FAILURE(expect_clean_exit(5000));
+    const Row row = only_row();
+    EXPECT_EQ(row.at("end_reason"), "shutdown") << describe_row(row);
+    EXPECT_EQ(row.at("usage_source"), "estimated") << describe_row(row);
+    EXPECT_GE(as_int(row, "completion_tokens"), 2);
+    EXPECT_LT(as_int(row, "completion_tokens"), 400);
 }
 
 class ProxyUpstreamAuthTest : public ProxyFaultsTest, public ::testing::WithParamInterface<int> {};
