@@ -260,6 +260,14 @@ protected:
         EXPECT_TRUE(status->is_exited && status->code == 0) << describe(*status) << "\n"
                                                             << gateway_.ringway().stderr_text();
     }
+    // The process exits 0 within `within_ms`, leaving one row that ended as said.
+    Row expect_exit_and_row(int64_t within_ms, const char* end_reason, const char* usage_source) {
+        expect_clean_exit(within_ms);
+        const Row row = only_row();
+        EXPECT_EQ(row.at("end_reason"), end_reason) << describe_row(row);
+        EXPECT_EQ(row.at("usage_source"), usage_source) << describe_row(row);
+        return row;
+    }
 };
 
 TEST_F(ProxyDrainTest, StreamInFlightAtSigtermFinishes) {
@@ -273,10 +281,7 @@ TEST_F(ProxyDrainTest, StreamInFlightAtSigtermFinishes) {
     const auto events = sse_events(raw.payload);
     ASSERT_FALSE(events.empty());
     EXPECT_EQ(events.back(), "data: [DONE]");
-    ASSERT_NO_FATAL_FAILURE(expect_clean_exit(10000));
-    const Row row = only_row();
-    EXPECT_EQ(row.at("end_reason"), "complete") << describe_row(row);
-    EXPECT_EQ(row.at("usage_source"), "reported") << describe_row(row);
+    (void)expect_exit_and_row(10000, "complete", "reported");
 }
 
 TEST_F(ProxyDrainTest, ClientLeavingDuringTheDrainIsClientGone) {
@@ -287,10 +292,7 @@ TEST_F(ProxyDrainTest, ClientLeavingDuringTheDrainIsClientGone) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     client.close();
     // The drain ends with the last request, long before the 20 s deadline.
-    ASSERT_NO_FATAL_FAILURE(expect_clean_exit(5000));
-    const Row row = only_row();
-    EXPECT_EQ(row.at("end_reason"), "client_gone") << describe_row(row);
-    EXPECT_EQ(row.at("usage_source"), "estimated") << describe_row(row);
+    (void)expect_exit_and_row(5000, "client_gone", "estimated");
 }
 
 TEST_F(ProxyDrainTest, StreamCutByTheDrainDeadlineIsShutdown) {
@@ -301,10 +303,7 @@ TEST_F(ProxyDrainTest, StreamCutByTheDrainDeadlineIsShutdown) {
     EXPECT_TRUE(client.wait_closed(Deadline::after_ms(5000)));
     const RawResponse raw = parse_raw_response(client.unread());
     EXPECT_FALSE(raw.has_last_chunk) << "a cut stream must not look complete";
-    ASSERT_NO_FATAL_FAILURE(expect_clean_exit(5000));
-    const Row row = only_row();
-    EXPECT_EQ(row.at("end_reason"), "shutdown") << describe_row(row);
-    EXPECT_EQ(row.at("usage_source"), "estimated") << describe_row(row);
+    const Row row = expect_exit_and_row(5000, "shutdown", "estimated");
     EXPECT_GE(as_int(row, "completion_tokens"), 2);
     EXPECT_LT(as_int(row, "completion_tokens"), 400);
 }
