@@ -44,6 +44,24 @@ protected:
         return parse_raw_response(client.unread());
     }
 
+    // Starts a slow stream (`chunks` events, `delay_ms` apart) and reads until `events`
+    // of them arrived.
+    void start_stream(Client& client, int chunks, int delay_ms, size_t events) {
+        const std::string body =
+            chat_body("gpt-4o-mini", true,
+                      R"("x_mock":{"chunks":)" + std::to_string(chunks) + R"(,"event-delay-ms":)" +
+                          std::to_string(delay_ms) + "}");
+        ASSERT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000)));
+        ASSERT_TRUE(client.send(post_request("/v1/chat/completions", body, key_.secret),
+                                Deadline::after_ms(5000)));
+        ASSERT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
+            (void)client.wait_readable(Deadline::after_ms(50));
+            std::string unused;
+            (void)client.read_response(Deadline::after_ms(1), false, &unused);  // Fills unread().
+            return sse_events(parse_raw_response(client.unread()).payload).size() >= events;
+        })) << escape_bytes(client.unread());
+    }
+
     Row only_row() {
         const auto rows = wait_usage_rows(gateway_.db_path(), key_.id, 1, Deadline::after_ms(5000));
         EXPECT_EQ(rows.size(), 1u);
@@ -194,16 +212,8 @@ TEST_F(ProxyFaultsTest, ClientGoneMidStreamClosesTheUpstreamAndBillsAnEstimate) 
         chat_body("gpt-4o-mini", true, R"("x_mock":{"chunks":200,"event-delay-ms":50})");
     const int64_t baseline_open = mock_connections_open();  // Pooled ones + the stats call.
     Client client;
-    ASSERT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000)));
-    ASSERT_TRUE(client.send(post_request("/v1/chat/completions", body, key_.secret),
-                            Deadline::after_ms(5000)));
     // Read until three events arrived, then leave.
-    ASSERT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
-        (void)client.wait_readable(Deadline::after_ms(50));
-        std::string unused;
-        (void)client.read_response(Deadline::after_ms(1), false, &unused);  // Fills the buffer.
-        return sse_events(parse_raw_response(client.unread()).payload).size() >= 3;
-    })) << escape_bytes(client.unread());
+    ASSERT_NO_FATAL_FAILURE(start_stream(client, 200, 50, 3));
     // The stream's connection is open (a pooled one may have been taken for it).
     EXPECT_GE(mock_connections_open(), 1);
     EXPECT_EQ(gateway_.metric("ringway_requests_in_flight"), 1);
@@ -237,22 +247,6 @@ TEST_F(ProxyFaultsTest, ClientGoneMidStreamClosesTheUpstreamAndBillsAnEstimate) 
 // cuts is recorded as shutdown. Each leaves one row and the process exits 0.
 class ProxyDrainTest : public ProxyFaultsTest {
 protected:
-    // Starts a slow stream and reads until two events arrived.
-    void start_stream(Client& client, int chunks, int delay_ms) {
-        const std::string body =
-            chat_body("gpt-4o-mini", true,
-                      R"("x_mock":{"chunks":)" + std::to_string(chunks) + R"(,"event-delay-ms":)" +
-                          std::to_string(delay_ms) + "}");
-        ASSERT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000)));
-        ASSERT_TRUE(client.send(post_request("/v1/chat/completions", body, key_.secret),
-                                Deadline::after_ms(5000)));
-        ASSERT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
-            (void)client.wait_readable(Deadline::after_ms(50));
-            std::string unused;
-            (void)client.read_response(Deadline::after_ms(1), false, &unused);
-            return sse_events(parse_raw_response(client.unread()).payload).size() >= 2;
-        })) << escape_bytes(client.unread());
-    }
     void sigterm() { ASSERT_TRUE(gateway_.ringway().process().send_signal(SIGTERM)); }
     void expect_clean_exit(int64_t within_ms) {
         const auto status = gateway_.ringway().process().wait_exit(Deadline::after_ms(within_ms));
@@ -273,7 +267,7 @@ protected:
 TEST_F(ProxyDrainTest, StreamInFlightAtSigtermFinishes) {
     ASSERT_NO_FATAL_FAILURE(start({{"RINGWAY_SHUTDOWN_TIMEOUT_MS", "20000"}}));
     Client client;
-    ASSERT_NO_FATAL_FAILURE(start_stream(client, 20, 20));
+    ASSERT_NO_FATAL_FAILURE(start_stream(client, 20, 20, 2));
     ASSERT_NO_FATAL_FAILURE(sigterm());
     EXPECT_TRUE(client.wait_closed(Deadline::after_ms(10000))) << escape_bytes(client.unread());
     const RawResponse raw = parse_raw_response(client.unread());
@@ -287,7 +281,7 @@ TEST_F(ProxyDrainTest, StreamInFlightAtSigtermFinishes) {
 TEST_F(ProxyDrainTest, ClientLeavingDuringTheDrainIsClientGone) {
     ASSERT_NO_FATAL_FAILURE(start({{"RINGWAY_SHUTDOWN_TIMEOUT_MS", "20000"}}));
     Client client;
-    ASSERT_NO_FATAL_FAILURE(start_stream(client, 400, 50));  // 20 s unless cut.
+    ASSERT_NO_FATAL_FAILURE(start_stream(client, 400, 50, 2));  // 20 s unless cut.
     ASSERT_NO_FATAL_FAILURE(sigterm());
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     client.close();
@@ -298,7 +292,7 @@ TEST_F(ProxyDrainTest, ClientLeavingDuringTheDrainIsClientGone) {
 TEST_F(ProxyDrainTest, StreamCutByTheDrainDeadlineIsShutdown) {
     ASSERT_NO_FATAL_FAILURE(start({{"RINGWAY_SHUTDOWN_TIMEOUT_MS", "500"}}));
     Client client;
-    ASSERT_NO_FATAL_FAILURE(start_stream(client, 400, 50));
+    ASSERT_NO_FATAL_FAILURE(start_stream(client, 400, 50, 2));
     ASSERT_NO_FATAL_FAILURE(sigterm());
     EXPECT_TRUE(client.wait_closed(Deadline::after_ms(5000)));
     const RawResponse raw = parse_raw_response(client.unread());
