@@ -45,6 +45,11 @@ constexpr uint32_t timer_sweep_ms = 25;
 constexpr uint32_t response_head_bytes_max = 1024;
 constexpr uint32_t metrics_text_bytes_max = 64 * 1024;
 
+// GET /v1/models: distinct models listed at most, and the longest model (or channel) name
+// listed; a JSON-escaped byte is at most 6 bytes (\u00XX).
+constexpr uint32_t models_listed_max = 256;
+constexpr uint32_t model_name_bytes_max = 200;
+
 // TLS session cache (proxy/tls): hosts with a remembered session per context (one context
 // serves one channel, so a handful is plenty; the oldest is evicted), and the longest host
 // accepted (a DNS name is at most 253 characters, RFC 1035 2.3.4; an IPv6 literal 45).

@@ -192,60 +192,70 @@ void Gateway::on_request_thunk(void* context, Conn& conn) {
 
 // GET /v1/models: the models of every enabled channel the key may use, in OpenAI's list
 // format. Answered by the gateway itself (no upstream, no usage record).
-void Gateway::serve_models(Conn& conn, const ParsedRequest& http) {
-    (void)http;
-    ProxyRequest* request = static_cast<ProxyRequest*>(conn.handler_request);
+// GET /v1/models: the models of the enabled channels this key may use, in OpenAI's list
+// format, each once. Sized by a first pass, written by a second: never truncated. Ends
+// through request_finish like every other gateway request (no attempt, so no record).
+void Gateway::serve_models(ProxyRequest& request) {
+    Conn& conn = *request.conn;
     const Snapshot* snapshot = shared_.snapshots->acquire(shard_.index());
-    const KeyEntry* key = snapshot != nullptr ? snapshot->find_key_by_id(request->key_id) : nullptr;
-    char* out = static_cast<char*>(conn.arena.alloc(64 * 1024, 1));
-    if (out == nullptr || key == nullptr) {
+    const KeyEntry* key = snapshot != nullptr ? snapshot->find_key_by_id(request.key_id) : nullptr;
+    char* out = nullptr;
+    uint32_t used = 0;
+    auto put = [&](std::string_view text) {
+        if (out != nullptr) {
+            std::memcpy(out + used, text.data(), text.size());
+        }
+        used += static_cast<uint32_t>(text.size());
+    };
+    auto write_list = [&] {
+        used = 0;
+        put("{\"object\":\"list\",\"data\":[");
+        bool is_first = true;
+        uint32_t listed = 0;
+        std::string_view seen[models_listed_max];
+        for (const ChannelEntry& channel : snapshot->channels()) {
+            if (!channel.is_enabled) {
+                continue;
+            }
+            for (const std::string& model : channel.models) {
+                if (!key->allows_model(model) || model.size() > model_name_bytes_max) {
+                    continue;
+                }
+                bool is_duplicate = false;
+                for (uint32_t i = 0; i < listed; i++) {
+                    is_duplicate = is_duplicate || seen[i] == model;
+                }
+                if (is_duplicate || listed == models_listed_max) {
+                    continue;
+                }
+                seen[listed++] = model;
+                put(is_first ? "{\"id\":\"" : ",{\"id\":\"");
+                is_first = false;
+                char escaped[model_name_bytes_max * 6];
+                char* end = json_escape_write(escaped, model);
+                put({escaped, static_cast<size_t>(end - escaped)});
+                put("\",\"object\":\"model\",\"created\":0,\"owned_by\":\"");
+                end = json_escape_write(escaped, channel.name.substr(0, model_name_bytes_max));
+                put({escaped, static_cast<size_t>(end - escaped)});
+                put("\"}");
+            }
+        }
+        put("]}");
+    };
+    if (key != nullptr) {
+        write_list();  // Sizing pass.
+        out = static_cast<char*>(conn.arena.alloc(used, 1));
+    }
+    if (out == nullptr) {
         shared_.snapshots->quiesce(shard_.index());
         shard_.respond_error(conn, 503, "overloaded", "The gateway is out of memory.");
+        request_finish(request, EndReason::local_error);
         return;
     }
-    uint32_t used = 0;
-    const uint32_t capacity = 64 * 1024;
-    auto put = [&](std::string_view text) {
-        if (used + text.size() <= capacity) {
-            std::memcpy(out + used, text.data(), text.size());
-            used += static_cast<uint32_t>(text.size());
-        }
-    };
-    put("{\"object\":\"list\",\"data\":[");
-    bool is_first = true;
-    uint32_t listed = 0;
-    std::string_view seen[256];
-    for (const ChannelEntry& channel : snapshot->channels()) {
-        if (!channel.is_enabled) {
-            continue;
-        }
-        for (const std::string& model : channel.models) {
-            if (!key->allows_model(model) || model.size() > 200) {
-                continue;
-            }
-            bool is_duplicate = false;
-            for (uint32_t i = 0; i < listed; i++) {
-                is_duplicate = is_duplicate || seen[i] == model;
-            }
-            if (is_duplicate || listed == 256) {
-                continue;
-            }
-            seen[listed++] = model;
-            put(is_first ? "{\"id\":\"" : ",{\"id\":\"");
-            is_first = false;
-            char escaped[1300];
-            char* end = json_escape_write(escaped, model);
-            put({escaped, static_cast<size_t>(end - escaped)});
-            put("\",\"object\":\"model\",\"created\":0,\"owned_by\":\"");
-            end = json_escape_write(escaped, channel.name.substr(0, 200));
-            put({escaped, static_cast<size_t>(end - escaped)});
-            put("\"}");
-        }
-    }
-    put("]}");
+    write_list();
     shared_.snapshots->quiesce(shard_.index());
-    shard_.handler_release(conn);
     shard_.respond(conn, 200, json_type, {out, used}, {});
+    request_finish(request, EndReason::complete);
 }
 
 // Admission. Every refusal here happens before an upstream is contacted, so it leaves
@@ -295,7 +305,7 @@ void Gateway::on_request(Conn& conn) {
         return;
     }
     if (is_models) {
-        serve_models(conn, http);
+        serve_models(*request);
         return;
     }
     attempt_start(*request);

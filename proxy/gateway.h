@@ -100,7 +100,7 @@ private:
 
     // Request admission (gateway.cc).
     void on_request(Conn& conn);
-    void serve_models(Conn& conn, const ParsedRequest& http);
+    void serve_models(ProxyRequest& request);
     bool admit(ProxyRequest& request, const ParsedRequest& http);
     bool route(ProxyRequest& request, const Snapshot& snapshot);
 

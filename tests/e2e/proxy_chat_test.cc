@@ -331,6 +331,8 @@ TEST_F(ProxyChatTest, ModelsListIsServedByTheGatewayPerKey) {
     const Response anonymous = gateway_.call(get_with_key("/v1/models", ""));
     EXPECT_EQ(anonymous.status, 401);
     EXPECT_EQ(mock_requests(mock_.port()), 0) << "the models list went upstream";
+    // Listing models is a finished request like any other: the gauge comes back to zero.
+    EXPECT_EQ(gateway_.metric("ringway_requests_in_flight"), 0);
 }
 
 TEST_F(ProxyChatTest, KeepAliveClientReusesPooledUpstreamConnection) {
