@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -1759,7 +1760,10 @@ bool AdminServer::start(const Config& config, Writer& writer, Catalog& catalog, 
                 ? ntohs(reinterpret_cast<const sockaddr_in6&>(bound).sin6_port)
                 : ntohs(reinterpret_cast<const sockaddr_in&>(bound).sin_port);
     impl_ = std::make_unique<Impl>(config.admin_token, writer, catalog, queries);
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "rw-admin");
+        run();
+    });
     RW_LOG_INFO("event=admin_listening admin=%s", listen_text_.c_str());
     RW_ASSERT(port_ != 0);
     return true;

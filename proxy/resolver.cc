@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <chrono>
@@ -189,7 +190,10 @@ void Resolver::start(SnapshotPublisher& snapshots, uint32_t reader_index, uint32
     reader_index_ = reader_index;
     refresh_ms_ = refresh_ms;
     rebuild();
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "rw-resolver");
+        run();
+    });
 }
 
 void Resolver::stop() {
