@@ -163,6 +163,7 @@ private:
     int64_t date_second_ = -1;
     char date_line_[date_line_bytes + 1] = {};  // Refreshed when the second changes.
     uint64_t next_sweep_ms_ = 0;
+    uint64_t clock_slack_ms_ = 0;  // clock_ms()'s resolution: a sweep this close is due.
     uint64_t drain_deadline_ms_ = 0;
 
     ParserLimits parser_limits_;

@@ -4,7 +4,10 @@
 // 2xx request, so request counts are compared as differences of differences.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/harness.h"
@@ -196,6 +199,26 @@ TEST_F(Metrics, LoopIterationsAdvancePerShard) {
         metric_value(scrape(), "ringway_loop_iterations_total", {{"shard", "0"}}).value_or(-1);
     EXPECT_GT(first, 0);
     EXPECT_GT(second, first) << "the loop counter did not move while serving";
+}
+
+// An idle shard wakes for its deadline sweep (every 25 ms) and for nothing else: about 40
+// loop turns a second plus the scrapes. A loop that re-slept in 1 ms steps until the coarse
+// clock caught up with the sweep made ~140. The bound only caps wake-ups; a slow machine
+// makes fewer, never more.
+TEST_F(Metrics, IdleShardWakesOnlyForTheSweep) {
+    start({{"RINGWAY_SHARDS", "1"}});
+    const std::map<std::string, std::string> shard0{{"shard", "0"}};
+    const double first =
+        metric_value(scrape(), "ringway_loop_iterations_total", shard0).value_or(-1);
+    const auto start = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+    const double second =
+        metric_value(scrape(), "ringway_loop_iterations_total", shard0).value_or(-1);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ASSERT_GT(first, 0);
+    EXPECT_LE((second - first) / seconds, 60.0)
+        << (second - first) << " loop turns in " << seconds << " s of idle";
 }
 
 TEST_F(Metrics, ParseErrorsAreCountedByKind) {
