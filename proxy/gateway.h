@@ -114,7 +114,7 @@ private:
     UpstreamConn* upstream_open(ProxyRequest& request);
     void upstream_submit_connect(UpstreamConn& upstream);
     void upstream_submit_send(UpstreamConn& upstream);
-    void upstream_submit_recv(UpstreamConn& upstream);
+    void upstream_submit_recv(UpstreamConn& upstream, bool is_socket_empty = false);
     void upstream_close(UpstreamConn& upstream);
     void upstream_release_to_pool(UpstreamConn& upstream);
     void upstream_maybe_finish(UpstreamConn& upstream);

@@ -259,11 +259,17 @@ void Gateway::upstream_submit_send(UpstreamConn& upstream) {
     upstream.inflight_sqes += 1;
 }
 
-void Gateway::upstream_submit_recv(UpstreamConn& upstream) {
+// `is_socket_empty`: the answer cannot be there yet (the request is being sent in the
+// same batch), so the kernel arms its poll at once instead of trying a recv that can only
+// fail first (IORING_RECVSEND_POLL_FIRST).
+void Gateway::upstream_submit_recv(UpstreamConn& upstream, bool is_socket_empty) {
     RW_ASSERT(!upstream.is_recv_inflight);
     io_uring_sqe* sqe = shard_.sqe_get();
     io_uring_prep_recv(sqe, upstream.fd, nullptr, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
+    if (is_socket_empty) {
+        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    }
     sqe->buf_group = shard_.buf_ring().group_id();
     io_uring_sqe_set_data64(sqe, tag_pack({Op::handler_recv, upstream.gen, upstream.slot}));
     upstream.is_recv_inflight = true;
@@ -351,7 +357,7 @@ void Gateway::upstream_release_to_pool(UpstreamConn& upstream) {
     state.idle_head = upstream.slot;
     state.idle_count += 1;
     if (!upstream.is_recv_inflight) {
-        upstream_submit_recv(upstream);
+        upstream_submit_recv(upstream, true);  // The answer was read to its last byte.
     }
 }
 
@@ -421,7 +427,8 @@ void Gateway::on_upstream_connect(UpstreamConn& upstream, int result) {
     upstream.state = UpstreamState::sending;
     upstream.deadline_ms = shard_.now_ms() + config_.upstream_first_byte_timeout_ms;
     upstream_submit_send(upstream);
-    upstream_submit_recv(upstream);  // Armed now: the answer may come before the send CQE.
+    // Armed now: the answer may come before the send CQE.
+    upstream_submit_recv(upstream, true);
 }
 
 // Moves the ciphertext OpenSSL produced into the request's arena and sends it. One send
