@@ -235,6 +235,9 @@ int run_server() {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
+    if (!io_uring_probe(error)) {
+        die(error);
+    }
     std::vector<int> listen_fds;
     if (!open_listeners(config.listen, config.shards, listen_fds, error)) {
         die(error);

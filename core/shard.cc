@@ -109,20 +109,22 @@ Shard::~Shard() {
     }
 }
 
-bool Shard::setup(std::string& error) {
+namespace {
+
+// One thread submits (SINGLE_ISSUER) and completions are run only when it waits
+// (DEFER_TASKRUN): no task-work interrupts mid-turn. Both need Linux 6.1; older kernels
+// fall back to COOP_TASKRUN. False with `error` naming the cause, the ring not set up.
+bool ring_open(io_uring& ring, uint32_t entries, std::string& error) {
     io_uring_params params;
     std::memset(&params, 0, sizeof(params));
-    // One thread submits (SINGLE_ISSUER) and completions are run only when it waits
-    // (DEFER_TASKRUN): no task-work interrupts mid-turn. Both need Linux 6.1; older
-    // kernels fall back to COOP_TASKRUN.
     params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
-    params.cq_entries = ring_entries * 4;
-    int rc = io_uring_queue_init_params(ring_entries, &ring_, &params);
+    params.cq_entries = entries * 4;
+    int rc = io_uring_queue_init_params(entries, &ring, &params);
     if (rc == -EINVAL) {
         std::memset(&params, 0, sizeof(params));
         params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE;
-        params.cq_entries = ring_entries * 4;
-        rc = io_uring_queue_init_params(ring_entries, &ring_, &params);
+        params.cq_entries = entries * 4;
+        rc = io_uring_queue_init_params(entries, &ring, &params);
     }
     if (rc < 0) {
         if (rc == -EPERM || rc == -EACCES) {
@@ -137,13 +139,32 @@ bool Shard::setup(std::string& error) {
         error += std::strerror(-rc);
         return false;
     }
-    is_ring_ready_ = true;
     if ((params.features & IORING_FEAT_EXT_ARG) == 0) {
+        io_uring_queue_exit(&ring);
         error = "this kernel's io_uring lacks IORING_FEAT_EXT_ARG (Linux 5.11+ required)";
         return false;
     }
-    rc = buf_ring_.init(&ring_, 0, static_cast<uint16_t>(config_.recv_buffers),
-                        config_.recv_buffer_bytes);
+    return true;
+}
+
+}  // namespace
+
+bool io_uring_probe(std::string& error) {
+    io_uring ring;
+    if (!ring_open(ring, 8, error)) {
+        return false;
+    }
+    io_uring_queue_exit(&ring);
+    return true;
+}
+
+bool Shard::setup(std::string& error) {
+    if (!ring_open(ring_, ring_entries, error)) {
+        return false;
+    }
+    is_ring_ready_ = true;
+    const int rc = buf_ring_.init(&ring_, 0, static_cast<uint16_t>(config_.recv_buffers),
+                                  config_.recv_buffer_bytes);
     if (rc < 0) {
         error = std::string("cannot register the provided buffer ring (Linux 5.19+ required): ") +
                 std::strerror(-rc);

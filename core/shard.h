@@ -25,6 +25,11 @@ namespace rw {
 
 class Shard;
 
+// Sets up and tears down a small ring the way every shard will, so main() can refuse to
+// start (io_uring disabled by sysctl or seccomp, too old a kernel) before touching
+// storage or logging anything. False with one line of `error` naming the cause.
+[[nodiscard]] bool io_uring_probe(std::string& error);
+
 // What every shard shares: read-only config, the metrics of all shards (for /metrics)
 // and the process-wide flags. Owned by main(); outlives the shards.
 struct ServerShared {

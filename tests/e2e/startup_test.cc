@@ -28,12 +28,17 @@ struct RunResult {
     std::string err;
 };
 
-// Runs ringway to completion (it must exit within 5 s).
-std::optional<RunResult> run_to_exit(const std::vector<std::string>& args, const EnvList& env) {
+// Runs ringway to completion (it must exit within 5 s), directly or as the program of
+// `wrapper` (which then gets ringway's path as its first argument).
+std::optional<RunResult> run_to_exit(const std::vector<std::string>& args, const EnvList& env,
+                                     const std::string& wrapper = "") {
     Process process;
     SpawnOptions options;
-    options.program = ringway_path();
+    options.program = wrapper.empty() ? ringway_path() : wrapper;
     options.args = args;
+    if (!wrapper.empty()) {
+        options.args.insert(options.args.begin(), ringway_path());
+    }
     options.env = env;
     TempDir temp_dir;
     options.working_dir = temp_dir.path();
@@ -307,6 +312,22 @@ TEST(Startup, PortHeldByAnotherProgramFails) {
     EXPECT_NE(result->err.find(std::to_string(holder.port())), std::string::npos)
         << "the message should name the address:\n"
         << result->err;
+}
+
+// io_uring refused (a seccomp profile, kernel.io_uring_disabled): one line naming the
+// cause and a non-zero exit, before anything is served.
+TEST(Startup, IoUringRefusedFailsWithOneLineNamingIt) {
+    TempDir temp_dir;
+    const std::optional<RunResult> result = run_to_exit(
+        {}, {{"RINGWAY_LISTEN", "127.0.0.1:0"}, {"RINGWAY_DB", temp_dir.path() + "/ringway.db"}},
+        RW_DENY_IO_URING_BIN);
+    ASSERT_TRUE(result.has_value());
+    EXPECT_TRUE(result->status.is_exited) << describe(result->status);
+    ASSERT_NE(result->status.code, 2) << "the seccomp wrapper failed:\n" << result->err;
+    EXPECT_NE(result->status.code, 0);
+    EXPECT_EQ(result->err.find("event=ready"), std::string::npos);
+    EXPECT_EQ(non_empty_lines(result->err).size(), 1u) << result->err;
+    EXPECT_NE(result->err.find("io_uring is disabled"), std::string::npos) << result->err;
 }
 
 TEST(Startup, PortHeldByAnotherRingwayFails) {
