@@ -16,8 +16,14 @@ struct Counter {
     void add(uint64_t n = 1) {
         value.store(value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
+    // An increment that publishes: a reader whose get_acquire() sees it also sees every
+    // store this shard made before it (other counters included).
+    void add_release(uint64_t n = 1) {
+        value.store(value.load(std::memory_order_relaxed) + n, std::memory_order_release);
+    }
     void set(uint64_t n) { value.store(n, std::memory_order_relaxed); }
     uint64_t get() const { return value.load(std::memory_order_relaxed); }
+    uint64_t get_acquire() const { return value.load(std::memory_order_acquire); }
 };
 
 constexpr uint32_t status_class_count = 5;  // 1xx .. 5xx

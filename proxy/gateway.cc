@@ -592,8 +592,15 @@ uint32_t gateway_metrics_render(char* out, uint32_t capacity, const GatewayShare
         }
         return total;
     };
-    // Finished first: a request counted as finished was counted as started before it.
-    const uint64_t finished = sum(&GatewayMetrics::requests_finished);
+    // Finished first (acquire, paired with request_finish's release): every request it
+    // counts was counted as started, and its usage record and tokens, read below, are in
+    // their counters. A gauge at 0 therefore means no record is still to come.
+    uint64_t finished = 0;
+    for (uint32_t i = 0; i < shard_count; i++) {
+        if (shared.metrics[i] != nullptr) {
+            finished += shared.metrics[i]->requests_finished.get_acquire();
+        }
+    }
     const uint64_t started = sum(&GatewayMetrics::requests_started);
     line("ringway_requests_in_flight", "gauge",
          "Proxied requests taken and not yet finished (their usage record not yet queued).",

@@ -47,10 +47,12 @@ void Gateway::request_finish(ProxyRequest& request, EndReason reason) {
     }
     request.is_finished = true;
     request.end_reason = reason;
-    metrics_.requests_finished.add();
     if (request.attempts_made > 0) {
         request_record(request, reason);
     }
+    // Counted finished only once its record and tokens are counted, and published with
+    // release: a scrape that reads the in-flight gauge at 0 (acquire) reads every record.
+    metrics_.requests_finished.add_release();
     // A request that never reached an upstream (refused at admission, no free connection)
     // spent nothing: no record, and request_maybe_release gives its queue slot back.
     if (request.holds_concurrency) {
