@@ -126,17 +126,26 @@ int run_one(uint16_t port, int kind, const std::string& secret, Tally& tally) {
                 }
                 return raw.status;
             }
-            // Leave after the first event (or read a refusal whole).
-            RawResponse raw;
+            // Leave after the first event (or read a refusal whole: read_response consumes
+            // a complete answer, so its status is taken from there).
+            int status = 0;
             poll_until(Deadline::after_ms(5000), [&] {
                 (void)client.wait_readable(Deadline::after_ms(20));
                 std::string unused;
-                (void)client.read_response(Deadline::after_ms(1), false, &unused);
-                raw = parse_raw_response(client.unread());
+                const auto whole = client.read_response(Deadline::after_ms(1), false, &unused);
+                if (whole.has_value()) {
+                    status = whole->status;
+                    return true;
+                }
+                const RawResponse raw = parse_raw_response(client.unread());
+                status = raw.status;
                 return raw.status != 0 && (raw.status != 200 || !sse_events(raw.payload).empty());
             });
             client.close();
-            return raw.status;
+            if (status == 0) {
+                tally.problem("kind " + n + ": no answer");
+            }
+            return status;
         }
         default: return 0;
     }
@@ -155,8 +164,19 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
     ASSERT_EQ(gateway.wait_channels_routable().at("main").status, 200);
     const Key keys[3] = {gateway.create_key(R"({"name":"a"})"),
                          gateway.create_key(R"({"name":"b","quota_tokens":100000000})"),
-                         gateway.create_key(R"({"name":"small","quota_tokens":600})")};
+                         gateway.create_key(R"({"name":"small","quota_tokens":100})")};
     ASSERT_NO_FATAL_FAILURE(mock_reset(mock.port()));
+    // The probes' records, counted once they are all queued and committed: the load's
+    // records are then exactly the ones above this baseline.
+    MetricsScraper scraper(gateway.port());
+    std::string metrics;
+    ASSERT_TRUE(poll_until(Deadline::after_ms(10000), [&] {
+        metrics = scraper.scrape(Deadline::after_ms(2000)).value_or("");
+        return !metrics.empty() && metric_sum(metrics, "ringway_requests_in_flight") == 0 &&
+               metric_sum(metrics, "ringway_writer_rows_total") ==
+                   metric_sum(metrics, "ringway_usage_records_total");
+    })) << metrics;
+    const double records_before = metric_sum(metrics, "ringway_usage_records_total");
 
     Tally tally;
     std::vector<std::thread> workers;
@@ -164,7 +184,11 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
         workers.emplace_back([&, t] {
             for (int i = 0; i < requests_per_thread; i++) {
                 const int kind = (i + t) % kind_count;
-                // The small key gets every 7th request: it runs out of quota part-way.
+                // The small key gets every 7th request and runs out of quota part-way,
+                // whatever the threads' pace: thread 0's own small-key requests before its
+                // last one (i = 45) cost 139 tokens (a truncated answer 30, a chat stream
+                // 54, embeddings 13, a reset stream 42), each charged before its client
+                // saw the end; so that last one at least is refused.
                 const Key& key = (i % 7 == 3) ? keys[2] : keys[(i + t) % 2];
                 const int status = run_one(gateway.port(), kind, key.secret, tally);
                 const std::lock_guard lock(tally.mutex);
@@ -201,15 +225,15 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
     EXPECT_EQ(reached, admitted_total);
 
     // Before shutdown: every request finished (a client that left may be noticed a chunk
-    // later), every record queued is committed, and the metrics say so.
-    MetricsScraper scraper(gateway.port());
-    std::string metrics;
+    // later), its record queued (the gauge drops only after that) and committed, one
+    // record per request that reached the mock, and the metrics say so.
     EXPECT_TRUE(poll_until(Deadline::after_ms(10000), [&] {
         metrics = scraper.scrape(Deadline::after_ms(2000)).value_or("");
-        return metric_sum(metrics, "ringway_requests_in_flight") == 0 &&
+        return !metrics.empty() && metric_sum(metrics, "ringway_requests_in_flight") == 0 &&
                metric_sum(metrics, "ringway_writer_rows_total") ==
                    metric_sum(metrics, "ringway_usage_records_total") &&
-               metric_sum(metrics, "ringway_usage_records_total") >= double(reached);
+               metric_sum(metrics, "ringway_usage_records_total") >=
+                   records_before + double(reached);
     })) << metrics;
     const double records = metric_sum(metrics, "ringway_usage_records_total");
     const double prompt_metric = metric_sum(metrics, "ringway_tokens_prompt_total");
@@ -221,6 +245,30 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
     Db db(gateway.db_path());
     ASSERT_TRUE(db.ok()) << db.error();
     const std::string probe = std::to_string(gateway.probe_key().id);
+    // On any failure below: the rows by how they ended, so the odd one can be named.
+    struct Breakdown {
+        Db& db;
+        const std::string& probe;
+        double records;
+        ~Breakdown() {
+            if (!::testing::Test::HasFailure()) {
+                return;
+            }
+            std::string text =
+                "usage_logs by end_reason, usage_source, status (records at the "
+                "final scrape: " +
+                std::to_string(int64_t(records)) + "):\n";
+            for (const Row& row : db.query(
+                     "SELECT key_id = " + probe +
+                     " AS probe, endpoint, end_reason, usage_source, status, COUNT(*) AS rows, "
+                     "SUM(prompt_tokens) AS prompt, SUM(completion_tokens) AS completion, "
+                     "MIN(prompt_tokens) AS prompt_min, MAX(prompt_tokens) AS prompt_max "
+                     "FROM usage_logs GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5")) {
+                text += "  " + describe_row(row) + "\n";
+            }
+            std::printf("%s", text.c_str());
+        }
+    } breakdown{db, probe, records};
     EXPECT_EQ(db.scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id != " + probe), reached);
     EXPECT_EQ(double(db.scalar("SELECT COUNT(*) FROM usage_logs")), records);
     EXPECT_EQ(double(db.scalar("SELECT COALESCE(SUM(prompt_tokens), 0) FROM usage_logs")),
