@@ -5,6 +5,7 @@
 #include "storage/writer.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -372,6 +373,14 @@ bool Writer::commit_batch_statements() {
         s.bind_text(18, record_text(record.request_id));
         if (!db_.step_done(s)) {
             return false;
+        }
+        if ((index + 1) % writer_yield_rows == 0) {
+            // The writer usually shares a core with a shard. A 512-row batch is ~2.5 ms of
+            // CPU, and a shard woken by I/O meanwhile was not let in until it ended (json
+            // c=1 p99 on one CPU: 880-980 us; nice +10 or SCHED_BATCH on the writer did not
+            // change it). Yielding every few rows lets a waiting shard in within ~0.15 ms
+            // (p99 183 us); with nothing waiting the call returns at once.
+            sched_yield();
         }
     }
     uint64_t key_total_tokens = 0;
