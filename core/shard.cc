@@ -521,6 +521,13 @@ void Shard::on_recv(Conn& conn, const io_uring_cqe& cqe) {
             conn_process_input(conn);  // Answers complete requests already received.
         } else if (conn.state == ConnState::lingering) {
             conn_close(conn);
+        } else if (conn.state == ConnState::handling && conn.is_handler_owned) {
+            // The client closed while its request waits on an upstream: it has gone, as
+            // nginx (proxy_ignore_client_abort off) and Go's net/http judge it too. The
+            // handler stops the upstream now instead of at the next byte it would relay,
+            // which may be minutes away while a reasoning model thinks. Requests the core
+            // answers itself still complete after a half-close.
+            conn_close(conn);
         }
         return;
     }

@@ -242,6 +242,42 @@ TEST_F(ProxyFaultsTest, ClientGoneMidStreamClosesTheUpstreamAndBillsAnEstimate) 
     }));
 }
 
+// A client that closes its side (FIN, even a half-close) while the upstream has not
+// answered yet is gone, as nginx and Go's net/http judge it: the upstream request is
+// cancelled at once rather than when its first byte (minutes away for a reasoning model)
+// fails to reach the client. Nothing was relayed and no 2xx head came: nothing is charged.
+TEST_F(ProxyFaultsTest, ClientClosingBeforeTheFirstByteCancelsTheUpstream) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    Client client;
+    ASSERT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000)));
+    ASSERT_TRUE(client.send(
+        post_request("/v1/chat/completions",
+                     chat_body("gpt-4o-mini", true, R"("x_mock":{"first-byte-delay-ms":30000})"),
+                     key_.secret),
+        Deadline::after_ms(5000)));
+    ASSERT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
+        return mock_requests(mock_.port()) == 1 &&
+               gateway_.metric("ringway_requests_in_flight") == 1;
+    }));
+    const int64_t waiting_open = mock_connections_open();
+    const auto left_at = Clock::now();
+    client.shutdown_write();
+    EXPECT_TRUE(poll_until(Deadline::after_ms(3000),
+                           [&] { return mock_connections_open() == waiting_open - 1; }))
+        << "the upstream connection outlived the client: " << mock_connections_open() << " open, "
+        << waiting_open << " while waiting";
+    EXPECT_LT(elapsed_ms(left_at), 3000);
+    EXPECT_TRUE(client.wait_closed(Deadline::after_ms(3000)));
+    EXPECT_EQ(client.unread(), "") << "nothing was there to answer";
+    EXPECT_TRUE(poll_until(Deadline::after_ms(2000),
+                           [&] { return gateway_.metric("ringway_requests_in_flight") == 0; }));
+    const Row row = only_row();
+    EXPECT_EQ(row.at("end_reason"), "client_gone") << describe_row(row);
+    EXPECT_EQ(row.at("usage_source"), "unknown");
+    EXPECT_EQ(as_int(row, "total_tokens"), 0);
+    EXPECT_EQ(mock_requests(mock_.port()), 1);  // Not retried elsewhere.
+}
+
 // SIGTERM while a stream is relayed (RULES §8): the drain lets it finish; a client that
 // leaves during the drain is client_gone, not shutdown; only a stream the drain deadline
 // cuts is recorded as shutdown. Each leaves one row and the process exits 0.
