@@ -190,8 +190,6 @@ void Gateway::on_request_thunk(void* context, Conn& conn) {
     static_cast<Gateway*>(context)->on_request(conn);
 }
 
-// GET /v1/models: the models of every enabled channel the key may use, in OpenAI's list
-// format. Answered by the gateway itself (no upstream, no usage record).
 // GET /v1/models: the models of the enabled channels this key may use, in OpenAI's list
 // format, each once. Sized by a first pass, written by a second: never truncated. Ends
 // through request_finish like every other gateway request (no attempt, so no record).
