@@ -191,8 +191,10 @@ void Gateway::on_request_thunk(void* context, Conn& conn) {
 }
 
 // GET /v1/models: the models of the enabled channels this key may use, in OpenAI's list
-// format, each once. Sized by a first pass, written by a second: never truncated. Ends
-// through request_finish like every other gateway request (no attempt, so no record).
+// format, each once: the first models_listed_max distinct names of at most
+// model_name_bytes_max bytes. Sized by a first pass and written by a second, so the JSON
+// is never cut short. Ends through request_finish like every other gateway request (no
+// attempt, so no record).
 void Gateway::serve_models(ProxyRequest& request) {
     Conn& conn = *request.conn;
     const Snapshot* snapshot = shared_.snapshots->acquire(shard_.index());
