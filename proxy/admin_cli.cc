@@ -85,9 +85,11 @@ constexpr const char* usage_text =
     "  ringway channel list | channel show ID | channel remove ID\n"
     "  ringway channel update ID [--priority N] [--weight N] [--enabled|--disabled]\n"
     "                     [--api-key-env VAR] [--models a,b] [--base-url URL]\n"
-    "  ringway usage [--key ID] [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD]\n"
-    "  ringway logs [--key ID] [--limit N] [--before ID]\n"
+    "  ringway usage [--key ID|NAME] [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD]\n"
+    "  ringway logs [--key ID|NAME] [--limit N] [--before ID]\n"
     "Every command accepts --json (print the API's JSON as is).\n"
+    "--key ID|NAME: all digits is a key id; anything else is the name of exactly one key\n"
+    "(revoked keys count).\n"
     "The server is found at RINGWAY_ADMIN_LISTEN (default 127.0.0.1:8081) and authorised\n"
     "with RINGWAY_ADMIN_TOKEN.\n";
 
@@ -803,15 +805,33 @@ bool add_query(std::string& query, std::string_view name, std::string_view value
     return true;
 }
 
+bool is_all_digits(std::string_view text) {
+    for (const char c : text) {
+        if (c < '0' || c > '9') {
+            return false;
+        }
+    }
+    return !text.empty();
+}
+
+// key_name: --key NAME, for resolve_key_name() to add as key_id; empty without one.
 bool report_command(const std::string& command_word, const Args& args, Command& command,
-                    std::string& error) {
+                    std::string& key_name, std::string& error) {
     std::string query;
     if (!args.positional.empty()) {
         error = "unexpected argument " + args.positional[0];
         return false;
     }
     if (const std::string* key = args_option(args, "key")) {
-        if (!add_query(query, "key_id", *key, error)) {
+        // All digits: an id, sent as is. Anything else: a key name, looked up once the
+        // arguments are known to be good (resolve_key_name).
+        if (key->empty()) {
+            error = "--key needs a key id or name";
+            return false;
+        }
+        if (!is_all_digits(*key)) {
+            key_name = *key;
+        } else if (!add_query(query, "key_id", *key, error)) {
             return false;
         }
     }
@@ -849,17 +869,69 @@ bool report_command(const std::string& command_word, const Args& args, Command& 
     return true;
 }
 
-int show_result(const Command& command, const HttpResult& result, bool is_json,
-                const AdminTarget& target) {
+// The error line for an answer that is not a 2xx; empty for a success.
+std::string api_error(const HttpResult& result, const AdminTarget& target) {
     if (result.status == 401) {
-        std::fprintf(stderr, "ringway: the admin API at %s refused RINGWAY_ADMIN_TOKEN (401)\n",
-                     target.text.c_str());
-        return 1;
+        return "the admin API at " + target.text + " refused RINGWAY_ADMIN_TOKEN (401)";
     }
     if (result.status < 200 || result.status > 299) {
         const std::string message = admin_cli_error_text(result.body);
-        std::fprintf(stderr, "ringway: admin API error %d: %s\n", result.status,
-                     message.empty() ? "(no error message)" : message.c_str());
+        return "admin API error " + std::to_string(result.status) + ": " +
+               (message.empty() ? std::string("(no error message)") : message);
+    }
+    return {};
+}
+
+// --key NAME → "key_id=ID" appended to the command's query, from GET /admin/keys (which
+// lists revoked keys too: their history stays). Exactly one key may carry the name.
+bool resolve_key_name(const AdminTarget& target, const std::string& key_name, Command& command,
+                      std::string& error) {
+    HttpResult result;
+    if (!http_call(target, "GET", "/admin/keys", {}, result, error)) {
+        return false;
+    }
+    error = api_error(result, target);
+    if (!error.empty()) {
+        return false;
+    }
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    simdjson::dom::array data;
+    if (parser.parse(result.body).get(root) != simdjson::SUCCESS ||
+        root["data"].get_array().get(data) != simdjson::SUCCESS) {
+        error = "the admin API sent invalid JSON";
+        return false;
+    }
+    std::vector<int64_t> ids;
+    for (simdjson::dom::element item : data) {
+        std::string_view name;
+        int64_t id = 0;
+        if (item["name"].get_string().get(name) == simdjson::SUCCESS && name == key_name &&
+            item["id"].get_int64().get(id) == simdjson::SUCCESS) {
+            ids.push_back(id);
+        }
+    }
+    if (ids.empty()) {
+        error = "no key named \"" + key_name + "\"";
+        return false;
+    }
+    if (ids.size() > 1) {
+        error = std::to_string(ids.size()) + " keys are named \"" + key_name + "\" (ids ";
+        for (size_t i = 0; i < ids.size(); i++) {
+            error += (i == 0 ? "" : ", ") + std::to_string(ids[i]);
+        }
+        error += "); pass --key ID";
+        return false;
+    }
+    command.path += command.path.find('?') == std::string::npos ? "?" : "&";
+    command.path += "key_id=" + std::to_string(ids[0]);
+    return true;
+}
+
+int show_result(const Command& command, const HttpResult& result, bool is_json,
+                const AdminTarget& target) {
+    if (const std::string error = api_error(result, target); !error.empty()) {
+        std::fprintf(stderr, "ringway: %s\n", error.c_str());
         return 1;
     }
     if (is_json) {
@@ -904,12 +976,14 @@ int admin_cli_main(int argc, char** argv) {
     Args args;
     std::string error;
     Command command;
+    std::string key_name;
     const std::string verb = has_verb ? argv[2] : "";
     bool is_ok = args_parse(argc, argv, has_verb ? 3 : 2, args, error);
     if (is_ok) {
-        is_ok = command_word == "key"       ? key_command(verb, args, command, error)
-                : command_word == "channel" ? channel_command(verb, args, command, error)
-                                            : report_command(command_word, args, command, error);
+        is_ok = command_word == "key" ? key_command(verb, args, command, error)
+                : command_word == "channel"
+                    ? channel_command(verb, args, command, error)
+                    : report_command(command_word, args, command, key_name, error);
     }
     if (!is_ok) {
         std::fprintf(stderr, "ringway %s: %s\n\n%s", command_word.c_str(), error.c_str(),
@@ -919,6 +993,7 @@ int admin_cli_main(int argc, char** argv) {
     AdminTarget target;
     HttpResult result;
     if (!target_from_env(target, error) ||
+        (!key_name.empty() && !resolve_key_name(target, key_name, command, error)) ||
         !http_call(target, command.method, command.path, command.body, result, error)) {
         std::fprintf(stderr, "ringway: %s\n", error.c_str());
         return 1;

@@ -235,6 +235,88 @@ TEST_F(AdminCliTest, UsageAndLogs) {
     EXPECT_NE(logs.out.find("--before"), std::string::npos) << logs.out;  // A full page.
 }
 
+// --key takes an id (all digits, sent as is, even when a key is named like a number) or a
+// name, resolved through GET /admin/keys (revoked keys included); none or several → exit 1.
+TEST_F(AdminCliTest, KeyByName) {
+    for (const char* name : {"2", "other", "dup", "dup", "gone"}) {
+        const CliRun created = run_cli({"key", "create", "--name", name});
+        ASSERT_EQ(created.exit_code, 0) << created.err;
+    }
+    const auto id_of = [&](std::string_view name) {
+        int64_t id = 0;
+        for (const KeyEntry& key : snapshots_.publisher().current()->keys()) {
+            id = key.name == name ? key.id : id;
+        }
+        return id;
+    };
+    const int64_t numeric_named = id_of("2");
+    const int64_t other = id_of("other");
+    const int64_t gone = id_of("gone");
+    ASSERT_NE(numeric_named, 2);  // So "--key 2" can only mean id 2.
+    ASSERT_EQ(other, 2);
+    ASSERT_EQ(run_cli({"key", "revoke", std::to_string(gone)}).exit_code, 0);
+    std::vector<int64_t> dup_ids;
+    for (const KeyEntry& key : snapshots_.publisher().current()->keys()) {
+        if (key.name == "dup") {
+            dup_ids.push_back(key.id);
+        }
+    }
+    ASSERT_EQ(dup_ids.size(), 2u);
+    uint64_t sequence = 0;
+    for (const int64_t key_id : {numeric_named, other, gone}) {
+        ASSERT_TRUE(writer_.queue(0).try_reserve());
+        writer_.queue(0).push(test::make_record(sequence++, key_id, 40, 1700000000000));
+    }
+    writer_.notify(0);
+    ASSERT_TRUE(test::wait_until([&] { return writer_.rows_written() == 3; }));
+    const auto key_json = [](int64_t id) { return "\"key_id\":" + std::to_string(id) + ","; };
+    // The in-process server logs to the same stderr: look for the CLI's own line.
+    const auto has_line = [](const std::string& text, const std::string& line) {
+        return ("\n" + text).find("\n" + line + "\n") != std::string::npos;
+    };
+
+    const CliRun by_id = run_cli({"usage", "--key", "2", "--since", "2023-11-01", "--json"});
+    ASSERT_EQ(by_id.exit_code, 0) << by_id.err;
+    EXPECT_NE(by_id.out.find(key_json(2)), std::string::npos) << by_id.out;
+    EXPECT_EQ(by_id.out.find(key_json(numeric_named)), std::string::npos) << by_id.out;
+
+    const CliRun by_name = run_cli({"usage", "--key", "other", "--since", "2023-11-01", "--json"});
+    ASSERT_EQ(by_name.exit_code, 0) << by_name.err;
+    EXPECT_EQ(by_name.out, by_id.out);
+    const CliRun table = run_cli({"usage", "--key=other", "--since", "2023-11-01"});
+    ASSERT_EQ(table.exit_code, 0) << table.err;
+    EXPECT_NE(table.out.find("2023-11-14"), std::string::npos) << table.out;
+    const CliRun logs = run_cli({"logs", "--key", "other", "--json"});
+    ASSERT_EQ(logs.exit_code, 0) << logs.err;
+    EXPECT_NE(logs.out.find(key_json(other)), std::string::npos) << logs.out;
+    EXPECT_EQ(logs.out.find(key_json(numeric_named)), std::string::npos) << logs.out;
+    const CliRun revoked = run_cli({"logs", "--key", "gone", "--json"});
+    ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
+    EXPECT_NE(revoked.out.find(key_json(gone)), std::string::npos) << revoked.out;
+    EXPECT_EQ(revoked.out.find(key_json(other)), std::string::npos) << revoked.out;
+
+    const CliRun unknown = run_cli({"usage", "--key", "app", "--since", "7d"});
+    EXPECT_EQ(unknown.exit_code, 1);
+    EXPECT_EQ(unknown.out, "");
+    EXPECT_TRUE(has_line(unknown.err, "ringway: no key named \"app\"")) << unknown.err;
+    const CliRun ambiguous = run_cli({"logs", "--key", "dup"});
+    EXPECT_EQ(ambiguous.exit_code, 1);
+    EXPECT_EQ(ambiguous.out, "");
+    EXPECT_TRUE(has_line(ambiguous.err, "ringway: 2 keys are named \"dup\" (ids " +
+                                            std::to_string(dup_ids[0]) + ", " +
+                                            std::to_string(dup_ids[1]) + "); pass --key ID"))
+        << ambiguous.err;
+    EXPECT_EQ(run_cli({"usage", "--key", ""}).exit_code, 2);
+    EXPECT_EQ(run_cli({"usage", "--key", "app", "--bogus", "1"}).exit_code, 2);
+
+    ::setenv("RINGWAY_ADMIN_TOKEN", "wrong-token-000000000000", 1);
+    const CliRun refused = run_cli({"usage", "--key", "other"});
+    EXPECT_EQ(refused.exit_code, 1);
+    EXPECT_NE(refused.err.find("refused RINGWAY_ADMIN_TOKEN (401)"), std::string::npos)
+        << refused.err;
+    ::setenv("RINGWAY_ADMIN_TOKEN", cli_token, 1);
+}
+
 TEST_F(AdminCliTest, Errors) {
     ::setenv("RINGWAY_ADMIN_TOKEN", "wrong-token-000000000000", 1);
     const CliRun refused = run_cli({"key", "list"});
