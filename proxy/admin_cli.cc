@@ -75,7 +75,7 @@ namespace {
 constexpr const char* usage_text =
     "usage:\n"
     "  ringway key create --name NAME [--quota TOKENS] [--models a,b] [--rpm N]\n"
-    "                     [--concurrency N] [--expires 30d|UNIX_SECONDS] [--key SECRET]\n"
+    "                     [--concurrency N] [--expires 30d|UNIX_SECONDS] [--key-env VAR]\n"
     "  ringway key list | key show ID | key revoke ID\n"
     "  ringway key update ID [--name N] [--quota TOKENS|none] [--models a,b|all] [--rpm N]\n"
     "                     [--concurrency N] [--expires 30d|UNIX_SECONDS|never]\n"
