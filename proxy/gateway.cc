@@ -583,11 +583,12 @@ uint32_t gateway_metrics_render(char* out, uint32_t capacity, const GatewayShare
             used += std::min(static_cast<uint32_t>(written), capacity - used);
         }
     };
-    auto sum = [&](Counter GatewayMetrics::*field) {
+    auto sum = [&](Counter GatewayMetrics::*field, bool is_acquire = false) {
         uint64_t total = 0;
         for (uint32_t i = 0; i < shard_count; i++) {
             if (shared.metrics[i] != nullptr) {
-                total += (shared.metrics[i]->*field).get();
+                const Counter& counter = shared.metrics[i]->*field;
+                total += is_acquire ? counter.get_acquire() : counter.get();
             }
         }
         return total;
@@ -595,12 +596,7 @@ uint32_t gateway_metrics_render(char* out, uint32_t capacity, const GatewayShare
     // Finished first (acquire, paired with request_finish's release): every request it
     // counts was counted as started, and its usage record and tokens, read below, are in
     // their counters. A gauge at 0 therefore means no record is still to come.
-    uint64_t finished = 0;
-    for (uint32_t i = 0; i < shard_count; i++) {
-        if (shared.metrics[i] != nullptr) {
-            finished += shared.metrics[i]->requests_finished.get_acquire();
-        }
-    }
+    const uint64_t finished = sum(&GatewayMetrics::requests_finished, true);
     const uint64_t started = sum(&GatewayMetrics::requests_started);
     line("ringway_requests_in_flight", "gauge",
          "Proxied requests taken and not yet finished (their usage record not yet queued).",

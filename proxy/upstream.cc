@@ -259,9 +259,9 @@ void Gateway::upstream_submit_send(UpstreamConn& upstream) {
     upstream.inflight_sqes += 1;
 }
 
-// `is_socket_empty`: the answer cannot be there yet (the request is being sent in the
-// same batch), so the kernel arms its poll at once instead of trying a recv that can only
-// fail first (IORING_RECVSEND_POLL_FIRST).
+// `is_socket_empty`: nothing can be waiting to be read (a request just sent, an answer
+// read to its last byte), so the kernel arms its poll at once instead of first trying a
+// recv that can only fail (IORING_RECVSEND_POLL_FIRST).
 void Gateway::upstream_submit_recv(UpstreamConn& upstream, bool is_socket_empty) {
     RW_ASSERT(!upstream.is_recv_inflight);
     io_uring_sqe* sqe = shard_.sqe_get();
