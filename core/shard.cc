@@ -521,12 +521,15 @@ void Shard::on_recv(Conn& conn, const io_uring_cqe& cqe) {
             conn_process_input(conn);  // Answers complete requests already received.
         } else if (conn.state == ConnState::lingering) {
             conn_close(conn);
-        } else if (conn.state == ConnState::handling && conn.is_handler_owned) {
+        } else if (conn.state == ConnState::handling && conn.is_handler_owned &&
+                   (conn.response_phase == ResponsePhase::none ||
+                    conn.response_phase == ResponsePhase::streaming)) {
             // The client closed while its request waits on an upstream: it has gone, as
             // nginx (proxy_ignore_client_abort off) and Go's net/http judge it too. The
             // handler stops the upstream now instead of at the next byte it would relay,
-            // which may be minutes away while a reasoning model thinks. Requests the core
-            // answers itself still complete after a half-close.
+            // which may be minutes away while a reasoning model thinks. A response already
+            // queued whole (or ending) still goes out to a half-closed client, and so do
+            // the answers the core gives itself.
             conn_close(conn);
         }
         return;
