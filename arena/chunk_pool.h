@@ -9,19 +9,18 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/limits.h"
+
 namespace rw {
 
-constexpr uint32_t arena_chunk_bytes = 16 * 1024;      // One small arena chunk.
-constexpr uint32_t large_block_bytes_min = 64 * 1024;  // Smallest large size class.
-constexpr uint32_t large_class_count = 12;             // 64 KiB .. 128 MiB.
-
-// A small chunk. The header is part of the arena_chunk_bytes allocation.
+// A small chunk. The header is part of the arena_chunk_bytes allocation (core/limits.h
+// sizes both, so chunk_payload_bytes is known to every layer without this header).
 struct Chunk {
     Chunk* next;
-    alignas(16) std::byte bytes[arena_chunk_bytes - 16];
+    alignas(arena_chunk_header_bytes) std::byte bytes[chunk_payload_bytes];
 };
 static_assert(sizeof(Chunk) == arena_chunk_bytes);
-constexpr uint32_t chunk_payload_bytes = sizeof(Chunk::bytes);
+static_assert(sizeof(Chunk::bytes) == chunk_payload_bytes);
 
 // A large block: header followed by its payload of block_bytes (a class size).
 struct LargeBlock {

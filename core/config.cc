@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "core/limits.h"
+#include "core/text.h"
 
 namespace rw {
 namespace {
@@ -86,15 +87,10 @@ struct Parser {
             return true;
         }
         uint64_t parsed = 0;
-        for (const char* p = value; *p != '\0'; p++) {
-            if (*p < '0' || *p > '9') {
-                return fail(name, value, "not a whole decimal number");
-            }
-            const uint64_t digit = uint64_t(*p - '0');
-            if (parsed > (UINT64_MAX - digit) / 10) {
-                return fail(name, value, "number too large");
-            }
-            parsed = parsed * 10 + digit;
+        if (!parse_decimal(value, UINT64_MAX, parsed)) {
+            const bool is_digits =
+                *value != '\0' && std::strspn(value, "0123456789") == std::strlen(value);
+            return fail(name, value, is_digits ? "number too large" : "not a whole decimal number");
         }
         if (parsed < min || parsed > max) {
             error = std::string(name) + "=" + value + ": must be between " + std::to_string(min) +
@@ -144,17 +140,11 @@ bool parse_listen(const Parser& parser, const char* name, const char* fallback,
         host.assign(value, colon);
         port_text = colon + 1;
     }
-    uint32_t port = 0;
+    uint64_t port = 0;
     if (*port_text == '\0') {
         return parser.fail(name, value, "missing port");
     }
-    for (const char* p = port_text; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9' || port > 65535) {
-            return parser.fail(name, value, "port must be a number from 0 to 65535");
-        }
-        port = port * 10 + uint32_t(*p - '0');
-    }
-    if (port > 65535) {
+    if (!parse_decimal(port_text, 65535, port)) {
         return parser.fail(name, value, "port must be a number from 0 to 65535");
     }
     if (host == "localhost") {

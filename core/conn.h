@@ -44,7 +44,6 @@ struct PendingBuf {
 };
 
 constexpr uint16_t no_bid = 0xFFFF;
-constexpr uint32_t segment_inline_bytes_max = 20;
 
 // One piece of output. data points into the request arena, static memory, a recv
 // buffer lent to this send (bid != no_bid: given back when its bytes are sent) or, when

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "arena/arena.h"
+#include "core/limits.h"
 
 namespace rw {
 
@@ -51,10 +52,6 @@ enum class ParseError : uint8_t {
 uint16_t parse_error_status(ParseError error);           // HTTP status to answer with.
 std::string_view parse_error_code(ParseError error);     // snake_case: JSON "code", metrics kind.
 std::string_view parse_error_message(ParseError error);  // One sentence for JSON "message".
-
-// Bytes of zeros after the body that are not part of it, for simdjson's padded reads.
-// Equal to simdjson::SIMDJSON_PADDING (proxy/ asserts it; core/ does not include simdjson).
-constexpr uint32_t body_padding_bytes = 64;
 
 struct HeaderField {
     std::string_view name;   // As received (case kept); in the request arena.

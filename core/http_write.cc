@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "core/assert.h"
+#include "core/text.h"
 
 namespace rw {
 namespace {
@@ -35,21 +36,14 @@ struct Out {
         RW_ASSERT(error == std::errc());
         put({digits, static_cast<size_t>(end - digits)});
     }
-    // JSON string content: quotes, backslashes and control characters escaped.
+    // JSON string content (core/text.h's escaper).
     void put_json_escaped(std::string_view text) {
-        for (const char c : text) {
-            const auto byte = static_cast<unsigned char>(c);
-            if (c == '"' || c == '\\') {
-                const char escaped[2] = {'\\', c};
-                put({escaped, 2});
-            } else if (byte < 0x20) {
-                char escaped[8];
-                const int length = std::snprintf(escaped, sizeof(escaped), "\\u%04x", byte);
-                put({escaped, static_cast<size_t>(length)});
-            } else {
-                put({&c, 1});
-            }
+        const uint64_t escaped_bytes = json_escaped_bytes(text);
+        if (used + escaped_bytes > capacity) {
+            is_full = true;
+            return;
         }
+        used = static_cast<uint32_t>(json_escape_write(out + used, text) - out);
     }
 };
 

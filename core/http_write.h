@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "core/limits.h"
+
 namespace rw {
 
 std::string_view status_reason(uint16_t status);
@@ -34,7 +36,6 @@ struct ResponseSpec {
                                         std::string_view code, std::string_view message);
 
 // Formats "Date: <IMF-fixdate>\r\n" for unix_seconds into out (date_line_bytes).
-constexpr uint32_t date_line_bytes = 37;
 void format_date_line(char (&out)[date_line_bytes + 1], int64_t unix_seconds);
 
 // Bytes needed at most for an error body with this message and code.

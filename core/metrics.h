@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "core/limits.h"
+
 namespace rw {
 
 struct Counter {
@@ -27,7 +29,6 @@ struct Counter {
 };
 
 constexpr uint32_t status_class_count = 5;  // 1xx .. 5xx
-constexpr uint32_t parse_error_kinds_max = 32;
 
 enum class TimeoutPhase : uint8_t { header, body, keepalive, send, count_ };
 

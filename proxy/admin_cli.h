@@ -9,10 +9,9 @@
 #include <string>
 #include <string_view>
 
-namespace rw {
+#include "core/limits.h"
 
-constexpr uint32_t admin_cli_timeout_ms = 15000;  // Connect + request + response.
-constexpr uint32_t admin_cli_response_bytes_max = 64 * 1024 * 1024;
+namespace rw {
 
 // True for the first arguments the CLI handles: "key", "channel", "usage", "logs".
 [[nodiscard]] bool admin_cli_is_command(std::string_view arg);

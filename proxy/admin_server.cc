@@ -606,8 +606,6 @@ void json_out_channel(JsonOut& out, const ChannelInfo& channel) {
 
 // ---- JSON in (simdjson On Demand, error codes) --------------------------------------------
 
-constexpr uint32_t models_count_max = 4096;  // Entries in a models list or model map.
-
 // A field-level failure: code "invalid_field", message names the field.
 bool field_error(std::string_view field, std::string_view what, std::string& error) {
     error.assign(field);
@@ -666,7 +664,7 @@ bool json_read_string_array(ondemand::value& value, std::string_view field,
         if (element.get_string().get(text) != simdjson::SUCCESS || text.empty()) {
             return field_error(field, "must be an array of non-empty strings", error);
         }
-        if (out.size() >= models_count_max) {
+        if (out.size() >= admin_models_count_max) {
             return field_error(field, "has too many entries", error);
         }
         out.emplace_back(text);
@@ -694,7 +692,7 @@ bool json_read_string_map(ondemand::value& value, std::string_view field,
         if (member.value().get_string().get(to) != simdjson::SUCCESS) {
             return field_error(field, "must be an object of strings", error);
         }
-        if (out.size() >= models_count_max) {
+        if (out.size() >= admin_models_count_max) {
             return field_error(field, "has too many entries", error);
         }
         out.emplace_back(std::move(from_copy), std::string(to));
@@ -1440,14 +1438,6 @@ AdminReply admin_route(AdminDeps& deps, const AdminRequest& request) {
 // ---- Connections --------------------------------------------------------------------------
 
 namespace {
-
-constexpr uint32_t admin_chunk_count_max = 64;                  // Small chunks: the head.
-constexpr uint64_t admin_large_bytes_max = 8ull * 1024 * 1024;  // The body's block (+ growth).
-constexpr uint64_t admin_arena_bytes_max = 4ull * 1024 * 1024;
-constexpr uint32_t admin_chunk_ext_bytes_max = 256;
-constexpr uint32_t admin_recv_bytes = 16 * 1024;
-constexpr int admin_linger_ms = 500;  // Draining unread input before close.
-constexpr uint32_t admin_linger_bytes_max = 1024 * 1024;
 
 using SteadyClock = std::chrono::steady_clock;
 

@@ -13,21 +13,13 @@
 #include <thread>
 
 #include "core/config.h"
+#include "core/limits.h"
 
 namespace rw {
 
 class Catalog;
 class Queries;
 class Writer;
-
-constexpr uint32_t admin_request_line_bytes_max = 8 * 1024;
-constexpr uint32_t admin_header_bytes_max = 16 * 1024;
-constexpr uint32_t admin_header_count_max = 64;
-constexpr uint32_t admin_body_bytes_max = 1024 * 1024;  // JSON bodies are tiny; 1 MiB is lavish.
-constexpr uint32_t admin_connection_timeout_ms =
-    10000;  // Whole request + response, per connection.
-constexpr uint32_t admin_listen_backlog = 64;
-constexpr uint32_t admin_logs_limit_default = 50;
 
 // True when `presented` equals `expected`. Both are hashed (SHA-256) and the digests
 // compared with CRYPTO_memcmp, so the time taken depends only on the presented length,

@@ -441,11 +441,12 @@ bool Gateway::route(ProxyRequest& request, const Snapshot& snapshot) {
             }
             // The group's eligible channels, each judged once; then weighted draws without
             // replacement give them a random order proportional to their weights.
-            const ChannelEntry* eligible[64];
-            uint64_t weights[64];
+            const ChannelEntry* eligible[route_group_channels_max];
+            uint64_t weights[route_group_channels_max];
             uint32_t eligible_count = 0;
             uint64_t total = 0;
-            for (size_t i = group_start; i < group_end && eligible_count < 64; i++) {
+            for (size_t i = group_start; i < group_end && eligible_count < route_group_channels_max;
+                 i++) {
                 const ChannelEntry& channel = channels[i];
                 const bool is_healthy = channel_state(channel.id).unhealthy_until_ms <= now;
                 if (is_healthy == (pass == 0) &&

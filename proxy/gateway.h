@@ -27,8 +27,6 @@
 
 namespace rw {
 
-constexpr uint32_t channel_states_max = 1024;  // Channels a shard tracks health/pools for.
-
 // Per-key counters every shard shares: requests in flight (concurrency) and the current
 // minute's request count (rpm). Indexed by KeyEntry::quota_slot, like QuotaTable.
 class KeyLimits {

@@ -56,8 +56,6 @@ struct Candidate {
     std::string_view tls_host;     // Name checked against the certificate (arena).
 };
 
-constexpr uint32_t attempts_max = 9;  // 1 + RINGWAY_RETRIES (at most 8).
-
 struct ProxyRequest;
 
 enum class UpstreamState : uint8_t { free, connecting, sending, receiving, idle, closing };

@@ -8,7 +8,7 @@ add_library(rw_proxy_json STATIC
     ${CMAKE_CURRENT_LIST_DIR}/json_fields.cc
     ${CMAKE_CURRENT_LIST_DIR}/usage.cc
     ${CMAKE_CURRENT_LIST_DIR}/sse_scan.cc)
-target_link_libraries(rw_proxy_json PUBLIC rw_flags rw_arena simdjson::simdjson)
+target_link_libraries(rw_proxy_json PUBLIC rw_flags rw_arena rw_base simdjson::simdjson)
 
 # Every header compiles on its own (STYLE §2): one generated TU per header.
 set(RW_PROXY_JSON_HEADER_TUS)

@@ -387,52 +387,6 @@ std::string_view request_rewrite(Arena& arena, std::string_view body, const Requ
     return std::string_view(output, output_bytes);
 }
 
-uint64_t json_escaped_bytes(std::string_view text) {
-    uint64_t bytes = 0;
-    for (const char c : text) {
-        const auto byte = static_cast<unsigned char>(c);
-        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' ||
-            c == '\t') {
-            bytes += 2;
-        } else if (byte < 0x20) {
-            bytes += 6;  // \u00XX
-        } else {
-            bytes += 1;
-        }
-    }
-    return bytes;
-}
-
-char* json_escape_write(char* target, std::string_view text) {
-    constexpr char hex_digits[] = "0123456789abcdef";
-    for (const char c : text) {
-        const auto byte = static_cast<unsigned char>(c);
-        char short_escape = 0;
-        switch (c) {
-            case '"': short_escape = '"'; break;
-            case '\\': short_escape = '\\'; break;
-            case '\b': short_escape = 'b'; break;
-            case '\f': short_escape = 'f'; break;
-            case '\n': short_escape = 'n'; break;
-            case '\r': short_escape = 'r'; break;
-            case '\t': short_escape = 't'; break;
-            default: break;
-        }
-        if (short_escape != 0) {
-            *target++ = '\\';
-            *target++ = short_escape;
-        } else if (byte < 0x20) {
-            std::memcpy(target, "\\u00", 4);
-            target[4] = hex_digits[byte >> 4];
-            target[5] = hex_digits[byte & 0xF];
-            target += 6;
-        } else {
-            *target++ = c;
-        }
-    }
-    return target;
-}
-
 bool json_escape_to_arena(Arena& arena, std::string_view text, std::string_view& escaped) {
     const uint64_t escaped_bytes = json_escaped_bytes(text);
     char* target = static_cast<char*>(arena.alloc(escaped_bytes, 1));

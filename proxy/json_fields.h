@@ -12,17 +12,17 @@
 #include <string_view>
 
 #include "arena/arena.h"
+#include "core/limits.h"
+#include "core/text.h"
 
 namespace rw {
 
-// Readable bytes after every JSON document handed to simdjson. core/http_parse.h's
-// body_padding_bytes promises the same 64 for client bodies.
+// Readable bytes after every JSON document handed to simdjson. core/limits.h's
+// body_padding_bytes promises the same 64 for client bodies. json_document_bytes_max
+// (core/limits.h) is the shard parser's default ceiling on one document; simdjson's On
+// Demand buffers cost about six bytes per document byte.
 constexpr uint32_t json_padding_bytes = simdjson::SIMDJSON_PADDING;
-static_assert(json_padding_bytes == 64);
-
-// Default ceiling on one document for the shard's parser; json_parser_reserve() sets
-// another. simdjson's On Demand buffers cost about six bytes per document byte.
-constexpr uint32_t json_document_bytes_max = 64u << 20;
+static_assert(json_padding_bytes == body_padding_bytes);
 
 // The shard thread's one On Demand parser, shared by json_fields, usage and sse_scan. It
 // is thread_local because a parser holds the buffers of the document being read and only
@@ -98,12 +98,8 @@ std::string_view request_fields_error_param(RequestFieldsError error);    // "mo
                                                std::string_view new_model,
                                                bool ensure_include_usage);
 
-// JSON string escaping (without the quotes): '"', '\\' and control bytes; other bytes,
-// UTF-8 included, are copied. json_escape_write() returns the end of what it wrote, which
-// is exactly json_escaped_bytes(text) long.
-uint64_t json_escaped_bytes(std::string_view text);
-char* json_escape_write(char* target, std::string_view text);
-// Escapes text into the arena. False when the arena refuses memory.
+// Escapes text into the arena with core/text.h's escaper (without the quotes). False when
+// the arena refuses memory.
 [[nodiscard]] bool json_escape_to_arena(Arena& arena, std::string_view text,
                                         std::string_view& escaped);
 

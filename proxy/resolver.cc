@@ -12,11 +12,10 @@
 #include <cstring>
 
 #include "core/log.h"
+#include "core/text.h"
 
 namespace rw {
 namespace {
-
-constexpr uint64_t retire_delay_ms = 10000;
 
 uint64_t steady_ms() {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -89,20 +88,10 @@ bool base_url_parse(std::string_view text, BaseUrl& out, std::string& error) {
         error = "base_url has no host";
         return false;
     }
-    uint32_t port = out.is_tls ? 443 : 80;
-    if (!port_text.empty()) {
-        port = 0;
-        for (const char c : port_text) {
-            if (c < '0' || c > '9' || port > 65535) {
-                error = "base_url has a bad port";
-                return false;
-            }
-            port = port * 10 + uint32_t(c - '0');
-        }
-        if (port == 0 || port > 65535) {
-            error = "base_url has a bad port";
-            return false;
-        }
+    uint64_t port = out.is_tls ? 443 : 80;
+    if (!port_text.empty() && (!parse_decimal(port_text, 65535, port) || port == 0)) {
+        error = "base_url has a bad port";
+        return false;
     }
     while (!path.empty() && path.back() == '/') {
         path.remove_suffix(1);
@@ -118,7 +107,8 @@ bool base_url_parse(std::string_view text, BaseUrl& out, std::string& error) {
     const bool is_v6 = host.find(':') != std::string_view::npos;
     out.host_header = is_v6 ? "[" + out.host + "]" : out.host;
     if (!is_default_port) {
-        out.host_header += ":" + std::to_string(port);
+        out.host_header.push_back(':');
+        out.host_header.append(std::to_string(out.port));
     }
     return true;
 }
@@ -306,7 +296,8 @@ void Resolver::rebuild() {
         retired_.emplace_back(now, std::move(owned_));
     }
     owned_ = std::move(book);
-    std::erase_if(retired_, [now](const auto& item) { return now - item.first > retire_delay_ms; });
+    std::erase_if(retired_,
+                  [now](const auto& item) { return now - item.first > resolver_retire_delay_ms; });
 }
 
 }  // namespace rw

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "core/limits.h"
+
 #include "arena/arena.h"
 #include "proxy/usage.h"
 
@@ -17,7 +19,6 @@ namespace rw {
 
 // The largest event data (and line) the scanner copies. Larger usage events are skipped
 // and counted (events_skipped_count); the stream itself is relayed regardless.
-constexpr uint32_t sse_event_bytes_max = 1u << 20;
 
 // The hot loop: index of the first CR or LF in p[0, n), or n when there is none. Uses
 // AVX2 when the CPU has it; sse_find_line_end_baseline is the SSE2 (or byte loop) version,

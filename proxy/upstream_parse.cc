@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/assert.h"
+#include "core/text.h"
 
 namespace rw {
 namespace {
@@ -126,14 +127,10 @@ int UpstreamParser::on_header_value_complete(llhttp_t* parser) {
     } else if (name == "connection") {
         p.head_.has_connection_close = contains_lower(value, "close");
     } else if (name == "retry-after") {
-        uint32_t seconds = 0;
-        for (const char c : value) {
-            if (c < '0' || c > '9' || seconds > 100000) {
-                break;
-            }
-            seconds = seconds * 10 + uint32_t(c - '0');
-        }
-        p.head_.retry_after_s = seconds;
+        // Delta-seconds only; an HTTP-date or a bad value reads as 0 (not given).
+        uint64_t seconds = 0;
+        p.head_.retry_after_s =
+            parse_decimal(value, 100000, seconds) ? static_cast<uint32_t>(seconds) : 0;
     } else if (name == "x-request-id") {
         copy_text(p.head_.request_id, value);
     }

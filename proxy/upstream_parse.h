@@ -10,9 +10,9 @@
 #include <cstdint>
 #include <string_view>
 
-namespace rw {
+#include "core/limits.h"
 
-constexpr uint32_t upstream_body_spans_max = 32;
+namespace rw {
 
 struct UpstreamHead {
     uint16_t status = 0;

@@ -7,12 +7,9 @@
 #include <cstdint>
 #include <string>
 
-namespace rw {
+#include "core/limits.h"
 
-constexpr uint32_t log_batch_rows_max = 8192;       // Upper bound for RINGWAY_LOG_BATCH.
-constexpr uint32_t writer_yield_rows = 32;          // Rows inserted between sched_yield()s.
-constexpr uint32_t log_queue_slots_max = 1u << 22;  // Per shard; 4M * ~320 B is plenty.
-constexpr uint32_t storage_shards_max = 512;        // Queues the writer drains; snapshot readers.
+namespace rw {
 
 struct StorageConfig {
     std::string db_path = "./var/ringway.db";  // RINGWAY_DB

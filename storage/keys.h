@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/limits.h"
 #include "storage/result.h"
 #include "storage/snapshot.h"
 #include "storage/writer.h"
@@ -16,11 +17,6 @@
 namespace rw {
 
 constexpr std::string_view key_secret_prefix = "sk-rw-";
-constexpr uint32_t key_secret_random_bytes = 32;   // 256 bits (RULES.md Security 1).
-constexpr uint32_t key_secret_bytes = 6 + 43;      // Prefix + unpadded base64url of 32 bytes.
-constexpr uint32_t key_display_prefix_bytes = 10;  // "sk-rw-" + 4 random chars.
-constexpr uint32_t imported_secret_bytes_min = 16;
-constexpr uint32_t imported_secret_bytes_max = 256;
 
 // SHA-256 of the secret bytes as presented (no trimming).
 [[nodiscard]] KeyHash key_hash(std::string_view secret);

@@ -16,8 +16,6 @@
 
 namespace rw {
 
-constexpr uint32_t query_rows_max = 1000;  // Upper bound on any page size.
-
 struct DailyUsageRow {
     int64_t key_id = 0;
     std::string day;  // 'YYYY-MM-DD' (UTC)

@@ -10,12 +10,9 @@
 #include <string_view>
 #include <type_traits>
 
-namespace rw {
+#include "core/limits.h"
 
-// Maximum stored lengths in bytes (the arrays hold one more for the NUL).
-constexpr uint32_t record_model_bytes_max = 95;       // Longest real model ids are ~60.
-constexpr uint32_t record_endpoint_bytes_max = 39;    // "/v1/chat/completions" is 20.
-constexpr uint32_t record_request_id_bytes_max = 47;  // Gateway ids are 32 hex chars.
+namespace rw {
 
 enum class UsageSource : uint8_t { reported, estimated, unknown };
 

@@ -25,8 +25,6 @@
 
 namespace rw {
 
-constexpr uint32_t writer_latency_bucket_count = 24;  // log2(us) buckets: <2us .. >=8.4s
-
 // A point-in-time copy of the writer's counters (each read relaxed; not one snapshot).
 struct WriterStats {
     uint64_t rows_written = 0;

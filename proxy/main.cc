@@ -1,0 +1,119 @@
+// proxy/main.cc — the program's entry and composition root: the CLI when the first
+// argument names a command, --help/--version, otherwise the gateway server started in
+// named steps (config, signals, io_uring probe, listeners, storage, services, shards),
+// then a wait for SIGTERM/SIGINT and an orderly stop. Every startup failure is one clear
+// line on stderr and exit status 1 before any request is served.
+#include <signal.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/config.h"
+#include "core/listen.h"
+#include "core/log.h"
+#include "core/notify.h"
+#include "core/shard.h"
+#include "proxy/admin_cli.h"
+#include "proxy/services.h"
+
+namespace rw {
+namespace {
+
+constexpr const char* version_text = "ringway 0.1.0";
+
+const char* env_lookup(const char* name, void*) {
+    return std::getenv(name);
+}
+
+[[noreturn]] void die(const std::string& message) {
+    std::fprintf(stderr, "ringway: %s\n", message.c_str());
+    std::exit(1);
+}
+
+// Signals are taken by the main thread with sigwait; every thread inherits the mask.
+sigset_t signals_block() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+    return signals;
+}
+
+void announce_ready(const Services& services) {
+    const Config& config = services.config;
+    RW_LOG_INFO("event=ready listen=%s shards=%u admin=%s version=\"%s\"", config.listen.text,
+                config.shards,
+                services.admin.is_enabled() ? services.admin.listen_text().c_str() : "off",
+                version_text);
+    if (!notify_systemd("READY=1")) {
+        RW_LOG_WARN("event=notify_failed state=READY");
+    }
+}
+
+int signal_wait(const sigset_t& signals, const Config& config) {
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    RW_LOG_INFO("event=stopping signal=%s timeout_ms=%u", signal_number == SIGINT ? "INT" : "TERM",
+                config.shutdown_timeout_ms);
+    [[maybe_unused]] const bool notified = notify_systemd("STOPPING=1");
+    return signal_number;
+}
+
+int run_server() {
+    Config config;
+    std::string error;
+    if (!config_from_env(config, env_lookup, nullptr, error)) {
+        die(error);
+    }
+    log_set_level(config.log_level);
+    const sigset_t signals = signals_block();
+    // io_uring first: a refused ring (sysctl, seccomp) is the one line an operator sees.
+    std::vector<int> listen_fds;
+    if (!io_uring_probe(error) ||
+        !listeners_open(config.listen, config.shards, listen_fds, error)) {
+        die(error);
+    }
+    auto services = std::make_unique<Services>(config);
+    if (!services_open_storage(*services, error) || !services_start(*services, env_lookup, error)) {
+        die(error);
+    }
+    if (!services_start_shards(*services, listen_fds, error)) {
+        std::fprintf(stderr, "ringway: %s\n", error.c_str());
+        std::_Exit(1);  // Threads are running: no destructors, no atexit.
+    }
+    announce_ready(*services);
+    signal_wait(signals, config);
+    services_stop(*services);
+    RW_LOG_INFO("event=stopped rows_written=%lu",
+                static_cast<unsigned long>(services->writer.rows_written()));
+    return 0;
+}
+
+}  // namespace
+}  // namespace rw
+
+int main(int argc, char** argv) {
+    if (argc > 1 && rw::admin_cli_is_command(argv[1])) {
+        return rw::admin_cli_main(argc, argv);
+    }
+    for (int i = 1; i < argc; i++) {
+        const std::string_view arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            std::fputs(rw::config_help_text().c_str(), stdout);
+            return 0;
+        }
+        if (arg == "--version") {
+            std::puts(rw::version_text);
+            return 0;
+        }
+        std::fprintf(stderr, "ringway: unknown argument %s (see --help)\n", argv[i]);
+        return 2;
+    }
+    return rw::run_server();
+}

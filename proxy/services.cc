@@ -1,0 +1,178 @@
+// proxy/services.cc — the program's services started and stopped in order (see
+// services.h). Startup and shutdown only, on the main thread; the shard threads run
+// shard_thread_main.
+#include "proxy/services.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "core/listen.h"
+#include "core/log.h"
+#include "storage/migrations.h"
+
+namespace rw {
+namespace {
+
+uint32_t render_service_metrics(void* context, char* out, uint32_t capacity) {
+    auto* services = static_cast<Services*>(context);
+    return gateway_metrics_render(out, capacity, services->gateway, services->config.shards);
+}
+
+const char* service_not_ready_reason(void* context) {
+    auto* services = static_cast<Services*>(context);
+    return services->writer.is_stalled() ? "The usage log cannot be written (SQLite commits fail)."
+                                         : nullptr;
+}
+
+StorageConfig storage_config(const Config& config) {
+    StorageConfig storage;
+    storage.db_path = config.db_path;
+    storage.synchronous_full = config.db_synchronous_full;
+    storage.log_batch_rows = config.log_batch;
+    storage.log_flush_ms = config.log_flush_ms;
+    return storage;
+}
+
+// The default ./var/ringway.db works from a fresh checkout without `make run`: the
+// database's own directory is created (one level, owner only) when it is missing.
+bool db_directory_create(const std::string& db_path, std::string& error) {
+    const size_t slash = db_path.rfind('/');
+    if (slash == std::string::npos || slash == 0) {
+        return true;
+    }
+    const std::string parent = db_path.substr(0, slash);
+    if (::mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST) {
+        error = "cannot create the directory of RINGWAY_DB (" + parent + "): " + std::strerror(errno);
+        return false;
+    }
+    return true;
+}
+
+void shard_thread_main(Services& services, Shard& shard, uint32_t index) {
+    char name[16];  // "rw-shard-N" in ps -L, top -H and perf (15 characters at most).
+    std::snprintf(name, sizeof(name), "rw-shard-%u", index);
+    thread_name_and_pin(name, index);
+    std::string error;
+    const bool is_ok = shard.setup(error);
+    // The gateway lives on its shard's thread and stack: its memory is allocated here,
+    // before the loop starts counting allocations.
+    std::unique_ptr<Gateway> gateway;
+    if (is_ok) {
+        gateway = std::make_unique<Gateway>(services.gateway, shard);
+        shard.set_handler(gateway->handler());
+    }
+    {
+        std::lock_guard lock(services.gate.mutex);
+        services.gate.setup_done_count += 1;
+        if (!is_ok && services.gate.first_error.empty()) {
+            services.gate.first_error = error;
+        }
+    }
+    services.gate.changed.notify_all();
+    if (is_ok) {
+        shard.run();
+    }
+}
+
+void shards_wake_to_stop(Services& services) {
+    services.shared.is_stopping.store(true, std::memory_order_release);
+    for (auto& shard : services.shards) {
+        shard->wake();
+    }
+}
+
+}  // namespace
+
+bool services_open_storage(Services& services, std::string& error) {
+    const StorageConfig storage = storage_config(services.config);
+    if (error = storage_config_check(storage); !error.empty()) {
+        return false;
+    }
+    if (!db_directory_create(storage.db_path, error) ||
+        !services.writer.open(storage, services.config.shards, error)) {
+        return false;
+    }
+    const QuotaInvariantReport invariant = check_quota_invariant(services.writer.db_before_run());
+    if (!invariant.error.empty()) {
+        error = "quota invariant check failed: " + invariant.error;
+        return false;
+    }
+    if (!invariant.holds) {
+        // Served anyway (refusing would stop all traffic), but loudly: an operator must look.
+        RW_LOG_ERROR("event=quota_invariant_broken keys=%zu first_key_id=%ld",
+                     invariant.offending_key_ids.size(),
+                     static_cast<long>(invariant.offending_key_ids.front()));
+    }
+    // One reader slot per shard plus one for the resolver thread.
+    return services.store.open(storage, services.config.shards + 1, error) &&
+           services.store.reload(error);
+}
+
+bool services_start(Services& services, EnvLookup lookup, std::string& error) {
+    const StorageConfig storage = storage_config(services.config);
+    services.key_limits = std::make_unique<KeyLimits>(storage.keys_max);
+    services.resolver.start(services.store.publisher(), services.config.shards, 60000);
+    GatewayShared& gateway = services.gateway;
+    gateway.config = &services.config;
+    gateway.snapshots = &services.store.publisher();
+    gateway.quotas = &services.store.quotas();
+    gateway.writer = &services.writer;
+    gateway.key_limits = services.key_limits.get();
+    gateway.resolver = &services.resolver;
+    services.writer_thread = std::thread([&services] {
+        thread_name_and_pin("rw-writer", -1);
+        services.writer.run();
+    });
+    // Control plane: admin writes go through the running writer, then a snapshot reload.
+    services.catalog = std::make_unique<Catalog>(services.writer, services.store);
+    return services.queries.open(storage, error) &&
+           bootstrap_channels_from_env(*services.catalog, services.queries, lookup, nullptr,
+                                       error) &&
+           services.admin.start(services.config, services.writer, *services.catalog,
+                                services.queries, error);
+}
+
+bool services_start_shards(Services& services, const std::vector<int>& listen_fds,
+                           std::string& error) {
+    const uint32_t count = services.config.shards;
+    services.shared.config = &services.config;
+    services.shared.shard_count = count;
+    services.shared.render_metrics = render_service_metrics;
+    services.shared.not_ready_reason = service_not_ready_reason;
+    services.shared.hooks_context = &services;
+    for (uint32_t i = 0; i < count; i++) {
+        services.shards.push_back(std::make_unique<Shard>(services.shared, i, listen_fds[i]));
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        services.shard_threads.emplace_back(shard_thread_main, std::ref(services),
+                                            std::ref(*services.shards[i]), i);
+    }
+    std::unique_lock lock(services.gate.mutex);
+    services.gate.changed.wait(lock, [&] { return services.gate.setup_done_count == count; });
+    if (!services.gate.first_error.empty()) {
+        error = services.gate.first_error;
+        lock.unlock();
+        shards_wake_to_stop(services);  // Shards that did start own rings and threads.
+        return false;
+    }
+    services.shared.is_ready.store(true, std::memory_order_release);
+    return true;
+}
+
+void services_stop(Services& services) {
+    shards_wake_to_stop(services);
+    for (auto& thread : services.shard_threads) {
+        thread.join();
+    }
+    services.admin.stop();  // Before the writer: admin commands run on its thread.
+    // Shards have stopped pushing: everything they queued is committed before exit.
+    services.writer.request_stop();
+    services.writer_thread.join();
+    services.resolver.stop();
+    services.shards.clear();
+}
+
+}  // namespace rw

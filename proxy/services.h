@@ -1,0 +1,71 @@
+// proxy/services.h — what the running program is made of and the order it starts and
+// stops in: storage (writer thread, snapshot store), the services beside the shards
+// (resolver, admin API), then the shard threads with a Gateway each. The composition root
+// (proxy/main.cc) calls these steps in turn; each startup failure is one line in `error`.
+// Main thread only.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/config.h"
+#include "core/shard.h"
+#include "proxy/admin_server.h"
+#include "proxy/gateway.h"
+#include "proxy/resolver.h"
+#include "storage/keys.h"
+#include "storage/queries.h"
+#include "storage/snapshot.h"
+#include "storage/writer.h"
+
+namespace rw {
+
+// Startup rendezvous between main and the shard threads (control plane only).
+struct StartGate {
+    std::mutex mutex;
+    std::condition_variable changed;
+    uint32_t setup_done_count = 0;
+    std::string first_error;
+};
+
+struct Services {
+    explicit Services(const Config& config_in) : config(config_in) {}
+
+    const Config& config;
+    Writer writer;
+    SnapshotStore store;
+    Resolver resolver;
+    std::unique_ptr<KeyLimits> key_limits;
+    GatewayShared gateway;
+    std::unique_ptr<Catalog> catalog;
+    Queries queries;
+    AdminServer admin;
+    std::thread writer_thread;
+    ServerShared shared;
+    std::vector<std::unique_ptr<Shard>> shards;
+    std::vector<std::thread> shard_threads;
+    StartGate gate;
+};
+
+// Opens (creating its directory when missing) and migrates the database, checks the
+// quota invariant, loads the first snapshot.
+[[nodiscard]] bool services_open_storage(Services& services, std::string& error);
+
+// Starts the writer thread, the resolver, first-start channels from the environment and
+// the admin API, and wires what the gateway shares.
+[[nodiscard]] bool services_start(Services& services, EnvLookup lookup, std::string& error);
+
+// One pinned thread per shard on its listener; returns once every shard is set up. On
+// failure the shards that did start are told to stop and `error` names the first cause.
+[[nodiscard]] bool services_start_shards(Services& services, const std::vector<int>& listen_fds,
+                                         std::string& error);
+
+// SIGTERM/SIGINT: stop the shards (they drain), then the admin API, then the writer
+// (everything queued is committed), then the resolver.
+void services_stop(Services& services);
+
+}  // namespace rw
