@@ -13,10 +13,15 @@
 #include <span>
 
 #include "core/assert.h"
+#include "core/limits.h"
 
 namespace rw {
 
 enum class BufOwner : uint8_t { kernel, app, send };
+
+// No recv buffer: a piece of output in other memory, a recv that delivered none.
+constexpr uint16_t no_bid = 0xFFFF;
+static_assert(recv_buffers_max <= no_bid);
 
 class BufRing {
 public:
@@ -48,8 +53,16 @@ public:
         owner_[bid] = BufOwner::send;
     }
 
-    // The bytes are no longer needed (parsed and copied, or their send completed; for
-    // send_zc only on the NOTIF CQE). Staged here; the kernel sees it after flush().
+    // A lent buffer's send completed (for send_zc only on the NOTIF CQE), or the send
+    // queue holding it was dropped: the pair of lend_to_send.
+    void give_back_sent(uint16_t bid) {
+        RW_ASSERT(bid < buf_count_);
+        RW_ASSERT(owner_[bid] == BufOwner::send);
+        give_back(bid);
+    }
+
+    // The bytes are no longer needed (parsed and copied, relayed, or sent). Staged here;
+    // the kernel sees it after flush().
     void give_back(uint16_t bid) {
         RW_ASSERT(bid < buf_count_);
         RW_ASSERT(owner_[bid] != BufOwner::kernel);  // Double give-back.

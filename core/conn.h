@@ -1,20 +1,30 @@
-// core/conn.h — a client connection slot. Slots live in a fixed array owned by one shard
-// and are recycled only when no operation can still complete for them (inflight_sqes is
-// zero, no handler owns the request, and the close CQE has come back); the generation in
-// every tag proves a completion belongs to the current occupant. A connection serves one
-// request at a time: pipelined bytes wait in `pending` (recv buffers still owned by the
-// app) until the previous response has been sent, so responses leave in request order.
-// Outgoing bytes wait in `segments`, a queue sent with one send/sendmsg at a time.
+// core/conn.h — client connection slots and their state machine, inside core only (the
+// handler sees core/client.h). Slots live in a fixed array owned by one shard and are
+// recycled only when no operation can still complete for them (inflight_sqes is zero, no
+// handler owns the request, and the close CQE has come back); the generation in every tag
+// proves a completion belongs to the current occupant. A connection serves one request
+// at a time: pipelined bytes wait in `pending` (recv buffers still owned by the app) until
+// the previous response has been sent, so responses leave in request order. Outgoing
+// bytes wait in `segments`, a queue sent with one send/sendmsg at a time.
 #pragma once
 
+#include <liburing.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <string>
 
 #include "arena/arena.h"
+#include "arena/buf_ring.h"
+#include "arena/chunk_pool.h"
+#include "core/client.h"
+#include "core/config.h"
+#include "core/handler.h"
 #include "core/http_parse.h"
 #include "core/limits.h"
+#include "core/metrics.h"
+#include "core/shard.h"
 
 namespace rw {
 
@@ -43,8 +53,6 @@ struct PendingBuf {
     uint32_t length_bytes;  // Bytes the recv delivered.
 };
 
-constexpr uint16_t no_bid = 0xFFFF;
-
 // One piece of output. data points into the request arena, static memory, a recv
 // buffer lent to this send (bid != no_bid: given back when its bytes are sent) or, when
 // data is nullptr, into inline_text (chunk-size lines).
@@ -60,7 +68,8 @@ struct Conn {
     explicit Conn(const ParserLimits& limits) : parser(limits) {}
 
     RequestParser parser;
-    Arena arena;  // The current request's memory; released between requests.
+    Arena arena;                   // The current request's memory; released between requests.
+    ClientConns* table = nullptr;  // The shard's table this slot belongs to.
     int fd = -1;
     uint32_t gen = 0;
     uint32_t slot = 0;
@@ -73,7 +82,7 @@ struct Conn {
     bool is_close_after_send = false;  // Response carries Connection: close.
     bool is_error_response = false;
     bool is_close_submitted = false;
-    bool is_rearm_listed = false;         // In the shard's re-arm list (after -ENOBUFS).
+    bool is_rearm_listed = false;         // In the table's re-arm list (after -ENOBUFS).
     bool is_recv_cancel_pending = false;  // Recv paused: too many pending buffers.
     bool is_send_inflight = false;
     bool is_handler_owned = false;    // The handler may still touch this request.
@@ -95,6 +104,106 @@ struct Conn {
     SendSegment segments[conn_send_segments_max];
     iovec iov[conn_send_segments_max];  // Built per send from segments; stable while in flight.
     msghdr message{};
+};
+
+// A shard's client connections: the slots, the recv → parse → dispatch state machine
+// (conn.cc) and the send queue with the responses built on it (conn_send.cc). The shard's
+// loop feeds it completions; the handler reaches it through core/client.h.
+class ClientConns {
+public:
+    ClientConns(Shard& shard, ServerShared& shared, ShardMetrics& metrics, BufRing& buf_ring,
+                ChunkPool& chunk_pool);
+    ~ClientConns();
+    ClientConns(const ClientConns&) = delete;
+    ClientConns& operator=(const ClientConns&) = delete;
+
+    // Allocates the slots (RINGWAY_MAX_CONNECTIONS). False with a one-line cause.
+    [[nodiscard]] bool setup(std::string& error);
+    void set_handler(const RequestHandler& handler) { handler_ = handler; }
+    const RequestHandler& handler() const { return handler_; }
+
+    // --- Fed by the shard's loop. ---
+    void open(int fd);  // An accepted socket.
+    // The slot a completion names; asserts it is the tag's current occupant.
+    Conn& at(uint32_t slot, uint32_t gen);
+    void on_recv(Conn& conn, const io_uring_cqe& cqe);
+    void on_send(Conn& conn, const io_uring_cqe& cqe);
+    void on_send_continue(Conn& conn, int result);
+    void on_advisory(Conn& conn);  // A cancel or shutdown completed (results advisory).
+    void on_close(Conn& conn);
+    void after_cqe(Conn& conn);  // Closes the fd once nothing is in flight.
+    void rearm_listed();         // Turn end: recvs that hit -ENOBUFS, if buffers came back.
+    void sweep(uint64_t now_ms, bool is_drain_overdue);
+    void drain_begin();  // Closes idle connections.
+    uint32_t open_count() const { return open_count_; }
+
+    // --- For core/client.h (the handler's interface). ---
+    void take(Conn& conn, void* request);
+    void release(Conn& conn);
+    void respond(Conn& conn, const ClientResponse& response);
+    void respond_error(Conn& conn, uint16_t status, std::string_view code,
+                       std::string_view message);
+    void respond_unknown_url(Conn& conn);
+    [[nodiscard]] bool stream_begin(Conn& conn, uint16_t status, std::string_view content_type,
+                                    std::string_view extra_headers);
+    [[nodiscard]] bool stream_piece(Conn& conn, std::string_view piece, uint16_t bid);
+    void stream_end(Conn& conn, bool is_complete);
+
+private:
+    // Submission (each SQE counts in the connection's inflight_sqes until its last CQE).
+    void submit_recv(Conn& conn);
+    void submit_send(Conn& conn);
+    void submit_send_continue(Conn& conn);
+    void submit_cancel_recv(Conn& conn);
+    void submit_cancel_all(Conn& conn);
+    void submit_shutdown(Conn& conn);
+    void submit_close(Conn& conn);
+
+    // Input: recv → parse → dispatch (conn.cc).
+    void on_recv_bytes(Conn& conn, uint16_t bid, uint32_t length_bytes);
+    bool on_recv_merge(Conn& conn, uint16_t bid, uint32_t length_bytes);
+    void on_recv_eof(Conn& conn);
+    void on_recv_error(Conn& conn, int error);
+    void conn_process_input(Conn& conn);
+    void conn_head_complete(Conn& conn);
+    void conn_request_complete(Conn& conn);
+    void conn_dispatch(Conn& conn);
+    void conn_serve_builtin(Conn& conn, std::string_view path, bool is_head);
+    void conn_start_request(Conn& conn);
+    void conn_linger(Conn& conn);
+    void conn_close(Conn& conn);
+    void conn_pending_drop(Conn& conn);
+    void conn_set_deadline(Conn& conn, Deadline deadline, uint32_t timeout_ms);
+    void conn_on_deadline(Conn& conn);
+    void conn_maybe_rearm_recv(Conn& conn);
+    void conn_respond_parse_error(Conn& conn, ParseError error);
+
+    // Output: the send queue and responses (conn_send.cc).
+    void conn_respond(Conn& conn, uint16_t status, std::string_view content_type,
+                      std::string_view body, bool is_head_only, std::string_view extra_headers);
+    bool conn_response_is_close(const Conn& conn) const;
+    bool conn_queue(Conn& conn, const char* data, uint32_t length_bytes, uint16_t bid);
+    bool conn_queue_inline(Conn& conn, const char* text, uint32_t length_bytes);
+    void conn_flush(Conn& conn);
+    void conn_segments_drop(Conn& conn);
+    uint32_t conn_segments_retire(Conn& conn, uint8_t covered, uint32_t sent_bytes);
+    void conn_response_sent(Conn& conn);
+
+    Shard& shard_;
+    ServerShared& shared_;
+    const Config& config_;
+    ShardMetrics& metrics_;
+    BufRing& buf_ring_;
+    ChunkPool& chunk_pool_;
+    ParserLimits parser_limits_;
+    RequestHandler handler_;
+    Conn* conns_ = nullptr;  // [config_.max_connections], constructed in setup().
+    uint32_t* free_slots_ = nullptr;
+    uint32_t free_slot_count_ = 0;
+    uint32_t open_count_ = 0;
+    uint32_t slots_high_water_ = 0;   // Slots [0, high water) have been used.
+    uint32_t* rearm_list_ = nullptr;  // Conns whose recv must be re-armed at turn end.
+    uint32_t rearm_count_ = 0;
 };
 
 }  // namespace rw

@@ -24,12 +24,7 @@ enum class Op : uint8_t {
     handler_recv,
     handler_cancel,
     handler_close,
-    handler_timeout,
 };
-
-constexpr bool op_is_handler(Op op) {
-    return op >= Op::handler_connect;
-}
 
 struct OpTag {
     Op op;

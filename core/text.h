@@ -26,7 +26,6 @@ void json_escape_append(std::string& out, std::string_view text);
 
 // The same for the signed fields of the control plane: digits only, in [min, max], where
 // min is at least 0 (a sign is refused like any other non-digit).
-[[nodiscard]] bool parse_decimal_i64(std::string_view text, int64_t min, int64_t max,
-                                     int64_t& out);
+[[nodiscard]] bool parse_decimal_i64(std::string_view text, int64_t min, int64_t max, int64_t& out);
 
 }  // namespace rw

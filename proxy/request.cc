@@ -1,150 +1,87 @@
-// proxy/request.cc — the single exit of a proxied request (STYLE P4). request_finish()
-// runs once, whatever ended the request: it fixes the usage and its source by the billing
-// rule below, charges the key's in-memory quota, pushes the one usage record into the
-// shard's queue slot reserved at admission, and releases the concurrency slot. The
-// client connection is released to the core only when no upstream SQE can still read the
-// request's arena (request_maybe_release).
-//
-// Billing rule (explicit, tested): tokens reported by the upstream are charged as
-// reported. When a request reached an upstream that answered 2xx but no usage arrived
-// (client gone before the usage event, upstream cut off, stream without usage), tokens are
-// estimated and marked usage_source=estimated: prompt = ceil(request body bytes / 4),
-// completion = content events relayed (about one token each for chat deltas). An upstream
-// error answer (4xx/5xx) without usage charges nothing (usage_source=unknown).
-#include <time.h>
+// proxy/request.cc — a proxied request's start and its one exit (see request.h). The
+// billing rule and the record's content are usage_record.cc's; here they are applied to
+// the request and the record is pushed into the queue slot reserved at admission, which
+// cannot fail. Shard thread only.
+#include "proxy/request.h"
 
 #include <charconv>
-#include <cstdio>
 #include <cstring>
 
+#include "core/http_write.h"
 #include "core/log.h"
 #include "proxy/gateway.h"
-#include "proxy/gateway_types.h"
+#include "proxy/usage_record.h"
 
 namespace rw {
 namespace {
 
-uint32_t clamp32(uint64_t value) {
-    return value > UINT32_MAX ? UINT32_MAX : uint32_t(value);
+int64_t unix_ms() {
+    timespec now;
+    clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    return int64_t(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
 }
 
-std::string_view endpoint_name(Endpoint endpoint) {
-    switch (endpoint) {
-        case Endpoint::chat: return "/v1/chat/completions";
-        case Endpoint::completions: return "/v1/completions";
-        case Endpoint::embeddings: return "/v1/embeddings";
-        case Endpoint::responses: return "/v1/responses";
-        case Endpoint::messages: return "/v1/messages";
-    }
-    return "";
+// "rw-<shard>-<start ms, hex>-<sequence, hex>": unique per process run and shard. Built
+// with to_chars (no format parsing per request); at most 3+10+1+16+1+16 bytes.
+std::string_view request_id_write(char (&out)[64], uint32_t shard_index, int64_t started_unix_ms,
+                                  uint64_t sequence) {
+    char* cursor = out;
+    char* const end = out + sizeof(out);
+    auto put = [&](std::string_view text) {
+        RW_ASSERT(cursor + text.size() <= end);
+        std::memcpy(cursor, text.data(), text.size());
+        cursor += text.size();
+    };
+    put("rw-");
+    cursor = std::to_chars(cursor, end, shard_index).ptr;
+    put("-");
+    cursor = std::to_chars(cursor, end, static_cast<uint64_t>(started_unix_ms), 16).ptr;
+    put("-");
+    cursor = std::to_chars(cursor, end, sequence, 16).ptr;
+    return {out, static_cast<size_t>(cursor - out)};
 }
 
-}  // namespace
-
-void Gateway::request_finish(ProxyRequest& request, EndReason reason) {
-    if (request.is_finished) {
-        return;  // A timeout may race an upstream error or the client going away.
-    }
-    request.is_finished = true;
-    request.end_reason = reason;
-    if (request.attempts_made > 0) {
-        request_record(request, reason);
-    }
-    // Counted finished only once its record and tokens are counted, and published with
-    // release: a scrape that reads the in-flight gauge at 0 (acquire) reads every record.
-    metrics_.requests_finished.add_release();
-    // A request that never reached an upstream (refused at admission, no free connection)
-    // spent nothing: no record, and request_maybe_release gives its queue slot back.
-    if (request.holds_concurrency) {
-        shared_.key_limits->concurrency_release(request.quota_slot);
-        request.holds_concurrency = false;
-    }
-    request_maybe_release(request);
-}
-
-// The one usage record of a request that reached an upstream: usage by the billing rule
-// above, the key's in-memory quota, and a push into the slot reserved at admission.
-void Gateway::request_record(ProxyRequest& request, EndReason reason) {
+// The one usage record of a request that reached an upstream, pushed into the slot
+// reserved at admission; the key's in-memory quota and the token counters follow it.
+void request_record(Gateway& gateway, ProxyRequest& request, EndReason reason) {
     RW_ASSERT(request.attempts_made > 0);
     RW_ASSERT(request.has_queue_reservation);  // Admission reserved it before any attempt.
-    if (request.usage.has_usage) {
-        request.usage_source = UsageSource::reported;
-        if (request.usage.total_tokens == 0) {
-            request.usage.total_tokens =
-                request.usage.prompt_tokens + request.usage.completion_tokens;
-        }
-    } else if (request.parser.head().status >= 200 && request.parser.head().status < 300) {
-        request.usage_source = UsageSource::estimated;
-        request.usage.prompt_tokens = (request.body.size() + 3) / 4;
-        request.usage.completion_tokens = request.scanner.events_count();
-        request.usage.total_tokens = request.usage.prompt_tokens + request.usage.completion_tokens;
-    } else {
-        request.usage_source = UsageSource::unknown;
-        request.usage = UsageCounts{};
-    }
     const Candidate& candidate = request.candidates[request.attempt_index];
-    UsageRecord record{};
-    record.ts_ms = request.started_unix_ms;
-    record.key_id = request.key_id;
-    record.channel_id = candidate.channel_id;
+    char id_text[64];
     const uint64_t now_us = proxy_clock_us();
-    record.latency_us = now_us - request.started_us;
-    record.ttfb_us = request.first_byte_us != 0 ? request.first_byte_us - request.started_us : 0;
-    record.bytes_in = request.bytes_in;
-    // The record is written when the response is queued, before its sends complete: a
-    // client still there gets everything queued; a gone one got what was sent.
-    record.bytes_out = request.is_client_gone ? request.conn->response_bytes_sent
-                                              : request.conn->response_bytes_queued;
-    record.prompt_tokens = clamp32(request.usage.prompt_tokens);
-    record.completion_tokens = clamp32(request.usage.completion_tokens);
-    record.total_tokens = clamp32(request.usage.total_tokens);
-    record.status = request.status_sent != 0 ? request.status_sent : request.parser.head().status;
-    record.attempts = static_cast<uint16_t>(request.attempts_made);
-    record.usage_source = request.usage_source;
-    record.end_reason = reason;
-    record_set_text(record.model_requested, request.model_requested);
-    record_set_text(record.model_sent, candidate.model_sent);
-    record_set_text(record.endpoint, endpoint_name(request.endpoint));
-    // "rw-<shard>-<start ms, hex>-<sequence, hex>": unique per process run and shard.
-    // Built with to_chars (no format parsing per request); at most 3+10+1+16+1+16 bytes.
-    char shard_text[12];
-    char start_text[17];
-    char sequence_text[17];
-    const std::string_view parts[] = {
-        "rw-",
-        {shard_text,
-         static_cast<size_t>(
-             std::to_chars(shard_text, shard_text + sizeof(shard_text), shard_.index()).ptr -
-             shard_text)},
-        "-",
-        {start_text,
-         static_cast<size_t>(std::to_chars(start_text, start_text + sizeof(start_text),
-                                           static_cast<uint64_t>(request.started_unix_ms), 16)
-                                 .ptr -
-                             start_text)},
-        "-",
-        {sequence_text,
-         static_cast<size_t>(std::to_chars(sequence_text, sequence_text + sizeof(sequence_text),
-                                           ++request_sequence_, 16)
-                                 .ptr -
-                             sequence_text)},
+    const Conn& conn = *request.conn;
+    const UsageRecordInput input{
+        request.started_unix_ms,
+        request.key_id,
+        candidate.channel_id,
+        now_us - request.started_us,
+        request.first_byte_us != 0 ? request.first_byte_us - request.started_us : 0,
+        request.bytes_in,
+        // Written when the response is queued, before its sends complete: a client still
+        // there gets everything queued; a gone one got what was sent.
+        request.is_client_gone ? client_bytes_sent(conn) : client_bytes_queued(conn),
+        request.usage,
+        request.parser.head().status,
+        request.status_sent,
+        request.body.size(),
+        request.scanner.events_count(),
+        static_cast<uint16_t>(request.attempts_made),
+        reason,
+        request.model_requested,
+        candidate.model_sent,
+        endpoint_path(request.endpoint),
+        request_id_write(id_text, gateway.shard.index(), request.started_unix_ms,
+                         ++gateway.request_sequence),
     };
-    char request_id[64];
-    size_t id_bytes = 0;
-    for (const std::string_view part : parts) {
-        RW_ASSERT(id_bytes + part.size() <= sizeof(request_id));
-        std::memcpy(request_id + id_bytes, part.data(), part.size());
-        id_bytes += part.size();
-    }
-    record_set_text(record.request_id, {request_id, id_bytes});
-    shared_.writer->queue(shard_.index()).push(record);  // Cannot fail: reserved at admission.
+    const UsageRecord record = usage_record_build(input);
+    gateway.shared.writer->queue(gateway.shard.index()).push(record);  // Reserved: cannot fail.
     request.has_queue_reservation = false;
-    has_records_pushed_ = true;
-    metrics_.records_pushed.add();
+    gateway.has_records_pushed = true;
+    gateway.metrics.records_pushed.add();
     if (record.total_tokens > 0) {
-        shared_.quotas->add_tokens(request.quota_slot, record.total_tokens);
-        metrics_.tokens_prompt.add(record.prompt_tokens);
-        metrics_.tokens_completion.add(record.completion_tokens);
+        gateway.shared.quotas->add_tokens(request.quota_slot, record.total_tokens);
+        gateway.metrics.tokens_prompt.add(record.prompt_tokens);
+        gateway.metrics.tokens_completion.add(record.completion_tokens);
     }
     RW_LOG_DEBUG(
         "event=request_done key_id=%ld channel_id=%ld status=%u end=%.*s tokens=%u "
@@ -155,47 +92,136 @@ void Gateway::request_record(ProxyRequest& request, EndReason reason) {
         usage_source_name(record.usage_source).data(), record.attempts);
 }
 
-// Gives the client connection back to the core once the request is finished and no
-// upstream SQE can still read its arena. A reservation still held means no record was
-// pushed: it is given back here.
-void Gateway::request_maybe_release(ProxyRequest& request) {
-    if (!request.is_finished || request.is_released || request.upstream_slot != UINT32_MAX ||
+// A started stream cannot carry an error status any more: RULES §7, an SSE error event the
+// SDKs raise, then no terminating chunk, so an HTTP client sees an incomplete body.
+void request_stream_abort(Gateway& gateway, ProxyRequest& request) {
+    gateway.metrics.streams_aborted.add();
+    if (request.is_client_gone) {
+        return;
+    }
+    static constexpr std::string_view error_event =
+        "data: {\"error\":{\"message\":\"upstream connection lost\",\"type\":"
+        "\"upstream_error\"}}\n\n";
+    [[maybe_unused]] const bool is_queued = client_stream_piece(*request.conn, error_event, no_bid);
+    client_stream_end(*request.conn, false);
+}
+
+// What the client gets, if anything, for the fault the request ends with.
+void request_answer(Gateway& gateway, ProxyRequest& request, Fault fault) {
+    if (request.is_relaying_stream) {
+        if (fault != Fault::none && fault != Fault::client_gone && fault != Fault::local_shutdown) {
+            request_stream_abort(gateway, request);
+        }
+        request.usage = request.scanner.usage();
+        return;
+    }
+    const FaultInfo& info = fault_info(fault);
+    if (info.status == 0 || request.is_client_gone || request.is_response_started) {
+        return;
+    }
+    fault_respond(*request.conn, fault, request.fault_code, request.fault_message);
+    request.is_response_started = true;
+    request.status_sent = info.status;
+}
+
+}  // namespace
+
+ProxyRequest* request_start(Gateway& gateway, Conn& conn) {
+    auto* request = client_arena(conn).make<ProxyRequest>();
+    if (request == nullptr) {
+        return nullptr;
+    }
+    request->conn = &conn;
+    request->upstream_slot = UINT32_MAX;
+    request->started_ms = gateway.shard.now_ms();
+    request->started_us = proxy_clock_us();
+    request->started_unix_ms = unix_ms();
+    request->bytes_in = client_request(conn).body.size();
+    request->fault = Fault::none;
+    client_take(conn, request);
+    gateway.metrics.requests_started.add();
+    return request;
+}
+
+void request_finish(Gateway& gateway, ProxyRequest& request, Fault fault) {
+    if (request.is_finished) {
+        return;  // A timeout may race an upstream error or the client going away.
+    }
+    request.is_finished = true;
+    request.is_in_finish = true;
+    request.fault = fault;
+    if (request.upstream_slot != UINT32_MAX) {
+        gateway.pool.close(gateway.pool.at(request.upstream_slot));  // Detaches the request.
+    }
+    request_answer(gateway, request, fault);
+    if (request.attempts_made > 0) {
+        request_record(gateway, request, fault_info(fault).end_reason);
+    }
+    // Counted finished only once its record and tokens are counted, and published with
+    // release: a scrape that reads the in-flight gauge at 0 (acquire) reads every record.
+    gateway.metrics.requests_finished.add_release();
+    // A request that never reached an upstream (refused at admission, no free connection)
+    // spent nothing: no record, and request_maybe_release gives its queue slot back.
+    if (request.holds_concurrency) {
+        gateway.shared.key_limits->concurrency_release(request.quota_slot);
+        request.holds_concurrency = false;
+    }
+    request.is_in_finish = false;
+    request_maybe_release(gateway, request);
+}
+
+void request_maybe_release(Gateway& gateway, ProxyRequest& request) {
+    if (!request.is_finished || request.is_in_finish || request.is_released ||
+        request.is_retry_queued || request.upstream_slot != UINT32_MAX ||
         request.upstreams_closing > 0) {
         return;
     }
     RW_ASSERT(!request.holds_concurrency);  // request_finish released it.
     if (request.has_queue_reservation) {
-        shared_.writer->queue(shard_.index()).cancel_reservation();
+        gateway.shared.writer->queue(gateway.shard.index()).cancel_reservation();
         request.has_queue_reservation = false;
     }
     request.is_released = true;
-    shard_.handler_release(*request.conn);  // The request's memory may go after this.
-}
-
-void Gateway::on_client_gone_thunk(void* context, Conn& conn) {
-    static_cast<Gateway*>(context)->on_client_gone(conn);
+    client_release(*request.conn);  // The request's memory may go after this.
 }
 
 // The client went away (reset, deadline, forced shutdown) while the request was ours:
-// stop the upstream at once (its buffers come back as its SQEs complete) and record
-// what is known, with end_reason=client_gone.
-void Gateway::on_client_gone(Conn& conn) {
-    auto* request = static_cast<ProxyRequest*>(conn.handler_request);
-    RW_ASSERT(request != nullptr);
-    request->is_client_gone = true;
-    if (request->upstream_slot != UINT32_MAX) {
-        UpstreamConn& upstream = upstreams_[request->upstream_slot];
-        upstream_close(upstream);
+// the upstream stops at once (its buffers come back as its SQEs complete) and what is
+// known is recorded. Closed by the drain deadline rather than by the client, it is
+// end_reason=shutdown (RULES §8); a client that leaves while the gateway drains is still
+// client_gone. An already finished request is released once its upstream let go.
+void request_on_client_gone(Gateway& gateway, ProxyRequest& request, ClientGone why) {
+    request.is_client_gone = true;
+    request_finish(gateway, request,
+                   why == ClientGone::drain_deadline ? Fault::local_shutdown : Fault::client_gone);
+    request_maybe_release(gateway, request);
+}
+
+void fault_respond(Conn& conn, Fault fault, std::string_view code, std::string_view message) {
+    const FaultInfo& info = fault_info(fault);
+    RW_ASSERT(info.status != 0);
+    const std::string_view body_code = code.empty() ? info.code : code;
+    const std::string_view body_message = message.empty() ? info.message : message;
+    Arena& arena = client_arena(conn);
+    const uint32_t capacity = error_body_bytes_max(body_code, body_message);
+    auto* body = static_cast<char*>(arena.alloc(capacity, 1));
+    const uint32_t length =
+        body != nullptr ? write_error_body(body, capacity, info.status, body_code, body_message)
+                        : 0;
+    char retry_after[32];
+    std::string_view extra_headers;
+    if (info.retry_after_s != 0) {
+        char* cursor = retry_after;
+        std::memcpy(cursor, "Retry-After: ", 13);
+        cursor =
+            std::to_chars(cursor + 13, retry_after + sizeof(retry_after) - 2, info.retry_after_s)
+                .ptr;
+        std::memcpy(cursor, "\r\n", 2);
+        extra_headers = {retry_after, static_cast<size_t>(cursor + 2 - retry_after)};
     }
-    if (request->is_relaying_stream && !request->is_finished) {
-        request->usage = request->scanner.usage();
-    }
-    // Closed by the drain deadline rather than by the client (RULES §8). A client that
-    // leaves while the gateway drains is still client_gone. An already finished request
-    // is left as it is; it is released once its upstream let go.
-    request_finish(*request,
-                   conn.is_closed_by_drain ? EndReason::shutdown : EndReason::client_gone);
-    request_maybe_release(*request);
+    // Without memory for a body, the status and headers still go out (an empty body).
+    client_respond(conn,
+                   {info.status, "application/json", {body, length}, extra_headers, info.is_close});
 }
 
 }  // namespace rw

@@ -18,7 +18,8 @@ namespace {
 
 uint32_t render_service_metrics(void* context, char* out, uint32_t capacity) {
     auto* services = static_cast<Services*>(context);
-    return gateway_metrics_render(out, capacity, services->gateway, services->config.shards);
+    return gateway_metrics_render(out, capacity, services->gateway.metrics, services->config.shards,
+                                  &services->writer);
 }
 
 const char* service_not_ready_reason(void* context) {
@@ -45,7 +46,8 @@ bool db_directory_create(const std::string& db_path, std::string& error) {
     }
     const std::string parent = db_path.substr(0, slash);
     if (::mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST) {
-        error = "cannot create the directory of RINGWAY_DB (" + parent + "): " + std::strerror(errno);
+        error =
+            "cannot create the directory of RINGWAY_DB (" + parent + "): " + std::strerror(errno);
         return false;
     }
     return true;

@@ -60,6 +60,10 @@ public:
         RW_ASSERT(shard_index < queues_.size());
         return *queues_[shard_index];
     }
+    [[nodiscard]] const LogQueue& queue(uint32_t shard_index) const {
+        RW_ASSERT(shard_index < queues_.size());
+        return *queues_[shard_index];
+    }
     [[nodiscard]] uint32_t queue_count() const { return uint32_t(queues_.size()); }
 
     // Shard side, at most once per loop turn after pushes: wakes the writer if it is

@@ -1,0 +1,65 @@
+// core/client.h — all a request handler (proxy/) sees of a client connection: the
+// parsed request and its arena, the ways to answer (a whole response, or a chunked
+// stream whose pieces may lend recv buffers), and the bytes that went out. The
+// connection itself (core/conn.h) stays opaque: its state machine is core's alone.
+// Shard thread only. A handler that took a request (client_take) keeps the connection
+// and its arena alive until it calls client_release, however the client behaves.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "arena/arena.h"
+#include "arena/buf_ring.h"
+#include "core/http_parse.h"
+
+namespace rw {
+
+struct Conn;
+
+// Why a handler's client went away (RequestHandler::on_client_gone).
+enum class ClientGone : uint8_t {
+    closed,          // Reset, half-close while waiting, send deadline, pipelining abuse.
+    drain_deadline,  // The shutdown deadline passed with the request still open.
+};
+
+// A whole response. The body (arena or static memory) is copied after the head.
+struct ClientResponse {
+    uint16_t status;
+    std::string_view content_type;
+    std::string_view body;
+    std::string_view extra_headers;  // Complete "Name: value\r\n" lines, or empty.
+    bool is_close;  // The connection closes after it (pipelined input is dropped).
+};
+
+[[nodiscard]] Arena& client_arena(Conn& conn);
+[[nodiscard]] const ParsedRequest& client_request(const Conn& conn);
+// Response bytes handed to the send queue (head, framing, body) and those a send
+// completed: a client still there gets everything queued, a gone one got what was sent.
+[[nodiscard]] uint64_t client_bytes_queued(const Conn& conn);
+[[nodiscard]] uint64_t client_bytes_sent(const Conn& conn);
+
+// The handler owns the request from on_request until client_release; `request` is
+// passed back to on_client_gone and on_client_writable.
+void client_take(Conn& conn, void* request);
+void client_release(Conn& conn);
+
+// A whole response (a HEAD request gets its head only).
+void client_respond(Conn& conn, const ClientResponse& response);
+// 404 "Invalid URL (METHOD /path)" as OpenAI answers unknown routes; closes after.
+void client_respond_unknown_url(Conn& conn);
+
+// A chunked response: the head now, pieces as they come, then the end. A piece may lend
+// a recv buffer (bid, else no_bid from arena/buf_ring.h): it is given back once the piece has been sent.
+// False when the send queue has no room: wait for on_client_writable.
+[[nodiscard]] bool client_stream_begin(Conn& conn, uint16_t status, std::string_view content_type,
+                                       std::string_view extra_headers);
+[[nodiscard]] bool client_stream_piece(Conn& conn, std::string_view piece, uint16_t bid);
+// is_complete: the terminating chunk is sent and the connection may be reused.
+// Otherwise the queued bytes are sent and the connection is closed without it, so the
+// client sees an incomplete body (RULES §7).
+void client_stream_end(Conn& conn, bool is_complete);
+// Pieces the send queue can still take (a relayed chunk takes three).
+[[nodiscard]] uint32_t client_send_room(const Conn& conn);
+
+}  // namespace rw

@@ -1,0 +1,638 @@
+// core/conn.cc — the client connection state machine, input side: slots, accept → recv
+// (multishot, provided buffers) → llhttp → dispatch to the core's own paths or the
+// handler, keep-alive and pipelining, deadlines, lingering close. The output side (send
+// queue, responses, streams) is conn_send.cc. Shard thread only. Contracts relied on:
+// - -ENOBUFS on a buffer-select recv is back-pressure, not an error (liburing recv_enobufs);
+// - a multishot recv without IORING_CQE_F_MORE has ended and must be re-armed
+//   [io_uring_prep_recv_multishot(3)];
+// - views into a recv buffer are valid only until it is given back: the parser copies
+//   what it keeps into the request arena before conn_process_input gives it back.
+#include "core/conn.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "core/log.h"
+
+namespace rw {
+namespace {
+
+// Memory one request may hold: its body (plus simdjson padding), its header copies and
+// room for the response the core or the proxy writes.
+uint64_t arena_bytes_per_request_max(const Config& config) {
+    // A chunked body grows by doubling and the arena frees nothing before release, so it
+    // may hold up to ~4x the body limit in blocks on its way to the final size.
+    return 4 * (config.max_body_bytes + large_block_bytes_min) + 2ull * config.max_header_bytes +
+           256 * 1024;
+}
+
+constexpr std::string_view json_ok = "{\"status\":\"ok\"}";
+constexpr std::string_view json_ready = "{\"status\":\"ready\"}";
+
+}  // namespace
+
+ClientConns::ClientConns(Shard& shard, ServerShared& shared, ShardMetrics& metrics,
+                         BufRing& buf_ring, ChunkPool& chunk_pool)
+    : shard_(shard),
+      shared_(shared),
+      config_(*shared.config),
+      metrics_(metrics),
+      buf_ring_(buf_ring),
+      chunk_pool_(chunk_pool),
+      parser_limits_{config_.max_request_line_bytes, config_.max_header_bytes, config_.max_headers,
+                     config_.max_body_bytes, config_.max_chunk_ext_bytes} {}
+
+ClientConns::~ClientConns() {
+    if (conns_ != nullptr) {
+        for (uint32_t i = 0; i < config_.max_connections; i++) {
+            conns_[i].arena.release();
+            conns_[i].~Conn();
+        }
+        std::free(conns_);
+    }
+    std::free(free_slots_);
+    std::free(rearm_list_);
+}
+
+bool ClientConns::setup(std::string& error) {
+    const uint32_t slots = config_.max_connections;
+    conns_ = static_cast<Conn*>(std::aligned_alloc(64, (sizeof(Conn) * slots + 63) / 64 * 64));
+    free_slots_ = static_cast<uint32_t*>(std::malloc(sizeof(uint32_t) * slots));
+    rearm_list_ = static_cast<uint32_t*>(std::malloc(sizeof(uint32_t) * slots));
+    if (conns_ == nullptr || free_slots_ == nullptr || rearm_list_ == nullptr) {
+        error = "out of memory for connection slots (lower RINGWAY_MAX_CONNECTIONS)";
+        return false;
+    }
+    const uint64_t arena_max = arena_bytes_per_request_max(config_);
+    for (uint32_t i = 0; i < slots; i++) {
+        Conn* conn = new (&conns_[i]) Conn(parser_limits_);
+        conn->slot = i;
+        conn->table = this;
+        conn->arena.bind(&chunk_pool_, arena_max);
+        free_slots_[slots - 1 - i] = i;  // Pop order: slot 0 first.
+    }
+    free_slot_count_ = slots;
+    chunk_pool_.reserve_small(slots < 64 ? slots : 64);
+    return true;
+}
+
+Conn& ClientConns::at(uint32_t slot, uint32_t gen) {
+    RW_ASSERT(slot < slots_high_water_);
+    Conn& conn = conns_[slot];
+    // A slot is recycled only after its last CQE, so a stale tag is a bug.
+    RW_ASSERT((conn.gen & 0xFFFFFFu) == gen);
+    RW_ASSERT(conn.state != ConnState::free);
+    return conn;
+}
+
+// ---------------------------------------------------------------------------------------
+// Submission. Every SQE that names a connection counts in its inflight_sqes until its
+// final CQE; the slot is reused only at zero.
+
+void ClientConns::submit_recv(Conn& conn) {
+    RW_ASSERT(!conn.is_recv_armed);
+    RW_ASSERT(conn.state != ConnState::closing);
+    io_uring_sqe* sqe = shard_.sqe_get();
+    io_uring_prep_recv_multishot(sqe, conn.fd, nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = buf_ring_.group_id();
+    io_uring_sqe_set_data64(sqe, tag_pack({Op::recv, conn.gen, conn.slot}));
+    conn.is_recv_armed = true;
+    conn.inflight_sqes += 1;
+}
+
+void ClientConns::submit_cancel_recv(Conn& conn) {
+    io_uring_sqe* sqe = shard_.sqe_get();
+    io_uring_prep_cancel64(sqe, tag_pack({Op::recv, conn.gen, conn.slot}), 0);
+    io_uring_sqe_set_data64(sqe, tag_pack({Op::cancel, conn.gen, conn.slot}));
+    conn.inflight_sqes += 1;
+}
+
+void ClientConns::submit_cancel_all(Conn& conn) {
+    io_uring_sqe* sqe = shard_.sqe_get();
+    io_uring_prep_cancel_fd(sqe, conn.fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, tag_pack({Op::cancel, conn.gen, conn.slot}));
+    conn.inflight_sqes += 1;
+}
+
+void ClientConns::submit_shutdown(Conn& conn) {
+    io_uring_sqe* sqe = shard_.sqe_get();
+    io_uring_prep_shutdown(sqe, conn.fd, SHUT_WR);
+    io_uring_sqe_set_data64(sqe, tag_pack({Op::shutdown, conn.gen, conn.slot}));
+    conn.inflight_sqes += 1;
+}
+
+void ClientConns::submit_close(Conn& conn) {
+    RW_ASSERT(conn.inflight_sqes == 0);
+    RW_ASSERT(!conn.is_close_submitted);
+    io_uring_sqe* sqe = shard_.sqe_get();
+    io_uring_prep_close(sqe, conn.fd);
+    io_uring_sqe_set_data64(sqe, tag_pack({Op::close, conn.gen, conn.slot}));
+    conn.is_close_submitted = true;
+    conn.inflight_sqes += 1;
+}
+
+// ---------------------------------------------------------------------------------------
+// Completions (called from Shard::on_cqe).
+
+void ClientConns::on_advisory(Conn& conn) {
+    RW_ASSERT(conn.inflight_sqes > 0);
+    conn.inflight_sqes -= 1;
+    after_cqe(conn);
+}
+
+void ClientConns::after_cqe(Conn& conn) {
+    if (conn.state == ConnState::closing && conn.inflight_sqes == 0 && !conn.is_handler_owned &&
+        !conn.is_close_submitted) {
+        submit_close(conn);
+    }
+}
+
+void ClientConns::on_recv(Conn& conn, const io_uring_cqe& cqe) {
+    if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
+        conn.is_recv_armed = false;  // The multishot recv has ended.
+        conn.is_recv_cancel_pending = false;
+        conn.inflight_sqes -= 1;
+    }
+    if (cqe.res < 0) {
+        on_recv_error(conn, -cqe.res);
+    } else if (cqe.res == 0) {
+        on_recv_eof(conn);
+    } else {
+        RW_ASSERT((cqe.flags & IORING_CQE_F_BUFFER) != 0);
+        const auto bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+        buf_ring_.take(bid, static_cast<uint32_t>(cqe.res));
+        on_recv_bytes(conn, bid, static_cast<uint32_t>(cqe.res));
+    }
+    after_cqe(conn);
+}
+
+void ClientConns::on_recv_eof(Conn& conn) {
+    conn.is_peer_closed = true;
+    if (conn.state == ConnState::reading) {
+        conn_process_input(conn);  // Answers complete requests already received.
+    } else if (conn.state == ConnState::lingering) {
+        conn_close(conn);
+    } else if (conn.state == ConnState::handling && conn.is_handler_owned &&
+               (conn.response_phase == ResponsePhase::none ||
+                conn.response_phase == ResponsePhase::streaming)) {
+        // The client closed while its request waits on an upstream: it has gone, as nginx
+        // (proxy_ignore_client_abort off) and Go's net/http judge it too. The handler stops
+        // the upstream now instead of at the next byte it would relay, which may be
+        // minutes away while a reasoning model thinks. A response already queued whole (or
+        // ending) still goes out to a half-closed client, and so do the answers the core
+        // gives itself.
+        conn_close(conn);
+    }
+}
+
+void ClientConns::on_recv_bytes(Conn& conn, uint16_t bid, uint32_t length_bytes) {
+    if (conn.state == ConnState::lingering || conn.state == ConnState::closing) {
+        conn.linger_bytes += length_bytes;
+        buf_ring_.give_back(bid);  // Discarded: nothing more is read from this client.
+        if (conn.state == ConnState::lingering && conn.linger_bytes > linger_bytes_max) {
+            conn_close(conn);
+        }
+        return;
+    }
+    if (on_recv_merge(conn, bid, length_bytes)) {
+        return;
+    }
+    if (conn.pending_count == conn_pending_bufs_max) {
+        // More unanswered input than the pause mark lets through: a client pipelining far
+        // ahead of its answers. Closing is the bounded answer.
+        buf_ring_.give_back(bid);
+        conn_close(conn);
+        return;
+    }
+    const uint32_t tail = (conn.pending_head + conn.pending_count) % conn_pending_bufs_max;
+    conn.pending[tail] = {bid, 0, length_bytes};
+    conn.pending_count += 1;
+    if (conn.pending_count >= conn_pending_bufs_pause && conn.is_recv_armed &&
+        !conn.is_recv_cancel_pending) {
+        conn.is_recv_cancel_pending = true;
+        submit_cancel_recv(conn);
+    }
+    if (conn.deadline == Deadline::body) {
+        conn_set_deadline(conn, Deadline::body, config_.body_timeout_ms);  // Idle timer.
+    }
+    if (conn.state == ConnState::reading) {
+        conn_process_input(conn);
+    }
+}
+
+// Small pieces (a client writing byte by byte) are appended to the last parked buffer
+// while it has room, so a trickle cannot use up the pending slots. True when merged (the
+// new buffer went back to the kernel).
+bool ClientConns::on_recv_merge(Conn& conn, uint16_t bid, uint32_t length_bytes) {
+    if (conn.pending_count == 0 || length_bytes > pending_merge_bytes_max) {
+        return false;
+    }
+    PendingBuf& last =
+        conn.pending[(conn.pending_head + conn.pending_count - 1) % conn_pending_bufs_max];
+    if (last.length_bytes + length_bytes > buf_ring_.buf_bytes()) {
+        return false;
+    }
+    std::memcpy(buf_ring_.data(last.bid) + last.length_bytes, buf_ring_.data(bid), length_bytes);
+    last.length_bytes += length_bytes;
+    buf_ring_.give_back(bid);
+    if (conn.deadline == Deadline::body) {
+        conn_set_deadline(conn, Deadline::body, config_.body_timeout_ms);
+    }
+    if (conn.state == ConnState::reading) {
+        conn_process_input(conn);
+    }
+    return true;
+}
+
+[[gnu::cold]] void ClientConns::on_recv_error(Conn& conn, int error) {
+    switch (error) {
+        case ENOBUFS:
+            // Every buffer is held by the app or a send: back-pressure. Re-armed at the
+            // end of a turn that has buffers again.
+            metrics_.recv_buffer_exhausted.add();
+            if (!conn.is_rearm_listed && conn.state != ConnState::closing) {
+                conn.is_rearm_listed = true;
+                rearm_list_[rearm_count_++] = conn.slot;
+            }
+            return;
+        case ECANCELED:
+            // We paused it (or are closing). The parked input may have drained before
+            // this completion arrived, in which case nobody else re-arms it.
+            conn_maybe_rearm_recv(conn);
+            return;
+        default:
+            conn_close(conn);  // ECONNRESET, ETIMEDOUT, …: the client is gone.
+            return;
+    }
+}
+
+void ClientConns::on_send_continue(Conn& conn, int result) {
+    RW_ASSERT(conn.inflight_sqes > 0);
+    conn.inflight_sqes -= 1;
+    if (result != static_cast<int>(std::string_view("HTTP/1.1 100 Continue\r\n\r\n").size())) {
+        conn_close(conn);  // Short or failed 25-byte send: the peer is gone.
+    }
+    after_cqe(conn);
+}
+
+void ClientConns::on_close(Conn& conn) {
+    RW_ASSERT(conn.state == ConnState::closing);
+    RW_ASSERT(conn.inflight_sqes == 1);  // The close itself.
+    RW_ASSERT(!conn.is_handler_owned);
+    conn.inflight_sqes = 0;
+    RW_ASSERT(conn.pending_count == 0);
+    RW_ASSERT(conn.segment_count == 0);
+    conn.arena.release();  // No SQE can reference the request's memory any more.
+    conn.state = ConnState::free;
+    conn.fd = -1;
+    conn.gen = (conn.gen + 1) & 0xFFFFFFu;
+    free_slots_[free_slot_count_++] = conn.slot;
+    RW_ASSERT(open_count_ > 0);
+    open_count_ -= 1;
+    metrics_.connections_active.set(open_count_);
+}
+
+// ---------------------------------------------------------------------------------------
+// Turn end: re-arms and deadlines.
+
+void ClientConns::rearm_listed() {
+    const uint32_t count = rearm_count_;
+    rearm_count_ = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        Conn& conn = conns_[rearm_list_[i]];
+        conn.is_rearm_listed = false;
+        conn_maybe_rearm_recv(conn);
+    }
+}
+
+void ClientConns::sweep(uint64_t now_ms, bool is_drain_overdue) {
+    for (uint32_t i = 0; i < slots_high_water_; i++) {
+        Conn& conn = conns_[i];
+        if (conn.state == ConnState::free || conn.state == ConnState::closing) {
+            continue;
+        }
+        if (is_drain_overdue) {
+            conn.is_closed_by_drain = true;
+            conn_close(conn);
+        } else if (conn.deadline != Deadline::none && now_ms >= conn.deadline_ms) {
+            conn_on_deadline(conn);
+        }
+    }
+}
+
+void ClientConns::drain_begin() {
+    for (uint32_t i = 0; i < slots_high_water_; i++) {
+        Conn& conn = conns_[i];
+        const bool is_idle = conn.state == ConnState::reading && !conn.parser.in_message() &&
+                             conn.pending_count == 0;
+        if (is_idle) {
+            conn_close(conn);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Connection state machine.
+
+void ClientConns::open(int fd) {
+    metrics_.connections_accepted.add();
+    if (free_slot_count_ == 0) {
+        metrics_.connections_refused.add();
+        ::close(fd);  // At RINGWAY_MAX_CONNECTIONS: refuse at once rather than queue.
+        return;
+    }
+    const uint32_t slot = free_slots_[--free_slot_count_];
+    if (slot >= slots_high_water_) {
+        slots_high_water_ = slot + 1;
+    }
+    Conn& conn = conns_[slot];
+    RW_ASSERT(conn.state == ConnState::free);
+    RW_ASSERT(conn.inflight_sqes == 0);
+    RW_ASSERT(conn.arena.is_empty());
+    conn.fd = fd;
+    conn.is_recv_armed = false;
+    conn.is_peer_closed = false;
+    conn.is_close_submitted = false;
+    conn.is_rearm_listed = false;
+    conn.is_recv_cancel_pending = false;
+    conn.pending_head = 0;
+    conn.pending_count = 0;
+    conn.linger_bytes = 0;
+    conn.requests_count = 0;
+    conn.segment_count = 0;
+    conn.segment_inflight_count = 0;
+    conn.is_send_inflight = false;
+    conn.is_handler_owned = false;
+    conn.is_closed_by_drain = false;
+    open_count_ += 1;
+    metrics_.connections_active.set(open_count_);
+    conn_start_request(conn);
+    // A new connection gets the header deadline at once: one that never sends a byte
+    // must not hold a slot for the keep-alive time (nginx client_header_timeout).
+    conn_set_deadline(conn, Deadline::header, config_.header_timeout_ms);
+    submit_recv(conn);
+}
+
+void ClientConns::conn_start_request(Conn& conn) {
+    RW_ASSERT(conn.arena.is_empty());
+    RW_ASSERT(conn.segment_count == 0);
+    RW_ASSERT(!conn.is_handler_owned);
+    conn.state = ConnState::reading;
+    conn.response_phase = ResponsePhase::none;
+    conn.is_close_after_send = false;
+    conn.is_error_response = false;
+    conn.response_status = 0;
+    conn.response_bytes_sent = 0;
+    conn.response_bytes_queued = 0;
+    conn.handler_request = nullptr;
+    conn.is_stream_raw = false;
+    conn.segment_head = 0;
+    conn.parser.start(conn.arena);
+    conn_set_deadline(conn, Deadline::keepalive, config_.keepalive_timeout_ms);
+}
+
+// Feeds parked input to the parser until a request is complete, the input runs out, or
+// the request is refused. Buffers fully consumed go back to the kernel here: the parser
+// has copied what it keeps into the request arena ("views into a recv buffer are valid
+// only until give-back").
+void ClientConns::conn_process_input(Conn& conn) {
+    RW_ASSERT(conn.state == ConnState::reading);
+    bool is_head_just_complete = false;  // A body-less message completes on the next call.
+    while (conn.state == ConnState::reading && conn.pending_count > 0) {
+        if (conn.deadline == Deadline::keepalive) {
+            // The first byte of a request: its whole header block must arrive in time.
+            conn_set_deadline(conn, Deadline::header, config_.header_timeout_ms);
+        }
+        PendingBuf& pending = conn.pending[conn.pending_head];
+        const auto* bytes = reinterpret_cast<const char*>(buf_ring_.data(pending.bid));
+        const ParseResult result = conn.parser.feed(
+            {bytes + pending.offset_bytes, pending.length_bytes - pending.offset_bytes});
+        RW_ASSERT(result.consumed_bytes <= pending.length_bytes - pending.offset_bytes);
+        pending.offset_bytes += result.consumed_bytes;
+        if (pending.offset_bytes == pending.length_bytes) {
+            buf_ring_.give_back(pending.bid);
+            conn.pending_head =
+                static_cast<uint8_t>((conn.pending_head + 1) % conn_pending_bufs_max);
+            conn.pending_count -= 1;
+        }
+        is_head_just_complete = result.event == ParseEvent::head_complete;
+        switch (result.event) {
+            case ParseEvent::need_more: break;
+            case ParseEvent::head_complete: conn_head_complete(conn); break;
+            case ParseEvent::message_complete: conn_request_complete(conn); break;
+            case ParseEvent::error: conn_respond_parse_error(conn, result.error); return;
+        }
+    }
+    if (conn.state == ConnState::reading && conn.pending_count == 0 && is_head_just_complete) {
+        // The input ended right after a head: a message without a body completes only on
+        // the parser's next call, so give it one with no bytes.
+        const ParseResult result = conn.parser.feed({});
+        if (result.event == ParseEvent::message_complete) {
+            conn_request_complete(conn);
+        } else if (result.event == ParseEvent::error) {
+            conn_respond_parse_error(conn, result.error);
+            return;
+        }
+    }
+    if (conn.state == ConnState::reading && conn.pending_count == 0 && conn.is_peer_closed) {
+        conn_close(conn);  // Nothing more can arrive; a partial request is abandoned.
+        return;
+    }
+    conn_maybe_rearm_recv(conn);
+}
+
+void ClientConns::conn_head_complete(Conn& conn) {
+    const ParsedRequest& request = conn.parser.request();
+    const bool has_body =
+        request.is_chunked || (request.has_content_length && request.content_length > 0);
+    if (has_body && request.expects_continue && conn.pending_count == 0) {
+        submit_send_continue(conn);
+    }
+    conn_set_deadline(conn, Deadline::body, config_.body_timeout_ms);
+}
+
+void ClientConns::conn_request_complete(Conn& conn) {
+    conn.state = ConnState::handling;
+    conn_set_deadline(conn, Deadline::none, 0);
+    conn_dispatch(conn);
+}
+
+void ClientConns::conn_dispatch(Conn& conn) {
+    RW_ASSERT(conn.state == ConnState::handling);
+    const ParsedRequest& request = conn.parser.request();
+    conn.requests_count += 1;
+    const bool is_get = request.method == Method::get || request.method == Method::head;
+    const std::string_view path = request.path;
+    if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
+        if (!is_get) {
+            respond_error(conn, 405, "method_not_allowed",
+                          "Only GET and HEAD are allowed on this path.");
+            return;
+        }
+        conn_serve_builtin(conn, path, request.method == Method::head);
+        return;
+    }
+    if (handler_.on_request != nullptr) {
+        handler_.on_request(handler_.context, conn);
+        return;
+    }
+    respond_unknown_url(conn);
+}
+
+// The core's own paths: liveness, readiness (the writer's state decides too) and the
+// Prometheus text of every shard plus the other subsystems.
+void ClientConns::conn_serve_builtin(Conn& conn, std::string_view path, bool is_head) {
+    if (path == "/healthz") {
+        conn_respond(conn, 200, "application/json", json_ok, is_head, {});
+        return;
+    }
+    if (path == "/readyz") {
+        const bool is_ready = shared_.is_ready.load(std::memory_order_acquire) &&
+                              !shared_.is_stopping.load(std::memory_order_acquire);
+        const char* reason = shared_.not_ready_reason != nullptr
+                                 ? shared_.not_ready_reason(shared_.hooks_context)
+                                 : nullptr;
+        if (is_ready && reason == nullptr) {
+            conn_respond(conn, 200, "application/json", json_ready, is_head, {});
+        } else {
+            respond_error(conn, 503, "not_ready",
+                          reason != nullptr ? reason : "The gateway is not ready.");
+        }
+        return;
+    }
+    auto* text = static_cast<char*>(conn.arena.alloc(metrics_text_bytes_max, 1));
+    if (text == nullptr) {
+        respond_error(conn, 503, "overloaded", "The gateway is out of memory.");
+        return;
+    }
+    uint32_t length =
+        metrics_render(text, metrics_text_bytes_max, shared_.metrics, shared_.shard_count);
+    if (shared_.render_metrics != nullptr) {
+        length += shared_.render_metrics(shared_.hooks_context, text + length,
+                                         metrics_text_bytes_max - length);
+    }
+    conn_respond(conn, 200, "text/plain; version=0.0.4", {text, length}, is_head, {});
+}
+
+void ClientConns::conn_respond_parse_error(Conn& conn, ParseError error) {
+    RW_ASSERT(error != ParseError::none);
+    metrics_.parse_errors[static_cast<uint32_t>(error)].add();
+    respond_error(conn, parse_error_status(error), parse_error_code(error),
+                  parse_error_message(error));
+}
+
+// Half-close and discard input for a bounded time, so the client reads our last response
+// rather than an RST caused by unread data (nginx lingering_close, RULES §1).
+void ClientConns::conn_linger(Conn& conn) {
+    RW_ASSERT(!conn.is_handler_owned);
+    conn_pending_drop(conn);
+    conn.arena.release();  // The response is out: a lingering client holds no memory.
+    conn.state = ConnState::lingering;
+    conn.linger_bytes = 0;
+    submit_shutdown(conn);
+    conn_set_deadline(conn, Deadline::linger, linger_ms_max);
+    conn_maybe_rearm_recv(conn);
+}
+
+void ClientConns::conn_close(Conn& conn) {
+    if (conn.state == ConnState::closing) {
+        return;  // A deadline may race an error CQE.
+    }
+    RW_ASSERT(conn.state != ConnState::free);
+    conn.state = ConnState::closing;
+    conn.deadline = Deadline::none;
+    conn_pending_drop(conn);
+    if (!conn.is_send_inflight) {
+        conn_segments_drop(conn);  // Otherwise dropped when the send's CQE comes back.
+    }
+    if (conn.inflight_sqes > 0) {
+        submit_cancel_all(conn);  // Recv, sends: their CQEs still arrive and count down.
+    }
+    if (conn.is_handler_owned && handler_.on_client_gone != nullptr) {
+        // The handler stops its upstream work and calls client_release when its I/O is done.
+        handler_.on_client_gone(handler_.context, conn.handler_request,
+                                conn.is_closed_by_drain ? ClientGone::drain_deadline
+                                                        : ClientGone::closed);
+    }
+    after_cqe(conn);
+}
+
+void ClientConns::conn_pending_drop(Conn& conn) {
+    while (conn.pending_count > 0) {
+        buf_ring_.give_back(conn.pending[conn.pending_head].bid);
+        conn.pending_head = static_cast<uint8_t>((conn.pending_head + 1) % conn_pending_bufs_max);
+        conn.pending_count -= 1;
+    }
+    conn.pending_head = 0;
+}
+
+void ClientConns::conn_maybe_rearm_recv(Conn& conn) {
+    const bool wants_input = conn.state == ConnState::reading ||
+                             conn.state == ConnState::handling ||
+                             conn.state == ConnState::lingering;
+    if (wants_input && !conn.is_recv_armed && !conn.is_peer_closed && !conn.is_rearm_listed &&
+        conn.pending_count < conn_pending_bufs_pause) {
+        submit_recv(conn);
+    }
+}
+
+void ClientConns::conn_set_deadline(Conn& conn, Deadline deadline, uint32_t timeout_ms) {
+    conn.deadline = deadline;
+    conn.deadline_ms = deadline == Deadline::none ? 0 : shard_.now_ms() + timeout_ms;
+}
+
+void ClientConns::conn_on_deadline(Conn& conn) {
+    switch (conn.deadline) {
+        case Deadline::none: RW_UNREACHABLE();
+        case Deadline::keepalive:
+            metrics_.timeouts[static_cast<uint32_t>(TimeoutPhase::keepalive)].add();
+            conn_close(conn);
+            return;
+        case Deadline::header:
+            metrics_.timeouts[static_cast<uint32_t>(TimeoutPhase::header)].add();
+            if (conn.parser.in_message() || conn.pending_count > 0) {
+                respond_error(conn, 408, "request_timeout",
+                              "The request headers did not arrive in time.");
+            } else {
+                conn_close(conn);  // Never sent a byte: nothing to answer.
+            }
+            return;
+        case Deadline::body:
+            metrics_.timeouts[static_cast<uint32_t>(TimeoutPhase::body)].add();
+            respond_error(conn, 408, "request_timeout", "The request body stopped arriving.");
+            return;
+        case Deadline::send:
+            metrics_.timeouts[static_cast<uint32_t>(TimeoutPhase::send)].add();
+            conn_close(conn);  // The client stopped reading; cancel_all ends the send.
+            return;
+        case Deadline::linger: conn_close(conn); return;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The handler's ownership of a request (core/client.h).
+
+void ClientConns::take(Conn& conn, void* request) {
+    RW_ASSERT(conn.state == ConnState::handling);
+    RW_ASSERT(!conn.is_handler_owned);
+    conn.is_handler_owned = true;
+    conn.handler_request = request;
+}
+
+void ClientConns::release(Conn& conn) {
+    RW_ASSERT(conn.is_handler_owned);
+    conn.is_handler_owned = false;
+    conn.handler_request = nullptr;
+    if (conn.state == ConnState::closing) {
+        after_cqe(conn);
+    } else if (conn.state == ConnState::handling &&
+               conn.response_phase == ResponsePhase::complete && conn.segment_count == 0 &&
+               !conn.is_send_inflight) {
+        conn_response_sent(conn);  // The response went out before the handler let go.
+    }
+}
+
+}  // namespace rw

@@ -1,0 +1,235 @@
+// proxy/admission.cc — a request's checks before any upstream is contacted (see
+// admission.h). Shard thread only; KeyLimits' atomics are shared by every shard.
+#include "proxy/admission.h"
+
+#include <cstdio>
+
+#include "core/client.h"
+#include "proxy/gateway.h"
+#include "proxy/request.h"
+#include "proxy/resolver.h"
+#include "storage/keys.h"
+
+namespace rw {
+namespace {
+
+bool starts_with_lower(std::string_view text, std::string_view prefix) {
+    if (text.size() < prefix.size()) {
+        return false;
+    }
+    for (size_t i = 0; i < prefix.size(); i++) {
+        char c = text[i];
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+        if (c != prefix[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// Holds a snapshot for the duration of admission: everything needed later is copied out
+// before quiesce, since the snapshot may be retired while the request waits upstream.
+class SnapshotHold {
+public:
+    SnapshotHold(SnapshotPublisher& publisher, uint32_t index)
+        : publisher_(publisher), index_(index), snapshot_(publisher.acquire(index)) {}
+    ~SnapshotHold() { publisher_.quiesce(index_); }
+    SnapshotHold(const SnapshotHold&) = delete;
+    SnapshotHold& operator=(const SnapshotHold&) = delete;
+    const Snapshot* get() const { return snapshot_; }
+
+private:
+    SnapshotPublisher& publisher_;
+    uint32_t index_;
+    const Snapshot* snapshot_;
+};
+
+Fault admission_key(Gateway& gateway, ProxyRequest& request, const Snapshot* snapshot,
+                    std::string_view secret, const KeyEntry*& key) {
+    key = snapshot != nullptr ? snapshot->find_key(key_hash(secret)) : nullptr;
+    const int64_t now_s = request.started_unix_ms / 1000;
+    if (key == nullptr) {
+        gateway.metrics.auth_failures.add();
+        return Fault::client_invalid_api_key;  // The key itself is never echoed.
+    }
+    if (!key->is_active || (key->expires_at_s != 0 && key->expires_at_s <= now_s)) {
+        gateway.metrics.auth_failures.add();
+        return Fault::client_expired_api_key;
+    }
+    request.key_id = key->id;
+    request.quota_slot = key->quota_slot;
+    if (key->has_quota_limit &&
+        gateway.shared.quotas->used_tokens(key->quota_slot) >= key->quota_limit_tokens) {
+        gateway.metrics.limited.add();
+        return Fault::client_quota_exceeded;
+    }
+    return Fault::none;
+}
+
+Fault admission_fields(ProxyRequest& request, const ParsedRequest& http) {
+    Arena& arena = client_arena(*request.conn);
+    const RequestFieldsError error = request_fields_parse(arena, http.body, request.fields);
+    if (error == RequestFieldsError::arena_exhausted) {
+        return Fault::local_out_of_memory;
+    }
+    if (error != RequestFieldsError::none) {
+        request.fault_code = request_fields_error_code(error);
+        request.fault_message = request_fields_error_message(error);
+        return Fault::client_invalid_body;
+    }
+    request.body = http.body;
+    request.model_requested = request.fields.model;
+    request.is_streaming = request.fields.is_streaming;
+    return Fault::none;
+}
+
+Fault admission_limits(Gateway& gateway, ProxyRequest& request, const KeyEntry& key) {
+    if (!key.allows_model(request.model_requested)) {
+        return Fault::client_model_not_allowed;
+    }
+    KeyLimits& limits = *gateway.shared.key_limits;
+    if (!limits.rpm_try_take(key.quota_slot, key.rpm, request.started_unix_ms / 1000)) {
+        gateway.metrics.limited.add();
+        return Fault::client_rate_limited;
+    }
+    if (!limits.concurrency_try_take(key.quota_slot, key.concurrency_max)) {
+        gateway.metrics.limited.add();
+        return Fault::client_concurrency_limited;
+    }
+    request.holds_concurrency = true;
+    return Fault::none;
+}
+
+// A message naming the model (at most 100 bytes of it), in the request's arena.
+std::string_view model_message(Arena& arena, const char* format, std::string_view model) {
+    char message[256];
+    const int length = std::snprintf(message, sizeof(message), format,
+                                     int(model.size() > 100 ? 100 : model.size()), model.data());
+    const char* copy = arena.copy({message, static_cast<size_t>(length > 0 ? length : 0)});
+    return copy != nullptr ? std::string_view(copy, static_cast<size_t>(length)) : "";
+}
+
+Fault admission_route(Gateway& gateway, ProxyRequest& request, const Snapshot& snapshot) {
+    const ChannelEntry* picked[attempts_max];
+    const uint32_t wanted = 1 + gateway.config.retries;
+    const uint32_t picked_count =
+        route_pick(snapshot.channels(), request.endpoint, request.model_requested, gateway.health,
+                   gateway.shard.now_ms(), gateway.random_state, {picked, wanted});
+    const AddressBook* book =
+        gateway.shared.resolver != nullptr ? gateway.shared.resolver->current() : nullptr;
+    Arena& arena = client_arena(*request.conn);
+    const RouteResult route = route_candidates(arena, picked, picked_count, book,
+                                               request.model_requested, request.candidates);
+    if (route.fault == Fault::client_model_not_found) {
+        request.fault_message =
+            model_message(arena, "The model `%.*s` does not exist or you do not have access to it.",
+                          request.model_requested);
+    } else if (route.fault == Fault::local_no_channel) {
+        request.fault_message =
+            model_message(arena, "No upstream channel for model `%.*s` is reachable right now.",
+                          request.model_requested);
+    }
+    request.candidate_count = static_cast<uint8_t>(route.candidate_count);
+    return route.fault;
+}
+
+}  // namespace
+
+KeyLimits::KeyLimits(uint32_t slot_count)
+    : in_flight_(new std::atomic<uint32_t>[slot_count]),
+      minute_window_(new std::atomic<uint64_t>[slot_count]),
+      slot_count_(slot_count) {
+    for (uint32_t i = 0; i < slot_count; i++) {
+        in_flight_[i].store(0, std::memory_order_relaxed);
+        minute_window_[i].store(0, std::memory_order_relaxed);
+    }
+}
+
+bool KeyLimits::concurrency_try_take(uint32_t slot, uint32_t max) {
+    RW_ASSERT(slot < slot_count_);
+    const uint32_t before = in_flight_[slot].fetch_add(1, std::memory_order_relaxed);
+    if (max != 0 && before >= max) {
+        in_flight_[slot].fetch_sub(1, std::memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+void KeyLimits::concurrency_release(uint32_t slot) {
+    RW_ASSERT(slot < slot_count_);
+    const uint32_t before = in_flight_[slot].fetch_sub(1, std::memory_order_relaxed);
+    RW_ASSERT(before > 0);  // Paired with a successful take.
+}
+
+// A fixed one-minute window per key, shared by all shards through one CAS word:
+// [minute since epoch : 40][requests in it : 24].
+bool KeyLimits::rpm_try_take(uint32_t slot, uint32_t rpm, int64_t now_s) {
+    RW_ASSERT(slot < slot_count_);
+    if (rpm == 0) {
+        return true;
+    }
+    const uint64_t minute = static_cast<uint64_t>(now_s / 60) & ((1ull << 40) - 1);
+    uint64_t word = minute_window_[slot].load(std::memory_order_relaxed);
+    for (;;) {
+        const uint64_t word_minute = word >> 24;
+        const uint64_t count = word_minute == minute ? (word & 0xFFFFFF) : 0;
+        if (count >= rpm) {
+            return false;
+        }
+        const uint64_t next = (minute << 24) | (count + 1);
+        if (minute_window_[slot].compare_exchange_weak(word, next, std::memory_order_relaxed)) {
+            return true;
+        }
+    }
+}
+
+Fault admission_credentials(const ParsedRequest& http, std::string_view& secret) {
+    std::string_view bearer;
+    const std::string_view authorization = http.find_header("authorization");
+    if (starts_with_lower(authorization, "bearer ")) {
+        bearer = authorization.substr(7);
+        while (!bearer.empty() && bearer.front() == ' ') {
+            bearer.remove_prefix(1);
+        }
+    }
+    const std::string_view api_key_header = http.find_header("x-api-key");
+    if (!bearer.empty() && !api_key_header.empty() && bearer != api_key_header) {
+        return Fault::client_conflicting_api_keys;
+    }
+    secret = !bearer.empty() ? bearer : api_key_header;
+    return secret.empty() ? Fault::client_missing_api_key : Fault::none;
+}
+
+Fault admission_run(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http,
+                    bool is_models) {
+    std::string_view secret;
+    if (const Fault fault = admission_credentials(http, secret); fault != Fault::none) {
+        gateway.metrics.auth_failures.add();
+        return fault;
+    }
+    const SnapshotHold hold(*gateway.shared.snapshots, gateway.shard.index());
+    const KeyEntry* key = nullptr;
+    Fault fault = admission_key(gateway, request, hold.get(), secret, key);
+    if (fault != Fault::none || is_models) {
+        return fault;  // Listing models needs only a valid key.
+    }
+    if ((fault = admission_fields(request, http)) != Fault::none ||
+        (fault = admission_limits(gateway, request, *key)) != Fault::none ||
+        (fault = admission_route(gateway, request, *hold.get())) != Fault::none) {
+        return fault;
+    }
+    // The usage record's queue slot is taken now, so the record can never be dropped
+    // later: no room means the writer is behind, and the client is told to retry.
+    if (!gateway.shared.writer->queue(gateway.shard.index()).try_reserve()) {
+        gateway.metrics.overloaded.add();
+        return Fault::local_log_full;
+    }
+    request.has_queue_reservation = true;
+    const std::string_view version = http.find_header("anthropic-version");
+    request.anthropic_version = version.empty() ? std::string_view("2023-06-01") : version;
+    return Fault::none;
+}
+
+}  // namespace rw

@@ -1,0 +1,49 @@
+// proxy/admission.h — what a request must pass before any upstream is contacted, in order:
+// credentials (Bearer or x-api-key), the key (known, active, not expired), its token
+// quota, the body's model/stream fields, the model allowed to the key, its rpm and
+// concurrency limits, channel candidates (route.h) and a slot in the usage queue. Every
+// refusal is a Fault answered by request_finish with no usage record (nothing was spent).
+// Shard thread only, except KeyLimits, which every shard shares.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "core/http_parse.h"
+#include "proxy/fault.h"
+
+namespace rw {
+
+struct Gateway;
+struct ProxyRequest;
+
+// Per-key counters every shard shares: requests in flight (concurrency) and the current
+// minute's request count (rpm). Indexed by KeyEntry::quota_slot, like QuotaTable.
+class KeyLimits {
+public:
+    explicit KeyLimits(uint32_t slot_count);
+    // True and counted when below max (0 = unlimited); undo with concurrency_release.
+    [[nodiscard]] bool concurrency_try_take(uint32_t slot, uint32_t max);
+    void concurrency_release(uint32_t slot);
+    // True and counted when the minute containing now_s has had fewer than rpm requests.
+    [[nodiscard]] bool rpm_try_take(uint32_t slot, uint32_t rpm, int64_t now_s);
+
+private:
+    std::unique_ptr<std::atomic<uint32_t>[]> in_flight_;
+    std::unique_ptr<std::atomic<uint64_t>[]> minute_window_;  // [minute:40][count:24]
+    uint32_t slot_count_;
+};
+
+// The secret a request presents: Authorization: Bearer (OpenAI) or x-api-key (Anthropic
+// clients). Both present and different is refused rather than guessed (RULES security
+// §1). Fault::none with `secret` set, or the refusal.
+[[nodiscard]] Fault admission_credentials(const ParsedRequest& http, std::string_view& secret);
+
+// Runs every check above on a request whose endpoint is set; Fault::none when it may go
+// upstream (candidates filled, queue slot reserved, concurrency held). For
+// GET /v1/models only the key is checked.
+[[nodiscard]] Fault admission_run(Gateway& gateway, ProxyRequest& request,
+                                  const ParsedRequest& http, bool is_models);
+
+}  // namespace rw

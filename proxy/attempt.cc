@@ -1,0 +1,226 @@
+// proxy/attempt.cc — attempts of a proxied request on the shard's ring (see attempt.h).
+// Shard thread only.
+#include "proxy/attempt.h"
+
+#include "core/log.h"
+#include "proxy/gateway.h"
+#include "proxy/relay.h"
+#include "proxy/request.h"
+#include "proxy/rewrite.h"
+#include "proxy/upstream_tls.h"
+
+namespace rw {
+namespace {
+
+// Sends the request on a connection that is ready for it (connected, or pooled).
+void attempt_send(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
+    upstream.state = UpstreamState::sending;
+    upstream.deadline_ms = gateway.shard.now_ms() + gateway.config.upstream_first_byte_timeout_ms;
+    if (upstream.is_tls) {
+        [[maybe_unused]] const bool is_sent = tls_send_request(gateway, upstream, request);
+        return;
+    }
+    gateway.pool.submit_send(upstream);
+}
+
+void attempt_attach(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
+    upstream.request = &request;
+    upstream.has_response_bytes = false;
+    request.upstream_slot = upstream.slot;
+    request.attempts_made += 1;
+    request.parser.start();
+    gateway.metrics.upstream_requests.add();
+    if (request.attempts_made > 1) {
+        gateway.metrics.upstream_retries.add();
+    }
+    upstream.iov[0] = {const_cast<char*>(request.upstream_head.data()),
+                       request.upstream_head.size()};
+    upstream.iov[1] = {const_cast<char*>(request.upstream_body.data()),
+                       request.upstream_body.size()};
+    upstream.send_remaining_bytes =
+        static_cast<uint32_t>(request.upstream_head.size() + request.upstream_body.size());
+}
+
+void attempt_retry_queue(Gateway& gateway, ProxyRequest& request) {
+    RW_ASSERT(!request.is_retry_queued);
+    RW_ASSERT(request.attempt_index + 1 < request.candidate_count);
+    request.attempt_index += 1;
+    request.is_retry_queued = true;
+    request.retry_next = nullptr;
+    if (gateway.retry_tail == nullptr) {
+        gateway.retry_head = &request;
+    } else {
+        gateway.retry_tail->retry_next = &request;
+    }
+    gateway.retry_tail = &request;
+}
+
+bool attempt_can_retry(const ProxyRequest& request, Fault fault) {
+    return fault_info(fault).is_retry_safe && !request.is_response_started &&
+           !request.is_client_gone && !request.is_finished &&
+           request.attempt_index + 1 < request.candidate_count;
+}
+
+}  // namespace
+
+void attempt_start(Gateway& gateway, ProxyRequest& request) {
+    RW_ASSERT(request.upstream_slot == UINT32_MAX);
+    RW_ASSERT(request.attempt_index < request.candidate_count);
+    Arena& arena = client_arena(*request.conn);
+    if (!upstream_request_build(arena, request, client_request(*request.conn))) {
+        request_finish(gateway, request, Fault::local_out_of_memory);
+        return;
+    }
+    const Candidate& candidate = request.candidates[request.attempt_index];
+    UpstreamConn* upstream = gateway.pool.take_idle(candidate.channel_id);
+    if (upstream != nullptr) {
+        attempt_attach(gateway, *upstream, request);
+        gateway.metrics.upstream_reused.add();
+        attempt_send(gateway, *upstream, request);  // Its recv is already armed (idle watch).
+        return;
+    }
+    upstream = gateway.pool.open(candidate);
+    if (upstream == nullptr) {
+        // No slot or no socket: the upstream never saw the request, retrying is safe.
+        gateway.metrics.upstream_errors.add();
+        if (attempt_can_retry(request, Fault::local_no_upstream_slot)) {
+            attempt_retry_queue(gateway, request);
+            return;
+        }
+        request_finish(gateway, request, Fault::local_no_upstream_slot);
+        return;
+    }
+    attempt_attach(gateway, *upstream, request);
+    gateway.metrics.upstream_connects.add();
+    upstream->state = UpstreamState::connecting;
+    upstream->deadline_ms = gateway.shard.now_ms() + gateway.config.upstream_connect_timeout_ms;
+    gateway.pool.submit_connect(*upstream, candidate);
+}
+
+void attempt_failed(Gateway& gateway, ProxyRequest& request, UpstreamConn& upstream, Fault fault) {
+    RW_ASSERT(fault != Fault::none);
+    RW_ASSERT(upstream.request == &request);
+    gateway.metrics.upstream_errors.add();
+    gateway.health.failed(upstream.channel_id, gateway.shard.now_ms());
+    gateway.pool.close(upstream);
+    if (attempt_can_retry(request, fault)) {
+        attempt_retry_queue(gateway, request);
+        return;
+    }
+    request_finish(gateway, request, fault);
+}
+
+void attempt_retries_run(Gateway& gateway) {
+    // A retry that cannot get a connection queues the next candidate behind it: the loop
+    // runs until the list is empty (bounded by each request's candidates).
+    while (gateway.retry_head != nullptr) {
+        ProxyRequest& request = *gateway.retry_head;
+        gateway.retry_head = request.retry_next;
+        if (gateway.retry_head == nullptr) {
+            gateway.retry_tail = nullptr;
+        }
+        RW_ASSERT(request.is_retry_queued);
+        request.is_retry_queued = false;
+        request.retry_next = nullptr;
+        if (request.is_finished) {
+            request_maybe_release(gateway, request);  // The client left while it waited.
+            continue;
+        }
+        attempt_start(gateway, request);
+    }
+}
+
+void attempt_release_upstream(Gateway& gateway, UpstreamConn& upstream, bool is_reusable) {
+    RW_ASSERT(upstream.request != nullptr);
+    // A send still in flight means the upstream answered before reading everything.
+    if (!is_reusable || upstream.is_send_inflight || gateway.shard.is_draining() ||
+        gateway.config.upstream_keepalive_ms == 0) {
+        gateway.pool.close(upstream);  // Detaches the request, kept alive while SQEs remain.
+        return;
+    }
+    upstream.request->upstream_slot = UINT32_MAX;
+    upstream.request = nullptr;
+    gateway.pool.park(upstream, gateway.shard.now_ms(), gateway.config.upstream_keepalive_ms);
+}
+
+void attempt_on_connect(Gateway& gateway, UpstreamConn& upstream, int result) {
+    if (upstream.state == UpstreamState::closing) {
+        return;
+    }
+    RW_ASSERT(upstream.request != nullptr);
+    ProxyRequest& request = *upstream.request;
+    if (result < 0) {
+        attempt_failed(gateway, request, upstream, Fault::upstream_unreachable);
+        return;
+    }
+    if (upstream.is_tls) {
+        // The handshake runs under the connect deadline (it is part of reaching the
+        // upstream); the request goes out once it is done.
+        tls_handshake_start(gateway, upstream, request);
+        return;
+    }
+    attempt_send(gateway, upstream, request);
+    // Armed now: the answer may come before the send CQE.
+    gateway.pool.submit_recv(upstream, true);
+}
+
+void attempt_on_send(Gateway& gateway, UpstreamConn& upstream, int result) {
+    upstream.is_send_inflight = false;
+    if (upstream.state == UpstreamState::closing || upstream.request == nullptr) {
+        return;
+    }
+    ProxyRequest& request = *upstream.request;
+    if (result <= 0) {
+        // The request did not get out whole, so the upstream cannot have acted on it:
+        // safe to retry (the keep-alive race on a pooled connection lands here too).
+        attempt_failed(gateway, request, upstream,
+                       upstream.has_response_bytes ? Fault::upstream_send_failed_answered
+                                                   : Fault::upstream_send_failed);
+        return;
+    }
+    auto sent = static_cast<uint32_t>(result);
+    RW_ASSERT(sent <= upstream.send_remaining_bytes);
+    upstream.send_remaining_bytes -= sent;
+    if (upstream.send_remaining_bytes == 0) {
+        if (upstream.is_tls) {
+            tls_on_sent(gateway, upstream, request);  // Ciphertext made while this was out.
+        } else if (upstream.state == UpstreamState::sending) {
+            upstream.state = UpstreamState::receiving;
+        }
+        return;
+    }
+    for (iovec& piece : upstream.iov) {  // Skip what went out; resend the rest.
+        const size_t take = sent < piece.iov_len ? sent : piece.iov_len;
+        piece.iov_base = static_cast<char*>(piece.iov_base) + take;
+        piece.iov_len -= take;
+        sent -= static_cast<uint32_t>(take);
+    }
+    gateway.pool.submit_send(upstream);
+}
+
+void attempt_sweep(Gateway& gateway) {
+    const uint64_t now = gateway.shard.now_ms();
+    for (uint32_t i = 0; i < gateway.pool.high_water(); i++) {
+        UpstreamConn& upstream = gateway.pool.at(i);
+        if (upstream.deadline_ms == 0 || now < upstream.deadline_ms ||
+            upstream.state == UpstreamState::free || upstream.state == UpstreamState::closing) {
+            continue;
+        }
+        gateway.metrics.upstream_timeouts.add();
+        if (upstream.state == UpstreamState::idle || upstream.request == nullptr) {
+            gateway.pool.close(upstream);
+            continue;
+        }
+        ProxyRequest& request = *upstream.request;
+        if (upstream.state == UpstreamState::connecting) {
+            attempt_failed(gateway, request, upstream, Fault::upstream_connect_timeout);
+        } else if (request.is_relaying_stream) {
+            request_finish(gateway, request, Fault::upstream_timeout);
+        } else {
+            // Sent but unanswered: the upstream may be working on it, so no retry.
+            attempt_failed(gateway, request, upstream, Fault::upstream_timeout);
+        }
+    }
+}
+
+}  // namespace rw

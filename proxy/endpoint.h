@@ -1,0 +1,26 @@
+// proxy/endpoint.h — the API endpoints the gateway proxies: their paths and the usage
+// format each answers in. Constant data, any thread.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "proxy/usage.h"
+
+namespace rw {
+
+enum class Endpoint : uint8_t { chat, completions, embeddings, responses, messages };
+
+struct EndpointInfo {
+    std::string_view path;
+    Endpoint endpoint;
+    UsageFormat format;
+};
+
+// The endpoint served at `path`, or nullptr.
+[[nodiscard]] const EndpointInfo* endpoint_find(std::string_view path);
+
+// The client-facing (and upstream) path of an endpoint, e.g. "/v1/chat/completions".
+[[nodiscard]] std::string_view endpoint_path(Endpoint endpoint);
+
+}  // namespace rw

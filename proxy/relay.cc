@@ -1,0 +1,340 @@
+// proxy/relay.cc — the answer's way from the upstream to the client (see relay.h).
+// Shard thread only.
+#include "proxy/relay.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/log.h"
+#include "proxy/attempt.h"
+#include "proxy/gateway.h"
+#include "proxy/request.h"
+#include "proxy/upstream_tls.h"
+
+namespace rw {
+namespace {
+
+constexpr std::string_view json_type = "application/json";
+
+// A piece that was a recv buffer and is not relayed goes back to the ring.
+void relay_give_back(Gateway& gateway, uint16_t bid) {
+    if (bid != no_bid) {
+        gateway.shard.buf_ring().give_back(bid);
+    }
+}
+
+// Appends a span of a whole body to the request's response buffer (arena, padded for
+// simdjson). False past RINGWAY_MAX_RESPONSE_BYTES or when the arena refuses memory.
+bool relay_accumulate(Gateway& gateway, ProxyRequest& request, std::string_view span) {
+    const uint64_t needed = request.response_bytes + span.size();
+    if (needed > gateway.config.max_response_bytes) {
+        return false;
+    }
+    if (needed + json_padding_bytes > request.response_capacity) {
+        uint64_t capacity =
+            request.response_capacity == 0 ? 16 * 1024 : request.response_capacity * 2;
+        while (capacity < needed + json_padding_bytes) {
+            capacity *= 2;
+        }
+        auto* grown = static_cast<char*>(client_arena(*request.conn).alloc(capacity, 16));
+        if (grown == nullptr) {
+            return false;
+        }
+        if (request.response_bytes > 0) {
+            std::memcpy(grown, request.response_body, request.response_bytes);
+        }
+        request.response_body = grown;
+        request.response_capacity = capacity;
+    }
+    std::memcpy(request.response_body + request.response_bytes, span.data(), span.size());
+    request.response_bytes += span.size();
+    std::memset(request.response_body + request.response_bytes, 0, json_padding_bytes);
+    return true;
+}
+
+void relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t length_bytes,
+                 uint16_t bid) {
+    request.scanner.feed({start, length_bytes});
+    request.stream_payload_bytes += length_bytes;
+    if (request.is_client_gone ||
+        !client_stream_piece(*request.conn, {start, length_bytes}, bid)) {
+        // Cannot happen while recv is armed only with room (checked before each recv);
+        // the buffer is not lost either way.
+        relay_give_back(gateway, bid);
+    }
+}
+
+bool relay_stream_begin(Gateway& gateway, ProxyRequest& request, const UpstreamHead& head) {
+    if (!client_stream_begin(*request.conn, head.status, head.content_type,
+                             "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n")) {
+        request_finish(gateway, request, Fault::local_out_of_memory);
+        return false;
+    }
+    request.is_response_started = true;
+    request.is_relaying_stream = true;
+    request.status_sent = head.status;
+    request.scanner.start(request.usage_format, client_arena(*request.conn));
+    return true;
+}
+
+// The response head arrived. True while the attempt goes on.
+bool relay_head(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
+    const UpstreamHead& head = request.parser.head();
+    const bool is_refusal = head.status == 429 || head.status >= 500;
+    if (is_refusal && request.attempt_index + 1 < request.candidate_count) {
+        attempt_failed(gateway, request, upstream, Fault::upstream_refused);
+        return false;
+    }
+    request.first_byte_us = proxy_clock_us();
+    if (head.status >= 200 && head.status < 300 && head.is_event_stream) {
+        return relay_stream_begin(gateway, request, head);
+    }
+    if (head.has_content_length && head.content_length > gateway.config.max_response_bytes) {
+        attempt_failed(gateway, request, upstream, Fault::upstream_response_too_large);
+        return false;
+    }
+    if (head.has_content_length && head.content_length > 0) {
+        // The whole body's size is known: one buffer of exactly that size (plus simdjson's
+        // padding), instead of growing by doubling and copying what arrived so far.
+        const uint64_t capacity = head.content_length + json_padding_bytes;
+        auto* body = static_cast<char*>(client_arena(*request.conn).alloc(capacity, 16));
+        if (body != nullptr) {  // Otherwise relay_accumulate grows and reports the failure.
+            request.response_body = body;
+            request.response_capacity = capacity;
+        }
+    }
+    return true;
+}
+
+// A whole (non-streamed) answer: the upstream's status and body, relayed as they came,
+// except a refusal of the channel's own key, whose body names that key.
+void relay_whole(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
+    const UpstreamHead& head = request.parser.head();
+    if (head.status == 401 || head.status == 403) {
+        // The upstream refused the channel's own key ("Incorrect API key provided: sk-…").
+        RW_LOG_ERROR("event=upstream_auth_failed channel_id=%ld status=%u",
+                     static_cast<long>(upstream.channel_id), head.status);
+        request_finish(gateway, request, Fault::upstream_auth_failed);
+        return;
+    }
+    if (head.status >= 200 && head.status < 300 && request.response_bytes > 0) {
+        UsageCounts counts{};
+        if (usage_from_json({request.response_body, request.response_bytes}, request.usage_format,
+                            counts)) {
+            request.usage = counts;
+        }
+    }
+    const std::string_view content_type =
+        head.content_type[0] != '\0' ? std::string_view(head.content_type) : json_type;
+    const std::string_view retry_after =
+        head.status == 429 || head.status == 503 ? "Retry-After: 1\r\n" : "";
+    request.status_sent = head.status;
+    request.is_response_started = true;
+    client_respond(*request.conn,
+                   {head.status, content_type, {request.response_body, request.response_bytes},
+                    retry_after, false});
+    request_finish(gateway, request,
+                   head.status < 400 ? Fault::none : Fault::upstream_answered_error);
+}
+
+void relay_complete(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request,
+                    bool has_extra_bytes) {
+    const UpstreamHead& head = request.parser.head();
+    if (head.status == 429 || head.status >= 500) {
+        gateway.health.failed(upstream.channel_id, gateway.shard.now_ms());  // The last one.
+    } else {
+        gateway.health.succeeded(upstream.channel_id);
+    }
+    // RULES §2: reused only after a completely framed response with no extra bytes.
+    attempt_release_upstream(gateway, upstream, request.parser.is_reusable() && !has_extra_bytes);
+    if (request.is_relaying_stream) {
+        client_stream_end(*request.conn, true);
+        request_finish(gateway, request, Fault::none);
+        return;
+    }
+    relay_whole(gateway, upstream, request);
+}
+
+// The body spans of one parse call: accumulated (whole answers), or compacted in place into
+// one run at the start of the first span (streams). False when the body outgrew its limit.
+bool relay_spans(Gateway& gateway, ProxyRequest& request, char*& run_start, char*& run_end) {
+    for (uint32_t i = 0; i < request.parser.span_count(); i++) {
+        const std::string_view span = request.parser.spans()[i];
+        if (!request.is_relaying_stream) {
+            if (!relay_accumulate(gateway, request, span)) {
+                request.parser.spans_clear();
+                return false;
+            }
+        } else if (run_start == nullptr) {
+            run_start = const_cast<char*>(span.data());
+            run_end = run_start + span.size();
+        } else {
+            std::memmove(run_end, span.data(), span.size());
+            run_end += span.size();
+        }
+    }
+    request.parser.spans_clear();
+    return true;
+}
+
+void relay_protocol_error(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
+    RW_LOG_WARN("event=upstream_protocol_error channel_id=%ld reason=\"%s\"",
+                static_cast<long>(upstream.channel_id), request.parser.error_reason());
+    if (request.is_relaying_stream) {
+        request_finish(gateway, request, Fault::upstream_protocol_error);
+    } else {
+        attempt_failed(gateway, request, upstream, Fault::upstream_protocol_error);
+    }
+}
+
+void relay_on_idle_recv(Gateway& gateway, UpstreamConn& upstream, const io_uring_cqe& cqe,
+                        uint16_t bid) {
+    if (bid != no_bid && upstream.is_tls) {
+        tls_on_recv(gateway, upstream, bid, static_cast<uint32_t>(cqe.res));
+        return;
+    }
+    // Bytes or EOF on an idle pooled connection: it cannot serve another request.
+    if (bid != no_bid) {
+        gateway.shard.buf_ring().give_back(bid);
+    }
+    if (cqe.res == -ENOBUFS) {
+        gateway.pool.submit_recv(upstream);
+        return;
+    }
+    gateway.pool.close(upstream);
+}
+
+}  // namespace
+
+void relay_on_recv(Gateway& gateway, UpstreamConn& upstream, const io_uring_cqe& cqe) {
+    upstream.is_recv_inflight = false;
+    uint16_t bid = no_bid;
+    if (cqe.res > 0) {
+        RW_ASSERT((cqe.flags & IORING_CQE_F_BUFFER) != 0);
+        bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+        gateway.shard.buf_ring().take(bid, static_cast<uint32_t>(cqe.res));
+    }
+    if (upstream.state == UpstreamState::closing) {
+        if (bid != no_bid) {
+            gateway.shard.buf_ring().give_back(bid);
+        }
+        return;
+    }
+    if (upstream.state == UpstreamState::idle) {
+        relay_on_idle_recv(gateway, upstream, cqe, bid);
+        return;
+    }
+    RW_ASSERT(upstream.request != nullptr);
+    ProxyRequest& request = *upstream.request;
+    if (cqe.res == -ENOBUFS) {
+        gateway.pool.rearm_later(upstream);  // Back-pressure: re-armed when buffers return.
+        return;
+    }
+    if (cqe.res <= 0) {
+        if (upstream.is_tls && upstream.is_handshake_done && cqe.res == 0) {
+            upstream.tls.feed_end_of_stream();  // close_notify or truncation decides.
+        }
+        relay_on_eof(gateway, upstream, request, -cqe.res);
+        return;
+    }
+    if (upstream.is_tls) {
+        tls_on_recv(gateway, upstream, bid, static_cast<uint32_t>(cqe.res));
+        return;
+    }
+    char* data = reinterpret_cast<char*>(gateway.shard.buf_ring().data(bid));
+    if (relay_bytes(gateway, upstream, request, data, static_cast<uint32_t>(cqe.res), bid) &&
+        !upstream.is_recv_inflight && !request.is_recv_wanted) {
+        gateway.pool.submit_recv(upstream);
+    }
+}
+
+// Parses one piece of the response. Stream spans are lent to the client send as a single
+// chunk: zero-copy when the piece holds one upstream chunk, an in-buffer memmove (no new
+// memory) when it holds several.
+bool relay_bytes(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request, char* base,
+                 uint32_t length_bytes, uint16_t bid) {
+    upstream.has_response_bytes = true;
+    upstream.deadline_ms = gateway.shard.now_ms() + gateway.config.upstream_idle_timeout_ms;
+    char* run_start = nullptr;
+    char* run_end = nullptr;
+    uint32_t offset = 0;
+    for (;;) {
+        const UpstreamFeed feed = request.parser.feed({base + offset, length_bytes - offset});
+        offset += feed.consumed_bytes;
+        if (!relay_spans(gateway, request, run_start, run_end)) {
+            relay_give_back(gateway, bid);
+            attempt_failed(gateway, request, upstream, Fault::upstream_response_too_large);
+            return false;
+        }
+        if (feed.event == UpstreamEvent::head_complete) {
+            if (!relay_head(gateway, upstream, request)) {
+                relay_give_back(gateway, bid);  // Retried, refused or finished.
+                return false;
+            }
+            continue;
+        }
+        if (feed.event == UpstreamEvent::spans_full) {
+            continue;
+        }
+        if (run_start != nullptr) {
+            relay_piece(gateway, request, run_start, static_cast<uint32_t>(run_end - run_start),
+                        bid);
+        } else {
+            relay_give_back(gateway, bid);
+        }
+        if (feed.event == UpstreamEvent::message_complete) {
+            relay_complete(gateway, upstream, request, offset < length_bytes);
+            return false;
+        }
+        if (feed.event == UpstreamEvent::error) {
+            relay_protocol_error(gateway, upstream, request);
+            return false;
+        }
+        break;  // need_more: the piece is used up.
+    }
+    // Back-pressure: read the next piece only when the client can take it.
+    if (request.is_relaying_stream && client_send_room(*request.conn) < 3) {
+        request.is_recv_wanted = true;
+    }
+    return true;
+}
+
+void relay_on_eof(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request, int error) {
+    if (!upstream.has_response_bytes) {
+        // Nothing came back. Retried only when the request cannot have reached the
+        // upstream whole: a reused connection whose send had not completed (the keep-alive
+        // race; RULES §6). Once the request was sent, the upstream may have executed it,
+        // and a retry could bill twice at the provider. The idle watch on pooled
+        // connections drops most closed ones before they are reused.
+        const bool is_unsent =
+            upstream.is_reused && (upstream.is_send_inflight || upstream.send_remaining_bytes > 0);
+        attempt_failed(gateway, request, upstream,
+                       is_unsent ? Fault::upstream_closed_unsent
+                                 : Fault::upstream_closed_unanswered);
+        return;
+    }
+    if (request.parser.finish_on_eof()) {
+        relay_complete(gateway, upstream, request, false);  // A close-delimited body.
+        return;
+    }
+    request_finish(gateway, request,
+                   error == 0 || error == ECONNRESET ? Fault::upstream_reset : Fault::upstream_lost);
+}
+
+void relay_on_client_writable(Gateway& gateway, ProxyRequest& request) {
+    if (!request.is_recv_wanted || client_send_room(*request.conn) < 3) {
+        return;
+    }
+    request.is_recv_wanted = false;
+    if (request.upstream_slot == UINT32_MAX) {
+        return;
+    }
+    UpstreamConn& upstream = gateway.pool.at(request.upstream_slot);
+    if (upstream.is_tls && upstream.is_handshake_done) {
+        tls_drain(gateway, upstream, request);  // Plaintext may wait in OpenSSL, not the socket.
+    } else if (!upstream.is_recv_inflight) {
+        gateway.pool.submit_recv(upstream);
+    }
+}
+
+}  // namespace rw

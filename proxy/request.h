@@ -1,0 +1,107 @@
+// proxy/request.h — a proxied request's state and its one exit. ProxyRequest lives in the
+// client request's arena (trivially destructible, released with it). Everything it needs
+// from the key/channel snapshot is copied in at admission, so no pointer into a snapshot
+// is held across loop turns. request_finish() is the single exit (STYLE P4): whatever
+// ended the request, it answers the client if nothing was sent yet (or ends a started
+// stream with the error event), closes the upstream, records the usage and releases the
+// key's slots; the client connection goes back to the core only once no upstream SQE can
+// still read the arena (request_maybe_release). Shard thread only.
+#pragma once
+
+#include <time.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include "core/client.h"
+#include "core/limits.h"
+#include "proxy/endpoint.h"
+#include "proxy/fault.h"
+#include "proxy/json_fields.h"
+#include "proxy/route.h"
+#include "proxy/sse_scan.h"
+#include "proxy/upstream_parse.h"
+#include "proxy/usage.h"
+#include "storage/records.h"
+
+namespace rw {
+
+struct Gateway;
+
+// The request path's clock for latency figures (a vDSO read, no syscall).
+inline uint64_t proxy_clock_us() {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return uint64_t(now.tv_sec) * 1000000 + uint64_t(now.tv_nsec) / 1000;
+}
+
+struct ProxyRequest {
+    Conn* conn;
+    Endpoint endpoint;
+    UsageFormat usage_format;
+    bool is_streaming;         // The client asked for a stream.
+    bool is_response_started;  // An answer (whole or a stream's head) is queued.
+    bool is_relaying_stream;   // The upstream answered with SSE and the head went out.
+    bool is_finished;
+    bool is_in_finish;  // request_finish is running: no release from a nested callback.
+    bool is_released;
+    bool is_client_gone;
+    bool is_recv_wanted;   // Relay paused for a full client queue.
+    bool is_retry_queued;  // In the gateway's retry list (see attempt_failed).
+    bool holds_concurrency;
+    bool has_queue_reservation;
+    Fault fault;
+    std::string_view fault_code;     // Replaces the table's code when set (arena or static).
+    std::string_view fault_message;  // Replaces the table's message when set.
+    std::string_view body;           // Client body (padded, arena).
+    RequestFields fields;
+    std::string_view model_requested;  // (arena)
+    std::string_view anthropic_version;
+    std::string_view upstream_head;  // Built per attempt (arena).
+    std::string_view upstream_body;
+    int64_t key_id;
+    uint32_t quota_slot;
+    uint8_t candidate_count;
+    uint8_t attempt_index;  // Current candidate.
+    uint8_t attempts_made;
+    uint32_t upstream_slot;      // UINT32_MAX: none attached.
+    uint32_t upstreams_closing;  // Closed upstream conns whose SQEs may still read the arena.
+    ProxyRequest* retry_next;    // Link in the gateway's retry list.
+    uint16_t status_sent;
+    int64_t started_unix_ms;
+    uint64_t started_ms;  // Shard clock (ms).
+    uint64_t started_us;  // Monotonic us.
+    uint64_t first_byte_us;
+    uint64_t bytes_in;
+    uint64_t stream_payload_bytes;
+    char* response_body;  // Whole-body accumulation (arena), padded.
+    uint64_t response_bytes;
+    uint64_t response_capacity;
+    UsageCounts usage;
+    UpstreamParser parser;
+    SseUsageScanner scanner;
+    Candidate candidates[attempts_max];
+};
+
+// A request's state must stay a small arena allocation (a large one takes a 64 KiB block).
+static_assert(sizeof(ProxyRequest) <= chunk_payload_bytes / 4);
+
+// A new request in conn's arena, taken from the core (client_take); nullptr when the
+// arena refuses memory (the caller answers local_out_of_memory).
+[[nodiscard]] ProxyRequest* request_start(Gateway& gateway, Conn& conn);
+
+// The one exit (see above). A second call returns at once: a timeout may race an
+// upstream error or the client leaving.
+void request_finish(Gateway& gateway, ProxyRequest& request, Fault fault);
+
+// Gives the connection back to the core once the request is finished, out of the retry
+// list and free of upstream SQEs. Safe to call at any time.
+void request_maybe_release(Gateway& gateway, ProxyRequest& request);
+
+// The client went away while the request was ours (core/handler.h on_client_gone).
+void request_on_client_gone(Gateway& gateway, ProxyRequest& request, ClientGone why);
+
+// Answers the client with a fault's error (OpenAI's shape), before any answer was queued.
+void fault_respond(Conn& conn, Fault fault, std::string_view code, std::string_view message);
+
+}  // namespace rw

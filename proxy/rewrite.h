@@ -1,0 +1,29 @@
+// proxy/rewrite.h — the request as the upstream will see it: the body with the channel's
+// model name (and stream_options.include_usage forced on for streamed chat requests, so
+// every stream can be metered) and a head carrying only the channel's credentials and the
+// few client headers that change the upstream's behaviour. Client credentials, cookies and
+// hop-by-hop headers never leave the gateway (RULES security §4). Shard thread only.
+#pragma once
+
+#include <string_view>
+
+#include "arena/arena.h"
+#include "core/http_parse.h"
+
+namespace rw {
+
+struct ProxyRequest;
+struct Candidate;
+
+// "[prefix]/v1/x": a base URL that already ends in /v1 (https://host/v1, as many
+// OpenAI-compatible servers document it) does not get a second /v1. The two halves of
+// the upstream path go in first and second.
+void upstream_path(const Candidate& candidate, std::string_view path, std::string_view& first,
+                   std::string_view& second);
+
+// Builds request.upstream_head and request.upstream_body for the current candidate in
+// the arena. False when the arena refuses memory.
+[[nodiscard]] bool upstream_request_build(Arena& arena, ProxyRequest& request,
+                                          const ParsedRequest& http);
+
+}  // namespace rw

@@ -1,0 +1,98 @@
+// proxy/route.h — which channels a request may go to, in what order. route_pick is a pure
+// function of the snapshot's channels (sorted by priority, highest first), the request's
+// endpoint and model, the shard's channel health and a random state: healthy channels
+// before cooling ones, priority groups in order, a weighted random order inside a group.
+// route_candidates then copies what the attempts need (checked address, credentials,
+// model after the channel's map) into the request's arena: no pointer into a snapshot or
+// address book outlives admission. Shard thread only.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "arena/arena.h"
+#include "proxy/channel_table.h"
+#include "proxy/endpoint.h"
+#include "proxy/fault.h"
+#include "storage/snapshot.h"
+
+namespace rw {
+
+class AddressBook;
+class TlsContext;
+
+// An IPv4 or IPv6 address, without sockaddr_storage's 100 spare bytes.
+union SocketAddress {
+    sockaddr any;
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+};
+
+// One channel the request may go to, resolved and copied at admission.
+struct Candidate {
+    int64_t channel_id;
+    ChannelKind kind;
+    bool is_tls;
+    SocketAddress address;  // Checked against the SSRF rules by the resolver.
+    socklen_t address_bytes;
+    std::string_view host_header;  // "host[:port]" (arena).
+    std::string_view path_prefix;  // Base URL path without a trailing slash (arena).
+    std::string_view api_key;      // The channel's secret (arena); never logged.
+    std::string_view model_sent;   // After the channel's model map (arena).
+    TlsContext* tls_context;       // https: lives as long as the process.
+    std::string_view tls_host;     // Name checked against the certificate (arena).
+};
+
+// A shard's view of its channels' health: a channel that failed three times in a row
+// is tried last for RINGWAY_CHANNEL_COOLDOWN_MS.
+class ChannelHealth {
+public:
+    explicit ChannelHealth(uint32_t cooldown_ms) : cooldown_ms_(cooldown_ms) {}
+
+    [[nodiscard]] bool is_cooling(int64_t channel_id, uint64_t now_ms) {
+        return states_.at(channel_id).unhealthy_until_ms > now_ms;
+    }
+    void failed(int64_t channel_id, uint64_t now_ms);
+    void succeeded(int64_t channel_id);
+
+private:
+    struct State {
+        uint32_t failures = 0;  // Consecutive.
+        uint64_t unhealthy_until_ms = 0;
+    };
+    ChannelTable<State> states_;
+    uint32_t cooldown_ms_;
+};
+
+// Whether a channel takes this endpoint and model (enabled, of the endpoint's protocol,
+// listing the model or every model) and the model it is sent under.
+[[nodiscard]] bool channel_serves(const ChannelEntry& channel, Endpoint endpoint,
+                                  std::string_view model);
+[[nodiscard]] std::string_view channel_model_sent(const ChannelEntry& channel,
+                                                  std::string_view model);
+
+// xorshift64: a cheap per-shard random state for weighted draws (never zero).
+[[nodiscard]] uint64_t route_random_next(uint64_t& state);
+
+// Up to picked.size() channels for the request, best first, into picked; returns how
+// many. Pure apart from health reads and the random state it advances.
+[[nodiscard]] uint32_t route_pick(std::span<const ChannelEntry> channels, Endpoint endpoint,
+                                  std::string_view model, ChannelHealth& health, uint64_t now_ms,
+                                  uint64_t& random_state, std::span<const ChannelEntry*> picked);
+
+// The request's candidates (channels picked and resolved) copied into `arena`. Returns
+// Fault::none, client_model_not_found (no channel serves the model), local_no_channel
+// (none resolved and usable) or local_out_of_memory.
+struct RouteResult {
+    Fault fault;
+    uint32_t candidate_count;
+};
+[[nodiscard]] RouteResult route_candidates(Arena& arena, std::span<const ChannelEntry*> picked,
+                                           uint32_t picked_count, const AddressBook* book,
+                                           std::string_view model, std::span<Candidate> out);
+
+}  // namespace rw

@@ -1,0 +1,110 @@
+// proxy/upstream_pool.h — a shard's upstream connections: a fixed array of slots
+// (RINGWAY_UPSTREAM_CONNECTIONS_MAX), a free list, and per channel a keep-alive list of
+// idle connections, most recently used first. The pool opens sockets, submits their
+// connect/send/recv/cancel/close on the shard's ring and accounts every SQE; what a
+// completion means for a request is decided by the attempt and relay code. A closing
+// connection detaches from its request at once but keeps the request alive (through
+// ProxyRequest::upstreams_closing) until no SQE of it can still read the request's arena.
+// Shard thread only.
+#pragma once
+
+#include <liburing.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "core/shard.h"
+#include "proxy/channel_table.h"
+#include "proxy/tls.h"
+
+namespace rw {
+
+struct ProxyRequest;
+struct Candidate;
+
+enum class UpstreamState : uint8_t { free, connecting, sending, receiving, idle, closing };
+
+struct UpstreamConn {
+    int fd = -1;
+    uint32_t gen = 0;
+    uint32_t slot = 0;
+    uint32_t inflight_sqes = 0;
+    UpstreamState state = UpstreamState::free;
+    bool is_reused = false;  // Served an earlier request (keep-alive race possible).
+    bool is_recv_inflight = false;
+    bool is_send_inflight = false;
+    bool is_close_submitted = false;
+    bool has_response_bytes = false;  // Any byte of the current response arrived.
+    bool is_tls = false;
+    bool is_handshake_done = false;
+    bool is_rearm_listed = false;
+    TlsSession tls;  // OpenSSL over memory BIOs; io_uring moves the bytes.
+    int64_t channel_id = 0;
+    uint64_t deadline_ms = 0;  // 0: none.
+    uint64_t idle_since_ms = 0;
+    uint32_t next_idle = UINT32_MAX;      // Pool list link (by slot).
+    ProxyRequest* request = nullptr;      // While attached to a request.
+    ProxyRequest* closing_for = nullptr;  // Closing; its SQEs may still read this request.
+    uint32_t send_remaining_bytes = 0;
+    iovec iov[2];  // Request head + body (arena memory of the request).
+    msghdr message{};
+};
+
+class UpstreamPool {
+public:
+    UpstreamPool(Shard& shard, uint32_t slot_count);
+    UpstreamPool(const UpstreamPool&) = delete;
+    UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+    // The most recently pooled connection of the channel, marked reused; nullptr if none.
+    [[nodiscard]] UpstreamConn* take_idle(int64_t channel_id);
+    // A free slot with a new non-blocking TCP socket for the candidate's address family;
+    // nullptr when every slot is taken or socket() fails.
+    [[nodiscard]] UpstreamConn* open(const Candidate& candidate);
+    // Keep-alive: the connection joins its channel's idle list, its recv armed so an
+    // upstream that closes or talks out of turn is noticed at once.
+    void park(UpstreamConn& upstream, uint64_t now_ms, uint32_t keepalive_ms);
+    // Cancels what is pending and closes the fd once nothing is in flight. Idempotent.
+    void close(UpstreamConn& upstream);
+
+    void submit_connect(UpstreamConn& upstream, const Candidate& candidate);
+    void submit_send(UpstreamConn& upstream);
+    // is_socket_empty: nothing can be waiting to be read (a request just sent, an answer
+    // read to its last byte), so the kernel arms its poll at once instead of first trying
+    // a recv that can only fail (IORING_RECVSEND_POLL_FIRST).
+    void submit_recv(UpstreamConn& upstream, bool is_socket_empty = false);
+    // A recv that hit -ENOBUFS: re-armed by rearm_listed() once buffers come back.
+    void rearm_later(UpstreamConn& upstream);
+    void rearm_listed();
+
+    // The connection a handler completion names, its SQE count taken down.
+    [[nodiscard]] UpstreamConn& completed(uint32_t slot, uint32_t gen);
+    // After a close CQE: the slot is free again.
+    void on_closed(UpstreamConn& upstream);
+    // A closing connection with nothing in flight: the fd is closed; returns the request
+    // it was closing for (now free of this connection's SQEs), or nullptr.
+    [[nodiscard]] ProxyRequest* maybe_finish(UpstreamConn& upstream);
+
+    [[nodiscard]] UpstreamConn& at(uint32_t slot) { return slots_[slot]; }
+    [[nodiscard]] uint32_t high_water() const { return high_water_; }
+
+private:
+    struct IdleList {
+        uint32_t head = UINT32_MAX;  // Slot of the most recently pooled, UINT32_MAX: none.
+        uint32_t count = 0;
+    };
+    void idle_unlink(UpstreamConn& upstream);
+
+    Shard& shard_;
+    uint32_t slot_count_;
+    std::unique_ptr<UpstreamConn[]> slots_;
+    std::unique_ptr<uint32_t[]> free_;
+    uint32_t free_count_ = 0;
+    uint32_t high_water_ = 0;
+    std::unique_ptr<uint32_t[]> rearm_;  // Slots whose recv hit -ENOBUFS.
+    uint32_t rearm_count_ = 0;
+    ChannelTable<IdleList> idle_;
+};
+
+}  // namespace rw

@@ -1,0 +1,64 @@
+// proxy/usage_record.cc — the billing rule and the record (see usage_record.h).
+#include "proxy/usage_record.h"
+
+#include "core/assert.h"
+
+namespace rw {
+namespace {
+
+uint32_t clamp32(uint64_t value) {
+    return value > UINT32_MAX ? UINT32_MAX : uint32_t(value);
+}
+
+}  // namespace
+
+BilledUsage usage_bill(const UsageCounts& known, uint16_t upstream_status,
+                       uint64_t request_body_bytes, uint64_t events_relayed) {
+    BilledUsage billed{known, UsageSource::reported};
+    if (known.has_usage) {
+        if (billed.counts.total_tokens == 0) {
+            billed.counts.total_tokens = known.prompt_tokens + known.completion_tokens;
+        }
+        return billed;
+    }
+    if (upstream_status >= 200 && upstream_status < 300) {
+        billed.source = UsageSource::estimated;
+        billed.counts.prompt_tokens = (request_body_bytes + 3) / 4;
+        billed.counts.completion_tokens = events_relayed;
+        billed.counts.total_tokens = billed.counts.prompt_tokens + billed.counts.completion_tokens;
+        return billed;
+    }
+    billed.source = UsageSource::unknown;
+    billed.counts = UsageCounts{};
+    return billed;
+}
+
+UsageRecord usage_record_build(const UsageRecordInput& input) {
+    const BilledUsage billed = usage_bill(input.usage, input.upstream_status,
+                                          input.request_body_bytes, input.events_relayed);
+    UsageRecord record{};
+    record.ts_ms = input.started_unix_ms;
+    record.key_id = input.key_id;
+    record.channel_id = input.channel_id;
+    record.latency_us = input.latency_us;
+    record.ttfb_us = input.ttfb_us;
+    record.bytes_in = input.bytes_in;
+    record.bytes_out = input.bytes_out;
+    record.prompt_tokens = clamp32(billed.counts.prompt_tokens);
+    record.completion_tokens = clamp32(billed.counts.completion_tokens);
+    record.total_tokens = clamp32(billed.counts.total_tokens);
+    record.status = input.status_sent != 0 ? input.status_sent : input.upstream_status;
+    record.attempts = input.attempts;
+    record.usage_source = billed.source;
+    record.end_reason = input.end_reason;
+    record_set_text(record.model_requested, input.model_requested);
+    record_set_text(record.model_sent, input.model_sent);
+    record_set_text(record.endpoint, input.endpoint);
+    record_set_text(record.request_id, input.request_id);
+    if (record.usage_source == UsageSource::unknown) {
+        RW_ASSERT(record.total_tokens == 0);  // An error without usage charges nothing.
+    }
+    return record;
+}
+
+}  // namespace rw
