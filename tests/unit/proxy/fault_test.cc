@@ -1,0 +1,99 @@
+// tests/unit/proxy/fault_test.cc — the Fault table (proxy/fault.h): every enumerator has a
+// row, the sides answer as they should, and retries are allowed only where the upstream
+// cannot have acted on the request (RULES §6).
+#include "proxy/fault.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+namespace rw {
+namespace {
+
+TEST(FaultTable, EveryEnumeratorHasANamedRow) {
+    std::set<std::string> names;
+    for (uint32_t i = 0; i < static_cast<uint32_t>(Fault::count_); i++) {
+        const Fault fault = static_cast<Fault>(i);
+        const std::string name(fault_name(fault));
+        EXPECT_FALSE(name.empty()) << i;
+        EXPECT_TRUE(names.insert(name).second) << "duplicate name " << name;
+    }
+}
+
+TEST(FaultTable, ClientRefusalsAnswer4xxAndEndNoAttempt) {
+    for (const Fault fault :
+         {Fault::client_method_not_allowed, Fault::client_missing_api_key,
+          Fault::client_conflicting_api_keys, Fault::client_invalid_api_key,
+          Fault::client_expired_api_key, Fault::client_quota_exceeded, Fault::client_invalid_body,
+          Fault::client_model_not_allowed, Fault::client_rate_limited,
+          Fault::client_concurrency_limited, Fault::client_model_not_found}) {
+        const FaultInfo& info = fault_info(fault);
+        EXPECT_GE(info.status, 400) << fault_name(fault);
+        EXPECT_LT(info.status, 500) << fault_name(fault);
+        EXPECT_FALSE(info.is_retry_safe) << fault_name(fault);
+        EXPECT_FALSE(info.message.empty()) << fault_name(fault);
+    }
+}
+
+TEST(FaultTable, TheOpenAIShapesOfTheCommonRefusals) {
+    EXPECT_EQ(fault_info(Fault::client_invalid_api_key).status, 401);
+    EXPECT_EQ(fault_info(Fault::client_invalid_api_key).code, "invalid_api_key");
+    EXPECT_EQ(fault_info(Fault::client_quota_exceeded).status, 429);
+    EXPECT_EQ(fault_info(Fault::client_quota_exceeded).code, "insufficient_quota");
+    EXPECT_EQ(fault_info(Fault::client_rate_limited).code, "rate_limit_exceeded");
+    EXPECT_EQ(fault_info(Fault::client_model_not_found).status, 404);
+    EXPECT_EQ(fault_openai_type(401), "invalid_request_error");
+    EXPECT_EQ(fault_openai_type(503), "server_error");
+    EXPECT_EQ(fault_info(Fault::client_invalid_api_key).anthropic_type, "authentication_error");
+}
+
+TEST(FaultTable, OnlyFaultsBeforeTheUpstreamCouldActAreRetrySafe) {
+    std::set<Fault> safe;
+    for (uint32_t i = 0; i < static_cast<uint32_t>(Fault::count_); i++) {
+        if (fault_info(static_cast<Fault>(i)).is_retry_safe) {
+            safe.insert(static_cast<Fault>(i));
+        }
+    }
+    const std::set<Fault> expected = {
+        Fault::local_no_upstream_slot,        Fault::upstream_unreachable,
+        Fault::upstream_tls_handshake_failed, Fault::upstream_connect_timeout,
+        Fault::upstream_refused,              Fault::upstream_send_failed,
+        Fault::upstream_closed_unsent,
+    };
+    EXPECT_EQ(safe, expected);
+    // Sent and then timed out, or answered in part: never retried (could bill twice).
+    EXPECT_FALSE(fault_info(Fault::upstream_timeout).is_retry_safe);
+    EXPECT_FALSE(fault_info(Fault::upstream_closed_unanswered).is_retry_safe);
+    EXPECT_FALSE(fault_info(Fault::upstream_send_failed_answered).is_retry_safe);
+}
+
+TEST(FaultTable, EndReasonsFollowTheSide) {
+    EXPECT_EQ(fault_info(Fault::none).end_reason, EndReason::complete);
+    EXPECT_EQ(fault_info(Fault::client_gone).end_reason, EndReason::client_gone);
+    EXPECT_EQ(fault_info(Fault::local_shutdown).end_reason, EndReason::shutdown);
+    EXPECT_EQ(fault_info(Fault::upstream_timeout).end_reason, EndReason::upstream_timeout);
+    EXPECT_EQ(fault_info(Fault::upstream_connect_timeout).end_reason, EndReason::upstream_timeout);
+    EXPECT_EQ(fault_info(Fault::upstream_reset).end_reason, EndReason::upstream_reset);
+    EXPECT_EQ(fault_info(Fault::upstream_protocol_error).end_reason,
+              EndReason::upstream_protocol_error);
+    EXPECT_EQ(fault_info(Fault::upstream_answered_error).end_reason, EndReason::upstream_error);
+    EXPECT_EQ(fault_info(Fault::local_out_of_memory).end_reason, EndReason::local_error);
+}
+
+TEST(FaultTable, SilentFaultsAnswerNothing) {
+    for (const Fault fault : {Fault::none, Fault::client_gone, Fault::local_shutdown,
+                              Fault::upstream_answered_error}) {
+        EXPECT_EQ(fault_info(fault).status, 0) << fault_name(fault);
+    }
+}
+
+TEST(FaultTable, TheLogFullRefusalKeepsTheConnectionAndAsksForARetry) {
+    const FaultInfo& info = fault_info(Fault::local_log_full);
+    EXPECT_EQ(info.status, 503);
+    EXPECT_EQ(info.retry_after_s, 1u);
+    EXPECT_FALSE(info.is_close);
+}
+
+}  // namespace
+}  // namespace rw

@@ -1,0 +1,157 @@
+// tests/unit/proxy/route_test.cc — channel selection (proxy/route.h) as a pure function:
+// priority tiers in order, weights honoured (by drawing 100,000 times), cooling channels
+// tried last, protocol and model filters, the model map.
+#include "proxy/route.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <vector>
+
+namespace rw {
+namespace {
+
+ChannelEntry channel(int64_t id, int32_t priority, uint32_t weight,
+                     ChannelKind kind = ChannelKind::openai) {
+    ChannelEntry entry;
+    entry.id = id;
+    entry.name = "c" + std::to_string(id);
+    entry.kind = kind;
+    entry.priority = priority;
+    entry.weight = weight;
+    return entry;
+}
+
+struct Picked {
+    std::vector<int64_t> ids;
+};
+
+Picked pick(const std::vector<ChannelEntry>& channels, ChannelHealth& health, uint64_t& random,
+            uint32_t wanted = attempts_max, std::string_view model = "gpt-4o",
+            Endpoint endpoint = Endpoint::chat, uint64_t now_ms = 1000) {
+    const ChannelEntry* out[attempts_max];
+    const uint32_t count =
+        route_pick(channels, endpoint, model, health, now_ms, random, {out, wanted});
+    Picked picked;
+    for (uint32_t i = 0; i < count; i++) {
+        picked.ids.push_back(out[i]->id);
+    }
+    return picked;
+}
+
+TEST(RoutePick, HigherPriorityTiersComeFirst) {
+    // The snapshot keeps channels sorted by priority, highest first.
+    const std::vector<ChannelEntry> channels = {channel(1, 10, 1), channel(2, 10, 1),
+                                                channel(3, 5, 1), channel(4, 0, 1)};
+    ChannelHealth health(30000);
+    uint64_t random = 12345;
+    for (int round = 0; round < 200; round++) {
+        const Picked picked = pick(channels, health, random);
+        ASSERT_EQ(picked.ids.size(), 4u);
+        EXPECT_TRUE((picked.ids[0] == 1 && picked.ids[1] == 2) ||
+                    (picked.ids[0] == 2 && picked.ids[1] == 1));
+        EXPECT_EQ(picked.ids[2], 3);
+        EXPECT_EQ(picked.ids[3], 4);
+    }
+}
+
+TEST(RoutePick, WeightsDecideTheFirstChoiceProportionally) {
+    const std::vector<ChannelEntry> channels = {channel(1, 0, 1), channel(2, 0, 3),
+                                                channel(3, 0, 6)};
+    ChannelHealth health(30000);
+    uint64_t random = 0x9E3779B97F4A7C15ull;
+    std::map<int64_t, int> first;
+    constexpr int draws = 100000;
+    for (int i = 0; i < draws; i++) {
+        const Picked picked = pick(channels, health, random);
+        ASSERT_EQ(picked.ids.size(), 3u);  // Without replacement: each channel once.
+        first[picked.ids[0]] += 1;
+    }
+    // Expected shares 10%, 30%, 60%; a binomial's standard deviation here is under 0.16%,
+    // so 1% is more than six of them.
+    EXPECT_NEAR(first[1] / double(draws), 0.10, 0.01);
+    EXPECT_NEAR(first[2] / double(draws), 0.30, 0.01);
+    EXPECT_NEAR(first[3] / double(draws), 0.60, 0.01);
+}
+
+TEST(RoutePick, ZeroWeightCountsAsOne) {
+    const std::vector<ChannelEntry> channels = {channel(1, 0, 0), channel(2, 0, 1)};
+    ChannelHealth health(30000);
+    uint64_t random = 99;
+    int first_one = 0;
+    for (int i = 0; i < 20000; i++) {
+        first_one += pick(channels, health, random).ids[0] == 1 ? 1 : 0;
+    }
+    EXPECT_NEAR(first_one / 20000.0, 0.5, 0.03);
+}
+
+TEST(RoutePick, CoolingChannelsAreTriedLast) {
+    const std::vector<ChannelEntry> channels = {channel(1, 10, 1), channel(2, 0, 1)};
+    ChannelHealth health(30000);
+    for (int i = 0; i < 3; i++) {
+        health.failed(1, 1000);  // Three in a row: channel 1 cools until 31000.
+    }
+    uint64_t random = 7;
+    EXPECT_EQ(pick(channels, health, random).ids, (std::vector<int64_t>{2, 1}));
+    // Past the cooldown it leads again; a success clears it at once.
+    EXPECT_EQ(pick(channels, health, random, attempts_max, "gpt-4o", Endpoint::chat, 31000).ids,
+              (std::vector<int64_t>{1, 2}));
+    health.failed(1, 1000);
+    health.failed(1, 1000);
+    health.succeeded(1);
+    health.failed(1, 1000);  // The count restarted: one failure only, not cooling.
+    EXPECT_EQ(pick(channels, health, random).ids, (std::vector<int64_t>{1, 2}));
+}
+
+TEST(RoutePick, StopsAtTheWantedCount) {
+    const std::vector<ChannelEntry> channels = {channel(1, 0, 1), channel(2, 0, 1),
+                                                channel(3, 0, 1)};
+    ChannelHealth health(30000);
+    uint64_t random = 5;
+    EXPECT_EQ(pick(channels, health, random, 2).ids.size(), 2u);
+    EXPECT_EQ(pick(channels, health, random, 1).ids.size(), 1u);
+}
+
+TEST(RoutePick, FiltersByProtocolModelAndEnabled) {
+    std::vector<ChannelEntry> channels = {channel(1, 0, 1), channel(2, 0, 1, ChannelKind::anthropic),
+                                          channel(3, 0, 1), channel(4, 0, 1)};
+    channels[2].models = {"gpt-4o-mini"};
+    channels[3].is_enabled = false;
+    ChannelHealth health(30000);
+    uint64_t random = 11;
+    EXPECT_EQ(pick(channels, health, random).ids, (std::vector<int64_t>{1}));
+    EXPECT_EQ(pick(channels, health, random, attempts_max, "claude", Endpoint::messages).ids,
+              (std::vector<int64_t>{2}));
+    const Picked mini = pick(channels, health, random, attempts_max, "gpt-4o-mini");
+    EXPECT_EQ(mini.ids.size(), 2u);
+    EXPECT_TRUE(pick(channels, health, random, attempts_max, "x", Endpoint::embeddings).ids ==
+                (std::vector<int64_t>{1}));
+}
+
+TEST(RoutePick, ModelMapMakesAChannelServeAndRenames) {
+    ChannelEntry mapped = channel(1, 0, 1);
+    mapped.models = {"gpt-4o-2024-08-06"};
+    mapped.model_map = {{"gpt-4o", "gpt-4o-2024-08-06"}};
+    EXPECT_TRUE(channel_serves(mapped, Endpoint::chat, "gpt-4o"));
+    EXPECT_EQ(channel_model_sent(mapped, "gpt-4o"), "gpt-4o-2024-08-06");
+    EXPECT_EQ(channel_model_sent(mapped, "other"), "other");
+    EXPECT_FALSE(channel_serves(mapped, Endpoint::chat, "other"));
+}
+
+TEST(RouteCandidates, NoChannelIsModelNotFoundAndUnresolvedIsNoChannel) {
+    Candidate out[attempts_max];
+    ChunkPool pool(64, 1 << 20);
+    Arena arena;
+    arena.bind(&pool, 1 << 20);
+    const ChannelEntry* none[attempts_max];
+    EXPECT_EQ(route_candidates(arena, none, 0, nullptr, "m", out).fault,
+              Fault::client_model_not_found);
+    const ChannelEntry one = channel(1, 0, 1);
+    const ChannelEntry* picked[attempts_max] = {&one};
+    EXPECT_EQ(route_candidates(arena, picked, 1, nullptr, "m", out).fault,
+              Fault::local_no_channel);
+    arena.release();
+}
+
+}  // namespace
+}  // namespace rw

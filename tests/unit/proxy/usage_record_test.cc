@@ -1,0 +1,127 @@
+// tests/unit/proxy/usage_record_test.cc — the billing rule (proxy/usage_record.h), case by
+// case: reported usage is charged as reported, a 2xx without usage is estimated from the
+// body and the events relayed, an error without usage charges nothing; and the record's
+// fields (status, clamping, truncation).
+#include "proxy/usage_record.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace rw {
+namespace {
+
+UsageCounts reported(uint64_t prompt, uint64_t completion, uint64_t total) {
+    UsageCounts counts;
+    counts.prompt_tokens = prompt;
+    counts.completion_tokens = completion;
+    counts.total_tokens = total;
+    counts.has_usage = true;
+    return counts;
+}
+
+UsageRecordInput input_with(UsageCounts usage, uint16_t upstream_status, uint16_t status_sent) {
+    UsageRecordInput input{};
+    input.started_unix_ms = 1'700'000'000'000;
+    input.key_id = 7;
+    input.channel_id = 3;
+    input.usage = usage;
+    input.upstream_status = upstream_status;
+    input.status_sent = status_sent;
+    input.request_body_bytes = 401;
+    input.events_relayed = 12;
+    input.attempts = 1;
+    input.end_reason = EndReason::complete;
+    input.model_requested = "gpt-4o";
+    input.model_sent = "gpt-4o-2024-08-06";
+    input.endpoint = "/v1/chat/completions";
+    input.request_id = "rw-0-1-1";
+    return input;
+}
+
+TEST(UsageBill, ReportedUsageIsChargedAsReported) {
+    const BilledUsage billed = usage_bill(reported(10, 5, 15), 200, 4000, 99);
+    EXPECT_EQ(billed.source, UsageSource::reported);
+    EXPECT_EQ(billed.counts.prompt_tokens, 10u);
+    EXPECT_EQ(billed.counts.completion_tokens, 5u);
+    EXPECT_EQ(billed.counts.total_tokens, 15u);
+}
+
+TEST(UsageBill, ReportedWithoutTotalGetsPromptPlusCompletion) {
+    const BilledUsage billed = usage_bill(reported(10, 5, 0), 200, 0, 0);
+    EXPECT_EQ(billed.counts.total_tokens, 15u);
+}
+
+TEST(UsageBill, ReportedOnAnErrorAnswerIsStillCharged) {
+    // A provider that bills a failed request says so in its usage: charged as reported.
+    const BilledUsage billed = usage_bill(reported(3, 0, 3), 400, 1000, 0);
+    EXPECT_EQ(billed.source, UsageSource::reported);
+    EXPECT_EQ(billed.counts.total_tokens, 3u);
+}
+
+TEST(UsageBill, SuccessWithoutUsageIsEstimated) {
+    // ceil(401 / 4) = 101 prompt tokens, one completion token per relayed event.
+    const BilledUsage billed = usage_bill(UsageCounts{}, 200, 401, 12);
+    EXPECT_EQ(billed.source, UsageSource::estimated);
+    EXPECT_EQ(billed.counts.prompt_tokens, 101u);
+    EXPECT_EQ(billed.counts.completion_tokens, 12u);
+    EXPECT_EQ(billed.counts.total_tokens, 113u);
+}
+
+TEST(UsageBill, EstimateRoundsPromptBytesUp) {
+    EXPECT_EQ(usage_bill(UsageCounts{}, 204, 4, 0).counts.prompt_tokens, 1u);
+    EXPECT_EQ(usage_bill(UsageCounts{}, 299, 5, 0).counts.prompt_tokens, 2u);
+    EXPECT_EQ(usage_bill(UsageCounts{}, 200, 0, 0).counts.total_tokens, 0u);
+}
+
+TEST(UsageBill, ErrorWithoutUsageChargesNothing) {
+    for (const uint16_t status : {uint16_t{400}, uint16_t{401}, uint16_t{429}, uint16_t{500},
+                                  uint16_t{502}, uint16_t{503}}) {
+        const BilledUsage billed = usage_bill(UsageCounts{}, status, 4000, 50);
+        EXPECT_EQ(billed.source, UsageSource::unknown) << status;
+        EXPECT_EQ(billed.counts.total_tokens, 0u) << status;
+        EXPECT_EQ(billed.counts.prompt_tokens, 0u) << status;
+    }
+}
+
+TEST(UsageBill, NoHeadAtAllChargesNothing) {
+    // The upstream never answered (reset, timeout before the head): status 0.
+    const BilledUsage billed = usage_bill(UsageCounts{}, 0, 4000, 0);
+    EXPECT_EQ(billed.source, UsageSource::unknown);
+    EXPECT_EQ(billed.counts.total_tokens, 0u);
+}
+
+TEST(UsageRecord, CarriesTheFieldsAndTheBilledUsage) {
+    const UsageRecord record = usage_record_build(input_with(reported(10, 5, 15), 200, 200));
+    EXPECT_EQ(record.ts_ms, 1'700'000'000'000);
+    EXPECT_EQ(record.key_id, 7);
+    EXPECT_EQ(record.channel_id, 3);
+    EXPECT_EQ(record.status, 200);
+    EXPECT_EQ(record.total_tokens, 15u);
+    EXPECT_EQ(record.usage_source, UsageSource::reported);
+    EXPECT_EQ(record_text(record.model_requested), "gpt-4o");
+    EXPECT_EQ(record_text(record.model_sent), "gpt-4o-2024-08-06");
+    EXPECT_EQ(record_text(record.endpoint), "/v1/chat/completions");
+    EXPECT_EQ(record_text(record.request_id), "rw-0-1-1");
+}
+
+TEST(UsageRecord, StatusIsTheGatewaysWhenItAnsweredElseTheUpstreams) {
+    // The gateway answered 502 after the upstream's 200 head (a cut whole body).
+    EXPECT_EQ(usage_record_build(input_with(UsageCounts{}, 200, 502)).status, 502);
+    // The client left before any answer of ours: the upstream's head status.
+    EXPECT_EQ(usage_record_build(input_with(UsageCounts{}, 200, 0)).status, 200);
+    EXPECT_EQ(usage_record_build(input_with(UsageCounts{}, 0, 0)).status, 0);
+}
+
+TEST(UsageRecord, CountersAreClampedAndTextTruncated) {
+    UsageRecordInput input = input_with(reported(5'000'000'000, 1, 0), 200, 200);
+    const std::string long_model(300, 'm');
+    input.model_requested = long_model;
+    const UsageRecord record = usage_record_build(input);
+    EXPECT_EQ(record.prompt_tokens, UINT32_MAX);
+    EXPECT_EQ(record.total_tokens, UINT32_MAX);
+    EXPECT_EQ(record_text(record.model_requested).size(), record_model_bytes_max);
+}
+
+}  // namespace
+}  // namespace rw
