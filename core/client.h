@@ -29,7 +29,7 @@ struct ClientResponse {
     std::string_view content_type;
     std::string_view body;
     std::string_view extra_headers;  // Complete "Name: value\r\n" lines, or empty.
-    bool is_close;  // The connection closes after it (pipelined input is dropped).
+    bool is_close;                   // The connection closes after it (pipelined input is dropped).
 };
 
 [[nodiscard]] Arena& client_arena(Conn& conn);
@@ -50,8 +50,8 @@ void client_respond(Conn& conn, const ClientResponse& response);
 void client_respond_unknown_url(Conn& conn);
 
 // A chunked response: the head now, pieces as they come, then the end. A piece may lend
-// a recv buffer (bid, else no_bid from arena/buf_ring.h): it is given back once the piece has been sent.
-// False when the send queue has no room: wait for on_client_writable.
+// a recv buffer (bid, else no_bid from arena/buf_ring.h): it is given back once the piece has been
+// sent. False when the send queue has no room: wait for on_client_writable.
 [[nodiscard]] bool client_stream_begin(Conn& conn, uint16_t status, std::string_view content_type,
                                        std::string_view extra_headers);
 [[nodiscard]] bool client_stream_piece(Conn& conn, std::string_view piece, uint16_t bid);

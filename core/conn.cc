@@ -553,9 +553,9 @@ void ClientConns::conn_close(Conn& conn) {
     }
     if (conn.is_handler_owned && handler_.on_client_gone != nullptr) {
         // The handler stops its upstream work and calls client_release when its I/O is done.
-        handler_.on_client_gone(handler_.context, conn.handler_request,
-                                conn.is_closed_by_drain ? ClientGone::drain_deadline
-                                                        : ClientGone::closed);
+        handler_.on_client_gone(
+            handler_.context, conn.handler_request,
+            conn.is_closed_by_drain ? ClientGone::drain_deadline : ClientGone::closed);
     }
     after_cqe(conn);
 }

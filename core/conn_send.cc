@@ -165,10 +165,9 @@ void ClientConns::conn_respond(Conn& conn, uint16_t status, std::string_view con
     // An HTTP/1.0 client keeps the connection only when told so explicitly.
     const bool is_http10_keepalive = !is_close && conn.parser.request().version_minor == 0;
     const std::string_view keepalive_line = is_http10_keepalive ? "Connection: keep-alive\r\n" : "";
-    const uint32_t length = write_response(
-        out, capacity,
-        {status, content_type, body, is_close, is_head_only, extra_headers, shard_.date_line(),
-         keepalive_line});
+    const uint32_t length = write_response(out, capacity,
+                                           {status, content_type, body, is_close, is_head_only,
+                                            extra_headers, shard_.date_line(), keepalive_line});
     RW_ASSERT(length > 0);
     conn.is_close_after_send = is_close;
     conn.response_status = status;
@@ -217,7 +216,8 @@ void ClientConns::respond_unknown_url(Conn& conn) {
         message, sizeof(message), "Invalid URL (%.*s %.*s)",
         int(request.method_text.size() > 16 ? 16 : request.method_text.size()),
         request.method_text.data(), int(path.size() > 80 ? 80 : path.size()), path.data());
-    respond_error(conn, 404, "unknown_url", {message, static_cast<size_t>(length > 0 ? length : 0)});
+    respond_error(conn, 404, "unknown_url",
+                  {message, static_cast<size_t>(length > 0 ? length : 0)});
 }
 
 // --- Streaming responses (chunked transfer coding) for the handler. ---
@@ -280,9 +280,10 @@ bool ClientConns::stream_piece(Conn& conn, std::string_view piece, uint16_t bid)
     size_end[0] = '\r';
     size_end[1] = '\n';
     const auto size_length = static_cast<uint32_t>(size_end + 2 - size_line);
-    const bool is_queued = conn_queue_inline(conn, size_line, size_length) &&
-                           conn_queue(conn, piece.data(), static_cast<uint32_t>(piece.size()), bid) &&
-                           conn_queue(conn, "\r\n", 2, no_bid);
+    const bool is_queued =
+        conn_queue_inline(conn, size_line, size_length) &&
+        conn_queue(conn, piece.data(), static_cast<uint32_t>(piece.size()), bid) &&
+        conn_queue(conn, "\r\n", 2, no_bid);
     RW_ASSERT(is_queued);  // Room for three was checked above.
     conn_flush(conn);
     return true;

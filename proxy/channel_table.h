@@ -14,7 +14,8 @@ namespace rw {
 template <class T>
 class ChannelTable {
 public:
-    ChannelTable() : ids_(new int64_t[channel_states_max]()), entries_(new T[channel_states_max]()) {}
+    ChannelTable()
+        : ids_(new int64_t[channel_states_max]()), entries_(new T[channel_states_max]()) {}
 
     // The entry of channel_id, created (value-initialised) on first sight. With more
     // channels than slots, the last probe's slot is shared: what the table holds is

@@ -56,8 +56,7 @@ void relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t 
                  uint16_t bid) {
     request.scanner.feed({start, length_bytes});
     request.stream_payload_bytes += length_bytes;
-    if (request.is_client_gone ||
-        !client_stream_piece(*request.conn, {start, length_bytes}, bid)) {
+    if (request.is_client_gone || !client_stream_piece(*request.conn, {start, length_bytes}, bid)) {
         // Cannot happen while recv is armed only with room (checked before each recv);
         // the buffer is not lost either way.
         relay_give_back(gateway, bid);
@@ -130,9 +129,11 @@ void relay_whole(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request
         head.status == 429 || head.status == 503 ? "Retry-After: 1\r\n" : "";
     request.status_sent = head.status;
     request.is_response_started = true;
-    client_respond(*request.conn,
-                   {head.status, content_type, {request.response_body, request.response_bytes},
-                    retry_after, false});
+    client_respond(*request.conn, {head.status,
+                                   content_type,
+                                   {request.response_body, request.response_bytes},
+                                   retry_after,
+                                   false});
     request_finish(gateway, request,
                    head.status < 400 ? Fault::none : Fault::upstream_answered_error);
 }
@@ -308,17 +309,18 @@ void relay_on_eof(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& reques
         // connections drops most closed ones before they are reused.
         const bool is_unsent =
             upstream.is_reused && (upstream.is_send_inflight || upstream.send_remaining_bytes > 0);
-        attempt_failed(gateway, request, upstream,
-                       is_unsent ? Fault::upstream_closed_unsent
-                                 : Fault::upstream_closed_unanswered);
+        attempt_failed(
+            gateway, request, upstream,
+            is_unsent ? Fault::upstream_closed_unsent : Fault::upstream_closed_unanswered);
         return;
     }
     if (request.parser.finish_on_eof()) {
         relay_complete(gateway, upstream, request, false);  // A close-delimited body.
         return;
     }
-    request_finish(gateway, request,
-                   error == 0 || error == ECONNRESET ? Fault::upstream_reset : Fault::upstream_lost);
+    request_finish(
+        gateway, request,
+        error == 0 || error == ECONNRESET ? Fault::upstream_reset : Fault::upstream_lost);
 }
 
 void relay_on_client_writable(Gateway& gateway, ProxyRequest& request) {

@@ -160,8 +160,8 @@ uint32_t route_pick(std::span<const ChannelEntry> channels, Endpoint endpoint,
 }
 
 RouteResult route_candidates(Arena& arena, std::span<const ChannelEntry*> picked,
-                             uint32_t picked_count, const AddressBook* book,
-                             std::string_view model, std::span<Candidate> out) {
+                             uint32_t picked_count, const AddressBook* book, std::string_view model,
+                             std::span<Candidate> out) {
     RW_ASSERT(picked_count <= picked.size());
     RW_ASSERT(picked_count <= out.size());
     uint32_t usable = 0;
