@@ -1,4 +1,4 @@
-// proxy/admin_server.h — the admin API: keys, channels, usage and logs over HTTP/JSON on
+// proxy/admin/server.h — the admin API: keys, channels, usage and logs over HTTP/JSON on
 // its own loopback listener (RINGWAY_ADMIN_LISTEN), authorised by RINGWAY_ADMIN_TOKEN.
 // Control plane only: one thread of its own serves one connection at a time with a total
 // deadline, off the shards. Writes go through Catalog (the Writer thread, then a snapshot

@@ -1,10 +1,10 @@
-// tests/unit/proxy/admin_server_test.cc — the admin API in process: a real AdminServer on
+// tests/unit/proxy/admin/server_test.cc — the admin API in process: a real AdminServer on
 // 127.0.0.1:0, real sockets, a real SQLite file in a fresh temp dir and a real Writer
 // thread. Covers auth, every endpoint's happy path and its validation errors, secrets
 // shown once and never listed, revocation reaching the snapshot, masked upstream keys,
 // usage/log pagination over rows the writer committed, the base_url policy and the
 // first-start channel bootstrap.
-#include "proxy/admin_server.h"
+#include "proxy/admin/server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,9 +1,9 @@
-// proxy/admin_cli.cc — the operator CLI over the admin API: argument parsing, one blocking
+// proxy/admin/cli.cc — the operator CLI over the admin API: argument parsing, one blocking
 // HTTP/1.1 exchange per command (Connection: close, deadline on every step), and tables
 // printed from the JSON answers (simdjson DOM, error codes). Short-lived process, main
 // thread; allocation is fine. Secrets: the admin token goes only into the Authorization
 // header, an upstream key read from --api-key-env only into the request body.
-#include "proxy/admin_cli.h"
+#include "proxy/admin/cli.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/admin_server.h"
+#include "proxy/admin/server.h"
 
 namespace rw {
 

@@ -1,10 +1,10 @@
-// proxy/admin_server.cc — the admin API. One thread polls the listener and a stop
+// proxy/admin/server.cc — the admin API. One thread polls the listener and a stop
 // eventfd, serves one connection at a time (request → response → close) under a total
 // deadline, and routes to the handlers below. Bodies are parsed with simdjson On Demand
 // (error codes, no exceptions); responses are built as std::string (control plane: it may
 // allocate). Writes go through Catalog; reads through Queries' read-only connection.
 // Invariant: no token, key secret or upstream key is ever logged or echoed in an error.
-#include "proxy/admin_server.h"
+#include "proxy/admin/server.h"
 
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
