@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/admin/server.h"
+#include "core/text.h"
 
 namespace rw {
 
@@ -34,12 +34,9 @@ bool admin_cli_parse_duration(std::string_view text, int64_t& seconds) {
     if (text.size() < 2 || text.size() > 12) {
         return false;
     }
-    int64_t count = 0;
-    for (const char c : text.substr(0, text.size() - 1)) {
-        if (c < '0' || c > '9') {
-            return false;
-        }
-        count = count * 10 + (c - '0');
+    uint64_t count = 0;  // At most 11 digits: count * unit stays far below INT64_MAX.
+    if (!parse_decimal(text.substr(0, text.size() - 1), 99'999'999'999, count)) {
+        return false;
     }
     int64_t unit = 0;
     switch (text.back()) {
@@ -50,7 +47,7 @@ bool admin_cli_parse_duration(std::string_view text, int64_t& seconds) {
         case 'w': unit = 7 * 86400; break;
         default: return false;
     }
-    seconds = count * unit;
+    seconds = int64_t(count) * unit;
     return true;
 }
 
@@ -159,19 +156,9 @@ bool args_only(const Args& args, std::initializer_list<std::string_view> known,
     return true;
 }
 
+// A whole number of at most 18 digits (the largest the options take).
 bool parse_count(std::string_view text, int64_t& out) {
-    if (text.empty() || text.size() > 18) {
-        return false;
-    }
-    int64_t value = 0;
-    for (const char c : text) {
-        if (c < '0' || c > '9') {
-            return false;
-        }
-        value = value * 10 + (c - '0');
-    }
-    out = value;
-    return true;
+    return parse_decimal_i64(text, 0, 999'999'999'999'999'999, out);
 }
 
 // "a,b" → ["a","b"] as JSON (empty items dropped).
@@ -194,7 +181,7 @@ std::string models_json(std::string_view list) {
         if (!is_first) {
             out += ",";
         }
-        admin_json_append_string(out, item);
+        json_escape_append(out, item);
         is_first = false;
     }
     return out + "]";
@@ -583,13 +570,13 @@ struct BodyBuilder {
     std::string text;
     void add(std::string_view name, std::string_view raw_json) {
         text += text.empty() ? "{" : ",";
-        admin_json_append_string(text, name);
+        json_escape_append(text, name);
         text += ":";
         text += raw_json;
     }
     void add_string(std::string_view name, std::string_view value) {
         std::string quoted;
-        admin_json_append_string(quoted, value);
+        json_escape_append(quoted, value);
         add(name, quoted);
     }
     [[nodiscard]] std::string finish() const { return text.empty() ? "{}" : text + "}"; }

@@ -29,6 +29,7 @@
 #include "core/http_parse.h"
 #include "core/http_write.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "storage/json_lite.h"
 #include "storage/keys.h"
 #include "storage/queries.h"
@@ -176,18 +177,10 @@ HostClass host_classify(std::string_view host, bool is_ipv6, std::string& error)
     return HostClass::public_;
 }
 
+// 1..65535 in at most five digits (so "00080" passes, "000080" does not).
 bool port_is_valid(std::string_view port) {
-    if (port.empty() || port.size() > 5) {
-        return false;
-    }
-    uint32_t value = 0;
-    for (const char c : port) {
-        if (c < '0' || c > '9') {
-            return false;
-        }
-        value = value * 10 + uint32_t(c - '0');
-    }
-    return value >= 1 && value <= 65535;
+    uint64_t value = 0;
+    return port.size() <= 5 && parse_decimal(port, 65535, value) && value >= 1;
 }
 
 }  // namespace
@@ -374,24 +367,6 @@ bool query_names_known(std::string_view query, std::initializer_list<std::string
     return true;
 }
 
-bool parse_int64(std::string_view text, int64_t min, int64_t max, int64_t& out) {
-    if (text.empty() || text.size() > 19) {
-        return false;
-    }
-    int64_t value = 0;
-    for (const char c : text) {
-        if (c < '0' || c > '9') {
-            return false;
-        }
-        value = value * 10 + (c - '0');
-    }
-    if (value < min || value > max) {
-        return false;
-    }
-    out = value;
-    return true;
-}
-
 // "YYYY-MM-DD" as is, or Unix seconds → the UTC day. Empty stays empty (unbounded).
 bool parse_day(std::string_view text, std::string& day) {
     if (text.empty()) {
@@ -402,16 +377,16 @@ bool parse_day(std::string_view text, std::string& day) {
         int64_t year = 0;
         int64_t month = 0;
         int64_t mday = 0;
-        if (!parse_int64(text.substr(0, 4), 1970, 9999, year) ||
-            !parse_int64(text.substr(5, 2), 1, 12, month) ||
-            !parse_int64(text.substr(8, 2), 1, 31, mday)) {
+        if (!parse_decimal_i64(text.substr(0, 4), 1970, 9999, year) ||
+            !parse_decimal_i64(text.substr(5, 2), 1, 12, month) ||
+            !parse_decimal_i64(text.substr(8, 2), 1, 31, mday)) {
             return false;
         }
         day.assign(text);
         return true;
     }
     int64_t seconds = 0;
-    if (!parse_int64(text, 0, 253402300799, seconds)) {
+    if (!parse_decimal_i64(text, 0, 253402300799, seconds)) {
         return false;  // Up to 9999-12-31.
     }
     const time_t when = time_t(seconds);
@@ -427,25 +402,6 @@ bool parse_day(std::string_view text, std::string& day) {
 
 // ---- JSON out -----------------------------------------------------------------------------
 
-void admin_json_append_string(std::string& out, std::string_view text) {
-    static constexpr char hex_digits[] = "0123456789abcdef";
-    out.push_back('"');
-    for (const char c : text) {
-        const auto byte = uint8_t(c);
-        if (c == '"' || c == '\\') {
-            out.push_back('\\');
-            out.push_back(c);
-        } else if (byte < 0x20) {
-            out.append("\\u00");
-            out.push_back(hex_digits[byte >> 4]);
-            out.push_back(hex_digits[byte & 15]);
-        } else {
-            out.push_back(c);
-        }
-    }
-    out.push_back('"');
-}
-
 namespace {
 
 // A JSON text built left to right; commas are placed by tracking whether the current
@@ -458,14 +414,14 @@ public:
     JsonOut& end_array() { return close(']'); }
     JsonOut& key(std::string_view name) {
         separate();
-        admin_json_append_string(text_, name);
+        json_escape_append(text_, name);
         text_.push_back(':');
         has_member_ = false;
         return *this;
     }
     JsonOut& string(std::string_view value) {
         separate();
-        admin_json_append_string(text_, value);
+        json_escape_append(text_, value);
         has_member_ = true;
         return *this;
     }
@@ -1263,7 +1219,7 @@ bool query_int(std::string_view query, std::string_view name, int64_t min, int64
     if (!query_param(query, name, text, is_bad)) {
         return true;
     }
-    if (is_bad || !parse_int64(text, min, max, out)) {
+    if (is_bad || !parse_decimal_i64(text, min, max, out)) {
         reply = reply_error(400, "invalid_parameter",
                             std::string(name) + " must be an integer in " + std::to_string(min) +
                                 ".." + std::to_string(max));
@@ -1369,7 +1325,7 @@ bool path_id(std::string_view path, std::string_view prefix, int64_t& id) {
     if (!path.starts_with(prefix)) {
         return false;
     }
-    return parse_int64(path.substr(prefix.size()), 1, INT64_MAX, id);
+    return parse_decimal_i64(path.substr(prefix.size()), 1, INT64_MAX, id);
 }
 
 AdminReply method_not_allowed(std::string_view allow) {

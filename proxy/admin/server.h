@@ -36,10 +36,6 @@ class Writer;
 // connects to. Returns an empty string when acceptable, otherwise one sentence.
 [[nodiscard]] std::string admin_base_url_check(std::string_view url, bool allow_private_network);
 
-// Appends `text` as a JSON string (quotes included): ", \\ and control bytes escaped,
-// everything else (UTF-8 included) as is. Shared with the CLI, which builds request bodies.
-void admin_json_append_string(std::string& out, std::string_view text);
-
 // The admin listener and its thread. start() and stop() are called by the main thread
 // (startup, shutdown); everything else runs on the admin thread.
 class AdminServer {
