@@ -27,15 +27,6 @@ class Writer;
 // token matches nothing.
 [[nodiscard]] bool admin_token_matches(std::string_view presented, std::string_view expected);
 
-// The admin API's check of a channel base_url: http or https only, a host, an optional
-// numeric port, no user info, query or fragment. Host literals that are link-local or
-// cloud metadata (169.254.0.0/16, fe80::/10, fd00:ec2::254) are always refused; loopback,
-// RFC 1918, CGNAT, ULA, unspecified and "localhost" only with allow_private_network.
-// Odd IPv4 spellings (2852039166, 0x7f.1, ::ffff:a.b.c.d) are normalised first
-// (inet_aton). Host names are not resolved here: the proxy checks the address it
-// connects to. Returns an empty string when acceptable, otherwise one sentence.
-[[nodiscard]] std::string admin_base_url_check(std::string_view url, bool allow_private_network);
-
 // The admin listener and its thread. start() and stop() are called by the main thread
 // (startup, shutdown); everything else runs on the admin thread.
 class AdminServer {

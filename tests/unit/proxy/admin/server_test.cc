@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "proxy/admin/base_url.h"
 #include "storage/keys.h"
 #include "storage/queries.h"
 #include "storage/snapshot.h"
