@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "proxy/admin/base_url.h"
+#include "proxy/admin/bootstrap.h"
 #include "storage/keys.h"
 #include "storage/queries.h"
 #include "storage/snapshot.h"
