@@ -31,6 +31,7 @@
 #include "core/log.h"
 #include "core/text.h"
 #include "proxy/admin/base_url.h"
+#include "proxy/admin/json.h"
 #include "storage/json_lite.h"
 #include "storage/keys.h"
 #include "storage/queries.h"
@@ -203,115 +204,9 @@ bool parse_day(std::string_view text, std::string& day) {
 
 }  // namespace
 
-// ---- JSON out -----------------------------------------------------------------------------
+// ---- Keys and channels as JSON ---------------------------------------------------------------
 
 namespace {
-
-// A JSON text built left to right; commas are placed by tracking whether the current
-// container already holds a member. Callers keep begin/end balanced (asserted by depth_).
-class JsonOut {
-public:
-    JsonOut& begin_object() { return open('{'); }
-    JsonOut& end_object() { return close('}'); }
-    JsonOut& begin_array() { return open('['); }
-    JsonOut& end_array() { return close(']'); }
-    JsonOut& key(std::string_view name) {
-        separate();
-        json_escape_append(text_, name);
-        text_.push_back(':');
-        has_member_ = false;
-        return *this;
-    }
-    JsonOut& string(std::string_view value) {
-        separate();
-        json_escape_append(text_, value);
-        has_member_ = true;
-        return *this;
-    }
-    JsonOut& number(int64_t value) {
-        separate();
-        text_.append(std::to_string(value));
-        has_member_ = true;
-        return *this;
-    }
-    JsonOut& boolean(bool value) {
-        separate();
-        text_.append(value ? "true" : "false");
-        has_member_ = true;
-        return *this;
-    }
-    JsonOut& null() {
-        separate();
-        text_.append("null");
-        has_member_ = true;
-        return *this;
-    }
-    [[nodiscard]] std::string take() {
-        RW_ASSERT(depth_ == 0);
-        return std::move(text_);
-    }
-
-private:
-    void separate() {
-        if (has_member_) {
-            text_.push_back(',');
-        }
-    }
-    JsonOut& open(char bracket) {
-        separate();
-        text_.push_back(bracket);
-        has_member_ = false;
-        depth_ += 1;
-        return *this;
-    }
-    JsonOut& close(char bracket) {
-        RW_ASSERT(depth_ > 0);
-        text_.push_back(bracket);
-        has_member_ = true;
-        depth_ -= 1;
-        return *this;
-    }
-
-    std::string text_;
-    bool has_member_ = false;
-    uint32_t depth_ = 0;
-};
-
-std::string json_string_array(const std::vector<std::string>& items) {
-    JsonOut out;
-    out.begin_array();
-    for (const std::string& item : items) {
-        out.string(item);
-    }
-    out.end_array();
-    return out.take();
-}
-
-std::string json_string_map(const std::vector<std::pair<std::string, std::string>>& items) {
-    JsonOut out;
-    out.begin_object();
-    for (const auto& [from, to] : items) {
-        out.key(from).string(to);
-    }
-    out.end_object();
-    return out.take();
-}
-
-// Stored JSON text (validated on write) re-serialised, so a hand-edited row can never
-// inject raw text into a response. Unparseable text shows as null.
-void json_out_models(JsonOut& out, const std::string& models_json) {
-    std::vector<std::string> models;
-    std::string error;
-    if (!json_parse_string_array(models_json, models, error)) {
-        out.null();
-        return;
-    }
-    out.begin_array();
-    for (const std::string& model : models) {
-        out.string(model);
-    }
-    out.end_array();
-}
 
 // `secret` is added as "key" only in the create response (shown once).
 void json_out_key(JsonOut& out, const KeyInfo& key, std::string_view secret = {}) {
@@ -363,148 +258,7 @@ void json_out_channel(JsonOut& out, const ChannelInfo& channel) {
     out.end_object();
 }
 
-// ---- JSON in (simdjson On Demand, error codes) --------------------------------------------
-
-// A field-level failure: code "invalid_field", message names the field.
-bool field_error(std::string_view field, std::string_view what, std::string& error) {
-    error.assign(field);
-    error.append(" ");
-    error.append(what);
-    return false;
-}
-
-bool json_is_null(ondemand::value& value) {
-    ondemand::json_type type;
-    return value.type().get(type) == simdjson::SUCCESS && type == ondemand::json_type::null;
-}
-
-bool json_read_string(ondemand::value& value, std::string_view field, std::string& out,
-                      std::string& error) {
-    std::string_view text;
-    if (value.get_string().get(text) != simdjson::SUCCESS) {
-        return field_error(field, "must be a string", error);
-    }
-    out.assign(text);
-    return true;
-}
-
-bool json_read_int(ondemand::value& value, std::string_view field, int64_t min, int64_t max,
-                   int64_t& out, std::string& error) {
-    ondemand::json_type type;
-    int64_t number = 0;
-    if (value.type().get(type) != simdjson::SUCCESS || type != ondemand::json_type::number ||
-        value.get_int64().get(number) != simdjson::SUCCESS) {
-        return field_error(field, "must be an integer", error);
-    }
-    if (number < min || number > max) {
-        return field_error(field, "must be in " + std::to_string(min) + ".." + std::to_string(max),
-                           error);
-    }
-    out = number;
-    return true;
-}
-
-bool json_read_bool(ondemand::value& value, std::string_view field, bool& out, std::string& error) {
-    if (value.get_bool().get(out) != simdjson::SUCCESS) {
-        return field_error(field, "must be true or false", error);
-    }
-    return true;
-}
-
-bool json_read_string_array(ondemand::value& value, std::string_view field,
-                            std::vector<std::string>& out, std::string& error) {
-    ondemand::array array;
-    if (value.get_array().get(array) != simdjson::SUCCESS) {
-        return field_error(field, "must be an array of strings", error);
-    }
-    out.clear();
-    for (auto element : array) {
-        std::string_view text;
-        if (element.get_string().get(text) != simdjson::SUCCESS || text.empty()) {
-            return field_error(field, "must be an array of non-empty strings", error);
-        }
-        if (out.size() >= admin_models_count_max) {
-            return field_error(field, "has too many entries", error);
-        }
-        out.emplace_back(text);
-    }
-    return true;
-}
-
-bool json_read_string_map(ondemand::value& value, std::string_view field,
-                          std::vector<std::pair<std::string, std::string>>& out,
-                          std::string& error) {
-    ondemand::object object;
-    if (value.get_object().get(object) != simdjson::SUCCESS) {
-        return field_error(field, "must be an object of strings", error);
-    }
-    out.clear();
-    for (auto item : object) {
-        ondemand::field member;
-        std::string_view from;
-        std::string_view to;
-        if (std::move(item).get(member) != simdjson::SUCCESS ||
-            member.unescaped_key().get(from) != simdjson::SUCCESS) {
-            return field_error(field, "is not valid JSON", error);
-        }
-        std::string from_copy(from);  // The key view dies when the value is read.
-        if (member.value().get_string().get(to) != simdjson::SUCCESS) {
-            return field_error(field, "must be an object of strings", error);
-        }
-        if (out.size() >= admin_models_count_max) {
-            return field_error(field, "has too many entries", error);
-        }
-        out.emplace_back(std::move(from_copy), std::string(to));
-    }
-    return true;
-}
-
-// Parses `body` as one JSON object and calls visit(key, value, error) per member. On
-// failure `code` is "invalid_json" (syntax, not an object, trailing bytes) or
-// "invalid_field" (visit said no), and `error` is one sentence.
-template <class Visit>
-bool json_visit_object(ondemand::parser& parser, std::string_view body, Visit visit,
-                       std::string& code, std::string& error) {
-    const simdjson::padded_string padded(body);  // On Demand reads past the end.
-    ondemand::document document;
-    ondemand::object object;
-    code = "invalid_json";
-    if (parser.iterate(padded).get(document) != simdjson::SUCCESS ||
-        document.get_object().get(object) != simdjson::SUCCESS) {
-        error = "request body must be a JSON object";
-        return false;
-    }
-    for (auto item : object) {
-        ondemand::field member;
-        std::string_view key;
-        if (std::move(item).get(member) != simdjson::SUCCESS ||
-            member.unescaped_key().get(key) != simdjson::SUCCESS) {
-            error = "request body is not valid JSON";
-            return false;
-        }
-        const std::string key_copy(key);
-        if (!visit(std::string_view(key_copy), member.value(), error)) {
-            if (error.empty()) {
-                error = "request body is not valid JSON";
-            }
-            code = "invalid_field";
-            return false;
-        }
-    }
-    // simdjson 3.0 has no document::at_end(); past the last token current_location()
-    // reports OUT_OF_BOUNDS, anything else means bytes follow the object.
-    const char* location = nullptr;
-    if (document.current_location().get(location) != simdjson::OUT_OF_BOUNDS) {
-        error = "request body is not valid JSON (bytes after the object)";
-        return false;
-    }
-    return true;
-}
-
-bool unknown_field(std::string_view key, std::string& error) {
-    error = "unknown field \"" + std::string(key.substr(0, 64)) + "\"";
-    return false;
-}
+// ---- Key and channel bodies --------------------------------------------------------------
 
 // The members of a key create/patch body. has_* says the member was present.
 struct KeyFields {
@@ -561,7 +315,7 @@ bool key_field_read(KeyFields& fields, std::string_view key, ondemand::value& va
         fields.has_secret = true;
         return json_read_string(value, key, fields.secret, error);
     }
-    return unknown_field(key, error);
+    return json_unknown_field(key, error);
 }
 
 void key_fields_apply(const KeyFields& fields, KeySpec& spec) {
@@ -672,7 +426,7 @@ bool channel_field_read(ChannelFields& fields, std::string_view key, ondemand::v
         fields.ca_file.clear();
         return json_is_null(value) || json_read_string(value, key, fields.ca_file, error);
     }
-    return unknown_field(key, error);
+    return json_unknown_field(key, error);
 }
 
 // Applies the present members; false with `error` for an unknown kind.
