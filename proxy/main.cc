@@ -17,7 +17,7 @@
 #include "core/log.h"
 #include "core/notify.h"
 #include "core/shard.h"
-#include "proxy/admin_cli.h"
+#include "proxy/admin/cli.h"
 #include "proxy/services.h"
 
 namespace rw {

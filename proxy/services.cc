@@ -11,6 +11,7 @@
 
 #include "core/listen.h"
 #include "core/log.h"
+#include "proxy/admin/bootstrap.h"
 #include "storage/migrations.h"
 
 namespace rw {

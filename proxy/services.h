@@ -14,7 +14,7 @@
 
 #include "core/config.h"
 #include "core/shard.h"
-#include "proxy/admin_server.h"
+#include "proxy/admin/server.h"
 #include "proxy/gateway.h"
 #include "proxy/resolver.h"
 #include "storage/keys.h"

@@ -1,4 +1,4 @@
-// proxy/admin_cli.h — `ringway key|channel|usage ...`: the operator CLI. It talks to the
+// proxy/admin/cli.h — `ringway key|channel|usage ...`: the operator CLI. It talks to the
 // running server's admin API over loopback HTTP (address from RINGWAY_ADMIN_LISTEN, token
 // from RINGWAY_ADMIN_TOKEN) with plain blocking sockets and prints tables, or the raw JSON
 // with --json. main.cc calls admin_cli_main() when admin_cli_is_command(argv[1]). Runs on

@@ -1,9 +1,9 @@
-// proxy/admin_cli.cc — the operator CLI over the admin API: argument parsing, one blocking
-// HTTP/1.1 exchange per command (Connection: close, deadline on every step), and tables
-// printed from the JSON answers (simdjson DOM, error codes). Short-lived process, main
-// thread; allocation is fine. Secrets: the admin token goes only into the Authorization
-// header, an upstream key read from --api-key-env only into the request body.
-#include "proxy/admin_cli.h"
+// proxy/admin/cli.cc — the operator CLI over the admin API: argument parsing, one blocking
+// HTTP/1.1 exchange per command (Connection: close, deadline on every step), and the
+// answer shown: raw JSON with --json, else a table (cli_print.h). Short-lived process,
+// main thread; allocation is fine. Secrets: the admin token goes only into the
+// Authorization header, an upstream key read from --api-key-env only into the request body.
+#include "proxy/admin/cli.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,7 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "proxy/admin_server.h"
+#include "core/text.h"
+#include "proxy/admin/cli_print.h"
 
 namespace rw {
 
@@ -34,12 +35,9 @@ bool admin_cli_parse_duration(std::string_view text, int64_t& seconds) {
     if (text.size() < 2 || text.size() > 12) {
         return false;
     }
-    int64_t count = 0;
-    for (const char c : text.substr(0, text.size() - 1)) {
-        if (c < '0' || c > '9') {
-            return false;
-        }
-        count = count * 10 + (c - '0');
+    uint64_t count = 0;  // At most 11 digits: count * unit stays far below INT64_MAX.
+    if (!parse_decimal(text.substr(0, text.size() - 1), 99'999'999'999, count)) {
+        return false;
     }
     int64_t unit = 0;
     switch (text.back()) {
@@ -50,7 +48,7 @@ bool admin_cli_parse_duration(std::string_view text, int64_t& seconds) {
         case 'w': unit = 7 * 86400; break;
         default: return false;
     }
-    seconds = count * unit;
+    seconds = int64_t(count) * unit;
     return true;
 }
 
@@ -159,19 +157,9 @@ bool args_only(const Args& args, std::initializer_list<std::string_view> known,
     return true;
 }
 
+// A whole number of at most 18 digits (the largest the options take).
 bool parse_count(std::string_view text, int64_t& out) {
-    if (text.empty() || text.size() > 18) {
-        return false;
-    }
-    int64_t value = 0;
-    for (const char c : text) {
-        if (c < '0' || c > '9') {
-            return false;
-        }
-        value = value * 10 + (c - '0');
-    }
-    out = value;
-    return true;
+    return parse_decimal_i64(text, 0, 999'999'999'999'999'999, out);
 }
 
 // "a,b" → ["a","b"] as JSON (empty items dropped).
@@ -194,7 +182,7 @@ std::string models_json(std::string_view list) {
         if (!is_first) {
             out += ",";
         }
-        admin_json_append_string(out, item);
+        json_escape_append(out, item);
         is_first = false;
     }
     return out + "]";
@@ -389,183 +377,6 @@ bool http_call(const AdminTarget& target, std::string_view method, std::string_v
     return true;
 }
 
-// ---- Output ---------------------------------------------------------------------------------
-
-using Row = std::vector<std::string>;
-
-// Terminal columns of UTF-8 text: code points (UTF-8 continuation bytes do not count).
-size_t display_width(std::string_view text) {
-    size_t width = 0;
-    for (const char c : text) {
-        width += (uint8_t(c) & 0xc0) != 0x80 ? 1 : 0;
-    }
-    return width;
-}
-
-void print_table(const Row& header, const std::vector<Row>& rows) {
-    std::vector<size_t> widths(header.size(), 0);
-    for (size_t i = 0; i < header.size(); i++) {
-        widths[i] = display_width(header[i]);
-    }
-    for (const Row& row : rows) {
-        for (size_t i = 0; i < row.size() && i < widths.size(); i++) {
-            widths[i] = std::max(widths[i], display_width(row[i]));
-        }
-    }
-    const auto print_row = [&](const Row& row) {
-        std::string line;
-        for (size_t i = 0; i < row.size(); i++) {
-            line += row[i];
-            if (i + 1 < row.size()) {
-                line += std::string(widths[i] - display_width(row[i]) + 2, ' ');
-            }
-        }
-        std::printf("%s\n", line.c_str());
-    };
-    print_row(header);
-    for (const Row& row : rows) {
-        print_row(row);
-    }
-}
-
-// A field as display text: numbers, strings, booleans; null → "-"; arrays joined by ",".
-std::string field_text(simdjson::dom::element object, std::string_view name) {
-    simdjson::dom::element value;
-    if (object[name].get(value) != simdjson::SUCCESS || value.is_null()) {
-        return "-";
-    }
-    std::string_view text;
-    int64_t integer = 0;
-    uint64_t unsigned_integer = 0;
-    bool flag = false;
-    simdjson::dom::array items;
-    if (value.get_string().get(text) == simdjson::SUCCESS) {
-        return std::string(text);
-    }
-    if (value.get_int64().get(integer) == simdjson::SUCCESS) {
-        return std::to_string(integer);
-    }
-    if (value.get_uint64().get(unsigned_integer) == simdjson::SUCCESS) {
-        return std::to_string(unsigned_integer);
-    }
-    if (value.get_bool().get(flag) == simdjson::SUCCESS) {
-        return flag ? "yes" : "no";
-    }
-    if (value.get_array().get(items) != simdjson::SUCCESS) {
-        return "?";
-    }
-    std::string joined;
-    for (simdjson::dom::element item : items) {
-        std::string_view item_text;
-        if (item.get_string().get(item_text) != simdjson::SUCCESS) {
-            continue;
-        }
-        if (!joined.empty()) {
-            joined += ",";
-        }
-        joined += item_text;
-    }
-    return joined.empty() ? "(all)" : joined;
-}
-
-std::string time_text(simdjson::dom::element object, std::string_view name, int64_t divisor) {
-    int64_t value = 0;
-    if (object[name].get_int64().get(value) != simdjson::SUCCESS || value == 0) {
-        return "-";
-    }
-    const time_t seconds = time_t(value / divisor);
-    tm parts{};
-    gmtime_r(&seconds, &parts);
-    char buffer[32];
-    std::strftime(buffer, sizeof(buffer), "%Y-%m-%d %H:%M:%SZ", &parts);
-    return buffer;
-}
-
-enum class Shape : uint8_t { key, channel, usage, log };
-
-Row shape_header(Shape shape) {
-    switch (shape) {
-        case Shape::key:
-            return {"ID",   "NAME",    "PREFIX", "STATUS", "QUOTA",
-                    "USED", "EXPIRES", "MODELS", "RPM",    "CONC"};
-        case Shape::channel:
-            return {"ID",     "NAME", "KIND",   "BASE_URL", "API_KEY",
-                    "MODELS", "PRIO", "WEIGHT", "ENABLED"};
-        case Shape::usage: return {"DAY", "KEY", "REQUESTS", "PROMPT", "COMPLETION", "TOTAL"};
-        case Shape::log:
-            return {"ID",     "TIME",   "KEY", "CHANNEL",   "MODEL",
-                    "STATUS", "TOKENS", "END", "LATENCY_MS"};
-    }
-    return {};
-}
-
-Row shape_row(Shape shape, simdjson::dom::element item) {
-    const auto f = [&](std::string_view name) { return field_text(item, name); };
-    switch (shape) {
-        case Shape::key:
-            return {f("id"),
-                    f("name"),
-                    f("key_prefix"),
-                    f("status"),
-                    f("quota_tokens"),
-                    f("quota_used_tokens"),
-                    time_text(item, "expires_at", 1),
-                    f("models"),
-                    f("rpm"),
-                    f("max_concurrency")};
-        case Shape::channel:
-            return {f("id"),     f("name"),     f("kind"),   f("base_url"), f("api_key"),
-                    f("models"), f("priority"), f("weight"), f("enabled")};
-        case Shape::usage:
-            return {f("day"),
-                    f("key_id"),
-                    f("requests"),
-                    f("prompt_tokens"),
-                    f("completion_tokens"),
-                    f("total_tokens")};
-        case Shape::log: {
-            int64_t latency_us = 0;
-            if (item["latency_us"].get_int64().get(latency_us) != simdjson::SUCCESS) {
-                latency_us = 0;
-            }
-            return {f("id"),
-                    time_text(item, "ts_ms", 1000),
-                    f("key_id"),
-                    f("channel_id"),
-                    f("model_requested"),
-                    f("status"),
-                    f("total_tokens"),
-                    f("end_reason"),
-                    std::to_string(latency_us / 1000)};
-        }
-    }
-    return {};
-}
-
-// Prints one object or the "data" array of a list as a table.
-bool print_shape(Shape shape, const std::string& body) {
-    simdjson::dom::parser parser;
-    simdjson::dom::element root;
-    if (parser.parse(body).get(root) != simdjson::SUCCESS) {
-        return false;
-    }
-    std::vector<Row> rows;
-    simdjson::dom::array data;
-    if (root["data"].get_array().get(data) == simdjson::SUCCESS) {
-        for (simdjson::dom::element item : data) {
-            rows.push_back(shape_row(shape, item));
-        }
-    } else {
-        rows.push_back(shape_row(shape, root));
-    }
-    print_table(shape_header(shape), rows);
-    int64_t next = 0;
-    if (shape == Shape::log && root["next_before"].get_int64().get(next) == simdjson::SUCCESS) {
-        std::printf("(more: --before %lld)\n", (long long)next);
-    }
-    return true;
-}
-
 // ---- Commands -------------------------------------------------------------------------------
 
 // One API call: what to send and how to show the answer.
@@ -573,7 +384,7 @@ struct Command {
     std::string method;
     std::string path;
     std::string body;
-    Shape shape = Shape::key;
+    CliShape shape = CliShape::key;
     bool is_key_create = false;
     bool is_delete = false;
 };
@@ -583,13 +394,13 @@ struct BodyBuilder {
     std::string text;
     void add(std::string_view name, std::string_view raw_json) {
         text += text.empty() ? "{" : ",";
-        admin_json_append_string(text, name);
+        json_escape_append(text, name);
         text += ":";
         text += raw_json;
     }
     void add_string(std::string_view name, std::string_view value) {
         std::string quoted;
-        admin_json_append_string(quoted, value);
+        json_escape_append(quoted, value);
         add(name, quoted);
     }
     [[nodiscard]] std::string finish() const { return text.empty() ? "{}" : text + "}"; }
@@ -704,7 +515,7 @@ bool id_argument(const Args& args, std::string& id, std::string& error) {
 }
 
 bool key_command(const std::string& verb, const Args& args, Command& command, std::string& error) {
-    command.shape = Shape::key;
+    command.shape = CliShape::key;
     std::string id;
     if (verb == "create") {
         if (!args_only(args,
@@ -716,11 +527,11 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
             error = "key create needs --name NAME";
             return false;
         }
-        command = {"POST", "/admin/keys", {}, Shape::key, true, false};
+        command = {"POST", "/admin/keys", {}, CliShape::key, true, false};
         return key_body(args, true, command.body, error);
     }
     if (verb == "list") {
-        command = {"GET", "/admin/keys", {}, Shape::key, false, false};
+        command = {"GET", "/admin/keys", {}, CliShape::key, false, false};
         return args_only(args, {}, error);
     }
     if (verb != "show" && verb != "revoke" && verb != "update") {
@@ -731,17 +542,17 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
         return false;
     }
     if (verb == "show") {
-        command = {"GET", "/admin/keys/" + id, {}, Shape::key, false, false};
+        command = {"GET", "/admin/keys/" + id, {}, CliShape::key, false, false};
         return args_only(args, {}, error);
     }
     if (verb == "revoke") {
-        command = {"DELETE", "/admin/keys/" + id, {}, Shape::key, false, false};
+        command = {"DELETE", "/admin/keys/" + id, {}, CliShape::key, false, false};
         return args_only(args, {}, error);
     }
     if (!args_only(args, {"name", "quota", "models", "rpm", "concurrency", "expires"}, error)) {
         return false;
     }
-    command = {"PATCH", "/admin/keys/" + id, {}, Shape::key, false, false};
+    command = {"PATCH", "/admin/keys/" + id, {}, CliShape::key, false, false};
     return key_body(args, false, command.body, error);
 }
 
@@ -762,11 +573,11 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
                 return false;
             }
         }
-        command = {"POST", "/admin/channels", {}, Shape::channel, false, false};
+        command = {"POST", "/admin/channels", {}, CliShape::channel, false, false};
         return channel_body(args, command.body, error);
     }
     if (verb == "list") {
-        command = {"GET", "/admin/channels", {}, Shape::channel, false, false};
+        command = {"GET", "/admin/channels", {}, CliShape::channel, false, false};
         return args_only(args, {}, error);
     }
     if (verb != "show" && verb != "remove" && verb != "update") {
@@ -777,17 +588,17 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
         return false;
     }
     if (verb == "show") {
-        command = {"GET", "/admin/channels/" + id, {}, Shape::channel, false, false};
+        command = {"GET", "/admin/channels/" + id, {}, CliShape::channel, false, false};
         return args_only(args, {}, error);
     }
     if (verb == "remove") {
-        command = {"DELETE", "/admin/channels/" + id, {}, Shape::channel, false, true};
+        command = {"DELETE", "/admin/channels/" + id, {}, CliShape::channel, false, true};
         return args_only(args, {}, error);
     }
     if (!args_only(args, fields, error)) {
         return false;
     }
-    command = {"PATCH", "/admin/channels/" + id, {}, Shape::channel, false, false};
+    command = {"PATCH", "/admin/channels/" + id, {}, CliShape::channel, false, false};
     return channel_body(args, command.body, error);
 }
 
@@ -845,7 +656,7 @@ bool report_command(const std::string& command_word, const Args& args, Command& 
                 return false;
             }
         }
-        command = {"GET", "/admin/logs" + query, {}, Shape::log, false, false};
+        command = {"GET", "/admin/logs" + query, {}, CliShape::log, false, false};
         return true;
     }
     if (!args_only(args, {"key", "since", "until"}, error)) {
@@ -865,7 +676,7 @@ bool report_command(const std::string& command_word, const Args& args, Command& 
             return false;
         }
     }
-    command = {"GET", "/admin/usage" + query, {}, Shape::usage, false, false};
+    command = {"GET", "/admin/usage" + query, {}, CliShape::usage, false, false};
     return true;
 }
 
@@ -953,7 +764,7 @@ int show_result(const Command& command, const HttpResult& result, bool is_json,
                         secret.data());
         }
     }
-    if (!print_shape(command.shape, result.body)) {
+    if (!admin_cli_print_shape(command.shape, result.body)) {
         std::fprintf(stderr, "ringway: the admin API sent invalid JSON\n");
         return 1;
     }

@@ -1,4 +1,4 @@
-// proxy/admin_server.h — the admin API: keys, channels, usage and logs over HTTP/JSON on
+// proxy/admin/server.h — the admin API: keys, channels, usage and logs over HTTP/JSON on
 // its own loopback listener (RINGWAY_ADMIN_LISTEN), authorised by RINGWAY_ADMIN_TOKEN.
 // Control plane only: one thread of its own serves one connection at a time with a total
 // deadline, off the shards. Writes go through Catalog (the Writer thread, then a snapshot
@@ -26,19 +26,6 @@ class Writer;
 // never on how many leading bytes match or on the secret's length. An empty expected
 // token matches nothing.
 [[nodiscard]] bool admin_token_matches(std::string_view presented, std::string_view expected);
-
-// The admin API's check of a channel base_url: http or https only, a host, an optional
-// numeric port, no user info, query or fragment. Host literals that are link-local or
-// cloud metadata (169.254.0.0/16, fe80::/10, fd00:ec2::254) are always refused; loopback,
-// RFC 1918, CGNAT, ULA, unspecified and "localhost" only with allow_private_network.
-// Odd IPv4 spellings (2852039166, 0x7f.1, ::ffff:a.b.c.d) are normalised first
-// (inet_aton). Host names are not resolved here: the proxy checks the address it
-// connects to. Returns an empty string when acceptable, otherwise one sentence.
-[[nodiscard]] std::string admin_base_url_check(std::string_view url, bool allow_private_network);
-
-// Appends `text` as a JSON string (quotes included): ", \\ and control bytes escaped,
-// everything else (UTF-8 included) as is. Shared with the CLI, which builds request bodies.
-void admin_json_append_string(std::string& out, std::string_view text);
 
 // The admin listener and its thread. start() and stop() are called by the main thread
 // (startup, shutdown); everything else runs on the admin thread.
@@ -75,16 +62,5 @@ private:
     std::string listen_text_;
     std::thread thread_;
 };
-
-// First start: when the database has no channel and OPENAI_API_KEY (base URL from
-// OPENAI_BASE_URL, default https://api.openai.com) or ANTHROPIC_API_KEY (base
-// https://api.anthropic.com) is set, creates one channel per variable, named "openai" /
-// "anthropic", with models [] — an empty list means the channel serves every model —
-// and priority 0. An OPENAI_BASE_URL whose host is a private or loopback literal is the
-// operator's explicit choice, so that channel gets allow_private_network. Call before
-// the shards start, with the Writer running. Returns false only on a real failure (bad
-// OPENAI_BASE_URL, storage error); nothing to do is success. Logs without the secret.
-[[nodiscard]] bool bootstrap_channels_from_env(Catalog& catalog, Queries& queries, EnvLookup lookup,
-                                               void* lookup_context, std::string& error);
 
 }  // namespace rw

@@ -1,9 +1,9 @@
-// tests/unit/proxy/admin_cli_test.cc — the operator CLI: its pure helpers, and whole
+// tests/unit/proxy/admin/cli_test.cc — the operator CLI: its pure helpers, and whole
 // commands run through admin_cli_main() against a real in-process AdminServer (real
 // sockets, SQLite in a temp dir, a Writer thread), with stdout/stderr captured. Checks
 // the tables, the secret shown once on create, the upstream key never printed, and the
 // errors for a server that is not running, a wrong token and API validation failures.
-#include "proxy/admin_cli.h"
+#include "proxy/admin/cli.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "proxy/admin_server.h"
+#include "proxy/admin/server.h"
 #include "storage/keys.h"
 #include "storage/queries.h"
 #include "storage/snapshot.h"
