@@ -56,9 +56,12 @@ TEST(FaultTable, OnlyFaultsBeforeTheUpstreamCouldActAreRetrySafe) {
         }
     }
     const std::set<Fault> expected = {
-        Fault::local_no_upstream_slot,        Fault::upstream_unreachable,
-        Fault::upstream_tls_handshake_failed, Fault::upstream_connect_timeout,
-        Fault::upstream_refused,              Fault::upstream_send_failed,
+        Fault::local_no_upstream_slot,
+        Fault::upstream_unreachable,
+        Fault::upstream_tls_handshake_failed,
+        Fault::upstream_connect_timeout,
+        Fault::upstream_refused,
+        Fault::upstream_send_failed,
         Fault::upstream_closed_unsent,
     };
     EXPECT_EQ(safe, expected);
@@ -82,8 +85,8 @@ TEST(FaultTable, EndReasonsFollowTheSide) {
 }
 
 TEST(FaultTable, SilentFaultsAnswerNothing) {
-    for (const Fault fault : {Fault::none, Fault::client_gone, Fault::local_shutdown,
-                              Fault::upstream_answered_error}) {
+    for (const Fault fault :
+         {Fault::none, Fault::client_gone, Fault::local_shutdown, Fault::upstream_answered_error}) {
         EXPECT_EQ(fault_info(fault).status, 0) << fault_name(fault);
     }
 }

@@ -113,7 +113,8 @@ TEST(RoutePick, StopsAtTheWantedCount) {
 }
 
 TEST(RoutePick, FiltersByProtocolModelAndEnabled) {
-    std::vector<ChannelEntry> channels = {channel(1, 0, 1), channel(2, 0, 1, ChannelKind::anthropic),
+    std::vector<ChannelEntry> channels = {channel(1, 0, 1),
+                                          channel(2, 0, 1, ChannelKind::anthropic),
                                           channel(3, 0, 1), channel(4, 0, 1)};
     channels[2].models = {"gpt-4o-mini"};
     channels[3].is_enabled = false;
@@ -148,8 +149,7 @@ TEST(RouteCandidates, NoChannelIsModelNotFoundAndUnresolvedIsNoChannel) {
               Fault::client_model_not_found);
     const ChannelEntry one = channel(1, 0, 1);
     const ChannelEntry* picked[attempts_max] = {&one};
-    EXPECT_EQ(route_candidates(arena, picked, 1, nullptr, "m", out).fault,
-              Fault::local_no_channel);
+    EXPECT_EQ(route_candidates(arena, picked, 1, nullptr, "m", out).fault, Fault::local_no_channel);
     arena.release();
 }
 
