@@ -61,6 +61,8 @@ constexpr Knob knobs[] = {
     {"RINGWAY_CHANNEL_COOLDOWN_MS", "30000", "a channel that keeps failing is skipped this long"},
     {"RINGWAY_MAX_RESPONSE_BYTES", "67108864",
      "limit for a whole (non-streamed) upstream response body"},
+    {"RINGWAY_DEFAULT_OUTPUT_RESERVE", "4096",
+     "output tokens a quota reserves for a request that sets no max_tokens"},
 };
 
 struct Parser {
@@ -254,7 +256,9 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
                    config.upstream_connections_max) &&
         p.number32("RINGWAY_CHANNEL_COOLDOWN_MS", 30000, 0, 3600000, config.channel_cooldown_ms) &&
         p.number("RINGWAY_MAX_RESPONSE_BYTES", 64u << 20, 1024, 1ull << 31,
-                 config.max_response_bytes);
+                 config.max_response_bytes) &&
+        p.number32("RINGWAY_DEFAULT_OUTPUT_RESERVE", 4096, 0, 10000000,
+                   config.default_output_reserve);
     if (!ok) {
         return false;
     }

@@ -52,6 +52,7 @@ struct Config {
     uint32_t upstream_connections_max;  // Per shard.
     uint32_t channel_cooldown_ms;       // A failing channel is skipped this long.
     uint64_t max_response_bytes;        // Whole (non-streamed) upstream bodies.
+    uint32_t default_output_reserve;    // Output tokens reserved when a request sets no limit.
 };
 
 // Looks a variable up; nullptr when unset. Tests pass their own.

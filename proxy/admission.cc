@@ -102,6 +102,39 @@ Fault admission_limits(Gateway& gateway, ProxyRequest& request, const KeyEntry& 
     return Fault::none;
 }
 
+// The most tokens the request can cost: its body's bytes bound its prompt (a token is at
+// least one byte of text, and the JSON around the messages outweighs the chat template's
+// tokens), its output limit (or RINGWAY_DEFAULT_OUTPUT_RESERVE when it sets none) bounds
+// each of its n choices. Embeddings produce no output. What this cannot bound (images,
+// files and tool schemas priced above their bytes) is counted as overshoot at settle.
+int64_t admission_token_bound(const Gateway& gateway, const ProxyRequest& request) {
+    const RequestFields& fields = request.fields;
+    const uint64_t output_max = request.endpoint == Endpoint::embeddings ? 0
+                                : fields.has_output_limit                ? fields.output_tokens_max
+                                                          : gateway.config.default_output_reserve;
+    const uint64_t bound = request.body.size() + output_max * fields.choices_count;
+    return bound > uint64_t(INT64_MAX / 2) ? INT64_MAX / 2 : static_cast<int64_t>(bound);
+}
+
+// A key with a token quota reserves the request's bound now, shared by every shard through
+// one atomic word (QuotaTable::try_reserve), so concurrent requests can never together
+// spend more than the quota leaves; request_finish settles it to the real usage.
+Fault admission_quota(Gateway& gateway, ProxyRequest& request, const KeyEntry& key) {
+    if (!key.has_quota_limit) {
+        return Fault::none;
+    }
+    const int64_t bound = admission_token_bound(gateway, request);
+    if (!gateway.shared.quotas->try_reserve(key.quota_slot, bound, key.quota_limit_tokens)) {
+        gateway.metrics.limited.add();
+        return Fault::client_quota_too_small;
+    }
+    request.holds_quota = true;
+    request.quota_reserved_tokens = bound;
+    gateway.quota_reserved_tokens += static_cast<uint64_t>(bound);
+    gateway.metrics.quota_reserved_tokens.set(gateway.quota_reserved_tokens);
+    return Fault::none;
+}
+
 // A message naming the model (at most 100 bytes of it), in the request's arena.
 std::string_view model_message(Arena& arena, const char* format, std::string_view model) {
     char message[256];
@@ -217,7 +250,8 @@ Fault admission_run(Gateway& gateway, ProxyRequest& request, const ParsedRequest
     }
     if ((fault = admission_fields(request, http)) != Fault::none ||
         (fault = admission_limits(gateway, request, *key)) != Fault::none ||
-        (fault = admission_route(gateway, request, *hold.get())) != Fault::none) {
+        (fault = admission_route(gateway, request, *hold.get())) != Fault::none ||
+        (fault = admission_quota(gateway, request, *key)) != Fault::none) {
         return fault;
     }
     // The usage record's queue slot is taken now, so the record can never be dropped

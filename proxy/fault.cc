@@ -45,6 +45,12 @@ constexpr FaultRow fault_rows[] = {
      "client_quota_exceeded",
      {429, "insufficient_quota", "rate_limit_error",
       "You exceeded the token quota of this API key.", EndReason::local_error, false, true, 0}},
+    {Fault::client_quota_too_small,
+     "client_quota_too_small",
+     {429, "insufficient_quota", "rate_limit_error",
+      "This request could use more tokens than this API key has left (its body plus its "
+      "max_tokens); lower max_tokens or raise the quota.",
+      EndReason::local_error, false, true, 0}},
     {Fault::client_invalid_body,
      "client_invalid_body",
      {400, "invalid_request", "invalid_request_error", "The request body is not valid.",

@@ -23,7 +23,8 @@ enum class Fault : uint8_t {
     client_invalid_api_key,
     client_expired_api_key,
     client_quota_exceeded,
-    client_invalid_body,  // The field parser's own code and message go with it.
+    client_quota_too_small,  // What is left cannot cover this request's bound.
+    client_invalid_body,     // The field parser's own code and message go with it.
     client_model_not_allowed,
     client_rate_limited,
     client_concurrency_limited,

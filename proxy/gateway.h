@@ -54,8 +54,9 @@ struct Gateway {
     // inside the completion that failed the attempt).
     ProxyRequest* retry_head = nullptr;
     ProxyRequest* retry_tail = nullptr;
-    bool has_records_pushed = false;  // Notify the writer at turn end.
-    uint64_t request_sequence = 0;    // For request ids.
+    bool has_records_pushed = false;     // Notify the writer at turn end.
+    uint64_t quota_reserved_tokens = 0;  // This shard's reservations in flight (a gauge).
+    uint64_t request_sequence = 0;       // For request ids.
     uint64_t next_sweep_ms = 0;
 };
 

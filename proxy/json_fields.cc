@@ -181,11 +181,72 @@ RequestFieldsError read_stream_options(std::string_view body, ondemand::document
     return RequestFieldsError::none;
 }
 
+// A non-negative integer member (max_tokens & co., n): out set and true, or absent (null
+// counts as absent, out untouched, true), or false for any other type or a negative,
+// fractional or too large number.
+bool read_count(ondemand::value& value, bool& is_present, uint64_t& out) {
+    ondemand::json_type type;
+    if (value.type().get(type) != simdjson::SUCCESS) {
+        return false;
+    }
+    if (type == ondemand::json_type::null) {
+        bool is_null = false;
+        return value.is_null().get(is_null) == simdjson::SUCCESS && is_null;
+    }
+    if (type != ondemand::json_type::number) {
+        return false;
+    }
+    uint64_t count = 0;
+    if (value.get_uint64().get(count) != simdjson::SUCCESS) {
+        return false;  // Negative, fractional (1.5, 1e5) or past 2^64.
+    }
+    is_present = true;
+    out = count;
+    return true;
+}
+
 struct SeenKeys {
     bool model = false;
     bool stream = false;
     bool stream_options = false;
+    bool max_tokens = false;
+    bool max_completion_tokens = false;
+    bool max_output_tokens = false;
+    bool choices = false;
 };
+
+// max_tokens, max_completion_tokens, max_output_tokens: the largest present counts.
+RequestFieldsError read_output_limit(ondemand::value& value, bool& seen, RequestFields& fields) {
+    if (seen) {
+        return RequestFieldsError::duplicate_key;
+    }
+    seen = true;
+    bool is_present = false;
+    uint64_t limit = 0;
+    if (!read_count(value, is_present, limit)) {
+        return RequestFieldsError::output_limit_not_integer;
+    }
+    if (is_present) {
+        fields.has_output_limit = true;
+        fields.output_tokens_max =
+            limit > fields.output_tokens_max ? limit : fields.output_tokens_max;
+    }
+    return RequestFieldsError::none;
+}
+
+RequestFieldsError read_choices(ondemand::value& value, bool& seen, RequestFields& fields) {
+    if (seen) {
+        return RequestFieldsError::duplicate_key;
+    }
+    seen = true;
+    bool is_present = false;
+    uint64_t count = 1;
+    if (!read_count(value, is_present, count) || count == 0 || count > 1024) {
+        return RequestFieldsError::choices_not_integer;
+    }
+    fields.choices_count = count;
+    return RequestFieldsError::none;
+}
 
 // One top-level member: dispatches the keys ringway reads, refuses their duplicates.
 RequestFieldsError read_member(Arena& arena, std::string_view body, ondemand::document& document,
@@ -211,6 +272,18 @@ RequestFieldsError read_member(Arena& arena, std::string_view body, ondemand::do
         }
         seen.stream_options = true;
         return read_stream_options(body, document, value, fields);
+    }
+    if (key == "max_tokens") {
+        return read_output_limit(value, seen.max_tokens, fields);
+    }
+    if (key == "max_completion_tokens") {
+        return read_output_limit(value, seen.max_completion_tokens, fields);
+    }
+    if (key == "max_output_tokens") {
+        return read_output_limit(value, seen.max_output_tokens, fields);
+    }
+    if (key == "n") {
+        return read_choices(value, seen.choices, fields);
     }
     return RequestFieldsError::none;  // Not ours: On Demand skips it when we move on.
 }
@@ -272,6 +345,7 @@ bool json_parser_reserve(uint32_t capacity_bytes, uint32_t document_bytes_max) {
 RequestFieldsError request_fields_parse(Arena& arena, std::string_view padded_body,
                                         RequestFields& fields) {
     fields = RequestFields{};
+    fields.choices_count = 1;
     if (padded_body.size() >= UINT32_MAX) {
         return RequestFieldsError::too_large;  // Spans are 32-bit.
     }
@@ -411,6 +485,8 @@ std::string_view request_fields_error_code(RequestFieldsError error) {
         case RequestFieldsError::stream_options_not_object: return "invalid_type";
         case RequestFieldsError::include_usage_not_bool: return "invalid_type";
         case RequestFieldsError::duplicate_key: return "duplicate_parameter";
+        case RequestFieldsError::output_limit_not_integer: return "invalid_type";
+        case RequestFieldsError::choices_not_integer: return "invalid_type";
         case RequestFieldsError::arena_exhausted: return "overloaded";
     }
     RW_UNREACHABLE();
@@ -434,8 +510,14 @@ std::string_view request_fields_error_message(RequestFieldsError error) {
         case RequestFieldsError::include_usage_not_bool:
             return "Invalid type for 'stream_options.include_usage': expected a boolean.";
         case RequestFieldsError::duplicate_key:
-            return "The request body repeats a parameter (model, stream, stream_options or "
-                   "stream_options.include_usage).";
+            return "The request body repeats a parameter (model, stream, stream_options, "
+                   "stream_options.include_usage, max_tokens, max_completion_tokens, "
+                   "max_output_tokens or n).";
+        case RequestFieldsError::output_limit_not_integer:
+            return "Invalid type for the output token limit (max_tokens, max_completion_tokens "
+                   "or max_output_tokens): expected a non-negative integer.";
+        case RequestFieldsError::choices_not_integer:
+            return "Invalid value for 'n': expected an integer from 1 to 1024.";
         case RequestFieldsError::arena_exhausted: return "The gateway is overloaded. Please retry.";
     }
     RW_UNREACHABLE();
@@ -448,6 +530,8 @@ std::string_view request_fields_error_param(RequestFieldsError error) {
         case RequestFieldsError::stream_not_bool: return "stream";
         case RequestFieldsError::stream_options_not_object: return "stream_options";
         case RequestFieldsError::include_usage_not_bool: return "stream_options.include_usage";
+        case RequestFieldsError::output_limit_not_integer: return "max_tokens";
+        case RequestFieldsError::choices_not_integer: return "n";
         case RequestFieldsError::none:
         case RequestFieldsError::not_json:
         case RequestFieldsError::not_object:

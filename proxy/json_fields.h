@@ -44,7 +44,9 @@ enum class RequestFieldsError : uint8_t {
     stream_not_bool,            // null counts as absent, like the OpenAI API.
     stream_options_not_object,  // null counts as absent.
     include_usage_not_bool,     // null counts as present-and-false (rewritten to true).
-    duplicate_key,              // model, stream, stream_options or include_usage twice.
+    duplicate_key,              // A key ringway reads appears twice.
+    output_limit_not_integer,   // max_tokens & co. not a non-negative integer (null: absent).
+    choices_not_integer,        // n not a positive integer (null: absent).
     arena_exhausted,
 };
 
@@ -72,6 +74,11 @@ struct RequestFields {
     bool is_stream_options_null;  // "stream_options": null (span is the null token).
     bool has_include_usage;       // Present (true, false or null).
     bool include_usage;           // Its value; null reads as false.
+    // The most output the request allows: the largest of max_tokens, max_completion_tokens
+    // and max_output_tokens present, times n when n is given. Budgets reserve it.
+    bool has_output_limit;
+    uint64_t output_tokens_max;
+    uint64_t choices_count;  // n; 1 when absent.
 };
 
 // Reads the fields from padded_body (json_padding_bytes readable after it). Duplicate keys

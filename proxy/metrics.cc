@@ -88,6 +88,13 @@ void render_usage(MetricsText& text, const ShardSum& sum) {
               sum(&GatewayMetrics::tokens_prompt));
     text.line("ringway_tokens_completion_total", "counter", "Completion tokens charged.",
               sum(&GatewayMetrics::tokens_completion));
+    text.line("ringway_quota_reserved_tokens", "gauge",
+              "Tokens reserved against key quotas by requests in flight.",
+              sum(&GatewayMetrics::quota_reserved_tokens));
+    text.line("ringway_quota_overshoot_tokens_total", "counter",
+              "Tokens charged beyond a request's reserved bound (a provider reporting more "
+              "than the body and max_tokens allow).",
+              sum(&GatewayMetrics::quota_overshoot_tokens));
 }
 
 void render_writer(MetricsText& text, const Writer& writer) {

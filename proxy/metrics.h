@@ -28,6 +28,8 @@ struct GatewayMetrics {
     Counter overloaded;  // 503 because the usage queue had no room.
     Counter tokens_prompt;
     Counter tokens_completion;
+    Counter quota_reserved_tokens;   // Gauge: tokens reserved by this shard's requests.
+    Counter quota_overshoot_tokens;  // Charged beyond a request's reserved bound.
 };
 
 // Renders the gateway's counters (summed over shard_count shards; null entries skipped)

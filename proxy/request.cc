@@ -42,8 +42,8 @@ std::string_view request_id_write(char (&out)[64], uint32_t shard_index, int64_t
 }
 
 // The one usage record of a request that reached an upstream, pushed into the slot
-// reserved at admission; the key's in-memory quota and the token counters follow it.
-void request_record(Gateway& gateway, ProxyRequest& request, EndReason reason) {
+// reserved at admission; the token counters follow it. Returns the tokens it charges.
+int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason) {
     RW_ASSERT(request.attempts_made > 0);
     RW_ASSERT(request.has_queue_reservation);  // Admission reserved it before any attempt.
     const Candidate& candidate = request.candidates[request.attempt_index];
@@ -78,11 +78,8 @@ void request_record(Gateway& gateway, ProxyRequest& request, EndReason reason) {
     request.has_queue_reservation = false;
     gateway.has_records_pushed = true;
     gateway.metrics.records_pushed.add();
-    if (record.total_tokens > 0) {
-        gateway.shared.quotas->add_tokens(request.quota_slot, record.total_tokens);
-        gateway.metrics.tokens_prompt.add(record.prompt_tokens);
-        gateway.metrics.tokens_completion.add(record.completion_tokens);
-    }
+    gateway.metrics.tokens_prompt.add(record.prompt_tokens);
+    gateway.metrics.tokens_completion.add(record.completion_tokens);
     RW_LOG_DEBUG(
         "event=request_done key_id=%ld channel_id=%ld status=%u end=%.*s tokens=%u "
         "source=%.*s attempts=%u",
@@ -90,6 +87,28 @@ void request_record(Gateway& gateway, ProxyRequest& request, EndReason reason) {
         int(end_reason_name(reason).size()), end_reason_name(reason).data(), record.total_tokens,
         int(usage_source_name(record.usage_source).size()),
         usage_source_name(record.usage_source).data(), record.attempts);
+    return record.total_tokens;
+}
+
+// The key's in-memory quota word follows the record: a reservation is replaced by what
+// was charged (0 when the request never reached an upstream), an unlimited key is charged.
+void request_settle_quota(Gateway& gateway, ProxyRequest& request, int64_t charged_tokens) {
+    if (!request.holds_quota) {
+        if (charged_tokens > 0) {
+            gateway.shared.quotas->add_tokens(request.quota_slot, charged_tokens);
+        }
+        return;
+    }
+    const int64_t reserved = request.quota_reserved_tokens;
+    gateway.shared.quotas->settle(request.quota_slot, reserved, charged_tokens);
+    if (charged_tokens > reserved) {
+        gateway.metrics.quota_overshoot_tokens.add(
+            static_cast<uint64_t>(charged_tokens - reserved));
+    }
+    RW_ASSERT(gateway.quota_reserved_tokens >= static_cast<uint64_t>(reserved));
+    gateway.quota_reserved_tokens -= static_cast<uint64_t>(reserved);
+    gateway.metrics.quota_reserved_tokens.set(gateway.quota_reserved_tokens);
+    request.holds_quota = false;
 }
 
 // A started stream cannot carry an error status any more: RULES §7, an SSE error event the
@@ -154,9 +173,10 @@ void request_finish(Gateway& gateway, ProxyRequest& request, Fault fault) {
         gateway.pool.close(gateway.pool.at(request.upstream_slot));  // Detaches the request.
     }
     request_answer(gateway, request, fault);
-    if (request.attempts_made > 0) {
-        request_record(gateway, request, fault_info(fault).end_reason);
-    }
+    const int64_t charged_tokens =
+        request.attempts_made > 0 ? request_record(gateway, request, fault_info(fault).end_reason)
+                                  : 0;
+    request_settle_quota(gateway, request, charged_tokens);
     // Counted finished only once its record and tokens are counted, and published with
     // release: a scrape that reads the in-flight gauge at 0 (acquire) reads every record.
     gateway.metrics.requests_finished.add_release();
@@ -177,6 +197,7 @@ void request_maybe_release(Gateway& gateway, ProxyRequest& request) {
         return;
     }
     RW_ASSERT(!request.holds_concurrency);  // request_finish released it.
+    RW_ASSERT(!request.holds_quota);        // ... and settled its reservation.
     if (request.has_queue_reservation) {
         gateway.shared.writer->queue(gateway.shard.index()).cancel_reservation();
         request.has_queue_reservation = false;

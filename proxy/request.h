@@ -49,6 +49,7 @@ struct ProxyRequest {
     bool is_recv_wanted;   // Relay paused for a full client queue.
     bool is_retry_queued;  // In the gateway's retry list (see attempt_failed).
     bool holds_concurrency;
+    bool holds_quota;  // quota_reserved_tokens are reserved in the key's QuotaTable slot.
     bool has_queue_reservation;
     Fault fault;
     std::string_view fault_code;     // Replaces the table's code when set (arena or static).
@@ -61,6 +62,7 @@ struct ProxyRequest {
     std::string_view upstream_body;
     int64_t key_id;
     uint32_t quota_slot;
+    int64_t quota_reserved_tokens;  // The bound reserved at admission (holds_quota).
     uint8_t candidate_count;
     uint8_t attempt_index;  // Current candidate.
     uint8_t attempts_made;

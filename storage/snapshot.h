@@ -93,11 +93,20 @@ private:
 // Per-key token counters shared by all shards, indexed by KeyEntry::quota_slot. Slots
 // are assigned on the control plane the first time a key is loaded, initialised from
 // keys.quota_used, and never reused (keys are revoked, not deleted), so a snapshot swap
-// keeps every count. Shards add with relaxed increments (counters, not synchronisation).
+// keeps every count.
+//
+// A slot holds one word: the tokens charged plus the tokens reserved by requests still in
+// flight. A request of a limited key reserves an upper bound of what it can cost before it
+// goes upstream (try_reserve: one compare-and-swap, so shards never admit together more
+// than the limit leaves) and settles it to what it really cost when it ends (settle). The
+// word therefore never passes the limit through admission; it can only pass it when a
+// request costs more than its bound (counted by the caller). Keys without a limit are
+// charged at the end (add_tokens).
 class QuotaTable {
 public:
     explicit QuotaTable(uint32_t slot_count);
 
+    // Tokens charged plus tokens reserved.
     [[nodiscard]] int64_t used_tokens(uint32_t slot) const {
         RW_ASSERT(slot < slot_count_);
         return counters_[slot].load(std::memory_order_relaxed);
@@ -105,6 +114,29 @@ public:
     void add_tokens(uint32_t slot, int64_t tokens) {
         RW_ASSERT(slot < slot_count_);
         counters_[slot].fetch_add(tokens, std::memory_order_relaxed);
+    }
+    // Reserves `tokens` when charged + reserved + tokens stays within `limit`. The CAS
+    // needs no ordering with other memory: the word is the whole decision.
+    [[nodiscard]] bool try_reserve(uint32_t slot, int64_t tokens, int64_t limit) {
+        RW_ASSERT(slot < slot_count_);
+        RW_ASSERT(tokens >= 0);
+        int64_t word = counters_[slot].load(std::memory_order_relaxed);
+        for (;;) {
+            if (word > limit - tokens) {
+                return false;
+            }
+            if (counters_[slot].compare_exchange_weak(word, word + tokens,
+                                                      std::memory_order_relaxed)) {
+                return true;
+            }
+        }
+    }
+    // Replaces a reservation by what the request really cost (either may be larger).
+    void settle(uint32_t slot, int64_t reserved_tokens, int64_t charged_tokens) {
+        RW_ASSERT(slot < slot_count_);
+        RW_ASSERT(reserved_tokens >= 0);
+        RW_ASSERT(charged_tokens >= 0);
+        counters_[slot].fetch_add(charged_tokens - reserved_tokens, std::memory_order_relaxed);
     }
 
     // Control plane (SnapshotStore::reload, under its mutex): the slot of key_id,

@@ -82,7 +82,9 @@ TEST(HttpTimeouts, SlowlorisHeadersGet408AtTheTotalDeadline) {
     const std::string head = "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: " + std::string(200, 's');
     const size_t sent_count = dribble(client, head, 100);
     const int64_t answered_ms = elapsed_ms(start);
-    EXPECT_GE(sent_count, 8u) << "bytes must keep arriving while the deadline runs";
+    // Ten 100 ms steps fit in the deadline; a loaded machine may run the client late, but
+    // several bytes must still have arrived while the deadline ran.
+    EXPECT_GE(sent_count, 4u) << "bytes must keep arriving while the deadline runs";
     EXPECT_LT(sent_count, head.size()) << "no answer while the whole head was dribbled";
     expect_408(client.read_response(Deadline::after_ms(2000), false, &error), error);
     EXPECT_GE(answered_ms, header_timeout_ms - 50) << "answered before the header deadline";

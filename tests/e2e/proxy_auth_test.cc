@@ -193,15 +193,33 @@ TEST_F(ProxyAuthTest, ConcurrencyLimitHoldsWhileAStreamRunsAndIsReleasedAfter) {
 }
 
 TEST_F(ProxyAuthTest, QuotaIsExhaustedByUsageAndMatchesTheRows) {
-    // Each request costs exactly 10 prompt + 3 completion tokens (the mock's controls).
-    const Key key = gateway_.create_key(R"({"name":"metered","quota_tokens":30})");
-    const std::string body = chat_body("gpt-4o-mini", false, R"("x_mock":{"prompt-tokens":10})");
-    const std::string stream_body =
-        chat_body("gpt-4o-mini", true, R"("x_mock":{"prompt-tokens":10})");
+    // Each request costs exactly 10 prompt + 3 completion tokens (the mock's controls) and
+    // reserves its bound at admission: its body's bytes plus its max_tokens. The streamed
+    // body is longer ("stream":true), so it asks for fewer output tokens: both bound to b.
+    const std::string body =
+        chat_body("gpt-4o-mini", false, R"("x_mock":{"prompt-tokens":10},"max_tokens":100)");
+    const int64_t bound = int64_t(body.size()) + 100;
+    auto stream_body_with = [](int64_t max_tokens) {
+        return chat_body(
+            "gpt-4o-mini", true,
+            R"("x_mock":{"prompt-tokens":10},"max_tokens":)" + std::to_string(max_tokens));
+    };
+    int64_t max_tokens_stream = 100;
+    while (max_tokens_stream > 0 &&
+           int64_t(stream_body_with(max_tokens_stream).size()) + max_tokens_stream != bound) {
+        max_tokens_stream -= 1;
+    }
+    const std::string stream_body = stream_body_with(max_tokens_stream);
+    ASSERT_EQ(int64_t(stream_body.size()) + max_tokens_stream, bound);
+    // Room for exactly three requests one after the other (13 + 13 + a third bound), not
+    // for a fourth: the quota can never be overshot.
+    const int64_t quota = 26 + bound;
+    const Key key =
+        gateway_.create_key(R"({"name":"metered","quota_tokens":)" + std::to_string(quota) + "}");
     EXPECT_EQ(gateway_.chat(key, body).status, 200);         // used 13
-    EXPECT_EQ(gateway_.chat(key, stream_body).status, 200);  // used 26 (< 30: admitted)
-    EXPECT_EQ(gateway_.chat(key, body).status, 200);         // used 39
-    // Now over the quota: refused before any upstream, stream or not.
+    EXPECT_EQ(gateway_.chat(key, stream_body).status, 200);  // used 26
+    EXPECT_EQ(gateway_.chat(key, body).status, 200);         // used 39: 26 + bound fitted
+    // 39 + bound > quota: refused before any upstream, stream or not.
     expect_refusal(post_request("/v1/chat/completions", body, key.secret), 429,
                    "insufficient_quota");
     expect_refusal(post_request("/v1/chat/completions", stream_body, key.secret), 429,
@@ -219,13 +237,26 @@ TEST_F(ProxyAuthTest, QuotaIsExhaustedByUsageAndMatchesTheRows) {
     EXPECT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
         return db.scalar("SELECT quota_used FROM keys WHERE id = " + id) == 39;
     })) << db.scalar("SELECT quota_used FROM keys WHERE id = " + id);
+    EXPECT_LE(39, quota);
     EXPECT_EQ(db.scalar("SELECT SUM(total_tokens) FROM usage_logs WHERE key_id = " + id), 39);
     EXPECT_EQ(db.scalar("SELECT SUM(total_tokens) FROM daily_usage WHERE key_id = " + id), 39);
     EXPECT_EQ(db.scalar("SELECT SUM(requests) FROM daily_usage WHERE key_id = " + id), 3);
+    EXPECT_EQ(gateway_.metric("ringway_quota_reserved_tokens"), 0);
 
     // A refused key's quota state is visible through the admin API too.
     const Response keys = gateway_.admin("GET", "/admin/keys");
     EXPECT_NE(keys.body.find("\"quota_used_tokens\":39"), std::string::npos) << keys.body;
+}
+
+TEST_F(ProxyAuthTest, AnOutputLimitThatIsNotAnIntegerIsRefused) {
+    const Key key = gateway_.create_key(R"({"name":"app","quota_tokens":1000000})");
+    for (const std::string limit : {R"("max_tokens":1.5)", R"("max_tokens":-1)",
+                                    R"("max_completion_tokens":"many")", R"("n":0)"}) {
+        expect_refusal(post_request("/v1/chat/completions", chat_body("gpt-4o-mini", false, limit),
+                                    key.secret),
+                       400, "invalid_type");
+    }
+    EXPECT_EQ(mock_requests(mock_.port()), 0);
 }
 
 }  // namespace

@@ -1,0 +1,172 @@
+// tests/e2e/proxy_budget_test.cc — token quotas that hold exactly under concurrency: a
+// request reserves its bound (body bytes + max_tokens) at admission, shared by every shard
+// through one atomic word per key, and settles it to its real usage on every exit path.
+// 100 concurrent requests on a key whose quota covers exactly 10 let 10 through, on one
+// shard and on two; the reservation gauge is back at 0 after client gone, an upstream cut
+// and a 503; keys.quota_used never ends over the quota.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/e2e/proxy_support.h"
+
+namespace rw::test::proxy {
+namespace {
+
+class ProxyBudgetTest : public ::testing::TestWithParam<int> {
+protected:
+    void start(EnvList env = {}) {
+        ASSERT_NO_FATAL_FAILURE(start_mock(mock_));
+        env.emplace_back("RINGWAY_SHARDS", std::to_string(GetParam()));
+        ASSERT_NO_FATAL_FAILURE(gateway_.start(env));
+        ChannelSpec spec;
+        spec.name = "main";
+        spec.mock_port = mock_.port();
+        spec.models = {"gpt-4o-mini"};
+        ASSERT_GT(gateway_.create_channel(spec), 0);
+        ASSERT_EQ(gateway_.wait_channels_routable().at("main").status, 200);
+        ASSERT_NO_FATAL_FAILURE(mock_reset(mock_.port()));
+    }
+
+    int64_t quota_used(const Key& key) {
+        Db db(gateway_.db_path());
+        return db.scalar("SELECT quota_used FROM keys WHERE id = " + std::to_string(key.id));
+    }
+
+    MockUpstream mock_;
+    Gateway gateway_;
+};
+
+// The mock holds every answer 800 ms, so all 100 admissions happen while the first ten
+// still hold their reservations: exactly ten fit, the rest are refused with 429.
+TEST_P(ProxyBudgetTest, HundredConcurrentRequestsOnAQuotaForTenLetTenThrough) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    const std::string body =
+        chat_body("gpt-4o-mini", false,
+                  R"("x_mock":{"prompt-tokens":10,"first-byte-delay-ms":800},"max_tokens":64)");
+    const int64_t bound = int64_t(body.size()) + 64;
+    const int64_t quota = 10 * bound;
+    const Key key =
+        gateway_.create_key(R"({"name":"ten","quota_tokens":)" + std::to_string(quota) + "}");
+    std::atomic<int> ok_count{0};
+    std::atomic<int> refused_count{0};
+    std::atomic<int> other_count{0};
+    std::vector<std::thread> clients;
+    for (int i = 0; i < 100; i++) {
+        clients.emplace_back([&] {
+            const auto response = http_exchange(
+                gateway_.port(), post_request("/v1/chat/completions", body, key.secret),
+                Deadline::after_ms(20000));
+            if (!response.has_value()) {
+                other_count += 1;
+            } else if (response->status == 200) {
+                ok_count += 1;
+            } else if (response->status == 429 &&
+                       response->body.find("insufficient_quota") != std::string::npos) {
+                refused_count += 1;
+            } else {
+                other_count += 1;
+            }
+        });
+    }
+    for (std::thread& client : clients) {
+        client.join();
+    }
+    EXPECT_EQ(other_count.load(), 0);
+    EXPECT_EQ(ok_count.load() + refused_count.load(), 100);
+    EXPECT_LE(mock_requests(mock_.port()), 10);
+    EXPECT_EQ(mock_requests(mock_.port()), ok_count.load());
+    EXPECT_GE(ok_count.load(), 1);
+    const auto rows = wait_usage_rows(gateway_.db_path(), key.id, size_t(ok_count.load()),
+                                      Deadline::after_ms(5000));
+    EXPECT_EQ(rows.size(), size_t(ok_count.load()));
+    EXPECT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
+        return quota_used(key) == 13 * int64_t(ok_count.load());
+    })) << quota_used(key);
+    EXPECT_LE(quota_used(key), quota);
+    EXPECT_TRUE(poll_until(Deadline::after_ms(5000),
+                           [&] { return gateway_.metric("ringway_quota_reserved_tokens") == 0; }));
+    EXPECT_EQ(gateway_.metric("ringway_quota_overshoot_tokens_total"), 0);
+}
+
+// Every exit path settles its reservation: the gauge returns to 0 and keys.quota_used
+// equals the rows.
+TEST_P(ProxyBudgetTest, ReservationsAreSettledOnEveryExitPath) {
+    ASSERT_NO_FATAL_FAILURE(start({{"RINGWAY_UPSTREAM_CONNECTIONS_MAX", "1"}}));
+    const Key key = gateway_.create_key(R"({"name":"paths","quota_tokens":100000000})");
+    // Client gone before the first byte.
+    {
+        Client client;
+        ASSERT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000)));
+        ASSERT_TRUE(client.send(
+            post_request("/v1/chat/completions",
+                         chat_body("gpt-4o-mini", true,
+                                   R"("x_mock":{"first-byte-delay-ms":30000},"max_tokens":50)"),
+                         key.secret),
+            Deadline::after_ms(5000)));
+        ASSERT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
+            return gateway_.metric("ringway_quota_reserved_tokens") > 0;
+        }));
+        client.shutdown_write();
+        EXPECT_TRUE(client.wait_closed(Deadline::after_ms(5000)));
+    }
+    // An upstream cut in the middle of a stream: the error event, then a close.
+    {
+        Client client;
+        ASSERT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000)));
+        ASSERT_TRUE(client.send(
+            post_request("/v1/chat/completions",
+                         chat_body("gpt-4o-mini", true, R"("x_mock":{"fault":"reset"})"),
+                         key.secret),
+            Deadline::after_ms(5000)));
+        EXPECT_TRUE(client.wait_closed(Deadline::after_ms(10000)));
+        EXPECT_NE(client.unread().find("upstream connection lost"), std::string::npos)
+            << client.unread();
+    }
+    int64_t expected_rows = 2;
+    if (GetParam() == 1) {
+        // A 503 after the reservation: the shard's one upstream connection is busy with a
+        // slow request (with two shards the other one may have a free connection).
+        Client slow;
+        ASSERT_TRUE(slow.connect(gateway_.port(), Deadline::after_ms(5000)));
+        ASSERT_TRUE(slow.send(post_request("/v1/chat/completions",
+                                           chat_body("gpt-4o-mini", false,
+                                                     R"("x_mock":{"first-byte-delay-ms":1500})"),
+                                           key.secret),
+                              Deadline::after_ms(5000)));
+        ASSERT_TRUE(
+            poll_until(Deadline::after_ms(5000), [&] { return mock_requests(mock_.port()) >= 3; }));
+        const Response busy = gateway_.chat(key, chat_body("gpt-4o-mini", false));
+        EXPECT_EQ(busy.status, 503) << busy.body;
+        EXPECT_NE(busy.body.find("no free upstream connection"), std::string::npos) << busy.body;
+        const auto answer = slow.read_response(Deadline::after_ms(10000));
+        ASSERT_TRUE(answer.has_value());
+        EXPECT_EQ(answer->status, 200);
+        expected_rows = 3;
+    }
+    EXPECT_TRUE(poll_until(Deadline::after_ms(10000), [&] {
+        return gateway_.metric("ringway_requests_in_flight") == 0 &&
+               gateway_.metric("ringway_quota_reserved_tokens") == 0;
+    })) << gateway_.metrics();
+    Db db(gateway_.db_path());
+    const std::string id = std::to_string(key.id);
+    EXPECT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
+        return db.scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id = " + id) == expected_rows &&
+               db.scalar("SELECT quota_used FROM keys WHERE id = " + id) ==
+                   db.scalar(
+                       "SELECT COALESCE(SUM(total_tokens), 0) FROM usage_logs WHERE "
+                       "key_id = " +
+                       id);
+    })) << db.scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id = " + id);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shards, ProxyBudgetTest, ::testing::Values(1, 2),
+                         [](const auto& param_info) {
+                             return std::to_string(param_info.param) + "_shards";
+                         });
+
+}  // namespace
+}  // namespace rw::test::proxy
