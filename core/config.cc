@@ -253,7 +253,7 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number32("RINGWAY_UPSTREAM_CONNECTIONS_MAX", 1024, 1, conns_per_shard_max,
                    config.upstream_connections_max) &&
         p.number32("RINGWAY_CHANNEL_COOLDOWN_MS", 30000, 0, 3600000, config.channel_cooldown_ms) &&
-        p.number("RINGWAY_MAX_RESPONSE_BYTES", 64u << 20, 1024, 1ull << 31,
+        p.number("RINGWAY_MAX_RESPONSE_BYTES", 64u << 20, 1024, response_bytes_max,
                  config.max_response_bytes);
     if (!ok) {
         return false;
