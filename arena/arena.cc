@@ -51,6 +51,36 @@ bool Arena::extend_last(const void* ptr, uint64_t new_size_bytes) {
     return true;
 }
 
+void* Arena::grow_large(void* ptr, uint64_t old_size_bytes, uint64_t new_size_bytes) {
+    RW_ASSERT(ptr != nullptr);
+    RW_ASSERT(new_size_bytes >= old_size_bytes);
+    if (total_bytes_ - old_size_bytes + new_size_bytes > bytes_max_) {
+        return nullptr;
+    }
+    LargeBlock* const newest = large_head_;
+    const bool is_newest = newest != nullptr && ptr == newest->bytes;
+    if (is_newest && new_size_bytes <= newest->payload_bytes) {
+        total_bytes_ += new_size_bytes - old_size_bytes;  // Room left in its size class.
+        return ptr;
+    }
+    LargeBlock* block = pool_->take_large(new_size_bytes);
+    if (block == nullptr) {
+        return nullptr;
+    }
+    std::memcpy(block->bytes, ptr, old_size_bytes);
+    if (is_newest) {
+        block->next = newest->next;
+        large_head_ = block;
+        pool_->give_large(newest);  // Paired with its take: nothing else points into it.
+        total_bytes_ += new_size_bytes - old_size_bytes;
+    } else {
+        block->next = large_head_;  // Not ours to give back early: kept until release().
+        large_head_ = block;
+        total_bytes_ += new_size_bytes;
+    }
+    return block->bytes;
+}
+
 void Arena::release() {
     if (pool_ == nullptr) {
         RW_ASSERT(is_empty());

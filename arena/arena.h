@@ -80,6 +80,14 @@ public:
     // allocates anew and copies). Used to append llhttp pieces without re-copying.
     [[nodiscard]] bool extend_last(const void* ptr, uint64_t new_size_bytes);
 
+    // Grows an allocation from old_size_bytes to new_size_bytes, keeping its bytes. In
+    // place when its block's size class already holds new_size_bytes; otherwise a new
+    // block takes the bytes and, when ptr is the newest block, the old one goes back to
+    // the pool at once (the one exception to release-all-at-once: the caller owns the only
+    // pointer into a buffer it is growing; anything older, or in a small chunk, stays until
+    // release()). nullptr when the cap or the pool refuses; ptr then stays valid.
+    [[nodiscard]] void* grow_large(void* ptr, uint64_t old_size_bytes, uint64_t new_size_bytes);
+
     // Gives every chunk and block back to the pool. The arena is reusable afterwards.
     void release();
 

@@ -23,7 +23,8 @@ enum class ClientGone : uint8_t {
     drain_deadline,  // The shutdown deadline passed with the request still open.
 };
 
-// A whole response. The body (arena or static memory) is copied after the head.
+// A whole response. client_respond copies the body after the head; client_respond_borrowed
+// sends it from where it lies.
 struct ClientResponse {
     uint16_t status;
     std::string_view content_type;
@@ -44,8 +45,13 @@ struct ClientResponse {
 void client_take(Conn& conn, void* request);
 void client_release(Conn& conn);
 
-// A whole response (a HEAD request gets its head only).
+// A whole response (a HEAD request gets its head only; a 204 or 304 never has a body).
+// When the shard cannot spare memory for the head, the client gets a static 503 with
+// Retry-After and the connection closes.
 void client_respond(Conn& conn, const ClientResponse& response);
+// The same without copying the body: it is queued after the head as it lies, so it must
+// stay valid until the response is sent (this request's arena, or static memory).
+void client_respond_borrowed(Conn& conn, const ClientResponse& response);
 // 404 "Invalid URL (METHOD /path)" as OpenAI answers unknown routes; closes after.
 void client_respond_unknown_url(Conn& conn);
 

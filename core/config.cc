@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -46,6 +47,9 @@ constexpr Knob knobs[] = {
     {"RINGWAY_LOG_BATCH", "512", "usage rows per SQLite transaction at most"},
     {"RINGWAY_LOG_FLUSH_MS", "50", "usage rows wait at most this long before a commit"},
     {"RINGWAY_ADMIN_TOKEN", nullptr, "bearer token of the admin API; unset: admin API disabled"},
+    {"RINGWAY_SECRET_KEY_FILE", nullptr,
+     "file with the 32-byte key (64 hex digits) that encrypts channel keys at rest; unset: "
+     "$CREDENTIALS_DIRECTORY/ringway-secret-key if present, else keys are stored unencrypted"},
     {"RINGWAY_ADMIN_LISTEN", "127.0.0.1:8081", "host:port of the admin API's own listener"},
     {"RINGWAY_RETRIES", "2",
      "extra attempts on the next channel when it is safe (connect error, 429, 5xx)"},
@@ -196,6 +200,15 @@ bool parse_storage(const Parser& parser, Config& config) {
     } else {
         return parser.fail("RINGWAY_DB_SYNCHRONOUS", sync, "must be normal or full");
     }
+    const char* key_file = parser.get("RINGWAY_SECRET_KEY_FILE");
+    const char* credentials = parser.get("CREDENTIALS_DIRECTORY");  // systemd LoadCredential=
+    config.secret_key_file = key_file ? key_file : "";
+    if (key_file == nullptr && credentials != nullptr) {
+        const std::string credential = std::string(credentials) + "/ringway-secret-key";
+        if (::access(credential.c_str(), F_OK) == 0) {
+            config.secret_key_file = credential;
+        }
+    }
     const char* token = parser.get("RINGWAY_ADMIN_TOKEN");
     config.admin_token = token ? token : "";
     if (!config.admin_token.empty() && config.admin_token.size() < 16) {
@@ -255,7 +268,7 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number32("RINGWAY_UPSTREAM_CONNECTIONS_MAX", 1024, 1, conns_per_shard_max,
                    config.upstream_connections_max) &&
         p.number32("RINGWAY_CHANNEL_COOLDOWN_MS", 30000, 0, 3600000, config.channel_cooldown_ms) &&
-        p.number("RINGWAY_MAX_RESPONSE_BYTES", 64u << 20, 1024, 1ull << 31,
+        p.number("RINGWAY_MAX_RESPONSE_BYTES", 64u << 20, 1024, response_bytes_max,
                  config.max_response_bytes) &&
         p.number32("RINGWAY_DEFAULT_OUTPUT_RESERVE", 4096, 0, 10000000,
                    config.default_output_reserve);

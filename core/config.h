@@ -43,6 +43,9 @@ struct Config {
     uint32_t log_batch;
     uint32_t log_flush_ms;
     std::string admin_token;  // Empty: admin API disabled.
+    // The channel keys' encryption key: RINGWAY_SECRET_KEY_FILE, else the systemd
+    // credential $CREDENTIALS_DIRECTORY/ringway-secret-key when present; empty: none.
+    std::string secret_key_file;
     // Upstream (proxy/).
     uint32_t retries;  // Extra attempts on other channels, when safe.
     uint32_t upstream_connect_timeout_ms;

@@ -20,12 +20,14 @@ namespace rw {
 namespace {
 
 // Memory one request may hold: its body (plus simdjson padding), its header copies and
-// room for the response the core or the proxy writes.
+// the response the core or the handler writes, up to a whole answer of
+// RINGWAY_MAX_RESPONSE_BYTES (plus padding) that is sent from where it lies.
 uint64_t arena_bytes_per_request_max(const Config& config) {
     // A chunked body grows by doubling and the arena frees nothing before release, so it
-    // may hold up to ~4x the body limit in blocks on its way to the final size.
+    // may hold up to ~4x the body limit in blocks on its way to the final size. A whole
+    // answer grows with Arena::grow_large, which gives the old block back: 1x.
     return 4 * (config.max_body_bytes + large_block_bytes_min) + 2ull * config.max_header_bytes +
-           256 * 1024;
+           config.max_response_bytes + body_padding_bytes + 256 * 1024;
 }
 
 constexpr std::string_view json_ok = "{\"status\":\"ok\"}";

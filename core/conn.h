@@ -140,7 +140,7 @@ public:
     // --- For core/client.h (the handler's interface). ---
     void take(Conn& conn, void* request);
     void release(Conn& conn);
-    void respond(Conn& conn, const ClientResponse& response);
+    void respond(Conn& conn, const ClientResponse& response, bool is_body_borrowed);
     void respond_error(Conn& conn, uint16_t status, std::string_view code,
                        std::string_view message);
     void respond_unknown_url(Conn& conn);
@@ -180,7 +180,9 @@ private:
 
     // Output: the send queue and responses (conn_send.cc).
     void conn_respond(Conn& conn, uint16_t status, std::string_view content_type,
-                      std::string_view body, bool is_head_only, std::string_view extra_headers);
+                      std::string_view body, bool is_head_only, std::string_view extra_headers,
+                      bool is_body_borrowed = false);
+    void conn_respond_overloaded(Conn& conn);
     bool conn_response_is_close(const Conn& conn) const;
     bool conn_queue(Conn& conn, const char* data, uint32_t length_bytes, uint16_t bid);
     bool conn_queue_inline(Conn& conn, const char* text, uint32_t length_bytes);

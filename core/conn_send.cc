@@ -151,34 +151,67 @@ bool ClientConns::conn_response_is_close(const Conn& conn) const {
 
 void ClientConns::conn_respond(Conn& conn, uint16_t status, std::string_view content_type,
                                std::string_view body, bool is_head_only,
-                               std::string_view extra_headers) {
+                               std::string_view extra_headers, bool is_body_borrowed) {
     RW_ASSERT(conn.state == ConnState::handling);
     RW_ASSERT(conn.response_phase == ResponsePhase::none);
     const bool is_close = conn_response_is_close(conn);
-    const uint32_t capacity =
-        response_head_bytes_max + static_cast<uint32_t>(extra_headers.size() + body.size());
+    // A borrowed body is queued as a segment of its own after the head: a large answer is
+    // sent from where it lies, never copied a second time.
+    const uint64_t copied_body_bytes = is_body_borrowed ? 0 : body.size();
+    const uint64_t capacity = response_head_bytes_max + extra_headers.size() + copied_body_bytes;
     auto* out = static_cast<char*>(conn.arena.alloc(capacity, 1));
     if (out == nullptr) {
-        conn_close(conn);  // Not even room for an answer: the pool is exhausted.
+        conn_respond_overloaded(conn);  // Not even room for a head: the pool is exhausted.
         return;
     }
     // An HTTP/1.0 client keeps the connection only when told so explicitly.
     const bool is_http10_keepalive = !is_close && conn.parser.request().version_minor == 0;
     const std::string_view keepalive_line = is_http10_keepalive ? "Connection: keep-alive\r\n" : "";
-    const uint32_t length = write_response(out, capacity,
-                                           {status, content_type, body, is_close, is_head_only,
-                                            extra_headers, shard_.date_line(), keepalive_line});
+    const uint32_t length =
+        write_response(out, static_cast<uint32_t>(capacity),
+                       {status, content_type, body, is_close, is_head_only || is_body_borrowed,
+                        extra_headers, shard_.date_line(), keepalive_line});
     RW_ASSERT(length > 0);
     conn.is_close_after_send = is_close;
     conn.response_status = status;
     conn.response_phase = ResponsePhase::complete;
     metrics_.requests_by_class[status / 100 - 1].add();
-    const bool is_queued = conn_queue(conn, out, length, no_bid);
+    bool is_queued = conn_queue(conn, out, length, no_bid);
+    if (is_body_borrowed && !is_head_only && !body.empty() && status != 204 && status != 304) {
+        RW_ASSERT(body.size() <= UINT32_MAX);  // RINGWAY_MAX_RESPONSE_BYTES is at most 1 GiB.
+        is_queued =
+            is_queued && conn_queue(conn, body.data(), static_cast<uint32_t>(body.size()), no_bid);
+    }
     RW_ASSERT(is_queued);  // The queue is empty before the first response bytes.
     conn_flush(conn);
 }
 
-void ClientConns::respond(Conn& conn, const ClientResponse& response) {
+// The answer when the shard's memory cannot hold even a response head: a static 503 with
+// Retry-After that closes the connection, rather than a silent close.
+void ClientConns::conn_respond_overloaded(Conn& conn) {
+    static constexpr std::string_view overloaded =
+        "HTTP/1.1 503 Service Unavailable\r\nServer: ringway\r\n"
+        "Content-Type: application/json\r\nContent-Length: 108\r\nRetry-After: 1\r\n"
+        "Connection: close\r\n\r\n"
+        "{\"error\":{\"message\":\"The gateway is out of memory.\",\"type\":\"server_error\","
+        "\"param\":null,\"code\":\"overloaded\"}}";
+    conn.is_error_response = true;
+    conn_pending_drop(conn);
+    conn.is_close_after_send = true;
+    conn.response_status = 503;
+    conn.response_phase = ResponsePhase::complete;
+    metrics_.requests_by_class[4].add();
+    const bool is_queued =
+        conn_queue(conn, overloaded.data(), static_cast<uint32_t>(overloaded.size()), no_bid);
+    RW_ASSERT(is_queued);
+    conn_flush(conn);
+}
+
+static_assert(std::string_view("{\"error\":{\"message\":\"The gateway is out of memory.\",\"type\":"
+                               "\"server_error\",\"param\":null,\"code\":\"overloaded\"}}")
+                  .size() == 108);
+
+void ClientConns::respond(Conn& conn, const ClientResponse& response, bool is_body_borrowed) {
     if (response.is_close) {
         conn.is_error_response = true;  // Closes after it; later pipelined input is dropped.
         conn_pending_drop(conn);
@@ -186,7 +219,7 @@ void ClientConns::respond(Conn& conn, const ClientResponse& response) {
     // A response to HEAD carries no body [RFC 9110 9.3.2].
     const bool is_head = conn.parser.request().method == Method::head;
     conn_respond(conn, response.status, response.content_type, response.body, is_head,
-                 response.extra_headers);
+                 response.extra_headers, is_body_borrowed);
 }
 
 void ClientConns::respond_error(Conn& conn, uint16_t status, std::string_view code,
@@ -394,7 +427,11 @@ void client_release(Conn& conn) {
 }
 
 void client_respond(Conn& conn, const ClientResponse& response) {
-    conn.table->respond(conn, response);
+    conn.table->respond(conn, response, false);
+}
+
+void client_respond_borrowed(Conn& conn, const ClientResponse& response) {
+    conn.table->respond(conn, response, true);
 }
 
 void client_respond_unknown_url(Conn& conn) {

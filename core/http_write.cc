@@ -99,16 +99,20 @@ uint32_t write_response(char* out, uint32_t capacity, const ResponseSpec& spec) 
         text.put(spec.content_type);
         text.put("\r\n");
     }
-    text.put("Content-Length: ");
-    text.put_number(spec.body.size());
-    text.put("\r\n");
+    // A 204 or 304 has no content and no Content-Length [RFC 9110 8.6, 15.3.5, 15.4.5].
+    const bool has_no_content = spec.status == 204 || spec.status == 304;
+    if (!has_no_content) {
+        text.put("Content-Length: ");
+        text.put_number(spec.body.size());
+        text.put("\r\n");
+    }
     if (spec.is_close) {
         text.put("Connection: close\r\n");
     }
     text.put(spec.connection_line);
     text.put(spec.extra_headers);
     text.put("\r\n");
-    if (!spec.is_head_only) {
+    if (!spec.is_head_only && !has_no_content) {
         text.put(spec.body);
     }
     return text.is_full ? 0 : text.used;

@@ -27,8 +27,9 @@ struct ResponseSpec {
     std::string_view connection_line;  // e.g. "Connection: keep-alive\r\n" for HTTP/1.0.
 };
 
-// Head plus body into out. Returns the bytes written, or 0 if capacity is too small
-// (callers size the buffer from the body first, so 0 is a bug: they assert on it).
+// Head plus body into out (a 204 or 304: the head alone, without Content-Length). Returns
+// the bytes written, or 0 if capacity is too small (callers size the buffer from the body
+// first, so 0 is a bug: they assert on it).
 [[nodiscard]] uint32_t write_response(char* out, uint32_t capacity, const ResponseSpec& spec);
 
 // The JSON error body alone. message is escaped; code is snake_case ASCII.

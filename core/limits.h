@@ -16,7 +16,7 @@ constexpr uint32_t arena_chunk_bytes = 16 * 1024;  // One small arena chunk, hea
 constexpr uint32_t arena_chunk_header_bytes = 16;  // Chunk::next, padded to 16.
 constexpr uint32_t chunk_payload_bytes = arena_chunk_bytes - arena_chunk_header_bytes;
 constexpr uint32_t large_block_bytes_min = 64 * 1024;  // Smallest large size class.
-constexpr uint32_t large_class_count = 12;             // 64 KiB .. 128 MiB.
+constexpr uint32_t large_class_count = 16;             // 64 KiB .. 2 GiB.
 
 // ---- core/: shards, rings, client connections ------------------------------------------
 
@@ -58,6 +58,9 @@ constexpr uint32_t date_line_bytes = 37;  // "Date: Sun, 06 Nov 1994 08:49:37 GM
 // Zeros after a client body that are not part of it, for simdjson's padded reads (proxy/
 // asserts that this equals simdjson::SIMDJSON_PADDING; core/ does not include simdjson).
 constexpr uint32_t body_padding_bytes = 64;
+// Upper bound for RINGWAY_MAX_RESPONSE_BYTES: a whole answer plus its padding fits one
+// large block (the largest class).
+constexpr uint64_t response_bytes_max = 1ull << 30;
 constexpr uint32_t parse_error_kinds_max = 32;  // Metric slots for ParseError values.
 constexpr int listen_backlog = 4096;
 
@@ -88,6 +91,7 @@ constexpr uint32_t route_group_channels_max = 64;  // Channels judged in one pri
 constexpr uint32_t json_document_bytes_max = 64u << 20;  // The shard parser's default ceiling.
 constexpr uint32_t sse_event_bytes_max = 1u << 20;       // Longest event the scanner keeps.
 constexpr uint32_t upstream_body_spans_max = 32;         // Body spans per upstream parse call.
+constexpr uint32_t upstream_interim_heads_max = 8;       // 1xx heads skipped before the final one.
 constexpr uint64_t resolver_retire_delay_ms = 10000;     // An old address book lives this long.
 // GET /v1/models: distinct models listed at most, and the longest model (or channel) name
 // listed; a JSON-escaped byte is at most 6 bytes (\u00XX).
@@ -131,6 +135,9 @@ static_assert(conn_pending_bufs_pause < conn_pending_bufs_max);
 static_assert(conn_send_segments_max <= 255);  // Segment counters are uint8_t.
 static_assert(conn_pending_bufs_max <= 255);
 static_assert(response_head_bytes_max <= chunk_payload_bytes / 4);
+static_assert(response_bytes_max + body_padding_bytes <= uint64_t(large_block_bytes_min)
+                                                             << (large_class_count - 1));
+static_assert((uint64_t(large_block_bytes_min) << (large_class_count - 1)) <= UINT32_MAX);
 static_assert(metrics_text_bytes_max >= chunk_payload_bytes);
 // Storage sizes its per-shard queues and snapshot readers (shards + the resolver) by this.
 static_assert(shards_max + 1 <= storage_shards_max);

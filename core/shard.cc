@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -52,10 +54,15 @@ uint64_t small_chunks_max(const Config& config) {
 }
 
 uint64_t large_bytes_max(const Config& config) {
-    // Room for two maximal chunked bodies growing at once; the cap bounds memory, steady
-    // loads stay far below it and never grow the pool.
+    // Room for two maximal chunked bodies growing at once and two maximal whole answers
+    // (each the size class of RINGWAY_MAX_RESPONSE_BYTES plus padding: one while another
+    // grows into it); the cap bounds memory, steady loads stay far below it and never grow
+    // the pool. Past it an answer is refused with 503 and Retry-After.
     const uint64_t per_body = 4 * (config.max_body_bytes + large_block_bytes_min);
-    return per_body * 2 > (64ull << 20) ? per_body * 2 : (64ull << 20);
+    const uint64_t per_answer = std::bit_ceil(
+        std::max<uint64_t>(config.max_response_bytes + body_padding_bytes, large_block_bytes_min));
+    const uint64_t total = per_body * 2 + per_answer * 2;
+    return total > (64ull << 20) ? total : (64ull << 20);
 }
 
 }  // namespace

@@ -88,7 +88,7 @@ constexpr FaultRow fault_rows[] = {
     {Fault::local_out_of_memory,
      "local_out_of_memory",
      {503, "overloaded", "overloaded_error", out_of_memory, EndReason::local_error, false, true,
-      0}},
+      1}},
     {Fault::local_no_upstream_slot,
      "local_no_upstream_slot",
      {503, "overloaded", "overloaded_error", "The gateway has no free upstream connection.",

@@ -18,6 +18,7 @@
 #include "core/notify.h"
 #include "core/shard.h"
 #include "proxy/admin/cli.h"
+#include "proxy/admin/secrets_cli.h"
 #include "proxy/services.h"
 
 namespace rw {
@@ -99,6 +100,9 @@ int run_server() {
 }  // namespace rw
 
 int main(int argc, char** argv) {
+    if (argc > 1 && rw::secrets_cli_is_command(argv[1])) {
+        return rw::secrets_cli_main(argc, argv);
+    }
     if (argc > 1 && rw::admin_cli_is_command(argv[1])) {
         return rw::admin_cli_main(argc, argv);
     }

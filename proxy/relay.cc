@@ -23,25 +23,31 @@ void relay_give_back(Gateway& gateway, uint16_t bid) {
     }
 }
 
+enum class Accumulated : uint8_t { ok, too_large, no_memory };
+
 // Appends a span of a whole body to the request's response buffer (arena, padded for
-// simdjson). False past RINGWAY_MAX_RESPONSE_BYTES or when the arena refuses memory.
-bool relay_accumulate(Gateway& gateway, ProxyRequest& request, std::string_view span) {
+// simdjson). The buffer grows by doubling up to RINGWAY_MAX_RESPONSE_BYTES (plus padding)
+// and Arena::grow_large gives the outgrown block back, so a request holds one buffer.
+Accumulated relay_accumulate(Gateway& gateway, ProxyRequest& request, std::string_view span) {
     const uint64_t needed = request.response_bytes + span.size();
     if (needed > gateway.config.max_response_bytes) {
-        return false;
+        return Accumulated::too_large;
     }
     if (needed + json_padding_bytes > request.response_capacity) {
+        const uint64_t capacity_max = gateway.config.max_response_bytes + json_padding_bytes;
         uint64_t capacity =
-            request.response_capacity == 0 ? 16 * 1024 : request.response_capacity * 2;
+            request.response_capacity == 0 ? large_block_bytes_min : request.response_capacity * 2;
         while (capacity < needed + json_padding_bytes) {
             capacity *= 2;
         }
-        auto* grown = static_cast<char*>(client_arena(*request.conn).alloc(capacity, 16));
+        capacity = capacity < capacity_max ? capacity : capacity_max;
+        Arena& arena = client_arena(*request.conn);
+        auto* grown = static_cast<char*>(
+            request.response_body == nullptr
+                ? arena.alloc(capacity, 16)
+                : arena.grow_large(request.response_body, request.response_capacity, capacity));
         if (grown == nullptr) {
-            return false;
-        }
-        if (request.response_bytes > 0) {
-            std::memcpy(grown, request.response_body, request.response_bytes);
+            return Accumulated::no_memory;  // The shard's pool is at its cap: 503, retry later.
         }
         request.response_body = grown;
         request.response_capacity = capacity;
@@ -49,7 +55,26 @@ bool relay_accumulate(Gateway& gateway, ProxyRequest& request, std::string_view 
     std::memcpy(request.response_body + request.response_bytes, span.data(), span.size());
     request.response_bytes += span.size();
     std::memset(request.response_body + request.response_bytes, 0, json_padding_bytes);
-    return true;
+    return Accumulated::ok;
+}
+
+// The upstream's Content-Encoding goes out with the body it describes (never stripped):
+// fixed + "Content-Encoding: <coding>\r\n" into out. The parser bounds the coding.
+std::string_view relay_extra_headers(char (&out)[256], std::string_view fixed,
+                                     const UpstreamHead& head) {
+    const std::string_view coding = head.content_encoding;
+    if (coding.empty()) {
+        return fixed;
+    }
+    constexpr std::string_view name = "Content-Encoding: ";
+    static_assert(sizeof(UpstreamHead::content_encoding) + 64 + name.size() + 2 <= sizeof(out));
+    RW_ASSERT(fixed.size() <= 64);
+    char* cursor = out;
+    for (const std::string_view piece : {fixed, name, coding, std::string_view("\r\n")}) {
+        std::memcpy(cursor, piece.data(), piece.size());
+        cursor += piece.size();
+    }
+    return {out, static_cast<size_t>(cursor - out)};
 }
 
 void relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t length_bytes,
@@ -64,8 +89,11 @@ void relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t 
 }
 
 bool relay_stream_begin(Gateway& gateway, ProxyRequest& request, const UpstreamHead& head) {
-    if (!client_stream_begin(*request.conn, head.status, head.content_type,
-                             "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n")) {
+    char extra[256];
+    if (!client_stream_begin(
+            *request.conn, head.status, head.content_type,
+            relay_extra_headers(extra, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
+                                head))) {
         request_finish(gateway, request, Fault::local_out_of_memory);
         return false;
     }
@@ -92,15 +120,19 @@ bool relay_head(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request)
         attempt_failed(gateway, request, upstream, Fault::upstream_response_too_large);
         return false;
     }
-    if (head.has_content_length && head.content_length > 0) {
+    if (head.has_content_length && head.content_length > 0 && !head.has_skipped_body) {
         // The whole body's size is known: one buffer of exactly that size (plus simdjson's
         // padding), instead of growing by doubling and copying what arrived so far.
         const uint64_t capacity = head.content_length + json_padding_bytes;
         auto* body = static_cast<char*>(client_arena(*request.conn).alloc(capacity, 16));
-        if (body != nullptr) {  // Otherwise relay_accumulate grows and reports the failure.
-            request.response_body = body;
-            request.response_capacity = capacity;
+        if (body == nullptr) {
+            // The shard's memory is at its cap: refused with 503 and Retry-After (the answer
+            // may fit in a moment), never a silent close nor a false "too large".
+            request_finish(gateway, request, Fault::local_out_of_memory);
+            return false;
         }
+        request.response_body = body;
+        request.response_capacity = capacity;
     }
     return true;
 }
@@ -123,17 +155,21 @@ void relay_whole(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request
             request.usage = counts;
         }
     }
-    const std::string_view content_type =
-        head.content_type[0] != '\0' ? std::string_view(head.content_type) : json_type;
+    const bool has_no_content = head.status == 204 || head.status == 304;
+    const std::string_view content_type = head.content_type[0] != '\0' ? head.content_type
+                                          : has_no_content             ? ""
+                                                                       : json_type;
     const std::string_view retry_after =
         head.status == 429 || head.status == 503 ? "Retry-After: 1\r\n" : "";
+    char extra[256];
     request.status_sent = head.status;
     request.is_response_started = true;
-    client_respond(*request.conn, {head.status,
-                                   content_type,
-                                   {request.response_body, request.response_bytes},
-                                   retry_after,
-                                   false});
+    // Sent from the arena buffer it was read into: a large answer is not copied again.
+    client_respond_borrowed(*request.conn, {head.status,
+                                            content_type,
+                                            {request.response_body, request.response_bytes},
+                                            relay_extra_headers(extra, retry_after, head),
+                                            false});
     request_finish(gateway, request,
                    head.status < 400 ? Fault::none : Fault::upstream_answered_error);
 }
@@ -157,13 +193,18 @@ void relay_complete(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& requ
 }
 
 // The body spans of one parse call: accumulated (whole answers), or compacted in place into
-// one run at the start of the first span (streams). False when the body outgrew its limit.
-bool relay_spans(Gateway& gateway, ProxyRequest& request, char*& run_start, char*& run_end) {
+// one run at the start of the first span (streams). False when the body outgrew its limit
+// or the shard's memory (fault says which).
+bool relay_spans(Gateway& gateway, ProxyRequest& request, char*& run_start, char*& run_end,
+                 Fault& fault) {
     for (uint32_t i = 0; i < request.parser.span_count(); i++) {
         const std::string_view span = request.parser.spans()[i];
         if (!request.is_relaying_stream) {
-            if (!relay_accumulate(gateway, request, span)) {
+            const Accumulated accumulated = relay_accumulate(gateway, request, span);
+            if (accumulated != Accumulated::ok) {
                 request.parser.spans_clear();
+                fault = accumulated == Accumulated::too_large ? Fault::upstream_response_too_large
+                                                              : Fault::local_out_of_memory;
                 return false;
             }
         } else if (run_start == nullptr) {
@@ -262,9 +303,14 @@ bool relay_bytes(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request
     for (;;) {
         const UpstreamFeed feed = request.parser.feed({base + offset, length_bytes - offset});
         offset += feed.consumed_bytes;
-        if (!relay_spans(gateway, request, run_start, run_end)) {
+        Fault fault = Fault::none;
+        if (!relay_spans(gateway, request, run_start, run_end, fault)) {
             relay_give_back(gateway, bid);
-            attempt_failed(gateway, request, upstream, Fault::upstream_response_too_large);
+            if (fault == Fault::local_out_of_memory) {
+                request_finish(gateway, request, fault);  // Local: no other channel helps.
+            } else {
+                attempt_failed(gateway, request, upstream, fault);
+            }
             return false;
         }
         if (feed.event == UpstreamEvent::head_complete) {
@@ -315,8 +361,16 @@ void relay_on_eof(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& reques
         return;
     }
     if (request.parser.finish_on_eof()) {
-        relay_complete(gateway, upstream, request, false);  // A close-delimited body.
-        return;
+        // A close-delimited body. A stream that ends so is complete only when its end was
+        // seen ([DONE], the final event, or chat's usage chunk); otherwise the upstream
+        // was cut, and the client must not see a finished answer (RULES §7).
+        const bool is_stream_ended =
+            request.scanner.is_done() ||
+            (request.usage_format == UsageFormat::chat && request.scanner.usage().has_usage);
+        if (!request.is_relaying_stream || is_stream_ended) {
+            relay_complete(gateway, upstream, request, false);
+            return;
+        }
     }
     request_finish(
         gateway, request,

@@ -87,6 +87,9 @@ bool upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedReq
     head.put({content_length, static_cast<size_t>(content_length_end - content_length)});
     head.put("\r\n");
     head.put_header("Accept", accept.empty() ? std::string_view("application/json") : accept);
+    // Without Accept-Encoding any coding would do [RFC 9110 12.5.3]: ask for the body as
+    // is, so usage can be read from it and what is relayed is what the client expects.
+    head.put("Accept-Encoding: identity\r\n");
     head.put_header("User-Agent", user_agent);
     head.put_header("OpenAI-Beta", openai_beta);
     if (is_anthropic) {

@@ -12,7 +12,9 @@
 #include "core/listen.h"
 #include "core/log.h"
 #include "proxy/admin/bootstrap.h"
+#include "storage/db_files.h"
 #include "storage/migrations.h"
+#include "storage/secrets.h"
 
 namespace rw {
 namespace {
@@ -29,8 +31,9 @@ const char* service_not_ready_reason(void* context) {
                                          : nullptr;
 }
 
-StorageConfig storage_config(const Config& config) {
+StorageConfig storage_config(const Config& config, const std::string& secret_key) {
     StorageConfig storage;
+    storage.secret_key = secret_key;
     storage.db_path = config.db_path;
     storage.synchronous_full = config.db_synchronous_full;
     storage.log_batch_rows = config.log_batch;
@@ -87,15 +90,54 @@ void shards_wake_to_stop(Services& services) {
     }
 }
 
+// The database's files owner-only (a readable one is fixed and reported), and the lock
+// that keeps a second process (server or `ringway secrets rotate`) off them.
+bool db_files_prepare(const std::string& db_path, std::string& error) {
+    std::vector<std::string> fixed;
+    if (!db_directory_create(db_path, error) || !db_files_secure(db_path, fixed, error)) {
+        return false;
+    }
+    for (const std::string& file : fixed) {
+        RW_LOG_WARN(
+            "event=db_file_mode_fixed file=%s mode=0600 reason=\"was readable by group or "
+            "others\"",
+            file.c_str());
+    }
+    return db_files_lock(db_path, error);
+}
+
+// Plain channel keys sealed now when a key is configured; said once when none is.
+bool channel_keys_prepare(Services& services, std::string& error) {
+    SecretsReport report;
+    if (!secrets_prepare(services.writer.db_before_run(), services.secret_key, report, error)) {
+        return false;
+    }
+    if (services.secret_key.empty()) {
+        RW_LOG_WARN(
+            "event=channel_keys_unencrypted channels=%u reason=\"no "
+            "RINGWAY_SECRET_KEY_FILE or ringway-secret-key credential: channel keys are "
+            "stored unencrypted\"",
+            report.plain_rows);
+    } else if (report.sealed_now > 0) {
+        RW_LOG_INFO("event=channel_keys_encrypted channels=%u", report.sealed_now);
+    }
+    return true;
+}
+
 }  // namespace
 
 bool services_open_storage(Services& services, std::string& error) {
-    const StorageConfig storage = storage_config(services.config);
+    const std::string& key_file = services.config.secret_key_file;
+    if (!key_file.empty() && !secret_key_load(key_file, services.secret_key, error)) {
+        return false;
+    }
+    const StorageConfig storage = storage_config(services.config, services.secret_key);
     if (error = storage_config_check(storage); !error.empty()) {
         return false;
     }
-    if (!db_directory_create(storage.db_path, error) ||
-        !services.writer.open(storage, services.config.shards, error)) {
+    if (!db_files_prepare(storage.db_path, error) ||
+        !services.writer.open(storage, services.config.shards, error) ||
+        !channel_keys_prepare(services, error)) {
         return false;
     }
     const QuotaInvariantReport invariant = check_quota_invariant(services.writer.db_before_run());
@@ -115,7 +157,7 @@ bool services_open_storage(Services& services, std::string& error) {
 }
 
 bool services_start(Services& services, EnvLookup lookup, std::string& error) {
-    const StorageConfig storage = storage_config(services.config);
+    const StorageConfig storage = storage_config(services.config, services.secret_key);
     services.key_limits = std::make_unique<KeyLimits>(storage.keys_max);
     services.resolver.start(services.store.publisher(), services.config.shards, 60000);
     GatewayShared& gateway = services.gateway;
@@ -130,7 +172,8 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
         services.writer.run();
     });
     // Control plane: admin writes go through the running writer, then a snapshot reload.
-    services.catalog = std::make_unique<Catalog>(services.writer, services.store);
+    services.catalog =
+        std::make_unique<Catalog>(services.writer, services.store, services.secret_key);
     return services.queries.open(storage, error) &&
            bootstrap_channels_from_env(*services.catalog, services.queries, lookup, nullptr,
                                        error) &&

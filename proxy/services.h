@@ -36,6 +36,7 @@ struct Services {
     explicit Services(const Config& config_in) : config(config_in) {}
 
     const Config& config;
+    std::string secret_key;  // Seals channel keys at rest; empty: none configured.
     Writer writer;
     SnapshotStore store;
     Resolver resolver;
@@ -51,8 +52,9 @@ struct Services {
     StartGate gate;
 };
 
-// Opens (creating its directory when missing) and migrates the database, checks the
-// quota invariant, loads the first snapshot.
+// Opens (creating its directory when missing, owner-only, locked against a second
+// process) and migrates the database, seals plain channel keys when a secret key is
+// configured, checks the quota invariant, loads the first snapshot.
 [[nodiscard]] bool services_open_storage(Services& services, std::string& error);
 
 // Starts the writer thread, the resolver, first-start channels from the environment and

@@ -31,6 +31,16 @@ bool equals_lower(std::string_view text, std::string_view lower) {
     return true;
 }
 
+std::string_view trim_spaces(std::string_view text) {
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
+        text.remove_prefix(1);
+    }
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
+        text.remove_suffix(1);
+    }
+    return text;
+}
+
 bool contains_lower(std::string_view text, std::string_view lower) {
     for (size_t i = 0; i + lower.size() <= text.size(); i++) {
         if (equals_lower(text.substr(i, lower.size()), lower)) {
@@ -71,9 +81,15 @@ void UpstreamParser::start() {
     value_bytes_ = 0;
     is_value_after_field_ = false;
     is_field_truncated_ = false;
+    is_value_truncated_ = false;
     is_head_complete_ = false;
     is_message_complete_ = false;
     is_head_reported_ = false;
+    is_interim_ = false;
+    has_transfer_encoding_ = false;
+    is_transfer_encoding_ok_ = true;
+    interim_count_ = 0;
+    head_error_ = nullptr;
 }
 
 int UpstreamParser::on_status_complete(llhttp_t* parser) {
@@ -87,6 +103,7 @@ int UpstreamParser::on_header_field(llhttp_t* parser, const char* at, size_t len
         p.field_bytes_ = 0;
         p.value_bytes_ = 0;
         p.is_field_truncated_ = false;
+        p.is_value_truncated_ = false;
         p.is_value_after_field_ = false;
     }
     for (size_t i = 0; i < length; i++) {
@@ -110,6 +127,7 @@ int UpstreamParser::on_header_value(llhttp_t* parser, const char* at, size_t len
     const size_t take = length < room ? length : room;
     std::memcpy(p.value_ + p.value_bytes_, at, take);
     p.value_bytes_ += static_cast<uint32_t>(take);
+    p.is_value_truncated_ = p.is_value_truncated_ || take < length;
     return 0;
 }
 
@@ -133,16 +151,61 @@ int UpstreamParser::on_header_value_complete(llhttp_t* parser) {
             parse_decimal(value, 100000, seconds) ? static_cast<uint32_t>(seconds) : 0;
     } else if (name == "x-request-id") {
         copy_text(p.head_.request_id, value);
+    } else if (name == "transfer-encoding") {
+        // RULES §2: only a single `chunked` frames a body ringway can delimit; `gzip`,
+        // `chunked, gzip` or `chunked, chunked` would be read to EOF or mis-framed.
+        p.is_transfer_encoding_ok_ = !p.has_transfer_encoding_ && !p.is_value_truncated_ &&
+                                     equals_lower(trim_spaces(value), "chunked");
+        p.has_transfer_encoding_ = true;
+    } else if (name == "content-encoding") {
+        // Relayed as it came with the body it describes; one line that fits, or refused.
+        const std::string_view coding = trim_spaces(value);
+        if (p.head_.content_encoding[0] != '\0' || p.is_value_truncated_ ||
+            coding.size() >= sizeof(p.head_.content_encoding)) {
+            p.head_error_ = "repeated or oversized Content-Encoding";
+        } else {
+            copy_text(p.head_.content_encoding, coding);
+        }
     }
     return 0;
 }
 
 int UpstreamParser::on_headers_complete(llhttp_t* parser) {
     UpstreamParser& p = self(parser);
+    const uint16_t status = p.head_.status;
+    if (status == 101) {
+        p.head_error_ = "101 Switching Protocols from the upstream";
+        return -1;  // Never switch to another protocol (RULES §3).
+    }
+    if (status >= 100 && status < 200) {
+        // An interim answer (100 Continue, 103 Early Hints): never the final response.
+        // Skip its body (it has none) and parse the next head (RFC 9110 15.2).
+        p.interim_count_ += 1;
+        if (p.interim_count_ > upstream_interim_heads_max) {
+            p.head_error_ = "too many 1xx interim responses";
+            return -1;
+        }
+        p.is_interim_ = true;
+        return 1;
+    }
+    if (p.head_error_ != nullptr) {
+        return -1;
+    }
+    if (p.has_transfer_encoding_ &&
+        (!p.is_transfer_encoding_ok_ || (parser->flags & F_CHUNKED) == 0)) {
+        p.head_error_ = "transfer coding other than a single chunked";
+        return -1;
+    }
     p.head_.version_minor = parser->http_minor;
     p.head_.is_chunked = (parser->flags & F_CHUNKED) != 0;
     p.head_.has_content_length = (parser->flags & F_CONTENT_LENGTH) != 0;
     p.head_.content_length = p.head_.has_content_length ? parser->content_length : 0;
+    if (status == 204 || status == 304) {
+        // No body, whatever the framing headers say (llhttp would read one by its
+        // Content-Length): the bytes after the head are extra, and the connection closes.
+        p.head_.has_skipped_body = p.head_.is_chunked || p.head_.content_length > 0;
+        parser->flags |= F_SKIPBODY;
+    }
     p.is_head_complete_ = true;
     // Pause: the caller must see the head (relay, retry or refuse) before any body byte,
     // even when the whole response arrived in one buffer.
@@ -159,7 +222,19 @@ int UpstreamParser::on_body(llhttp_t* parser, const char* at, size_t length) {
 }
 
 int UpstreamParser::on_message_complete(llhttp_t* parser) {
-    self(parser).is_message_complete_ = true;
+    UpstreamParser& p = self(parser);
+    if (p.is_interim_) {
+        // The end of a skipped 1xx: the final head follows in the same stream.
+        p.is_interim_ = false;
+        const uint32_t interim_count = p.interim_count_;
+        p.head_ = UpstreamHead{};
+        p.has_transfer_encoding_ = false;
+        p.is_transfer_encoding_ok_ = true;
+        p.head_error_ = nullptr;
+        p.interim_count_ = interim_count;
+        return 0;
+    }
+    p.is_message_complete_ = true;
     return HPE_PAUSED;  // Bytes after the message are not part of it.
 }
 
@@ -167,9 +242,6 @@ UpstreamFeed UpstreamParser::feed(std::string_view input) {
     if (is_message_complete_) {
         return {UpstreamEvent::message_complete, 0};
     }
-    // 1xx interim responses (100 Continue) are consumed by llhttp as separate messages
-    // only when the caller restarts; upstream LLM APIs do not send them to POSTs
-    // without Expect, which ringway never sets.
     const llhttp_errno_t rc = llhttp_execute(&parser_, input.data(), input.size());
     uint32_t consumed = static_cast<uint32_t>(input.size());
     if (rc == HPE_PAUSED) {
@@ -203,11 +275,15 @@ bool UpstreamParser::finish_on_eof() {
 
 bool UpstreamParser::is_reusable() const {
     return is_message_complete_ && head_.version_minor == 1 && !head_.has_connection_close &&
+           !head_.has_skipped_body &&
            (head_.is_chunked || head_.has_content_length || head_.status == 204 ||
             head_.status == 304);
 }
 
 const char* UpstreamParser::error_reason() const {
+    if (head_error_ != nullptr) {
+        return head_error_;
+    }
     return parser_.reason != nullptr ? parser_.reason : "unknown";
 }
 

@@ -21,10 +21,14 @@ struct UpstreamHead {
     bool has_content_length = false;
     bool is_event_stream = false;  // Content-Type: text/event-stream.
     bool has_connection_close = false;
+    // A 204 or 304 that announced a body (Content-Length > 0 or chunked): the body is not
+    // read (RFC 9110 15.3.5, 15.4.5) and the connection is not reused.
+    bool has_skipped_body = false;
     uint64_t content_length = 0;
     uint32_t retry_after_s = 0;
-    char content_type[96] = {};  // Copied: relayed to the client.
-    char request_id[64] = {};    // x-request-id, for the operator log.
+    char content_type[96] = {};      // Copied: relayed to the client.
+    char content_encoding[64] = {};  // Copied: relayed with the body it describes.
+    char request_id[64] = {};        // x-request-id, for the operator log.
 };
 
 enum class UpstreamEvent : uint8_t {
@@ -51,7 +55,9 @@ public:
     // Parses input. Spans of body bytes found are appended to spans() (views into
     // input, valid while input is). Stops at head_complete (once), at spans_full, at
     // message_complete (bytes after consumed_bytes are extra bytes: the connection must
-    // not be reused) or at error.
+    // not be reused) or at error. Interim 1xx heads (100 Continue, 103 Early Hints) are
+    // skipped, up to upstream_interim_heads_max; a 101, a transfer coding other than one
+    // `chunked`, or a repeated or oversized Content-Encoding is an error.
     [[nodiscard]] UpstreamFeed feed(std::string_view input);
 
     // The upstream closed its side: completes a response delimited by EOF (HTTP/1.0
@@ -92,9 +98,15 @@ private:
     char value_[96] = {};
     uint32_t value_bytes_ = 0;
     bool is_value_after_field_ = false;
+    bool is_value_truncated_ = false;  // The header's value outgrew value_.
     bool is_head_complete_ = false;
     bool is_message_complete_ = false;
     bool is_head_reported_ = false;
+    bool is_interim_ = false;  // The current head is a 1xx being skipped.
+    bool has_transfer_encoding_ = false;
+    bool is_transfer_encoding_ok_ = true;  // One Transfer-Encoding line, exactly "chunked".
+    uint32_t interim_count_ = 0;
+    const char* head_error_ = nullptr;  // Why the head was refused (llhttp's reason otherwise).
 };
 
 }  // namespace rw

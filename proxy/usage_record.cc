@@ -12,7 +12,7 @@ uint32_t clamp32(uint64_t value) {
 
 }  // namespace
 
-BilledUsage usage_bill(const UsageCounts& known, uint16_t upstream_status,
+BilledUsage usage_bill(const UsageCounts& known, uint16_t status_received,
                        uint64_t request_body_bytes, uint64_t events_relayed) {
     BilledUsage billed{known, UsageSource::reported};
     if (known.has_usage) {
@@ -21,7 +21,8 @@ BilledUsage usage_bill(const UsageCounts& known, uint16_t upstream_status,
         }
         return billed;
     }
-    if (upstream_status >= 200 && upstream_status < 300) {
+    const bool has_content = status_received != 204 && status_received != 205;
+    if (status_received >= 200 && status_received < 300 && has_content) {
         billed.source = UsageSource::estimated;
         billed.counts.prompt_tokens = (request_body_bytes + 3) / 4;
         billed.counts.completion_tokens = events_relayed;
@@ -34,8 +35,12 @@ BilledUsage usage_bill(const UsageCounts& known, uint16_t upstream_status,
 }
 
 UsageRecord usage_record_build(const UsageRecordInput& input) {
-    const BilledUsage billed = usage_bill(input.usage, input.upstream_status,
-                                          input.request_body_bytes, input.events_relayed);
+    // What the client received: the gateway's status when it sent one, else (the client
+    // left first) the upstream's head status.
+    const uint16_t status_received =
+        input.status_sent != 0 ? input.status_sent : input.upstream_status;
+    const BilledUsage billed =
+        usage_bill(input.usage, status_received, input.request_body_bytes, input.events_relayed);
     UsageRecord record{};
     record.ts_ms = input.started_unix_ms;
     record.key_id = input.key_id;

@@ -3,11 +3,15 @@
 // case by case in tests/unit/proxy/usage_record_test.cc.
 //
 // Billing rule (explicit, tested): tokens reported by the upstream are charged as
-// reported. When a request reached an upstream that answered 2xx but no usage arrived
-// (client gone before the usage event, upstream cut off, stream without usage), tokens are
-// estimated and marked usage_source=estimated: prompt = ceil(request body bytes / 4),
-// completion = content events relayed (about one token each for chat deltas). An upstream
-// error answer (4xx/5xx) without usage charges nothing (usage_source=unknown).
+// reported. Without usage, billing follows the status the client received: the gateway's
+// when it answered (a relayed answer, the head of a stream, or its own error), else the
+// upstream's head status (a client that left before any answer). A 2xx with content (not
+// 204 or 205) is charged an estimate, marked usage_source=estimated: prompt =
+// ceil(request body bytes / 4), completion = content events relayed (about one token each
+// for chat deltas). Everything else charges nothing (usage_source=unknown): an upstream
+// error, a gateway-made 502/504 after an upstream 2xx head (truncated body, bad framing,
+// too large), a 204. The one exception is a stream already started: the client received
+// its 200 head and part of the answer, so a stream cut later is still estimated.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +27,8 @@ struct BilledUsage {
     UsageSource source;
 };
 
-[[nodiscard]] BilledUsage usage_bill(const UsageCounts& known, uint16_t upstream_status,
+// status_received: the status the client received (see the rule above); 0 for none.
+[[nodiscard]] BilledUsage usage_bill(const UsageCounts& known, uint16_t status_received,
                                      uint64_t request_body_bytes, uint64_t events_relayed);
 
 // Everything the record is made of, as plain values copied out of the request.

@@ -28,6 +28,9 @@ struct StorageConfig {
     int64_t journal_size_limit_bytes = 64ll * 1024 * 1024;  // WAL truncated to this after ckpt.
     uint32_t retry_backoff_ms_max = 1000;  // Writer's bounded exponential backoff cap.
     uint32_t keys_max = 1u << 20;          // In-memory quota counter slots.
+    // RINGWAY_SECRET_KEY_FILE's key (32 bytes) sealing channel keys at rest; empty: none,
+    // channel keys are stored as plain text (storage/secrets.h).
+    std::string secret_key;
 };
 
 // Returns an empty string when the config is usable, otherwise one clear line naming the

@@ -13,6 +13,7 @@
 
 #include "core/assert.h"
 #include "storage/json_lite.h"
+#include "storage/secrets.h"
 
 namespace rw {
 
@@ -364,12 +365,27 @@ bool Catalog::revoke_key(int64_t id, std::string& error) {
     return write_and_reload(key_revoke, &write, error);
 }
 
+// The spec as stored: its api_key sealed when a key is configured (a value read back
+// sealed, as a PATCH that keeps the key passes it, stays as it is).
+bool Catalog::channel_spec_seal(const ChannelSpec& spec, ChannelSpec& sealed,
+                                std::string& error) const {
+    sealed = spec;
+    if (secret_key_.empty() || secret_is_sealed(spec.api_key)) {
+        return true;
+    }
+    return secret_seal(secret_key_, spec.api_key, sealed.api_key, error);
+}
+
 Result<int64_t> Catalog::create_channel(const ChannelSpec& spec) {
     std::string error = channel_spec_check(spec);
     if (!error.empty()) {
         return Result<int64_t>::failure(error);
     }
-    ChannelWrite write{&spec, 0};
+    ChannelSpec sealed;
+    if (!channel_spec_seal(spec, sealed, error)) {
+        return Result<int64_t>::failure(error);
+    }
+    ChannelWrite write{&sealed, 0};
     if (!write_and_reload(channel_insert, &write, error)) {
         return Result<int64_t>::failure(error);
     }
@@ -382,7 +398,11 @@ bool Catalog::update_channel(int64_t id, const ChannelSpec& spec, std::string& e
     if (!error.empty()) {
         return false;
     }
-    ChannelWrite write{&spec, id};
+    ChannelSpec sealed;
+    if (!channel_spec_seal(spec, sealed, error)) {
+        return false;
+    }
+    ChannelWrite write{&sealed, id};
     return write_and_reload(channel_update, &write, error);
 }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "core/limits.h"
 #include "storage/result.h"
@@ -61,7 +62,9 @@ struct CreatedKey {
 // a committed write is reported as an error too (the write stays).
 class Catalog {
 public:
-    Catalog(Writer& writer, SnapshotStore& snapshots) : writer_(writer), snapshots_(snapshots) {}
+    // secret_key: seals channel keys before they are written (empty: stored as given).
+    Catalog(Writer& writer, SnapshotStore& snapshots, std::string secret_key = {})
+        : writer_(writer), snapshots_(snapshots), secret_key_(std::move(secret_key)) {}
 
     [[nodiscard]] Result<CreatedKey> create_key(const KeySpec& spec);
     // Stores a secret the operator already has (e.g. migrated from another gateway).
@@ -75,9 +78,12 @@ public:
 
 private:
     [[nodiscard]] bool write_and_reload(Writer::AdminFn fn, void* context, std::string& error);
+    [[nodiscard]] bool channel_spec_seal(const ChannelSpec& spec, ChannelSpec& sealed,
+                                         std::string& error) const;
 
     Writer& writer_;
     SnapshotStore& snapshots_;
+    std::string secret_key_;
 };
 
 // Validation shared with the admin API (returns an empty string when valid).

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/assert.h"
+#include "storage/secrets.h"
 
 namespace rw {
 
@@ -21,6 +22,7 @@ std::string api_key_mask(std::string_view api_key) {
 bool Queries::open(const StorageConfig& config, std::string& error) {
     std::lock_guard<std::mutex> lock(mutex_);
     RW_ASSERT(!db_.is_open());
+    secret_key_ = config.secret_key;
     return db_.open(config, DbMode::read_only, error);
 }
 
@@ -69,13 +71,17 @@ constexpr const char* channel_columns =
     "SELECT id, name, kind, base_url, api_key, models, model_map, priority, weight, enabled,"
     " allow_private_network, ca_file, created_at FROM channels";
 
-ChannelInfo channel_info_read(const Stmt& stmt) {
+ChannelInfo channel_info_read(const Stmt& stmt, std::string_view secret_key) {
     ChannelInfo channel;
     channel.id = stmt.column_int64(0);
     channel.name = stmt.column_text(1);
     channel.kind = stmt.column_text(2);
     channel.base_url = stmt.column_text(3);
-    channel.api_key_masked = api_key_mask(stmt.column_text(4));  // The secret stops here.
+    std::string plain;
+    std::string ignored;
+    channel.api_key_masked = secret_open(secret_key, stmt.column_text(4), plain, ignored)
+                                 ? api_key_mask(plain)  // The secret stops here.
+                                 : std::string("(sealed)");
     channel.models_json = stmt.column_text(5);
     channel.model_map_json = stmt.column_text(6);
     channel.priority = stmt.column_int64(7);
@@ -210,7 +216,8 @@ Result<std::vector<ChannelInfo>> Queries::list_channels() {
     std::vector<ChannelInfo> rows;
     std::string error;
     const bool is_ok = query_rows(
-        db_, stmt, [&rows](const Stmt& s) { rows.push_back(channel_info_read(s)); }, error);
+        db_, stmt, [&](const Stmt& s) { rows.push_back(channel_info_read(s, secret_key_)); },
+        error);
     return is_ok ? R::success(std::move(rows)) : R::failure(error);
 }
 
@@ -225,7 +232,8 @@ Result<ChannelInfo> Queries::get_channel(int64_t id) {
     std::vector<ChannelInfo> rows;
     std::string error;
     if (!query_rows(
-            db_, stmt, [&rows](const Stmt& s) { rows.push_back(channel_info_read(s)); }, error)) {
+            db_, stmt, [&](const Stmt& s) { rows.push_back(channel_info_read(s, secret_key_)); },
+            error)) {
         return R::failure(error);
     }
     if (rows.empty()) {

@@ -104,6 +104,7 @@ public:
 private:
     std::mutex mutex_;
     Db db_;
+    std::string secret_key_;  // Opens sealed channel keys to mask them.
 };
 
 }  // namespace rw

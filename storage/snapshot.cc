@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "storage/json_lite.h"
+#include "storage/secrets.h"
 
 namespace rw {
 
@@ -194,6 +195,7 @@ bool SnapshotStore::open(const StorageConfig& config, uint32_t reader_count, std
     if (!db_.open(config, DbMode::read_only, error)) {
         return false;
     }
+    secret_key_ = config.secret_key;
     quotas_ = std::make_unique<QuotaTable>(config.keys_max);
     publisher_ = std::make_unique<SnapshotPublisher>(reader_count);
     return true;
@@ -276,7 +278,10 @@ bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::st
             return false;
         }
         channel.base_url = stmt.column_text(3);
-        channel.api_key = stmt.column_text(4);
+        if (!secret_open(secret_key_, stmt.column_text(4), channel.api_key, error)) {
+            error = where + ": " + error;
+            return false;
+        }
         if (!json_parse_string_array(stmt.column_text(5), channel.models, error) ||
             !json_parse_string_map(stmt.column_text(6), channel.model_map, error)) {
             error = where + ": " + error;

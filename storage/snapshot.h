@@ -237,6 +237,7 @@ private:
 
     std::mutex mutex_;  // One reload at a time (the Db is single-threaded).
     Db db_;
+    std::string secret_key_;  // Opens sealed channel keys (storage/secrets.h).
     std::unique_ptr<QuotaTable> quotas_;
     std::unique_ptr<SnapshotPublisher> publisher_;
 };

@@ -19,6 +19,7 @@
 #include "storage/json_lite.h"
 #include "storage/keys.h"
 #include "storage/queries.h"
+#include "storage/secrets.h"
 #include "storage/writer.h"
 
 namespace rw {
@@ -115,6 +116,10 @@ bool channel_fields_apply(const ChannelFields& fields, ChannelSpec& spec, std::s
         spec.base_url = fields.base_url;
     }
     if (fields.has_api_key) {
+        if (secret_is_sealed(fields.api_key)) {
+            error = "api_key must be the upstream's key, not a sealed value";
+            return false;
+        }
         spec.api_key = fields.api_key;
     }
     if (fields.has_models) {

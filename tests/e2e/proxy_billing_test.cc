@@ -189,9 +189,9 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
                 const int kind = (i + t) % kind_count;
                 // The small key gets every 7th request and runs out of quota part-way,
                 // whatever the threads' pace: thread 0's own small-key requests before its
-                // last one (i = 45) cost 139 tokens (a truncated answer 30, a chat stream
-                // 54, embeddings 13, a reset stream 42), each charged before its client
-                // saw the end; so that last one at least is refused.
+                // last one (i = 45) cost 109 tokens (a truncated answer 0: its client got a
+                // 502, a chat stream 54, embeddings 13, a reset stream 42), each charged
+                // before its client saw the end; so that last one at least is refused.
                 const Key& key = (i % 7 == 3) ? keys[2] : keys[(i + t) % 2];
                 const int status = run_one(gateway.port(), kind, key.secret, tally);
                 const std::lock_guard lock(tally.mutex);
@@ -302,7 +302,8 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
     EXPECT_EQ(count("status = 502 AND end_reason = 'upstream_error' AND usage_source = 'unknown'"),
               tally.admitted[upstream_401]);
     EXPECT_EQ(
-        count("status = 502 AND end_reason = 'upstream_reset' AND usage_source = 'estimated'"),
+        count("status = 502 AND end_reason = 'upstream_reset' AND usage_source = 'unknown' AND "
+              "total_tokens = 0"),
         tally.admitted[whole_truncated]);
     EXPECT_EQ(
         count("status = 200 AND end_reason = 'upstream_reset' AND usage_source = 'estimated'"),

@@ -77,6 +77,16 @@
 //   scenario-id ID           counter key for fail-first and for stats "scenarios"
 //   fail-first N             status / fault apply only to the first N requests of the
 //                            scenario (status defaults to 503 when neither is given)
+//   interim LIST             interim heads sent before the real one, e.g. "100,103" (103
+//                            carries a Link header); 101 sends a Switching Protocols head
+//   content-encoding S       adds "Content-Encoding: S" (the body is not changed)
+//   transfer-encoding S      whole answers: "Transfer-Encoding: S" instead of
+//                            Content-Length; the body is chunk-framed once when S ends in
+//                            chunked, else sent raw, then the connection closes
+//   framing length|chunked|close  whole answers: Content-Length (default), chunked, or
+//                            delimited by closing the connection; streams: chunked
+//                            (default) or close (HTTP/1.1 without length, then FIN)
+// A status of 2xx or 304 answers the endpoint normally with that status (its body kept).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -634,6 +644,10 @@ struct Controls {
     bool has_fail_first = false;
     uint32_t fail_first = 0;
     std::string scenario_id;
+    std::vector<uint32_t> interim;  // 1xx statuses sent before the real head.
+    std::string content_encoding;
+    std::string transfer_encoding;
+    std::string framing;  // "", "length", "chunked" or "close".
 };
 
 constexpr std::string_view control_names[] = {
@@ -659,6 +673,10 @@ constexpr std::string_view control_names[] = {
     "embedding-dims",
     "fail-first",
     "scenario-id",
+    "interim",
+    "content-encoding",
+    "transfer-encoding",
+    "framing",
 };
 
 bool control_is_known(std::string_view name) {
@@ -791,6 +809,33 @@ bool controls_parse(const ControlSource& source, Controls& controls, std::string
     }
     if (is_ok && source.lookup("scenario-id", value)) {
         controls.scenario_id = std::string(trim(value));
+    }
+    if (is_ok && source.lookup("interim", value)) {
+        std::string_view rest = trim(value);
+        while (is_ok && !rest.empty()) {
+            const size_t comma = rest.find(',');
+            uint32_t status = 0;
+            if (!parse_u32(rest.substr(0, comma), 199, status) || status < 100) {
+                error = "mock: bad value for x-mock-interim";
+                is_ok = false;
+            }
+            controls.interim.push_back(status);
+            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        }
+    }
+    if (is_ok && source.lookup("content-encoding", value)) {
+        controls.content_encoding = std::string(trim(value));
+    }
+    if (is_ok && source.lookup("transfer-encoding", value)) {
+        controls.transfer_encoding = std::string(trim(value));
+    }
+    if (is_ok && source.lookup("framing", value)) {
+        controls.framing = std::string(trim(value));
+        if (controls.framing != "length" && controls.framing != "chunked" &&
+            controls.framing != "close") {
+            error = "mock: bad value for x-mock-framing";
+            is_ok = false;
+        }
     }
     if (is_ok && source.lookup("fault", value) && !parse_fault(value, controls.fault)) {
         error = "mock: bad value for x-mock-fault";
@@ -1521,6 +1566,8 @@ struct Plan {
 std::string_view reason_phrase(uint32_t status) {
     switch (status) {
         case 200: return "OK";
+        case 204: return "No Content";
+        case 304: return "Not Modified";
         case 301: return "Moved Permanently";
         case 302: return "Found";
         case 307: return "Temporary Redirect";
@@ -1546,21 +1593,46 @@ std::string_view reason_phrase(uint32_t status) {
 
 enum class Framing : uint8_t { content_length, chunked, until_close };
 
+// The interim heads a test asked for (x-mock-interim), in order.
+std::string interim_heads(const Controls& controls) {
+    std::string out;
+    for (const uint32_t status : controls.interim) {
+        out += "HTTP/1.1 ";
+        append_u64(out, status);
+        if (status == 100) {
+            out += " Continue\r\n\r\n";
+        } else if (status == 101) {
+            out += " Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
+        } else if (status == 103) {
+            out += " Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n";
+        } else {
+            out += " Interim\r\n\r\n";
+        }
+    }
+    return out;
+}
+
 std::string response_head(const Reply& reply, const Controls& controls, Framing framing,
                           uint64_t content_length, bool is_closing, bool is_keep_alive_10) {
-    std::string out = controls.is_http10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    std::string out = interim_heads(controls);
+    out += controls.is_http10 ? "HTTP/1.0 " : "HTTP/1.1 ";
     append_u64(out, reply.status);
     out += ' ';
     out += reason_phrase(reply.status);
     out += "\r\nServer: mock_upstream\r\nContent-Type: ";
     out += reply.content_type;
     out += "\r\n";
-    if (framing == Framing::content_length) {
+    if (!controls.transfer_encoding.empty()) {
+        out += "Transfer-Encoding: " + controls.transfer_encoding + "\r\n";
+    } else if (framing == Framing::content_length) {
         out += "Content-Length: ";
         append_u64(out, content_length);
         out += "\r\n";
     } else if (framing == Framing::chunked) {
         out += "Transfer-Encoding: chunked\r\n";
+    }
+    if (!controls.content_encoding.empty()) {
+        out += "Content-Encoding: " + controls.content_encoding + "\r\n";
     }
     if (reply.is_stream) {
         out += "Cache-Control: no-cache\r\n";
@@ -1625,7 +1697,8 @@ struct Framer {
 
 void plan_stream(const Reply& reply, const Controls& controls, bool is_closing,
                  bool is_keep_alive_10, Plan& plan) {
-    const Framing framing = controls.is_http10 ? Framing::until_close : Framing::chunked;
+    const Framing framing =
+        controls.is_http10 || controls.framing == "close" ? Framing::until_close : Framing::chunked;
     Framer framer{framing, controls.http_chunk_bytes, {}};
     const Fault fault = controls.fault;
     const bool is_cut = fault == Fault::reset || fault == Fault::truncate ||
@@ -1663,6 +1736,29 @@ void plan_stream(const Reply& reply, const Controls& controls, bool is_closing,
     }
 }
 
+// A whole answer framed otherwise than by Content-Length (x-mock-framing chunked|close or
+// x-mock-transfer-encoding). A coding list that ends in chunked is chunk-framed once;
+// anything else is sent raw and the connection closes.
+void plan_whole_framed(const Reply& reply, const Controls& controls, bool is_closing,
+                       bool is_keep_alive_10, Plan& plan) {
+    const std::string& coding = controls.transfer_encoding;
+    const bool is_chunked =
+        coding.empty() ? controls.framing == "chunked"
+                       : coding.size() >= 7 && iequals(coding.substr(coding.size() - 7), "chunked");
+    const Framing framing = is_chunked ? Framing::chunked : Framing::until_close;
+    const bool is_ending_with_close = is_closing || framing == Framing::until_close;
+    std::string out =
+        response_head(reply, controls, framing, 0, is_ending_with_close, is_keep_alive_10);
+    if (is_chunked) {
+        append_http_chunk(out, reply.body);
+        out += "0\r\n\r\n";
+    } else {
+        out += reply.body;
+    }
+    plan.steps.push_back(Step{std::move(out), controls.first_byte_delay_ms, false});
+    plan.after = is_ending_with_close ? After::close : After::keep_alive;
+}
+
 void plan_whole(const Reply& reply, const Controls& controls, bool is_closing,
                 bool is_keep_alive_10, Plan& plan) {
     const std::string& body = reply.body;
@@ -1676,6 +1772,11 @@ void plan_whole(const Reply& reply, const Controls& controls, bool is_closing,
         out += "zz\r\nnot-a-chunk\r\n";
         plan.steps.push_back(Step{std::move(out), controls.first_byte_delay_ms, false});
         plan.after = After::close_abrupt;
+        return;
+    }
+    if (!controls.transfer_encoding.empty() || controls.framing == "chunked" ||
+        controls.framing == "close") {
+        plan_whole_framed(reply, controls, is_closing, is_keep_alive_10, plan);
         return;
     }
     std::string out = response_head(reply, controls, Framing::content_length, body.size(),
@@ -1735,8 +1836,8 @@ void plan_build(const Reply& reply, const Controls& controls, const Request& req
         plan_build(reply, http10, request, plan);
         return;
     }
-    const bool is_closing =
-        controls.is_connection_close || controls.is_http10 || request.wants_close;
+    const bool is_closing = controls.is_connection_close || controls.is_http10 ||
+                            request.wants_close || (reply.is_stream && controls.framing == "close");
     const bool is_keep_alive_10 = request.version == "HTTP/1.0";
     if (reply.is_stream) {
         plan_stream(reply, controls, is_closing, is_keep_alive_10, plan);
@@ -1858,13 +1959,16 @@ void handle_request(const Request& request, Plan& plan) {
     }
     if (controls.status >= 400) {
         reply_error(request, controls, controls.status, "", reply);
-    } else if (controls.status >= 300 && controls.status < 400) {
+    } else if (controls.status >= 300 && controls.status < 400 && controls.status != 304) {
         // A redirect the gateway must never follow (RULES.md, upstream isolation).
         reply.status = controls.status;
         reply.headers.push_back(Header{"Location", "http://127.0.0.1:9/mock-redirect-target"});
         reply.body = "{}";
     } else {
         dispatch_llm(request, controls, reply);
+        if (controls.status != 0) {
+            reply.status = controls.status;  // A 2xx or 304 with the endpoint's body.
+        }
     }
     plan_build(reply, controls, request, plan);
 }

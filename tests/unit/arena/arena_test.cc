@@ -139,5 +139,44 @@ TEST(ChunkPool, LargeCapFreesCachedBlocksOfOtherClasses) {
     arena.release();
 }
 
+TEST(Arena, GrowLargeStaysInItsClassThenMovesAndGivesTheOldBlockBack) {
+    ChunkPool pool(4, 3 << 20);
+    Arena arena(&pool, 8 << 20);
+    auto* bytes = static_cast<char*>(arena.alloc(100 * 1024, 16));  // 128 KiB class.
+    ASSERT_NE(bytes, nullptr);
+    std::memset(bytes, 'x', 100 * 1024);
+    auto* same = static_cast<char*>(arena.grow_large(bytes, 100 * 1024, 120 * 1024));
+    EXPECT_EQ(same, bytes);  // Still fits its class: no copy.
+    EXPECT_EQ(arena.total_bytes(), 120u * 1024);
+    auto* moved = static_cast<char*>(arena.grow_large(same, 120 * 1024, 2 << 20));
+    ASSERT_NE(moved, nullptr);
+    EXPECT_EQ(moved[0], 'x');
+    EXPECT_EQ(moved[100 * 1024 - 1], 'x');
+    // Only the new 2 MiB block is in use: the 128 KiB one went back to the pool.
+    EXPECT_EQ(pool.stats().large_in_use_bytes, 2u << 20);
+    EXPECT_EQ(arena.total_bytes(), 2u << 20);
+    // Past the pool's cap (3 MiB): refused, the buffer stays valid.
+    EXPECT_EQ(arena.grow_large(moved, 2 << 20, 4 << 20), nullptr);
+    EXPECT_EQ(moved[0], 'x');
+    arena.release();
+    EXPECT_EQ(pool.stats().large_in_use_bytes, 0u);
+}
+
+TEST(Arena, GrowLargeOfAnOlderBlockCopiesAndKeepsIt) {
+    ChunkPool pool(4, 8 << 20);
+    Arena arena(&pool, 8 << 20);
+    auto* older = static_cast<char*>(arena.alloc(100 * 1024, 16));
+    ASSERT_NE(older, nullptr);
+    older[0] = 'o';
+    ASSERT_NE(arena.alloc(100 * 1024, 16), nullptr);  // Newer: older is not the head.
+    auto* grown = static_cast<char*>(arena.grow_large(older, 100 * 1024, 1 << 20));
+    ASSERT_NE(grown, nullptr);
+    EXPECT_EQ(grown[0], 'o');
+    EXPECT_EQ(older[0], 'o');  // Still held until release.
+    EXPECT_EQ(pool.stats().large_in_use_bytes, (128u + 128u + 1024u) * 1024);
+    EXPECT_EQ(arena.grow_large(grown, 1 << 20, 16 << 20), nullptr);  // The arena's cap.
+    arena.release();
+}
+
 }  // namespace
 }  // namespace rw

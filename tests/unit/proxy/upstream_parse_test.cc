@@ -197,5 +197,89 @@ TEST(UpstreamParse, ManyChunksInOneBufferOverflowTheSpanListWithoutLoss) {
     EXPECT_EQ(outcome.body, expected);
 }
 
+TEST(UpstreamParse, InterimHeadsAreSkippedBeforeTheFinalOne) {
+    const std::string bytes =
+        "HTTP/1.1 100 Continue\r\n\r\n"
+        "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\nok";
+    const Outcome outcome = feed_pieces({bytes});
+    EXPECT_TRUE(outcome.is_head_seen);
+    EXPECT_TRUE(outcome.is_complete);
+    EXPECT_EQ(outcome.head.status, 200);
+    EXPECT_STREQ(outcome.head.content_type, "application/json");
+    EXPECT_EQ(outcome.body, "ok");
+    EXPECT_TRUE(outcome.is_reusable);
+    expect_same_for_every_split(bytes, outcome);
+}
+
+TEST(UpstreamParse, EndlessInterimHeadsAreAnError) {
+    std::string bytes;
+    for (uint32_t i = 0; i <= upstream_interim_heads_max; i++) {
+        bytes += "HTTP/1.1 103 Early Hints\r\n\r\n";
+    }
+    bytes += "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    const Outcome outcome = feed_pieces({bytes});
+    EXPECT_FALSE(outcome.is_head_seen);
+    EXPECT_TRUE(outcome.is_error);
+}
+
+TEST(UpstreamParse, SwitchingProtocolsIsAnError) {
+    UpstreamParser parser;
+    const UpstreamFeed feed = parser.feed(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+    EXPECT_EQ(feed.event, UpstreamEvent::error);
+    EXPECT_STREQ(parser.error_reason(), "101 Switching Protocols from the upstream");
+}
+
+TEST(UpstreamParse, NoContentAndNotModifiedHaveNoBodyWhateverTheirFraming) {
+    for (const std::string status : {"204 No Content", "304 Not Modified"}) {
+        const std::string with_length = "HTTP/1.1 " + status + "\r\nContent-Length: 5\r\n\r\nhello";
+        Outcome outcome = feed_pieces({with_length});
+        EXPECT_TRUE(outcome.is_complete) << status;
+        EXPECT_EQ(outcome.body, "") << status;
+        EXPECT_EQ(outcome.extra_bytes, 5u) << status;
+        EXPECT_TRUE(outcome.head.has_skipped_body) << status;
+        EXPECT_FALSE(outcome.is_reusable) << status;  // It announced bytes: never pooled.
+        outcome = feed_pieces({"HTTP/1.1 " + status +
+                               "\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"});
+        EXPECT_TRUE(outcome.is_complete) << status;
+        EXPECT_EQ(outcome.body, "") << status;
+        EXPECT_FALSE(outcome.is_reusable) << status;
+        outcome = feed_pieces({"HTTP/1.1 " + status + "\r\n\r\n"});
+        EXPECT_TRUE(outcome.is_complete) << status;
+        EXPECT_FALSE(outcome.head.has_skipped_body) << status;
+        EXPECT_TRUE(outcome.is_reusable) << status;
+    }
+}
+
+TEST(UpstreamParse, TransferCodingsOtherThanOneChunkedAreErrors) {
+    for (const std::string coding :
+         {"chunked, chunked", "gzip", "chunked, gzip", "gzip, chunked", "identity"}) {
+        const Outcome outcome = feed_pieces({"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + coding +
+                                             "\r\n\r\n5\r\nhello\r\n0\r\n\r\n"});
+        EXPECT_TRUE(outcome.is_error) << coding;
+        EXPECT_FALSE(outcome.is_head_seen) << coding;
+    }
+    const Outcome twice = feed_pieces(
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "5\r\nhello\r\n0\r\n\r\n"});
+    EXPECT_TRUE(twice.is_error);
+    const Outcome plain = feed_pieces(
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding:  Chunked \r\n\r\n5\r\nhello\r\n0\r\n\r\n"});
+    EXPECT_TRUE(plain.is_complete);
+    EXPECT_EQ(plain.body, "hello");
+}
+
+TEST(UpstreamParse, ContentEncodingIsKeptForTheRelay) {
+    const Outcome outcome = feed_pieces(
+        {"HTTP/1.1 200 OK\r\nContent-Encoding:  gzip \r\nContent-Length: 3\r\n\r\nabc"});
+    EXPECT_TRUE(outcome.is_complete);
+    EXPECT_STREQ(outcome.head.content_encoding, "gzip");
+    const Outcome twice =
+        feed_pieces({"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Encoding: br\r\n"
+                     "Content-Length: 3\r\n\r\nabc"});
+    EXPECT_TRUE(twice.is_error);
+}
+
 }  // namespace
 }  // namespace rw

@@ -1,7 +1,8 @@
 // tests/unit/proxy/usage_record_test.cc — the billing rule (proxy/usage_record.h), case by
-// case: reported usage is charged as reported, a 2xx without usage is estimated from the
-// body and the events relayed, an error without usage charges nothing; and the record's
-// fields (status, clamping, truncation).
+// case: reported usage is charged as reported, a 2xx with content without usage is
+// estimated from the body and the events relayed, an error (the upstream's or the
+// gateway's) or a 204 without usage charges nothing, billing follows the status the
+// client received; and the record's fields (status, clamping, truncation).
 #include "proxy/usage_record.h"
 
 #include <gtest/gtest.h>
@@ -69,7 +70,7 @@ TEST(UsageBill, SuccessWithoutUsageIsEstimated) {
 }
 
 TEST(UsageBill, EstimateRoundsPromptBytesUp) {
-    EXPECT_EQ(usage_bill(UsageCounts{}, 204, 4, 0).counts.prompt_tokens, 1u);
+    EXPECT_EQ(usage_bill(UsageCounts{}, 201, 4, 0).counts.prompt_tokens, 1u);
     EXPECT_EQ(usage_bill(UsageCounts{}, 299, 5, 0).counts.prompt_tokens, 2u);
     EXPECT_EQ(usage_bill(UsageCounts{}, 200, 0, 0).counts.total_tokens, 0u);
 }
@@ -89,6 +90,39 @@ TEST(UsageBill, NoHeadAtAllChargesNothing) {
     const BilledUsage billed = usage_bill(UsageCounts{}, 0, 4000, 0);
     EXPECT_EQ(billed.source, UsageSource::unknown);
     EXPECT_EQ(billed.counts.total_tokens, 0u);
+}
+
+TEST(UsageBill, NoContentWithoutUsageChargesNothing) {
+    for (const uint16_t status : {uint16_t{204}, uint16_t{205}}) {
+        const BilledUsage billed = usage_bill(UsageCounts{}, status, 4000, 0);
+        EXPECT_EQ(billed.source, UsageSource::unknown) << status;
+        EXPECT_EQ(billed.counts.total_tokens, 0u) << status;
+    }
+}
+
+TEST(UsageRecord, BillingFollowsTheStatusTheClientReceived) {
+    // The upstream's 200 head, then the gateway answered 502 or 504 (truncated JSON, bad
+    // framing, too large, idle timeout) or 503 (no memory for the answer): nothing.
+    for (const uint16_t sent : {uint16_t{502}, uint16_t{503}, uint16_t{504}}) {
+        const UsageRecord record = usage_record_build(input_with(UsageCounts{}, 200, sent));
+        EXPECT_EQ(record.usage_source, UsageSource::unknown) << sent;
+        EXPECT_EQ(record.total_tokens, 0u) << sent;
+    }
+    // A 204 relayed as it came: no content, nothing charged.
+    EXPECT_EQ(usage_record_build(input_with(UsageCounts{}, 204, 204)).total_tokens, 0u);
+    // A stream already started (its 200 head went out), then cut: the one exception, the
+    // client got part of the answer and it is estimated.
+    UsageRecordInput cut = input_with(UsageCounts{}, 200, 200);
+    cut.end_reason = EndReason::upstream_reset;
+    const UsageRecord cut_record = usage_record_build(cut);
+    EXPECT_EQ(cut_record.usage_source, UsageSource::estimated);
+    EXPECT_EQ(cut_record.total_tokens, 101u + 12u);
+    // The client left before any answer of ours: the upstream's 2xx head decides (the
+    // upstream worked for it), so leaving early is not a way around billing.
+    EXPECT_EQ(usage_record_build(input_with(UsageCounts{}, 200, 0)).usage_source,
+              UsageSource::estimated);
+    // Reported usage stays charged whatever the status.
+    EXPECT_EQ(usage_record_build(input_with(reported(10, 5, 15), 200, 502)).total_tokens, 15u);
 }
 
 TEST(UsageRecord, CarriesTheFieldsAndTheBilledUsage) {
