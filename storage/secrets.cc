@@ -18,6 +18,11 @@
 namespace rw {
 namespace {
 
+// The variable's name, kept whole in one place: messages are built from it (GCC splits long
+// literals copied into std::string into overlapping pieces, which tests scanning the
+// binary for RINGWAY_* names would misread).
+const char* const secret_key_variable = "RINGWAY_SECRET_KEY_FILE";
+
 constexpr int nonce_bytes = 12;
 constexpr int tag_bytes = 16;
 constexpr std::string_view associated_data = "ringway channel api_key v1";
@@ -130,7 +135,8 @@ bool channel_keys_write(Db& db, const std::vector<StoredKey>& rows, std::string&
 bool secret_key_load(const std::string& path, std::string& key, std::string& error) {
     FILE* file = std::fopen(path.c_str(), "rb");
     if (file == nullptr) {
-        error = "RINGWAY_SECRET_KEY_FILE=" + path + ": cannot read: " + std::strerror(errno);
+        error = std::string(secret_key_variable) + "=" + path +
+                ": cannot read: " + std::strerror(errno);
         return false;
     }
     char buffer[secret_key_file_bytes_max + 1];
@@ -146,7 +152,7 @@ bool secret_key_load(const std::string& path, std::string& key, std::string& err
         return true;
     }
     key.clear();
-    error = "RINGWAY_SECRET_KEY_FILE=" + path +
+    error = std::string(secret_key_variable) + "=" + path +
             ": must hold 64 hex digits (openssl rand -hex 32) or 32 raw bytes";
     return false;
 }
@@ -192,7 +198,8 @@ bool secret_open(std::string_view key, std::string_view stored, std::string& pla
         return true;
     }
     if (key.empty()) {
-        error = "channel keys are encrypted but no RINGWAY_SECRET_KEY_FILE is configured";
+        error = std::string("channel keys are encrypted but no ") + secret_key_variable +
+                " is configured";
         return false;
     }
     std::string bytes;
@@ -220,7 +227,8 @@ bool secret_open(std::string_view key, std::string_view stored, std::string& pla
                             const_cast<unsigned char*>(data + nonce_bytes + cipher_bytes)) == 1 &&
         EVP_DecryptFinal_ex(context.get(), out.data() + length, &final_length) == 1;
     if (!is_ok) {
-        error = "the channel keys do not decrypt with this RINGWAY_SECRET_KEY_FILE (wrong key?)";
+        error = std::string("the channel keys do not decrypt with this ") + secret_key_variable +
+                " (wrong key?)";
         return false;
     }
     plain.assign(reinterpret_cast<const char*>(out.data()), size_t(length + final_length));
