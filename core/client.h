@@ -33,6 +33,8 @@ struct ClientResponse {
 };
 
 [[nodiscard]] Arena& client_arena(Conn& conn);
+// During on_request: what on_head returned for this request (nullptr if no on_head).
+[[nodiscard]] void* client_head_state(const Conn& conn);
 [[nodiscard]] const ParsedRequest& client_request(const Conn& conn);
 // Response bytes handed to the send queue (head, framing, body) and those a send
 // completed: a client still there gets everything queued, a gone one got what was sent.
@@ -46,7 +48,8 @@ void client_release(Conn& conn);
 
 // A whole response (a HEAD request gets its head only).
 void client_respond(Conn& conn, const ClientResponse& response);
-// 404 "Invalid URL (METHOD /path)" as OpenAI answers unknown routes; closes after.
+// 404 "Invalid URL (METHOD /path)" as OpenAI answers unknown routes. A well-framed request
+// keeps its connection (nginx does the same); see on_head for a body not yet read.
 void client_respond_unknown_url(Conn& conn);
 
 // A chunked response: the head now, pieces as they come, then the end. A piece may lend
