@@ -4,6 +4,8 @@
 #   make run    deps + build + start the gateway in the foreground with defaults
 #   make test   deps + build + every test through ctest
 #   make bench  deps + build + micro-benchmarks and load runs (not a test)
+#   make soak   build + valid, abusive and misbehaving traffic for DURATION seconds (600),
+#               then the invariants checked (not a test, not in CI's default path)
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -17,7 +19,8 @@ NODE_PACKAGES := $(shell command -v node >/dev/null 2>&1 || echo nodejs) \
     $(shell command -v npm >/dev/null 2>&1 || echo npm)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run test test-asan bench format format-check clean
+DURATION ?= 600
+.PHONY: deps build run test test-asan bench soak format format-check clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -60,6 +63,9 @@ format-check:
 
 bench: build
 	./bench/run.sh $(BUILD)
+
+soak: build
+	python3 bench/soak/soak.py $(BUILD) --duration $(DURATION)
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -36,11 +36,19 @@ constexpr Knob knobs[] = {
     {"RINGWAY_MAX_CHUNK_EXT_BYTES", "1024", "chunk extension bytes limit (400)"},
     {"RINGWAY_HEADER_TIMEOUT_MS", "10000", "total deadline for a request's header block (408)"},
     {"RINGWAY_BODY_TIMEOUT_MS", "30000", "idle time allowed between request body bytes (408)"},
+    {"RINGWAY_BODY_MIN_RATE_BYTES_PER_S", "1024",
+     "after the grace period a request body must average at least this rate (408); 0: off"},
+    {"RINGWAY_BODY_RATE_GRACE_MS", "10000", "time a request body gets before its rate counts"},
+    {"RINGWAY_DISCARD_BODY_MAX_BYTES", "65536",
+     "a request refused at its head keeps its connection if its body is at most this (read and "
+     "dropped); larger: closed after the answer"},
     {"RINGWAY_KEEPALIVE_TIMEOUT_MS", "75000", "idle keep-alive connections are closed after this"},
     {"RINGWAY_SEND_TIMEOUT_MS", "60000", "a client that accepts no bytes for this long is dropped"},
     {"RINGWAY_SHUTDOWN_TIMEOUT_MS", "30000", "on SIGTERM, in-flight requests get this long"},
     {"RINGWAY_RECV_BUFFERS", "1024", "provided recv buffers per shard (power of two)"},
     {"RINGWAY_RECV_BUFFER_BYTES", "16384", "bytes per recv buffer"},
+    {"RINGWAY_POOL_TRIM_MS", "10000",
+     "request memory a shard's pool kept but did not use for this long is given back"},
     {"RINGWAY_LOG_LEVEL", "info", "debug, info, warn or error"},
     {"RINGWAY_DB", "./var/ringway.db", "SQLite database file"},
     {"RINGWAY_DB_SYNCHRONOUS", "normal", "SQLite synchronous mode: normal or full"},
@@ -248,6 +256,11 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number32("RINGWAY_MAX_CHUNK_EXT_BYTES", 1024, 0, 1u << 20, config.max_chunk_ext_bytes) &&
         p.number32("RINGWAY_HEADER_TIMEOUT_MS", 10000, 50, 3600000, config.header_timeout_ms) &&
         p.number32("RINGWAY_BODY_TIMEOUT_MS", 30000, 50, 3600000, config.body_timeout_ms) &&
+        p.number32("RINGWAY_BODY_MIN_RATE_BYTES_PER_S", 1024, 0, 1u << 30,
+                   config.body_min_rate_bytes_per_s) &&
+        p.number32("RINGWAY_BODY_RATE_GRACE_MS", 10000, 50, 3600000, config.body_rate_grace_ms) &&
+        p.number("RINGWAY_DISCARD_BODY_MAX_BYTES", 64u << 10, 0, 1ull << 30,
+                 config.discard_body_max_bytes) &&
         p.number32("RINGWAY_KEEPALIVE_TIMEOUT_MS", 75000, 50, 86400000,
                    config.keepalive_timeout_ms) &&
         p.number32("RINGWAY_SEND_TIMEOUT_MS", 60000, 50, 3600000, config.send_timeout_ms) &&
@@ -255,6 +268,7 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number32("RINGWAY_RECV_BUFFERS", 1024, 8, recv_buffers_max, config.recv_buffers) &&
         p.number32("RINGWAY_RECV_BUFFER_BYTES", 16384, recv_buffer_bytes_min, recv_buffer_bytes_max,
                    config.recv_buffer_bytes) &&
+        p.number32("RINGWAY_POOL_TRIM_MS", 10000, 100, 3600000, config.pool_trim_ms) &&
         parse_log_level(p, config.log_level) && parse_storage(p, config) &&
         p.number32("RINGWAY_RETRIES", 2, 0, 8, config.retries) &&
         p.number32("RINGWAY_UPSTREAM_CONNECT_TIMEOUT_MS", 5000, 50, 600000,

@@ -31,12 +31,16 @@ struct Config {
     uint64_t max_body_bytes;
     uint32_t max_chunk_ext_bytes;
     uint32_t header_timeout_ms;
-    uint32_t body_timeout_ms;
+    uint32_t body_timeout_ms;            // Idle time between body bytes.
+    uint32_t body_min_rate_bytes_per_s;  // After the grace period; 0: no rate floor.
+    uint32_t body_rate_grace_ms;
+    uint64_t discard_body_max_bytes;  // A body refused at its head up to this is read and dropped.
     uint32_t keepalive_timeout_ms;
     uint32_t send_timeout_ms;
     uint32_t shutdown_timeout_ms;
     uint32_t recv_buffers;
     uint32_t recv_buffer_bytes;
+    uint32_t pool_trim_ms;  // Cached pool memory unused this long is given back.
     LogLevel log_level;
     std::string db_path;
     bool db_synchronous_full;

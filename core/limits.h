@@ -17,6 +17,9 @@ constexpr uint32_t arena_chunk_header_bytes = 16;  // Chunk::next, padded to 16.
 constexpr uint32_t chunk_payload_bytes = arena_chunk_bytes - arena_chunk_header_bytes;
 constexpr uint32_t large_block_bytes_min = 64 * 1024;  // Smallest large size class.
 constexpr uint32_t large_class_count = 16;             // 64 KiB .. 2 GiB.
+// Small chunks a shard's pool reserves at start and never trims below (RINGWAY_POOL_TRIM_MS
+// gives back only what is cached above it).
+constexpr uint32_t pool_small_chunks_floor = 64;
 
 // ---- core/: shards, rings, client connections ------------------------------------------
 

@@ -145,7 +145,7 @@ void request_answer(Gateway& gateway, ProxyRequest& request, Fault fault) {
 
 }  // namespace
 
-ProxyRequest* request_start(Gateway& gateway, Conn& conn) {
+ProxyRequest* request_create(Gateway& gateway, Conn& conn) {
     auto* request = client_arena(conn).make<ProxyRequest>();
     if (request == nullptr) {
         return nullptr;
@@ -153,13 +153,38 @@ ProxyRequest* request_start(Gateway& gateway, Conn& conn) {
     request->conn = &conn;
     request->upstream_slot = UINT32_MAX;
     request->started_ms = gateway.shard.now_ms();
-    request->started_us = proxy_clock_us();
-    request->started_unix_ms = unix_ms();
-    request->bytes_in = client_request(conn).body.size();
+    request->started_unix_ms = unix_ms();  // Admission's clock (expiry, rpm minute).
     request->fault = Fault::none;
-    client_take(conn, request);
-    gateway.metrics.requests_started.add();
     return request;
+}
+
+void request_start(Gateway& gateway, ProxyRequest& request) {
+    RW_ASSERT(!request.is_finished);
+    RW_ASSERT(request.conn != nullptr);
+    Conn& conn = *request.conn;
+    // Latency and the row's time count from the complete request, as before the head
+    // hook: the upload is the client's time, not the gateway's.
+    request.started_ms = gateway.shard.now_ms();
+    request.started_us = proxy_clock_us();
+    request.started_unix_ms = unix_ms();
+    request.bytes_in = client_request(conn).body.size();
+    client_take(conn, &request);
+    gateway.metrics.requests_started.add();
+}
+
+void request_refuse_head(Gateway& gateway, ProxyRequest& request, Fault fault) {
+    RW_ASSERT(fault != Fault::none);
+    RW_ASSERT(request.attempts_made == 0);
+    request_abandon(gateway, request);
+    fault_respond(*request.conn, fault, request.fault_code, request.fault_message);
+}
+
+void request_abandon(Gateway& gateway, ProxyRequest& request) {
+    RW_ASSERT(!request.has_queue_reservation);  // Reserved only once the body is in.
+    if (request.holds_concurrency) {
+        gateway.shared.key_limits->concurrency_release(request.quota_slot);
+        request.holds_concurrency = false;
+    }
 }
 
 void request_finish(Gateway& gateway, ProxyRequest& request, Fault fault) {

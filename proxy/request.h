@@ -88,9 +88,22 @@ struct ProxyRequest {
 // A request's state must stay a small arena allocation (a large one takes a 64 KiB block).
 static_assert(sizeof(ProxyRequest) <= chunk_payload_bytes / 4);
 
-// A new request in conn's arena, taken from the core (client_take); nullptr when the
-// arena refuses memory (the caller answers local_out_of_memory).
-[[nodiscard]] ProxyRequest* request_start(Gateway& gateway, Conn& conn);
+// A new request in conn's arena at its head (core/handler.h on_head), not yet taken from
+// the core; nullptr when the arena refuses memory (the caller answers
+// local_out_of_memory).
+[[nodiscard]] ProxyRequest* request_create(Gateway& gateway, Conn& conn);
+
+// The body arrived (on_request): the gateway takes the request from the core
+// (client_take) and its clocks start; request_finish is its exit from now on.
+void request_start(Gateway& gateway, ProxyRequest& request);
+
+// Refused at its head: the answer, and the key's slots given back (nothing was sent
+// upstream, nothing is recorded).
+void request_refuse_head(Gateway& gateway, ProxyRequest& request, Fault fault);
+
+// The request ended before its body did (core/handler.h on_head_abandoned): gives back
+// what admission took at the head.
+void request_abandon(Gateway& gateway, ProxyRequest& request);
 
 // The one exit (see above). A second call returns at once: a timeout may race an
 // upstream error or the client leaving.

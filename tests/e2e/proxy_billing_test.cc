@@ -107,10 +107,15 @@ int run_one(uint16_t port, int kind, const std::string& secret, Tally& tally) {
             const std::string x_mock =
                 kind == stream_reset ? R"("x_mock":{"chunks":6,"fault":"reset","fault-after":2})"
                                      : R"("x_mock":{"chunks":40,"event-delay-ms":20})";
+            // Connection: close on the reset kind, whose check waits for the close: the
+            // small key's quota refusal is a whole answer that would keep the connection.
+            const std::string_view close_header =
+                kind == stream_reset ? "Connection: close\r\n" : "";
             if (!client.connect(port, Deadline::after_ms(5000)) ||
-                !client.send(post_request("/v1/chat/completions",
-                                          chat_body("gpt-4o-mini", true, x_mock), secret),
-                             Deadline::after_ms(5000))) {
+                !client.send(
+                    post_request("/v1/chat/completions", chat_body("gpt-4o-mini", true, x_mock),
+                                 secret, close_header),
+                    Deadline::after_ms(5000))) {
                 tally.problem("kind " + n + ": cannot send");
                 return 0;
             }

@@ -176,7 +176,7 @@ TEST(ShutdownDrain, ShutdownTimeoutForcesTheExit) {
     Client stuck;
     ASSERT_TRUE(stuck.connect(server.port(), Deadline::after_ms(2000), &error)) << error;
     ASSERT_TRUE(
-        stuck.send("POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\n"
+        stuck.send("POST /healthz HTTP/1.1\r\nHost: t\r\n"
                    "Content-Length: 100\r\n\r\nabc",
                    Deadline::after_ms(2000)));
     EXPECT_FALSE(stuck.wait_readable(Deadline::after_ms(100)));
