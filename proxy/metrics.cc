@@ -88,6 +88,9 @@ void render_usage(MetricsText& text, const ShardSum& sum) {
               sum(&GatewayMetrics::tokens_prompt));
     text.line("ringway_tokens_completion_total", "counter", "Completion tokens charged.",
               sum(&GatewayMetrics::tokens_completion));
+    text.line("ringway_unpriced_requests_total", "counter",
+              "Usage records without a price in force for their model (cost 0, flagged).",
+              sum(&GatewayMetrics::unpriced_requests));
 }
 
 void render_writer(MetricsText& text, const Writer& writer) {

@@ -28,6 +28,7 @@ struct GatewayMetrics {
     Counter overloaded;  // 503 because the usage queue had no room.
     Counter tokens_prompt;
     Counter tokens_completion;
+    Counter unpriced_requests;  // Usage records with no price in force for their model.
 };
 
 // Renders the gateway's counters (summed over shard_count shards; null entries skipped)
