@@ -62,7 +62,10 @@ struct CostTokens {
 // in `snapshot` as request.cc does for the row: the model sent upstream on channel_id, the
 // version in force at started_unix_ms. False when no price is in force (the model is
 // unpriced; a key with a money budget refuses it: 403 model_price_missing). The caller
-// holds the snapshot (SnapshotPublisher::acquire) for the call.
+// holds the snapshot (SnapshotPublisher::acquire) for the call. A request may be retried
+// on another candidate channel, whose price may differ: a reservation that must cover
+// every exit takes the largest bound over request.candidates (each with its model_sent
+// and channel_id), and an unpriced candidate makes the request unpriced for a budget.
 [[nodiscard]] bool cost_reservation_bound(const Snapshot& snapshot, std::string_view model_sent,
                                           int64_t channel_id, int64_t started_unix_ms,
                                           uint64_t prompt_tokens_max, uint64_t output_tokens_max,
