@@ -79,6 +79,15 @@ constexpr uint32_t query_rows_max = 1000;             // Upper bound on any admi
 constexpr uint32_t record_model_bytes_max = 95;       // Longest real model ids are ~60.
 constexpr uint32_t record_endpoint_bytes_max = 39;    // "/v1/chat/completions" is 20.
 constexpr uint32_t record_request_id_bytes_max = 47;  // Gateway ids are 32 hex chars.
+// Prices (storage/prices.h): integers in nano-USD (1 USD = 10^9). A rate is per million
+// tokens and at most $10,000 per million; a per-request fee at most $1,000. With 32-bit
+// token counts these bounds keep a row's cost far inside int64 (proxy/cost.cc asserts it).
+constexpr int64_t nano_per_usd = 1'000'000'000;
+constexpr uint32_t usd_fraction_digits = 9;  // "0.000000001" is the finest amount accepted.
+constexpr int64_t price_per_mtok_nano_max = 10'000 * nano_per_usd;
+constexpr int64_t price_per_request_nano_max = 1'000 * nano_per_usd;
+constexpr uint32_t price_model_bytes_max = 200;  // A model name or "prefix*" pattern.
+constexpr uint32_t prices_max = 100'000;         // Price versions loaded into a snapshot.
 // Gateway keys: "sk-rw-" + unpadded base64url of 32 random bytes (RULES Security 1).
 constexpr uint32_t key_secret_random_bytes = 32;
 constexpr uint32_t key_secret_bytes = 6 + 43;

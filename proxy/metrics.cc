@@ -95,6 +95,9 @@ void render_usage(MetricsText& text, const ShardSum& sum) {
               "Tokens charged beyond a request's reserved bound (a provider reporting more "
               "than the body and max_tokens allow).",
               sum(&GatewayMetrics::quota_overshoot_tokens));
+    text.line("ringway_unpriced_requests_total", "counter",
+              "Usage records without a price in force for their model (cost 0, flagged).",
+              sum(&GatewayMetrics::unpriced_requests));
 }
 
 void render_writer(MetricsText& text, const Writer& writer) {

@@ -30,6 +30,7 @@ struct GatewayMetrics {
     Counter tokens_completion;
     Counter quota_reserved_tokens;   // Gauge: tokens reserved by this shard's requests.
     Counter quota_overshoot_tokens;  // Charged beyond a request's reserved bound.
+    Counter unpriced_requests;       // Usage records with no price in force for their model.
 };
 
 // Renders the gateway's counters (summed over shard_count shards; null entries skipped)

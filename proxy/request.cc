@@ -50,6 +50,16 @@ int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason
     char id_text[64];
     const uint64_t now_us = proxy_clock_us();
     const Conn& conn = *request.conn;
+    // The price in force at the request's start for the model and channel that served it
+    // (cost.h says why the shard prices the row). The snapshot is held for this call
+    // only: nothing of it is kept, the record copies the cost and the price id. No other
+    // hold is live here: request_finish never runs inside admission's.
+    SnapshotPublisher& publisher = *gateway.shared.snapshots;
+    const Snapshot* snapshot = publisher.acquire(gateway.shard.index());
+    const PriceEntry* price =
+        snapshot != nullptr ? snapshot->prices().find(candidate.model_sent, candidate.channel_id,
+                                                      request.started_unix_ms)
+                            : nullptr;
     const UsageRecordInput input{
         request.started_unix_ms,
         request.key_id,
@@ -72,8 +82,13 @@ int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason
         endpoint_path(request.endpoint),
         request_id_write(id_text, gateway.shard.index(), request.started_unix_ms,
                          ++gateway.request_sequence),
+        price,
     };
     const UsageRecord record = usage_record_build(input);
+    publisher.quiesce(gateway.shard.index());  // `price` is not used past this line.
+    if (record.price_id == 0) {
+        gateway.metrics.unpriced_requests.add();
+    }
     gateway.shared.writer->queue(gateway.shard.index()).push(record);  // Reserved: cannot fail.
     request.has_queue_reservation = false;
     gateway.has_records_pushed = true;
@@ -82,11 +97,12 @@ int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason
     gateway.metrics.tokens_completion.add(record.completion_tokens);
     RW_LOG_DEBUG(
         "event=request_done key_id=%ld channel_id=%ld status=%u end=%.*s tokens=%u "
-        "source=%.*s attempts=%u",
+        "source=%.*s attempts=%u cost_nano=%ld price_id=%ld",
         static_cast<long>(record.key_id), static_cast<long>(record.channel_id), record.status,
         int(end_reason_name(reason).size()), end_reason_name(reason).data(), record.total_tokens,
         int(usage_source_name(record.usage_source).size()),
-        usage_source_name(record.usage_source).data(), record.attempts);
+        usage_source_name(record.usage_source).data(), record.attempts,
+        static_cast<long>(record.cost_nano), static_cast<long>(record.price_id));
     return record.total_tokens;
 }
 

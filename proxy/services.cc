@@ -147,6 +147,7 @@ bool services_open_storage(Services& services, std::string& error) {
     }
     if (!invariant.holds) {
         // Served anyway (refusing would stop all traffic), but loudly: an operator must look.
+        // A key offends when its quota_used or its spend_nano disagrees with its rows.
         RW_LOG_ERROR("event=quota_invariant_broken keys=%zu first_key_id=%ld",
                      invariant.offending_key_ids.size(),
                      static_cast<long>(invariant.offending_key_ids.front()));

@@ -2,6 +2,7 @@
 #include "proxy/usage_record.h"
 
 #include "core/assert.h"
+#include "proxy/cost.h"
 
 namespace rw {
 namespace {
@@ -24,6 +25,7 @@ BilledUsage usage_bill(const UsageCounts& known, uint16_t status_received,
     const bool has_content = status_received != 204 && status_received != 205;
     if (status_received >= 200 && status_received < 300 && has_content) {
         billed.source = UsageSource::estimated;
+        billed.counts = UsageCounts{};  // An estimate knows no cache or reasoning kinds.
         billed.counts.prompt_tokens = (request_body_bytes + 3) / 4;
         billed.counts.completion_tokens = events_relayed;
         billed.counts.total_tokens = billed.counts.prompt_tokens + billed.counts.completion_tokens;
@@ -52,6 +54,10 @@ UsageRecord usage_record_build(const UsageRecordInput& input) {
     record.prompt_tokens = clamp32(billed.counts.prompt_tokens);
     record.completion_tokens = clamp32(billed.counts.completion_tokens);
     record.total_tokens = clamp32(billed.counts.total_tokens);
+    // Clamping keeps the kinds parts of their totals (min is monotonic).
+    record.cached_input_tokens = clamp32(billed.counts.cached_input_tokens);
+    record.cache_write_tokens = clamp32(billed.counts.cache_write_tokens);
+    record.reasoning_tokens = clamp32(billed.counts.reasoning_tokens);
     record.status = input.status_sent != 0 ? input.status_sent : input.upstream_status;
     record.attempts = input.attempts;
     record.usage_source = billed.source;
@@ -60,9 +66,20 @@ UsageRecord usage_record_build(const UsageRecordInput& input) {
     record_set_text(record.model_sent, input.model_sent);
     record_set_text(record.endpoint, input.endpoint);
     record_set_text(record.request_id, input.request_id);
+    if (input.price != nullptr) {
+        // An error without usage charges nothing: no tokens, and no per-request fee either.
+        const bool is_charged = record.usage_source != UsageSource::unknown;
+        record.cost_nano = cost_of_record(input.price->rates, record, is_charged);
+        record.price_id = input.price->id;
+        RW_ASSERT(record.price_id > 0);
+    }
     if (record.usage_source == UsageSource::unknown) {
         RW_ASSERT(record.total_tokens == 0);  // An error without usage charges nothing.
+        RW_ASSERT(record.cost_nano == 0);
     }
+    RW_ASSERT(record.cached_input_tokens + uint64_t(record.cache_write_tokens) <=
+              record.prompt_tokens);
+    RW_ASSERT(record.reasoning_tokens <= record.completion_tokens);
     return record;
 }
 

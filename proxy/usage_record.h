@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "proxy/usage.h"
+#include "storage/prices.h"
 #include "storage/records.h"
 
 namespace rw {
@@ -51,10 +52,16 @@ struct UsageRecordInput {
     std::string_view model_sent;
     std::string_view endpoint;
     std::string_view request_id;
+    // The price in force for the model sent on the last attempt's channel at the request's
+    // start (Snapshot::prices().find), or nullptr: the row is then unpriced. Read during
+    // usage_record_build only (the caller holds the snapshot).
+    const PriceEntry* price;
 };
 
 // The record for the writer: usage by the billing rule, counters clamped to 32 bits,
-// text truncated to the record's fixed fields.
+// text truncated to the record's fixed fields, and its cost from `price` by cost.h's rule
+// computed from the record's own (clamped) token counts, so SQL over the row and the
+// price reproduces it. A row billed nothing (usage_source unknown) costs 0.
 [[nodiscard]] UsageRecord usage_record_build(const UsageRecordInput& input);
 
 }  // namespace rw

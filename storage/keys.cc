@@ -1,5 +1,5 @@
 // storage/keys.cc — key secrets (getrandom + SHA-256), spec validation, and the
-// key/channel writes that run on the writer thread through Writer::execute. Control
+// key/channel/price writes that run on the writer thread through Writer::execute. Control
 // plane only. Secrets never appear in errors or logs.
 #include "storage/keys.h"
 
@@ -299,6 +299,51 @@ bool channel_delete(Db& db, void* context, std::string& error) {
     return step_one_row(db, stmt, "channel", write.id, error);
 }
 
+struct PriceWrite {
+    const PriceSpec* spec;
+    int64_t id;  // In: delete target. Out: inserted id.
+};
+
+bool price_insert(Db& db, void* context, std::string& /*error*/) {
+    PriceWrite& write = *static_cast<PriceWrite*>(context);
+    const PriceSpec& spec = *write.spec;
+    Stmt stmt;
+    if (!db.prepare("INSERT INTO prices (model, channel_id, input_per_mtok, output_per_mtok,"
+                    " cached_input_per_mtok, cache_write_per_mtok, reasoning_per_mtok,"
+                    " per_request, effective_from, created_at)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    stmt)) {
+        return false;
+    }
+    stmt.bind_text(1, spec.model);
+    stmt.bind_int64_or_null(2, spec.channel_id, spec.channel_id == 0);
+    stmt.bind_int64(3, spec.input_per_mtok);
+    stmt.bind_int64(4, spec.output_per_mtok);
+    stmt.bind_int64_or_null(5, spec.cached_input_per_mtok, !spec.has_cached_input);
+    stmt.bind_int64_or_null(6, spec.cache_write_per_mtok, !spec.has_cache_write);
+    stmt.bind_int64_or_null(7, spec.reasoning_per_mtok, !spec.has_reasoning);
+    stmt.bind_int64(8, spec.per_request);
+    stmt.bind_int64(9, spec.effective_from_s);
+    stmt.bind_int64(10, unix_now_s());
+    if (!db.step_done(stmt)) {
+        return false;
+    }
+    write.id = db.last_insert_rowid();
+    return true;
+}
+
+bool price_delete(Db& db, void* context, std::string& error) {
+    PriceWrite& write = *static_cast<PriceWrite*>(context);
+    Stmt stmt;
+    if (!db.prepare("UPDATE prices SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                    stmt)) {
+        return false;
+    }
+    stmt.bind_int64(1, write.id);
+    stmt.bind_int64(2, unix_now_s());
+    return step_one_row(db, stmt, "price", write.id, error);
+}
+
 }  // namespace
 
 bool Catalog::write_and_reload(Writer::AdminFn fn, void* context, std::string& error) {
@@ -409,6 +454,24 @@ bool Catalog::update_channel(int64_t id, const ChannelSpec& spec, std::string& e
 bool Catalog::delete_channel(int64_t id, std::string& error) {
     ChannelWrite write{nullptr, id};
     return write_and_reload(channel_delete, &write, error);
+}
+
+Result<int64_t> Catalog::create_price(const PriceSpec& spec) {
+    std::string error = price_spec_check(spec);
+    if (!error.empty()) {
+        return Result<int64_t>::failure(error);
+    }
+    PriceWrite write{&spec, 0};
+    if (!write_and_reload(price_insert, &write, error)) {
+        return Result<int64_t>::failure(error);
+    }
+    RW_ASSERT(write.id > 0);
+    return Result<int64_t>::success(write.id);
+}
+
+bool Catalog::delete_price(int64_t id, std::string& error) {
+    PriceWrite write{nullptr, id};
+    return write_and_reload(price_delete, &write, error);
 }
 
 }  // namespace rw

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/limits.h"
+#include "storage/prices.h"
 #include "storage/result.h"
 #include "storage/snapshot.h"
 #include "storage/writer.h"
@@ -57,9 +58,9 @@ struct CreatedKey {
     std::string key_prefix;
 };
 
-// Control-plane façade over Writer + SnapshotStore. Thread-safe (both are); each call
-// blocks until the write committed and the snapshot was reloaded. A failed reload after
-// a committed write is reported as an error too (the write stays).
+// Control-plane façade over Writer + SnapshotStore for keys, channels and prices. Thread-safe (both
+// are); each call blocks until the write committed and the snapshot was reloaded. A failed reload
+// after a committed write is reported as an error too (the write stays).
 class Catalog {
 public:
     // secret_key: seals channel keys before they are written (empty: stored as given).
@@ -75,6 +76,14 @@ public:
     [[nodiscard]] Result<int64_t> create_channel(const ChannelSpec& spec);
     [[nodiscard]] bool update_channel(int64_t id, const ChannelSpec& spec, std::string& error);
     [[nodiscard]] bool delete_channel(int64_t id, std::string& error);
+
+    // A new price version (price_spec_check'ed); its id. Versions are never edited: a
+    // change is a new version with a later effective_from (prices.h).
+    [[nodiscard]] Result<int64_t> create_price(const PriceSpec& spec);
+    // Marks a live version deleted (deleted_at = now): it prices nothing from the next
+    // snapshot on; rows it priced keep their cost and price_id. "no price with id N" when
+    // there is no live version N.
+    [[nodiscard]] bool delete_price(int64_t id, std::string& error);
 
 private:
     [[nodiscard]] bool write_and_reload(Writer::AdminFn fn, void* context, std::string& error);

@@ -82,6 +82,42 @@ CREATE TABLE daily_usage (
 ) WITHOUT ROWID;
 CREATE INDEX daily_usage_day ON daily_usage (day);
 )sql",
+    // 2: the ledger's money side. Token kinds per row (parts of prompt/completion, never
+    // added to them), the row's cost in nano-USD and the price version it used (NULL:
+    // unpriced), the same sums per day, each key's spend, and the price table. Prices are
+    // versions: a row is priced by the version in force at its start, and a deleted
+    // version is only marked (deleted_at), so every row's price_id still resolves.
+    R"sql(
+CREATE TABLE prices (
+    id                    INTEGER PRIMARY KEY,
+    model                 TEXT    NOT NULL CHECK (length(model) BETWEEN 1 AND 200),
+    channel_id            INTEGER CHECK (channel_id IS NULL OR channel_id > 0),
+    input_per_mtok        INTEGER NOT NULL CHECK (input_per_mtok BETWEEN 0 AND 10000000000000),
+    output_per_mtok       INTEGER NOT NULL CHECK (output_per_mtok BETWEEN 0 AND 10000000000000),
+    cached_input_per_mtok INTEGER
+                          CHECK (cached_input_per_mtok BETWEEN 0 AND 10000000000000),
+    cache_write_per_mtok  INTEGER CHECK (cache_write_per_mtok BETWEEN 0 AND 10000000000000),
+    reasoning_per_mtok    INTEGER CHECK (reasoning_per_mtok BETWEEN 0 AND 10000000000000),
+    per_request           INTEGER NOT NULL DEFAULT 0
+                          CHECK (per_request BETWEEN 0 AND 1000000000000),
+    effective_from        INTEGER NOT NULL CHECK (effective_from >= 0),
+    created_at            INTEGER NOT NULL,
+    deleted_at            INTEGER
+);
+CREATE INDEX prices_model ON prices (model, effective_from);
+ALTER TABLE usage_logs ADD COLUMN cached_input_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_logs ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_logs ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_logs ADD COLUMN cost_nano INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_logs ADD COLUMN price_id INTEGER;
+ALTER TABLE daily_usage ADD COLUMN cached_input_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE daily_usage ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE daily_usage ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE daily_usage ADD COLUMN cost_nano INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE daily_usage ADD COLUMN unpriced_requests INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE keys ADD COLUMN spend_nano INTEGER NOT NULL DEFAULT 0;
+UPDATE daily_usage SET unpriced_requests = requests;
+)sql",
 };
 
 constexpr uint32_t migration_count = static_cast<uint32_t>(std::size(migration_sql));
@@ -154,12 +190,14 @@ bool migrate(Db& db, std::string& error) {
 QuotaInvariantReport check_quota_invariant(Db& db) {
     QuotaInvariantReport report;
     Stmt stmt;
-    // One pass over usage_logs grouped by key; keys without rows must have quota_used 0.
+    // One pass over usage_logs grouped by key; keys without rows must have 0 of both.
     const char* sql =
         "SELECT k.id FROM keys AS k LEFT JOIN ("
-        "  SELECT key_id, SUM(total_tokens) AS used FROM usage_logs GROUP BY key_id"
+        "  SELECT key_id, SUM(total_tokens) AS used, SUM(cost_nano) AS spent"
+        "  FROM usage_logs GROUP BY key_id"
         ") AS u ON u.key_id = k.id "
-        "WHERE k.quota_used != COALESCE(u.used, 0) ORDER BY k.id LIMIT 100";
+        "WHERE k.quota_used != COALESCE(u.used, 0) OR k.spend_nano != COALESCE(u.spent, 0) "
+        "ORDER BY k.id LIMIT 100";
     if (!db.prepare(sql, stmt)) {
         report.error = db.last_error();
         return report;

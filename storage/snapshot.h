@@ -22,6 +22,7 @@
 #include "storage/config.h"
 #include "storage/db.h"
 #include "storage/log_queue.h"
+#include "storage/prices.h"
 #include "storage/result.h"
 
 namespace rw {
@@ -70,7 +71,8 @@ struct ChannelEntry {
 // Immutable after construction. Lookups are plain reads: no SQL, no locks.
 class Snapshot {
 public:
-    Snapshot(std::vector<KeyEntry> keys, std::vector<ChannelEntry> channels);
+    Snapshot(std::vector<KeyEntry> keys, std::vector<ChannelEntry> channels,
+             PriceTable prices = {});
 
     // The key whose SHA-256 is `hash`, or nullptr. Open addressing on the hash's first
     // 8 bytes (already uniform), linear probing, load factor <= 1/2.
@@ -78,6 +80,8 @@ public:
     [[nodiscard]] const KeyEntry* find_key_by_id(int64_t id) const;
     [[nodiscard]] std::span<const KeyEntry> keys() const { return keys_; }
     [[nodiscard]] std::span<const ChannelEntry> channels() const { return channels_; }
+    // The live price versions (storage/prices.h); find() prices a request.
+    [[nodiscard]] const PriceTable& prices() const { return prices_; }
     [[nodiscard]] uint64_t epoch() const { return epoch_; }
 
 private:
@@ -85,7 +89,8 @@ private:
 
     std::vector<KeyEntry> keys_;          // Sorted by id.
     std::vector<ChannelEntry> channels_;  // By priority desc, then id.
-    std::vector<uint32_t> table_;         // keys_ index + 1; 0 = empty slot.
+    PriceTable prices_;
+    std::vector<uint32_t> table_;  // keys_ index + 1; 0 = empty slot.
     uint64_t table_mask_ = 0;
     uint64_t epoch_ = 0;  // Set once by publish().
 };
@@ -225,7 +230,8 @@ public:
 
     // After Writer::open (the schema must exist). reader_count = number of shards.
     [[nodiscard]] bool open(const StorageConfig& config, uint32_t reader_count, std::string& error);
-    // Loads keys + channels and publishes them. On failure the current snapshot stays.
+    // Loads keys, channels and live prices and publishes them. On failure the current snapshot
+    // stays.
     [[nodiscard]] bool reload(std::string& error);
 
     [[nodiscard]] SnapshotPublisher& publisher() { return *publisher_; }
@@ -234,6 +240,7 @@ public:
 private:
     [[nodiscard]] bool reload_keys(std::vector<KeyEntry>& keys, std::string& error);
     [[nodiscard]] bool reload_channels(std::vector<ChannelEntry>& channels, std::string& error);
+    [[nodiscard]] bool reload_prices(std::vector<PriceEntry>& prices, std::string& error);
 
     std::mutex mutex_;  // One reload at a time (the Db is single-threaded).
     Db db_;

@@ -100,19 +100,28 @@ void day_format(int32_t day_index, char* target) {
 constexpr const char* insert_usage_sql =
     "INSERT INTO usage_logs (ts_ms, key_id, channel_id, model_requested, model_sent, endpoint,"
     " status, prompt_tokens, completion_tokens, total_tokens, usage_source, end_reason,"
-    " attempts, latency_us, ttfb_us, bytes_in, bytes_out, request_id)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+    " attempts, latency_us, ttfb_us, bytes_in, bytes_out, request_id, cached_input_tokens,"
+    " cache_write_tokens, reasoning_tokens, cost_nano, price_id)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+    " ?19, ?20, ?21, ?22, ?23)";
 
 constexpr const char* upsert_daily_sql =
     "INSERT INTO daily_usage (key_id, day, requests, prompt_tokens, completion_tokens,"
-    " total_tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    " total_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, cost_nano,"
+    " unpriced_requests) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
     " ON CONFLICT (key_id, day) DO UPDATE SET requests = requests + excluded.requests,"
     " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
     " completion_tokens = completion_tokens + excluded.completion_tokens,"
-    " total_tokens = total_tokens + excluded.total_tokens";
+    " total_tokens = total_tokens + excluded.total_tokens,"
+    " cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,"
+    " cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,"
+    " reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,"
+    " cost_nano = cost_nano + excluded.cost_nano,"
+    " unpriced_requests = unpriced_requests + excluded.unpriced_requests";
 
+// Tokens and money of a key move together: the same statement, the same transaction.
 constexpr const char* add_quota_used_sql =
-    "UPDATE keys SET quota_used = quota_used + ?2 WHERE id = ?1";
+    "UPDATE keys SET quota_used = quota_used + ?2, spend_nano = spend_nano + ?3 WHERE id = ?1";
 
 // uint64 values we store are far below 2^63 (bytes, microseconds); clamp anyway so a
 // corrupt record cannot turn into a negative column.
@@ -316,9 +325,19 @@ bool Writer::commit_batch() {
 void Writer::commit_batch_aggregate() {
     for (uint32_t index = 0; index < batch_count_; index++) {
         const UsageRecord& record = batch_[index];
-        aggregates_[index] =
-            Aggregate{record.key_id,        day_from_ts_ms(record.ts_ms), 1,
-                      record.prompt_tokens, record.completion_tokens,     record.total_tokens};
+        Aggregate& row = aggregates_[index];
+        row = Aggregate{};
+        row.key_id = record.key_id;
+        row.day = day_from_ts_ms(record.ts_ms);
+        row.requests = 1;
+        row.unpriced_requests = record.price_id == 0 ? 1 : 0;
+        row.prompt_tokens = record.prompt_tokens;
+        row.completion_tokens = record.completion_tokens;
+        row.total_tokens = record.total_tokens;
+        row.cached_input_tokens = record.cached_input_tokens;
+        row.cache_write_tokens = record.cache_write_tokens;
+        row.reasoning_tokens = record.reasoning_tokens;
+        row.cost_nano = record.cost_nano;
     }
     Aggregate* begin = aggregates_.data();
     std::sort(begin, begin + batch_count_, [](const Aggregate& a, const Aggregate& b) {
@@ -331,9 +350,14 @@ void Writer::commit_batch_aggregate() {
             aggregates_[count - 1].day == row.day) {
             Aggregate& sum = aggregates_[count - 1];
             sum.requests += 1;
+            sum.unpriced_requests += row.unpriced_requests;
             sum.prompt_tokens += row.prompt_tokens;
             sum.completion_tokens += row.completion_tokens;
             sum.total_tokens += row.total_tokens;
+            sum.cached_input_tokens += row.cached_input_tokens;
+            sum.cache_write_tokens += row.cache_write_tokens;
+            sum.reasoning_tokens += row.reasoning_tokens;
+            sum.cost_nano += row.cost_nano;
         } else {
             aggregates_[count] = row;  // count <= index: never overwrites unread rows.
             count += 1;
@@ -371,6 +395,11 @@ bool Writer::commit_batch_statements() {
         s.bind_int64(16, to_sql_int(record.bytes_in));
         s.bind_int64(17, to_sql_int(record.bytes_out));
         s.bind_text(18, record_text(record.request_id));
+        s.bind_int64(19, record.cached_input_tokens);
+        s.bind_int64(20, record.cache_write_tokens);
+        s.bind_int64(21, record.reasoning_tokens);
+        s.bind_int64(22, record.cost_nano);
+        s.bind_int64_or_null(23, record.price_id, record.price_id == 0);  // NULL: unpriced.
         if (!db_.step_done(s)) {
             return false;
         }
@@ -383,7 +412,14 @@ bool Writer::commit_batch_statements() {
             sched_yield();
         }
     }
+    return commit_batch_aggregates();
+}
+
+// The batch's daily sums and the keys' quota_used and spend_nano, in the transaction
+// commit_batch_statements opened; ends with its COMMIT.
+bool Writer::commit_batch_aggregates() {
     uint64_t key_total_tokens = 0;
+    int64_t key_cost_nano = 0;
     for (uint32_t index = 0; index < aggregate_count_; index++) {
         const Aggregate& sum = aggregates_[index];
         char day[11];
@@ -394,10 +430,16 @@ bool Writer::commit_batch_statements() {
         upsert_daily_.bind_int64(4, to_sql_int(sum.prompt_tokens));
         upsert_daily_.bind_int64(5, to_sql_int(sum.completion_tokens));
         upsert_daily_.bind_int64(6, to_sql_int(sum.total_tokens));
+        upsert_daily_.bind_int64(7, to_sql_int(sum.cached_input_tokens));
+        upsert_daily_.bind_int64(8, to_sql_int(sum.cache_write_tokens));
+        upsert_daily_.bind_int64(9, to_sql_int(sum.reasoning_tokens));
+        upsert_daily_.bind_int64(10, sum.cost_nano);
+        upsert_daily_.bind_int64(11, sum.unpriced_requests);
         if (!db_.step_done(upsert_daily_)) {
             return false;
         }
         key_total_tokens += sum.total_tokens;
+        key_cost_nano += sum.cost_nano;
         const bool is_key_end =
             index + 1 == aggregate_count_ || aggregates_[index + 1].key_id != sum.key_id;
         if (is_key_end) {
@@ -405,10 +447,12 @@ bool Writer::commit_batch_statements() {
             // the invariant is stated per existing key.
             add_quota_used_.bind_int64(1, sum.key_id);
             add_quota_used_.bind_int64(2, to_sql_int(key_total_tokens));
+            add_quota_used_.bind_int64(3, key_cost_nano);
             if (!db_.step_done(add_quota_used_)) {
                 return false;
             }
             key_total_tokens = 0;
+            key_cost_nano = 0;
         }
     }
     // COMMIT may fail with BUSY (a reader blocking a checkpoint is not one; a lock is);

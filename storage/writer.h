@@ -2,8 +2,8 @@
 // connection, every prepared statement and one LogQueue per shard. Shards push records
 // and call notify(); run() drains all queues and commits batches (log_batch_rows rows or
 // log_flush_ms, whichever first) in one BEGIN IMMEDIATE transaction: usage rows, daily
-// aggregates and keys.quota_used together or not at all. A failed commit is rolled back
-// and retried with bounded backoff; a record is never dropped. Control-plane writes
+// aggregates and keys.quota_used / keys.spend_nano together or not at all. A failed commit is
+// rolled back and retried with bounded backoff; a record is never dropped. Control-plane writes
 // (keys, channels) also run on this thread through execute(), so no two connections in
 // this process ever contend for the write lock.
 #pragma once
@@ -106,9 +106,14 @@ private:
         int64_t key_id;
         int32_t day;  // Days since 1970-01-01 (UTC).
         uint32_t requests;
+        uint32_t unpriced_requests;  // Rows without a price (price_id 0).
         uint64_t prompt_tokens;
         uint64_t completion_tokens;
         uint64_t total_tokens;
+        uint64_t cached_input_tokens;
+        uint64_t cache_write_tokens;
+        uint64_t reasoning_tokens;
+        int64_t cost_nano;  // A batch of rows each under 2^58 nano-USD: no overflow.
     };
 
     // What the writer is sleeping on, so notify() knows whether a wake is worth a syscall.
@@ -120,6 +125,7 @@ private:
     [[nodiscard]] bool queues_are_empty() const;
     [[nodiscard]] bool commit_batch();
     [[nodiscard]] bool commit_batch_statements();
+    [[nodiscard]] bool commit_batch_aggregates();
     void commit_batch_aggregate();
     void commit_failed(uint32_t attempt_rows);
     void commit_succeeded(uint64_t latency_us);

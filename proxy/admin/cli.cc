@@ -28,7 +28,7 @@
 namespace rw {
 
 bool admin_cli_is_command(std::string_view arg) {
-    return arg == "key" || arg == "channel" || arg == "usage" || arg == "logs";
+    return arg == "key" || arg == "channel" || arg == "price" || arg == "usage" || arg == "logs";
 }
 
 bool admin_cli_parse_duration(std::string_view text, int64_t& seconds) {
@@ -83,8 +83,14 @@ constexpr const char* usage_text =
     "  ringway channel list | channel show ID | channel remove ID\n"
     "  ringway channel update ID [--priority N] [--weight N] [--enabled|--disabled]\n"
     "                     [--api-key-env VAR] [--models a,b] [--base-url URL]\n"
+    "  ringway price set --model NAME|PREFIX* --input USD --output USD [--channel ID]\n"
+    "                     [--cached-input USD] [--cache-write USD] [--reasoning USD]\n"
+    "                     [--per-request USD] [--effective-from UNIX_SECONDS]\n"
+    "  ringway price list [--all] | price rm ID\n"
     "  ringway usage [--key ID|NAME] [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD]\n"
+    "                     [--group-by key,model,channel,day]\n"
     "  ringway logs [--key ID|NAME] [--limit N] [--before ID]\n"
+    "USD amounts are decimal strings per million tokens (0.15), at most 9 decimal places.\n"
     "Every command accepts --json (print the API's JSON as is).\n"
     "--key ID|NAME: all digits is a key id; anything else is the name of exactly one key\n"
     "(revoked keys count).\n"
@@ -101,7 +107,7 @@ struct Args {
 
 bool is_flag(std::string_view name) {
     return name == "allow-private-network" || name == "enabled" || name == "disabled" ||
-           name == "json";
+           name == "json" || name == "all";
 }
 
 // argv from `first` on: "--x v", "--x=v", flags without a value, positionals.
@@ -602,6 +608,66 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
     return channel_body(args, command.body, error);
 }
 
+// price set: a new price version (POST /admin/prices; the API checks the amounts, which
+// go as the strings given). price list [--all]: live versions, or deleted ones too.
+bool price_command(const std::string& verb, const Args& args, Command& command,
+                   std::string& error) {
+    if (verb == "list") {
+        const bool is_all = args_option(args, "all") != nullptr;
+        command = {"GET", is_all ? "/admin/prices?all=1" : "/admin/prices",
+                   {},    CliShape::price,
+                   false, false};
+        return args_only(args, {"all"}, error);
+    }
+    std::string id;
+    if (verb == "rm") {
+        command = {"DELETE", "", {}, CliShape::price, false, true};
+        const bool is_ok = id_argument(args, id, error) && args_only(args, {}, error);
+        command.path = "/admin/prices/" + id;
+        return is_ok;
+    }
+    if (verb != "set") {
+        error = "unknown price command \"" + verb + "\"";
+        return false;
+    }
+    constexpr std::pair<const char*, const char*> amounts[] = {
+        {"input", "input_per_mtok"},
+        {"output", "output_per_mtok"},
+        {"cached-input", "cached_input_per_mtok"},
+        {"cache-write", "cache_write_per_mtok"},
+        {"reasoning", "reasoning_per_mtok"},
+        {"per-request", "per_request"}};
+    if (!args_only(args,
+                   {"model", "channel", "input", "output", "cached-input", "cache-write",
+                    "reasoning", "per-request", "effective-from"},
+                   error)) {
+        return false;
+    }
+    for (const char* required : {"model", "input", "output"}) {
+        if (args_option(args, required) == nullptr) {
+            error = std::string("price set needs --") + required;
+            return false;
+        }
+    }
+    BodyBuilder body;
+    body.add_string("model", *args_option(args, "model"));
+    for (const auto& [option, field] : amounts) {
+        if (const std::string* value = args_option(args, option)) {
+            body.add_string(field, *value);
+        }
+    }
+    if (!add_int_option(args, "channel", "channel_id", false, {}, body, error) ||
+        !add_int_option(args, "effective-from", "effective_from", false, {}, body, error)) {
+        return false;
+    }
+    if (!args.positional.empty()) {
+        error = "unexpected argument " + args.positional[0];
+        return false;
+    }
+    command = {"POST", "/admin/prices", body.finish(), CliShape::price, false, false};
+    return true;
+}
+
 // A query value the API accepts as is: digits and '-' only (ids, days, Unix seconds).
 bool add_query(std::string& query, std::string_view name, std::string_view value,
                std::string& error) {
@@ -659,8 +725,18 @@ bool report_command(const std::string& command_word, const Args& args, Command& 
         command = {"GET", "/admin/logs" + query, {}, CliShape::log, false, false};
         return true;
     }
-    if (!args_only(args, {"key", "since", "until"}, error)) {
+    if (!args_only(args, {"key", "since", "until", "group-by"}, error)) {
         return false;
+    }
+    if (const std::string* group_by = args_option(args, "group-by")) {
+        // Names and commas only; the API says which names it knows.
+        for (const char c : *group_by) {
+            if ((c < 'a' || c > 'z') && c != ',') {
+                error = "--group-by takes names like key,model,channel,day";
+                return false;
+            }
+        }
+        query += (query.empty() ? "?group_by=" : "&group_by=") + *group_by;
     }
     for (const char* name : {"since", "until"}) {
         const std::string* value = args_option(args, name);
@@ -779,7 +855,8 @@ int admin_cli_main(int argc, char** argv) {
         return 2;
     }
     const std::string command_word = argv[1];
-    const bool has_verb = command_word == "key" || command_word == "channel";
+    const bool has_verb =
+        command_word == "key" || command_word == "channel" || command_word == "price";
     if (has_verb && (argc < 3 || std::string_view(argv[2]) == "--help")) {
         std::fputs(usage_text, argc < 3 ? stderr : stdout);
         return argc < 3 ? 2 : 0;
@@ -791,9 +868,10 @@ int admin_cli_main(int argc, char** argv) {
     const std::string verb = has_verb ? argv[2] : "";
     bool is_ok = args_parse(argc, argv, has_verb ? 3 : 2, args, error);
     if (is_ok) {
-        is_ok = command_word == "key" ? key_command(verb, args, command, error)
-                : command_word == "channel"
-                    ? channel_command(verb, args, command, error)
+        is_ok = command_word == "key"       ? key_command(verb, args, command, error)
+                : command_word == "channel" ? channel_command(verb, args, command, error)
+                : command_word == "price"
+                    ? price_command(verb, args, command, error)
                     : report_command(command_word, args, command, key_name, error);
     }
     if (!is_ok) {

@@ -334,6 +334,18 @@ inline std::vector<Row> wait_usage_rows(const std::string& db_path, int64_t key_
     return rows;
 }
 
+// A usage row's cost recomputed in SQL from its token kinds and the rates of the price it
+// names (proxy/cost.h's rule: one half-up rounding of the summed products, then the fee;
+// a row billed nothing costs nothing). `u` is usage_logs, `p` the price LEFT JOINed by id.
+inline constexpr const char* cost_recomputed_sql =
+    "(CASE WHEN u.price_id IS NULL OR u.usage_source = 'unknown' THEN 0 ELSE"
+    " ((u.prompt_tokens - u.cached_input_tokens - u.cache_write_tokens) * p.input_per_mtok"
+    " + u.cached_input_tokens * COALESCE(p.cached_input_per_mtok, p.input_per_mtok)"
+    " + u.cache_write_tokens * COALESCE(p.cache_write_per_mtok, p.input_per_mtok)"
+    " + (u.completion_tokens - u.reasoning_tokens) * p.output_per_mtok"
+    " + u.reasoning_tokens * COALESCE(p.reasoning_per_mtok, p.output_per_mtok)"
+    " + 500000) / 1000000 + p.per_request END)";
+
 inline int64_t as_int(const Row& row, const std::string& column) {
     const auto it = row.find(column);
     return it == row.end() ? -999 : std::strtoll(it->second.c_str(), nullptr, 10);
@@ -412,7 +424,8 @@ struct Key {
 
 struct ChannelSpec {
     std::string name;
-    std::string base_url;  // Empty: http://127.0.0.1:<mock_port>
+    std::string kind = "openai";  // "anthropic" channels serve /v1/messages only.
+    std::string base_url;         // Empty: http://127.0.0.1:<mock_port>
     uint16_t mock_port = 0;
     std::vector<std::string> models;  // A probe model "probe-<name>" is always added.
     std::string model_map_json;       // e.g. {"gpt-4o-mini":"mock-renamed"}; empty: none
@@ -476,10 +489,10 @@ public:
         const std::string base_url = !spec.base_url.empty()
                                          ? spec.base_url
                                          : "http://127.0.0.1:" + std::to_string(spec.mock_port);
-        std::string body = R"({"name":")" + spec.name + R"(","kind":"openai","base_url":")" +
-                           base_url + R"(","api_key":")" + std::string(upstream_key) +
-                           R"(","models":)" + models + R"(,"priority":)" +
-                           std::to_string(spec.priority) + R"(,"weight":)" +
+        std::string body = R"({"name":")" + spec.name + R"(","kind":")" + spec.kind +
+                           R"(","base_url":")" + base_url + R"(","api_key":")" +
+                           std::string(upstream_key) + R"(","models":)" + models +
+                           R"(,"priority":)" + std::to_string(spec.priority) + R"(,"weight":)" +
                            std::to_string(spec.weight) + R"(,"allow_private_network":true)";
         if (!spec.model_map_json.empty()) {
             body += R"(,"model_map":)" + spec.model_map_json;

@@ -25,7 +25,8 @@
 // Token formula (deterministic, for assertions):
 //   prompt_tokens (input_tokens)      = x-mock-prompt-tokens if given, else
 //                                       ceil(request body bytes as received / 4)
-//   completion_tokens (output_tokens) = x-mock-chunks (number of content deltas), default 3
+//   completion_tokens (output_tokens) = x-mock-chunks (number of content deltas), default 3,
+//                                       plus x-mock-reasoning-tokens (not on /v1/messages)
 //   total_tokens = prompt + completion. Embeddings: prompt_tokens = total_tokens.
 //   Content delta i (0-based) is x-mock-text verbatim if given (inserted raw into the JSON
 //   string, so escapes like \n or \u00e9 pass through), else x-mock-chunk-text-bytes (default
@@ -73,6 +74,14 @@
 //                            none: no usage anywhere (also "no-usage: 1"); final: always a
 //                            final usage chunk; finish: usage on the finish_reason chunk
 //   prompt-tokens N          fixes prompt_tokens / input_tokens
+//   cached-tokens N          prompt-cache reads: OpenAI prompt_tokens_details.cached_tokens
+//                            and Responses input_tokens_details.cached_tokens (part of the
+//                            prompt: keep N <= prompt); Anthropic cache_read_input_tokens
+//                            (beside input_tokens). Default 0.
+//   cache-write-tokens N     Anthropic cache_creation_input_tokens (beside input_tokens)
+//   reasoning-tokens N       OpenAI completion_tokens_details / Responses
+//                            output_tokens_details.reasoning_tokens, added to the completion
+//                            tokens (hidden output, as o-series models report it)
 //   embedding-dims N         embedding vector length, default 8
 //   scenario-id ID           counter key for fail-first and for stats "scenarios"
 //   fail-first N             status / fault apply only to the first N requests of the
@@ -640,6 +649,9 @@ struct Controls {
     UsageMode usage = UsageMode::automatic;
     bool has_prompt_tokens = false;
     uint32_t prompt_tokens = 0;
+    uint32_t cached_tokens = 0;
+    uint32_t cache_write_tokens = 0;
+    uint32_t reasoning_tokens = 0;
     uint32_t embedding_dims = 8;
     bool has_fail_first = false;
     uint32_t fail_first = 0;
@@ -670,6 +682,9 @@ constexpr std::string_view control_names[] = {
     "usage",
     "no-usage",
     "prompt-tokens",
+    "cached-tokens",
+    "cache-write-tokens",
+    "reasoning-tokens",
     "embedding-dims",
     "fail-first",
     "scenario-id",
@@ -797,6 +812,9 @@ bool controls_parse(const ControlSource& source, Controls& controls, std::string
     number("retry-after", delay_ms_max, controls.retry_after_s, nullptr);
     number("fault-after", 1u << 31, controls.fault_after, &controls.has_fault_after);
     number("prompt-tokens", 1u << 31, controls.prompt_tokens, &controls.has_prompt_tokens);
+    number("cached-tokens", 1u << 31, controls.cached_tokens, nullptr);
+    number("cache-write-tokens", 1u << 31, controls.cache_write_tokens, nullptr);
+    number("reasoning-tokens", 1u << 31, controls.reasoning_tokens, nullptr);
     number("embedding-dims", embedding_dims_max, controls.embedding_dims, nullptr);
     number("fail-first", 1u << 31, controls.fail_first, &controls.has_fail_first);
     flag("connection-close", controls.is_connection_close);
@@ -1120,9 +1138,12 @@ std::string openai_usage_json(const Context& ctx) {
     append_u64(out, ctx.completion_tokens);
     out += ",\"total_tokens\":";
     append_u64(out, ctx.prompt_tokens + ctx.completion_tokens);
+    out += ",\"prompt_tokens_details\":{\"cached_tokens\":";
+    append_u64(out, ctx.controls->cached_tokens);
+    out += ",\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":";
+    append_u64(out, ctx.controls->reasoning_tokens);
     out +=
-        ",\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
-        "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
+        ",\"audio_tokens\":0,"
         "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}";
     return out;
 }
@@ -1298,9 +1319,13 @@ std::string responses_object(const Context& ctx, bool is_completed) {
     if (is_completed && ctx.controls->usage != UsageMode::none) {
         out += "{\"input_tokens\":";
         append_u64(out, ctx.prompt_tokens);
-        out += ",\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":";
+        out += ",\"input_tokens_details\":{\"cached_tokens\":";
+        append_u64(out, ctx.controls->cached_tokens);
+        out += "},\"output_tokens\":";
         append_u64(out, ctx.completion_tokens);
-        out += ",\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":";
+        out += ",\"output_tokens_details\":{\"reasoning_tokens\":";
+        append_u64(out, ctx.controls->reasoning_tokens);
+        out += "},\"total_tokens\":";
         append_u64(out, ctx.prompt_tokens + ctx.completion_tokens);
         out += '}';
     } else {
@@ -1383,8 +1408,11 @@ void reply_messages(const Context& ctx, Reply& reply) {
     const auto usage_json = [&](uint64_t output_tokens) {
         std::string out = ",\"usage\":{\"input_tokens\":";
         append_u64(out, ctx.prompt_tokens);
-        out +=
-            ",\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":";
+        out += ",\"cache_creation_input_tokens\":";
+        append_u64(out, ctx.controls->cache_write_tokens);
+        out += ",\"cache_read_input_tokens\":";
+        append_u64(out, ctx.controls->cached_tokens);
+        out += ",\"output_tokens\":";
         append_u64(out, output_tokens);
         out += '}';
         return out;
@@ -1911,7 +1939,10 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
                         json_object_find(stream_options, "include_usage", value) && value == "true";
     ctx.prompt_tokens =
         controls.has_prompt_tokens ? controls.prompt_tokens : (request.body.size() + 3) / 4;
-    ctx.completion_tokens = controls.chunk_count;
+    // Reasoning is hidden output: counted in the completion tokens, never sent as content.
+    // Anthropic reports no reasoning kind, so its output stays the content deltas.
+    ctx.completion_tokens =
+        uint64_t(controls.chunk_count) + (path == "/v1/messages" ? 0 : controls.reasoning_tokens);
     ctx.id = next_response_id.fetch_add(1, std::memory_order_relaxed);
     ctx.created_s = static_cast<uint64_t>(std::time(nullptr));
     if (path == "/v1/chat/completions" || path == "/v1/completions") {

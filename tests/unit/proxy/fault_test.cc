@@ -22,13 +22,12 @@ TEST(FaultTable, EveryEnumeratorHasANamedRow) {
 }
 
 TEST(FaultTable, ClientRefusalsAnswer4xxAndEndNoAttempt) {
-    for (const Fault fault :
-         {Fault::client_method_not_allowed, Fault::client_missing_api_key,
-          Fault::client_conflicting_api_keys, Fault::client_invalid_api_key,
-          Fault::client_expired_api_key, Fault::client_quota_exceeded,
-          Fault::client_quota_too_small, Fault::client_invalid_body,
-          Fault::client_model_not_allowed, Fault::client_rate_limited,
-          Fault::client_concurrency_limited, Fault::client_model_not_found}) {
+    for (const Fault fault : {Fault::client_method_not_allowed, Fault::client_missing_api_key,
+                              Fault::client_conflicting_api_keys, Fault::client_invalid_api_key,
+                              Fault::client_expired_api_key, Fault::client_quota_exceeded,
+                              Fault::client_quota_too_small, Fault::client_invalid_body,
+                              Fault::client_model_not_allowed, Fault::client_rate_limited,
+                              Fault::client_concurrency_limited, Fault::client_model_not_found}) {
         const FaultInfo& info = fault_info(fault);
         EXPECT_GE(info.status, 400) << fault_name(fault);
         EXPECT_LT(info.status, 500) << fault_name(fault);

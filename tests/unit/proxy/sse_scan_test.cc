@@ -238,6 +238,64 @@ TEST_P(SseScanLineEnds, TruncatedBeforeTheUsageEvent) {
 INSTANTIATE_TEST_SUITE_P(LineEnds, SseScanLineEnds,
                          ::testing::Values(LineEnd::lf, LineEnd::crlf, LineEnd::cr));
 
+// The token kinds of a stream's usage, whole and byte by byte (golden per provider shape).
+UsageCounts scan_usage_kinds(std::string_view stream, UsageFormat format, bool is_byte_by_byte) {
+    ChunkPool pool(64, 64 << 20);
+    Arena arena(&pool, 16 << 20);
+    SseUsageScanner scanner;
+    scanner.start(format, arena);
+    const size_t step = is_byte_by_byte ? 1 : stream.size();
+    for (size_t start = 0; start < stream.size(); start += step) {
+        std::string buffer(stream.substr(start, step));
+        scanner.feed(buffer);
+        std::memset(buffer.data(), 0xAA, buffer.size());
+    }
+    const UsageCounts usage = scanner.usage();
+    arena.release();
+    return usage;
+}
+
+void expect_stream_kinds(std::string_view stream, UsageFormat format, UsageCounts expected) {
+    for (const bool is_byte_by_byte : {false, true}) {
+        const UsageCounts usage = scan_usage_kinds(stream, format, is_byte_by_byte);
+        EXPECT_TRUE(usage.has_usage) << is_byte_by_byte;
+        EXPECT_EQ(usage.prompt_tokens, expected.prompt_tokens) << is_byte_by_byte;
+        EXPECT_EQ(usage.completion_tokens, expected.completion_tokens) << is_byte_by_byte;
+        EXPECT_EQ(usage.total_tokens, expected.total_tokens) << is_byte_by_byte;
+        EXPECT_EQ(usage.cached_input_tokens, expected.cached_input_tokens) << is_byte_by_byte;
+        EXPECT_EQ(usage.cache_write_tokens, expected.cache_write_tokens) << is_byte_by_byte;
+        EXPECT_EQ(usage.reasoning_tokens, expected.reasoning_tokens) << is_byte_by_byte;
+    }
+}
+
+std::string replace_once(std::string text, std::string_view from, std::string_view to) {
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
+TEST(SseScanKinds, ChatStreamCachedAndReasoning) {
+    const std::string stream =
+        replace_once(replace_once(chat_stream(), R"("cached_tokens":0)", R"("cached_tokens":8)"),
+                     R"("reasoning_tokens":0)", R"("reasoning_tokens":12)");
+    expect_stream_kinds(stream, UsageFormat::chat, {13, 17, 30, true, 8, 0, 12});
+}
+
+TEST(SseScanKinds, ResponsesStreamCachedAndReasoning) {
+    const std::string stream = replace_once(
+        replace_once(responses_stream(), R"("cached_tokens":0)", R"("cached_tokens":32)"),
+        R"("reasoning_tokens":0)", R"("reasoning_tokens":4)");
+    expect_stream_kinds(stream, UsageFormat::responses, {37, 11, 48, true, 32, 0, 4});
+}
+
+TEST(SseScanKinds, AnthropicStreamCacheReadsAndWrites) {
+    // message_start carries input, cache writes and cache reads; message_delta the output.
+    const std::string stream =
+        replace_once(anthropic_stream(), R"("cache_creation_input_tokens":0)",
+                     R"("cache_creation_input_tokens":40)");
+    expect_stream_kinds(stream, UsageFormat::anthropic_messages, {68, 15, 83, true, 3, 40, 0});
+}
+
 TEST(SseScan, ChatWithoutIncludeUsageParsesNothing) {
     std::string stream;
     for (int index = 0; index < 10; index += 1) {

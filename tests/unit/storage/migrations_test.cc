@@ -109,5 +109,61 @@ TEST(Migrations, QuotaInvariantReportsOffenders) {
     EXPECT_TRUE(report.offending_key_ids.empty());
 }
 
+TEST(Migrations, SpendInvariantReportsOffenders) {
+    // The invariant's money half: keys.spend_nano == SUM(usage_logs.cost_nano) per key,
+    // checked together with the token half (either broken names the key).
+    test::TempDir dir;
+    std::string error;
+    Db db;
+    ASSERT_TRUE(db.open(test::test_config(dir), DbMode::read_write, error)) << error;
+    ASSERT_TRUE(migrate(db, error)) << error;
+    ASSERT_TRUE(db.exec(
+        "INSERT INTO keys (id, name, key_hash, key_prefix, quota_used, spend_nano, created_at)"
+        " VALUES (1, 'a', randomblob(32), 'p', 30, 1500, 1),"
+        " (2, 'b', randomblob(32), 'p', 4, 0, 1), (3, 'c', randomblob(32), 'p', 0, 7, 1);"
+        "INSERT INTO usage_logs (ts_ms, key_id, channel_id, model_requested, model_sent,"
+        " endpoint, status, prompt_tokens, completion_tokens, total_tokens, usage_source,"
+        " end_reason, attempts, latency_us, ttfb_us, bytes_in, bytes_out, request_id,"
+        " cost_nano, price_id) VALUES"
+        " (1, 1, 1, 'm', 'm', '/', 200, 0, 0, 10, 'reported', 'complete', 1, 0, 0, 0, 0, 'a',"
+        "  1000, 1),"
+        " (1, 1, 1, 'm', 'm', '/', 200, 0, 0, 20, 'reported', 'complete', 1, 0, 0, 0, 0, 'b',"
+        "  500, 1),"
+        " (1, 2, 1, 'm', 'm', '/', 200, 0, 0, 4, 'reported', 'complete', 1, 0, 0, 0, 0, 'c',"
+        "  9, 1)"));
+    QuotaInvariantReport report = check_quota_invariant(db);
+    EXPECT_TRUE(report.error.empty()) << report.error;
+    EXPECT_FALSE(report.holds);
+    // Key 1 agrees on both; key 2's tokens agree but its spend does not; key 3 spent
+    // without a row.
+    EXPECT_EQ(report.offending_key_ids, (std::vector<int64_t>{2, 3}));
+    ASSERT_TRUE(
+        db.exec("UPDATE keys SET spend_nano = 9 WHERE id = 2;"
+                "UPDATE keys SET spend_nano = 0 WHERE id = 3"));
+    report = check_quota_invariant(db);
+    EXPECT_TRUE(report.holds);
+}
+
+TEST(Migrations, LedgerMigrationAddsTheMoneyColumns) {
+    // The price table, the kinds, cost and price of a row, and a key's spend.
+    test::TempDir dir;
+    std::string error;
+    Db db;
+    ASSERT_TRUE(db.open(test::test_config(dir), DbMode::read_write, error)) << error;
+    ASSERT_TRUE(migrate(db, error)) << error;
+    EXPECT_EQ(db.query_int64("SELECT COUNT(*) FROM pragma_table_info('prices')").value, 12);
+    for (const char* column : {"cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
+                               "cost_nano", "price_id"}) {
+        const std::string sql =
+            std::string("SELECT COUNT(*) FROM pragma_table_info('usage_logs') WHERE name = '") +
+            column + "'";
+        EXPECT_EQ(db.query_int64(sql.c_str()).value, 1) << column;
+    }
+    EXPECT_EQ(db.query_int64("SELECT COUNT(*) FROM pragma_table_info('keys')"
+                             " WHERE name = 'spend_nano'")
+                  .value,
+              1);
+}
+
 }  // namespace
 }  // namespace rw
