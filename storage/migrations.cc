@@ -82,6 +82,12 @@ CREATE TABLE daily_usage (
 ) WITHOUT ROWID;
 CREATE INDEX daily_usage_day ON daily_usage (day);
 )sql",
+    // 2: per channel, whether streamed chat requests get stream_options.include_usage
+    // (inject) or go as the client sent them, for upstreams that reject it (off).
+    R"sql(
+ALTER TABLE channels ADD COLUMN stream_usage TEXT NOT NULL DEFAULT 'inject'
+    CHECK (stream_usage IN ('inject', 'off'));
+)sql",
 };
 
 constexpr uint32_t migration_count = static_cast<uint32_t>(std::size(migration_sql));
