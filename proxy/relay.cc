@@ -105,8 +105,10 @@ std::string_view relay_extra_headers(ProxyRequest& request, std::string_view fix
     }
     char* cursor = out;
     for (const std::string_view part : parts) {
-        std::memcpy(cursor, part.data(), part.size());
-        cursor += part.size();
+        if (!part.empty()) {  // An empty view may hold nullptr, which memcpy must not get.
+            std::memcpy(cursor, part.data(), part.size());
+            cursor += part.size();
+        }
     }
     RW_ASSERT(cursor == out + length);
     return {out, length};

@@ -123,10 +123,10 @@ std::string node_ready() {
     return node;
 }
 
-// A key whose token quota is used up (one request spends it; the refusal is then
-// immediate, not waiting for the writer).
+// A key whose token quota is used up: one request (body with a small max_tokens, so its
+// bound fits the quota) reports far more than the quota; the refusal is then immediate.
 Key spent_key(Gateway& gateway, const std::string& path, const std::string& body) {
-    const Key key = gateway.create_key(R"({"name":"spent","quota_tokens":1})");
+    const Key key = gateway.create_key(R"({"name":"spent","quota_tokens":1000})");
     EXPECT_EQ(gateway.call(post_request(path, body, key.secret)).status, 200);
     EXPECT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
         return gateway.call(post_request(path, body, key.secret)).status == 429;
@@ -162,7 +162,9 @@ TEST(ProxyNodeSdkTest, OfficialOpenAiSdkWorksThroughTheGateway) {
     ASSERT_GT(gateway.create_channel(spec), 0);
     ASSERT_EQ(gateway.wait_channels_routable().at("main").status, 200);
     const Key key = gateway.create_key(R"({"name":"node-sdk"})");
-    const Key spent = spent_key(gateway, "/v1/chat/completions", chat_body("gpt-4o-mini", false));
+    const Key spent = spent_key(
+        gateway, "/v1/chat/completions",
+        chat_body("gpt-4o-mini", false, R"("max_tokens":1,"x_mock":{"prompt-tokens":5000})"));
     ASSERT_NO_FATAL_FAILURE(mock_reset(mock.port()));
 
     std::string output;
@@ -200,7 +202,8 @@ TEST(ProxyNodeSdkTest, OfficialAnthropicSdkWorksThroughTheGateway) {
     ASSERT_EQ(probe.status, 200) << probe.body;
     const Key key = gateway.create_key(R"({"name":"anthropic-sdk"})");
     const std::string body =
-        R"({"model":"claude-sonnet-4","max_tokens":8,"messages":[{"role":"user","content":"hi"}]})";
+        R"({"model":"claude-sonnet-4","max_tokens":1,"messages":[{"role":"user","content":"hi"}],)"
+        R"("x_mock":{"prompt-tokens":5000}})";
     const Key spent = spent_key(gateway, "/v1/messages", body);
     ASSERT_NO_FATAL_FAILURE(mock_reset(mock.port()));
 

@@ -136,8 +136,13 @@ TEST_F(ProxyProtocolsTest, AnthropicClientsGetAnthropicErrorsOpenAiClientsOpenAi
 }
 
 TEST_F(ProxyProtocolsTest, SpentQuotaSaysNoRetryCanHelpInBothShapes) {
-    const Key spent = gateway_.create_key(R"({"name":"spent","quota_tokens":1})");
-    ASSERT_EQ(gateway_.chat(spent, chat_body("gpt-4o-mini", false)).status, 200);  // Uses it up.
+    // One request is admitted (its bound fits) and reports far more than the quota.
+    const Key spent = gateway_.create_key(R"({"name":"spent","quota_tokens":1000})");
+    ASSERT_EQ(gateway_
+                  .chat(spent, chat_body("gpt-4o-mini", false,
+                                         R"("max_tokens":1,"x_mock":{"prompt-tokens":5000})"))
+                  .status,
+              200);
     ASSERT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
         return gateway_.chat(spent, chat_body("gpt-4o-mini", false)).status == 429;
     }));
