@@ -105,6 +105,14 @@ constexpr uint32_t sse_event_bytes_max = 1u << 20;       // Longest event the sc
 constexpr uint32_t upstream_body_spans_max = 32;         // Body spans per upstream parse call.
 constexpr uint32_t upstream_interim_heads_max = 8;       // 1xx heads skipped before the final one.
 constexpr uint64_t resolver_retire_delay_ms = 10000;     // An old address book lives this long.
+// Usage-only events one scanned piece may report for cutting (one per stream in practice).
+constexpr uint32_t sse_cuts_per_feed_max = 4;
+// The start of a stream event that a recv piece cut, held back (copied) while the injected
+// usage chunk is being cut out; a longer open event is relayed uncut.
+constexpr uint32_t stream_hold_bytes_max = 64 * 1024;
+// The provider's response headers relayed to the client (request ids, rate-limit advice;
+// Anthropic sends about a dozen of ~60 bytes), per request in its arena.
+constexpr uint32_t upstream_relayed_headers_bytes_max = 2048;
 // GET /v1/models: distinct models listed at most, and the longest model (or channel) name
 // listed; a JSON-escaped byte is at most 6 bytes (\u00XX).
 constexpr uint32_t models_listed_max = 256;

@@ -91,8 +91,11 @@ Fault admission_fields(ProxyRequest& request, const ParsedRequest& http) {
 Fault admission_limits(Gateway& gateway, ProxyRequest& request, const KeyEntry& key) {
     RW_ASSERT(!request.holds_concurrency);
     KeyLimits& limits = *gateway.shared.key_limits;
-    if (!limits.rpm_try_take(key.quota_slot, key.rpm, request.started_unix_ms / 1000)) {
+    const int64_t now_s = request.started_unix_ms / 1000;
+    if (!limits.rpm_try_take(key.quota_slot, key.rpm, now_s)) {
         gateway.metrics.limited.add();
+        // The window is the calendar minute: a retry helps once it turns.
+        request.retry_after_s = static_cast<uint32_t>(60 - now_s % 60);
         return Fault::client_rate_limited;
     }
     if (!limits.concurrency_try_take(key.quota_slot, key.concurrency_max)) {
@@ -166,6 +169,17 @@ Fault admission_route(Gateway& gateway, ProxyRequest& request, const Snapshot& s
                           request.model_requested);
     }
     request.candidate_count = static_cast<uint8_t>(route.candidate_count);
+    if (route.fault == Fault::client_model_not_found &&
+        request.endpoint == Endpoint::count_tokens) {
+        // No anthropic channel has the model; if another serves it, count locally.
+        for (const ChannelEntry& channel : snapshot.channels()) {
+            if (channel_serves(channel, Endpoint::chat, request.model_requested)) {
+                request.is_counted_locally = true;
+                request.fault_message = {};
+                return Fault::none;
+            }
+        }
+    }
     return route.fault;
 }
 

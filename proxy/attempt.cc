@@ -28,7 +28,11 @@ void attempt_attach(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& requ
     upstream.has_response_bytes = false;
     request.upstream_slot = upstream.slot;
     request.attempts_made += 1;
-    request.parser.start();
+    if (request.relayed_headers == nullptr) {  // Once per request; a failure relays none.
+        request.relayed_headers = static_cast<char*>(
+            client_arena(*request.conn).alloc(upstream_relayed_headers_bytes_max, 1));
+    }
+    request.parser.start(request.relayed_headers, upstream_relayed_headers_bytes_max);
     gateway.metrics.upstream_requests.add();
     if (request.attempts_made > 1) {
         gateway.metrics.upstream_retries.add();

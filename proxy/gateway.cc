@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "proxy/attempt.h"
+#include "proxy/count_tokens.h"
 #include "proxy/json_fields.h"
 #include "proxy/models.h"
 #include "proxy/relay.h"
@@ -32,17 +33,23 @@ void* on_head(void* context, Conn& conn) {
         client_respond_unknown_url(conn);
         return nullptr;
     }
+    const ErrorShape shape =
+        info != nullptr && info->is_anthropic ? ErrorShape::anthropic : ErrorShape::openai;
     if (http.method != (is_models ? Method::get : Method::post)) {
         fault_respond(
-            conn, Fault::client_method_not_allowed, {},
-            is_models ? "Only GET is allowed on this path." : "Only POST is allowed on this path.");
+            conn, Fault::client_method_not_allowed,
+            {shape,
+             {},
+             is_models ? "Only GET is allowed on this path." : "Only POST is allowed on this path.",
+             0});
         return nullptr;
     }
     ProxyRequest* request = request_create(gateway, conn);
     if (request == nullptr) {
-        fault_respond(conn, Fault::local_out_of_memory, {}, {});
+        fault_respond(conn, Fault::local_out_of_memory, {shape, {}, {}, 0});
         return nullptr;
     }
+    request->error_shape = shape;
     if (info != nullptr) {
         request->endpoint = info->endpoint;
         request->usage_format = info->format;
@@ -75,6 +82,8 @@ void on_request(void* context, Conn& conn) {
     const Fault fault = admission_body(gateway, *request, http);
     if (fault != Fault::none) {
         request_finish(gateway, *request, fault);
+    } else if (request->is_counted_locally) {
+        count_tokens_serve(gateway, *request);
     } else {
         attempt_start(gateway, *request);
     }

@@ -128,15 +128,22 @@ void request_settle_quota(Gateway& gateway, ProxyRequest& request, int64_t charg
 }
 
 // A started stream cannot carry an error status any more: RULES §7, an SSE error event the
-// SDKs raise, then no terminating chunk, so an HTTP client sees an incomplete body.
+// SDKs raise, then no terminating chunk, so an HTTP client sees an incomplete body. The
+// event is in the client's protocol: OpenAI's SDK raises on a data: {"error":…} event,
+// Anthropic's on `event: error` (its documented mid-stream error).
 void request_stream_abort(Gateway& gateway, ProxyRequest& request) {
     gateway.metrics.streams_aborted.add();
     if (request.is_client_gone) {
         return;
     }
-    static constexpr std::string_view error_event =
+    static constexpr std::string_view openai_event =
         "data: {\"error\":{\"message\":\"upstream connection lost\",\"type\":"
         "\"upstream_error\"}}\n\n";
+    static constexpr std::string_view anthropic_event =
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+        "\"message\":\"upstream connection lost\"}}\n\n";
+    const std::string_view error_event =
+        request.error_shape == ErrorShape::anthropic ? anthropic_event : openai_event;
     [[maybe_unused]] const bool is_queued = client_stream_piece(*request.conn, error_event, no_bid);
     client_stream_end(*request.conn, false);
 }
@@ -144,7 +151,9 @@ void request_stream_abort(Gateway& gateway, ProxyRequest& request) {
 // What the client gets, if anything, for the fault the request ends with.
 void request_answer(Gateway& gateway, ProxyRequest& request, Fault fault) {
     if (request.is_relaying_stream) {
-        if (fault != Fault::none && fault != Fault::client_gone && fault != Fault::local_shutdown) {
+        // The provider's own error event already went out as it came (upstream_stream_error).
+        if (fault != Fault::none && fault != Fault::client_gone && fault != Fault::local_shutdown &&
+            fault != Fault::upstream_stream_error) {
             request_stream_abort(gateway, request);
         }
         request.usage = request.scanner.usage();
@@ -154,7 +163,9 @@ void request_answer(Gateway& gateway, ProxyRequest& request, Fault fault) {
     if (info.status == 0 || request.is_client_gone || request.is_response_started) {
         return;
     }
-    fault_respond(*request.conn, fault, request.fault_code, request.fault_message);
+    fault_respond(
+        *request.conn, fault,
+        {request.error_shape, request.fault_code, request.fault_message, request.retry_after_s});
     request.is_response_started = true;
     request.status_sent = info.status;
 }
@@ -192,7 +203,9 @@ void request_refuse_head(Gateway& gateway, ProxyRequest& request, Fault fault) {
     RW_ASSERT(fault != Fault::none);
     RW_ASSERT(request.attempts_made == 0);
     request_abandon(gateway, request);
-    fault_respond(*request.conn, fault, request.fault_code, request.fault_message);
+    fault_respond(
+        *request.conn, fault,
+        {request.error_shape, request.fault_code, request.fault_message, request.retry_after_s});
 }
 
 void request_abandon(Gateway& gateway, ProxyRequest& request) {
@@ -259,31 +272,38 @@ void request_on_client_gone(Gateway& gateway, ProxyRequest& request, ClientGone 
     request_maybe_release(gateway, request);
 }
 
-void fault_respond(Conn& conn, Fault fault, std::string_view code, std::string_view message) {
+void fault_respond(Conn& conn, Fault fault, const FaultAnswer& answer) {
     const FaultInfo& info = fault_info(fault);
     RW_ASSERT(info.status != 0);
-    const std::string_view body_code = code.empty() ? info.code : code;
-    const std::string_view body_message = message.empty() ? info.message : message;
-    Arena& arena = client_arena(conn);
-    const uint32_t capacity = error_body_bytes_max(body_code, body_message);
-    auto* body = static_cast<char*>(arena.alloc(capacity, 1));
+    const std::string_view code = answer.code.empty() ? info.code : answer.code;
+    const std::string_view message = answer.message.empty() ? info.message : answer.message;
+    const uint32_t capacity = fault_body_bytes_max(code, message);
+    auto* body = static_cast<char*>(client_arena(conn).alloc(capacity, 1));
     const uint32_t length =
-        body != nullptr ? write_error_body(body, capacity, info.status, body_code, body_message)
-                        : 0;
-    char retry_after[32];
-    std::string_view extra_headers;
-    if (info.retry_after_s != 0) {
-        char* cursor = retry_after;
-        std::memcpy(cursor, "Retry-After: ", 13);
-        cursor =
-            std::to_chars(cursor + 13, retry_after + sizeof(retry_after) - 2, info.retry_after_s)
-                .ptr;
-        std::memcpy(cursor, "\r\n", 2);
-        extra_headers = {retry_after, static_cast<size_t>(cursor + 2 - retry_after)};
+        body != nullptr ? fault_body_write(body, capacity, fault, answer.shape, code, message) : 0;
+    char headers[64];
+    char* cursor = headers;
+    auto put = [&cursor](std::string_view text) {
+        std::memcpy(cursor, text.data(), text.size());
+        cursor += text.size();
+    };
+    const uint32_t retry_after_s =
+        answer.retry_after_s != 0 ? answer.retry_after_s : info.retry_after_s;
+    if (retry_after_s != 0) {
+        put("Retry-After: ");
+        cursor = std::to_chars(cursor, headers + 32, retry_after_s).ptr;
+        put("\r\n");
     }
+    if (info.is_retry_futile) {
+        put("x-should-retry: false\r\n");  // Honoured by the OpenAI and Anthropic SDKs.
+    }
+    RW_ASSERT(cursor <= headers + sizeof(headers));
     // Without memory for a body, the status and headers still go out (an empty body).
-    client_respond(conn,
-                   {info.status, "application/json", {body, length}, extra_headers, info.is_close});
+    client_respond(conn, {info.status,
+                          "application/json",
+                          {body, length},
+                          {headers, static_cast<size_t>(cursor - headers)},
+                          info.is_close});
 }
 
 }  // namespace rw

@@ -20,6 +20,7 @@
 #include "proxy/json_fields.h"
 #include "proxy/route.h"
 #include "proxy/sse_scan.h"
+#include "proxy/stream_cut.h"
 #include "proxy/upstream_parse.h"
 #include "proxy/usage.h"
 #include "storage/records.h"
@@ -40,6 +41,8 @@ struct ProxyRequest {
     Endpoint endpoint;
     UsageFormat usage_format;
     bool is_streaming;         // The client asked for a stream.
+    bool is_usage_cut;         // Cut the usage chunk ringway injected (stream_cut.h).
+    bool is_counted_locally;   // count_tokens answered by the gateway (count_tokens.h).
     bool is_response_started;  // An answer (whole or a stream's head) is queued.
     bool is_relaying_stream;   // The upstream answered with SSE and the head went out.
     bool is_finished;
@@ -52,6 +55,8 @@ struct ProxyRequest {
     bool holds_quota;  // quota_reserved_tokens are reserved in the key's QuotaTable slot.
     bool has_queue_reservation;
     Fault fault;
+    ErrorShape error_shape;          // The client's protocol (its endpoint's).
+    uint32_t retry_after_s;          // Replaces the table's Retry-After when set.
     std::string_view fault_code;     // Replaces the table's code when set (arena or static).
     std::string_view fault_message;  // Replaces the table's message when set.
     std::string_view body;           // Client body (padded, arena).
@@ -60,6 +65,7 @@ struct ProxyRequest {
     std::string_view anthropic_version;
     std::string_view upstream_head;  // Built per attempt (arena).
     std::string_view upstream_body;
+    char* relayed_headers;  // upstream_relayed_headers_bytes_max (arena), for the parser.
     int64_t key_id;
     uint32_t quota_slot;
     int64_t quota_reserved_tokens;  // The bound reserved at admission (holds_quota).
@@ -82,6 +88,7 @@ struct ProxyRequest {
     UsageCounts usage;
     UpstreamParser parser;
     SseUsageScanner scanner;
+    StreamHold hold;  // (stream_cut.h)
     Candidate candidates[attempts_max];
 };
 
@@ -116,7 +123,17 @@ void request_maybe_release(Gateway& gateway, ProxyRequest& request);
 // The client went away while the request was ours (core/handler.h on_client_gone).
 void request_on_client_gone(Gateway& gateway, ProxyRequest& request, ClientGone why);
 
-// Answers the client with a fault's error (OpenAI's shape), before any answer was queued.
-void fault_respond(Conn& conn, Fault fault, std::string_view code, std::string_view message);
+// What a fault's answer says beyond the table: the client's shape, and the table's code,
+// message and Retry-After replaced when set.
+struct FaultAnswer {
+    ErrorShape shape = ErrorShape::openai;
+    std::string_view code;
+    std::string_view message;
+    uint32_t retry_after_s = 0;
+};
+
+// Answers the client with a fault's error, before any answer was queued: the body in the
+// client's shape, Retry-After where waiting helps, x-should-retry: false where no retry can.
+void fault_respond(Conn& conn, Fault fault, const FaultAnswer& answer);
 
 }  // namespace rw

@@ -36,6 +36,7 @@ union SocketAddress {
 struct Candidate {
     int64_t channel_id;
     ChannelKind kind;
+    StreamUsage stream_usage;
     bool is_tls;
     SocketAddress address;  // Checked against the SSRF rules by the resolver.
     socklen_t address_bytes;

@@ -14,7 +14,8 @@ uint32_t clamp32(uint64_t value) {
 }  // namespace
 
 BilledUsage usage_bill(const UsageCounts& known, uint16_t status_received,
-                       uint64_t request_body_bytes, uint64_t events_relayed) {
+                       uint64_t request_body_bytes, uint64_t events_relayed,
+                       bool has_stream_error) {
     BilledUsage billed{known, UsageSource::reported};
     if (known.has_usage) {
         if (billed.counts.total_tokens == 0) {
@@ -23,7 +24,7 @@ BilledUsage usage_bill(const UsageCounts& known, uint16_t status_received,
         return billed;
     }
     const bool has_content = status_received != 204 && status_received != 205;
-    if (status_received >= 200 && status_received < 300 && has_content) {
+    if (status_received >= 200 && status_received < 300 && has_content && !has_stream_error) {
         billed.source = UsageSource::estimated;
         billed.counts = UsageCounts{};  // An estimate knows no cache or reasoning kinds.
         billed.counts.prompt_tokens = (request_body_bytes + 3) / 4;
@@ -42,7 +43,8 @@ UsageRecord usage_record_build(const UsageRecordInput& input) {
     const uint16_t status_received =
         input.status_sent != 0 ? input.status_sent : input.upstream_status;
     const BilledUsage billed =
-        usage_bill(input.usage, status_received, input.request_body_bytes, input.events_relayed);
+        usage_bill(input.usage, status_received, input.request_body_bytes, input.events_relayed,
+                   input.end_reason == EndReason::upstream_stream_error);
     UsageRecord record{};
     record.ts_ms = input.started_unix_ms;
     record.key_id = input.key_id;

@@ -11,7 +11,9 @@
 // for chat deltas). Everything else charges nothing (usage_source=unknown): an upstream
 // error, a gateway-made 502/504 after an upstream 2xx head (truncated body, bad framing,
 // too large), a 204. The one exception is a stream already started: the client received
-// its 200 head and part of the answer, so a stream cut later is still estimated.
+// its 200 head and part of the answer, so a stream cut later is still estimated — unless
+// the provider itself ended it with its error event (end_reason=upstream_stream_error):
+// that is an upstream error, charged nothing beyond the usage it reported.
 #pragma once
 
 #include <cstdint>
@@ -29,8 +31,10 @@ struct BilledUsage {
 };
 
 // status_received: the status the client received (see the rule above); 0 for none.
+// has_stream_error: the provider ended the stream with its own error event.
 [[nodiscard]] BilledUsage usage_bill(const UsageCounts& known, uint16_t status_received,
-                                     uint64_t request_body_bytes, uint64_t events_relayed);
+                                     uint64_t request_body_bytes, uint64_t events_relayed,
+                                     bool has_stream_error = false);
 
 // Everything the record is made of, as plain values copied out of the request.
 struct UsageRecordInput {

@@ -255,19 +255,21 @@ void channel_bind_spec(Stmt& stmt, const ChannelSpec& spec) {
     stmt.bind_int64(9, spec.is_enabled ? 1 : 0);
     stmt.bind_int64(10, spec.allow_private_network ? 1 : 0);
     stmt.bind_text_or_null(11, spec.ca_file, spec.ca_file.empty());
+    stmt.bind_text(12, stream_usage_name(spec.stream_usage));
 }
 
 bool channel_insert(Db& db, void* context, std::string& /*error*/) {
     ChannelWrite& write = *static_cast<ChannelWrite*>(context);
     Stmt stmt;
     if (!db.prepare("INSERT INTO channels (name, kind, base_url, api_key, models, model_map,"
-                    " priority, weight, enabled, allow_private_network, ca_file, created_at)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    " priority, weight, enabled, allow_private_network, ca_file, stream_usage,"
+                    " created_at)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     stmt)) {
         return false;
     }
     channel_bind_spec(stmt, *write.spec);
-    stmt.bind_int64(12, unix_now_s());
+    stmt.bind_int64(13, unix_now_s());
     if (!db.step_done(stmt)) {
         return false;
     }
@@ -278,14 +280,15 @@ bool channel_insert(Db& db, void* context, std::string& /*error*/) {
 bool channel_update(Db& db, void* context, std::string& error) {
     ChannelWrite& write = *static_cast<ChannelWrite*>(context);
     Stmt stmt;
-    if (!db.prepare("UPDATE channels SET name = ?1, kind = ?2, base_url = ?3, api_key = ?4,"
-                    " models = ?5, model_map = ?6, priority = ?7, weight = ?8, enabled = ?9,"
-                    " allow_private_network = ?10, ca_file = ?11 WHERE id = ?12",
-                    stmt)) {
+    if (!db.prepare(
+            "UPDATE channels SET name = ?1, kind = ?2, base_url = ?3, api_key = ?4,"
+            " models = ?5, model_map = ?6, priority = ?7, weight = ?8, enabled = ?9,"
+            " allow_private_network = ?10, ca_file = ?11, stream_usage = ?12 WHERE id = ?13",
+            stmt)) {
         return false;
     }
     channel_bind_spec(stmt, *write.spec);
-    stmt.bind_int64(12, write.id);
+    stmt.bind_int64(13, write.id);
     return step_one_row(db, stmt, "channel", write.id, error);
 }
 

@@ -50,6 +50,7 @@ struct ChannelSpec {
     bool is_enabled = true;
     bool allow_private_network = false;
     std::string ca_file;  // Empty: system CA paths.
+    StreamUsage stream_usage = StreamUsage::inject;
 };
 
 struct CreatedKey {

@@ -118,6 +118,12 @@ ALTER TABLE daily_usage ADD COLUMN unpriced_requests INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE keys ADD COLUMN spend_nano INTEGER NOT NULL DEFAULT 0;
 UPDATE daily_usage SET unpriced_requests = requests;
 )sql",
+    // 3: per channel, whether streamed chat requests get stream_options.include_usage
+    // (inject) or go as the client sent them, for upstreams that reject it (off).
+    R"sql(
+ALTER TABLE channels ADD COLUMN stream_usage TEXT NOT NULL DEFAULT 'inject'
+    CHECK (stream_usage IN ('inject', 'off'));
+)sql",
 };
 
 constexpr uint32_t migration_count = static_cast<uint32_t>(std::size(migration_sql));

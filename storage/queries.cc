@@ -70,7 +70,7 @@ KeyInfo key_info_read(const Stmt& stmt) {
 
 constexpr const char* channel_columns =
     "SELECT id, name, kind, base_url, api_key, models, model_map, priority, weight, enabled,"
-    " allow_private_network, ca_file, created_at FROM channels";
+    " allow_private_network, ca_file, created_at, stream_usage FROM channels";
 
 ChannelInfo channel_info_read(const Stmt& stmt, std::string_view secret_key) {
     ChannelInfo channel;
@@ -91,6 +91,7 @@ ChannelInfo channel_info_read(const Stmt& stmt, std::string_view secret_key) {
     channel.allow_private_network = stmt.column_int64(10) != 0;
     channel.ca_file = stmt.column_text(11);
     channel.created_at_s = stmt.column_int64(12);
+    channel.stream_usage = stmt.column_text(13);
     return channel;
 }
 

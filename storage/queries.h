@@ -131,6 +131,7 @@ struct ChannelInfo {
     bool is_enabled = false;
     bool allow_private_network = false;
     std::string ca_file;
+    std::string stream_usage;  // "inject" or "off"
     int64_t created_at_s = 0;
 };
 

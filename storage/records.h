@@ -25,6 +25,7 @@ enum class EndReason : uint8_t {
     upstream_error,  // Upstream answered with an error status (4xx/5xx) before any byte.
     local_error,     // The gateway failed the request itself (no channel, overload, ...).
     shutdown,
+    upstream_stream_error,  // The provider ended a started stream with its own error event.
 };
 
 // Text stored in usage_logs.usage_source / end_reason (stable: admin queries show it).
@@ -47,6 +48,7 @@ enum class EndReason : uint8_t {
         case EndReason::upstream_error: return "upstream_error";
         case EndReason::local_error: return "local_error";
         case EndReason::shutdown: return "shutdown";
+        case EndReason::upstream_stream_error: return "upstream_stream_error";
     }
     return "local_error";
 }

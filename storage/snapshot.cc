@@ -27,6 +27,18 @@ std::string_view channel_kind_name(ChannelKind kind) {
     RW_UNREACHABLE();
 }
 
+std::string_view stream_usage_name(StreamUsage mode) {
+    return mode == StreamUsage::off ? "off" : "inject";
+}
+
+bool stream_usage_parse(std::string_view text, StreamUsage& mode) {
+    if (text == "inject" || text == "off") {
+        mode = text == "off" ? StreamUsage::off : StreamUsage::inject;
+        return true;
+    }
+    return false;
+}
+
 bool channel_kind_parse(std::string_view text, ChannelKind& kind) {
     if (text == "openai") {
         kind = ChannelKind::openai;
@@ -255,7 +267,7 @@ bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error)
 bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::string& error) {
     Stmt stmt;
     if (!db_.prepare("SELECT id, name, kind, base_url, api_key, models, model_map, priority,"
-                     " weight, enabled, allow_private_network, ca_file FROM channels"
+                     " weight, enabled, allow_private_network, ca_file, stream_usage FROM channels"
                      " ORDER BY priority DESC, id",
                      stmt)) {
         error = db_.last_error();
@@ -293,6 +305,10 @@ bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::st
         channel.is_enabled = stmt.column_int64(9) != 0;
         channel.allow_private_network = stmt.column_int64(10) != 0;
         channel.ca_file = stmt.column_text(11);
+        if (!stream_usage_parse(stmt.column_text(12), channel.stream_usage)) {
+            error = where + " has an unknown stream_usage";
+            return false;
+        }
         channels.push_back(std::move(channel));
     }
 }

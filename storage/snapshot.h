@@ -35,6 +35,14 @@ enum class ChannelKind : uint8_t { openai, anthropic, openai_compatible };
 [[nodiscard]] std::string_view channel_kind_name(ChannelKind kind);
 [[nodiscard]] bool channel_kind_parse(std::string_view text, ChannelKind& kind);
 
+// Streamed chat requests to a channel: stream_options.include_usage forced on so the
+// stream can be metered (inject), or sent as the client wrote them (off: for upstreams
+// that reject stream_options; such streams are billed by estimate).
+enum class StreamUsage : uint8_t { inject, off };
+
+[[nodiscard]] std::string_view stream_usage_name(StreamUsage mode);
+[[nodiscard]] bool stream_usage_parse(std::string_view text, StreamUsage& mode);
+
 struct KeyEntry {
     int64_t id = 0;
     KeyHash hash{};
@@ -66,6 +74,7 @@ struct ChannelEntry {
     bool is_enabled = true;
     bool allow_private_network = false;
     std::string ca_file;  // Empty = system CA paths.
+    StreamUsage stream_usage = StreamUsage::inject;
 };
 
 // Immutable after construction. Lookups are plain reads: no SQL, no locks.

@@ -40,6 +40,7 @@ struct ChannelFields {
     bool has_enabled = false;
     bool has_allow_private_network = false;
     bool has_ca_file = false;
+    bool has_stream_usage = false;
     std::string name;
     std::string kind;
     std::string base_url;
@@ -51,6 +52,7 @@ struct ChannelFields {
     bool is_enabled = true;
     bool allow_private_network = false;
     std::string ca_file;
+    std::string stream_usage;
 };
 
 bool channel_field_read(ChannelFields& fields, std::string_view key, ondemand::value& value,
@@ -100,6 +102,10 @@ bool channel_field_read(ChannelFields& fields, std::string_view key, ondemand::v
         fields.ca_file.clear();
         return json_is_null(value) || json_read_string(value, key, fields.ca_file, error);
     }
+    if (key == "stream_usage") {
+        fields.has_stream_usage = true;
+        return json_read_string(value, key, fields.stream_usage, error);
+    }
     return json_unknown_field(key, error);
 }
 
@@ -143,6 +149,10 @@ bool channel_fields_apply(const ChannelFields& fields, ChannelSpec& spec, std::s
     if (fields.has_ca_file) {
         spec.ca_file = fields.ca_file;
     }
+    if (fields.has_stream_usage && !stream_usage_parse(fields.stream_usage, spec.stream_usage)) {
+        error = "stream_usage must be inject or off";
+        return false;
+    }
     return true;
 }
 
@@ -184,6 +194,7 @@ void json_out_channel(JsonOut& out, const ChannelInfo& channel) {
     out.key("allow_private_network").boolean(channel.allow_private_network);
     out.key("ca_file");
     channel.ca_file.empty() ? out.null() : out.string(channel.ca_file);
+    out.key("stream_usage").string(channel.stream_usage);
     out.key("created_at").number(channel.created_at_s);
     out.end_object();
 }
@@ -300,6 +311,9 @@ AdminReply admin_channels_patch(AdminDeps& deps, const AdminRequest& request) {
     spec.is_enabled = info.is_enabled;
     spec.allow_private_network = info.allow_private_network;
     spec.ca_file = info.ca_file;
+    if (!stream_usage_parse(info.stream_usage, spec.stream_usage)) {
+        return admin_reply_storage_error("stored stream_usage is unknown");
+    }
     if (!fields.has_api_key) {
         ChannelSecretRead read{id, {}};
         if (!deps.writer.execute(channel_secret_read, &read, error, false)) {

@@ -80,9 +80,11 @@ constexpr const char* usage_text =
     "  ringway channel add --name NAME --kind openai|anthropic|openai-compatible\n"
     "                     --base-url URL --api-key-env VAR [--models a,b] [--priority N]\n"
     "                     [--weight N] [--allow-private-network] [--ca-file PATH] [--disabled]\n"
+    "                     [--stream-usage inject|off]\n"
     "  ringway channel list | channel show ID | channel remove ID\n"
     "  ringway channel update ID [--priority N] [--weight N] [--enabled|--disabled]\n"
     "                     [--api-key-env VAR] [--models a,b] [--base-url URL]\n"
+    "                     [--stream-usage inject|off]\n"
     "  ringway price set --model NAME|PREFIX* --input USD --output USD [--channel ID]\n"
     "                     [--cached-input USD] [--cache-write USD] [--reasoning USD]\n"
     "                     [--per-request USD] [--effective-from UNIX_SECONDS]\n"
@@ -484,7 +486,7 @@ bool channel_body(const Args& args, std::string& out, std::string& error) {
     BodyBuilder body;
     for (const auto& [option, field] :
          {std::pair{"name", "name"}, std::pair{"kind", "kind"}, std::pair{"base-url", "base_url"},
-          std::pair{"ca-file", "ca_file"}}) {
+          std::pair{"ca-file", "ca_file"}, std::pair{"stream-usage", "stream_usage"}}) {
         if (const std::string* value = args_option(args, option)) {
             body.add_string(field, *value);
         }
@@ -568,7 +570,7 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
     const std::initializer_list<std::string_view> fields = {
         "name",    "kind",     "base-url", "api-key-env",
         "models",  "priority", "weight",   "allow-private-network",
-        "ca-file", "enabled",  "disabled"};
+        "ca-file", "enabled",  "disabled", "stream-usage"};
     if (verb == "add") {
         if (!args_only(args, fields, error)) {
             return false;

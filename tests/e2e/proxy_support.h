@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <regex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -504,6 +505,9 @@ public:
         const Response response = admin("POST", "/admin/channels", body);
         EXPECT_EQ(response.status, 201) << body << " -> " << response.body;
         channels_.push_back(spec.name);
+        if (spec.kind == "anthropic") {
+            anthropic_channels_.insert(spec.name);  // Probed on /v1/messages.
+        }
         return Json(response.body).integer("/id", 0);
     }
 
@@ -516,17 +520,22 @@ public:
         const Deadline deadline = Deadline::after_ms(timeout_ms);
         for (const std::string& name : channels_) {
             Response last;
+            const bool is_anthropic = anthropic_channels_.count(name) > 0;
             const bool is_ready = poll_until(deadline, [&] {
                 const std::string body = chat_body(probe_model(name), false);
                 const auto response = http_exchange(
-                    port(), post_request("/v1/chat/completions", body, probe_key_.secret),
+                    port(),
+                    post_request(is_anthropic ? "/v1/messages" : "/v1/chat/completions", body,
+                                 probe_key_.secret),
                     Deadline::after_ms(5000));
                 if (!response.has_value()) {
                     return false;
                 }
                 last = *response;
+                // OpenAI's shape names the code; Anthropic's (on /v1/messages) only the type.
                 return !(response->status == 503 &&
-                         response->body.find("no_channel_available") != std::string::npos);
+                         (response->body.find("no_channel_available") != std::string::npos ||
+                          response->body.find("No upstream channel") != std::string::npos));
             });
             EXPECT_TRUE(is_ready) << "channel " << name
                                   << " never became routable; last: " << last.status << " "
@@ -570,6 +579,7 @@ private:
     uint16_t admin_port_ = 0;
     Key probe_key_;
     std::vector<std::string> channels_;
+    std::set<std::string> anthropic_channels_;
 };
 
 // Starts a mock upstream with `--default NAME=VALUE` pairs.

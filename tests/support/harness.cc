@@ -1135,9 +1135,13 @@ std::string check_error_response(const Response& response, std::string* code,
     if (error["type"].get_string().get(type) != simdjson::SUCCESS) {
         add("error.type missing");
     } else {
+        // OpenAI's types: by status, except on its 429s, which name the limit hit
+        // (insufficient_quota for a spent quota, requests for a request-rate limit).
         const std::string_view expected_type =
             response.status >= 500 ? "server_error" : "invalid_request_error";
-        if (type != expected_type) {
+        const bool is_limit_type =
+            response.status == 429 && (type == "insufficient_quota" || type == "requests");
+        if (type != expected_type && !is_limit_type) {
             add("error.type is " + std::string(type) + ", expected " + std::string(expected_type));
         }
     }

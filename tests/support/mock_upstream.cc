@@ -16,10 +16,15 @@
 //   POST /v1/embeddings        list of embedding objects (float or "encoding_format":"base64")
 //   POST /v1/responses         Responses API object / SSE event:+data: (created .. completed)
 //   POST /v1/messages          Anthropic Messages JSON / SSE (message_start .. message_stop)
+//   POST /v1/messages/count_tokens  {"input_tokens": N} (N: the prompt_tokens formula below)
 //   GET  /v1/models            model list
 //   GET  /__mock/stats         JSON counters + last request (overall and per scenario id)
 //   POST /__mock/reset         clears the counters;  GET /__mock/health -> 200 "ok"
 // Streams end with "data: [DONE]" (chat, completions); Responses and Anthropic streams do not.
+// Response headers as the providers send them, on answers and errors alike: OpenAI paths
+// x-request-id, openai-processing-ms, x-ratelimit-{limit,remaining,reset}-{requests,tokens}
+// and a Cloudflare set-cookie (which a gateway must not relay); /v1/messages* request-id and
+// anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}.
 // The model echoes the request's "model" verbatim ("mock-model" when absent).
 //
 // Token formula (deterministic, for assertions):
@@ -55,6 +60,7 @@
 //                            masked key: "Incorrect API key provided: sk-a*****wxyz. ...";
 //                            3xx answers with a Location header (must never be followed)
 //   retry-after S            Retry-After seconds on 429/503 (default 1)
+//   retry-after-ms N         also retry-after-ms: N on 429/503 (OpenAI's SDKs read it)
 //   fault F                  reset        RST (SO_LINGER 0 + close) after K events / bytes
 //                            reset-early  RST before any response byte
 //                            truncate     close (FIN) after K events (no terminating chunk),
@@ -641,6 +647,8 @@ struct Controls {
     Eol eol = Eol::lf;
     uint32_t status = 0;  // 0: answer normally.
     uint32_t retry_after_s = 1;
+    bool has_retry_after_ms = false;
+    uint32_t retry_after_ms = 0;
     Fault fault = Fault::none;
     bool has_fault_after = false;
     uint32_t fault_after = 0;
@@ -675,6 +683,7 @@ constexpr std::string_view control_names[] = {
     "eol",
     "status",
     "retry-after",
+    "retry-after-ms",
     "fault",
     "fault-after",
     "connection-close",
@@ -810,6 +819,7 @@ bool controls_parse(const ControlSource& source, Controls& controls, std::string
     number("http-chunk-bytes", 1 << 30, controls.http_chunk_bytes, nullptr);
     number("status", 999, controls.status, nullptr);
     number("retry-after", delay_ms_max, controls.retry_after_s, nullptr);
+    number("retry-after-ms", delay_ms_max, controls.retry_after_ms, &controls.has_retry_after_ms);
     number("fault-after", 1u << 31, controls.fault_after, &controls.has_fault_after);
     number("prompt-tokens", 1u << 31, controls.prompt_tokens, &controls.has_prompt_tokens);
     number("cached-tokens", 1u << 31, controls.cached_tokens, nullptr);
@@ -1558,9 +1568,14 @@ void reply_error(const Request& request, const Controls& controls, uint32_t stat
         std::string seconds;
         append_u64(seconds, controls.retry_after_s);
         reply.headers.push_back(Header{"Retry-After", seconds});
+        if (controls.has_retry_after_ms) {
+            std::string milliseconds;
+            append_u64(milliseconds, controls.retry_after_ms);
+            reply.headers.push_back(Header{"retry-after-ms", milliseconds});
+        }
     }
     std::string out;
-    if (request.path == "/v1/messages") {
+    if (request.path.starts_with("/v1/messages")) {
         out = "{\"type\":\"error\",\"error\":{\"type\":\"" + std::string(anthropic_type) +
               "\",\"message\":\"";
         append_json_escaped(out, text);
@@ -1900,6 +1915,33 @@ bool dispatch_mock_path(const Request& request, Reply& reply) {
     return true;
 }
 
+// The headers a provider sends with every answer (see the file header).
+void provider_headers(const Request& request, uint64_t id, Reply& reply) {
+    std::string request_id = "req_mock";
+    append_u64(request_id, id);
+    if (request.path.starts_with("/v1/messages")) {
+        reply.headers.push_back(Header{"request-id", std::move(request_id)});
+        for (const char* kind : {"requests", "tokens", "input-tokens", "output-tokens"}) {
+            const std::string prefix = std::string("anthropic-ratelimit-") + kind;
+            reply.headers.push_back(Header{prefix + "-limit", "4000"});
+            reply.headers.push_back(Header{prefix + "-remaining", "3999"});
+            reply.headers.push_back(Header{prefix + "-reset", "2025-01-01T00:00:07Z"});
+        }
+        return;
+    }
+    reply.headers.push_back(Header{"x-request-id", std::move(request_id)});
+    reply.headers.push_back(Header{"openai-processing-ms", "42"});
+    for (const char* kind : {"requests", "tokens"}) {
+        reply.headers.push_back(Header{std::string("x-ratelimit-limit-") + kind, "10000"});
+        reply.headers.push_back(Header{std::string("x-ratelimit-remaining-") + kind, "9999"});
+        reply.headers.push_back(Header{std::string("x-ratelimit-reset-") + kind, "6ms"});
+    }
+    reply.headers.push_back(
+        Header{"set-cookie", "__cf_bm=mock-cookie; path=/; HttpOnly; Secure; SameSite=None"});
+}
+
+std::atomic<uint64_t> next_error_id{1};
+
 void dispatch_llm(const Request& request, const Controls& controls, Reply& reply) {
     const bool is_get = request.method == "GET";
     const std::string& path = request.path;
@@ -1913,7 +1955,7 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
     }
     const bool is_known = path == "/v1/chat/completions" || path == "/v1/completions" ||
                           path == "/v1/embeddings" || path == "/v1/responses" ||
-                          path == "/v1/messages";
+                          path == "/v1/messages" || path == "/v1/messages/count_tokens";
     if (!is_known || request.method != "POST") {
         reply_error(request, controls, 404, "Invalid URL (" + request.method + " " + path + ")",
                     reply);
@@ -1951,12 +1993,14 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
         reply_embeddings(ctx, reply);
     } else if (path == "/v1/responses") {
         reply_responses(ctx, reply);
+    } else if (path == "/v1/messages/count_tokens") {
+        reply.body = "{\"input_tokens\":";
+        append_u64(reply.body, ctx.prompt_tokens);
+        reply.body += "}";
     } else {
         reply_messages(ctx, reply);
     }
-    std::string request_id = "req_mock";
-    append_u64(request_id, ctx.id);
-    reply.headers.push_back(Header{"x-request-id", std::move(request_id)});
+    provider_headers(request, ctx.id, reply);
 }
 
 // Handles one complete request. Afterwards `plan` owns every byte to send.
@@ -1990,6 +2034,7 @@ void handle_request(const Request& request, Plan& plan) {
     }
     if (controls.status >= 400) {
         reply_error(request, controls, controls.status, "", reply);
+        provider_headers(request, next_error_id.fetch_add(1, std::memory_order_relaxed), reply);
     } else if (controls.status >= 300 && controls.status < 400 && controls.status != 304) {
         // A redirect the gateway must never follow (RULES.md, upstream isolation).
         reply.status = controls.status;

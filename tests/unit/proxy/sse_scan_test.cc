@@ -235,6 +235,65 @@ TEST_P(SseScanLineEnds, TruncatedBeforeTheUsageEvent) {
                              ScanResult{{28, 1, 29, true}, false, 6, false, 1, 0});
 }
 
+// With cut_usage, the usage-only event is reported as one span, [its "data:" line, the byte
+// after its blank line), however the stream is cut into pieces; nothing else is reported,
+// and once everything is fed no event is open.
+std::vector<SseSpan> scan_cuts(std::string_view stream, const std::vector<size_t>& ends,
+                               uint64_t& open_start) {
+    ChunkPool pool(64, 64 << 20);
+    Arena arena(&pool, 16 << 20);
+    SseUsageScanner scanner;
+    scanner.start(UsageFormat::chat, arena, true);
+    std::vector<SseSpan> cuts;
+    size_t start = 0;
+    std::string buffer;
+    for (const size_t end : ends) {
+        buffer.assign(stream.substr(start, end - start));
+        scanner.feed(buffer);
+        for (const SseSpan& cut : scanner.cuts()) {
+            if (!cuts.empty() && cuts.back().end == cut.start) {
+                cuts.back().end = cut.end;  // A CRLF split between pieces: one event.
+            } else {
+                cuts.push_back(cut);
+            }
+        }
+        EXPECT_LE(scanner.open_event_start(), end);
+        std::memset(buffer.data(), 0xAA, buffer.size());
+        start = end;
+    }
+    open_start = scanner.open_event_start();
+    arena.release();
+    return cuts;
+}
+
+TEST_P(SseScanLineEnds, UsageOnlyEventIsReportedForCuttingAtEveryCut) {
+    const std::string stream = with_line_end(chat_stream(), GetParam());
+    const size_t usage_at = stream.find("\"choices\":[]");
+    ASSERT_NE(usage_at, std::string::npos);
+    const uint64_t event_start = stream.rfind("data: ", usage_at);
+    const uint64_t event_end = stream.find("data: [DONE]");
+    std::vector<std::vector<size_t>> cuttings = {{stream.size()}};
+    for (size_t cut = 0; cut <= stream.size(); cut += 1) {
+        cuttings.push_back({cut, stream.size()});
+    }
+    std::vector<size_t> bytes;
+    for (size_t end = 1; end <= stream.size(); end += 1) {
+        bytes.push_back(end);
+    }
+    cuttings.push_back(bytes);
+    for (const std::vector<size_t>& ends : cuttings) {
+        uint64_t open_start = 0;
+        const std::vector<SseSpan> cuts = scan_cuts(stream, ends, open_start);
+        ASSERT_EQ(cuts.size(), 1u)
+            << "pieces " << ends.size() << " first end " << ends[0] << " cut " << cuts[0].start
+            << ".." << cuts[0].end << " size " << stream.size() << " usage event " << event_start
+            << ".." << event_end;
+        EXPECT_EQ(cuts[0].start, event_start) << "first end " << ends[0];
+        EXPECT_EQ(cuts[0].end, event_end) << "first end " << ends[0];
+        EXPECT_EQ(open_start, stream.size()) << "first end " << ends[0];
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(LineEnds, SseScanLineEnds,
                          ::testing::Values(LineEnd::lf, LineEnd::crlf, LineEnd::cr));
 
@@ -306,6 +365,24 @@ TEST(SseScan, ChatWithoutIncludeUsageParsesNothing) {
     stream += "data: [DONE]\n\n";
     const ScanResult result = scan_whole(stream, UsageFormat::chat);
     EXPECT_EQ(result, (ScanResult{{0, 0, 0, false}, true, 11, false, 0, 0}));
+}
+
+TEST(SseScan, UsageOnAChunkWithChoicesIsNotReportedForCutting) {
+    const std::string stream =
+        std::string(R"(data: {"id":"x","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],)"
+                    R"("usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})") +
+        "\n\ndata: [DONE]\n\n";
+    uint64_t open_start = 0;
+    EXPECT_TRUE(scan_cuts(stream, {stream.size()}, open_start).empty());
+    EXPECT_EQ(open_start, stream.size());
+}
+
+TEST(SseScanHelpers, EmptyChoices) {
+    EXPECT_TRUE(sse_chat_data_has_empty_choices(R"({"choices":[],"usage":{}})"));
+    EXPECT_TRUE(sse_chat_data_has_empty_choices(R"({"choices" : [ ] })"));
+    EXPECT_FALSE(sse_chat_data_has_empty_choices(R"({"choices":[{"index":0}]})"));
+    EXPECT_FALSE(sse_chat_data_has_empty_choices(R"({"usage":{}})"));
+    EXPECT_FALSE(sse_chat_data_has_empty_choices(R"({"choices":)"));
 }
 
 TEST(SseScan, ChatErrorChunk) {
