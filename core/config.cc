@@ -45,6 +45,13 @@ constexpr Knob knobs[] = {
     {"RINGWAY_DB_SYNCHRONOUS", "normal", "SQLite synchronous mode: normal or full"},
     {"RINGWAY_LOG_BATCH", "512", "usage rows per SQLite transaction at most"},
     {"RINGWAY_LOG_FLUSH_MS", "50", "usage rows wait at most this long before a commit"},
+    {"RINGWAY_LOG_QUEUE_SLOTS", "16384",
+     "usage rows queued per shard at most (power of two); past it requests get 503"},
+    {"RINGWAY_WRITER_STALL_MS", "2000",
+     "once usage commits have failed this long, new requests get 503 + Retry-After"},
+    {"RINGWAY_WRITER_DRAIN_MS", "10000",
+     "after the shutdown drain, failing usage commits are retried this long; the rest goes to"
+     " <RINGWAY_DB>.spill (replayed at the next start) and the exit status is 1"},
     {"RINGWAY_ADMIN_TOKEN", nullptr, "bearer token of the admin API; unset: admin API disabled"},
     {"RINGWAY_ADMIN_LISTEN", "127.0.0.1:8081", "host:port of the admin API's own listener"},
     {"RINGWAY_RETRIES", "2",
@@ -200,7 +207,11 @@ bool parse_storage(const Parser& parser, Config& config) {
         return parser.fail("RINGWAY_ADMIN_TOKEN", "(hidden)", "must be at least 16 characters");
     }
     return parser.number32("RINGWAY_LOG_BATCH", 512, 1, 65536, config.log_batch) &&
-           parser.number32("RINGWAY_LOG_FLUSH_MS", 50, 1, 60000, config.log_flush_ms);
+           parser.number32("RINGWAY_LOG_FLUSH_MS", 50, 1, 60000, config.log_flush_ms) &&
+           parser.number32("RINGWAY_WRITER_DRAIN_MS", 10000, 1, 3600000, config.writer_drain_ms) &&
+           parser.number32("RINGWAY_WRITER_STALL_MS", 2000, 1, 3600000, config.writer_stall_ms) &&
+           parser.number32("RINGWAY_LOG_QUEUE_SLOTS", 16384, 2, log_queue_slots_max,
+                           config.log_queue_slots);
 }
 
 }  // namespace
@@ -256,6 +267,11 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number("RINGWAY_MAX_RESPONSE_BYTES", 64u << 20, 1024, 1ull << 31,
                  config.max_response_bytes);
     if (!ok) {
+        return false;
+    }
+    if (!std::has_single_bit(config.log_queue_slots)) {
+        error = "RINGWAY_LOG_QUEUE_SLOTS=" + std::to_string(config.log_queue_slots) +
+                ": must be a power of two";
         return false;
     }
     if (!std::has_single_bit(config.recv_buffers)) {

@@ -42,7 +42,10 @@ struct Config {
     bool db_synchronous_full;
     uint32_t log_batch;
     uint32_t log_flush_ms;
-    std::string admin_token;  // Empty: admin API disabled.
+    uint32_t writer_drain_ms;  // The writer's own deadline after the shutdown drain.
+    uint32_t writer_stall_ms;  // Failing commits for this long: admission refuses.
+    uint32_t log_queue_slots;  // Per-shard usage queue (power of two).
+    std::string admin_token;   // Empty: admin API disabled.
     // Upstream (proxy/).
     uint32_t retries;  // Extra attempts on other channels, when safe.
     uint32_t upstream_connect_timeout_ms;

@@ -63,10 +63,12 @@ constexpr int listen_backlog = 4096;
 
 // ---- storage/: the writer, its queues, the snapshot ------------------------------------
 
-constexpr uint32_t log_batch_rows_max = 8192;         // Upper bound for RINGWAY_LOG_BATCH.
-constexpr uint32_t writer_yield_rows = 32;            // Rows inserted between sched_yield()s.
-constexpr uint32_t log_queue_slots_max = 1u << 22;    // Per shard; 4M * ~320 B is plenty.
-constexpr uint32_t storage_shards_max = 512;          // Queues the writer drains; snapshot readers.
+constexpr uint32_t log_batch_rows_max = 8192;       // Upper bound for RINGWAY_LOG_BATCH.
+constexpr uint32_t writer_yield_rows = 32;          // Rows inserted between sched_yield()s.
+constexpr uint32_t log_queue_slots_max = 1u << 22;  // Per shard; 4M * ~320 B is plenty.
+constexpr uint32_t storage_shards_max = 512;        // Queues the writer drains; snapshot readers.
+// The spill file's reserve (storage/spill.h): every row the queues can hold, at most this.
+constexpr uint64_t spill_reserve_bytes_max = 16ull << 20;
 constexpr uint32_t writer_latency_bucket_count = 24;  // log2(us) buckets: <2us .. >=8.4s
 constexpr uint32_t query_rows_max = 1000;             // Upper bound on any admin page size.
 // Stored text lengths in a UsageRecord (the arrays hold one more for the NUL).
@@ -89,6 +91,7 @@ constexpr uint32_t json_document_bytes_max = 64u << 20;  // The shard parser's d
 constexpr uint32_t sse_event_bytes_max = 1u << 20;       // Longest event the scanner keeps.
 constexpr uint32_t upstream_body_spans_max = 32;         // Body spans per upstream parse call.
 constexpr uint64_t resolver_retire_delay_ms = 10000;     // An old address book lives this long.
+constexpr uint32_t resolver_wait_ms_max = 5000;  // An admin channel write waits for its address.
 // GET /v1/models: distinct models listed at most, and the longest model (or channel) name
 // listed; a JSON-escaped byte is at most 6 bytes (\u00XX).
 constexpr uint32_t models_listed_max = 256;

@@ -89,10 +89,10 @@ int run_server() {
     }
     announce_ready(*services);
     signal_wait(signals, config);
-    services_stop(*services);
+    const bool is_drained = services_stop(*services);
     RW_LOG_INFO("event=stopped rows_written=%lu",
                 static_cast<unsigned long>(services->writer.rows_written()));
-    return 0;
+    return is_drained ? 0 : 1;
 }
 
 }  // namespace

@@ -83,7 +83,8 @@ void render_usage(MetricsText& text, const ShardSum& sum) {
     text.line("ringway_limited_total", "counter", "Requests refused by rpm, concurrency or quota.",
               sum(&GatewayMetrics::limited));
     text.line("ringway_overloaded_total", "counter",
-              "Requests refused because the usage log was full.", sum(&GatewayMetrics::overloaded));
+              "Requests refused because the usage log was full or failing.",
+              sum(&GatewayMetrics::overloaded));
     text.line("ringway_tokens_prompt_total", "counter", "Prompt tokens charged.",
               sum(&GatewayMetrics::tokens_prompt));
     text.line("ringway_tokens_completion_total", "counter", "Completion tokens charged.",

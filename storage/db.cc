@@ -4,6 +4,8 @@
 #include "storage/db.h"
 
 #include <sqlite3.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cinttypes>
 #include <cstdio>
@@ -228,6 +230,40 @@ int64_t Db::last_insert_rowid() const {
 int64_t Db::changes() const {
     RW_ASSERT(db_ != nullptr);
     return sqlite3_changes64(db_);
+}
+
+namespace {
+
+int64_t busy_clock_ms() {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return int64_t(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
+}
+
+}  // namespace
+
+void Db::set_busy_deadline(uint32_t timeout_ms, const std::atomic<int64_t>* deadline_ms) {
+    RW_ASSERT(db_ != nullptr);
+    RW_ASSERT(deadline_ms != nullptr);
+    busy_wait_ = BusyWait{timeout_ms, deadline_ms, 0};
+    // The handler runs on the thread stepping the statement; `count` is 0 on the first
+    // call of each wait. Returning 0 makes the statement fail SQLITE_BUSY
+    // [sqlite3_busy_handler(3)]. It replaces the busy_timeout set at open.
+    const auto handler = [](void* context, int count) -> int {
+        auto* wait = static_cast<BusyWait*>(context);
+        const int64_t now = busy_clock_ms();
+        if (count == 0) {
+            wait->started_ms = now;
+        }
+        const int64_t deadline = wait->deadline_ms->load(std::memory_order_relaxed);
+        if ((deadline != 0 && now >= deadline) ||
+            now - wait->started_ms >= int64_t(wait->timeout_ms)) {
+            return 0;
+        }
+        ::usleep(count < 10 ? 1000 : 5000);  // Short at first: most locks are brief.
+        return 1;
+    };
+    (void)sqlite3_busy_handler(db_, handler, &busy_wait_);
 }
 
 bool Db::prepare(std::string_view sql, Stmt& out) {

@@ -82,6 +82,15 @@ CREATE TABLE daily_usage (
 ) WITHOUT ROWID;
 CREATE INDEX daily_usage_day ON daily_usage (day);
 )sql",
+    // 2: long run (issue 11). spill_replays: the spill files already committed, so a
+    // replay interrupted before the file was removed is not committed twice.
+    R"sql(
+CREATE TABLE spill_replays (
+    spill_id    BLOB    PRIMARY KEY CHECK (length(spill_id) = 16),
+    rows        INTEGER NOT NULL,
+    replayed_at INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr uint32_t migration_count = static_cast<uint32_t>(std::size(migration_sql));

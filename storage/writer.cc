@@ -154,6 +154,21 @@ bool Writer::open(const StorageConfig& config, uint32_t shard_count, std::string
         error = "preparing writer statements: " + db_.last_error();
         return false;
     }
+    batch_.resize(config.log_batch_rows);
+    aggregates_.resize(config.log_batch_rows);
+    if (!replay_spill(error)) {
+        return false;
+    }
+    // Room for every row the queues and the batch can hold, so the spill at a shutdown
+    // deadline needs no new blocks even on a disk that has filled since.
+    const uint64_t queued_max = uint64_t(shard_count) * config.queue_slots + config.log_batch_rows;
+    if (!spill_.open(spill_path(config.db_path),
+                     std::min(spill_reserve_bytes_max, queued_max * sizeof(UsageRecord)), error)) {
+        return false;
+    }
+    // A foreign lock must not hold the shutdown drain past its deadline: a BEGIN waiting
+    // for it gives up when the deadline passes, even mid-wait.
+    db_.set_busy_deadline(config.busy_timeout_ms, &stop_deadline_ms_);
     event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (event_fd_ < 0) {
         error = std::string("eventfd: ") + std::strerror(errno);
@@ -162,8 +177,6 @@ bool Writer::open(const StorageConfig& config, uint32_t shard_count, std::string
     for (uint32_t index = 0; index < shard_count; index++) {
         queues_.push_back(std::make_unique<LogQueue>(config.queue_slots));
     }
-    batch_.resize(config.log_batch_rows);
-    aggregates_.resize(config.log_batch_rows);
     {
         std::lock_guard<std::mutex> lock(command_mutex_);
         is_accepting_commands_ = true;
@@ -200,6 +213,11 @@ void Writer::notify(uint32_t shard_index) {
 }
 
 void Writer::request_stop() {
+    // Release below publishes the deadline with the flag; only the first call sets it.
+    if (!is_stop_requested_.load(std::memory_order_acquire)) {
+        stop_deadline_ms_.store(monotonic_ms() + config_.drain_timeout_ms,
+                                std::memory_order_relaxed);
+    }
     is_stop_requested_.store(true, std::memory_order_release);
     wake();
 }
@@ -234,9 +252,12 @@ void Writer::wait(Sleep mode, int64_t timeout_ms) {
     RW_ASSERT(mode != Sleep::awake);
     sleep_.store(mode, std::memory_order_relaxed);
     store_load_barrier();  // Pairs with notify()'s barrier.
+    // A stop request is work for an idle or partial-batch wait, not for a backoff: the
+    // retry after a failed commit still sleeps while stopping (run() bounds the sleep by
+    // the drain deadline). Skipping it once spun a core on ~400 failing COMMITs a second.
     bool has_work = (mode == Sleep::idle && !queues_are_empty()) ||
                     has_commands_.load(std::memory_order_acquire) ||
-                    is_stop_requested_.load(std::memory_order_acquire);
+                    (mode != Sleep::backoff && is_stop_requested_.load(std::memory_order_acquire));
     if (mode == Sleep::partial_batch) {
         for (const auto& queue : queues_) {  // The same test notify() makes.
             if (queue->depth() >= config_.log_batch_rows) {
@@ -271,12 +292,22 @@ void Writer::run() {
         drain_queues();
         const bool is_stopping = is_stop_requested_.load(std::memory_order_acquire);
         const int64_t now_ms = monotonic_ms();
+        if (is_stopping && batch_count_ > 0 && is_drain_expired()) {
+            spill_everything();  // Commits failed until the drain deadline.
+            break;
+        }
         const bool is_due =
             batch_count_ == config_.log_batch_rows || now_ms >= batch_deadline_ms_ || is_stopping;
         if (batch_count_ > 0 && is_due) {
             if (!commit_batch()) {
                 // Keep the batch; the queues back up and shards answer 503 meanwhile.
-                wait(Sleep::backoff, backoff_ms_);
+                int64_t sleep_ms = backoff_ms_;
+                if (is_stopping) {
+                    const int64_t left_ms =
+                        stop_deadline_ms_.load(std::memory_order_relaxed) - monotonic_ms();
+                    sleep_ms = std::clamp<int64_t>(left_ms, 0, sleep_ms);
+                }
+                wait(Sleep::backoff, sleep_ms);
             }
             continue;
         }
@@ -301,7 +332,7 @@ bool Writer::commit_batch() {
     const int64_t start_us = monotonic_us();
     commit_batch_aggregate();
     if (!commit_batch_statements()) {
-        commit_failed(batch_count_);
+        commit_failed(batch_count_, start_us);
         return false;
     }
     const int64_t latency_us = monotonic_us() - start_us;
@@ -347,9 +378,15 @@ void Writer::commit_batch_aggregate() {
 // The transaction itself. False on the first failing statement, transaction possibly
 // still open (the caller rolls back).
 bool Writer::commit_batch_statements() {
-    if (!db_.step_done(begin_)) {
-        return false;
-    }
+    // COMMIT may fail with BUSY (a reader blocking a checkpoint is not one; a lock is);
+    // the transaction then stays open and the caller rolls it back.
+    return db_.step_done(begin_) && write_batch_rows() && db_.step_done(commit_);
+}
+
+// The batch's rows, its per-(key, day) sums and the keys' quota_used, inside the open
+// transaction. commit_batch_aggregate() has run.
+bool Writer::write_batch_rows() {
+    RW_ASSERT(db_.in_transaction());
     for (uint32_t index = 0; index < batch_count_; index++) {
         const UsageRecord& record = batch_[index];
         Stmt& s = insert_usage_;
@@ -411,12 +448,10 @@ bool Writer::commit_batch_statements() {
             key_total_tokens = 0;
         }
     }
-    // COMMIT may fail with BUSY (a reader blocking a checkpoint is not one; a lock is);
-    // the transaction then stays open and the caller rolls it back.
-    return db_.step_done(commit_);
+    return true;
 }
 
-void Writer::commit_failed(uint32_t attempt_rows) {
+void Writer::commit_failed(uint32_t attempt_rows, int64_t attempt_start_us) {
     const std::string error = db_.last_error();
     // SQLite may already have rolled back on FULL/IOERR/BUSY/NOMEM; ROLLBACK only if a
     // transaction is still open [sqlite3_get_autocommit(3)].
@@ -426,6 +461,11 @@ void Writer::commit_failed(uint32_t attempt_rows) {
     commit_errors_.fetch_add(1, std::memory_order_relaxed);
     is_stalled_.store(true, std::memory_order_relaxed);
     failure_streak_ += 1;
+    if (failure_streak_ == 1) {
+        // Never 0 (the "not stalled" value): the monotonic clock is far past 1 ms here.
+        stalled_since_ms_.store(std::max<int64_t>(1, attempt_start_us / 1000),
+                                std::memory_order_relaxed);
+    }
     const uint32_t cap = config_.retry_backoff_ms_max;
     backoff_ms_ = backoff_ms_ == 0 ? 1 : std::min(cap, backoff_ms_ * 2);
     // Log the first failure and then every 64th, so a long stall does not flood journald.
@@ -446,6 +486,7 @@ void Writer::commit_succeeded(uint64_t latency_us) {
     failure_streak_ = 0;
     backoff_ms_ = 0;
     is_stalled_.store(false, std::memory_order_relaxed);
+    stalled_since_ms_.store(0, std::memory_order_relaxed);
     batches_committed_.fetch_add(1, std::memory_order_relaxed);
     last_batch_latency_us_.store(latency_us, std::memory_order_relaxed);
     batch_latency_us_total_.fetch_add(latency_us, std::memory_order_relaxed);
@@ -457,6 +498,114 @@ void Writer::commit_succeeded(uint64_t latency_us) {
         bucket += 1;
     }
     latency_histogram_[bucket].fetch_add(1, std::memory_order_relaxed);
+}
+
+// ---- The spill at the drain deadline, and its replay at the next open -------------------
+
+bool Writer::is_drain_expired() const {
+    return monotonic_ms() >= stop_deadline_ms_.load(std::memory_order_relaxed);
+}
+
+// Writer thread, stopping, commits still failing at the deadline: the batch and everything
+// still queued go to the spill file. Shards have stopped pushing, so the queues only drain.
+void Writer::spill_everything() {
+    RW_ASSERT(is_stop_requested_.load(std::memory_order_acquire));
+    RW_ASSERT(!db_.in_transaction());
+    uint64_t total = 0;
+    for (;;) {
+        total += batch_count_;
+        if (!spill_.append(batch_.data(), batch_count_) && spill_error_.empty()) {
+            spill_error_ = std::string("writing ") + spill_.path() + ": " + std::strerror(errno);
+        }
+        batch_count_ = 0;
+        drain_queues();
+        if (batch_count_ == 0 && queues_are_empty()) {
+            break;
+        }
+    }
+    spilled_rows_ = spill_.rows_appended();
+    if (spilled_rows_ > 0) {
+        std::string error;
+        if (!spill_.finish(error)) {
+            spill_error_ = error;
+            spilled_rows_ = 0;
+        }
+    }
+    lost_rows_ = total - spilled_rows_;
+    RW_ASSERT(spilled_rows_ + lost_rows_ == total);
+    RW_ASSERT(batch_count_ == 0);
+}
+
+// Writer::open: commits the rows of a spill file the previous run left, unless its id is
+// already in spill_replays (the replay committed, then the process died before the file
+// was reset). A file that cannot be read as a spill stops startup: it may hold usage.
+bool Writer::replay_spill(std::string& error) {
+    const std::string path = spill_path(config_.db_path);
+    const SpillContents spill = spill_read(path);
+    if (spill.state == SpillState::invalid) {
+        error = "the spill file " + path + " cannot be replayed (" + spill.error +
+                "); move it aside to start without its rows";
+        return false;
+    }
+    if (spill.state != SpillState::rows || spill.rows.empty()) {
+        return true;
+    }
+    Stmt seen;
+    if (!db_.prepare("SELECT count(*) FROM spill_replays WHERE spill_id = ?1", seen)) {
+        error = "reading spill_replays: " + db_.last_error();
+        return false;
+    }
+    seen.bind_blob(1, std::span<const uint8_t>(spill.spill_id, sizeof(spill.spill_id)));
+    const bool is_seen = seen.step() == StepStatus::row && seen.column_int64(0) > 0;
+    seen.reset();
+    if (is_seen) {
+        return true;  // Committed by an earlier start; the new reserve overwrites the file.
+    }
+    if (!replay_rows(spill, error)) {
+        if (db_.in_transaction()) {
+            (void)db_.step_done(rollback_);
+        }
+        return false;
+    }
+    replayed_rows_ = spill.rows.size();
+    return true;
+}
+
+bool Writer::replay_rows(const SpillContents& spill, std::string& error) {
+    RW_ASSERT(batch_count_ == 0);
+    const auto fail = [&](const char* step) {
+        error = std::string("replaying ") + std::to_string(spill.rows.size()) +
+                " spilled usage rows failed (" + step + "): " + db_.last_error();
+        batch_count_ = 0;
+        return false;
+    };
+    if (!db_.step_done(begin_)) {
+        return fail("BEGIN");
+    }
+    // One transaction for every row and the marker: all of them exactly once, or none.
+    for (size_t offset = 0; offset < spill.rows.size(); offset += config_.log_batch_rows) {
+        batch_count_ =
+            uint32_t(std::min<size_t>(config_.log_batch_rows, spill.rows.size() - offset));
+        std::memcpy(batch_.data(), &spill.rows[offset], batch_count_ * sizeof(UsageRecord));
+        commit_batch_aggregate();
+        if (!write_batch_rows()) {
+            return fail("insert");
+        }
+    }
+    batch_count_ = 0;
+    Stmt mark;
+    if (!db_.prepare("INSERT INTO spill_replays (spill_id, rows, replayed_at)"
+                     " VALUES (?1, ?2, unixepoch())",
+                     mark)) {
+        return fail("prepare");
+    }
+    mark.bind_blob(1, std::span<const uint8_t>(spill.spill_id, sizeof(spill.spill_id)));
+    mark.bind_int64(2, int64_t(spill.rows.size()));
+    if (!db_.step_done(mark) || !db_.step_done(commit_)) {
+        return fail("commit");
+    }
+    rows_written_.fetch_add(spill.rows.size(), std::memory_order_relaxed);
+    return true;
 }
 
 // ---- Control-plane commands ------------------------------------------------------------

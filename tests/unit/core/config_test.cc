@@ -42,6 +42,9 @@ TEST(Config, DefaultsWhenNothingIsSet) {
     EXPECT_EQ(config.db_path, "./var/ringway.db");
     EXPECT_FALSE(config.db_synchronous_full);
     EXPECT_EQ(config.log_batch, 512u);
+    EXPECT_EQ(config.log_queue_slots, 16384u);
+    EXPECT_EQ(config.writer_stall_ms, 2000u);
+    EXPECT_EQ(config.writer_drain_ms, 10000u);
     EXPECT_TRUE(config.admin_token.empty());
 }
 
@@ -96,6 +99,10 @@ TEST(Config, RefusesBadValuesNamingTheVariable) {
         {"RINGWAY_DB_SYNCHRONOUS", "off", "must be normal or full"},
         {"RINGWAY_ADMIN_TOKEN", "short", "at least 16 characters"},
         {"RINGWAY_HEADER_TIMEOUT_MS", "10", "must be between 50"},
+        {"RINGWAY_LOG_QUEUE_SLOTS", "1000", "must be a power of two"},
+        {"RINGWAY_LOG_QUEUE_SLOTS", "1", "must be between 2"},
+        {"RINGWAY_WRITER_STALL_MS", "0", "must be between 1"},
+        {"RINGWAY_WRITER_DRAIN_MS", "0", "must be between 1"},
     };
     for (const Refusal& refusal : cases) {
         Config config;
@@ -121,7 +128,8 @@ TEST(Config, HelpListsEveryVariable) {
          {"RINGWAY_LISTEN", "RINGWAY_SHARDS", "RINGWAY_MAX_CONNECTIONS", "RINGWAY_MAX_BODY_BYTES",
           "RINGWAY_HEADER_TIMEOUT_MS", "RINGWAY_KEEPALIVE_TIMEOUT_MS", "RINGWAY_SEND_TIMEOUT_MS",
           "RINGWAY_SHUTDOWN_TIMEOUT_MS", "RINGWAY_RECV_BUFFERS", "RINGWAY_DB", "RINGWAY_LOG_BATCH",
-          "RINGWAY_ADMIN_TOKEN"}) {
+          "RINGWAY_ADMIN_TOKEN", "RINGWAY_LOG_QUEUE_SLOTS", "RINGWAY_WRITER_STALL_MS",
+          "RINGWAY_WRITER_DRAIN_MS"}) {
         EXPECT_NE(help.find(name), std::string::npos) << name;
     }
 }
