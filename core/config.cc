@@ -45,6 +45,11 @@ constexpr Knob knobs[] = {
     {"RINGWAY_DB_SYNCHRONOUS", "normal", "SQLite synchronous mode: normal or full"},
     {"RINGWAY_LOG_BATCH", "512", "usage rows per SQLite transaction at most"},
     {"RINGWAY_LOG_FLUSH_MS", "50", "usage rows wait at most this long before a commit"},
+    {"RINGWAY_LOG_RETENTION_DAYS", "90",
+     "usage_logs rows older than this are pruned (daily_usage aggregates are kept forever)"},
+    {"RINGWAY_DB_MAX_BYTES", "0",
+     "soft cap on the database's live data: over it the oldest usage rows are pruned early,"
+     " with a warning (0: no cap)"},
     {"RINGWAY_LOG_QUEUE_SLOTS", "16384",
      "usage rows queued per shard at most (power of two); past it requests get 503"},
     {"RINGWAY_WRITER_STALL_MS", "2000",
@@ -210,6 +215,8 @@ bool parse_storage(const Parser& parser, Config& config) {
            parser.number32("RINGWAY_LOG_FLUSH_MS", 50, 1, 60000, config.log_flush_ms) &&
            parser.number32("RINGWAY_WRITER_DRAIN_MS", 10000, 1, 3600000, config.writer_drain_ms) &&
            parser.number32("RINGWAY_WRITER_STALL_MS", 2000, 1, 3600000, config.writer_stall_ms) &&
+           parser.number32("RINGWAY_LOG_RETENTION_DAYS", 90, 1, 36500, config.log_retention_days) &&
+           parser.number("RINGWAY_DB_MAX_BYTES", 0, 0, 1ull << 50, config.db_max_bytes) &&
            parser.number32("RINGWAY_LOG_QUEUE_SLOTS", 16384, 2, log_queue_slots_max,
                            config.log_queue_slots);
 }

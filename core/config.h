@@ -45,6 +45,8 @@ struct Config {
     uint32_t writer_drain_ms;  // The writer's own deadline after the shutdown drain.
     uint32_t writer_stall_ms;  // Failing commits for this long: admission refuses.
     uint32_t log_queue_slots;  // Per-shard usage queue (power of two).
+    uint32_t log_retention_days;  // usage_logs rows older than this are pruned.
+    uint64_t db_max_bytes;        // Soft cap on live data; 0: none.
     std::string admin_token;   // Empty: admin API disabled.
     // Upstream (proxy/).
     uint32_t retries;  // Extra attempts on other channels, when safe.

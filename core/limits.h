@@ -67,6 +67,14 @@ constexpr uint32_t log_batch_rows_max = 8192;       // Upper bound for RINGWAY_L
 constexpr uint32_t writer_yield_rows = 32;          // Rows inserted between sched_yield()s.
 constexpr uint32_t log_queue_slots_max = 1u << 22;  // Per shard; 4M * ~320 B is plenty.
 constexpr uint32_t storage_shards_max = 512;        // Queues the writer drains; snapshot readers.
+// Retention (storage/retention.h): rows deleted per pruning step, adapted within these
+// bounds so a step takes about the target; free pages given back per step; how often the
+// writer looks for work when the last step found none.
+constexpr uint32_t retention_step_rows_min = 64;
+constexpr uint32_t retention_step_rows_max = 4096;
+constexpr uint32_t retention_step_ms_target = 5;
+constexpr uint32_t retention_vacuum_pages_max = 128;
+constexpr uint32_t retention_check_ms = 1000;
 // The spill file's reserve (storage/spill.h): every row the queues can hold, at most this.
 constexpr uint64_t spill_reserve_bytes_max = 16ull << 20;
 constexpr uint32_t writer_latency_bucket_count = 24;  // log2(us) buckets: <2us .. >=8.4s

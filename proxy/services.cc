@@ -47,6 +47,8 @@ StorageConfig storage_config(const Config& config) {
     storage.drain_timeout_ms = config.writer_drain_ms;
     storage.stall_refuse_ms = config.writer_stall_ms;
     storage.queue_slots = config.log_queue_slots;
+    storage.retention_days = config.log_retention_days;
+    storage.db_max_bytes = config.db_max_bytes;
     return storage;
 }
 

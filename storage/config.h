@@ -33,6 +33,8 @@ struct StorageConfig {
     // RINGWAY_WRITER_STALL_MS: once commits have failed this long, shards refuse new
     // requests (Writer::is_refusing) instead of serving what may never be recorded.
     uint32_t stall_refuse_ms = 2000;
+    uint32_t retention_days = 90;  // RINGWAY_LOG_RETENTION_DAYS: usage_logs rows kept.
+    uint64_t db_max_bytes = 0;     // RINGWAY_DB_MAX_BYTES: soft cap on live data; 0: none.
     uint32_t keys_max = 1u << 20;  // In-memory quota counter slots.
 };
 
@@ -64,6 +66,9 @@ struct StorageConfig {
     }
     if (config.stall_refuse_ms == 0 || config.stall_refuse_ms > 3600000) {
         return "RINGWAY_WRITER_STALL_MS must be in 1..3600000";
+    }
+    if (config.retention_days == 0 || config.retention_days > 36500) {
+        return "RINGWAY_LOG_RETENTION_DAYS must be in 1..36500";
     }
     if (config.retry_backoff_ms_max == 0) {
         return "retry backoff cap must be positive";

@@ -404,6 +404,10 @@ bool Db::open_apply_pragmas(const StorageConfig& config, DbMode mode, std::strin
     char sql[128];
     const std::string& path = path_;
     if (mode == DbMode::read_write) {
+        // A new file gets auto_vacuum=INCREMENTAL (retention gives pages back) only if it
+        // is set before the first page is written, which the WAL switch below does; on an
+        // existing database this is a no-op (migrations switch it with one VACUUM).
+        (void)exec("PRAGMA auto_vacuum=INCREMENTAL");
         // journal_mode returns the mode now in effect; anything but "wal" means WAL is
         // impossible here (e.g. a filesystem without shared memory)
         // [pragma.html#pragma_journal_mode].

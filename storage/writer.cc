@@ -105,8 +105,9 @@ constexpr const char* insert_usage_sql =
 
 constexpr const char* upsert_daily_sql =
     "INSERT INTO daily_usage (key_id, day, requests, prompt_tokens, completion_tokens,"
-    " total_tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-    " ON CONFLICT (key_id, day) DO UPDATE SET requests = requests + excluded.requests,"
+    " total_tokens, model, channel_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    " ON CONFLICT (key_id, day, model, channel_id) DO UPDATE SET"
+    " requests = requests + excluded.requests,"
     " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
     " completion_tokens = completion_tokens + excluded.completion_tokens,"
     " total_tokens = total_tokens + excluded.total_tokens";
@@ -164,6 +165,9 @@ bool Writer::open(const StorageConfig& config, uint32_t shard_count, std::string
     const uint64_t queued_max = uint64_t(shard_count) * config.queue_slots + config.log_batch_rows;
     if (!spill_.open(spill_path(config.db_path),
                      std::min(spill_reserve_bytes_max, queued_max * sizeof(UsageRecord)), error)) {
+        return false;
+    }
+    if (!retention_.open(db_, config, error)) {
         return false;
     }
     // A foreign lock must not hold the shutdown drain past its deadline: a BEGIN waiting
@@ -301,29 +305,54 @@ void Writer::run() {
         if (batch_count_ > 0 && is_due) {
             if (!commit_batch()) {
                 // Keep the batch; the queues back up and shards answer 503 meanwhile.
-                int64_t sleep_ms = backoff_ms_;
-                if (is_stopping) {
-                    const int64_t left_ms =
-                        stop_deadline_ms_.load(std::memory_order_relaxed) - monotonic_ms();
-                    sleep_ms = std::clamp<int64_t>(left_ms, 0, sleep_ms);
-                }
-                wait(Sleep::backoff, sleep_ms);
+                wait(Sleep::backoff, backoff_sleep_ms(is_stopping));
+            } else {
+                (void)retention_step(is_stopping);  // Under load: one step per batch.
             }
             continue;
         }
         if (is_stopping && batch_count_ == 0 && queues_are_empty()) {
             break;
         }
+        if (retention_step(is_stopping)) {
+            continue;  // Between batches; the queues are looked at again first.
+        }
+        const int64_t prune_wait_ms = std::max<int64_t>(0, next_retention_ms_ - now_ms);
         if (batch_count_ == 0) {
-            wait(Sleep::idle, -1);
+            wait(Sleep::idle, is_stopping ? -1 : prune_wait_ms);
         } else {
-            wait(Sleep::partial_batch, batch_deadline_ms_ - now_ms);
+            wait(Sleep::partial_batch, std::min(batch_deadline_ms_ - now_ms, prune_wait_ms));
         }
     }
     RW_ASSERT(batch_count_ == 0);
     RW_ASSERT(queues_are_empty());
     fail_pending_commands();
     is_running_.store(false, std::memory_order_release);
+}
+
+// The retry backoff after a failed commit; while stopping, no longer than the drain
+// deadline leaves.
+int64_t Writer::backoff_sleep_ms(bool is_stopping) const {
+    if (!is_stopping) {
+        return backoff_ms_;
+    }
+    const int64_t left_ms = stop_deadline_ms_.load(std::memory_order_relaxed) - monotonic_ms();
+    return std::clamp<int64_t>(left_ms, 0, backoff_ms_);
+}
+
+// One retention step when one is due (never while stopping: the drain comes first). True
+// when a step ran; the next is due at once if it found work, else after retention_check_ms.
+bool Writer::retention_step(bool is_stopping) {
+    const int64_t now_ms = monotonic_ms();
+    if (is_stopping || now_ms < next_retention_ms_) {
+        return false;
+    }
+    const int64_t wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+    const bool has_more = retention_.step(wall_ms);
+    next_retention_ms_ = has_more ? now_ms : now_ms + retention_check_ms;
+    return true;
 }
 
 bool Writer::commit_batch() {
@@ -342,24 +371,38 @@ bool Writer::commit_batch() {
     return true;
 }
 
-// Sums the batch per (key, day) so a batch costs one upsert per key-day and one quota
-// update per key instead of one of each per row; same transaction, same totals.
+// Sums the batch per (key, day, model, channel) so a batch costs one upsert per group and
+// one quota update per key instead of one of each per row; same transaction, same totals.
 void Writer::commit_batch_aggregate() {
     for (uint32_t index = 0; index < batch_count_; index++) {
         const UsageRecord& record = batch_[index];
-        aggregates_[index] =
-            Aggregate{record.key_id,        day_from_ts_ms(record.ts_ms), 1,
-                      record.prompt_tokens, record.completion_tokens,     record.total_tokens};
+        aggregates_[index] = Aggregate{record.key_id,
+                                       record.channel_id,
+                                       record.model_requested,
+                                       day_from_ts_ms(record.ts_ms),
+                                       1,
+                                       record.prompt_tokens,
+                                       record.completion_tokens,
+                                       record.total_tokens};
     }
+    const auto order = [](const Aggregate& a, const Aggregate& b) {
+        if (a.key_id != b.key_id) {
+            return a.key_id < b.key_id;
+        }
+        if (a.day != b.day) {
+            return a.day < b.day;
+        }
+        if (a.channel_id != b.channel_id) {
+            return a.channel_id < b.channel_id;
+        }
+        return std::strcmp(a.model, b.model) < 0;  // NUL-terminated (record_set_text).
+    };
     Aggregate* begin = aggregates_.data();
-    std::sort(begin, begin + batch_count_, [](const Aggregate& a, const Aggregate& b) {
-        return a.key_id != b.key_id ? a.key_id < b.key_id : a.day < b.day;
-    });
+    std::sort(begin, begin + batch_count_, order);
     uint32_t count = 0;
     for (uint32_t index = 0; index < batch_count_; index++) {
         const Aggregate& row = aggregates_[index];
-        if (count > 0 && aggregates_[count - 1].key_id == row.key_id &&
-            aggregates_[count - 1].day == row.day) {
+        if (count > 0 && !order(aggregates_[count - 1], row)) {  // Sorted: equal group.
             Aggregate& sum = aggregates_[count - 1];
             sum.requests += 1;
             sum.prompt_tokens += row.prompt_tokens;
@@ -431,6 +474,9 @@ bool Writer::write_batch_rows() {
         upsert_daily_.bind_int64(4, to_sql_int(sum.prompt_tokens));
         upsert_daily_.bind_int64(5, to_sql_int(sum.completion_tokens));
         upsert_daily_.bind_int64(6, to_sql_int(sum.total_tokens));
+        upsert_daily_.bind_text(
+            7, std::string_view(sum.model, strnlen(sum.model, record_model_bytes_max)));
+        upsert_daily_.bind_int64(8, sum.channel_id);
         if (!db_.step_done(upsert_daily_)) {
             return false;
         }

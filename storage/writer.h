@@ -24,6 +24,7 @@
 #include "storage/db.h"
 #include "storage/log_queue.h"
 #include "storage/records.h"
+#include "storage/retention.h"
 #include "storage/spill.h"
 
 namespace rw {
@@ -117,13 +118,18 @@ public:
     [[nodiscard]] const std::string& spill_error() const { return spill_error_; }
     // After open(): rows of the previous run's spill file committed now (0: none).
     [[nodiscard]] uint64_t replayed_rows() const { return replayed_rows_; }
+    // Any thread (relaxed counters).
+    [[nodiscard]] RetentionStats retention_stats() const { return retention_.stats(); }
 
 private:
     struct Command;
-    // Per-batch sums per (key, day); runs of one key are adjacent after sorting.
+    // Per-batch sums per (key, day, model, channel); runs of one key are adjacent after
+    // sorting. `model` points into batch_ (valid until the batch is cleared).
     struct Aggregate {
         int64_t key_id;
-        int32_t day;  // Days since 1970-01-01 (UTC).
+        int64_t channel_id;
+        const char* model;  // The model the client asked for (model_requested).
+        int32_t day;        // Days since 1970-01-01 (UTC).
         uint32_t requests;
         uint64_t prompt_tokens;
         uint64_t completion_tokens;
@@ -143,6 +149,8 @@ private:
     [[nodiscard]] bool replay_spill(std::string& error);
     [[nodiscard]] bool replay_rows(const SpillContents& spill, std::string& error);
     void spill_everything();
+    [[nodiscard]] int64_t backoff_sleep_ms(bool is_stopping) const;
+    bool retention_step(bool is_stopping);
     [[nodiscard]] bool is_drain_expired() const;
     void commit_batch_aggregate();
     void commit_failed(uint32_t attempt_rows, int64_t attempt_start_us);
@@ -164,6 +172,8 @@ private:
     Stmt upsert_daily_;
     Stmt add_quota_used_;
     SpillFile spill_;
+    Retention retention_;            // Holds statements on db_: declared after it.
+    int64_t next_retention_ms_ = 0;  // Monotonic ms when the next step is due.
 
     StorageConfig config_;
     std::vector<std::unique_ptr<LogQueue>> queues_;
