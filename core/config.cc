@@ -297,6 +297,7 @@ std::string config_help_text() {
         "ringway — an OpenAI-compatible LLM API gateway\n"
         "\n"
         "usage: ringway [--help] [--version]\n"
+        "       ringway backup FILE   (an online copy of RINGWAY_DB; see the README to restore)\n"
         "\n"
         "Configured by environment variables (defaults in brackets):\n";
     for (const Knob& knob : knobs) {
@@ -314,7 +315,8 @@ std::string config_help_text() {
     text +=
         "\n"
         "Endpoints: GET /healthz, GET /readyz, GET /metrics (Prometheus text).\n"
-        "Signals: SIGTERM or SIGINT drain in-flight requests, then exit 0.\n";
+        "Signals: SIGTERM or SIGINT drain in-flight requests, then exit 0 (1 when usage rows\n"
+        "had to go to the spill file).\n";
     return text;
 }
 

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/notify.h"
 #include "core/shard.h"
+#include "proxy/admin/backup.h"
 #include "proxy/admin/cli.h"
 #include "proxy/services.h"
 
@@ -99,6 +100,9 @@ int run_server() {
 }  // namespace rw
 
 int main(int argc, char** argv) {
+    if (argc > 1 && std::string_view(argv[1]) == "backup") {
+        return rw::admin_backup_main(argc, argv);
+    }
     if (argc > 1 && rw::admin_cli_is_command(argv[1])) {
         return rw::admin_cli_main(argc, argv);
     }

@@ -232,6 +232,39 @@ int64_t Db::changes() const {
     return sqlite3_changes64(db_);
 }
 
+bool Db::backup_to(const std::string& target_path, std::string& error) {
+    RW_ASSERT(db_ != nullptr);
+    sqlite3* target = nullptr;
+    // SQLITE_OPEN_EXCLUSIVE is not for sqlite3_open_v2; refuse an existing file ourselves.
+    if (::access(target_path.c_str(), F_OK) == 0) {
+        error = target_path + " exists; refusing to overwrite it";
+        return false;
+    }
+    int rc = sqlite3_open_v2(target_path.c_str(), &target,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    if (rc == SQLITE_OK) {
+        sqlite3_backup* backup = sqlite3_backup_init(target, "main", db_, "main");
+        if (backup == nullptr) {
+            rc = sqlite3_errcode(target);
+        } else {
+            // -1: every page in one step, under one read transaction of the source
+            // [sqlite3_backup_step(3)]; BUSY/LOCKED only if the target were in use.
+            rc = sqlite3_backup_step(backup, -1);
+            const int finish_rc = sqlite3_backup_finish(backup);
+            rc = rc == SQLITE_DONE ? finish_rc : rc;
+        }
+    }
+    if (rc != SQLITE_OK) {
+        error = "backup to " + target_path +
+                " failed: " + (target != nullptr ? sqlite3_errmsg(target) : sqlite3_errstr(rc));
+    }
+    (void)sqlite3_close_v2(target);
+    if (rc != SQLITE_OK) {
+        (void)::unlink(target_path.c_str());
+    }
+    return rc == SQLITE_OK;
+}
+
 namespace {
 
 int64_t busy_clock_ms() {

@@ -121,6 +121,10 @@ public:
     [[nodiscard]] bool in_transaction() const;
     [[nodiscard]] int64_t last_insert_rowid() const;
     [[nodiscard]] int64_t changes() const;  // Rows changed by the last statement.
+    // An online, consistent copy of this database into a new file at target_path (the
+    // SQLite backup API in one step: one read transaction, so writers keep committing in
+    // WAL mode and the copy is the database as of its start). Refuses an existing target.
+    [[nodiscard]] bool backup_to(const std::string& target_path, std::string& error);
     // Replaces busy_timeout with a handler that waits for another connection's lock at
     // most timeout_ms, and gives up as soon as the monotonic clock (ms) reaches
     // *deadline_ms when that is non-zero: a waiting BEGIN then fails BUSY at once. The
