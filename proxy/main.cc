@@ -41,6 +41,7 @@ sigset_t signals_block() {
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);  // systemctl reload (ExecReload): must not kill the process.
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
     return signals;
@@ -59,7 +60,14 @@ void announce_ready(const Services& services) {
 
 int signal_wait(const sigset_t& signals, const Config& config) {
     int signal_number = 0;
-    sigwait(&signals, &signal_number);
+    for (;;) {
+        sigwait(&signals, &signal_number);
+        if (signal_number != SIGHUP) {
+            break;
+        }
+        // A zero-downtime reload is not implemented yet: settings are read at startup.
+        RW_LOG_WARN("event=reload_not_supported hint=\"systemctl restart ringway\"");
+    }
     RW_LOG_INFO("event=stopping signal=%s timeout_ms=%u", signal_number == SIGINT ? "INT" : "TERM",
                 config.shutdown_timeout_ms);
     [[maybe_unused]] const bool notified = notify_systemd("STOPPING=1");
