@@ -54,6 +54,18 @@ constexpr Knob knobs[] = {
     {"RINGWAY_DB_SYNCHRONOUS", "normal", "SQLite synchronous mode: normal or full"},
     {"RINGWAY_LOG_BATCH", "512", "usage rows per SQLite transaction at most"},
     {"RINGWAY_LOG_FLUSH_MS", "50", "usage rows wait at most this long before a commit"},
+    {"RINGWAY_LOG_RETENTION_DAYS", "90",
+     "usage_logs rows older than this are pruned (daily_usage aggregates are kept forever)"},
+    {"RINGWAY_DB_MAX_BYTES", "0",
+     "soft cap on the database's live data: over it the oldest usage rows are pruned early,"
+     " with a warning (0: no cap)"},
+    {"RINGWAY_LOG_QUEUE_SLOTS", "16384",
+     "usage rows queued per shard at most (power of two); past it requests get 503"},
+    {"RINGWAY_WRITER_STALL_MS", "2000",
+     "once usage commits have failed this long, new requests get 503 + Retry-After"},
+    {"RINGWAY_WRITER_DRAIN_MS", "10000",
+     "after the shutdown drain, failing usage commits are retried this long; the rest goes to"
+     " <RINGWAY_DB>.spill (replayed at the next start) and the exit status is 1"},
     {"RINGWAY_ADMIN_TOKEN", nullptr, "bearer token of the admin API; unset: admin API disabled"},
     {"RINGWAY_SECRET_KEY_FILE", nullptr,
      "file with the 32-byte key (64 hex digits) that encrypts channel keys at rest; unset: "
@@ -223,7 +235,13 @@ bool parse_storage(const Parser& parser, Config& config) {
         return parser.fail("RINGWAY_ADMIN_TOKEN", "(hidden)", "must be at least 16 characters");
     }
     return parser.number32("RINGWAY_LOG_BATCH", 512, 1, 65536, config.log_batch) &&
-           parser.number32("RINGWAY_LOG_FLUSH_MS", 50, 1, 60000, config.log_flush_ms);
+           parser.number32("RINGWAY_LOG_FLUSH_MS", 50, 1, 60000, config.log_flush_ms) &&
+           parser.number32("RINGWAY_WRITER_DRAIN_MS", 10000, 1, 3600000, config.writer_drain_ms) &&
+           parser.number32("RINGWAY_WRITER_STALL_MS", 2000, 1, 3600000, config.writer_stall_ms) &&
+           parser.number32("RINGWAY_LOG_RETENTION_DAYS", 90, 1, 36500, config.log_retention_days) &&
+           parser.number("RINGWAY_DB_MAX_BYTES", 0, 0, 1ull << 50, config.db_max_bytes) &&
+           parser.number32("RINGWAY_LOG_QUEUE_SLOTS", 16384, 2, log_queue_slots_max,
+                           config.log_queue_slots);
 }
 
 }  // namespace
@@ -289,6 +307,11 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
     if (!ok) {
         return false;
     }
+    if (!std::has_single_bit(config.log_queue_slots)) {
+        error = "RINGWAY_LOG_QUEUE_SLOTS=" + std::to_string(config.log_queue_slots) +
+                ": must be a power of two";
+        return false;
+    }
     if (!std::has_single_bit(config.recv_buffers)) {
         error = "RINGWAY_RECV_BUFFERS=" + std::to_string(config.recv_buffers) +
                 ": must be a power of two";
@@ -305,6 +328,7 @@ std::string config_help_text() {
         "ringway — an OpenAI-compatible LLM API gateway\n"
         "\n"
         "usage: ringway [--help] [--version]\n"
+        "       ringway backup FILE   (an online copy of RINGWAY_DB; see the README to restore)\n"
         "\n"
         "Configured by environment variables (defaults in brackets):\n";
     for (const Knob& knob : knobs) {
@@ -322,7 +346,8 @@ std::string config_help_text() {
     text +=
         "\n"
         "Endpoints: GET /healthz, GET /readyz, GET /metrics (Prometheus text).\n"
-        "Signals: SIGTERM or SIGINT drain in-flight requests, then exit 0.\n";
+        "Signals: SIGTERM or SIGINT drain in-flight requests, then exit 0 (1 when usage rows\n"
+        "had to go to the spill file).\n";
     return text;
 }
 

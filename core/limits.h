@@ -69,10 +69,20 @@ constexpr int listen_backlog = 4096;
 
 // ---- storage/: the writer, its queues, the snapshot ------------------------------------
 
-constexpr uint32_t log_batch_rows_max = 8192;         // Upper bound for RINGWAY_LOG_BATCH.
-constexpr uint32_t writer_yield_rows = 32;            // Rows inserted between sched_yield()s.
-constexpr uint32_t log_queue_slots_max = 1u << 22;    // Per shard; 4M * ~320 B is plenty.
-constexpr uint32_t storage_shards_max = 512;          // Queues the writer drains; snapshot readers.
+constexpr uint32_t log_batch_rows_max = 8192;       // Upper bound for RINGWAY_LOG_BATCH.
+constexpr uint32_t writer_yield_rows = 32;          // Rows inserted between sched_yield()s.
+constexpr uint32_t log_queue_slots_max = 1u << 22;  // Per shard; 4M * ~320 B is plenty.
+constexpr uint32_t storage_shards_max = 512;        // Queues the writer drains; snapshot readers.
+// Retention (storage/retention.h): rows deleted per pruning step, adapted within these
+// bounds so a step takes about the target; free pages given back per step; how often the
+// writer looks for work when the last step found none.
+constexpr uint32_t retention_step_rows_min = 64;
+constexpr uint32_t retention_step_rows_max = 4096;
+constexpr uint32_t retention_step_ms_target = 5;
+constexpr uint32_t retention_vacuum_pages_max = 128;
+constexpr uint32_t retention_check_ms = 1000;
+// The spill file's reserve (storage/spill.h): every row the queues can hold, at most this.
+constexpr uint64_t spill_reserve_bytes_max = 16ull << 20;
 constexpr uint32_t writer_latency_bucket_count = 24;  // log2(us) buckets: <2us .. >=8.4s
 constexpr uint32_t query_rows_max = 1000;             // Upper bound on any admin page size.
 // Stored text lengths in a UsageRecord (the arrays hold one more for the NUL).
@@ -113,6 +123,7 @@ constexpr uint32_t stream_hold_bytes_max = 64 * 1024;
 // The provider's response headers relayed to the client (request ids, rate-limit advice;
 // Anthropic sends about a dozen of ~60 bytes), per request in its arena.
 constexpr uint32_t upstream_relayed_headers_bytes_max = 2048;
+constexpr uint32_t resolver_wait_ms_max = 5000;  // An admin channel write waits for its address.
 // GET /v1/models: distinct models listed at most, and the longest model (or channel) name
 // listed; a JSON-escaped byte is at most 6 bytes (\u00XX).
 constexpr uint32_t models_listed_max = 256;

@@ -289,8 +289,14 @@ Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedReques
         (fault = admission_quota(gateway, request, *key)) != Fault::none) {
         return fault;
     }
-    // The usage record's queue slot is taken now, so the record can never be dropped
-    // later: no room means the writer is behind, and the client is told to retry.
+    // A request that may never be recorded is not served: commits failing for longer
+    // than RINGWAY_WRITER_STALL_MS would otherwise let the queue (and what a SIGKILL
+    // loses) grow to its full size. The usage record's queue slot is taken now, so the
+    // record can never be dropped later: no room means the writer is behind.
+    if (gateway.shared.writer->is_refusing(gateway.shard.now_ms())) {
+        gateway.metrics.overloaded.add();
+        return Fault::local_log_stalled;
+    }
     if (!gateway.shared.writer->queue(gateway.shard.index()).try_reserve()) {
         gateway.metrics.overloaded.add();
         return Fault::local_log_full;

@@ -76,7 +76,7 @@ void attempt_start(Gateway& gateway, ProxyRequest& request) {
         return;
     }
     const Candidate& candidate = request.candidates[request.attempt_index];
-    UpstreamConn* upstream = gateway.pool.take_idle(candidate.channel_id);
+    UpstreamConn* upstream = gateway.pool.take_idle(candidate);
     if (upstream != nullptr) {
         attempt_attach(gateway, *upstream, request);
         gateway.metrics.upstream_reused.add();

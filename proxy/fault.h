@@ -32,7 +32,8 @@ enum class Fault : uint8_t {
     client_gone,  // Reset or closed while the request was open: nobody to answer.
     // The gateway's side.
     local_no_channel,
-    local_log_full,  // The usage queue has no room: refuse rather than lose a record.
+    local_log_full,     // The usage queue has no room: refuse rather than lose a record.
+    local_log_stalled,  // Usage commits have failed for RINGWAY_WRITER_STALL_MS: refuse.
     local_out_of_memory,
     local_no_upstream_slot,
     local_shutdown,  // The shutdown deadline closed the request.

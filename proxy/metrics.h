@@ -25,7 +25,7 @@ struct GatewayMetrics {
     Counter records_pushed;
     Counter auth_failures;
     Counter limited;     // 429 by rpm/concurrency/quota.
-    Counter overloaded;  // 503 because the usage queue had no room.
+    Counter overloaded;  // 503: the usage queue had no room, or commits are failing.
     Counter tokens_prompt;
     Counter tokens_completion;
     Counter quota_reserved_tokens;   // Gauge: tokens reserved by this shard's requests.

@@ -360,6 +360,12 @@ bool Catalog::write_and_reload(Writer::AdminFn fn, void* context, std::string& e
     return true;
 }
 
+void Catalog::channels_changed() {
+    if (channels_changed_ != nullptr) {
+        channels_changed_(channels_changed_context_, snapshots_.publisher().epoch());
+    }
+}
+
 Result<CreatedKey> Catalog::create_key(const KeySpec& spec) {
     std::string error = key_spec_check(spec);
     if (!error.empty()) {
@@ -438,6 +444,7 @@ Result<int64_t> Catalog::create_channel(const ChannelSpec& spec) {
         return Result<int64_t>::failure(error);
     }
     RW_ASSERT(write.id > 0);
+    channels_changed();
     return Result<int64_t>::success(write.id);
 }
 
@@ -451,12 +458,20 @@ bool Catalog::update_channel(int64_t id, const ChannelSpec& spec, std::string& e
         return false;
     }
     ChannelWrite write{&sealed, id};
-    return write_and_reload(channel_update, &write, error);
+    if (!write_and_reload(channel_update, &write, error)) {
+        return false;
+    }
+    channels_changed();
+    return true;
 }
 
 bool Catalog::delete_channel(int64_t id, std::string& error) {
     ChannelWrite write{nullptr, id};
-    return write_and_reload(channel_delete, &write, error);
+    if (!write_and_reload(channel_delete, &write, error)) {
+        return false;
+    }
+    channels_changed();
+    return true;
 }
 
 Result<int64_t> Catalog::create_price(const PriceSpec& spec) {

@@ -68,6 +68,15 @@ public:
     Catalog(Writer& writer, SnapshotStore& snapshots, std::string secret_key = {})
         : writer_(writer), snapshots_(snapshots), secret_key_(std::move(secret_key)) {}
 
+    // Called after every committed channel write and its snapshot reload, with the new
+    // snapshot epoch, before the call returns (the proxy waits there for the channel's
+    // address). Set once before the Catalog is shared.
+    using ChannelsChangedFn = void (*)(void* context, uint64_t snapshot_epoch);
+    void set_channels_changed(ChannelsChangedFn fn, void* context) {
+        channels_changed_ = fn;
+        channels_changed_context_ = context;
+    }
+
     [[nodiscard]] Result<CreatedKey> create_key(const KeySpec& spec);
     // Stores a secret the operator already has (e.g. migrated from another gateway).
     [[nodiscard]] Result<int64_t> import_key(const KeySpec& spec, std::string_view secret);
@@ -90,10 +99,13 @@ private:
     [[nodiscard]] bool write_and_reload(Writer::AdminFn fn, void* context, std::string& error);
     [[nodiscard]] bool channel_spec_seal(const ChannelSpec& spec, ChannelSpec& sealed,
                                          std::string& error) const;
+    void channels_changed();
 
     Writer& writer_;
     SnapshotStore& snapshots_;
     std::string secret_key_;
+    ChannelsChangedFn channels_changed_ = nullptr;
+    void* channels_changed_context_ = nullptr;
 };
 
 // Validation shared with the admin API (returns an empty string when valid).

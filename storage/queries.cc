@@ -263,11 +263,14 @@ Result<std::vector<DailyUsageRow>> Queries::usage_per_day(int64_t key_id,
     using R = Result<std::vector<DailyUsageRow>>;
     std::lock_guard<std::mutex> lock(mutex_);
     Stmt stmt;
-    if (!db_.prepare("SELECT key_id, day, requests, prompt_tokens, completion_tokens,"
-                     " total_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens,"
-                     " cost_nano, unpriced_requests FROM daily_usage"
+    // daily_usage holds a row per model and channel too; the admin view is per key-day.
+    if (!db_.prepare("SELECT key_id, day, sum(requests), sum(prompt_tokens),"
+                     " sum(completion_tokens), sum(total_tokens), sum(cached_input_tokens),"
+                     " sum(cache_write_tokens), sum(reasoning_tokens), sum(cost_nano),"
+                     " sum(unpriced_requests) FROM daily_usage"
                      " WHERE (?1 = 0 OR key_id = ?1) AND (?2 IS NULL OR day >= ?2)"
-                     " AND (?3 IS NULL OR day <= ?3) ORDER BY day, key_id LIMIT 100000",
+                     " AND (?3 IS NULL OR day <= ?3) GROUP BY key_id, day"
+                     " ORDER BY day, key_id LIMIT 100000",
                      stmt)) {
         return R::failure(db_.last_error());
     }

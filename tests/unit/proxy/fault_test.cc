@@ -151,5 +151,13 @@ TEST(FaultTable, ClientRefusalsKeepTheConnection) {
     }
 }
 
+TEST(FaultTable, TheStalledLogRefusalAsksForALaterRetry) {
+    const FaultInfo& info = fault_info(Fault::local_log_stalled);
+    EXPECT_EQ(info.status, 503);
+    EXPECT_EQ(info.code, "usage_log_unavailable");
+    EXPECT_GT(info.retry_after_s, 0u);
+    EXPECT_FALSE(info.is_retry_safe);
+}
+
 }  // namespace
 }  // namespace rw

@@ -49,6 +49,7 @@ inline StorageConfig test_config(const TempDir& dir) {
     config.mmap_bytes = 8 * 1024 * 1024;
     config.retry_backoff_ms_max = 20;
     config.keys_max = 1024;
+    config.retention_days = 36500;  // Records are dated 2023: keep them unless a test prunes.
     return config;
 }
 

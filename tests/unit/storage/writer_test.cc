@@ -44,10 +44,11 @@ void expect_database_consistent(const StorageConfig& config, int64_t expected_ro
     // daily_usage must agree with the rows it summarises.
     EXPECT_EQ(db.query_int64("SELECT count(*) FROM ("
                              " SELECT key_id, date(ts_ms / 1000, 'unixepoch') AS day,"
+                             " model_requested AS model, channel_id,"
                              " count(*) AS n, sum(prompt_tokens) AS p,"
                              " sum(completion_tokens) AS c, sum(total_tokens) AS t"
-                             " FROM usage_logs GROUP BY 1, 2) AS l"
-                             " JOIN daily_usage AS d USING (key_id, day)"
+                             " FROM usage_logs GROUP BY 1, 2, 3, 4) AS l"
+                             " JOIN daily_usage AS d USING (key_id, day, model, channel_id)"
                              " WHERE d.requests = l.n AND d.prompt_tokens = l.p"
                              " AND d.completion_tokens = l.c AND d.total_tokens = l.t")
                   .value,
