@@ -134,7 +134,14 @@ TEST(RetentionLoad, AgedRowsShrinkTheDatabaseWhileServingWithoutStalls) {
                            << " of " << seeded_bytes;
     EXPECT_EQ(failed.load(), 0);
     EXPECT_GT(served.load(), 0);
-    EXPECT_LT(metric_sum(metrics, "ringway_writer_batch_latency_us_max"), 50000);
+    // The bound holds for the release binary; a Debug + sanitizer build runs the
+    // writer's own code several times slower, so it gets three times the room.
+#if defined(RW_SANITIZED)
+    constexpr double batch_latency_us_bound = 150000;
+#else
+    constexpr double batch_latency_us_bound = 50000;
+#endif
+    EXPECT_LT(metric_sum(metrics, "ringway_writer_batch_latency_us_max"), batch_latency_us_bound);
     // A pruning step is bounded by rows (adapted toward 5 ms); the one whose commit crosses
     // the WAL autocheckpoint also pays for the checkpoint (~20-40 ms here), and on a shared
     // machine the writer thread may be descheduled. Shards never wait for it: only the
