@@ -75,9 +75,11 @@ constexpr const char* usage_text =
     "usage:\n"
     "  ringway key create --name NAME [--quota TOKENS] [--models a,b] [--rpm N]\n"
     "                     [--concurrency N] [--expires 30d|UNIX_SECONDS] [--key-env VAR]\n"
+    "                     [--allowed-cidrs 10.0.0.0/8,2001:db8::/32]\n"
     "  ringway key list | key show ID | key revoke ID\n"
     "  ringway key update ID [--name N] [--quota TOKENS|none] [--models a,b|all] [--rpm N]\n"
     "                     [--concurrency N] [--expires 30d|UNIX_SECONDS|never]\n"
+    "                     [--allowed-cidrs CIDR,CIDR|any]\n"
     "  ringway channel add --name NAME --kind openai|anthropic|openai-compatible\n"
     "                     --base-url URL --api-key-env VAR [--models a,b] [--priority N]\n"
     "                     [--weight N] [--allow-private-network] [--ca-file PATH] [--disabled]\n"
@@ -311,6 +313,11 @@ bool key_body(const Args& args, bool is_create, std::string& out, std::string& e
     if (const std::string* models = args_option(args, "models")) {
         body.add("models", *models == "all" ? std::string("null") : list_json(*models));
     }
+    // The addresses the key may be used from; "any" clears the list. The server checks
+    // each block and names a bad one.
+    if (const std::string* cidrs = args_option(args, "allowed-cidrs")) {
+        body.add("allowed_cidrs", *cidrs == "any" ? std::string("null") : list_json(*cidrs));
+    }
     if (const std::string* expires = args_option(args, "expires")) {
         int64_t expires_at_s = 0;
         if (!parse_expires(*expires, expires_at_s)) {
@@ -372,7 +379,8 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
     std::string id;
     if (verb == "create") {
         if (!args_only(args,
-                       {"name", "quota", "models", "rpm", "concurrency", "expires", "key-env"},
+                       {"name", "quota", "models", "rpm", "concurrency", "expires", "key-env",
+                        "allowed-cidrs"},
                        error)) {
             return false;
         }
@@ -402,7 +410,9 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
         command = {"DELETE", "/admin/keys/" + id, {}, CliShape::key, false, false};
         return args_only(args, {}, error);
     }
-    if (!args_only(args, {"name", "quota", "models", "rpm", "concurrency", "expires"}, error)) {
+    if (!args_only(args,
+                   {"name", "quota", "models", "rpm", "concurrency", "expires", "allowed-cidrs"},
+                   error)) {
         return false;
     }
     command = {"PATCH", "/admin/keys/" + id, {}, CliShape::key, false, false};
