@@ -11,6 +11,7 @@
 
 #include "arena/arena.h"
 #include "arena/buf_ring.h"
+#include "core/cidr.h"
 #include "core/http_parse.h"
 
 namespace rw {
@@ -41,6 +42,11 @@ struct ClientResponse {
 // completed: a client still there gets everything queued, a gone one got what was sent.
 [[nodiscard]] uint64_t client_bytes_queued(const Conn& conn);
 [[nodiscard]] uint64_t client_bytes_sent(const Conn& conn);
+// The connection's TCP peer (an IPv4-mapped one as IPv4, core/cidr.h). Read with
+// getpeername(2) the first time a handler asks and kept for the connection's life, so a
+// connection whose requests never need it costs no syscall. False when the kernel cannot
+// say (the peer reset the connection before the first ask); the answer is kept either way.
+[[nodiscard]] bool client_peer_address(Conn& conn, IpAddress& address);
 
 // The handler owns the request from on_request until client_release; `request` is
 // passed back to on_client_gone and on_client_writable.

@@ -29,6 +29,10 @@ constexpr Knob knobs[] = {
     {"RINGWAY_SHARDS", nullptr,
      "shard threads (default: CPUs in the affinity mask, clamped to it)"},
     {"RINGWAY_MAX_CONNECTIONS", "4096", "client connections per shard; more are closed at accept"},
+    {"RINGWAY_TRUSTED_PROXIES", nullptr,
+     "comma-separated CIDRs of reverse proxies (e.g. 10.0.0.0/8,2001:db8::/32); from such a peer"
+     " the client address is read from X-Forwarded-For (the first untrusted entry from the"
+     " right); from any other peer X-Forwarded-For is ignored. Unset (the default): it always is"},
     {"RINGWAY_MAX_REQUEST_LINE_BYTES", "8192", "request line limit (414)"},
     {"RINGWAY_MAX_HEADER_BYTES", "61440", "total request header bytes limit (431)"},
     {"RINGWAY_MAX_HEADERS", "100", "request header count limit (431)"},
@@ -244,6 +248,15 @@ bool parse_storage(const Parser& parser, Config& config) {
                            config.log_queue_slots);
 }
 
+bool parse_trusted_proxies(const Parser& parser, Config& config) {
+    const char* value = parser.get("RINGWAY_TRUSTED_PROXIES");
+    std::string why;
+    if (value != nullptr && !cidr_list_parse(value, config.trusted_proxies, why)) {
+        return parser.fail("RINGWAY_TRUSTED_PROXIES", value, why.c_str());
+    }
+    return true;
+}
+
 }  // namespace
 
 uint32_t config_cpus_available() {
@@ -303,7 +316,8 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number("RINGWAY_MAX_RESPONSE_BYTES", 64u << 20, 1024, response_bytes_max,
                  config.max_response_bytes) &&
         p.number32("RINGWAY_DEFAULT_OUTPUT_RESERVE", 4096, 0, 10000000,
-                   config.default_output_reserve);
+                   config.default_output_reserve) &&
+        parse_trusted_proxies(p, config);
     if (!ok) {
         return false;
     }

@@ -9,7 +9,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "core/cidr.h"
 #include "core/log.h"
 
 namespace rw {
@@ -65,6 +67,8 @@ struct Config {
     uint32_t channel_cooldown_ms;       // A failing channel is skipped this long.
     uint64_t max_response_bytes;        // Whole (non-streamed) upstream bodies.
     uint32_t default_output_reserve;    // Output tokens reserved when a request sets no limit.
+    // Peers whose X-Forwarded-For is believed (RINGWAY_TRUSTED_PROXIES); empty: nobody's.
+    std::vector<Cidr> trusted_proxies;
 };
 
 // Looks a variable up; nullptr when unset. Tests pass their own.

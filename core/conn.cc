@@ -9,6 +9,8 @@
 //   what it keeps into the request arena before conn_process_input gives it back.
 #include "core/conn.h"
 
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -340,6 +342,27 @@ void ClientConns::drain_begin() {
 // ---------------------------------------------------------------------------------------
 // Connection state machine.
 
+// The peer is read lazily: only a key limited to some addresses needs it, and the multishot
+// accept cannot hand over one sockaddr per connection (every accept of one submission
+// writes the same addr buffer) [io_uring_prep_multishot_accept(3)]. getpeername on an
+// accepted socket fails only once the peer reset it (ENOTCONN).
+bool client_peer_address(Conn& conn, IpAddress& address) {
+    RW_ASSERT(conn.fd >= 0);
+    if (conn.peer_address_state == PeerAddressState::unread) {
+        sockaddr_storage peer{};
+        socklen_t peer_bytes = sizeof(peer);
+        const bool is_read =
+            ::getpeername(conn.fd, reinterpret_cast<sockaddr*>(&peer), &peer_bytes) == 0 &&
+            ip_from_sockaddr(&peer, peer_bytes, conn.peer_address);
+        conn.peer_address_state = is_read ? PeerAddressState::known : PeerAddressState::unavailable;
+    }
+    if (conn.peer_address_state != PeerAddressState::known) {
+        return false;
+    }
+    address = conn.peer_address;
+    return true;
+}
+
 void ClientConns::open(int fd) {
     metrics_.connections_accepted.add();
     if (free_slot_count_ == 0) {
@@ -370,6 +393,7 @@ void ClientConns::open(int fd) {
     conn.is_send_inflight = false;
     conn.is_handler_owned = false;
     conn.is_closed_by_drain = false;
+    conn.peer_address_state = PeerAddressState::unread;
     open_count_ += 1;
     metrics_.connections_active.set(open_count_);
     conn_start_request(conn);

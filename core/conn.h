@@ -46,6 +46,9 @@ enum class ResponsePhase : uint8_t {
 
 enum class Deadline : uint8_t { none, keepalive, header, body, send, linger };
 
+// Whether the connection's peer address was read yet (client_peer_address).
+enum class PeerAddressState : uint8_t { unread, known, unavailable };
+
 // Received bytes not yet parsed: a recv buffer the app still owns.
 struct PendingBuf {
     uint16_t bid;
@@ -92,6 +95,8 @@ struct Conn {
     // Refused at its head: the answer goes out first, then the small body is read and
     // dropped before the next request is parsed (never dispatched).
     bool is_body_discarded = false;
+    PeerAddressState peer_address_state = PeerAddressState::unread;
+    IpAddress peer_address;  // Meaningful when peer_address_state is known.
     uint8_t pending_head = 0;
     uint8_t pending_count = 0;
     uint8_t segment_head = 0;

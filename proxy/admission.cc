@@ -3,7 +3,9 @@
 #include "proxy/admission.h"
 
 #include <cstdio>
+#include <span>
 
+#include "core/cidr.h"
 #include "core/client.h"
 #include "proxy/gateway.h"
 #include "proxy/request.h"
@@ -46,8 +48,45 @@ private:
     const Snapshot* snapshot_;
 };
 
-Fault admission_key(Gateway& gateway, ProxyRequest& request, const Snapshot* snapshot,
-                    std::string_view secret, const KeyEntry*& key) {
+// X-Forwarded-For headers one request may carry; more is treated as garbage (the peer).
+constexpr uint32_t forwarded_headers_max = 8;
+
+// Whether the key may be used from the request's client address: any address when its
+// allowed_cidrs is empty (no syscall, no header scan), else the TCP peer, or behind a
+// trusted proxy (RINGWAY_TRUSTED_PROXIES) the X-Forwarded-For client, must lie in one of
+// its blocks. A peer the kernel cannot name is refused. The peer is read once per
+// connection (client_peer_address); nothing here allocates.
+bool admission_address_allowed(const Gateway& gateway, ProxyRequest& request,
+                               const ParsedRequest& http, const KeyEntry& key) {
+    if (key.allowed_cidrs.empty()) {
+        return true;
+    }
+    IpAddress peer;
+    if (!client_peer_address(*request.conn, peer)) {
+        return false;
+    }
+    const std::span<const Cidr> trusted = gateway.config.trusted_proxies;
+    if (trusted.empty()) {
+        return key.allows_address(peer);
+    }
+    std::string_view forwarded[forwarded_headers_max];
+    uint32_t forwarded_count = 0;
+    for (uint32_t index = 0; index < http.header_count; index++) {
+        const std::string_view name = http.headers[index].name;
+        if (name.size() != 15 || !starts_with_lower(name, "x-forwarded-for")) {
+            continue;
+        }
+        if (forwarded_count == forwarded_headers_max) {
+            return key.allows_address(peer);  // Too many to be a real chain.
+        }
+        forwarded[forwarded_count++] = http.headers[index].value;
+    }
+    RW_ASSERT(forwarded_count <= forwarded_headers_max);
+    return key.allows_address(forwarded_client(peer, {forwarded, forwarded_count}, trusted));
+}
+
+Fault admission_key(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http,
+                    const Snapshot* snapshot, std::string_view secret, const KeyEntry*& key) {
     key = snapshot != nullptr ? snapshot->find_key(key_hash(secret)) : nullptr;
     const int64_t now_s = request.started_unix_ms / 1000;
     if (key == nullptr) {
@@ -57,6 +96,11 @@ Fault admission_key(Gateway& gateway, ProxyRequest& request, const Snapshot* sna
     if (!key->is_active || (key->expires_at_s != 0 && key->expires_at_s <= now_s)) {
         gateway.metrics.auth_failures.add();
         return Fault::client_expired_api_key;
+    }
+    // Before the quota: a stranger elsewhere learns nothing of the key's state.
+    if (!admission_address_allowed(gateway, request, http, *key)) {
+        gateway.metrics.auth_failures.add();
+        return Fault::client_ip_not_allowed;
     }
     request.key_id = key->id;
     request.quota_slot = key->quota_slot;
@@ -259,7 +303,7 @@ Fault admission_head(Gateway& gateway, ProxyRequest& request, const ParsedReques
     }
     const SnapshotHold hold(*gateway.shared.snapshots, gateway.shard.index());
     const KeyEntry* key = nullptr;
-    const Fault fault = admission_key(gateway, request, hold.get(), secret, key);
+    const Fault fault = admission_key(gateway, request, http, hold.get(), secret, key);
     if (fault != Fault::none || is_models) {
         return fault;  // Listing models needs only a valid key.
     }
@@ -277,6 +321,11 @@ Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedReques
         (key->expires_at_s != 0 && key->expires_at_s <= request.started_unix_ms / 1000)) {
         gateway.metrics.auth_failures.add();
         return Fault::client_expired_api_key;
+    }
+    // allowed_cidrs may have changed while the body was uploading.
+    if (!admission_address_allowed(gateway, request, http, *key)) {
+        gateway.metrics.auth_failures.add();
+        return Fault::client_ip_not_allowed;
     }
     Fault fault = admission_fields(request, http);
     if (fault != Fault::none) {

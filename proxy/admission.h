@@ -1,6 +1,7 @@
 // proxy/admission.h — what a request must pass before any upstream is contacted, in order.
 // At its head: credentials (Bearer or x-api-key), the key (known, active, not expired),
-// its token quota, its rpm and concurrency limits. Once its body is in: the body's
+// the client address in the key's allowed_cidrs, its token quota, its rpm and concurrency
+// limits. Once its body is in: the body's
 // model/stream fields, the model allowed to the key, channel candidates (route.h) and a
 // slot in the usage queue. Every refusal is a Fault answered at once with no usage record
 // (nothing was spent): at the head by request_refuse_head, after it by request_finish.
@@ -42,14 +43,16 @@ private:
 [[nodiscard]] Fault admission_credentials(const ParsedRequest& http, std::string_view& secret);
 
 // At the head (before any body byte is stored): credentials, the key (known, active, not
-// expired), its token quota, then rpm and concurrency (held on Fault::none). For
-// GET /v1/models only the key is checked.
+// expired), the client address (the TCP peer, or the X-Forwarded-For client behind a
+// trusted proxy) in the key's allowed_cidrs, its token quota, then rpm and concurrency
+// (held on Fault::none): a refused stranger spends none of them. For GET /v1/models only
+// the key (and its address) is checked.
 [[nodiscard]] Fault admission_head(Gateway& gateway, ProxyRequest& request,
                                    const ParsedRequest& http, bool is_models);
 
-// Once the body is in: the key again (revoked meanwhile?), the body's fields, the model
-// allowed to the key, channel candidates and a usage queue slot. Fault::none when the
-// request may go upstream. rpm and concurrency are not counted again.
+// Once the body is in: the key again (revoked or its addresses changed meanwhile?), the
+// body's fields, the model allowed to the key, channel candidates and a usage queue slot.
+// Fault::none when the request may go upstream. rpm and concurrency are not counted again.
 [[nodiscard]] Fault admission_body(Gateway& gateway, ProxyRequest& request,
                                    const ParsedRequest& http);
 

@@ -22,6 +22,7 @@ enum class Fault : uint8_t {
     client_conflicting_api_keys,
     client_invalid_api_key,
     client_expired_api_key,
+    client_ip_not_allowed,  // The key's allowed_cidrs do not hold the client address.
     client_quota_exceeded,
     client_quota_too_small,  // What is left cannot cover this request's bound.
     client_invalid_body,     // The field parser's own code and message go with it.

@@ -125,6 +125,13 @@ std::string key_spec_check(const KeySpec& spec) {
             return "models: " + error;
         }
     }
+    if (!spec.allowed_cidrs_json.empty()) {
+        std::vector<Cidr> cidrs;
+        std::string error;
+        if (!key_cidrs_parse(spec.allowed_cidrs_json, cidrs, error)) {
+            return "allowed_cidrs: " + error;
+        }
+    }
     return {};
 }
 
@@ -175,21 +182,22 @@ void key_bind_spec(Stmt& stmt, const KeySpec& spec) {
     stmt.bind_text_or_null(4, spec.models_json, spec.allows_all_models);
     stmt.bind_int64(5, spec.rpm);
     stmt.bind_int64(6, spec.concurrency_max);
+    stmt.bind_text_or_null(7, spec.allowed_cidrs_json, spec.allowed_cidrs_json.empty());
 }
 
 bool key_insert(Db& db, void* context, std::string& error) {
     KeyWrite& write = *static_cast<KeyWrite*>(context);
     Stmt stmt;
     if (!db.prepare("INSERT INTO keys (name, quota_limit, expires_at, models, rpm,"
-                    " max_concurrency, key_hash, key_prefix, status, quota_used, created_at)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'active', 0, ?9)",
+                    " max_concurrency, allowed_cidrs, key_hash, key_prefix, status, quota_used,"
+                    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'active', 0, ?10)",
                     stmt)) {
         return false;
     }
     key_bind_spec(stmt, *write.spec);
-    stmt.bind_blob(7, *write.hash);
-    stmt.bind_text(8, write.key_prefix);
-    stmt.bind_int64(9, unix_now_s());
+    stmt.bind_blob(8, *write.hash);
+    stmt.bind_text(9, write.key_prefix);
+    stmt.bind_int64(10, unix_now_s());
     if (!db.step_done(stmt)) {
         // A UNIQUE violation on key_hash means this secret is already stored; say so
         // without echoing anything about it.
@@ -219,12 +227,12 @@ bool key_update(Db& db, void* context, std::string& error) {
     KeyWrite& write = *static_cast<KeyWrite*>(context);
     Stmt stmt;
     if (!db.prepare("UPDATE keys SET name = ?1, quota_limit = ?2, expires_at = ?3, models = ?4,"
-                    " rpm = ?5, max_concurrency = ?6 WHERE id = ?7",
+                    " rpm = ?5, max_concurrency = ?6, allowed_cidrs = ?7 WHERE id = ?8",
                     stmt)) {
         return false;
     }
     key_bind_spec(stmt, *write.spec);
-    stmt.bind_int64(7, write.id);
+    stmt.bind_int64(8, write.id);
     return step_one_row(db, stmt, "key", write.id, error);
 }
 

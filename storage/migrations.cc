@@ -163,6 +163,12 @@ CREATE TABLE spill_replays (
     replayed_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql",
+    // 5: who may use a key. allowed_cidrs is a JSON array of CIDR blocks in canonical form
+    // (["10.0.0.0/8","2001:db8::/32"]) checked against the client address at the request's
+    // head; NULL: any address.
+    R"sql(
+ALTER TABLE keys ADD COLUMN allowed_cidrs TEXT;
+)sql",
 };
 
 constexpr uint32_t migration_count = static_cast<uint32_t>(std::size(migration_sql));

@@ -116,6 +116,7 @@ struct KeyInfo {  // No hash, no secret: only what the admin API may show.
     int64_t rpm = 0;
     int64_t concurrency_max = 0;
     int64_t created_at_s = 0;
+    std::string allowed_cidrs_json;  // JSON array; empty: any address (column NULL).
 };
 
 struct ChannelInfo {

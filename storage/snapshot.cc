@@ -64,6 +64,34 @@ bool KeyEntry::allows_model(std::string_view model) const {
     return false;
 }
 
+bool key_cidrs_parse(std::string_view json, std::vector<Cidr>& cidrs, std::string& error) {
+    std::vector<std::string> texts;
+    cidrs.clear();
+    if (!json_parse_string_array(json, texts, error)) {
+        return false;
+    }
+    if (texts.size() > cidr_list_entries_max) {
+        error = std::string("more than ")
+                    .append(std::to_string(cidr_list_entries_max))
+                    .append(" entries");
+        return false;
+    }
+    for (const std::string& text : texts) {
+        Cidr cidr;
+        std::string_view why;
+        if (!cidr_parse(text, cidr, &why)) {
+            // Appended piece by piece (GCC 12 -Wrestrict false positive, PR 105651).
+            error = std::string("\"")
+                        .append(std::string_view(text).substr(0, 64))
+                        .append("\": ")
+                        .append(why);
+            return false;
+        }
+        cidrs.push_back(cidr);
+    }
+    return true;
+}
+
 // ---- Snapshot --------------------------------------------------------------------------
 
 namespace {
@@ -216,9 +244,10 @@ bool SnapshotStore::open(const StorageConfig& config, uint32_t reader_count, std
 
 bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error) {
     Stmt stmt;
-    if (!db_.prepare("SELECT id, key_hash, name, key_prefix, status, quota_limit, quota_used,"
-                     " expires_at, models, rpm, max_concurrency FROM keys ORDER BY id",
-                     stmt)) {
+    if (!db_.prepare(
+            "SELECT id, key_hash, name, key_prefix, status, quota_limit, quota_used,"
+            " expires_at, models, rpm, max_concurrency, allowed_cidrs FROM keys ORDER BY id",
+            stmt)) {
         error = db_.last_error();
         return false;
     }
@@ -250,6 +279,11 @@ bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error)
         if (!key.allows_all_models &&
             !json_parse_string_array(stmt.column_text(8), key.models, error)) {
             error = "key " + std::to_string(key.id) + " models: " + error;
+            return false;
+        }
+        if (!stmt.column_is_null(11) &&
+            !key_cidrs_parse(stmt.column_text(11), key.allowed_cidrs, error)) {
+            error = "key " + std::to_string(key.id) + " allowed_cidrs: " + error;
             return false;
         }
         key.rpm = uint32_t(std::clamp<int64_t>(stmt.column_int64(9), 0, UINT32_MAX));

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/assert.h"
+#include "core/cidr.h"
 #include "storage/config.h"
 #include "storage/db.h"
 #include "storage/log_queue.h"
@@ -57,9 +58,21 @@ struct KeyEntry {
     uint32_t quota_slot = 0;         // Index into QuotaTable (stable across reloads).
     bool allows_all_models = true;   // models column NULL.
     std::vector<std::string> models;
+    // The addresses the key may be used from, parsed once at load; empty: any address.
+    std::vector<Cidr> allowed_cidrs;
 
     [[nodiscard]] bool allows_model(std::string_view model) const;
+    // True when allowed_cidrs is empty or holds the client address. No allocation.
+    [[nodiscard]] bool allows_address(const IpAddress& client) const {
+        return allowed_cidrs.empty() || cidr_list_contains(allowed_cidrs, client);
+    }
 };
+
+// A key's allowed_cidrs column, a JSON array of CIDR strings ("10.0.0.0/8"), parsed into
+// blocks (at most cidr_list_entries_max). False with error naming the bad entry:
+// "\"10.0.0.300/8\": not an IPv4 or IPv6 address". Control plane.
+[[nodiscard]] bool key_cidrs_parse(std::string_view json, std::vector<Cidr>& cidrs,
+                                   std::string& error);
 
 struct ChannelEntry {
     int64_t id = 0;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/text.h"
+#include "proxy/admin/cli_args.h"
 #include "proxy/admin/cli_print.h"
 
 namespace rw {
@@ -74,9 +75,11 @@ constexpr const char* usage_text =
     "usage:\n"
     "  ringway key create --name NAME [--quota TOKENS] [--models a,b] [--rpm N]\n"
     "                     [--concurrency N] [--expires 30d|UNIX_SECONDS] [--key-env VAR]\n"
+    "                     [--allowed-cidrs 10.0.0.0/8,2001:db8::/32]\n"
     "  ringway key list | key show ID | key revoke ID\n"
     "  ringway key update ID [--name N] [--quota TOKENS|none] [--models a,b|all] [--rpm N]\n"
     "                     [--concurrency N] [--expires 30d|UNIX_SECONDS|never]\n"
+    "                     [--allowed-cidrs CIDR,CIDR|any]\n"
     "  ringway channel add --name NAME --kind openai|anthropic|openai-compatible\n"
     "                     --base-url URL --api-key-env VAR [--models a,b] [--priority N]\n"
     "                     [--weight N] [--allow-private-network] [--ca-file PATH] [--disabled]\n"
@@ -99,116 +102,16 @@ constexpr const char* usage_text =
     "The server is found at RINGWAY_ADMIN_LISTEN (default 127.0.0.1:8081) and authorised\n"
     "with RINGWAY_ADMIN_TOKEN.\n";
 
-// ---- Arguments ------------------------------------------------------------------------------
-
-struct Args {
-    std::vector<std::string> positional;                       // After the command words.
-    std::vector<std::pair<std::string, std::string>> options;  // --name value; flags: "".
-    bool is_json = false;
-};
-
-bool is_flag(std::string_view name) {
-    return name == "allow-private-network" || name == "enabled" || name == "disabled" ||
-           name == "json" || name == "all";
-}
-
-// argv from `first` on: "--x v", "--x=v", flags without a value, positionals.
-bool args_parse(int argc, char** argv, int first, Args& args, std::string& error) {
-    for (int i = first; i < argc; i++) {
-        const std::string_view arg = argv[i];
-        if (!arg.starts_with("--")) {
-            args.positional.emplace_back(arg);
-            continue;
-        }
-        std::string name(arg.substr(2));
-        std::string value;
-        if (const size_t eq = name.find('='); eq != std::string::npos) {
-            value = name.substr(eq + 1);
-            name.resize(eq);
-        } else if (!is_flag(name)) {
-            if (i + 1 >= argc) {
-                error = "--" + name + " needs a value";
-                return false;
-            }
-            value = argv[++i];
-        }
-        if (name == "json") {
-            args.is_json = true;
-            continue;
-        }
-        args.options.emplace_back(name, value);
-    }
-    return true;
-}
-
-const std::string* args_option(const Args& args, std::string_view name) {
-    for (const auto& [option, value] : args.options) {
-        if (option == name) {
-            return &value;
-        }
-    }
-    return nullptr;
-}
-
-bool args_only(const Args& args, std::initializer_list<std::string_view> known,
-               std::string& error) {
-    for (const auto& [option, value] : args.options) {
-        bool is_known = false;
-        for (const std::string_view candidate : known) {
-            is_known = is_known || candidate == option;
-        }
-        if (!is_known) {
-            error = "unknown option --" + option;
-            return false;
-        }
-    }
-    return true;
-}
-
-// A whole number of at most 18 digits (the largest the options take).
-bool parse_count(std::string_view text, int64_t& out) {
-    return parse_decimal_i64(text, 0, 999'999'999'999'999'999, out);
-}
-
-// "a,b" → ["a","b"] as JSON (empty items dropped).
-std::string models_json(std::string_view list) {
-    std::string out = "[";
-    bool is_first = true;
-    while (!list.empty()) {
-        const size_t comma = list.find(',');
-        std::string_view item = list.substr(0, comma);
-        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-        while (!item.empty() && item.front() == ' ') {
-            item.remove_prefix(1);
-        }
-        while (!item.empty() && item.back() == ' ') {
-            item.remove_suffix(1);
-        }
-        if (item.empty()) {
-            continue;
-        }
-        if (!is_first) {
-            out += ",";
-        }
-        json_escape_append(out, item);
-        is_first = false;
-    }
-    return out + "]";
-}
-
-// --expires: a duration from now ("30d"), absolute Unix seconds, or "never" (0).
-bool parse_expires(std::string_view text, int64_t& expires_at_s) {
-    int64_t seconds = 0;
-    if (text == "never") {
-        expires_at_s = 0;
-        return true;
-    }
-    if (admin_cli_parse_duration(text, seconds)) {
-        expires_at_s = int64_t(std::time(nullptr)) + seconds;
-        return true;
-    }
-    return parse_count(text, expires_at_s);
-}
+using cli::add_int_option;
+using cli::add_secret_from_env;
+using cli::Args;
+using cli::args_only;
+using cli::args_option;
+using cli::args_parse;
+using cli::BodyBuilder;
+using cli::list_json;
+using cli::parse_count;
+using cli::parse_expires;
 
 // ---- HTTP -----------------------------------------------------------------------------------
 
@@ -397,62 +300,6 @@ struct Command {
     bool is_delete = false;
 };
 
-// A JSON object built from (name, raw JSON value) members.
-struct BodyBuilder {
-    std::string text;
-    void add(std::string_view name, std::string_view raw_json) {
-        text += text.empty() ? "{" : ",";
-        json_escape_append(text, name);
-        text += ":";
-        text += raw_json;
-    }
-    void add_string(std::string_view name, std::string_view value) {
-        std::string quoted;
-        json_escape_append(quoted, value);
-        add(name, quoted);
-    }
-    [[nodiscard]] std::string finish() const { return text.empty() ? "{}" : text + "}"; }
-};
-
-// An integer option → a member; "none"/"all"/"never" map to null where null_word says.
-bool add_int_option(const Args& args, std::string_view option, std::string_view field,
-                    bool allows_negative, std::string_view null_word, BodyBuilder& body,
-                    std::string& error) {
-    const std::string* value = args_option(args, option);
-    if (value == nullptr) {
-        return true;
-    }
-    if (!null_word.empty() && *value == null_word) {
-        body.add(field, "null");
-        return true;
-    }
-    const bool is_negative = allows_negative && value->starts_with('-');
-    int64_t number = 0;
-    if (!parse_count(is_negative ? value->substr(1) : *value, number)) {
-        error = "--" + std::string(option) + " must be a whole number";
-        return false;
-    }
-    body.add(field, std::to_string(is_negative ? -number : number));
-    return true;
-}
-
-// The secret named by --<option> VAR, read from the environment. Never printed.
-bool add_secret_from_env(const Args& args, std::string_view option, std::string_view field,
-                         BodyBuilder& body, std::string& error) {
-    const std::string* variable = args_option(args, option);
-    if (variable == nullptr) {
-        return true;
-    }
-    const char* secret = std::getenv(variable->c_str());
-    if (secret == nullptr || *secret == '\0') {
-        error = "environment variable " + *variable + " (from --" + std::string(option) +
-                ") is not set or empty";
-        return false;
-    }
-    body.add_string(field, secret);
-    return true;
-}
-
 bool key_body(const Args& args, bool is_create, std::string& out, std::string& error) {
     BodyBuilder body;
     if (const std::string* name = args_option(args, "name")) {
@@ -464,7 +311,12 @@ bool key_body(const Args& args, bool is_create, std::string& out, std::string& e
         return false;
     }
     if (const std::string* models = args_option(args, "models")) {
-        body.add("models", *models == "all" ? std::string("null") : models_json(*models));
+        body.add("models", *models == "all" ? std::string("null") : list_json(*models));
+    }
+    // The addresses the key may be used from; "any" clears the list. The server checks
+    // each block and names a bad one.
+    if (const std::string* cidrs = args_option(args, "allowed-cidrs")) {
+        body.add("allowed_cidrs", *cidrs == "any" ? std::string("null") : list_json(*cidrs));
     }
     if (const std::string* expires = args_option(args, "expires")) {
         int64_t expires_at_s = 0;
@@ -492,7 +344,7 @@ bool channel_body(const Args& args, std::string& out, std::string& error) {
         }
     }
     if (const std::string* models = args_option(args, "models")) {
-        body.add("models", models_json(*models));
+        body.add("models", list_json(*models));
     }
     if (!add_int_option(args, "priority", "priority", true, {}, body, error) ||
         !add_int_option(args, "weight", "weight", false, {}, body, error) ||
@@ -527,7 +379,8 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
     std::string id;
     if (verb == "create") {
         if (!args_only(args,
-                       {"name", "quota", "models", "rpm", "concurrency", "expires", "key-env"},
+                       {"name", "quota", "models", "rpm", "concurrency", "expires", "key-env",
+                        "allowed-cidrs"},
                        error)) {
             return false;
         }
@@ -557,7 +410,9 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
         command = {"DELETE", "/admin/keys/" + id, {}, CliShape::key, false, false};
         return args_only(args, {}, error);
     }
-    if (!args_only(args, {"name", "quota", "models", "rpm", "concurrency", "expires"}, error)) {
+    if (!args_only(args,
+                   {"name", "quota", "models", "rpm", "concurrency", "expires", "allowed-cidrs"},
+                   error)) {
         return false;
     }
     command = {"PATCH", "/admin/keys/" + id, {}, CliShape::key, false, false};

@@ -110,8 +110,8 @@ std::string time_text(simdjson::dom::element object, std::string_view name, int6
 Row shape_header(CliShape shape) {
     switch (shape) {
         case CliShape::key:
-            return {"ID",      "NAME",   "PREFIX", "STATUS", "QUOTA",    "USED",
-                    "EXPIRES", "MODELS", "RPM",    "CONC",   "SPEND_USD"};
+            return {"ID",      "NAME",   "PREFIX", "STATUS", "QUOTA",     "USED",
+                    "EXPIRES", "MODELS", "RPM",    "CONC",   "SPEND_USD", "ALLOWED_CIDRS"};
         case CliShape::channel:
             return {"ID",     "NAME", "KIND",   "BASE_URL", "API_KEY",
                     "MODELS", "PRIO", "WEIGHT", "ENABLED"};
@@ -143,7 +143,8 @@ Row shape_row(CliShape shape, simdjson::dom::element item) {
                     f("models"),
                     f("rpm"),
                     f("max_concurrency"),
-                    f("spend_usd")};
+                    f("spend_usd"),
+                    f("allowed_cidrs")};
         case CliShape::channel:
             return {f("id"),     f("name"),     f("kind"),   f("base_url"), f("api_key"),
                     f("models"), f("priority"), f("weight"), f("enabled")};

@@ -760,6 +760,7 @@ Client& Client::operator=(Client&& other) noexcept {
         close();
         fd_ = std::exchange(other.fd_, -1);
         receive_buffer_bytes_ = other.receive_buffer_bytes_;
+        source_address_ = std::move(other.source_address_);
         input_ = std::move(other.input_);
         is_peer_closed_ = other.is_peer_closed_;
         is_peer_reset_ = other.is_peer_reset_;
@@ -792,6 +793,16 @@ bool Client::connect(uint16_t port, Deadline deadline, std::string* error, int* 
     }
     const int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!source_address_.empty()) {
+        sockaddr_in source{};
+        source.sin_family = AF_INET;
+        if (::inet_pton(AF_INET, source_address_.c_str(), &source.sin_addr) != 1) {
+            return fail("source address " + source_address_, EINVAL);
+        }
+        if (::bind(fd_, reinterpret_cast<const sockaddr*>(&source), sizeof(source)) != 0) {
+            return fail("bind to " + source_address_, errno);
+        }
+    }
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(port);

@@ -204,6 +204,10 @@ public:
                                int* error_number = nullptr);
     // Sets SO_RCVBUF before connecting (call before connect()).
     void set_receive_buffer_bytes(int bytes) { receive_buffer_bytes_ = bytes; }
+    // Binds the socket to this IPv4 source address before connecting (call before
+    // connect()): any 127.0.0.0/8 address works on loopback, so a test can be a client
+    // from 127.0.0.2. Empty: the kernel picks (127.0.0.1).
+    void set_source_address(std::string ipv4) { source_address_ = std::move(ipv4); }
     [[nodiscard]] bool is_connected() const { return fd_ >= 0; }
     [[nodiscard]] int fd() const { return fd_; }
 
@@ -234,6 +238,7 @@ private:
 
     int fd_ = -1;
     int receive_buffer_bytes_ = 0;
+    std::string source_address_;
     std::string input_;
     bool is_peer_closed_ = false;
     bool is_peer_reset_ = false;

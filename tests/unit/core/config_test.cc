@@ -140,6 +140,24 @@ TEST(Config, RefusesBadValuesNamingTheVariable) {
     }
 }
 
+// RINGWAY_TRUSTED_PROXIES: unset is nobody; a list of IPv4 and IPv6 blocks; a bad entry
+// stops startup with the variable and the entry named.
+TEST(Config, ParsesTrustedProxies) {
+    Config config;
+    std::string error;
+    ASSERT_TRUE(parse({}, config, error)) << error;
+    EXPECT_TRUE(config.trusted_proxies.empty());
+    ASSERT_TRUE(parse({{"RINGWAY_TRUSTED_PROXIES", "127.0.0.1/32, 10.0.0.0/8,2001:db8::/32"}},
+                      config, error))
+        << error;
+    ASSERT_EQ(config.trusted_proxies.size(), 3u);
+    EXPECT_EQ(cidr_text(config.trusted_proxies[2]), "2001:db8::/32");
+    EXPECT_FALSE(parse({{"RINGWAY_TRUSTED_PROXIES", "10.0.0.0/8,10.0.0.1/99"}}, config, error));
+    EXPECT_EQ(error,
+              "RINGWAY_TRUSTED_PROXIES=10.0.0.0/8,10.0.0.1/99: \"10.0.0.1/99\": prefix must be "
+              "0..32 for IPv4");
+}
+
 TEST(Config, AdminTokenIsNeverEchoedInErrors) {
     Config config;
     std::string error;
@@ -149,13 +167,26 @@ TEST(Config, AdminTokenIsNeverEchoedInErrors) {
 
 TEST(Config, HelpListsEveryVariable) {
     const std::string help = config_help_text();
-    for (const char* name :
-         {"RINGWAY_LISTEN", "RINGWAY_SHARDS", "RINGWAY_MAX_CONNECTIONS", "RINGWAY_MAX_BODY_BYTES",
-          "RINGWAY_HEADER_TIMEOUT_MS", "RINGWAY_KEEPALIVE_TIMEOUT_MS", "RINGWAY_SEND_TIMEOUT_MS",
-          "RINGWAY_SHUTDOWN_TIMEOUT_MS", "RINGWAY_RECV_BUFFERS", "RINGWAY_DB", "RINGWAY_LOG_BATCH",
-          "RINGWAY_ADMIN_TOKEN", "RINGWAY_BODY_MIN_RATE_BYTES_PER_S", "RINGWAY_BODY_RATE_GRACE_MS",
-          "RINGWAY_DISCARD_BODY_MAX_BYTES", "RINGWAY_POOL_TRIM_MS", "RINGWAY_LOG_QUEUE_SLOTS",
-          "RINGWAY_WRITER_STALL_MS", "RINGWAY_WRITER_DRAIN_MS"}) {
+    for (const char* name : {"RINGWAY_LISTEN",
+                             "RINGWAY_SHARDS",
+                             "RINGWAY_MAX_CONNECTIONS",
+                             "RINGWAY_MAX_BODY_BYTES",
+                             "RINGWAY_HEADER_TIMEOUT_MS",
+                             "RINGWAY_KEEPALIVE_TIMEOUT_MS",
+                             "RINGWAY_SEND_TIMEOUT_MS",
+                             "RINGWAY_SHUTDOWN_TIMEOUT_MS",
+                             "RINGWAY_RECV_BUFFERS",
+                             "RINGWAY_DB",
+                             "RINGWAY_LOG_BATCH",
+                             "RINGWAY_ADMIN_TOKEN",
+                             "RINGWAY_BODY_MIN_RATE_BYTES_PER_S",
+                             "RINGWAY_BODY_RATE_GRACE_MS",
+                             "RINGWAY_DISCARD_BODY_MAX_BYTES",
+                             "RINGWAY_POOL_TRIM_MS",
+                             "RINGWAY_LOG_QUEUE_SLOTS",
+                             "RINGWAY_WRITER_STALL_MS",
+                             "RINGWAY_WRITER_DRAIN_MS",
+                             "RINGWAY_TRUSTED_PROXIES"}) {
         EXPECT_NE(help.find(name), std::string::npos) << name;
     }
 }

@@ -27,7 +27,8 @@ TEST(FaultTable, ClientRefusalsAnswer4xxAndEndNoAttempt) {
                               Fault::client_expired_api_key, Fault::client_quota_exceeded,
                               Fault::client_quota_too_small, Fault::client_invalid_body,
                               Fault::client_model_not_allowed, Fault::client_rate_limited,
-                              Fault::client_concurrency_limited, Fault::client_model_not_found}) {
+                              Fault::client_concurrency_limited, Fault::client_model_not_found,
+                              Fault::client_ip_not_allowed}) {
         const FaultInfo& info = fault_info(fault);
         EXPECT_GE(info.status, 400) << fault_name(fault);
         EXPECT_LT(info.status, 500) << fault_name(fault);
@@ -94,7 +95,8 @@ TEST(FaultTable, SilentFaultsAnswerNothing) {
 TEST(FaultTable, RefusalsSayWhetherARetryCanHelp) {
     for (const Fault fault : {Fault::client_missing_api_key, Fault::client_invalid_api_key,
                               Fault::client_expired_api_key, Fault::client_quota_exceeded,
-                              Fault::client_model_not_allowed, Fault::client_model_not_found}) {
+                              Fault::client_model_not_allowed, Fault::client_model_not_found,
+                              Fault::client_ip_not_allowed}) {
         EXPECT_TRUE(fault_info(fault).is_retry_futile) << fault_name(fault);
         EXPECT_EQ(fault_info(fault).retry_after_s, 0u) << fault_name(fault);
     }
@@ -125,6 +127,17 @@ TEST(FaultTable, BodiesInBothShapes) {
               0u);
 }
 
+// A key used from an address its allowed_cidrs do not hold: 403 ip_not_allowed, Anthropic's
+// permission_error, no retry can help.
+TEST(FaultTable, TheAddressRefusal) {
+    const FaultInfo& info = fault_info(Fault::client_ip_not_allowed);
+    EXPECT_EQ(info.status, 403);
+    EXPECT_EQ(info.code, "ip_not_allowed");
+    EXPECT_EQ(info.anthropic_type, "permission_error");
+    EXPECT_EQ(fault_openai_type(info.status), "invalid_request_error");
+    EXPECT_TRUE(info.openai_type.empty());
+}
+
 TEST(FaultTable, TheLogFullRefusalKeepsTheConnectionAndAsksForARetry) {
     const FaultInfo& info = fault_info(Fault::local_log_full);
     EXPECT_EQ(info.status, 503);
@@ -135,12 +148,12 @@ TEST(FaultTable, TheLogFullRefusalKeepsTheConnectionAndAsksForARetry) {
 // A well-framed request refused by policy keeps its connection (the core closes anyway
 // when it could not read the body); the gateway's and the upstream's failures close.
 TEST(FaultTable, ClientRefusalsKeepTheConnection) {
-    for (const Fault fault :
-         {Fault::client_method_not_allowed, Fault::client_missing_api_key,
-          Fault::client_conflicting_api_keys, Fault::client_invalid_api_key,
-          Fault::client_expired_api_key, Fault::client_quota_exceeded, Fault::client_invalid_body,
-          Fault::client_model_not_allowed, Fault::client_rate_limited,
-          Fault::client_concurrency_limited, Fault::client_model_not_found}) {
+    for (const Fault fault : {Fault::client_method_not_allowed, Fault::client_missing_api_key,
+                              Fault::client_conflicting_api_keys, Fault::client_invalid_api_key,
+                              Fault::client_expired_api_key, Fault::client_quota_exceeded,
+                              Fault::client_invalid_body, Fault::client_model_not_allowed,
+                              Fault::client_rate_limited, Fault::client_concurrency_limited,
+                              Fault::client_model_not_found, Fault::client_ip_not_allowed}) {
         EXPECT_FALSE(fault_info(fault).is_close) << fault_name(fault);
         EXPECT_GE(fault_info(fault).status, 400) << fault_name(fault);
         EXPECT_LT(fault_info(fault).status, 500) << fault_name(fault);

@@ -175,6 +175,40 @@ TEST_F(AdminCliTest, KeyCreateListRevoke) {
     EXPECT_FALSE(snapshots_.publisher().current()->find_key(key_hash(secret))->is_active);
 }
 
+// --allowed-cidrs: a comma list on create and update, "any" clears it, a bad block is the
+// server's 400 naming it.
+TEST_F(AdminCliTest, KeyAllowedCidrs) {
+    const CliRun created =
+        run_cli({"key", "create", "--name", "lan", "--allowed-cidrs", "10.0.0.0/8, 2001:DB8::/32"});
+    ASSERT_EQ(created.exit_code, 0) << created.err;
+    EXPECT_NE(created.out.find("ALLOWED_CIDRS"), std::string::npos) << created.out;
+    EXPECT_NE(created.out.find("10.0.0.0/8,2001:db8::/32"), std::string::npos) << created.out;
+    const size_t secret_at = created.out.find("sk-rw-");
+    ASSERT_NE(secret_at, std::string::npos) << created.out;
+    const KeyHash hash = key_hash(created.out.substr(secret_at, key_secret_bytes));
+    const KeyEntry* entry = snapshots_.publisher().current()->find_key(hash);
+    ASSERT_NE(entry, nullptr);
+    ASSERT_EQ(entry->allowed_cidrs.size(), 2u);
+    IpAddress inside;
+    IpAddress outside;
+    ASSERT_TRUE(ip_parse("10.1.2.3", inside));
+    ASSERT_TRUE(ip_parse("192.0.2.1", outside));
+    EXPECT_TRUE(entry->allows_address(inside));
+    EXPECT_FALSE(entry->allows_address(outside));
+    const std::string id = std::to_string(entry->id);
+
+    const CliRun bad = run_cli({"key", "update", id, "--allowed-cidrs", "10.0.0.0/8,10.0.0.1/40"});
+    EXPECT_EQ(bad.exit_code, 1);
+    EXPECT_NE(bad.err.find("\"10.0.0.1/40\""), std::string::npos) << bad.err;
+    EXPECT_EQ(snapshots_.publisher().current()->find_key(hash)->allowed_cidrs.size(), 2u);
+
+    const CliRun cleared = run_cli({"key", "update", id, "--allowed-cidrs", "any"});
+    ASSERT_EQ(cleared.exit_code, 0) << cleared.err;
+    entry = snapshots_.publisher().current()->find_key(hash);
+    EXPECT_TRUE(entry->allowed_cidrs.empty());
+    EXPECT_TRUE(entry->allows_address(outside));
+}
+
 TEST_F(AdminCliTest, ChannelAddNeverPrintsTheUpstreamKey) {
     const std::string upstream_key = "sk-cli-upstream-secret-abcd1234";
     ::setenv("RINGWAY_TEST_UPSTREAM_KEY", upstream_key.c_str(), 1);

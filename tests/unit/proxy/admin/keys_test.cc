@@ -137,5 +137,45 @@ TEST_F(AdminServerTest, KeyImportPatchAndRevoke) {
     EXPECT_EQ(Json(call("GET", path).body).string("/status"), "revoked");  // History stays.
 }
 
+// allowed_cidrs: checked entry by entry (the bad one named), stored canonical, parsed into
+// the snapshot's key, merged by PATCH and cleared by null.
+TEST_F(AdminServerTest, KeyAllowedCidrs) {
+    const HttpReply bad = call("POST", "/admin/keys",
+                               R"({"name":"app","allowed_cidrs":["10.0.0.0/8","fe80::1%eth0"]})");
+    EXPECT_EQ(bad.status, 400) << bad.body;
+    EXPECT_EQ(error_code_of(bad), "invalid_field");
+    EXPECT_EQ(Json(bad.body).string("/error/message"),
+              "allowed_cidrs entry \"fe80::1%eth0\" is not a CIDR block: not an IPv4 or IPv6 "
+              "address");
+    EXPECT_EQ(call("POST", "/admin/keys", R"({"name":"app","allowed_cidrs":"10.0.0.0/8"})").status,
+              400);
+    EXPECT_EQ(call("POST", "/admin/keys", R"({"name":"app","allowed_cidrs":[""]})").status, 400);
+
+    const HttpReply created =
+        call("POST", "/admin/keys", R"({"name":"app","allowed_cidrs":["10.0.0.0/8","::1"]})");
+    ASSERT_EQ(created.status, 201) << created.body;
+    Json json(created.body);
+    EXPECT_EQ(json.string("/allowed_cidrs/1"), "::1/128");
+    const int64_t id = json.integer("/id");
+    const KeyEntry* entry = snapshot().find_key(key_hash(json.string("/key")));
+    ASSERT_NE(entry, nullptr);
+    ASSERT_EQ(entry->allowed_cidrs.size(), 2u);
+    IpAddress address;
+    ASSERT_TRUE(ip_parse("::ffff:10.9.8.7", address));
+    EXPECT_TRUE(entry->allows_address(address));
+    ASSERT_TRUE(ip_parse("11.0.0.1", address));
+    EXPECT_FALSE(entry->allows_address(address));
+
+    const std::string path = "/admin/keys/" + std::to_string(id);
+    const HttpReply renamed = call("PATCH", path, R"({"name":"renamed"})");
+    ASSERT_EQ(renamed.status, 200) << renamed.body;
+    EXPECT_EQ(Json(renamed.body).array_size("/allowed_cidrs"), 2u) << "PATCH kept the list";
+    const HttpReply cleared = call("PATCH", path, R"({"allowed_cidrs":[]})");
+    ASSERT_EQ(cleared.status, 200) << cleared.body;
+    EXPECT_NE(cleared.body.find(R"("allowed_cidrs":null)"), std::string::npos) << cleared.body;
+    EXPECT_TRUE(snapshot().find_key_by_id(id)->allowed_cidrs.empty());
+    EXPECT_TRUE(snapshot().find_key_by_id(id)->allows_address(address));
+}
+
 }  // namespace
 }  // namespace rw
