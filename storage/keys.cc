@@ -255,19 +255,20 @@ void channel_bind_spec(Stmt& stmt, const ChannelSpec& spec) {
     stmt.bind_int64(9, spec.is_enabled ? 1 : 0);
     stmt.bind_int64(10, spec.allow_private_network ? 1 : 0);
     stmt.bind_text_or_null(11, spec.ca_file, spec.ca_file.empty());
+    stmt.bind_int64(12, spec.auto_disable ? 1 : 0);
 }
 
 bool channel_insert(Db& db, void* context, std::string& /*error*/) {
     ChannelWrite& write = *static_cast<ChannelWrite*>(context);
     Stmt stmt;
     if (!db.prepare("INSERT INTO channels (name, kind, base_url, api_key, models, model_map,"
-                    " priority, weight, enabled, allow_private_network, ca_file, created_at)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    " priority, weight, enabled, allow_private_network, ca_file, auto_disable,"
+                    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     stmt)) {
         return false;
     }
     channel_bind_spec(stmt, *write.spec);
-    stmt.bind_int64(12, unix_now_s());
+    stmt.bind_int64(13, unix_now_s());
     if (!db.step_done(stmt)) {
         return false;
     }
@@ -278,15 +279,32 @@ bool channel_insert(Db& db, void* context, std::string& /*error*/) {
 bool channel_update(Db& db, void* context, std::string& error) {
     ChannelWrite& write = *static_cast<ChannelWrite*>(context);
     Stmt stmt;
-    if (!db.prepare("UPDATE channels SET name = ?1, kind = ?2, base_url = ?3, api_key = ?4,"
-                    " models = ?5, model_map = ?6, priority = ?7, weight = ?8, enabled = ?9,"
-                    " allow_private_network = ?10, ca_file = ?11 WHERE id = ?12",
-                    stmt)) {
+    if (!db.prepare(
+            "UPDATE channels SET name = ?1, kind = ?2, base_url = ?3, api_key = ?4,"
+            " models = ?5, model_map = ?6, priority = ?7, weight = ?8, enabled = ?9,"
+            " allow_private_network = ?10, ca_file = ?11, auto_disable = ?12 WHERE id = ?13",
+            stmt)) {
         return false;
     }
     channel_bind_spec(stmt, *write.spec);
-    stmt.bind_int64(12, write.id);
+    stmt.bind_int64(13, write.id);
     return step_one_row(db, stmt, "channel", write.id, error);
+}
+
+bool channel_health_update(Db& db, void* context, std::string& /*error*/) {
+    const ChannelHealthRow& row = *static_cast<const ChannelHealthRow*>(context);
+    Stmt stmt;
+    if (!db.prepare("UPDATE channels SET health_state = ?2, health_reason = ?3,"
+                    " health_since_ms = ?4, health_error = ?5 WHERE id = ?1",
+                    stmt)) {
+        return false;
+    }
+    stmt.bind_int64(1, row.channel_id);
+    stmt.bind_text(2, row.is_down ? "down" : "up");
+    stmt.bind_text(3, row.reason);
+    stmt.bind_int64(4, row.since_ms);
+    stmt.bind_text(5, row.error);
+    return db.step_done(stmt);  // A deleted channel: no row, nothing to keep.
 }
 
 bool channel_delete(Db& db, void* context, std::string& error) {
@@ -409,6 +427,11 @@ bool Catalog::update_channel(int64_t id, const ChannelSpec& spec, std::string& e
 bool Catalog::delete_channel(int64_t id, std::string& error) {
     ChannelWrite write{nullptr, id};
     return write_and_reload(channel_delete, &write, error);
+}
+
+bool channel_health_store(Writer& writer, const ChannelHealthRow& row, std::string& error) {
+    ChannelHealthRow copy = row;
+    return writer.execute(channel_health_update, &copy, error);
 }
 
 }  // namespace rw

@@ -45,6 +45,9 @@ struct UsageLogRow {
     int64_t bytes_in = 0;
     int64_t bytes_out = 0;
     std::string request_id;
+    std::string client_request_id;
+    std::string traceparent;
+    std::string upstream_request_id;
 };
 
 struct KeyInfo {  // No hash, no secret: only what the admin API may show.
@@ -77,6 +80,11 @@ struct ChannelInfo {
     bool allow_private_network = false;
     std::string ca_file;
     int64_t created_at_s = 0;
+    bool auto_disable = true;
+    std::string health_state;  // "up" or "down", as last persisted.
+    std::string health_reason;
+    int64_t health_since_ms = 0;
+    std::string health_error;
 };
 
 // "sk-…abcd": the first 3 and last 4 bytes around an ellipsis; short keys show "…"
@@ -96,10 +104,15 @@ public:
     // passes the last row's id as before_id. limit is clamped to query_rows_max.
     [[nodiscard]] Result<std::vector<UsageLogRow>> recent_logs(int64_t key_id, uint32_t limit,
                                                                int64_t before_id);
+    // The rows (newest first, at most query_rows_max) whose ringway, client or provider
+    // request id is `request_id`.
+    [[nodiscard]] Result<std::vector<UsageLogRow>> logs_by_request_id(std::string_view request_id);
     [[nodiscard]] Result<std::vector<KeyInfo>> list_keys();
     [[nodiscard]] Result<KeyInfo> get_key(int64_t id);
     [[nodiscard]] Result<std::vector<ChannelInfo>> list_channels();
     [[nodiscard]] Result<ChannelInfo> get_channel(int64_t id);
+    // The channel's upstream key, opened (control plane: the admin API's probe).
+    [[nodiscard]] Result<std::string> channel_api_key(int64_t id);
 
 private:
     std::mutex mutex_;

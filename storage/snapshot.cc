@@ -254,7 +254,8 @@ bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error)
 bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::string& error) {
     Stmt stmt;
     if (!db_.prepare("SELECT id, name, kind, base_url, api_key, models, model_map, priority,"
-                     " weight, enabled, allow_private_network, ca_file FROM channels"
+                     " weight, enabled, allow_private_network, ca_file, auto_disable,"
+                     " health_state, health_reason, health_since_ms FROM channels"
                      " ORDER BY priority DESC, id",
                      stmt)) {
         error = db_.last_error();
@@ -292,6 +293,10 @@ bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::st
         channel.is_enabled = stmt.column_int64(9) != 0;
         channel.allow_private_network = stmt.column_int64(10) != 0;
         channel.ca_file = stmt.column_text(11);
+        channel.auto_disable = stmt.column_int64(12) != 0;
+        channel.is_health_down = stmt.column_text(13) == "down";
+        channel.health_reason = stmt.column_text(14);
+        channel.health_since_ms = stmt.column_int64(15);
         channels.push_back(std::move(channel));
     }
 }

@@ -100,8 +100,10 @@ void day_format(int32_t day_index, char* target) {
 constexpr const char* insert_usage_sql =
     "INSERT INTO usage_logs (ts_ms, key_id, channel_id, model_requested, model_sent, endpoint,"
     " status, prompt_tokens, completion_tokens, total_tokens, usage_source, end_reason,"
-    " attempts, latency_us, ttfb_us, bytes_in, bytes_out, request_id)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+    " attempts, latency_us, ttfb_us, bytes_in, bytes_out, request_id, client_request_id,"
+    " traceparent, upstream_request_id)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+    " ?19, ?20, ?21)";
 
 constexpr const char* upsert_daily_sql =
     "INSERT INTO daily_usage (key_id, day, requests, prompt_tokens, completion_tokens,"
@@ -371,6 +373,9 @@ bool Writer::commit_batch_statements() {
         s.bind_int64(16, to_sql_int(record.bytes_in));
         s.bind_int64(17, to_sql_int(record.bytes_out));
         s.bind_text(18, record_text(record.request_id));
+        s.bind_text(19, record_text(record.client_request_id));
+        s.bind_text(20, record_text(record.traceparent));
+        s.bind_text(21, record_text(record.upstream_request_id));
         if (!db_.step_done(s)) {
             return false;
         }
