@@ -58,21 +58,30 @@ Accumulated relay_accumulate(Gateway& gateway, ProxyRequest& request, std::strin
     return Accumulated::ok;
 }
 
-// The upstream's Content-Encoding goes out with the body it describes (never stripped):
-// fixed + "Content-Encoding: <coding>\r\n" into out. The parser bounds the coding.
-std::string_view relay_extra_headers(char (&out)[256], std::string_view fixed,
-                                     const UpstreamHead& head) {
+// The answer's extra header lines into out: fixed, ringway's x-request-id, and the
+// upstream's Content-Encoding with the body it describes (never stripped). The parser
+// bounds the coding.
+constexpr uint32_t relay_extra_bytes_max = 384;
+std::string_view relay_extra_headers(char (&out)[relay_extra_bytes_max], std::string_view fixed,
+                                     const ProxyRequest& request, const UpstreamHead& head) {
     const std::string_view coding = head.content_encoding;
-    if (coding.empty()) {
-        return fixed;
-    }
     constexpr std::string_view name = "Content-Encoding: ";
-    static_assert(sizeof(UpstreamHead::content_encoding) + 64 + name.size() + 2 <= sizeof(out));
+    static_assert(sizeof(UpstreamHead::content_encoding) + 64 + name.size() + 2 +
+                      request_id_header_bytes_max <=
+                  sizeof(out));
     RW_ASSERT(fixed.size() <= 64);
+    char id_header[request_id_header_bytes_max];
+    const std::string_view id_line = request_id_header(id_header, request.request_id);
     char* cursor = out;
-    for (const std::string_view piece : {fixed, name, coding, std::string_view("\r\n")}) {
+    for (const std::string_view piece : {fixed, id_line}) {
         std::memcpy(cursor, piece.data(), piece.size());
         cursor += piece.size();
+    }
+    if (!coding.empty()) {
+        for (const std::string_view piece : {name, coding, std::string_view("\r\n")}) {
+            std::memcpy(cursor, piece.data(), piece.size());
+            cursor += piece.size();
+        }
     }
     return {out, static_cast<size_t>(cursor - out)};
 }
@@ -80,6 +89,10 @@ std::string_view relay_extra_headers(char (&out)[256], std::string_view fixed,
 void relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t length_bytes,
                  uint16_t bid) {
     request.scanner.feed({start, length_bytes});
+    if (request.ttft_us == 0 && request.scanner.events_count() > 0 &&
+        request.attempt_started_us != 0) {
+        request.ttft_us = proxy_clock_us() - request.attempt_started_us;  // First whole event.
+    }
     request.stream_payload_bytes += length_bytes;
     if (request.is_client_gone || !client_stream_piece(*request.conn, {start, length_bytes}, bid)) {
         // Cannot happen while recv is armed only with room (checked before each recv);
@@ -89,11 +102,11 @@ void relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t 
 }
 
 bool relay_stream_begin(Gateway& gateway, ProxyRequest& request, const UpstreamHead& head) {
-    char extra[256];
+    char extra[relay_extra_bytes_max];
     if (!client_stream_begin(
             *request.conn, head.status, head.content_type,
             relay_extra_headers(extra, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
-                                head))) {
+                                request, head))) {
         request_finish(gateway, request, Fault::local_out_of_memory);
         return false;
     }
@@ -107,6 +120,15 @@ bool relay_stream_begin(Gateway& gateway, ProxyRequest& request, const UpstreamH
 // The response head arrived. True while the attempt goes on.
 bool relay_head(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
     const UpstreamHead& head = request.parser.head();
+    if (head.status == 401 || head.status == 403) {
+        // The provider refused the channel's own key ("Incorrect API key provided: sk-…"):
+        // the channel goes down, and the request (refused, so not acted on) tries the next
+        // one; without one the client gets a generic 502, never the body naming the key.
+        RW_LOG_ERROR("event=upstream_auth_failed channel_id=%ld status=%u",
+                     static_cast<long>(upstream.channel_id), head.status);
+        attempt_failed(gateway, request, upstream, Fault::upstream_auth_failed);
+        return false;
+    }
     const bool is_refusal = head.status == 429 || head.status >= 500;
     if (is_refusal && request.attempt_index + 1 < request.candidate_count) {
         attempt_failed(gateway, request, upstream, Fault::upstream_refused);
@@ -139,15 +161,9 @@ bool relay_head(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request)
 
 // A whole (non-streamed) answer: the upstream's status and body, relayed as they came,
 // except a refusal of the channel's own key, whose body names that key.
-void relay_whole(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
+void relay_whole(Gateway& gateway, ProxyRequest& request) {
     const UpstreamHead& head = request.parser.head();
-    if (head.status == 401 || head.status == 403) {
-        // The upstream refused the channel's own key ("Incorrect API key provided: sk-…").
-        RW_LOG_ERROR("event=upstream_auth_failed channel_id=%ld status=%u",
-                     static_cast<long>(upstream.channel_id), head.status);
-        request_finish(gateway, request, Fault::upstream_auth_failed);
-        return;
-    }
+    RW_ASSERT(head.status != 401 && head.status != 403);  // relay_head failed the attempt.
     if (head.status >= 200 && head.status < 300 && request.response_bytes > 0) {
         UsageCounts counts{};
         if (usage_from_json({request.response_body, request.response_bytes}, request.usage_format,
@@ -161,14 +177,14 @@ void relay_whole(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request
                                                                        : json_type;
     const std::string_view retry_after =
         head.status == 429 || head.status == 503 ? "Retry-After: 1\r\n" : "";
-    char extra[256];
+    char extra[relay_extra_bytes_max];
     request.status_sent = head.status;
     request.is_response_started = true;
     // Sent from the arena buffer it was read into: a large answer is not copied again.
     client_respond_borrowed(*request.conn, {head.status,
                                             content_type,
                                             {request.response_body, request.response_bytes},
-                                            relay_extra_headers(extra, retry_after, head),
+                                            relay_extra_headers(extra, retry_after, request, head),
                                             false});
     request_finish(gateway, request,
                    head.status < 400 ? Fault::none : Fault::upstream_answered_error);
@@ -177,11 +193,11 @@ void relay_whole(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request
 void relay_complete(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request,
                     bool has_extra_bytes) {
     const UpstreamHead& head = request.parser.head();
-    if (head.status == 429 || head.status >= 500) {
-        gateway.health.failed(upstream.channel_id, gateway.shard.now_ms());  // The last one.
-    } else {
-        gateway.health.succeeded(upstream.channel_id);
-    }
+    // The last candidate's refusal is relayed, and still counts against its channel.
+    attempt_health_report(
+        gateway, request, upstream.channel_id,
+        head.status == 429 || head.status >= 500 ? Fault::upstream_refused : Fault::none);
+    request_attempt_over(request);
     // RULES §2: reused only after a completely framed response with no extra bytes.
     attempt_release_upstream(gateway, upstream, request.parser.is_reusable() && !has_extra_bytes);
     if (request.is_relaying_stream) {
@@ -189,7 +205,7 @@ void relay_complete(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& requ
         request_finish(gateway, request, Fault::none);
         return;
     }
-    relay_whole(gateway, upstream, request);
+    relay_whole(gateway, request);
 }
 
 // The body spans of one parse call: accumulated (whole answers), or compacted in place into

@@ -4,6 +4,7 @@
 // cannot fail. Shard thread only.
 #include "proxy/request.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -21,33 +22,12 @@ int64_t unix_ms() {
     return int64_t(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
 }
 
-// "rw-<shard>-<start ms, hex>-<sequence, hex>": unique per process run and shard. Built
-// with to_chars (no format parsing per request); at most 3+10+1+16+1+16 bytes.
-std::string_view request_id_write(char (&out)[64], uint32_t shard_index, int64_t started_unix_ms,
-                                  uint64_t sequence) {
-    char* cursor = out;
-    char* const end = out + sizeof(out);
-    auto put = [&](std::string_view text) {
-        RW_ASSERT(cursor + text.size() <= end);
-        std::memcpy(cursor, text.data(), text.size());
-        cursor += text.size();
-    };
-    put("rw-");
-    cursor = std::to_chars(cursor, end, shard_index).ptr;
-    put("-");
-    cursor = std::to_chars(cursor, end, static_cast<uint64_t>(started_unix_ms), 16).ptr;
-    put("-");
-    cursor = std::to_chars(cursor, end, sequence, 16).ptr;
-    return {out, static_cast<size_t>(cursor - out)};
-}
-
 // The one usage record of a request that reached an upstream, pushed into the slot
 // reserved at admission; the token counters follow it. Returns the tokens it charges.
 int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason) {
     RW_ASSERT(request.attempts_made > 0);
     RW_ASSERT(request.has_queue_reservation);  // Admission reserved it before any attempt.
     const Candidate& candidate = request.candidates[request.attempt_index];
-    char id_text[64];
     const uint64_t now_us = proxy_clock_us();
     const Conn& conn = *request.conn;
     const UsageRecordInput input{
@@ -70,11 +50,19 @@ int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason
         request.model_requested,
         candidate.model_sent,
         endpoint_path(request.endpoint),
-        request_id_write(id_text, gateway.shard.index(), request.started_unix_ms,
-                         ++gateway.request_sequence),
+        request.request_id,
+        request.client_request_id,
+        request.traceparent,
+        request.parser.head().request_id,
     };
     const UsageRecord record = usage_record_build(input);
     gateway.shared.writer->queue(gateway.shard.index()).push(record);  // Reserved: cannot fail.
+    request_attempt_over(request);
+    const uint64_t duration_us = now_us - request.started_us;
+    metrics_observe(gateway.metrics, *gateway.shared.metrics_shared,
+                    {request.endpoint, duration_us, std::min(request.upstream_us, duration_us),
+                     request.ttft_us, request.model_requested, candidate.channel_id,
+                     record.prompt_tokens, record.completion_tokens});
     request.has_queue_reservation = false;
     gateway.has_records_pushed = true;
     gateway.metrics.records_pushed.add();
@@ -138,18 +126,87 @@ void request_answer(Gateway& gateway, ProxyRequest& request, Fault fault) {
     if (info.status == 0 || request.is_client_gone || request.is_response_started) {
         return;
     }
-    fault_respond(*request.conn, fault, request.fault_code, request.fault_message);
+    fault_respond(*request.conn, fault, request.fault_code, request.fault_message,
+                  request.request_id);
     request.is_response_started = true;
     request.status_sent = info.status;
 }
 
+bool is_lower_hex(std::string_view text) {
+    for (const char c : text) {
+        if ((c < '0' || c > '9') && (c < 'a' || c > 'f')) {
+            return false;
+        }
+    }
+    return true;
+}
+
 }  // namespace
 
-ProxyRequest* request_start(Gateway& gateway, Conn& conn) {
-    auto* request = client_arena(conn).make<ProxyRequest>();
-    if (request == nullptr) {
+std::string_view request_id_make(Gateway& gateway, char (&out)[request_id_bytes_max]) {
+    char* cursor = out;
+    char* const end = out + sizeof(out);
+    auto put = [&](std::string_view text) {
+        RW_ASSERT(cursor + text.size() <= end);
+        std::memcpy(cursor, text.data(), text.size());
+        cursor += text.size();
+    };
+    // to_chars, not snprintf: no format parsing per request. 3+10+1+16+1+16 bytes at most.
+    put("rw-");
+    cursor = std::to_chars(cursor, end, gateway.shard.index()).ptr;
+    put("-");
+    cursor = std::to_chars(cursor, end, static_cast<uint64_t>(unix_ms()), 16).ptr;
+    put("-");
+    cursor = std::to_chars(cursor, end, ++gateway.request_sequence, 16).ptr;
+    RW_ASSERT(cursor <= end);
+    return {out, static_cast<size_t>(cursor - out)};
+}
+
+std::string_view request_id_header(char (&out)[request_id_header_bytes_max],
+                                   std::string_view request_id) {
+    constexpr std::string_view name = "x-request-id: ";
+    if (request_id.empty()) {
+        return {};
+    }
+    RW_ASSERT(name.size() + request_id.size() + 2 <= sizeof(out));
+    std::memcpy(out, name.data(), name.size());
+    std::memcpy(out + name.size(), request_id.data(), request_id.size());
+    std::memcpy(out + name.size() + request_id.size(), "\r\n", 2);
+    return {out, name.size() + request_id.size() + 2};
+}
+
+void request_client_ids(const ParsedRequest& http, std::string_view& client_request_id,
+                        std::string_view& traceparent) {
+    client_request_id = http.find_header("x-request-id");
+    bool is_visible =
+        !client_request_id.empty() && client_request_id.size() <= record_foreign_id_bytes_max;
+    for (const char c : client_request_id) {
+        is_visible = is_visible && c > ' ' && c <= '~';
+    }
+    if (!is_visible) {
+        client_request_id = {};
+    }
+    // version "-" trace-id "-" parent-id "-" flags: 2-32-16-2 lower-case hex digits.
+    traceparent = http.find_header("traceparent");
+    const bool is_shaped =
+        traceparent.size() == traceparent_bytes && traceparent[2] == '-' &&
+        traceparent[35] == '-' && traceparent[52] == '-' &&
+        is_lower_hex(traceparent.substr(0, 2)) && is_lower_hex(traceparent.substr(3, 32)) &&
+        is_lower_hex(traceparent.substr(36, 16)) && is_lower_hex(traceparent.substr(53, 2));
+    if (!is_shaped) {
+        traceparent = {};
+    }
+}
+
+ProxyRequest* request_start(Gateway& gateway, Conn& conn, std::string_view request_id) {
+    Arena& arena = client_arena(conn);
+    auto* request = arena.make<ProxyRequest>();
+    const char* id_copy = request != nullptr ? arena.copy(request_id) : nullptr;
+    if (id_copy == nullptr) {
         return nullptr;
     }
+    request->request_id = {id_copy, request_id.size()};
+    request_client_ids(client_request(conn), request->client_request_id, request->traceparent);
     request->conn = &conn;
     request->upstream_slot = UINT32_MAX;
     request->started_ms = gateway.shard.now_ms();
@@ -169,6 +226,12 @@ void request_finish(Gateway& gateway, ProxyRequest& request, Fault fault) {
     request.is_finished = true;
     request.is_in_finish = true;
     request.fault = fault;
+    gateway.metrics.faults[static_cast<uint32_t>(fault)].add();  // [none] is never rendered.
+    if (request.trial_channel_id != 0) {
+        // The trial ended without an outcome on its channel (cut, client gone): give it back.
+        gateway.shared.health->trial_abandoned(request.trial_channel_id);
+        request.trial_channel_id = 0;
+    }
     if (request.upstream_slot != UINT32_MAX) {
         gateway.pool.close(gateway.pool.at(request.upstream_slot));  // Detaches the request.
     }
@@ -218,7 +281,8 @@ void request_on_client_gone(Gateway& gateway, ProxyRequest& request, ClientGone 
     request_maybe_release(gateway, request);
 }
 
-void fault_respond(Conn& conn, Fault fault, std::string_view code, std::string_view message) {
+void fault_respond(Conn& conn, Fault fault, std::string_view code, std::string_view message,
+                   std::string_view request_id) {
     const FaultInfo& info = fault_info(fault);
     RW_ASSERT(info.status != 0);
     const std::string_view body_code = code.empty() ? info.code : code;
@@ -229,17 +293,19 @@ void fault_respond(Conn& conn, Fault fault, std::string_view code, std::string_v
     const uint32_t length =
         body != nullptr ? write_error_body(body, capacity, info.status, body_code, body_message)
                         : 0;
-    char retry_after[32];
-    std::string_view extra_headers;
+    // "x-request-id: <id>\r\n" then, for a fault that says when to come back, Retry-After.
+    char extra[request_id_header_bytes_max + 32];
+    char id_header[request_id_header_bytes_max];
+    const std::string_view id_line = request_id_header(id_header, request_id);
+    std::memcpy(extra, id_line.data(), id_line.size());
+    char* cursor = extra + id_line.size();
     if (info.retry_after_s != 0) {
-        char* cursor = retry_after;
         std::memcpy(cursor, "Retry-After: ", 13);
-        cursor =
-            std::to_chars(cursor + 13, retry_after + sizeof(retry_after) - 2, info.retry_after_s)
-                .ptr;
+        cursor = std::to_chars(cursor + 13, extra + sizeof(extra) - 2, info.retry_after_s).ptr;
         std::memcpy(cursor, "\r\n", 2);
-        extra_headers = {retry_after, static_cast<size_t>(cursor + 2 - retry_after)};
+        cursor += 2;
     }
+    const std::string_view extra_headers{extra, static_cast<size_t>(cursor - extra)};
     // Without memory for a body, the status and headers still go out (an empty body).
     client_respond(conn,
                    {info.status, "application/json", {body, length}, extra_headers, info.is_close});

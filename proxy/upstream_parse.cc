@@ -149,8 +149,8 @@ int UpstreamParser::on_header_value_complete(llhttp_t* parser) {
         uint64_t seconds = 0;
         p.head_.retry_after_s =
             parse_decimal(value, 100000, seconds) ? static_cast<uint32_t>(seconds) : 0;
-    } else if (name == "x-request-id") {
-        copy_text(p.head_.request_id, value);
+    } else if (name == "x-request-id" || (name == "request-id" && p.head_.request_id[0] == '\0')) {
+        copy_text(p.head_.request_id, value);  // OpenAI's x-request-id, Anthropic's request-id.
     } else if (name == "transfer-encoding") {
         // RULES §2: only a single `chunked` frames a body ringway can delimit; `gzip`,
         // `chunked, gzip` or `chunked, chunked` would be read to EOF or mis-framed.

@@ -28,7 +28,7 @@ struct UpstreamHead {
     uint32_t retry_after_s = 0;
     char content_type[96] = {};      // Copied: relayed to the client.
     char content_encoding[64] = {};  // Copied: relayed with the body it describes.
-    char request_id[64] = {};        // x-request-id, for the operator log.
+    char request_id[64] = {};        // x-request-id (or request-id): the usage row keeps it.
 };
 
 enum class UpstreamEvent : uint8_t {

@@ -60,6 +60,9 @@ UsageRecord usage_record_build(const UsageRecordInput& input) {
     record_set_text(record.model_sent, input.model_sent);
     record_set_text(record.endpoint, input.endpoint);
     record_set_text(record.request_id, input.request_id);
+    record_set_text(record.client_request_id, input.client_request_id);
+    record_set_text(record.traceparent, input.traceparent);
+    record_set_text(record.upstream_request_id, input.upstream_request_id);
     if (record.usage_source == UsageSource::unknown) {
         RW_ASSERT(record.total_tokens == 0);  // An error without usage charges nothing.
     }

@@ -51,6 +51,9 @@ struct UsageRecordInput {
     std::string_view model_sent;
     std::string_view endpoint;
     std::string_view request_id;
+    std::string_view client_request_id;    // Already checked (request_client_ids).
+    std::string_view traceparent;          // Already checked.
+    std::string_view upstream_request_id;  // The provider's, as its head carried it.
 };
 
 // The record for the writer: usage by the billing rule, counters clamped to 32 bits,

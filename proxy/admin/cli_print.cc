@@ -107,18 +107,30 @@ std::string time_text(simdjson::dom::element object, std::string_view name, int6
     return buffer;
 }
 
+// A member of a nested object ("health": {...}); "-" when either is missing.
+std::string nested_text(simdjson::dom::element item, std::string_view object, std::string_view name,
+                        bool is_time) {
+    simdjson::dom::element inner;
+    if (item[object].get(inner) != simdjson::SUCCESS || !inner.is_object()) {
+        return "-";
+    }
+    return is_time ? time_text(inner, name, 1) : field_text(inner, name);
+}
+
 Row shape_header(CliShape shape) {
     switch (shape) {
         case CliShape::key:
             return {"ID",   "NAME",    "PREFIX", "STATUS", "QUOTA",
                     "USED", "EXPIRES", "MODELS", "RPM",    "CONC"};
         case CliShape::channel:
-            return {"ID",     "NAME", "KIND",   "BASE_URL", "API_KEY",
-                    "MODELS", "PRIO", "WEIGHT", "ENABLED"};
+            return {"ID",   "NAME",   "KIND",    "BASE_URL", "API_KEY", "MODELS",
+                    "PRIO", "WEIGHT", "ENABLED", "HEALTH",   "SINCE",   "LAST_ERROR"};
+        case CliShape::probe:
+            return {"CHANNEL", "RESULT", "STATUS", "LATENCY_MS", "HEALTH", "ERROR"};
         case CliShape::usage: return {"DAY", "KEY", "REQUESTS", "PROMPT", "COMPLETION", "TOTAL"};
         case CliShape::log:
-            return {"ID",     "TIME",   "KEY", "CHANNEL",   "MODEL",
-                    "STATUS", "TOKENS", "END", "LATENCY_MS"};
+            return {"ID",     "TIME",   "KEY", "CHANNEL",    "MODEL",
+                    "STATUS", "TOKENS", "END", "LATENCY_MS", "REQUEST_ID"};
     }
     return {};
 }
@@ -138,8 +150,21 @@ Row shape_row(CliShape shape, simdjson::dom::element item) {
                     f("rpm"),
                     f("max_concurrency")};
         case CliShape::channel:
-            return {f("id"),     f("name"),     f("kind"),   f("base_url"), f("api_key"),
-                    f("models"), f("priority"), f("weight"), f("enabled")};
+            return {f("id"),
+                    f("name"),
+                    f("kind"),
+                    f("base_url"),
+                    f("api_key"),
+                    f("models"),
+                    f("priority"),
+                    f("weight"),
+                    f("enabled"),
+                    nested_text(item, "health", "state", false),
+                    nested_text(item, "health", "since", true),
+                    nested_text(item, "health", "last_error", false)};
+        case CliShape::probe:
+            return {f("channel_id"), f("result"), f("status"),
+                    f("latency_ms"), f("state"),  f("error")};
         case CliShape::usage:
             return {f("day"),
                     f("key_id"),
@@ -160,7 +185,8 @@ Row shape_row(CliShape shape, simdjson::dom::element item) {
                     f("status"),
                     f("total_tokens"),
                     f("end_reason"),
-                    std::to_string(latency_us / 1000)};
+                    std::to_string(latency_us / 1000),
+                    f("request_id")};
         }
     }
     return {};

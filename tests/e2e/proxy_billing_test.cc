@@ -160,6 +160,9 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
     spec.name = "main";
     spec.mock_port = mock.port();
     spec.models = {"gpt-4o-mini", "text-embedding-3-small"};
+    // The load's deliberate 401s and 503s would take the only channel down (channel
+    // health); this test is about the records, so the channel opts out.
+    spec.extra_json = R"("auto_disable":false)";
     ASSERT_GT(gateway.create_channel(spec), 0);
     ASSERT_EQ(gateway.wait_channels_routable().at("main").status, 200);
     const Key keys[3] = {gateway.create_key(R"({"name":"a"})"),

@@ -106,6 +106,18 @@ TEST(UpstreamParse, ContentLengthResponse) {
     expect_same_for_every_split(bytes, outcome);
 }
 
+// Anthropic names its id request-id; OpenAI's x-request-id wins when both come.
+TEST(UpstreamParse, ProviderRequestIdFromEitherHeader) {
+    const Outcome anthropic =
+        feed_pieces({"HTTP/1.1 200 OK\r\nrequest-id: "
+                     "req_011CSHoEeqs5C35K2UUqR7Fy\r\nContent-Length: 0\r\n\r\n"});
+    EXPECT_STREQ(anthropic.head.request_id, "req_011CSHoEeqs5C35K2UUqR7Fy");
+    const Outcome both =
+        feed_pieces({"HTTP/1.1 200 OK\r\nrequest-id: second\r\nx-request-id: first\r\n"
+                     "Content-Length: 0\r\n\r\n"});
+    EXPECT_STREQ(both.head.request_id, "first");
+}
+
 TEST(UpstreamParse, ChunkedEventStream) {
     const std::string bytes =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
