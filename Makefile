@@ -4,6 +4,10 @@
 #   make run    deps + build + start the gateway in the foreground with defaults
 #   make test   deps + build + every test through ctest
 #   make bench  deps + build + micro-benchmarks and load runs (not a test)
+#   make soak   build + valid, abusive and misbehaving traffic for DURATION seconds (600),
+#               then the invariants checked (not a test, not in CI's default path)
+#   make install  build + install under PREFIX (default /usr/local), honouring DESTDIR
+#   make deb    build + a Debian package (CPack) in $(BUILD)/
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -17,7 +21,11 @@ NODE_PACKAGES := $(shell command -v node >/dev/null 2>&1 || echo nodejs) \
     $(shell command -v npm >/dev/null 2>&1 || echo npm)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run test test-asan bench format format-check clean
+DURATION ?= 600
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+.PHONY: deps build run test test-asan bench soak format format-check clean install deb
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -58,8 +66,22 @@ format-check:
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq clang-format; }
 	git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
 
+# The binary, the systemd unit and the example environment file; /etc/ringway/ringway.env
+# and /etc/ringway/secret-key only when they do not exist yet (packaging/install.cmake,
+# packaging/secret-key.sh).
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+	sh packaging/secret-key.sh "$(DESTDIR)/etc/ringway"
+
+# ringway_<version>_<arch>.deb in $(BUILD)/: prefix /usr, the unit enabled but not started.
+deb: build
+	cd $(BUILD) && cpack -G DEB
+
 bench: build
 	./bench/run.sh $(BUILD)
+
+soak: build
+	python3 bench/soak/soak.py $(BUILD) --duration $(DURATION)
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -74,6 +74,9 @@ Chunk* ChunkPool::take_small() {
     if (chunk != nullptr) {
         small_free_ = chunk->next;
         stats_.small_cached -= 1;
+        if (stats_.small_cached < small_cached_low_) {
+            small_cached_low_ = stats_.small_cached;
+        }
     } else {
         if (small_total_ >= small_chunks_max_) {
             stats_.exhausted += 1;
@@ -117,6 +120,10 @@ LargeBlock* ChunkPool::take_large(uint64_t payload_bytes) {
     if (block != nullptr) {
         large_free_[class_index] = block->next;
         stats_.large_cached_bytes -= class_bytes;
+        large_cached_count_[class_index] -= 1;
+        if (large_cached_count_[class_index] < large_cached_low_[class_index]) {
+            large_cached_low_[class_index] = large_cached_count_[class_index];
+        }
     } else {
         // At the cap, cached blocks of other classes are freed to make room: a load that
         // shifts to bigger bodies must not be refused because small blocks sit idle.
@@ -129,6 +136,10 @@ LargeBlock* ChunkPool::take_large(uint64_t payload_bytes) {
                 large_free_[other] = victim->next;
                 large_total_bytes_ -= class_payload_bytes(other);
                 stats_.large_cached_bytes -= class_payload_bytes(other);
+                large_cached_count_[other] -= 1;
+                if (large_cached_count_[other] < large_cached_low_[other]) {
+                    large_cached_low_[other] = large_cached_count_[other];
+                }
                 std::free(victim);
             }
         }
@@ -167,6 +178,53 @@ void ChunkPool::give_large(LargeBlock* block) {
     block->next = large_free_[block->class_index];
     large_free_[block->class_index] = block;
     stats_.large_cached_bytes += class_bytes;
+    large_cached_count_[block->class_index] += 1;
+}
+
+uint64_t ChunkPool::trim(uint64_t now_ms, uint64_t period_ms, uint64_t small_floor) {
+    if (now_ms < trimmed_at_ms_ + period_ms) {
+        return 0;
+    }
+    trimmed_at_ms_ = now_ms;
+    uint64_t freed_bytes = 0;
+    // Small chunks: what stayed cached the whole period, above the floor.
+    const uint64_t small_spare =
+        stats_.small_cached > small_floor ? stats_.small_cached - small_floor : 0;
+    uint64_t small_count = small_cached_low_ < small_spare ? small_cached_low_ : small_spare;
+    for (; small_count > 0 && small_free_ != nullptr; small_count--) {
+        Chunk* chunk = small_free_;
+        small_free_ = chunk->next;
+        std::free(chunk);
+        small_total_ -= 1;
+        stats_.small_cached -= 1;
+        freed_bytes += sizeof(Chunk);
+    }
+    // Large blocks: per class, the ones no take needed during the whole period.
+    for (uint32_t index = 0; index < large_class_count; index++) {
+        const uint64_t class_bytes = class_payload_bytes(index);
+        for (uint64_t count = large_cached_low_[index]; count > 0; count--) {
+            LargeBlock* block = large_free_[index];
+            RW_ASSERT(block != nullptr);  // The low-water mark never exceeds the cached count.
+            large_free_[index] = block->next;
+            std::free(block);
+            large_total_bytes_ -= class_bytes;
+            stats_.large_cached_bytes -= class_bytes;
+            large_cached_count_[index] -= 1;
+            freed_bytes += class_bytes;
+        }
+        large_cached_low_[index] = large_cached_count_[index];  // The next period starts.
+    }
+    small_cached_low_ = stats_.small_cached;
+    stats_.trimmed_bytes += freed_bytes;
+    return freed_bytes;
+}
+
+uint64_t ChunkPool::bytes_in_use() const {
+    return stats_.small_in_use * sizeof(Chunk) + stats_.large_in_use_bytes;
+}
+
+uint64_t ChunkPool::bytes_cached() const {
+    return stats_.small_cached * sizeof(Chunk) + stats_.large_cached_bytes;
 }
 
 }  // namespace rw

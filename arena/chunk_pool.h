@@ -2,8 +2,10 @@
 // Owned by one shard thread; never shared. Small chunks are fixed-size (arena_chunk_bytes);
 // large blocks come in power-of-two size classes for bodies and other big buffers.
 // Both lists grow from the heap only up to their caps and are recycled afterwards, so a
-// steady load allocates nothing. With RW_NO_RECYCLE (debug, sanitizers) every take is a
-// fresh malloc and every give a real free, so use-after-release is caught.
+// steady load allocates nothing; what a burst grew and then left unused for a whole trim
+// period goes back to the heap (trim), so memory taken under abuse is returned. With
+// RW_NO_RECYCLE (debug, sanitizers) every take is a fresh malloc and every give a real
+// free, so use-after-release is caught.
 #pragma once
 
 #include <cstddef>
@@ -35,8 +37,9 @@ struct ChunkPoolStats {
     uint64_t small_cached = 0;  // Chunks on the free list.
     uint64_t large_in_use_bytes = 0;
     uint64_t large_cached_bytes = 0;
-    uint64_t heap_takes = 0;  // Times the pool had to go to the heap (growth).
-    uint64_t exhausted = 0;   // Takes refused because a cap was reached.
+    uint64_t heap_takes = 0;     // Times the pool had to go to the heap (growth).
+    uint64_t exhausted = 0;      // Takes refused because a cap was reached.
+    uint64_t trimmed_bytes = 0;  // Cached bytes given back to the heap by trim().
 };
 
 class ChunkPool {
@@ -60,7 +63,18 @@ public:
     [[nodiscard]] LargeBlock* take_large(uint64_t payload_bytes);
     void give_large(LargeBlock* block);
 
+    // Gives back to the heap the cached chunks and blocks that stayed unused for a whole
+    // period: at most the fewest cached of each kind since the last trim (the low-water
+    // mark), keeping small_floor small chunks. A load that keeps using what it cached
+    // loses nothing, so steady state still allocates nothing; memory a burst grew comes
+    // back within two periods. Called at the shard's sweep; does the work only when
+    // period_ms has passed since the last trim. Returns the bytes given back.
+    uint64_t trim(uint64_t now_ms, uint64_t period_ms, uint64_t small_floor);
+
     const ChunkPoolStats& stats() const { return stats_; }
+    // Bytes held by arenas, and bytes cached for reuse (small chunks counted whole).
+    uint64_t bytes_in_use() const;
+    uint64_t bytes_cached() const;
 
 private:
     Chunk* small_free_ = nullptr;
@@ -69,6 +83,11 @@ private:
     uint64_t small_total_ = 0;  // In use + cached.
     uint64_t large_bytes_max_;
     uint64_t large_total_bytes_ = 0;
+    // Low-water marks of the cached counts since the last trim (see trim()).
+    uint64_t small_cached_low_ = 0;
+    uint64_t large_cached_count_[large_class_count] = {};
+    uint64_t large_cached_low_[large_class_count] = {};
+    uint64_t trimmed_at_ms_ = 0;
     ChunkPoolStats stats_;
 };
 

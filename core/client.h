@@ -34,6 +34,8 @@ struct ClientResponse {
 };
 
 [[nodiscard]] Arena& client_arena(Conn& conn);
+// During on_request: what on_head returned for this request (nullptr if no on_head).
+[[nodiscard]] void* client_head_state(const Conn& conn);
 [[nodiscard]] const ParsedRequest& client_request(const Conn& conn);
 // Response bytes handed to the send queue (head, framing, body) and those a send
 // completed: a client still there gets everything queued, a gone one got what was sent.
@@ -52,7 +54,8 @@ void client_respond(Conn& conn, const ClientResponse& response);
 // The same without copying the body: it is queued after the head as it lies, so it must
 // stay valid until the response is sent (this request's arena, or static memory).
 void client_respond_borrowed(Conn& conn, const ClientResponse& response);
-// 404 "Invalid URL (METHOD /path)" as OpenAI answers unknown routes; closes after.
+// 404 "Invalid URL (METHOD /path)" as OpenAI answers unknown routes. A well-framed request
+// keeps its connection (nginx does the same); see on_head for a body not yet read.
 void client_respond_unknown_url(Conn& conn);
 
 // A chunked response: the head now, pieces as they come, then the end. A piece may lend

@@ -37,16 +37,36 @@ constexpr Knob knobs[] = {
     {"RINGWAY_MAX_CHUNK_EXT_BYTES", "1024", "chunk extension bytes limit (400)"},
     {"RINGWAY_HEADER_TIMEOUT_MS", "10000", "total deadline for a request's header block (408)"},
     {"RINGWAY_BODY_TIMEOUT_MS", "30000", "idle time allowed between request body bytes (408)"},
+    {"RINGWAY_BODY_MIN_RATE_BYTES_PER_S", "1024",
+     "after the grace period a request body must average at least this rate (408); 0: off"},
+    {"RINGWAY_BODY_RATE_GRACE_MS", "10000", "time a request body gets before its rate counts"},
+    {"RINGWAY_DISCARD_BODY_MAX_BYTES", "65536",
+     "a request refused at its head keeps its connection if its body is at most this (read and "
+     "dropped); larger: closed after the answer"},
     {"RINGWAY_KEEPALIVE_TIMEOUT_MS", "75000", "idle keep-alive connections are closed after this"},
     {"RINGWAY_SEND_TIMEOUT_MS", "60000", "a client that accepts no bytes for this long is dropped"},
     {"RINGWAY_SHUTDOWN_TIMEOUT_MS", "30000", "on SIGTERM, in-flight requests get this long"},
     {"RINGWAY_RECV_BUFFERS", "1024", "provided recv buffers per shard (power of two)"},
     {"RINGWAY_RECV_BUFFER_BYTES", "16384", "bytes per recv buffer"},
+    {"RINGWAY_POOL_TRIM_MS", "10000",
+     "request memory a shard's pool kept but did not use for this long is given back"},
     {"RINGWAY_LOG_LEVEL", "info", "debug, info, warn or error"},
     {"RINGWAY_DB", "./var/ringway.db", "SQLite database file"},
     {"RINGWAY_DB_SYNCHRONOUS", "normal", "SQLite synchronous mode: normal or full"},
     {"RINGWAY_LOG_BATCH", "512", "usage rows per SQLite transaction at most"},
     {"RINGWAY_LOG_FLUSH_MS", "50", "usage rows wait at most this long before a commit"},
+    {"RINGWAY_LOG_RETENTION_DAYS", "90",
+     "usage_logs rows older than this are pruned (daily_usage aggregates are kept forever)"},
+    {"RINGWAY_DB_MAX_BYTES", "0",
+     "soft cap on the database's live data: over it the oldest usage rows are pruned early,"
+     " with a warning (0: no cap)"},
+    {"RINGWAY_LOG_QUEUE_SLOTS", "16384",
+     "usage rows queued per shard at most (power of two); past it requests get 503"},
+    {"RINGWAY_WRITER_STALL_MS", "2000",
+     "once usage commits have failed this long, new requests get 503 + Retry-After"},
+    {"RINGWAY_WRITER_DRAIN_MS", "10000",
+     "after the shutdown drain, failing usage commits are retried this long; the rest goes to"
+     " <RINGWAY_DB>.spill (replayed at the next start) and the exit status is 1"},
     {"RINGWAY_ADMIN_TOKEN", nullptr, "bearer token of the admin API; unset: admin API disabled"},
     {"RINGWAY_SECRET_KEY_FILE", nullptr,
      "file with the 32-byte key (64 hex digits) that encrypts channel keys at rest; unset: "
@@ -199,6 +219,34 @@ bool parse_log_level(const Parser& parser, LogLevel& out) {
     return true;
 }
 
+// Channel health (proxy/channel_health.h): the failure window and the backoff of trials.
+bool parse_channel_health(const Parser& p, Config& config) {
+    if (!(p.number32("RINGWAY_CHANNEL_FAILURE_WINDOW_MS", 60000, 100, 86400000,
+                     config.channel_failure_window_ms) &&
+          p.number32("RINGWAY_CHANNEL_FAILURE_MIN", 5, 1, 1000000, config.channel_failure_min) &&
+          p.number32("RINGWAY_CHANNEL_FAILURE_PERCENT", 50, 1, 100,
+                     config.channel_failure_percent) &&
+          p.number32("RINGWAY_CHANNEL_BACKOFF_MS", 10000, 10, 86400000,
+                     config.channel_backoff_ms) &&
+          p.number32("RINGWAY_CHANNEL_BACKOFF_MAX_MS", 600000, 10, 86400000,
+                     config.channel_backoff_max_ms) &&
+          p.number32("RINGWAY_CHANNEL_RETRY_AFTER_MAX_MS", 60000, 0, 86400000,
+                     config.channel_retry_after_max_ms))) {
+        return false;
+    }
+    if (config.channel_backoff_max_ms < config.channel_backoff_ms) {
+        // snprintf, not literals copied into a std::string: GCC splits those into
+        // overlapping pieces, which the --help scan of the binary would misread.
+        char message[160];
+        std::snprintf(message, sizeof(message), "%s=%u: must be at least %s",
+                      "RINGWAY_CHANNEL_BACKOFF_MAX_MS", config.channel_backoff_max_ms,
+                      "RINGWAY_CHANNEL_BACKOFF_MS");
+        p.error = message;
+        return false;
+    }
+    return true;
+}
+
 bool parse_storage(const Parser& parser, Config& config) {
     const char* db = parser.get("RINGWAY_DB");
     config.db_path = db ? db : "./var/ringway.db";
@@ -225,7 +273,13 @@ bool parse_storage(const Parser& parser, Config& config) {
         return parser.fail("RINGWAY_ADMIN_TOKEN", "(hidden)", "must be at least 16 characters");
     }
     return parser.number32("RINGWAY_LOG_BATCH", 512, 1, 65536, config.log_batch) &&
-           parser.number32("RINGWAY_LOG_FLUSH_MS", 50, 1, 60000, config.log_flush_ms);
+           parser.number32("RINGWAY_LOG_FLUSH_MS", 50, 1, 60000, config.log_flush_ms) &&
+           parser.number32("RINGWAY_WRITER_DRAIN_MS", 10000, 1, 3600000, config.writer_drain_ms) &&
+           parser.number32("RINGWAY_WRITER_STALL_MS", 2000, 1, 3600000, config.writer_stall_ms) &&
+           parser.number32("RINGWAY_LOG_RETENTION_DAYS", 90, 1, 36500, config.log_retention_days) &&
+           parser.number("RINGWAY_DB_MAX_BYTES", 0, 0, 1ull << 50, config.db_max_bytes) &&
+           parser.number32("RINGWAY_LOG_QUEUE_SLOTS", 16384, 2, log_queue_slots_max,
+                           config.log_queue_slots);
 }
 
 }  // namespace
@@ -258,6 +312,11 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number32("RINGWAY_MAX_CHUNK_EXT_BYTES", 1024, 0, 1u << 20, config.max_chunk_ext_bytes) &&
         p.number32("RINGWAY_HEADER_TIMEOUT_MS", 10000, 50, 3600000, config.header_timeout_ms) &&
         p.number32("RINGWAY_BODY_TIMEOUT_MS", 30000, 50, 3600000, config.body_timeout_ms) &&
+        p.number32("RINGWAY_BODY_MIN_RATE_BYTES_PER_S", 1024, 0, 1u << 30,
+                   config.body_min_rate_bytes_per_s) &&
+        p.number32("RINGWAY_BODY_RATE_GRACE_MS", 10000, 50, 3600000, config.body_rate_grace_ms) &&
+        p.number("RINGWAY_DISCARD_BODY_MAX_BYTES", 64u << 10, 0, 1ull << 30,
+                 config.discard_body_max_bytes) &&
         p.number32("RINGWAY_KEEPALIVE_TIMEOUT_MS", 75000, 50, 86400000,
                    config.keepalive_timeout_ms) &&
         p.number32("RINGWAY_SEND_TIMEOUT_MS", 60000, 50, 3600000, config.send_timeout_ms) &&
@@ -265,6 +324,7 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number32("RINGWAY_RECV_BUFFERS", 1024, 8, recv_buffers_max, config.recv_buffers) &&
         p.number32("RINGWAY_RECV_BUFFER_BYTES", 16384, recv_buffer_bytes_min, recv_buffer_bytes_max,
                    config.recv_buffer_bytes) &&
+        p.number32("RINGWAY_POOL_TRIM_MS", 10000, 100, 3600000, config.pool_trim_ms) &&
         parse_log_level(p, config.log_level) && parse_storage(p, config) &&
         p.number32("RINGWAY_RETRIES", 2, 0, 8, config.retries) &&
         p.number32("RINGWAY_UPSTREAM_CONNECT_TIMEOUT_MS", 5000, 50, 600000,
@@ -277,15 +337,7 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
                    config.upstream_keepalive_ms) &&
         p.number32("RINGWAY_UPSTREAM_CONNECTIONS_MAX", 1024, 1, conns_per_shard_max,
                    config.upstream_connections_max) &&
-        p.number32("RINGWAY_CHANNEL_FAILURE_WINDOW_MS", 60000, 100, 86400000,
-                   config.channel_failure_window_ms) &&
-        p.number32("RINGWAY_CHANNEL_FAILURE_MIN", 5, 1, 1000000, config.channel_failure_min) &&
-        p.number32("RINGWAY_CHANNEL_FAILURE_PERCENT", 50, 1, 100, config.channel_failure_percent) &&
-        p.number32("RINGWAY_CHANNEL_BACKOFF_MS", 10000, 10, 86400000, config.channel_backoff_ms) &&
-        p.number32("RINGWAY_CHANNEL_BACKOFF_MAX_MS", 600000, 10, 86400000,
-                   config.channel_backoff_max_ms) &&
-        p.number32("RINGWAY_CHANNEL_RETRY_AFTER_MAX_MS", 60000, 0, 86400000,
-                   config.channel_retry_after_max_ms) &&
+        parse_channel_health(p, config) &&
         p.number("RINGWAY_MAX_RESPONSE_BYTES", 64u << 20, 1024, response_bytes_max,
                  config.max_response_bytes) &&
         p.number32("RINGWAY_DEFAULT_OUTPUT_RESERVE", 4096, 0, 10000000,
@@ -293,19 +345,14 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
     if (!ok) {
         return false;
     }
-    if (!std::has_single_bit(config.recv_buffers)) {
-        error = "RINGWAY_RECV_BUFFERS=" + std::to_string(config.recv_buffers) +
+    if (!std::has_single_bit(config.log_queue_slots)) {
+        error = "RINGWAY_LOG_QUEUE_SLOTS=" + std::to_string(config.log_queue_slots) +
                 ": must be a power of two";
         return false;
     }
-    if (config.channel_backoff_max_ms < config.channel_backoff_ms) {
-        // snprintf, not literals copied into a std::string: GCC splits those into
-        // overlapping pieces, which the --help scan of the binary would misread.
-        char message[160];
-        std::snprintf(message, sizeof(message), "%s=%u: must be at least %s",
-                      "RINGWAY_CHANNEL_BACKOFF_MAX_MS", config.channel_backoff_max_ms,
-                      "RINGWAY_CHANNEL_BACKOFF_MS");
-        error = message;
+    if (!std::has_single_bit(config.recv_buffers)) {
+        error = "RINGWAY_RECV_BUFFERS=" + std::to_string(config.recv_buffers) +
+                ": must be a power of two";
         return false;
     }
     // 0 (unset) means one shard per CPU we may run on; more than that is clamped, since
@@ -319,6 +366,7 @@ std::string config_help_text() {
         "ringway — an OpenAI-compatible LLM API gateway\n"
         "\n"
         "usage: ringway [--help] [--version]\n"
+        "       ringway backup FILE   (an online copy of RINGWAY_DB; see the README to restore)\n"
         "\n"
         "Configured by environment variables (defaults in brackets):\n";
     for (const Knob& knob : knobs) {
@@ -336,7 +384,8 @@ std::string config_help_text() {
     text +=
         "\n"
         "Endpoints: GET /healthz, GET /readyz, GET /metrics (Prometheus text).\n"
-        "Signals: SIGTERM or SIGINT drain in-flight requests, then exit 0.\n";
+        "Signals: SIGTERM or SIGINT drain in-flight requests, then exit 0 (1 when usage rows\n"
+        "had to go to the spill file).\n";
     return text;
 }
 

@@ -31,18 +31,27 @@ struct Config {
     uint64_t max_body_bytes;
     uint32_t max_chunk_ext_bytes;
     uint32_t header_timeout_ms;
-    uint32_t body_timeout_ms;
+    uint32_t body_timeout_ms;            // Idle time between body bytes.
+    uint32_t body_min_rate_bytes_per_s;  // After the grace period; 0: no rate floor.
+    uint32_t body_rate_grace_ms;
+    uint64_t discard_body_max_bytes;  // A body refused at its head up to this is read and dropped.
     uint32_t keepalive_timeout_ms;
     uint32_t send_timeout_ms;
     uint32_t shutdown_timeout_ms;
     uint32_t recv_buffers;
     uint32_t recv_buffer_bytes;
+    uint32_t pool_trim_ms;  // Cached pool memory unused this long is given back.
     LogLevel log_level;
     std::string db_path;
     bool db_synchronous_full;
     uint32_t log_batch;
     uint32_t log_flush_ms;
-    std::string admin_token;  // Empty: admin API disabled.
+    uint32_t writer_drain_ms;     // The writer's own deadline after the shutdown drain.
+    uint32_t writer_stall_ms;     // Failing commits for this long: admission refuses.
+    uint32_t log_queue_slots;     // Per-shard usage queue (power of two).
+    uint32_t log_retention_days;  // usage_logs rows older than this are pruned.
+    uint64_t db_max_bytes;        // Soft cap on live data; 0: none.
+    std::string admin_token;      // Empty: admin API disabled.
     // The channel keys' encryption key: RINGWAY_SECRET_KEY_FILE, else the systemd
     // credential $CREDENTIALS_DIRECTORY/ringway-secret-key when present; empty: none.
     std::string secret_key_file;

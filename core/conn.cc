@@ -31,6 +31,11 @@ uint64_t arena_bytes_per_request_max(const Config& config) {
 }
 
 constexpr std::string_view json_ok = "{\"status\":\"ok\"}";
+
+// The paths the core answers itself; every other path goes to the handler.
+bool is_builtin_path(std::string_view path) {
+    return path == "/healthz" || path == "/readyz" || path == "/metrics";
+}
 constexpr std::string_view json_ready = "{\"status\":\"ready\"}";
 
 }  // namespace
@@ -76,7 +81,7 @@ bool ClientConns::setup(std::string& error) {
         free_slots_[slots - 1 - i] = i;  // Pop order: slot 0 first.
     }
     free_slot_count_ = slots;
-    chunk_pool_.reserve_small(slots < 64 ? slots : 64);
+    chunk_pool_.reserve_small(slots < pool_small_chunks_floor ? slots : pool_small_chunks_floor);
     return true;
 }
 
@@ -217,9 +222,7 @@ void ClientConns::on_recv_bytes(Conn& conn, uint16_t bid, uint32_t length_bytes)
         conn.is_recv_cancel_pending = true;
         submit_cancel_recv(conn);
     }
-    if (conn.deadline == Deadline::body) {
-        conn_set_deadline(conn, Deadline::body, config_.body_timeout_ms);  // Idle timer.
-    }
+    conn_body_deadline_note(conn, length_bytes);
     if (conn.state == ConnState::reading) {
         conn_process_input(conn);
     }
@@ -240,9 +243,7 @@ bool ClientConns::on_recv_merge(Conn& conn, uint16_t bid, uint32_t length_bytes)
     std::memcpy(buf_ring_.data(last.bid) + last.length_bytes, buf_ring_.data(bid), length_bytes);
     last.length_bytes += length_bytes;
     buf_ring_.give_back(bid);
-    if (conn.deadline == Deadline::body) {
-        conn_set_deadline(conn, Deadline::body, config_.body_timeout_ms);
-    }
+    conn_body_deadline_note(conn, length_bytes);
     if (conn.state == ConnState::reading) {
         conn_process_input(conn);
     }
@@ -382,7 +383,9 @@ void ClientConns::conn_start_request(Conn& conn) {
     RW_ASSERT(conn.arena.is_empty());
     RW_ASSERT(conn.segment_count == 0);
     RW_ASSERT(!conn.is_handler_owned);
+    RW_ASSERT(conn.head_state == nullptr);  // Handed to on_request or abandoned.
     conn.state = ConnState::reading;
+    conn.is_body_discarded = false;
     conn.response_phase = ResponsePhase::none;
     conn.is_close_after_send = false;
     conn.is_error_response = false;
@@ -425,7 +428,13 @@ void ClientConns::conn_process_input(Conn& conn) {
             case ParseEvent::need_more: break;
             case ParseEvent::head_complete: conn_head_complete(conn); break;
             case ParseEvent::message_complete: conn_request_complete(conn); break;
-            case ParseEvent::error: conn_respond_parse_error(conn, result.error); return;
+            case ParseEvent::error:
+                if (conn.is_body_discarded) {
+                    conn_close(conn);  // Already answered; a broken body ends the connection.
+                } else {
+                    conn_respond_parse_error(conn, result.error);
+                }
+                return;
         }
     }
     if (conn.state == ConnState::reading && conn.pending_count == 0 && is_head_just_complete) {
@@ -450,13 +459,120 @@ void ClientConns::conn_head_complete(Conn& conn) {
     const ParsedRequest& request = conn.parser.request();
     const bool has_body =
         request.is_chunked || (request.has_content_length && request.content_length > 0);
+    if (!conn_head_hook(conn)) {
+        return;  // Refused at its head and answered.
+    }
+    // 100 Continue only once the head's checks passed: a refused client gets its 4xx
+    // instead of an invitation to upload [RFC 9110 10.1.1].
     if (has_body && request.expects_continue && conn.pending_count == 0) {
         submit_send_continue(conn);
     }
-    conn_set_deadline(conn, Deadline::body, config_.body_timeout_ms);
+    conn_body_deadline_start(conn);
+}
+
+// Runs the handler's on_head for a path the core does not serve. True when the request
+// goes on to its body; false when the handler answered (the refusal's response is queued
+// and the state is handling). A refused body is never stored: a small one is parsed and
+// dropped after the answer (is_body_discarded) so the connection stays usable, a large,
+// chunked or 100-continue one closes the connection after the answer (conn_linger drops
+// what arrives meanwhile).
+bool ClientConns::conn_head_hook(Conn& conn) {
+    RW_ASSERT(conn.head_state == nullptr);
+    const ParsedRequest& request = conn.parser.request();
+    if (handler_.on_head == nullptr || is_builtin_path(request.path)) {
+        return true;
+    }
+    conn.is_in_head_hook = true;
+    void* head_state = handler_.on_head(handler_.context, conn);
+    conn.is_in_head_hook = false;
+    if (conn.response_phase == ResponsePhase::none) {
+        RW_ASSERT(conn.state == ConnState::reading);
+        conn.head_state = head_state;
+        return true;
+    }
+    RW_ASSERT(head_state == nullptr);  // A refusal keeps no state.
+    RW_ASSERT(conn.state == ConnState::handling);
+    conn.requests_count += 1;
+    metrics_.head_refusals.add();
+    const bool has_body =
+        request.is_chunked || (request.has_content_length && request.content_length > 0);
+    if (has_body && !conn.is_close_after_send) {
+        conn.parser.discard_body();
+        conn.is_body_discarded = true;
+    }
+    return false;
+}
+
+// A request whose head the handler accepted ended before its body did: the handler
+// releases what it took at the head (rate and concurrency slots). Idempotent.
+void ClientConns::conn_head_abandon(Conn& conn) {
+    void* head_state = conn.head_state;
+    if (head_state == nullptr) {
+        return;
+    }
+    conn.head_state = nullptr;
+    RW_ASSERT(handler_.on_head_abandoned != nullptr);
+    handler_.on_head_abandoned(handler_.context, head_state);
+}
+
+// Whether a request refused at its head may keep its connection: its body, if any, is
+// read and dropped, which is bounded only for a Content-Length body up to
+// RINGWAY_DISCARD_BODY_MAX_BYTES. A chunked body has no known end, and a client that sent
+// Expect: 100-continue waits for a 100 it will not get and may never send its body.
+bool ClientConns::conn_body_is_discardable(const Conn& conn) const {
+    const ParsedRequest& request = conn.parser.request();
+    const bool has_body =
+        request.is_chunked || (request.has_content_length && request.content_length > 0);
+    if (!has_body) {
+        return true;
+    }
+    return !request.is_chunked && !request.expects_continue &&
+           request.content_length <= config_.discard_body_max_bytes;
+}
+
+// The body deadline is the earlier of two. RINGWAY_BODY_TIMEOUT_MS after the last byte
+// (idle), which alone never cuts a body dripping a byte a second: a 16 MiB body at 1 B/s
+// would hold its slot and arena for 194 days. And, after RINGWAY_BODY_RATE_GRACE_MS, the
+// time by which the bytes received so far would have come at RINGWAY_BODY_MIN_RATE_BYTES_PER_S
+// (Apache mod_reqtimeout's MinRate). A minimum rate rather than a total deadline: a fixed
+// total either cuts large uploads on slow links or lets small drips run for as long; the
+// rate scales with the body's size and still ends every trickle.
+void ClientConns::conn_body_deadline_start(Conn& conn) {
+    conn.body_started_ms = shard_.now_ms();
+    conn.body_received_bytes = 0;
+    conn.deadline = Deadline::body;
+    conn_body_deadline_note(conn, 0);
+}
+
+void ClientConns::conn_body_deadline_note(Conn& conn, uint32_t length_bytes) {
+    if (conn.deadline != Deadline::body) {
+        return;
+    }
+    conn.body_received_bytes += length_bytes;
+    conn.body_idle_deadline_ms = shard_.now_ms() + config_.body_timeout_ms;
+    uint64_t deadline_ms = conn.body_idle_deadline_ms;
+    if (config_.body_min_rate_bytes_per_s > 0) {
+        const uint64_t rate_deadline_ms =
+            conn.body_started_ms + config_.body_rate_grace_ms +
+            conn.body_received_bytes * 1000 / config_.body_min_rate_bytes_per_s;
+        deadline_ms = rate_deadline_ms < deadline_ms ? rate_deadline_ms : deadline_ms;
+    }
+    conn.deadline_ms = deadline_ms;
 }
 
 void ClientConns::conn_request_complete(Conn& conn) {
+    if (conn.is_body_discarded) {
+        // The refused request's body has been read whole and dropped: the connection is
+        // reusable (RULES §1) and the next pipelined request is parsed now.
+        RW_ASSERT(conn.head_state == nullptr);
+        conn.arena.release();
+        if (shard_.is_draining()) {
+            conn_close(conn);  // Shutting down: no next request on this connection.
+            return;
+        }
+        conn_start_request(conn);
+        return;
+    }
     conn.state = ConnState::handling;
     conn_set_deadline(conn, Deadline::none, 0);
     conn_dispatch(conn);
@@ -468,7 +584,7 @@ void ClientConns::conn_dispatch(Conn& conn) {
     conn.requests_count += 1;
     const bool is_get = request.method == Method::get || request.method == Method::head;
     const std::string_view path = request.path;
-    if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
+    if (is_builtin_path(path)) {
         if (!is_get) {
             respond_error(conn, 405, "method_not_allowed",
                           "Only GET and HEAD are allowed on this path.");
@@ -478,7 +594,12 @@ void ClientConns::conn_dispatch(Conn& conn) {
         return;
     }
     if (handler_.on_request != nullptr) {
+        // The handler owns its head state from here: it is no longer abandoned by a close
+        // (which on_request itself may cause), only read through client_head_state.
+        conn.head_state_dispatched = conn.head_state;
+        conn.head_state = nullptr;
         handler_.on_request(handler_.context, conn);
+        conn.head_state_dispatched = nullptr;
         return;
     }
     respond_unknown_url(conn);
@@ -544,6 +665,7 @@ void ClientConns::conn_close(Conn& conn) {
         return;  // A deadline may race an error CQE.
     }
     RW_ASSERT(conn.state != ConnState::free);
+    conn_head_abandon(conn);
     conn.state = ConnState::closing;
     conn.deadline = Deadline::none;
     conn_pending_drop(conn);
@@ -604,7 +726,14 @@ void ClientConns::conn_on_deadline(Conn& conn) {
             return;
         case Deadline::body:
             metrics_.timeouts[static_cast<uint32_t>(TimeoutPhase::body)].add();
-            respond_error(conn, 408, "request_timeout", "The request body stopped arriving.");
+            if (conn.is_body_discarded) {
+                conn_close(conn);  // Already answered: a refused body that stalls ends here.
+            } else if (shard_.now_ms() >= conn.body_idle_deadline_ms) {
+                respond_error(conn, 408, "request_timeout", "The request body stopped arriving.");
+            } else {
+                respond_error(conn, 408, "request_timeout",
+                              "The request body is arriving too slowly.");
+            }
             return;
         case Deadline::send:
             metrics_.timeouts[static_cast<uint32_t>(TimeoutPhase::send)].add();

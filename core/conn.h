@@ -88,6 +88,10 @@ struct Conn {
     bool is_handler_owned = false;    // The handler may still touch this request.
     bool is_closed_by_drain = false;  // Closed by the drain deadline, not by the client.
     bool is_stream_raw = false;       // HTTP/1.0 client: close-delimited, no chunking.
+    bool is_in_head_hook = false;     // The handler's on_head is running.
+    // Refused at its head: the answer goes out first, then the small body is read and
+    // dropped before the next request is parsed (never dispatched).
+    bool is_body_discarded = false;
     uint8_t pending_head = 0;
     uint8_t pending_count = 0;
     uint8_t segment_head = 0;
@@ -97,9 +101,16 @@ struct Conn {
     uint64_t deadline_ms = 0;
     uint64_t linger_bytes = 0;
     uint64_t requests_count = 0;
-    uint64_t response_bytes_sent = 0;    // Completed by sends.
-    uint64_t response_bytes_queued = 0;  // Handed to the send queue (head, framing, body).
-    void* handler_request = nullptr;     // The handler's per-request state (in the arena).
+    uint64_t response_bytes_sent = 0;       // Completed by sends.
+    uint64_t response_bytes_queued = 0;     // Handed to the send queue (head, framing, body).
+    void* handler_request = nullptr;        // The handler's per-request state (in the arena).
+    void* head_state = nullptr;             // on_head's state until on_request or abandon.
+    void* head_state_dispatched = nullptr;  // The same, handed over during on_request.
+    // The body deadline (RINGWAY_BODY_TIMEOUT_MS idle, RINGWAY_BODY_MIN_RATE_BYTES_PER_S
+    // after RINGWAY_BODY_RATE_GRACE_MS): when the body began and the bytes received since.
+    uint64_t body_started_ms = 0;
+    uint64_t body_received_bytes = 0;
+    uint64_t body_idle_deadline_ms = 0;
     PendingBuf pending[conn_pending_bufs_max];
     SendSegment segments[conn_send_segments_max];
     iovec iov[conn_send_segments_max];  // Built per send from segments; stable while in flight.
@@ -141,6 +152,7 @@ public:
     void take(Conn& conn, void* request);
     void release(Conn& conn);
     void respond(Conn& conn, const ClientResponse& response, bool is_body_borrowed);
+    // The core's own error answers (malformed input, timeouts): the connection closes.
     void respond_error(Conn& conn, uint16_t status, std::string_view code,
                        std::string_view message);
     void respond_unknown_url(Conn& conn);
@@ -166,6 +178,11 @@ private:
     void on_recv_error(Conn& conn, int error);
     void conn_process_input(Conn& conn);
     void conn_head_complete(Conn& conn);
+    bool conn_head_hook(Conn& conn);
+    void conn_head_abandon(Conn& conn);
+    bool conn_body_is_discardable(const Conn& conn) const;
+    void conn_body_deadline_start(Conn& conn);
+    void conn_body_deadline_note(Conn& conn, uint32_t length_bytes);
     void conn_request_complete(Conn& conn);
     void conn_dispatch(Conn& conn);
     void conn_serve_builtin(Conn& conn, std::string_view path, bool is_head);
@@ -184,6 +201,8 @@ private:
                       bool is_body_borrowed = false);
     void conn_respond_overloaded(Conn& conn);
     bool conn_response_is_close(const Conn& conn) const;
+    void conn_respond_json_error(Conn& conn, uint16_t status, std::string_view code,
+                                 std::string_view message);
     bool conn_queue(Conn& conn, const char* data, uint32_t length_bytes, uint16_t bid);
     bool conn_queue_inline(Conn& conn, const char* text, uint32_t length_bytes);
     void conn_flush(Conn& conn);

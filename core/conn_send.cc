@@ -133,6 +133,14 @@ void ClientConns::conn_response_sent(Conn& conn) {
         }
         return;
     }
+    if (conn.is_body_discarded) {
+        // Refused at its head: the answer is out, the small body is still to be read and
+        // dropped before the next request is parsed (conn_request_complete).
+        conn.state = ConnState::reading;
+        conn_body_deadline_start(conn);
+        conn_process_input(conn);
+        return;
+    }
     conn.arena.release();  // The send completed: nothing references the request now.
     conn_start_request(conn);
     if (conn.pending_count > 0 || conn.is_peer_closed) {
@@ -146,7 +154,8 @@ void ClientConns::conn_response_sent(Conn& conn) {
 // that half-closed after pipelining still gets every request it sent answered.
 bool ClientConns::conn_response_is_close(const Conn& conn) const {
     return conn.is_error_response || shard_.is_draining() ||
-           (conn.is_peer_closed && conn.pending_count == 0) || !conn.parser.request().keep_alive;
+           (conn.is_peer_closed && conn.pending_count == 0) || !conn.parser.request().keep_alive ||
+           (conn.is_in_head_hook && !conn_body_is_discardable(conn));
 }
 
 void ClientConns::conn_respond(Conn& conn, uint16_t status, std::string_view content_type,
@@ -212,6 +221,10 @@ static_assert(std::string_view("{\"error\":{\"message\":\"The gateway is out of 
                   .size() == 108);
 
 void ClientConns::respond(Conn& conn, const ClientResponse& response, bool is_body_borrowed) {
+    if (conn.state == ConnState::reading) {
+        RW_ASSERT(conn.is_in_head_hook);  // A refusal at the head, before the body.
+        conn.state = ConnState::handling;
+    }
     if (response.is_close) {
         conn.is_error_response = true;  // Closes after it; later pipelined input is dropped.
         conn_pending_drop(conn);
@@ -224,8 +237,15 @@ void ClientConns::respond(Conn& conn, const ClientResponse& response, bool is_bo
 
 void ClientConns::respond_error(Conn& conn, uint16_t status, std::string_view code,
                                 std::string_view message) {
-    conn.is_error_response = true;  // Every error closes the connection afterwards.
+    conn_head_abandon(conn);        // A request that ends before its body (408, 400).
+    conn.is_error_response = true;  // The core's errors close the connection afterwards.
     conn_pending_drop(conn);        // A pipelined request after an error is never processed.
+    conn_respond_json_error(conn, status, code, message);
+}
+
+// An OpenAI-style JSON error; whether the connection closes is conn_response_is_close's.
+void ClientConns::conn_respond_json_error(Conn& conn, uint16_t status, std::string_view code,
+                                          std::string_view message) {
     const uint32_t capacity = error_body_bytes_max(code, message);
     auto* body = static_cast<char*>(conn.arena.alloc(capacity, 1));
     if (body == nullptr) {
@@ -249,8 +269,9 @@ void ClientConns::respond_unknown_url(Conn& conn) {
         message, sizeof(message), "Invalid URL (%.*s %.*s)",
         int(request.method_text.size() > 16 ? 16 : request.method_text.size()),
         request.method_text.data(), int(path.size() > 80 ? 80 : path.size()), path.data());
-    respond_error(conn, 404, "unknown_url",
-                  {message, static_cast<size_t>(length > 0 ? length : 0)});
+    // A well-framed request for an unknown path keeps its connection (nginx does too).
+    conn_respond_json_error(conn, 404, "unknown_url",
+                            {message, static_cast<size_t>(length > 0 ? length : 0)});
 }
 
 // --- Streaming responses (chunked transfer coding) for the handler. ---
@@ -404,6 +425,10 @@ void ClientConns::conn_segments_drop(Conn& conn) {
 
 Arena& client_arena(Conn& conn) {
     return conn.arena;
+}
+
+void* client_head_state(const Conn& conn) {
+    return conn.head_state_dispatched;
 }
 
 const ParsedRequest& client_request(const Conn& conn) {

@@ -15,6 +15,19 @@ namespace rw {
 
 struct RequestHandler {
     void* context = nullptr;  // One per shard.
+    // A request's head is complete, before any of its body, on a path the core does not
+    // serve itself: the checks that need no body run here, so a stranger is refused
+    // before it uploads. Either the handler refuses with client_respond (and returns
+    // nullptr): the core sends the answer at once and never stores the body — it reads
+    // and drops a small one (Content-Length up to RINGWAY_DISCARD_BODY_MAX_BYTES, no
+    // Expect: 100-continue) and keeps the connection, or closes after the answer (RULES
+    // §1). Or it accepts and returns its state for the request (in the connection's
+    // arena, or nullptr): the core sends 100 Continue if asked, reads the body, and hands
+    // the state to on_request (client_head_state), or to on_head_abandoned if the request
+    // ends first (timeout, malformed body, client gone, shutdown). Exactly one of the two
+    // runs for every accepted head.
+    void* (*on_head)(void* context, Conn& conn) = nullptr;
+    void (*on_head_abandoned)(void* context, void* head_state) = nullptr;
     // A complete request on a path the core does not serve itself. The handler answers
     // now or later through client_respond / client_stream_*.
     void (*on_request)(void* context, Conn& conn) = nullptr;

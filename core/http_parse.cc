@@ -44,6 +44,81 @@ std::string_view trim_trailing_ows(std::string_view value) {
     return value;
 }
 
+bool is_hex_digit(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// unreserved / sub-delims of RFC 3986 2.2-2.3: what a reg-name holds besides '%' escapes.
+bool is_reg_name_byte(char c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+        return true;
+    }
+    return std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
+}
+
+// The Host field must be uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): a reg-name
+// with valid %-escapes, or an IP-literal in brackets, then optional digits after ':'.
+// Space, '/', '\\', '@', '?', '#', controls and non-ASCII are refused: proxies and
+// frameworks disagree on how to read them, which is how Host spoofing starts. An empty
+// value is allowed (RFC 9112 3.2: a target without an authority).
+bool is_valid_authority(std::string_view host) {
+    size_t index = 0;
+    if (!host.empty() && host.front() == '[') {
+        const size_t close = host.find(']');
+        if (close == std::string_view::npos || close < 2) {
+            return false;
+        }
+        for (index = 1; index < close; index += 1) {
+            const char c = host[index];
+            if (!is_hex_digit(c) && c != ':' && c != '.' && !is_reg_name_byte(c)) {
+                return false;  // IPv6 or IPvFuture ("v1.x") characters only.
+            }
+        }
+        index = close + 1;
+    } else {
+        for (; index < host.size() && host[index] != ':'; index += 1) {
+            const char c = host[index];
+            if (c == '%') {
+                if (index + 2 >= host.size() || !is_hex_digit(host[index + 1]) ||
+                    !is_hex_digit(host[index + 2])) {
+                    return false;
+                }
+                index += 2;
+            } else if (!is_reg_name_byte(c)) {
+                return false;
+            }
+        }
+    }
+    if (index == host.size()) {
+        return true;
+    }
+    if (host[index] != ':') {
+        return false;
+    }
+    for (index += 1; index < host.size(); index += 1) {
+        if (host[index] < '0' || host[index] > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+// A request-target must not carry a fragment (RFC 9112 3.2: origin-form has none) and
+// every '%' must start a %XX escape (RFC 3986 2.1); llhttp 8.1.0 lets both through.
+bool is_valid_target_escapes(std::string_view target) {
+    for (size_t index = 0; index < target.size(); index += 1) {
+        if (target[index] == '#') {
+            return false;
+        }
+        if (target[index] == '%' &&
+            (index + 2 >= target.size() || !is_hex_digit(target[index + 1]) ||
+             !is_hex_digit(target[index + 2]))) {
+            return false;
+        }
+    }
+    return true;
+}
+
 Method method_from_llhttp(uint8_t method) {
     switch (method) {
         case HTTP_GET: return Method::get;
@@ -89,6 +164,7 @@ constexpr ErrorInfo error_infos[] = {
     {400, "bad_chunk", "The chunked request body is malformed."},
     {431, "arena_exhausted", "The gateway has no memory left for this request's headers."},
     {413, "body_arena_exhausted", "The gateway has no memory left for this request's body."},
+    {400, "bad_host", "The Host header is not a valid host[:port]."},
 };
 static_assert(std::size(error_infos) == static_cast<size_t>(ParseError::count_));
 
@@ -164,7 +240,7 @@ struct RequestParserCallbacks {
             request.path = target;
             return 0;
         }
-        if (target.empty() || target.front() != '/') {
+        if (target.empty() || target.front() != '/' || !is_valid_target_escapes(target)) {
             return parser.refuse(ParseError::bad_target);
         }
         request.target = target;
@@ -186,7 +262,7 @@ struct RequestParserCallbacks {
 
     static int on_header_field(llhttp_t* llhttp, const char* at, size_t size_bytes) {
         RequestParser& parser = self(llhttp);
-        if (parser.phase_ == RequestParser::Phase::body) {
+        if (parser.phase_ == RequestParser::Phase::trailers) {
             return count_trailer_bytes(parser, size_bytes);
         }
         return parser.append_piece(parser.name_, at, size_bytes)
@@ -196,7 +272,7 @@ struct RequestParserCallbacks {
 
     static int on_header_value(llhttp_t* llhttp, const char* at, size_t size_bytes) {
         RequestParser& parser = self(llhttp);
-        if (parser.phase_ == RequestParser::Phase::body) {
+        if (parser.phase_ == RequestParser::Phase::trailers) {
             return count_trailer_bytes(parser, size_bytes);
         }
         return parser.append_piece(parser.value_, at, size_bytes)
@@ -219,7 +295,7 @@ struct RequestParserCallbacks {
     // Transfer-Encoding checks, which run on the value — so the refusals here are exact.
     static int on_header_field_complete(llhttp_t* llhttp) {
         RequestParser& parser = self(llhttp);
-        if (parser.phase_ == RequestParser::Phase::body) {
+        if (parser.phase_ == RequestParser::Phase::trailers) {
             parser.trailer_count_ += 1;
             return parser.trailer_count_ > parser.limits_.header_count_max
                        ? parser.refuse(ParseError::too_many_headers)
@@ -264,7 +340,7 @@ struct RequestParserCallbacks {
 
     static int on_header_value_complete(llhttp_t* llhttp) {
         RequestParser& parser = self(llhttp);
-        if (parser.phase_ == RequestParser::Phase::body) {
+        if (parser.phase_ == RequestParser::Phase::trailers) {
             return 0;
         }
         if (!parser.push_header()) {
@@ -273,7 +349,12 @@ struct RequestParserCallbacks {
         const std::string_view value =
             parser.request_.headers[parser.request_.header_count - 1].value;
         switch (parser.kind_) {
-            case RequestParser::HeaderKind::host: parser.request_.host = value; break;
+            case RequestParser::HeaderKind::host:
+                if (!is_valid_authority(value)) {
+                    return parser.refuse(ParseError::bad_host);
+                }
+                parser.request_.host = value;
+                break;
             case RequestParser::HeaderKind::transfer_encoding:
                 // llhttp 8.1.0 accepts "gzip, chunked" and "chunked  " as chunked.
                 if (!equals_lowercase(value, "chunked")) {
@@ -322,15 +403,35 @@ struct RequestParserCallbacks {
             return parser.refuse(ParseError::body_too_large);
         }
         parser.chunk_ext_bytes_ = 0;  // The next size line starts its own count.
-        if (chunk_bytes > 0 && !parser.body_reserve(parser.body_size_bytes_ + chunk_bytes)) {
+        if (chunk_bytes == 0) {
+            // The last chunk: its size line (CRLF included) is consumed. The trailer
+            // section bypasses the head scanner inside llhttp, which accepts a bare LF
+            // there, so llhttp pauses here and feed_body scans the trailers like a head.
+            parser.phase_ = RequestParser::Phase::trailers;
+            parser.scan_ = RequestParser::HeadScan{};
+            parser.scan_.line = RequestParser::HeadLine::header;
+            return HPE_PAUSED;
+        }
+        if (!parser.is_body_discarded_ &&
+            !parser.body_reserve(parser.body_size_bytes_ + chunk_bytes)) {
             return parser.refuse(ParseError::body_arena_exhausted);
         }
         return 0;
     }
 
     // llhttp never delivers more than Content-Length or the chunk size, both reserved.
+    // A Content-Length body is reserved at its first byte, not at head time: the caller
+    // decides between the head and the body whether to keep it (discard_body()).
     static int on_body(llhttp_t* llhttp, const char* at, size_t size_bytes) {
         RequestParser& parser = self(llhttp);
+        if (parser.is_body_discarded_) {
+            parser.body_size_bytes_ += size_bytes;  // Counted, never stored.
+            return 0;
+        }
+        if (parser.body_ == nullptr && parser.request_.has_content_length &&
+            !parser.body_reserve(parser.request_.content_length)) {
+            return parser.refuse(ParseError::body_arena_exhausted);
+        }
         RW_ASSERT(parser.body_ != nullptr);
         RW_ASSERT(parser.body_size_bytes_ + size_bytes + body_padding_bytes <=
                   parser.body_capacity_bytes_);
@@ -341,15 +442,17 @@ struct RequestParserCallbacks {
 
     static int on_message_complete(llhttp_t* llhttp) {
         RequestParser& parser = self(llhttp);
-        RW_ASSERT(parser.phase_ == RequestParser::Phase::body);
+        RW_ASSERT(parser.phase_ == RequestParser::Phase::body ||
+                  parser.phase_ == RequestParser::Phase::trailers);
         ParsedRequest& request = parser.request_;
-        if (parser.body_size_bytes_ == 0) {
+        if (parser.body_size_bytes_ == 0 || parser.is_body_discarded_) {
             request.body = std::string_view(empty_body_padded, 0);
         } else {
             std::memset(parser.body_ + parser.body_size_bytes_, 0, body_padding_bytes);
             request.body = std::string_view(parser.body_, parser.body_size_bytes_);
         }
-        RW_ASSERT(!request.has_content_length || request.body.size() == request.content_length);
+        RW_ASSERT(parser.is_body_discarded_ || !request.has_content_length ||
+                  request.body.size() == request.content_length);
         // Must be read before llhttp's after_message_complete clears the flags.
         request.keep_alive = llhttp_should_keep_alive(llhttp) != 0;
         parser.phase_ = RequestParser::Phase::complete;
@@ -411,9 +514,6 @@ int RequestParserCallbacks::on_headers_complete(llhttp_t* llhttp) {
     if (request.content_length > parser.limits_.body_bytes_max) {
         return parser.refuse(ParseError::body_too_large);
     }
-    if (request.content_length > 0 && !parser.body_reserve(request.content_length)) {
-        return parser.refuse(ParseError::body_arena_exhausted);
-    }
     parser.phase_ = RequestParser::Phase::body;
     return HPE_PAUSED;
 }
@@ -448,6 +548,7 @@ void RequestParser::start(Arena& arena) {
     has_content_length_ = false;
     has_transfer_encoding_ = false;
     has_expect_continue_ = false;
+    is_body_discarded_ = false;
     body_ = nullptr;
     body_size_bytes_ = 0;
     body_capacity_bytes_ = 0;
@@ -458,7 +559,7 @@ void RequestParser::start(Arena& arena) {
 
 ParseResult RequestParser::feed(std::string_view input) {
     RW_ASSERT(arena_ != nullptr);
-    RW_ASSERT(phase_ == Phase::head || phase_ == Phase::body);  // start() after the end.
+    RW_ASSERT(phase_ == Phase::head || phase_ == Phase::body || phase_ == Phase::trailers);
     RW_ASSERT(input.size() <= UINT32_MAX);
     const char* bytes = input.empty() ? empty_input : input.data();
     const auto size_bytes = static_cast<uint32_t>(input.size());
@@ -500,10 +601,27 @@ ParseResult RequestParser::feed_head(const char* bytes, uint32_t size_bytes) {
     return {ParseEvent::need_more, ParseError::none, size_bytes};
 }
 
+void RequestParser::discard_body() {
+    RW_ASSERT(phase_ == Phase::body);
+    RW_ASSERT(body_ == nullptr);  // Nothing of the body was stored yet.
+    is_body_discarded_ = true;
+}
+
 ParseResult RequestParser::feed_body(const char* bytes, uint32_t size_bytes) {
+    if (phase_ == Phase::trailers) {
+        return feed_trailers(bytes, 0, size_bytes);
+    }
     const llhttp_errno_t code = llhttp_execute(&llhttp_, bytes, size_bytes);
     if (code == HPE_OK) {
         return {ParseEvent::need_more, ParseError::none, size_bytes};
+    }
+    if (code == HPE_PAUSED && phase_ == Phase::trailers) {
+        // Paused by on_chunk_header for the last chunk, error_pos just past its size line.
+        const char* end = llhttp_get_error_pos(&llhttp_);
+        RW_ASSERT(end >= bytes);
+        RW_ASSERT(end <= bytes + size_bytes);
+        llhttp_resume(&llhttp_);
+        return feed_trailers(bytes, static_cast<uint32_t>(end - bytes), size_bytes);
     }
     if (code == HPE_PAUSED && phase_ == Phase::complete) {
         // Paused by on_message_complete; error_pos is just past the message's last byte.
@@ -514,6 +632,37 @@ ParseResult RequestParser::feed_body(const char* bytes, uint32_t size_bytes) {
         return {ParseEvent::message_complete, ParseError::none, static_cast<uint32_t>(end - bytes)};
     }
     return fail_llhttp(code, bytes, size_bytes);
+}
+
+// The trailer section (after the last chunk), bytes [offset_bytes, size_bytes) of this
+// feed: scanned like a head (CRLF pairs, obs-fold, byte limit) before llhttp sees it, so
+// a bare LF is refused here as everywhere else. Offsets returned count from `bytes`.
+ParseResult RequestParser::feed_trailers(const char* bytes, uint32_t offset_bytes,
+                                         uint32_t size_bytes) {
+    RW_ASSERT(phase_ == Phase::trailers);
+    RW_ASSERT(offset_bytes <= size_bytes);
+    const char* start = bytes + offset_bytes;
+    const HeadScanResult scan = head_scan(start, size_bytes - offset_bytes);
+    const llhttp_errno_t code = llhttp_execute(&llhttp_, start, scan.clean_bytes);
+    if (code == HPE_PAUSED && phase_ == Phase::complete) {
+        const char* end = llhttp_get_error_pos(&llhttp_);
+        const auto consumed_bytes = static_cast<uint32_t>(end - bytes);
+        if (!scan.is_head_end || end != start + scan.clean_bytes) {
+            return fail(ParseError::bad_chunk, consumed_bytes);  // Scanner and llhttp disagree.
+        }
+        return {ParseEvent::message_complete, ParseError::none, consumed_bytes};
+    }
+    if (code != HPE_OK) {
+        return fail_llhttp(code, bytes, offset_bytes + scan.clean_bytes);
+    }
+    if (scan.error != ParseError::none) {
+        return fail(scan.error, offset_bytes + scan.clean_bytes);
+    }
+    if (scan.is_head_end) {
+        return fail(ParseError::bad_chunk, offset_bytes + scan.clean_bytes);
+    }
+    RW_ASSERT(offset_bytes + scan.clean_bytes == size_bytes);
+    return {ParseEvent::need_more, ParseError::none, size_bytes};
 }
 
 ParseResult RequestParser::fail(ParseError error, uint32_t consumed_bytes) {
@@ -555,7 +704,7 @@ ParseError RequestParser::map_llhttp_error(llhttp_errno_t code) const {
         case HPE_UNEXPECTED_SPACE: return ParseError::invalid_header;
         case HPE_CR_EXPECTED:
         case HPE_LF_EXPECTED:
-            return phase_ == Phase::head ? ParseError::bare_cr_or_lf : ParseError::bad_chunk;
+            return phase_ == Phase::body ? ParseError::bad_chunk : ParseError::bare_cr_or_lf;
         case HPE_UNEXPECTED_CONTENT_LENGTH:  // The field callback normally refuses first.
             return has_transfer_encoding_ ? ParseError::cl_and_te
                                           : ParseError::duplicate_content_length;
@@ -563,7 +712,7 @@ ParseError RequestParser::map_llhttp_error(llhttp_errno_t code) const {
         case HPE_INVALID_TRANSFER_ENCODING: return ParseError::bad_transfer_encoding;
         case HPE_INVALID_CHUNK_SIZE: return ParseError::bad_chunk;
         case HPE_STRICT:  // "Expected CRLF after chunk", chunk extension syntax.
-            return phase_ == Phase::body ? ParseError::bad_chunk : ParseError::bad_request;
+            return phase_ == Phase::head ? ParseError::bad_request : ParseError::bad_chunk;
         case HPE_PAUSED_UPGRADE:  // Unreachable: Upgrade and CONNECT are refused earlier.
             return ParseError::upgrade_refused;
         case HPE_PAUSED_H2_UPGRADE: return ParseError::bad_version;

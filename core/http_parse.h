@@ -25,7 +25,7 @@ enum class ParseError : uint8_t {
     none,
     bad_request,               // 400: llhttp rejected the syntax (no finer class fits).
     bad_method,                // 400: not a method token llhttp knows.
-    bad_target,                // 400: not origin-form ("*" only for OPTIONS).
+    bad_target,                // 400: not origin-form ("*" only for OPTIONS), '#', bare '%'.
     request_line_too_long,     // 414
     header_bytes_too_large,    // 431: header lines (and trailers) over header_bytes_max.
     too_many_headers,          // 431
@@ -46,6 +46,7 @@ enum class ParseError : uint8_t {
     bad_chunk,                 // 400: chunk size or chunk framing.
     arena_exhausted,           // 431: the arena refused memory for the head.
     body_arena_exhausted,      // 413: the arena refused memory for the body.
+    bad_host,                  // 400: Host is not uri-host[:port] (space, '/', '\\', non-ASCII).
     count_,
 };
 
@@ -126,6 +127,11 @@ public:
     // ends and Content-Length over body_bytes_max fails at head time.
     [[nodiscard]] ParseResult feed(std::string_view input);
 
+    // After head_complete, before any body byte was fed: the body is still parsed (its
+    // framing decides where the next message starts) but not stored; request().body
+    // stays empty. For a request refused at its head whose small body is read and dropped.
+    void discard_body();
+
     const ParsedRequest& request() const { return request_; }
 
     // True once a byte of the current message was consumed and until it completes.
@@ -134,7 +140,7 @@ public:
 private:
     friend struct RequestParserCallbacks;
 
-    enum class Phase : uint8_t { idle, head, body, complete, failed };
+    enum class Phase : uint8_t { idle, head, body, trailers, complete, failed };
     enum class HeadLine : uint8_t { leading, request, header };
     enum class HeaderKind : uint8_t { other, host, content_length, transfer_encoding, expect };
 
@@ -162,6 +168,8 @@ private:
     [[nodiscard]] HeadScanResult head_scan(const char* bytes, uint32_t size_bytes);
     [[nodiscard]] ParseResult feed_head(const char* bytes, uint32_t size_bytes);
     [[nodiscard]] ParseResult feed_body(const char* bytes, uint32_t size_bytes);
+    [[nodiscard]] ParseResult feed_trailers(const char* bytes, uint32_t offset_bytes,
+                                            uint32_t size_bytes);
     [[nodiscard]] ParseResult fail(ParseError error, uint32_t consumed_bytes);
     [[nodiscard]] ParseResult fail_llhttp(llhttp_errno_t code, const char* bytes,
                                           uint32_t size_bytes);
@@ -190,7 +198,8 @@ private:
     bool has_transfer_encoding_ = false;
     bool has_expect_continue_ = false;
 
-    char* body_ = nullptr;              // In the arena; nullptr until a body is expected.
+    bool is_body_discarded_ = false;    // discard_body(): counted, not stored.
+    char* body_ = nullptr;              // In the arena; nullptr until the first body byte.
     uint64_t body_size_bytes_ = 0;      // Received so far.
     uint64_t body_capacity_bytes_ = 0;  // Allocated, padding included.
     uint32_t chunk_ext_bytes_ = 0;      // Of the chunk size line being parsed.

@@ -17,6 +17,9 @@ constexpr uint32_t arena_chunk_header_bytes = 16;  // Chunk::next, padded to 16.
 constexpr uint32_t chunk_payload_bytes = arena_chunk_bytes - arena_chunk_header_bytes;
 constexpr uint32_t large_block_bytes_min = 64 * 1024;  // Smallest large size class.
 constexpr uint32_t large_class_count = 16;             // 64 KiB .. 2 GiB.
+// Small chunks a shard's pool reserves at start and never trims below (RINGWAY_POOL_TRIM_MS
+// gives back only what is cached above it).
+constexpr uint32_t pool_small_chunks_floor = 64;
 
 // ---- core/: shards, rings, client connections ------------------------------------------
 
@@ -66,10 +69,20 @@ constexpr int listen_backlog = 4096;
 
 // ---- storage/: the writer, its queues, the snapshot ------------------------------------
 
-constexpr uint32_t log_batch_rows_max = 8192;         // Upper bound for RINGWAY_LOG_BATCH.
-constexpr uint32_t writer_yield_rows = 32;            // Rows inserted between sched_yield()s.
-constexpr uint32_t log_queue_slots_max = 1u << 22;    // Per shard; 4M * ~320 B is plenty.
-constexpr uint32_t storage_shards_max = 512;          // Queues the writer drains; snapshot readers.
+constexpr uint32_t log_batch_rows_max = 8192;       // Upper bound for RINGWAY_LOG_BATCH.
+constexpr uint32_t writer_yield_rows = 32;          // Rows inserted between sched_yield()s.
+constexpr uint32_t log_queue_slots_max = 1u << 22;  // Per shard; 4M * ~320 B is plenty.
+constexpr uint32_t storage_shards_max = 512;        // Queues the writer drains; snapshot readers.
+// Retention (storage/retention.h): rows deleted per pruning step, adapted within these
+// bounds so a step takes about the target; free pages given back per step; how often the
+// writer looks for work when the last step found none.
+constexpr uint32_t retention_step_rows_min = 64;
+constexpr uint32_t retention_step_rows_max = 4096;
+constexpr uint32_t retention_step_ms_target = 5;
+constexpr uint32_t retention_vacuum_pages_max = 128;
+constexpr uint32_t retention_check_ms = 1000;
+// The spill file's reserve (storage/spill.h): every row the queues can hold, at most this.
+constexpr uint64_t spill_reserve_bytes_max = 16ull << 20;
 constexpr uint32_t writer_latency_bucket_count = 24;  // log2(us) buckets: <2us .. >=8.4s
 constexpr uint32_t query_rows_max = 1000;             // Upper bound on any admin page size.
 // Stored text lengths in a UsageRecord (the arrays hold one more for the NUL).
@@ -80,6 +93,15 @@ constexpr uint32_t record_request_id_bytes_max = 47;  // Gateway ids are 32 hex 
 // "req_" + 24 base62): a client id longer than this is neither recorded nor passed on.
 constexpr uint32_t record_foreign_id_bytes_max = 63;
 constexpr uint32_t traceparent_bytes = 55;  // W3C Trace Context version 00, fixed length.
+// Prices (storage/prices.h): integers in nano-USD (1 USD = 10^9). A rate is per million
+// tokens and at most $10,000 per million; a per-request fee at most $1,000. With 32-bit
+// token counts these bounds keep a row's cost far inside int64 (proxy/cost.cc asserts it).
+constexpr int64_t nano_per_usd = 1'000'000'000;
+constexpr uint32_t usd_fraction_digits = 9;  // "0.000000001" is the finest amount accepted.
+constexpr int64_t price_per_mtok_nano_max = 10'000 * nano_per_usd;
+constexpr int64_t price_per_request_nano_max = 1'000 * nano_per_usd;
+constexpr uint32_t price_model_bytes_max = 200;  // A model name or "prefix*" pattern.
+constexpr uint32_t prices_max = 100'000;         // Price versions loaded into a snapshot.
 // Gateway keys: "sk-rw-" + unpadded base64url of 32 random bytes (RULES Security 1).
 constexpr uint32_t key_secret_random_bytes = 32;
 constexpr uint32_t key_secret_bytes = 6 + 43;
@@ -100,6 +122,15 @@ constexpr uint32_t sse_event_bytes_max = 1u << 20;       // Longest event the sc
 constexpr uint32_t upstream_body_spans_max = 32;         // Body spans per upstream parse call.
 constexpr uint32_t upstream_interim_heads_max = 8;       // 1xx heads skipped before the final one.
 constexpr uint64_t resolver_retire_delay_ms = 10000;     // An old address book lives this long.
+// Usage-only events one scanned piece may report for cutting (one per stream in practice).
+constexpr uint32_t sse_cuts_per_feed_max = 4;
+// The start of a stream event that a recv piece cut, held back (copied) while the injected
+// usage chunk is being cut out; a longer open event is relayed uncut.
+constexpr uint32_t stream_hold_bytes_max = 64 * 1024;
+// The provider's response headers relayed to the client (request ids, rate-limit advice;
+// Anthropic sends about a dozen of ~60 bytes), per request in its arena.
+constexpr uint32_t upstream_relayed_headers_bytes_max = 2048;
+constexpr uint32_t resolver_wait_ms_max = 5000;  // An admin channel write waits for its address.
 // GET /v1/models: distinct models listed at most, and the longest model (or channel) name
 // listed; a JSON-escaped byte is at most 6 bytes (\u00XX).
 constexpr uint32_t models_listed_max = 256;

@@ -46,6 +46,33 @@ static_assert(sizeof(timeout_phase_names) / sizeof(timeout_phase_names[0]) ==
               static_cast<uint32_t>(TimeoutPhase::count_));
 static_assert(static_cast<uint32_t>(ParseError::count_) <= parse_error_kinds_max);
 
+// The shards' request memory: the chunk pools' bytes in use and cached, what the idle
+// trim gave back, and the requests refused at their head (whose bodies took none).
+void render_pool(TextOut& text, const ShardMetrics* const* shards, uint32_t shard_count) {
+    text.line("# HELP ringway_arena_pool_bytes Request memory of the shards' chunk pools.\n");
+    text.line("# TYPE ringway_arena_pool_bytes gauge\n");
+    text.line("ringway_arena_pool_bytes{state=\"in_use\"} %lu\n",
+              sum(shards, shard_count,
+                  [](const ShardMetrics& m) -> const Counter& { return m.pool_bytes_in_use; }));
+    text.line("ringway_arena_pool_bytes{state=\"cached\"} %lu\n",
+              sum(shards, shard_count,
+                  [](const ShardMetrics& m) -> const Counter& { return m.pool_bytes_cached; }));
+    text.line(
+        "# HELP ringway_arena_pool_trimmed_bytes_total Cached pool memory idle for "
+        "RINGWAY_POOL_TRIM_MS and given back.\n");
+    text.line("# TYPE ringway_arena_pool_trimmed_bytes_total counter\n");
+    text.line("ringway_arena_pool_trimmed_bytes_total %lu\n",
+              sum(shards, shard_count,
+                  [](const ShardMetrics& m) -> const Counter& { return m.pool_bytes_trimmed; }));
+    text.line(
+        "# HELP ringway_head_refusals_total Requests refused at their head, before any body "
+        "was stored.\n");
+    text.line("# TYPE ringway_head_refusals_total counter\n");
+    text.line("ringway_head_refusals_total %lu\n",
+              sum(shards, shard_count,
+                  [](const ShardMetrics& m) -> const Counter& { return m.head_refusals; }));
+}
+
 }  // namespace
 
 uint32_t metrics_render(char* out, uint32_t capacity, const ShardMetrics* const* shards,
@@ -94,6 +121,7 @@ uint32_t metrics_render(char* out, uint32_t capacity, const ShardMetrics* const*
     text.line("ringway_arena_chunks_in_use %lu\n",
               sum(shards, shard_count,
                   [](const ShardMetrics& m) -> const Counter& { return m.arena_chunks_in_use; }));
+    render_pool(text, shards, shard_count);
     text.line(
         "# HELP ringway_recv_buffer_exhausted_total Multishot recvs ended by an empty buffer "
         "ring.\n");

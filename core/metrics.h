@@ -40,6 +40,10 @@ struct alignas(64) ShardMetrics {
     Counter parse_errors[parse_error_kinds_max];
     Counter loop_iterations;
     Counter arena_chunks_in_use;  // Gauge, published once per loop turn.
+    Counter pool_bytes_in_use;    // Gauge: chunk pool bytes held by arenas (chunks + blocks).
+    Counter pool_bytes_cached;    // Gauge: chunk pool bytes kept for reuse.
+    Counter pool_bytes_trimmed;   // Cached bytes given back to the allocator (idle trim).
+    Counter head_refusals;        // Requests the handler refused at their head (before the body).
     Counter recv_buffer_exhausted;
     Counter timeouts[static_cast<uint32_t>(TimeoutPhase::count_)];
     Counter heap_allocations;  // Incremented by the counting allocator on this shard.

@@ -256,9 +256,15 @@ void Shard::turn_end() {
     if (now_ms_ + clock_slack_ms_ >= next_sweep_ms_) {
         clients_->sweep(now_ms_, is_draining_ && now_ms_ >= drain_deadline_ms_);
         next_sweep_ms_ = now_ms_ + timer_sweep_ms;
+        // Memory a burst grew and left idle for a whole period goes back to the heap
+        // (abusive clients must not pin it for the process's life); a no-op until then.
+        chunk_pool_.trim(now_ms_, config_.pool_trim_ms, pool_small_chunks_floor);
     }
     metrics_.loop_iterations.add();
     metrics_.arena_chunks_in_use.set(chunk_pool_.stats().small_in_use);
+    metrics_.pool_bytes_in_use.set(chunk_pool_.bytes_in_use());
+    metrics_.pool_bytes_cached.set(chunk_pool_.bytes_cached());
+    metrics_.pool_bytes_trimmed.set(chunk_pool_.stats().trimmed_bytes);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -101,4 +101,58 @@ bool parse_decimal_i64(std::string_view text, int64_t min, int64_t max, int64_t&
     return true;
 }
 
+bool parse_fixed_decimal(std::string_view text, uint32_t fraction_digits, uint64_t max,
+                         uint64_t& out) {
+    RW_ASSERT(fraction_digits <= 18);  // 10^18 still fits a uint64_t.
+    const size_t point = text.find('.');
+    const std::string_view whole = text.substr(0, point);
+    const std::string_view fraction =
+        point == std::string_view::npos ? std::string_view() : text.substr(point + 1);
+    if (whole.empty() || (point != std::string_view::npos && fraction.empty()) ||
+        fraction.size() > fraction_digits) {
+        return false;
+    }
+    uint64_t scale = 1;
+    for (uint32_t i = 0; i < fraction_digits; i++) {
+        scale *= 10;
+    }
+    uint64_t whole_value = 0;
+    uint64_t fraction_value = 0;
+    if (!parse_decimal(whole, max / scale, whole_value) ||
+        (!fraction.empty() && !parse_decimal(fraction, UINT64_MAX, fraction_value))) {
+        return false;
+    }
+    for (size_t i = fraction.size(); i < fraction_digits; i++) {
+        fraction_value *= 10;  // "15" of "0.15" is 150000000 nano.
+    }
+    RW_ASSERT(fraction_value < scale);
+    if (whole_value * scale > max - fraction_value) {
+        return false;
+    }
+    out = whole_value * scale + fraction_value;
+    RW_ASSERT(out <= max);
+    return true;
+}
+
+void fixed_decimal_append(std::string& out, uint64_t units, uint32_t fraction_digits) {
+    RW_ASSERT(fraction_digits <= 18);
+    uint64_t scale = 1;
+    for (uint32_t i = 0; i < fraction_digits; i++) {
+        scale *= 10;
+    }
+    out += std::to_string(units / scale);
+    uint64_t fraction = units % scale;
+    if (fraction == 0) {
+        return;
+    }
+    std::string digits(fraction_digits, '0');
+    for (uint32_t i = fraction_digits; i > 0; i--) {
+        digits[i - 1] = char('0' + fraction % 10);
+        fraction /= 10;
+    }
+    digits.erase(digits.find_last_not_of('0') + 1);
+    out += '.';
+    out += digits;
+}
+
 }  // namespace rw

@@ -1,4 +1,5 @@
-// core/text.h — the program's one JSON string escaper and one decimal parser. Pure
+// core/text.h — the program's one JSON string escaper, one decimal parser, and the exact
+// fixed-point decimals money is written in (USD as text, nano-USD as integers). Pure
 // functions over caller memory: the data plane writes into arena buffers it sized with
 // json_escaped_bytes(), the control plane appends to std::string. Any thread.
 #pragma once
@@ -27,5 +28,18 @@ void json_escape_append(std::string& out, std::string_view text);
 // The same for the signed fields of the control plane: digits only, in [min, max], where
 // min is at least 0 (a sign is refused like any other non-digit).
 [[nodiscard]] bool parse_decimal_i64(std::string_view text, int64_t min, int64_t max, int64_t& out);
+
+// A non-negative decimal with at most fraction_digits digits after the point, as the
+// integer count of its smallest unit: with 9 digits "0.15" is 150000000 and "2" is
+// 2000000000. Exact (no floating point): digits, optionally one '.' followed by 1 to
+// fraction_digits digits; no sign, exponent, spaces or bare "." / "1." / ".5". More
+// fraction digits than allowed is refused, never rounded. At most max units. False
+// leaves out untouched.
+[[nodiscard]] bool parse_fixed_decimal(std::string_view text, uint32_t fraction_digits,
+                                       uint64_t max, uint64_t& out);
+
+// The inverse: units as a decimal with trailing fraction zeros dropped ("0.15", "2",
+// "0.000000001"), appended to out.
+void fixed_decimal_append(std::string& out, uint64_t units, uint32_t fraction_digits);
 
 }  // namespace rw

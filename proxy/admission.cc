@@ -85,13 +85,17 @@ Fault admission_fields(ProxyRequest& request, const ParsedRequest& http) {
     return Fault::none;
 }
 
+// The key's rpm and concurrency, taken once at the head: the body's checks never count
+// them again, and every exit gives the concurrency slot back (request_finish before an
+// upstream is tried, request_abandon for a body that never completes).
 Fault admission_limits(Gateway& gateway, ProxyRequest& request, const KeyEntry& key) {
-    if (!key.allows_model(request.model_requested)) {
-        return Fault::client_model_not_allowed;
-    }
+    RW_ASSERT(!request.holds_concurrency);
     KeyLimits& limits = *gateway.shared.key_limits;
-    if (!limits.rpm_try_take(key.quota_slot, key.rpm, request.started_unix_ms / 1000)) {
+    const int64_t now_s = request.started_unix_ms / 1000;
+    if (!limits.rpm_try_take(key.quota_slot, key.rpm, now_s)) {
         gateway.metrics.limited.add();
+        // The window is the calendar minute: a retry helps once it turns.
+        request.retry_after_s = static_cast<uint32_t>(60 - now_s % 60);
         return Fault::client_rate_limited;
     }
     if (!limits.concurrency_try_take(key.quota_slot, key.concurrency_max)) {
@@ -175,6 +179,17 @@ Fault admission_route(Gateway& gateway, ProxyRequest& request, const Snapshot& s
                           request.model_requested);
     }
     request.candidate_count = static_cast<uint8_t>(route.candidate_count);
+    if (route.fault == Fault::client_model_not_found &&
+        request.endpoint == Endpoint::count_tokens) {
+        // No anthropic channel has the model; if another serves it, count locally.
+        for (const ChannelEntry& channel : snapshot.channels()) {
+            if (channel_serves(channel, Endpoint::chat, request.model_requested)) {
+                request.is_counted_locally = true;
+                request.fault_message = {};
+                return Fault::none;
+            }
+        }
+    }
     return route.fault;
 }
 
@@ -245,8 +260,8 @@ Fault admission_credentials(const ParsedRequest& http, std::string_view& secret)
     return secret.empty() ? Fault::client_missing_api_key : Fault::none;
 }
 
-Fault admission_run(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http,
-                    bool is_models) {
+Fault admission_head(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http,
+                     bool is_models) {
     std::string_view secret;
     if (const Fault fault = admission_credentials(http, secret); fault != Fault::none) {
         gateway.metrics.auth_failures.add();
@@ -254,18 +269,44 @@ Fault admission_run(Gateway& gateway, ProxyRequest& request, const ParsedRequest
     }
     const SnapshotHold hold(*gateway.shared.snapshots, gateway.shard.index());
     const KeyEntry* key = nullptr;
-    Fault fault = admission_key(gateway, request, hold.get(), secret, key);
+    const Fault fault = admission_key(gateway, request, hold.get(), secret, key);
     if (fault != Fault::none || is_models) {
         return fault;  // Listing models needs only a valid key.
     }
-    if ((fault = admission_fields(request, http)) != Fault::none ||
-        (fault = admission_limits(gateway, request, *key)) != Fault::none ||
-        (fault = admission_route(gateway, request, *hold.get())) != Fault::none ||
+    return admission_limits(gateway, request, *key);
+}
+
+Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http) {
+    RW_ASSERT(request.key_id != 0);  // admission_head found the key.
+    const SnapshotHold hold(*gateway.shared.snapshots, gateway.shard.index());
+    // The head's snapshot may have been retired meanwhile: the key is found again by id,
+    // and a key revoked while its body was uploading is refused now.
+    const KeyEntry* key =
+        hold.get() != nullptr ? hold.get()->find_key_by_id(request.key_id) : nullptr;
+    if (key == nullptr || !key->is_active ||
+        (key->expires_at_s != 0 && key->expires_at_s <= request.started_unix_ms / 1000)) {
+        gateway.metrics.auth_failures.add();
+        return Fault::client_expired_api_key;
+    }
+    Fault fault = admission_fields(request, http);
+    if (fault != Fault::none) {
+        return fault;
+    }
+    if (!key->allows_model(request.model_requested)) {
+        return Fault::client_model_not_allowed;
+    }
+    if ((fault = admission_route(gateway, request, *hold.get())) != Fault::none ||
         (fault = admission_quota(gateway, request, *key)) != Fault::none) {
         return fault;
     }
-    // The usage record's queue slot is taken now, so the record can never be dropped
-    // later: no room means the writer is behind, and the client is told to retry.
+    // A request that may never be recorded is not served: commits failing for longer
+    // than RINGWAY_WRITER_STALL_MS would otherwise let the queue (and what a SIGKILL
+    // loses) grow to its full size. The usage record's queue slot is taken now, so the
+    // record can never be dropped later: no room means the writer is behind.
+    if (gateway.shared.writer->is_refusing(gateway.shard.now_ms())) {
+        gateway.metrics.overloaded.add();
+        return Fault::local_log_stalled;
+    }
     if (!gateway.shared.writer->queue(gateway.shard.index()).try_reserve()) {
         gateway.metrics.overloaded.add();
         return Fault::local_log_full;

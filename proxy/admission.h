@@ -1,8 +1,9 @@
-// proxy/admission.h — what a request must pass before any upstream is contacted, in order:
-// credentials (Bearer or x-api-key), the key (known, active, not expired), its token
-// quota, the body's model/stream fields, the model allowed to the key, its rpm and
-// concurrency limits, channel candidates (route.h) and a slot in the usage queue. Every
-// refusal is a Fault answered by request_finish with no usage record (nothing was spent).
+// proxy/admission.h — what a request must pass before any upstream is contacted, in order.
+// At its head: credentials (Bearer or x-api-key), the key (known, active, not expired),
+// its token quota, its rpm and concurrency limits. Once its body is in: the body's
+// model/stream fields, the model allowed to the key, channel candidates (route.h) and a
+// slot in the usage queue. Every refusal is a Fault answered at once with no usage record
+// (nothing was spent): at the head by request_refuse_head, after it by request_finish.
 // Shard thread only, except KeyLimits, which every shard shares.
 #pragma once
 
@@ -40,10 +41,16 @@ private:
 // §1). Fault::none with `secret` set, or the refusal.
 [[nodiscard]] Fault admission_credentials(const ParsedRequest& http, std::string_view& secret);
 
-// Runs every check above on a request whose endpoint is set; Fault::none when it may go
-// upstream (candidates filled, queue slot reserved, concurrency held). For
+// At the head (before any body byte is stored): credentials, the key (known, active, not
+// expired), its token quota, then rpm and concurrency (held on Fault::none). For
 // GET /v1/models only the key is checked.
-[[nodiscard]] Fault admission_run(Gateway& gateway, ProxyRequest& request,
-                                  const ParsedRequest& http, bool is_models);
+[[nodiscard]] Fault admission_head(Gateway& gateway, ProxyRequest& request,
+                                   const ParsedRequest& http, bool is_models);
+
+// Once the body is in: the key again (revoked meanwhile?), the body's fields, the model
+// allowed to the key, channel candidates and a usage queue slot. Fault::none when the
+// request may go upstream. rpm and concurrency are not counted again.
+[[nodiscard]] Fault admission_body(Gateway& gateway, ProxyRequest& request,
+                                   const ParsedRequest& http);
 
 }  // namespace rw

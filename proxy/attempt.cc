@@ -29,7 +29,11 @@ void attempt_attach(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& requ
     request.upstream_slot = upstream.slot;
     request.attempts_made += 1;
     request.attempt_started_us = proxy_clock_us();
-    request.parser.start();
+    if (request.relayed_headers == nullptr) {  // Once per request; a failure relays none.
+        request.relayed_headers = static_cast<char*>(
+            client_arena(*request.conn).alloc(upstream_relayed_headers_bytes_max, 1));
+    }
+    request.parser.start(request.relayed_headers, upstream_relayed_headers_bytes_max);
     gateway.metrics.upstream_requests.add();
     if (request.attempts_made > 1) {
         gateway.metrics.upstream_retries.add();
@@ -73,7 +77,7 @@ void attempt_start(Gateway& gateway, ProxyRequest& request) {
         return;
     }
     const Candidate& candidate = request.candidates[request.attempt_index];
-    UpstreamConn* upstream = gateway.pool.take_idle(candidate.channel_id);
+    UpstreamConn* upstream = gateway.pool.take_idle(candidate);
     if (upstream != nullptr) {
         attempt_attach(gateway, *upstream, request);
         gateway.metrics.upstream_reused.add();

@@ -6,12 +6,16 @@
 namespace rw {
 namespace {
 
+// {path, endpoint, usage format, is_anthropic, is_free}
 constexpr EndpointInfo endpoints[] = {
-    {"/v1/chat/completions", Endpoint::chat, UsageFormat::chat},
-    {"/v1/completions", Endpoint::completions, UsageFormat::chat},
-    {"/v1/embeddings", Endpoint::embeddings, UsageFormat::embeddings},
-    {"/v1/responses", Endpoint::responses, UsageFormat::responses},
-    {"/v1/messages", Endpoint::messages, UsageFormat::anthropic_messages},
+    {"/v1/chat/completions", Endpoint::chat, UsageFormat::chat, false, false},
+    {"/v1/completions", Endpoint::completions, UsageFormat::chat, false, false},
+    {"/v1/embeddings", Endpoint::embeddings, UsageFormat::embeddings, false, false},
+    {"/v1/responses", Endpoint::responses, UsageFormat::responses, false, false},
+    {"/v1/messages", Endpoint::messages, UsageFormat::anthropic_messages, true, false},
+    // Anthropic's token counting is free of charge [docs.anthropic.com: Token counting].
+    {"/v1/messages/count_tokens", Endpoint::count_tokens, UsageFormat::anthropic_messages, true,
+     true},
 };
 
 }  // namespace
@@ -25,13 +29,17 @@ const EndpointInfo* endpoint_find(std::string_view path) {
     return nullptr;
 }
 
-std::string_view endpoint_path(Endpoint endpoint) {
+const EndpointInfo& endpoint_info(Endpoint endpoint) {
     for (const EndpointInfo& info : endpoints) {
         if (info.endpoint == endpoint) {
-            return info.path;
+            return info;
         }
     }
     RW_UNREACHABLE();
+}
+
+std::string_view endpoint_path(Endpoint endpoint) {
+    return endpoint_info(endpoint).path;
 }
 
 }  // namespace rw

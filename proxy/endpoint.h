@@ -9,13 +9,17 @@
 
 namespace rw {
 
-enum class Endpoint : uint8_t { chat, completions, embeddings, responses, messages };
+enum class Endpoint : uint8_t { chat, completions, embeddings, responses, messages, count_tokens };
 
 struct EndpointInfo {
     std::string_view path;
     Endpoint endpoint;
     UsageFormat format;
+    bool is_anthropic;  // Served by anthropic channels (only), answered in Anthropic's shape.
+    bool is_free;       // The provider charges nothing for it: its row carries 0 tokens.
 };
+
+[[nodiscard]] const EndpointInfo& endpoint_info(Endpoint endpoint);
 
 // The endpoint served at `path`, or nullptr.
 [[nodiscard]] const EndpointInfo* endpoint_find(std::string_view path);

@@ -32,7 +32,8 @@ enum class Fault : uint8_t {
     client_gone,  // Reset or closed while the request was open: nobody to answer.
     // The gateway's side.
     local_no_channel,
-    local_log_full,  // The usage queue has no room: refuse rather than lose a record.
+    local_log_full,     // The usage queue has no room: refuse rather than lose a record.
+    local_log_stalled,  // Usage commits have failed for RINGWAY_WRITER_STALL_MS: refuse.
     local_out_of_memory,
     local_no_upstream_slot,
     local_shutdown,  // The shutdown deadline closed the request.
@@ -53,6 +54,7 @@ enum class Fault : uint8_t {
     upstream_response_too_large,
     upstream_auth_failed,     // The provider refused the channel's own key (401/403).
     upstream_answered_error,  // The provider's own 4xx/5xx, relayed as it came.
+    upstream_stream_error,    // The provider's error event inside a 2xx stream, relayed.
     count_,
 };
 
@@ -63,9 +65,16 @@ struct FaultInfo {
     std::string_view message;         // One sentence; never names a secret.
     EndReason end_reason;
     bool is_retry_safe;
-    bool is_close;           // The client connection closes after the answer.
-    uint32_t retry_after_s;  // Retry-After on the answer; 0: none.
+    bool is_close;                 // The client connection closes after the answer.
+    uint32_t retry_after_s;        // Retry-After on the answer (at most, when computed); 0: none.
+    std::string_view openai_type;  // OpenAI "type" when not the status's (fault_openai_type).
+    bool is_retry_futile;          // x-should-retry: false (no retry can change the answer).
 };
+
+// The error body's shape: the client's protocol. /v1/messages clients (the Anthropic SDK,
+// Claude Code) read {"type":"error","error":{"type","message"}}; everyone else OpenAI's
+// {"error":{"message","type","param","code"}}.
+enum class ErrorShape : uint8_t { openai, anthropic };
 
 [[nodiscard]] const FaultInfo& fault_info(Fault fault);
 [[nodiscard]] std::string_view fault_name(Fault fault);  // The enumerator, for logs and tests.
@@ -73,5 +82,17 @@ struct FaultInfo {
 // OpenAI's error "type" for an answer of this status: invalid_request_error for 4xx,
 // server_error for 5xx.
 [[nodiscard]] std::string_view fault_openai_type(uint16_t status);
+
+// Bytes fault_body_write needs at most for this code and message.
+[[nodiscard]] constexpr uint32_t fault_body_bytes_max(std::string_view code,
+                                                      std::string_view message) {
+    return static_cast<uint32_t>(128 + code.size() * 6 + message.size() * 6);
+}
+
+// The JSON error body of an answering fault in the client's shape into out; code and
+// message replace the table's when not empty (message is escaped). Returns the bytes
+// written, 0 when capacity is short.
+[[nodiscard]] uint32_t fault_body_write(char* out, uint32_t capacity, Fault fault, ErrorShape shape,
+                                        std::string_view code, std::string_view message);
 
 }  // namespace rw

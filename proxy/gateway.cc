@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "proxy/attempt.h"
+#include "proxy/count_tokens.h"
 #include "proxy/json_fields.h"
 #include "proxy/models.h"
 #include "proxy/relay.h"
@@ -19,43 +20,76 @@ Gateway& gateway_of(void* context) {
     return *static_cast<Gateway*>(context);
 }
 
-// Admission: every refusal happens before an upstream is contacted, so it leaves no usage
-// record (nothing was spent); request_finish answers it at once.
-void on_request(void* context, Conn& conn) {
+// A request's head: the endpoint, the method and the checks that need no body
+// (admission_head). A refusal is answered now, before the client uploads (or the core
+// stores) its body, and leaves no usage record; an accepted request's state waits in the
+// connection's arena for its body (on_request) or its end (on_head_abandoned).
+void* on_head(void* context, Conn& conn) {
     Gateway& gateway = gateway_of(context);
     const ParsedRequest& http = client_request(conn);
     const EndpointInfo* info = endpoint_find(http.path);
     const bool is_models = http.path == "/v1/models";
     if (info == nullptr && !is_models) {
         client_respond_unknown_url(conn);
-        return;
+        return nullptr;
     }
+    const ErrorShape shape =
+        info != nullptr && info->is_anthropic ? ErrorShape::anthropic : ErrorShape::openai;
     // The id comes first: every answer from here on carries it, refusals too.
     char id_text[request_id_bytes_max];
     const std::string_view request_id = request_id_make(gateway, id_text);
     if (http.method != (is_models ? Method::get : Method::post)) {
         gateway.metrics.faults[static_cast<uint32_t>(Fault::client_method_not_allowed)].add();
         fault_respond(
-            conn, Fault::client_method_not_allowed, {},
-            is_models ? "Only GET is allowed on this path." : "Only POST is allowed on this path.",
-            request_id);
-        return;
+            conn, Fault::client_method_not_allowed,
+            {shape,
+             {},
+             is_models ? "Only GET is allowed on this path." : "Only POST is allowed on this path.",
+             0,
+             request_id});
+        return nullptr;
     }
-    ProxyRequest* request = request_start(gateway, conn, request_id);
+    ProxyRequest* request = request_create(gateway, conn, request_id);
     if (request == nullptr) {
         gateway.metrics.faults[static_cast<uint32_t>(Fault::local_out_of_memory)].add();
-        fault_respond(conn, Fault::local_out_of_memory, {}, {}, request_id);
-        return;
+        fault_respond(conn, Fault::local_out_of_memory, {shape, {}, {}, 0, request_id});
+        return nullptr;
     }
+    request->error_shape = shape;
     if (info != nullptr) {
         request->endpoint = info->endpoint;
         request->usage_format = info->format;
     }
-    const Fault fault = admission_run(gateway, *request, http, is_models);
+    const Fault fault = admission_head(gateway, *request, http, is_models);
+    if (fault != Fault::none) {
+        request_refuse_head(gateway, *request, fault);
+        return nullptr;
+    }
+    return request;
+}
+
+void on_head_abandoned(void* context, void* head_state) {
+    RW_ASSERT(head_state != nullptr);
+    request_abandon(gateway_of(context), *static_cast<ProxyRequest*>(head_state));
+}
+
+// The body is in: the checks that need it (admission_body), then /v1/models or the first
+// attempt. Every refusal from here on goes through request_finish and leaves no record.
+void on_request(void* context, Conn& conn) {
+    Gateway& gateway = gateway_of(context);
+    auto* request = static_cast<ProxyRequest*>(client_head_state(conn));
+    RW_ASSERT(request != nullptr);  // on_head accepted it (a refused head is never dispatched).
+    request_start(gateway, *request);
+    const ParsedRequest& http = client_request(conn);
+    if (http.path == "/v1/models") {
+        models_serve(gateway, *request);
+        return;
+    }
+    const Fault fault = admission_body(gateway, *request, http);
     if (fault != Fault::none) {
         request_finish(gateway, *request, fault);
-    } else if (is_models) {
-        models_serve(gateway, *request);
+    } else if (request->is_counted_locally) {
+        count_tokens_serve(gateway, *request);
     } else {
         attempt_start(gateway, *request);
     }
@@ -133,6 +167,8 @@ Gateway::Gateway(GatewayShared& shared_in, Shard& shard_in)
 RequestHandler Gateway::handler() {
     RequestHandler handler;
     handler.context = this;
+    handler.on_head = on_head;
+    handler.on_head_abandoned = on_head_abandoned;
     handler.on_request = on_request;
     handler.on_cqe = on_cqe;
     handler.on_client_gone = on_client_gone;

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/notify.h"
 #include "core/shard.h"
+#include "proxy/admin/backup.h"
 #include "proxy/admin/cli.h"
 #include "proxy/admin/secrets_cli.h"
 #include "proxy/services.h"
@@ -41,6 +42,7 @@ sigset_t signals_block() {
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);  // systemctl reload (ExecReload): must not kill the process.
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
     return signals;
@@ -59,7 +61,14 @@ void announce_ready(const Services& services) {
 
 int signal_wait(const sigset_t& signals, const Config& config) {
     int signal_number = 0;
-    sigwait(&signals, &signal_number);
+    for (;;) {
+        sigwait(&signals, &signal_number);
+        if (signal_number != SIGHUP) {
+            break;
+        }
+        // A zero-downtime reload is not implemented yet: settings are read at startup.
+        RW_LOG_WARN("event=reload_not_supported hint=\"systemctl restart ringway\"");
+    }
     RW_LOG_INFO("event=stopping signal=%s timeout_ms=%u", signal_number == SIGINT ? "INT" : "TERM",
                 config.shutdown_timeout_ms);
     [[maybe_unused]] const bool notified = notify_systemd("STOPPING=1");
@@ -90,10 +99,10 @@ int run_server() {
     }
     announce_ready(*services);
     signal_wait(signals, config);
-    services_stop(*services);
+    const bool is_drained = services_stop(*services);
     RW_LOG_INFO("event=stopped rows_written=%lu",
                 static_cast<unsigned long>(services->writer.rows_written()));
-    return 0;
+    return is_drained ? 0 : 1;
 }
 
 }  // namespace
@@ -102,6 +111,9 @@ int run_server() {
 int main(int argc, char** argv) {
     if (argc > 1 && rw::secrets_cli_is_command(argv[1])) {
         return rw::secrets_cli_main(argc, argv);
+    }
+    if (argc > 1 && std::string_view(argv[1]) == "backup") {
+        return rw::admin_backup_main(argc, argv);
     }
     if (argc > 1 && rw::admin_cli_is_command(argv[1])) {
         return rw::admin_cli_main(argc, argv);

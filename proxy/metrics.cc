@@ -166,7 +166,8 @@ void render_usage(MetricsText& text, const ShardSum& sum) {
     text.line("ringway_limited_total", "counter", "Requests refused by rpm, concurrency or quota.",
               sum(&GatewayMetrics::limited));
     text.line("ringway_overloaded_total", "counter",
-              "Requests refused because the usage log was full.", sum(&GatewayMetrics::overloaded));
+              "Requests refused because the usage log was full or failing.",
+              sum(&GatewayMetrics::overloaded));
     text.line("ringway_tokens_prompt_total", "counter", "Prompt tokens charged.",
               sum(&GatewayMetrics::tokens_prompt));
     text.line("ringway_tokens_completion_total", "counter", "Completion tokens charged.",
@@ -178,6 +179,9 @@ void render_usage(MetricsText& text, const ShardSum& sum) {
               "Tokens charged beyond a request's reserved bound (a provider reporting more "
               "than the body and max_tokens allow).",
               sum(&GatewayMetrics::quota_overshoot_tokens));
+    text.line("ringway_unpriced_requests_total", "counter",
+              "Usage records without a price in force for their model (cost 0, flagged).",
+              sum(&GatewayMetrics::unpriced_requests));
 }
 
 // Microseconds as decimal seconds without trailing zeros: 25 -> "0.000025", 2500000 -> "2.5".
@@ -342,6 +346,18 @@ void render_writer(MetricsText& text, const Writer& writer) {
               stats.commit_errors);
     text.line("ringway_writer_batch_latency_us_max", "gauge", "Slowest batch commit.",
               stats.batch_latency_us_max);
+    const RetentionStats retention = writer.retention_stats();
+    text.line("ringway_writer_pruned_rows_total", "counter",
+              "usage_logs rows deleted by retention (RINGWAY_LOG_RETENTION_DAYS / _DB_MAX_BYTES).",
+              retention.pruned_rows);
+    text.line("ringway_writer_prune_steps_total", "counter", "Retention steps that did work.",
+              retention.steps);
+    text.line("ringway_writer_prune_step_us_max", "gauge", "Slowest retention step.",
+              retention.step_us_max);
+    text.line("ringway_writer_vacuumed_pages_total", "counter",
+              "Free pages given back to the disk by incremental_vacuum.", retention.vacuumed_pages);
+    text.line("ringway_writer_db_over_cap", "gauge",
+              "1 while live data exceeds RINGWAY_DB_MAX_BYTES.", retention.is_over_cap ? 1 : 0);
     text.line("ringway_writer_stalled", "gauge", "1 while commits are failing.",
               stats.is_stalled ? 1 : 0);
     text.line("ringway_writer_batch_latency_us_last", "gauge", "Latest batch commit.",

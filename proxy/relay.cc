@@ -58,42 +58,19 @@ Accumulated relay_accumulate(Gateway& gateway, ProxyRequest& request, std::strin
     return Accumulated::ok;
 }
 
-// The answer's extra header lines into out: fixed, ringway's x-request-id, and the
-// upstream's Content-Encoding with the body it describes (never stripped). The parser
-// bounds the coding.
-constexpr uint32_t relay_extra_bytes_max = 384;
-std::string_view relay_extra_headers(char (&out)[relay_extra_bytes_max], std::string_view fixed,
-                                     const ProxyRequest& request, const UpstreamHead& head) {
-    const std::string_view coding = head.content_encoding;
-    constexpr std::string_view name = "Content-Encoding: ";
-    static_assert(sizeof(UpstreamHead::content_encoding) + 64 + name.size() + 2 +
-                      request_id_header_bytes_max <=
-                  sizeof(out));
-    RW_ASSERT(fixed.size() <= 64);
-    char id_header[request_id_header_bytes_max];
-    const std::string_view id_line = request_id_header(id_header, request.request_id);
-    char* cursor = out;
-    for (const std::string_view piece : {fixed, id_line}) {
-        std::memcpy(cursor, piece.data(), piece.size());
-        cursor += piece.size();
-    }
-    if (!coding.empty()) {
-        for (const std::string_view piece : {name, coding, std::string_view("\r\n")}) {
-            std::memcpy(cursor, piece.data(), piece.size());
-            cursor += piece.size();
-        }
-    }
-    return {out, static_cast<size_t>(cursor - out)};
-}
-
 void relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t length_bytes,
                  uint16_t bid) {
+    const uint64_t piece_offset = request.stream_payload_bytes;
     request.scanner.feed({start, length_bytes});
     if (request.ttft_us == 0 && request.scanner.events_count() > 0 &&
         request.attempt_started_us != 0) {
         request.ttft_us = proxy_clock_us() - request.attempt_started_us;  // First whole event.
     }
     request.stream_payload_bytes += length_bytes;
+    if (request.is_usage_cut) {
+        stream_cut_relay(gateway, request, start, length_bytes, bid, piece_offset);
+        return;
+    }
     if (request.is_client_gone || !client_stream_piece(*request.conn, {start, length_bytes}, bid)) {
         // Cannot happen while recv is armed only with room (checked before each recv);
         // the buffer is not lost either way.
@@ -101,19 +78,60 @@ void relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t 
     }
 }
 
+// The extra head lines of a relayed answer: fixed ones; the upstream's Content-Encoding
+// with the body it describes (never stripped; the parser bounds it); the provider's headers
+// clients act on (upstream_header_is_relayed: its Retry-After as sent); and a Retry-After
+// of 1 s on a 429 or 503 only when the provider gave none. In the arena; the fixed lines
+// alone when it refuses memory.
+std::string_view relay_extra_headers(ProxyRequest& request, std::string_view fixed) {
+    constexpr std::string_view made_up_retry_after = "Retry-After: 1\r\n";
+    constexpr std::string_view encoding_name = "Content-Encoding: ";
+    const UpstreamHead& head = request.parser.head();
+    const std::string_view coding = head.content_encoding;
+    const std::string_view relayed = request.parser.relayed_headers();
+    const bool needs_retry_after =
+        (head.status == 429 || head.status == 503) && !head.has_retry_after;
+    char id_header[request_id_header_bytes_max];  // Ringway's x-request-id, on every answer.
+    const std::string_view id_line = request_id_header(id_header, request.request_id);
+    const std::string_view parts[] = {
+        fixed,
+        id_line,
+        coding.empty() ? std::string_view() : encoding_name,
+        coding,
+        coding.empty() ? std::string_view() : std::string_view("\r\n"),
+        relayed,
+        needs_retry_after ? made_up_retry_after : std::string_view(),
+    };
+    size_t length = 0;
+    for (const std::string_view part : parts) {
+        length += part.size();
+    }
+    auto* out = static_cast<char*>(client_arena(*request.conn).alloc(length, 1));
+    if (out == nullptr) {
+        return fixed;
+    }
+    char* cursor = out;
+    for (const std::string_view part : parts) {
+        if (!part.empty()) {  // An empty view may hold nullptr, which memcpy must not get.
+            std::memcpy(cursor, part.data(), part.size());
+            cursor += part.size();
+        }
+    }
+    RW_ASSERT(cursor == out + length);
+    return {out, length};
+}
+
 bool relay_stream_begin(Gateway& gateway, ProxyRequest& request, const UpstreamHead& head) {
-    char extra[relay_extra_bytes_max];
     if (!client_stream_begin(
             *request.conn, head.status, head.content_type,
-            relay_extra_headers(extra, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
-                                request, head))) {
+            relay_extra_headers(request, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"))) {
         request_finish(gateway, request, Fault::local_out_of_memory);
         return false;
     }
     request.is_response_started = true;
     request.is_relaying_stream = true;
     request.status_sent = head.status;
-    request.scanner.start(request.usage_format, client_arena(*request.conn));
+    request.scanner.start(request.usage_format, client_arena(*request.conn), request.is_usage_cut);
     return true;
 }
 
@@ -164,7 +182,9 @@ bool relay_head(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request)
 void relay_whole(Gateway& gateway, ProxyRequest& request) {
     const UpstreamHead& head = request.parser.head();
     RW_ASSERT(head.status != 401 && head.status != 403);  // relay_head failed the attempt.
-    if (head.status >= 200 && head.status < 300 && request.response_bytes > 0) {
+    if (head.status >= 200 && head.status < 300 && endpoint_info(request.endpoint).is_free) {
+        request.usage = UsageCounts{0, 0, 0, true};  // Reported free by the provider.
+    } else if (head.status >= 200 && head.status < 300 && request.response_bytes > 0) {
         UsageCounts counts{};
         if (usage_from_json({request.response_body, request.response_bytes}, request.usage_format,
                             counts)) {
@@ -175,16 +195,13 @@ void relay_whole(Gateway& gateway, ProxyRequest& request) {
     const std::string_view content_type = head.content_type[0] != '\0' ? head.content_type
                                           : has_no_content             ? ""
                                                                        : json_type;
-    const std::string_view retry_after =
-        head.status == 429 || head.status == 503 ? "Retry-After: 1\r\n" : "";
-    char extra[relay_extra_bytes_max];
     request.status_sent = head.status;
     request.is_response_started = true;
     // Sent from the arena buffer it was read into: a large answer is not copied again.
     client_respond_borrowed(*request.conn, {head.status,
                                             content_type,
                                             {request.response_body, request.response_bytes},
-                                            relay_extra_headers(extra, retry_after, request, head),
+                                            relay_extra_headers(request, {}),
                                             false});
     request_finish(gateway, request,
                    head.status < 400 ? Fault::none : Fault::upstream_answered_error);
@@ -201,8 +218,15 @@ void relay_complete(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& requ
     // RULES §2: reused only after a completely framed response with no extra bytes.
     attempt_release_upstream(gateway, upstream, request.parser.is_reusable() && !has_extra_bytes);
     if (request.is_relaying_stream) {
+        if (request.is_usage_cut) {
+            stream_cut_flush(request);
+        }
         client_stream_end(*request.conn, true);
-        request_finish(gateway, request, Fault::none);
+        // A provider error event inside the stream (data: {"error":…}, event: error,
+        // response.failed) ended it: an upstream error, billed as one.
+        request_finish(
+            gateway, request,
+            request.scanner.had_error_event() ? Fault::upstream_stream_error : Fault::none);
         return;
     }
     relay_whole(gateway, request);
@@ -356,7 +380,8 @@ bool relay_bytes(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request
         break;  // need_more: the piece is used up.
     }
     // Back-pressure: read the next piece only when the client can take it.
-    if (request.is_relaying_stream && client_send_room(*request.conn) < 3) {
+    if (request.is_relaying_stream &&
+        client_send_room(*request.conn) < relay_room_needed(request)) {
         request.is_recv_wanted = true;
     }
     return true;
@@ -393,8 +418,12 @@ void relay_on_eof(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& reques
         error == 0 || error == ECONNRESET ? Fault::upstream_reset : Fault::upstream_lost);
 }
 
+uint32_t relay_room_needed(const ProxyRequest& request) {
+    return request.is_usage_cut ? stream_cut_room_needed : 3;
+}
+
 void relay_on_client_writable(Gateway& gateway, ProxyRequest& request) {
-    if (!request.is_recv_wanted || client_send_room(*request.conn) < 3) {
+    if (!request.is_recv_wanted || client_send_room(*request.conn) < relay_room_needed(request)) {
         return;
     }
     request.is_recv_wanted = false;

@@ -28,6 +28,9 @@ void relay_on_recv(Gateway& gateway, UpstreamConn& upstream, const io_uring_cqe&
 // The upstream closed (error 0), reset or failed (errno) the connection.
 void relay_on_eof(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request, int error);
 
+// Client send-queue entries that must be free before the next upstream piece is read.
+[[nodiscard]] uint32_t relay_room_needed(const ProxyRequest& request);
+
 // Room again in the client's send queue: resume reading the upstream if it was paused.
 void relay_on_client_writable(Gateway& gateway, ProxyRequest& request);
 

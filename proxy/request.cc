@@ -30,6 +30,16 @@ int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason
     const Candidate& candidate = request.candidates[request.attempt_index];
     const uint64_t now_us = proxy_clock_us();
     const Conn& conn = *request.conn;
+    // The price in force at the request's start for the model and channel that served it
+    // (cost.h says why the shard prices the row). The snapshot is held for this call
+    // only: nothing of it is kept, the record copies the cost and the price id. No other
+    // hold is live here: request_finish never runs inside admission's.
+    SnapshotPublisher& publisher = *gateway.shared.snapshots;
+    const Snapshot* snapshot = publisher.acquire(gateway.shard.index());
+    const PriceEntry* price =
+        snapshot != nullptr ? snapshot->prices().find(candidate.model_sent, candidate.channel_id,
+                                                      request.started_unix_ms)
+                            : nullptr;
     const UsageRecordInput input{
         request.started_unix_ms,
         request.key_id,
@@ -54,8 +64,13 @@ int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason
         request.client_request_id,
         request.traceparent,
         request.parser.head().request_id,
+        price,
     };
     const UsageRecord record = usage_record_build(input);
+    publisher.quiesce(gateway.shard.index());  // `price` is not used past this line.
+    if (record.price_id == 0) {
+        gateway.metrics.unpriced_requests.add();
+    }
     gateway.shared.writer->queue(gateway.shard.index()).push(record);  // Reserved: cannot fail.
     request_attempt_over(request);
     const uint64_t duration_us = now_us - request.started_us;
@@ -70,11 +85,12 @@ int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason
     gateway.metrics.tokens_completion.add(record.completion_tokens);
     RW_LOG_DEBUG(
         "event=request_done key_id=%ld channel_id=%ld status=%u end=%.*s tokens=%u "
-        "source=%.*s attempts=%u",
+        "source=%.*s attempts=%u cost_nano=%ld price_id=%ld",
         static_cast<long>(record.key_id), static_cast<long>(record.channel_id), record.status,
         int(end_reason_name(reason).size()), end_reason_name(reason).data(), record.total_tokens,
         int(usage_source_name(record.usage_source).size()),
-        usage_source_name(record.usage_source).data(), record.attempts);
+        usage_source_name(record.usage_source).data(), record.attempts,
+        static_cast<long>(record.cost_nano), static_cast<long>(record.price_id));
     return record.total_tokens;
 }
 
@@ -100,15 +116,22 @@ void request_settle_quota(Gateway& gateway, ProxyRequest& request, int64_t charg
 }
 
 // A started stream cannot carry an error status any more: RULES §7, an SSE error event the
-// SDKs raise, then no terminating chunk, so an HTTP client sees an incomplete body.
+// SDKs raise, then no terminating chunk, so an HTTP client sees an incomplete body. The
+// event is in the client's protocol: OpenAI's SDK raises on a data: {"error":…} event,
+// Anthropic's on `event: error` (its documented mid-stream error).
 void request_stream_abort(Gateway& gateway, ProxyRequest& request) {
     gateway.metrics.streams_aborted.add();
     if (request.is_client_gone) {
         return;
     }
-    static constexpr std::string_view error_event =
+    static constexpr std::string_view openai_event =
         "data: {\"error\":{\"message\":\"upstream connection lost\",\"type\":"
         "\"upstream_error\"}}\n\n";
+    static constexpr std::string_view anthropic_event =
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+        "\"message\":\"upstream connection lost\"}}\n\n";
+    const std::string_view error_event =
+        request.error_shape == ErrorShape::anthropic ? anthropic_event : openai_event;
     [[maybe_unused]] const bool is_queued = client_stream_piece(*request.conn, error_event, no_bid);
     client_stream_end(*request.conn, false);
 }
@@ -116,7 +139,9 @@ void request_stream_abort(Gateway& gateway, ProxyRequest& request) {
 // What the client gets, if anything, for the fault the request ends with.
 void request_answer(Gateway& gateway, ProxyRequest& request, Fault fault) {
     if (request.is_relaying_stream) {
-        if (fault != Fault::none && fault != Fault::client_gone && fault != Fault::local_shutdown) {
+        // The provider's own error event already went out as it came (upstream_stream_error).
+        if (fault != Fault::none && fault != Fault::client_gone && fault != Fault::local_shutdown &&
+            fault != Fault::upstream_stream_error) {
             request_stream_abort(gateway, request);
         }
         request.usage = request.scanner.usage();
@@ -126,8 +151,9 @@ void request_answer(Gateway& gateway, ProxyRequest& request, Fault fault) {
     if (info.status == 0 || request.is_client_gone || request.is_response_started) {
         return;
     }
-    fault_respond(*request.conn, fault, request.fault_code, request.fault_message,
-                  request.request_id);
+    fault_respond(*request.conn, fault,
+                  {request.error_shape, request.fault_code, request.fault_message,
+                   request.retry_after_s, request.request_id});
     request.is_response_started = true;
     request.status_sent = info.status;
 }
@@ -198,7 +224,7 @@ void request_client_ids(const ParsedRequest& http, std::string_view& client_requ
     }
 }
 
-ProxyRequest* request_start(Gateway& gateway, Conn& conn, std::string_view request_id) {
+ProxyRequest* request_create(Gateway& gateway, Conn& conn, std::string_view request_id) {
     Arena& arena = client_arena(conn);
     auto* request = arena.make<ProxyRequest>();
     const char* id_copy = request != nullptr ? arena.copy(request_id) : nullptr;
@@ -206,17 +232,46 @@ ProxyRequest* request_start(Gateway& gateway, Conn& conn, std::string_view reque
         return nullptr;
     }
     request->request_id = {id_copy, request_id.size()};
-    request_client_ids(client_request(conn), request->client_request_id, request->traceparent);
     request->conn = &conn;
     request->upstream_slot = UINT32_MAX;
     request->started_ms = gateway.shard.now_ms();
-    request->started_us = proxy_clock_us();
-    request->started_unix_ms = unix_ms();
-    request->bytes_in = client_request(conn).body.size();
+    request->started_unix_ms = unix_ms();  // Admission's clock (expiry, rpm minute).
     request->fault = Fault::none;
-    client_take(conn, request);
-    gateway.metrics.requests_started.add();
     return request;
+}
+
+void request_start(Gateway& gateway, ProxyRequest& request) {
+    RW_ASSERT(!request.is_finished);
+    RW_ASSERT(request.conn != nullptr);
+    Conn& conn = *request.conn;
+    // Latency and the row's time count from the complete request, as before the head
+    // hook: the upload is the client's time, not the gateway's.
+    request.started_ms = gateway.shard.now_ms();
+    request.started_us = proxy_clock_us();
+    request.started_unix_ms = unix_ms();
+    request.bytes_in = client_request(conn).body.size();
+    // Views into the request's headers, read now as admission_body reads them.
+    request_client_ids(client_request(conn), request.client_request_id, request.traceparent);
+    client_take(conn, &request);
+    gateway.metrics.requests_started.add();
+}
+
+void request_refuse_head(Gateway& gateway, ProxyRequest& request, Fault fault) {
+    RW_ASSERT(fault != Fault::none);
+    RW_ASSERT(request.attempts_made == 0);
+    request_abandon(gateway, request);
+    gateway.metrics.faults[static_cast<uint32_t>(fault)].add();  // request_finish counts the rest.
+    fault_respond(*request.conn, fault,
+                  {request.error_shape, request.fault_code, request.fault_message,
+                   request.retry_after_s, request.request_id});
+}
+
+void request_abandon(Gateway& gateway, ProxyRequest& request) {
+    RW_ASSERT(!request.has_queue_reservation);  // Reserved only once the body is in.
+    if (request.holds_concurrency) {
+        gateway.shared.key_limits->concurrency_release(request.quota_slot);
+        request.holds_concurrency = false;
+    }
 }
 
 void request_finish(Gateway& gateway, ProxyRequest& request, Fault fault) {
@@ -281,34 +336,44 @@ void request_on_client_gone(Gateway& gateway, ProxyRequest& request, ClientGone 
     request_maybe_release(gateway, request);
 }
 
-void fault_respond(Conn& conn, Fault fault, std::string_view code, std::string_view message,
-                   std::string_view request_id) {
+void fault_respond(Conn& conn, Fault fault, const FaultAnswer& answer) {
     const FaultInfo& info = fault_info(fault);
     RW_ASSERT(info.status != 0);
-    const std::string_view body_code = code.empty() ? info.code : code;
-    const std::string_view body_message = message.empty() ? info.message : message;
-    Arena& arena = client_arena(conn);
-    const uint32_t capacity = error_body_bytes_max(body_code, body_message);
-    auto* body = static_cast<char*>(arena.alloc(capacity, 1));
+    const std::string_view code = answer.code.empty() ? info.code : answer.code;
+    const std::string_view message = answer.message.empty() ? info.message : answer.message;
+    const uint32_t capacity = fault_body_bytes_max(code, message);
+    auto* body = static_cast<char*>(client_arena(conn).alloc(capacity, 1));
     const uint32_t length =
-        body != nullptr ? write_error_body(body, capacity, info.status, body_code, body_message)
-                        : 0;
-    // "x-request-id: <id>\r\n" then, for a fault that says when to come back, Retry-After.
-    char extra[request_id_header_bytes_max + 32];
+        body != nullptr ? fault_body_write(body, capacity, fault, answer.shape, code, message) : 0;
+    // Ringway's "x-request-id: <id>\r\n", then Retry-After and x-should-retry as the fault says.
+    char headers[request_id_header_bytes_max + 64];
     char id_header[request_id_header_bytes_max];
-    const std::string_view id_line = request_id_header(id_header, request_id);
-    std::memcpy(extra, id_line.data(), id_line.size());
-    char* cursor = extra + id_line.size();
-    if (info.retry_after_s != 0) {
-        std::memcpy(cursor, "Retry-After: ", 13);
-        cursor = std::to_chars(cursor + 13, extra + sizeof(extra) - 2, info.retry_after_s).ptr;
-        std::memcpy(cursor, "\r\n", 2);
-        cursor += 2;
+    const std::string_view id_line = request_id_header(id_header, answer.request_id);
+    char* cursor = headers;
+    auto put = [&cursor](std::string_view text) {
+        if (!text.empty()) {
+            std::memcpy(cursor, text.data(), text.size());
+            cursor += text.size();
+        }
+    };
+    put(id_line);
+    const uint32_t retry_after_s =
+        answer.retry_after_s != 0 ? answer.retry_after_s : info.retry_after_s;
+    if (retry_after_s != 0) {
+        put("Retry-After: ");
+        cursor = std::to_chars(cursor, headers + sizeof(headers) - 32, retry_after_s).ptr;
+        put("\r\n");
     }
-    const std::string_view extra_headers{extra, static_cast<size_t>(cursor - extra)};
+    if (info.is_retry_futile) {
+        put("x-should-retry: false\r\n");  // Honoured by the OpenAI and Anthropic SDKs.
+    }
+    RW_ASSERT(cursor <= headers + sizeof(headers));
     // Without memory for a body, the status and headers still go out (an empty body).
-    client_respond(conn,
-                   {info.status, "application/json", {body, length}, extra_headers, info.is_close});
+    client_respond(conn, {info.status,
+                          "application/json",
+                          {body, length},
+                          {headers, static_cast<size_t>(cursor - headers)},
+                          info.is_close});
 }
 
 }  // namespace rw

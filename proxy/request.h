@@ -20,6 +20,7 @@
 #include "proxy/json_fields.h"
 #include "proxy/route.h"
 #include "proxy/sse_scan.h"
+#include "proxy/stream_cut.h"
 #include "proxy/upstream_parse.h"
 #include "proxy/usage.h"
 #include "storage/records.h"
@@ -40,6 +41,8 @@ struct ProxyRequest {
     Endpoint endpoint;
     UsageFormat usage_format;
     bool is_streaming;         // The client asked for a stream.
+    bool is_usage_cut;         // Cut the usage chunk ringway injected (stream_cut.h).
+    bool is_counted_locally;   // count_tokens answered by the gateway (count_tokens.h).
     bool is_response_started;  // An answer (whole or a stream's head) is queued.
     bool is_relaying_stream;   // The upstream answered with SSE and the head went out.
     bool is_finished;
@@ -52,6 +55,8 @@ struct ProxyRequest {
     bool holds_quota;  // quota_reserved_tokens are reserved in the key's QuotaTable slot.
     bool has_queue_reservation;
     Fault fault;
+    ErrorShape error_shape;          // The client's protocol (its endpoint's).
+    uint32_t retry_after_s;          // Replaces the table's Retry-After when set.
     std::string_view fault_code;     // Replaces the table's code when set (arena or static).
     std::string_view fault_message;  // Replaces the table's message when set.
     std::string_view body;           // Client body (padded, arena).
@@ -63,6 +68,7 @@ struct ProxyRequest {
     std::string_view traceparent;        // The client's traceparent, if well formed.
     std::string_view upstream_head;      // Built per attempt (arena).
     std::string_view upstream_body;
+    char* relayed_headers;  // upstream_relayed_headers_bytes_max (arena), for the parser.
     int64_t key_id;
     uint32_t quota_slot;
     int64_t quota_reserved_tokens;  // The bound reserved at admission (holds_quota).
@@ -89,6 +95,7 @@ struct ProxyRequest {
     UsageCounts usage;
     UpstreamParser parser;
     SseUsageScanner scanner;
+    StreamHold hold;  // (stream_cut.h)
     Candidate candidates[attempts_max];
 };
 
@@ -110,10 +117,23 @@ constexpr uint32_t request_id_header_bytes_max = request_id_bytes_max + 20;
 void request_client_ids(const ParsedRequest& http, std::string_view& client_request_id,
                         std::string_view& traceparent);
 
-// A new request in conn's arena, taken from the core (client_take), with the id made for
-// it; nullptr when the arena refuses memory (the caller answers local_out_of_memory).
-[[nodiscard]] ProxyRequest* request_start(Gateway& gateway, Conn& conn,
-                                          std::string_view request_id);
+// A new request in conn's arena at its head (core/handler.h on_head), not yet taken from
+// the core, with the id made for it (so a refusal at the head carries one too); nullptr
+// when the arena refuses memory (the caller answers local_out_of_memory).
+[[nodiscard]] ProxyRequest* request_create(Gateway& gateway, Conn& conn,
+                                           std::string_view request_id);
+
+// The body arrived (on_request): the gateway takes the request from the core
+// (client_take) and its clocks start; request_finish is its exit from now on.
+void request_start(Gateway& gateway, ProxyRequest& request);
+
+// Refused at its head: the answer, and the key's slots given back (nothing was sent
+// upstream, nothing is recorded).
+void request_refuse_head(Gateway& gateway, ProxyRequest& request, Fault fault);
+
+// The request ended before its body did (core/handler.h on_head_abandoned): gives back
+// what admission took at the head.
+void request_abandon(Gateway& gateway, ProxyRequest& request);
 
 // The current attempt is over (failed, answered whole, or cut): its time is upstream time.
 inline void request_attempt_over(ProxyRequest& request) {
@@ -134,9 +154,18 @@ void request_maybe_release(Gateway& gateway, ProxyRequest& request);
 // The client went away while the request was ours (core/handler.h on_client_gone).
 void request_on_client_gone(Gateway& gateway, ProxyRequest& request, ClientGone why);
 
-// Answers the client with a fault's error (OpenAI's shape), before any answer was queued,
-// with the request's x-request-id.
-void fault_respond(Conn& conn, Fault fault, std::string_view code, std::string_view message,
-                   std::string_view request_id);
+// What a fault's answer says beyond the table: the client's shape, and the table's code,
+// message and Retry-After replaced when set.
+struct FaultAnswer {
+    ErrorShape shape = ErrorShape::openai;
+    std::string_view code;
+    std::string_view message;
+    uint32_t retry_after_s = 0;
+    std::string_view request_id;  // Ringway's x-request-id on the answer; empty: none.
+};
+
+// Answers the client with a fault's error, before any answer was queued: the body in the
+// client's shape, Retry-After where waiting helps, x-should-retry: false where no retry can.
+void fault_respond(Conn& conn, Fault fault, const FaultAnswer& answer);
 
 }  // namespace rw

@@ -205,13 +205,24 @@ void Resolver::poke() {
     wake_.notify_all();
 }
 
+bool Resolver::wait_published(uint64_t epoch, uint32_t timeout_ms) {
+    poke();
+    std::unique_lock lock(mutex_);
+    return published_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+        const AddressBook* book = current();
+        return is_stopping_ || (book != nullptr && book->snapshot_epoch >= epoch);
+    });
+}
+
 void Resolver::run() {
     uint64_t seen_epoch = current() ? current()->snapshot_epoch : 0;
     uint64_t last_rebuild_ms = steady_ms();
     std::unique_lock lock(mutex_);
     while (!is_stopping_) {
-        // Woken by poke(), or every second to notice a new snapshot epoch.
-        wake_.wait_for(lock, std::chrono::milliseconds(1000));
+        // Woken by poke() (a poke during a rebuild is not missed: the predicate sees it),
+        // or every second to notice a new snapshot epoch.
+        wake_.wait_for(lock, std::chrono::milliseconds(1000),
+                       [this] { return is_poked_ || is_stopping_; });
         if (is_stopping_) {
             break;
         }
@@ -298,6 +309,10 @@ void Resolver::rebuild() {
     owned_ = std::move(book);
     std::erase_if(retired_,
                   [now](const auto& item) { return now - item.first > resolver_retire_delay_ms; });
+    {
+        std::lock_guard lock(mutex_);  // A waiter between its check and its wait sees this.
+    }
+    published_.notify_all();
 }
 
 }  // namespace rw

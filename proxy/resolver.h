@@ -79,6 +79,11 @@ public:
     const AddressBook* current() const { return current_.load(std::memory_order_acquire); }
     // Asks the thread to resolve now (a snapshot changed).
     void poke();
+    // Control plane, after a channel write: resolves now and waits until an address book
+    // built from snapshot `epoch` (or a later one) is published, at most timeout_ms, so a
+    // channel is routable when the admin call that made it returns. False on timeout (a
+    // slow DNS answer): the channel becomes routable when the lookup completes.
+    [[nodiscard]] bool wait_published(uint64_t epoch, uint32_t timeout_ms);
 
 private:
     void run();
@@ -96,6 +101,7 @@ private:
     TlsContext* tls_context_for(const std::string& ca_file, std::string& error);
     std::mutex mutex_;
     std::condition_variable wake_;
+    std::condition_variable published_;  // After each rebuild (wait_published).
     bool is_stopping_ = false;
     bool is_poked_ = false;
     std::thread thread_;

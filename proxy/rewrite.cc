@@ -3,6 +3,7 @@
 // perf profile).
 #include "proxy/rewrite.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -33,7 +34,41 @@ struct HeadText {
     }
 };
 
+bool name_mentions_credential(std::string_view name) {
+    char lower[64];
+    const size_t length = std::min(name.size(), sizeof(lower));
+    for (size_t i = 0; i < length; i++) {
+        const char c = name[i];
+        lower[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    const std::string_view text(lower, length);
+    for (const std::string_view word : {"key", "auth", "token", "secret"}) {
+        if (text.find(word) != std::string_view::npos) {
+            return true;
+        }
+    }
+    return name.size() > sizeof(lower);  // Too long to judge: dropped.
+}
+
 }  // namespace
+
+uint32_t upstream_query_filter(std::string_view query, char* out) {
+    uint32_t used = 0;
+    while (!query.empty()) {
+        const size_t end = std::min(query.find('&'), query.size());
+        const std::string_view parameter = query.substr(0, end);
+        const std::string_view name = parameter.substr(0, parameter.find('='));
+        if (!parameter.empty() && !name_mentions_credential(name)) {
+            if (used > 0) {
+                out[used++] = '&';
+            }
+            std::memcpy(out + used, parameter.data(), parameter.size());
+            used += static_cast<uint32_t>(parameter.size());
+        }
+        query.remove_prefix(std::min(end + 1, query.size()));
+    }
+    return used;
+}
 
 void upstream_path(const Candidate& candidate, std::string_view path, std::string_view& first,
                    std::string_view& second) {
@@ -49,10 +84,15 @@ bool upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedReq
     const Candidate& candidate = request.candidates[request.attempt_index];
     const bool is_chat_like =
         request.endpoint == Endpoint::chat || request.endpoint == Endpoint::completions;
+    // Metered streams: include_usage forced on upstream, and the usage chunk cut out again
+    // for a client that did not ask for it (absent, false or null).
+    const bool is_usage_injected =
+        request.is_streaming && is_chat_like && candidate.stream_usage == StreamUsage::inject;
+    request.is_usage_cut = is_usage_injected && !request.fields.include_usage;
     const std::string_view new_model =
         candidate.model_sent == request.model_requested ? std::string_view{} : candidate.model_sent;
-    request.upstream_body = request_rewrite(arena, request.body, request.fields, new_model,
-                                            request.is_streaming && is_chat_like);
+    request.upstream_body =
+        request_rewrite(arena, request.body, request.fields, new_model, is_usage_injected);
     if (request.upstream_body.empty()) {
         return false;
     }
@@ -62,11 +102,11 @@ bool upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedReq
     const std::string_view accept = http.find_header("accept");
     const std::string_view openai_beta = http.find_header("openai-beta");
     const std::string_view anthropic_beta = http.find_header("anthropic-beta");
-    const auto capacity =
-        static_cast<uint32_t>(512 + prefix.size() + path.size() + candidate.host_header.size() +
-                              candidate.api_key.size() + accept.size() + openai_beta.size() +
-                              anthropic_beta.size() + request.anthropic_version.size() +
-                              request.client_request_id.size() + request.traceparent.size());
+    const auto capacity = static_cast<uint32_t>(
+        512 + prefix.size() + path.size() + http.query.size() + candidate.host_header.size() +
+        candidate.api_key.size() + accept.size() + openai_beta.size() + anthropic_beta.size() +
+        request.anthropic_version.size() + request.client_request_id.size() +
+        request.traceparent.size());
     auto* out = static_cast<char*>(arena.alloc(capacity, 1));
     if (out == nullptr) {
         return false;
@@ -80,6 +120,13 @@ bool upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedReq
     head.put("POST ");
     head.put(prefix);
     head.put(path);
+    if (!http.query.empty()) {
+        const uint32_t query_bytes = upstream_query_filter(http.query, out + head.used + 1);
+        if (query_bytes > 0) {
+            out[head.used] = '?';  // The filtered query was written just after it.
+            head.used += 1 + query_bytes;
+        }
+    }
     head.put(" HTTP/1.1\r\nHost: ");
     head.put(candidate.host_header);
     head.put(is_anthropic ? "\r\nx-api-key: " : "\r\nAuthorization: Bearer ");

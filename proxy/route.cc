@@ -57,6 +57,7 @@ bool candidate_fill(Arena& arena, const ChannelEntry& channel, const ChannelAddr
                     std::string_view model, Candidate& candidate) {
     candidate.channel_id = channel.id;
     candidate.kind = channel.kind;
+    candidate.stream_usage = channel.stream_usage;
     candidate.is_tls = address.url.is_tls;
     candidate.auto_disable = channel.auto_disable;
     std::memcpy(&candidate.address, &address.address, address.address_bytes);
@@ -77,7 +78,7 @@ bool channel_serves(const ChannelEntry& channel, Endpoint endpoint, std::string_
         return false;
     }
     const bool is_anthropic = channel.kind == ChannelKind::anthropic;
-    if (is_anthropic != (endpoint == Endpoint::messages)) {
+    if (is_anthropic != endpoint_info(endpoint).is_anthropic) {
         return false;  // Anthropic channels serve /v1/messages only, and only they do.
     }
     if (channel.models.empty()) {

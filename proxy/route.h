@@ -37,6 +37,7 @@ union SocketAddress {
 struct Candidate {
     int64_t channel_id;
     ChannelKind kind;
+    StreamUsage stream_usage;
     bool is_tls;
     bool auto_disable;      // Failures may take the channel down (channel_health.h).
     SocketAddress address;  // Checked against the SSRF rules by the resolver.

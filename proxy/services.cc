@@ -32,6 +32,15 @@ const char* service_not_ready_reason(void* context) {
                                          : nullptr;
 }
 
+// A channel write waits for its address before the admin call returns (resolver_wait_ms_max).
+void channels_changed(void* context, uint64_t snapshot_epoch) {
+    auto* resolver = static_cast<Resolver*>(context);
+    if (!resolver->wait_published(snapshot_epoch, resolver_wait_ms_max)) {
+        RW_LOG_WARN("event=channel_address_pending snapshot_epoch=%lu wait_ms=%u",
+                    static_cast<unsigned long>(snapshot_epoch), resolver_wait_ms_max);
+    }
+}
+
 StorageConfig storage_config(const Config& config, const std::string& secret_key) {
     StorageConfig storage;
     storage.secret_key = secret_key;
@@ -39,6 +48,11 @@ StorageConfig storage_config(const Config& config, const std::string& secret_key
     storage.synchronous_full = config.db_synchronous_full;
     storage.log_batch_rows = config.log_batch;
     storage.log_flush_ms = config.log_flush_ms;
+    storage.drain_timeout_ms = config.writer_drain_ms;
+    storage.stall_refuse_ms = config.writer_stall_ms;
+    storage.queue_slots = config.log_queue_slots;
+    storage.retention_days = config.log_retention_days;
+    storage.db_max_bytes = config.db_max_bytes;
     return storage;
 }
 
@@ -202,6 +216,11 @@ bool services_open_storage(Services& services, std::string& error) {
         !channel_keys_prepare(services, error)) {
         return false;
     }
+    if (services.writer.replayed_rows() > 0) {
+        RW_LOG_WARN("event=spill_replayed rows=%lu path=%s",
+                    static_cast<unsigned long>(services.writer.replayed_rows()),
+                    spill_path(storage.db_path).c_str());
+    }
     const QuotaInvariantReport invariant = check_quota_invariant(services.writer.db_before_run());
     if (!invariant.error.empty()) {
         error = "quota invariant check failed: " + invariant.error;
@@ -209,6 +228,7 @@ bool services_open_storage(Services& services, std::string& error) {
     }
     if (!invariant.holds) {
         // Served anyway (refusing would stop all traffic), but loudly: an operator must look.
+        // A key offends when its quota_used or its spend_nano disagrees with its rows.
         RW_LOG_ERROR("event=quota_invariant_broken keys=%zu first_key_id=%ld",
                      invariant.offending_key_ids.size(),
                      static_cast<long>(invariant.offending_key_ids.front()));
@@ -249,6 +269,7 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     // Control plane: admin writes go through the running writer, then a snapshot reload.
     services.catalog =
         std::make_unique<Catalog>(services.writer, services.store, services.secret_key);
+    services.catalog->set_channels_changed(channels_changed, &services.resolver);
     return services.queries.open(storage, error) &&
            bootstrap_channels_from_env(*services.catalog, services.queries, lookup, nullptr,
                                        error) &&
@@ -283,7 +304,7 @@ bool services_start_shards(Services& services, const std::vector<int>& listen_fd
     return true;
 }
 
-void services_stop(Services& services) {
+bool services_stop(Services& services) {
     shards_wake_to_stop(services);
     for (auto& thread : services.shard_threads) {
         thread.join();
@@ -302,6 +323,15 @@ void services_stop(Services& services) {
     services.writer_thread.join();
     services.resolver.stop();
     services.shards.clear();
+    const Writer& writer = services.writer;
+    if (writer.spilled_rows() == 0 && writer.lost_rows() == 0) {
+        return true;
+    }
+    RW_LOG_ERROR("event=usage_not_committed spilled_rows=%lu lost_rows=%lu spill=%s%s%s",
+                 static_cast<unsigned long>(writer.spilled_rows()),
+                 static_cast<unsigned long>(writer.lost_rows()), writer.spill_file_path().c_str(),
+                 writer.spill_error().empty() ? "" : " error=", writer.spill_error().c_str());
+    return false;
 }
 
 }  // namespace rw

@@ -75,7 +75,8 @@ struct Services {
                                          std::string& error);
 
 // SIGTERM/SIGINT: stop the shards (they drain), then the admin API, then the writer
-// (everything queued is committed), then the resolver.
-void services_stop(Services& services);
+// (everything queued is committed), then the resolver. False (after one error line) when
+// the writer's drain deadline passed and rows went to the spill file or were lost.
+[[nodiscard]] bool services_stop(Services& services);
 
 }  // namespace rw

@@ -287,6 +287,24 @@ bool sse_chat_data_needs_parse(const char* p, uint32_t n) {
     return false;
 }
 
+bool sse_chat_data_has_empty_choices(std::string_view data) {
+    size_t at = data.find("\"choices\"");
+    if (at == std::string_view::npos) {
+        return false;
+    }
+    at += 9;
+    for (const char expected : {':', '[', ']'}) {
+        while (at < data.size() && is_json_space(data[at])) {
+            at += 1;
+        }
+        if (at == data.size() || data[at] != expected) {
+            return false;
+        }
+        at += 1;
+    }
+    return true;
+}
+
 SseEventKind sse_event_kind(std::string_view name) {
     struct KindName {
         std::string_view name;
@@ -312,10 +330,11 @@ SseEventKind sse_event_kind(std::string_view name) {
     return SseEventKind::other;
 }
 
-void SseUsageScanner::start(UsageFormat format, Arena& arena) {
+void SseUsageScanner::start(UsageFormat format, Arena& arena, bool cut_usage) {
     *this = SseUsageScanner{};
     arena_ = &arena;
     format_ = format;
+    is_cut_usage_ = cut_usage && format == UsageFormat::chat;
     RW_ASSERT(data_at_ == DataAt::none);
     RW_ASSERT(events_count_ == 0);
 }
@@ -325,6 +344,7 @@ void SseUsageScanner::feed(std::string_view piece) {
     RW_ASSERT(piece.size() < UINT32_MAX);
     const char* p = piece.data();
     const auto n = static_cast<uint32_t>(piece.size());
+    cut_count_ = 0;  // Cuts are per feed.
     if (n == 0) {
         return;
     }
@@ -332,6 +352,13 @@ void SseUsageScanner::feed(std::string_view piece) {
     if (is_after_cr_) {
         is_after_cr_ = false;
         at = p[0] == '\n' ? 1 : 0;  // The LF of a CRLF cut between pieces ends nothing.
+        if (at == 1 && event_start_ == fed_bytes_) {
+            event_start_ += 1;  // That LF still belongs to the blank line before.
+        }
+        if (at == 1 && is_cut_usage_ && last_cut_end_ == fed_bytes_) {
+            cuts_[0] = SseSpan{fed_bytes_, fed_bytes_ + 1};  // The cut event's last byte.
+            cut_count_ = 1;
+        }
     }
     while (at < n) {
         const uint32_t end = at + sse_find_line_end(p + at, n - at);
@@ -339,6 +366,15 @@ void SseUsageScanner::feed(std::string_view piece) {
             carry_append(p + at, n - at);  // A line cut by the piece's end.
             break;
         }
+        uint32_t next = end + 1;
+        if (p[end] == '\r') {
+            if (next == n) {
+                is_after_cr_ = true;
+            } else if (p[next] == '\n') {
+                next += 1;
+            }
+        }
+        line_end_offset_ = fed_bytes_ + next;
         if (carry_.used_bytes == 0 && !is_carry_truncated_) {
             on_line(std::string_view(p + at, end - at), true);
         } else {
@@ -351,20 +387,15 @@ void SseUsageScanner::feed(std::string_view piece) {
             carry_.used_bytes = 0;
             is_carry_truncated_ = false;
         }
-        at = end + 1;
-        if (p[end] == '\r') {
-            if (at == n) {
-                is_after_cr_ = true;
-            } else if (p[at] == '\n') {
-                at += 1;
-            }
-        }
+        at = next;
     }
     // The piece goes back to the kernel when we return: an event still open keeps a copy.
     if (data_at_ == DataAt::piece) {
         data_to_scratch();
     }
+    fed_bytes_ += n;
     RW_ASSERT(data_at_ != DataAt::piece);
+    RW_ASSERT(event_start_ <= fed_bytes_);
 }
 
 // A complete line, without its line end. is_in_piece: it points into the caller's piece
@@ -372,6 +403,7 @@ void SseUsageScanner::feed(std::string_view piece) {
 void SseUsageScanner::on_line(std::string_view line, bool is_in_piece) {
     if (line.empty()) {
         dispatch();
+        event_start_ = line_end_offset_;  // The next event starts after this blank line.
         return;
     }
     std::string_view value;
@@ -518,8 +550,21 @@ void SseUsageScanner::dispatch_chat(std::string_view data) {
         is_done_ = true;
         return;
     }
-    if (sse_chat_data_needs_parse(data.data(), static_cast<uint32_t>(data.size()))) {
-        parse_usage(UsageAt::root);
+    if (sse_chat_data_needs_parse(data.data(), static_cast<uint32_t>(data.size())) &&
+        parse_usage(UsageAt::root) && is_cut_usage_) {
+        cut_if_usage_only(data);
+    }
+}
+
+// The event just dispatched carried usage: reported for cutting when it is the usage-only
+// chunk (empty choices). A usage on a chunk that also carries a choice is relayed.
+void SseUsageScanner::cut_if_usage_only(std::string_view data) {
+    RW_ASSERT(is_cut_usage_);
+    RW_ASSERT(event_start_ < line_end_offset_);
+    if (cut_count_ < sse_cuts_per_feed_max && sse_chat_data_has_empty_choices(data)) {
+        cuts_[cut_count_] = SseSpan{event_start_, line_end_offset_};
+        cut_count_ += 1;
+        last_cut_end_ = line_end_offset_;
     }
 }
 
@@ -557,13 +602,14 @@ void SseUsageScanner::dispatch_kind(SseEventKind kind) {
 }
 
 // Runs simdjson on the current event's data, which must be in scratch_ for the padding.
-void SseUsageScanner::parse_usage(UsageAt at) {
+// True when the event carried a usage object.
+bool SseUsageScanner::parse_usage(UsageAt at) {
     if (data_at_ == DataAt::piece) {
         data_to_scratch();
     }
     if (is_event_damaged_) {
         events_skipped_count_ += 1;
-        return;
+        return false;
     }
     RW_ASSERT(data_at_ == DataAt::scratch);
     RW_ASSERT(scratch_.bytes != nullptr);
@@ -578,6 +624,7 @@ void SseUsageScanner::parse_usage(UsageAt at) {
     if (document.has_usage) {
         usage_ = usage_counts_from_parts(parts_, format_);
     }
+    return document.has_usage;
 }
 
 }  // namespace rw

@@ -4,10 +4,14 @@
 // given back after the call, so nothing here points into a piece across calls. Event bytes
 // are not copied in the common case: only a line or event cut by a piece boundary, and the
 // one event whose data must go through simdjson, are copied into bounded arena scratch.
+// With cut_usage on, it also reports where the chat usage event sits in the stream (stream
+// offsets of the event's first byte and of the byte after its blank line) so the relay can
+// cut the usage chunk ringway injected out of what the client gets (stream_cut.h).
 // Shard thread only; memory from the request arena given to start().
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "core/limits.h"
@@ -47,11 +51,23 @@ enum class SseEventKind : uint8_t {
 };
 SseEventKind sse_event_kind(std::string_view name);
 
+// True when a chat chunk's data has "choices": [] (spaces allowed): the usage-only chunk
+// include_usage adds, as opposed to a provider's usage on its finish_reason chunk.
+bool sse_chat_data_has_empty_choices(std::string_view data);
+
+// Stream offsets [start, end) of an event: from the first byte after the blank line that
+// ended the previous event to the byte after the blank line that ends this one.
+struct SseSpan {
+    uint64_t start;
+    uint64_t end;
+};
+
 // One per streamed request, embedded in the request (trivially destructible; holds arena
 // pointers only). start() binds the arena; everything it copies lives there.
 class SseUsageScanner {
 public:
-    void start(UsageFormat format, Arena& arena);
+    // cut_usage: report chat usage-only events as cuts (see cuts()).
+    void start(UsageFormat format, Arena& arena, bool cut_usage = false);
 
     // Scans piece, which may cut a line, a CRLF or a UTF-8 sequence anywhere. Nothing in
     // piece is referenced after the call returns.
@@ -71,6 +87,14 @@ public:
     // Events that might have carried usage but were over sse_event_bytes_max or met an
     // arena refusal; their usage is lost (the request is then billed by estimate).
     uint32_t events_skipped_count() const { return events_skipped_count_; }
+    // Stream offset where the event still open starts: every byte before it belongs to
+    // events that are complete (or to blank lines and comments between them).
+    uint64_t open_event_start() const { return event_start_; }
+    // The usage-only events completed by the last feed() (cut_usage only), in stream order;
+    // at most sse_cuts_per_feed_max, later ones in the same piece are not reported. An event
+    // whose CRLF blank line a piece boundary split is reported in two spans: up to the CR,
+    // then the LF at the start of the next piece.
+    std::span<const SseSpan> cuts() const { return {cuts_, cut_count_}; }
 
 private:
     enum class DataAt : uint8_t { none, piece, scratch };
@@ -88,9 +112,10 @@ private:
     void dispatch();
     void dispatch_chat(std::string_view data);
     void dispatch_kind(SseEventKind kind);
-    void parse_usage(UsageAt at);
+    bool parse_usage(UsageAt at);
     bool data_to_scratch();
     void carry_append(const char* p, uint32_t n);
+    void cut_if_usage_only(std::string_view data);
     [[nodiscard]] bool buffer_append(Buffer& buffer, const char* p, uint32_t n);
 
     Arena* arena_ = nullptr;
@@ -111,6 +136,13 @@ private:
     uint32_t events_count_ = 0;
     uint32_t events_parsed_count_ = 0;
     uint32_t events_skipped_count_ = 0;
+    bool is_cut_usage_ = false;
+    uint64_t fed_bytes_ = 0;        // Stream bytes fed before the current piece.
+    uint64_t line_end_offset_ = 0;  // Stream offset after the current line's line end.
+    uint64_t event_start_ = 0;      // See open_event_start().
+    uint64_t last_cut_end_ = 0;     // A cut ending in CR takes the LF that may follow.
+    SseSpan cuts_[sse_cuts_per_feed_max] = {};
+    uint32_t cut_count_ = 0;
 };
 
 }  // namespace rw

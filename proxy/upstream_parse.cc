@@ -57,7 +57,25 @@ void copy_text(char (&target)[N], std::string_view text) {
     target[length] = '\0';
 }
 
+bool starts_with(std::string_view text, std::string_view prefix) {
+    return text.substr(0, prefix.size()) == prefix;
+}
+
+bool contains(std::string_view text, std::string_view part) {
+    return text.find(part) != std::string_view::npos;
+}
+
 }  // namespace
+
+bool upstream_header_is_relayed(std::string_view name) {
+    if (contains(name, "key") || contains(name, "auth") || contains(name, "cookie") ||
+        contains(name, "secret")) {
+        return false;
+    }
+    return name == "x-request-id" || name == "request-id" || name == "retry-after" ||
+           name == "retry-after-ms" || name == "openai-processing-ms" ||
+           starts_with(name, "x-ratelimit-") || starts_with(name, "anthropic-ratelimit-");
+}
 
 UpstreamParser::UpstreamParser() {
     llhttp_settings_init(&settings_);
@@ -71,7 +89,10 @@ UpstreamParser::UpstreamParser() {
     start();
 }
 
-void UpstreamParser::start() {
+void UpstreamParser::start(char* relayed, uint32_t relayed_capacity) {
+    relayed_ = relayed;
+    relayed_capacity_ = relayed != nullptr ? relayed_capacity : 0;
+    relayed_bytes_ = 0;
     llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
     parser_.data = this;
     head_ = UpstreamHead{};
@@ -139,6 +160,11 @@ int UpstreamParser::on_header_value_complete(llhttp_t* parser) {
     }
     const std::string_view name(p.field_, p.field_bytes_);
     const std::string_view value(p.value_, p.value_bytes_);
+    if (upstream_header_is_relayed(name)) {
+        // The answer's x-request-id is ringway's own (proxy/request.h); the provider's goes on
+        // under x-upstream-request-id (and onto the usage row, head().request_id).
+        p.relay_header(name == "x-request-id" ? "x-upstream-request-id" : name, value);
+    }
     if (name == "content-type") {
         copy_text(p.head_.content_type, value);
         p.head_.is_event_stream = contains_lower(value, "text/event-stream");
@@ -167,7 +193,27 @@ int UpstreamParser::on_header_value_complete(llhttp_t* parser) {
             copy_text(p.head_.content_encoding, coding);
         }
     }
+    if (name == "retry-after" || name == "retry-after-ms") {
+        p.head_.has_retry_after = true;
+    }
     return 0;
+}
+
+// Keeps one relayed header line, unless it does not fit or its value outgrew value_ (a
+// truncated value would be a wrong one).
+void UpstreamParser::relay_header(std::string_view name, std::string_view value) {
+    const uint64_t line_bytes = name.size() + 2 + value.size() + 2;
+    if (is_value_truncated_ || relayed_bytes_ + line_bytes > relayed_capacity_) {
+        return;
+    }
+    char* cursor = relayed_ + relayed_bytes_;
+    for (const std::string_view part :
+         {name, std::string_view(": "), value, std::string_view("\r\n")}) {
+        std::memcpy(cursor, part.data(), part.size());
+        cursor += part.size();
+    }
+    relayed_bytes_ += static_cast<uint32_t>(line_bytes);
+    RW_ASSERT(relayed_bytes_ <= relayed_capacity_);
 }
 
 int UpstreamParser::on_headers_complete(llhttp_t* parser) {
@@ -228,6 +274,7 @@ int UpstreamParser::on_message_complete(llhttp_t* parser) {
         p.is_interim_ = false;
         const uint32_t interim_count = p.interim_count_;
         p.head_ = UpstreamHead{};
+        p.relayed_bytes_ = 0;  // Only the final head's headers reach the client.
         p.has_transfer_encoding_ = false;
         p.is_transfer_encoding_ok_ = true;
         p.head_error_ = nullptr;

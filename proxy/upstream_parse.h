@@ -26,6 +26,7 @@ struct UpstreamHead {
     bool has_skipped_body = false;
     uint64_t content_length = 0;
     uint32_t retry_after_s = 0;
+    bool has_retry_after = false;    // Retry-After or retry-after-ms was sent (and relayed).
     char content_type[96] = {};      // Copied: relayed to the client.
     char content_encoding[64] = {};  // Copied: relayed with the body it describes.
     char request_id[64] = {};        // x-request-id (or request-id): the usage row keeps it.
@@ -39,6 +40,12 @@ enum class UpstreamEvent : uint8_t {
     error
 };
 
+// Whether a response header (name lower-cased) goes on to the client: the ones clients act
+// on — request ids (x-request-id, request-id), back-off advice (retry-after,
+// retry-after-ms, x-ratelimit-*, anthropic-ratelimit-*) and openai-processing-ms — and
+// never one naming a credential or a cookie, whatever its prefix.
+[[nodiscard]] bool upstream_header_is_relayed(std::string_view name);
+
 struct UpstreamFeed {
     UpstreamEvent event;
     uint32_t consumed_bytes;
@@ -50,7 +57,9 @@ public:
     UpstreamParser(const UpstreamParser&) = delete;
     UpstreamParser& operator=(const UpstreamParser&) = delete;
 
-    void start();
+    // relayed: where the relayed headers go as "name: value\r\n" lines (caller's memory,
+    // capacity bytes; nullptr: none are kept). A line that does not fit is dropped whole.
+    void start(char* relayed = nullptr, uint32_t relayed_capacity = 0);
 
     // Parses input. Spans of body bytes found are appended to spans() (views into
     // input, valid while input is). Stops at head_complete (once), at spans_full, at
@@ -65,6 +74,7 @@ public:
     [[nodiscard]] bool finish_on_eof();
 
     const UpstreamHead& head() const { return head_; }
+    std::string_view relayed_headers() const { return {relayed_, relayed_bytes_}; }
     const std::string_view* spans() const { return spans_; }
     uint32_t span_count() const { return span_count_; }
     void spans_clear() { span_count_ = 0; }
@@ -83,6 +93,7 @@ private:
     static int on_headers_complete(llhttp_t* parser);
     static int on_body(llhttp_t* parser, const char* at, size_t length);
     static int on_message_complete(llhttp_t* parser);
+    void relay_header(std::string_view name, std::string_view value);
 
     llhttp_settings_t settings_;
     llhttp_t parser_;
@@ -92,13 +103,16 @@ private:
     uint64_t body_bytes_ = 0;
     // The header being read: its name (lower-cased, truncated) and value, copied since
     // llhttp may deliver them in pieces across buffers.
-    char field_[32] = {};
+    char field_[64] = {};
     uint32_t field_bytes_ = 0;
     bool is_field_truncated_ = false;
     char value_[96] = {};
     uint32_t value_bytes_ = 0;
     bool is_value_after_field_ = false;
     bool is_value_truncated_ = false;  // The header's value outgrew value_.
+    char* relayed_ = nullptr;
+    uint32_t relayed_capacity_ = 0;
+    uint32_t relayed_bytes_ = 0;
     bool is_head_complete_ = false;
     bool is_message_complete_ = false;
     bool is_head_reported_ = false;

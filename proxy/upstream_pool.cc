@@ -31,8 +31,34 @@ UpstreamPool::UpstreamPool(Shard& shard, uint32_t slot_count)
     free_count_ = slot_count;
 }
 
-UpstreamConn* UpstreamPool::take_idle(int64_t channel_id) {
+namespace {
+
+// FNV-1a over what a connection was opened for: the checked address and, for https, the
+// name its certificate was verified against.
+uint64_t endpoint_tag(const Candidate& candidate) {
+    uint64_t hash = 1469598103934665603ull;
+    const auto mix = [&hash](const void* bytes, size_t length) {
+        const auto* cursor = static_cast<const unsigned char*>(bytes);
+        for (size_t index = 0; index < length; index++) {
+            hash = (hash ^ cursor[index]) * 1099511628211ull;
+        }
+    };
+    mix(&candidate.address, candidate.address_bytes);
+    mix(&candidate.is_tls, sizeof(candidate.is_tls));
+    mix(candidate.tls_host.data(), candidate.tls_host.size());
+    return hash;
+}
+
+}  // namespace
+
+UpstreamConn* UpstreamPool::take_idle(const Candidate& candidate) {
+    const int64_t channel_id = candidate.channel_id;
     IdleList& list = idle_.at(channel_id);
+    const uint64_t tag = endpoint_tag(candidate);
+    while (list.head != UINT32_MAX && slots_[list.head].channel_id == channel_id &&
+           slots_[list.head].endpoint_tag != tag) {
+        close(slots_[list.head]);  // Unlinks it: the loop ends within list.count steps.
+    }
     if (list.head == UINT32_MAX) {
         return nullptr;
     }
@@ -69,6 +95,7 @@ UpstreamConn* UpstreamPool::open(const Candidate& candidate) {
     RW_ASSERT(upstream.inflight_sqes == 0);
     upstream.fd = fd;
     upstream.channel_id = candidate.channel_id;
+    upstream.endpoint_tag = endpoint_tag(candidate);
     upstream.is_reused = false;
     upstream.is_recv_inflight = false;
     upstream.is_send_inflight = false;

@@ -41,7 +41,8 @@ struct UpstreamConn {
     bool is_rearm_listed = false;
     TlsSession tls;  // OpenSSL over memory BIOs; io_uring moves the bytes.
     int64_t channel_id = 0;
-    uint64_t deadline_ms = 0;  // 0: none.
+    uint64_t endpoint_tag = 0;  // Hash of the address and TLS name it was opened for.
+    uint64_t deadline_ms = 0;   // 0: none.
     uint64_t idle_since_ms = 0;
     uint32_t next_idle = UINT32_MAX;      // Pool list link (by slot).
     ProxyRequest* request = nullptr;      // While attached to a request.
@@ -57,8 +58,10 @@ public:
     UpstreamPool(const UpstreamPool&) = delete;
     UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-    // The most recently pooled connection of the channel, marked reused; nullptr if none.
-    [[nodiscard]] UpstreamConn* take_idle(int64_t channel_id);
+    // The most recently pooled connection of the candidate's channel, marked reused;
+    // nullptr if none. Pooled connections opened for another address or TLS name (the
+    // channel's base_url changed since) are closed on the way, never reused.
+    [[nodiscard]] UpstreamConn* take_idle(const Candidate& candidate);
     // A free slot with a new non-blocking TCP socket for the candidate's address family;
     // nullptr when every slot is taken or socket() fails.
     [[nodiscard]] UpstreamConn* open(const Candidate& candidate);

@@ -191,7 +191,8 @@ void tls_on_recv(Gateway& gateway, UpstreamConn& upstream, uint16_t bid, uint32_
 void tls_drain(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
     const uint32_t capacity = gateway.shard.buf_ring().buf_bytes();
     for (;;) {
-        if (request.is_relaying_stream && client_send_room(*request.conn) < 3) {
+        if (request.is_relaying_stream &&
+            client_send_room(*request.conn) < relay_room_needed(request)) {
             request.is_recv_wanted = true;
             return;
         }

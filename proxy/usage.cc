@@ -3,6 +3,7 @@
 // being decoded. Shard thread only (uses the thread's parser from json_fields).
 #include "proxy/usage.h"
 
+#include <algorithm>
 #include <cmath>
 #include <span>
 
@@ -15,7 +16,19 @@ namespace {
 namespace ondemand = simdjson::ondemand;
 
 // Which UsageParts counter a usage key feeds, per format.
-enum class UsageKey : uint8_t { none, input, output, cache_creation, cache_read, total };
+// input_details / output_details are the OpenAI *_tokens_details objects read by
+// read_details; the others are counters.
+enum class UsageKey : uint8_t {
+    none,
+    input,
+    output,
+    cache_creation,
+    cache_read,
+    reasoning,
+    total,
+    input_details,
+    output_details,
+};
 
 struct UsageKeyName {
     const char* name;  // No quote or backslash (raw_json_string::unsafe_is_equal's contract).
@@ -24,10 +37,14 @@ struct UsageKeyName {
 
 constexpr UsageKeyName chat_keys[] = {{"prompt_tokens", UsageKey::input},
                                       {"completion_tokens", UsageKey::output},
-                                      {"total_tokens", UsageKey::total}};
+                                      {"total_tokens", UsageKey::total},
+                                      {"prompt_tokens_details", UsageKey::input_details},
+                                      {"completion_tokens_details", UsageKey::output_details}};
 constexpr UsageKeyName responses_keys[] = {{"input_tokens", UsageKey::input},
                                            {"output_tokens", UsageKey::output},
-                                           {"total_tokens", UsageKey::total}};
+                                           {"total_tokens", UsageKey::total},
+                                           {"input_tokens_details", UsageKey::input_details},
+                                           {"output_tokens_details", UsageKey::output_details}};
 constexpr UsageKeyName embeddings_keys[] = {{"prompt_tokens", UsageKey::input},
                                             {"total_tokens", UsageKey::total}};
 constexpr UsageKeyName anthropic_keys[] = {
@@ -35,6 +52,10 @@ constexpr UsageKeyName anthropic_keys[] = {
     {"output_tokens", UsageKey::output},
     {"cache_creation_input_tokens", UsageKey::cache_creation},
     {"cache_read_input_tokens", UsageKey::cache_read}};
+
+// Inside prompt_tokens_details / input_tokens_details and their output twins.
+constexpr UsageKeyName input_details_keys[] = {{"cached_tokens", UsageKey::cache_read}};
+constexpr UsageKeyName output_details_keys[] = {{"reasoning_tokens", UsageKey::reasoning}};
 
 std::span<const UsageKeyName> usage_key_names(UsageFormat format) {
     switch (format) {
@@ -49,8 +70,8 @@ std::span<const UsageKeyName> usage_key_names(UsageFormat format) {
 // Keys are compared raw (unsafe_is_equal), not unescaped: upstreams write these keys
 // plainly, and skipping the unescape copy is a large share of the cost on bodies with many
 // top-level members. A key spelled with escapes is not counted.
-UsageKey usage_key(UsageFormat format, ondemand::raw_json_string key) {
-    for (const UsageKeyName& entry : usage_key_names(format)) {
+UsageKey usage_key(std::span<const UsageKeyName> names, ondemand::raw_json_string key) {
+    for (const UsageKeyName& entry : names) {
         if (key.unsafe_is_equal(entry.name)) {
             return entry.key;
         }
@@ -89,6 +110,56 @@ bool read_count(ondemand::value& value, uint64_t& count, bool& is_present) {
     return true;
 }
 
+// Stores one counter into parts.
+void usage_part_set(UsageParts& parts, UsageKey which, uint64_t count) {
+    switch (which) {
+        case UsageKey::input: parts.input_tokens = count; break;
+        case UsageKey::output: parts.output_tokens = count; break;
+        case UsageKey::cache_creation: parts.cache_creation_tokens = count; break;
+        case UsageKey::cache_read: parts.cache_read_tokens = count; break;
+        case UsageKey::reasoning: parts.reasoning_tokens = count; break;
+        case UsageKey::total:
+            parts.total_tokens = count;
+            parts.has_total = true;
+            break;
+        case UsageKey::none:
+        case UsageKey::input_details:
+        case UsageKey::output_details: RW_UNREACHABLE();
+    }
+}
+
+// An OpenAI *_tokens_details object: its known counters (cached_tokens, reasoning_tokens)
+// overwrite parts. Lenient by design (usage.h): a details value that is not an object, or
+// a counter in it that is not a count, is skipped; false only when the JSON itself breaks.
+bool read_details(ondemand::value& value, std::span<const UsageKeyName> names, UsageParts& parts) {
+    ondemand::json_type type;
+    if (value.type().get(type) != simdjson::SUCCESS) {
+        return false;
+    }
+    ondemand::object object;
+    if (type != ondemand::json_type::object) {
+        return true;  // null, or a shape some server invented: priced as plain tokens.
+    }
+    if (value.get_object().get(object) != simdjson::SUCCESS) {
+        return false;
+    }
+    for (auto member : object) {
+        ondemand::raw_json_string key;  // Points into the document; compared raw.
+        ondemand::value member_value;
+        if (member.key().get(key) != simdjson::SUCCESS ||
+            member.value().get(member_value) != simdjson::SUCCESS) {
+            return false;
+        }
+        const UsageKey which = usage_key(names, key);
+        uint64_t count = 0;
+        bool is_present = false;
+        if (which != UsageKey::none && read_count(member_value, count, is_present) && is_present) {
+            usage_part_set(parts, which, count);
+        }
+    }
+    return true;
+}
+
 // The usage value: an object (its known counters overwrite parts; has_usage set) or null
 // (no usage).
 bool read_usage(ondemand::value& value, UsageFormat format, UsageParts& parts, bool& has_usage) {
@@ -111,28 +182,26 @@ bool read_usage(ondemand::value& value, UsageFormat format, UsageParts& parts, b
             member.value().get(member_value) != simdjson::SUCCESS) {
             return false;
         }
-        const UsageKey which = usage_key(format, key);
+        const UsageKey which = usage_key(usage_key_names(format), key);
         if (which == UsageKey::none) {
-            continue;  // *_details objects and provider extras are skipped unread.
+            continue;  // Provider extras (audio details, service_tier) are skipped unread.
+        }
+        if (which == UsageKey::input_details || which == UsageKey::output_details) {
+            const auto names = which == UsageKey::input_details
+                                   ? std::span<const UsageKeyName>(input_details_keys)
+                                   : std::span<const UsageKeyName>(output_details_keys);
+            if (!read_details(member_value, names, parts)) {
+                return false;
+            }
+            continue;
         }
         uint64_t count = 0;
         bool is_present = false;
         if (!read_count(member_value, count, is_present)) {
             return false;
         }
-        if (!is_present) {
-            continue;
-        }
-        switch (which) {
-            case UsageKey::input: parts.input_tokens = count; break;
-            case UsageKey::output: parts.output_tokens = count; break;
-            case UsageKey::cache_creation: parts.cache_creation_tokens = count; break;
-            case UsageKey::cache_read: parts.cache_read_tokens = count; break;
-            case UsageKey::total:
-                parts.total_tokens = count;
-                parts.has_total = true;
-                break;
-            case UsageKey::none: RW_UNREACHABLE();
+        if (is_present) {
+            usage_part_set(parts, which, count);
         }
     }
     has_usage = true;
@@ -239,6 +308,16 @@ UsageCounts usage_counts_from_parts(const UsageParts& parts, UsageFormat format)
     counts.total_tokens = parts.has_total
                               ? parts.total_tokens
                               : add_saturated(counts.prompt_tokens, counts.completion_tokens);
+    // The kinds are parts of prompt and completion (usage.h); an upstream that reports more
+    // cached than prompt tokens is clamped, so no token is ever priced twice.
+    counts.cached_input_tokens = std::min(parts.cache_read_tokens, counts.prompt_tokens);
+    if (format == UsageFormat::anthropic_messages) {
+        counts.cache_write_tokens = std::min(parts.cache_creation_tokens,
+                                             counts.prompt_tokens - counts.cached_input_tokens);
+    }
+    counts.reasoning_tokens = std::min(parts.reasoning_tokens, counts.completion_tokens);
+    RW_ASSERT(counts.cached_input_tokens + counts.cache_write_tokens <= counts.prompt_tokens);
+    RW_ASSERT(counts.reasoning_tokens <= counts.completion_tokens);
     return counts;
 }
 

@@ -18,11 +18,20 @@ enum class UsageFormat : uint8_t {
     anthropic_messages,  // input/output + cache_creation_input/cache_read_input, no total.
 };
 
+// The token kinds a provider reports, kept apart so each can be priced at its own rate.
+// prompt and completion are the totals the token quota charges (as before kinds were
+// kept); the kinds below are parts of them, never added on top:
+//   prompt_tokens     = uncached input + cached_input_tokens + cache_write_tokens
+//   completion_tokens = visible output + reasoning_tokens
+// usage_counts_from_parts clamps the parts so these hold for any upstream numbers.
 struct UsageCounts {
     uint64_t prompt_tokens = 0;  // Anthropic: input + cache creation + cache read.
     uint64_t completion_tokens = 0;
-    uint64_t total_tokens = 0;  // Reported, or prompt + completion when missing.
-    bool has_usage = false;     // A usage object was seen (not absent, not null).
+    uint64_t total_tokens = 0;         // Reported, or prompt + completion when missing.
+    bool has_usage = false;            // A usage object was seen (not absent, not null).
+    uint64_t cached_input_tokens = 0;  // Of prompt: read from the provider's prompt cache.
+    uint64_t cache_write_tokens = 0;   // Of prompt: written to it (Anthropic cache creation).
+    uint64_t reasoning_tokens = 0;     // Of completion: hidden reasoning output.
 };
 
 // Reads usage from a whole (non-streaming) response body. Returns false when the body is
@@ -35,11 +44,22 @@ struct UsageCounts {
 // The counters as the provider names them, before they are folded into UsageCounts.
 // Streams report usage in parts (Anthropic: input in message_start, output in message_delta),
 // so a later usage object overwrites only the counters it carries.
+//
+// Where each kind comes from:
+//   cache_read_tokens  OpenAI chat prompt_tokens_details.cached_tokens, Responses
+//                      input_tokens_details.cached_tokens (both part of prompt/input),
+//                      Anthropic cache_read_input_tokens (not part of input_tokens)
+//   cache_creation     Anthropic cache_creation_input_tokens (not part of input_tokens)
+//   reasoning_tokens   OpenAI completion_tokens_details / output_tokens_details
+//                      .reasoning_tokens (part of completion/output)
+// A *_details member that is not an object is ignored (OpenAI-compatible servers vary):
+// its tokens are then priced as plain input or output, never lost from the totals.
 struct UsageParts {
     uint64_t input_tokens = 0;           // prompt_tokens / input_tokens
     uint64_t output_tokens = 0;          // completion_tokens / output_tokens
     uint64_t cache_creation_tokens = 0;  // Anthropic cache_creation_input_tokens
-    uint64_t cache_read_tokens = 0;      // Anthropic cache_read_input_tokens
+    uint64_t cache_read_tokens = 0;      // See above.
+    uint64_t reasoning_tokens = 0;       // See above.
     uint64_t total_tokens = 0;
     bool has_total = false;
     bool has_usage = false;

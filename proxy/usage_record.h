@@ -11,13 +11,16 @@
 // for chat deltas). Everything else charges nothing (usage_source=unknown): an upstream
 // error, a gateway-made 502/504 after an upstream 2xx head (truncated body, bad framing,
 // too large), a 204. The one exception is a stream already started: the client received
-// its 200 head and part of the answer, so a stream cut later is still estimated.
+// its 200 head and part of the answer, so a stream cut later is still estimated — unless
+// the provider itself ended it with its error event (end_reason=upstream_stream_error):
+// that is an upstream error, charged nothing beyond the usage it reported.
 #pragma once
 
 #include <cstdint>
 #include <string_view>
 
 #include "proxy/usage.h"
+#include "storage/prices.h"
 #include "storage/records.h"
 
 namespace rw {
@@ -28,8 +31,10 @@ struct BilledUsage {
 };
 
 // status_received: the status the client received (see the rule above); 0 for none.
+// has_stream_error: the provider ended the stream with its own error event.
 [[nodiscard]] BilledUsage usage_bill(const UsageCounts& known, uint16_t status_received,
-                                     uint64_t request_body_bytes, uint64_t events_relayed);
+                                     uint64_t request_body_bytes, uint64_t events_relayed,
+                                     bool has_stream_error = false);
 
 // Everything the record is made of, as plain values copied out of the request.
 struct UsageRecordInput {
@@ -54,10 +59,16 @@ struct UsageRecordInput {
     std::string_view client_request_id;    // Already checked (request_client_ids).
     std::string_view traceparent;          // Already checked.
     std::string_view upstream_request_id;  // The provider's, as its head carried it.
+    // The price in force for the model sent on the last attempt's channel at the request's
+    // start (Snapshot::prices().find), or nullptr: the row is then unpriced. Read during
+    // usage_record_build only (the caller holds the snapshot).
+    const PriceEntry* price;
 };
 
 // The record for the writer: usage by the billing rule, counters clamped to 32 bits,
-// text truncated to the record's fixed fields.
+// text truncated to the record's fixed fields, and its cost from `price` by cost.h's rule
+// computed from the record's own (clamped) token counts, so SQL over the row and the
+// price reproduces it. A row billed nothing (usage_source unknown) costs 0.
 [[nodiscard]] UsageRecord usage_record_build(const UsageRecordInput& input);
 
 }  // namespace rw

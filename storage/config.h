@@ -17,7 +17,7 @@ struct StorageConfig {
     uint32_t log_batch_rows = 512;    // RINGWAY_LOG_BATCH: rows per transaction.
     uint32_t log_flush_ms = 50;       // RINGWAY_LOG_FLUSH_MS: oldest row waits at most.
     uint32_t busy_timeout_ms = 5000;  // sqlite3_busy_timeout on every connection.
-    uint32_t queue_slots = 65536;     // Per shard SPSC slots; power of two.
+    uint32_t queue_slots = 16384;     // RINGWAY_LOG_QUEUE_SLOTS: per shard; power of two.
     // PRAGMA cache_size = -cache_kib (KiB), per connection. The writer appends at the right
     // edge of usage_logs and at one point per active key of its (key_id, ts_ms) index:
     // 8 MiB (2048 pages) holds that working set. 64 MiB made the writer bench slower (150k
@@ -27,7 +27,15 @@ struct StorageConfig {
     int64_t mmap_bytes = 256ll * 1024 * 1024;               // PRAGMA mmap_size.
     int64_t journal_size_limit_bytes = 64ll * 1024 * 1024;  // WAL truncated to this after ckpt.
     uint32_t retry_backoff_ms_max = 1000;  // Writer's bounded exponential backoff cap.
-    uint32_t keys_max = 1u << 20;          // In-memory quota counter slots.
+    // RINGWAY_WRITER_DRAIN_MS: after request_stop(), commits are retried this long; what is
+    // still uncommitted then goes to the spill file (storage/spill.h) and run() returns.
+    uint32_t drain_timeout_ms = 10000;
+    // RINGWAY_WRITER_STALL_MS: once commits have failed this long, shards refuse new
+    // requests (Writer::is_refusing) instead of serving what may never be recorded.
+    uint32_t stall_refuse_ms = 2000;
+    uint32_t retention_days = 90;  // RINGWAY_LOG_RETENTION_DAYS: usage_logs rows kept.
+    uint64_t db_max_bytes = 0;     // RINGWAY_DB_MAX_BYTES: soft cap on live data; 0: none.
+    uint32_t keys_max = 1u << 20;  // In-memory quota counter slots.
     // RINGWAY_SECRET_KEY_FILE's key (32 bytes) sealing channel keys at rest; empty: none,
     // channel keys are stored as plain text (storage/secrets.h).
     std::string secret_key;
@@ -47,7 +55,7 @@ struct StorageConfig {
     }
     if (config.queue_slots < 2 || !std::has_single_bit(config.queue_slots) ||
         config.queue_slots > log_queue_slots_max) {
-        return "log queue slots must be a power of two in 2.." +
+        return "RINGWAY_LOG_QUEUE_SLOTS must be a power of two in 2.." +
                std::to_string(log_queue_slots_max);
     }
     if (config.log_batch_rows > config.queue_slots * uint64_t(storage_shards_max)) {
@@ -55,6 +63,15 @@ struct StorageConfig {
     }
     if (config.keys_max == 0) {
         return "keys_max must be positive";
+    }
+    if (config.drain_timeout_ms == 0 || config.drain_timeout_ms > 3600000) {
+        return "RINGWAY_WRITER_DRAIN_MS must be in 1..3600000";
+    }
+    if (config.stall_refuse_ms == 0 || config.stall_refuse_ms > 3600000) {
+        return "RINGWAY_WRITER_STALL_MS must be in 1..3600000";
+    }
+    if (config.retention_days == 0 || config.retention_days > 36500) {
+        return "RINGWAY_LOG_RETENTION_DAYS must be in 1..36500";
     }
     if (config.retry_backoff_ms_max == 0) {
         return "retry backoff cap must be positive";

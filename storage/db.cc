@@ -4,6 +4,8 @@
 #include "storage/db.h"
 
 #include <sqlite3.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cinttypes>
 #include <cstdio>
@@ -230,6 +232,73 @@ int64_t Db::changes() const {
     return sqlite3_changes64(db_);
 }
 
+bool Db::backup_to(const std::string& target_path, std::string& error) {
+    RW_ASSERT(db_ != nullptr);
+    sqlite3* target = nullptr;
+    // SQLITE_OPEN_EXCLUSIVE is not for sqlite3_open_v2; refuse an existing file ourselves.
+    if (::access(target_path.c_str(), F_OK) == 0) {
+        error = target_path + " exists; refusing to overwrite it";
+        return false;
+    }
+    int rc = sqlite3_open_v2(target_path.c_str(), &target,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    if (rc == SQLITE_OK) {
+        sqlite3_backup* backup = sqlite3_backup_init(target, "main", db_, "main");
+        if (backup == nullptr) {
+            rc = sqlite3_errcode(target);
+        } else {
+            // -1: every page in one step, under one read transaction of the source
+            // [sqlite3_backup_step(3)]; BUSY/LOCKED only if the target were in use.
+            rc = sqlite3_backup_step(backup, -1);
+            const int finish_rc = sqlite3_backup_finish(backup);
+            rc = rc == SQLITE_DONE ? finish_rc : rc;
+        }
+    }
+    if (rc != SQLITE_OK) {
+        error = "backup to " + target_path +
+                " failed: " + (target != nullptr ? sqlite3_errmsg(target) : sqlite3_errstr(rc));
+    }
+    (void)sqlite3_close_v2(target);
+    if (rc != SQLITE_OK) {
+        (void)::unlink(target_path.c_str());
+    }
+    return rc == SQLITE_OK;
+}
+
+namespace {
+
+int64_t busy_clock_ms() {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return int64_t(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
+}
+
+}  // namespace
+
+void Db::set_busy_deadline(uint32_t timeout_ms, const std::atomic<int64_t>* deadline_ms) {
+    RW_ASSERT(db_ != nullptr);
+    RW_ASSERT(deadline_ms != nullptr);
+    busy_wait_ = BusyWait{timeout_ms, deadline_ms, 0};
+    // The handler runs on the thread stepping the statement; `count` is 0 on the first
+    // call of each wait. Returning 0 makes the statement fail SQLITE_BUSY
+    // [sqlite3_busy_handler(3)]. It replaces the busy_timeout set at open.
+    const auto handler = [](void* context, int count) -> int {
+        auto* wait = static_cast<BusyWait*>(context);
+        const int64_t now = busy_clock_ms();
+        if (count == 0) {
+            wait->started_ms = now;
+        }
+        const int64_t deadline = wait->deadline_ms->load(std::memory_order_relaxed);
+        if ((deadline != 0 && now >= deadline) ||
+            now - wait->started_ms >= int64_t(wait->timeout_ms)) {
+            return 0;
+        }
+        ::usleep(count < 10 ? 1000 : 5000);  // Short at first: most locks are brief.
+        return 1;
+    };
+    (void)sqlite3_busy_handler(db_, handler, &busy_wait_);
+}
+
 bool Db::prepare(std::string_view sql, Stmt& out) {
     RW_ASSERT(db_ != nullptr);
     RW_ASSERT(!out.is_prepared());
@@ -368,6 +437,10 @@ bool Db::open_apply_pragmas(const StorageConfig& config, DbMode mode, std::strin
     char sql[128];
     const std::string& path = path_;
     if (mode == DbMode::read_write) {
+        // A new file gets auto_vacuum=INCREMENTAL (retention gives pages back) only if it
+        // is set before the first page is written, which the WAL switch below does; on an
+        // existing database this is a no-op (migrations switch it with one VACUUM).
+        (void)exec("PRAGMA auto_vacuum=INCREMENTAL");
         // journal_mode returns the mode now in effect; anything but "wal" means WAL is
         // impossible here (e.g. a filesystem without shared memory)
         // [pragma.html#pragma_journal_mode].

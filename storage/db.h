@@ -6,6 +6,7 @@
 // Only db.cc and writer.cc include sqlite3.h; everyone else talks through this header.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -120,6 +121,15 @@ public:
     [[nodiscard]] bool in_transaction() const;
     [[nodiscard]] int64_t last_insert_rowid() const;
     [[nodiscard]] int64_t changes() const;  // Rows changed by the last statement.
+    // An online, consistent copy of this database into a new file at target_path (the
+    // SQLite backup API in one step: one read transaction, so writers keep committing in
+    // WAL mode and the copy is the database as of its start). Refuses an existing target.
+    [[nodiscard]] bool backup_to(const std::string& target_path, std::string& error);
+    // Replaces busy_timeout with a handler that waits for another connection's lock at
+    // most timeout_ms, and gives up as soon as the monotonic clock (ms) reaches
+    // *deadline_ms when that is non-zero: a waiting BEGIN then fails BUSY at once. The
+    // atomic must outlive the connection; any thread may store it.
+    void set_busy_deadline(uint32_t timeout_ms, const std::atomic<int64_t>* deadline_ms);
 
     // Records a failure for rc with context (used by Stmt). Returns false for chaining.
     bool fail(int rc, std::string_view context);
@@ -134,6 +144,12 @@ private:
     std::string last_error_;
     int last_rc_ = 0;
     uint32_t live_stmt_count_ = 0;  // Stmts prepared on this Db and not yet finalized.
+    struct BusyWait {
+        uint32_t timeout_ms = 0;
+        const std::atomic<int64_t>* deadline_ms = nullptr;
+        int64_t started_ms = 0;  // Of the current wait (the handler's count 0).
+    };
+    BusyWait busy_wait_;
 
     friend class Stmt;
 };

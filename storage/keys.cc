@@ -1,5 +1,5 @@
 // storage/keys.cc — key secrets (getrandom + SHA-256), spec validation, and the
-// key/channel writes that run on the writer thread through Writer::execute. Control
+// key/channel/price writes that run on the writer thread through Writer::execute. Control
 // plane only. Secrets never appear in errors or logs.
 #include "storage/keys.h"
 
@@ -255,20 +255,22 @@ void channel_bind_spec(Stmt& stmt, const ChannelSpec& spec) {
     stmt.bind_int64(9, spec.is_enabled ? 1 : 0);
     stmt.bind_int64(10, spec.allow_private_network ? 1 : 0);
     stmt.bind_text_or_null(11, spec.ca_file, spec.ca_file.empty());
-    stmt.bind_int64(12, spec.auto_disable ? 1 : 0);
+    stmt.bind_text(12, stream_usage_name(spec.stream_usage));
+    stmt.bind_int64(13, spec.auto_disable ? 1 : 0);
 }
 
 bool channel_insert(Db& db, void* context, std::string& /*error*/) {
     ChannelWrite& write = *static_cast<ChannelWrite*>(context);
     Stmt stmt;
     if (!db.prepare("INSERT INTO channels (name, kind, base_url, api_key, models, model_map,"
-                    " priority, weight, enabled, allow_private_network, ca_file, auto_disable,"
-                    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    " priority, weight, enabled, allow_private_network, ca_file, stream_usage,"
+                    " auto_disable, created_at)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                     stmt)) {
         return false;
     }
     channel_bind_spec(stmt, *write.spec);
-    stmt.bind_int64(13, unix_now_s());
+    stmt.bind_int64(14, unix_now_s());
     if (!db.step_done(stmt)) {
         return false;
     }
@@ -282,12 +284,13 @@ bool channel_update(Db& db, void* context, std::string& error) {
     if (!db.prepare(
             "UPDATE channels SET name = ?1, kind = ?2, base_url = ?3, api_key = ?4,"
             " models = ?5, model_map = ?6, priority = ?7, weight = ?8, enabled = ?9,"
-            " allow_private_network = ?10, ca_file = ?11, auto_disable = ?12 WHERE id = ?13",
+            " allow_private_network = ?10, ca_file = ?11, stream_usage = ?12, auto_disable = ?13"
+            " WHERE id = ?14",
             stmt)) {
         return false;
     }
     channel_bind_spec(stmt, *write.spec);
-    stmt.bind_int64(13, write.id);
+    stmt.bind_int64(14, write.id);
     return step_one_row(db, stmt, "channel", write.id, error);
 }
 
@@ -317,6 +320,51 @@ bool channel_delete(Db& db, void* context, std::string& error) {
     return step_one_row(db, stmt, "channel", write.id, error);
 }
 
+struct PriceWrite {
+    const PriceSpec* spec;
+    int64_t id;  // In: delete target. Out: inserted id.
+};
+
+bool price_insert(Db& db, void* context, std::string& /*error*/) {
+    PriceWrite& write = *static_cast<PriceWrite*>(context);
+    const PriceSpec& spec = *write.spec;
+    Stmt stmt;
+    if (!db.prepare("INSERT INTO prices (model, channel_id, input_per_mtok, output_per_mtok,"
+                    " cached_input_per_mtok, cache_write_per_mtok, reasoning_per_mtok,"
+                    " per_request, effective_from, created_at)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    stmt)) {
+        return false;
+    }
+    stmt.bind_text(1, spec.model);
+    stmt.bind_int64_or_null(2, spec.channel_id, spec.channel_id == 0);
+    stmt.bind_int64(3, spec.input_per_mtok);
+    stmt.bind_int64(4, spec.output_per_mtok);
+    stmt.bind_int64_or_null(5, spec.cached_input_per_mtok, !spec.has_cached_input);
+    stmt.bind_int64_or_null(6, spec.cache_write_per_mtok, !spec.has_cache_write);
+    stmt.bind_int64_or_null(7, spec.reasoning_per_mtok, !spec.has_reasoning);
+    stmt.bind_int64(8, spec.per_request);
+    stmt.bind_int64(9, spec.effective_from_s);
+    stmt.bind_int64(10, unix_now_s());
+    if (!db.step_done(stmt)) {
+        return false;
+    }
+    write.id = db.last_insert_rowid();
+    return true;
+}
+
+bool price_delete(Db& db, void* context, std::string& error) {
+    PriceWrite& write = *static_cast<PriceWrite*>(context);
+    Stmt stmt;
+    if (!db.prepare("UPDATE prices SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                    stmt)) {
+        return false;
+    }
+    stmt.bind_int64(1, write.id);
+    stmt.bind_int64(2, unix_now_s());
+    return step_one_row(db, stmt, "price", write.id, error);
+}
+
 }  // namespace
 
 bool Catalog::write_and_reload(Writer::AdminFn fn, void* context, std::string& error) {
@@ -328,6 +376,12 @@ bool Catalog::write_and_reload(Writer::AdminFn fn, void* context, std::string& e
         return false;
     }
     return true;
+}
+
+void Catalog::channels_changed() {
+    if (channels_changed_ != nullptr) {
+        channels_changed_(channels_changed_context_, snapshots_.publisher().epoch());
+    }
 }
 
 Result<CreatedKey> Catalog::create_key(const KeySpec& spec) {
@@ -408,6 +462,7 @@ Result<int64_t> Catalog::create_channel(const ChannelSpec& spec) {
         return Result<int64_t>::failure(error);
     }
     RW_ASSERT(write.id > 0);
+    channels_changed();
     return Result<int64_t>::success(write.id);
 }
 
@@ -421,12 +476,38 @@ bool Catalog::update_channel(int64_t id, const ChannelSpec& spec, std::string& e
         return false;
     }
     ChannelWrite write{&sealed, id};
-    return write_and_reload(channel_update, &write, error);
+    if (!write_and_reload(channel_update, &write, error)) {
+        return false;
+    }
+    channels_changed();
+    return true;
 }
 
 bool Catalog::delete_channel(int64_t id, std::string& error) {
     ChannelWrite write{nullptr, id};
-    return write_and_reload(channel_delete, &write, error);
+    if (!write_and_reload(channel_delete, &write, error)) {
+        return false;
+    }
+    channels_changed();
+    return true;
+}
+
+Result<int64_t> Catalog::create_price(const PriceSpec& spec) {
+    std::string error = price_spec_check(spec);
+    if (!error.empty()) {
+        return Result<int64_t>::failure(error);
+    }
+    PriceWrite write{&spec, 0};
+    if (!write_and_reload(price_insert, &write, error)) {
+        return Result<int64_t>::failure(error);
+    }
+    RW_ASSERT(write.id > 0);
+    return Result<int64_t>::success(write.id);
+}
+
+bool Catalog::delete_price(int64_t id, std::string& error) {
+    PriceWrite write{nullptr, id};
+    return write_and_reload(price_delete, &write, error);
 }
 
 bool channel_health_store(Writer& writer, const ChannelHealthRow& row, std::string& error) {

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/limits.h"
+#include "storage/prices.h"
 #include "storage/result.h"
 #include "storage/snapshot.h"
 #include "storage/writer.h"
@@ -48,7 +49,8 @@ struct ChannelSpec {
     uint32_t weight = 1;
     bool is_enabled = true;
     bool allow_private_network = false;
-    std::string ca_file;       // Empty: system CA paths.
+    std::string ca_file;  // Empty: system CA paths.
+    StreamUsage stream_usage = StreamUsage::inject;
     bool auto_disable = true;  // Failures may take the channel out of routing (health).
 };
 
@@ -72,14 +74,23 @@ struct CreatedKey {
     std::string key_prefix;
 };
 
-// Control-plane façade over Writer + SnapshotStore. Thread-safe (both are); each call
-// blocks until the write committed and the snapshot was reloaded. A failed reload after
-// a committed write is reported as an error too (the write stays).
+// Control-plane façade over Writer + SnapshotStore for keys, channels and prices. Thread-safe (both
+// are); each call blocks until the write committed and the snapshot was reloaded. A failed reload
+// after a committed write is reported as an error too (the write stays).
 class Catalog {
 public:
     // secret_key: seals channel keys before they are written (empty: stored as given).
     Catalog(Writer& writer, SnapshotStore& snapshots, std::string secret_key = {})
         : writer_(writer), snapshots_(snapshots), secret_key_(std::move(secret_key)) {}
+
+    // Called after every committed channel write and its snapshot reload, with the new
+    // snapshot epoch, before the call returns (the proxy waits there for the channel's
+    // address). Set once before the Catalog is shared.
+    using ChannelsChangedFn = void (*)(void* context, uint64_t snapshot_epoch);
+    void set_channels_changed(ChannelsChangedFn fn, void* context) {
+        channels_changed_ = fn;
+        channels_changed_context_ = context;
+    }
 
     [[nodiscard]] Result<CreatedKey> create_key(const KeySpec& spec);
     // Stores a secret the operator already has (e.g. migrated from another gateway).
@@ -91,14 +102,25 @@ public:
     [[nodiscard]] bool update_channel(int64_t id, const ChannelSpec& spec, std::string& error);
     [[nodiscard]] bool delete_channel(int64_t id, std::string& error);
 
+    // A new price version (price_spec_check'ed); its id. Versions are never edited: a
+    // change is a new version with a later effective_from (prices.h).
+    [[nodiscard]] Result<int64_t> create_price(const PriceSpec& spec);
+    // Marks a live version deleted (deleted_at = now): it prices nothing from the next
+    // snapshot on; rows it priced keep their cost and price_id. "no price with id N" when
+    // there is no live version N.
+    [[nodiscard]] bool delete_price(int64_t id, std::string& error);
+
 private:
     [[nodiscard]] bool write_and_reload(Writer::AdminFn fn, void* context, std::string& error);
     [[nodiscard]] bool channel_spec_seal(const ChannelSpec& spec, ChannelSpec& sealed,
                                          std::string& error) const;
+    void channels_changed();
 
     Writer& writer_;
     SnapshotStore& snapshots_;
     std::string secret_key_;
+    ChannelsChangedFn channels_changed_ = nullptr;
+    void* channels_changed_context_ = nullptr;
 };
 
 // Validation shared with the admin API (returns an empty string when valid).

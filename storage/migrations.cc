@@ -82,7 +82,88 @@ CREATE TABLE daily_usage (
 ) WITHOUT ROWID;
 CREATE INDEX daily_usage_day ON daily_usage (day);
 )sql",
-    // 2: operator's eyes. Request ids on the usage row (the client's x-request-id and
+    // 2: the ledger's money side. Token kinds per row (parts of prompt/completion, never
+    // added to them), the row's cost in nano-USD and the price version it used (NULL:
+    // unpriced), the same sums per day, each key's spend, and the price table. Prices are
+    // versions: a row is priced by the version in force at its start, and a deleted
+    // version is only marked (deleted_at), so every row's price_id still resolves.
+    R"sql(
+CREATE TABLE prices (
+    id                    INTEGER PRIMARY KEY,
+    model                 TEXT    NOT NULL CHECK (length(model) BETWEEN 1 AND 200),
+    channel_id            INTEGER CHECK (channel_id IS NULL OR channel_id > 0),
+    input_per_mtok        INTEGER NOT NULL CHECK (input_per_mtok BETWEEN 0 AND 10000000000000),
+    output_per_mtok       INTEGER NOT NULL CHECK (output_per_mtok BETWEEN 0 AND 10000000000000),
+    cached_input_per_mtok INTEGER
+                          CHECK (cached_input_per_mtok BETWEEN 0 AND 10000000000000),
+    cache_write_per_mtok  INTEGER CHECK (cache_write_per_mtok BETWEEN 0 AND 10000000000000),
+    reasoning_per_mtok    INTEGER CHECK (reasoning_per_mtok BETWEEN 0 AND 10000000000000),
+    per_request           INTEGER NOT NULL DEFAULT 0
+                          CHECK (per_request BETWEEN 0 AND 1000000000000),
+    effective_from        INTEGER NOT NULL CHECK (effective_from >= 0),
+    created_at            INTEGER NOT NULL,
+    deleted_at            INTEGER
+);
+CREATE INDEX prices_model ON prices (model, effective_from);
+ALTER TABLE usage_logs ADD COLUMN cached_input_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_logs ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_logs ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_logs ADD COLUMN cost_nano INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_logs ADD COLUMN price_id INTEGER;
+ALTER TABLE daily_usage ADD COLUMN cached_input_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE daily_usage ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE daily_usage ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE daily_usage ADD COLUMN cost_nano INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE daily_usage ADD COLUMN unpriced_requests INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE keys ADD COLUMN spend_nano INTEGER NOT NULL DEFAULT 0;
+UPDATE daily_usage SET unpriced_requests = requests;
+)sql",
+    // 3: per channel, whether streamed chat requests get stream_options.include_usage
+    // (inject) or go as the client sent them, for upstreams that reject it (off).
+    R"sql(
+ALTER TABLE channels ADD COLUMN stream_usage TEXT NOT NULL DEFAULT 'inject'
+    CHECK (stream_usage IN ('inject', 'off'));
+)sql",
+    // 4: long run (issue 11). spill_replays: the spill files already committed, so a
+    // replay interrupted before the file was removed is not committed twice. daily_usage
+    // is keyed by key x day x model x channel and kept forever while usage_logs rows are
+    // pruned after RINGWAY_LOG_RETENTION_DAYS, so the quota invariant is stated on it;
+    // it is rebuilt from usage_logs, which nothing had pruned before this version.
+    R"sql(
+CREATE TABLE daily_usage_v2 (
+    key_id            INTEGER NOT NULL,
+    day               TEXT    NOT NULL,
+    model             TEXT    NOT NULL,
+    channel_id        INTEGER NOT NULL,
+    requests          INTEGER NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    total_tokens      INTEGER NOT NULL,
+    cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens  INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens    INTEGER NOT NULL DEFAULT 0,
+    cost_nano           INTEGER NOT NULL DEFAULT 0,
+    unpriced_requests   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (key_id, day, model, channel_id)
+) WITHOUT ROWID;
+INSERT INTO daily_usage_v2 (key_id, day, model, channel_id, requests, prompt_tokens,
+                            completion_tokens, total_tokens, cached_input_tokens,
+                            cache_write_tokens, reasoning_tokens, cost_nano, unpriced_requests)
+    SELECT key_id, date(ts_ms / 1000, 'unixepoch'), model_requested, channel_id, count(*),
+           sum(prompt_tokens), sum(completion_tokens), sum(total_tokens),
+           sum(cached_input_tokens), sum(cache_write_tokens), sum(reasoning_tokens),
+           sum(cost_nano), sum(price_id IS NULL)
+    FROM usage_logs GROUP BY 1, 2, 3, 4;
+DROP TABLE daily_usage;
+ALTER TABLE daily_usage_v2 RENAME TO daily_usage;
+CREATE INDEX daily_usage_day ON daily_usage (day);
+CREATE TABLE spill_replays (
+    spill_id    BLOB    PRIMARY KEY CHECK (length(spill_id) = 16),
+    rows        INTEGER NOT NULL,
+    replayed_at INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
+    // 5: operator's eyes. Request ids on the usage row (the client's x-request-id and
     // traceparent, the provider's request id), found by any of them; indexes only where
     // ids are present so rows without one cost nothing. Channel health as the gateway last
     // judged it (a channel disabled by failures stays so across a restart) and the
@@ -138,6 +219,26 @@ bool migrate_apply(Db& db, uint32_t version_from, std::string& error) {
     return true;
 }
 
+// Retention prunes usage_logs; with auto_vacuum=INCREMENTAL the writer's incremental_vacuum
+// steps give the freed pages back to the file system. A database created before that needs
+// one VACUUM to switch (outside a transaction; it rewrites the file and needs as much free
+// disk as the database). A failed VACUUM is not fatal: freed pages are still reused.
+void migrate_auto_vacuum(Db& db) {
+    const Result<int64_t> mode = db.query_int64("PRAGMA auto_vacuum");
+    if (!mode.ok() || mode.value == 2) {
+        return;
+    }
+    std::fprintf(stderr,
+                 "ringway: storage: switching the database to auto_vacuum=INCREMENTAL"
+                 " (one VACUUM)\n");
+    if (!db.exec("PRAGMA auto_vacuum=INCREMENTAL") || !db.exec("VACUUM")) {
+        std::fprintf(stderr,
+                     "ringway: storage: VACUUM failed (%s); freed pages are reused but"
+                     " not returned to the disk\n",
+                     db.last_error().c_str());
+    }
+}
+
 }  // namespace
 
 uint32_t schema_version_latest() {
@@ -161,12 +262,11 @@ bool migrate(Db& db, std::string& error) {
                 "); refusing to open it";
         return false;
     }
-    if (version.value == int64_t(migration_count)) {
-        return true;
-    }
-    if (!migrate_apply(db, static_cast<uint32_t>(version.value), error)) {
+    if (version.value != int64_t(migration_count) &&
+        !migrate_apply(db, static_cast<uint32_t>(version.value), error)) {
         return false;
     }
+    migrate_auto_vacuum(db);
     const Result<int64_t> after = schema_version(db);
     RW_ASSERT(after.ok());
     RW_ASSERT(after.value == int64_t(migration_count));
@@ -176,12 +276,15 @@ bool migrate(Db& db, std::string& error) {
 QuotaInvariantReport check_quota_invariant(Db& db) {
     QuotaInvariantReport report;
     Stmt stmt;
-    // One pass over usage_logs grouped by key; keys without rows must have quota_used 0.
+    // One pass over daily_usage (kept forever; usage_logs is pruned) grouped by key; keys
+    // without rows must have 0 of both.
     const char* sql =
         "SELECT k.id FROM keys AS k LEFT JOIN ("
-        "  SELECT key_id, SUM(total_tokens) AS used FROM usage_logs GROUP BY key_id"
+        "  SELECT key_id, SUM(total_tokens) AS used, SUM(cost_nano) AS spent"
+        "  FROM daily_usage GROUP BY key_id"
         ") AS u ON u.key_id = k.id "
-        "WHERE k.quota_used != COALESCE(u.used, 0) ORDER BY k.id LIMIT 100";
+        "WHERE k.quota_used != COALESCE(u.used, 0) OR k.spend_nano != COALESCE(u.spent, 0) "
+        "ORDER BY k.id LIMIT 100";
     if (!db.prepare(sql, stmt)) {
         report.error = db.last_error();
         return report;

@@ -24,9 +24,11 @@ namespace rw {
 // Reads PRAGMA user_version.
 [[nodiscard]] Result<int64_t> schema_version(Db& db);
 
-// The invariant "for every key, keys.quota_used == SUM(usage_logs.total_tokens) of its
-// rows". Returns false with the offending key ids (at most 100) when it does not hold,
-// or with `error` set when the check itself could not run. A full scan: startup and
+// The invariant "for every key, keys.quota_used == SUM(daily_usage.total_tokens) and
+// keys.spend_nano == SUM(daily_usage.cost_nano) of its rows" (daily_usage is kept forever;
+// usage_logs rows are pruned, and each row's tokens and cost go to its day's aggregate in the
+// row's transaction). Returns false with the offending key ids (at most 100) when it does not
+// hold, or with `error` set when the check itself could not run. A full scan: startup and
 // tests only.
 struct QuotaInvariantReport {
     bool holds = false;

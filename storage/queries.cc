@@ -47,7 +47,7 @@ bool query_rows(Db& db, Stmt& stmt, ReadRow read, std::string& error) {
 
 constexpr const char* key_columns =
     "SELECT id, name, key_prefix, status, quota_limit, quota_used, expires_at, models, rpm,"
-    " max_concurrency, created_at FROM keys";
+    " max_concurrency, created_at, spend_nano FROM keys";
 
 KeyInfo key_info_read(const Stmt& stmt) {
     KeyInfo key;
@@ -64,13 +64,14 @@ KeyInfo key_info_read(const Stmt& stmt) {
     key.rpm = stmt.column_int64(8);
     key.concurrency_max = stmt.column_int64(9);
     key.created_at_s = stmt.column_int64(10);
+    key.spend_nano = stmt.column_int64(11);
     return key;
 }
 
 constexpr const char* channel_columns =
     "SELECT id, name, kind, base_url, api_key, models, model_map, priority, weight, enabled,"
-    " allow_private_network, ca_file, created_at, auto_disable, health_state, health_reason,"
-    " health_since_ms, health_error FROM channels";
+    " allow_private_network, ca_file, created_at, stream_usage, auto_disable, health_state,"
+    " health_reason, health_since_ms, health_error FROM channels";
 
 ChannelInfo channel_info_read(const Stmt& stmt, std::string_view secret_key) {
     ChannelInfo channel;
@@ -91,15 +92,176 @@ ChannelInfo channel_info_read(const Stmt& stmt, std::string_view secret_key) {
     channel.allow_private_network = stmt.column_int64(10) != 0;
     channel.ca_file = stmt.column_text(11);
     channel.created_at_s = stmt.column_int64(12);
-    channel.auto_disable = stmt.column_int64(13) != 0;
-    channel.health_state = stmt.column_text(14);
-    channel.health_reason = stmt.column_text(15);
-    channel.health_since_ms = stmt.column_int64(16);
-    channel.health_error = stmt.column_text(17);
+    channel.stream_usage = stmt.column_text(13);
+    channel.auto_disable = stmt.column_int64(14) != 0;
+    channel.health_state = stmt.column_text(15);
+    channel.health_reason = stmt.column_text(16);
+    channel.health_since_ms = stmt.column_int64(17);
+    channel.health_error = stmt.column_text(18);
     return channel;
 }
 
+// The sums every usage query selects, in this order, starting at column `first`.
+constexpr const char* daily_sums =
+    "SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens),"
+    " SUM(cached_input_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(cost_nano),"
+    " SUM(unpriced_requests)";
+constexpr const char* log_sums =
+    "COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens),"
+    " SUM(cached_input_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(cost_nano),"
+    " SUM(price_id IS NULL)";
+
+UsageTotals usage_totals_read(const Stmt& stmt, int first) {
+    UsageTotals totals;
+    totals.requests = stmt.column_int64(first);
+    totals.prompt_tokens = stmt.column_int64(first + 1);
+    totals.completion_tokens = stmt.column_int64(first + 2);
+    totals.total_tokens = stmt.column_int64(first + 3);
+    totals.cached_input_tokens = stmt.column_int64(first + 4);
+    totals.cache_write_tokens = stmt.column_int64(first + 5);
+    totals.reasoning_tokens = stmt.column_int64(first + 6);
+    totals.cost_nano = stmt.column_int64(first + 7);
+    totals.unpriced_requests = stmt.column_int64(first + 8);
+    return totals;
+}
+
+// SELECT ... GROUP BY for usage_grouped, from fixed fragments only (no caller text).
+// Columns: key_id, model, channel_id, day (constants where not grouped), then the sums.
+std::string usage_grouped_sql(const UsageGrouping& grouping) {
+    const bool is_from_logs = grouping.by_model || grouping.by_channel;
+    const char* day = is_from_logs ? "strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch')" : "day";
+    std::string sql = "SELECT ";
+    sql += grouping.by_key ? "key_id" : "0";
+    sql += grouping.by_model ? ", model_sent" : ", ''";
+    sql += grouping.by_channel ? ", channel_id" : ", 0";
+    sql += grouping.by_day ? std::string(", ") + day : ", ''";
+    sql += ", ";
+    sql += is_from_logs ? log_sums : daily_sums;
+    // Days are UTC calendar days; a log row's day is its start's, as the writer files it.
+    sql += is_from_logs
+               ? " FROM usage_logs WHERE (?1 = 0 OR key_id = ?1)"
+                 " AND (?2 IS NULL OR ts_ms >= strftime('%s', ?2) * 1000)"
+                 " AND (?3 IS NULL OR ts_ms < (strftime('%s', ?3) + 86400) * 1000)"
+               : " FROM daily_usage WHERE (?1 = 0 OR key_id = ?1) AND (?2 IS NULL OR day >= ?2)"
+                 " AND (?3 IS NULL OR day <= ?3)";
+    std::string group;
+    const auto add = [&group](const char* column) {
+        group += group.empty() ? "" : ", ";
+        group += column;
+    };
+    if (grouping.by_day) {
+        add("4");
+    }
+    if (grouping.by_key) {
+        add("1");
+    }
+    if (grouping.by_channel) {
+        add("3");
+    }
+    if (grouping.by_model) {
+        add("2");
+    }
+    if (!group.empty()) {
+        sql += " GROUP BY " + group + " ORDER BY " + group;
+    }
+    return sql + " LIMIT 100000";
+}
+
+constexpr const char* price_columns =
+    "SELECT id, model, channel_id, input_per_mtok, output_per_mtok, cached_input_per_mtok,"
+    " cache_write_per_mtok, reasoning_per_mtok, per_request, effective_from, created_at,"
+    " deleted_at FROM prices";
+
+PriceInfo price_info_read(const Stmt& stmt) {
+    PriceInfo price;
+    price.id = stmt.column_int64(0);
+    price.model = stmt.column_text(1);
+    price.channel_id = stmt.column_int64(2);
+    price.input_per_mtok = stmt.column_int64(3);
+    price.output_per_mtok = stmt.column_int64(4);
+    price.has_cached_input = !stmt.column_is_null(5);
+    price.cached_input_per_mtok = stmt.column_int64(5);
+    price.has_cache_write = !stmt.column_is_null(6);
+    price.cache_write_per_mtok = stmt.column_int64(6);
+    price.has_reasoning = !stmt.column_is_null(7);
+    price.reasoning_per_mtok = stmt.column_int64(7);
+    price.per_request = stmt.column_int64(8);
+    price.effective_from_s = stmt.column_int64(9);
+    price.created_at_s = stmt.column_int64(10);
+    price.deleted_at_s = stmt.column_int64(11);
+    return price;
+}
+
 }  // namespace
+
+Result<std::vector<UsageGroupRow>> Queries::usage_grouped(const UsageGrouping& grouping,
+                                                          int64_t key_id,
+                                                          std::string_view since_day,
+                                                          std::string_view until_day) {
+    using R = Result<std::vector<UsageGroupRow>>;
+    std::lock_guard<std::mutex> lock(mutex_);
+    Stmt stmt;
+    if (!db_.prepare(usage_grouped_sql(grouping), stmt)) {
+        return R::failure(db_.last_error());
+    }
+    stmt.bind_int64(1, key_id);
+    stmt.bind_text_or_null(2, since_day, since_day.empty());
+    stmt.bind_text_or_null(3, until_day, until_day.empty());
+    std::vector<UsageGroupRow> rows;
+    std::string error;
+    const bool is_ok = query_rows(
+        db_, stmt,
+        [&rows](const Stmt& row_stmt) {
+            UsageGroupRow row;
+            row.key_id = row_stmt.column_int64(0);
+            row.model = row_stmt.column_text(1);
+            row.channel_id = row_stmt.column_int64(2);
+            row.day = row_stmt.column_text(3);
+            row.totals = usage_totals_read(row_stmt, 4);
+            if (row.totals.requests > 0) {  // An ungrouped sum over no rows is one NULL row.
+                rows.push_back(std::move(row));
+            }
+        },
+        error);
+    return is_ok ? R::success(std::move(rows)) : R::failure(error);
+}
+
+Result<std::vector<PriceInfo>> Queries::list_prices(bool include_deleted) {
+    using R = Result<std::vector<PriceInfo>>;
+    std::lock_guard<std::mutex> lock(mutex_);
+    Stmt stmt;
+    if (!db_.prepare(
+            std::string(price_columns) +
+                (include_deleted ? " ORDER BY id" : " WHERE deleted_at IS NULL ORDER BY id"),
+            stmt)) {
+        return R::failure(db_.last_error());
+    }
+    std::vector<PriceInfo> rows;
+    std::string error;
+    const bool is_ok = query_rows(
+        db_, stmt, [&rows](const Stmt& row) { rows.push_back(price_info_read(row)); }, error);
+    return is_ok ? R::success(std::move(rows)) : R::failure(error);
+}
+
+Result<PriceInfo> Queries::get_price(int64_t id) {
+    using R = Result<PriceInfo>;
+    std::lock_guard<std::mutex> lock(mutex_);
+    Stmt stmt;
+    if (!db_.prepare(std::string(price_columns) + " WHERE id = ?1", stmt)) {
+        return R::failure(db_.last_error());
+    }
+    stmt.bind_int64(1, id);
+    std::vector<PriceInfo> rows;
+    std::string error;
+    if (!query_rows(
+            db_, stmt, [&rows](const Stmt& row) { rows.push_back(price_info_read(row)); }, error)) {
+        return R::failure(error);
+    }
+    if (rows.empty()) {
+        return R::failure("no price with id " + std::to_string(id));
+    }
+    return R::success(std::move(rows.front()));
+}
 
 Result<std::vector<DailyUsageRow>> Queries::usage_per_day(int64_t key_id,
                                                           std::string_view since_day,
@@ -107,10 +269,14 @@ Result<std::vector<DailyUsageRow>> Queries::usage_per_day(int64_t key_id,
     using R = Result<std::vector<DailyUsageRow>>;
     std::lock_guard<std::mutex> lock(mutex_);
     Stmt stmt;
-    if (!db_.prepare("SELECT key_id, day, requests, prompt_tokens, completion_tokens,"
-                     " total_tokens FROM daily_usage"
+    // daily_usage holds a row per model and channel too; the admin view is per key-day.
+    if (!db_.prepare("SELECT key_id, day, sum(requests), sum(prompt_tokens),"
+                     " sum(completion_tokens), sum(total_tokens), sum(cached_input_tokens),"
+                     " sum(cache_write_tokens), sum(reasoning_tokens), sum(cost_nano),"
+                     " sum(unpriced_requests) FROM daily_usage"
                      " WHERE (?1 = 0 OR key_id = ?1) AND (?2 IS NULL OR day >= ?2)"
-                     " AND (?3 IS NULL OR day <= ?3) ORDER BY day, key_id LIMIT 100000",
+                     " AND (?3 IS NULL OR day <= ?3) GROUP BY key_id, day"
+                     " ORDER BY day, key_id LIMIT 100000",
                      stmt)) {
         return R::failure(db_.last_error());
     }
@@ -123,8 +289,7 @@ Result<std::vector<DailyUsageRow>> Queries::usage_per_day(int64_t key_id,
         db_, stmt,
         [&rows](const Stmt& s) {
             rows.push_back(DailyUsageRow{s.column_int64(0), std::string(s.column_text(1)),
-                                         s.column_int64(2), s.column_int64(3), s.column_int64(4),
-                                         s.column_int64(5)});
+                                         usage_totals_read(s, 2)});
         },
         error);
     return is_ok ? R::success(std::move(rows)) : R::failure(error);
@@ -136,7 +301,8 @@ constexpr std::string_view log_columns =
     "SELECT id, ts_ms, key_id, channel_id, model_requested, model_sent, endpoint, status,"
     " prompt_tokens, completion_tokens, total_tokens, usage_source, end_reason, attempts,"
     " latency_us, ttfb_us, bytes_in, bytes_out, request_id, client_request_id, traceparent,"
-    " upstream_request_id FROM usage_logs";
+    " upstream_request_id, cached_input_tokens, cache_write_tokens, reasoning_tokens, cost_nano,"
+    " price_id FROM usage_logs";
 
 UsageLogRow log_row_read(const Stmt& s) {
     UsageLogRow row;
@@ -162,6 +328,11 @@ UsageLogRow log_row_read(const Stmt& s) {
     row.client_request_id = s.column_text(19);
     row.traceparent = s.column_text(20);
     row.upstream_request_id = s.column_text(21);
+    row.cached_input_tokens = s.column_int64(22);
+    row.cache_write_tokens = s.column_int64(23);
+    row.reasoning_tokens = s.column_int64(24);
+    row.cost_nano = s.column_int64(25);
+    row.price_id = s.column_int64(26);  // NULL reads as 0 = unpriced.
     return row;
 }
 

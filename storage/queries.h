@@ -1,6 +1,6 @@
-// storage/queries.h — read-only admin queries (control plane): usage per day, recent
-// usage logs (paginated by id), keys (never their hash) and channels (upstream key
-// masked as "sk-…abcd"). Uses its own read-only connection, so admin reads never wait
+// storage/queries.h — read-only admin queries (control plane): usage per day or grouped,
+// recent usage logs (paginated by id), prices, keys (never their hash) and channels
+// (upstream key masked as "sk-…abcd"). Uses its own read-only connection, so admin reads never wait
 // for the writer and never hold its lock (WAL readers do not block the writer).
 // Thread-safe: one mutex around the connection.
 #pragma once
@@ -16,13 +16,62 @@
 
 namespace rw {
 
-struct DailyUsageRow {
-    int64_t key_id = 0;
-    std::string day;  // 'YYYY-MM-DD' (UTC)
+// Sums over a set of usage rows: tokens by kind (cached_input and cache_write are parts of
+// prompt, reasoning of completion) and money in nano-USD.
+struct UsageTotals {
     int64_t requests = 0;
     int64_t prompt_tokens = 0;
     int64_t completion_tokens = 0;
     int64_t total_tokens = 0;
+    int64_t cached_input_tokens = 0;
+    int64_t cache_write_tokens = 0;
+    int64_t reasoning_tokens = 0;
+    int64_t cost_nano = 0;
+    int64_t unpriced_requests = 0;  // Rows without a price in force.
+};
+
+struct DailyUsageRow {
+    int64_t key_id = 0;
+    std::string day;  // 'YYYY-MM-DD' (UTC)
+    UsageTotals totals;
+};
+
+// GET /admin/usage?group_by=: which dimensions a row of sums is keyed by. Without model
+// or channel the daily aggregates answer; with either, the rows themselves (model is the
+// model sent upstream, the one its price was looked up by).
+struct UsageGrouping {
+    bool by_key = false;
+    bool by_model = false;
+    bool by_channel = false;
+    bool by_day = false;
+};
+
+struct UsageGroupRow {
+    int64_t key_id = 0;      // When by_key.
+    std::string model;       // When by_model.
+    int64_t channel_id = 0;  // When by_channel.
+    std::string day;         // When by_day.
+    UsageTotals totals;
+};
+
+// One price version as stored; money in nano-USD, has_* false for a kind without its own
+// rate (NULL).
+struct PriceInfo {
+    int64_t id = 0;
+    std::string model;
+    int64_t channel_id = 0;  // 0: any channel.
+    int64_t input_per_mtok = 0;
+    int64_t output_per_mtok = 0;
+    bool has_cached_input = false;
+    int64_t cached_input_per_mtok = 0;
+    bool has_cache_write = false;
+    int64_t cache_write_per_mtok = 0;
+    bool has_reasoning = false;
+    int64_t reasoning_per_mtok = 0;
+    int64_t per_request = 0;
+    int64_t effective_from_s = 0;
+    int64_t created_at_s = 0;
+    int64_t deleted_at_s = 0;  // 0: live.
 };
 
 struct UsageLogRow {
@@ -45,6 +94,11 @@ struct UsageLogRow {
     int64_t bytes_in = 0;
     int64_t bytes_out = 0;
     std::string request_id;
+    int64_t cached_input_tokens = 0;
+    int64_t cache_write_tokens = 0;
+    int64_t reasoning_tokens = 0;
+    int64_t cost_nano = 0;
+    int64_t price_id = 0;  // 0: unpriced.
     std::string client_request_id;
     std::string traceparent;
     std::string upstream_request_id;
@@ -58,6 +112,7 @@ struct KeyInfo {  // No hash, no secret: only what the admin API may show.
     bool has_quota_limit = false;
     int64_t quota_limit_tokens = 0;
     int64_t quota_used_tokens = 0;
+    int64_t spend_nano = 0;  // SUM(usage_logs.cost_nano) of its rows (the invariant).
     int64_t expires_at_s = 0;
     bool allows_all_models = true;
     std::string models_json;
@@ -79,6 +134,7 @@ struct ChannelInfo {
     bool is_enabled = false;
     bool allow_private_network = false;
     std::string ca_file;
+    std::string stream_usage;  // "inject" or "off"
     int64_t created_at_s = 0;
     bool auto_disable = true;
     std::string health_state;  // "up" or "down", as last persisted.
@@ -107,6 +163,16 @@ public:
     // The rows (newest first, at most query_rows_max) whose ringway, client or provider
     // request id is `request_id`.
     [[nodiscard]] Result<std::vector<UsageLogRow>> logs_by_request_id(std::string_view request_id);
+    // Sums grouped by `grouping` (UsageGrouping), same filters as usage_per_day, ordered
+    // by the grouped columns (day, key, channel, model). At most 100000 groups.
+    [[nodiscard]] Result<std::vector<UsageGroupRow>> usage_grouped(const UsageGrouping& grouping,
+                                                                   int64_t key_id,
+                                                                   std::string_view since_day,
+                                                                   std::string_view until_day);
+    // Price versions by id; deleted ones only when include_deleted.
+    [[nodiscard]] Result<std::vector<PriceInfo>> list_prices(bool include_deleted);
+    // One version, deleted or not.
+    [[nodiscard]] Result<PriceInfo> get_price(int64_t id);
     [[nodiscard]] Result<std::vector<KeyInfo>> list_keys();
     [[nodiscard]] Result<KeyInfo> get_key(int64_t id);
     [[nodiscard]] Result<std::vector<ChannelInfo>> list_channels();

@@ -25,6 +25,7 @@ enum class EndReason : uint8_t {
     upstream_error,  // Upstream answered with an error status (4xx/5xx) before any byte.
     local_error,     // The gateway failed the request itself (no channel, overload, ...).
     shutdown,
+    upstream_stream_error,  // The provider ended a started stream with its own error event.
 };
 
 // Text stored in usage_logs.usage_source / end_reason (stable: admin queries show it).
@@ -47,6 +48,7 @@ enum class EndReason : uint8_t {
         case EndReason::upstream_error: return "upstream_error";
         case EndReason::local_error: return "local_error";
         case EndReason::shutdown: return "shutdown";
+        case EndReason::upstream_stream_error: return "upstream_stream_error";
     }
     return "local_error";
 }
@@ -59,11 +61,17 @@ struct UsageRecord {
     uint64_t ttfb_us;     // To the first response byte sent to the client.
     uint64_t bytes_in;    // Client request bytes received.
     uint64_t bytes_out;   // Response bytes sent to the client.
+    int64_t cost_nano;    // The row's cost in nano-USD (proxy/cost.h); 0 when unpriced.
+    int64_t price_id;     // prices.id the cost used; 0 = unpriced (no price in force).
     uint32_t prompt_tokens;
     uint32_t completion_tokens;
     uint32_t total_tokens;  // What quota_used is charged (billing rule is the proxy's).
-    uint16_t status;        // HTTP status sent to the client.
-    uint16_t attempts;      // Upstream attempts made (1 = no retry).
+    // Token kinds, each a part of the total above it, never added to it (proxy/usage.h).
+    uint32_t cached_input_tokens;  // Of prompt_tokens.
+    uint32_t cache_write_tokens;   // Of prompt_tokens.
+    uint32_t reasoning_tokens;     // Of completion_tokens.
+    uint16_t status;               // HTTP status sent to the client.
+    uint16_t attempts;             // Upstream attempts made (1 = no retry).
     UsageSource usage_source;
     EndReason end_reason;
     char model_requested[record_model_bytes_max + 1];

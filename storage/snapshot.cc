@@ -27,6 +27,18 @@ std::string_view channel_kind_name(ChannelKind kind) {
     RW_UNREACHABLE();
 }
 
+std::string_view stream_usage_name(StreamUsage mode) {
+    return mode == StreamUsage::off ? "off" : "inject";
+}
+
+bool stream_usage_parse(std::string_view text, StreamUsage& mode) {
+    if (text == "inject" || text == "off") {
+        mode = text == "off" ? StreamUsage::off : StreamUsage::inject;
+        return true;
+    }
+    return false;
+}
+
 bool channel_kind_parse(std::string_view text, ChannelKind& kind) {
     if (text == "openai") {
         kind = ChannelKind::openai;
@@ -62,8 +74,9 @@ uint64_t key_hash_bucket(const KeyHash& hash) {
 }
 }  // namespace
 
-Snapshot::Snapshot(std::vector<KeyEntry> keys, std::vector<ChannelEntry> channels)
-    : keys_(std::move(keys)), channels_(std::move(channels)) {
+Snapshot::Snapshot(std::vector<KeyEntry> keys, std::vector<ChannelEntry> channels,
+                   PriceTable prices)
+    : keys_(std::move(keys)), channels_(std::move(channels)), prices_(std::move(prices)) {
     RW_ASSERT(keys_.size() < UINT32_MAX / 4);
     const uint64_t capacity = std::bit_ceil(std::max<uint64_t>(16, keys_.size() * 2));
     table_.assign(capacity, 0);
@@ -254,7 +267,7 @@ bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error)
 bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::string& error) {
     Stmt stmt;
     if (!db_.prepare("SELECT id, name, kind, base_url, api_key, models, model_map, priority,"
-                     " weight, enabled, allow_private_network, ca_file, auto_disable,"
+                     " weight, enabled, allow_private_network, ca_file, stream_usage, auto_disable,"
                      " health_state, health_reason, health_since_ms FROM channels"
                      " ORDER BY priority DESC, id",
                      stmt)) {
@@ -293,11 +306,72 @@ bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::st
         channel.is_enabled = stmt.column_int64(9) != 0;
         channel.allow_private_network = stmt.column_int64(10) != 0;
         channel.ca_file = stmt.column_text(11);
-        channel.auto_disable = stmt.column_int64(12) != 0;
-        channel.is_health_down = stmt.column_text(13) == "down";
-        channel.health_reason = stmt.column_text(14);
-        channel.health_since_ms = stmt.column_int64(15);
+        if (!stream_usage_parse(stmt.column_text(12), channel.stream_usage)) {
+            error = where + " has an unknown stream_usage";
+            return false;
+        }
+        channel.auto_disable = stmt.column_int64(13) != 0;
+        channel.is_health_down = stmt.column_text(14) == "down";
+        channel.health_reason = stmt.column_text(15);
+        channel.health_since_ms = stmt.column_int64(16);
         channels.push_back(std::move(channel));
+    }
+}
+
+// Live versions only (deleted_at NULL): a deleted version prices nothing from now on,
+// while the rows it priced keep their cost and price_id.
+bool SnapshotStore::reload_prices(std::vector<PriceEntry>& prices, std::string& error) {
+    Stmt stmt;
+    if (!db_.prepare("SELECT id, model, channel_id, input_per_mtok, output_per_mtok,"
+                     " cached_input_per_mtok, cache_write_per_mtok, reasoning_per_mtok,"
+                     " per_request, effective_from FROM prices WHERE deleted_at IS NULL"
+                     " ORDER BY id",
+                     stmt)) {
+        error = db_.last_error();
+        return false;
+    }
+    for (;;) {
+        const StepStatus status = stmt.step();
+        if (status == StepStatus::error) {
+            error = db_.last_error();
+            return false;
+        }
+        if (status == StepStatus::done) {
+            return true;
+        }
+        if (prices.size() == prices_max) {
+            error = "more than " + std::to_string(prices_max) + " live prices";
+            return false;
+        }
+        PriceSpec spec;
+        const int64_t id = stmt.column_int64(0);
+        spec.model = stmt.column_text(1);
+        spec.channel_id = stmt.column_int64(2);  // NULL reads as 0 = any channel.
+        spec.input_per_mtok = stmt.column_int64(3);
+        spec.output_per_mtok = stmt.column_int64(4);
+        spec.has_cached_input = !stmt.column_is_null(5);
+        spec.cached_input_per_mtok = stmt.column_int64(5);
+        spec.has_cache_write = !stmt.column_is_null(6);
+        spec.cache_write_per_mtok = stmt.column_int64(6);
+        spec.has_reasoning = !stmt.column_is_null(7);
+        spec.reasoning_per_mtok = stmt.column_int64(7);
+        spec.per_request = stmt.column_int64(8);
+        spec.effective_from_s = stmt.column_int64(9);
+        // The table's CHECKs hold the same bounds; a hand-edited row must not price
+        // anything with a rate the cost arithmetic was not sized for.
+        const std::string check = price_spec_check(spec);
+        if (!check.empty()) {
+            error = "price " + std::to_string(id) + ": " + check;
+            return false;
+        }
+        PriceEntry entry;
+        entry.id = id;
+        entry.is_prefix = spec.model.ends_with('*');
+        entry.model = entry.is_prefix ? spec.model.substr(0, spec.model.size() - 1) : spec.model;
+        entry.channel_id = spec.channel_id;
+        entry.effective_from_ms = spec.effective_from_s * 1000;
+        entry.rates = price_rates_resolve(spec);
+        prices.push_back(std::move(entry));
     }
 }
 
@@ -306,13 +380,15 @@ bool SnapshotStore::reload(std::string& error) {
     RW_ASSERT(db_.is_open());
     std::vector<KeyEntry> keys;
     std::vector<ChannelEntry> channels;
-    // One read transaction so keys and channels come from the same commit (WAL gives
+    std::vector<PriceEntry> prices;
+    // One read transaction so keys, channels and prices come from the same commit (WAL gives
     // the reader a stable view until COMMIT) [wal.html#concurrency].
     if (!db_.exec("BEGIN")) {
         error = db_.last_error();
         return false;
     }
-    const bool is_ok = reload_keys(keys, error) && reload_channels(channels, error);
+    const bool is_ok = reload_keys(keys, error) && reload_channels(channels, error) &&
+                       reload_prices(prices, error);
     if (!db_.exec("COMMIT") && is_ok) {
         error = db_.last_error();
         return false;
@@ -320,7 +396,8 @@ bool SnapshotStore::reload(std::string& error) {
     if (!is_ok) {
         return false;
     }
-    publisher_->publish(std::make_unique<Snapshot>(std::move(keys), std::move(channels)));
+    publisher_->publish(std::make_unique<Snapshot>(std::move(keys), std::move(channels),
+                                                   PriceTable(std::move(prices))));
     RW_ASSERT(publisher_->current() != nullptr);
     return true;
 }

@@ -22,6 +22,7 @@
 #include "storage/config.h"
 #include "storage/db.h"
 #include "storage/log_queue.h"
+#include "storage/prices.h"
 #include "storage/result.h"
 
 namespace rw {
@@ -33,6 +34,14 @@ enum class ChannelKind : uint8_t { openai, anthropic, openai_compatible };
 
 [[nodiscard]] std::string_view channel_kind_name(ChannelKind kind);
 [[nodiscard]] bool channel_kind_parse(std::string_view text, ChannelKind& kind);
+
+// Streamed chat requests to a channel: stream_options.include_usage forced on so the
+// stream can be metered (inject), or sent as the client wrote them (off: for upstreams
+// that reject stream_options; such streams are billed by estimate).
+enum class StreamUsage : uint8_t { inject, off };
+
+[[nodiscard]] std::string_view stream_usage_name(StreamUsage mode);
+[[nodiscard]] bool stream_usage_parse(std::string_view text, StreamUsage& mode);
 
 struct KeyEntry {
     int64_t id = 0;
@@ -69,12 +78,14 @@ struct ChannelEntry {
     bool is_health_down = false;  // Persisted health (see proxy/channel_health.h).
     std::string health_reason;
     int64_t health_since_ms = 0;
+    StreamUsage stream_usage = StreamUsage::inject;
 };
 
 // Immutable after construction. Lookups are plain reads: no SQL, no locks.
 class Snapshot {
 public:
-    Snapshot(std::vector<KeyEntry> keys, std::vector<ChannelEntry> channels);
+    Snapshot(std::vector<KeyEntry> keys, std::vector<ChannelEntry> channels,
+             PriceTable prices = {});
 
     // The key whose SHA-256 is `hash`, or nullptr. Open addressing on the hash's first
     // 8 bytes (already uniform), linear probing, load factor <= 1/2.
@@ -82,6 +93,8 @@ public:
     [[nodiscard]] const KeyEntry* find_key_by_id(int64_t id) const;
     [[nodiscard]] std::span<const KeyEntry> keys() const { return keys_; }
     [[nodiscard]] std::span<const ChannelEntry> channels() const { return channels_; }
+    // The live price versions (storage/prices.h); find() prices a request.
+    [[nodiscard]] const PriceTable& prices() const { return prices_; }
     [[nodiscard]] uint64_t epoch() const { return epoch_; }
 
 private:
@@ -89,7 +102,8 @@ private:
 
     std::vector<KeyEntry> keys_;          // Sorted by id.
     std::vector<ChannelEntry> channels_;  // By priority desc, then id.
-    std::vector<uint32_t> table_;         // keys_ index + 1; 0 = empty slot.
+    PriceTable prices_;
+    std::vector<uint32_t> table_;  // keys_ index + 1; 0 = empty slot.
     uint64_t table_mask_ = 0;
     uint64_t epoch_ = 0;  // Set once by publish().
 };
@@ -229,7 +243,8 @@ public:
 
     // After Writer::open (the schema must exist). reader_count = number of shards.
     [[nodiscard]] bool open(const StorageConfig& config, uint32_t reader_count, std::string& error);
-    // Loads keys + channels and publishes them. On failure the current snapshot stays.
+    // Loads keys, channels and live prices and publishes them. On failure the current snapshot
+    // stays.
     [[nodiscard]] bool reload(std::string& error);
 
     [[nodiscard]] SnapshotPublisher& publisher() { return *publisher_; }
@@ -238,6 +253,7 @@ public:
 private:
     [[nodiscard]] bool reload_keys(std::vector<KeyEntry>& keys, std::string& error);
     [[nodiscard]] bool reload_channels(std::vector<ChannelEntry>& channels, std::string& error);
+    [[nodiscard]] bool reload_prices(std::vector<PriceEntry>& prices, std::string& error);
 
     std::mutex mutex_;  // One reload at a time (the Db is single-threaded).
     Db db_;

@@ -100,21 +100,31 @@ void day_format(int32_t day_index, char* target) {
 constexpr const char* insert_usage_sql =
     "INSERT INTO usage_logs (ts_ms, key_id, channel_id, model_requested, model_sent, endpoint,"
     " status, prompt_tokens, completion_tokens, total_tokens, usage_source, end_reason,"
-    " attempts, latency_us, ttfb_us, bytes_in, bytes_out, request_id, client_request_id,"
+    " attempts, latency_us, ttfb_us, bytes_in, bytes_out, request_id, cached_input_tokens,"
+    " cache_write_tokens, reasoning_tokens, cost_nano, price_id, client_request_id,"
     " traceparent, upstream_request_id)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20, ?21)";
+    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
 
 constexpr const char* upsert_daily_sql =
     "INSERT INTO daily_usage (key_id, day, requests, prompt_tokens, completion_tokens,"
-    " total_tokens) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-    " ON CONFLICT (key_id, day) DO UPDATE SET requests = requests + excluded.requests,"
+    " total_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, cost_nano,"
+    " unpriced_requests, model, channel_id)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    " ON CONFLICT (key_id, day, model, channel_id) DO UPDATE SET"
+    " requests = requests + excluded.requests,"
     " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
     " completion_tokens = completion_tokens + excluded.completion_tokens,"
-    " total_tokens = total_tokens + excluded.total_tokens";
+    " total_tokens = total_tokens + excluded.total_tokens,"
+    " cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,"
+    " cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,"
+    " reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,"
+    " cost_nano = cost_nano + excluded.cost_nano,"
+    " unpriced_requests = unpriced_requests + excluded.unpriced_requests";
 
+// Tokens and money of a key move together: the same statement, the same transaction.
 constexpr const char* add_quota_used_sql =
-    "UPDATE keys SET quota_used = quota_used + ?2 WHERE id = ?1";
+    "UPDATE keys SET quota_used = quota_used + ?2, spend_nano = spend_nano + ?3 WHERE id = ?1";
 
 // uint64 values we store are far below 2^63 (bytes, microseconds); clamp anyway so a
 // corrupt record cannot turn into a negative column.
@@ -156,6 +166,24 @@ bool Writer::open(const StorageConfig& config, uint32_t shard_count, std::string
         error = "preparing writer statements: " + db_.last_error();
         return false;
     }
+    batch_.resize(config.log_batch_rows);
+    aggregates_.resize(config.log_batch_rows);
+    if (!replay_spill(error)) {
+        return false;
+    }
+    // Room for every row the queues and the batch can hold, so the spill at a shutdown
+    // deadline needs no new blocks even on a disk that has filled since.
+    const uint64_t queued_max = uint64_t(shard_count) * config.queue_slots + config.log_batch_rows;
+    if (!spill_.open(spill_path(config.db_path),
+                     std::min(spill_reserve_bytes_max, queued_max * sizeof(UsageRecord)), error)) {
+        return false;
+    }
+    if (!retention_.open(db_, config, error)) {
+        return false;
+    }
+    // A foreign lock must not hold the shutdown drain past its deadline: a BEGIN waiting
+    // for it gives up when the deadline passes, even mid-wait.
+    db_.set_busy_deadline(config.busy_timeout_ms, &stop_deadline_ms_);
     event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (event_fd_ < 0) {
         error = std::string("eventfd: ") + std::strerror(errno);
@@ -164,8 +192,6 @@ bool Writer::open(const StorageConfig& config, uint32_t shard_count, std::string
     for (uint32_t index = 0; index < shard_count; index++) {
         queues_.push_back(std::make_unique<LogQueue>(config.queue_slots));
     }
-    batch_.resize(config.log_batch_rows);
-    aggregates_.resize(config.log_batch_rows);
     {
         std::lock_guard<std::mutex> lock(command_mutex_);
         is_accepting_commands_ = true;
@@ -202,6 +228,11 @@ void Writer::notify(uint32_t shard_index) {
 }
 
 void Writer::request_stop() {
+    // Release below publishes the deadline with the flag; only the first call sets it.
+    if (!is_stop_requested_.load(std::memory_order_acquire)) {
+        stop_deadline_ms_.store(monotonic_ms() + config_.drain_timeout_ms,
+                                std::memory_order_relaxed);
+    }
     is_stop_requested_.store(true, std::memory_order_release);
     wake();
 }
@@ -236,9 +267,12 @@ void Writer::wait(Sleep mode, int64_t timeout_ms) {
     RW_ASSERT(mode != Sleep::awake);
     sleep_.store(mode, std::memory_order_relaxed);
     store_load_barrier();  // Pairs with notify()'s barrier.
+    // A stop request is work for an idle or partial-batch wait, not for a backoff: the
+    // retry after a failed commit still sleeps while stopping (run() bounds the sleep by
+    // the drain deadline). Skipping it once spun a core on ~400 failing COMMITs a second.
     bool has_work = (mode == Sleep::idle && !queues_are_empty()) ||
                     has_commands_.load(std::memory_order_acquire) ||
-                    is_stop_requested_.load(std::memory_order_acquire);
+                    (mode != Sleep::backoff && is_stop_requested_.load(std::memory_order_acquire));
     if (mode == Sleep::partial_batch) {
         for (const auto& queue : queues_) {  // The same test notify() makes.
             if (queue->depth() >= config_.log_batch_rows) {
@@ -273,22 +307,32 @@ void Writer::run() {
         drain_queues();
         const bool is_stopping = is_stop_requested_.load(std::memory_order_acquire);
         const int64_t now_ms = monotonic_ms();
+        if (is_stopping && batch_count_ > 0 && is_drain_expired()) {
+            spill_everything();  // Commits failed until the drain deadline.
+            break;
+        }
         const bool is_due =
             batch_count_ == config_.log_batch_rows || now_ms >= batch_deadline_ms_ || is_stopping;
         if (batch_count_ > 0 && is_due) {
             if (!commit_batch()) {
                 // Keep the batch; the queues back up and shards answer 503 meanwhile.
-                wait(Sleep::backoff, backoff_ms_);
+                wait(Sleep::backoff, backoff_sleep_ms(is_stopping));
+            } else {
+                (void)retention_step(is_stopping);  // Under load: one step per batch.
             }
             continue;
         }
         if (is_stopping && batch_count_ == 0 && queues_are_empty()) {
             break;
         }
+        if (retention_step(is_stopping)) {
+            continue;  // Between batches; the queues are looked at again first.
+        }
+        const int64_t prune_wait_ms = std::max<int64_t>(0, next_retention_ms_ - now_ms);
         if (batch_count_ == 0) {
-            wait(Sleep::idle, -1);
+            wait(Sleep::idle, is_stopping ? -1 : prune_wait_ms);
         } else {
-            wait(Sleep::partial_batch, batch_deadline_ms_ - now_ms);
+            wait(Sleep::partial_batch, std::min(batch_deadline_ms_ - now_ms, prune_wait_ms));
         }
     }
     RW_ASSERT(batch_count_ == 0);
@@ -297,13 +341,38 @@ void Writer::run() {
     is_running_.store(false, std::memory_order_release);
 }
 
+// The retry backoff after a failed commit; while stopping, no longer than the drain
+// deadline leaves.
+int64_t Writer::backoff_sleep_ms(bool is_stopping) const {
+    if (!is_stopping) {
+        return backoff_ms_;
+    }
+    const int64_t left_ms = stop_deadline_ms_.load(std::memory_order_relaxed) - monotonic_ms();
+    return std::clamp<int64_t>(left_ms, 0, backoff_ms_);
+}
+
+// One retention step when one is due (never while stopping: the drain comes first). True
+// when a step ran; the next is due at once if it found work, else after retention_check_ms.
+bool Writer::retention_step(bool is_stopping) {
+    const int64_t now_ms = monotonic_ms();
+    if (is_stopping || now_ms < next_retention_ms_) {
+        return false;
+    }
+    const int64_t wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+    const bool has_more = retention_.step(wall_ms);
+    next_retention_ms_ = has_more ? now_ms : now_ms + retention_check_ms;
+    return true;
+}
+
 bool Writer::commit_batch() {
     RW_ASSERT(batch_count_ > 0);
     RW_ASSERT(!db_.in_transaction());
     const int64_t start_us = monotonic_us();
     commit_batch_aggregate();
     if (!commit_batch_statements()) {
-        commit_failed(batch_count_);
+        commit_failed(batch_count_, start_us);
         return false;
     }
     const int64_t latency_us = monotonic_us() - start_us;
@@ -313,29 +382,55 @@ bool Writer::commit_batch() {
     return true;
 }
 
-// Sums the batch per (key, day) so a batch costs one upsert per key-day and one quota
-// update per key instead of one of each per row; same transaction, same totals.
+// Sums the batch per (key, day, model, channel) so a batch costs one upsert per group and
+// one quota update per key instead of one of each per row; same transaction, same totals.
 void Writer::commit_batch_aggregate() {
     for (uint32_t index = 0; index < batch_count_; index++) {
         const UsageRecord& record = batch_[index];
-        aggregates_[index] =
-            Aggregate{record.key_id,        day_from_ts_ms(record.ts_ms), 1,
-                      record.prompt_tokens, record.completion_tokens,     record.total_tokens};
+        Aggregate& row = aggregates_[index];
+        row = Aggregate{};
+        row.key_id = record.key_id;
+        row.channel_id = record.channel_id;
+        row.model = record.model_requested;
+        row.day = day_from_ts_ms(record.ts_ms);
+        row.requests = 1;
+        row.unpriced_requests = record.price_id == 0 ? 1 : 0;
+        row.prompt_tokens = record.prompt_tokens;
+        row.completion_tokens = record.completion_tokens;
+        row.total_tokens = record.total_tokens;
+        row.cached_input_tokens = record.cached_input_tokens;
+        row.cache_write_tokens = record.cache_write_tokens;
+        row.reasoning_tokens = record.reasoning_tokens;
+        row.cost_nano = record.cost_nano;
     }
+    const auto order = [](const Aggregate& a, const Aggregate& b) {
+        if (a.key_id != b.key_id) {
+            return a.key_id < b.key_id;
+        }
+        if (a.day != b.day) {
+            return a.day < b.day;
+        }
+        if (a.channel_id != b.channel_id) {
+            return a.channel_id < b.channel_id;
+        }
+        return std::strcmp(a.model, b.model) < 0;  // NUL-terminated (record_set_text).
+    };
     Aggregate* begin = aggregates_.data();
-    std::sort(begin, begin + batch_count_, [](const Aggregate& a, const Aggregate& b) {
-        return a.key_id != b.key_id ? a.key_id < b.key_id : a.day < b.day;
-    });
+    std::sort(begin, begin + batch_count_, order);
     uint32_t count = 0;
     for (uint32_t index = 0; index < batch_count_; index++) {
         const Aggregate& row = aggregates_[index];
-        if (count > 0 && aggregates_[count - 1].key_id == row.key_id &&
-            aggregates_[count - 1].day == row.day) {
+        if (count > 0 && !order(aggregates_[count - 1], row)) {  // Sorted: equal group.
             Aggregate& sum = aggregates_[count - 1];
             sum.requests += 1;
+            sum.unpriced_requests += row.unpriced_requests;
             sum.prompt_tokens += row.prompt_tokens;
             sum.completion_tokens += row.completion_tokens;
             sum.total_tokens += row.total_tokens;
+            sum.cached_input_tokens += row.cached_input_tokens;
+            sum.cache_write_tokens += row.cache_write_tokens;
+            sum.reasoning_tokens += row.reasoning_tokens;
+            sum.cost_nano += row.cost_nano;
         } else {
             aggregates_[count] = row;  // count <= index: never overwrites unread rows.
             count += 1;
@@ -349,9 +444,15 @@ void Writer::commit_batch_aggregate() {
 // The transaction itself. False on the first failing statement, transaction possibly
 // still open (the caller rolls back).
 bool Writer::commit_batch_statements() {
-    if (!db_.step_done(begin_)) {
-        return false;
-    }
+    // COMMIT may fail with BUSY (a reader blocking a checkpoint is not one; a lock is);
+    // the transaction then stays open and the caller rolls it back.
+    return db_.step_done(begin_) && write_batch_rows() && db_.step_done(commit_);
+}
+
+// The batch's rows, its per-(key, day, model, channel) sums and the keys' quota_used and
+// spend_nano, inside the open transaction. commit_batch_aggregate() has run.
+bool Writer::write_batch_rows() {
+    RW_ASSERT(db_.in_transaction());
     for (uint32_t index = 0; index < batch_count_; index++) {
         const UsageRecord& record = batch_[index];
         Stmt& s = insert_usage_;
@@ -373,9 +474,14 @@ bool Writer::commit_batch_statements() {
         s.bind_int64(16, to_sql_int(record.bytes_in));
         s.bind_int64(17, to_sql_int(record.bytes_out));
         s.bind_text(18, record_text(record.request_id));
-        s.bind_text(19, record_text(record.client_request_id));
-        s.bind_text(20, record_text(record.traceparent));
-        s.bind_text(21, record_text(record.upstream_request_id));
+        s.bind_int64(19, record.cached_input_tokens);
+        s.bind_int64(20, record.cache_write_tokens);
+        s.bind_int64(21, record.reasoning_tokens);
+        s.bind_int64(22, record.cost_nano);
+        s.bind_int64_or_null(23, record.price_id, record.price_id == 0);  // NULL: unpriced.
+        s.bind_text(24, record_text(record.client_request_id));
+        s.bind_text(25, record_text(record.traceparent));
+        s.bind_text(26, record_text(record.upstream_request_id));
         if (!db_.step_done(s)) {
             return false;
         }
@@ -388,7 +494,14 @@ bool Writer::commit_batch_statements() {
             sched_yield();
         }
     }
+    return commit_batch_aggregates();
+}
+
+// The batch's daily sums and the keys' quota_used and spend_nano, inside the open
+// transaction (write_batch_rows' caller commits it).
+bool Writer::commit_batch_aggregates() {
     uint64_t key_total_tokens = 0;
+    int64_t key_cost_nano = 0;
     for (uint32_t index = 0; index < aggregate_count_; index++) {
         const Aggregate& sum = aggregates_[index];
         char day[11];
@@ -399,10 +512,19 @@ bool Writer::commit_batch_statements() {
         upsert_daily_.bind_int64(4, to_sql_int(sum.prompt_tokens));
         upsert_daily_.bind_int64(5, to_sql_int(sum.completion_tokens));
         upsert_daily_.bind_int64(6, to_sql_int(sum.total_tokens));
+        upsert_daily_.bind_int64(7, to_sql_int(sum.cached_input_tokens));
+        upsert_daily_.bind_int64(8, to_sql_int(sum.cache_write_tokens));
+        upsert_daily_.bind_int64(9, to_sql_int(sum.reasoning_tokens));
+        upsert_daily_.bind_int64(10, sum.cost_nano);
+        upsert_daily_.bind_int64(11, sum.unpriced_requests);
+        upsert_daily_.bind_text(
+            12, std::string_view(sum.model, strnlen(sum.model, record_model_bytes_max)));
+        upsert_daily_.bind_int64(13, sum.channel_id);
         if (!db_.step_done(upsert_daily_)) {
             return false;
         }
         key_total_tokens += sum.total_tokens;
+        key_cost_nano += sum.cost_nano;
         const bool is_key_end =
             index + 1 == aggregate_count_ || aggregates_[index + 1].key_id != sum.key_id;
         if (is_key_end) {
@@ -410,18 +532,18 @@ bool Writer::commit_batch_statements() {
             // the invariant is stated per existing key.
             add_quota_used_.bind_int64(1, sum.key_id);
             add_quota_used_.bind_int64(2, to_sql_int(key_total_tokens));
+            add_quota_used_.bind_int64(3, key_cost_nano);
             if (!db_.step_done(add_quota_used_)) {
                 return false;
             }
             key_total_tokens = 0;
+            key_cost_nano = 0;
         }
     }
-    // COMMIT may fail with BUSY (a reader blocking a checkpoint is not one; a lock is);
-    // the transaction then stays open and the caller rolls it back.
-    return db_.step_done(commit_);
+    return true;
 }
 
-void Writer::commit_failed(uint32_t attempt_rows) {
+void Writer::commit_failed(uint32_t attempt_rows, int64_t attempt_start_us) {
     const std::string error = db_.last_error();
     // SQLite may already have rolled back on FULL/IOERR/BUSY/NOMEM; ROLLBACK only if a
     // transaction is still open [sqlite3_get_autocommit(3)].
@@ -431,6 +553,11 @@ void Writer::commit_failed(uint32_t attempt_rows) {
     commit_errors_.fetch_add(1, std::memory_order_relaxed);
     is_stalled_.store(true, std::memory_order_relaxed);
     failure_streak_ += 1;
+    if (failure_streak_ == 1) {
+        // Never 0 (the "not stalled" value): the monotonic clock is far past 1 ms here.
+        stalled_since_ms_.store(std::max<int64_t>(1, attempt_start_us / 1000),
+                                std::memory_order_relaxed);
+    }
     const uint32_t cap = config_.retry_backoff_ms_max;
     backoff_ms_ = backoff_ms_ == 0 ? 1 : std::min(cap, backoff_ms_ * 2);
     // Log the first failure and then every 64th, so a long stall does not flood journald.
@@ -451,6 +578,7 @@ void Writer::commit_succeeded(uint64_t latency_us) {
     failure_streak_ = 0;
     backoff_ms_ = 0;
     is_stalled_.store(false, std::memory_order_relaxed);
+    stalled_since_ms_.store(0, std::memory_order_relaxed);
     batches_committed_.fetch_add(1, std::memory_order_relaxed);
     last_batch_latency_us_.store(latency_us, std::memory_order_relaxed);
     batch_latency_us_total_.fetch_add(latency_us, std::memory_order_relaxed);
@@ -462,6 +590,114 @@ void Writer::commit_succeeded(uint64_t latency_us) {
         bucket += 1;
     }
     latency_histogram_[bucket].fetch_add(1, std::memory_order_relaxed);
+}
+
+// ---- The spill at the drain deadline, and its replay at the next open -------------------
+
+bool Writer::is_drain_expired() const {
+    return monotonic_ms() >= stop_deadline_ms_.load(std::memory_order_relaxed);
+}
+
+// Writer thread, stopping, commits still failing at the deadline: the batch and everything
+// still queued go to the spill file. Shards have stopped pushing, so the queues only drain.
+void Writer::spill_everything() {
+    RW_ASSERT(is_stop_requested_.load(std::memory_order_acquire));
+    RW_ASSERT(!db_.in_transaction());
+    uint64_t total = 0;
+    for (;;) {
+        total += batch_count_;
+        if (!spill_.append(batch_.data(), batch_count_) && spill_error_.empty()) {
+            spill_error_ = std::string("writing ") + spill_.path() + ": " + std::strerror(errno);
+        }
+        batch_count_ = 0;
+        drain_queues();
+        if (batch_count_ == 0 && queues_are_empty()) {
+            break;
+        }
+    }
+    spilled_rows_ = spill_.rows_appended();
+    if (spilled_rows_ > 0) {
+        std::string error;
+        if (!spill_.finish(error)) {
+            spill_error_ = error;
+            spilled_rows_ = 0;
+        }
+    }
+    lost_rows_ = total - spilled_rows_;
+    RW_ASSERT(spilled_rows_ + lost_rows_ == total);
+    RW_ASSERT(batch_count_ == 0);
+}
+
+// Writer::open: commits the rows of a spill file the previous run left, unless its id is
+// already in spill_replays (the replay committed, then the process died before the file
+// was reset). A file that cannot be read as a spill stops startup: it may hold usage.
+bool Writer::replay_spill(std::string& error) {
+    const std::string path = spill_path(config_.db_path);
+    const SpillContents spill = spill_read(path);
+    if (spill.state == SpillState::invalid) {
+        error = "the spill file " + path + " cannot be replayed (" + spill.error +
+                "); move it aside to start without its rows";
+        return false;
+    }
+    if (spill.state != SpillState::rows || spill.rows.empty()) {
+        return true;
+    }
+    Stmt seen;
+    if (!db_.prepare("SELECT count(*) FROM spill_replays WHERE spill_id = ?1", seen)) {
+        error = "reading spill_replays: " + db_.last_error();
+        return false;
+    }
+    seen.bind_blob(1, std::span<const uint8_t>(spill.spill_id, sizeof(spill.spill_id)));
+    const bool is_seen = seen.step() == StepStatus::row && seen.column_int64(0) > 0;
+    seen.reset();
+    if (is_seen) {
+        return true;  // Committed by an earlier start; the new reserve overwrites the file.
+    }
+    if (!replay_rows(spill, error)) {
+        if (db_.in_transaction()) {
+            (void)db_.step_done(rollback_);
+        }
+        return false;
+    }
+    replayed_rows_ = spill.rows.size();
+    return true;
+}
+
+bool Writer::replay_rows(const SpillContents& spill, std::string& error) {
+    RW_ASSERT(batch_count_ == 0);
+    const auto fail = [&](const char* step) {
+        error = std::string("replaying ") + std::to_string(spill.rows.size()) +
+                " spilled usage rows failed (" + step + "): " + db_.last_error();
+        batch_count_ = 0;
+        return false;
+    };
+    if (!db_.step_done(begin_)) {
+        return fail("BEGIN");
+    }
+    // One transaction for every row and the marker: all of them exactly once, or none.
+    for (size_t offset = 0; offset < spill.rows.size(); offset += config_.log_batch_rows) {
+        batch_count_ =
+            uint32_t(std::min<size_t>(config_.log_batch_rows, spill.rows.size() - offset));
+        std::memcpy(batch_.data(), &spill.rows[offset], batch_count_ * sizeof(UsageRecord));
+        commit_batch_aggregate();
+        if (!write_batch_rows()) {
+            return fail("insert");
+        }
+    }
+    batch_count_ = 0;
+    Stmt mark;
+    if (!db_.prepare("INSERT INTO spill_replays (spill_id, rows, replayed_at)"
+                     " VALUES (?1, ?2, unixepoch())",
+                     mark)) {
+        return fail("prepare");
+    }
+    mark.bind_blob(1, std::span<const uint8_t>(spill.spill_id, sizeof(spill.spill_id)));
+    mark.bind_int64(2, int64_t(spill.rows.size()));
+    if (!db_.step_done(mark) || !db_.step_done(commit_)) {
+        return fail("commit");
+    }
+    rows_written_.fetch_add(spill.rows.size(), std::memory_order_relaxed);
+    return true;
 }
 
 // ---- Control-plane commands ------------------------------------------------------------

@@ -2,10 +2,12 @@
 // connection, every prepared statement and one LogQueue per shard. Shards push records
 // and call notify(); run() drains all queues and commits batches (log_batch_rows rows or
 // log_flush_ms, whichever first) in one BEGIN IMMEDIATE transaction: usage rows, daily
-// aggregates and keys.quota_used together or not at all. A failed commit is rolled back
-// and retried with bounded backoff; a record is never dropped. Control-plane writes
-// (keys, channels) also run on this thread through execute(), so no two connections in
-// this process ever contend for the write lock.
+// aggregates and keys.quota_used / keys.spend_nano together or not at all. A failed commit is
+// rolled back and retried with bounded backoff; a record is never dropped. After
+// request_stop() the retries go on for drain_timeout_ms at most; what is still uncommitted
+// then is written to the spill file, which the next open() commits exactly once.
+// Control-plane writes (keys, channels) also run on this thread through execute(), so no
+// two connections in this process ever contend for the write lock.
 #pragma once
 
 #include <atomic>
@@ -22,6 +24,8 @@
 #include "storage/db.h"
 #include "storage/log_queue.h"
 #include "storage/records.h"
+#include "storage/retention.h"
+#include "storage/spill.h"
 
 namespace rw {
 
@@ -52,7 +56,9 @@ public:
 
     // Startup, before any shard runs: opens config.db_path read-write with verified
     // PRAGMAs, applies migrations, prepares the batch statements and creates
-    // shard_count queues of config.queue_slots. False with one clear line in `error`.
+    // shard_count queues of config.queue_slots. Commits a spill file left by the previous
+    // run (once: its id is recorded in the same transaction), then reserves a new one.
+    // False with one clear line in `error`.
     [[nodiscard]] bool open(const StorageConfig& config, uint32_t shard_count, std::string& error);
 
     // Shard i's queue: producer side for shard i only. Stable for the Writer's life.
@@ -71,13 +77,14 @@ public:
     // queue already holds a full batch. Otherwise only a fence and a load (no syscall).
     void notify(uint32_t shard_index);
 
-    // The writer thread's body. Returns only after request_stop() once every record
-    // already pushed has been committed (the SIGTERM drain). Shards must have stopped
+    // The writer thread's body. Returns after request_stop() once every record already
+    // pushed has been committed (the SIGTERM drain), or, when commits still fail
+    // drain_timeout_ms after request_stop(), once the rest went to the spill file
+    // (spilled_rows(); lost_rows() if even that write failed). Shards must have stopped
     // pushing before request_stop(); records pushed after run() returns are not seen.
-    // If commits keep failing, run() keeps retrying: it never returns with rows lost.
     void run();
 
-    // Any thread. run() finishes the drain, then returns.
+    // Any thread. Starts the drain deadline; run() finishes the drain, then returns.
     void request_stop();
 
     // Control plane: runs fn on the writer thread (in BEGIN IMMEDIATE ... COMMIT when
@@ -95,20 +102,43 @@ public:
 
     [[nodiscard]] WriterStats stats() const;
     [[nodiscard]] bool is_stalled() const { return is_stalled_.load(std::memory_order_relaxed); }
+    // Shard side, per admission: true once commits have been failing for stall_refuse_ms
+    // (now_ms on the CLOCK_MONOTONIC time base, in ms). One relaxed load.
+    [[nodiscard]] bool is_refusing(uint64_t now_ms) const {
+        const int64_t since = stalled_since_ms_.load(std::memory_order_relaxed);
+        return since != 0 && int64_t(now_ms) - since >= int64_t(config_.stall_refuse_ms);
+    }
     [[nodiscard]] uint64_t rows_written() const {
         return rows_written_.load(std::memory_order_relaxed);
     }
+    // After run() returned: rows put in the spill file, rows neither committed nor spilled.
+    [[nodiscard]] uint64_t spilled_rows() const { return spilled_rows_; }
+    [[nodiscard]] uint64_t lost_rows() const { return lost_rows_; }
+    [[nodiscard]] const std::string& spill_file_path() const { return spill_.path(); }
+    [[nodiscard]] const std::string& spill_error() const { return spill_error_; }
+    // After open(): rows of the previous run's spill file committed now (0: none).
+    [[nodiscard]] uint64_t replayed_rows() const { return replayed_rows_; }
+    // Any thread (relaxed counters).
+    [[nodiscard]] RetentionStats retention_stats() const { return retention_.stats(); }
 
 private:
     struct Command;
-    // Per-batch sums per (key, day); runs of one key are adjacent after sorting.
+    // Per-batch sums per (key, day, model, channel); runs of one key are adjacent after
+    // sorting. `model` points into batch_ (valid until the batch is cleared).
     struct Aggregate {
         int64_t key_id;
-        int32_t day;  // Days since 1970-01-01 (UTC).
+        int64_t channel_id;
+        const char* model;  // The model the client asked for (model_requested).
+        int32_t day;        // Days since 1970-01-01 (UTC).
         uint32_t requests;
+        uint32_t unpriced_requests;  // Rows without a price (price_id 0).
         uint64_t prompt_tokens;
         uint64_t completion_tokens;
         uint64_t total_tokens;
+        uint64_t cached_input_tokens;
+        uint64_t cache_write_tokens;
+        uint64_t reasoning_tokens;
+        int64_t cost_nano;  // A batch of rows each under 2^58 nano-USD: no overflow.
     };
 
     // What the writer is sleeping on, so notify() knows whether a wake is worth a syscall.
@@ -120,13 +150,24 @@ private:
     [[nodiscard]] bool queues_are_empty() const;
     [[nodiscard]] bool commit_batch();
     [[nodiscard]] bool commit_batch_statements();
+    [[nodiscard]] bool commit_batch_aggregates();
+    [[nodiscard]] bool write_batch_rows();
+    [[nodiscard]] bool replay_spill(std::string& error);
+    [[nodiscard]] bool replay_rows(const SpillContents& spill, std::string& error);
+    void spill_everything();
+    [[nodiscard]] int64_t backoff_sleep_ms(bool is_stopping) const;
+    bool retention_step(bool is_stopping);
+    [[nodiscard]] bool is_drain_expired() const;
     void commit_batch_aggregate();
-    void commit_failed(uint32_t attempt_rows);
+    void commit_failed(uint32_t attempt_rows, int64_t attempt_start_us);
     void commit_succeeded(uint64_t latency_us);
     void wait(Sleep mode, int64_t timeout_ms);
     void wake();
     void fail_pending_commands();
 
+    // Monotonic ms; stored before is_stop_requested_. Declared before db_, whose busy
+    // handler reads it (even while the connection closes).
+    std::atomic<int64_t> stop_deadline_ms_{0};
     // Declared before the statements: members are destroyed in reverse order, and the
     // Db asserts every statement is finalized when it closes.
     Db db_;
@@ -136,6 +177,9 @@ private:
     Stmt insert_usage_;
     Stmt upsert_daily_;
     Stmt add_quota_used_;
+    SpillFile spill_;
+    Retention retention_;            // Holds statements on db_: declared after it.
+    int64_t next_retention_ms_ = 0;  // Monotonic ms when the next step is due.
 
     StorageConfig config_;
     std::vector<std::unique_ptr<LogQueue>> queues_;
@@ -152,6 +196,10 @@ private:
 
     std::atomic<Sleep> sleep_{Sleep::awake};
     std::atomic<bool> is_stop_requested_{false};
+    uint64_t spilled_rows_ = 0;
+    uint64_t lost_rows_ = 0;
+    uint64_t replayed_rows_ = 0;
+    std::string spill_error_;
     std::atomic<bool> is_running_{false};
 
     std::mutex command_mutex_;       // Guards commands_ and is_accepting_commands_.
@@ -166,6 +214,8 @@ private:
     std::atomic<uint64_t> batch_latency_us_max_{0};
     std::atomic<uint64_t> batch_latency_us_total_{0};
     std::atomic<bool> is_stalled_{false};
+    // Monotonic ms when the first of the current run of failed commits started; 0: none.
+    std::atomic<int64_t> stalled_since_ms_{0};
     std::atomic<uint64_t> admin_commands_{0};
     std::atomic<uint64_t> latency_histogram_[writer_latency_bucket_count] = {};
 };

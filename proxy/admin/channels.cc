@@ -42,6 +42,7 @@ struct ChannelFields {
     bool has_allow_private_network = false;
     bool has_ca_file = false;
     bool has_auto_disable = false;
+    bool has_stream_usage = false;
     std::string name;
     std::string kind;
     std::string base_url;
@@ -54,6 +55,7 @@ struct ChannelFields {
     bool allow_private_network = false;
     std::string ca_file;
     bool auto_disable = true;
+    std::string stream_usage;
 };
 
 bool channel_field_read(ChannelFields& fields, std::string_view key, ondemand::value& value,
@@ -107,6 +109,10 @@ bool channel_field_read(ChannelFields& fields, std::string_view key, ondemand::v
         fields.ca_file.clear();
         return json_is_null(value) || json_read_string(value, key, fields.ca_file, error);
     }
+    if (key == "stream_usage") {
+        fields.has_stream_usage = true;
+        return json_read_string(value, key, fields.stream_usage, error);
+    }
     return json_unknown_field(key, error);
 }
 
@@ -152,6 +158,10 @@ bool channel_fields_apply(const ChannelFields& fields, ChannelSpec& spec, std::s
     }
     if (fields.has_auto_disable) {
         spec.auto_disable = fields.auto_disable;
+    }
+    if (fields.has_stream_usage && !stream_usage_parse(fields.stream_usage, spec.stream_usage)) {
+        error = "stream_usage must be inject or off";
+        return false;
     }
     return true;
 }
@@ -220,6 +230,7 @@ void json_out_channel(JsonOut& out, const ChannelInfo& channel, const ChannelHea
     out.key("allow_private_network").boolean(channel.allow_private_network);
     out.key("ca_file");
     channel.ca_file.empty() ? out.null() : out.string(channel.ca_file);
+    out.key("stream_usage").string(channel.stream_usage);
     out.key("created_at").number(channel.created_at_s);
     out.key("auto_disable").boolean(channel.auto_disable);
     json_out_health(out, channel, board);
@@ -339,6 +350,9 @@ AdminReply admin_channels_patch(AdminDeps& deps, const AdminRequest& request) {
     spec.allow_private_network = info.allow_private_network;
     spec.ca_file = info.ca_file;
     spec.auto_disable = info.auto_disable;
+    if (!stream_usage_parse(info.stream_usage, spec.stream_usage)) {
+        return admin_reply_storage_error("stored stream_usage is unknown");
+    }
     if (!fields.has_api_key) {
         ChannelSecretRead read{id, {}};
         if (!deps.writer.execute(channel_secret_read, &read, error, false)) {

@@ -24,13 +24,14 @@
 #include <vector>
 
 #include "core/text.h"
+#include "proxy/admin/cli_args.h"
 #include "proxy/admin/cli_print.h"
 #include "proxy/admin/cli_usage.h"
 
 namespace rw {
 
 bool admin_cli_is_command(std::string_view arg) {
-    return arg == "key" || arg == "channel" || arg == "usage" || arg == "logs";
+    return arg == "key" || arg == "channel" || arg == "price" || arg == "usage" || arg == "logs";
 }
 
 bool admin_cli_parse_duration(std::string_view text, int64_t& seconds) {
@@ -71,141 +72,6 @@ std::string admin_cli_error_text(std::string_view body) {
 }
 
 namespace {
-
-// ---- Arguments ------------------------------------------------------------------------------
-
-struct Args {
-    std::vector<std::string> positional;                       // After the command words.
-    std::vector<std::pair<std::string, std::string>> options;  // --name value; flags: "".
-    bool is_json = false;
-};
-
-bool is_flag(std::string_view name) {
-    return name == "allow-private-network" || name == "enabled" || name == "disabled" ||
-           name == "json" || name == "help" || name == "auto-disable";
-}
-
-// argv from `first` on: "--x v", "--x=v", flags without a value, positionals.
-bool args_parse(int argc, char** argv, int first, Args& args, std::string& error) {
-    for (int i = first; i < argc; i++) {
-        const std::string_view arg = argv[i];
-        if (!arg.starts_with("--")) {
-            args.positional.emplace_back(arg);
-            continue;
-        }
-        std::string name(arg.substr(2));
-        std::string value;
-        if (const size_t eq = name.find('='); eq != std::string::npos) {
-            value = name.substr(eq + 1);
-            name.resize(eq);
-        } else if (!is_flag(name)) {
-            if (i + 1 >= argc) {
-                error = "--" + name + " needs a value";
-                return false;
-            }
-            value = argv[++i];
-        }
-        if (name == "json") {
-            args.is_json = true;
-            continue;
-        }
-        args.options.emplace_back(name, value);
-    }
-    return true;
-}
-
-const std::string* args_option(const Args& args, std::string_view name) {
-    for (const auto& [option, value] : args.options) {
-        if (option == name) {
-            return &value;
-        }
-    }
-    return nullptr;
-}
-
-bool args_only(const Args& args, std::initializer_list<std::string_view> known,
-               std::string& error) {
-    for (const auto& [option, value] : args.options) {
-        bool is_known = false;
-        for (const std::string_view candidate : known) {
-            is_known = is_known || candidate == option;
-        }
-        if (!is_known) {
-            error = "unknown option --" + option;
-            return false;
-        }
-    }
-    return true;
-}
-
-// A whole number of at most 18 digits (the largest the options take).
-bool parse_count(std::string_view text, int64_t& out) {
-    return parse_decimal_i64(text, 0, 999'999'999'999'999'999, out);
-}
-
-// "a,b" → ["a","b"] as JSON (empty items dropped).
-std::string models_json(std::string_view list) {
-    std::string out = "[";
-    bool is_first = true;
-    while (!list.empty()) {
-        const size_t comma = list.find(',');
-        std::string_view item = list.substr(0, comma);
-        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-        while (!item.empty() && item.front() == ' ') {
-            item.remove_prefix(1);
-        }
-        while (!item.empty() && item.back() == ' ') {
-            item.remove_suffix(1);
-        }
-        if (item.empty()) {
-            continue;
-        }
-        if (!is_first) {
-            out += ",";
-        }
-        json_escape_append(out, item);
-        is_first = false;
-    }
-    return out + "]";
-}
-
-// "a=b,c=d" → {"a":"b","c":"d"}; "none" → {} (clears the map). False on a pair without '='.
-bool model_map_json(std::string_view list, std::string& out) {
-    out = "{";
-    if (list == "none") {
-        out += "}";
-        return true;
-    }
-    while (!list.empty()) {
-        const size_t comma = list.find(',');
-        const std::string_view pair = list.substr(0, comma);
-        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-        const size_t eq = pair.find('=');
-        if (eq == std::string_view::npos || eq == 0 || eq + 1 == pair.size()) {
-            return false;
-        }
-        out += out.size() > 1 ? "," : "";
-        json_escape_append(out, pair.substr(0, eq));
-        out += ":";
-        json_escape_append(out, pair.substr(eq + 1));
-    }
-    out += "}";
-    return out.size() > 2;
-}
-
-// --expires: a duration from now ("30d"), absolute Unix seconds, or "never" (0).
-bool parse_expires(std::string_view text, int64_t& expires_at_s) {
-    int64_t seconds = 0;
-    if (text == "never") {
-        expires_at_s = 0;
-        return true;
-    }
-    if (admin_cli_parse_duration(text, seconds)) {
-        expires_at_s = int64_t(std::time(nullptr)) + seconds;
-        return true;
-    }
-    return parse_count(text, expires_at_s);
-}
 
 // ---- HTTP -----------------------------------------------------------------------------------
 
@@ -483,7 +349,7 @@ bool channel_body(const Args& args, std::string& out, std::string& error) {
     BodyBuilder body;
     for (const auto& [option, field] :
          {std::pair{"name", "name"}, std::pair{"kind", "kind"}, std::pair{"base-url", "base_url"},
-          std::pair{"ca-file", "ca_file"}}) {
+          std::pair{"ca-file", "ca_file"}, std::pair{"stream-usage", "stream_usage"}}) {
         if (const std::string* value = args_option(args, option)) {
             body.add_string(field, *value);
         }
@@ -582,9 +448,9 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
                      std::string& error) {
     std::string id;
     const std::initializer_list<std::string_view> fields = {
-        "name",      "kind",     "base-url",    "api-key-env", "models",
-        "model-map", "priority", "weight",      "ca-file",     "allow-private-network",
-        "enabled",   "disabled", "auto-disable"};
+        "name",      "kind",     "base-url",     "api-key-env", "models",
+        "model-map", "priority", "weight",       "ca-file",     "allow-private-network",
+        "enabled",   "disabled", "auto-disable", "stream-usage"};
     if (verb == "add") {
         if (!args_only(args, fields, error)) {
             return false;
@@ -626,6 +492,66 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
     }
     command = {"PATCH", "/admin/channels/" + id, {}, CliShape::channel, false, false};
     return channel_body(args, command.body, error);
+}
+
+// price set: a new price version (POST /admin/prices; the API checks the amounts, which
+// go as the strings given). price list [--all]: live versions, or deleted ones too.
+bool price_command(const std::string& verb, const Args& args, Command& command,
+                   std::string& error) {
+    if (verb == "list") {
+        const bool is_all = args_option(args, "all") != nullptr;
+        command = {"GET", is_all ? "/admin/prices?all=1" : "/admin/prices",
+                   {},    CliShape::price,
+                   false, false};
+        return args_only(args, {"all"}, error);
+    }
+    std::string id;
+    if (verb == "rm") {
+        command = {"DELETE", "", {}, CliShape::price, false, true};
+        const bool is_ok = id_argument(args, id, error) && args_only(args, {}, error);
+        command.path = "/admin/prices/" + id;
+        return is_ok;
+    }
+    if (verb != "set") {
+        error = "unknown price command \"" + verb + "\"";
+        return false;
+    }
+    constexpr std::pair<const char*, const char*> amounts[] = {
+        {"input", "input_per_mtok"},
+        {"output", "output_per_mtok"},
+        {"cached-input", "cached_input_per_mtok"},
+        {"cache-write", "cache_write_per_mtok"},
+        {"reasoning", "reasoning_per_mtok"},
+        {"per-request", "per_request"}};
+    if (!args_only(args,
+                   {"model", "channel", "input", "output", "cached-input", "cache-write",
+                    "reasoning", "per-request", "effective-from"},
+                   error)) {
+        return false;
+    }
+    for (const char* required : {"model", "input", "output"}) {
+        if (args_option(args, required) == nullptr) {
+            error = std::string("price set needs --") + required;
+            return false;
+        }
+    }
+    BodyBuilder body;
+    body.add_string("model", *args_option(args, "model"));
+    for (const auto& [option, field] : amounts) {
+        if (const std::string* value = args_option(args, option)) {
+            body.add_string(field, *value);
+        }
+    }
+    if (!add_int_option(args, "channel", "channel_id", false, {}, body, error) ||
+        !add_int_option(args, "effective-from", "effective_from", false, {}, body, error)) {
+        return false;
+    }
+    if (!args.positional.empty()) {
+        error = "unexpected argument " + args.positional[0];
+        return false;
+    }
+    command = {"POST", "/admin/prices", body.finish(), CliShape::price, false, false};
+    return true;
 }
 
 // A query value the API accepts as is: digits and '-' only (ids, days, Unix seconds).
@@ -711,8 +637,18 @@ bool report_command(const std::string& command_word, const Args& args, Command& 
         command = {"GET", "/admin/logs" + query, {}, CliShape::log, false, false};
         return true;
     }
-    if (!args_only(args, {"key", "since", "until"}, error)) {
+    if (!args_only(args, {"key", "since", "until", "group-by"}, error)) {
         return false;
+    }
+    if (const std::string* group_by = args_option(args, "group-by")) {
+        // Names and commas only; the API says which names it knows.
+        for (const char c : *group_by) {
+            if ((c < 'a' || c > 'z') && c != ',') {
+                error = "--group-by takes names like key,model,channel,day";
+                return false;
+            }
+        }
+        query += (query.empty() ? "?group_by=" : "&group_by=") + *group_by;
     }
     for (const char* name : {"since", "until"}) {
         const std::string* value = args_option(args, name);
@@ -833,7 +769,8 @@ int admin_cli_main(int argc, char** argv) {
         return is_help ? 0 : 2;
     }
     const std::string command_word = argv[1];
-    const bool has_verb = command_word == "key" || command_word == "channel";
+    const bool has_verb =
+        command_word == "key" || command_word == "channel" || command_word == "price";
     if (has_verb && (argc < 3 || std::string_view(argv[2]).starts_with("--"))) {
         // "ringway channel" alone, or "ringway channel --help": the command's verbs.
         const bool is_help = argc >= 3 && std::string_view(argv[2]) == "--help";
@@ -857,9 +794,10 @@ int admin_cli_main(int argc, char** argv) {
     std::string key_name;
     bool is_ok = args_parse(argc, argv, has_verb ? 3 : 2, args, error);
     if (is_ok) {
-        is_ok = command_word == "key" ? key_command(verb, args, command, error)
-                : command_word == "channel"
-                    ? channel_command(verb, args, command, error)
+        is_ok = command_word == "key"       ? key_command(verb, args, command, error)
+                : command_word == "channel" ? channel_command(verb, args, command, error)
+                : command_word == "price"
+                    ? price_command(verb, args, command, error)
                     : report_command(command_word, args, command, key_name, error);
     }
     if (!is_ok) {

@@ -120,17 +120,23 @@ std::string nested_text(simdjson::dom::element item, std::string_view object, st
 Row shape_header(CliShape shape) {
     switch (shape) {
         case CliShape::key:
-            return {"ID",   "NAME",    "PREFIX", "STATUS", "QUOTA",
-                    "USED", "EXPIRES", "MODELS", "RPM",    "CONC"};
+            return {"ID",      "NAME",   "PREFIX", "STATUS", "QUOTA",    "USED",
+                    "EXPIRES", "MODELS", "RPM",    "CONC",   "SPEND_USD"};
         case CliShape::channel:
             return {"ID",   "NAME",   "KIND",    "BASE_URL", "API_KEY", "MODELS",
                     "PRIO", "WEIGHT", "ENABLED", "HEALTH",   "SINCE",   "LAST_ERROR"};
         case CliShape::probe:
             return {"CHANNEL", "RESULT", "STATUS", "LATENCY_MS", "HEALTH", "ERROR"};
-        case CliShape::usage: return {"DAY", "KEY", "REQUESTS", "PROMPT", "COMPLETION", "TOTAL"};
+        case CliShape::price:
+            return {"ID",          "MODEL",          "CHANNEL",     "INPUT",
+                    "OUTPUT",      "CACHED_IN",      "CACHE_WRITE", "REASONING",
+                    "PER_REQUEST", "EFFECTIVE_FROM", "DELETED"};
+        case CliShape::usage:
+            return {"DAY",    "KEY",         "MODEL",      "CHANNEL",   "REQUESTS", "PROMPT",
+                    "CACHED", "CACHE_WRITE", "COMPLETION", "REASONING", "TOTAL",    "COST_USD"};
         case CliShape::log:
-            return {"ID",     "TIME",   "KEY", "CHANNEL",    "MODEL",
-                    "STATUS", "TOKENS", "END", "LATENCY_MS", "REQUEST_ID"};
+            return {"ID",     "TIME", "KEY",        "CHANNEL",  "MODEL",     "STATUS",
+                    "TOKENS", "END",  "LATENCY_MS", "COST_USD", "REQUEST_ID"};
     }
     return {};
 }
@@ -148,7 +154,8 @@ Row shape_row(CliShape shape, simdjson::dom::element item) {
                     time_text(item, "expires_at", 1),
                     f("models"),
                     f("rpm"),
-                    f("max_concurrency")};
+                    f("max_concurrency"),
+                    f("spend_usd")};
         case CliShape::channel:
             return {f("id"),
                     f("name"),
@@ -165,13 +172,31 @@ Row shape_row(CliShape shape, simdjson::dom::element item) {
         case CliShape::probe:
             return {f("channel_id"), f("result"), f("status"),
                     f("latency_ms"), f("state"),  f("error")};
-        case CliShape::usage:
+        case CliShape::price:
+            return {f("id"),
+                    f("model"),
+                    f("channel_id"),
+                    f("input_per_mtok"),
+                    f("output_per_mtok"),
+                    f("cached_input_per_mtok"),
+                    f("cache_write_per_mtok"),
+                    f("reasoning_per_mtok"),
+                    f("per_request"),
+                    time_text(item, "effective_from", 1),
+                    time_text(item, "deleted_at", 1)};
+        case CliShape::usage:  // Members a grouping left out show as "-".
             return {f("day"),
                     f("key_id"),
+                    f("model"),
+                    f("channel_id"),
                     f("requests"),
                     f("prompt_tokens"),
+                    f("cached_input_tokens"),
+                    f("cache_write_tokens"),
                     f("completion_tokens"),
-                    f("total_tokens")};
+                    f("reasoning_tokens"),
+                    f("total_tokens"),
+                    f("cost_usd")};
         case CliShape::log: {
             int64_t latency_us = 0;
             if (item["latency_us"].get_int64().get(latency_us) != simdjson::SUCCESS) {
@@ -186,6 +211,7 @@ Row shape_row(CliShape shape, simdjson::dom::element item) {
                     f("total_tokens"),
                     f("end_reason"),
                     std::to_string(latency_us / 1000),
+                    f("cost_usd"),
                     f("request_id")};
         }
     }

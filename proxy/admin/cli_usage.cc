@@ -27,7 +27,7 @@ constexpr CommandUsage command_usages[] = {
      "                     --base-url URL --api-key-env VAR [--models a,b]\n"
      "                     [--model-map asked=sent,...] [--priority N] [--weight N]\n"
      "                     [--allow-private-network[=false]] [--ca-file PATH] [--disabled]\n"
-     "                     [--auto-disable=false]\n"},
+     "                     [--auto-disable=false] [--stream-usage inject|off]\n"},
     {"channel", "list", "  ringway channel list\n"},
     {"channel", "show", "  ringway channel show ID\n"},
     {"channel", "remove", "  ringway channel remove ID\n"},
@@ -35,15 +35,25 @@ constexpr CommandUsage command_usages[] = {
      "  ringway channel update ID [--name N] [--kind K] [--base-url URL] [--api-key-env VAR]\n"
      "                     [--models a,b] [--model-map asked=sent,...|none] [--priority N]\n"
      "                     [--weight N] [--enabled|--disabled] [--allow-private-network[=false]]\n"
-     "                     [--ca-file PATH] [--auto-disable[=false]]\n"},
+     "                     [--ca-file PATH] [--auto-disable[=false]] [--stream-usage "
+     "inject|off]\n"},
     {"channel", "test", "  ringway channel test ID     (probes the channel now: GET /v1/models)\n"},
-    {"usage", "", "  ringway usage [--key ID|NAME] [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD]\n"},
+    {"price", "set",
+     "  ringway price set --model NAME|PREFIX* --input USD --output USD [--channel ID]\n"
+     "                     [--cached-input USD] [--cache-write USD] [--reasoning USD]\n"
+     "                     [--per-request USD] [--effective-from UNIX_SECONDS]\n"},
+    {"price", "list", "  ringway price list [--all]\n"},
+    {"price", "rm", "  ringway price rm ID\n"},
+    {"usage", "",
+     "  ringway usage [--key ID|NAME] [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD]\n"
+     "                     [--group-by key,model,channel,day]\n"},
     {"logs", "",
      "  ringway logs [--key ID|NAME] [--limit N] [--before ID]\n"
      "  ringway logs --request ID   (ringway's x-request-id, the client's or the provider's)\n"},
 };
 
 constexpr std::string_view usage_notes =
+    "USD amounts are decimal strings per million tokens (0.15), at most 9 decimal places.\n"
     "Every command accepts --json (print the API's JSON as is) and --help.\n"
     "--key ID|NAME: all digits is a key id; anything else is the name of exactly one key\n"
     "(revoked keys count).\n"

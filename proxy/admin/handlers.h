@@ -1,6 +1,6 @@
 // proxy/admin/handlers.h — what the admin API's endpoint handlers share: the request they
 // are given, the reply they return, the dependencies they may use, the error replies, and
-// one declaration per endpoint (keys.cc, channels.cc, usage.cc). routes.cc picks the
+// one declaration per endpoint (keys.cc, channels.cc, prices.cc, usage.cc). routes.cc picks the
 // handler for a method and path; server.cc sends what it returns. Admin thread only.
 #pragma once
 
@@ -99,7 +99,14 @@ AdminReply admin_channels_delete(AdminDeps& deps, const AdminRequest& request);
 // POST /admin/channels/{id}/test: probes the channel now (proxy/probe.h).
 AdminReply admin_channels_test(AdminDeps& deps, const AdminRequest& request);
 
-// usage.cc: GET /admin/usage (per day), GET /admin/logs (rows, newest first).
+// prices.cc: POST, GET /admin/prices; GET, PATCH (a new version), DELETE /admin/prices/{id}.
+AdminReply admin_prices_create(AdminDeps& deps, const AdminRequest& request);
+AdminReply admin_prices_list(AdminDeps& deps, const AdminRequest& request);
+AdminReply admin_prices_get(AdminDeps& deps, const AdminRequest& request);
+AdminReply admin_prices_patch(AdminDeps& deps, const AdminRequest& request);
+AdminReply admin_prices_delete(AdminDeps& deps, const AdminRequest& request);
+
+// usage.cc: GET /admin/usage (per day, or group_by=), GET /admin/logs (rows, newest first).
 AdminReply admin_usage_get(AdminDeps& deps, const AdminRequest& request);
 AdminReply admin_logs_get(AdminDeps& deps, const AdminRequest& request);
 

@@ -9,6 +9,13 @@ namespace rw {
 
 namespace ondemand = simdjson::ondemand;
 
+std::string json_usd(int64_t nano) {
+    std::string text = nano < 0 ? "-" : "";
+    const uint64_t magnitude = nano < 0 ? uint64_t(0) - uint64_t(nano) : uint64_t(nano);
+    fixed_decimal_append(text, magnitude, usd_fraction_digits);
+    return text;
+}
+
 std::string json_string_array(const std::vector<std::string>& items) {
     JsonOut out;
     out.begin_array();
@@ -88,6 +95,26 @@ bool json_read_bool(ondemand::value& value, std::string_view field, bool& out, s
     if (value.get_bool().get(out) != simdjson::SUCCESS) {
         return json_field_error(field, "must be true or false", error);
     }
+    return true;
+}
+
+bool json_read_usd(ondemand::value& value, std::string_view field, int64_t max, int64_t& out,
+                   std::string& error) {
+    RW_ASSERT(max >= 0);
+    std::string_view text;
+    uint64_t nano = 0;
+    if (value.get_string().get(text) != simdjson::SUCCESS) {
+        return json_field_error(field, "must be a decimal string of USD, e.g. \"0.15\"", error);
+    }
+    if (!parse_fixed_decimal(text, usd_fraction_digits, uint64_t(max), nano)) {
+        std::string limit;
+        fixed_decimal_append(limit, uint64_t(max), usd_fraction_digits);
+        return json_field_error(field,
+                                "must be a USD amount from 0 to " + limit +
+                                    " with at most 9 decimal places (nano-USD), e.g. \"0.15\"",
+                                error);
+    }
+    out = int64_t(nano);
     return true;
 }
 

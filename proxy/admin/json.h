@@ -90,6 +90,10 @@ private:
     uint32_t depth_ = 0;
 };
 
+// nano-USD as an exact USD decimal string: 1500 → "0.0000015", 2000000000 → "2". Negative
+// amounts (none are stored) keep their sign.
+[[nodiscard]] std::string json_usd(int64_t nano);
+
 // items → ["a","b"] and {"from":"to"} as JSON text.
 [[nodiscard]] std::string json_string_array(const std::vector<std::string>& items);
 [[nodiscard]] std::string json_string_map(
@@ -116,6 +120,10 @@ bool json_unknown_field(std::string_view key, std::string& error);
                                  int64_t min, int64_t max, int64_t& out, std::string& error);
 [[nodiscard]] bool json_read_bool(simdjson::ondemand::value& value, std::string_view field,
                                   bool& out, std::string& error);
+// USD as a decimal string ("0.15"), parsed exactly into nano-USD in [0, max]: no JSON
+// numbers (they would be read as binary floating point), at most 9 decimal places.
+[[nodiscard]] bool json_read_usd(simdjson::ondemand::value& value, std::string_view field,
+                                 int64_t max, int64_t& out, std::string& error);
 // Non-empty strings, at most admin_models_count_max of them.
 [[nodiscard]] bool json_read_string_array(simdjson::ondemand::value& value, std::string_view field,
                                           std::vector<std::string>& out, std::string& error);

@@ -126,6 +126,7 @@ void json_out_key(JsonOut& out, const KeyInfo& key, std::string_view secret = {}
     out.key("quota_tokens");
     key.has_quota_limit ? out.number(key.quota_limit_tokens) : out.null();
     out.key("quota_used_tokens").number(key.quota_used_tokens);
+    out.key("spend_usd").string(json_usd(key.spend_nano));  // Exact: from nano-USD.
     out.key("expires_at");
     key.expires_at_s != 0 ? out.number(key.expires_at_s) : out.null();
     out.key("models");

@@ -31,6 +31,11 @@ constexpr AdminRoute admin_routes[] = {
     {Method::patch, "/admin/channels/{id}", admin_channels_patch},
     {Method::delete_, "/admin/channels/{id}", admin_channels_delete},
     {Method::post, "/admin/channels/{id}/test", admin_channels_test},
+    {Method::get, "/admin/prices", admin_prices_list},
+    {Method::post, "/admin/prices", admin_prices_create},
+    {Method::get, "/admin/prices/{id}", admin_prices_get},
+    {Method::patch, "/admin/prices/{id}", admin_prices_patch},
+    {Method::delete_, "/admin/prices/{id}", admin_prices_delete},
     {Method::get, "/admin/usage", admin_usage_get},
     {Method::get, "/admin/logs", admin_logs_get},
 };

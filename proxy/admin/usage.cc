@@ -1,6 +1,8 @@
-// proxy/admin/usage.cc — /admin/usage (daily totals per key, from the aggregates the
-// writer keeps) and /admin/logs (usage_logs rows, newest first, paged by id cursor). Read
-// only, through Queries' read-only connection; parameters from the query string.
+// proxy/admin/usage.cc — /admin/usage (daily totals per key from the aggregates the writer
+// keeps, or sums grouped by key, model, channel and day with group_by=) and /admin/logs
+// (usage_logs rows, newest first, paged by id cursor). Tokens by kind, money as exact USD
+// strings (cost_usd) from nano-USD integers. Read only, through Queries' read-only
+// connection; parameters from the query string.
 #include "proxy/admin/handlers.h"
 
 #include <string>
@@ -30,9 +32,82 @@ void json_out_log(JsonOut& out, const UsageLogRow& row) {
     out.key("latency_us").number(row.latency_us).key("ttfb_us").number(row.ttfb_us);
     out.key("bytes_in").number(row.bytes_in).key("bytes_out").number(row.bytes_out);
     out.key("request_id").string(row.request_id);
+    out.key("cached_input_tokens").number(row.cached_input_tokens);
+    out.key("cache_write_tokens").number(row.cache_write_tokens);
+    out.key("reasoning_tokens").number(row.reasoning_tokens);
+    out.key("cost_usd").string(json_usd(row.cost_nano)).key("price_id");
+    row.price_id != 0 ? out.number(row.price_id) : out.null();  // null: unpriced.
     out.key("client_request_id").string(row.client_request_id);
     out.key("traceparent").string(row.traceparent);
-    out.key("upstream_request_id").string(row.upstream_request_id).end_object();
+    out.key("upstream_request_id").string(row.upstream_request_id);
+    out.end_object();
+}
+
+// The sums of a usage row (either shape), after its grouping members.
+void json_out_totals(JsonOut& out, const UsageTotals& totals) {
+    out.key("requests").number(totals.requests);
+    out.key("prompt_tokens").number(totals.prompt_tokens);
+    out.key("completion_tokens").number(totals.completion_tokens);
+    out.key("total_tokens").number(totals.total_tokens);
+    out.key("cached_input_tokens").number(totals.cached_input_tokens);
+    out.key("cache_write_tokens").number(totals.cache_write_tokens);
+    out.key("reasoning_tokens").number(totals.reasoning_tokens);
+    out.key("cost_usd").string(json_usd(totals.cost_nano));
+    out.key("unpriced_requests").number(totals.unpriced_requests);
+}
+
+// "key,model" → the grouping; false for an unknown or repeated name, or none.
+bool usage_grouping_parse(std::string_view text, UsageGrouping& grouping) {
+    uint32_t count = 0;
+    while (true) {
+        const size_t comma = text.find(',');
+        const std::string_view name = text.substr(0, comma);
+        bool* flag = name == "key"       ? &grouping.by_key
+                     : name == "model"   ? &grouping.by_model
+                     : name == "channel" ? &grouping.by_channel
+                     : name == "day"     ? &grouping.by_day
+                                         : nullptr;
+        if (flag == nullptr || *flag) {
+            return false;
+        }
+        *flag = true;
+        count += 1;
+        if (comma == std::string_view::npos) {
+            break;
+        }
+        text.remove_prefix(comma + 1);
+    }
+    RW_ASSERT(count >= 1);
+    return true;
+}
+
+AdminReply usage_grouped_reply(AdminDeps& deps, const UsageGrouping& grouping, int64_t key_id,
+                               const std::string& since_day, const std::string& until_day) {
+    const auto rows = deps.queries.usage_grouped(grouping, key_id, since_day, until_day);
+    if (!rows.ok()) {
+        return admin_reply_storage_error(rows.error);
+    }
+    JsonOut out;
+    out.begin_object().key("object").string("list").key("data").begin_array();
+    for (const UsageGroupRow& row : rows.value) {
+        out.begin_object();
+        if (grouping.by_key) {
+            out.key("key_id").number(row.key_id);
+        }
+        if (grouping.by_model) {
+            out.key("model").string(row.model);
+        }
+        if (grouping.by_channel) {
+            out.key("channel_id").number(row.channel_id);
+        }
+        if (grouping.by_day) {
+            out.key("day").string(row.day);
+        }
+        json_out_totals(out, row.totals);
+        out.end_object();
+    }
+    out.end_array().end_object();
+    return admin_reply_json(200, out.take());
 }
 
 // ?request_id=ID: the rows carrying it as ringway's, the client's or the provider's id
@@ -61,7 +136,7 @@ AdminReply admin_usage_get(AdminDeps& deps, const AdminRequest& request) {
     const std::string_view query = request.query;
     AdminReply reply;
     std::string unknown;
-    if (!admin_query_names_known(query, {"key_id", "since", "until"}, unknown)) {
+    if (!admin_query_names_known(query, {"key_id", "since", "until", "group_by"}, unknown)) {
         return admin_reply_error(400, "invalid_parameter", "unknown parameter \"" + unknown + "\"");
     }
     int64_t key_id = 0;
@@ -72,6 +147,17 @@ AdminReply admin_usage_get(AdminDeps& deps, const AdminRequest& request) {
         !admin_query_day(query, "until", until_day, reply)) {
         return reply;
     }
+    std::string group_by;
+    bool is_bad = false;
+    if (admin_query_param(query, "group_by", group_by, is_bad)) {
+        UsageGrouping grouping;
+        if (is_bad || !usage_grouping_parse(group_by, grouping)) {
+            return admin_reply_error(
+                400, "invalid_parameter",
+                "group_by must list one or more of key, model, channel, day (comma-separated)");
+        }
+        return usage_grouped_reply(deps, grouping, key_id, since_day, until_day);
+    }
     const auto rows = deps.queries.usage_per_day(key_id, since_day, until_day);
     if (!rows.ok()) {
         return admin_reply_storage_error(rows.error);
@@ -80,10 +166,8 @@ AdminReply admin_usage_get(AdminDeps& deps, const AdminRequest& request) {
     out.begin_object().key("object").string("list").key("data").begin_array();
     for (const DailyUsageRow& row : rows.value) {
         out.begin_object().key("key_id").number(row.key_id).key("day").string(row.day);
-        out.key("requests").number(row.requests);
-        out.key("prompt_tokens").number(row.prompt_tokens);
-        out.key("completion_tokens").number(row.completion_tokens);
-        out.key("total_tokens").number(row.total_tokens).end_object();
+        json_out_totals(out, row.totals);
+        out.end_object();
     }
     out.end_array().end_object();
     return admin_reply_json(200, out.take());

@@ -28,8 +28,7 @@ void PrintTo(const Refusal& refusal, std::ostream* out) {
 }
 
 std::string post_head(std::string_view extra_headers) {
-    return "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\n" + std::string(extra_headers) +
-           "\r\n";
+    return "POST /healthz HTTP/1.1\r\nHost: t\r\n" + std::string(extra_headers) + "\r\n";
 }
 
 std::string many_headers(int count) {
@@ -154,7 +153,7 @@ std::vector<Refusal> refusals() {
          {400, 501},
          nullptr},
         {"TransferEncodingOnHttp10",
-         "POST /v1/chat/completions HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "POST /healthz HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
          "5\r\nhello\r\n0\r\n\r\n",
          {400, 501},
          nullptr},
@@ -201,6 +200,24 @@ std::vector<Refusal> refusals() {
          "invalid_header"},
         {"MethodNotAToken", "G@T /healthz HTTP/1.1\r\nHost: t\r\n\r\n", {400}, nullptr},
         {"TargetNotAbsolutePath", "GET healthz HTTP/1.1\r\nHost: t\r\n\r\n", {400}, "bad_target"},
+        {"TargetWithFragment", "GET /healthz#x HTTP/1.1\r\nHost: t\r\n\r\n", {400}, "bad_target"},
+        {"TargetWithBarePercent",
+         "GET /v1/models%zz HTTP/1.1\r\nHost: t\r\n\r\n",
+         {400},
+         "bad_target"},
+        {"TargetEndingInPercent", "GET /healthz% HTTP/1.1\r\nHost: t\r\n\r\n", {400}, "bad_target"},
+        {"HostWithSpace", "GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n", {400}, "bad_host"},
+        {"HostWithSlash", "GET /healthz HTTP/1.1\r\nHost: a/b\r\n\r\n", {400}, "bad_host"},
+        {"HostWithBackslash", "GET /healthz HTTP/1.1\r\nHost: a\\b\r\n\r\n", {400}, "bad_host"},
+        {"HostNonAscii",
+         "GET /healthz HTTP/1.1\r\nHost: h\xc3\xa9.example\r\n\r\n",
+         {400},
+         "bad_host"},
+        {"TrailerEndsWithBareLf",
+         post_head(chunked) + "5\r\nhello\r\n0\r\nX-T: 1\r\n\n",
+         {400},
+         "bare_cr_or_lf"},
+        {"EmptyTrailerWithBareLf", post_head(chunked) + "0\r\n\n", {400}, "bare_cr_or_lf"},
     };
 }
 

@@ -2,7 +2,8 @@
 // values set through the environment:
 //   header     a total deadline for the whole header block: slowloris bytes that keep
 //              arriving do not extend it → 408 request_timeout + close
-//   body       idle time between body bytes → 408 + close; a slow but steady body passes
+//   body       idle time between body bytes → 408 + close; a slow but steady body passes;
+//              below the minimum rate after the grace period → 408 + close
 //   keepalive  an idle kept-alive connection is closed without a byte
 //   send       a client that stops reading is dropped
 // Timings are asserted with a tolerance for ringway's 25 ms deadline sweep and a loaded
@@ -136,7 +137,7 @@ TEST(HttpTimeouts, BodyIdleGets408) {
     Client client;
     ASSERT_TRUE(client.connect(server.port(), Deadline::after_ms(2000), &error)) << error;
     ASSERT_TRUE(
-        client.send("POST /v1/sink HTTP/1.1\r\nHost: t\r\n"
+        client.send("POST /healthz HTTP/1.1\r\nHost: t\r\n"
                     "Content-Length: 10\r\n\r\nabc",
                     Deadline::after_ms(2000)));
     const Clock::time_point start = Clock::now();
@@ -161,7 +162,7 @@ TEST(HttpTimeouts, ChunkedBodyIdleGets408) {
     Client client;
     ASSERT_TRUE(client.connect(server.port(), Deadline::after_ms(2000), &error)) << error;
     ASSERT_TRUE(
-        client.send("POST /v1/sink HTTP/1.1\r\nHost: t\r\n"
+        client.send("POST /healthz HTTP/1.1\r\nHost: t\r\n"
                     "Transfer-Encoding: chunked\r\n\r\n5\r\nhel",
                     Deadline::after_ms(2000)));
     const Clock::time_point start = Clock::now();
@@ -185,7 +186,7 @@ TEST(HttpTimeouts, SteadyBodyLongerThanTheIdleTimeoutPasses) {
     Client client;
     ASSERT_TRUE(client.connect(server.port(), Deadline::after_ms(2000), &error)) << error;
     ASSERT_TRUE(
-        client.send("POST /v1/sink HTTP/1.1\r\nHost: t\r\n"
+        client.send("POST /healthz HTTP/1.1\r\nHost: t\r\n"
                     "Content-Length: 10\r\n\r\n",
                     Deadline::after_ms(2000)));
     const size_t sent_count = dribble(client, "0123456789", 150);
@@ -194,7 +195,71 @@ TEST(HttpTimeouts, SteadyBodyLongerThanTheIdleTimeoutPasses) {
     const std::optional<Response> response =
         client.read_response(Deadline::after_ms(2000), false, &error);
     ASSERT_TRUE(response.has_value()) << error;
-    EXPECT_EQ(response->status, 404) << "the body was complete; got " << response->body;
+    EXPECT_EQ(response->status, 405) << "the body was complete; got " << response->body;
+}
+
+// A body that keeps trickling is never idle long enough for RINGWAY_BODY_TIMEOUT_MS (issue
+// 8: 1 B/s was never cut). After RINGWAY_BODY_RATE_GRACE_MS it must average
+// RINGWAY_BODY_MIN_RATE_BYTES_PER_S: 10 B/s against a 100 B/s floor with a 500 ms grace is
+// cut at about 560 ms (grace + received / rate), long before the 5 s idle timer.
+TEST(HttpTimeouts, TricklingBodyGets408AtTheMinimumRate) {
+    constexpr int64_t grace_ms = 500;
+    Ringway server;
+    std::string error;
+    ASSERT_TRUE(server.start({{"RINGWAY_SHARDS", "1"},
+                              {"RINGWAY_BODY_TIMEOUT_MS", "5000"},
+                              {"RINGWAY_BODY_MIN_RATE_BYTES_PER_S", "100"},
+                              {"RINGWAY_BODY_RATE_GRACE_MS", std::to_string(grace_ms)},
+                              {"RINGWAY_HEADER_TIMEOUT_MS", "20000"}},
+                             &error))
+        << error;
+    const double before = timeouts_now(server.port(), "body");
+    Client client;
+    ASSERT_TRUE(client.connect(server.port(), Deadline::after_ms(2000), &error)) << error;
+    ASSERT_TRUE(client.send("POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n",
+                            Deadline::after_ms(2000)));
+    const Clock::time_point start = Clock::now();
+    const size_t sent_count = dribble(client, std::string(1000, 'b'), 100);
+    const int64_t answered_ms = elapsed_ms(start);
+    EXPECT_LT(sent_count, 100u);
+    const std::optional<Response> response =
+        client.read_response(Deadline::after_ms(2000), false, &error);
+    expect_408(response, error);
+    if (response.has_value()) {
+        EXPECT_NE(response->body.find("too slowly"), std::string::npos) << response->body;
+    }
+    EXPECT_GE(answered_ms, grace_ms - 50);
+    EXPECT_LE(answered_ms, grace_ms + 200 + slack_ms);
+    EXPECT_TRUE(client.wait_closed(Deadline::after_ms(2000)));
+    EXPECT_EQ(wait_timeouts(server.port(), "body", before + 1), before + 1);
+}
+
+// Above the floor a body may take much longer than the grace period: 30 bytes every
+// 100 ms (300 B/s) for 2 s against 100 B/s after 300 ms is read whole.
+TEST(HttpTimeouts, BodyAboveTheMinimumRatePasses) {
+    Ringway server;
+    std::string error;
+    ASSERT_TRUE(server.start({{"RINGWAY_SHARDS", "1"},
+                              {"RINGWAY_BODY_MIN_RATE_BYTES_PER_S", "100"},
+                              {"RINGWAY_BODY_RATE_GRACE_MS", "300"}},
+                             &error))
+        << error;
+    Client client;
+    ASSERT_TRUE(client.connect(server.port(), Deadline::after_ms(2000), &error)) << error;
+    ASSERT_TRUE(client.send("POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 600\r\n\r\n",
+                            Deadline::after_ms(2000)));
+    for (int piece = 0; piece < 20; piece++) {
+        ASSERT_TRUE(client.send(std::string(30, 'b'), Deadline::after_ms(2000)));
+        if (piece == 19) {
+            break;  // The body is complete: the answer comes now.
+        }
+        ASSERT_FALSE(client.wait_readable(Deadline::after_ms(100)))
+            << "answered before the body was complete: " << escape_bytes(client.unread());
+    }
+    const std::optional<Response> response =
+        client.read_response(Deadline::after_ms(2000), false, &error);
+    ASSERT_TRUE(response.has_value()) << error;
+    EXPECT_EQ(response->status, 405) << "the body was complete; got " << response->body;
 }
 
 TEST(HttpTimeouts, IdleKeptAliveConnectionIsClosedSilently) {

@@ -2,8 +2,9 @@
 // contacted: missing, unknown, conflicting and revoked keys (revocation takes effect on the
 // very next request), models a key may not use or no channel serves, the per-minute rate,
 // the concurrency limit and the token quota (exhausted by real usage). A refusal is an
-// OpenAI-style error with Connection: close, never echoes the key, reaches no upstream and
-// writes no usage row; what was admitted is billed, and keys.quota_used matches the rows.
+// OpenAI-style error that keeps the connection (the request was well framed), never
+// echoes the key, reaches no upstream and writes no usage row; what was admitted is
+// billed, and keys.quota_used matches the rows.
 #include <gtest/gtest.h>
 #include <time.h>
 
@@ -34,7 +35,7 @@ protected:
         const Response response = gateway_.call(request);
         EXPECT_EQ(response.status, status) << response.body;
         std::string actual_code;
-        EXPECT_EQ(check_error_response(response, &actual_code), "");
+        EXPECT_EQ(check_error_response(response, &actual_code, false), "");
         EXPECT_EQ(actual_code, code) << response.body;
         if (!secret_not_echoed.empty()) {
             EXPECT_EQ(response.body.find(secret_not_echoed), std::string::npos) << response.body;
@@ -159,7 +160,7 @@ TEST_F(ProxyAuthTest, RequestsPerMinuteAreLimited) {
         }
         EXPECT_EQ(refused.status, 429);
         std::string code;
-        EXPECT_EQ(check_error_response(refused, &code), "");
+        EXPECT_EQ(check_error_response(refused, &code, false), "");
         EXPECT_EQ(code, "rate_limit_exceeded");
         break;
     }

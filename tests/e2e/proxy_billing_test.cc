@@ -3,9 +3,10 @@
 // streams, embeddings, streams reset mid-way, truncated answers, relayed 503s, upstream
 // auth failures, clients leaving mid-stream, and a key running out of quota — then SIGTERM.
 // Afterwards, in the database: exactly one usage row per request that reached the mock
-// (the mock's own counter), keys.quota_used == SUM(usage_logs.total_tokens) for every key,
-// daily_usage agreeing with the rows, each fault's row saying how it ended, and
-// PRAGMA integrity_check = ok. The metrics agree with the rows before shutdown.
+// (the mock's own counter), keys.quota_used == SUM(usage_logs.total_tokens) and
+// keys.spend_nano == SUM(usage_logs.cost_nano) for every key, each row's cost equal to its
+// token kinds times its price's rates, daily_usage agreeing with the rows, each fault's row saying
+// how it ended, and PRAGMA integrity_check = ok. The metrics agree with the rows before shutdown.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -107,10 +108,15 @@ int run_one(uint16_t port, int kind, const std::string& secret, Tally& tally) {
             const std::string x_mock =
                 kind == stream_reset ? R"("x_mock":{"chunks":6,"fault":"reset","fault-after":2})"
                                      : R"("x_mock":{"chunks":40,"event-delay-ms":20})";
+            // Connection: close on the reset kind, whose check waits for the close: the
+            // small key's quota refusal is a whole answer that would keep the connection.
+            const std::string_view close_header =
+                kind == stream_reset ? "Connection: close\r\n" : "";
             if (!client.connect(port, Deadline::after_ms(5000)) ||
-                !client.send(post_request("/v1/chat/completions",
-                                          chat_body("gpt-4o-mini", true, x_mock), secret),
-                             Deadline::after_ms(5000))) {
+                !client.send(
+                    post_request("/v1/chat/completions", chat_body("gpt-4o-mini", true, x_mock),
+                                 secret, close_header),
+                    Deadline::after_ms(5000))) {
                 tally.problem("kind " + n + ": cannot send");
                 return 0;
             }
@@ -165,6 +171,16 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
     spec.extra_json = R"("auto_disable":false)";
     ASSERT_GT(gateway.create_channel(spec), 0);
     ASSERT_EQ(gateway.wait_channels_routable().at("main").status, 200);
+    // Prices in force for the load (from 1970): the chat model with a cached-input rate and
+    // a per-request fee, embeddings by prefix; the probes' models stay unpriced.
+    for (const char* body :
+         {R"({"model":"gpt-4o-mini","input_per_mtok":"0.15","output_per_mtok":"0.60",)"
+          R"("cached_input_per_mtok":"0.075","per_request":"0.000001","effective_from":0})",
+          R"({"model":"text-embedding-*","input_per_mtok":"0.02","output_per_mtok":"0",)"
+          R"("effective_from":0})"}) {
+        const Response price = gateway.admin("POST", "/admin/prices", body);
+        ASSERT_EQ(price.status, 201) << price.body;
+    }
     const Key keys[3] = {gateway.create_key(R"({"name":"a"})"),
                          gateway.create_key(R"({"name":"b","quota_tokens":100000000})"),
                          gateway.create_key(R"({"name":"small","quota_tokens":100})")};
@@ -239,6 +255,7 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
     const double records = metric_sum(metrics, "ringway_usage_records_total");
     const double prompt_metric = metric_sum(metrics, "ringway_tokens_prompt_total");
     const double completion_metric = metric_sum(metrics, "ringway_tokens_completion_total");
+    const double unpriced_metric = metric_sum(metrics, "ringway_unpriced_requests_total");
     EXPECT_EQ(metric_sum(metrics, "ringway_writer_commit_errors_total"), 0);
 
     ASSERT_NO_FATAL_FAILURE(gateway.stop());
@@ -291,6 +308,42 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
     EXPECT_EQ(db.scalar("SELECT COUNT(*) FROM usage_logs WHERE total_tokens != "
                         "prompt_tokens + completion_tokens"),
               0);
+
+    // The cost invariant: a key's spend is the sum of its rows' cost, as are its days'; every
+    // row's cost is its token kinds times the rates of the price it names (one rounding,
+    // the fee only when billed); the load's rows are all priced, the probes' none, and the
+    // metric counted every unpriced row.
+    for (const Row& row :
+         db.query("SELECT k.id, k.spend_nano, COALESCE(SUM(u.cost_nano), 0) AS cost, "
+                  "(SELECT COALESCE(SUM(cost_nano), 0) FROM daily_usage d WHERE d.key_id = "
+                  "k.id) AS daily_cost, "
+                  "(SELECT COALESCE(SUM(unpriced_requests), 0) FROM daily_usage d WHERE "
+                  "d.key_id = k.id) AS daily_unpriced, "
+                  "COALESCE(SUM(u.price_id IS NULL), 0) AS unpriced "
+                  "FROM keys k LEFT JOIN usage_logs u ON u.key_id = k.id GROUP BY k.id")) {
+        EXPECT_EQ(row.at("spend_nano"), row.at("cost")) << describe_row(row);
+        EXPECT_EQ(row.at("daily_cost"), row.at("cost")) << describe_row(row);
+        EXPECT_EQ(row.at("daily_unpriced"), row.at("unpriced")) << describe_row(row);
+    }
+    EXPECT_EQ(db.scalar(std::string("SELECT COUNT(*) FROM usage_logs u LEFT JOIN prices p ON "
+                                    "p.id = u.price_id WHERE u.cost_nano != ") +
+                        cost_recomputed_sql),
+              0);
+    EXPECT_EQ(db.scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id != " + probe +
+                        " AND price_id IS NULL"),
+              0);
+    EXPECT_EQ(db.scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id = " + probe +
+                        " AND price_id IS NOT NULL"),
+              0);
+    EXPECT_EQ(double(db.scalar("SELECT COUNT(*) FROM usage_logs WHERE price_id IS NULL")),
+              unpriced_metric);
+    EXPECT_EQ(db.scalar("SELECT COUNT(*) FROM usage_logs WHERE usage_source = 'unknown' AND "
+                        "cost_nano != 0"),
+              0);
+    EXPECT_GT(db.scalar("SELECT COUNT(*) FROM usage_logs WHERE usage_source = 'estimated' AND "
+                        "cost_nano > 0"),
+              0);
+    EXPECT_GT(db.scalar("SELECT SUM(cost_nano) FROM usage_logs"), 0);
     EXPECT_EQ(db.scalar("SELECT COUNT(*) FROM usage_logs WHERE attempts != 1"), 0);
 
     // Each fault left the row it should.

@@ -5,7 +5,8 @@
 // the mock directly gives the same payload, ids and timestamps aside), the usage row the
 // writer committed, and the metrics; plus what the upstream received (the channel's key,
 // never the client's credentials or x-mock-* headers; include_usage injected; the model
-// renamed by the channel's model_map).
+// renamed by the channel's model_map). The usage chunk ringway injected never reaches a
+// client that did not ask for it, whatever the framing.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -133,9 +134,29 @@ TEST_F(ProxyChatTest, NonStreamingChatIsRelayedAndBilledAsReported) {
               prompt + completion);
 }
 
+// The usage-only event (choices []) cut out of a payload, as ringway does for clients that
+// did not ask for usage: from its "data: " to the next event's (the [DONE] that follows it),
+// whatever the line ends. "" when the payload has no such event.
+std::string without_usage_event(const std::string& payload, std::string* usage_data = nullptr) {
+    const size_t usage_at = payload.find("\"choices\":[]");
+    if (usage_at == std::string::npos) {
+        return {};
+    }
+    const size_t start = payload.rfind("data: ", usage_at);
+    const size_t next = payload.find("data: ", usage_at);
+    if (start == std::string::npos || next == std::string::npos) {
+        return {};
+    }
+    if (usage_data != nullptr) {
+        *usage_data = payload.substr(start + 6, payload.find_first_of("\r\n", start) - start - 6);
+    }
+    return payload.substr(0, start) + payload.substr(next);
+}
+
 // One streamed chat per mock framing: the client's de-chunked payload must be exactly
-// what the mock sends for the request the gateway forwarded, whatever the upstream's
-// write and chunk boundaries.
+// what the mock sends for the request the gateway forwarded, less the usage chunk the
+// gateway asked for on the client's behalf, whatever the upstream's write and chunk
+// boundaries and line ends.
 class ProxyStreamRelayTest : public ProxyChatTest,
                              public ::testing::WithParamInterface<std::string> {};
 
@@ -171,16 +192,17 @@ TEST_P(ProxyStreamRelayTest, StreamedChatIsTheUpstreamsBytesExactly) {
 
     const Response direct = replay_last_request_to_mock();
     ASSERT_EQ(direct.status, 200);
-    EXPECT_EQ(normalize_mock_ids(response->body), normalize_mock_ids(direct.body))
+    std::string usage_data;
+    const std::string expected = without_usage_event(direct.body, &usage_data);
+    ASSERT_FALSE(expected.empty()) << "the mock sent no usage chunk: " << escape_bytes(direct.body);
+    EXPECT_EQ(normalize_mock_ids(response->body), normalize_mock_ids(expected))
         << "gateway: " << escape_bytes(response->body, 4000)
         << "\nmock:    " << escape_bytes(direct.body, 4000);
+    EXPECT_EQ(response->body.find("\"usage\":{"), std::string::npos);
 
-    // The usage chunk (second to last, before [DONE]) is what the row records.
-    const std::vector<std::string> events = sse_events(response->body);
-    ASSERT_GE(events.size(), 3u) << escape_bytes(response->body);
-    EXPECT_EQ(events.back(), "data: [DONE]");
-    Json usage(sse_data(events[events.size() - 2]));
-    ASSERT_TRUE(usage.has("/usage/total_tokens")) << events[events.size() - 2];
+    // The usage chunk the client did not see is what the row records.
+    Json usage(usage_data);
+    ASSERT_TRUE(usage.has("/usage/total_tokens")) << usage_data;
     EXPECT_EQ(usage.integer("/usage/completion_tokens"), 6);
     const auto rows = wait_usage_rows(gateway_.db_path(), key_.id, 1, Deadline::after_ms(5000));
     ASSERT_EQ(rows.size(), 1u);
@@ -195,17 +217,60 @@ TEST_P(ProxyStreamRelayTest, StreamedChatIsTheUpstreamsBytesExactly) {
 }
 
 std::string framing_name(const ::testing::TestParamInfo<std::string>& param_info) {
-    static const char* const framing_names[] = {"Default", "Split7", "HttpChunk5", "SplitEveryByte",
-                                                "Large"};
+    static const char* const framing_names[] = {
+        "Default", "Split7", "HttpChunk5", "SplitEveryByte",
+        "Large",   "Huge",   "CrSplit3",   "CrlfSplitEveryByte"};
     return framing_names[param_info.index];
 }
 
+// Large: events longer than a recv buffer (held, then cut or sent); Huge: events longer
+// than stream_hold_bytes_max (relayed uncut as they come).
 INSTANTIATE_TEST_SUITE_P(Framings, ProxyStreamRelayTest,
                          ::testing::Values(std::string(), R"("split-bytes":7)",
                                            R"("http-chunk-bytes":5)",
                                            R"("split-bytes":1,"split-delay-ms":0)",
-                                           R"("chunk-text-bytes":20000)"),
+                                           R"("chunk-text-bytes":20000)",
+                                           R"("chunk-text-bytes":100000)",
+                                           R"("eol":"cr","split-bytes":3,"split-delay-ms":0)",
+                                           R"("eol":"crlf","split-bytes":1,"split-delay-ms":0)"),
                          framing_name);
+
+TEST_F(ProxyChatTest, IncludeUsageFalseIsHonouredTowardTheClientAndStillMetered) {
+    const std::string body = chat_body("gpt-4o-mini", true,
+                                       R"("stream_options":{"include_usage":false},)"
+                                       R"("x_mock":{"chunks":3})");
+    const Response response =
+        gateway_.call(post_request("/v1/chat/completions", body, key_.secret));
+    ASSERT_EQ(response.status, 200) << response.body;
+    Json stats(mock_stats_text(mock_.port()));
+    EXPECT_EQ(stats.boolean("/last_request/body_json/stream_options/include_usage"), true)
+        << stats.string("/last_request/body");
+    EXPECT_EQ(response.body.find("\"usage\":{"), std::string::npos) << response.body;
+    EXPECT_EQ(response.body.find("\"choices\":[]"), std::string::npos) << response.body;
+    const std::vector<std::string> events = sse_events(response.body);
+    ASSERT_EQ(events.size(), 1u + 3u + 1u + 1u) << response.body;  // Role, deltas, stop, DONE.
+    EXPECT_EQ(events.back(), "data: [DONE]");
+    const auto rows = wait_usage_rows(gateway_.db_path(), key_.id, 1, Deadline::after_ms(5000));
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0].at("usage_source"), "reported") << describe_row(rows[0]);
+    EXPECT_EQ(as_int(rows[0], "completion_tokens"), 3);
+}
+
+// A provider that puts usage on its finish_reason chunk (choices not empty): nothing is cut,
+// the client gets every chunk the provider sent.
+TEST_F(ProxyChatTest, UsageOnAChunkWithChoicesIsNotCut) {
+    const std::string body =
+        chat_body("gpt-4o-mini", true, R"("x_mock":{"chunks":2,"usage":"finish"})");
+    const Response response =
+        gateway_.call(post_request("/v1/chat/completions", body, key_.secret));
+    ASSERT_EQ(response.status, 200) << response.body;
+    const Response direct = replay_last_request_to_mock();
+    EXPECT_EQ(normalize_mock_ids(response.body), normalize_mock_ids(direct.body));
+    EXPECT_NE(response.body.find("\"usage\":{"), std::string::npos);
+    const auto rows = wait_usage_rows(gateway_.db_path(), key_.id, 1, Deadline::after_ms(5000));
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0].at("usage_source"), "reported") << describe_row(rows[0]);
+}
 
 TEST_F(ProxyChatTest, ClientAskingForUsageGetsOneUsageChunk) {
     const std::string body =

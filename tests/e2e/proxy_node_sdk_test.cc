@@ -1,10 +1,13 @@
-// tests/e2e/proxy_node_sdk_test.cc — launches the OpenAI Node SDK tests
-// (tests/e2e/node/sdk_test.mjs, copied next to this binary's build directory by CMake)
-// against a real ringway and mock upstream: starts both, creates a key and a channel,
-// installs the pinned SDK with `npm ci` when node_modules is missing or older than the
-// lock file, then runs `node --test` and requires exit status 0. Without node (or npm)
+// tests/e2e/proxy_node_sdk_test.cc — launches the OpenAI and Anthropic Node SDK tests
+// (tests/e2e/node/sdk_test.mjs and anthropic_sdk_test.mjs, copied next to this binary's
+// build directory by CMake) against a real ringway and mock upstream: starts both, creates
+// keys and a channel of the SDK's protocol, installs the pinned SDKs with `npm ci` when
+// node_modules is missing or older than the lock file, then runs `node --test` and
+// requires exit status 0. Without node (or npm)
 // the test exits 77: skipped, with the reason on stdout.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,11 +84,19 @@ int run(const std::string& program, std::vector<std::string> args, const EnvList
     return status->is_exited ? status->code : -1;
 }
 
-// `npm ci` in the test directory unless node_modules is newer than the lock file.
+// `npm ci` in the test directory unless node_modules is newer than the lock file. The
+// tests of this binary may run at once (ctest -j): an flock on a file beside the lock file
+// lets one install while the others wait (released when the descriptor closes at exit).
 void ensure_sdk_installed(const std::string& npm, const std::string& dir) {
+    const int lock =
+        ::open((dir + "/.ringway-npm-lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    ASSERT_GE(lock, 0);
+    ASSERT_EQ(::flock(lock, LOCK_EX), 0);
     const std::string stamp = dir + "/node_modules/.ringway-npm-ci";
     if (mtime_ns(dir + "/node_modules/openai/package.json") >= 0 &&
+        mtime_ns(dir + "/node_modules/@anthropic-ai/sdk/package.json") >= 0 &&
         mtime_ns(stamp) >= mtime_ns(dir + "/package-lock.json")) {
+        ::close(lock);
         return;
     }
     std::string output;
@@ -95,9 +106,11 @@ void ensure_sdk_installed(const std::string& npm, const std::string& dir) {
     FILE* file = std::fopen(stamp.c_str(), "w");
     ASSERT_NE(file, nullptr);
     std::fclose(file);
+    ::close(lock);
 }
 
-TEST(ProxyNodeSdkTest, OfficialOpenAiSdkWorksThroughTheGateway) {
+// node and npm, with the pinned SDKs installed (skips the test without them).
+std::string node_ready() {
     const std::string node = find_on_path("node");
     if (node.empty()) {
         skip("node is not installed (make deps installs nodejs and npm)");
@@ -106,9 +119,38 @@ TEST(ProxyNodeSdkTest, OfficialOpenAiSdkWorksThroughTheGateway) {
     if (npm.empty()) {
         skip("npm is not installed (make deps installs nodejs and npm)");
     }
-    const std::string dir = RW_NODE_TEST_DIR;
-    ASSERT_NO_FATAL_FAILURE(ensure_sdk_installed(npm, dir));
+    ensure_sdk_installed(npm, RW_NODE_TEST_DIR);
+    return node;
+}
 
+// A key whose token quota is used up: one request (body with a small max_tokens, so its
+// bound fits the quota) reports far more than the quota; the refusal is then immediate.
+Key spent_key(Gateway& gateway, const std::string& path, const std::string& body) {
+    const Key key = gateway.create_key(R"({"name":"spent","quota_tokens":1000})");
+    EXPECT_EQ(gateway.call(post_request(path, body, key.secret)).status, 200);
+    EXPECT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
+        return gateway.call(post_request(path, body, key.secret)).status == 429;
+    }));
+    return key;
+}
+
+EnvList node_env(const Gateway& gateway, const MockUpstream& mock, const std::string& base_url,
+                 const Key& key, const Key& spent) {
+    const std::string gateway_url = "http://127.0.0.1:" + std::to_string(gateway.port());
+    return {
+        {"RINGWAY_BASE_URL", gateway_url + base_url},
+        {"RINGWAY_API_KEY", key.secret},
+        {"RINGWAY_SPENT_KEY", spent.secret},
+        {"RINGWAY_METRICS", gateway_url + "/metrics"},
+        {"MOCK_STATS_URL", "http://127.0.0.1:" + std::to_string(mock.port()) + "/__mock/stats"},
+        {"UPSTREAM_KEY", std::string(upstream_key)},
+        {"NO_COLOR", "1"},
+    };
+}
+
+TEST(ProxyNodeSdkTest, OfficialOpenAiSdkWorksThroughTheGateway) {
+    const std::string node = node_ready();
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
     MockUpstream mock;
     ASSERT_NO_FATAL_FAILURE(start_mock(mock));
     Gateway gateway;
@@ -120,26 +162,64 @@ TEST(ProxyNodeSdkTest, OfficialOpenAiSdkWorksThroughTheGateway) {
     ASSERT_GT(gateway.create_channel(spec), 0);
     ASSERT_EQ(gateway.wait_channels_routable().at("main").status, 200);
     const Key key = gateway.create_key(R"({"name":"node-sdk"})");
+    const Key spent = spent_key(
+        gateway, "/v1/chat/completions",
+        chat_body("gpt-4o-mini", false, R"("max_tokens":1,"x_mock":{"prompt-tokens":5000})"));
+    ASSERT_NO_FATAL_FAILURE(mock_reset(mock.port()));
 
-    const EnvList env = {
-        {"RINGWAY_BASE_URL", "http://127.0.0.1:" + std::to_string(gateway.port()) + "/v1"},
-        {"RINGWAY_API_KEY", key.secret},
-        {"MOCK_STATS_URL", "http://127.0.0.1:" + std::to_string(mock.port()) + "/__mock/stats"},
-        {"UPSTREAM_KEY", std::string(upstream_key)},
-        {"NO_COLOR", "1"},
-    };
     std::string output;
     const int code =
-        run(node, {"--test", "--test-reporter=spec", "sdk_test.mjs"}, env, dir, 120000, &output);
+        run(node, {"--test", "--test-reporter=spec", "sdk_test.mjs"},
+            node_env(gateway, mock, "/v1", key, spent), RW_NODE_TEST_DIR, 120000, &output);
     EXPECT_EQ(code, 0) << output << "\nringway log:\n" << gateway.ringway().stderr_text();
-    // The SDK's requests were billed like any other client's: seven reached the upstream
-    // (models.list is the gateway's, the bad key was refused), one of them cut.
-    const auto rows = wait_usage_rows(gateway.db_path(), key.id, 7, Deadline::after_ms(5000));
-    EXPECT_EQ(rows.size(), 7u);
-    EXPECT_EQ(mock_requests(mock.port()), 7 + 1);  // + the readiness probe.
+    // The SDK's requests were billed like any other client's: nine reached the upstream
+    // (models.list is the gateway's, the bad key and the spent quota were refused), one of
+    // them cut.
+    const auto rows = wait_usage_rows(gateway.db_path(), key.id, 9, Deadline::after_ms(5000));
+    EXPECT_EQ(rows.size(), 9u);
+    EXPECT_EQ(mock_requests(mock.port()), 9);
     int64_t cut = 0;
     for (const Row& row : rows) {
         cut += row.at("end_reason") == "upstream_reset" ? 1 : 0;
+    }
+    EXPECT_EQ(cut, 1);
+}
+
+TEST(ProxyNodeSdkTest, OfficialAnthropicSdkWorksThroughTheGateway) {
+    const std::string node = node_ready();
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    MockUpstream mock;
+    ASSERT_NO_FATAL_FAILURE(start_mock(mock));
+    Gateway gateway;
+    ASSERT_NO_FATAL_FAILURE(gateway.start({{"RINGWAY_SHARDS", "2"}}));
+    ChannelSpec spec;
+    spec.name = "claude";
+    spec.kind = "anthropic";
+    spec.mock_port = mock.port();
+    spec.models = {"claude-sonnet-4"};
+    ASSERT_GT(gateway.create_channel(spec), 0);
+    const Response probe = gateway.wait_channels_routable().at("claude");
+    ASSERT_EQ(probe.status, 200) << probe.body;
+    const Key key = gateway.create_key(R"({"name":"anthropic-sdk"})");
+    const std::string body =
+        R"({"model":"claude-sonnet-4","max_tokens":1,"messages":[{"role":"user","content":"hi"}],)"
+        R"("x_mock":{"prompt-tokens":5000}})";
+    const Key spent = spent_key(gateway, "/v1/messages", body);
+    ASSERT_NO_FATAL_FAILURE(mock_reset(mock.port()));
+
+    std::string output;
+    const int code =
+        run(node, {"--test", "--test-reporter=spec", "anthropic_sdk_test.mjs"},
+            node_env(gateway, mock, "", key, spent), RW_NODE_TEST_DIR, 120000, &output);
+    EXPECT_EQ(code, 0) << output << "\nringway log:\n" << gateway.ringway().stderr_text();
+    // Whole, streamed, helper stream, cut stream, count_tokens: five reached the upstream.
+    const auto rows = wait_usage_rows(gateway.db_path(), key.id, 5, Deadline::after_ms(5000));
+    EXPECT_EQ(rows.size(), 5u);
+    EXPECT_EQ(mock_requests(mock.port()), 5);
+    int64_t cut = 0;
+    for (const Row& row : rows) {
+        cut += row.at("end_reason") == "upstream_reset" ? 1 : 0;
+        EXPECT_TRUE(row.at("endpoint").starts_with("/v1/messages")) << describe_row(row);
     }
     EXPECT_EQ(cut, 1);
 }

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <regex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -334,6 +335,18 @@ inline std::vector<Row> wait_usage_rows(const std::string& db_path, int64_t key_
     return rows;
 }
 
+// A usage row's cost recomputed in SQL from its token kinds and the rates of the price it
+// names (proxy/cost.h's rule: one half-up rounding of the summed products, then the fee;
+// a row billed nothing costs nothing). `u` is usage_logs, `p` the price LEFT JOINed by id.
+inline constexpr const char* cost_recomputed_sql =
+    "(CASE WHEN u.price_id IS NULL OR u.usage_source = 'unknown' THEN 0 ELSE"
+    " ((u.prompt_tokens - u.cached_input_tokens - u.cache_write_tokens) * p.input_per_mtok"
+    " + u.cached_input_tokens * COALESCE(p.cached_input_per_mtok, p.input_per_mtok)"
+    " + u.cache_write_tokens * COALESCE(p.cache_write_per_mtok, p.input_per_mtok)"
+    " + (u.completion_tokens - u.reasoning_tokens) * p.output_per_mtok"
+    " + u.reasoning_tokens * COALESCE(p.reasoning_per_mtok, p.output_per_mtok)"
+    " + 500000) / 1000000 + p.per_request END)";
+
 inline int64_t as_int(const Row& row, const std::string& column) {
     const auto it = row.find(column);
     return it == row.end() ? -999 : std::strtoll(it->second.c_str(), nullptr, 10);
@@ -412,7 +425,8 @@ struct Key {
 
 struct ChannelSpec {
     std::string name;
-    std::string base_url;  // Empty: http://127.0.0.1:<mock_port>
+    std::string kind = "openai";  // "anthropic" channels serve /v1/messages only.
+    std::string base_url;         // Empty: http://127.0.0.1:<mock_port>
     uint16_t mock_port = 0;
     std::vector<std::string> models;  // A probe model "probe-<name>" is always added.
     std::string model_map_json;       // e.g. {"gpt-4o-mini":"mock-renamed"}; empty: none
@@ -476,10 +490,10 @@ public:
         const std::string base_url = !spec.base_url.empty()
                                          ? spec.base_url
                                          : "http://127.0.0.1:" + std::to_string(spec.mock_port);
-        std::string body = R"({"name":")" + spec.name + R"(","kind":"openai","base_url":")" +
-                           base_url + R"(","api_key":")" + std::string(upstream_key) +
-                           R"(","models":)" + models + R"(,"priority":)" +
-                           std::to_string(spec.priority) + R"(,"weight":)" +
+        std::string body = R"({"name":")" + spec.name + R"(","kind":")" + spec.kind +
+                           R"(","base_url":")" + base_url + R"(","api_key":")" +
+                           std::string(upstream_key) + R"(","models":)" + models +
+                           R"(,"priority":)" + std::to_string(spec.priority) + R"(,"weight":)" +
                            std::to_string(spec.weight) + R"(,"allow_private_network":true)";
         if (!spec.model_map_json.empty()) {
             body += R"(,"model_map":)" + spec.model_map_json;
@@ -491,6 +505,9 @@ public:
         const Response response = admin("POST", "/admin/channels", body);
         EXPECT_EQ(response.status, 201) << body << " -> " << response.body;
         channels_.push_back(spec.name);
+        if (spec.kind == "anthropic") {
+            anthropic_channels_.insert(spec.name);  // Probed on /v1/messages.
+        }
         return Json(response.body).integer("/id", 0);
     }
 
@@ -503,17 +520,22 @@ public:
         const Deadline deadline = Deadline::after_ms(timeout_ms);
         for (const std::string& name : channels_) {
             Response last;
+            const bool is_anthropic = anthropic_channels_.count(name) > 0;
             const bool is_ready = poll_until(deadline, [&] {
                 const std::string body = chat_body(probe_model(name), false);
                 const auto response = http_exchange(
-                    port(), post_request("/v1/chat/completions", body, probe_key_.secret),
+                    port(),
+                    post_request(is_anthropic ? "/v1/messages" : "/v1/chat/completions", body,
+                                 probe_key_.secret),
                     Deadline::after_ms(5000));
                 if (!response.has_value()) {
                     return false;
                 }
                 last = *response;
+                // OpenAI's shape names the code; Anthropic's (on /v1/messages) only the type.
                 return !(response->status == 503 &&
-                         response->body.find("no_channel_available") != std::string::npos);
+                         (response->body.find("no_channel_available") != std::string::npos ||
+                          response->body.find("No upstream channel") != std::string::npos));
             });
             EXPECT_TRUE(is_ready) << "channel " << name
                                   << " never became routable; last: " << last.status << " "
@@ -557,6 +579,7 @@ private:
     uint16_t admin_port_ = 0;
     Key probe_key_;
     std::vector<std::string> channels_;
+    std::set<std::string> anthropic_channels_;
 };
 
 // Starts a mock upstream with `--default NAME=VALUE` pairs.

@@ -30,6 +30,9 @@ void fuzz_usage(std::string_view json, UsageFormat format) {
         check(counts.prompt_tokens == 0 && counts.completion_tokens == 0 &&
               counts.total_tokens == 0);
     }
+    // The kinds are parts of their totals, whatever the upstream wrote.
+    check(counts.cached_input_tokens + counts.cache_write_tokens <= counts.prompt_tokens);
+    check(counts.reasoning_tokens <= counts.completion_tokens);
     UsageCounts again;
     check(usage_from_json(json, format, again) == is_ok);  // Deterministic, no state kept.
     check(again.total_tokens == counts.total_tokens && again.has_usage == counts.has_usage);

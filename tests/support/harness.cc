@@ -1091,7 +1091,8 @@ std::optional<std::string> MetricsScraper::scrape(Deadline deadline) {
 // ---------------------------------------------------------------------------------------
 // Error responses
 
-std::string check_error_response(const Response& response, std::string* code) {
+std::string check_error_response(const Response& response, std::string* code,
+                                 bool is_close_expected) {
     std::string problems;
     auto add = [&](const std::string& problem) {
         problems += problems.empty() ? "" : "; ";
@@ -1101,9 +1102,9 @@ std::string check_error_response(const Response& response, std::string* code) {
     if (!content_type.has_value() || lower(*content_type).rfind("application/json", 0) != 0) {
         add("Content-Type is not application/json: " + content_type.value_or("<absent>"));
     }
-    if (!response.connection_has("close")) {
-        add("no Connection: close (Connection: " +
-            response.header("connection").value_or("<absent>") + ")");
+    if (response.connection_has("close") != is_close_expected) {
+        add(std::string(is_close_expected ? "no Connection: close" : "Connection: close") +
+            " (Connection: " + response.header("connection").value_or("<absent>") + ")");
     }
     if (!response.is_chunked) {
         const std::optional<std::string> length = response.header("content-length");
@@ -1134,9 +1135,13 @@ std::string check_error_response(const Response& response, std::string* code) {
     if (error["type"].get_string().get(type) != simdjson::SUCCESS) {
         add("error.type missing");
     } else {
+        // OpenAI's types: by status, except on its 429s, which name the limit hit
+        // (insufficient_quota for a spent quota, requests for a request-rate limit).
         const std::string_view expected_type =
             response.status >= 500 ? "server_error" : "invalid_request_error";
-        if (type != expected_type) {
+        const bool is_limit_type =
+            response.status == 429 && (type == "insufficient_quota" || type == "requests");
+        if (type != expected_type && !is_limit_type) {
             add("error.type is " + std::string(type) + ", expected " + std::string(expected_type));
         }
     }

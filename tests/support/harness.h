@@ -277,10 +277,13 @@ private:
 };
 
 // Checks an OpenAI-style error response: the status, Content-Type application/json,
-// Connection: close, Content-Length matching, and a body of exactly
-// {"error":{"message":non-empty,"type":"invalid_request_error"|"server_error","code":snake}}.
+// Connection: close (or, with is_close_expected false, no close: a policy refusal of a
+// well-framed request keeps its connection), Content-Length matching, and a body of exactly
+// {"error":{"message":non-empty,"type":"invalid_request_error"|"server_error","code":snake}}
+// (a 429's type may also be OpenAI's insufficient_quota or requests).
 // Returns an empty string when all hold, else what is wrong. *code receives error.code.
-[[nodiscard]] std::string check_error_response(const Response& response, std::string* code);
+[[nodiscard]] std::string check_error_response(const Response& response, std::string* code,
+                                               bool is_close_expected = true);
 
 // Printable form of raw bytes for failure messages (\r, \n, non-printables escaped).
 [[nodiscard]] std::string escape_bytes(std::string_view bytes, size_t max_bytes = 400);

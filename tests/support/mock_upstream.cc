@@ -16,18 +16,24 @@
 //   POST /v1/embeddings        list of embedding objects (float or "encoding_format":"base64")
 //   POST /v1/responses         Responses API object / SSE event:+data: (created .. completed)
 //   POST /v1/messages          Anthropic Messages JSON / SSE (message_start .. message_stop)
+//   POST /v1/messages/count_tokens  {"input_tokens": N} (N: the prompt_tokens formula below)
 //   GET  /v1/models            model list
 //   GET  /__mock/stats         JSON counters + last request (overall and per scenario id)
 //   POST /__mock/reset         clears the counters;  GET /__mock/health -> 200 "ok"
 //   POST /__mock/defaults      replaces every --default with the body's NAME=VALUE lines
 //                              (empty body: none), e.g. to fix a "broken" provider mid-test
 // Streams end with "data: [DONE]" (chat, completions); Responses and Anthropic streams do not.
+// Response headers as the providers send them, on answers and errors alike: OpenAI paths
+// x-request-id, openai-processing-ms, x-ratelimit-{limit,remaining,reset}-{requests,tokens}
+// and a Cloudflare set-cookie (which a gateway must not relay); /v1/messages* request-id and
+// anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}.
 // The model echoes the request's "model" verbatim ("mock-model" when absent).
 //
 // Token formula (deterministic, for assertions):
 //   prompt_tokens (input_tokens)      = x-mock-prompt-tokens if given, else
 //                                       ceil(request body bytes as received / 4)
-//   completion_tokens (output_tokens) = x-mock-chunks (number of content deltas), default 3
+//   completion_tokens (output_tokens) = x-mock-chunks (number of content deltas), default 3,
+//                                       plus x-mock-reasoning-tokens (not on /v1/messages)
 //   total_tokens = prompt + completion. Embeddings: prompt_tokens = total_tokens.
 //   Content delta i (0-based) is x-mock-text verbatim if given (inserted raw into the JSON
 //   string, so escapes like \n or \u00e9 pass through), else x-mock-chunk-text-bytes (default
@@ -56,6 +62,7 @@
 //                            masked key: "Incorrect API key provided: sk-a*****wxyz. ...";
 //                            3xx answers with a Location header (must never be followed)
 //   retry-after S            Retry-After seconds on 429/503 (default 1)
+//   retry-after-ms N         also retry-after-ms: N on 429/503 (OpenAI's SDKs read it)
 //   fault F                  reset        RST (SO_LINGER 0 + close) after K events / bytes
 //                            reset-early  RST before any response byte
 //                            truncate     close (FIN) after K events (no terminating chunk),
@@ -75,6 +82,14 @@
 //                            none: no usage anywhere (also "no-usage: 1"); final: always a
 //                            final usage chunk; finish: usage on the finish_reason chunk
 //   prompt-tokens N          fixes prompt_tokens / input_tokens
+//   cached-tokens N          prompt-cache reads: OpenAI prompt_tokens_details.cached_tokens
+//                            and Responses input_tokens_details.cached_tokens (part of the
+//                            prompt: keep N <= prompt); Anthropic cache_read_input_tokens
+//                            (beside input_tokens). Default 0.
+//   cache-write-tokens N     Anthropic cache_creation_input_tokens (beside input_tokens)
+//   reasoning-tokens N       OpenAI completion_tokens_details / Responses
+//                            output_tokens_details.reasoning_tokens, added to the completion
+//                            tokens (hidden output, as o-series models report it)
 //   embedding-dims N         embedding vector length, default 8
 //   scenario-id ID           counter key for fail-first and for stats "scenarios"
 //   fail-first N             status / fault apply only to the first N requests of the
@@ -635,6 +650,8 @@ struct Controls {
     Eol eol = Eol::lf;
     uint32_t status = 0;  // 0: answer normally.
     uint32_t retry_after_s = 1;
+    bool has_retry_after_ms = false;
+    uint32_t retry_after_ms = 0;
     Fault fault = Fault::none;
     bool has_fault_after = false;
     uint32_t fault_after = 0;
@@ -643,6 +660,9 @@ struct Controls {
     UsageMode usage = UsageMode::automatic;
     bool has_prompt_tokens = false;
     uint32_t prompt_tokens = 0;
+    uint32_t cached_tokens = 0;
+    uint32_t cache_write_tokens = 0;
+    uint32_t reasoning_tokens = 0;
     uint32_t embedding_dims = 8;
     bool has_fail_first = false;
     uint32_t fail_first = 0;
@@ -666,6 +686,7 @@ constexpr std::string_view control_names[] = {
     "eol",
     "status",
     "retry-after",
+    "retry-after-ms",
     "fault",
     "fault-after",
     "connection-close",
@@ -673,6 +694,9 @@ constexpr std::string_view control_names[] = {
     "usage",
     "no-usage",
     "prompt-tokens",
+    "cached-tokens",
+    "cache-write-tokens",
+    "reasoning-tokens",
     "embedding-dims",
     "fail-first",
     "scenario-id",
@@ -808,8 +832,12 @@ bool controls_parse(const ControlSource& source, Controls& controls, std::string
     number("http-chunk-bytes", 1 << 30, controls.http_chunk_bytes, nullptr);
     number("status", 999, controls.status, nullptr);
     number("retry-after", delay_ms_max, controls.retry_after_s, nullptr);
+    number("retry-after-ms", delay_ms_max, controls.retry_after_ms, &controls.has_retry_after_ms);
     number("fault-after", 1u << 31, controls.fault_after, &controls.has_fault_after);
     number("prompt-tokens", 1u << 31, controls.prompt_tokens, &controls.has_prompt_tokens);
+    number("cached-tokens", 1u << 31, controls.cached_tokens, nullptr);
+    number("cache-write-tokens", 1u << 31, controls.cache_write_tokens, nullptr);
+    number("reasoning-tokens", 1u << 31, controls.reasoning_tokens, nullptr);
     number("embedding-dims", embedding_dims_max, controls.embedding_dims, nullptr);
     number("fail-first", 1u << 31, controls.fail_first, &controls.has_fail_first);
     flag("connection-close", controls.is_connection_close);
@@ -1133,9 +1161,12 @@ std::string openai_usage_json(const Context& ctx) {
     append_u64(out, ctx.completion_tokens);
     out += ",\"total_tokens\":";
     append_u64(out, ctx.prompt_tokens + ctx.completion_tokens);
+    out += ",\"prompt_tokens_details\":{\"cached_tokens\":";
+    append_u64(out, ctx.controls->cached_tokens);
+    out += ",\"audio_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":";
+    append_u64(out, ctx.controls->reasoning_tokens);
     out +=
-        ",\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
-        "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
+        ",\"audio_tokens\":0,"
         "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}";
     return out;
 }
@@ -1311,9 +1342,13 @@ std::string responses_object(const Context& ctx, bool is_completed) {
     if (is_completed && ctx.controls->usage != UsageMode::none) {
         out += "{\"input_tokens\":";
         append_u64(out, ctx.prompt_tokens);
-        out += ",\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":";
+        out += ",\"input_tokens_details\":{\"cached_tokens\":";
+        append_u64(out, ctx.controls->cached_tokens);
+        out += "},\"output_tokens\":";
         append_u64(out, ctx.completion_tokens);
-        out += ",\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":";
+        out += ",\"output_tokens_details\":{\"reasoning_tokens\":";
+        append_u64(out, ctx.controls->reasoning_tokens);
+        out += "},\"total_tokens\":";
         append_u64(out, ctx.prompt_tokens + ctx.completion_tokens);
         out += '}';
     } else {
@@ -1396,8 +1431,11 @@ void reply_messages(const Context& ctx, Reply& reply) {
     const auto usage_json = [&](uint64_t output_tokens) {
         std::string out = ",\"usage\":{\"input_tokens\":";
         append_u64(out, ctx.prompt_tokens);
-        out +=
-            ",\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":";
+        out += ",\"cache_creation_input_tokens\":";
+        append_u64(out, ctx.controls->cache_write_tokens);
+        out += ",\"cache_read_input_tokens\":";
+        append_u64(out, ctx.controls->cached_tokens);
+        out += ",\"output_tokens\":";
         append_u64(out, output_tokens);
         out += '}';
         return out;
@@ -1543,9 +1581,14 @@ void reply_error(const Request& request, const Controls& controls, uint32_t stat
         std::string seconds;
         append_u64(seconds, controls.retry_after_s);
         reply.headers.push_back(Header{"Retry-After", seconds});
+        if (controls.has_retry_after_ms) {
+            std::string milliseconds;
+            append_u64(milliseconds, controls.retry_after_ms);
+            reply.headers.push_back(Header{"retry-after-ms", milliseconds});
+        }
     }
     std::string out;
-    if (request.path == "/v1/messages") {
+    if (request.path.starts_with("/v1/messages")) {
         out = "{\"type\":\"error\",\"error\":{\"type\":\"" + std::string(anthropic_type) +
               "\",\"message\":\"";
         append_json_escaped(out, text);
@@ -1901,6 +1944,33 @@ bool dispatch_mock_path(const Request& request, Reply& reply) {
     return true;
 }
 
+// The headers a provider sends with every answer (see the file header).
+void provider_headers(const Request& request, uint64_t id, Reply& reply) {
+    std::string request_id = "req_mock";
+    append_u64(request_id, id);
+    if (request.path.starts_with("/v1/messages")) {
+        reply.headers.push_back(Header{"request-id", std::move(request_id)});
+        for (const char* kind : {"requests", "tokens", "input-tokens", "output-tokens"}) {
+            const std::string prefix = std::string("anthropic-ratelimit-") + kind;
+            reply.headers.push_back(Header{prefix + "-limit", "4000"});
+            reply.headers.push_back(Header{prefix + "-remaining", "3999"});
+            reply.headers.push_back(Header{prefix + "-reset", "2025-01-01T00:00:07Z"});
+        }
+        return;
+    }
+    reply.headers.push_back(Header{"x-request-id", std::move(request_id)});
+    reply.headers.push_back(Header{"openai-processing-ms", "42"});
+    for (const char* kind : {"requests", "tokens"}) {
+        reply.headers.push_back(Header{std::string("x-ratelimit-limit-") + kind, "10000"});
+        reply.headers.push_back(Header{std::string("x-ratelimit-remaining-") + kind, "9999"});
+        reply.headers.push_back(Header{std::string("x-ratelimit-reset-") + kind, "6ms"});
+    }
+    reply.headers.push_back(
+        Header{"set-cookie", "__cf_bm=mock-cookie; path=/; HttpOnly; Secure; SameSite=None"});
+}
+
+std::atomic<uint64_t> next_error_id{1};
+
 void dispatch_llm(const Request& request, const Controls& controls, Reply& reply) {
     const bool is_get = request.method == "GET";
     const std::string& path = request.path;
@@ -1914,7 +1984,7 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
     }
     const bool is_known = path == "/v1/chat/completions" || path == "/v1/completions" ||
                           path == "/v1/embeddings" || path == "/v1/responses" ||
-                          path == "/v1/messages";
+                          path == "/v1/messages" || path == "/v1/messages/count_tokens";
     if (!is_known || request.method != "POST") {
         reply_error(request, controls, 404, "Invalid URL (" + request.method + " " + path + ")",
                     reply);
@@ -1940,7 +2010,10 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
                         json_object_find(stream_options, "include_usage", value) && value == "true";
     ctx.prompt_tokens =
         controls.has_prompt_tokens ? controls.prompt_tokens : (request.body.size() + 3) / 4;
-    ctx.completion_tokens = controls.chunk_count;
+    // Reasoning is hidden output: counted in the completion tokens, never sent as content.
+    // Anthropic reports no reasoning kind, so its output stays the content deltas.
+    ctx.completion_tokens =
+        uint64_t(controls.chunk_count) + (path == "/v1/messages" ? 0 : controls.reasoning_tokens);
     ctx.id = next_response_id.fetch_add(1, std::memory_order_relaxed);
     ctx.created_s = static_cast<uint64_t>(std::time(nullptr));
     if (path == "/v1/chat/completions" || path == "/v1/completions") {
@@ -1949,12 +2022,14 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
         reply_embeddings(ctx, reply);
     } else if (path == "/v1/responses") {
         reply_responses(ctx, reply);
+    } else if (path == "/v1/messages/count_tokens") {
+        reply.body = "{\"input_tokens\":";
+        append_u64(reply.body, ctx.prompt_tokens);
+        reply.body += "}";
     } else {
         reply_messages(ctx, reply);
     }
-    std::string request_id = "req_mock";
-    append_u64(request_id, ctx.id);
-    reply.headers.push_back(Header{"x-request-id", std::move(request_id)});
+    provider_headers(request, ctx.id, reply);
 }
 
 // Handles one complete request. Afterwards `plan` owns every byte to send.
@@ -1988,6 +2063,7 @@ void handle_request(const Request& request, Plan& plan) {
     }
     if (controls.status >= 400) {
         reply_error(request, controls, controls.status, "", reply);
+        provider_headers(request, next_error_id.fetch_add(1, std::memory_order_relaxed), reply);
     } else if (controls.status >= 300 && controls.status < 400 && controls.status != 304) {
         // A redirect the gateway must never follow (RULES.md, upstream isolation).
         reply.status = controls.status;

@@ -3,6 +3,8 @@
 // starts the mock upstream and ringway, creates a key and a channel, and passes:
 //   RINGWAY_BASE_URL   http://127.0.0.1:PORT/v1
 //   RINGWAY_API_KEY    the gateway key (sk-rw-...)
+//   RINGWAY_SPENT_KEY  a gateway key whose quota is used up
+//   RINGWAY_METRICS    http://127.0.0.1:PORT/metrics
 //   MOCK_STATS_URL     http://127.0.0.1:MOCKPORT/__mock/stats
 //   UPSTREAM_KEY       the channel's upstream key (the mock must see it, never ours)
 // The mock is steered through the body member x_mock (the SDK sends unknown params as-is).
@@ -14,8 +16,11 @@ const baseURL = process.env.RINGWAY_BASE_URL;
 const apiKey = process.env.RINGWAY_API_KEY;
 const mockStatsURL = process.env.MOCK_STATS_URL;
 const upstreamKey = process.env.UPSTREAM_KEY;
-if (!baseURL || !apiKey || !mockStatsURL || !upstreamKey) {
-  throw new Error('RINGWAY_BASE_URL, RINGWAY_API_KEY, MOCK_STATS_URL and UPSTREAM_KEY must be set');
+const spentKey = process.env.RINGWAY_SPENT_KEY;
+const metricsURL = process.env.RINGWAY_METRICS;
+if (!baseURL || !apiKey || !mockStatsURL || !upstreamKey || !spentKey || !metricsURL) {
+  throw new Error('RINGWAY_BASE_URL, RINGWAY_API_KEY, RINGWAY_SPENT_KEY, RINGWAY_METRICS, ' +
+    'MOCK_STATS_URL and UPSTREAM_KEY must be set');
 }
 
 // No SDK retries: a retried request would hide a gateway failure.
@@ -38,6 +43,7 @@ test('chat completion, whole', async () => {
   assert.equal(completion.usage.completion_tokens, 4);
   assert.equal(completion.usage.total_tokens,
     completion.usage.prompt_tokens + completion.usage.completion_tokens);
+  assert.match(String(completion._request_id), /^req_mock/, 'the provider x-request-id is relayed');
   const stats = await mockStats();
   assert.equal(stats.last_request.headers.authorization, `Bearer ${upstreamKey}`);
   assert.ok(!JSON.stringify(stats).includes(apiKey), 'the gateway key reached the upstream');
@@ -65,6 +71,29 @@ test('chat completion, streamed with stream_options.include_usage', async () => 
   assert.ok(usage, 'no usage chunk');
   assert.equal(usage.completion_tokens, 3);
   assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
+});
+
+// The loop most applications write: every chunk has choices[0]. The usage chunk ringway
+// asks the provider for (to meter the stream) must not reach a client that did not ask.
+test('chat completion, streamed without include_usage: every chunk has choices[0]', async () => {
+  for (const x_mock of [{ chunks: 4 }, { chunks: 4, 'split-bytes': 5 }]) {
+    const stream = await client.chat.completions.create({
+      model: 'gpt-4o-mini', messages, stream: true, x_mock,
+    });
+    let text = '';
+    let finish = null;
+    for await (const chunk of stream) {
+      const delta = chunk.choices[0].delta;
+      text += delta.content ?? '';
+      finish = chunk.choices[0].finish_reason ?? finish;
+      assert.ok(!chunk.usage, 'a usage chunk reached a client that did not ask for it');
+    }
+    assert.equal(text, 'aaaabbbbccccdddd');
+    assert.equal(finish, 'stop');
+    const stats = await mockStats();
+    assert.equal(stats.last_request.body_json.stream_options.include_usage, true,
+      'the gateway still meters the stream');
+  }
 });
 
 test('chat completion stream helper gives the final message', async () => {
@@ -151,4 +180,23 @@ test('a bad gateway key is an AuthenticationError', async () => {
       assert.equal(error.code, 'invalid_api_key');
       return true;
     });
+});
+
+test('a spent quota is not retried even with retries on (x-should-retry: false)', async () => {
+  const spent = new OpenAI({ baseURL, apiKey: spentKey, maxRetries: 3 });
+  const limited = async () => {
+    const text = await (await fetch(metricsURL)).text();
+    const line = text.split('\n').find((l) => l.startsWith('ringway_limited_total '));
+    return Number(line.split(' ').at(-1));
+  };
+  const before = await limited();
+  await assert.rejects(
+    spent.chat.completions.create({ model: 'gpt-4o-mini', messages }),
+    (error) => {
+      assert.ok(error instanceof OpenAI.RateLimitError, `${error}`);
+      assert.equal(error.code, 'insufficient_quota');
+      assert.equal(error.type, 'insufficient_quota');
+      return true;
+    });
+  assert.equal(await limited() - before, 1, 'the SDK retried');
 });

@@ -42,7 +42,35 @@ TEST(Config, DefaultsWhenNothingIsSet) {
     EXPECT_EQ(config.db_path, "./var/ringway.db");
     EXPECT_FALSE(config.db_synchronous_full);
     EXPECT_EQ(config.log_batch, 512u);
+    EXPECT_EQ(config.log_queue_slots, 16384u);
+    EXPECT_EQ(config.writer_stall_ms, 2000u);
+    EXPECT_EQ(config.writer_drain_ms, 10000u);
     EXPECT_TRUE(config.admin_token.empty());
+    EXPECT_EQ(config.body_min_rate_bytes_per_s, 1024u);
+    EXPECT_EQ(config.body_rate_grace_ms, 10000u);
+    EXPECT_EQ(config.discard_body_max_bytes, 64u << 10);
+    EXPECT_EQ(config.pool_trim_ms, 10000u);
+}
+
+// The knobs of issue 8's client hardening: a body rate floor (0 turns it off), the body a
+// refused request may have read and dropped, the pool's idle trim period.
+TEST(Config, ParsesTheHardeningKnobs) {
+    Config config;
+    std::string error;
+    ASSERT_TRUE(parse({{"RINGWAY_BODY_MIN_RATE_BYTES_PER_S", "0"},
+                       {"RINGWAY_BODY_RATE_GRACE_MS", "250"},
+                       {"RINGWAY_DISCARD_BODY_MAX_BYTES", "0"},
+                       {"RINGWAY_POOL_TRIM_MS", "100"}},
+                      config, error))
+        << error;
+    EXPECT_EQ(config.body_min_rate_bytes_per_s, 0u);
+    EXPECT_EQ(config.body_rate_grace_ms, 250u);
+    EXPECT_EQ(config.discard_body_max_bytes, 0u);
+    EXPECT_EQ(config.pool_trim_ms, 100u);
+    EXPECT_FALSE(parse({{"RINGWAY_POOL_TRIM_MS", "99"}}, config, error));
+    EXPECT_NE(error.find("RINGWAY_POOL_TRIM_MS"), std::string::npos) << error;
+    EXPECT_FALSE(parse({{"RINGWAY_BODY_RATE_GRACE_MS", "x"}}, config, error));
+    EXPECT_NE(error.find("RINGWAY_BODY_RATE_GRACE_MS"), std::string::npos) << error;
 }
 
 TEST(Config, ParsesOverrides) {
@@ -96,6 +124,10 @@ TEST(Config, RefusesBadValuesNamingTheVariable) {
         {"RINGWAY_DB_SYNCHRONOUS", "off", "must be normal or full"},
         {"RINGWAY_ADMIN_TOKEN", "short", "at least 16 characters"},
         {"RINGWAY_HEADER_TIMEOUT_MS", "10", "must be between 50"},
+        {"RINGWAY_LOG_QUEUE_SLOTS", "1000", "must be a power of two"},
+        {"RINGWAY_LOG_QUEUE_SLOTS", "1", "must be between 2"},
+        {"RINGWAY_WRITER_STALL_MS", "0", "must be between 1"},
+        {"RINGWAY_WRITER_DRAIN_MS", "0", "must be between 1"},
     };
     for (const Refusal& refusal : cases) {
         Config config;
@@ -121,7 +153,9 @@ TEST(Config, HelpListsEveryVariable) {
          {"RINGWAY_LISTEN", "RINGWAY_SHARDS", "RINGWAY_MAX_CONNECTIONS", "RINGWAY_MAX_BODY_BYTES",
           "RINGWAY_HEADER_TIMEOUT_MS", "RINGWAY_KEEPALIVE_TIMEOUT_MS", "RINGWAY_SEND_TIMEOUT_MS",
           "RINGWAY_SHUTDOWN_TIMEOUT_MS", "RINGWAY_RECV_BUFFERS", "RINGWAY_DB", "RINGWAY_LOG_BATCH",
-          "RINGWAY_ADMIN_TOKEN"}) {
+          "RINGWAY_ADMIN_TOKEN", "RINGWAY_BODY_MIN_RATE_BYTES_PER_S", "RINGWAY_BODY_RATE_GRACE_MS",
+          "RINGWAY_DISCARD_BODY_MAX_BYTES", "RINGWAY_POOL_TRIM_MS", "RINGWAY_LOG_QUEUE_SLOTS",
+          "RINGWAY_WRITER_STALL_MS", "RINGWAY_WRITER_DRAIN_MS"}) {
         EXPECT_NE(help.find(name), std::string::npos) << name;
     }
 }

@@ -306,6 +306,26 @@ std::vector<Case> valid_cases() {
                          EXPECT_EQ(outcome.messages.at(3).method, Method::other);
                          EXPECT_EQ(outcome.messages.at(3).method_text, "MKCOL");
                      }});
+    cases.push_back({"valid_authorities_and_escapes",
+                     "GET /a%41%2f?q=%7E HTTP/1.1\r\nHost: gw.example:8080\r\n\r\n"
+                     "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n"
+                     "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                     "GET / HTTP/1.1\r\nHost: a%41-b_c~d\r\n\r\n"
+                     "GET / HTTP/1.1\r\nHost: h:\r\n\r\n"
+                     "GET / HTTP/1.1\r\nHost:\r\n\r\n",
+                     ParseError::none, 6, [](const Outcome& outcome) {
+                         EXPECT_EQ(outcome.messages.at(0).path, "/a%41%2f");
+                         EXPECT_EQ(outcome.messages.at(0).host, "gw.example:8080");
+                         EXPECT_EQ(outcome.messages.at(1).host, "[::1]:80");
+                         EXPECT_EQ(outcome.messages.at(5).host, "");
+                     }});
+    cases.push_back({"chunked_two_trailers",
+                     head("POST / HTTP/1.1", "Transfer-Encoding: chunked\r\n") +
+                         "3\r\nabc\r\n0\r\nA: 1\r\nB: 2\r\n\r\n" + head("GET /next HTTP/1.1"),
+                     ParseError::none, 2, [](const Outcome& outcome) {
+                         EXPECT_EQ(outcome.messages.at(0).body, "abc");
+                         EXPECT_EQ(outcome.messages.at(1).path, "/next");
+                     }});
     cases.push_back({"content_length_zero", head("POST / HTTP/1.1", "Content-Length: 0\r\n"),
                      ParseError::none, 1, [](const Outcome& outcome) {
                          EXPECT_TRUE(outcome.messages.at(0).has_content_length);
@@ -414,6 +434,34 @@ std::vector<Case> refused_cases() {
                 ParseError::invalid_header);
     add_refusal(cases, "nul_in_header_value", head("GET / HTTP/1.1", std::string("X: a\0b\r\n", 8)),
                 ParseError::invalid_header);
+    // A bare LF is refused in the trailer section as in the head.
+    add_refusal(cases, "trailer_end_bare_lf", chunked + "0\r\n\n", ParseError::bare_cr_or_lf);
+    add_refusal(cases, "trailer_field_bare_lf", chunked + "1\r\na\r\n0\r\nX: y\n\r\n",
+                ParseError::bare_cr_or_lf);
+    add_refusal(cases, "trailer_end_after_field_bare_lf", chunked + "0\r\nX: y\r\n\n",
+                ParseError::bare_cr_or_lf);
+    add_refusal(cases, "trailer_bare_cr", chunked + "0\r\nX: a\rb\r\n\r\n",
+                ParseError::bare_cr_or_lf);
+    add_refusal(cases, "trailer_obs_fold", chunked + "0\r\nX: a\r\n b\r\n\r\n",
+                ParseError::obs_fold);
+    // Host must be uri-host[:port].
+    const char* const bad_hosts[] = {"a b", "a/b",  "a\\b", "h\xc3\xa9", "a@b", "a:80x", "a?b",
+                                     "a#b", "[::1", "[]",   "a%zz",      "a%4", "::1",   "a:b:80"};
+    for (size_t index = 0; index < std::size(bad_hosts); index += 1) {
+        add_refusal(cases, "bad_host_" + std::to_string(index),
+                    "GET / HTTP/1.1\r\nHost: " + std::string(bad_hosts[index]) + "\r\n\r\n",
+                    ParseError::bad_host);
+    }
+    // A fragment or a '%' not followed by two hex digits in the target.
+    add_refusal(cases, "target_fragment", head("GET /v1/models#frag HTTP/1.1"),
+                ParseError::bad_target);
+    add_refusal(cases, "target_bare_percent_end", head("GET /a% HTTP/1.1"), ParseError::bad_target);
+    add_refusal(cases, "target_percent_one_digit", head("GET /a%4 HTTP/1.1"),
+                ParseError::bad_target);
+    add_refusal(cases, "target_percent_not_hex", head("GET /a%zz?x HTTP/1.1"),
+                ParseError::bad_target);
+    add_refusal(cases, "target_percent_in_query", head("GET /a?q=%g1 HTTP/1.1"),
+                ParseError::bad_target);
     // Refusals after complete messages: the earlier messages still come out.
     add_refusal(cases, "pipelined_then_refused", head("GET /a HTTP/1.1") + "GET / HTTP/1.1\r\n\r\n",
                 ParseError::missing_host, 1);
@@ -672,6 +720,32 @@ TEST(HttpParseState, InMessageAndBodylessCompletion) {
     EXPECT_EQ(result.event, ParseEvent::need_more);
     EXPECT_TRUE(parser.in_message());
     arena.release();
+}
+
+// A body refused at its head is parsed for framing but never stored (no arena memory).
+TEST(HttpParseState, DiscardedBodyIsFramedButNotStored) {
+    for (const std::string& body_stream :
+         {std::string("Content-Length: 600\r\n\r\n") + repeat('x', 600),
+          std::string("Transfer-Encoding: chunked\r\n\r\n258\r\n") + repeat('x', 600) +
+              "\r\n0\r\n\r\n"}) {
+        ChunkPool pool(8, 1 << 20);
+        Arena arena(&pool, 1 << 20);
+        RequestParser parser(test_limits);
+        parser.start(arena);
+        const std::string stream =
+            "POST / HTTP/1.1\r\nHost: h\r\n" + body_stream + "GET /next HTTP/1.1\r\n";
+        ParseResult result = parser.feed(stream);
+        ASSERT_EQ(result.event, ParseEvent::head_complete);
+        const uint64_t head_in_use = pool.stats().large_in_use_bytes;
+        parser.discard_body();
+        std::string_view rest = std::string_view(stream).substr(result.consumed_bytes);
+        result = parser.feed(rest);
+        ASSERT_EQ(result.event, ParseEvent::message_complete);
+        EXPECT_EQ(rest.substr(result.consumed_bytes), "GET /next HTTP/1.1\r\n");
+        EXPECT_EQ(parser.request().body, "");
+        EXPECT_EQ(pool.stats().large_in_use_bytes, head_in_use) << "the body took memory";
+        arena.release();
+    }
 }
 
 TEST(HttpParseState, HeadCompleteComesBeforeTheBodyForContinue) {

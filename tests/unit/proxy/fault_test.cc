@@ -22,13 +22,12 @@ TEST(FaultTable, EveryEnumeratorHasANamedRow) {
 }
 
 TEST(FaultTable, ClientRefusalsAnswer4xxAndEndNoAttempt) {
-    for (const Fault fault :
-         {Fault::client_method_not_allowed, Fault::client_missing_api_key,
-          Fault::client_conflicting_api_keys, Fault::client_invalid_api_key,
-          Fault::client_expired_api_key, Fault::client_quota_exceeded,
-          Fault::client_quota_too_small, Fault::client_invalid_body,
-          Fault::client_model_not_allowed, Fault::client_rate_limited,
-          Fault::client_concurrency_limited, Fault::client_model_not_found}) {
+    for (const Fault fault : {Fault::client_method_not_allowed, Fault::client_missing_api_key,
+                              Fault::client_conflicting_api_keys, Fault::client_invalid_api_key,
+                              Fault::client_expired_api_key, Fault::client_quota_exceeded,
+                              Fault::client_quota_too_small, Fault::client_invalid_body,
+                              Fault::client_model_not_allowed, Fault::client_rate_limited,
+                              Fault::client_concurrency_limited, Fault::client_model_not_found}) {
         const FaultInfo& info = fault_info(fault);
         EXPECT_GE(info.status, 400) << fault_name(fault);
         EXPECT_LT(info.status, 500) << fault_name(fault);
@@ -87,10 +86,44 @@ TEST(FaultTable, EndReasonsFollowTheSide) {
 }
 
 TEST(FaultTable, SilentFaultsAnswerNothing) {
-    for (const Fault fault :
-         {Fault::none, Fault::client_gone, Fault::local_shutdown, Fault::upstream_answered_error}) {
+    for (const Fault fault : {Fault::none, Fault::client_gone, Fault::local_shutdown,
+                              Fault::upstream_answered_error, Fault::upstream_stream_error}) {
         EXPECT_EQ(fault_info(fault).status, 0) << fault_name(fault);
     }
+}
+
+TEST(FaultTable, RefusalsSayWhetherARetryCanHelp) {
+    for (const Fault fault : {Fault::client_missing_api_key, Fault::client_invalid_api_key,
+                              Fault::client_expired_api_key, Fault::client_quota_exceeded,
+                              Fault::client_model_not_allowed, Fault::client_model_not_found}) {
+        EXPECT_TRUE(fault_info(fault).is_retry_futile) << fault_name(fault);
+        EXPECT_EQ(fault_info(fault).retry_after_s, 0u) << fault_name(fault);
+    }
+    for (const Fault fault : {Fault::client_rate_limited, Fault::client_concurrency_limited}) {
+        EXPECT_FALSE(fault_info(fault).is_retry_futile) << fault_name(fault);
+        EXPECT_GT(fault_info(fault).retry_after_s, 0u) << fault_name(fault);
+        EXPECT_EQ(fault_info(fault).openai_type, "requests") << fault_name(fault);
+    }
+    EXPECT_EQ(fault_info(Fault::client_quota_exceeded).openai_type, "insufficient_quota");
+    EXPECT_EQ(fault_info(Fault::upstream_stream_error).end_reason,
+              EndReason::upstream_stream_error);
+    EXPECT_EQ(fault_info(Fault::upstream_stream_error).status, 0);
+}
+
+TEST(FaultTable, BodiesInBothShapes) {
+    char out[512];
+    const uint32_t openai = fault_body_write(out, sizeof(out), Fault::client_quota_exceeded,
+                                             ErrorShape::openai, {}, {});
+    EXPECT_EQ(std::string_view(out, openai),
+              R"({"error":{"message":"You exceeded the token quota of this API key.",)"
+              R"("type":"insufficient_quota","param":null,"code":"insufficient_quota"}})");
+    const uint32_t anthropic = fault_body_write(out, sizeof(out), Fault::client_invalid_api_key,
+                                                ErrorShape::anthropic, {}, "Bad \"key\".");
+    EXPECT_EQ(std::string_view(out, anthropic),
+              R"({"type":"error","error":{"type":"authentication_error",)"
+              R"("message":"Bad \"key\"."}})");
+    EXPECT_EQ(fault_body_write(out, 16, Fault::client_invalid_api_key, ErrorShape::openai, {}, {}),
+              0u);
 }
 
 TEST(FaultTable, TheLogFullRefusalKeepsTheConnectionAndAsksForARetry) {
@@ -98,6 +131,33 @@ TEST(FaultTable, TheLogFullRefusalKeepsTheConnectionAndAsksForARetry) {
     EXPECT_EQ(info.status, 503);
     EXPECT_EQ(info.retry_after_s, 1u);
     EXPECT_FALSE(info.is_close);
+}
+
+// A well-framed request refused by policy keeps its connection (the core closes anyway
+// when it could not read the body); the gateway's and the upstream's failures close.
+TEST(FaultTable, ClientRefusalsKeepTheConnection) {
+    for (const Fault fault :
+         {Fault::client_method_not_allowed, Fault::client_missing_api_key,
+          Fault::client_conflicting_api_keys, Fault::client_invalid_api_key,
+          Fault::client_expired_api_key, Fault::client_quota_exceeded, Fault::client_invalid_body,
+          Fault::client_model_not_allowed, Fault::client_rate_limited,
+          Fault::client_concurrency_limited, Fault::client_model_not_found}) {
+        EXPECT_FALSE(fault_info(fault).is_close) << fault_name(fault);
+        EXPECT_GE(fault_info(fault).status, 400) << fault_name(fault);
+        EXPECT_LT(fault_info(fault).status, 500) << fault_name(fault);
+    }
+    for (const Fault fault : {Fault::local_out_of_memory, Fault::local_no_upstream_slot,
+                              Fault::upstream_unreachable, Fault::upstream_protocol_error}) {
+        EXPECT_TRUE(fault_info(fault).is_close) << fault_name(fault);
+    }
+}
+
+TEST(FaultTable, TheStalledLogRefusalAsksForALaterRetry) {
+    const FaultInfo& info = fault_info(Fault::local_log_stalled);
+    EXPECT_EQ(info.status, 503);
+    EXPECT_EQ(info.code, "usage_log_unavailable");
+    EXPECT_GT(info.retry_after_s, 0u);
+    EXPECT_FALSE(info.is_retry_safe);
 }
 
 }  // namespace

@@ -235,8 +235,125 @@ TEST_P(SseScanLineEnds, TruncatedBeforeTheUsageEvent) {
                              ScanResult{{28, 1, 29, true}, false, 6, false, 1, 0});
 }
 
+// With cut_usage, the usage-only event is reported as one span, [its "data:" line, the byte
+// after its blank line), however the stream is cut into pieces; nothing else is reported,
+// and once everything is fed no event is open.
+std::vector<SseSpan> scan_cuts(std::string_view stream, const std::vector<size_t>& ends,
+                               uint64_t& open_start) {
+    ChunkPool pool(64, 64 << 20);
+    Arena arena(&pool, 16 << 20);
+    SseUsageScanner scanner;
+    scanner.start(UsageFormat::chat, arena, true);
+    std::vector<SseSpan> cuts;
+    size_t start = 0;
+    std::string buffer;
+    for (const size_t end : ends) {
+        buffer.assign(stream.substr(start, end - start));
+        scanner.feed(buffer);
+        for (const SseSpan& cut : scanner.cuts()) {
+            if (!cuts.empty() && cuts.back().end == cut.start) {
+                cuts.back().end = cut.end;  // A CRLF split between pieces: one event.
+            } else {
+                cuts.push_back(cut);
+            }
+        }
+        EXPECT_LE(scanner.open_event_start(), end);
+        std::memset(buffer.data(), 0xAA, buffer.size());
+        start = end;
+    }
+    open_start = scanner.open_event_start();
+    arena.release();
+    return cuts;
+}
+
+TEST_P(SseScanLineEnds, UsageOnlyEventIsReportedForCuttingAtEveryCut) {
+    const std::string stream = with_line_end(chat_stream(), GetParam());
+    const size_t usage_at = stream.find("\"choices\":[]");
+    ASSERT_NE(usage_at, std::string::npos);
+    const uint64_t event_start = stream.rfind("data: ", usage_at);
+    const uint64_t event_end = stream.find("data: [DONE]");
+    std::vector<std::vector<size_t>> cuttings = {{stream.size()}};
+    for (size_t cut = 0; cut <= stream.size(); cut += 1) {
+        cuttings.push_back({cut, stream.size()});
+    }
+    std::vector<size_t> bytes;
+    for (size_t end = 1; end <= stream.size(); end += 1) {
+        bytes.push_back(end);
+    }
+    cuttings.push_back(bytes);
+    for (const std::vector<size_t>& ends : cuttings) {
+        uint64_t open_start = 0;
+        const std::vector<SseSpan> cuts = scan_cuts(stream, ends, open_start);
+        ASSERT_EQ(cuts.size(), 1u)
+            << "pieces " << ends.size() << " first end " << ends[0] << " cut " << cuts[0].start
+            << ".." << cuts[0].end << " size " << stream.size() << " usage event " << event_start
+            << ".." << event_end;
+        EXPECT_EQ(cuts[0].start, event_start) << "first end " << ends[0];
+        EXPECT_EQ(cuts[0].end, event_end) << "first end " << ends[0];
+        EXPECT_EQ(open_start, stream.size()) << "first end " << ends[0];
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(LineEnds, SseScanLineEnds,
                          ::testing::Values(LineEnd::lf, LineEnd::crlf, LineEnd::cr));
+
+// The token kinds of a stream's usage, whole and byte by byte (golden per provider shape).
+UsageCounts scan_usage_kinds(std::string_view stream, UsageFormat format, bool is_byte_by_byte) {
+    ChunkPool pool(64, 64 << 20);
+    Arena arena(&pool, 16 << 20);
+    SseUsageScanner scanner;
+    scanner.start(format, arena);
+    const size_t step = is_byte_by_byte ? 1 : stream.size();
+    for (size_t start = 0; start < stream.size(); start += step) {
+        std::string buffer(stream.substr(start, step));
+        scanner.feed(buffer);
+        std::memset(buffer.data(), 0xAA, buffer.size());
+    }
+    const UsageCounts usage = scanner.usage();
+    arena.release();
+    return usage;
+}
+
+void expect_stream_kinds(std::string_view stream, UsageFormat format, UsageCounts expected) {
+    for (const bool is_byte_by_byte : {false, true}) {
+        const UsageCounts usage = scan_usage_kinds(stream, format, is_byte_by_byte);
+        EXPECT_TRUE(usage.has_usage) << is_byte_by_byte;
+        EXPECT_EQ(usage.prompt_tokens, expected.prompt_tokens) << is_byte_by_byte;
+        EXPECT_EQ(usage.completion_tokens, expected.completion_tokens) << is_byte_by_byte;
+        EXPECT_EQ(usage.total_tokens, expected.total_tokens) << is_byte_by_byte;
+        EXPECT_EQ(usage.cached_input_tokens, expected.cached_input_tokens) << is_byte_by_byte;
+        EXPECT_EQ(usage.cache_write_tokens, expected.cache_write_tokens) << is_byte_by_byte;
+        EXPECT_EQ(usage.reasoning_tokens, expected.reasoning_tokens) << is_byte_by_byte;
+    }
+}
+
+std::string replace_once(std::string text, std::string_view from, std::string_view to) {
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
+TEST(SseScanKinds, ChatStreamCachedAndReasoning) {
+    const std::string stream =
+        replace_once(replace_once(chat_stream(), R"("cached_tokens":0)", R"("cached_tokens":8)"),
+                     R"("reasoning_tokens":0)", R"("reasoning_tokens":12)");
+    expect_stream_kinds(stream, UsageFormat::chat, {13, 17, 30, true, 8, 0, 12});
+}
+
+TEST(SseScanKinds, ResponsesStreamCachedAndReasoning) {
+    const std::string stream = replace_once(
+        replace_once(responses_stream(), R"("cached_tokens":0)", R"("cached_tokens":32)"),
+        R"("reasoning_tokens":0)", R"("reasoning_tokens":4)");
+    expect_stream_kinds(stream, UsageFormat::responses, {37, 11, 48, true, 32, 0, 4});
+}
+
+TEST(SseScanKinds, AnthropicStreamCacheReadsAndWrites) {
+    // message_start carries input, cache writes and cache reads; message_delta the output.
+    const std::string stream =
+        replace_once(anthropic_stream(), R"("cache_creation_input_tokens":0)",
+                     R"("cache_creation_input_tokens":40)");
+    expect_stream_kinds(stream, UsageFormat::anthropic_messages, {68, 15, 83, true, 3, 40, 0});
+}
 
 TEST(SseScan, ChatWithoutIncludeUsageParsesNothing) {
     std::string stream;
@@ -248,6 +365,24 @@ TEST(SseScan, ChatWithoutIncludeUsageParsesNothing) {
     stream += "data: [DONE]\n\n";
     const ScanResult result = scan_whole(stream, UsageFormat::chat);
     EXPECT_EQ(result, (ScanResult{{0, 0, 0, false}, true, 11, false, 0, 0}));
+}
+
+TEST(SseScan, UsageOnAChunkWithChoicesIsNotReportedForCutting) {
+    const std::string stream =
+        std::string(R"(data: {"id":"x","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],)"
+                    R"("usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})") +
+        "\n\ndata: [DONE]\n\n";
+    uint64_t open_start = 0;
+    EXPECT_TRUE(scan_cuts(stream, {stream.size()}, open_start).empty());
+    EXPECT_EQ(open_start, stream.size());
+}
+
+TEST(SseScanHelpers, EmptyChoices) {
+    EXPECT_TRUE(sse_chat_data_has_empty_choices(R"({"choices":[],"usage":{}})"));
+    EXPECT_TRUE(sse_chat_data_has_empty_choices(R"({"choices" : [ ] })"));
+    EXPECT_FALSE(sse_chat_data_has_empty_choices(R"({"choices":[{"index":0}]})"));
+    EXPECT_FALSE(sse_chat_data_has_empty_choices(R"({"usage":{}})"));
+    EXPECT_FALSE(sse_chat_data_has_empty_choices(R"({"choices":)"));
 }
 
 TEST(SseScan, ChatErrorChunk) {

@@ -193,6 +193,51 @@ TEST(UpstreamParse, RetryAfterAndStatusOfARefusal) {
     EXPECT_EQ(outcome.head.retry_after_s, 17u);
 }
 
+TEST(UpstreamParse, HeadersClientsActOnAreKeptForTheClientWhateverTheSplit) {
+    const std::string response =
+        "HTTP/1.1 429 Too Many Requests\r\nX-Request-Id: req_123\r\nSet-Cookie: a=b\r\n"
+        "Retry-After: 7\r\nretry-after-ms: 7000\r\nx-ratelimit-remaining-tokens: 0\r\n"
+        "anthropic-ratelimit-output-tokens-remaining: 12\r\nx-ratelimit-api-key-id: k1\r\n"
+        "Openai-Processing-Ms: 9\r\nAuthorization: Bearer sk-x\r\nContent-Length: 0\r\n\r\n";
+    const std::string expected =
+        "x-upstream-request-id: req_123\r\nretry-after: 7\r\nretry-after-ms: 7000\r\n"
+        "x-ratelimit-remaining-tokens: 0\r\nanthropic-ratelimit-output-tokens-remaining: 12\r\n"
+        "openai-processing-ms: 9\r\n";
+    for (const auto& pieces : splits_of(response)) {
+        char relayed[upstream_relayed_headers_bytes_max];
+        UpstreamParser parser;
+        parser.start(relayed, sizeof(relayed));
+        for (const std::string& piece : pieces) {
+            std::string buffer = piece;  // Headers are kept by the head's end at the latest.
+            if (!parser.is_head_complete()) {
+                (void)parser.feed(buffer);
+            }
+            buffer.assign(buffer.size(), '#');
+        }
+        ASSERT_EQ(parser.relayed_headers(), expected) << pieces.size() << " pieces";
+        ASSERT_TRUE(parser.head().has_retry_after);
+    }
+    // No room: lines that do not fit are dropped whole.
+    char small[50];
+    UpstreamParser parser;
+    parser.start(small, sizeof(small));
+    (void)parser.feed(response);
+    EXPECT_EQ(parser.relayed_headers(), "x-upstream-request-id: req_123\r\nretry-after: 7\r\n");
+}
+
+TEST(UpstreamParse, TheRelayAllowList) {
+    for (const char* name :
+         {"x-request-id", "request-id", "retry-after", "retry-after-ms", "openai-processing-ms",
+          "x-ratelimit-limit-requests", "anthropic-ratelimit-tokens-reset"}) {
+        EXPECT_TRUE(upstream_header_is_relayed(name)) << name;
+    }
+    for (const char* name : {"set-cookie", "cookie", "authorization", "x-api-key",
+                             "x-ratelimit-api-key", "anthropic-ratelimit-auth-token",
+                             "openai-organization", "server", "content-length", "x-secret"}) {
+        EXPECT_FALSE(upstream_header_is_relayed(name)) << name;
+    }
+}
+
 TEST(UpstreamParse, ManyChunksInOneBufferOverflowTheSpanListWithoutLoss) {
     std::string bytes = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
     std::string expected;

@@ -78,6 +78,16 @@ TEST(UsageBill, EstimateRoundsPromptBytesUp) {
     EXPECT_EQ(usage_bill(UsageCounts{}, 200, 0, 0).counts.total_tokens, 0u);
 }
 
+TEST(UsageBill, AStreamTheProviderEndedWithAnErrorIsBilledAsAnUpstreamError) {
+    const BilledUsage unreported = usage_bill(UsageCounts{}, 200, 4000, 7, true);
+    EXPECT_EQ(unreported.source, UsageSource::unknown);
+    EXPECT_EQ(unreported.counts.total_tokens, 0u);
+    // Usage the provider reported before its error (Anthropic's message_start) is charged.
+    const BilledUsage reported_input = usage_bill(reported(25, 1, 0), 200, 4000, 7, true);
+    EXPECT_EQ(reported_input.source, UsageSource::reported);
+    EXPECT_EQ(reported_input.counts.total_tokens, 26u);
+}
+
 TEST(UsageBill, ErrorWithoutUsageChargesNothing) {
     for (const uint16_t status : {uint16_t{400}, uint16_t{401}, uint16_t{429}, uint16_t{500},
                                   uint16_t{502}, uint16_t{503}}) {

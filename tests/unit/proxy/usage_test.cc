@@ -27,6 +27,14 @@ void expect_counts(const UsageCounts& counts, uint64_t prompt, uint64_t completi
     EXPECT_EQ(counts.total_tokens, total);
 }
 
+// The token kinds kept apart (parts of prompt and completion, usage.h).
+void expect_kinds(const UsageCounts& counts, uint64_t cached_input, uint64_t cache_write,
+                  uint64_t reasoning) {
+    EXPECT_EQ(counts.cached_input_tokens, cached_input);
+    EXPECT_EQ(counts.cache_write_tokens, cache_write);
+    EXPECT_EQ(counts.reasoning_tokens, reasoning);
+}
+
 TEST(UsageFromJson, ChatCompletion) {
     const std::string_view body = R"({
   "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
@@ -47,6 +55,88 @@ TEST(UsageFromJson, ChatCompletion) {
     UsageCounts counts;
     ASSERT_TRUE(usage_of(body, UsageFormat::chat, counts));
     expect_counts(counts, 19, 10, 29);
+}
+
+// Golden: an o-series chat answer with a prompt-cache hit and reasoning, as OpenAI sends it.
+// cached_tokens is part of prompt_tokens, reasoning_tokens part of completion_tokens.
+TEST(UsageFromJson, ChatKeepsCachedAndReasoningTokensApart) {
+    const std::string_view body = R"({"id":"chatcmpl-C1","object":"chat.completion",
+"created":1741569952,"model":"o4-mini-2025-04-16","choices":[{"index":0,"message":{"role":
+"assistant","content":"42"},"finish_reason":"stop"}],"usage":{"prompt_tokens":2006,
+"completion_tokens":300,"total_tokens":2306,"prompt_tokens_details":{"cached_tokens":1920,
+"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":256,"audio_tokens":0,
+"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default"})";
+    UsageCounts counts;
+    ASSERT_TRUE(usage_of(body, UsageFormat::chat, counts));
+    expect_counts(counts, 2006, 300, 2306);
+    expect_kinds(counts, 1920, 0, 256);
+}
+
+// Golden: the Responses API's names for the same kinds.
+TEST(UsageFromJson, ResponsesKeepsCachedAndReasoningTokensApart) {
+    const std::string_view body = R"({"id":"resp_1","object":"response","status":"completed",
+"output":[],"usage":{"input_tokens":5000,"input_tokens_details":{"cached_tokens":4096},
+"output_tokens":900,"output_tokens_details":{"reasoning_tokens":640},"total_tokens":5900}})";
+    UsageCounts counts;
+    ASSERT_TRUE(usage_of(body, UsageFormat::responses, counts));
+    expect_counts(counts, 5000, 900, 5900);
+    expect_kinds(counts, 4096, 0, 640);
+}
+
+// Golden: Anthropic reports cache reads and writes beside input_tokens (not inside it); the
+// prompt total keeps all three, the kinds say which is which.
+TEST(UsageFromJson, AnthropicKeepsCacheReadsAndWritesApart) {
+    const std::string_view body = R"({"id":"msg_01","type":"message","role":"assistant",
+"content":[{"type":"text","text":"Hi"}],"model":"claude-sonnet-4-20250514","stop_reason":
+"end_turn","usage":{"input_tokens":12,"cache_creation_input_tokens":100,
+"cache_read_input_tokens":2000,"cache_creation":{"ephemeral_5m_input_tokens":100,
+"ephemeral_1h_input_tokens":0},"output_tokens":6,"service_tier":"standard"}})";
+    UsageCounts counts;
+    ASSERT_TRUE(usage_of(body, UsageFormat::anthropic_messages, counts));
+    expect_counts(counts, 2112, 6, 2118);
+    expect_kinds(counts, 2000, 100, 0);
+}
+
+TEST(UsageFromJson, KindsAreClampedToTheTotalsTheyArePartOf) {
+    UsageCounts counts;
+    // More cached than prompt, more reasoning than completion: never priced twice.
+    ASSERT_TRUE(usage_of(
+        R"({"usage":{"prompt_tokens":10,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":50},"completion_tokens_details":{"reasoning_tokens":9}}})",
+        UsageFormat::chat, counts));
+    expect_counts(counts, 10, 3, 13);
+    expect_kinds(counts, 10, 0, 3);
+    // Embeddings have no output: no reasoning either.
+    ASSERT_TRUE(usage_of(R"({"usage":{"prompt_tokens":9,"total_tokens":9}})",
+                         UsageFormat::embeddings, counts));
+    expect_kinds(counts, 0, 0, 0);
+    // The chat names mean nothing in a Responses body and the other way round.
+    ASSERT_TRUE(
+        usage_of(R"({"usage":{"input_tokens":8,"prompt_tokens_details":{"cached_tokens":4}}})",
+                 UsageFormat::responses, counts));
+    expect_kinds(counts, 0, 0, 0);
+}
+
+TEST(UsageFromJson, MalformedDetailsAreIgnoredNotFatal) {
+    // Details refine the totals; a server that writes them oddly still has its totals
+    // charged (the tokens are then priced as plain input and output).
+    const char* cases[] = {
+        R"({"usage":{"prompt_tokens":7,"completion_tokens":2,"prompt_tokens_details":null}})",
+        R"({"usage":{"prompt_tokens":7,"completion_tokens":2,"prompt_tokens_details":[1]}})",
+        R"({"usage":{"prompt_tokens":7,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":"4"}}})",
+        R"({"usage":{"prompt_tokens":7,"completion_tokens":2,"completion_tokens_details":{"reasoning_tokens":-1}}})",
+        R"({"usage":{"prompt_tokens":7,"completion_tokens":2,"completion_tokens_details":"none"}})",
+    };
+    for (const char* text : cases) {
+        UsageCounts counts;
+        ASSERT_TRUE(usage_of(text, UsageFormat::chat, counts)) << text;
+        expect_counts(counts, 7, 2, 9);
+        expect_kinds(counts, 0, 0, 0);
+    }
+    // Broken JSON inside a details object is still broken JSON.
+    UsageCounts counts;
+    EXPECT_FALSE(
+        usage_of(R"({"usage":{"prompt_tokens":7,"prompt_tokens_details":{"cached_tokens":}}})",
+                 UsageFormat::chat, counts));
 }
 
 TEST(UsageFromJson, LegacyCompletionAndUsageFirst) {

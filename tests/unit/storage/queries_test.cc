@@ -49,8 +49,8 @@ TEST(Queries, UsageAndLogsPaginated) {
     ASSERT_TRUE(days.ok()) << days.error;
     ASSERT_EQ(days.value.size(), 2u);
     EXPECT_EQ(days.value[0].day, "2023-11-15");
-    EXPECT_EQ(days.value[0].requests, 10);
-    EXPECT_EQ(days.value[0].total_tokens, 100);
+    EXPECT_EQ(days.value[0].totals.requests, 10);
+    EXPECT_EQ(days.value[0].totals.total_tokens, 100);
     EXPECT_EQ(days.value[1].day, "2023-11-16");
     const auto all_days = queries.usage_per_day(0, "", "2023-11-14");
     ASSERT_TRUE(all_days.ok());
@@ -87,6 +87,136 @@ TEST(Queries, UsageAndLogsPaginated) {
     EXPECT_EQ(keys.value[0].status, "active");
     EXPECT_FALSE(keys.value[0].has_quota_limit);
     EXPECT_FALSE(queries.get_key(12345).ok());
+    writer.request_stop();
+    writer_thread.join();
+}
+
+TEST(Queries, UsageGroupedByKeyModelChannelDay) {
+    test::TempDir dir;
+    const StorageConfig config = test::test_config(dir);
+    Writer writer;
+    std::string error;
+    ASSERT_TRUE(writer.open(config, 1, error)) << error;
+    std::thread writer_thread([&writer] { writer.run(); });
+    // 12 rows: keys 1 and 2, models a and b, channels 7 and 8, two days.
+    int64_t cost_by_model[2] = {0, 0};
+    for (uint64_t i = 0; i < 12; i++) {
+        UsageRecord record = test::make_record(i, int64_t(1 + i % 2), 20,
+                                               1700000000000 + int64_t(i % 3 == 0) * 86400000);
+        record_set_text(record.model_sent, i < 4 ? "a" : "b");
+        record.channel_id = i < 8 ? 7 : 8;
+        cost_by_model[i < 4 ? 0 : 1] += record.cost_nano;
+        ASSERT_TRUE(writer.queue(0).try_reserve());
+        writer.queue(0).push(record);
+    }
+    writer.notify(0);
+    ASSERT_TRUE(test::wait_until([&] { return writer.rows_written() == 12; }));
+    Queries queries;
+    ASSERT_TRUE(queries.open(config, error)) << error;
+
+    UsageGrouping by_model;
+    by_model.by_model = true;
+    const auto models = queries.usage_grouped(by_model, 0, "", "");
+    ASSERT_TRUE(models.ok()) << models.error;
+    ASSERT_EQ(models.value.size(), 2u);
+    EXPECT_EQ(models.value[0].model, "a");
+    EXPECT_EQ(models.value[0].totals.requests, 4);
+    EXPECT_EQ(models.value[0].totals.cost_nano, cost_by_model[0]);
+    EXPECT_EQ(models.value[1].totals.cost_nano, cost_by_model[1]);
+    EXPECT_EQ(models.value[0].totals.cached_input_tokens, 4 * (10 / 4));
+    EXPECT_EQ(models.value[0].totals.unpriced_requests, 2);  // Sequences 0 and 3.
+
+    UsageGrouping by_channel_day;
+    by_channel_day.by_channel = true;
+    by_channel_day.by_day = true;
+    const auto channel_days = queries.usage_grouped(by_channel_day, 0, "2023-11-15", "");
+    ASSERT_TRUE(channel_days.ok()) << channel_days.error;
+    ASSERT_EQ(channel_days.value.size(), 2u);  // Only 2023-11-15: channels 7 and 8.
+    EXPECT_EQ(channel_days.value[0].day, "2023-11-15");
+    EXPECT_EQ(channel_days.value[0].channel_id, 7);
+    EXPECT_EQ(channel_days.value[0].totals.requests, 3);  // i = 0, 3, 6.
+    EXPECT_EQ(channel_days.value[1].channel_id, 8);
+    EXPECT_EQ(channel_days.value[1].totals.requests, 1);  // i = 9.
+
+    // key and day alone come from the daily aggregates and agree with the rows.
+    UsageGrouping by_key;
+    by_key.by_key = true;
+    const auto keys = queries.usage_grouped(by_key, 0, "", "");
+    ASSERT_TRUE(keys.ok()) << keys.error;
+    ASSERT_EQ(keys.value.size(), 2u);
+    UsageGrouping by_key_model = by_key;
+    by_key_model.by_model = true;
+    const auto key_models = queries.usage_grouped(by_key_model, 2, "", "");
+    ASSERT_TRUE(key_models.ok()) << key_models.error;
+    int64_t key2_cost = 0;
+    for (const UsageGroupRow& row : key_models.value) {
+        EXPECT_EQ(row.key_id, 2);
+        key2_cost += row.totals.cost_nano;
+    }
+    EXPECT_EQ(keys.value[1].key_id, 2);
+    EXPECT_EQ(keys.value[1].totals.cost_nano, key2_cost);
+    writer.request_stop();
+    writer_thread.join();
+}
+
+TEST(Queries, PricesWrittenListedDeletedAndInTheSnapshot) {
+    test::TempDir dir;
+    const StorageConfig config = test::test_config(dir);
+    Writer writer;
+    std::string error;
+    ASSERT_TRUE(writer.open(config, 1, error)) << error;
+    std::thread writer_thread([&writer] { writer.run(); });
+    SnapshotStore snapshots;
+    ASSERT_TRUE(snapshots.open(config, 1, error)) << error;
+    Catalog catalog(writer, snapshots);
+    PriceSpec spec;
+    spec.model = "gpt-4o*";
+    spec.input_per_mtok = 2'500'000'000;
+    spec.output_per_mtok = 10'000'000'000;
+    spec.has_cached_input = true;
+    spec.cached_input_per_mtok = 1'250'000'000;
+    spec.effective_from_s = 100;
+    const Result<int64_t> first = catalog.create_price(spec);
+    ASSERT_TRUE(first.ok()) << first.error;
+    spec.model = "gpt-4o-mini";
+    spec.has_cached_input = false;
+    spec.input_per_mtok = 150'000'000;
+    const Result<int64_t> second = catalog.create_price(spec);
+    ASSERT_TRUE(second.ok()) << second.error;
+    spec.model = "bad*model";
+    EXPECT_FALSE(catalog.create_price(spec).ok());
+
+    // The snapshot prices without SQL: the exact name over the prefix, a kind without its
+    // own rate at its parent's.
+    const Snapshot* snapshot = snapshots.publisher().current();
+    const PriceEntry* mini = snapshot->prices().find("gpt-4o-mini", 1, 200'000);
+    ASSERT_NE(mini, nullptr);
+    EXPECT_EQ(mini->id, second.value);
+    EXPECT_EQ(mini->rates.cached_input_per_mtok, 150'000'000);
+    const PriceEntry* four_o = snapshot->prices().find("gpt-4o-2024-08-06", 1, 200'000);
+    ASSERT_NE(four_o, nullptr);
+    EXPECT_EQ(four_o->rates.cached_input_per_mtok, 1'250'000'000);
+    EXPECT_EQ(snapshot->prices().find("gpt-4o-mini", 1, 99'999), nullptr);  // Before 100 s.
+
+    Queries queries;
+    ASSERT_TRUE(queries.open(config, error)) << error;
+    ASSERT_TRUE(catalog.delete_price(first.value, error)) << error;
+    EXPECT_FALSE(catalog.delete_price(first.value, error));  // Already deleted.
+    EXPECT_EQ(error, "no price with id " + std::to_string(first.value));
+    EXPECT_EQ(snapshots.publisher().current()->prices().find("gpt-4o-2024-08-06", 1, 200'000),
+              nullptr);
+    const auto live = queries.list_prices(false);
+    ASSERT_TRUE(live.ok()) << live.error;
+    ASSERT_EQ(live.value.size(), 1u);
+    EXPECT_EQ(live.value[0].model, "gpt-4o-mini");
+    EXPECT_FALSE(live.value[0].has_cached_input);
+    const auto all = queries.list_prices(true);
+    ASSERT_TRUE(all.ok());
+    ASSERT_EQ(all.value.size(), 2u);
+    EXPECT_NE(all.value[0].deleted_at_s, 0);  // Kept for the rows it priced.
+    EXPECT_EQ(all.value[0].cached_input_per_mtok, 1'250'000'000);
+    EXPECT_TRUE(queries.get_price(first.value).ok());
+    EXPECT_FALSE(queries.get_price(999).ok());
     writer.request_stop();
     writer_thread.join();
 }

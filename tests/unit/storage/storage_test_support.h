@@ -49,6 +49,7 @@ inline StorageConfig test_config(const TempDir& dir) {
     config.mmap_bytes = 8 * 1024 * 1024;
     config.retry_backoff_ms_max = 20;
     config.keys_max = 1024;
+    config.retention_days = 36500;  // Records are dated 2023: keep them unless a test prunes.
     return config;
 }
 
@@ -62,6 +63,13 @@ inline UsageRecord make_record(uint64_t sequence, int64_t key_id, uint32_t total
     record.prompt_tokens = total_tokens / 2;
     record.completion_tokens = total_tokens - total_tokens / 2;
     record.total_tokens = total_tokens;
+    // Kinds and money vary with the sequence so sums catch a dropped or doubled column:
+    // every third record is unpriced (no price, cost 0).
+    record.cached_input_tokens = record.prompt_tokens / 4;
+    record.cache_write_tokens = record.prompt_tokens / 8;
+    record.reasoning_tokens = record.completion_tokens / 3;
+    record.price_id = sequence % 3 == 0 ? 0 : 5;
+    record.cost_nano = record.price_id == 0 ? 0 : int64_t(sequence) * 1'000'003 + total_tokens;
     record.status = 200;
     record.attempts = 1;
     record.latency_us = 1000 + sequence;

@@ -44,12 +44,26 @@ void expect_database_consistent(const StorageConfig& config, int64_t expected_ro
     // daily_usage must agree with the rows it summarises.
     EXPECT_EQ(db.query_int64("SELECT count(*) FROM ("
                              " SELECT key_id, date(ts_ms / 1000, 'unixepoch') AS day,"
+                             " model_requested AS model, channel_id,"
                              " count(*) AS n, sum(prompt_tokens) AS p,"
                              " sum(completion_tokens) AS c, sum(total_tokens) AS t"
-                             " FROM usage_logs GROUP BY 1, 2) AS l"
-                             " JOIN daily_usage AS d USING (key_id, day)"
+                             " FROM usage_logs GROUP BY 1, 2, 3, 4) AS l"
+                             " JOIN daily_usage AS d USING (key_id, day, model, channel_id)"
                              " WHERE d.requests = l.n AND d.prompt_tokens = l.p"
                              " AND d.completion_tokens = l.c AND d.total_tokens = l.t")
+                  .value,
+              db.query_int64("SELECT count(*) FROM daily_usage").value);
+    // ... in the token kinds and the money too.
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM ("
+                             " SELECT key_id, date(ts_ms / 1000, 'unixepoch') AS day,"
+                             " sum(cached_input_tokens) AS ci, sum(cache_write_tokens) AS cw,"
+                             " sum(reasoning_tokens) AS r, sum(cost_nano) AS cost,"
+                             " sum(price_id IS NULL) AS unpriced"
+                             " FROM usage_logs GROUP BY 1, 2) AS l"
+                             " JOIN daily_usage AS d USING (key_id, day)"
+                             " WHERE d.cached_input_tokens = l.ci AND d.cache_write_tokens = l.cw"
+                             " AND d.reasoning_tokens = l.r AND d.cost_nano = l.cost"
+                             " AND d.unpriced_requests = l.unpriced")
                   .value,
               db.query_int64("SELECT count(*) FROM daily_usage").value);
 }
@@ -219,6 +233,42 @@ TEST(Writer, OpenRejectsBadConfig) {
     std::string error;
     EXPECT_FALSE(writer.open(config, 1, error));
     EXPECT_NE(error.find("power of two"), std::string::npos) << error;
+}
+
+TEST(Writer, SpendMovesWithTheRowsInOneTransaction) {
+    // keys.spend_nano grows by exactly the cost of the key's committed rows, a priced row
+    // stores its price_id and an unpriced one NULL.
+    test::TempDir dir;
+    const StorageConfig config = test::test_config(dir);
+    Writer writer;
+    std::string error;
+    ASSERT_TRUE(writer.open(config, 1, error)) << error;
+    std::thread writer_thread([&writer] { writer.run(); });
+    int64_t key_count = 2;
+    ASSERT_TRUE(writer.execute(insert_keys, &key_count, error)) << error;
+    int64_t expected_spend[3] = {0, 0, 0};
+    for (uint64_t sequence = 0; sequence < 50; sequence++) {
+        const int64_t key_id = 1 + int64_t(sequence % 2);
+        const UsageRecord record = test::make_record(sequence, key_id, 40);
+        expected_spend[key_id] += record.cost_nano;
+        ASSERT_TRUE(writer.queue(0).try_reserve());
+        writer.queue(0).push(record);
+    }
+    writer.notify(0);
+    ASSERT_TRUE(test::wait_until([&] { return writer.rows_written() == 50; }));
+    writer.request_stop();
+    writer_thread.join();
+    Db db;
+    ASSERT_TRUE(db.open(config, DbMode::read_only, error)) << error;
+    for (const int64_t key_id : {int64_t{1}, int64_t{2}}) {
+        const std::string sql = "SELECT spend_nano FROM keys WHERE id = " + std::to_string(key_id);
+        EXPECT_EQ(db.query_int64(sql.c_str()).value, expected_spend[key_id]);
+        EXPECT_GT(expected_spend[key_id], 0);
+    }
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM usage_logs WHERE price_id IS NULL").value, 17);
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM usage_logs WHERE price_id = 5").value, 33);
+    EXPECT_EQ(db.query_int64("SELECT sum(unpriced_requests) FROM daily_usage").value, 17);
+    expect_database_consistent(config, 50);
 }
 
 }  // namespace

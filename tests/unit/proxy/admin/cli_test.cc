@@ -286,6 +286,50 @@ TEST_F(AdminCliTest, UsageAndLogs) {
     EXPECT_NE(logs.out.find("--before"), std::string::npos) << logs.out;  // A full page.
 }
 
+TEST_F(AdminCliTest, PriceSetListRemoveAndUsageCost) {
+    const CliRun set =
+        run_cli({"price", "set", "--model", "gpt-4o-mini", "--input", "0.15", "--output", "0.60",
+                 "--cached-input", "0.075", "--effective-from", "1600000000"});
+    ASSERT_EQ(set.exit_code, 0) << set.err;
+    EXPECT_NE(set.out.find("0.075"), std::string::npos) << set.out;
+    const CliRun inexact =
+        run_cli({"price", "set", "--model", "m", "--input", "0.0000000001", "--output", "1"});
+    EXPECT_EQ(inexact.exit_code, 1);
+    EXPECT_NE(inexact.err.find("input_per_mtok"), std::string::npos) << inexact.err;
+    EXPECT_EQ(run_cli({"price", "set", "--model", "m", "--input", "1"}).exit_code, 2);
+    const CliRun list = run_cli({"price", "list"});
+    ASSERT_EQ(list.exit_code, 0) << list.err;
+    EXPECT_NE(list.out.find("gpt-4o-mini"), std::string::npos) << list.out;
+    EXPECT_NE(list.out.find("CACHED_IN"), std::string::npos) << list.out;
+    const int64_t price_id =
+        snapshots_.publisher().current()->prices().find("gpt-4o-mini", 0, 1700000000000)->id;
+
+    // A priced row shows its cost in usage and logs.
+    const CliRun created = run_cli({"key", "create", "--name", "spender"});
+    ASSERT_EQ(created.exit_code, 0) << created.err;
+    const int64_t key_id = snapshots_.publisher().current()->keys()[0].id;
+    UsageRecord record = test::make_record(1, key_id, 40, 1700000000000);
+    record.cost_nano = 1'234'500;  // $0.0012345
+    ASSERT_TRUE(writer_.queue(0).try_reserve());
+    writer_.queue(0).push(record);
+    writer_.notify(0);
+    ASSERT_TRUE(test::wait_until([&] { return writer_.rows_written() == 1; }));
+    const CliRun usage = run_cli({"usage", "--since", "2023-11-01", "--group-by", "key,model"});
+    ASSERT_EQ(usage.exit_code, 0) << usage.err;
+    EXPECT_NE(usage.out.find("0.0012345"), std::string::npos) << usage.out;
+    EXPECT_NE(usage.out.find("gpt-4o-mini-2024-07-18"), std::string::npos) << usage.out;
+    EXPECT_EQ(run_cli({"usage", "--group-by", "key;drop"}).exit_code, 2);
+    const CliRun logs = run_cli({"logs"});
+    EXPECT_NE(logs.out.find("0.0012345"), std::string::npos) << logs.out;
+    const CliRun keys = run_cli({"key", "list"});
+    EXPECT_NE(keys.out.find("0.0012345"), std::string::npos) << keys.out;  // SPEND_USD.
+
+    const CliRun removed = run_cli({"price", "rm", std::to_string(price_id)});
+    ASSERT_EQ(removed.exit_code, 0) << removed.err;
+    EXPECT_EQ(run_cli({"price", "list"}).out.find("gpt-4o-mini"), std::string::npos);
+    EXPECT_NE(run_cli({"price", "list", "--all"}).out.find("gpt-4o-mini"), std::string::npos);
+}
+
 // --key takes an id (all digits, sent as is, even when a key is named like a number) or a
 // name, resolved through GET /admin/keys (revoked keys included); none or several → exit 1.
 TEST_F(AdminCliTest, KeyByName) {

@@ -82,5 +82,46 @@ TEST_F(AdminServerTest, UsageAndLogsPaginate) {
     EXPECT_EQ(call("POST", "/admin/logs", "{}").status, 405);
 }
 
+TEST_F(AdminServerTest, UsageGroupedWithKindsAndExactCost) {
+    // make_record: every third row unpriced; cost = sequence * 1000003 + tokens otherwise.
+    int64_t cost_nano = 0;
+    for (uint64_t i = 0; i < 6; i++) {
+        UsageRecord record = test::make_record(i, 1 + int64_t(i % 2), 40, 1700000000000);
+        record_set_text(record.model_sent, i < 3 ? "m-a" : "m-b");
+        cost_nano += record.cost_nano;
+        ASSERT_TRUE(writer_.queue(0).try_reserve());
+        writer_.queue(0).push(record);
+    }
+    writer_.notify(0);
+    ASSERT_TRUE(test::wait_until([&] { return writer_.rows_written() == 6; }));
+    EXPECT_EQ(cost_nano, 1000003 * (1 + 2 + 4 + 5) + 40 * 4);
+
+    Json day(call("GET", "/admin/usage").body);
+    ASSERT_EQ(day.array_size("/data"), 2u);                    // Keys 1 and 2 on 2023-11-14.
+    EXPECT_EQ(day.string("/data/0/cost_usd"), "0.006000098");  // Rows 2, 4 (0 unpriced).
+    EXPECT_EQ(day.string("/data/1/cost_usd"), "0.006000098");  // Rows 1, 5 (3 unpriced).
+    EXPECT_EQ(day.integer("/data/0/unpriced_requests"), 1);
+    EXPECT_EQ(day.integer("/data/0/cached_input_tokens"), 3 * 5);
+
+    const HttpReply by_model = call("GET", "/admin/usage?group_by=model,day");
+    ASSERT_EQ(by_model.status, 200) << by_model.body;
+    Json models(by_model.body);
+    ASSERT_EQ(models.array_size("/data"), 2u);
+    EXPECT_EQ(models.string("/data/0/model"), "m-a");
+    EXPECT_EQ(models.string("/data/0/day"), "2023-11-14");
+    EXPECT_EQ(models.string("/data/0/cost_usd"), "0.003000089");  // Rows 1, 2.
+    EXPECT_EQ(models.integer("/data/0/reasoning_tokens"), 3 * 6);
+    EXPECT_EQ(models.string("/data/1/cost_usd"), "0.009000107");  // Rows 4, 5.
+    EXPECT_EQ(call("GET", "/admin/usage?group_by=colour").status, 400);
+    EXPECT_EQ(call("GET", "/admin/usage?group_by=key,key").status, 400);
+    EXPECT_EQ(call("GET", "/admin/usage?group_by=").status, 400);
+
+    Json logs(call("GET", "/admin/logs?limit=6").body);
+    EXPECT_EQ(logs.string("/data/0/cost_usd"), "0.005000055");  // Row 5, newest.
+    EXPECT_EQ(logs.integer("/data/0/price_id"), 5);
+    EXPECT_EQ(logs.string("/data/2/cost_usd"), "0");  // Row 3: unpriced.
+    EXPECT_TRUE(logs.is_null("/data/2/price_id"));
+}
+
 }  // namespace
 }  // namespace rw
