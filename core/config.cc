@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -86,7 +87,16 @@ constexpr Knob knobs[] = {
     {"RINGWAY_UPSTREAM_KEEPALIVE_MS", "30000",
      "idle pooled upstream connections are closed after this"},
     {"RINGWAY_UPSTREAM_CONNECTIONS_MAX", "1024", "upstream connections per shard"},
-    {"RINGWAY_CHANNEL_COOLDOWN_MS", "30000", "a channel that keeps failing is skipped this long"},
+    {"RINGWAY_CHANNEL_FAILURE_WINDOW_MS", "60000",
+     "sliding window in which a channel's server failures (5xx, connect, timeout) count"},
+    {"RINGWAY_CHANNEL_FAILURE_MIN", "5", "failures in the window that may take a channel down"},
+    {"RINGWAY_CHANNEL_FAILURE_PERCENT", "50",
+     "... when they are at least this percentage of the channel's outcomes in the window"},
+    {"RINGWAY_CHANNEL_BACKOFF_MS", "10000",
+     "a down channel's first wait before one live request tries it (doubles per failure)"},
+    {"RINGWAY_CHANNEL_BACKOFF_MAX_MS", "600000", "the longest wait before a trial"},
+    {"RINGWAY_CHANNEL_RETRY_AFTER_MAX_MS", "60000",
+     "cap on a provider's Retry-After (429) during which its channel is skipped"},
     {"RINGWAY_MAX_RESPONSE_BYTES", "67108864",
      "limit for a whole (non-streamed) upstream response body"},
     {"RINGWAY_DEFAULT_OUTPUT_RESERVE", "4096",
@@ -213,6 +223,34 @@ bool parse_log_level(const Parser& parser, LogLevel& out) {
     return true;
 }
 
+// Channel health (proxy/channel_health.h): the failure window and the backoff of trials.
+bool parse_channel_health(const Parser& p, Config& config) {
+    if (!(p.number32("RINGWAY_CHANNEL_FAILURE_WINDOW_MS", 60000, 100, 86400000,
+                     config.channel_failure_window_ms) &&
+          p.number32("RINGWAY_CHANNEL_FAILURE_MIN", 5, 1, 1000000, config.channel_failure_min) &&
+          p.number32("RINGWAY_CHANNEL_FAILURE_PERCENT", 50, 1, 100,
+                     config.channel_failure_percent) &&
+          p.number32("RINGWAY_CHANNEL_BACKOFF_MS", 10000, 10, 86400000,
+                     config.channel_backoff_ms) &&
+          p.number32("RINGWAY_CHANNEL_BACKOFF_MAX_MS", 600000, 10, 86400000,
+                     config.channel_backoff_max_ms) &&
+          p.number32("RINGWAY_CHANNEL_RETRY_AFTER_MAX_MS", 60000, 0, 86400000,
+                     config.channel_retry_after_max_ms))) {
+        return false;
+    }
+    if (config.channel_backoff_max_ms < config.channel_backoff_ms) {
+        // snprintf, not literals copied into a std::string: GCC splits those into
+        // overlapping pieces, which the --help scan of the binary would misread.
+        char message[160];
+        std::snprintf(message, sizeof(message), "%s=%u: must be at least %s",
+                      "RINGWAY_CHANNEL_BACKOFF_MAX_MS", config.channel_backoff_max_ms,
+                      "RINGWAY_CHANNEL_BACKOFF_MS");
+        p.error = message;
+        return false;
+    }
+    return true;
+}
+
 bool parse_storage(const Parser& parser, Config& config) {
     const char* db = parser.get("RINGWAY_DB");
     config.db_path = db ? db : "./var/ringway.db";
@@ -312,7 +350,7 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
                    config.upstream_keepalive_ms) &&
         p.number32("RINGWAY_UPSTREAM_CONNECTIONS_MAX", 1024, 1, conns_per_shard_max,
                    config.upstream_connections_max) &&
-        p.number32("RINGWAY_CHANNEL_COOLDOWN_MS", 30000, 0, 3600000, config.channel_cooldown_ms) &&
+        parse_channel_health(p, config) &&
         p.number("RINGWAY_MAX_RESPONSE_BYTES", 64u << 20, 1024, response_bytes_max,
                  config.max_response_bytes) &&
         p.number32("RINGWAY_DEFAULT_OUTPUT_RESERVE", 4096, 0, 10000000,

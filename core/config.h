@@ -64,9 +64,15 @@ struct Config {
     uint32_t upstream_idle_timeout_ms;  // Between bytes of a streamed response.
     uint32_t upstream_keepalive_ms;     // Idle pooled upstream connections are closed after.
     uint32_t upstream_connections_max;  // Per shard.
-    uint32_t channel_cooldown_ms;       // A failing channel is skipped this long.
-    uint64_t max_response_bytes;        // Whole (non-streamed) upstream bodies.
-    uint32_t default_output_reserve;    // Output tokens reserved when a request sets no limit.
+    // Channel health (proxy/channel_health.h).
+    uint32_t channel_failure_window_ms;
+    uint32_t channel_failure_min;
+    uint32_t channel_failure_percent;
+    uint32_t channel_backoff_ms;
+    uint32_t channel_backoff_max_ms;
+    uint32_t channel_retry_after_max_ms;
+    uint64_t max_response_bytes;      // Whole (non-streamed) upstream bodies.
+    uint32_t default_output_reserve;  // Output tokens reserved when a request sets no limit.
     // Peers whose X-Forwarded-For is believed (RINGWAY_TRUSTED_PROXIES); empty: nobody's.
     std::vector<Cidr> trusted_proxies;
 };

@@ -55,7 +55,7 @@ constexpr uint32_t timer_sweep_ms = 25;
 
 // Response heads and small bodies the core writes itself.
 constexpr uint32_t response_head_bytes_max = 1024;
-constexpr uint32_t metrics_text_bytes_max = 64 * 1024;
+constexpr uint32_t metrics_text_bytes_max = 256 * 1024;  // Histograms by endpoint included.
 constexpr uint32_t date_line_bytes = 37;  // "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
 
 // Zeros after a client body that are not part of it, for simdjson's padded reads (proxy/
@@ -89,6 +89,10 @@ constexpr uint32_t query_rows_max = 1000;             // Upper bound on any admi
 constexpr uint32_t record_model_bytes_max = 95;       // Longest real model ids are ~60.
 constexpr uint32_t record_endpoint_bytes_max = 39;    // "/v1/chat/completions" is 20.
 constexpr uint32_t record_request_id_bytes_max = 47;  // Gateway ids are 32 hex chars.
+// A client's x-request-id and a provider's request id (OpenAI "req_" + 32 hex, Anthropic
+// "req_" + 24 base62): a client id longer than this is neither recorded nor passed on.
+constexpr uint32_t record_foreign_id_bytes_max = 63;
+constexpr uint32_t traceparent_bytes = 55;  // W3C Trace Context version 00, fixed length.
 // Prices (storage/prices.h): integers in nano-USD (1 USD = 10^9). A rate is per million
 // tokens and at most $10,000 per million; a per-request fee at most $1,000. With 32-bit
 // token counts these bounds keep a row's cost far inside int64 (proxy/cost.cc asserts it).
@@ -107,9 +111,12 @@ constexpr uint32_t imported_secret_bytes_max = 256;
 
 // ---- proxy/: the gateway on a shard ----------------------------------------------------
 
-constexpr uint32_t channel_states_max = 1024;      // Channels a shard tracks health/pools for.
-constexpr uint32_t attempts_max = 9;               // 1 + RINGWAY_RETRIES (at most 8).
-constexpr uint32_t route_group_channels_max = 64;  // Channels judged in one priority group.
+constexpr uint32_t channel_states_max = 1024;  // Channels a shard tracks health/pools for.
+// Metric label values of open sets (models, channels): this many each, then "other".
+constexpr uint32_t metric_labels_max = 32;
+constexpr uint32_t metric_label_bytes_max = 63;
+constexpr uint32_t attempts_max = 9;                     // 1 + RINGWAY_RETRIES (at most 8).
+constexpr uint32_t route_group_channels_max = 64;        // Channels judged in one priority group.
 constexpr uint32_t json_document_bytes_max = 64u << 20;  // The shard parser's default ceiling.
 constexpr uint32_t sse_event_bytes_max = 1u << 20;       // Longest event the scanner keeps.
 constexpr uint32_t upstream_body_spans_max = 32;         // Body spans per upstream parse call.

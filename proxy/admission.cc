@@ -195,14 +195,24 @@ std::string_view model_message(Arena& arena, const char* format, std::string_vie
 Fault admission_route(Gateway& gateway, ProxyRequest& request, const Snapshot& snapshot) {
     const ChannelEntry* picked[attempts_max];
     const uint32_t wanted = 1 + gateway.config.retries;
-    const uint32_t picked_count =
-        route_pick(snapshot.channels(), request.endpoint, request.model_requested, gateway.health,
-                   gateway.shard.now_ms(), gateway.random_state, {picked, wanted});
+    const RoutePicks picks = route_pick(
+        snapshot.channels(), request.endpoint, request.model_requested, *gateway.shared.health,
+        gateway.shard.now_ms(), gateway.random_state, {picked, wanted});
+    request.trial_channel_id = picks.trial_channel_id;  // request_finish settles it if unused.
     const AddressBook* book =
         gateway.shared.resolver != nullptr ? gateway.shared.resolver->current() : nullptr;
     Arena& arena = client_arena(*request.conn);
-    const RouteResult route = route_candidates(arena, picked, picked_count, book,
-                                               request.model_requested, request.candidates);
+    RouteResult route = route_candidates(arena, picked, picks.count, book, request.model_requested,
+                                         request.candidates);
+    if (picks.count == 0 && picks.serving_count > 0) {
+        route.fault = Fault::local_no_channel;  // Served, but every channel is down.
+    }
+    if (picks.trial_channel_id != 0 &&
+        (route.candidate_count == 0 ||
+         request.candidates[0].channel_id != picks.trial_channel_id)) {
+        gateway.shared.health->trial_abandoned(picks.trial_channel_id);  // Not resolved yet.
+        request.trial_channel_id = 0;
+    }
     if (route.fault == Fault::client_model_not_found) {
         request.fault_message =
             model_message(arena, "The model `%.*s` does not exist or you do not have access to it.",

@@ -28,6 +28,7 @@ void attempt_attach(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& requ
     upstream.has_response_bytes = false;
     request.upstream_slot = upstream.slot;
     request.attempts_made += 1;
+    request.attempt_started_us = proxy_clock_us();
     if (request.relayed_headers == nullptr) {  // Once per request; a failure relays none.
         request.relayed_headers = static_cast<char*>(
             client_arena(*request.conn).alloc(upstream_relayed_headers_bytes_max, 1));
@@ -105,13 +106,44 @@ void attempt_failed(Gateway& gateway, ProxyRequest& request, UpstreamConn& upstr
     RW_ASSERT(fault != Fault::none);
     RW_ASSERT(upstream.request == &request);
     gateway.metrics.upstream_errors.add();
-    gateway.health.failed(upstream.channel_id, gateway.shard.now_ms());
+    request_attempt_over(request);
+    attempt_health_report(gateway, request, upstream.channel_id, fault);
     gateway.pool.close(upstream);
     if (attempt_can_retry(request, fault)) {
         attempt_retry_queue(gateway, request);
         return;
     }
     request_finish(gateway, request, fault);
+}
+
+void attempt_health_report(Gateway& gateway, ProxyRequest& request, int64_t channel_id,
+                           Fault fault) {
+    ChannelHealthBoard& health = *gateway.shared.health;
+    const bool is_trial = request.trial_channel_id == channel_id;
+    request.trial_channel_id = is_trial ? 0 : request.trial_channel_id;
+    const uint64_t now_ms = gateway.shard.now_ms();
+    if (fault == Fault::none) {
+        health.succeeded(channel_id, now_ms, is_trial);
+        return;
+    }
+    if (fault_name(fault).starts_with("local_") || fault == Fault::client_gone) {
+        if (is_trial) {
+            health.trial_abandoned(channel_id);
+        }
+        return;
+    }
+    const UpstreamHead& head = request.parser.head();
+    const FailureKind kind = fault == Fault::upstream_auth_failed ? FailureKind::auth
+                             : head.status == 429                 ? FailureKind::rate
+                                                                  : FailureKind::server;
+    bool auto_disable = true;
+    for (uint32_t i = 0; i < request.candidate_count; i++) {
+        if (request.candidates[i].channel_id == channel_id) {
+            auto_disable = request.candidates[i].auto_disable;
+        }
+    }
+    health.failed(channel_id, auto_disable,
+                  {kind, head.status, head.retry_after_s, fault_name(fault)}, now_ms, is_trial);
 }
 
 void attempt_retries_run(Gateway& gateway) {

@@ -23,6 +23,13 @@ void attempt_start(Gateway& gateway, ProxyRequest& request);
 // nothing reached the client, and one is left; otherwise the request finishes with it.
 void attempt_failed(Gateway& gateway, ProxyRequest& request, UpstreamConn& upstream, Fault fault);
 
+// The shared channel health hears how the current attempt ended on its channel:
+// Fault::none a success; upstream_auth_failed an auth failure; a 429 head a rate limit
+// (with its Retry-After); any other upstream fault a server failure. The gateway's own
+// faults say nothing about the channel (a trial they held is given back).
+void attempt_health_report(Gateway& gateway, ProxyRequest& request, int64_t channel_id,
+                           Fault fault);
+
 // Turn end: starts the attempts attempt_failed queued.
 void attempt_retries_run(Gateway& gateway);
 

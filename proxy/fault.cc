@@ -181,7 +181,7 @@ constexpr FaultRow fault_rows[] = {
      "upstream_auth_failed",
      {502, "upstream_auth_failed", "api_error",
       "The upstream rejected the gateway's credentials for this channel.",
-      EndReason::upstream_error, false, true, 0, "", false}},
+      EndReason::upstream_error, true, true, 0, "", false}},
     {Fault::upstream_answered_error,
      "upstream_answered_error",
      {0, "", "", "", EndReason::upstream_error, false, false, 0, "", false}},

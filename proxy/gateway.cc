@@ -35,18 +35,24 @@ void* on_head(void* context, Conn& conn) {
     }
     const ErrorShape shape =
         info != nullptr && info->is_anthropic ? ErrorShape::anthropic : ErrorShape::openai;
+    // The id comes first: every answer from here on carries it, refusals too.
+    char id_text[request_id_bytes_max];
+    const std::string_view request_id = request_id_make(gateway, id_text);
     if (http.method != (is_models ? Method::get : Method::post)) {
+        gateway.metrics.faults[static_cast<uint32_t>(Fault::client_method_not_allowed)].add();
         fault_respond(
             conn, Fault::client_method_not_allowed,
             {shape,
              {},
              is_models ? "Only GET is allowed on this path." : "Only POST is allowed on this path.",
-             0});
+             0,
+             request_id});
         return nullptr;
     }
-    ProxyRequest* request = request_create(gateway, conn);
+    ProxyRequest* request = request_create(gateway, conn, request_id);
     if (request == nullptr) {
-        fault_respond(conn, Fault::local_out_of_memory, {shape, {}, {}, 0});
+        gateway.metrics.faults[static_cast<uint32_t>(Fault::local_out_of_memory)].add();
+        fault_respond(conn, Fault::local_out_of_memory, {shape, {}, {}, 0, request_id});
         return nullptr;
     }
     request->error_shape = shape;
@@ -146,7 +152,6 @@ Gateway::Gateway(GatewayShared& shared_in, Shard& shard_in)
       shard(shard_in),
       config(shard_in.config()),
       pool(shard_in, config.upstream_connections_max),
-      health(config.channel_cooldown_ms),
       random_state((0x9E3779B97F4A7C15ull ^ (uint64_t(shard_in.index()) << 32) ^ proxy_clock_us()) |
                    1) {
     shared.metrics[shard.index()] = &metrics;

@@ -12,6 +12,7 @@
 #include "core/handler.h"
 #include "core/shard.h"
 #include "proxy/admission.h"
+#include "proxy/channel_health.h"
 #include "proxy/metrics.h"
 #include "proxy/route.h"
 #include "proxy/upstream_pool.h"
@@ -32,6 +33,8 @@ struct GatewayShared {
     Writer* writer = nullptr;
     KeyLimits* key_limits = nullptr;
     Resolver* resolver = nullptr;
+    MetricsShared* metrics_shared = nullptr;
+    ChannelHealthBoard* health = nullptr;
     GatewayMetrics* metrics[shards_max] = {};
 };
 
@@ -48,7 +51,6 @@ struct Gateway {
     const Config& config;
     GatewayMetrics metrics;
     UpstreamPool pool;
-    ChannelHealth health;
     uint64_t random_state;  // xorshift64 for weighted routing.
     // Retries queued by attempt_failed, started at the end of the loop turn (not from
     // inside the completion that failed the attempt).

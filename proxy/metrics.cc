@@ -4,11 +4,94 @@
 #include "proxy/metrics.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
+#include <cstring>
 
 #include "storage/writer.h"
 
 namespace rw {
+
+static_assert(static_cast<uint32_t>(Endpoint::count_tokens) + 1 == endpoint_count);
+
+uint32_t MetricLabels::slot(std::string_view value) {
+    value = value.substr(0, metric_label_bytes_max);
+    const uint32_t claimed = std::min(claimed_.load(std::memory_order_acquire), metric_labels_max);
+    for (uint32_t i = 0; i < claimed; i++) {
+        const Entry& entry = entries_[i];
+        // Acquire pairs with the publishing release below: text and length are written.
+        if (entry.is_published.load(std::memory_order_acquire) && entry.length == value.size() &&
+            std::memcmp(entry.text, value.data(), value.size()) == 0) {
+            return i;
+        }
+    }
+    if (claimed >= metric_labels_max) {
+        return other;  // Full: the common case past the cap costs no read-modify-write.
+    }
+    const uint32_t taken = claimed_.fetch_add(1, std::memory_order_acq_rel);
+    if (taken >= metric_labels_max) {
+        return other;
+    }
+    Entry& entry = entries_[taken];
+    std::memcpy(entry.text, value.data(), value.size());
+    entry.length = static_cast<uint8_t>(value.size());
+    entry.is_published.store(true, std::memory_order_release);
+    return taken;
+}
+
+std::string_view MetricLabels::value(uint32_t slot) const {
+    RW_ASSERT(slot < metric_labels_max);
+    const Entry& entry = entries_[slot];
+    if (!entry.is_published.load(std::memory_order_acquire)) {
+        return {};
+    }
+    return {entry.text, entry.length};
+}
+
+uint32_t MetricLabels::published_count() const {
+    return std::min(claimed_.load(std::memory_order_acquire), metric_labels_max);
+}
+
+void metrics_observe(GatewayMetrics& metrics, MetricsShared& shared,
+                     const RequestObservation& observation) {
+    const auto endpoint = static_cast<uint32_t>(observation.endpoint);
+    RW_ASSERT(endpoint < endpoint_count);
+    RW_ASSERT(observation.upstream_us <= observation.duration_us);
+    metrics.request_duration[endpoint].observe(observation.duration_us, duration_bounds_us);
+    metrics.gateway_overhead[endpoint].observe(observation.duration_us - observation.upstream_us,
+                                               overhead_bounds_us);
+    if (observation.ttft_us != 0) {
+        metrics.upstream_ttft[endpoint].observe(observation.ttft_us, ttft_bounds_us);
+    }
+    const uint32_t model = shared.models.slot(observation.model);
+    metrics.model_tokens[model][0].add(observation.prompt_tokens);
+    metrics.model_tokens[model][1].add(observation.completion_tokens);
+    char id_text[24];
+    const char* id_end =
+        std::to_chars(id_text, id_text + sizeof(id_text), observation.channel_id).ptr;
+    const uint32_t channel = shared.channels.slot({id_text, static_cast<size_t>(id_end - id_text)});
+    metrics.channel_tokens[channel][0].add(observation.prompt_tokens);
+    metrics.channel_tokens[channel][1].add(observation.completion_tokens);
+}
+
+std::string_view fault_class(Fault fault) {
+    switch (fault) {
+        case Fault::none: return {};
+        case Fault::client_quota_exceeded:
+        case Fault::client_quota_too_small:
+        case Fault::client_model_not_allowed:
+        case Fault::client_rate_limited:
+        case Fault::client_concurrency_limited: return "policy";
+        default: break;
+    }
+    // The rest by the side their name starts with (fault.h).
+    const std::string_view name = fault_name(fault);
+    if (name.starts_with("client_")) {
+        return "client";
+    }
+    return name.starts_with("upstream_") ? "provider" : "gateway";
+}
+
 namespace {
 
 struct MetricsText {
@@ -101,6 +184,158 @@ void render_usage(MetricsText& text, const ShardSum& sum) {
               sum(&GatewayMetrics::unpriced_requests));
 }
 
+// Microseconds as decimal seconds without trailing zeros: 25 -> "0.000025", 2500000 -> "2.5".
+const char* seconds_text(char (&out)[32], uint64_t value_us) {
+    const int length =
+        std::snprintf(out, sizeof(out), "%lu.%06lu", static_cast<unsigned long>(value_us / 1000000),
+                      static_cast<unsigned long>(value_us % 1000000));
+    int end = length;
+    while (end > 0 && out[end - 1] == '0') {
+        end -= 1;
+    }
+    if (end > 0 && out[end - 1] == '.') {
+        end -= 1;
+    }
+    out[end] = '\0';
+    return out;
+}
+
+using HistogramArray = Histogram (GatewayMetrics::*)[endpoint_count];
+
+void render_histogram(MetricsText& text, const ShardSum& sum, const char* name, const char* help,
+                      HistogramArray field, std::span<const uint64_t> bounds_us) {
+    text.printf_line("# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (uint32_t e = 0; e < endpoint_count; e++) {
+        const std::string_view endpoint = endpoint_path(static_cast<Endpoint>(e));
+        uint64_t counts[histogram_buckets_max + 1] = {};
+        uint64_t sum_us = 0;
+        for (uint32_t i = 0; i < sum.shard_count; i++) {
+            if (sum.shards[i] == nullptr) {
+                continue;
+            }
+            const Histogram& histogram = (sum.shards[i]->*field)[e];
+            for (uint32_t b = 0; b <= bounds_us.size(); b++) {
+                counts[b] += histogram.buckets[b].get();
+            }
+            sum_us += histogram.sum_us.get();
+        }
+        uint64_t observed = 0;
+        for (uint32_t b = 0; b <= bounds_us.size(); b++) {
+            observed += counts[b];
+        }
+        if (observed == 0) {
+            continue;  // An endpoint's series appear with its first observation.
+        }
+        uint64_t cumulative = 0;
+        char le[32];
+        for (uint32_t b = 0; b <= bounds_us.size(); b++) {
+            cumulative += counts[b];
+            text.printf_line("%s_bucket{endpoint=\"%.*s\",le=\"%s\"} %lu\n", name,
+                             int(endpoint.size()), endpoint.data(),
+                             b < bounds_us.size() ? seconds_text(le, bounds_us[b]) : "+Inf",
+                             static_cast<unsigned long>(cumulative));
+        }
+        text.printf_line("%s_sum{endpoint=\"%.*s\"} %s\n%s_count{endpoint=\"%.*s\"} %lu\n", name,
+                         int(endpoint.size()), endpoint.data(), seconds_text(le, sum_us), name,
+                         int(endpoint.size()), endpoint.data(),
+                         static_cast<unsigned long>(cumulative));
+    }
+}
+
+void render_histograms(MetricsText& text, const ShardSum& sum) {
+    render_histogram(text, sum, "ringway_request_duration_seconds",
+                     "Proxied requests that reached an upstream: start to finish.",
+                     &GatewayMetrics::request_duration, duration_bounds_us);
+    render_histogram(text, sum, "ringway_gateway_overhead_seconds",
+                     "The gateway's own time: request duration minus the time its attempts "
+                     "spent upstream.",
+                     &GatewayMetrics::gateway_overhead, overhead_bounds_us);
+    render_histogram(text, sum, "ringway_upstream_ttft_seconds",
+                     "Streams: the answering attempt's start to its first complete SSE event.",
+                     &GatewayMetrics::upstream_ttft, ttft_bounds_us);
+}
+
+using TokenArray = Counter (GatewayMetrics::*)[metric_labels_max + 1][2];
+
+// One series per distinct label value (slots a race gave the same value are summed), then
+// "other" for the values past the cap.
+void render_tokens(MetricsText& text, const ShardSum& sum, const MetricLabels& labels,
+                   const char* name, const char* label, const char* help, TokenArray field) {
+    text.printf_line("# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    const uint32_t count = labels.published_count();
+    const auto total = [&](uint32_t slot, uint32_t type) {
+        uint64_t value = 0;
+        for (uint32_t i = 0; i < sum.shard_count; i++) {
+            value += sum.shards[i] != nullptr ? (sum.shards[i]->*field)[slot][type].get() : 0;
+        }
+        return value;
+    };
+    for (uint32_t slot = 0; slot <= count; slot++) {
+        const bool is_other = slot == count;
+        const std::string_view value = is_other ? "other" : labels.value(slot);
+        bool is_repeat = value.empty();
+        for (uint32_t earlier = 0; earlier < slot && !is_other && !is_repeat; earlier++) {
+            is_repeat = labels.value(earlier) == value;
+        }
+        if (is_repeat) {
+            continue;
+        }
+        for (uint32_t type = 0; type < 2; type++) {
+            uint64_t value_total = total(is_other ? MetricLabels::other : slot, type);
+            for (uint32_t later = slot + 1; later < count && !is_other; later++) {
+                value_total += labels.value(later) == value ? total(later, type) : 0;
+            }
+            text.printf_line("%s{%s=\"%.*s\",type=\"%s\"} %lu\n", name, label, int(value.size()),
+                             value.data(), type == 0 ? "prompt" : "completion",
+                             static_cast<unsigned long>(value_total));
+        }
+    }
+}
+
+void render_faults(MetricsText& text, const ShardSum& sum) {
+    text.printf_line(
+        "# HELP ringway_request_errors_total Requests ended by a fault, by class (client, "
+        "policy, provider, gateway) and fault.\n# TYPE ringway_request_errors_total counter\n");
+    for (uint32_t f = 1; f < static_cast<uint32_t>(Fault::count_); f++) {
+        uint64_t value = 0;
+        for (uint32_t i = 0; i < sum.shard_count; i++) {
+            value += sum.shards[i] != nullptr ? sum.shards[i]->faults[f].get() : 0;
+        }
+        if (value == 0) {
+            continue;  // A fault's series appears when it first happens.
+        }
+        const std::string_view klass = fault_class(static_cast<Fault>(f));
+        const std::string_view name = fault_name(static_cast<Fault>(f));
+        text.printf_line("ringway_request_errors_total{class=\"%.*s\",fault=\"%.*s\"} %lu\n",
+                         int(klass.size()), klass.data(), int(name.size()), name.data(),
+                         static_cast<unsigned long>(value));
+    }
+}
+
+// Every channel the board has met (it meets a channel at its first outcome or verdict of
+// note), up or not, and the transitions counted since start.
+void render_health(MetricsText& text, const ChannelHealthBoard& health) {
+    text.printf_line(
+        "# HELP ringway_channel_up 1 while the channel may take traffic (up or rate-limited), "
+        "0 while it is down.\n# TYPE ringway_channel_up gauge\n");
+    const uint64_t now_ms = health_clock_ms();
+    for (uint32_t slot = 0; slot < channel_states_max; slot++) {
+        const int64_t channel_id = health.channel_at(slot);
+        if (channel_id != 0) {
+            text.printf_line("ringway_channel_up{channel=\"%ld\"} %d\n",
+                             static_cast<long>(channel_id),
+                             health.view(channel_id, now_ms).is_down ? 0 : 1);
+        }
+    }
+    text.printf_line(
+        "# HELP ringway_channel_health_transitions_total Channels taken down or brought back "
+        "up.\n# TYPE ringway_channel_health_transitions_total counter\n"
+        "ringway_channel_health_transitions_total{to=\"down\"} %lu\n"
+        "ringway_channel_health_transitions_total{to=\"up\"} %lu\n",
+        static_cast<unsigned long>(health.transitions_down()),
+        static_cast<unsigned long>(health.transitions_up()));
+}
+
 void render_writer(MetricsText& text, const Writer& writer) {
     const WriterStats stats = writer.stats();
     text.line("ringway_writer_rows_total", "counter", "Usage rows committed to SQLite.",
@@ -143,11 +378,24 @@ void render_writer(MetricsText& text, const Writer& writer) {
 
 uint32_t gateway_metrics_render(char* out, uint32_t capacity,
                                 GatewayMetrics* const (&shards)[shards_max], uint32_t shard_count,
-                                const Writer* writer) {
+                                const MetricsShared* shared, const Writer* writer) {
     MetricsText text{out, capacity};
     const ShardSum sum{shards, shard_count};
     render_requests(text, sum);
     render_usage(text, sum);
+    render_histograms(text, sum);
+    render_faults(text, sum);
+    if (shared != nullptr) {
+        render_tokens(text, sum, shared->models, "ringway_model_tokens_total", "model",
+                      "Tokens charged by the model asked for (the first 32 models, then other).",
+                      &GatewayMetrics::model_tokens);
+        render_tokens(text, sum, shared->channels, "ringway_channel_tokens_total", "channel",
+                      "Tokens charged by channel id (the first 32 channels, then other).",
+                      &GatewayMetrics::channel_tokens);
+        if (shared->health != nullptr) {
+            render_health(text, *shared->health);
+        }
+    }
     if (writer != nullptr) {
         render_writer(text, *writer);
     }

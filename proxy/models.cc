@@ -77,7 +77,12 @@ void models_serve(Gateway& gateway, ProxyRequest& request) {
     RW_ASSERT(written == length);
     publisher.quiesce(gateway.shard.index());
     request.is_response_started = true;
-    client_respond(*request.conn, {200, "application/json", {out, length}, {}, false});
+    char id_header[request_id_header_bytes_max];
+    client_respond(*request.conn, {200,
+                                   "application/json",
+                                   {out, length},
+                                   request_id_header(id_header, request.request_id),
+                                   false});
     request_finish(gateway, request, Fault::none);
 }
 

@@ -62,6 +62,10 @@ void relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t 
                  uint16_t bid) {
     const uint64_t piece_offset = request.stream_payload_bytes;
     request.scanner.feed({start, length_bytes});
+    if (request.ttft_us == 0 && request.scanner.events_count() > 0 &&
+        request.attempt_started_us != 0) {
+        request.ttft_us = proxy_clock_us() - request.attempt_started_us;  // First whole event.
+    }
     request.stream_payload_bytes += length_bytes;
     if (request.is_usage_cut) {
         stream_cut_relay(gateway, request, start, length_bytes, bid, piece_offset);
@@ -87,13 +91,16 @@ std::string_view relay_extra_headers(ProxyRequest& request, std::string_view fix
     const std::string_view relayed = request.parser.relayed_headers();
     const bool needs_retry_after =
         (head.status == 429 || head.status == 503) && !head.has_retry_after;
-    if (coding.empty() && relayed.empty() && !needs_retry_after) {
-        return fixed;
-    }
+    char id_header[request_id_header_bytes_max];  // Ringway's x-request-id, on every answer.
+    const std::string_view id_line = request_id_header(id_header, request.request_id);
     const std::string_view parts[] = {
-        fixed,   coding.empty() ? std::string_view() : encoding_name,
-        coding,  coding.empty() ? std::string_view() : std::string_view("\r\n"),
-        relayed, needs_retry_after ? made_up_retry_after : std::string_view(),
+        fixed,
+        id_line,
+        coding.empty() ? std::string_view() : encoding_name,
+        coding,
+        coding.empty() ? std::string_view() : std::string_view("\r\n"),
+        relayed,
+        needs_retry_after ? made_up_retry_after : std::string_view(),
     };
     size_t length = 0;
     for (const std::string_view part : parts) {
@@ -131,6 +138,15 @@ bool relay_stream_begin(Gateway& gateway, ProxyRequest& request, const UpstreamH
 // The response head arrived. True while the attempt goes on.
 bool relay_head(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
     const UpstreamHead& head = request.parser.head();
+    if (head.status == 401 || head.status == 403) {
+        // The provider refused the channel's own key ("Incorrect API key provided: sk-…"):
+        // the channel goes down, and the request (refused, so not acted on) tries the next
+        // one; without one the client gets a generic 502, never the body naming the key.
+        RW_LOG_ERROR("event=upstream_auth_failed channel_id=%ld status=%u",
+                     static_cast<long>(upstream.channel_id), head.status);
+        attempt_failed(gateway, request, upstream, Fault::upstream_auth_failed);
+        return false;
+    }
     const bool is_refusal = head.status == 429 || head.status >= 500;
     if (is_refusal && request.attempt_index + 1 < request.candidate_count) {
         attempt_failed(gateway, request, upstream, Fault::upstream_refused);
@@ -163,15 +179,9 @@ bool relay_head(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request)
 
 // A whole (non-streamed) answer: the upstream's status and body, relayed as they came,
 // except a refusal of the channel's own key, whose body names that key.
-void relay_whole(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
+void relay_whole(Gateway& gateway, ProxyRequest& request) {
     const UpstreamHead& head = request.parser.head();
-    if (head.status == 401 || head.status == 403) {
-        // The upstream refused the channel's own key ("Incorrect API key provided: sk-…").
-        RW_LOG_ERROR("event=upstream_auth_failed channel_id=%ld status=%u",
-                     static_cast<long>(upstream.channel_id), head.status);
-        request_finish(gateway, request, Fault::upstream_auth_failed);
-        return;
-    }
+    RW_ASSERT(head.status != 401 && head.status != 403);  // relay_head failed the attempt.
     if (head.status >= 200 && head.status < 300 && endpoint_info(request.endpoint).is_free) {
         request.usage = UsageCounts{0, 0, 0, true};  // Reported free by the provider.
     } else if (head.status >= 200 && head.status < 300 && request.response_bytes > 0) {
@@ -200,11 +210,11 @@ void relay_whole(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request
 void relay_complete(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request,
                     bool has_extra_bytes) {
     const UpstreamHead& head = request.parser.head();
-    if (head.status == 429 || head.status >= 500) {
-        gateway.health.failed(upstream.channel_id, gateway.shard.now_ms());  // The last one.
-    } else {
-        gateway.health.succeeded(upstream.channel_id);
-    }
+    // The last candidate's refusal is relayed, and still counts against its channel.
+    attempt_health_report(
+        gateway, request, upstream.channel_id,
+        head.status == 429 || head.status >= 500 ? Fault::upstream_refused : Fault::none);
+    request_attempt_over(request);
     // RULES §2: reused only after a completely framed response with no extra bytes.
     attempt_release_upstream(gateway, upstream, request.parser.is_reusable() && !has_extra_bytes);
     if (request.is_relaying_stream) {
@@ -219,7 +229,7 @@ void relay_complete(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& requ
             request.scanner.had_error_event() ? Fault::upstream_stream_error : Fault::none);
         return;
     }
-    relay_whole(gateway, upstream, request);
+    relay_whole(gateway, request);
 }
 
 // The body spans of one parse call: accumulated (whole answers), or compacted in place into

@@ -4,6 +4,7 @@
 // cannot fail. Shard thread only.
 #include "proxy/request.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -21,33 +22,12 @@ int64_t unix_ms() {
     return int64_t(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
 }
 
-// "rw-<shard>-<start ms, hex>-<sequence, hex>": unique per process run and shard. Built
-// with to_chars (no format parsing per request); at most 3+10+1+16+1+16 bytes.
-std::string_view request_id_write(char (&out)[64], uint32_t shard_index, int64_t started_unix_ms,
-                                  uint64_t sequence) {
-    char* cursor = out;
-    char* const end = out + sizeof(out);
-    auto put = [&](std::string_view text) {
-        RW_ASSERT(cursor + text.size() <= end);
-        std::memcpy(cursor, text.data(), text.size());
-        cursor += text.size();
-    };
-    put("rw-");
-    cursor = std::to_chars(cursor, end, shard_index).ptr;
-    put("-");
-    cursor = std::to_chars(cursor, end, static_cast<uint64_t>(started_unix_ms), 16).ptr;
-    put("-");
-    cursor = std::to_chars(cursor, end, sequence, 16).ptr;
-    return {out, static_cast<size_t>(cursor - out)};
-}
-
 // The one usage record of a request that reached an upstream, pushed into the slot
 // reserved at admission; the token counters follow it. Returns the tokens it charges.
 int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason) {
     RW_ASSERT(request.attempts_made > 0);
     RW_ASSERT(request.has_queue_reservation);  // Admission reserved it before any attempt.
     const Candidate& candidate = request.candidates[request.attempt_index];
-    char id_text[64];
     const uint64_t now_us = proxy_clock_us();
     const Conn& conn = *request.conn;
     // The price in force at the request's start for the model and channel that served it
@@ -80,8 +60,10 @@ int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason
         request.model_requested,
         candidate.model_sent,
         endpoint_path(request.endpoint),
-        request_id_write(id_text, gateway.shard.index(), request.started_unix_ms,
-                         ++gateway.request_sequence),
+        request.request_id,
+        request.client_request_id,
+        request.traceparent,
+        request.parser.head().request_id,
         price,
     };
     const UsageRecord record = usage_record_build(input);
@@ -90,6 +72,12 @@ int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason
         gateway.metrics.unpriced_requests.add();
     }
     gateway.shared.writer->queue(gateway.shard.index()).push(record);  // Reserved: cannot fail.
+    request_attempt_over(request);
+    const uint64_t duration_us = now_us - request.started_us;
+    metrics_observe(gateway.metrics, *gateway.shared.metrics_shared,
+                    {request.endpoint, duration_us, std::min(request.upstream_us, duration_us),
+                     request.ttft_us, request.model_requested, candidate.channel_id,
+                     record.prompt_tokens, record.completion_tokens});
     request.has_queue_reservation = false;
     gateway.has_records_pushed = true;
     gateway.metrics.records_pushed.add();
@@ -163,20 +151,87 @@ void request_answer(Gateway& gateway, ProxyRequest& request, Fault fault) {
     if (info.status == 0 || request.is_client_gone || request.is_response_started) {
         return;
     }
-    fault_respond(
-        *request.conn, fault,
-        {request.error_shape, request.fault_code, request.fault_message, request.retry_after_s});
+    fault_respond(*request.conn, fault,
+                  {request.error_shape, request.fault_code, request.fault_message,
+                   request.retry_after_s, request.request_id});
     request.is_response_started = true;
     request.status_sent = info.status;
 }
 
+bool is_lower_hex(std::string_view text) {
+    for (const char c : text) {
+        if ((c < '0' || c > '9') && (c < 'a' || c > 'f')) {
+            return false;
+        }
+    }
+    return true;
+}
+
 }  // namespace
 
-ProxyRequest* request_create(Gateway& gateway, Conn& conn) {
-    auto* request = client_arena(conn).make<ProxyRequest>();
-    if (request == nullptr) {
+std::string_view request_id_make(Gateway& gateway, char (&out)[request_id_bytes_max]) {
+    char* cursor = out;
+    char* const end = out + sizeof(out);
+    auto put = [&](std::string_view text) {
+        RW_ASSERT(cursor + text.size() <= end);
+        std::memcpy(cursor, text.data(), text.size());
+        cursor += text.size();
+    };
+    // to_chars, not snprintf: no format parsing per request. 3+10+1+16+1+16 bytes at most.
+    put("rw-");
+    cursor = std::to_chars(cursor, end, gateway.shard.index()).ptr;
+    put("-");
+    cursor = std::to_chars(cursor, end, static_cast<uint64_t>(unix_ms()), 16).ptr;
+    put("-");
+    cursor = std::to_chars(cursor, end, ++gateway.request_sequence, 16).ptr;
+    RW_ASSERT(cursor <= end);
+    return {out, static_cast<size_t>(cursor - out)};
+}
+
+std::string_view request_id_header(char (&out)[request_id_header_bytes_max],
+                                   std::string_view request_id) {
+    constexpr std::string_view name = "x-request-id: ";
+    if (request_id.empty()) {
+        return {};
+    }
+    RW_ASSERT(name.size() + request_id.size() + 2 <= sizeof(out));
+    std::memcpy(out, name.data(), name.size());
+    std::memcpy(out + name.size(), request_id.data(), request_id.size());
+    std::memcpy(out + name.size() + request_id.size(), "\r\n", 2);
+    return {out, name.size() + request_id.size() + 2};
+}
+
+void request_client_ids(const ParsedRequest& http, std::string_view& client_request_id,
+                        std::string_view& traceparent) {
+    client_request_id = http.find_header("x-request-id");
+    bool is_visible =
+        !client_request_id.empty() && client_request_id.size() <= record_foreign_id_bytes_max;
+    for (const char c : client_request_id) {
+        is_visible = is_visible && c > ' ' && c <= '~';
+    }
+    if (!is_visible) {
+        client_request_id = {};
+    }
+    // version "-" trace-id "-" parent-id "-" flags: 2-32-16-2 lower-case hex digits.
+    traceparent = http.find_header("traceparent");
+    const bool is_shaped =
+        traceparent.size() == traceparent_bytes && traceparent[2] == '-' &&
+        traceparent[35] == '-' && traceparent[52] == '-' &&
+        is_lower_hex(traceparent.substr(0, 2)) && is_lower_hex(traceparent.substr(3, 32)) &&
+        is_lower_hex(traceparent.substr(36, 16)) && is_lower_hex(traceparent.substr(53, 2));
+    if (!is_shaped) {
+        traceparent = {};
+    }
+}
+
+ProxyRequest* request_create(Gateway& gateway, Conn& conn, std::string_view request_id) {
+    Arena& arena = client_arena(conn);
+    auto* request = arena.make<ProxyRequest>();
+    const char* id_copy = request != nullptr ? arena.copy(request_id) : nullptr;
+    if (id_copy == nullptr) {
         return nullptr;
     }
+    request->request_id = {id_copy, request_id.size()};
     request->conn = &conn;
     request->upstream_slot = UINT32_MAX;
     request->started_ms = gateway.shard.now_ms();
@@ -195,6 +250,8 @@ void request_start(Gateway& gateway, ProxyRequest& request) {
     request.started_us = proxy_clock_us();
     request.started_unix_ms = unix_ms();
     request.bytes_in = client_request(conn).body.size();
+    // Views into the request's headers, read now as admission_body reads them.
+    request_client_ids(client_request(conn), request.client_request_id, request.traceparent);
     client_take(conn, &request);
     gateway.metrics.requests_started.add();
 }
@@ -203,9 +260,10 @@ void request_refuse_head(Gateway& gateway, ProxyRequest& request, Fault fault) {
     RW_ASSERT(fault != Fault::none);
     RW_ASSERT(request.attempts_made == 0);
     request_abandon(gateway, request);
-    fault_respond(
-        *request.conn, fault,
-        {request.error_shape, request.fault_code, request.fault_message, request.retry_after_s});
+    gateway.metrics.faults[static_cast<uint32_t>(fault)].add();  // request_finish counts the rest.
+    fault_respond(*request.conn, fault,
+                  {request.error_shape, request.fault_code, request.fault_message,
+                   request.retry_after_s, request.request_id});
 }
 
 void request_abandon(Gateway& gateway, ProxyRequest& request) {
@@ -223,6 +281,12 @@ void request_finish(Gateway& gateway, ProxyRequest& request, Fault fault) {
     request.is_finished = true;
     request.is_in_finish = true;
     request.fault = fault;
+    gateway.metrics.faults[static_cast<uint32_t>(fault)].add();  // [none] is never rendered.
+    if (request.trial_channel_id != 0) {
+        // The trial ended without an outcome on its channel (cut, client gone): give it back.
+        gateway.shared.health->trial_abandoned(request.trial_channel_id);
+        request.trial_channel_id = 0;
+    }
     if (request.upstream_slot != UINT32_MAX) {
         gateway.pool.close(gateway.pool.at(request.upstream_slot));  // Detaches the request.
     }
@@ -281,17 +345,23 @@ void fault_respond(Conn& conn, Fault fault, const FaultAnswer& answer) {
     auto* body = static_cast<char*>(client_arena(conn).alloc(capacity, 1));
     const uint32_t length =
         body != nullptr ? fault_body_write(body, capacity, fault, answer.shape, code, message) : 0;
-    char headers[64];
+    // Ringway's "x-request-id: <id>\r\n", then Retry-After and x-should-retry as the fault says.
+    char headers[request_id_header_bytes_max + 64];
+    char id_header[request_id_header_bytes_max];
+    const std::string_view id_line = request_id_header(id_header, answer.request_id);
     char* cursor = headers;
     auto put = [&cursor](std::string_view text) {
-        std::memcpy(cursor, text.data(), text.size());
-        cursor += text.size();
+        if (!text.empty()) {
+            std::memcpy(cursor, text.data(), text.size());
+            cursor += text.size();
+        }
     };
+    put(id_line);
     const uint32_t retry_after_s =
         answer.retry_after_s != 0 ? answer.retry_after_s : info.retry_after_s;
     if (retry_after_s != 0) {
         put("Retry-After: ");
-        cursor = std::to_chars(cursor, headers + 32, retry_after_s).ptr;
+        cursor = std::to_chars(cursor, headers + sizeof(headers) - 32, retry_after_s).ptr;
         put("\r\n");
     }
     if (info.is_retry_futile) {

@@ -63,7 +63,10 @@ struct ProxyRequest {
     RequestFields fields;
     std::string_view model_requested;  // (arena)
     std::string_view anthropic_version;
-    std::string_view upstream_head;  // Built per attempt (arena).
+    std::string_view request_id;         // Ringway's id (arena), sent on every answer.
+    std::string_view client_request_id;  // The client's x-request-id, if usable.
+    std::string_view traceparent;        // The client's traceparent, if well formed.
+    std::string_view upstream_head;      // Built per attempt (arena).
     std::string_view upstream_body;
     char* relayed_headers;  // upstream_relayed_headers_bytes_max (arena), for the parser.
     int64_t key_id;
@@ -80,6 +83,10 @@ struct ProxyRequest {
     uint64_t started_ms;  // Shard clock (ms).
     uint64_t started_us;  // Monotonic us.
     uint64_t first_byte_us;
+    uint64_t attempt_started_us;  // The current attempt's start; 0 once it is over.
+    uint64_t upstream_us;         // Time attempts spent upstream (connect to their end).
+    uint64_t ttft_us;             // The attempt's start to its first SSE event; 0: none.
+    int64_t trial_channel_id;     // This request holds that channel's half-open trial; 0: none.
     uint64_t bytes_in;
     uint64_t stream_payload_bytes;
     char* response_body;  // Whole-body accumulation (arena), padded.
@@ -95,10 +102,26 @@ struct ProxyRequest {
 // A request's state must stay a small arena allocation (a large one takes a 64 KiB block).
 static_assert(sizeof(ProxyRequest) <= chunk_payload_bytes / 4);
 
+// Ringway's request ids: "rw-<shard>-<start ms, hex>-<sequence, hex>", unique per process
+// run and shard, made when the request head is complete so a refusal carries one too.
+constexpr uint32_t request_id_bytes_max = 48;  // The longest id is 40 bytes.
+constexpr uint32_t request_id_header_bytes_max = request_id_bytes_max + 20;
+[[nodiscard]] std::string_view request_id_make(Gateway& gateway, char (&out)[request_id_bytes_max]);
+// "x-request-id: <id>\r\n", the answer's header line.
+[[nodiscard]] std::string_view request_id_header(char (&out)[request_id_header_bytes_max],
+                                                 std::string_view request_id);
+
+// The client's own ids, recorded on the usage row and passed upstream: x-request-id when it
+// is 1..record_foreign_id_bytes_max visible ASCII bytes, traceparent when it has the W3C
+// version-00 shape (55 bytes, lower-case hex); empty otherwise. Views into http.
+void request_client_ids(const ParsedRequest& http, std::string_view& client_request_id,
+                        std::string_view& traceparent);
+
 // A new request in conn's arena at its head (core/handler.h on_head), not yet taken from
-// the core; nullptr when the arena refuses memory (the caller answers
-// local_out_of_memory).
-[[nodiscard]] ProxyRequest* request_create(Gateway& gateway, Conn& conn);
+// the core, with the id made for it (so a refusal at the head carries one too); nullptr
+// when the arena refuses memory (the caller answers local_out_of_memory).
+[[nodiscard]] ProxyRequest* request_create(Gateway& gateway, Conn& conn,
+                                           std::string_view request_id);
 
 // The body arrived (on_request): the gateway takes the request from the core
 // (client_take) and its clocks start; request_finish is its exit from now on.
@@ -111,6 +134,14 @@ void request_refuse_head(Gateway& gateway, ProxyRequest& request, Fault fault);
 // The request ended before its body did (core/handler.h on_head_abandoned): gives back
 // what admission took at the head.
 void request_abandon(Gateway& gateway, ProxyRequest& request);
+
+// The current attempt is over (failed, answered whole, or cut): its time is upstream time.
+inline void request_attempt_over(ProxyRequest& request) {
+    if (request.attempt_started_us != 0) {
+        request.upstream_us += proxy_clock_us() - request.attempt_started_us;
+        request.attempt_started_us = 0;
+    }
+}
 
 // The one exit (see above). A second call returns at once: a timeout may race an
 // upstream error or the client leaving.
@@ -130,6 +161,7 @@ struct FaultAnswer {
     std::string_view code;
     std::string_view message;
     uint32_t retry_after_s = 0;
+    std::string_view request_id;  // Ringway's x-request-id on the answer; empty: none.
 };
 
 // Answers the client with a fault's error, before any answer was queued: the body in the

@@ -105,7 +105,8 @@ bool upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedReq
     const auto capacity = static_cast<uint32_t>(
         512 + prefix.size() + path.size() + http.query.size() + candidate.host_header.size() +
         candidate.api_key.size() + accept.size() + openai_beta.size() + anthropic_beta.size() +
-        request.anthropic_version.size());
+        request.anthropic_version.size() + request.client_request_id.size() +
+        request.traceparent.size());
     auto* out = static_cast<char*>(arena.alloc(capacity, 1));
     if (out == nullptr) {
         return false;
@@ -139,6 +140,9 @@ bool upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedReq
     head.put("Accept-Encoding: identity\r\n");
     head.put_header("User-Agent", user_agent);
     head.put_header("OpenAI-Beta", openai_beta);
+    // The client's own ids go on, so its trace continues at the provider (checked at start).
+    head.put_header("x-request-id", request.client_request_id);
+    head.put_header("traceparent", request.traceparent);
     if (is_anthropic) {
         head.put_header("anthropic-version", request.anthropic_version);
         head.put_header("anthropic-beta", anthropic_beta);

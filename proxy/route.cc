@@ -1,6 +1,7 @@
 // proxy/route.cc — channel selection and health (see route.h). Shard thread only.
 #include "proxy/route.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/log.h"
@@ -58,6 +59,7 @@ bool candidate_fill(Arena& arena, const ChannelEntry& channel, const ChannelAddr
     candidate.kind = channel.kind;
     candidate.stream_usage = channel.stream_usage;
     candidate.is_tls = address.url.is_tls;
+    candidate.auto_disable = channel.auto_disable;
     std::memcpy(&candidate.address, &address.address, address.address_bytes);
     candidate.address_bytes = address.address_bytes;
     candidate.tls_context = address.tls_context;
@@ -70,23 +72,6 @@ bool candidate_fill(Arena& arena, const ChannelEntry& channel, const ChannelAddr
 }
 
 }  // namespace
-
-void ChannelHealth::failed(int64_t channel_id, uint64_t now_ms) {
-    State& state = states_.at(channel_id);
-    state.failures += 1;
-    if (state.failures >= 3) {  // Three in a row: cool down.
-        state.unhealthy_until_ms = now_ms + cooldown_ms_;
-        state.failures = 0;
-        RW_LOG_WARN("event=channel_cooldown channel_id=%ld cooldown_ms=%u",
-                    static_cast<long>(channel_id), cooldown_ms_);
-    }
-}
-
-void ChannelHealth::succeeded(int64_t channel_id) {
-    State& state = states_.at(channel_id);
-    state.failures = 0;
-    state.unhealthy_until_ms = 0;
-}
 
 bool channel_serves(const ChannelEntry& channel, Endpoint endpoint, std::string_view model) {
     if (!channel.is_enabled) {
@@ -129,35 +114,69 @@ uint64_t route_random_next(uint64_t& state) {
     return state;
 }
 
-uint32_t route_pick(std::span<const ChannelEntry> channels, Endpoint endpoint,
-                    std::string_view model, ChannelHealth& health, uint64_t now_ms,
-                    uint64_t& random_state, std::span<const ChannelEntry*> picked) {
-    uint32_t picked_count = 0;
-    // Pass 0 takes healthy channels, pass 1 the cooling-down ones as a last resort.
-    for (int pass = 0; pass < 2 && picked_count < picked.size(); pass++) {
-        size_t group_start = 0;
-        while (group_start < channels.size() && picked_count < picked.size()) {
-            size_t group_end = group_start;
-            while (group_end < channels.size() &&
-                   channels[group_end].priority == channels[group_start].priority) {
-                group_end += 1;
-            }
-            Draw draw;
-            for (size_t i = group_start; i < group_end && draw.count < route_group_channels_max;
-                 i++) {
-                const ChannelEntry& channel = channels[i];
-                const bool is_healthy = !health.is_cooling(channel.id, now_ms);
-                if (is_healthy == (pass == 0) && channel_serves(channel, endpoint, model)) {
-                    draw.add(channel);
-                }
-            }
-            while (draw.count > 0 && picked_count < picked.size()) {
-                picked[picked_count++] = draw.take(random_state);
-            }
-            group_start = group_end;
+RoutePicks route_pick(std::span<const ChannelEntry> channels, Endpoint endpoint,
+                      std::string_view model, ChannelHealthBoard& health, uint64_t now_ms,
+                      uint64_t& random_state, std::span<const ChannelEntry*> picked) {
+    const ChannelEntry* trial = nullptr;
+    const ChannelEntry* healthy[attempts_max];
+    const ChannelEntry* rate_limited[attempts_max];
+    uint32_t healthy_count = 0;
+    uint32_t rate_limited_count = 0;
+    uint32_t serving_count = 0;
+    const auto wanted = static_cast<uint32_t>(std::min<size_t>(picked.size(), attempts_max));
+    size_t group_start = 0;
+    while (group_start < channels.size()) {
+        size_t group_end = group_start;
+        while (group_end < channels.size() &&
+               channels[group_end].priority == channels[group_start].priority) {
+            group_end += 1;
         }
+        Draw draw;
+        for (size_t i = group_start; i < group_end && draw.count < route_group_channels_max; i++) {
+            const ChannelEntry& channel = channels[i];
+            if (!channel_serves(channel, endpoint, model)) {
+                continue;
+            }
+            serving_count += 1;
+            // Every serving channel is judged once, even past `wanted`: a half-open one
+            // must be able to win its trial whatever its priority.
+            switch (health.judge(channel.id, now_ms)) {
+                case Verdict::use: draw.add(channel); break;
+                case Verdict::rate_limited:
+                    if (rate_limited_count < wanted) {
+                        rate_limited[rate_limited_count++] = &channel;
+                    }
+                    break;
+                case Verdict::trial:
+                    if (trial == nullptr) {
+                        trial = &channel;
+                    } else {
+                        health.trial_abandoned(channel.id);  // One trial per request.
+                    }
+                    break;
+                case Verdict::down: break;
+            }
+        }
+        while (draw.count > 0 && healthy_count < wanted) {
+            healthy[healthy_count++] = draw.take(random_state);
+        }
+        group_start = group_end;
     }
-    return picked_count;
+    uint32_t count = 0;
+    if (trial != nullptr && count < wanted) {
+        picked[count++] = trial;
+    }
+    for (uint32_t i = 0; i < healthy_count && count < wanted; i++) {
+        picked[count++] = healthy[i];
+    }
+    for (uint32_t i = 0; i < rate_limited_count && count < wanted; i++) {
+        picked[count++] = rate_limited[i];
+    }
+    if (trial != nullptr && (count == 0 || picked[0] != trial)) {
+        health.trial_abandoned(trial->id);  // Nothing wanted: no trial either.
+        trial = nullptr;
+    }
+    return {count, trial != nullptr ? trial->id : 0, serving_count};
 }
 
 RouteResult route_candidates(Arena& arena, std::span<const ChannelEntry*> picked,

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "arena/arena.h"
+#include "proxy/channel_health.h"
 #include "proxy/channel_table.h"
 #include "proxy/endpoint.h"
 #include "proxy/fault.h"
@@ -38,6 +39,7 @@ struct Candidate {
     ChannelKind kind;
     StreamUsage stream_usage;
     bool is_tls;
+    bool auto_disable;      // Failures may take the channel down (channel_health.h).
     SocketAddress address;  // Checked against the SSRF rules by the resolver.
     socklen_t address_bytes;
     std::string_view host_header;  // "host[:port]" (arena).
@@ -46,27 +48,6 @@ struct Candidate {
     std::string_view model_sent;   // After the channel's model map (arena).
     TlsContext* tls_context;       // https: lives as long as the process.
     std::string_view tls_host;     // Name checked against the certificate (arena).
-};
-
-// A shard's view of its channels' health: a channel that failed three times in a row
-// is tried last for RINGWAY_CHANNEL_COOLDOWN_MS.
-class ChannelHealth {
-public:
-    explicit ChannelHealth(uint32_t cooldown_ms) : cooldown_ms_(cooldown_ms) {}
-
-    [[nodiscard]] bool is_cooling(int64_t channel_id, uint64_t now_ms) {
-        return states_.at(channel_id).unhealthy_until_ms > now_ms;
-    }
-    void failed(int64_t channel_id, uint64_t now_ms);
-    void succeeded(int64_t channel_id);
-
-private:
-    struct State {
-        uint32_t failures = 0;  // Consecutive.
-        uint64_t unhealthy_until_ms = 0;
-    };
-    ChannelTable<State> states_;
-    uint32_t cooldown_ms_;
 };
 
 // Whether a channel takes this endpoint and model (enabled, of the endpoint's protocol,
@@ -79,11 +60,18 @@ private:
 // xorshift64: a cheap per-shard random state for weighted draws (never zero).
 [[nodiscard]] uint64_t route_random_next(uint64_t& state);
 
-// Up to picked.size() channels for the request, best first, into picked; returns how
-// many. Pure apart from health reads and the random state it advances.
-[[nodiscard]] uint32_t route_pick(std::span<const ChannelEntry> channels, Endpoint endpoint,
-                                  std::string_view model, ChannelHealth& health, uint64_t now_ms,
-                                  uint64_t& random_state, std::span<const ChannelEntry*> picked);
+// Up to picked.size() channels for the request, best first, into picked. A trial it won is
+// picked[0] and named in trial_channel_id (0: none): the caller owes the board its outcome
+// (or trial_abandoned). Pure apart from the health verdicts and the random state.
+struct RoutePicks {
+    uint32_t count;
+    int64_t trial_channel_id;
+    uint32_t serving_count;  // Channels serving the endpoint and model, down ones included.
+};
+[[nodiscard]] RoutePicks route_pick(std::span<const ChannelEntry> channels, Endpoint endpoint,
+                                    std::string_view model, ChannelHealthBoard& health,
+                                    uint64_t now_ms, uint64_t& random_state,
+                                    std::span<const ChannelEntry*> picked);
 
 // The request's candidates (channels picked and resolved) copied into `arena`. Returns
 // Fault::none, client_model_not_found (no channel serves the model), local_no_channel

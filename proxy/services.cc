@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -22,7 +23,7 @@ namespace {
 uint32_t render_service_metrics(void* context, char* out, uint32_t capacity) {
     auto* services = static_cast<Services*>(context);
     return gateway_metrics_render(out, capacity, services->gateway.metrics, services->config.shards,
-                                  &services->writer);
+                                  services->metrics_shared.get(), &services->writer);
 }
 
 const char* service_not_ready_reason(void* context) {
@@ -138,6 +139,67 @@ bool channel_keys_prepare(Services& services, std::string& error) {
     return true;
 }
 
+HealthSettings health_settings(const Config& config) {
+    HealthSettings settings;
+    settings.window_ms = config.channel_failure_window_ms;
+    settings.failures_min = config.channel_failure_min;
+    settings.failure_percent = config.channel_failure_percent;
+    settings.backoff_ms = config.channel_backoff_ms;
+    settings.backoff_max_ms = config.channel_backoff_max_ms;
+    settings.retry_after_max_ms = config.channel_retry_after_max_ms;
+    return settings;
+}
+
+// The board starts from what was persisted: a channel down at the last stop is down again,
+// with a trial after one backoff.
+void health_restore(Services& services) {
+    const Snapshot* snapshot = services.store.publisher().current();
+    if (snapshot == nullptr) {
+        return;
+    }
+    for (const ChannelEntry& channel : snapshot->channels()) {
+        if (channel.is_health_down) {
+            services.health->restore_down(
+                channel.id,
+                channel.health_reason == "auth" ? HealthReason::auth : HealthReason::server,
+                channel.health_since_ms, health_clock_ms());
+        }
+    }
+}
+
+// rw-health: every 100 ms, each channel whose health version moved is written through the
+// writer (one UPDATE), so the database says what the gateway decided within a moment. A
+// failed write is retried at the next round (the version stays unpersisted).
+void health_persist_loop(Services& services) {
+    std::vector<uint32_t> persisted(channel_states_max, 0);
+    std::unique_lock lock(services.health_mutex);
+    while (!services.health_stop.wait_for(lock, std::chrono::milliseconds(100),
+                                          [&] { return services.is_health_stopping; })) {
+        lock.unlock();
+        for (uint32_t slot = 0; slot < channel_states_max; slot++) {
+            const int64_t channel_id = services.health->channel_at(slot);
+            if (channel_id == 0) {
+                continue;
+            }
+            const HealthView view = services.health->view(channel_id, health_clock_ms());
+            if (view.version == persisted[slot]) {
+                continue;
+            }
+            ChannelHealthRow row{channel_id, view.is_down,
+                                 std::string(health_reason_name(view.reason)), view.since_unix_ms,
+                                 view.last_error};
+            std::string error;
+            if (channel_health_store(services.writer, row, error)) {
+                persisted[slot] = view.version;
+            } else {
+                RW_LOG_WARN("event=channel_health_not_stored channel_id=%ld error=\"%s\"",
+                            static_cast<long>(channel_id), error.c_str());
+            }
+        }
+        lock.lock();
+    }
+}
+
 }  // namespace
 
 bool services_open_storage(Services& services, std::string& error) {
@@ -179,6 +241,9 @@ bool services_open_storage(Services& services, std::string& error) {
 bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     const StorageConfig storage = storage_config(services.config, services.secret_key);
     services.key_limits = std::make_unique<KeyLimits>(storage.keys_max);
+    services.metrics_shared = std::make_unique<MetricsShared>();
+    services.health = std::make_unique<ChannelHealthBoard>(health_settings(services.config));
+    health_restore(services);
     services.resolver.start(services.store.publisher(), services.config.shards, 60000);
     GatewayShared& gateway = services.gateway;
     gateway.config = &services.config;
@@ -186,11 +251,21 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     gateway.quotas = &services.store.quotas();
     gateway.writer = &services.writer;
     gateway.key_limits = services.key_limits.get();
+    gateway.metrics_shared = services.metrics_shared.get();
+    gateway.health = services.health.get();
+    services.metrics_shared->health = services.health.get();
     gateway.resolver = &services.resolver;
     services.writer_thread = std::thread([&services] {
         thread_name_and_pin("rw-writer", -1);
         services.writer.run();
     });
+    services.health_thread = std::thread([&services] {
+        thread_name_and_pin("rw-health", -1);
+        health_persist_loop(services);
+    });
+    services.admin.set_health(services.health.get());
+    services.probe = {&services.resolver, services.health.get(), 10000};
+    services.admin.set_probe(channel_probe, &services.probe);
     // Control plane: admin writes go through the running writer, then a snapshot reload.
     services.catalog =
         std::make_unique<Catalog>(services.writer, services.store, services.secret_key);
@@ -235,6 +310,14 @@ bool services_stop(Services& services) {
         thread.join();
     }
     services.admin.stop();  // Before the writer: admin commands run on its thread.
+    {
+        std::lock_guard lock(services.health_mutex);
+        services.is_health_stopping = true;
+    }
+    services.health_stop.notify_all();
+    if (services.health_thread.joinable()) {
+        services.health_thread.join();  // Its writes, too, need the writer.
+    }
     // Shards have stopped pushing: everything they queued is committed before exit.
     services.writer.request_stop();
     services.writer_thread.join();

@@ -16,6 +16,7 @@
 #include "core/shard.h"
 #include "proxy/admin/server.h"
 #include "proxy/gateway.h"
+#include "proxy/probe.h"
 #include "proxy/resolver.h"
 #include "storage/keys.h"
 #include "storage/queries.h"
@@ -41,11 +42,18 @@ struct Services {
     SnapshotStore store;
     Resolver resolver;
     std::unique_ptr<KeyLimits> key_limits;
+    std::unique_ptr<MetricsShared> metrics_shared;
+    std::unique_ptr<ChannelHealthBoard> health;
+    ProbeDeps probe;  // The admin API's channel probe.
     GatewayShared gateway;
     std::unique_ptr<Catalog> catalog;
     Queries queries;
     AdminServer admin;
     std::thread writer_thread;
+    std::thread health_thread;  // rw-health: persists channel health changes.
+    std::mutex health_mutex;
+    std::condition_variable health_stop;
+    bool is_health_stopping = false;  // Guarded by health_mutex.
     ServerShared shared;
     std::vector<std::unique_ptr<Shard>> shards;
     std::vector<std::thread> shard_threads;

@@ -161,7 +161,9 @@ int UpstreamParser::on_header_value_complete(llhttp_t* parser) {
     const std::string_view name(p.field_, p.field_bytes_);
     const std::string_view value(p.value_, p.value_bytes_);
     if (upstream_header_is_relayed(name)) {
-        p.relay_header(name, value);
+        // The answer's x-request-id is ringway's own (proxy/request.h); the provider's goes on
+        // under x-upstream-request-id (and onto the usage row, head().request_id).
+        p.relay_header(name == "x-request-id" ? "x-upstream-request-id" : name, value);
     }
     if (name == "content-type") {
         copy_text(p.head_.content_type, value);
@@ -173,8 +175,8 @@ int UpstreamParser::on_header_value_complete(llhttp_t* parser) {
         uint64_t seconds = 0;
         p.head_.retry_after_s =
             parse_decimal(value, 100000, seconds) ? static_cast<uint32_t>(seconds) : 0;
-    } else if (name == "x-request-id") {
-        copy_text(p.head_.request_id, value);
+    } else if (name == "x-request-id" || (name == "request-id" && p.head_.request_id[0] == '\0')) {
+        copy_text(p.head_.request_id, value);  // OpenAI's x-request-id, Anthropic's request-id.
     } else if (name == "transfer-encoding") {
         // RULES §2: only a single `chunked` frames a body ringway can delimit; `gzip`,
         // `chunked, gzip` or `chunked, chunked` would be read to EOF or mis-framed.

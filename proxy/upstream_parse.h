@@ -29,7 +29,7 @@ struct UpstreamHead {
     bool has_retry_after = false;    // Retry-After or retry-after-ms was sent (and relayed).
     char content_type[96] = {};      // Copied: relayed to the client.
     char content_encoding[64] = {};  // Copied: relayed with the body it describes.
-    char request_id[64] = {};        // x-request-id, for the operator log.
+    char request_id[64] = {};        // x-request-id (or request-id): the usage row keeps it.
 };
 
 enum class UpstreamEvent : uint8_t {

@@ -68,6 +68,9 @@ UsageRecord usage_record_build(const UsageRecordInput& input) {
     record_set_text(record.model_sent, input.model_sent);
     record_set_text(record.endpoint, input.endpoint);
     record_set_text(record.request_id, input.request_id);
+    record_set_text(record.client_request_id, input.client_request_id);
+    record_set_text(record.traceparent, input.traceparent);
+    record_set_text(record.upstream_request_id, input.upstream_request_id);
     if (input.price != nullptr) {
         // An error without usage charges nothing: no tokens, and no per-request fee either.
         const bool is_charged = record.usage_source != UsageSource::unknown;

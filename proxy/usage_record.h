@@ -56,6 +56,9 @@ struct UsageRecordInput {
     std::string_view model_sent;
     std::string_view endpoint;
     std::string_view request_id;
+    std::string_view client_request_id;    // Already checked (request_client_ids).
+    std::string_view traceparent;          // Already checked.
+    std::string_view upstream_request_id;  // The provider's, as its head carried it.
     // The price in force for the model sent on the last attempt's channel at the request's
     // start (Snapshot::prices().find), or nullptr: the row is then unpriced. Read during
     // usage_record_build only (the caller holds the snapshot).

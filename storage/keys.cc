@@ -264,6 +264,7 @@ void channel_bind_spec(Stmt& stmt, const ChannelSpec& spec) {
     stmt.bind_int64(10, spec.allow_private_network ? 1 : 0);
     stmt.bind_text_or_null(11, spec.ca_file, spec.ca_file.empty());
     stmt.bind_text(12, stream_usage_name(spec.stream_usage));
+    stmt.bind_int64(13, spec.auto_disable ? 1 : 0);
 }
 
 bool channel_insert(Db& db, void* context, std::string& /*error*/) {
@@ -271,13 +272,13 @@ bool channel_insert(Db& db, void* context, std::string& /*error*/) {
     Stmt stmt;
     if (!db.prepare("INSERT INTO channels (name, kind, base_url, api_key, models, model_map,"
                     " priority, weight, enabled, allow_private_network, ca_file, stream_usage,"
-                    " created_at)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    " auto_disable, created_at)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                     stmt)) {
         return false;
     }
     channel_bind_spec(stmt, *write.spec);
-    stmt.bind_int64(13, unix_now_s());
+    stmt.bind_int64(14, unix_now_s());
     if (!db.step_done(stmt)) {
         return false;
     }
@@ -291,13 +292,30 @@ bool channel_update(Db& db, void* context, std::string& error) {
     if (!db.prepare(
             "UPDATE channels SET name = ?1, kind = ?2, base_url = ?3, api_key = ?4,"
             " models = ?5, model_map = ?6, priority = ?7, weight = ?8, enabled = ?9,"
-            " allow_private_network = ?10, ca_file = ?11, stream_usage = ?12 WHERE id = ?13",
+            " allow_private_network = ?10, ca_file = ?11, stream_usage = ?12, auto_disable = ?13"
+            " WHERE id = ?14",
             stmt)) {
         return false;
     }
     channel_bind_spec(stmt, *write.spec);
-    stmt.bind_int64(13, write.id);
+    stmt.bind_int64(14, write.id);
     return step_one_row(db, stmt, "channel", write.id, error);
+}
+
+bool channel_health_update(Db& db, void* context, std::string& /*error*/) {
+    const ChannelHealthRow& row = *static_cast<const ChannelHealthRow*>(context);
+    Stmt stmt;
+    if (!db.prepare("UPDATE channels SET health_state = ?2, health_reason = ?3,"
+                    " health_since_ms = ?4, health_error = ?5 WHERE id = ?1",
+                    stmt)) {
+        return false;
+    }
+    stmt.bind_int64(1, row.channel_id);
+    stmt.bind_text(2, row.is_down ? "down" : "up");
+    stmt.bind_text(3, row.reason);
+    stmt.bind_int64(4, row.since_ms);
+    stmt.bind_text(5, row.error);
+    return db.step_done(stmt);  // A deleted channel: no row, nothing to keep.
 }
 
 bool channel_delete(Db& db, void* context, std::string& error) {
@@ -498,6 +516,11 @@ Result<int64_t> Catalog::create_price(const PriceSpec& spec) {
 bool Catalog::delete_price(int64_t id, std::string& error) {
     PriceWrite write{nullptr, id};
     return write_and_reload(price_delete, &write, error);
+}
+
+bool channel_health_store(Writer& writer, const ChannelHealthRow& row, std::string& error) {
+    ChannelHealthRow copy = row;
+    return writer.execute(channel_health_update, &copy, error);
 }
 
 }  // namespace rw

@@ -54,7 +54,22 @@ struct ChannelSpec {
     bool allow_private_network = false;
     std::string ca_file;  // Empty: system CA paths.
     StreamUsage stream_usage = StreamUsage::inject;
+    bool auto_disable = true;  // Failures may take the channel out of routing (health).
 };
+
+// A channel's health as the gateway judged it, persisted so it survives a restart.
+struct ChannelHealthRow {
+    int64_t channel_id = 0;
+    bool is_down = false;
+    std::string reason;    // "auth", "server"; empty when up.
+    int64_t since_ms = 0;  // Unix ms of the last change.
+    std::string error;     // The failure that decided it, e.g. "HTTP 401".
+};
+
+// Writes `row` through the writer thread (one UPDATE; a channel deleted meanwhile updates
+// nothing). Control plane; blocks until committed.
+[[nodiscard]] bool channel_health_store(Writer& writer, const ChannelHealthRow& row,
+                                        std::string& error);
 
 struct CreatedKey {
     int64_t id = 0;

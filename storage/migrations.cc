@@ -169,6 +169,28 @@ CREATE TABLE spill_replays (
     R"sql(
 ALTER TABLE keys ADD COLUMN allowed_cidrs TEXT;
 )sql",
+    // 6: operator's eyes. Request ids on the usage row (the client's x-request-id and
+    // traceparent, the provider's request id), found by any of them; indexes only where
+    // ids are present so rows without one cost nothing. Channel health as the gateway last
+    // judged it (a channel disabled by failures stays so across a restart) and the
+    // channel's opt-out of automatic disabling.
+    R"sql(
+ALTER TABLE usage_logs ADD COLUMN client_request_id   TEXT NOT NULL DEFAULT '';
+ALTER TABLE usage_logs ADD COLUMN traceparent         TEXT NOT NULL DEFAULT '';
+ALTER TABLE usage_logs ADD COLUMN upstream_request_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX usage_logs_request_id ON usage_logs (request_id);
+CREATE INDEX usage_logs_client_request_id ON usage_logs (client_request_id)
+    WHERE client_request_id != '';
+CREATE INDEX usage_logs_upstream_request_id ON usage_logs (upstream_request_id)
+    WHERE upstream_request_id != '';
+ALTER TABLE channels ADD COLUMN auto_disable INTEGER NOT NULL DEFAULT 1
+    CHECK (auto_disable IN (0, 1));
+ALTER TABLE channels ADD COLUMN health_state TEXT NOT NULL DEFAULT 'up'
+    CHECK (health_state IN ('up', 'down'));
+ALTER TABLE channels ADD COLUMN health_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE channels ADD COLUMN health_since_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE channels ADD COLUMN health_error TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 constexpr uint32_t migration_count = static_cast<uint32_t>(std::size(migration_sql));

@@ -71,7 +71,8 @@ KeyInfo key_info_read(const Stmt& stmt) {
 
 constexpr const char* channel_columns =
     "SELECT id, name, kind, base_url, api_key, models, model_map, priority, weight, enabled,"
-    " allow_private_network, ca_file, created_at, stream_usage FROM channels";
+    " allow_private_network, ca_file, created_at, stream_usage, auto_disable, health_state,"
+    " health_reason, health_since_ms, health_error FROM channels";
 
 ChannelInfo channel_info_read(const Stmt& stmt, std::string_view secret_key) {
     ChannelInfo channel;
@@ -93,6 +94,11 @@ ChannelInfo channel_info_read(const Stmt& stmt, std::string_view secret_key) {
     channel.ca_file = stmt.column_text(11);
     channel.created_at_s = stmt.column_int64(12);
     channel.stream_usage = stmt.column_text(13);
+    channel.auto_disable = stmt.column_int64(14) != 0;
+    channel.health_state = stmt.column_text(15);
+    channel.health_reason = stmt.column_text(16);
+    channel.health_since_ms = stmt.column_int64(17);
+    channel.health_error = stmt.column_text(18);
     return channel;
 }
 
@@ -290,18 +296,57 @@ Result<std::vector<DailyUsageRow>> Queries::usage_per_day(int64_t key_id,
     return is_ok ? R::success(std::move(rows)) : R::failure(error);
 }
 
+namespace {
+
+constexpr std::string_view log_columns =
+    "SELECT id, ts_ms, key_id, channel_id, model_requested, model_sent, endpoint, status,"
+    " prompt_tokens, completion_tokens, total_tokens, usage_source, end_reason, attempts,"
+    " latency_us, ttfb_us, bytes_in, bytes_out, request_id, client_request_id, traceparent,"
+    " upstream_request_id, cached_input_tokens, cache_write_tokens, reasoning_tokens, cost_nano,"
+    " price_id FROM usage_logs";
+
+UsageLogRow log_row_read(const Stmt& s) {
+    UsageLogRow row;
+    row.id = s.column_int64(0);
+    row.ts_ms = s.column_int64(1);
+    row.key_id = s.column_int64(2);
+    row.channel_id = s.column_int64(3);
+    row.model_requested = s.column_text(4);
+    row.model_sent = s.column_text(5);
+    row.endpoint = s.column_text(6);
+    row.status = s.column_int64(7);
+    row.prompt_tokens = s.column_int64(8);
+    row.completion_tokens = s.column_int64(9);
+    row.total_tokens = s.column_int64(10);
+    row.usage_source = s.column_text(11);
+    row.end_reason = s.column_text(12);
+    row.attempts = s.column_int64(13);
+    row.latency_us = s.column_int64(14);
+    row.ttfb_us = s.column_int64(15);
+    row.bytes_in = s.column_int64(16);
+    row.bytes_out = s.column_int64(17);
+    row.request_id = s.column_text(18);
+    row.client_request_id = s.column_text(19);
+    row.traceparent = s.column_text(20);
+    row.upstream_request_id = s.column_text(21);
+    row.cached_input_tokens = s.column_int64(22);
+    row.cache_write_tokens = s.column_int64(23);
+    row.reasoning_tokens = s.column_int64(24);
+    row.cost_nano = s.column_int64(25);
+    row.price_id = s.column_int64(26);  // NULL reads as 0 = unpriced.
+    return row;
+}
+
+}  // namespace
+
 Result<std::vector<UsageLogRow>> Queries::recent_logs(int64_t key_id, uint32_t limit,
                                                       int64_t before_id) {
     using R = Result<std::vector<UsageLogRow>>;
     std::lock_guard<std::mutex> lock(mutex_);
     Stmt stmt;
-    if (!db_.prepare("SELECT id, ts_ms, key_id, channel_id, model_requested, model_sent,"
-                     " endpoint, status, prompt_tokens, completion_tokens, total_tokens,"
-                     " usage_source, end_reason, attempts, latency_us, ttfb_us, bytes_in,"
-                     " bytes_out, request_id, cached_input_tokens, cache_write_tokens,"
-                     " reasoning_tokens, cost_nano, price_id FROM usage_logs"
-                     " WHERE (?1 = 0 OR key_id = ?1) AND (?2 = 0 OR id < ?2)"
-                     " ORDER BY id DESC LIMIT ?3",
+    if (!db_.prepare(std::string(log_columns) +
+                         " WHERE (?1 = 0 OR key_id = ?1) AND (?2 = 0 OR id < ?2)"
+                         " ORDER BY id DESC LIMIT ?3",
                      stmt)) {
         return R::failure(db_.last_error());
     }
@@ -311,36 +356,29 @@ Result<std::vector<UsageLogRow>> Queries::recent_logs(int64_t key_id, uint32_t l
     std::vector<UsageLogRow> rows;
     std::string error;
     const bool is_ok = query_rows(
-        db_, stmt,
-        [&rows](const Stmt& s) {
-            UsageLogRow row;
-            row.id = s.column_int64(0);
-            row.ts_ms = s.column_int64(1);
-            row.key_id = s.column_int64(2);
-            row.channel_id = s.column_int64(3);
-            row.model_requested = s.column_text(4);
-            row.model_sent = s.column_text(5);
-            row.endpoint = s.column_text(6);
-            row.status = s.column_int64(7);
-            row.prompt_tokens = s.column_int64(8);
-            row.completion_tokens = s.column_int64(9);
-            row.total_tokens = s.column_int64(10);
-            row.usage_source = s.column_text(11);
-            row.end_reason = s.column_text(12);
-            row.attempts = s.column_int64(13);
-            row.latency_us = s.column_int64(14);
-            row.ttfb_us = s.column_int64(15);
-            row.bytes_in = s.column_int64(16);
-            row.bytes_out = s.column_int64(17);
-            row.request_id = s.column_text(18);
-            row.cached_input_tokens = s.column_int64(19);
-            row.cache_write_tokens = s.column_int64(20);
-            row.reasoning_tokens = s.column_int64(21);
-            row.cost_nano = s.column_int64(22);
-            row.price_id = s.column_int64(23);  // NULL reads as 0 = unpriced.
-            rows.push_back(std::move(row));
-        },
-        error);
+        db_, stmt, [&rows](const Stmt& s) { rows.push_back(log_row_read(s)); }, error);
+    return is_ok ? R::success(std::move(rows)) : R::failure(error);
+}
+
+Result<std::vector<UsageLogRow>> Queries::logs_by_request_id(std::string_view request_id) {
+    using R = Result<std::vector<UsageLogRow>>;
+    std::lock_guard<std::mutex> lock(mutex_);
+    Stmt stmt;
+    // Three indexed lookups (the partial indexes need the != '' terms to be usable).
+    if (!db_.prepare(std::string(log_columns) +
+                         " WHERE request_id = ?1"
+                         " OR (client_request_id = ?1 AND client_request_id != '')"
+                         " OR (upstream_request_id = ?1 AND upstream_request_id != '')"
+                         " ORDER BY id DESC LIMIT ?2",
+                     stmt)) {
+        return R::failure(db_.last_error());
+    }
+    stmt.bind_text(1, request_id);
+    stmt.bind_int64(2, query_rows_max);
+    std::vector<UsageLogRow> rows;
+    std::string error;
+    const bool is_ok = query_rows(
+        db_, stmt, [&rows](const Stmt& s) { rows.push_back(log_row_read(s)); }, error);
     return is_ok ? R::success(std::move(rows)) : R::failure(error);
 }
 
@@ -412,6 +450,30 @@ Result<ChannelInfo> Queries::get_channel(int64_t id) {
         return R::failure("no channel with id " + std::to_string(id));
     }
     return R::success(std::move(rows.front()));
+}
+
+Result<std::string> Queries::channel_api_key(int64_t id) {
+    using R = Result<std::string>;
+    std::lock_guard<std::mutex> lock(mutex_);
+    Stmt stmt;
+    if (!db_.prepare("SELECT api_key FROM channels WHERE id = ?1", stmt)) {
+        return R::failure(db_.last_error());
+    }
+    stmt.bind_int64(1, id);
+    std::vector<std::string> sealed;
+    std::string error;
+    if (!query_rows(
+            db_, stmt, [&](const Stmt& s) { sealed.emplace_back(s.column_text(0)); }, error)) {
+        return R::failure(error);
+    }
+    if (sealed.empty()) {
+        return R::failure("no channel with id " + std::to_string(id));
+    }
+    std::string plain;
+    if (!secret_open(secret_key_, sealed.front(), plain, error)) {
+        return R::failure("channel " + std::to_string(id) + ": " + error);
+    }
+    return R::success(std::move(plain));
 }
 
 }  // namespace rw

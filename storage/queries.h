@@ -99,6 +99,9 @@ struct UsageLogRow {
     int64_t reasoning_tokens = 0;
     int64_t cost_nano = 0;
     int64_t price_id = 0;  // 0: unpriced.
+    std::string client_request_id;
+    std::string traceparent;
+    std::string upstream_request_id;
 };
 
 struct KeyInfo {  // No hash, no secret: only what the admin API may show.
@@ -134,6 +137,11 @@ struct ChannelInfo {
     std::string ca_file;
     std::string stream_usage;  // "inject" or "off"
     int64_t created_at_s = 0;
+    bool auto_disable = true;
+    std::string health_state;  // "up" or "down", as last persisted.
+    std::string health_reason;
+    int64_t health_since_ms = 0;
+    std::string health_error;
 };
 
 // "sk-…abcd": the first 3 and last 4 bytes around an ellipsis; short keys show "…"
@@ -153,6 +161,9 @@ public:
     // passes the last row's id as before_id. limit is clamped to query_rows_max.
     [[nodiscard]] Result<std::vector<UsageLogRow>> recent_logs(int64_t key_id, uint32_t limit,
                                                                int64_t before_id);
+    // The rows (newest first, at most query_rows_max) whose ringway, client or provider
+    // request id is `request_id`.
+    [[nodiscard]] Result<std::vector<UsageLogRow>> logs_by_request_id(std::string_view request_id);
     // Sums grouped by `grouping` (UsageGrouping), same filters as usage_per_day, ordered
     // by the grouped columns (day, key, channel, model). At most 100000 groups.
     [[nodiscard]] Result<std::vector<UsageGroupRow>> usage_grouped(const UsageGrouping& grouping,
@@ -167,6 +178,8 @@ public:
     [[nodiscard]] Result<KeyInfo> get_key(int64_t id);
     [[nodiscard]] Result<std::vector<ChannelInfo>> list_channels();
     [[nodiscard]] Result<ChannelInfo> get_channel(int64_t id);
+    // The channel's upstream key, opened (control plane: the admin API's probe).
+    [[nodiscard]] Result<std::string> channel_api_key(int64_t id);
 
 private:
     std::mutex mutex_;

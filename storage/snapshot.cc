@@ -301,7 +301,8 @@ bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error)
 bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::string& error) {
     Stmt stmt;
     if (!db_.prepare("SELECT id, name, kind, base_url, api_key, models, model_map, priority,"
-                     " weight, enabled, allow_private_network, ca_file, stream_usage FROM channels"
+                     " weight, enabled, allow_private_network, ca_file, stream_usage, auto_disable,"
+                     " health_state, health_reason, health_since_ms FROM channels"
                      " ORDER BY priority DESC, id",
                      stmt)) {
         error = db_.last_error();
@@ -343,6 +344,10 @@ bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::st
             error = where + " has an unknown stream_usage";
             return false;
         }
+        channel.auto_disable = stmt.column_int64(13) != 0;
+        channel.is_health_down = stmt.column_text(14) == "down";
+        channel.health_reason = stmt.column_text(15);
+        channel.health_since_ms = stmt.column_int64(16);
         channels.push_back(std::move(channel));
     }
 }

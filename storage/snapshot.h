@@ -87,6 +87,10 @@ struct ChannelEntry {
     bool is_enabled = true;
     bool allow_private_network = false;
     std::string ca_file;  // Empty = system CA paths.
+    bool auto_disable = true;
+    bool is_health_down = false;  // Persisted health (see proxy/channel_health.h).
+    std::string health_reason;
+    int64_t health_since_ms = 0;
     StreamUsage stream_usage = StreamUsage::inject;
 };
 

@@ -101,9 +101,10 @@ constexpr const char* insert_usage_sql =
     "INSERT INTO usage_logs (ts_ms, key_id, channel_id, model_requested, model_sent, endpoint,"
     " status, prompt_tokens, completion_tokens, total_tokens, usage_source, end_reason,"
     " attempts, latency_us, ttfb_us, bytes_in, bytes_out, request_id, cached_input_tokens,"
-    " cache_write_tokens, reasoning_tokens, cost_nano, price_id)"
+    " cache_write_tokens, reasoning_tokens, cost_nano, price_id, client_request_id,"
+    " traceparent, upstream_request_id)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20, ?21, ?22, ?23)";
+    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
 
 constexpr const char* upsert_daily_sql =
     "INSERT INTO daily_usage (key_id, day, requests, prompt_tokens, completion_tokens,"
@@ -478,6 +479,9 @@ bool Writer::write_batch_rows() {
         s.bind_int64(21, record.reasoning_tokens);
         s.bind_int64(22, record.cost_nano);
         s.bind_int64_or_null(23, record.price_id, record.price_id == 0);  // NULL: unpriced.
+        s.bind_text(24, record_text(record.client_request_id));
+        s.bind_text(25, record_text(record.traceparent));
+        s.bind_text(26, record_text(record.upstream_request_id));
         if (!db_.step_done(s)) {
             return false;
         }

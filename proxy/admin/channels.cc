@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "proxy/admin/base_url.h"
 #include "proxy/admin/json.h"
+#include "proxy/channel_health.h"
 #include "storage/db.h"
 #include "storage/json_lite.h"
 #include "storage/keys.h"
@@ -40,6 +41,7 @@ struct ChannelFields {
     bool has_enabled = false;
     bool has_allow_private_network = false;
     bool has_ca_file = false;
+    bool has_auto_disable = false;
     bool has_stream_usage = false;
     std::string name;
     std::string kind;
@@ -52,6 +54,7 @@ struct ChannelFields {
     bool is_enabled = true;
     bool allow_private_network = false;
     std::string ca_file;
+    bool auto_disable = true;
     std::string stream_usage;
 };
 
@@ -92,6 +95,10 @@ bool channel_field_read(ChannelFields& fields, std::string_view key, ondemand::v
     if (key == "enabled") {
         fields.has_enabled = true;
         return json_read_bool(value, key, fields.is_enabled, error);
+    }
+    if (key == "auto_disable") {
+        fields.has_auto_disable = true;
+        return json_read_bool(value, key, fields.auto_disable, error);
     }
     if (key == "allow_private_network") {
         fields.has_allow_private_network = true;
@@ -149,6 +156,9 @@ bool channel_fields_apply(const ChannelFields& fields, ChannelSpec& spec, std::s
     if (fields.has_ca_file) {
         spec.ca_file = fields.ca_file;
     }
+    if (fields.has_auto_disable) {
+        spec.auto_disable = fields.auto_disable;
+    }
     if (fields.has_stream_usage && !stream_usage_parse(fields.stream_usage, spec.stream_usage)) {
         error = "stream_usage must be inject or off";
         return false;
@@ -169,7 +179,33 @@ std::string channel_check(const ChannelSpec& spec) {
     return channel_spec_check(spec);
 }
 
-void json_out_channel(JsonOut& out, const ChannelInfo& channel) {
+// "health": the live board's view when the gateway runs beside this API, else what the
+// database last recorded. since is Unix seconds; rate_limited_ms / retry_in_ms are left.
+void json_out_health(JsonOut& out, const ChannelInfo& channel, const ChannelHealthBoard* board) {
+    out.key("health").begin_object();
+    const HealthView view =
+        board != nullptr ? board->view(channel.id, health_clock_ms()) : HealthView{};
+    if (view.is_known) {
+        const std::string_view state = view.is_down               ? "down"
+                                       : view.rate_limited_ms > 0 ? "rate_limited"
+                                                                  : "up";
+        out.key("state").string(state);
+        out.key("reason").string(health_reason_name(view.reason));
+        out.key("since").number(view.since_unix_ms / 1000);
+        out.key("last_error").string(view.last_error);
+        out.key("rate_limited_ms").number(int64_t(view.rate_limited_ms));
+        out.key("retry_in_ms").number(int64_t(view.retry_in_ms));
+    } else {
+        out.key("state").string(channel.health_state.empty() ? "up" : channel.health_state);
+        out.key("reason").string(channel.health_reason);
+        out.key("since").number(channel.health_since_ms / 1000);
+        out.key("last_error").string(channel.health_error);
+        out.key("rate_limited_ms").number(0).key("retry_in_ms").number(0);
+    }
+    out.end_object();
+}
+
+void json_out_channel(JsonOut& out, const ChannelInfo& channel, const ChannelHealthBoard* board) {
     out.begin_object();
     out.key("id").number(channel.id).key("object").string("channel");
     out.key("name").string(channel.name).key("kind").string(channel.kind);
@@ -196,6 +232,8 @@ void json_out_channel(JsonOut& out, const ChannelInfo& channel) {
     channel.ca_file.empty() ? out.null() : out.string(channel.ca_file);
     out.key("stream_usage").string(channel.stream_usage);
     out.key("created_at").number(channel.created_at_s);
+    out.key("auto_disable").boolean(channel.auto_disable);
+    json_out_health(out, channel, board);
     out.end_object();
 }
 
@@ -206,7 +244,7 @@ AdminReply channel_reply(AdminDeps& deps, int64_t id, uint16_t status) {
         return admin_reply_storage_error(channel.error);
     }
     JsonOut out;
-    json_out_channel(out, channel.value);
+    json_out_channel(out, channel.value, deps.health);
     return admin_reply_json(status, out.take());
 }
 
@@ -275,7 +313,7 @@ AdminReply admin_channels_list(AdminDeps& deps, const AdminRequest&) {
     JsonOut out;
     out.begin_object().key("object").string("list").key("data").begin_array();
     for (const ChannelInfo& channel : channels.value) {
-        json_out_channel(out, channel);
+        json_out_channel(out, channel, deps.health);
     }
     out.end_array().end_object();
     return admin_reply_json(200, out.take());
@@ -311,6 +349,7 @@ AdminReply admin_channels_patch(AdminDeps& deps, const AdminRequest& request) {
     spec.is_enabled = info.is_enabled;
     spec.allow_private_network = info.allow_private_network;
     spec.ca_file = info.ca_file;
+    spec.auto_disable = info.auto_disable;
     if (!stream_usage_parse(info.stream_usage, spec.stream_usage)) {
         return admin_reply_storage_error("stored stream_usage is unknown");
     }
@@ -346,6 +385,41 @@ AdminReply admin_channels_delete(AdminDeps& deps, const AdminRequest& request) {
     JsonOut out;
     out.begin_object().key("id").number(id).key("object").string("channel");
     out.key("deleted").boolean(true).end_object();
+    return admin_reply_json(200, out.take());
+}
+
+// Probes the channel now and answers with the outcome and the health it left.
+AdminReply admin_channels_test(AdminDeps& deps, const AdminRequest& request) {
+    const Result<ChannelInfo> channel = deps.queries.get_channel(request.id);
+    if (!channel.ok()) {
+        return admin_reply_storage_error(channel.error);
+    }
+    if (deps.probe == nullptr) {
+        return admin_reply_error(503, "probe_unavailable", "the gateway's probe is not running");
+    }
+    Result<std::string> api_key = deps.queries.channel_api_key(request.id);
+    if (!api_key.ok()) {
+        return admin_reply_storage_error(api_key.error);
+    }
+    ProbeRequest probe{request.id, ChannelKind::openai, std::move(api_key.value),
+                       channel.value.auto_disable};
+    if (!channel_kind_parse(channel.value.kind, probe.kind)) {
+        return admin_reply_storage_error("stored kind is unknown");
+    }
+    const ProbeOutcome outcome = deps.probe(deps.probe_context, probe);
+    OPENSSL_cleanse(probe.api_key.data(), probe.api_key.size());
+    const HealthView view =
+        deps.health != nullptr ? deps.health->view(request.id, health_clock_ms()) : HealthView{};
+    JsonOut out;
+    out.begin_object().key("object").string("channel.probe");
+    out.key("channel_id").number(request.id);
+    out.key("result").string(outcome.is_ok ? "ok" : "failed");
+    out.key("status").number(outcome.status).key("latency_ms").number(outcome.latency_ms);
+    out.key("error").string(outcome.error);
+    out.key("state").string(view.is_down               ? "down"
+                            : view.rate_limited_ms > 0 ? "rate_limited"
+                                                       : "up");
+    out.end_object();
     return admin_reply_json(200, out.take());
 }
 

@@ -13,6 +13,7 @@
 
 #include <simdjson.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -25,6 +26,7 @@
 #include "core/text.h"
 #include "proxy/admin/cli_args.h"
 #include "proxy/admin/cli_print.h"
+#include "proxy/admin/cli_usage.h"
 
 namespace rw {
 
@@ -70,48 +72,6 @@ std::string admin_cli_error_text(std::string_view body) {
 }
 
 namespace {
-
-constexpr const char* usage_text =
-    "usage:\n"
-    "  ringway key create --name NAME [--quota TOKENS] [--models a,b] [--rpm N]\n"
-    "                     [--concurrency N] [--expires 30d|UNIX_SECONDS] [--key-env VAR]\n"
-    "                     [--allowed-cidrs 10.0.0.0/8,2001:db8::/32]\n"
-    "  ringway key list | key show ID | key revoke ID\n"
-    "  ringway key update ID [--name N] [--quota TOKENS|none] [--models a,b|all] [--rpm N]\n"
-    "                     [--concurrency N] [--expires 30d|UNIX_SECONDS|never]\n"
-    "                     [--allowed-cidrs CIDR,CIDR|any]\n"
-    "  ringway channel add --name NAME --kind openai|anthropic|openai-compatible\n"
-    "                     --base-url URL --api-key-env VAR [--models a,b] [--priority N]\n"
-    "                     [--weight N] [--allow-private-network] [--ca-file PATH] [--disabled]\n"
-    "                     [--stream-usage inject|off]\n"
-    "  ringway channel list | channel show ID | channel remove ID\n"
-    "  ringway channel update ID [--priority N] [--weight N] [--enabled|--disabled]\n"
-    "                     [--api-key-env VAR] [--models a,b] [--base-url URL]\n"
-    "                     [--stream-usage inject|off]\n"
-    "  ringway price set --model NAME|PREFIX* --input USD --output USD [--channel ID]\n"
-    "                     [--cached-input USD] [--cache-write USD] [--reasoning USD]\n"
-    "                     [--per-request USD] [--effective-from UNIX_SECONDS]\n"
-    "  ringway price list [--all] | price rm ID\n"
-    "  ringway usage [--key ID|NAME] [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD]\n"
-    "                     [--group-by key,model,channel,day]\n"
-    "  ringway logs [--key ID|NAME] [--limit N] [--before ID]\n"
-    "USD amounts are decimal strings per million tokens (0.15), at most 9 decimal places.\n"
-    "Every command accepts --json (print the API's JSON as is).\n"
-    "--key ID|NAME: all digits is a key id; anything else is the name of exactly one key\n"
-    "(revoked keys count).\n"
-    "The server is found at RINGWAY_ADMIN_LISTEN (default 127.0.0.1:8081) and authorised\n"
-    "with RINGWAY_ADMIN_TOKEN.\n";
-
-using cli::add_int_option;
-using cli::add_secret_from_env;
-using cli::Args;
-using cli::args_only;
-using cli::args_option;
-using cli::args_parse;
-using cli::BodyBuilder;
-using cli::list_json;
-using cli::parse_count;
-using cli::parse_expires;
 
 // ---- HTTP -----------------------------------------------------------------------------------
 
@@ -300,6 +260,62 @@ struct Command {
     bool is_delete = false;
 };
 
+// A JSON object built from (name, raw JSON value) members.
+struct BodyBuilder {
+    std::string text;
+    void add(std::string_view name, std::string_view raw_json) {
+        text += text.empty() ? "{" : ",";
+        json_escape_append(text, name);
+        text += ":";
+        text += raw_json;
+    }
+    void add_string(std::string_view name, std::string_view value) {
+        std::string quoted;
+        json_escape_append(quoted, value);
+        add(name, quoted);
+    }
+    [[nodiscard]] std::string finish() const { return text.empty() ? "{}" : text + "}"; }
+};
+
+// An integer option → a member; "none"/"all"/"never" map to null where null_word says.
+bool add_int_option(const Args& args, std::string_view option, std::string_view field,
+                    bool allows_negative, std::string_view null_word, BodyBuilder& body,
+                    std::string& error) {
+    const std::string* value = args_option(args, option);
+    if (value == nullptr) {
+        return true;
+    }
+    if (!null_word.empty() && *value == null_word) {
+        body.add(field, "null");
+        return true;
+    }
+    const bool is_negative = allows_negative && value->starts_with('-');
+    int64_t number = 0;
+    if (!parse_count(is_negative ? value->substr(1) : *value, number)) {
+        error = "--" + std::string(option) + " must be a whole number";
+        return false;
+    }
+    body.add(field, std::to_string(is_negative ? -number : number));
+    return true;
+}
+
+// The secret named by --<option> VAR, read from the environment. Never printed.
+bool add_secret_from_env(const Args& args, std::string_view option, std::string_view field,
+                         BodyBuilder& body, std::string& error) {
+    const std::string* variable = args_option(args, option);
+    if (variable == nullptr) {
+        return true;
+    }
+    const char* secret = std::getenv(variable->c_str());
+    if (secret == nullptr || *secret == '\0') {
+        error = "environment variable " + *variable + " (from --" + std::string(option) +
+                ") is not set or empty";
+        return false;
+    }
+    body.add_string(field, secret);
+    return true;
+}
+
 bool key_body(const Args& args, bool is_create, std::string& out, std::string& error) {
     BodyBuilder body;
     if (const std::string* name = args_option(args, "name")) {
@@ -311,12 +327,12 @@ bool key_body(const Args& args, bool is_create, std::string& out, std::string& e
         return false;
     }
     if (const std::string* models = args_option(args, "models")) {
-        body.add("models", *models == "all" ? std::string("null") : list_json(*models));
+        body.add("models", *models == "all" ? std::string("null") : models_json(*models));
     }
     // The addresses the key may be used from; "any" clears the list. The server checks
     // each block and names a bad one.
     if (const std::string* cidrs = args_option(args, "allowed-cidrs")) {
-        body.add("allowed_cidrs", *cidrs == "any" ? std::string("null") : list_json(*cidrs));
+        body.add("allowed_cidrs", *cidrs == "any" ? std::string("null") : models_json(*cidrs));
     }
     if (const std::string* expires = args_option(args, "expires")) {
         int64_t expires_at_s = 0;
@@ -344,15 +360,32 @@ bool channel_body(const Args& args, std::string& out, std::string& error) {
         }
     }
     if (const std::string* models = args_option(args, "models")) {
-        body.add("models", list_json(*models));
+        body.add("models", models_json(*models));
+    }
+    if (const std::string* map = args_option(args, "model-map")) {
+        std::string map_json;
+        if (!model_map_json(*map, map_json)) {
+            error = "--model-map takes asked=sent pairs separated by commas (or none)";
+            return false;
+        }
+        body.add("model_map", map_json);
+    }
+    for (const auto& [option, field] : {std::pair{"allow-private-network", "allow_private_network"},
+                                        std::pair{"auto-disable", "auto_disable"}}) {
+        const std::string* value = args_option(args, option);
+        if (value == nullptr) {
+            continue;
+        }
+        if (!value->empty() && *value != "true" && *value != "false") {
+            error = "--" + std::string(option) + " takes =true or =false";
+            return false;
+        }
+        body.add(field, *value == "false" ? "false" : "true");
     }
     if (!add_int_option(args, "priority", "priority", true, {}, body, error) ||
         !add_int_option(args, "weight", "weight", false, {}, body, error) ||
         !add_secret_from_env(args, "api-key-env", "api_key", body, error)) {
         return false;
-    }
-    if (args_option(args, "allow-private-network") != nullptr) {
-        body.add("allow_private_network", "true");
     }
     if (args_option(args, "enabled") != nullptr) {
         body.add("enabled", "true");
@@ -423,9 +456,9 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
                      std::string& error) {
     std::string id;
     const std::initializer_list<std::string_view> fields = {
-        "name",    "kind",     "base-url", "api-key-env",
-        "models",  "priority", "weight",   "allow-private-network",
-        "ca-file", "enabled",  "disabled", "stream-usage"};
+        "name",      "kind",     "base-url",     "api-key-env", "models",
+        "model-map", "priority", "weight",       "ca-file",     "allow-private-network",
+        "enabled",   "disabled", "auto-disable", "stream-usage"};
     if (verb == "add") {
         if (!args_only(args, fields, error)) {
             return false;
@@ -443,7 +476,7 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
         command = {"GET", "/admin/channels", {}, CliShape::channel, false, false};
         return args_only(args, {}, error);
     }
-    if (verb != "show" && verb != "remove" && verb != "update") {
+    if (verb != "show" && verb != "remove" && verb != "update" && verb != "test") {
         error = "unknown channel command \"" + verb + "\"";
         return false;
     }
@@ -452,6 +485,10 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
     }
     if (verb == "show") {
         command = {"GET", "/admin/channels/" + id, {}, CliShape::channel, false, false};
+        return args_only(args, {}, error);
+    }
+    if (verb == "test") {
+        command = {"POST", "/admin/channels/" + id + "/test", {}, CliShape::probe, false, false};
         return args_only(args, {}, error);
     }
     if (verb == "remove") {
@@ -539,6 +576,21 @@ bool add_query(std::string& query, std::string_view name, std::string_view value
     return true;
 }
 
+// Percent-encodes everything but unreserved characters (RFC 3986 2.3).
+std::string url_encode(std::string_view text) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (const char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (std::isalnum(byte) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+            out.push_back(c);
+        } else {
+            out += {'%', hex[byte >> 4], hex[byte & 15]};
+        }
+    }
+    return out;
+}
+
 bool is_all_digits(std::string_view text) {
     for (const char c : text) {
         if (c < '0' || c > '9') {
@@ -570,8 +622,19 @@ bool report_command(const std::string& command_word, const Args& args, Command& 
         }
     }
     if (command_word == "logs") {
-        if (!args_only(args, {"key", "limit", "before"}, error)) {
+        if (!args_only(args, {"key", "limit", "before", "request"}, error)) {
             return false;
+        }
+        if (const std::string* request_id = args_option(args, "request")) {
+            // Ringway's id (x-request-id of the answer), the client's or the provider's.
+            if (args.options.size() != 1 || request_id->empty()) {
+                error = "--request ID takes no other option";
+                return false;
+            }
+            command = {"GET", "/admin/logs?request_id=" + url_encode(*request_id),
+                       {},    CliShape::log,
+                       false, false};
+            return true;
         }
         for (const char* name : {"limit", "before"}) {
             const std::string* value = args_option(args, name);
@@ -708,21 +771,35 @@ int show_result(const Command& command, const HttpResult& result, bool is_json,
 
 int admin_cli_main(int argc, char** argv) {
     if (argc < 2 || !admin_cli_is_command(argv[1])) {
-        std::fputs(usage_text, stderr);
-        return 2;
+        const bool is_help = argc >= 2 && (std::string_view(argv[1]) == "--help" ||
+                                           std::string_view(argv[1]) == "help");
+        std::fputs(admin_cli_usage({}, {}).c_str(), is_help ? stdout : stderr);
+        return is_help ? 0 : 2;
     }
     const std::string command_word = argv[1];
     const bool has_verb =
         command_word == "key" || command_word == "channel" || command_word == "price";
-    if (has_verb && (argc < 3 || std::string_view(argv[2]) == "--help")) {
-        std::fputs(usage_text, argc < 3 ? stderr : stdout);
-        return argc < 3 ? 2 : 0;
+    if (has_verb && (argc < 3 || std::string_view(argv[2]).starts_with("--"))) {
+        // "ringway channel" alone, or "ringway channel --help": the command's verbs.
+        const bool is_help = argc >= 3 && std::string_view(argv[2]) == "--help";
+        std::fputs(admin_cli_usage(command_word, {}).c_str(), is_help ? stdout : stderr);
+        return is_help ? 0 : 2;
+    }
+    const std::string verb = has_verb ? argv[2] : "";
+    for (int i = has_verb ? 3 : 2; i < argc; i++) {
+        if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
+            // Anywhere on the line: the usage of what was typed so far, nothing is sent.
+            std::fputs(
+                admin_cli_usage(command_word, admin_cli_is_verb(command_word, verb) ? verb : "")
+                    .c_str(),
+                stdout);
+            return 0;
+        }
     }
     Args args;
     std::string error;
     Command command;
     std::string key_name;
-    const std::string verb = has_verb ? argv[2] : "";
     bool is_ok = args_parse(argc, argv, has_verb ? 3 : 2, args, error);
     if (is_ok) {
         is_ok = command_word == "key"       ? key_command(verb, args, command, error)
@@ -732,8 +809,10 @@ int admin_cli_main(int argc, char** argv) {
                     : report_command(command_word, args, command, key_name, error);
     }
     if (!is_ok) {
-        std::fprintf(stderr, "ringway %s: %s\n\n%s", command_word.c_str(), error.c_str(),
-                     usage_text);
+        std::fprintf(
+            stderr, "ringway %s: %s\n\n%s", command_word.c_str(), error.c_str(),
+            admin_cli_usage(command_word, admin_cli_is_verb(command_word, verb) ? verb : "")
+                .c_str());
         return 2;
     }
     AdminTarget target;

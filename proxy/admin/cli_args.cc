@@ -1,20 +1,18 @@
-// proxy/admin/cli_args.cc — the operator CLI's argument parsing and request-body building
-// (see cli_args.h). Short-lived process, main thread; allocation is fine.
+// proxy/admin/cli_args.cc — the operator CLI's arguments (see cli_args.h).
 #include "proxy/admin/cli_args.h"
 
-#include <cstdlib>
 #include <ctime>
 
 #include "core/text.h"
 #include "proxy/admin/cli.h"
 
-namespace rw::cli {
+namespace rw {
 
 namespace {
 
 bool is_flag(std::string_view name) {
     return name == "allow-private-network" || name == "enabled" || name == "disabled" ||
-           name == "json" || name == "all";
+           name == "json" || name == "help" || name == "auto-disable" || name == "all";
 }
 
 }  // namespace
@@ -78,7 +76,7 @@ bool parse_count(std::string_view text, int64_t& out) {
 }
 
 // "a,b" → ["a","b"] as JSON (empty items dropped).
-std::string list_json(std::string_view list) {
+std::string models_json(std::string_view list) {
     std::string out = "[";
     bool is_first = true;
     while (!list.empty()) {
@@ -103,6 +101,32 @@ std::string list_json(std::string_view list) {
     return out + "]";
 }
 
+// "a=b,c=d" → {"a":"b","c":"d"}; "none" → {} (clears the map). False on a pair without '='.
+bool model_map_json(std::string_view list, std::string& out) {
+    out.assign(1, '{');
+    if (list == "none") {
+        out.push_back('}');
+        return true;
+    }
+    while (!list.empty()) {
+        const size_t comma = list.find(',');
+        const std::string_view pair = list.substr(0, comma);
+        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+        const size_t eq = pair.find('=');
+        if (eq == std::string_view::npos || eq == 0 || eq + 1 == pair.size()) {
+            return false;
+        }
+        if (out.size() > 1) {
+            out.push_back(',');
+        }
+        json_escape_append(out, pair.substr(0, eq));
+        out.push_back(':');
+        json_escape_append(out, pair.substr(eq + 1));
+    }
+    out.push_back('}');
+    return out.size() > 2;
+}
+
 // --expires: a duration from now ("30d"), absolute Unix seconds, or "never" (0).
 bool parse_expires(std::string_view text, int64_t& expires_at_s) {
     int64_t seconds = 0;
@@ -117,43 +141,4 @@ bool parse_expires(std::string_view text, int64_t& expires_at_s) {
     return parse_count(text, expires_at_s);
 }
 
-// An integer option → a member; "none"/"all"/"never" map to null where null_word says.
-bool add_int_option(const Args& args, std::string_view option, std::string_view field,
-                    bool allows_negative, std::string_view null_word, BodyBuilder& body,
-                    std::string& error) {
-    const std::string* value = args_option(args, option);
-    if (value == nullptr) {
-        return true;
-    }
-    if (!null_word.empty() && *value == null_word) {
-        body.add(field, "null");
-        return true;
-    }
-    const bool is_negative = allows_negative && value->starts_with('-');
-    int64_t number = 0;
-    if (!parse_count(is_negative ? value->substr(1) : *value, number)) {
-        error = "--" + std::string(option) + " must be a whole number";
-        return false;
-    }
-    body.add(field, std::to_string(is_negative ? -number : number));
-    return true;
-}
-
-// The secret named by --<option> VAR, read from the environment. Never printed.
-bool add_secret_from_env(const Args& args, std::string_view option, std::string_view field,
-                         BodyBuilder& body, std::string& error) {
-    const std::string* variable = args_option(args, option);
-    if (variable == nullptr) {
-        return true;
-    }
-    const char* secret = std::getenv(variable->c_str());
-    if (secret == nullptr || *secret == '\0') {
-        error = "environment variable " + *variable + " (from --" + std::string(option) +
-                ") is not set or empty";
-        return false;
-    }
-    body.add_string(field, secret);
-    return true;
-}
-
-}  // namespace rw::cli
+}  // namespace rw

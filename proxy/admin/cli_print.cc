@@ -107,14 +107,26 @@ std::string time_text(simdjson::dom::element object, std::string_view name, int6
     return buffer;
 }
 
+// A member of a nested object ("health": {...}); "-" when either is missing.
+std::string nested_text(simdjson::dom::element item, std::string_view object, std::string_view name,
+                        bool is_time) {
+    simdjson::dom::element inner;
+    if (item[object].get(inner) != simdjson::SUCCESS || !inner.is_object()) {
+        return "-";
+    }
+    return is_time ? time_text(inner, name, 1) : field_text(inner, name);
+}
+
 Row shape_header(CliShape shape) {
     switch (shape) {
         case CliShape::key:
             return {"ID",      "NAME",   "PREFIX", "STATUS", "QUOTA",     "USED",
                     "EXPIRES", "MODELS", "RPM",    "CONC",   "SPEND_USD", "ALLOWED_CIDRS"};
         case CliShape::channel:
-            return {"ID",     "NAME", "KIND",   "BASE_URL", "API_KEY",
-                    "MODELS", "PRIO", "WEIGHT", "ENABLED"};
+            return {"ID",   "NAME",   "KIND",    "BASE_URL", "API_KEY", "MODELS",
+                    "PRIO", "WEIGHT", "ENABLED", "HEALTH",   "SINCE",   "LAST_ERROR"};
+        case CliShape::probe:
+            return {"CHANNEL", "RESULT", "STATUS", "LATENCY_MS", "HEALTH", "ERROR"};
         case CliShape::price:
             return {"ID",          "MODEL",          "CHANNEL",     "INPUT",
                     "OUTPUT",      "CACHED_IN",      "CACHE_WRITE", "REASONING",
@@ -123,8 +135,8 @@ Row shape_header(CliShape shape) {
             return {"DAY",    "KEY",         "MODEL",      "CHANNEL",   "REQUESTS", "PROMPT",
                     "CACHED", "CACHE_WRITE", "COMPLETION", "REASONING", "TOTAL",    "COST_USD"};
         case CliShape::log:
-            return {"ID",     "TIME",   "KEY", "CHANNEL",    "MODEL",
-                    "STATUS", "TOKENS", "END", "LATENCY_MS", "COST_USD"};
+            return {"ID",     "TIME", "KEY",        "CHANNEL",  "MODEL",     "STATUS",
+                    "TOKENS", "END",  "LATENCY_MS", "COST_USD", "REQUEST_ID"};
     }
     return {};
 }
@@ -146,8 +158,21 @@ Row shape_row(CliShape shape, simdjson::dom::element item) {
                     f("spend_usd"),
                     f("allowed_cidrs")};
         case CliShape::channel:
-            return {f("id"),     f("name"),     f("kind"),   f("base_url"), f("api_key"),
-                    f("models"), f("priority"), f("weight"), f("enabled")};
+            return {f("id"),
+                    f("name"),
+                    f("kind"),
+                    f("base_url"),
+                    f("api_key"),
+                    f("models"),
+                    f("priority"),
+                    f("weight"),
+                    f("enabled"),
+                    nested_text(item, "health", "state", false),
+                    nested_text(item, "health", "since", true),
+                    nested_text(item, "health", "last_error", false)};
+        case CliShape::probe:
+            return {f("channel_id"), f("result"), f("status"),
+                    f("latency_ms"), f("state"),  f("error")};
         case CliShape::price:
             return {f("id"),
                     f("model"),
@@ -187,7 +212,8 @@ Row shape_row(CliShape shape, simdjson::dom::element item) {
                     f("total_tokens"),
                     f("end_reason"),
                     std::to_string(latency_us / 1000),
-                    f("cost_usd")};
+                    f("cost_usd"),
+                    f("request_id")};
         }
     }
     return {};

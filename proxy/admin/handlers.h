@@ -12,10 +12,12 @@
 
 #include "core/http_parse.h"
 #include "proxy/admin/json.h"
+#include "proxy/probe.h"
 
 namespace rw {
 
 class Catalog;
+class ChannelHealthBoard;
 class Queries;
 class Writer;
 
@@ -42,6 +44,9 @@ struct AdminDeps {
     Writer& writer;
     Catalog& catalog;
     Queries& queries;
+    ChannelHealthBoard* health = nullptr;  // The live channel health; null in tests without it.
+    ChannelProbeFn probe = nullptr;        // POST /admin/channels/{id}/test; null: 503.
+    void* probe_context = nullptr;
     simdjson::ondemand::parser json;  // Reused across requests; grows to the largest body seen.
 };
 
@@ -91,6 +96,8 @@ AdminReply admin_channels_list(AdminDeps& deps, const AdminRequest& request);
 AdminReply admin_channels_get(AdminDeps& deps, const AdminRequest& request);
 AdminReply admin_channels_patch(AdminDeps& deps, const AdminRequest& request);
 AdminReply admin_channels_delete(AdminDeps& deps, const AdminRequest& request);
+// POST /admin/channels/{id}/test: probes the channel now (proxy/probe.h).
+AdminReply admin_channels_test(AdminDeps& deps, const AdminRequest& request);
 
 // prices.cc: POST, GET /admin/prices; GET, PATCH (a new version), DELETE /admin/prices/{id}.
 AdminReply admin_prices_create(AdminDeps& deps, const AdminRequest& request);

@@ -30,6 +30,7 @@ constexpr AdminRoute admin_routes[] = {
     {Method::get, "/admin/channels/{id}", admin_channels_get},
     {Method::patch, "/admin/channels/{id}", admin_channels_patch},
     {Method::delete_, "/admin/channels/{id}", admin_channels_delete},
+    {Method::post, "/admin/channels/{id}/test", admin_channels_test},
     {Method::get, "/admin/prices", admin_prices_list},
     {Method::post, "/admin/prices", admin_prices_create},
     {Method::get, "/admin/prices/{id}", admin_prices_get},
@@ -39,15 +40,21 @@ constexpr AdminRoute admin_routes[] = {
     {Method::get, "/admin/logs", admin_logs_get},
 };
 
-// True when `path` fits `pattern`; a trailing "{id}" takes a positive decimal id.
+// True when `path` fits `pattern`; "{id}" takes a positive decimal id (at the end, or
+// followed by a fixed suffix such as "/test").
 bool route_path_fits(std::string_view pattern, std::string_view path, int64_t& id) {
     constexpr std::string_view id_marker = "{id}";
-    if (!pattern.ends_with(id_marker)) {
+    const size_t marker = pattern.find(id_marker);
+    if (marker == std::string_view::npos) {
         return path == pattern;
     }
-    const std::string_view prefix = pattern.substr(0, pattern.size() - id_marker.size());
-    return path.starts_with(prefix) &&
-           parse_decimal_i64(path.substr(prefix.size()), 1, INT64_MAX, id);
+    const std::string_view prefix = pattern.substr(0, marker);
+    const std::string_view suffix = pattern.substr(marker + id_marker.size());
+    return path.size() > prefix.size() + suffix.size() && path.starts_with(prefix) &&
+           path.ends_with(suffix) &&
+           parse_decimal_i64(
+               path.substr(prefix.size(), path.size() - prefix.size() - suffix.size()), 1,
+               INT64_MAX, id);
 }
 
 }  // namespace

@@ -352,6 +352,9 @@ bool AdminServer::start(const Config& config, Writer& writer, Catalog& catalog, 
                 ? ntohs(reinterpret_cast<const sockaddr_in6&>(bound).sin6_port)
                 : ntohs(reinterpret_cast<const sockaddr_in&>(bound).sin_port);
     impl_ = std::make_unique<Impl>(config.admin_token, writer, catalog, queries);
+    impl_->deps.health = health_;
+    impl_->deps.probe = probe_;
+    impl_->deps.probe_context = probe_context_;
     thread_ = std::thread([this] {
         pthread_setname_np(pthread_self(), "rw-admin");
         run();

@@ -14,10 +14,12 @@
 
 #include "core/config.h"
 #include "core/limits.h"
+#include "proxy/probe.h"
 
 namespace rw {
 
 class Catalog;
+class ChannelHealthBoard;
 class Queries;
 class Writer;
 
@@ -42,6 +44,15 @@ public:
     // channel-secret read run on its thread). False with one line in `error`.
     [[nodiscard]] bool start(const Config& config, Writer& writer, Catalog& catalog,
                              Queries& queries, std::string& error);
+    // The running gateway's channel health (live state in GET /admin/channels, probes of
+    // POST /admin/channels/{id}/test). Before start(); without one the API shows what the
+    // database holds.
+    void set_health(ChannelHealthBoard* health) { health_ = health; }
+    // How POST /admin/channels/{id}/test probes a channel (proxy/probe.h). Before start().
+    void set_probe(ChannelProbeFn probe, void* context) {
+        probe_ = probe;
+        probe_context_ = context;
+    }
     // Wakes the thread, lets the connection in progress finish or time out, joins, and
     // closes the listener. Idempotent; a no-op when not started.
     void stop();
@@ -56,6 +67,9 @@ private:
     void run();
 
     std::unique_ptr<Impl> impl_;  // Parser, chunk pool, JSON parser, dependencies.
+    ChannelHealthBoard* health_ = nullptr;
+    ChannelProbeFn probe_ = nullptr;
+    void* probe_context_ = nullptr;
     int listen_fd_ = -1;
     int stop_fd_ = -1;  // eventfd: stop() writes, the thread polls it.
     uint16_t port_ = 0;

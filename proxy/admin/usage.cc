@@ -37,6 +37,9 @@ void json_out_log(JsonOut& out, const UsageLogRow& row) {
     out.key("reasoning_tokens").number(row.reasoning_tokens);
     out.key("cost_usd").string(json_usd(row.cost_nano)).key("price_id");
     row.price_id != 0 ? out.number(row.price_id) : out.null();  // null: unpriced.
+    out.key("client_request_id").string(row.client_request_id);
+    out.key("traceparent").string(row.traceparent);
+    out.key("upstream_request_id").string(row.upstream_request_id);
     out.end_object();
 }
 
@@ -107,6 +110,26 @@ AdminReply usage_grouped_reply(AdminDeps& deps, const UsageGrouping& grouping, i
     return admin_reply_json(200, out.take());
 }
 
+// ?request_id=ID: the rows carrying it as ringway's, the client's or the provider's id
+// (one in practice; a client may reuse its own ids). Not paged: next_before is null.
+AdminReply admin_logs_by_request_id(AdminDeps& deps, const std::string& request_id, bool is_bad) {
+    if (is_bad || request_id.empty() || request_id.size() > 256) {
+        return admin_reply_error(400, "invalid_parameter",
+                                 "request_id must be 1..256 bytes, percent-encoded");
+    }
+    const auto rows = deps.queries.logs_by_request_id(request_id);
+    if (!rows.ok()) {
+        return admin_reply_storage_error(rows.error);
+    }
+    JsonOut out;
+    out.begin_object().key("object").string("list").key("data").begin_array();
+    for (const UsageLogRow& row : rows.value) {
+        json_out_log(out, row);
+    }
+    out.end_array().key("next_before").null().end_object();
+    return admin_reply_json(200, out.take());
+}
+
 }  // namespace
 
 AdminReply admin_usage_get(AdminDeps& deps, const AdminRequest& request) {
@@ -156,8 +179,13 @@ AdminReply admin_logs_get(AdminDeps& deps, const AdminRequest& request) {
     const std::string_view query = request.query;
     AdminReply reply;
     std::string unknown;
-    if (!admin_query_names_known(query, {"key_id", "limit", "before"}, unknown)) {
+    if (!admin_query_names_known(query, {"key_id", "limit", "before", "request_id"}, unknown)) {
         return admin_reply_error(400, "invalid_parameter", "unknown parameter \"" + unknown + "\"");
+    }
+    std::string request_id;
+    bool is_bad = false;
+    if (admin_query_param(query, "request_id", request_id, is_bad)) {
+        return admin_logs_by_request_id(deps, request_id, is_bad);
     }
     int64_t key_id = 0;
     int64_t limit = admin_logs_limit_default;

@@ -166,6 +166,9 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
     spec.name = "main";
     spec.mock_port = mock.port();
     spec.models = {"gpt-4o-mini", "text-embedding-3-small"};
+    // The load's deliberate 401s and 503s would take the only channel down (channel
+    // health); this test is about the records, so the channel opts out.
+    spec.extra_json = R"("auto_disable":false)";
     ASSERT_GT(gateway.create_channel(spec), 0);
     ASSERT_EQ(gateway.wait_channels_routable().at("main").status, 200);
     // Prices in force for the load (from 1970): the chat model with a cached-input rate and

@@ -26,6 +26,7 @@ protected:
         spec.name = "main";
         spec.mock_port = mock_.port();
         spec.models = {"gpt-4o-mini"};
+        spec.extra_json = channel_extra_json_;
         channel_id_ = gateway_.create_channel(spec);
         ASSERT_GT(channel_id_, 0);
         gateway_.wait_channels_routable();
@@ -75,6 +76,7 @@ protected:
     MockUpstream mock_;
     Gateway gateway_;
     int64_t channel_id_ = 0;
+    std::string channel_extra_json_;  // Raw members for the channel start() creates.
     Key key_;
 };
 
@@ -342,6 +344,9 @@ TEST_F(ProxyDrainTest, StreamCutByTheDrainDeadlineIsShutdown) {
 class ProxyUpstreamAuthTest : public ProxyFaultsTest, public ::testing::WithParamInterface<int> {};
 
 TEST_P(ProxyUpstreamAuthTest, UpstreamRejectingTheChannelKeyIsAGeneric502) {
+    // Opted out of automatic disabling, so the second request reaches the provider too (an
+    // auth refusal otherwise takes the channel down at once: proxy_health_test.cc).
+    channel_extra_json_ = R"("auto_disable":false)";
     ASSERT_NO_FATAL_FAILURE(start());
     const std::string before = gateway_.metrics();
     for (const bool is_stream : {false, true}) {

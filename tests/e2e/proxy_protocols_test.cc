@@ -267,7 +267,10 @@ TEST_F(ProxyProtocolsTest, ProviderHeadersClientsActOnAreRelayedCookiesAreNot) {
     for (const bool is_stream : {false, true}) {
         const Response chat = gateway_.chat(key_, chat_body("gpt-4o-mini", is_stream));
         ASSERT_EQ(chat.status, 200) << chat.body;
-        EXPECT_TRUE(chat.header("x-request-id").value_or("").starts_with("req_mock"));
+        // The provider's id under its own name; x-request-id is ringway's (request ids).
+        EXPECT_TRUE(chat.header("x-upstream-request-id").value_or("").starts_with("req_mock"));
+        EXPECT_TRUE(chat.header("x-request-id").value_or("").starts_with("rw-"));
+        EXPECT_EQ(chat.header_count("x-request-id"), 1u);
         EXPECT_EQ(chat.header("openai-processing-ms").value_or(""), "42");
         EXPECT_EQ(chat.header("x-ratelimit-remaining-requests").value_or(""), "9999");
         EXPECT_EQ(chat.header("x-ratelimit-reset-tokens").value_or(""), "6ms");

@@ -67,7 +67,9 @@ class ProxyRetryStatusTest : public ProxyRetryTest, public ::testing::WithParamI
 
 TEST_P(ProxyRetryStatusTest, RefusalOnTheFirstChannelIsRetriedOnTheNext) {
     ASSERT_NO_FATAL_FAILURE(start_mocks(GetParam()));
-    ASSERT_NO_FATAL_FAILURE(start_gateway());
+    // A cap of 0 on Retry-After: the readiness probe's 429 does not make the first channel
+    // skipped (tried last) for the request below (proxy_health_test.cc covers the skip).
+    ASSERT_NO_FATAL_FAILURE(start_gateway({{"RINGWAY_CHANNEL_RETRY_AFTER_MAX_MS", "0"}}));
     ASSERT_NO_FATAL_FAILURE(two_channels(mock_url(refusing_)));
     const std::string before = gateway_.metrics();
     const Response response = gateway_.chat(key_, chat_body("gpt-4o-mini", false));
@@ -211,9 +213,12 @@ TEST_F(ProxyRetryTest, RetriesAreBoundedByRingwayRetries) {
     EXPECT_EQ(as_int(rows[0], "channel_id"), middle_id);
 }
 
-TEST_F(ProxyRetryTest, ChannelFailingThreeTimesInARowCoolsDown) {
+// Server failures (5xx) past RINGWAY_CHANNEL_FAILURE_MIN and _PERCENT in the window take
+// the channel down (proxy_health_test.cc covers auth, rate limits and recovery).
+TEST_F(ProxyRetryTest, ChannelFailingPastTheWindowThresholdGoesDown) {
     ASSERT_NO_FATAL_FAILURE(start_mocks(503));
-    ASSERT_NO_FATAL_FAILURE(start_gateway({{"RINGWAY_CHANNEL_COOLDOWN_MS", "60000"}}));
+    ASSERT_NO_FATAL_FAILURE(start_gateway(
+        {{"RINGWAY_CHANNEL_FAILURE_MIN", "3"}, {"RINGWAY_CHANNEL_BACKOFF_MS", "60000"}}));
     ASSERT_NO_FATAL_FAILURE(two_channels(mock_url(refusing_)));
     std::vector<int64_t> attempts;
     for (int i = 0; i < 6; i++) {
@@ -225,17 +230,20 @@ TEST_F(ProxyRetryTest, ChannelFailingThreeTimesInARowCoolsDown) {
         attempts.push_back(as_int(row, "attempts"));
     }
     // The readiness probe of the refusing channel (its only model, so its 503 is relayed)
-    // is its first failure in a row; two more retried 503s make three: cooldown.
+    // is its first failure; two more retried 503s make three, all of its outcomes: down.
     EXPECT_EQ(attempts, (std::vector<int64_t>{2, 2, 1, 1, 1, 1}));
     EXPECT_EQ(mock_requests(refusing_.port()), 2);
     EXPECT_EQ(mock_requests(healthy_.port()), 6);
     EXPECT_TRUE(gateway_.ringway()
                     .process()
-                    .wait_for_line(Stream::err, "event=channel_cooldown", Deadline::after_ms(5000))
+                    .wait_for_line(Stream::err, "event=channel_down", Deadline::after_ms(5000))
                     .has_value());
-    // While cooling down, a model only that channel serves still gets it (last resort).
-    EXPECT_EQ(gateway_.chat(key_, chat_body("solo-model", false)).status, 503);
-    EXPECT_EQ(mock_requests(refusing_.port()), 3);
+    // While down, a model only that channel serves finds no channel (503), until the
+    // channel's backoff lets one live request try it.
+    const Response solo = gateway_.chat(key_, chat_body("solo-model", false));
+    EXPECT_EQ(solo.status, 503);
+    EXPECT_NE(solo.body.find("no_channel_available"), std::string::npos) << solo.body;
+    EXPECT_EQ(mock_requests(refusing_.port()), 2);
 }
 
 }  // namespace

@@ -20,6 +20,8 @@
 //   GET  /v1/models            model list
 //   GET  /__mock/stats         JSON counters + last request (overall and per scenario id)
 //   POST /__mock/reset         clears the counters;  GET /__mock/health -> 200 "ok"
+//   POST /__mock/defaults      replaces every --default with the body's NAME=VALUE lines
+//                              (empty body: none), e.g. to fix a "broken" provider mid-test
 // Streams end with "data: [DONE]" (chat, completions); Responses and Anthropic streams do not.
 // Response headers as the providers send them, on answers and errors alike: OpenAI paths
 // x-request-id, openai-processing-ms, x-ratelimit-{limit,remaining,reset}-{requests,tokens}
@@ -122,6 +124,7 @@
 #include <ctime>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <queue>
 #include <string>
@@ -712,14 +715,24 @@ bool control_is_known(std::string_view name) {
     return false;
 }
 
-// --default NAME=VALUE pairs; written once before the loops start, read-only afterwards.
-std::vector<std::pair<std::string, std::string>> control_defaults;
+// --default NAME=VALUE pairs, replaced as a whole by POST /__mock/defaults (a body of
+// NAME=VALUE lines): a request holds the list it started with, so replacing it mid-request
+// leaves its views valid.
+using ControlDefaults = std::vector<std::pair<std::string, std::string>>;
+std::mutex control_defaults_mutex;
+std::shared_ptr<const ControlDefaults> control_defaults = std::make_shared<ControlDefaults>();
+
+std::shared_ptr<const ControlDefaults> control_defaults_now() {
+    const std::lock_guard lock(control_defaults_mutex);
+    return control_defaults;
+}
 
 // Where a control's value comes from: header, then the body's "x_mock" object, then the
 // CLI default. Views stay valid while the request lives.
 struct ControlSource {
     const Request* request;
     std::string_view x_mock;  // Raw JSON object from the request body, or empty.
+    std::shared_ptr<const ControlDefaults> defaults = control_defaults_now();
 
     bool lookup(std::string_view name, std::string_view& value) const {
         for (const Header& header : request->headers) {
@@ -733,7 +746,7 @@ struct ControlSource {
             value = json_unquote(value);
             return true;
         }
-        for (const auto& [default_name, default_value] : control_defaults) {
+        for (const auto& [default_name, default_value] : *defaults) {
             if (iequals(default_name, name)) {
                 value = default_value;
                 return true;
@@ -1903,6 +1916,22 @@ void plan_build(const Reply& reply, const Controls& controls, const Request& req
 bool dispatch_mock_path(const Request& request, Reply& reply) {
     if (request.path == "/__mock/stats" && request.method == "GET") {
         reply.body = stats_json();
+    } else if (request.path == "/__mock/defaults" && request.method == "POST") {
+        auto defaults = std::make_shared<ControlDefaults>();
+        std::string_view rest = request.body;
+        while (!rest.empty()) {
+            const size_t end = rest.find('\n');
+            const std::string_view line = rest.substr(0, end);
+            rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+            const size_t equals = line.find('=');
+            if (equals != std::string_view::npos) {
+                defaults->emplace_back(std::string(line.substr(0, equals)),
+                                       std::string(line.substr(equals + 1)));
+            }
+        }
+        const std::lock_guard lock(control_defaults_mutex);
+        control_defaults = std::move(defaults);
+        reply.body = "{\"ok\":true}";
     } else if (request.path == "/__mock/reset" && request.method == "POST") {
         stats_reset();
         reply.body = "{\"ok\":true}";
@@ -2434,8 +2463,10 @@ Options parse_options(int argc, char** argv) {
             if (equals == std::string_view::npos || !control_is_known(value.substr(0, equals))) {
                 usage_exit("--default wants a known NAME=VALUE");
             }
-            control_defaults.emplace_back(std::string(value.substr(0, equals)),
-                                          std::string(value.substr(equals + 1)));
+            auto defaults = std::make_shared<ControlDefaults>(*control_defaults);
+            defaults->emplace_back(std::string(value.substr(0, equals)),
+                                   std::string(value.substr(equals + 1)));
+            control_defaults = std::move(defaults);  // Before the loops start: no lock needed.
         } else {
             usage_exit("unknown option");
         }

@@ -64,6 +64,7 @@ TEST(FaultTable, OnlyFaultsBeforeTheUpstreamCouldActAreRetrySafe) {
         Fault::upstream_refused,
         Fault::upstream_send_failed,
         Fault::upstream_closed_unsent,
+        Fault::upstream_auth_failed,  // The provider refused the key: it did not act.
     };
     EXPECT_EQ(safe, expected);
     // Sent and then timed out, or answered in part: never retried (could bill twice).

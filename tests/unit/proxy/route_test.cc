@@ -1,6 +1,7 @@
 // tests/unit/proxy/route_test.cc — channel selection (proxy/route.h) as a pure function:
-// priority tiers in order, weights honoured (by drawing 100,000 times), cooling channels
-// tried last, protocol and model filters, the model map.
+// priority tiers in order, weights honoured (by drawing 100,000 times), down channels
+// never tried and a half-open one's trial first, rate-limited ones last, protocol and model
+// filters, the model map.
 #include "proxy/route.h"
 
 #include <gtest/gtest.h>
@@ -24,26 +25,36 @@ ChannelEntry channel(int64_t id, int32_t priority, uint32_t weight,
 
 struct Picked {
     std::vector<int64_t> ids;
+    int64_t trial = 0;
 };
 
-Picked pick(const std::vector<ChannelEntry>& channels, ChannelHealth& health, uint64_t& random,
+Picked pick(const std::vector<ChannelEntry>& channels, ChannelHealthBoard& health, uint64_t& random,
             uint32_t wanted = attempts_max, std::string_view model = "gpt-4o",
-            Endpoint endpoint = Endpoint::chat, uint64_t now_ms = 1000) {
+            Endpoint endpoint = Endpoint::chat, uint64_t now_ms = 1000);
+
+Picked pick(const std::vector<ChannelEntry>& channels, ChannelHealthBoard& health, uint64_t& random,
+            uint32_t wanted, std::string_view model, Endpoint endpoint, uint64_t now_ms) {
     const ChannelEntry* out[attempts_max];
-    const uint32_t count =
+    const RoutePicks picks =
         route_pick(channels, endpoint, model, health, now_ms, random, {out, wanted});
     Picked picked;
-    for (uint32_t i = 0; i < count; i++) {
+    for (uint32_t i = 0; i < picks.count; i++) {
         picked.ids.push_back(out[i]->id);
     }
+    picked.trial = picks.trial_channel_id;
     return picked;
 }
+
+struct Health {
+    ChannelHealthBoard board{HealthSettings{}};
+    operator ChannelHealthBoard&() { return board; }
+};
 
 TEST(RoutePick, HigherPriorityTiersComeFirst) {
     // The snapshot keeps channels sorted by priority, highest first.
     const std::vector<ChannelEntry> channels = {channel(1, 10, 1), channel(2, 10, 1),
                                                 channel(3, 5, 1), channel(4, 0, 1)};
-    ChannelHealth health(30000);
+    Health health;
     uint64_t random = 12345;
     for (int round = 0; round < 200; round++) {
         const Picked picked = pick(channels, health, random);
@@ -58,7 +69,7 @@ TEST(RoutePick, HigherPriorityTiersComeFirst) {
 TEST(RoutePick, WeightsDecideTheFirstChoiceProportionally) {
     const std::vector<ChannelEntry> channels = {channel(1, 0, 1), channel(2, 0, 3),
                                                 channel(3, 0, 6)};
-    ChannelHealth health(30000);
+    Health health;
     uint64_t random = 0x9E3779B97F4A7C15ull;
     std::map<int64_t, int> first;
     constexpr int draws = 100000;
@@ -76,7 +87,7 @@ TEST(RoutePick, WeightsDecideTheFirstChoiceProportionally) {
 
 TEST(RoutePick, ZeroWeightCountsAsOne) {
     const std::vector<ChannelEntry> channels = {channel(1, 0, 0), channel(2, 0, 1)};
-    ChannelHealth health(30000);
+    Health health;
     uint64_t random = 99;
     int first_one = 0;
     for (int i = 0; i < 20000; i++) {
@@ -85,28 +96,66 @@ TEST(RoutePick, ZeroWeightCountsAsOne) {
     EXPECT_NEAR(first_one / 20000.0, 0.5, 0.03);
 }
 
-TEST(RoutePick, CoolingChannelsAreTriedLast) {
+TEST(RoutePick, DownChannelsWaitTheirBackoffThenOneTrialLeads) {
     const std::vector<ChannelEntry> channels = {channel(1, 10, 1), channel(2, 0, 1)};
-    ChannelHealth health(30000);
-    for (int i = 0; i < 3; i++) {
-        health.failed(1, 1000);  // Three in a row: channel 1 cools until 31000.
-    }
+    HealthSettings settings;
+    settings.backoff_ms = 1000;
+    settings.backoff_max_ms = 4000;
+    ChannelHealthBoard health(settings);
     uint64_t random = 7;
-    EXPECT_EQ(pick(channels, health, random).ids, (std::vector<int64_t>{2, 1}));
-    // Past the cooldown it leads again; a success clears it at once.
-    EXPECT_EQ(pick(channels, health, random, attempts_max, "gpt-4o", Endpoint::chat, 31000).ids,
-              (std::vector<int64_t>{1, 2}));
-    health.failed(1, 1000);
-    health.failed(1, 1000);
-    health.succeeded(1);
-    health.failed(1, 1000);  // The count restarted: one failure only, not cooling.
+    health.failed(1, true, {FailureKind::auth, 401, 0, {}}, 1000, false);  // Down at once.
+    EXPECT_EQ(pick(channels, health, random).ids, (std::vector<int64_t>{2}));
+    EXPECT_EQ(pick(channels, health, random, attempts_max, "gpt-4o", Endpoint::chat, 1999).ids,
+              (std::vector<int64_t>{2}));
+    // Past the backoff: exactly one request holds the trial, first; the next does not.
+    const Picked trial =
+        pick(channels, health, random, attempts_max, "gpt-4o", Endpoint::chat, 2000);
+    EXPECT_EQ(trial.ids, (std::vector<int64_t>{1, 2}));
+    EXPECT_EQ(trial.trial, 1);
+    const Picked other =
+        pick(channels, health, random, attempts_max, "gpt-4o", Endpoint::chat, 2000);
+    EXPECT_EQ(other.ids, (std::vector<int64_t>{2}));
+    EXPECT_EQ(other.trial, 0);
+    // The trial fails: down again for twice the backoff.
+    health.failed(1, true, {FailureKind::auth, 401, 0, {}}, 2000, true);
+    EXPECT_EQ(pick(channels, health, random, attempts_max, "gpt-4o", Endpoint::chat, 3999).ids,
+              (std::vector<int64_t>{2}));
+    const Picked second =
+        pick(channels, health, random, attempts_max, "gpt-4o", Endpoint::chat, 4000);
+    EXPECT_EQ(second.trial, 1);
+    health.succeeded(1, 4000, true);  // Up: it leads by priority again.
     EXPECT_EQ(pick(channels, health, random).ids, (std::vector<int64_t>{1, 2}));
+    EXPECT_FALSE(health.view(1, 4000).is_down);
+}
+
+TEST(RoutePick, RateLimitedChannelsComeLastAndStayUp) {
+    const std::vector<ChannelEntry> channels = {channel(1, 10, 1), channel(2, 0, 1)};
+    Health health;
+    uint64_t random = 3;
+    health.board.failed(1, true, {FailureKind::rate, 429, 2, {}}, 1000, false);
+    EXPECT_EQ(pick(channels, health, random, attempts_max, "gpt-4o", Endpoint::chat, 2999).ids,
+              (std::vector<int64_t>{2, 1}));
+    EXPECT_EQ(pick(channels, health, random, attempts_max, "gpt-4o", Endpoint::chat, 3000).ids,
+              (std::vector<int64_t>{1, 2}));
+    EXPECT_FALSE(health.board.view(1, 1000).is_down);
+}
+
+TEST(RoutePick, AllDownLeavesNoPickButCountsServingChannels) {
+    const std::vector<ChannelEntry> channels = {channel(1, 0, 1)};
+    Health health;
+    health.board.failed(1, true, {FailureKind::auth, 403, 0, {}}, 1000, false);
+    const ChannelEntry* out[attempts_max];
+    uint64_t random = 1;
+    const RoutePicks picks =
+        route_pick(channels, Endpoint::chat, "gpt-4o", health, 1000, random, {out, 3});
+    EXPECT_EQ(picks.count, 0u);
+    EXPECT_EQ(picks.serving_count, 1u);
 }
 
 TEST(RoutePick, StopsAtTheWantedCount) {
     const std::vector<ChannelEntry> channels = {channel(1, 0, 1), channel(2, 0, 1),
                                                 channel(3, 0, 1)};
-    ChannelHealth health(30000);
+    Health health;
     uint64_t random = 5;
     EXPECT_EQ(pick(channels, health, random, 2).ids.size(), 2u);
     EXPECT_EQ(pick(channels, health, random, 1).ids.size(), 1u);
@@ -118,7 +167,7 @@ TEST(RoutePick, FiltersByProtocolModelAndEnabled) {
                                           channel(3, 0, 1), channel(4, 0, 1)};
     channels[2].models = {"gpt-4o-mini"};
     channels[3].is_enabled = false;
-    ChannelHealth health(30000);
+    Health health;
     uint64_t random = 11;
     EXPECT_EQ(pick(channels, health, random).ids, (std::vector<int64_t>{1}));
     EXPECT_EQ(pick(channels, health, random, attempts_max, "claude", Endpoint::messages).ids,

@@ -106,6 +106,18 @@ TEST(UpstreamParse, ContentLengthResponse) {
     expect_same_for_every_split(bytes, outcome);
 }
 
+// Anthropic names its id request-id; OpenAI's x-request-id wins when both come.
+TEST(UpstreamParse, ProviderRequestIdFromEitherHeader) {
+    const Outcome anthropic =
+        feed_pieces({"HTTP/1.1 200 OK\r\nrequest-id: "
+                     "req_011CSHoEeqs5C35K2UUqR7Fy\r\nContent-Length: 0\r\n\r\n"});
+    EXPECT_STREQ(anthropic.head.request_id, "req_011CSHoEeqs5C35K2UUqR7Fy");
+    const Outcome both =
+        feed_pieces({"HTTP/1.1 200 OK\r\nrequest-id: second\r\nx-request-id: first\r\n"
+                     "Content-Length: 0\r\n\r\n"});
+    EXPECT_STREQ(both.head.request_id, "first");
+}
+
 TEST(UpstreamParse, ChunkedEventStream) {
     const std::string bytes =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
@@ -188,7 +200,7 @@ TEST(UpstreamParse, HeadersClientsActOnAreKeptForTheClientWhateverTheSplit) {
         "anthropic-ratelimit-output-tokens-remaining: 12\r\nx-ratelimit-api-key-id: k1\r\n"
         "Openai-Processing-Ms: 9\r\nAuthorization: Bearer sk-x\r\nContent-Length: 0\r\n\r\n";
     const std::string expected =
-        "x-request-id: req_123\r\nretry-after: 7\r\nretry-after-ms: 7000\r\n"
+        "x-upstream-request-id: req_123\r\nretry-after: 7\r\nretry-after-ms: 7000\r\n"
         "x-ratelimit-remaining-tokens: 0\r\nanthropic-ratelimit-output-tokens-remaining: 12\r\n"
         "openai-processing-ms: 9\r\n";
     for (const auto& pieces : splits_of(response)) {
@@ -206,11 +218,11 @@ TEST(UpstreamParse, HeadersClientsActOnAreKeptForTheClientWhateverTheSplit) {
         ASSERT_TRUE(parser.head().has_retry_after);
     }
     // No room: lines that do not fit are dropped whole.
-    char small[40];
+    char small[50];
     UpstreamParser parser;
     parser.start(small, sizeof(small));
     (void)parser.feed(response);
-    EXPECT_EQ(parser.relayed_headers(), "x-request-id: req_123\r\nretry-after: 7\r\n");
+    EXPECT_EQ(parser.relayed_headers(), "x-upstream-request-id: req_123\r\nretry-after: 7\r\n");
 }
 
 TEST(UpstreamParse, TheRelayAllowList) {

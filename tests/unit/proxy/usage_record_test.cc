@@ -37,6 +37,9 @@ UsageRecordInput input_with(UsageCounts usage, uint16_t upstream_status, uint16_
     input.model_sent = "gpt-4o-2024-08-06";
     input.endpoint = "/v1/chat/completions";
     input.request_id = "rw-0-1-1";
+    input.client_request_id = "client-7";
+    input.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    input.upstream_request_id = "req_abc";
     return input;
 }
 
@@ -147,6 +150,10 @@ TEST(UsageRecord, CarriesTheFieldsAndTheBilledUsage) {
     EXPECT_EQ(record_text(record.model_sent), "gpt-4o-2024-08-06");
     EXPECT_EQ(record_text(record.endpoint), "/v1/chat/completions");
     EXPECT_EQ(record_text(record.request_id), "rw-0-1-1");
+    EXPECT_EQ(record_text(record.client_request_id), "client-7");
+    EXPECT_EQ(record_text(record.traceparent),
+              "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    EXPECT_EQ(record_text(record.upstream_request_id), "req_abc");
 }
 
 TEST(UsageRecord, StatusIsTheGatewaysWhenItAnsweredElseTheUpstreams) {

@@ -95,7 +95,7 @@ TEST(Migrations, VersionOneGetsPerModelChannelAggregatesAndIncrementalVacuum) {
         "CREATE TABLE channels (id INTEGER PRIMARY KEY);"
         "CREATE TABLE usage_logs (id INTEGER PRIMARY KEY, ts_ms INTEGER, key_id INTEGER,"
         " channel_id INTEGER, model_requested TEXT, prompt_tokens INTEGER,"
-        " completion_tokens INTEGER, total_tokens INTEGER);"
+        " completion_tokens INTEGER, total_tokens INTEGER, request_id TEXT);"  // Indexed by 5.
         "CREATE TABLE daily_usage (key_id INTEGER NOT NULL, day TEXT NOT NULL, requests INTEGER,"
         " prompt_tokens INTEGER, completion_tokens INTEGER, total_tokens INTEGER,"
         " PRIMARY KEY (key_id, day)) WITHOUT ROWID;"

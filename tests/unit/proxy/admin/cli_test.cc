@@ -245,6 +245,57 @@ TEST_F(AdminCliTest, ChannelAddNeverPrintsTheUpstreamKey) {
     ::unsetenv("RINGWAY_TEST_UPSTREAM_KEY");
 }
 
+// `ringway <command> [verb] --help` prints that command's usage on stdout, exits 0 and sends
+// nothing (the server is never asked, so it needs no token either).
+TEST(AdminCli, HelpPerCommand) {
+    const CliRun add = run_cli({"channel", "add", "--help"});
+    EXPECT_EQ(add.exit_code, 0) << add.err;
+    EXPECT_NE(add.out.find("ringway channel add --name NAME"), std::string::npos) << add.out;
+    EXPECT_NE(add.out.find("--model-map"), std::string::npos);
+    EXPECT_EQ(add.out.find("ringway key create"), std::string::npos);
+    EXPECT_EQ(add.out.find("ringway channel list"), std::string::npos);
+    const CliRun channel = run_cli({"channel", "--help"});
+    EXPECT_EQ(channel.exit_code, 0);
+    EXPECT_NE(channel.out.find("ringway channel test ID"), std::string::npos);
+    EXPECT_EQ(channel.out.find("ringway key"), std::string::npos);
+    const CliRun logs = run_cli({"logs", "--help"});
+    EXPECT_EQ(logs.exit_code, 0);
+    EXPECT_NE(logs.out.find("logs --request ID"), std::string::npos);
+    const CliRun update = run_cli({"key", "update", "7", "--name", "x", "--help"});
+    EXPECT_EQ(update.exit_code, 0);
+    EXPECT_NE(update.out.find("ringway key update ID"), std::string::npos);
+    const CliRun all = run_cli({"--help"});
+    EXPECT_EQ(all.exit_code, 0);
+    EXPECT_NE(all.out.find("ringway usage"), std::string::npos);
+}
+
+TEST_F(AdminCliTest, ChannelFieldsOnlyTheCliCouldNotSetBefore) {
+    ::setenv("RINGWAY_TEST_UPSTREAM_KEY", "sk-cli-upstream-secret-abcd1234", 1);
+    const CliRun added = run_cli(
+        {"channel", "add", "--name", "mapped", "--kind", "openai", "--base-url",
+         "https://api.openai.com", "--api-key-env", "RINGWAY_TEST_UPSTREAM_KEY", "--model-map",
+         "gpt-4o=gpt-4o-2024-08-06,mini=gpt-4o-mini", "--auto-disable=false"});
+    ASSERT_EQ(added.exit_code, 0) << added.err;
+    auto channels = snapshots_.publisher().current()->channels();
+    ASSERT_EQ(channels.size(), 1u);
+    EXPECT_EQ(channels[0].model_map,
+              (std::vector<std::pair<std::string, std::string>>{{"gpt-4o", "gpt-4o-2024-08-06"},
+                                                                {"mini", "gpt-4o-mini"}}));
+    EXPECT_FALSE(channels[0].auto_disable);
+    const std::string id = std::to_string(channels[0].id);
+    const CliRun updated = run_cli({"channel", "update", id, "--model-map", "none",
+                                    "--allow-private-network=true", "--auto-disable"});
+    ASSERT_EQ(updated.exit_code, 0) << updated.err;
+    channels = snapshots_.publisher().current()->channels();
+    EXPECT_TRUE(channels[0].model_map.empty());
+    EXPECT_TRUE(channels[0].allow_private_network);
+    EXPECT_TRUE(channels[0].auto_disable);
+    const CliRun bad = run_cli({"channel", "update", id, "--model-map", "no-equals-sign"});
+    EXPECT_EQ(bad.exit_code, 2);
+    EXPECT_NE(bad.err.find("--model-map"), std::string::npos);
+    ::unsetenv("RINGWAY_TEST_UPSTREAM_KEY");
+}
+
 TEST_F(AdminCliTest, UsageAndLogs) {
     const CliRun created = run_cli({"key", "create", "--name", "metered"});
     ASSERT_EQ(created.exit_code, 0) << created.err;
