@@ -34,16 +34,20 @@ async function mockStats() {
 }
 
 test('chat completion, whole', async () => {
-  const completion = await client.chat.completions.create({
+  const { data: completion, response } = await client.chat.completions.create({
     model: 'gpt-4o-mini', messages, x_mock: { chunks: 4 },
-  });
+  }).withResponse();
   assert.equal(completion.object, 'chat.completion');
   assert.equal(completion.choices[0].message.content, 'aaaabbbbccccdddd');
   assert.equal(completion.choices[0].finish_reason, 'stop');
   assert.equal(completion.usage.completion_tokens, 4);
   assert.equal(completion.usage.total_tokens,
     completion.usage.prompt_tokens + completion.usage.completion_tokens);
-  assert.match(String(completion._request_id), /^req_mock/, 'the provider x-request-id is relayed');
+  // The SDK's _request_id is ringway's x-request-id (which `ringway logs --request` finds);
+  // the provider's own id is relayed beside it as x-upstream-request-id.
+  assert.match(String(completion._request_id), /^rw-/, 'ringway\'s x-request-id');
+  assert.match(String(response.headers.get('x-upstream-request-id')), /^req_mock/,
+    'the provider x-request-id is relayed as x-upstream-request-id');
   const stats = await mockStats();
   assert.equal(stats.last_request.headers.authorization, `Bearer ${upstreamKey}`);
   assert.ok(!JSON.stringify(stats).includes(apiKey), 'the gateway key reached the upstream');
