@@ -93,7 +93,9 @@ template <size_t N>
 void record_set_text(char (&target)[N], std::string_view text) {
     static_assert(N > 1);
     const size_t length = text.size() < N - 1 ? text.size() : N - 1;
-    std::memcpy(target, text.data(), length);
+    if (length > 0) {  // An empty view may carry a null pointer: no memcpy from it.
+        std::memcpy(target, text.data(), length);
+    }
     target[length] = '\0';
 }
 
