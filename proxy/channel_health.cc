@@ -215,7 +215,7 @@ void ChannelHealthBoard::take_down(Slot& slot, HealthReason reason, const Failur
     if (report.status != 0) {
         std::memcpy(cursor, "HTTP ", 5);
         std::to_chars(cursor + 5, end, report.status);
-    } else {
+    } else if (!report.what.empty()) {  // An empty view's pointer may be null.
         std::memcpy(cursor, report.what.data(),
                     std::min<size_t>(report.what.size(), size_t(end - cursor)));
     }

@@ -33,7 +33,9 @@ uint32_t MetricLabels::slot(std::string_view value) {
         return other;
     }
     Entry& entry = entries_[taken];
-    std::memcpy(entry.text, value.data(), value.size());
+    if (!value.empty()) {  // An empty view's pointer may be null.
+        std::memcpy(entry.text, value.data(), value.size());
+    }
     entry.length = static_cast<uint8_t>(value.size());
     entry.is_published.store(true, std::memory_order_release);
     return taken;
