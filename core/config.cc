@@ -101,6 +101,9 @@ constexpr Knob knobs[] = {
      "limit for a whole (non-streamed) upstream response body"},
     {"RINGWAY_DEFAULT_OUTPUT_RESERVE", "4096",
      "output tokens a quota reserves for a request that sets no max_tokens"},
+    {"RINGWAY_ANTHROPIC_MAX_TOKENS", "(unset: 4096)",
+     "max_tokens for a Chat request without one sent to an anthropic channel: "
+     "pattern=N,... (model name or prefix*; first match, else 4096)"},
 };
 
 struct Parser {

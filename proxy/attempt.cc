@@ -72,8 +72,10 @@ void attempt_start(Gateway& gateway, ProxyRequest& request) {
     RW_ASSERT(request.upstream_slot == UINT32_MAX);
     RW_ASSERT(request.attempt_index < request.candidate_count);
     Arena& arena = client_arena(*request.conn);
-    if (!upstream_request_build(arena, request, client_request(*request.conn))) {
-        request_finish(gateway, request, Fault::local_out_of_memory);
+    const Fault built = upstream_request_build(arena, request, client_request(*request.conn),
+                                               gateway.shared.max_tokens_defaults);
+    if (built != Fault::none) {
+        request_finish(gateway, request, built);
         return;
     }
     const Candidate& candidate = request.candidates[request.attempt_index];

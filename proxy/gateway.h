@@ -35,6 +35,8 @@ struct GatewayShared {
     Resolver* resolver = nullptr;
     MetricsShared* metrics_shared = nullptr;
     ChannelHealthBoard* health = nullptr;
+    // RINGWAY_ANTHROPIC_MAX_TOKENS, parsed at startup (translate.h).
+    MaxTokensDefaults max_tokens_defaults;
     GatewayMetrics* metrics[shards_max] = {};
 };
 

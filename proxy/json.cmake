@@ -7,12 +7,15 @@ include_guard(GLOBAL)
 add_library(rw_proxy_json STATIC
     ${CMAKE_CURRENT_LIST_DIR}/json_fields.cc
     ${CMAKE_CURRENT_LIST_DIR}/usage.cc
-    ${CMAKE_CURRENT_LIST_DIR}/sse_scan.cc)
+    ${CMAKE_CURRENT_LIST_DIR}/sse_scan.cc
+    ${CMAKE_CURRENT_LIST_DIR}/translate_request.cc
+    ${CMAKE_CURRENT_LIST_DIR}/translate_response.cc
+    ${CMAKE_CURRENT_LIST_DIR}/translate_stream.cc)
 target_link_libraries(rw_proxy_json PUBLIC rw_flags rw_arena rw_base simdjson::simdjson)
 
 # Every header compiles on its own (STYLE §2): one generated TU per header.
 set(RW_PROXY_JSON_HEADER_TUS)
-foreach(stem json_fields usage sse_scan)
+foreach(stem json_fields usage sse_scan translate translate_json translate_shared)
     set(tu ${CMAKE_BINARY_DIR}/proxy/header_check/${stem}_h.cc)
     file(CONFIGURE OUTPUT ${tu} CONTENT "#include \"proxy/${stem}.h\"\n")
     list(APPEND RW_PROXY_JSON_HEADER_TUS ${tu})

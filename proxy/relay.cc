@@ -58,7 +58,40 @@ Accumulated relay_accumulate(Gateway& gateway, ProxyRequest& request, std::strin
     return Accumulated::ok;
 }
 
-void relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t length_bytes,
+// Client bytes made by a translator go out from the arena (the recv buffer goes back).
+bool relay_translated(Gateway& gateway, ProxyRequest& request, std::string_view bytes) {
+    if (bytes.empty() || request.is_client_gone) {
+        return true;
+    }
+    const char* copy = client_arena(*request.conn).copy(bytes);
+    if (copy == nullptr) {
+        return false;
+    }
+    [[maybe_unused]] const bool is_queued =
+        client_stream_piece(*request.conn, {copy, bytes.size()}, no_bid);
+    (void)gateway;
+    return true;
+}
+
+// A translated stream's piece: the upstream's events become the client's (translate.h).
+// False when the stream could not be translated and the request was finished.
+bool relay_piece_translated(Gateway& gateway, ProxyRequest& request, char* start,
+                            uint32_t length_bytes, uint16_t bid) {
+    thread_local std::string out;
+    out.clear();
+    const bool is_translated = stream_translate_feed(
+        client_arena(*request.conn), *request.translator, {start, length_bytes}, out);
+    relay_give_back(gateway, bid);
+    if (!is_translated || !relay_translated(gateway, request, out)) {
+        request_finish(gateway, request,
+                       is_translated ? Fault::local_out_of_memory : Fault::upstream_protocol_error);
+        return false;
+    }
+    return true;
+}
+
+// False when the request was finished (a translated stream that could not go on).
+bool relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t length_bytes,
                  uint16_t bid) {
     const uint64_t piece_offset = request.stream_payload_bytes;
     request.scanner.feed({start, length_bytes});
@@ -67,15 +100,19 @@ void relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t 
         request.ttft_us = proxy_clock_us() - request.attempt_started_us;  // First whole event.
     }
     request.stream_payload_bytes += length_bytes;
+    if (request.translator != nullptr) {
+        return relay_piece_translated(gateway, request, start, length_bytes, bid);
+    }
     if (request.is_usage_cut) {
         stream_cut_relay(gateway, request, start, length_bytes, bid, piece_offset);
-        return;
+        return true;
     }
     if (request.is_client_gone || !client_stream_piece(*request.conn, {start, length_bytes}, bid)) {
         // Cannot happen while recv is armed only with room (checked before each recv);
         // the buffer is not lost either way.
         relay_give_back(gateway, bid);
     }
+    return true;
 }
 
 // The extra head lines of a relayed answer: fixed ones; the upstream's Content-Encoding
@@ -128,6 +165,15 @@ bool relay_stream_begin(Gateway& gateway, ProxyRequest& request, const UpstreamH
         request_finish(gateway, request, Fault::local_out_of_memory);
         return false;
     }
+    if (request.translation != Translation::none) {
+        request.translator = stream_translator_create(
+            client_arena(*request.conn), request.translation, request.fields.include_usage,
+            request.model_requested, static_cast<uint64_t>(request.started_unix_ms / 1000));
+        if (request.translator == nullptr) {
+            request_finish(gateway, request, Fault::local_out_of_memory);
+            return false;
+        }
+    }
     request.is_response_started = true;
     request.is_relaying_stream = true;
     request.status_sent = head.status;
@@ -177,6 +223,35 @@ bool relay_head(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request)
     return true;
 }
 
+// A translated whole answer: the body replaced by the client's format (an error body by the
+// client's error shape). False when the request was finished instead.
+bool relay_whole_translate(Gateway& gateway, ProxyRequest& request) {
+    const UpstreamHead& head = request.parser.head();
+    thread_local std::string out;
+    out.clear();
+    static const char no_body[json_padding_bytes + 1] = {};
+    const std::string_view body{request.response_body != nullptr ? request.response_body : no_body,
+                                request.response_bytes};
+    if (head.status >= 200 && head.status < 300) {
+        if (!translate_response(request.translation, body, request.model_requested,
+                                static_cast<uint64_t>(request.started_unix_ms / 1000), out)) {
+            request_finish(gateway, request, Fault::upstream_protocol_error);
+            return false;
+        }
+    } else {
+        translate_error(request.translation, body, head.status, out);
+    }
+    auto* copy = static_cast<char*>(client_arena(*request.conn).alloc(out.size() + 1, 16));
+    if (copy == nullptr) {
+        request_finish(gateway, request, Fault::local_out_of_memory);
+        return false;
+    }
+    std::memcpy(copy, out.data(), out.size());
+    request.response_body = copy;
+    request.response_bytes = out.size();
+    return true;
+}
+
 // A whole (non-streamed) answer: the upstream's status and body, relayed as they came,
 // except a refusal of the channel's own key, whose body names that key.
 void relay_whole(Gateway& gateway, ProxyRequest& request) {
@@ -191,10 +266,14 @@ void relay_whole(Gateway& gateway, ProxyRequest& request) {
             request.usage = counts;
         }
     }
+    if (request.translation != Translation::none && !relay_whole_translate(gateway, request)) {
+        return;
+    }
     const bool has_no_content = head.status == 204 || head.status == 304;
-    const std::string_view content_type = head.content_type[0] != '\0' ? head.content_type
-                                          : has_no_content             ? ""
-                                                                       : json_type;
+    const std::string_view content_type = request.translation != Translation::none ? json_type
+                                          : head.content_type[0] != '\0' ? head.content_type
+                                          : has_no_content               ? ""
+                                                                         : json_type;
     request.status_sent = head.status;
     request.is_response_started = true;
     // Sent from the arena buffer it was read into: a large answer is not copied again.
@@ -220,6 +299,15 @@ void relay_complete(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& requ
     if (request.is_relaying_stream) {
         if (request.is_usage_cut) {
             stream_cut_flush(request);
+        }
+        if (request.translator != nullptr) {
+            thread_local std::string out;
+            out.clear();
+            stream_translate_finish(*request.translator, out);
+            if (!relay_translated(gateway, request, out)) {
+                request_finish(gateway, request, Fault::local_out_of_memory);
+                return;
+            }
         }
         client_stream_end(*request.conn, true);
         // A provider error event inside the stream (data: {"error":…}, event: error,
@@ -364,8 +452,10 @@ bool relay_bytes(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request
             continue;
         }
         if (run_start != nullptr) {
-            relay_piece(gateway, request, run_start, static_cast<uint32_t>(run_end - run_start),
-                        bid);
+            if (!relay_piece(gateway, request, run_start,
+                             static_cast<uint32_t>(run_end - run_start), bid)) {
+                return false;  // Finished: the upstream connection went with it.
+            }
         } else {
             relay_give_back(gateway, bid);
         }

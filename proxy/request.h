@@ -54,6 +54,8 @@ struct ProxyRequest {
     bool holds_concurrency;
     bool holds_quota;  // quota_reserved_tokens are reserved in the key's QuotaTable slot.
     bool has_queue_reservation;
+    Translation translation;       // The current attempt's (translate.h); none: passthrough.
+    StreamTranslator* translator;  // A translated stream's state (arena), once it started.
     Fault fault;
     ErrorShape error_shape;          // The client's protocol (its endpoint's).
     uint32_t retry_after_s;          // Replaces the table's Retry-After when set.

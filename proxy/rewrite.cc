@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <string>
 
 #include "proxy/request.h"
 
@@ -80,25 +81,43 @@ void upstream_path(const Candidate& candidate, std::string_view path, std::strin
     }
 }
 
-bool upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedRequest& http) {
-    const Candidate& candidate = request.candidates[request.attempt_index];
-    const bool is_chat_like =
-        request.endpoint == Endpoint::chat || request.endpoint == Endpoint::completions;
-    // Metered streams: include_usage forced on upstream, and the usage chunk cut out again
-    // for a client that did not ask for it (absent, false or null).
-    const bool is_usage_injected =
-        request.is_streaming && is_chat_like && candidate.stream_usage == StreamUsage::inject;
-    request.is_usage_cut = is_usage_injected && !request.fields.include_usage;
-    const std::string_view new_model =
-        candidate.model_sent == request.model_requested ? std::string_view{} : candidate.model_sent;
-    request.upstream_body =
-        request_rewrite(arena, request.body, request.fields, new_model, is_usage_injected);
-    if (request.upstream_body.empty()) {
-        return false;
+namespace {
+
+// Copies text into the arena followed by json_padding_bytes zero bytes; empty on refusal.
+std::string_view arena_padded_copy(Arena& arena, std::string_view text) {
+    auto* out = static_cast<char*>(arena.alloc(text.size() + json_padding_bytes, 16));
+    if (out == nullptr) {
+        return {};
     }
-    std::string_view prefix;
-    std::string_view path;
-    upstream_path(candidate, endpoint_path(request.endpoint), prefix, path);
+    std::memcpy(out, text.data(), text.size());
+    std::memset(out + text.size(), 0, json_padding_bytes);
+    return {out, text.size()};
+}
+
+// The translated body (translate.h) for the current candidate.
+Fault translated_body(Arena& arena, ProxyRequest& request, const Candidate& candidate,
+                      const MaxTokensDefaults& max_tokens_defaults) {
+    thread_local std::string body;
+    thread_local std::string error;
+    thread_local std::string param;
+    const TranslateRequestOptions options{
+        candidate.model_sent, max_tokens_default(max_tokens_defaults, candidate.model_sent),
+        candidate.stream_usage == StreamUsage::inject};
+    if (!translate_request(request.translation, request.body, options, body, error, param)) {
+        const char* message = arena.copy(error);
+        request.fault_message = message != nullptr ? std::string_view(message, error.size()) : "";
+        request.fault_code = "unsupported_parameter";
+        return Fault::client_invalid_body;
+    }
+    request.upstream_body = arena_padded_copy(arena, body);
+    return request.upstream_body.empty() ? Fault::local_out_of_memory : Fault::none;
+}
+
+// The upstream request's head for the current candidate: the channel's credentials and the
+// few client headers that change the upstream's behaviour (see rewrite.h).
+Fault upstream_head_build(Arena& arena, ProxyRequest& request, const ParsedRequest& http,
+                          std::string_view prefix, std::string_view path) {
+    const Candidate& candidate = request.candidates[request.attempt_index];
     const std::string_view accept = http.find_header("accept");
     const std::string_view openai_beta = http.find_header("openai-beta");
     const std::string_view anthropic_beta = http.find_header("anthropic-beta");
@@ -109,7 +128,7 @@ bool upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedReq
         request.traceparent.size());
     auto* out = static_cast<char*>(arena.alloc(capacity, 1));
     if (out == nullptr) {
-        return false;
+        return Fault::local_out_of_memory;
     }
     const bool is_anthropic = candidate.kind == ChannelKind::anthropic;
     char content_length[24];
@@ -134,7 +153,9 @@ bool upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedReq
     head.put("\r\nContent-Type: application/json\r\nContent-Length: ");
     head.put({content_length, static_cast<size_t>(content_length_end - content_length)});
     head.put("\r\n");
-    head.put_header("Accept", accept.empty() ? std::string_view("application/json") : accept);
+    head.put_header("Accept", accept.empty() || request.translation != Translation::none
+                                  ? std::string_view("application/json")
+                                  : accept);
     // Without Accept-Encoding any coding would do [RFC 9110 12.5.3]: ask for the body as
     // is, so usage can be read from it and what is relayed is what the client expects.
     head.put("Accept-Encoding: identity\r\n");
@@ -149,7 +170,49 @@ bool upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedReq
     }
     head.put("\r\n");
     request.upstream_head = {out, head.used};
-    return true;
+    return Fault::none;
+}
+
+}  // namespace
+
+Fault upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedRequest& http,
+                             const MaxTokensDefaults& max_tokens_defaults) {
+    const Candidate& candidate = request.candidates[request.attempt_index];
+    request.translation = translation_for(request.endpoint, candidate.kind);
+    request.usage_format = request.translation == Translation::none
+                               ? endpoint_info(request.endpoint).format
+                               : translate_upstream_format(request.translation);
+    const bool is_chat_like =
+        request.endpoint == Endpoint::chat || request.endpoint == Endpoint::completions;
+    // Metered streams: include_usage forced on upstream, and the usage chunk cut out again
+    // for a client that did not ask for it (absent, false or null).
+    const bool is_usage_injected =
+        request.is_streaming && is_chat_like && candidate.stream_usage == StreamUsage::inject;
+    request.is_usage_cut = request.translation == Translation::none && is_usage_injected &&
+                           !request.fields.include_usage;
+    if (request.translation != Translation::none) {
+        const Fault fault = translated_body(arena, request, candidate, max_tokens_defaults);
+        if (fault != Fault::none) {
+            return fault;
+        }
+    } else {
+        const std::string_view new_model = candidate.model_sent == request.model_requested
+                                               ? std::string_view{}
+                                               : candidate.model_sent;
+        request.upstream_body =
+            request_rewrite(arena, request.body, request.fields, new_model, is_usage_injected);
+        if (request.upstream_body.empty()) {
+            return Fault::local_out_of_memory;
+        }
+    }
+    std::string_view prefix;
+    std::string_view path;
+    upstream_path(candidate,
+                  request.translation == Translation::none
+                      ? endpoint_path(request.endpoint)
+                      : translate_upstream_path(request.translation),
+                  prefix, path);
+    return upstream_head_build(arena, request, http, prefix, path);
 }
 
 }  // namespace rw

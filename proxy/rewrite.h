@@ -11,6 +11,8 @@
 
 #include "arena/arena.h"
 #include "core/http_parse.h"
+#include "proxy/fault.h"
+#include "proxy/translate.h"
 
 namespace rw {
 
@@ -30,8 +32,12 @@ void upstream_path(const Candidate& candidate, std::string_view path, std::strin
 [[nodiscard]] uint32_t upstream_query_filter(std::string_view query, char* out);
 
 // Builds request.upstream_head and request.upstream_body for the current candidate in
-// the arena. False when the arena refuses memory.
-[[nodiscard]] bool upstream_request_build(Arena& arena, ProxyRequest& request,
-                                          const ParsedRequest& http);
+// the arena, translated when the candidate's protocol is not the client's (translate.h;
+// request.translation and usage_format then name the upstream's). Returns Fault::none,
+// local_out_of_memory, or client_invalid_body with request.fault_message naming the field
+// that cannot be translated.
+[[nodiscard]] Fault upstream_request_build(Arena& arena, ProxyRequest& request,
+                                           const ParsedRequest& http,
+                                           const MaxTokensDefaults& max_tokens_defaults);
 
 }  // namespace rw

@@ -73,13 +73,25 @@ bool candidate_fill(Arena& arena, const ChannelEntry& channel, const ChannelAddr
 
 }  // namespace
 
+Translation translation_for(Endpoint endpoint, ChannelKind kind) {
+    const bool is_anthropic = kind == ChannelKind::anthropic;
+    if (endpoint == Endpoint::chat && is_anthropic) {
+        return Translation::chat_to_messages;
+    }
+    if (endpoint == Endpoint::messages && !is_anthropic) {
+        return Translation::messages_to_chat;
+    }
+    return Translation::none;
+}
+
 bool channel_serves(const ChannelEntry& channel, Endpoint endpoint, std::string_view model) {
     if (!channel.is_enabled) {
         return false;
     }
     const bool is_anthropic = channel.kind == ChannelKind::anthropic;
-    if (is_anthropic != endpoint_info(endpoint).is_anthropic) {
-        return false;  // Anthropic channels serve /v1/messages only, and only they do.
+    if (is_anthropic != endpoint_info(endpoint).is_anthropic &&
+        translation_for(endpoint, channel.kind) == Translation::none) {
+        return false;  // Neither the channel's protocol nor one translated to it.
     }
     if (channel.models.empty()) {
         return true;  // No list: the channel serves every model.
@@ -124,6 +136,18 @@ RoutePicks route_pick(std::span<const ChannelEntry> channels, Endpoint endpoint,
     uint32_t rate_limited_count = 0;
     uint32_t serving_count = 0;
     const auto wanted = static_cast<uint32_t>(std::min<size_t>(picked.size(), attempts_max));
+    // Translation only when no channel of the client's own protocol serves the model: a
+    // catch-all channel of the other kind never takes a request its own kind can serve.
+    bool has_native = false;
+    if (endpoint == Endpoint::chat || endpoint == Endpoint::messages) {
+        for (const ChannelEntry& channel : channels) {
+            if (translation_for(endpoint, channel.kind) == Translation::none &&
+                channel_serves(channel, endpoint, model)) {
+                has_native = true;
+                break;
+            }
+        }
+    }
     size_t group_start = 0;
     while (group_start < channels.size()) {
         size_t group_end = group_start;
@@ -134,7 +158,8 @@ RoutePicks route_pick(std::span<const ChannelEntry> channels, Endpoint endpoint,
         Draw draw;
         for (size_t i = group_start; i < group_end && draw.count < route_group_channels_max; i++) {
             const ChannelEntry& channel = channels[i];
-            if (!channel_serves(channel, endpoint, model)) {
+            if (!channel_serves(channel, endpoint, model) ||
+                (has_native && translation_for(endpoint, channel.kind) != Translation::none)) {
                 continue;
             }
             serving_count += 1;

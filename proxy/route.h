@@ -19,6 +19,7 @@
 #include "proxy/channel_table.h"
 #include "proxy/endpoint.h"
 #include "proxy/fault.h"
+#include "proxy/translate.h"
 #include "storage/snapshot.h"
 
 namespace rw {
@@ -50,8 +51,13 @@ struct Candidate {
     std::string_view tls_host;     // Name checked against the certificate (arena).
 };
 
-// Whether a channel takes this endpoint and model (enabled, of the endpoint's protocol,
-// listing the model or every model) and the model it is sent under.
+// The translation a request of endpoint needs on a channel of kind: Chat on an anthropic
+// channel, Messages on an openai or openai-compatible one; none otherwise (passthrough, or
+// an endpoint the kind cannot serve).
+[[nodiscard]] Translation translation_for(Endpoint endpoint, ChannelKind kind);
+
+// Whether a channel takes this endpoint and model (enabled, of the endpoint's protocol or
+// one translated to it, listing the model or every model) and the model it is sent under.
 [[nodiscard]] bool channel_serves(const ChannelEntry& channel, Endpoint endpoint,
                                   std::string_view model);
 [[nodiscard]] std::string_view channel_model_sent(const ChannelEntry& channel,

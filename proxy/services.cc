@@ -246,6 +246,11 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     health_restore(services);
     services.resolver.start(services.store.publisher(), services.config.shards, 60000);
     GatewayShared& gateway = services.gateway;
+    if (const char* max_tokens = lookup("RINGWAY_ANTHROPIC_MAX_TOKENS", nullptr);
+        max_tokens != nullptr &&
+        !max_tokens_defaults_parse(max_tokens, gateway.max_tokens_defaults, error)) {
+        return false;
+    }
     gateway.config = &services.config;
     gateway.snapshots = &services.store.publisher();
     gateway.quotas = &services.store.quotas();

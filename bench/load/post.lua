@@ -1,5 +1,5 @@
 -- bench/load/post.lua — wrk script for bench/load/proxy.sh: every request is
--- POST /v1/chat/completions with the JSON body read from the file named by WRK_BODY_FILE and,
+-- POST /v1/chat/completions (or $WRK_PATH) with the JSON body read from the file named by WRK_BODY_FILE and,
 -- when WRK_AUTH is set, "Authorization: Bearer $WRK_AUTH". No response() hook: defining one
 -- makes wrk hand every body to Lua, which costs wrk CPU; wrk's own "Non-2xx or 3xx
 -- responses" and "Socket errors" lines report failures.
@@ -9,7 +9,7 @@ if not file then
     error("WRK_BODY_FILE is unset or unreadable: " .. tostring(body_file))
 end
 wrk.method = "POST"
-wrk.path = "/v1/chat/completions"
+wrk.path = os.getenv("WRK_PATH") or "/v1/chat/completions"
 wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"

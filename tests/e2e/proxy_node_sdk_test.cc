@@ -224,5 +224,54 @@ TEST(ProxyNodeSdkTest, OfficialAnthropicSdkWorksThroughTheGateway) {
     EXPECT_EQ(cut, 1);
 }
 
+// Translation (proxy/translate.h): a client whose protocol is not its channel's, through the
+// official SDK of its protocol, whole, streamed and with a tool round trip. Every request
+// that reached the upstream has one row, metered from the upstream's own usage.
+void run_translated(const std::string& node, const std::string& kind, const std::string& model,
+                    const std::string& base_url, const std::string& script) {
+    MockUpstream mock;
+    ASSERT_NO_FATAL_FAILURE(start_mock(mock));
+    Gateway gateway;
+    ASSERT_NO_FATAL_FAILURE(gateway.start(
+        {{"RINGWAY_SHARDS", "2"}, {"RINGWAY_ANTHROPIC_MAX_TOKENS", "claude-*=1234"}}));
+    ChannelSpec spec;
+    spec.name = "other-protocol";
+    spec.kind = kind;
+    spec.mock_port = mock.port();
+    spec.models = {model};
+    ASSERT_GT(gateway.create_channel(spec), 0);
+    const Response probe = gateway.wait_channels_routable().at("other-protocol");
+    ASSERT_EQ(probe.status, 200) << probe.body;
+    const Key key = gateway.create_key(R"({"name":"translated"})");
+    ASSERT_NO_FATAL_FAILURE(mock_reset(mock.port()));
+    std::string output;
+    const int code =
+        run(node, {"--test", "--test-reporter=spec", script},
+            node_env(gateway, mock, base_url, key, key), RW_NODE_TEST_DIR, 120000, &output);
+    EXPECT_EQ(code, 0) << output << "\nringway log:\n" << gateway.ringway().stderr_text();
+    // Whole, two streams, two tool round trips of two requests: seven reached the upstream
+    // (the refused field never did).
+    const auto rows = wait_usage_rows(gateway.db_path(), key.id, 7, Deadline::after_ms(5000));
+    EXPECT_EQ(rows.size(), 7u);
+    EXPECT_EQ(mock_requests(mock.port()), 7);
+    for (const Row& row : rows) {
+        EXPECT_EQ(row.at("usage_source"), "reported") << describe_row(row);
+        EXPECT_EQ(row.at("end_reason"), "complete") << describe_row(row);
+        EXPECT_NE(row.at("prompt_tokens"), "0") << describe_row(row);
+    }
+}
+
+TEST(ProxyNodeSdkTest, AnthropicSdkReachesAnOpenAiChannelThroughTranslation) {
+    const std::string node = node_ready();
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    run_translated(node, "openai", "gpt-4o-mini", "", "translate_anthropic_sdk_test.mjs");
+}
+
+TEST(ProxyNodeSdkTest, OpenAiSdkReachesAnAnthropicChannelThroughTranslation) {
+    const std::string node = node_ready();
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    run_translated(node, "anthropic", "claude-sonnet-4", "/v1", "translate_openai_sdk_test.mjs");
+}
+
 }  // namespace
 }  // namespace rw::test::proxy

@@ -1111,6 +1111,7 @@ struct Context {
     uint64_t completion_tokens = 0;
     uint64_t id = 0;
     uint64_t created_s = 0;
+    std::string tool_name;  // Non-empty: answer with a call of this tool (see tool_to_call).
 };
 
 std::atomic<uint64_t> next_response_id{1};
@@ -1189,6 +1190,104 @@ constexpr std::string_view openai_stream_error =
     "{\"error\":{\"message\":\"mock: injected mid-stream error\",\"type\":\"server_error\","
     "\"param\":null,\"code\":null}}";
 
+// The items of the JSON array `s` holds (raw), or none when it is not one.
+std::vector<std::string_view> json_array_items(std::string_view s) {
+    std::vector<std::string_view> items;
+    size_t i = json_ws(s, 0);
+    if (i >= s.size() || s[i] != '[') {
+        return items;
+    }
+    i = json_ws(s, i + 1);
+    while (i < s.size() && s[i] != ']') {
+        const size_t end = json_value_end(s, i, 1);
+        if (end == std::string_view::npos) {
+            return {};
+        }
+        items.push_back(s.substr(i, end - i));
+        i = json_ws(s, end);
+        if (i < s.size() && s[i] == ',') {
+            i = json_ws(s, i + 1);
+        }
+    }
+    return items;
+}
+
+// Tool calls, as the providers document them: a request with tools whose last message is
+// not a tool's answer (chat: role "tool"; Anthropic: a user message holding a tool_result
+// block) is answered with a call of the first tool, arguments {"q":"mock"}; a request whose
+// last message is a tool result gets the usual text. Returns the tool's name or empty.
+std::string tool_to_call(std::string_view body, bool is_anthropic) {
+    std::string_view tools;
+    std::string_view messages;
+    if (!json_object_find(body, "tools", tools) || !json_object_find(body, "messages", messages)) {
+        return {};
+    }
+    const std::vector<std::string_view> tool_list = json_array_items(tools);
+    const std::vector<std::string_view> message_list = json_array_items(messages);
+    if (tool_list.empty() || message_list.empty()) {
+        return {};
+    }
+    std::string_view value;
+    const std::string_view last = message_list.back();
+    if (is_anthropic) {
+        if (json_object_find(last, "content", value) &&
+            value.find("\"tool_result\"") != std::string_view::npos) {
+            return {};
+        }
+    } else if (json_object_find(last, "role", value) && value == "\"tool\"") {
+        return {};
+    }
+    std::string_view holder = tool_list.front();
+    if (!is_anthropic && !json_object_find(holder, "function", holder)) {
+        return {};
+    }
+    return json_object_find(holder, "name", value) ? std::string(json_unquote(value))
+                                                   : std::string();
+}
+
+// A chat answer calling ctx.tool_name: whole, or streamed as OpenAI streams tool calls (the
+// first delta with id, type and name, then the arguments in two pieces; finish_reason
+// "tool_calls"; the usage chunk when asked for; [DONE]).
+void reply_chat_tool_call(const Context& ctx, bool has_usage_chunk, Reply& reply) {
+    std::string call_id = "call_mock";
+    append_u64(call_id, ctx.id);
+    const std::string head_call = "{\"index\":0,\"id\":\"" + call_id +
+                                  "\",\"type\":\"function\",\"function\":{\"name\":\"" +
+                                  ctx.tool_name + "\",\"arguments\":";
+    if (!ctx.is_stream) {
+        std::string out = object_head(ctx, "chatcmpl-mock", "chat.completion");
+        out +=
+            "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,"
+            "\"tool_calls\":[{" +
+            head_call.substr(11) +
+            "\"{\\\"q\\\":\\\"mock\\\"}\"}}],\"refusal\":null,\"annotations\":[]},"
+            "\"logprobs\":null,\"finish_reason\":\"tool_calls\"}],\"usage\":" +
+            openai_usage_json(ctx) + "}";
+        reply.body = std::move(out);
+        return;
+    }
+    reply.is_stream = true;
+    reply.content_type = "text/event-stream; charset=utf-8";
+    const std::string head = object_head(ctx, "chatcmpl-mock", "chat.completion.chunk");
+    const std::string tail = has_usage_chunk ? "],\"usage\":null}" : "]}";
+    const Eol eol = ctx.controls->eol;
+    const auto delta = [&](const std::string& body, std::string_view finish) {
+        sse_push(reply, eol, "",
+                 head + "{\"index\":0,\"delta\":" + body +
+                     ",\"logprobs\":null,\"finish_reason\":" + std::string(finish) + "}" + tail);
+    };
+    delta("{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[" + head_call + "\"\"}}]}",
+          "null");
+    delta("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"q\\\":\"}}]}", "null");
+    delta("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"mock\\\"}\"}}]}",
+          "null");
+    delta("{}", "\"tool_calls\"");
+    if (has_usage_chunk) {
+        sse_push(reply, eol, "", head + "],\"usage\":" + openai_usage_json(ctx) + "}");
+    }
+    sse_push(reply, eol, "", "[DONE]");
+}
+
 // Chat and legacy completions share one shape: choices with a per-choice payload, usage
 // as a final choices-less chunk (or on the finish chunk), then [DONE].
 void reply_openai_choices(const Context& ctx, bool is_chat, Reply& reply) {
@@ -1196,6 +1295,10 @@ void reply_openai_choices(const Context& ctx, bool is_chat, Reply& reply) {
     const std::string_view id_prefix = is_chat ? "chatcmpl-mock" : "cmpl-mock";
     const bool has_usage_chunk = (controls.usage == UsageMode::automatic && ctx.include_usage) ||
                                  controls.usage == UsageMode::final;
+    if (is_chat && !ctx.tool_name.empty()) {
+        reply_chat_tool_call(ctx, has_usage_chunk, reply);
+        return;
+    }
     if (!ctx.is_stream) {
         std::string out =
             object_head(ctx, id_prefix, is_chat ? "chat.completion" : "text_completion");
@@ -1444,6 +1547,19 @@ void reply_messages(const Context& ctx, Reply& reply) {
                                      "\",\"type\":\"message\",\"role\":\"assistant\","
                                      "\"model\":\"" +
                                      std::string(ctx.model) + "\",\"content\":[";
+    std::string tool_id = "toolu_mock";
+    append_u64(tool_id, ctx.id);
+    const bool is_tool_call = !ctx.tool_name.empty();
+    const std::string tool_block = "{\"type\":\"tool_use\",\"id\":\"" + tool_id + "\",\"name\":\"" +
+                                   ctx.tool_name + "\",\"input\":";
+    const std::string stop_reason = is_tool_call ? "tool_use" : "end_turn";
+    if (!ctx.is_stream && is_tool_call) {
+        reply.body = message_head + tool_block +
+                     "{\"q\":\"mock\"}}],\"stop_reason\":\"tool_use\","
+                     "\"stop_sequence\":null" +
+                     (has_usage ? usage_json(ctx.completion_tokens) : std::string()) + "}";
+        return;
+    }
     if (!ctx.is_stream) {
         reply.body = message_head + "{\"type\":\"text\",\"text\":\"" + full_text(controls) +
                      "\"}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null" +
@@ -1460,10 +1576,19 @@ void reply_messages(const Context& ctx, Reply& reply) {
             (has_usage ? usage_json(std::min<uint64_t>(1, ctx.completion_tokens)) : std::string()) +
             "}}");
     sse_push(reply, eol, "content_block_start",
-             "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\","
-             "\"text\":\"\"}}");
+             "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":" +
+                 (is_tool_call ? tool_block + "{}}}"
+                               : std::string("{\"type\":\"text\",\"text\":\"\"}}")));
     sse_push(reply, eol, "ping", "{\"type\":\"ping\"}");
-    for (uint32_t i = 0; i < controls.chunk_count; ++i) {
+    if (is_tool_call) {
+        for (const std::string_view piece : {"", "{\\\"q\\\":", "\\\"mock\\\"}"}) {
+            sse_push(reply, eol, "content_block_delta",
+                     "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                     "\"input_json_delta\",\"partial_json\":\"" +
+                         std::string(piece) + "\"}}");
+        }
+    }
+    for (uint32_t i = 0; i < (is_tool_call ? 0 : controls.chunk_count); ++i) {
         std::string data =
             "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
             "\"text\":\"";
@@ -1472,9 +1597,8 @@ void reply_messages(const Context& ctx, Reply& reply) {
         sse_push(reply, eol, "content_block_delta", data);
     }
     sse_push(reply, eol, "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}");
-    std::string delta =
-        "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":"
-        "null}";
+    std::string delta = "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"" + stop_reason +
+                        "\",\"stop_sequence\":null}";
     if (has_usage) {
         delta += ",\"usage\":{\"output_tokens\":";
         append_u64(delta, ctx.completion_tokens);
@@ -1990,7 +2114,7 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
                     reply);
         return;
     }
-    Context ctx{&request, &controls, default_model, request.body};
+    Context ctx{&request, &controls, default_model, request.body, false, false, 0, 0, 0, 0, {}};
     if (!json_object_each(request.body, [](std::string_view, std::string_view) {})) {
         reply_error(
             request, controls, 400,
@@ -2016,6 +2140,9 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
         uint64_t(controls.chunk_count) + (path == "/v1/messages" ? 0 : controls.reasoning_tokens);
     ctx.id = next_response_id.fetch_add(1, std::memory_order_relaxed);
     ctx.created_s = static_cast<uint64_t>(std::time(nullptr));
+    if (path == "/v1/chat/completions" || path == "/v1/messages") {
+        ctx.tool_name = tool_to_call(request.body, path == "/v1/messages");
+    }
     if (path == "/v1/chat/completions" || path == "/v1/completions") {
         reply_openai_choices(ctx, path == "/v1/chat/completions", reply);
     } else if (path == "/v1/embeddings") {

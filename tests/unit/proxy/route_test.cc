@@ -169,12 +169,28 @@ TEST(RoutePick, FiltersByProtocolModelAndEnabled) {
     channels[3].is_enabled = false;
     Health health;
     uint64_t random = 11;
+    // A channel of the client's own protocol wins: the other kind is not tried then.
     EXPECT_EQ(pick(channels, health, random).ids, (std::vector<int64_t>{1}));
     EXPECT_EQ(pick(channels, health, random, attempts_max, "claude", Endpoint::messages).ids,
               (std::vector<int64_t>{2}));
     const Picked mini = pick(channels, health, random, attempts_max, "gpt-4o-mini");
     EXPECT_EQ(mini.ids.size(), 2u);
+    // Without one, Chat and Messages reach the other kind through translation.
+    channels[0].models = {"gpt-4o-mini"};
+    channels[1].models = {"claude"};
+    EXPECT_EQ(pick(channels, health, random, attempts_max, "claude").ids,
+              (std::vector<int64_t>{2}));
+    EXPECT_EQ(
+        pick(channels, health, random, attempts_max, "gpt-4o-mini", Endpoint::messages).ids.size(),
+        2u);
+    channels[0].models = {};
+    channels[1].models = {};
+    // The endpoints without a translation keep to their protocol.
     EXPECT_TRUE(pick(channels, health, random, attempts_max, "x", Endpoint::embeddings).ids ==
+                (std::vector<int64_t>{1}));
+    EXPECT_TRUE(pick(channels, health, random, attempts_max, "x", Endpoint::count_tokens).ids ==
+                (std::vector<int64_t>{2}));
+    EXPECT_TRUE(pick(channels, health, random, attempts_max, "x", Endpoint::responses).ids ==
                 (std::vector<int64_t>{1}));
 }
 

@@ -1,0 +1,63 @@
+// proxy/translate_json.h — what the translators share: the thread's simdjson DOM parser and
+// a few writers appending JSON to a std::string. Internal to translate_*.cc.
+#pragma once
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/text.h"
+
+namespace rw {
+
+// The shard thread's DOM parser for translated documents (grows to the largest one seen).
+[[nodiscard]] simdjson::dom::parser& translate_dom_parser();
+
+// Parses padded (json_padding_bytes readable after it) into an element; false if not JSON.
+[[nodiscard]] bool translate_parse(std::string_view padded, simdjson::dom::element& out);
+
+inline void json_str(std::string& out, std::string_view text) {
+    json_escape_append(out, text);
+}
+
+inline void json_u64(std::string& out, uint64_t value) {
+    out += std::to_string(value);
+}
+
+// "key": with a leading comma when out's last byte opens nothing.
+inline void json_key(std::string& out, std::string_view key) {
+    if (!out.empty() && out.back() != '{' && out.back() != '[') {
+        out += ',';
+    }
+    json_escape_append(out, key);
+    out += ':';
+}
+
+// A value re-serialized (objects and arrays carried over as they are, minified).
+inline void json_raw(std::string& out, simdjson::dom::element element) {
+    out += simdjson::minify(element);
+}
+
+// The string member key of object, or empty.
+template <class Node>
+inline std::string_view json_get_string(Node object, std::string_view key) {
+    std::string_view value;
+    if (object[key].get_string().get(value) != simdjson::SUCCESS) {
+        return {};
+    }
+    return value;
+}
+
+// The unsigned member key of object, or 0.
+template <class Node>
+inline uint64_t json_get_u64(Node object, std::string_view key) {
+    uint64_t value = 0;
+    if (object[key].get_uint64().get(value) != simdjson::SUCCESS) {
+        return 0;
+    }
+    return value;
+}
+
+}  // namespace rw

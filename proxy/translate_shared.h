@@ -1,0 +1,33 @@
+// proxy/translate_shared.h — the mappings the whole-answer and stream translators share:
+// stop reasons and usage, each side's names. Internal to translate_*.cc.
+#pragma once
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace rw {
+
+// Usage in Anthropic's terms: input excludes the cached and cache-written tokens (OpenAI's
+// prompt_tokens includes its cached ones; written ones are Anthropic's only).
+struct TranslatedUsage {
+    uint64_t input;
+    uint64_t output;
+    uint64_t cache_read;
+    uint64_t cache_write;
+    uint64_t reasoning;  // Part of output (OpenAI's completion_tokens_details).
+};
+
+// Anthropic stop_reason → OpenAI finish_reason, and back.
+[[nodiscard]] std::string_view finish_from_stop_reason(std::string_view stop_reason);
+[[nodiscard]] std::string_view stop_reason_from_finish(std::string_view finish_reason);
+
+// The usage objects, each side's shape.
+void chat_usage_write(std::string& out, const TranslatedUsage& usage);
+void anthropic_usage_write(std::string& out, const TranslatedUsage& usage);
+[[nodiscard]] TranslatedUsage usage_from_anthropic(simdjson::dom::object usage);
+[[nodiscard]] TranslatedUsage usage_from_chat(simdjson::dom::object usage);
+
+}  // namespace rw
