@@ -4,7 +4,9 @@
 // keys and a channel of the SDK's protocol, installs the pinned SDKs with `npm ci` when
 // node_modules is missing or older than the lock file, then runs `node --test` and
 // requires exit status 0. Without node (or npm)
-// the test exits 77: skipped, with the reason on stdout.
+// the test exits 77: skipped, with the reason on stdout. translate_anthropic_sdk_test.mjs
+// and translate_openai_sdk_test.mjs run each SDK against a channel of the other protocol
+// (Chat ⇄ Messages translation, proxy/translate.h).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
