@@ -142,6 +142,10 @@ Writer::~Writer() {
 }
 
 bool Writer::open(const StorageConfig& config, uint32_t shard_count, std::string& error) {
+    return open_queues(config, shard_count, error) && open_db(error);
+}
+
+bool Writer::open_queues(const StorageConfig& config, uint32_t shard_count, std::string& error) {
     RW_ASSERT(!db_.is_open());
     RW_ASSERT(queues_.empty());
     error = storage_config_check(config);
@@ -153,37 +157,8 @@ bool Writer::open(const StorageConfig& config, uint32_t shard_count, std::string
         return false;
     }
     config_ = config;
-    if (!db_.open(config, DbMode::read_write, error)) {
-        return false;
-    }
-    if (!migrate(db_, error)) {
-        return false;
-    }
-    if (!db_.prepare("BEGIN IMMEDIATE", begin_) || !db_.prepare("COMMIT", commit_) ||
-        !db_.prepare("ROLLBACK", rollback_) || !db_.prepare(insert_usage_sql, insert_usage_) ||
-        !db_.prepare(upsert_daily_sql, upsert_daily_) ||
-        !db_.prepare(add_quota_used_sql, add_quota_used_)) {
-        error = "preparing writer statements: " + db_.last_error();
-        return false;
-    }
     batch_.resize(config.log_batch_rows);
     aggregates_.resize(config.log_batch_rows);
-    if (!replay_spill(error)) {
-        return false;
-    }
-    // Room for every row the queues and the batch can hold, so the spill at a shutdown
-    // deadline needs no new blocks even on a disk that has filled since.
-    const uint64_t queued_max = uint64_t(shard_count) * config.queue_slots + config.log_batch_rows;
-    if (!spill_.open(spill_path(config.db_path),
-                     std::min(spill_reserve_bytes_max, queued_max * sizeof(UsageRecord)), error)) {
-        return false;
-    }
-    if (!retention_.open(db_, config, error)) {
-        return false;
-    }
-    // A foreign lock must not hold the shutdown drain past its deadline: a BEGIN waiting
-    // for it gives up when the deadline passes, even mid-wait.
-    db_.set_busy_deadline(config.busy_timeout_ms, &stop_deadline_ms_);
     event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (event_fd_ < 0) {
         error = std::string("eventfd: ") + std::strerror(errno);
@@ -198,6 +173,69 @@ bool Writer::open(const StorageConfig& config, uint32_t shard_count, std::string
     }
     RW_ASSERT(queues_.size() == shard_count);
     return true;
+}
+
+bool Writer::open_db(std::string& error) {
+    RW_ASSERT(!db_.is_open());
+    RW_ASSERT(!queues_.empty());
+    const StorageConfig& config = config_;
+    if (!db_.open(config, DbMode::read_write, error)) {
+        return false;
+    }
+    if (!migrate(db_, error)) {
+        return false;
+    }
+    if (!db_.prepare("BEGIN IMMEDIATE", begin_) || !db_.prepare("COMMIT", commit_) ||
+        !db_.prepare("ROLLBACK", rollback_) || !db_.prepare(insert_usage_sql, insert_usage_) ||
+        !db_.prepare(upsert_daily_sql, upsert_daily_) ||
+        !db_.prepare(add_quota_used_sql, add_quota_used_)) {
+        error = "preparing writer statements: " + db_.last_error();
+        return false;
+    }
+    if (!replay_spill(error)) {
+        return false;
+    }
+    // Room for every row the queues and the batch can hold, so the spill at a shutdown
+    // deadline needs no new blocks even on a disk that has filled since.
+    const uint64_t queued_max =
+        uint64_t(queues_.size()) * config.queue_slots + config.log_batch_rows;
+    if (!spill_.open(spill_path(config.db_path),
+                     std::min(spill_reserve_bytes_max, queued_max * sizeof(UsageRecord)), error)) {
+        return false;
+    }
+    if (!retention_.open(db_, config, error)) {
+        return false;
+    }
+    // A foreign lock must not hold the shutdown drain past its deadline: a BEGIN waiting
+    // for it gives up when the deadline passes, even mid-wait.
+    db_.set_busy_deadline(config.busy_timeout_ms, &stop_deadline_ms_);
+    return true;
+}
+
+void Writer::set_handover_stalled(bool is_stalled) {
+    is_stalled_.store(is_stalled, std::memory_order_relaxed);
+    // Refusing at once: the wait for the previous process already lasted its bound.
+    stalled_since_ms_.store(
+        is_stalled ? std::max<int64_t>(1, monotonic_ms() - int64_t(config_.stall_refuse_ms)) : 0,
+        std::memory_order_relaxed);
+}
+
+bool Writer::is_stop_expired() const {
+    return is_stop_requested_.load(std::memory_order_acquire) && is_drain_expired();
+}
+
+void Writer::abandon() {
+    RW_ASSERT(!db_.is_open());
+    for (;;) {
+        batch_count_ = 0;
+        drain_queues();
+        lost_rows_ += batch_count_;
+        if (batch_count_ == 0 && queues_are_empty()) {
+            break;
+        }
+    }
+    batch_count_ = 0;
+    fail_pending_commands();
 }
 
 void Writer::wake() {

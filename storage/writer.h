@@ -60,6 +60,19 @@ public:
     // run (once: its id is recorded in the same transaction), then reserves a new one.
     // False with one clear line in `error`.
     [[nodiscard]] bool open(const StorageConfig& config, uint32_t shard_count, std::string& error);
+    // open() in two steps, for a reload (proxy/reload.h): the queues first, so shards can
+    // queue rows while the previous process still holds the database; open_db() (the
+    // connection, migrations, spill replay) once it has released it.
+    [[nodiscard]] bool open_queues(const StorageConfig& config, uint32_t shard_count,
+                                   std::string& error);
+    [[nodiscard]] bool open_db(std::string& error);
+    // Between open_queues() and open_db(), on the thread that will run(): stalled (new
+    // requests refused, /readyz 503) while the previous process held the database past its
+    // bound; true once request_stop()'s drain deadline passed; abandon() counts what is
+    // queued as lost_rows() and fails pending commands (the database never came free).
+    void set_handover_stalled(bool is_stalled);
+    [[nodiscard]] bool is_stop_expired() const;
+    void abandon();
 
     // Shard i's queue: producer side for shard i only. Stable for the Writer's life.
     [[nodiscard]] LogQueue& queue(uint32_t shard_index) {

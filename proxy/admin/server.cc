@@ -22,12 +22,14 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <utility>
 
 #include "arena/arena.h"
 #include "arena/chunk_pool.h"
 #include "core/assert.h"
 #include "core/http_parse.h"
 #include "core/http_write.h"
+#include "core/listen.h"
 #include "core/log.h"
 #include "proxy/admin/handlers.h"
 #include "proxy/admin/routes.h"
@@ -325,18 +327,37 @@ int admin_listen(const ListenAddress& listen, sockaddr_storage& bound, std::stri
     return fd;
 }
 
+// The inherited listener when it is on `listen`'s address, else a new one.
+int admin_listener(const ListenAddress& listen, int adopted, sockaddr_storage& bound,
+                   std::string& error) {
+    ListenAddress wanted = listen;
+    std::string adopt_error;
+    if (adopted >= 0 && listener_adopt(adopted, wanted, adopt_error)) {
+        bound = wanted.address;
+        return adopted;
+    }
+    if (adopted >= 0) {
+        ::close(adopted);
+    }
+    return admin_listen(listen, bound, error);
+}
+
 }  // namespace
 
 bool AdminServer::start(const Config& config, Writer& writer, Catalog& catalog, Queries& queries,
                         std::string& error) {
     RW_ASSERT(!thread_.joinable());
     RW_ASSERT(listen_fd_ < 0);
+    const int adopted = std::exchange(adopted_fd_, -1);
     if (config.admin_token.empty()) {
+        if (adopted >= 0) {
+            ::close(adopted);
+        }
         RW_LOG_INFO("event=admin_disabled reason=\"RINGWAY_ADMIN_TOKEN is not set\"");
         return true;
     }
     sockaddr_storage bound{};
-    const int fd = admin_listen(config.admin_listen, bound, error);
+    const int fd = admin_listener(config.admin_listen, adopted, bound, error);
     if (fd < 0) {
         return false;
     }
