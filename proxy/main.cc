@@ -131,7 +131,9 @@ int run_server() {
     }
     announce_ready(*services);
     reload_signal_ready(inherited);
-    signal_wait(signals, *services, listen_fds);
+    if (signal_wait(signals, *services, listen_fds) == SIGHUP) {
+        services->shared.is_handing_over.store(true, std::memory_order_release);
+    }
     const bool is_drained = services_stop(*services);
     RW_LOG_INFO("event=stopped rows_written=%lu",
                 static_cast<unsigned long>(services->writer.rows_written()));

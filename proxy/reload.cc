@@ -155,8 +155,8 @@ ReloadOutcome child_wait_ready(pid_t pid, int read_fd) {
 
 }  // namespace
 
-bool env_file_parse(std::string_view text, std::vector<std::pair<std::string, std::string>>& entries,
-                    std::string& error) {
+bool env_file_parse(std::string_view text,
+                    std::vector<std::pair<std::string, std::string>>& entries, std::string& error) {
     uint32_t line_number = 0;
     while (!text.empty()) {
         const size_t end = text.find('\n');
@@ -236,7 +236,8 @@ bool reload_listeners(Inherited& inherited, ListenAddress& listen, uint32_t shar
     if (shard_count < count) {
         // A SO_REUSEPORT socket closed with connections in its queue resets them.
         error = "RINGWAY_SHARDS=" + std::to_string(shard_count) + " is below the " +
-                std::to_string(count) + " listeners of the running process: fewer shards need a "
+                std::to_string(count) +
+                " listeners of the running process: fewer shards need a "
                 "restart";
         return false;
     }

@@ -77,8 +77,8 @@ TEST(Reload, SighupServesEveryRequestAcrossTheHandover) {
     // A bad value: the new process exits before it is ready, the old one keeps serving.
     write_file(env_file, "RINGWAY_SHARDS=many\n");
     ASSERT_TRUE(old_process.send_signal(SIGHUP));
-    ASSERT_TRUE(old_process.wait_for_line(Stream::err, "event=reload_failed",
-                                          Deadline::after_ms(60000)))
+    ASSERT_TRUE(
+        old_process.wait_for_line(Stream::err, "event=reload_failed", Deadline::after_ms(60000)))
         << gateway.ringway().stderr_text();
     ASSERT_EQ(gateway.chat(key, chat_body("gpt-4o-mini", false)).status, 200);
     int expected_rows = 1;
@@ -94,8 +94,8 @@ TEST(Reload, SighupServesEveryRequestAcrossTheHandover) {
             streamer = std::thread([&] {
                 stream = http_exchange(
                     gateway.port(),
-                    post_request("/v1/chat/completions", chat_body("gpt-4o-mini", true),
-                                 key.secret, "x-mock-chunks: 20\r\nx-mock-event-delay-ms: 150\r\n"),
+                    post_request("/v1/chat/completions", chat_body("gpt-4o-mini", true), key.secret,
+                                 "x-mock-chunks: 20\r\nx-mock-event-delay-ms: 150\r\n"),
                     Deadline::after_ms(60000));
             });
         }
@@ -126,8 +126,8 @@ TEST(Reload, SighupServesEveryRequestAcrossTheHandover) {
     std::printf("reload: %d requests, 0 expected failures, %d failed; longest wait %.1f ms\n",
                 request_count, failures, double(slowest_us) / 1000.0);
 
-    const std::optional<std::string> handover = old_process.wait_for_line(
-        Stream::err, "event=reload_handover", Deadline::after_ms(60000));
+    const std::optional<std::string> handover =
+        old_process.wait_for_line(Stream::err, "event=reload_handover", Deadline::after_ms(60000));
     ASSERT_TRUE(handover.has_value()) << gateway.ringway().stderr_text();
     NewProcess fresh;
     const size_t at = handover->find("new_pid=");
