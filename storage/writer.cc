@@ -399,9 +399,11 @@ bool Writer::commit_batch() {
         return false;
     }
     const int64_t latency_us = monotonic_us() - start_us;
-    rows_written_.fetch_add(batch_count_, std::memory_order_relaxed);
-    batch_count_ = 0;
+    // The stall flag clears before the rows count: whoever sees the rows sees no stall
+    // (WriterFault.ForeignWriteLockLongerThanBusyTimeout read them in the other order).
     commit_succeeded(uint64_t(latency_us > 0 ? latency_us : 0));
+    rows_written_.fetch_add(batch_count_, std::memory_order_release);
+    batch_count_ = 0;
     return true;
 }
 
