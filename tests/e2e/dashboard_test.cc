@@ -57,8 +57,8 @@ protected:
     // A GET on the admin listener without any Authorization header.
     Response anonymous_get(const std::string& path) {
         const std::string ready = gateway_.ringway().ready_line();
-        auto response = http_exchange(admin_port_of(ready), get_request(path, ""),
-                                      Deadline::after_ms(10000));
+        auto response =
+            http_exchange(admin_port_of(ready), get_request(path, ""), Deadline::after_ms(10000));
         EXPECT_TRUE(response.has_value()) << path;
         return response.value_or(Response{});
     }
@@ -127,9 +127,9 @@ TEST_F(DashboardTest, LatencyPercentilesComeFromTheRows) {
               db_scalar("SELECT COUNT(*) FROM usage_logs WHERE ttfb_us > 0"));
     EXPECT_EQ(json.boolean("/truncated"), false);
     // A window without rows, and a bad parameter.
-    EXPECT_EQ(Json(gateway_.admin("GET", "/admin/latency?until=2000-01-01").body)
-                  .array_size("/data"),
-              0u);
+    EXPECT_EQ(
+        Json(gateway_.admin("GET", "/admin/latency?until=2000-01-01").body).array_size("/data"),
+        0u);
     EXPECT_EQ(gateway_.admin("GET", "/admin/latency?since=yesterday").status, 400);
     EXPECT_EQ(gateway_.admin("GET", "/admin/latency?bucket=1").status, 400);
 }
@@ -144,8 +144,9 @@ TEST_F(DashboardTest, LogsFilterByStatusAndEndReason) {
     Json by_reason(gateway_.admin("GET", "/admin/logs?end_reason=" + reason).body);
     EXPECT_EQ(int64_t(by_reason.array_size("/data")),
               db_scalar("SELECT COUNT(*) FROM usage_logs WHERE end_reason = '" + reason + "'"));
-    Json both(gateway_.admin("GET", "/admin/logs?status=200&end_reason=complete&key_id=" +
-                                        std::to_string(red_.id))
+    Json both(gateway_
+                  .admin("GET", "/admin/logs?status=200&end_reason=complete&key_id=" +
+                                    std::to_string(red_.id))
                   .body);
     EXPECT_EQ(int64_t(both.array_size("/data")),
               db_scalar("SELECT COUNT(*) FROM usage_logs WHERE status = 200 AND end_reason = "
@@ -154,6 +155,26 @@ TEST_F(DashboardTest, LogsFilterByStatusAndEndReason) {
     EXPECT_EQ(both.array_size("/data"), 3u);
     EXPECT_EQ(gateway_.admin("GET", "/admin/logs?status=42").status, 400);
     EXPECT_EQ(gateway_.admin("GET", "/admin/logs?end_reason=DROP%20TABLE").status, 400);
+}
+
+// The cost counters by model and channel equal the ledger's sums (the rows are committed
+// after the answer, the counters before the row is queued: both are in by now).
+TEST_F(DashboardTest, CostMetricsByModelAndChannelMatchTheLedger) {
+    const std::string text = gateway_.metrics();
+    for (const char* model : {"gpt-4o-mini", "o4-mini"}) {
+        const int64_t nano = db_scalar(
+            std::string("SELECT SUM(cost_nano) FROM usage_logs WHERE model_requested = '") + model +
+            "'");
+        EXPECT_NEAR(metric_sum(text, "ringway_model_cost_usd_total", {{"model", model}}),
+                    double(nano) / 1e9, 1e-9)
+            << model;
+    }
+    const int64_t channel_nano = db_scalar(
+        "SELECT SUM(cost_nano) FROM usage_logs WHERE channel_id = " + std::to_string(channel_));
+    EXPECT_GT(channel_nano, 0);
+    EXPECT_NEAR(
+        metric_sum(text, "ringway_channel_cost_usd_total", {{"channel", std::to_string(channel_)}}),
+        double(channel_nano) / 1e9, 1e-9);
 }
 
 // ---- The browser ---------------------------------------------------------------------------
@@ -188,8 +209,8 @@ std::string run_chromium(const std::string& chromium, const std::string& profile
                                 " --disable-extensions --disable-dev-shm-usage"
                                 " --user-data-dir=" +
                                 profile_dir + " --window-size=1400,2600" +
-                                " --virtual-time-budget=20000 " + mode + " '" + url +
-                                "' 2>" + profile_dir + "/stderr.txt";
+                                " --virtual-time-budget=20000 " + mode + " '" + url + "' 2>" +
+                                profile_dir + "/stderr.txt";
     FILE* pipe = ::popen(command.c_str(), "r");
     if (pipe == nullptr) {
         return "";
@@ -237,8 +258,8 @@ TEST_F(DashboardTest, ChromiumShowsKeysTokensModelsAndChannelHealth) {
     ::mkdir(profile.c_str(), 0700);
     const uint16_t admin_port = admin_port_of(gateway_.ringway().ready_line());
     // The token in the fragment: the page moves it to sessionStorage; never sent.
-    const std::string url = "http://127.0.0.1:" + std::to_string(admin_port) +
-                            "/#token=" + std::string(admin_token);
+    const std::string url =
+        "http://127.0.0.1:" + std::to_string(admin_port) + "/#token=" + std::string(admin_token);
     const std::string dom = run_chromium(chromium, profile, "--dump-dom", url);
     ASSERT_NE(dom.find("data-state=\"ready\""), std::string::npos)
         << "the page never finished loading; DOM:\n"
@@ -264,9 +285,9 @@ TEST_F(DashboardTest, ChromiumShowsKeysTokensModelsAndChannelHealth) {
     const std::string by_model = element_text(dom, "by-model");
     EXPECT_NE(by_model.find("o4-mini"), std::string::npos) << by_model;
     EXPECT_NE(by_model.find(" " +
-                                std::to_string(db_scalar("SELECT SUM(total_tokens) FROM "
-                                                         "usage_logs WHERE model_sent = 'o4-mini'")) +
-                                " "),
+                            std::to_string(db_scalar("SELECT SUM(total_tokens) FROM "
+                                                     "usage_logs WHERE model_sent = 'o4-mini'")) +
+                            " "),
               std::string::npos)
         << by_model;
     // The channel's health, the key near its limit, the recent requests.
@@ -289,7 +310,7 @@ TEST_F(DashboardTest, ChromiumShowsKeysTokensModelsAndChannelHealth) {
     const std::string png = artifacts + "/dashboard.png";
     std::remove(png.c_str());
     run_chromium(chromium, profile, "--screenshot=" + png, url);
-    struct stat info{};
+    struct stat info {};
     ASSERT_EQ(::stat(png.c_str(), &info), 0) << "no screenshot at " << png;
     EXPECT_GT(info.st_size, 10000) << "the screenshot is nearly empty";
 }
