@@ -1,7 +1,8 @@
 // proxy/admin/server.cc — the admin API's listener and thread. One thread polls the
 // listener and a stop eventfd, serves one connection at a time (request → response →
-// close) under a total deadline: reads the request with core's RequestParser, checks the
-// token at head time (so an unauthenticated body is never read), hands the request to
+// close) under a total deadline: reads the request with core's RequestParser, serves the
+// dashboard's files (dashboard.h) without the token, checks the token at head time for
+// everything else (so an unauthenticated body is never read), hands the request to
 // admin_route (routes.h) and sends the reply. Responses are std::string (control plane:
 // it may allocate). Invariant: no token, key secret or upstream key is ever logged or
 // echoed in an error.
@@ -31,6 +32,7 @@
 #include "core/http_write.h"
 #include "core/listen.h"
 #include "core/log.h"
+#include "proxy/admin/dashboard.h"
 #include "proxy/admin/handlers.h"
 #include "proxy/admin/routes.h"
 #include "storage/keys.h"
@@ -189,6 +191,10 @@ bool admin_read_request(AdminConnContext& context, int fd, SteadyClock::time_poi
             const ParsedRequest& request = context.parser.request();
             if (result.event == ParseEvent::head_complete) {
                 input.remove_prefix(result.consumed_bytes);
+                // The dashboard's files hold no data: served to anyone, before the token.
+                if (request.method == Method::get && dashboard_reply(request.path, reply)) {
+                    return true;
+                }
                 if (!admin_authorize(context, request, reply)) {
                     return true;
                 }
@@ -215,7 +221,7 @@ void admin_send_reply(int fd, const AdminReply& reply, SteadyClock::time_point d
     std::string out(reply.body.size() + reply.extra_headers.size() + 256, '\0');
     ResponseSpec spec{};
     spec.status = reply.status;
-    spec.content_type = "application/json";
+    spec.content_type = reply.content_type;
     spec.body = reply.body;
     spec.is_close = true;
     spec.extra_headers = reply.extra_headers;
