@@ -32,7 +32,9 @@ void copy_field(char* target, size_t capacity, std::string_view text) {
            (static_cast<unsigned char>(text[length]) & 0xC0) == 0x80) {
         length -= 1;  // Never half a character: the events must stay valid UTF-8.
     }
-    std::memcpy(target, text.data(), length);
+    if (length > 0) {  // An empty view may hold nullptr, which memcpy must not get.
+        std::memcpy(target, text.data(), length);
+    }
     target[length] = '\0';
 }
 
