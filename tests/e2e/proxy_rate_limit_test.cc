@@ -32,8 +32,9 @@ class ProxyRateLimitTest : public ::testing::Test {
 protected:
     void SetUp() override {
         ASSERT_NO_FATAL_FAILURE(start_mock(mock_));
-        // The gateway's rate clock starts at second 50 of a minute.
-        clock_offset_ms_ = ((50'000 - wall_ms() % 60'000) + 60'000) % 60'000;
+        // The gateway's rate clock starts at second 35 of a minute: a start that takes less
+        // than 22 s leaves the boundary test a short wait for second 57.
+        clock_offset_ms_ = ((35'000 - wall_ms() % 60'000) + 60'000) % 60'000;
         ASSERT_NO_FATAL_FAILURE(
             gateway_.start({{"RINGWAY_SHARDS", "2"},
                             {"RINGWAY_TEST_CLOCK_OFFSET_MS", std::to_string(clock_offset_ms_)}}));
@@ -118,9 +119,13 @@ TEST_F(ProxyRateLimitTest, TokensPerMinuteReserveTheBoundAndSettleToUsage) {
     const Response second = chat(key, "gpt-4o-mini", extra);
     ASSERT_EQ(second.status, 200) << second.body;
     EXPECT_GE(header_int(second, "x-ratelimit-remaining-tokens"), 2000 - used - int64_t(bound) - 1);
+    // Usage above the reservation is taken too: 1500 prompt tokens reported.
+    const Response heavy =
+        chat(key, "gpt-4o-mini", R"("max_tokens":10,"x_mock":{"prompt-tokens":1500})");
+    ASSERT_EQ(heavy.status, 200) << heavy.body;
     // A bound larger than what is left now: 429 with the wait; larger than the tpm: no wait
     // helps (x-should-retry: false).
-    const Response refused = chat(key, "gpt-4o-mini", R"("max_tokens":1800)");
+    const Response refused = chat(key, "gpt-4o-mini", R"("max_tokens":900)");
     ASSERT_EQ(refused.status, 429) << refused.body;
     EXPECT_EQ(Json(refused.body).string("/error/type"), "tokens");
     EXPECT_EQ(header_int(refused, "x-ratelimit-limit-tokens"), 2000);
@@ -130,7 +135,7 @@ TEST_F(ProxyRateLimitTest, TokensPerMinuteReserveTheBoundAndSettleToUsage) {
     ASSERT_EQ(too_large.status, 429) << too_large.body;
     EXPECT_EQ(too_large.header("x-should-retry"), "false");
     EXPECT_EQ(header_int(too_large, "x-ratelimit-limit-tokens"), 2000);
-    EXPECT_EQ(mock_requests(mock_.port()), 2);
+    EXPECT_EQ(mock_requests(mock_.port()), 3);
 }
 
 TEST_F(ProxyRateLimitTest, PerModelLimitsApplyToTheirModelOnly) {
