@@ -18,7 +18,7 @@
 # Knobs (env): DURATION_S (5) WARMUP_S (1) CONCURRENCY ("1 16 64") MODES ("json stream")
 #   STREAM_CHUNKS (20) TTFB_COUNT (200) PROFILE (1: perf after the tables, 0: skip)
 #   ONE_CPU (1: also measure c=1 with everything on SERVER_CPU) PROFILE_S (5) PERF_FREQ (999) PERF_CALLGRAPH (dwarf,16384) SERVER_CPU (0) CLIENT_CPU (1) SHARDS (1) WRK_THREADS (1) KEEP_WORK_DIR (0)
-#   RW_KEY_JSON ({"name":"bench"}: the bench key's admin body, e.g. with "rpm"/"tpm" limits)
+#   READY_TIMEOUT_S (15) RW_KEY_JSON ({"name":"bench"}: the bench key's admin body, e.g. with "rpm"/"tpm" limits)
 #   BASELINE_BUILD (unset: none) another build dir whose ringway is measured in the same run,
 #   interleaved, as target "baseline" (e.g. main's build, to compare CPU per request);
 #   BASELINE_KEY_JSON (RW_KEY_JSON) its key's body
@@ -43,7 +43,7 @@ wrk_threads=${WRK_THREADS:-1}
 cpu_count=$(nproc)
 server_cpu=${SERVER_CPU:-0}
 client_cpu=${CLIENT_CPU:-$(( cpu_count > 1 ? 1 : 0 ))}
-ready_timeout_s=15
+ready_timeout_s=${READY_TIMEOUT_S:-15}
 clk_tck=$(getconf CLK_TCK)
 admin_token=bench-admin-token-123456
 rw_key_json=${RW_KEY_JSON:-'{"name":"bench"}'}
