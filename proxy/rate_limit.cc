@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/assert.h"
@@ -104,32 +105,36 @@ bool ends_with_lower(std::string_view text, std::string_view suffix) {
 }  // namespace
 
 RateBuckets::RateBuckets(uint32_t count)
-    : full_at_us_(new std::atomic<int64_t>[count == 0 ? 1 : count]), count_(count) {
-    for (uint32_t i = 0; i < count; i++) {
-        full_at_us_[i].store(0, std::memory_order_relaxed);
-    }
+    : full_at_us_(static_cast<int64_t*>(std::calloc(count == 0 ? 1 : count, sizeof(int64_t)))),
+      count_(count) {
+    RW_ASSERT(full_at_us_ != nullptr);  // Startup only.
+}
+
+RateBuckets::~RateBuckets() {
+    std::free(full_at_us_);
 }
 
 bool RateBuckets::try_take(uint32_t slot, uint64_t amount, uint32_t limit, int64_t now_us,
                            RateView& view, uint64_t& wait_us) {
     RW_ASSERT(slot < count_);
     RW_ASSERT(limit != 0);
-    int64_t word = full_at_us_[slot].load(std::memory_order_relaxed);
+    std::atomic_ref<int64_t> bucket = at(slot);
+    int64_t seen = bucket.load(std::memory_order_relaxed);
     if (amount > limit) {
-        view = rate_view(limit, word, now_us);
+        view = rate_view(limit, seen, now_us);
         wait_us = UINT64_MAX;
         return false;
     }
     const int64_t cost = rate_cost_us(amount, limit);
     for (;;) {
-        const int64_t next = std::max(word, now_us) + cost;
+        const int64_t next = std::max(seen, now_us) + cost;
         if (next - now_us > rate_window_us) {
-            view = rate_view(limit, word, now_us);
+            view = rate_view(limit, seen, now_us);
             wait_us = uint64_t(next - now_us - rate_window_us);
             return false;
         }
         // The word is the whole decision: no ordering with other memory is needed.
-        if (full_at_us_[slot].compare_exchange_weak(word, next, std::memory_order_relaxed)) {
+        if (bucket.compare_exchange_weak(seen, next, std::memory_order_relaxed)) {
             view = rate_view(limit, next, now_us);
             return true;
         }
@@ -138,15 +143,16 @@ bool RateBuckets::try_take(uint32_t slot, uint64_t amount, uint32_t limit, int64
 
 void RateBuckets::give_back(uint32_t slot, uint64_t amount, uint32_t limit) {
     RW_ASSERT(slot < count_);
-    full_at_us_[slot].fetch_sub(rate_cost_us(amount, limit), std::memory_order_relaxed);
+    at(slot).fetch_sub(rate_cost_us(amount, limit), std::memory_order_relaxed);
 }
 
 void RateBuckets::take_more(uint32_t slot, uint64_t amount, uint32_t limit, int64_t now_us) {
     RW_ASSERT(slot < count_);
     const int64_t cost = rate_cost_us(amount, limit);
-    int64_t word = full_at_us_[slot].load(std::memory_order_relaxed);
-    while (!full_at_us_[slot].compare_exchange_weak(word, std::max(word, now_us) + cost,
-                                                    std::memory_order_relaxed)) {
+    std::atomic_ref<int64_t> bucket = at(slot);
+    int64_t seen = bucket.load(std::memory_order_relaxed);
+    while (!bucket.compare_exchange_weak(seen, std::max(seen, now_us) + cost,
+                                         std::memory_order_relaxed)) {
     }
 }
 

@@ -34,7 +34,12 @@ struct RateView {
 // later, and is refused when that would put it more than a window past now.
 class RateBuckets {
 public:
+    // The words come zeroed from calloc and are not written until used: a million idle
+    // keys cost address space, not resident memory.
     explicit RateBuckets(uint32_t count);
+    ~RateBuckets();
+    RateBuckets(const RateBuckets&) = delete;
+    RateBuckets& operator=(const RateBuckets&) = delete;
     // Takes `amount` units of a bucket of `limit` per minute at now_us: true, or false
     // with wait_us = how long until they would fit. view: the bucket after (or as it is,
     // when refused). amount > limit never fits (wait_us = UINT64_MAX).
@@ -47,7 +52,10 @@ public:
     [[nodiscard]] uint32_t count() const { return count_; }
 
 private:
-    std::unique_ptr<std::atomic<int64_t>[]> full_at_us_;
+    [[nodiscard]] std::atomic_ref<int64_t> at(uint32_t slot) {
+        return std::atomic_ref<int64_t>(full_at_us_[slot]);
+    }
+    int64_t* full_at_us_;  // Shared by every shard, used through atomic_ref only.
     uint32_t count_;
 };
 
