@@ -34,8 +34,8 @@ struct RateView {
 // later, and is refused when that would put it more than a window past now.
 class RateBuckets {
 public:
-    // The words come zeroed from calloc and are not written until used: a million idle
-    // keys cost address space, not resident memory.
+    // The words are zero anonymous pages, not written until used: a million idle keys
+    // cost address space, not resident memory.
     explicit RateBuckets(uint32_t count);
     ~RateBuckets();
     RateBuckets(const RateBuckets&) = delete;
