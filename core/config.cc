@@ -339,6 +339,9 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number32("RINGWAY_BODY_RATE_GRACE_MS", 10000, 50, 3600000, config.body_rate_grace_ms) &&
         p.number("RINGWAY_DISCARD_BODY_MAX_BYTES", 64u << 10, 0, 1ull << 30,
                  config.discard_body_max_bytes) &&
+#ifdef RW_TEST_HOOKS
+        p.number32("RINGWAY_TEST_CLOCK_OFFSET_MS", 0, 0, 86400000, config.test_clock_offset_ms) &&
+#endif
         p.number32("RINGWAY_KEEPALIVE_TIMEOUT_MS", 75000, 50, 86400000,
                    config.keepalive_timeout_ms) &&
         p.number32("RINGWAY_SEND_TIMEOUT_MS", 60000, 50, 3600000, config.send_timeout_ms) &&

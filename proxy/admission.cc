@@ -130,20 +130,17 @@ Fault admission_fields(ProxyRequest& request, const ParsedRequest& http) {
 }
 
 // The key's rpm and concurrency, taken once at the head: the body's checks never count
-// them again, and every exit gives the concurrency slot back (request_finish before an
-// upstream is tried, request_abandon for a body that never completes).
+// them again, and every exit gives them back when nothing was sent upstream (request_finish
+// before an upstream is tried, request_abandon for a body that never completes), so a
+// request refused for concurrency spends no rpm.
 Fault admission_limits(Gateway& gateway, ProxyRequest& request, const KeyEntry& key) {
     RW_ASSERT(!request.holds_concurrency);
-    KeyLimits& limits = *gateway.shared.key_limits;
-    const int64_t now_s = request.started_unix_ms / 1000;
-    if (!limits.rpm_try_take(key.quota_slot, key.rpm, now_s)) {
-        gateway.metrics.limited.add();
-        // The window is the calendar minute: a retry helps once it turns.
-        request.retry_after_s = static_cast<uint32_t>(60 - now_s % 60);
-        return Fault::client_rate_limited;
+    if (const Fault fault = rate_limit_head(gateway, request, key); fault != Fault::none) {
+        return fault;
     }
-    if (!limits.concurrency_try_take(key.quota_slot, key.concurrency_max)) {
+    if (!gateway.shared.key_limits->concurrency_try_take(key.quota_slot, key.concurrency_max)) {
         gateway.metrics.limited.add();
+        rate_limit_release(gateway, request, false, 0);
         return Fault::client_concurrency_limited;
     }
     request.holds_concurrency = true;
@@ -240,12 +237,9 @@ Fault admission_route(Gateway& gateway, ProxyRequest& request, const Snapshot& s
 }  // namespace
 
 KeyLimits::KeyLimits(uint32_t slot_count)
-    : in_flight_(new std::atomic<uint32_t>[slot_count]),
-      minute_window_(new std::atomic<uint64_t>[slot_count]),
-      slot_count_(slot_count) {
+    : in_flight_(new std::atomic<uint32_t>[slot_count]), slot_count_(slot_count) {
     for (uint32_t i = 0; i < slot_count; i++) {
         in_flight_[i].store(0, std::memory_order_relaxed);
-        minute_window_[i].store(0, std::memory_order_relaxed);
     }
 }
 
@@ -263,28 +257,6 @@ void KeyLimits::concurrency_release(uint32_t slot) {
     RW_ASSERT(slot < slot_count_);
     const uint32_t before = in_flight_[slot].fetch_sub(1, std::memory_order_relaxed);
     RW_ASSERT(before > 0);  // Paired with a successful take.
-}
-
-// A fixed one-minute window per key, shared by all shards through one CAS word:
-// [minute since epoch : 40][requests in it : 24].
-bool KeyLimits::rpm_try_take(uint32_t slot, uint32_t rpm, int64_t now_s) {
-    RW_ASSERT(slot < slot_count_);
-    if (rpm == 0) {
-        return true;
-    }
-    const uint64_t minute = static_cast<uint64_t>(now_s / 60) & ((1ull << 40) - 1);
-    uint64_t word = minute_window_[slot].load(std::memory_order_relaxed);
-    for (;;) {
-        const uint64_t word_minute = word >> 24;
-        const uint64_t count = word_minute == minute ? (word & 0xFFFFFF) : 0;
-        if (count >= rpm) {
-            return false;
-        }
-        const uint64_t next = (minute << 24) | (count + 1);
-        if (minute_window_[slot].compare_exchange_weak(word, next, std::memory_order_relaxed)) {
-            return true;
-        }
-    }
 }
 
 Fault admission_credentials(const ParsedRequest& http, std::string_view& secret) {
@@ -345,8 +317,10 @@ Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedReques
         return Fault::client_model_not_allowed;
     }
     if ((fault = admission_route(gateway, request, *hold.get())) != Fault::none ||
-        (fault = admission_quota(gateway, request, *key)) != Fault::none) {
-        return fault;
+        (fault = admission_quota(gateway, request, *key)) != Fault::none ||
+        (fault = rate_limit_body(gateway, request, *key,
+                                 admission_token_bound(gateway, request))) != Fault::none) {
+        return fault;  // request_finish gives back what was taken (nothing was sent).
     }
     // A request that may never be recorded is not served: commits failing for longer
     // than RINGWAY_WRITER_STALL_MS would otherwise let the queue (and what a SIGKILL

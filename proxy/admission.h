@@ -20,20 +20,17 @@ namespace rw {
 struct Gateway;
 struct ProxyRequest;
 
-// Per-key counters every shard shares: requests in flight (concurrency) and the current
-// minute's request count (rpm). Indexed by KeyEntry::quota_slot, like QuotaTable.
+// Per-key counters every shard shares: requests in flight (concurrency). Indexed by
+// KeyEntry::quota_slot, like QuotaTable. Requests and tokens per minute: rate_limit.h.
 class KeyLimits {
 public:
     explicit KeyLimits(uint32_t slot_count);
     // True and counted when below max (0 = unlimited); undo with concurrency_release.
     [[nodiscard]] bool concurrency_try_take(uint32_t slot, uint32_t max);
     void concurrency_release(uint32_t slot);
-    // True and counted when the minute containing now_s has had fewer than rpm requests.
-    [[nodiscard]] bool rpm_try_take(uint32_t slot, uint32_t rpm, int64_t now_s);
 
 private:
     std::unique_ptr<std::atomic<uint32_t>[]> in_flight_;
-    std::unique_ptr<std::atomic<uint64_t>[]> minute_window_;  // [minute:40][count:24]
     uint32_t slot_count_;
 };
 

@@ -29,6 +29,8 @@ enum class Fault : uint8_t {
     client_model_not_allowed,
     client_rate_limited,
     client_concurrency_limited,
+    client_tokens_limited,    // The key's (or key and model's) tpm has no room now.
+    client_tokens_too_large,  // The request's token bound exceeds the tpm itself.
     client_model_not_found,
     client_gone,  // Reset or closed while the request was open: nobody to answer.
     // The gateway's side.

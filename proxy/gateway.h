@@ -14,6 +14,7 @@
 #include "proxy/admission.h"
 #include "proxy/channel_health.h"
 #include "proxy/metrics.h"
+#include "proxy/rate_limit.h"
 #include "proxy/route.h"
 #include "proxy/upstream_pool.h"
 #include "storage/snapshot.h"
@@ -32,6 +33,7 @@ struct GatewayShared {
     QuotaTable* quotas = nullptr;
     Writer* writer = nullptr;
     KeyLimits* key_limits = nullptr;
+    RateLimits* rate_limits = nullptr;
     Resolver* resolver = nullptr;
     MetricsShared* metrics_shared = nullptr;
     ChannelHealthBoard* health = nullptr;

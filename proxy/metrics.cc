@@ -85,7 +85,9 @@ std::string_view fault_class(Fault fault) {
         case Fault::client_quota_too_small:
         case Fault::client_model_not_allowed:
         case Fault::client_rate_limited:
-        case Fault::client_concurrency_limited: return "policy";
+        case Fault::client_concurrency_limited:
+        case Fault::client_tokens_limited:
+        case Fault::client_tokens_too_large: return "policy";
         default: break;
     }
     // The rest by the side their name starts with (fault.h).
@@ -167,8 +169,8 @@ void render_usage(MetricsText& text, const ShardSum& sum) {
               sum(&GatewayMetrics::records_pushed));
     text.line("ringway_auth_failures_total", "counter",
               "Requests refused for a missing or bad key.", sum(&GatewayMetrics::auth_failures));
-    text.line("ringway_limited_total", "counter", "Requests refused by rpm, concurrency or quota.",
-              sum(&GatewayMetrics::limited));
+    text.line("ringway_limited_total", "counter",
+              "Requests refused by rpm, tpm, concurrency or quota.", sum(&GatewayMetrics::limited));
     text.line("ringway_overloaded_total", "counter",
               "Requests refused because the usage log was full or failing.",
               sum(&GatewayMetrics::overloaded));

@@ -115,6 +115,22 @@ bool relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t 
     return true;
 }
 
+// The provider's relayed lines less the x-ratelimit-* ones ringway's own limits replace
+// (the client runs into ringway's limit first), copied to out; returns the end.
+char* relay_headers_unreplaced(const ProxyRequest& request, std::string_view relayed, char* out) {
+    while (!relayed.empty()) {
+        const size_t end = relayed.find("\r\n");
+        const size_t line_bytes = end == std::string_view::npos ? relayed.size() : end + 2;
+        const std::string_view line = relayed.substr(0, line_bytes);
+        if (!rate_header_is_replaced(request.rate, line)) {
+            std::memcpy(out, line.data(), line.size());
+            out += line.size();
+        }
+        relayed.remove_prefix(line_bytes);
+    }
+    return out;
+}
+
 // The extra head lines of a relayed answer: fixed ones; the upstream's Content-Encoding
 // with the body it describes (never stripped; the parser bounds it); the provider's headers
 // clients act on (upstream_header_is_relayed: its Retry-After as sent); and a Retry-After
@@ -130,6 +146,8 @@ std::string_view relay_extra_headers(ProxyRequest& request, std::string_view fix
         (head.status == 429 || head.status == 503) && !head.has_retry_after;
     char id_header[request_id_header_bytes_max];  // Ringway's x-request-id, on every answer.
     const std::string_view id_line = request_id_header(id_header, request.request_id);
+    char rate[rate_headers_bytes_max];  // The key's own limits (rate_limit.h), if it has any.
+    const std::string_view rate_lines(rate, rate_headers_write(request.rate, rate));
     const std::string_view parts[] = {
         fixed,
         id_line,
@@ -138,6 +156,7 @@ std::string_view relay_extra_headers(ProxyRequest& request, std::string_view fix
         coding.empty() ? std::string_view() : std::string_view("\r\n"),
         relayed,
         needs_retry_after ? made_up_retry_after : std::string_view(),
+        rate_lines,
     };
     size_t length = 0;
     for (const std::string_view part : parts) {
@@ -149,13 +168,15 @@ std::string_view relay_extra_headers(ProxyRequest& request, std::string_view fix
     }
     char* cursor = out;
     for (const std::string_view part : parts) {
-        if (!part.empty()) {  // An empty view may hold nullptr, which memcpy must not get.
+        if (part.data() == relayed.data() && !rate_lines.empty()) {
+            cursor = relay_headers_unreplaced(request, relayed, cursor);
+        } else if (!part.empty()) {  // An empty view may hold nullptr, which memcpy must not get.
             std::memcpy(cursor, part.data(), part.size());
             cursor += part.size();
         }
     }
-    RW_ASSERT(cursor == out + length);
-    return {out, length};
+    RW_ASSERT(cursor <= out + length);
+    return {out, static_cast<size_t>(cursor - out)};
 }
 
 bool relay_stream_begin(Gateway& gateway, ProxyRequest& request, const UpstreamHead& head) {

@@ -154,7 +154,7 @@ void request_answer(Gateway& gateway, ProxyRequest& request, Fault fault) {
     }
     fault_respond(*request.conn, fault,
                   {request.error_shape, request.fault_code, request.fault_message,
-                   request.retry_after_s, request.request_id});
+                   request.retry_after_s, request.request_id, &request.rate});
     request.is_response_started = true;
     request.status_sent = info.status;
 }
@@ -264,11 +264,12 @@ void request_refuse_head(Gateway& gateway, ProxyRequest& request, Fault fault) {
     gateway.metrics.faults[static_cast<uint32_t>(fault)].add();  // request_finish counts the rest.
     fault_respond(*request.conn, fault,
                   {request.error_shape, request.fault_code, request.fault_message,
-                   request.retry_after_s, request.request_id});
+                   request.retry_after_s, request.request_id, &request.rate});
 }
 
 void request_abandon(Gateway& gateway, ProxyRequest& request) {
     RW_ASSERT(!request.has_queue_reservation);  // Reserved only once the body is in.
+    rate_limit_release(gateway, request, false, 0);
     if (request.holds_concurrency) {
         gateway.shared.key_limits->concurrency_release(request.quota_slot);
         request.holds_concurrency = false;
@@ -296,6 +297,7 @@ void request_finish(Gateway& gateway, ProxyRequest& request, Fault fault) {
         request.attempts_made > 0 ? request_record(gateway, request, fault_info(fault).end_reason)
                                   : 0;
     request_settle_quota(gateway, request, charged_tokens);
+    rate_limit_release(gateway, request, request.attempts_made > 0, charged_tokens);
     // Counted finished only once its record and tokens are counted, and published with
     // release: a scrape that reads the in-flight gauge at 0 (acquire) reads every record.
     gateway.metrics.requests_finished.add_release();
@@ -347,7 +349,7 @@ void fault_respond(Conn& conn, Fault fault, const FaultAnswer& answer) {
     const uint32_t length =
         body != nullptr ? fault_body_write(body, capacity, fault, answer.shape, code, message) : 0;
     // Ringway's "x-request-id: <id>\r\n", then Retry-After and x-should-retry as the fault says.
-    char headers[request_id_header_bytes_max + 64];
+    char headers[request_id_header_bytes_max + 64 + rate_headers_bytes_max];
     char id_header[request_id_header_bytes_max];
     const std::string_view id_line = request_id_header(id_header, answer.request_id);
     char* cursor = headers;
@@ -367,6 +369,10 @@ void fault_respond(Conn& conn, Fault fault, const FaultAnswer& answer) {
     }
     if (info.is_retry_futile) {
         put("x-should-retry: false\r\n");  // Honoured by the OpenAI and Anthropic SDKs.
+    }
+    if (answer.rate != nullptr) {
+        char rate[rate_headers_bytes_max];
+        put({rate, rate_headers_write(*answer.rate, rate)});
     }
     RW_ASSERT(cursor <= headers + sizeof(headers));
     // Without memory for a body, the status and headers still go out (an empty body).

@@ -18,6 +18,7 @@
 #include "proxy/endpoint.h"
 #include "proxy/fault.h"
 #include "proxy/json_fields.h"
+#include "proxy/rate_limit.h"
 #include "proxy/route.h"
 #include "proxy/sse_scan.h"
 #include "proxy/stream_cut.h"
@@ -74,6 +75,7 @@ struct ProxyRequest {
     int64_t key_id;
     uint32_t quota_slot;
     int64_t quota_reserved_tokens;  // The bound reserved at admission (holds_quota).
+    RateHold rate;                  // Its rpm/tpm takes and headers (rate_limit.h).
     uint8_t candidate_count;
     uint8_t attempt_index;  // Current candidate.
     uint8_t attempts_made;
@@ -163,7 +165,8 @@ struct FaultAnswer {
     std::string_view code;
     std::string_view message;
     uint32_t retry_after_s = 0;
-    std::string_view request_id;  // Ringway's x-request-id on the answer; empty: none.
+    std::string_view request_id;     // Ringway's x-request-id on the answer; empty: none.
+    const RateHold* rate = nullptr;  // Its x-ratelimit-* and retry-after-ms; nullptr: none.
 };
 
 // Answers the client with a fault's error, before any answer was queued: the body in the

@@ -324,6 +324,8 @@ bool services_open_storage(Services& services, std::string& error) {
 bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     const StorageConfig storage = storage_config(services.config, services.secret_key);
     services.key_limits = std::make_unique<KeyLimits>(storage.keys_max);
+    services.rate_limits =
+        std::make_unique<RateLimits>(storage.keys_max, services.store.quotas().model_slot_count());
     services.metrics_shared = std::make_unique<MetricsShared>();
     services.health = std::make_unique<ChannelHealthBoard>(health_settings(services.config));
     health_restore(services);
@@ -339,6 +341,7 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     gateway.quotas = &services.store.quotas();
     gateway.writer = &services.writer;
     gateway.key_limits = services.key_limits.get();
+    gateway.rate_limits = services.rate_limits.get();
     gateway.metrics_shared = services.metrics_shared.get();
     gateway.health = services.health.get();
     services.metrics_shared->health = services.health.get();

@@ -45,6 +45,7 @@ struct Services {
     SnapshotStore store;
     Resolver resolver;
     std::unique_ptr<KeyLimits> key_limits;
+    std::unique_ptr<RateLimits> rate_limits;
     std::unique_ptr<MetricsShared> metrics_shared;
     std::unique_ptr<ChannelHealthBoard> health;
     ProbeDeps probe;  // The admin API's channel probe.

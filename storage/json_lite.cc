@@ -131,6 +131,19 @@ struct JsonReader {
         }
         return false;
     }
+    // A non-negative integer up to 2^32 - 1.
+    bool read_u32(int64_t& value) {
+        skip_space();
+        const size_t start = position;
+        value = 0;
+        while (position < text.size() && text[position] >= '0' && text[position] <= '9') {
+            value = value * 10 + (text[position++] - '0');
+            if (value > int64_t(UINT32_MAX)) {
+                return false;
+            }
+        }
+        return position > start && (position - start == 1 || text[start] != '0');
+    }
     std::string where() const { return "invalid JSON at byte " + std::to_string(position); }
 };
 
@@ -186,6 +199,88 @@ bool json_parse_string_map(std::string_view text,
                 return false;
             }
             out.emplace_back(std::move(key), std::move(value));
+            if (reader.consume('}')) {
+                break;
+            }
+            if (!reader.consume(',')) {
+                error = reader.where() + ": expected ',' or '}'";
+                return false;
+            }
+        }
+    }
+    if (!reader.at_end()) {
+        error = reader.where() + ": trailing bytes";
+        return false;
+    }
+    return true;
+}
+
+namespace {
+
+// {"rpm": N, "tpm": N}, both optional, each once.
+bool read_model_limit(JsonReader& reader, ModelLimitSpec& limit, std::string& error) {
+    if (!reader.consume('{')) {
+        error = reader.where() + ": expected {\"rpm\": N, \"tpm\": N}";
+        return false;
+    }
+    if (reader.consume('}')) {
+        return true;
+    }
+    bool seen_rpm = false;
+    bool seen_tpm = false;
+    for (;;) {
+        std::string name;
+        if (!reader.read_string(name) || !reader.consume(':')) {
+            error = reader.where() + ": expected \"rpm\" or \"tpm\"";
+            return false;
+        }
+        bool& seen = name == "rpm" ? seen_rpm : seen_tpm;
+        if ((name != "rpm" && name != "tpm") || seen) {
+            error = reader.where() + ": expected \"rpm\" or \"tpm\", each once";
+            return false;
+        }
+        seen = true;
+        if (!reader.read_u32(name == "rpm" ? limit.rpm : limit.tpm)) {
+            error = reader.where() + ": expected an integer 0..4294967295";
+            return false;
+        }
+        if (reader.consume('}')) {
+            return true;
+        }
+        if (!reader.consume(',')) {
+            error = reader.where() + ": expected ',' or '}'";
+            return false;
+        }
+    }
+}
+
+}  // namespace
+
+bool json_parse_model_limits(std::string_view text, std::vector<ModelLimitSpec>& out,
+                             std::string& error) {
+    JsonReader reader{text};
+    out.clear();
+    if (!reader.consume('{')) {
+        error = "expected a JSON object of model name -> {\"rpm\": N, \"tpm\": N}";
+        return false;
+    }
+    if (!reader.consume('}')) {
+        for (;;) {
+            ModelLimitSpec limit;
+            if (!reader.read_string(limit.model) || !reader.consume(':')) {
+                error = reader.where() + ": expected \"model\": {...}";
+                return false;
+            }
+            for (const ModelLimitSpec& other : out) {
+                if (other.model == limit.model) {
+                    error = "model \"" + limit.model.substr(0, 100) + "\" is named twice";
+                    return false;
+                }
+            }
+            if (!read_model_limit(reader, limit, error)) {
+                return false;
+            }
+            out.push_back(std::move(limit));
             if (reader.consume('}')) {
                 break;
             }

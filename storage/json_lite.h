@@ -5,6 +5,7 @@
 // with it and snapshot loads parse with it. Untrusted input never asserts.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -20,5 +21,17 @@ namespace rw {
 [[nodiscard]] bool json_parse_string_map(std::string_view text,
                                          std::vector<std::pair<std::string, std::string>>& out,
                                          std::string& error);
+
+// One model's limits in a key's `limits` column: {"gpt-4o":{"rpm":60,"tpm":90000}}.
+struct ModelLimitSpec {
+    std::string model;
+    int64_t rpm = 0;  // 0: none.
+    int64_t tpm = 0;  // 0: none.
+};
+
+// Parses a JSON object of model name -> {"rpm": N, "tpm": N} (both optional, integers in
+// 0..4294967295, no other member, no model twice). False with error on anything else.
+[[nodiscard]] bool json_parse_model_limits(std::string_view text, std::vector<ModelLimitSpec>& out,
+                                           std::string& error);
 
 }  // namespace rw

@@ -132,6 +132,13 @@ std::string key_spec_check(const KeySpec& spec) {
             return "allowed_cidrs: " + error;
         }
     }
+    if (!spec.limits_json.empty()) {
+        std::vector<ModelLimitSpec> limits;
+        std::string error;
+        if (!json_parse_model_limits(spec.limits_json, limits, error)) {
+            return "limits: " + error;
+        }
+    }
     return {};
 }
 
@@ -183,21 +190,24 @@ void key_bind_spec(Stmt& stmt, const KeySpec& spec) {
     stmt.bind_int64(5, spec.rpm);
     stmt.bind_int64(6, spec.concurrency_max);
     stmt.bind_text_or_null(7, spec.allowed_cidrs_json, spec.allowed_cidrs_json.empty());
+    stmt.bind_int64(8, spec.tpm);
+    stmt.bind_text_or_null(9, spec.limits_json, spec.limits_json.empty());
 }
 
 bool key_insert(Db& db, void* context, std::string& error) {
     KeyWrite& write = *static_cast<KeyWrite*>(context);
     Stmt stmt;
     if (!db.prepare("INSERT INTO keys (name, quota_limit, expires_at, models, rpm,"
-                    " max_concurrency, allowed_cidrs, key_hash, key_prefix, status, quota_used,"
-                    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'active', 0, ?10)",
+                    " max_concurrency, allowed_cidrs, tpm, limits, key_hash, key_prefix, status,"
+                    " quota_used, created_at)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', 0, ?12)",
                     stmt)) {
         return false;
     }
     key_bind_spec(stmt, *write.spec);
-    stmt.bind_blob(8, *write.hash);
-    stmt.bind_text(9, write.key_prefix);
-    stmt.bind_int64(10, unix_now_s());
+    stmt.bind_blob(10, *write.hash);
+    stmt.bind_text(11, write.key_prefix);
+    stmt.bind_int64(12, unix_now_s());
     if (!db.step_done(stmt)) {
         // A UNIQUE violation on key_hash means this secret is already stored; say so
         // without echoing anything about it.
@@ -227,12 +237,13 @@ bool key_update(Db& db, void* context, std::string& error) {
     KeyWrite& write = *static_cast<KeyWrite*>(context);
     Stmt stmt;
     if (!db.prepare("UPDATE keys SET name = ?1, quota_limit = ?2, expires_at = ?3, models = ?4,"
-                    " rpm = ?5, max_concurrency = ?6, allowed_cidrs = ?7 WHERE id = ?8",
+                    " rpm = ?5, max_concurrency = ?6, allowed_cidrs = ?7, tpm = ?8, limits = ?9"
+                    " WHERE id = ?10",
                     stmt)) {
         return false;
     }
     key_bind_spec(stmt, *write.spec);
-    stmt.bind_int64(8, write.id);
+    stmt.bind_int64(10, write.id);
     return step_one_row(db, stmt, "key", write.id, error);
 }
 

@@ -36,6 +36,9 @@ struct KeySpec {
     std::string models_json;
     uint32_t rpm = 0;              // 0 = unlimited.
     uint32_t concurrency_max = 0;  // 0 = unlimited.
+    uint32_t tpm = 0;              // Tokens per minute; 0 = unlimited.
+    // Per-model limits, a JSON object {"gpt-4o":{"rpm":60,"tpm":90000}}; empty: none.
+    std::string limits_json;
     // A JSON array of CIDR blocks in canonical form the key may be used from; empty: any
     // address (allowed_cidrs NULL).
     std::string allowed_cidrs_json;

@@ -200,6 +200,12 @@ ALTER TABLE channels ADD COLUMN health_error TEXT NOT NULL DEFAULT '';
     R"sql(
 DROP INDEX IF EXISTS usage_logs_key_ts;
 )sql",
+    // 8: rate limits a client can read. tpm: the key's tokens per minute (0: none);
+    // limits: per-model rpm/tpm, a JSON object {"gpt-4o":{"rpm":60,"tpm":90000}}; NULL: none.
+    R"sql(
+ALTER TABLE keys ADD COLUMN tpm INTEGER NOT NULL DEFAULT 0 CHECK (tpm >= 0);
+ALTER TABLE keys ADD COLUMN limits TEXT;
+)sql",
 };
 
 constexpr uint32_t migration_count = static_cast<uint32_t>(std::size(migration_sql));

@@ -47,7 +47,7 @@ bool query_rows(Db& db, Stmt& stmt, ReadRow read, std::string& error) {
 
 constexpr const char* key_columns =
     "SELECT id, name, key_prefix, status, quota_limit, quota_used, expires_at, models, rpm,"
-    " max_concurrency, created_at, spend_nano, allowed_cidrs FROM keys";
+    " max_concurrency, created_at, spend_nano, allowed_cidrs, tpm, limits FROM keys";
 
 KeyInfo key_info_read(const Stmt& stmt) {
     KeyInfo key;
@@ -66,6 +66,8 @@ KeyInfo key_info_read(const Stmt& stmt) {
     key.created_at_s = stmt.column_int64(10);
     key.spend_nano = stmt.column_int64(11);
     key.allowed_cidrs_json = stmt.column_text(12);  // NULL reads as empty: any address.
+    key.tpm = stmt.column_int64(13);
+    key.limits_json = stmt.column_text(14);  // NULL reads as empty: none.
     return key;
 }
 

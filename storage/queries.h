@@ -133,6 +133,8 @@ struct KeyInfo {  // No hash, no secret: only what the admin API may show.
     std::string models_json;
     int64_t rpm = 0;
     int64_t concurrency_max = 0;
+    int64_t tpm = 0;
+    std::string limits_json;  // JSON object of model -> {rpm, tpm}; empty: none (NULL).
     int64_t created_at_s = 0;
     std::string allowed_cidrs_json;  // JSON array; empty: any address (column NULL).
 };

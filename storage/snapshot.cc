@@ -151,6 +151,20 @@ QuotaTable::QuotaTable(uint32_t slot_count)
     RW_ASSERT(slot_count > 0);
 }
 
+Result<uint32_t> QuotaTable::model_slot_for(int64_t key_id, const std::string& model) {
+    const auto found = model_slots_.find({key_id, model});
+    if (found != model_slots_.end()) {
+        return Result<uint32_t>::success(found->second);
+    }
+    const auto slot = static_cast<uint32_t>(model_slots_.size());
+    if (slot == model_slot_count()) {
+        return Result<uint32_t>::failure("more per-model limits than slots (" +
+                                         std::to_string(model_slot_count()) + "); raise keys_max");
+    }
+    model_slots_.emplace(std::make_pair(key_id, model), slot);
+    return Result<uint32_t>::success(slot);
+}
+
 Result<uint32_t> QuotaTable::slot_for_key(int64_t key_id, int64_t initial_used_tokens) {
     const auto found = slot_by_key_id_.find(key_id);
     if (found != slot_by_key_id_.end()) {
@@ -242,11 +256,32 @@ bool SnapshotStore::open(const StorageConfig& config, uint32_t reader_count, std
     return true;
 }
 
+// A key's `limits` column into its model_limits, each with its rate slot.
+bool SnapshotStore::key_model_limits_load(KeyEntry& key, std::string_view json,
+                                          std::string& error) {
+    std::vector<ModelLimitSpec> specs;
+    if (!json_parse_model_limits(json, specs, error)) {
+        error = "key " + std::to_string(key.id) + " limits: " + error;
+        return false;
+    }
+    for (ModelLimitSpec& spec : specs) {
+        const Result<uint32_t> slot = quotas_->model_slot_for(key.id, spec.model);
+        if (!slot.ok()) {
+            error = slot.error;
+            return false;
+        }
+        key.model_limits.push_back(
+            {std::move(spec.model), uint32_t(spec.rpm), uint32_t(spec.tpm), slot.value});
+    }
+    return true;
+}
+
 bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error) {
     Stmt stmt;
     if (!db_.prepare(
             "SELECT id, key_hash, name, key_prefix, status, quota_limit, quota_used,"
-            " expires_at, models, rpm, max_concurrency, allowed_cidrs FROM keys ORDER BY id",
+            " expires_at, models, rpm, max_concurrency, allowed_cidrs, tpm, limits FROM keys"
+            " ORDER BY id",
             stmt)) {
         error = db_.last_error();
         return false;
@@ -294,6 +329,10 @@ bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error)
             return false;
         }
         key.quota_slot = slot.value;
+        key.tpm = uint32_t(std::clamp<int64_t>(stmt.column_int64(12), 0, UINT32_MAX));
+        if (!stmt.column_is_null(13) && !key_model_limits_load(key, stmt.column_text(13), error)) {
+            return false;
+        }
         keys.push_back(std::move(key));
     }
 }

@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -44,6 +45,15 @@ enum class StreamUsage : uint8_t { inject, off };
 [[nodiscard]] std::string_view stream_usage_name(StreamUsage mode);
 [[nodiscard]] bool stream_usage_parse(std::string_view text, StreamUsage& mode);
 
+// A key's limits for one model (its `limits` column), with the shared slot its rate
+// buckets use (QuotaTable::model_slot_for, stable across reloads).
+struct ModelLimit {
+    std::string model;
+    uint32_t rpm = 0;  // 0 = none.
+    uint32_t tpm = 0;  // 0 = none.
+    uint32_t slot = 0;
+};
+
 struct KeyEntry {
     int64_t id = 0;
     KeyHash hash{};
@@ -51,17 +61,28 @@ struct KeyEntry {
     std::string key_prefix;  // Display only, e.g. "sk-rw-abcd".
     bool is_active = false;  // status == 'active'; revoked keys stay visible.
     bool has_quota_limit = false;
-    int64_t quota_limit_tokens = 0;  // Meaningful when has_quota_limit.
-    int64_t expires_at_s = 0;        // Unix seconds; 0 = never expires.
-    uint32_t rpm = 0;                // 0 = unlimited.
-    uint32_t concurrency_max = 0;    // 0 = unlimited.
-    uint32_t quota_slot = 0;         // Index into QuotaTable (stable across reloads).
-    bool allows_all_models = true;   // models column NULL.
+    int64_t quota_limit_tokens = 0;        // Meaningful when has_quota_limit.
+    int64_t expires_at_s = 0;              // Unix seconds; 0 = never expires.
+    uint32_t rpm = 0;                      // 0 = unlimited.
+    uint32_t concurrency_max = 0;          // 0 = unlimited.
+    uint32_t tpm = 0;                      // Tokens per minute; 0 = unlimited.
+    std::vector<ModelLimit> model_limits;  // Per-model rpm/tpm (few; scanned).
+    uint32_t quota_slot = 0;               // Index into QuotaTable (stable across reloads).
+    bool allows_all_models = true;         // models column NULL.
     std::vector<std::string> models;
     // The addresses the key may be used from, parsed once at load; empty: any address.
     std::vector<Cidr> allowed_cidrs;
 
     [[nodiscard]] bool allows_model(std::string_view model) const;
+    // The limits set for `model`, or nullptr. No allocation.
+    [[nodiscard]] const ModelLimit* model_limit(std::string_view model) const {
+        for (const ModelLimit& limit : model_limits) {
+            if (limit.model == model) {
+                return &limit;
+            }
+        }
+        return nullptr;
+    }
     // True when allowed_cidrs is empty or holds the client address. No allocation.
     [[nodiscard]] bool allows_address(const IpAddress& client) const {
         return allowed_cidrs.empty() || cidr_list_contains(allowed_cidrs, client);
@@ -175,8 +196,13 @@ public:
     // are taken (StorageConfig::keys_max).
     [[nodiscard]] Result<uint32_t> slot_for_key(int64_t key_id, int64_t initial_used_tokens);
     [[nodiscard]] uint32_t assigned_count() const { return assigned_count_; }
+    // Control plane, likewise: the rate-limit slot of (key_id, model), assigned on first
+    // sight; there are model_slot_count() of them. Fails when all are taken.
+    [[nodiscard]] Result<uint32_t> model_slot_for(int64_t key_id, const std::string& model);
+    [[nodiscard]] uint32_t model_slot_count() const { return slot_count_ * 4; }
 
 private:
+    std::map<std::pair<int64_t, std::string>, uint32_t> model_slots_;
     std::unique_ptr<std::atomic<int64_t>[]> counters_;
     std::unordered_map<int64_t, uint32_t> slot_by_key_id_;
     uint32_t slot_count_;
@@ -265,6 +291,8 @@ public:
 
 private:
     [[nodiscard]] bool reload_keys(std::vector<KeyEntry>& keys, std::string& error);
+    [[nodiscard]] bool key_model_limits_load(KeyEntry& key, std::string_view json,
+                                             std::string& error);
     [[nodiscard]] bool reload_channels(std::vector<ChannelEntry>& channels, std::string& error);
     [[nodiscard]] bool reload_prices(std::vector<PriceEntry>& prices, std::string& error);
 

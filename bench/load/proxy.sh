@@ -19,6 +19,10 @@
 #   STREAM_CHUNKS (20) TTFB_COUNT (200) PROFILE (1: perf after the tables, 0: skip)
 #   RESULTS_TSV (a file: one line per point, for bench/summary.py; unset: none)
 #   ONE_CPU (1: also measure c=1 with everything on SERVER_CPU) PROFILE_S (5) PERF_FREQ (999) PERF_CALLGRAPH (dwarf,16384) SERVER_CPU (0) CLIENT_CPU (1) SHARDS (1) WRK_THREADS (1) KEEP_WORK_DIR (0)
+#   READY_TIMEOUT_S (15) RW_KEY_JSON ({"name":"bench"}: the bench key's admin body, e.g. with "rpm"/"tpm" limits)
+#   BASELINE_BUILD (unset: none) another build dir whose ringway is measured in the same run,
+#   interleaved, as target "baseline" (e.g. main's build, to compare CPU per request);
+#   BASELINE_KEY_JSON (RW_KEY_JSON) its key's body
 # Loopback only; every step is bounded in time; the EXIT trap stops what this script started.
 set -u -o pipefail
 
@@ -40,9 +44,16 @@ wrk_threads=${WRK_THREADS:-1}
 cpu_count=$(nproc)
 server_cpu=${SERVER_CPU:-0}
 client_cpu=${CLIENT_CPU:-$(( cpu_count > 1 ? 1 : 0 ))}
-ready_timeout_s=15
+ready_timeout_s=${READY_TIMEOUT_S:-15}
 clk_tck=$(getconf CLK_TCK)
 admin_token=bench-admin-token-123456
+rw_key_json=${RW_KEY_JSON:-'{"name":"bench"}'}
+baseline_build=${BASELINE_BUILD:-}
+baseline_key_json=${BASELINE_KEY_JSON:-$rw_key_json}
+targets="direct nginx ringway"
+[[ -n $baseline_build ]] && targets+=" baseline"
+baseline_pid=""
+baseline_key=""
 cpu_goal=0.6
 latency_goal_us=15
 
@@ -69,10 +80,10 @@ fail() { failures+=("$*"); log "FAILURE: $*"; }
 cleanup() {
     local p
     for p in "${helper_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "$ringway_pid" "$nginx_pid" "$mock_pid"; do
+    for p in "$ringway_pid" "$baseline_pid" "$nginx_pid" "$mock_pid"; do
         [[ -n "$p" ]] && kill -TERM "$p" 2>/dev/null
     done
-    for p in "$ringway_pid" "$nginx_pid" "$mock_pid" "${helper_pids[@]}"; do
+    for p in "$ringway_pid" "$baseline_pid" "$nginx_pid" "$mock_pid" "${helper_pids[@]}"; do
         [[ -z "$p" ]] && continue
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$p" 2>/dev/null
@@ -106,11 +117,15 @@ write_bodies() {
     printf '{"model":"gpt-4o-mini",%s,"stream":true}' "$messages" >"$work_dir/stream.ringway.body"
 }
 
+is_gateway() { [[ $1 == ringway || $1 == baseline ]]; }
+
 body_for() {  # body_for MODE TARGET
-    if [[ $2 == ringway ]]; then echo "$work_dir/$1.ringway.body"; else echo "$work_dir/$1.body"; fi
+    if is_gateway "$2"; then echo "$work_dir/$1.ringway.body"; else echo "$work_dir/$1.body"; fi
 }
 
-auth_for() { [[ $1 == ringway ]] && echo "$rw_key" || echo "-"; }
+auth_for() {
+    case $1 in ringway) echo "$rw_key" ;; baseline) echo "$baseline_key" ;; *) echo "-" ;; esac
+}
 
 post() {  # post TARGET MODE [curl args...] — one request, prints the body.
     local target=$1 mode=$2 auth
@@ -178,45 +193,51 @@ start_nginx() {
         "127.0.0.1:${port[nginx]}, worker_processes $shards, CPU $server_cpu"
 }
 
-admin() {  # admin METHOD PATH [JSON]
+admin_target=ringway
+admin() {  # admin METHOD PATH [JSON] — to admin_target's admin API.
     curl -sS -m 5 -X "$1" -H "Authorization: Bearer $admin_token" \
         -H 'Content-Type: application/json' ${3:+--data-binary "$3"} \
-        "http://127.0.0.1:${port[admin]}$2"
+        "http://127.0.0.1:${port[admin_$admin_target]}$2"
 }
 
-start_ringway() {
-    local binary="$build_dir/ringway" deadline=$((SECONDS + ready_timeout_s)) created
-    [[ -x $binary ]] || { log "ringway: $binary not found"; return 1; }
-    ln -s "$(realpath "$binary")" "$work_dir/bench-gateway"
-    binary="$work_dir/bench-gateway"
-    port[ringway]=$(free_port)
-    port[admin]=$(free_port)
-    env RINGWAY_LISTEN="127.0.0.1:${port[ringway]}" RINGWAY_ADMIN_LISTEN="127.0.0.1:${port[admin]}" \
-        RINGWAY_ADMIN_TOKEN="$admin_token" RINGWAY_DB="$work_dir/rw.db" \
+start_ringway() {  # start_ringway [TARGET BUILD_DIR KEY_JSON] — ringway, or the baseline.
+    local name=${1:-ringway} from=${2:-$build_dir} key_json=${3:-$rw_key_json}
+    local binary="$from/ringway" deadline=$((SECONDS + ready_timeout_s)) created key server
+    [[ -x $binary ]] || { log "$name: $binary not found"; return 1; }
+    ln -s "$(realpath "$binary")" "$work_dir/bench-gateway-$name"
+    binary="$work_dir/bench-gateway-$name"
+    port[$name]=$(free_port)
+    port[admin_$name]=$(free_port)
+    admin_target=$name
+    env RINGWAY_LISTEN="127.0.0.1:${port[$name]}" RINGWAY_ADMIN_LISTEN="127.0.0.1:${port[admin_$name]}" \
+        RINGWAY_ADMIN_TOKEN="$admin_token" RINGWAY_DB="$work_dir/$name.db" \
         RINGWAY_SHARDS="$shards" RINGWAY_LOG_LEVEL=warn \
-        "${server_pin[@]}" "$binary" >"$work_dir/ringway.log" 2>&1 &
-    ringway_pid=$!
-    pid[ringway]=$ringway_pid
-    until curl -fsS -m 1 -o /dev/null "http://127.0.0.1:${port[ringway]}/healthz" 2>/dev/null; do
-        if ! kill -0 "$ringway_pid" 2>/dev/null || (( SECONDS >= deadline )); then
-            log "ringway did not become healthy; its log:"; tail -20 "$work_dir/ringway.log" >&2
+        "${server_pin[@]}" "$binary" >"$work_dir/$name.log" 2>&1 &
+    server=$!
+    pid[$name]=$server
+    if [[ $name == ringway ]]; then ringway_pid=$server; else baseline_pid=$server; fi
+    until curl -fsS -m 1 -o /dev/null "http://127.0.0.1:${port[$name]}/healthz" 2>/dev/null; do
+        if ! kill -0 "$server" 2>/dev/null || (( SECONDS >= deadline )); then
+            log "$name did not become healthy; its log:"; tail -20 "$work_dir/$name.log" >&2
             return 1
         fi
         sleep 0.1
     done
-    created=$(admin POST /admin/keys '{"name":"bench"}') || return 1
-    rw_key=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])' <<<"$created") ||
-        { log "ringway: key creation answered: $created"; return 1; }
+    created=$(admin POST /admin/keys "$key_json") || return 1
+    key=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])' <<<"$created") ||
+        { log "$name: key creation answered: $created"; return 1; }
+    if [[ $name == ringway ]]; then rw_key=$key; else baseline_key=$key; fi
     created=$(admin POST /admin/channels "{\"name\":\"mock\",\"kind\":\"openai\",\
 \"base_url\":\"http://127.0.0.1:${port[direct]}\",\"api_key\":\"sk-mock\",\
 \"allow_private_network\":true}") || return 1
-    if ! wait_post_ok ringway "$ringway_pid"; then
-        log "ringway: no 200 through 127.0.0.1:${port[ringway]} (channel: $created); log:"
-        tail -20 "$work_dir/ringway.log" >&2
-        post ringway json >&2
+    if ! wait_post_ok "$name" "$server"; then
+        log "$name: no 200 through 127.0.0.1:${port[$name]} (channel: $created); log:"
+        tail -20 "$work_dir/$name.log" >&2
+        post "$name" json >&2
         return 1
     fi
-    log "ringway: pid $ringway_pid, 127.0.0.1:${port[ringway]} (admin ${port[admin]})," \
+    admin_target=ringway
+    log "$name: pid $server from $from, 127.0.0.1:${port[$name]} (admin ${port[admin_$name]}), key $key_json," \
         "RINGWAY_SHARDS=$shards, all threads on CPU $server_cpu"
 }
 
@@ -252,7 +273,7 @@ wrk_requests() { awk '/requests in/ {print $1}' "$1" | head -1; }
 run_wrk() {  # run_wrk TARGET MODE CONNECTIONS SECONDS OUTFILE
     local target=$1 mode=$2 c=$3 seconds=$4 out=$5 threads=$wrk_threads status completed
     (( threads > c )) && threads=$c
-    WRK_BODY_FILE=$(body_for "$mode" "$target") WRK_AUTH=$([[ $target == ringway ]] && echo "$rw_key") \
+    WRK_BODY_FILE=$(body_for "$mode" "$target") WRK_AUTH=$(is_gateway "$target" && auth_for "$target") \
         "${wrk_pin[@]}" timeout -k 5 $((seconds + 20)) \
         wrk -t"$threads" -c"$c" -d"${seconds}s" --timeout 5s --latency -s "$script_dir/post.lua" \
         "http://127.0.0.1:${port[$target]}" >"$out" 2>&1
@@ -269,12 +290,12 @@ run_wrk() {  # run_wrk TARGET MODE CONNECTIONS SECONDS OUTFILE
 # all later numbers meaningless, so the run stops there.
 servers_alive() {
     local target status
-    for target in direct nginx ringway; do
+    for target in $targets; do
         [[ -n ${pid[$target]:-} ]] || continue
         kill -0 "${pid[$target]}" 2>/dev/null && continue
         wait "${pid[$target]}"; status=$?
         fail "$1: $target (pid ${pid[$target]}) died, exit status $status — stopping"
-        [[ $target == ringway ]] && tail -20 "$work_dir/ringway.log" >&2
+        is_gateway "$target" && tail -20 "$work_dir/$target.log" >&2
         [[ $target == direct ]] && tail -20 "$work_dir/mock.err" >&2
         printf '!!!!!!!! %s\n' "${failures[@]}"
         return 1
@@ -341,7 +362,7 @@ one_cpu_latency() {
     taskset -a -p -c "$server_cpu" "$mock_pid" >/dev/null || return 1
     wrk_pin=(taskset -c "$server_cpu")
     for mode in $modes; do
-        for target in direct nginx ringway; do
+        for target in $targets; do
             measure "$mode" "$target" 1 onecpu
         done
     done
@@ -374,7 +395,7 @@ print_mode_table() {
     printf '%-8s %4s %9s %9s %9s %10s %9s %7s %9s %8s %7s %6s %5s\n' target c req/s \
         p50_us p99_us cpu_us/req proc_cpu% rss_MB mock_us/rq non-2xx 503_ovl sockerr load
     for c in $concurrency_list; do
-        for target in direct nginx ringway; do
+        for target in $targets; do
             f="$work_dir/$mode.$target.$c.result"
             if [[ ! -f $f ]]; then printf '%-8s %4s   (not measured)\n' "$target" "$c"; continue; fi
             printf '%-8s %4s %9s %9s %9s %10s %9s %7s %9s %8s %7s %6s %5s\n' "$target" "$c" \
@@ -392,6 +413,14 @@ print_mode_table() {
         printf '  c=%s %s %s' "$c" "$r" "$(verdict "$r" "$cpu_goal")"
     done
     printf '\n'
+    if [[ -n $baseline_build ]]; then
+        printf 'ringway/baseline CPU per request (same run, interleaved):'
+        for c in $concurrency_list; do
+            printf '  c=%s %s' "$c" "$(ratio "$(value "$work_dir/$mode.ringway.$c.result" cpu_us)" \
+                "$(value "$work_dir/$mode.baseline.$c.result" cpu_us)")"
+        done
+        printf '\n'
+    fi
     local first_c=${concurrency_list%% *} d_p50 n_p50 r_p50
     d_p50=$(value "$work_dir/$mode.direct.$first_c.result" p50_us)
     n_p50=$(value "$work_dir/$mode.nginx.$first_c.result" p50_us)
@@ -408,7 +437,7 @@ print_mode_table() {
         de=$(value "$work_dir/stream.direct.ttfb" event_p50_us)
         printf 'time to first byte (ttfb.py, %s sequential requests, one keep-alive conn, p50):\n' \
             "$ttfb_count"
-        for target in direct nginx ringway; do
+        for target in $targets; do
             f="$work_dir/stream.$target.ttfb"
             [[ -f $f ]] || continue
             printf '  %-8s first byte %8s us (added %7s)  first data: event %8s us (added %7s)  whole stream %8s us\n' \
@@ -443,7 +472,7 @@ print_tables() {
     local target f d
     for mode in $modes; do
         d=$(value "$work_dir/$mode.direct.1.onecpu.result" p50_us)
-        for target in direct nginx ringway; do
+        for target in $targets; do
             f="$work_dir/$mode.$target.1.onecpu.result"
             [[ -f $f ]] || continue
             printf '%-7s %-8s %9s %9s %9s %10s %13s\n' "$mode" "$target" "$(value "$f" rps)" \
@@ -483,7 +512,7 @@ check_metering() {
     wait "$ringway_pid"; status=$?
     ringway_pid=""
     (( status == 0 )) || fail "ringway exited with status $status after SIGTERM"
-    rows=$(timeout 20 sqlite3 "$work_dir/rw.db" 'select count(*) from usage_logs' 2>&1)
+    rows=$(timeout 20 sqlite3 "$work_dir/ringway.db" 'select count(*) from usage_logs' 2>&1)
     printf 'after SIGTERM (exit status %s): usage_logs rows %s, ringway_usage_records_total %s' \
         "$status" "$rows" "$records"
     if [[ $rows == "$records" ]]; then printf ' -> OK\n'; else
@@ -591,9 +620,12 @@ main() {
     start_mock || exit 1
     start_nginx || exit 1
     start_ringway || exit 1
+    if [[ -n $baseline_build ]]; then
+        start_ringway baseline "$baseline_build" "$baseline_key_json" || exit 1
+    fi
     local mode target c
     for mode in $modes; do
-        for target in direct nginx ringway; do
+        for target in $targets; do
             printf '%s %s response: %s bytes\n' "$mode" "$target" \
                 "$(post "$target" "$mode" | wc -c)" >>"$work_dir/sizes"
         done
@@ -601,12 +633,12 @@ main() {
     rw_records_before=$(metric ringway_usage_records_total)
     for mode in $modes; do
         for c in $concurrency_list; do
-            for target in direct nginx ringway; do   # Interleaved: drift hits all three alike.
+            for target in $targets; do   # Interleaved: drift hits all alike.
                 measure "$mode" "$target" "$c"
             done
         done
         if [[ $mode == stream ]]; then
-            for target in direct nginx ringway; do measure_ttfb "$target"; done
+            for target in $targets; do measure_ttfb "$target"; done
         fi
     done
     [[ ${ONE_CPU:-1} == 1 ]] && one_cpu_latency

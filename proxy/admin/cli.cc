@@ -323,8 +323,14 @@ bool key_body(const Args& args, bool is_create, std::string& out, std::string& e
     }
     if (!add_int_option(args, "quota", "quota_tokens", false, "none", body, error) ||
         !add_int_option(args, "rpm", "rpm", false, {}, body, error) ||
-        !add_int_option(args, "concurrency", "max_concurrency", false, {}, body, error)) {
+        !add_int_option(args, "concurrency", "max_concurrency", false, {}, body, error) ||
+        !add_int_option(args, "tpm", "tpm", false, {}, body, error)) {
         return false;
+    }
+    // Per-model limits as JSON ({"gpt-4o":{"rpm":60,"tpm":90000}}), checked by the server;
+    // "none" clears them.
+    if (const std::string* limits = args_option(args, "limits")) {
+        body.add("limits", *limits == "none" ? std::string("null") : *limits);
     }
     if (const std::string* models = args_option(args, "models")) {
         body.add("models", *models == "all" ? std::string("null") : models_json(*models));
@@ -412,8 +418,8 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
     std::string id;
     if (verb == "create") {
         if (!args_only(args,
-                       {"name", "quota", "models", "rpm", "concurrency", "expires", "key-env",
-                        "allowed-cidrs"},
+                       {"name", "quota", "models", "rpm", "concurrency", "tpm", "limits", "expires",
+                        "key-env", "allowed-cidrs"},
                        error)) {
             return false;
         }
@@ -444,7 +450,8 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
         return args_only(args, {}, error);
     }
     if (!args_only(args,
-                   {"name", "quota", "models", "rpm", "concurrency", "expires", "allowed-cidrs"},
+                   {"name", "quota", "models", "rpm", "concurrency", "tpm", "limits", "expires",
+                    "allowed-cidrs"},
                    error)) {
         return false;
     }

@@ -77,6 +77,9 @@ std::string field_text(simdjson::dom::element object, std::string_view name) {
     if (value.get_bool().get(flag) == simdjson::SUCCESS) {
         return flag ? "yes" : "no";
     }
+    if (value.is_object()) {
+        return simdjson::minify(value);  // e.g. a key's per-model limits.
+    }
     if (value.get_array().get(items) != simdjson::SUCCESS) {
         return "?";
     }
@@ -120,8 +123,8 @@ std::string nested_text(simdjson::dom::element item, std::string_view object, st
 Row shape_header(CliShape shape) {
     switch (shape) {
         case CliShape::key:
-            return {"ID",      "NAME",   "PREFIX", "STATUS", "QUOTA",     "USED",
-                    "EXPIRES", "MODELS", "RPM",    "CONC",   "SPEND_USD", "ALLOWED_CIDRS"};
+            return {"ID",     "NAME", "PREFIX", "STATUS",    "QUOTA",         "USED", "EXPIRES",
+                    "MODELS", "RPM",  "CONC",   "SPEND_USD", "ALLOWED_CIDRS", "TPM",  "LIMITS"};
         case CliShape::channel:
             return {"ID",   "NAME",   "KIND",    "BASE_URL", "API_KEY", "MODELS",
                     "PRIO", "WEIGHT", "ENABLED", "HEALTH",   "SINCE",   "LAST_ERROR"};
@@ -156,7 +159,9 @@ Row shape_row(CliShape shape, simdjson::dom::element item) {
                     f("rpm"),
                     f("max_concurrency"),
                     f("spend_usd"),
-                    f("allowed_cidrs")};
+                    f("allowed_cidrs"),
+                    f("tpm"),
+                    f("limits")};
         case CliShape::channel:
             return {f("id"),
                     f("name"),

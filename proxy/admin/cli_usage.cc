@@ -15,15 +15,17 @@ struct CommandUsage {
 constexpr CommandUsage command_usages[] = {
     {"key", "create",
      "  ringway key create --name NAME [--quota TOKENS] [--models a,b] [--rpm N]\n"
-     "                     [--concurrency N] [--expires 30d|UNIX_SECONDS] [--key-env VAR]\n"
-     "                     [--allowed-cidrs 10.0.0.0/8,2001:db8::/32]\n"},
+     "                     [--concurrency N] [--tpm N] [--limits JSON]\n"
+     "                     [--expires 30d|UNIX_SECONDS] [--key-env VAR]\n"
+     "                     [--allowed-cidrs 10.0.0.0/8,2001:db8::/32]\n"
+     "                     (--limits '{\"gpt-4o\":{\"rpm\":60,\"tpm\":90000}}': per model)\n"},
     {"key", "list", "  ringway key list\n"},
     {"key", "show", "  ringway key show ID\n"},
     {"key", "revoke", "  ringway key revoke ID\n"},
     {"key", "update",
      "  ringway key update ID [--name N] [--quota TOKENS|none] [--models a,b|all] [--rpm N]\n"
-     "                     [--concurrency N] [--expires 30d|UNIX_SECONDS|never]\n"
-     "                     [--allowed-cidrs CIDR,CIDR|any]\n"},
+     "                     [--concurrency N] [--tpm N] [--limits JSON|none]\n"
+     "                     [--expires 30d|UNIX_SECONDS|never] [--allowed-cidrs CIDR,CIDR|any]\n"},
     {"channel", "add",
      "  ringway channel add --name NAME --kind openai|anthropic|openai-compatible\n"
      "                     --base-url URL --api-key-env VAR [--models a,b]\n"

@@ -15,6 +15,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "proxy/admin/json.h"
+#include "storage/json_lite.h"
 #include "storage/keys.h"
 #include "storage/queries.h"
 
@@ -39,6 +40,10 @@ struct KeyFields {
     int64_t rpm = 0;
     bool has_concurrency = false;
     int64_t concurrency_max = 0;
+    bool has_tpm = false;
+    int64_t tpm = 0;
+    bool has_limits = false;
+    std::string limits_json;  // Canonical JSON object; empty (null or {}): none.
     bool has_secret = false;
     std::string secret;  // "key": an imported secret; never logged or echoed.
     bool has_allowed_cidrs = false;
@@ -74,6 +79,104 @@ bool key_cidrs_read(KeyFields& fields, std::string_view key, ondemand::value& va
     return true;
 }
 
+// The limits as JSON text, canonical: {"gpt-4o":{"rpm":60,"tpm":90000}}; empty for none.
+std::string key_limits_json(const std::vector<ModelLimitSpec>& limits) {
+    if (limits.empty()) {
+        return {};
+    }
+    JsonOut out;
+    out.begin_object();
+    for (const ModelLimitSpec& limit : limits) {
+        out.key(limit.model).begin_object();
+        out.key("rpm").number(limit.rpm).key("tpm").number(limit.tpm);
+        out.end_object();
+    }
+    out.end_object();
+    return out.take();
+}
+
+// One model's {"rpm": N, "tpm": N} (both optional, nothing else).
+bool key_model_limit_read(ondemand::value& value, std::string_view key, ModelLimitSpec& limit,
+                          std::string& error) {
+    ondemand::object object;
+    if (value.get_object().get(object) != simdjson::SUCCESS) {
+        return json_field_error(key, "must map each model to {\"rpm\": N, \"tpm\": N}", error);
+    }
+    for (auto item : object) {
+        ondemand::field member;
+        std::string_view name;
+        if (std::move(item).get(member) != simdjson::SUCCESS ||
+            member.unescaped_key().get(name) != simdjson::SUCCESS) {
+            return json_field_error(key, "is not valid JSON", error);
+        }
+        if (name != "rpm" && name != "tpm") {
+            return json_field_error(key, "may set only \"rpm\" and \"tpm\" per model", error);
+        }
+        int64_t& out = name == "rpm" ? limit.rpm : limit.tpm;  // Before the key view dies.
+        if (!json_read_int(member.value(), key, 0, UINT32_MAX, out, error)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// "limits": null, or an object of model name -> {"rpm": N, "tpm": N} (both optional).
+bool key_limits_read(KeyFields& fields, std::string_view key, ondemand::value& value,
+                     std::string& error) {
+    fields.has_limits = true;
+    fields.limits_json.clear();
+    if (json_is_null(value)) {
+        return true;
+    }
+    ondemand::object object;
+    if (value.get_object().get(object) != simdjson::SUCCESS) {
+        return json_field_error(key, "must be an object of model -> {\"rpm\": N, \"tpm\": N}",
+                                error);
+    }
+    std::vector<ModelLimitSpec> limits;
+    for (auto item : object) {
+        ondemand::field member;
+        std::string_view model;
+        if (std::move(item).get(member) != simdjson::SUCCESS ||
+            member.unescaped_key().get(model) != simdjson::SUCCESS) {
+            return json_field_error(key, "is not valid JSON", error);
+        }
+        ModelLimitSpec limit;
+        limit.model = std::string(model);  // The key view dies when the value is read.
+        for (const ModelLimitSpec& other : limits) {
+            if (other.model == limit.model) {
+                return json_field_error(key, "names a model twice", error);
+            }
+        }
+        if (!key_model_limit_read(member.value(), key, limit, error)) {
+            return false;
+        }
+        limits.push_back(std::move(limit));
+    }
+    if (limits.size() > admin_models_count_max) {
+        return json_field_error(key, "has too many entries", error);
+    }
+    fields.limits_json = key_limits_json(limits);
+    return true;
+}
+
+// The stored limits as the admin API shows them (null: none).
+void json_out_limits(JsonOut& out, const std::string& limits_json) {
+    std::vector<ModelLimitSpec> limits;
+    std::string error;
+    if (limits_json.empty() || !json_parse_model_limits(limits_json, limits, error)) {
+        out.null();
+        return;
+    }
+    out.begin_object();
+    for (const ModelLimitSpec& limit : limits) {
+        out.key(limit.model).begin_object();
+        out.key("rpm").number(limit.rpm).key("tpm").number(limit.tpm);
+        out.end_object();
+    }
+    out.end_object();
+}
+
 bool key_field_read(KeyFields& fields, std::string_view key, ondemand::value& value,
                     std::string& error) {
     constexpr int64_t u32_max = UINT32_MAX;
@@ -106,6 +209,13 @@ bool key_field_read(KeyFields& fields, std::string_view key, ondemand::value& va
         fields.has_concurrency = true;
         return json_read_int(value, key, 0, u32_max, fields.concurrency_max, error);
     }
+    if (key == "tpm") {
+        fields.has_tpm = true;
+        return json_read_int(value, key, 0, u32_max, fields.tpm, error);
+    }
+    if (key == "limits") {
+        return key_limits_read(fields, key, value, error);
+    }
     if (key == "key") {
         fields.has_secret = true;
         return json_read_string(value, key, fields.secret, error);
@@ -137,6 +247,12 @@ void key_fields_apply(const KeyFields& fields, KeySpec& spec) {
     if (fields.has_concurrency) {
         spec.concurrency_max = uint32_t(fields.concurrency_max);
     }
+    if (fields.has_tpm) {
+        spec.tpm = uint32_t(fields.tpm);
+    }
+    if (fields.has_limits) {
+        spec.limits_json = fields.limits_json;
+    }
     if (fields.has_allowed_cidrs) {
         spec.allowed_cidrs_json =
             fields.allowed_cidrs.empty() ? std::string() : json_string_array(fields.allowed_cidrs);
@@ -153,6 +269,8 @@ KeySpec key_spec_from_info(const KeyInfo& info) {
     spec.models_json = info.models_json;
     spec.rpm = uint32_t(info.rpm);
     spec.concurrency_max = uint32_t(info.concurrency_max);
+    spec.tpm = uint32_t(info.tpm);
+    spec.limits_json = info.limits_json;
     spec.allowed_cidrs_json = info.allowed_cidrs_json;
     return spec;
 }
@@ -172,6 +290,8 @@ void json_out_key(JsonOut& out, const KeyInfo& key, std::string_view secret = {}
     out.key("models");
     key.allows_all_models ? out.null() : (json_out_models(out, key.models_json), out);
     out.key("rpm").number(key.rpm).key("max_concurrency").number(key.concurrency_max);
+    out.key("tpm").number(key.tpm).key("limits");
+    json_out_limits(out, key.limits_json);
     out.key("allowed_cidrs");
     key.allowed_cidrs_json.empty() ? out.null()
                                    : (json_out_models(out, key.allowed_cidrs_json), out);

@@ -187,6 +187,36 @@ TEST(ProxyNodeSdkTest, OfficialOpenAiSdkWorksThroughTheGateway) {
     EXPECT_EQ(cut, 1);
 }
 
+// A key's rpm as the SDK meets it: RateLimitError with the x-ratelimit-* headers, and the
+// SDK's own retry succeeding after the wait (rpm 30: one request every 2 s).
+TEST(ProxyNodeSdkTest, OpenAiSdkSeesTheRateLimitAndItsRetrySucceeds) {
+    const std::string node = node_ready();
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    MockUpstream mock;
+    ASSERT_NO_FATAL_FAILURE(start_mock(mock));
+    Gateway gateway;
+    ASSERT_NO_FATAL_FAILURE(gateway.start({{"RINGWAY_SHARDS", "2"}}));
+    ChannelSpec spec;
+    spec.name = "main";
+    spec.mock_port = mock.port();
+    spec.models = {"gpt-4o-mini"};
+    ASSERT_GT(gateway.create_channel(spec), 0);
+    ASSERT_EQ(gateway.wait_channels_routable().at("main").status, 200);
+    const Key key = gateway.create_key(R"({"name":"limited","rpm":30})");
+    ASSERT_NO_FATAL_FAILURE(mock_reset(mock.port()));
+    const std::string gateway_url = "http://127.0.0.1:" + std::to_string(gateway.port());
+    std::string output;
+    const int code = run(node, {"--test", "--test-reporter=spec", "rate_limit_sdk_test.mjs"},
+                         {{"RINGWAY_BASE_URL", gateway_url + "/v1"},
+                          {"RINGWAY_LIMITED_KEY", key.secret},
+                          {"RINGWAY_LIMITED_RPM", "30"},
+                          {"NO_COLOR", "1"}},
+                         RW_NODE_TEST_DIR, 120000, &output);
+    EXPECT_EQ(code, 0) << output << "\nringway log:\n" << gateway.ringway().stderr_text();
+    // 30 at once, the refused one never reached the upstream, then the retried one.
+    EXPECT_EQ(mock_requests(mock.port()), 31);
+}
+
 TEST(ProxyNodeSdkTest, OfficialAnthropicSdkWorksThroughTheGateway) {
     const std::string node = node_ready();
     ASSERT_FALSE(::testing::Test::HasFatalFailure());

@@ -36,5 +36,27 @@ TEST(JsonLite, StringMap) {
     }
 }
 
+TEST(JsonLite, ModelLimits) {
+    std::vector<ModelLimitSpec> out;
+    std::string error;
+    ASSERT_TRUE(json_parse_model_limits(
+        R"({"gpt-4o": {"rpm": 60, "tpm": 90000}, "o1": {"tpm": 4294967295}, "x": {}})", out, error))
+        << error;
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[0].model, "gpt-4o");
+    EXPECT_EQ(out[0].rpm, 60);
+    EXPECT_EQ(out[0].tpm, 90000);
+    EXPECT_EQ(out[1].rpm, 0);
+    EXPECT_EQ(out[1].tpm, 4294967295);
+    ASSERT_TRUE(json_parse_model_limits("{}", out, error));
+    EXPECT_TRUE(out.empty());
+    for (const char* bad :
+         {"", "[]", R"({"a":1})", R"({"a":{"rpm":-1}})", R"({"a":{"rpm":4294967296}})",
+          R"({"a":{"rps":1}})", R"({"a":{"rpm":1,"rpm":2}})", R"({"a":{},"a":{}})",
+          R"({"a":{"rpm":01}})", R"({"a":{"rpm":1.5}})", R"({"a":{}} x)"}) {
+        EXPECT_FALSE(json_parse_model_limits(bad, out, error)) << bad;
+    }
+}
+
 }  // namespace
 }  // namespace rw

@@ -209,6 +209,39 @@ TEST_F(AdminCliTest, KeyAllowedCidrs) {
     EXPECT_TRUE(entry->allows_address(outside));
 }
 
+// --tpm and --limits JSON: stored, in the snapshot with a rate slot per model, shown by the
+// table; "none" clears the limits; a bad limits object is the server's 400.
+TEST_F(AdminCliTest, KeyTokensPerMinuteAndPerModelLimits) {
+    const CliRun created = run_cli({"key", "create", "--name", "limited", "--tpm", "90000",
+                                    "--limits", R"({"gpt-4o":{"rpm":60,"tpm":9000}})"});
+    ASSERT_EQ(created.exit_code, 0) << created.err;
+    EXPECT_NE(created.out.find("TPM"), std::string::npos) << created.out;
+    EXPECT_NE(created.out.find(R"({"gpt-4o":{"rpm":60,"tpm":9000}})"), std::string::npos)
+        << created.out;
+    const size_t secret_at = created.out.find("sk-rw-");
+    ASSERT_NE(secret_at, std::string::npos) << created.out;
+    const KeyHash hash = key_hash(created.out.substr(secret_at, key_secret_bytes));
+    const KeyEntry* entry = snapshots_.publisher().current()->find_key(hash);
+    ASSERT_NE(entry, nullptr);
+    EXPECT_EQ(entry->tpm, 90000u);
+    const ModelLimit* model = entry->model_limit("gpt-4o");
+    ASSERT_NE(model, nullptr);
+    EXPECT_EQ(model->rpm, 60u);
+    EXPECT_EQ(model->tpm, 9000u);
+    EXPECT_EQ(entry->model_limit("gpt-4o-mini"), nullptr);
+    const std::string id = std::to_string(entry->id);
+
+    const CliRun bad = run_cli({"key", "update", id, "--limits", R"({"gpt-4o":{"rpm":"x"}})"});
+    EXPECT_EQ(bad.exit_code, 1);
+    EXPECT_NE(bad.err.find("limits"), std::string::npos) << bad.err;
+
+    const CliRun cleared = run_cli({"key", "update", id, "--limits", "none", "--tpm", "0"});
+    ASSERT_EQ(cleared.exit_code, 0) << cleared.err;
+    entry = snapshots_.publisher().current()->find_key(hash);
+    EXPECT_TRUE(entry->model_limits.empty());
+    EXPECT_EQ(entry->tpm, 0u);
+}
+
 TEST_F(AdminCliTest, ChannelAddNeverPrintsTheUpstreamKey) {
     const std::string upstream_key = "sk-cli-upstream-secret-abcd1234";
     ::setenv("RINGWAY_TEST_UPSTREAM_KEY", upstream_key.c_str(), 1);
