@@ -120,8 +120,9 @@ std::string nested_text(simdjson::dom::element item, std::string_view object, st
 Row shape_header(CliShape shape) {
     switch (shape) {
         case CliShape::key:
-            return {"ID",      "NAME",   "PREFIX", "STATUS", "QUOTA",     "USED",
-                    "EXPIRES", "MODELS", "RPM",    "CONC",   "SPEND_USD", "ALLOWED_CIDRS"};
+            return {"ID",        "NAME",          "PREFIX", "STATUS",     "QUOTA",
+                    "USED",      "EXPIRES",       "MODELS", "RPM",        "CONC",
+                    "SPEND_USD", "ALLOWED_CIDRS", "PERIOD", "BUDGET_USD", "PERIOD_SPEND_USD"};
         case CliShape::channel:
             return {"ID",   "NAME",   "KIND",    "BASE_URL", "API_KEY", "MODELS",
                     "PRIO", "WEIGHT", "ENABLED", "HEALTH",   "SINCE",   "LAST_ERROR"};
@@ -156,7 +157,10 @@ Row shape_row(CliShape shape, simdjson::dom::element item) {
                     f("rpm"),
                     f("max_concurrency"),
                     f("spend_usd"),
-                    f("allowed_cidrs")};
+                    f("allowed_cidrs"),
+                    f("period"),
+                    nested_text(item, "current_period", "budget_usd", false),
+                    nested_text(item, "current_period", "spend_usd", false)};
         case CliShape::channel:
             return {f("id"),
                     f("name"),

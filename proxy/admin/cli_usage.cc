@@ -16,14 +16,17 @@ constexpr CommandUsage command_usages[] = {
     {"key", "create",
      "  ringway key create --name NAME [--quota TOKENS] [--models a,b] [--rpm N]\n"
      "                     [--concurrency N] [--expires 30d|UNIX_SECONDS] [--key-env VAR]\n"
-     "                     [--allowed-cidrs 10.0.0.0/8,2001:db8::/32]\n"},
+     "                     [--allowed-cidrs 10.0.0.0/8,2001:db8::/32]\n"
+     "                     [--budget-usd USD] [--period none|daily|weekly|monthly]\n"},
     {"key", "list", "  ringway key list\n"},
     {"key", "show", "  ringway key show ID\n"},
     {"key", "revoke", "  ringway key revoke ID\n"},
     {"key", "update",
      "  ringway key update ID [--name N] [--quota TOKENS|none] [--models a,b|all] [--rpm N]\n"
      "                     [--concurrency N] [--expires 30d|UNIX_SECONDS|never]\n"
-     "                     [--allowed-cidrs CIDR,CIDR|any]\n"},
+     "                     [--allowed-cidrs CIDR,CIDR|any]\n"
+     "                     [--budget-usd USD|none] [--period none|daily|weekly|monthly]\n"},
+    {"key", "topup", "  ringway key topup ID AMOUNT_USD [--reason TEXT]\n"},
     {"channel", "add",
      "  ringway channel add --name NAME --kind openai|anthropic|openai-compatible\n"
      "                     --base-url URL --api-key-env VAR [--models a,b]\n"
