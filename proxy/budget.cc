@@ -129,7 +129,8 @@ void budget_settle(Gateway& gateway, ProxyRequest& request, int64_t charged_toke
         budgets.settle(slot, BudgetTable::nano, request.budget_nano_tag, reserved, charged_nano);
         if (charged_nano > reserved) {
             gateway.metrics.budget_overshoot_requests.add();
-            gateway.metrics.budget_overshoot_nano.add(static_cast<uint64_t>(charged_nano - reserved));
+            gateway.metrics.budget_overshoot_nano.add(
+                static_cast<uint64_t>(charged_nano - reserved));
         }
         RW_ASSERT(gateway.budget_reserved_nano >= static_cast<uint64_t>(reserved));
         gateway.budget_reserved_nano -= static_cast<uint64_t>(reserved);

@@ -25,8 +25,7 @@ class Snapshot;
 
 // At the head: is anything left of the key's budget and per-period quota in the current
 // period? Fault::none, or 429 with request.retry_after_s set when the period ends.
-[[nodiscard]] Fault budget_check_head(Gateway& gateway, ProxyRequest& request,
-                                      const KeyEntry& key);
+[[nodiscard]] Fault budget_check_head(Gateway& gateway, ProxyRequest& request, const KeyEntry& key);
 
 // After routing: reserves the request's bound in the key's per-period words. A key with a
 // money budget refuses a model that any candidate channel has no price for (403

@@ -75,8 +75,8 @@ std::string_view budget_period_name(BudgetPeriod period) {
 }
 
 bool budget_period_parse(std::string_view text, BudgetPeriod& period) {
-    for (const BudgetPeriod candidate : {BudgetPeriod::none, BudgetPeriod::daily,
-                                         BudgetPeriod::weekly, BudgetPeriod::monthly}) {
+    for (const BudgetPeriod candidate :
+         {BudgetPeriod::none, BudgetPeriod::daily, BudgetPeriod::weekly, BudgetPeriod::monthly}) {
         if (text == budget_period_name(candidate)) {
             period = candidate;
             return true;
@@ -130,11 +130,16 @@ void budget_day_text(int64_t unix_s, char* out) {
     uint32_t day = 0;
     civil_from_days(floor_div(unix_s, seconds_per_day), year, month, day);
     const uint32_t y = uint32_t(std::clamp<int64_t>(year, 0, 9999));
-    const char text[10] = {char('0' + y / 1000),      char('0' + y / 100 % 10),
-                           char('0' + y / 10 % 10),   char('0' + y % 10),
-                           '-',                       char('0' + month / 10),
-                           char('0' + month % 10),    '-',
-                           char('0' + day / 10),      char('0' + day % 10)};
+    const char text[10] = {char('0' + y / 1000),
+                           char('0' + y / 100 % 10),
+                           char('0' + y / 10 % 10),
+                           char('0' + y % 10),
+                           '-',
+                           char('0' + month / 10),
+                           char('0' + month % 10),
+                           '-',
+                           char('0' + day / 10),
+                           char('0' + day % 10)};
     std::copy(text, text + 10, out);
 }
 

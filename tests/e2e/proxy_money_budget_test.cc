@@ -45,9 +45,9 @@ int64_t bound_nano(const std::string& body) {
 }
 
 std::string budget_body(std::string_view x_mock) {
-    return chat_body("gpt-4o-mini", false,
-                     R"("x_mock":{"prompt-tokens":10)" + std::string(x_mock) +
-                         R"(},"max_tokens":64)");
+    return chat_body(
+        "gpt-4o-mini", false,
+        R"("x_mock":{"prompt-tokens":10)" + std::string(x_mock) + R"(},"max_tokens":64)");
 }
 
 class MoneyBudget : public ::testing::Test {
@@ -185,8 +185,8 @@ TEST_P(MoneyBudgetShards, SixtyFourClientsHammeringOneKeyNeverOvershoot) {
     EXPECT_EQ(other_count.load(), 0);
     EXPECT_GE(ok_count.load(), 1);
     EXPECT_TRUE(poll_until(Deadline::after_ms(10000), [&] {
-        return scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id = " +
-                      std::to_string(key.id)) == ok_count.load();
+        return scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id = " + std::to_string(key.id)) ==
+               ok_count.load();
     }));
     EXPECT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
         return spend_nano(key) == real_cost_nano * ok_count.load();
@@ -197,10 +197,11 @@ TEST_P(MoneyBudgetShards, SixtyFourClientsHammeringOneKeyNeverOvershoot) {
         return gateway_.metric("ringway_budget_reserved_nano_usd") == 0;
     }));
     EXPECT_EQ(gateway_.metric("ringway_budget_overshoot_nano_usd_total"), 0);
-    std::printf("hammer: shards=%d clients=64 served=%d spend_nano=%lld budget_nano=%lld "
-                "(%.1f%% of it) in %.2f s\n",
-                GetParam(), ok_count.load(), (long long)spend_nano(key), (long long)budget,
-                100.0 * double(spend_nano(key)) / double(budget), seconds);
+    std::printf(
+        "hammer: shards=%d clients=64 served=%d spend_nano=%lld budget_nano=%lld "
+        "(%.1f%% of it) in %.2f s\n",
+        GetParam(), ok_count.load(), (long long)spend_nano(key), (long long)budget,
+        100.0 * double(spend_nano(key)) / double(budget), seconds);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shards, MoneyBudgetShards, ::testing::Values(1, 2),
@@ -223,10 +224,10 @@ TEST_F(MoneyBudget, ReservationsAreSettledOnEveryExitPath) {
     {
         Client client;
         ASSERT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000)));
-        ASSERT_TRUE(client.send(post_request("/v1/chat/completions",
-                                             budget_body(R"(,"first-byte-delay-ms":5000)"),
-                                             key.secret),
-                                Deadline::after_ms(5000)));
+        ASSERT_TRUE(
+            client.send(post_request("/v1/chat/completions",
+                                     budget_body(R"(,"first-byte-delay-ms":5000)"), key.secret),
+                        Deadline::after_ms(5000)));
         ASSERT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
             return gateway_.metric("ringway_budget_reserved_nano_usd") > 0;
         }));
@@ -239,10 +240,10 @@ TEST_F(MoneyBudget, ReservationsAreSettledOnEveryExitPath) {
         Client client;
         ASSERT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000)));
         ASSERT_TRUE(client.send(
-            post_request("/v1/chat/completions",
-                         chat_body("gpt-4o-mini", true,
-                                   R"("x_mock":{"fault":"reset"},"max_tokens":64)"),
-                         key.secret),
+            post_request(
+                "/v1/chat/completions",
+                chat_body("gpt-4o-mini", true, R"("x_mock":{"fault":"reset"},"max_tokens":64)"),
+                key.secret),
             Deadline::after_ms(5000)));
         EXPECT_TRUE(client.wait_closed(Deadline::after_ms(10000)));
         EXPECT_NE(client.unread().find("upstream connection lost"), std::string::npos)
@@ -263,16 +264,17 @@ TEST_F(MoneyBudget, ReservationsAreSettledOnEveryExitPath) {
     }
     // A 500 on the first channel, retried on the second.
     {
-        const Response retried =
-            gateway_.chat(key, budget_body(R"(,"status":500,"fail-first":1)"));
+        const Response retried = gateway_.chat(key, budget_body(R"(,"status":500,"fail-first":1)"));
         EXPECT_EQ(retried.status, 200) << retried.body;
         EXPECT_TRUE(settled()) << "retry";
     }
-    EXPECT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
-        return scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id = " +
-                      std::to_string(key.id)) == 5 &&
-               spend_nano(key) == rows_cost_nano(key);
-    })) << spend_nano(key) << " vs " << rows_cost_nano(key);
+    EXPECT_TRUE(poll_until(Deadline::after_ms(5000),
+                           [&] {
+                               return scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id = " +
+                                             std::to_string(key.id)) == 5 &&
+                                      spend_nano(key) == rows_cost_nano(key);
+                           }))
+        << spend_nano(key) << " vs " << rows_cost_nano(key);
     EXPECT_GT(spend_nano(key), 0);
 }
 
@@ -337,8 +339,8 @@ TEST_F(MoneyBudget, ADailyBudgetRollsOverAtMidnightAndSurvivesARestart) {
     EXPECT_EQ(gateway_.chat(key, body).status, 200);
     EXPECT_EQ(gateway_.chat(key, body).status, 429);
     EXPECT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
-        return scalar("SELECT COUNT(*) FROM daily_usage WHERE key_id = " + std::to_string(key.id)) ==
-               2;
+        return scalar("SELECT COUNT(*) FROM daily_usage WHERE key_id = " +
+                      std::to_string(key.id)) == 2;
     }));
     const Response shown = gateway_.admin("GET", "/admin/keys/" + std::to_string(key.id));
     // The day's committed use: one request (16000 nano-USD, 13 tokens).
@@ -355,9 +357,9 @@ TEST_F(MoneyBudget, ADailyBudgetRollsOverAtMidnightAndSurvivesARestart) {
     }));
     EXPECT_EQ(again.status, 429) << again.body;
     // A top-up raises today's budget, audited.
-    const Response topup = restarted.admin("POST",
-                                           "/admin/keys/" + std::to_string(key.id) + "/topup",
-                                           R"({"amount_usd":"0.001","reason":"test","actor":"t"})");
+    const Response topup =
+        restarted.admin("POST", "/admin/keys/" + std::to_string(key.id) + "/topup",
+                        R"({"amount_usd":"0.001","reason":"test","actor":"t"})");
     EXPECT_EQ(topup.status, 201) << topup.body;
     EXPECT_NE(topup.body.find(R"("topups_usd":"0.001")"), std::string::npos) << topup.body;
     EXPECT_EQ(restarted.chat(key, body).status, 200);

@@ -16,8 +16,8 @@ namespace {
 constexpr int64_t saturday_noon = 1796472000;
 
 TEST(BudgetPeriod, NamesRoundTrip) {
-    for (const BudgetPeriod period : {BudgetPeriod::none, BudgetPeriod::daily,
-                                      BudgetPeriod::weekly, BudgetPeriod::monthly}) {
+    for (const BudgetPeriod period :
+         {BudgetPeriod::none, BudgetPeriod::daily, BudgetPeriod::weekly, BudgetPeriod::monthly}) {
         BudgetPeriod parsed = BudgetPeriod::none;
         ASSERT_TRUE(budget_period_parse(budget_period_name(period), parsed));
         EXPECT_EQ(parsed, period);
