@@ -409,6 +409,10 @@ std::string config_help_text() {
     }
     text +=
         "\n"
+        "Test hook (builds with RW_BUILD_TESTS only; never in production):\n"
+        "  RINGWAY_TEST_CLOCK_FILE\n"
+        "      a file holding seconds added to the clock budgets and usage days read\n"
+        "\n"
         "Endpoints: GET /healthz, GET /readyz, GET /metrics (Prometheus text).\n"
         "Signals: SIGTERM or SIGINT drain in-flight requests, then exit 0 (1 when usage rows\n"
         "had to go to the spill file).\n";

@@ -7,6 +7,7 @@
 
 #include "core/cidr.h"
 #include "core/client.h"
+#include "proxy/budget.h"
 #include "proxy/gateway.h"
 #include "proxy/request.h"
 #include "proxy/resolver.h"
@@ -104,12 +105,12 @@ Fault admission_key(Gateway& gateway, ProxyRequest& request, const ParsedRequest
     }
     request.key_id = key->id;
     request.quota_slot = key->quota_slot;
-    if (key->has_quota_limit &&
+    if (key->has_quota_limit && key->period == BudgetPeriod::none &&
         gateway.shared.quotas->used_tokens(key->quota_slot) >= key->quota_limit_tokens) {
         gateway.metrics.limited.add();
         return Fault::client_quota_exceeded;
     }
-    return Fault::none;
+    return budget_check_head(gateway, request, *key);
 }
 
 Fault admission_fields(ProxyRequest& request, const ParsedRequest& http) {
@@ -147,28 +148,14 @@ Fault admission_limits(Gateway& gateway, ProxyRequest& request, const KeyEntry& 
     return Fault::none;
 }
 
-// The most tokens the request can cost: its body's bytes bound its prompt (a token is at
-// least one byte of text, and the JSON around the messages outweighs the chat template's
-// tokens), its output limit (or RINGWAY_DEFAULT_OUTPUT_RESERVE when it sets none) bounds
-// each of its n choices. Embeddings produce no output. What this cannot bound (images,
-// files and tool schemas priced above their bytes) is counted as overshoot at settle.
-int64_t admission_token_bound(const Gateway& gateway, const ProxyRequest& request) {
-    const RequestFields& fields = request.fields;
-    const uint64_t output_max = request.endpoint == Endpoint::embeddings ? 0
-                                : fields.has_output_limit                ? fields.output_tokens_max
-                                                          : gateway.config.default_output_reserve;
-    const uint64_t bound = request.body.size() + output_max * fields.choices_count;
-    return bound > uint64_t(INT64_MAX / 2) ? INT64_MAX / 2 : static_cast<int64_t>(bound);
-}
-
 // A key with a token quota reserves the request's bound now, shared by every shard through
 // one atomic word (QuotaTable::try_reserve), so concurrent requests can never together
 // spend more than the quota leaves; request_finish settles it to the real usage.
 Fault admission_quota(Gateway& gateway, ProxyRequest& request, const KeyEntry& key) {
-    if (!key.has_quota_limit) {
-        return Fault::none;
+    if (!key.has_quota_limit || key.period != BudgetPeriod::none) {
+        return Fault::none;  // A quota over a period is budget.cc's.
     }
-    const int64_t bound = admission_token_bound(gateway, request);
+    const int64_t bound = budget_token_bound(gateway, request);
     if (!gateway.shared.quotas->try_reserve(key.quota_slot, bound, key.quota_limit_tokens)) {
         gateway.metrics.limited.add();
         return Fault::client_quota_too_small;
@@ -321,6 +308,15 @@ Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedReques
         (fault = rate_limit_body(gateway, request, *key,
                                  admission_token_bound(gateway, request))) != Fault::none) {
         return fault;  // request_finish gives back what was taken (nothing was sent).
+    }
+    if ((fault = budget_reserve(gateway, request, *key, *hold.get())) != Fault::none) {
+        if (fault == Fault::client_model_price_missing) {
+            request.fault_message =
+                model_message(client_arena(*request.conn),
+                              "The model `%.*s` has no price, and this API key has a money budget.",
+                              request.model_requested);
+        }
+        return fault;
     }
     // A request that may never be recorded is not served: commits failing for longer
     // than RINGWAY_WRITER_STALL_MS would otherwise let the queue (and what a SIGKILL

@@ -24,8 +24,11 @@ enum class Fault : uint8_t {
     client_expired_api_key,
     client_ip_not_allowed,  // The key's allowed_cidrs do not hold the client address.
     client_quota_exceeded,
-    client_quota_too_small,  // What is left cannot cover this request's bound.
-    client_invalid_body,     // The field parser's own code and message go with it.
+    client_quota_too_small,      // What is left cannot cover this request's bound.
+    client_budget_exceeded,      // The key's money budget for its period is spent.
+    client_budget_too_small,     // What is left of it cannot cover this request's bound.
+    client_model_price_missing,  // A key with a money budget and a model without a price.
+    client_invalid_body,         // The field parser's own code and message go with it.
     client_model_not_allowed,
     client_rate_limited,
     client_concurrency_limited,

@@ -31,6 +31,7 @@ struct GatewayShared {
     const Config* config = nullptr;
     SnapshotPublisher* snapshots = nullptr;
     QuotaTable* quotas = nullptr;
+    BudgetTable* budgets = nullptr;
     Writer* writer = nullptr;
     KeyLimits* key_limits = nullptr;
     RateLimits* rate_limits = nullptr;
@@ -62,6 +63,7 @@ struct Gateway {
     ProxyRequest* retry_tail = nullptr;
     bool has_records_pushed = false;     // Notify the writer at turn end.
     uint64_t quota_reserved_tokens = 0;  // This shard's reservations in flight (a gauge).
+    uint64_t budget_reserved_nano = 0;   // The same for money budgets (nano-USD).
     uint64_t request_sequence = 0;       // For request ids.
     uint64_t next_sweep_ms = 0;
 };

@@ -83,6 +83,9 @@ std::string_view fault_class(Fault fault) {
         case Fault::none: return {};
         case Fault::client_quota_exceeded:
         case Fault::client_quota_too_small:
+        case Fault::client_budget_exceeded:
+        case Fault::client_budget_too_small:
+        case Fault::client_model_price_missing:
         case Fault::client_model_not_allowed:
         case Fault::client_rate_limited:
         case Fault::client_concurrency_limited:
@@ -185,6 +188,16 @@ void render_usage(MetricsText& text, const ShardSum& sum) {
               "Tokens charged beyond a request's reserved bound (a provider reporting more "
               "than the body and max_tokens allow).",
               sum(&GatewayMetrics::quota_overshoot_tokens));
+    text.line("ringway_budget_reserved_nano_usd", "gauge",
+              "Nano-USD reserved against key money budgets by requests in flight.",
+              sum(&GatewayMetrics::budget_reserved_nano));
+    text.line("ringway_budget_overshoot_nano_usd_total", "counter",
+              "Nano-USD charged beyond a request's reserved bound (images, tool schemas, a "
+              "provider reporting more than the body and the output limit allow).",
+              sum(&GatewayMetrics::budget_overshoot_nano));
+    text.line("ringway_budget_overshoot_requests_total", "counter",
+              "Requests charged beyond their reserved money bound.",
+              sum(&GatewayMetrics::budget_overshoot_requests));
     text.line("ringway_unpriced_requests_total", "counter",
               "Usage records without a price in force for their model (cost 0, flagged).",
               sum(&GatewayMetrics::unpriced_requests));

@@ -102,9 +102,12 @@ struct GatewayMetrics {
     Counter overloaded;  // 503: the usage queue had no room, or commits are failing.
     Counter tokens_prompt;
     Counter tokens_completion;
-    Counter quota_reserved_tokens;   // Gauge: tokens reserved by this shard's requests.
-    Counter quota_overshoot_tokens;  // Charged beyond a request's reserved bound.
-    Counter unpriced_requests;       // Usage records with no price in force for their model.
+    Counter quota_reserved_tokens;      // Gauge: tokens reserved by this shard's requests.
+    Counter quota_overshoot_tokens;     // Charged beyond a request's reserved bound.
+    Counter budget_reserved_nano;       // Gauge: nano-USD reserved against money budgets.
+    Counter budget_overshoot_nano;      // Charged beyond a request's reserved money bound.
+    Counter budget_overshoot_requests;  // Requests that did so.
+    Counter unpriced_requests;          // Usage records with no price in force for their model.
     // Requests that reached an upstream, by endpoint: start to finish; that minus the time
     // attempts spent upstream (the gateway's own overhead); the answering attempt's start
     // to its first complete SSE event (streams only).

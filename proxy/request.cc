@@ -10,21 +10,18 @@
 
 #include "core/http_write.h"
 #include "core/log.h"
+#include "core/wall_clock.h"
+#include "proxy/budget.h"
 #include "proxy/gateway.h"
 #include "proxy/usage_record.h"
 
 namespace rw {
 namespace {
 
-int64_t unix_ms() {
-    timespec now;
-    clock_gettime(CLOCK_REALTIME_COARSE, &now);
-    return int64_t(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
-}
-
 // The one usage record of a request that reached an upstream, pushed into the slot
 // reserved at admission; the token counters follow it. Returns the tokens it charges.
-int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason) {
+int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason,
+                       int64_t& charged_nano) {
     RW_ASSERT(request.attempts_made > 0);
     RW_ASSERT(request.has_queue_reservation);  // Admission reserved it before any attempt.
     const Candidate& candidate = request.candidates[request.attempt_index];
@@ -92,6 +89,7 @@ int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason
         int(usage_source_name(record.usage_source).size()),
         usage_source_name(record.usage_source).data(), record.attempts,
         static_cast<long>(record.cost_nano), static_cast<long>(record.price_id));
+    charged_nano = record.cost_nano;
     return record.total_tokens;
 }
 
@@ -182,7 +180,7 @@ std::string_view request_id_make(Gateway& gateway, char (&out)[request_id_bytes_
     put("rw-");
     cursor = std::to_chars(cursor, end, gateway.shard.index()).ptr;
     put("-");
-    cursor = std::to_chars(cursor, end, static_cast<uint64_t>(unix_ms()), 16).ptr;
+    cursor = std::to_chars(cursor, end, static_cast<uint64_t>(wall_clock_unix_ms()), 16).ptr;
     put("-");
     cursor = std::to_chars(cursor, end, ++gateway.request_sequence, 16).ptr;
     RW_ASSERT(cursor <= end);
@@ -236,7 +234,7 @@ ProxyRequest* request_create(Gateway& gateway, Conn& conn, std::string_view requ
     request->conn = &conn;
     request->upstream_slot = UINT32_MAX;
     request->started_ms = gateway.shard.now_ms();
-    request->started_unix_ms = unix_ms();  // Admission's clock (expiry, rpm minute).
+    request->started_unix_ms = wall_clock_unix_ms();  // Admission's clock (expiry, rpm minute).
     request->fault = Fault::none;
     return request;
 }
@@ -249,7 +247,7 @@ void request_start(Gateway& gateway, ProxyRequest& request) {
     // hook: the upload is the client's time, not the gateway's.
     request.started_ms = gateway.shard.now_ms();
     request.started_us = proxy_clock_us();
-    request.started_unix_ms = unix_ms();
+    request.started_unix_ms = wall_clock_unix_ms();
     request.bytes_in = client_request(conn).body.size();
     // Views into the request's headers, read now as admission_body reads them.
     request_client_ids(client_request(conn), request.client_request_id, request.traceparent);
@@ -293,11 +291,14 @@ void request_finish(Gateway& gateway, ProxyRequest& request, Fault fault) {
         gateway.pool.close(gateway.pool.at(request.upstream_slot));  // Detaches the request.
     }
     request_answer(gateway, request, fault);
+    int64_t charged_nano = 0;
     const int64_t charged_tokens =
-        request.attempts_made > 0 ? request_record(gateway, request, fault_info(fault).end_reason)
-                                  : 0;
+        request.attempts_made > 0
+            ? request_record(gateway, request, fault_info(fault).end_reason, charged_nano)
+            : 0;
     request_settle_quota(gateway, request, charged_tokens);
     rate_limit_release(gateway, request, request.attempts_made > 0, charged_tokens);
+    budget_settle(gateway, request, charged_tokens, charged_nano);
     // Counted finished only once its record and tokens are counted, and published with
     // release: a scrape that reads the in-flight gauge at 0 (acquire) reads every record.
     gateway.metrics.requests_finished.add_release();
@@ -319,6 +320,7 @@ void request_maybe_release(Gateway& gateway, ProxyRequest& request) {
     }
     RW_ASSERT(!request.holds_concurrency);  // request_finish released it.
     RW_ASSERT(!request.holds_quota);        // ... and settled its reservation.
+    RW_ASSERT(!request.holds_budget_nano && !request.holds_budget_tokens);
     if (request.has_queue_reservation) {
         gateway.shared.writer->queue(gateway.shard.index()).cancel_reservation();
         request.has_queue_reservation = false;

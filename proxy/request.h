@@ -76,6 +76,16 @@ struct ProxyRequest {
     uint32_t quota_slot;
     int64_t quota_reserved_tokens;  // The bound reserved at admission (holds_quota).
     RateHold rate;                  // Its rpm/tpm takes and headers (rate_limit.h).
+    // Per-period budget words (proxy/budget.h): what admission reserved in the key's
+    // BudgetTable slot and the period tags it was counted under.
+    bool holds_budget_nano;
+    bool holds_budget_tokens;
+    uint16_t budget_nano_tag;
+    uint16_t budget_tokens_tag;
+    uint16_t budget_period_tag;  // The request's own period (its start time), for charging.
+    bool has_budget_period;      // Its key counts tokens per period (period != none).
+    int64_t budget_reserved_nano;
+    int64_t budget_reserved_tokens;
     uint8_t candidate_count;
     uint8_t attempt_index;  // Current candidate.
     uint8_t attempts_made;

@@ -339,6 +339,7 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     gateway.config = &services.config;
     gateway.snapshots = &services.store.publisher();
     gateway.quotas = &services.store.quotas();
+    gateway.budgets = &services.store.budgets();
     gateway.writer = &services.writer;
     gateway.key_limits = services.key_limits.get();
     gateway.rate_limits = services.rate_limits.get();

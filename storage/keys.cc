@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/assert.h"
+#include "core/wall_clock.h"
 #include "storage/json_lite.h"
 #include "storage/secrets.h"
 
@@ -118,6 +119,13 @@ std::string key_spec_check(const KeySpec& spec) {
     if (spec.expires_at_s < 0) {
         return "expires_at must be >= 0";
     }
+    if (spec.has_budget && (spec.budget_nano < 0 || spec.budget_nano > budget_amount_max)) {
+        return "budget_usd must be between 0 and 2251799.813685247";
+    }
+    if (spec.period != BudgetPeriod::none && spec.has_quota_limit &&
+        spec.quota_limit_tokens > budget_amount_max) {
+        return "quota_tokens over a period must be at most 2251799813685247";
+    }
     if (!spec.allows_all_models) {
         std::vector<std::string> models;
         std::string error;
@@ -192,6 +200,8 @@ void key_bind_spec(Stmt& stmt, const KeySpec& spec) {
     stmt.bind_text_or_null(7, spec.allowed_cidrs_json, spec.allowed_cidrs_json.empty());
     stmt.bind_int64(8, spec.tpm);
     stmt.bind_text_or_null(9, spec.limits_json, spec.limits_json.empty());
+    stmt.bind_int64_or_null(13, spec.budget_nano, !spec.has_budget);
+    stmt.bind_text(14, budget_period_name(spec.period));
 }
 
 bool key_insert(Db& db, void* context, std::string& error) {
@@ -199,8 +209,9 @@ bool key_insert(Db& db, void* context, std::string& error) {
     Stmt stmt;
     if (!db.prepare("INSERT INTO keys (name, quota_limit, expires_at, models, rpm,"
                     " max_concurrency, allowed_cidrs, tpm, limits, key_hash, key_prefix, status,"
-                    " quota_used, created_at)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', 0, ?12)",
+                    " quota_used, created_at, budget_nano, budget_period)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', 0, ?12, ?13,"
+                    " ?14)",
                     stmt)) {
         return false;
     }
@@ -237,8 +248,8 @@ bool key_update(Db& db, void* context, std::string& error) {
     KeyWrite& write = *static_cast<KeyWrite*>(context);
     Stmt stmt;
     if (!db.prepare("UPDATE keys SET name = ?1, quota_limit = ?2, expires_at = ?3, models = ?4,"
-                    " rpm = ?5, max_concurrency = ?6, allowed_cidrs = ?7, tpm = ?8, limits = ?9"
-                    " WHERE id = ?10",
+                    " rpm = ?5, max_concurrency = ?6, allowed_cidrs = ?7, tpm = ?8, limits = ?9,"
+                    " budget_nano = ?13, budget_period = ?14 WHERE id = ?10",
                     stmt)) {
         return false;
     }
@@ -255,6 +266,32 @@ bool key_revoke(Db& db, void* context, std::string& error) {
     }
     stmt.bind_int64(1, write.id);
     return step_one_row(db, stmt, "key", write.id, error);
+}
+
+struct TopupWrite {
+    const TopupSpec* spec;
+    int64_t id;  // Out: the row's id.
+};
+
+bool key_topup_insert(Db& db, void* context, std::string& error) {
+    TopupWrite& write = *static_cast<TopupWrite*>(context);
+    const TopupSpec& spec = *write.spec;
+    Stmt stmt;
+    if (!db.prepare("INSERT INTO key_topups (key_id, amount_nano, reason, actor, created_at)"
+                    " SELECT id, ?2, ?3, ?4, ?5 FROM keys WHERE id = ?1",
+                    stmt)) {
+        return false;
+    }
+    stmt.bind_int64(1, spec.key_id);
+    stmt.bind_int64(2, spec.amount_nano);
+    stmt.bind_text(3, spec.reason);
+    stmt.bind_text(4, spec.actor);
+    stmt.bind_int64(5, wall_clock_unix_ms() / 1000);
+    if (!step_one_row(db, stmt, "key", spec.key_id, error)) {
+        return false;
+    }
+    write.id = db.last_insert_rowid();
+    return true;
 }
 
 struct ChannelWrite {
@@ -449,6 +486,21 @@ bool Catalog::update_key(int64_t id, const KeySpec& spec, std::string& error) {
     }
     KeyWrite write{&spec, nullptr, {}, id};
     return write_and_reload(key_update, &write, error);
+}
+
+Result<int64_t> Catalog::topup_key(const TopupSpec& spec) {
+    if (spec.amount_nano <= 0 || spec.amount_nano > budget_amount_max) {
+        return Result<int64_t>::failure("amount_usd must be above 0 and at most 2251799.813685247");
+    }
+    if (spec.reason.empty() || spec.reason.size() > 500) {
+        return Result<int64_t>::failure("reason must be 1..500 bytes");
+    }
+    TopupWrite write{&spec, 0};
+    std::string error;
+    if (!write_and_reload(key_topup_insert, &write, error)) {
+        return Result<int64_t>::failure(error);
+    }
+    return Result<int64_t>::success(write.id);
 }
 
 bool Catalog::revoke_key(int64_t id, std::string& error) {

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/limits.h"
+#include "storage/budget.h"
 #include "storage/prices.h"
 #include "storage/result.h"
 #include "storage/snapshot.h"
@@ -42,6 +43,17 @@ struct KeySpec {
     // A JSON array of CIDR blocks in canonical form the key may be used from; empty: any
     // address (allowed_cidrs NULL).
     std::string allowed_cidrs_json;
+    bool has_budget = false;  // false: no money budget (budget_nano NULL).
+    int64_t budget_nano = 0;
+    BudgetPeriod period = BudgetPeriod::none;  // Of both the quota and the budget.
+};
+
+// An audited raise of a key's budget for the period it is made in (key_topups row).
+struct TopupSpec {
+    int64_t key_id = 0;
+    int64_t amount_nano = 0;  // > 0.
+    std::string reason;       // 1..500 bytes.
+    std::string actor;        // Who: the admin API's caller as it names itself.
 };
 
 struct ChannelSpec {
@@ -103,6 +115,8 @@ public:
     [[nodiscard]] Result<int64_t> import_key(const KeySpec& spec, std::string_view secret);
     [[nodiscard]] bool update_key(int64_t id, const KeySpec& spec, std::string& error);
     [[nodiscard]] bool revoke_key(int64_t id, std::string& error);
+    // Stores a top-up row (the key must exist); its id.
+    [[nodiscard]] Result<int64_t> topup_key(const TopupSpec& spec);
 
     [[nodiscard]] Result<int64_t> create_channel(const ChannelSpec& spec);
     [[nodiscard]] bool update_channel(int64_t id, const ChannelSpec& spec, std::string& error);

@@ -206,6 +206,24 @@ DROP INDEX IF EXISTS usage_logs_key_ts;
 ALTER TABLE keys ADD COLUMN tpm INTEGER NOT NULL DEFAULT 0 CHECK (tpm >= 0);
 ALTER TABLE keys ADD COLUMN limits TEXT;
 )sql",
+    // 9: money budgets and budget periods. A key's budget (nano-USD; NULL: none) and its
+    // token quota hold over budget_period (UTC, calendar-aligned; 'none': lifetime). The
+    // use within a period is derived from daily_usage, so nothing is reset at rollover.
+    // Top-ups are audit rows that raise the budget for the period they were made in.
+    R"sql(
+ALTER TABLE keys ADD COLUMN budget_nano INTEGER CHECK (budget_nano IS NULL OR budget_nano >= 0);
+ALTER TABLE keys ADD COLUMN budget_period TEXT NOT NULL DEFAULT 'none'
+    CHECK (budget_period IN ('none', 'daily', 'weekly', 'monthly'));
+CREATE TABLE key_topups (
+    id          INTEGER PRIMARY KEY,
+    key_id      INTEGER NOT NULL,
+    amount_nano INTEGER NOT NULL CHECK (amount_nano > 0),
+    reason      TEXT    NOT NULL,
+    actor       TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX key_topups_key ON key_topups (key_id, created_at);
+)sql",
 };
 
 constexpr uint32_t migration_count = static_cast<uint32_t>(std::size(migration_sql));

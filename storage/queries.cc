@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/assert.h"
+#include "core/wall_clock.h"
 #include "storage/secrets.h"
 
 namespace rw {
@@ -47,7 +48,8 @@ bool query_rows(Db& db, Stmt& stmt, ReadRow read, std::string& error) {
 
 constexpr const char* key_columns =
     "SELECT id, name, key_prefix, status, quota_limit, quota_used, expires_at, models, rpm,"
-    " max_concurrency, created_at, spend_nano, allowed_cidrs, tpm, limits FROM keys";
+    " max_concurrency, created_at, spend_nano, allowed_cidrs, tpm, limits, budget_nano,"
+    " budget_period FROM keys";
 
 KeyInfo key_info_read(const Stmt& stmt) {
     KeyInfo key;
@@ -68,7 +70,47 @@ KeyInfo key_info_read(const Stmt& stmt) {
     key.allowed_cidrs_json = stmt.column_text(12);  // NULL reads as empty: any address.
     key.tpm = stmt.column_int64(13);
     key.limits_json = stmt.column_text(14);  // NULL reads as empty: none.
+    key.has_budget = !stmt.column_is_null(15);
+    key.budget_nano = stmt.column_int64(15);
+    key.period = stmt.column_text(16);
     return key;
+}
+
+// The key's current period: bounds, committed use (daily_usage; lifetime sums for none)
+// and top-ups.
+bool key_period_fill(Db& db, KeyInfo& key, std::string& error) {
+    BudgetPeriod period = BudgetPeriod::none;
+    (void)budget_period_parse(key.period, period);  // The column's CHECK holds the names.
+    const int64_t now_s = wall_clock_unix_ms() / 1000;
+    const int64_t index = budget_period_index(period, now_s);
+    key.period_start_s = budget_period_start_s(period, index);
+    key.period_end_s = budget_period_next_start_s(period, now_s);
+    char day[10];
+    budget_day_text(key.period_start_s, day);
+    Stmt stmt;
+    if (!db.prepare("SELECT (SELECT COALESCE(SUM(total_tokens), 0) FROM daily_usage"
+                    "   WHERE key_id = ?1 AND day >= ?2),"
+                    " (SELECT COALESCE(SUM(cost_nano), 0) FROM daily_usage"
+                    "   WHERE key_id = ?1 AND day >= ?2),"
+                    " (SELECT COALESCE(SUM(amount_nano), 0) FROM key_topups"
+                    "   WHERE key_id = ?1 AND created_at >= ?3)",
+                    stmt)) {
+        error = db.last_error();
+        return false;
+    }
+    stmt.bind_int64(1, key.id);
+    stmt.bind_text(2, period == BudgetPeriod::none ? std::string_view("0000-00-00")
+                                                   : std::string_view(day, sizeof(day)));
+    stmt.bind_int64(3, key.period_start_s);
+    if (stmt.step() != StepStatus::row) {
+        error = db.last_error();
+        return false;
+    }
+    key.period_used_tokens = stmt.column_int64(0);
+    key.period_used_nano = stmt.column_int64(1);
+    key.period_topup_nano = stmt.column_int64(2);
+    stmt.reset();
+    return true;
 }
 
 constexpr const char* channel_columns =
@@ -429,9 +471,16 @@ Result<std::vector<KeyInfo>> Queries::list_keys() {
     }
     std::vector<KeyInfo> rows;
     std::string error;
-    const bool is_ok = query_rows(
-        db_, stmt, [&rows](const Stmt& s) { rows.push_back(key_info_read(s)); }, error);
-    return is_ok ? R::success(std::move(rows)) : R::failure(error);
+    if (!query_rows(
+            db_, stmt, [&rows](const Stmt& s) { rows.push_back(key_info_read(s)); }, error)) {
+        return R::failure(error);
+    }
+    for (KeyInfo& key : rows) {
+        if (!key_period_fill(db_, key, error)) {
+            return R::failure(error);
+        }
+    }
+    return R::success(std::move(rows));
 }
 
 Result<KeyInfo> Queries::get_key(int64_t id) {
@@ -450,6 +499,9 @@ Result<KeyInfo> Queries::get_key(int64_t id) {
     }
     if (rows.empty()) {
         return R::failure("no key with id " + std::to_string(id));
+    }
+    if (!key_period_fill(db_, rows.front(), error)) {
+        return R::failure(error);
     }
     return R::success(std::move(rows.front()));
 }

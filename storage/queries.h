@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/budget.h"
 #include "storage/config.h"
 #include "storage/db.h"
 #include "storage/result.h"
@@ -137,6 +138,16 @@ struct KeyInfo {  // No hash, no secret: only what the admin API may show.
     std::string limits_json;  // JSON object of model -> {rpm, tpm}; empty: none (NULL).
     int64_t created_at_s = 0;
     std::string allowed_cidrs_json;  // JSON array; empty: any address (column NULL).
+    bool has_budget = false;
+    int64_t budget_nano = 0;
+    std::string period;  // none, daily, weekly, monthly.
+    // The current period (UTC): its start and the next one's (0: none, lifetime), the
+    // committed use in it (daily_usage) and its top-ups.
+    int64_t period_start_s = 0;
+    int64_t period_end_s = 0;
+    int64_t period_used_tokens = 0;
+    int64_t period_used_nano = 0;
+    int64_t period_topup_nano = 0;
 };
 
 struct ChannelInfo {

@@ -13,6 +13,7 @@
 #include <bit>
 #include <cstring>
 
+#include "core/wall_clock.h"
 #include "storage/json_lite.h"
 #include "storage/secrets.h"
 
@@ -252,6 +253,7 @@ bool SnapshotStore::open(const StorageConfig& config, uint32_t reader_count, std
     }
     secret_key_ = config.secret_key;
     quotas_ = std::make_unique<QuotaTable>(config.keys_max);
+    budgets_ = std::make_unique<BudgetTable>(config.keys_max);
     publisher_ = std::make_unique<SnapshotPublisher>(reader_count);
     return true;
 }
@@ -278,11 +280,10 @@ bool SnapshotStore::key_model_limits_load(KeyEntry& key, std::string_view json,
 
 bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error) {
     Stmt stmt;
-    if (!db_.prepare(
-            "SELECT id, key_hash, name, key_prefix, status, quota_limit, quota_used,"
-            " expires_at, models, rpm, max_concurrency, allowed_cidrs, tpm, limits FROM keys"
-            " ORDER BY id",
-            stmt)) {
+    if (!db_.prepare("SELECT id, key_hash, name, key_prefix, status, quota_limit, quota_used,"
+                     " expires_at, models, rpm, max_concurrency, allowed_cidrs, tpm, limits,"
+                     " budget_nano, budget_period, spend_nano FROM keys ORDER BY id",
+                     stmt)) {
         error = db_.last_error();
         return false;
     }
@@ -333,8 +334,73 @@ bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error)
         if (!stmt.column_is_null(13) && !key_model_limits_load(key, stmt.column_text(13), error)) {
             return false;
         }
+        key.has_budget = !stmt.column_is_null(14);
+        key.budget_nano = stmt.column_int64(14);
+        if (!budget_period_parse(stmt.column_text(15), key.period)) {
+            error = "key " + std::to_string(key.id) + " has an unknown budget_period";
+            return false;
+        }
+        if (!reload_key_budget(key, stmt.column_int64(16), wall_clock_unix_ms() / 1000, error)) {
+            return false;
+        }
         keys.push_back(std::move(key));
     }
+}
+
+bool SnapshotStore::reload_key_budget(KeyEntry& key, int64_t spend_nano, int64_t now_s,
+                                      std::string& error) {
+    const int64_t index = budget_period_index(key.period, now_s);
+    const int64_t start_s = budget_period_start_s(key.period, index);
+    Stmt stmt;
+    if (!db_.prepare("SELECT COALESCE(SUM(amount_nano), 0) FROM key_topups"
+                     " WHERE key_id = ?1 AND created_at >= ?2",
+                     stmt)) {
+        error = db_.last_error();
+        return false;
+    }
+    stmt.bind_int64(1, key.id);
+    stmt.bind_int64(2, start_s);
+    if (stmt.step() != StepStatus::row) {
+        error = db_.last_error();
+        return false;
+    }
+    key.topup_nano = std::min(stmt.column_int64(0), budget_amount_max);
+    key.topup_period = index;
+    stmt.reset();
+    const uint8_t period = static_cast<uint8_t>(key.period);
+    if (budgets_->seeded_period(key.quota_slot) == period) {
+        return true;  // The words count live; a reload never resets them.
+    }
+    // First sight (startup, a new key) or a changed period: the committed use of the
+    // current period. Rows still queued for the writer are not in it yet (a period change
+    // while requests are in flight may count those few twice or not at all).
+    int64_t used_tokens = 0;
+    int64_t used_nano = spend_nano;
+    if (key.period != BudgetPeriod::none) {
+        char day[10];
+        budget_day_text(start_s, day);
+        Stmt used;
+        if (!db_.prepare("SELECT COALESCE(SUM(total_tokens), 0), COALESCE(SUM(cost_nano), 0)"
+                         " FROM daily_usage WHERE key_id = ?1 AND day >= ?2",
+                         used)) {
+            error = db_.last_error();
+            return false;
+        }
+        used.bind_int64(1, key.id);
+        used.bind_text(2, std::string_view(day, sizeof(day)));
+        if (used.step() != StepStatus::row) {
+            error = db_.last_error();
+            return false;
+        }
+        used_tokens = used.column_int64(0);
+        used_nano = used.column_int64(1);
+        used.reset();
+    }
+    const uint32_t tag = BudgetTable::tag_of(index);
+    budgets_->seed(key.quota_slot, BudgetTable::tokens, tag, used_tokens);
+    budgets_->seed(key.quota_slot, BudgetTable::nano, tag, used_nano);
+    budgets_->set_seeded_period(key.quota_slot, period);
+    return true;
 }
 
 bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::string& error) {

@@ -21,6 +21,7 @@
 
 #include "core/assert.h"
 #include "core/cidr.h"
+#include "storage/budget.h"
 #include "storage/config.h"
 #include "storage/db.h"
 #include "storage/log_queue.h"
@@ -72,6 +73,19 @@ struct KeyEntry {
     std::vector<std::string> models;
     // The addresses the key may be used from, parsed once at load; empty: any address.
     std::vector<Cidr> allowed_cidrs;
+    // The money budget (nano-USD) and the period of both it and the token quota; top-ups
+    // raise the budget of the period they were made in (topup_period, by index).
+    bool has_budget = false;
+    int64_t budget_nano = 0;
+    BudgetPeriod period = BudgetPeriod::none;
+    int64_t topup_nano = 0;
+    int64_t topup_period = 0;  // The period index topup_nano belongs to.
+
+    // The budget of the period with index `period_index`: budget plus its top-ups.
+    [[nodiscard]] int64_t budget_limit_nano(int64_t period_index) const {
+        const int64_t raise = period_index == topup_period ? topup_nano : 0;
+        return budget_nano > budget_amount_max - raise ? budget_amount_max : budget_nano + raise;
+    }
 
     [[nodiscard]] bool allows_model(std::string_view model) const;
     // The limits set for `model`, or nullptr. No allocation.
@@ -288,8 +302,13 @@ public:
 
     [[nodiscard]] SnapshotPublisher& publisher() { return *publisher_; }
     [[nodiscard]] QuotaTable& quotas() { return *quotas_; }
+    [[nodiscard]] BudgetTable& budgets() { return *budgets_; }
 
 private:
+    // The key's top-ups of the current period and, when its slot is new or its period
+    // changed, its per-period words seeded from the committed usage of the period.
+    [[nodiscard]] bool reload_key_budget(KeyEntry& key, int64_t spend_nano, int64_t now_s,
+                                         std::string& error);
     [[nodiscard]] bool reload_keys(std::vector<KeyEntry>& keys, std::string& error);
     [[nodiscard]] bool key_model_limits_load(KeyEntry& key, std::string_view json,
                                              std::string& error);
@@ -300,6 +319,7 @@ private:
     Db db_;
     std::string secret_key_;  // Opens sealed channel keys (storage/secrets.h).
     std::unique_ptr<QuotaTable> quotas_;
+    std::unique_ptr<BudgetTable> budgets_;
     std::unique_ptr<SnapshotPublisher> publisher_;
 };
 

@@ -1,12 +1,14 @@
 // bench/micro/cost_bench.cc — what pricing adds to a request's record on the shard: the
 // price lookup in the snapshot's PriceTable (exact hit, longest-prefix fallback, miss)
-// over a table of realistic size, and the cost rule (128-bit sum, one rounding).
+// over a table of realistic size, the cost rule (128-bit sum, one rounding), and a money
+// budget's reserve + settle on its per-period word.
 #include <benchmark/benchmark.h>
 
 #include <string>
 #include <vector>
 
 #include "proxy/cost.h"
+#include "storage/budget.h"
 #include "storage/prices.h"
 
 namespace rw {
@@ -76,6 +78,40 @@ void BM_CostNano(benchmark::State& state) {
     }
 }
 BENCHMARK(BM_CostNano);
+
+// The admission cost of a money budget, as admission and request_finish pay it: the price
+// lookup and the request's bound, one reservation on the key's tagged per-period word (a
+// compare-and-swap), and its settle to the row's cost (another). With two threads on the
+// same key the word's cache line moves between cores, as with two shards serving one key.
+void BM_MoneyReserveSettle(benchmark::State& state) {
+    static const PriceTable table = bench_table();
+    static BudgetTable budgets(4);
+    const uint32_t tag = BudgetTable::tag_of(budget_period_index(BudgetPeriod::daily, 1796472000));
+    for (auto _ : state) {
+        const PriceEntry* price = table.find("model-517-2025-01-01", 5, 2'000'000);
+        const int64_t bound = cost_upper_bound_nano(price->rates, 2000, 256);
+        uint32_t counted = 0;
+        const bool is_reserved =
+            budgets.try_add(0, BudgetTable::nano, tag, bound, budget_amount_max, counted);
+        benchmark::DoNotOptimize(is_reserved);
+        budgets.settle(0, BudgetTable::nano, counted, bound, bound / 3);
+    }
+}
+BENCHMARK(BM_MoneyReserveSettle)->Threads(1)->Threads(2);
+
+// The word alone: reserve and settle, without the price lookup.
+void BM_BudgetWordReserveSettle(benchmark::State& state) {
+    static BudgetTable budgets(4);
+    const uint32_t tag = BudgetTable::tag_of(20000);
+    for (auto _ : state) {
+        uint32_t counted = 0;
+        const bool is_reserved =
+            budgets.try_add(1, BudgetTable::nano, tag, 4200, budget_amount_max, counted);
+        benchmark::DoNotOptimize(is_reserved);
+        budgets.settle(1, BudgetTable::nano, counted, 4200, 57);
+    }
+}
+BENCHMARK(BM_BudgetWordReserveSettle)->Threads(1)->Threads(2);
 
 }  // namespace
 }  // namespace rw

@@ -340,6 +340,13 @@ bool key_body(const Args& args, bool is_create, std::string& out, std::string& e
     if (const std::string* cidrs = args_option(args, "allowed-cidrs")) {
         body.add("allowed_cidrs", *cidrs == "any" ? std::string("null") : models_json(*cidrs));
     }
+    // A money budget as a decimal string (exact on the server), "none" to clear it.
+    if (const std::string* budget = args_option(args, "budget-usd")) {
+        *budget == "none" ? body.add("budget_usd", "null") : body.add_string("budget_usd", *budget);
+    }
+    if (const std::string* period = args_option(args, "period")) {
+        body.add_string("period", *period);
+    }
     if (const std::string* expires = args_option(args, "expires")) {
         int64_t expires_at_s = 0;
         if (!parse_expires(*expires, expires_at_s)) {
@@ -413,13 +420,36 @@ bool id_argument(const Args& args, std::string& id, std::string& error) {
     return true;
 }
 
+// key topup ID AMOUNT_USD [--reason TEXT]: an audited raise of the key's budget for its
+// current period; the actor is $USER (or "cli").
+bool key_topup_command(const Args& args, Command& command, std::string& error) {
+    int64_t number = 0;
+    if (!args_only(args, {"reason"}, error)) {
+        return false;
+    }
+    if (args.positional.size() != 2 || !parse_count(args.positional[0], number) || number < 1) {
+        error = "key topup needs ID AMOUNT_USD";
+        return false;
+    }
+    BodyBuilder body;
+    body.add_string("amount_usd", args.positional[1]);
+    const std::string* reason = args_option(args, "reason");
+    body.add_string("reason", reason != nullptr ? *reason : std::string("ringway key topup"));
+    const char* user = std::getenv("USER");
+    body.add_string("actor", user != nullptr && *user != '\0' ? user : "cli");
+    command = {"POST",        "/admin/keys/" + args.positional[0] + "/topup",
+               body.finish(), CliShape::key,
+               false,         false};
+    return true;
+}
+
 bool key_command(const std::string& verb, const Args& args, Command& command, std::string& error) {
     command.shape = CliShape::key;
     std::string id;
     if (verb == "create") {
         if (!args_only(args,
                        {"name", "quota", "models", "rpm", "concurrency", "tpm", "limits", "expires",
-                        "key-env", "allowed-cidrs"},
+                        "key-env", "allowed-cidrs", "budget-usd", "period"},
                        error)) {
             return false;
         }
@@ -433,6 +463,9 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
     if (verb == "list") {
         command = {"GET", "/admin/keys", {}, CliShape::key, false, false};
         return args_only(args, {}, error);
+    }
+    if (verb == "topup") {
+        return key_topup_command(args, command, error);
     }
     if (verb != "show" && verb != "revoke" && verb != "update") {
         error = "unknown key command \"" + verb + "\"";
@@ -451,7 +484,7 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
     }
     if (!args_only(args,
                    {"name", "quota", "models", "rpm", "concurrency", "tpm", "limits", "expires",
-                    "allowed-cidrs"},
+                    "allowed-cidrs", "budget-usd", "period"},
                    error)) {
         return false;
     }

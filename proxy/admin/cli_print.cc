@@ -123,8 +123,9 @@ std::string nested_text(simdjson::dom::element item, std::string_view object, st
 Row shape_header(CliShape shape) {
     switch (shape) {
         case CliShape::key:
-            return {"ID",     "NAME", "PREFIX", "STATUS",    "QUOTA",         "USED", "EXPIRES",
-                    "MODELS", "RPM",  "CONC",   "SPEND_USD", "ALLOWED_CIDRS", "TPM",  "LIMITS"};
+            return {"ID",      "NAME",   "PREFIX", "STATUS",     "QUOTA",           "USED",
+                    "EXPIRES", "MODELS", "RPM",    "CONC",       "SPEND_USD",       "ALLOWED_CIDRS",
+                    "TPM",     "LIMITS", "PERIOD", "BUDGET_USD", "PERIOD_SPEND_USD"};
         case CliShape::channel:
             return {"ID",   "NAME",   "KIND",    "BASE_URL", "API_KEY", "MODELS",
                     "PRIO", "WEIGHT", "ENABLED", "HEALTH",   "SINCE",   "LAST_ERROR"};
@@ -144,24 +145,31 @@ Row shape_header(CliShape shape) {
     return {};
 }
 
+Row key_row(simdjson::dom::element item) {
+    const auto f = [&](std::string_view name) { return field_text(item, name); };
+    return {f("id"),
+            f("name"),
+            f("key_prefix"),
+            f("status"),
+            f("quota_tokens"),
+            f("quota_used_tokens"),
+            time_text(item, "expires_at", 1),
+            f("models"),
+            f("rpm"),
+            f("max_concurrency"),
+            f("spend_usd"),
+            f("allowed_cidrs"),
+            f("tpm"),
+            f("limits"),
+            f("period"),
+            nested_text(item, "current_period", "budget_usd", false),
+            nested_text(item, "current_period", "spend_usd", false)};
+}
+
 Row shape_row(CliShape shape, simdjson::dom::element item) {
     const auto f = [&](std::string_view name) { return field_text(item, name); };
     switch (shape) {
-        case CliShape::key:
-            return {f("id"),
-                    f("name"),
-                    f("key_prefix"),
-                    f("status"),
-                    f("quota_tokens"),
-                    f("quota_used_tokens"),
-                    time_text(item, "expires_at", 1),
-                    f("models"),
-                    f("rpm"),
-                    f("max_concurrency"),
-                    f("spend_usd"),
-                    f("allowed_cidrs"),
-                    f("tpm"),
-                    f("limits")};
+        case CliShape::key: return key_row(item);
         case CliShape::channel:
             return {f("id"),
                     f("name"),

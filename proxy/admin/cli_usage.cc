@@ -18,6 +18,7 @@ constexpr CommandUsage command_usages[] = {
      "                     [--concurrency N] [--tpm N] [--limits JSON]\n"
      "                     [--expires 30d|UNIX_SECONDS] [--key-env VAR]\n"
      "                     [--allowed-cidrs 10.0.0.0/8,2001:db8::/32]\n"
+     "                     [--budget-usd USD] [--period none|daily|weekly|monthly]\n"
      "                     (--limits '{\"gpt-4o\":{\"rpm\":60,\"tpm\":90000}}': per model)\n"},
     {"key", "list", "  ringway key list\n"},
     {"key", "show", "  ringway key show ID\n"},
@@ -25,7 +26,9 @@ constexpr CommandUsage command_usages[] = {
     {"key", "update",
      "  ringway key update ID [--name N] [--quota TOKENS|none] [--models a,b|all] [--rpm N]\n"
      "                     [--concurrency N] [--tpm N] [--limits JSON|none]\n"
-     "                     [--expires 30d|UNIX_SECONDS|never] [--allowed-cidrs CIDR,CIDR|any]\n"},
+     "                     [--expires 30d|UNIX_SECONDS|never] [--allowed-cidrs CIDR,CIDR|any]\n"
+     "                     [--budget-usd USD|none] [--period none|daily|weekly|monthly]\n"},
+    {"key", "topup", "  ringway key topup ID AMOUNT_USD [--reason TEXT]\n"},
     {"channel", "add",
      "  ringway channel add --name NAME --kind openai|anthropic|openai-compatible\n"
      "                     --base-url URL --api-key-env VAR [--models a,b]\n"

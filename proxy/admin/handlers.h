@@ -90,6 +90,8 @@ AdminReply admin_keys_list(AdminDeps& deps, const AdminRequest& request);
 AdminReply admin_keys_get(AdminDeps& deps, const AdminRequest& request);
 AdminReply admin_keys_patch(AdminDeps& deps, const AdminRequest& request);
 AdminReply admin_keys_delete(AdminDeps& deps, const AdminRequest& request);
+// POST /admin/keys/{id}/topup (key_budget.cc).
+AdminReply admin_keys_topup(AdminDeps& deps, const AdminRequest& request);
 
 // channels.cc: POST, GET /admin/channels; GET, PATCH, DELETE /admin/channels/{id}.
 AdminReply admin_channels_create(AdminDeps& deps, const AdminRequest& request);

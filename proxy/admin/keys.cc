@@ -15,6 +15,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "proxy/admin/json.h"
+#include "proxy/admin/key_budget.h"
 #include "storage/json_lite.h"
 #include "storage/keys.h"
 #include "storage/queries.h"
@@ -48,6 +49,7 @@ struct KeyFields {
     std::string secret;  // "key": an imported secret; never logged or echoed.
     bool has_allowed_cidrs = false;
     std::vector<std::string> allowed_cidrs;  // Canonical blocks; empty (or null): any address.
+    KeyBudgetFields budget;                  // budget_usd, period (key_budget.h).
 };
 
 // "allowed_cidrs": null, or an array of CIDR blocks (a bare address is one host), each
@@ -223,6 +225,9 @@ bool key_field_read(KeyFields& fields, std::string_view key, ondemand::value& va
     if (key == "allowed_cidrs") {
         return key_cidrs_read(fields, key, value, error);
     }
+    if (bool is_ok = false; key_budget_member(fields.budget, key, value, error, is_ok)) {
+        return is_ok;
+    }
     return json_unknown_field(key, error);
 }
 
@@ -257,6 +262,7 @@ void key_fields_apply(const KeyFields& fields, KeySpec& spec) {
         spec.allowed_cidrs_json =
             fields.allowed_cidrs.empty() ? std::string() : json_string_array(fields.allowed_cidrs);
     }
+    key_budget_apply(fields.budget, spec);
 }
 
 KeySpec key_spec_from_info(const KeyInfo& info) {
@@ -272,6 +278,7 @@ KeySpec key_spec_from_info(const KeyInfo& info) {
     spec.tpm = uint32_t(info.tpm);
     spec.limits_json = info.limits_json;
     spec.allowed_cidrs_json = info.allowed_cidrs_json;
+    key_budget_from_info(info, spec);
     return spec;
 }
 
@@ -295,6 +302,7 @@ void json_out_key(JsonOut& out, const KeyInfo& key, std::string_view secret = {}
     out.key("allowed_cidrs");
     key.allowed_cidrs_json.empty() ? out.null()
                                    : (json_out_models(out, key.allowed_cidrs_json), out);
+    json_out_key_budget(out, key);
     out.key("created_at").number(key.created_at_s);
     if (!secret.empty()) {
         out.key("key").string(secret);

@@ -25,6 +25,7 @@ constexpr AdminRoute admin_routes[] = {
     {Method::get, "/admin/keys/{id}", admin_keys_get},
     {Method::patch, "/admin/keys/{id}", admin_keys_patch},
     {Method::delete_, "/admin/keys/{id}", admin_keys_delete},
+    {Method::post, "/admin/keys/{id}/topup", admin_keys_topup},
     {Method::get, "/admin/channels", admin_channels_list},
     {Method::post, "/admin/channels", admin_channels_create},
     {Method::get, "/admin/channels/{id}", admin_channels_get},

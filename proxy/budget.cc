@@ -1,0 +1,161 @@
+// proxy/budget.cc — money budgets and per-period token quotas on the request path (see
+// budget.h). The words are BudgetTable's (storage/budget.h): one compare-and-swap to
+// reserve, one to settle, shared by every shard; the period's tag rides in the same word.
+#include "proxy/budget.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "proxy/cost.h"
+#include "proxy/gateway.h"
+#include "proxy/request.h"
+#include "storage/snapshot.h"
+
+namespace rw {
+namespace {
+
+// Seconds from the request's start to its key's next period (0 for a lifetime budget).
+uint32_t seconds_to_next_period(const KeyEntry& key, int64_t now_s) {
+    const int64_t next_s = budget_period_next_start_s(key.period, now_s);
+    return next_s > now_s ? static_cast<uint32_t>(std::min<int64_t>(next_s - now_s, UINT32_MAX))
+                          : 0;
+}
+
+Fault budget_refuse(Gateway& gateway, ProxyRequest& request, const KeyEntry& key, Fault fault) {
+    gateway.metrics.limited.add();
+    request.retry_after_s = seconds_to_next_period(key, request.started_unix_ms / 1000);
+    return fault;
+}
+
+// The most the request can cost under any candidate's price; false (with the candidate's
+// model named in the message) when one of them has none.
+bool budget_money_bound(Gateway& gateway, ProxyRequest& request, const Snapshot& snapshot,
+                        int64_t& bound_nano) {
+    const uint64_t prompt_max = request.body.size();
+    const uint64_t output_max =
+        static_cast<uint64_t>(budget_token_bound(gateway, request)) - prompt_max;
+    bound_nano = 0;
+    for (uint32_t index = 0; index < request.candidate_count; index++) {
+        const Candidate& candidate = request.candidates[index];
+        int64_t bound = 0;
+        int64_t price_id = 0;
+        if (!cost_reservation_bound(snapshot, candidate.model_sent, candidate.channel_id,
+                                    request.started_unix_ms, prompt_max, output_max, bound,
+                                    price_id)) {
+            return false;
+        }
+        bound_nano = std::max(bound_nano, bound);
+    }
+    return true;
+}
+
+}  // namespace
+
+int64_t budget_token_bound(const Gateway& gateway, const ProxyRequest& request) {
+    const RequestFields& fields = request.fields;
+    const uint64_t output_max = request.endpoint == Endpoint::embeddings ? 0
+                                : fields.has_output_limit                ? fields.output_tokens_max
+                                                          : gateway.config.default_output_reserve;
+    const uint64_t bound = request.body.size() + output_max * fields.choices_count;
+    return bound > uint64_t(INT64_MAX / 2) ? INT64_MAX / 2 : static_cast<int64_t>(bound);
+}
+
+Fault budget_check_head(Gateway& gateway, ProxyRequest& request, const KeyEntry& key) {
+    const int64_t index = budget_period_index(key.period, request.started_unix_ms / 1000);
+    const uint32_t tag = BudgetTable::tag_of(index);
+    request.budget_period_tag = static_cast<uint16_t>(tag);
+    request.has_budget_period = key.period != BudgetPeriod::none;
+    const BudgetTable& budgets = *gateway.shared.budgets;
+    if (key.has_budget &&
+        budgets.used(key.quota_slot, BudgetTable::nano, tag) >= key.budget_limit_nano(index)) {
+        return budget_refuse(gateway, request, key, Fault::client_budget_exceeded);
+    }
+    if (key.has_quota_limit && request.has_budget_period &&
+        budgets.used(key.quota_slot, BudgetTable::tokens, tag) >= key.quota_limit_tokens) {
+        return budget_refuse(gateway, request, key, Fault::client_quota_exceeded);
+    }
+    return Fault::none;
+}
+
+Fault budget_reserve(Gateway& gateway, ProxyRequest& request, const KeyEntry& key,
+                     const Snapshot& snapshot) {
+    RW_ASSERT(!request.holds_budget_nano && !request.holds_budget_tokens);
+    if (request.is_counted_locally || request.candidate_count == 0) {
+        return Fault::none;  // No upstream will be reached: nothing can be spent.
+    }
+    BudgetTable& budgets = *gateway.shared.budgets;
+    const int64_t index = budget_period_index(key.period, request.started_unix_ms / 1000);
+    const uint32_t tag = BudgetTable::tag_of(index);
+    if (key.has_budget) {
+        int64_t bound = 0;
+        if (!budget_money_bound(gateway, request, snapshot, bound)) {
+            return Fault::client_model_price_missing;
+        }
+        uint32_t counted = 0;
+        if (!budgets.try_add(key.quota_slot, BudgetTable::nano, tag, bound,
+                             key.budget_limit_nano(index), counted)) {
+            return budget_refuse(gateway, request, key, Fault::client_budget_too_small);
+        }
+        request.holds_budget_nano = true;
+        request.budget_nano_tag = static_cast<uint16_t>(counted);
+        request.budget_reserved_nano = bound;
+        gateway.budget_reserved_nano += static_cast<uint64_t>(bound);
+        gateway.metrics.budget_reserved_nano.set(gateway.budget_reserved_nano);
+    }
+    if (key.has_quota_limit && key.period != BudgetPeriod::none) {
+        const int64_t bound = budget_token_bound(gateway, request);
+        uint32_t counted = 0;
+        if (!budgets.try_add(key.quota_slot, BudgetTable::tokens, tag, bound,
+                             key.quota_limit_tokens, counted)) {
+            budget_settle(gateway, request, 0, 0);  // Gives the money reservation back.
+            return budget_refuse(gateway, request, key, Fault::client_quota_too_small);
+        }
+        request.holds_budget_tokens = true;
+        request.budget_tokens_tag = static_cast<uint16_t>(counted);
+        request.budget_reserved_tokens = bound;
+        gateway.quota_reserved_tokens += static_cast<uint64_t>(bound);
+        gateway.metrics.quota_reserved_tokens.set(gateway.quota_reserved_tokens);
+    }
+    return Fault::none;
+}
+
+void budget_settle(Gateway& gateway, ProxyRequest& request, int64_t charged_tokens,
+                   int64_t charged_nano) {
+    BudgetTable& budgets = *gateway.shared.budgets;
+    const uint32_t slot = request.quota_slot;
+    uint32_t counted = 0;
+    if (request.holds_budget_nano) {
+        const int64_t reserved = request.budget_reserved_nano;
+        budgets.settle(slot, BudgetTable::nano, request.budget_nano_tag, reserved, charged_nano);
+        if (charged_nano > reserved) {
+            gateway.metrics.budget_overshoot_requests.add();
+            gateway.metrics.budget_overshoot_nano.add(
+                static_cast<uint64_t>(charged_nano - reserved));
+        }
+        RW_ASSERT(gateway.budget_reserved_nano >= static_cast<uint64_t>(reserved));
+        gateway.budget_reserved_nano -= static_cast<uint64_t>(reserved);
+        gateway.metrics.budget_reserved_nano.set(gateway.budget_reserved_nano);
+        request.holds_budget_nano = false;
+    } else if (charged_nano > 0) {
+        (void)budgets.try_add(slot, BudgetTable::nano, request.budget_period_tag, charged_nano, -1,
+                              counted);
+    }
+    if (request.holds_budget_tokens) {
+        const int64_t reserved = request.budget_reserved_tokens;
+        budgets.settle(slot, BudgetTable::tokens, request.budget_tokens_tag, reserved,
+                       charged_tokens);
+        if (charged_tokens > reserved) {
+            gateway.metrics.quota_overshoot_tokens.add(
+                static_cast<uint64_t>(charged_tokens - reserved));
+        }
+        RW_ASSERT(gateway.quota_reserved_tokens >= static_cast<uint64_t>(reserved));
+        gateway.quota_reserved_tokens -= static_cast<uint64_t>(reserved);
+        gateway.metrics.quota_reserved_tokens.set(gateway.quota_reserved_tokens);
+        request.holds_budget_tokens = false;
+    } else if (charged_tokens > 0 && request.has_budget_period) {
+        (void)budgets.try_add(slot, BudgetTable::tokens, request.budget_period_tag, charged_tokens,
+                              -1, counted);
+    }
+}
+
+}  // namespace rw

@@ -1,0 +1,42 @@
+// proxy/budget.h — a key's money budget and its per-period token quota on the request
+// path: checked at the head (nothing left in the period: 429 insufficient_quota with
+// Retry-After at the next period's start), reserved once the route is known (an upper
+// bound of what the request can cost, by cost.h, over every candidate channel), and
+// settled to the row's real cost and tokens on every exit (request_finish). Lifetime token
+// quotas stay QuotaTable's (admission.cc); this file handles the BudgetTable words
+// (storage/budget.h), which every shard shares without a lock. Shard thread only.
+#pragma once
+
+#include <cstdint>
+
+#include "proxy/fault.h"
+
+namespace rw {
+
+struct Gateway;
+struct ProxyRequest;
+struct KeyEntry;
+class Snapshot;
+
+// The most tokens the request can be charged: its body's bytes (a token is at least one
+// byte of text) plus its output limit (RINGWAY_DEFAULT_OUTPUT_RESERVE when it sets none)
+// for each of its n choices; embeddings produce no output.
+[[nodiscard]] int64_t budget_token_bound(const Gateway& gateway, const ProxyRequest& request);
+
+// At the head: is anything left of the key's budget and per-period quota in the current
+// period? Fault::none, or 429 with request.retry_after_s set when the period ends.
+[[nodiscard]] Fault budget_check_head(Gateway& gateway, ProxyRequest& request, const KeyEntry& key);
+
+// After routing: reserves the request's bound in the key's per-period words. A key with a
+// money budget refuses a model that any candidate channel has no price for (403
+// model_price_missing). Fault::none with the reservations held.
+[[nodiscard]] Fault budget_reserve(Gateway& gateway, ProxyRequest& request, const KeyEntry& key,
+                                   const Snapshot& snapshot);
+
+// On every exit: the reservations are replaced by what the row charged (0 and 0 when no
+// upstream was reached); a key without a budget is charged too, so its words stay exact
+// if it gets one. Charges beyond the bound are counted (ringway_budget_overshoot_*).
+void budget_settle(Gateway& gateway, ProxyRequest& request, int64_t charged_tokens,
+                   int64_t charged_nano);
+
+}  // namespace rw
