@@ -60,6 +60,8 @@ struct Gateway {
     uint64_t quota_reserved_tokens = 0;  // This shard's reservations in flight (a gauge).
     uint64_t request_sequence = 0;       // For request ids.
     uint64_t next_sweep_ms = 0;
+    uint64_t slots_exhausted_unlogged = 0;  // Since the last upstream_connections_exhausted line.
+    uint64_t slots_exhausted_logged_ms = 0;
 };
 
 }  // namespace rw
