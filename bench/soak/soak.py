@@ -404,10 +404,14 @@ def start_processes(build_dir, work_dir):
 
 def setup_gateway(port, admin_port, mock_port):
     base = f"http://127.0.0.1:{mock_port}"
+    # auto_disable off: the valid traffic asks the mock for 5xx, resets and cut streams on
+    # purpose, enough for channel health to disable both channels within seconds and turn
+    # the rest of the run into 503 no_channel_available (health has its own e2e tests).
     for name, priority in (("primary", 1), ("secondary", 0)):
         status, _ = admin(admin_port, "POST", "/admin/channels", {
             "name": name, "kind": "openai", "base_url": base, "api_key": UPSTREAM_KEY,
-            "models": [], "priority": priority, "allow_private_network": True})
+            "models": [], "priority": priority, "allow_private_network": True,
+            "auto_disable": False})
         assert status == 201, f"channel {name}: {status}"
     keys = {}
     for name, extra in (("app", {}), ("limited", {"rpm": 300, "max_concurrency": 2})):
