@@ -2,7 +2,10 @@
 # bench/run.sh — what `make bench` runs: every micro-benchmark binary in BUILD_DIR/bench/
 # (*_bench, Google Benchmark), then every load script in bench/load/ (*.sh, given BUILD_DIR).
 # Usage: bench/run.sh BUILD_DIR. Each step has a time limit; a failed or timed-out step is
-# reported and the others still run; the exit status is 1 if any step failed.
+# reported and the others still run; the exit status is 1 if any step failed. It ends with
+# bench/summary.py: a Markdown summary (BUILD_DIR/bench-results/summary.md, also printed) and
+# a plot (bench-results/proxy.png, gnuplot) of CPU per request, p99 latency and peak RSS by
+# concurrency for direct, nginx and ringway.
 # Knobs (env): MICRO_TIMEOUT_S (per binary, 300), LOAD_TIMEOUT_S (per script, 600),
 # BENCH_ARGS (extra flags for every micro-benchmark, e.g. --benchmark_filter=Arena).
 set -u -o pipefail
@@ -12,6 +15,9 @@ script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 micro_timeout_s=${MICRO_TIMEOUT_S:-300}
 load_timeout_s=${LOAD_TIMEOUT_S:-600}
 read -r -a bench_args <<<"${BENCH_ARGS:-}"
+results_dir="$build_dir/bench-results"
+rm -rf "$results_dir"
+mkdir -p "$results_dir"
 failed=()
 ran_count=0
 
@@ -37,7 +43,8 @@ micro_count=0
 if [[ -d "$build_dir/bench" ]]; then
     while IFS= read -r binary; do
         micro_count=$((micro_count + 1))
-        run_step "$micro_timeout_s" "micro $(basename "$binary")" "$binary" "${bench_args[@]}"
+        run_step "$micro_timeout_s" "micro $(basename "$binary")" "$binary" "${bench_args[@]}" \
+            --benchmark_out="$results_dir/$(basename "$binary").json" --benchmark_out_format=json
     done < <(find "$build_dir/bench" -maxdepth 1 -type f -name '*_bench' -perm -u+x | sort)
 fi
 ((micro_count > 0)) ||
@@ -46,8 +53,13 @@ fi
 for script in "$script_dir"/load/*.sh; do
     [[ $(basename "$script") == lib.sh ]] && continue  # Sourced helpers, not a benchmark.
     [[ -f "$script" ]] || continue
-    run_step "$load_timeout_s" "load $(basename "$script")" bash "$script" "$build_dir"
+    # proxy.sh's points feed the summary and the plot.
+    run_step "$load_timeout_s" "load $(basename "$script")" \
+        env RESULTS_TSV="$results_dir/$(basename "$script" .sh).tsv" bash "$script" "$build_dir"
 done
+
+printf '\n=== summary (%s) ===\n' "$results_dir/summary.md"
+python3 "$script_dir/summary.py" "$results_dir" || failed+=("summary")
 
 printf '\n=== bench: %s step(s) run, %s failed ===\n' "$ran_count" "${#failed[@]}"
 for label in "${failed[@]}"; do printf '  failed: %s\n' "$label"; done

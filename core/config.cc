@@ -61,7 +61,8 @@ constexpr Knob knobs[] = {
     {"RINGWAY_LOG_LEVEL", "info", "debug, info, warn or error"},
     {"RINGWAY_DB", "./var/ringway.db", "SQLite database file"},
     {"RINGWAY_DB_SYNCHRONOUS", "normal", "SQLite synchronous mode: normal or full"},
-    {"RINGWAY_LOG_BATCH", "512", "usage rows per SQLite transaction at most"},
+    {"RINGWAY_LOG_BATCH", "512",
+     "usage rows that make a SQLite transaction due; a backlog: up to 8x in one"},
     {"RINGWAY_LOG_FLUSH_MS", "50", "usage rows wait at most this long before a commit"},
     {"RINGWAY_LOG_RETENTION_DAYS", "90",
      "usage_logs rows older than this are pruned (daily_usage aggregates are kept forever)"},
@@ -80,6 +81,9 @@ constexpr Knob knobs[] = {
      "file with the 32-byte key (64 hex digits) that encrypts channel keys at rest; unset: "
      "$CREDENTIALS_DIRECTORY/ringway-secret-key if present, else keys are stored unencrypted"},
     {"RINGWAY_ADMIN_LISTEN", "127.0.0.1:8081", "host:port of the admin API's own listener"},
+    {"RINGWAY_ENV_FILE", nullptr,
+     "KEY=value file read again on SIGHUP for the new process (the unit's EnvironmentFile=);"
+     " unset: a reload keeps the current environment"},
     {"RINGWAY_RETRIES", "2",
      "extra attempts on the next channel when it is safe (connect error, 429, 5xx)"},
     {"RINGWAY_UPSTREAM_CONNECT_TIMEOUT_MS", "5000",
@@ -274,6 +278,8 @@ bool parse_storage(const Parser& parser, Config& config) {
     const char* key_file = parser.get("RINGWAY_SECRET_KEY_FILE");
     const char* credentials = parser.get("CREDENTIALS_DIRECTORY");  // systemd LoadCredential=
     config.secret_key_file = key_file ? key_file : "";
+    const char* env_file = parser.get("RINGWAY_ENV_FILE");
+    config.env_file = env_file ? env_file : "";
     if (key_file == nullptr && credentials != nullptr) {
         const std::string credential = std::string(credentials) + "/ringway-secret-key";
         if (::access(credential.c_str(), F_OK) == 0) {

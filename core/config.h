@@ -57,6 +57,7 @@ struct Config {
     // The channel keys' encryption key: RINGWAY_SECRET_KEY_FILE, else the systemd
     // credential $CREDENTIALS_DIRECTORY/ringway-secret-key when present; empty: none.
     std::string secret_key_file;
+    std::string env_file;  // RINGWAY_ENV_FILE: re-read on SIGHUP for the new process.
     // Upstream (proxy/).
     uint32_t retries;  // Extra attempts on other channels, when safe.
     uint32_t upstream_connect_timeout_ms;

@@ -409,8 +409,11 @@ void ClientConns::drain_begin() {
     waiting_count_ = 0;
     for (uint32_t i = 0; i < slots_high_water_; i++) {
         Conn& conn = conns_[i];
+        // Idle between keep-alive requests. A connection accepted but whose first request
+        // has not arrived is served once (the header deadline bounds it): its client just
+        // connected, to a socket a reload's new process may share, and expects an answer.
         const bool is_idle = conn.state == ConnState::reading && !conn.parser.in_message() &&
-                             conn.pending_count == 0;
+                             conn.pending_count == 0 && conn.requests_count > 0;
         if (is_idle) {
             conn_close(conn);
         }

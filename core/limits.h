@@ -154,6 +154,8 @@ constexpr uint32_t admin_body_bytes_max = 1024 * 1024;   // JSON bodies are tiny
 constexpr uint32_t admin_connection_timeout_ms = 10000;  // Whole request + response.
 constexpr uint32_t admin_listen_backlog = 64;
 constexpr uint32_t admin_logs_limit_default = 50;
+// GET /admin/latency reads at most this many rows (the newest of its window), ~3 MB.
+constexpr uint32_t admin_latency_rows_max = 100000;
 constexpr uint32_t admin_models_count_max = 4096;  // Entries in a models list or model map.
 constexpr uint32_t admin_chunk_count_max = 64;     // Small chunks of an admin request's head.
 constexpr uint64_t admin_large_bytes_max = 8ull * 1024 * 1024;  // The body's block (+ growth).

@@ -128,6 +128,34 @@ bool listeners_open(ListenAddress& listen, uint32_t count, std::vector<int>& fds
     return true;
 }
 
+bool listener_adopt(int fd, ListenAddress& listen, std::string& error) {
+    sockaddr_storage bound{};
+    socklen_t bound_bytes = sizeof(bound);
+    int is_listening = 0;
+    socklen_t flag_bytes = sizeof(is_listening);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_bytes) != 0 ||
+        ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &is_listening, &flag_bytes) != 0 ||
+        is_listening == 0) {
+        error = "inherited descriptor " + std::to_string(fd) + " is not a listening socket";
+        return false;
+    }
+    ListenAddress inherited = listen;
+    inherited.address = bound;
+    inherited.address_bytes = bound_bytes;
+    listeners_rename(inherited);
+    const uint16_t port = address_port(listen.address);
+    ListenAddress wanted = listen;
+    address_set_port(wanted.address, port == 0 ? address_port(bound) : port);
+    listeners_rename(wanted);
+    if (std::strcmp(wanted.text, inherited.text) != 0) {
+        error = std::string("the inherited listener is on ") + inherited.text + ", not " +
+                listen.text + ": a new listen address needs a restart";
+        return false;
+    }
+    listen = inherited;
+    return true;
+}
+
 void thread_name_and_pin(const char* name, int64_t cpu_index) {
     pthread_setname_np(pthread_self(), name);
     const int cpu = cpu_of_index(cpu_index);

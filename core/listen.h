@@ -17,6 +17,11 @@ namespace rw {
 [[nodiscard]] bool listeners_open(ListenAddress& listen, uint32_t count, std::vector<int>& fds,
                                   std::string& error);
 
+// A listening socket inherited from the process that started this one (a reload): true
+// when fd listens on listen's address (a port of 0 takes the socket's port, and listen
+// is rewritten to name it). False with one line in `error`.
+[[nodiscard]] bool listener_adopt(int fd, ListenAddress& listen, std::string& error);
+
 // Names the calling thread (ps -L, top -H, perf; 15 characters at most) and pins it to
 // the index-th CPU of the process's affinity mask when there is one. Pinning is best
 // effort: a container may forbid it and the thread still runs.

@@ -338,6 +338,24 @@ void Shard::on_wake() {
     submit_wake_read();
 }
 
+// A reload: the new process accepts on the same sockets. An accept waits exclusively (one
+// waiter woken per connection), so a connection whose wakeup went to this shard's accept
+// just before its cancel can sit in the queue until the next connection wakes another
+// waiter. One connect of our own (closed at once) is that next connection.
+void Shard::listener_nudge() {
+    const ListenAddress& listen = config_.listen;
+    const int fd = ::socket(listen.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return;
+    }
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&listen.address), listen.address_bytes) !=
+        0) {
+        RW_LOG_WARN("event=listener_nudge_failed shard=%u error=\"%s\"", index_,
+                    std::strerror(errno));
+    }
+    ::close(fd);
+}
+
 void Shard::on_accept(const io_uring_cqe& cqe) {
     RW_ASSERT(shard_ops_inflight_ > 0);
     if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
@@ -346,6 +364,9 @@ void Shard::on_accept(const io_uring_cqe& cqe) {
         if (is_draining_) {
             // The listener stops here: later connects are refused by the kernel once
             // every shard has closed its socket.
+            if (shared_.is_handing_over.load(std::memory_order_acquire)) {
+                listener_nudge();
+            }
             ::close(listen_fd_);
             listen_fd_ = -1;
         } else {
@@ -359,11 +380,11 @@ void Shard::on_accept(const io_uring_cqe& cqe) {
         }
         return;
     }
-    if (is_draining_) {
+    if (is_draining_ && !shared_.is_handing_over.load(std::memory_order_relaxed)) {
         ::close(cqe.res);
         return;
     }
-    clients_->open(cqe.res);
+    clients_->open(cqe.res);  // Under a reload, served once: its client expects an answer.
 }
 
 // ---------------------------------------------------------------------------------------

@@ -37,6 +37,9 @@ struct ServerShared {
     ShardMetrics* metrics[shards_max] = {};
     uint32_t shard_count = 0;
     std::atomic<bool> is_stopping{false};
+    // Set with is_stopping when a reload's new process shares the listeners (see
+    // Shard::on_accept).
+    std::atomic<bool> is_handing_over{false};
     std::atomic<bool> is_ready{false};
     // Other subsystems' metrics, appended to /metrics (Prometheus text; bytes written).
     uint32_t (*render_metrics)(void* context, char* out, uint32_t capacity) = nullptr;
@@ -87,6 +90,7 @@ private:
     void on_conn_cqe(Op op, const io_uring_cqe& cqe);
     void on_wake();
     void on_accept(const io_uring_cqe& cqe);
+    void listener_nudge();
 
     // Loop turn.
     void turn_end();

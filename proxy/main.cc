@@ -1,8 +1,8 @@
 // proxy/main.cc — the program's entry and composition root: the CLI when the first
 // argument names a command, --help/--version, otherwise the gateway server started in
 // named steps (config, signals, io_uring probe, listeners, storage, services, shards),
-// then a wait for SIGTERM/SIGINT and an orderly stop. Every startup failure is one clear
-// line on stderr and exit status 1 before any request is served.
+// then a wait for SIGTERM/SIGINT (or a SIGHUP reload, proxy/reload.h) and an orderly stop. Every
+// startup failure is one clear line on stderr and exit status 1 before any request is served.
 #include <signal.h>
 
 #include <csignal>
@@ -20,6 +20,7 @@
 #include "proxy/admin/backup.h"
 #include "proxy/admin/cli.h"
 #include "proxy/admin/secrets_cli.h"
+#include "proxy/reload.h"
 #include "proxy/services.h"
 
 namespace rw {
@@ -50,28 +51,52 @@ sigset_t signals_block() {
 
 void announce_ready(const Services& services) {
     const Config& config = services.config;
-    RW_LOG_INFO("event=ready listen=%s shards=%u admin=%s version=\"%s\"", config.listen.text,
+    RW_LOG_INFO("event=ready listen=%s shards=%u admin=%s version=\"%s\"%s", config.listen.text,
                 config.shards,
                 services.admin.is_enabled() ? services.admin.listen_text().c_str() : "off",
-                version_text);
-    if (!notify_systemd("READY=1")) {
+                version_text, services.is_reload ? " reload=1" : "");
+    // Under a reload the previous process, still systemd's main PID, names this one.
+    if (!services.is_reload && !notify_systemd("READY=1")) {
         RW_LOG_WARN("event=notify_failed state=READY");
     }
 }
 
-int signal_wait(const sigset_t& signals, const Config& config) {
+// SIGHUP: a new process on these listeners; once it is ready this one stops like on
+// SIGTERM (it stops accepting and drains). True when the new one took over.
+bool reload(const Services& services, const std::vector<int>& listen_fds) {
+    RW_LOG_INFO("event=reload_started env_file=%s",
+                services.config.env_file.empty() ? "-" : services.config.env_file.c_str());
+    const ReloadOutcome outcome =
+        reload_start(services.config.env_file, listen_fds, services.admin.listen_fd());
+    if (!outcome.is_ready) {
+        RW_LOG_ERROR("event=reload_failed pid=%d error=\"%s\" action=\"still serving\"",
+                     int(outcome.pid), outcome.error.c_str());
+        return false;
+    }
+    RW_LOG_INFO("event=reload_handover new_pid=%d", int(outcome.pid));
+    char state[64];
+    std::snprintf(state, sizeof(state), "MAINPID=%d\nREADY=1", int(outcome.pid));
+    if (!notify_systemd(state)) {
+        RW_LOG_WARN("event=notify_failed state=MAINPID");
+    }
+    return true;
+}
+
+int signal_wait(const sigset_t& signals, const Services& services,
+                const std::vector<int>& listen_fds) {
     int signal_number = 0;
     for (;;) {
         sigwait(&signals, &signal_number);
-        if (signal_number != SIGHUP) {
+        if (signal_number != SIGHUP || reload(services, listen_fds)) {
             break;
         }
-        // A zero-downtime reload is not implemented yet: settings are read at startup.
-        RW_LOG_WARN("event=reload_not_supported hint=\"systemctl restart ringway\"");
     }
-    RW_LOG_INFO("event=stopping signal=%s timeout_ms=%u", signal_number == SIGINT ? "INT" : "TERM",
-                config.shutdown_timeout_ms);
-    [[maybe_unused]] const bool notified = notify_systemd("STOPPING=1");
+    const char* name = signal_number == SIGINT ? "INT" : signal_number == SIGHUP ? "HUP" : "TERM";
+    RW_LOG_INFO("event=stopping signal=%s timeout_ms=%u", name,
+                services.config.shutdown_timeout_ms);
+    if (signal_number != SIGHUP) {  // After a handover the new process is the main PID.
+        [[maybe_unused]] const bool notified = notify_systemd("STOPPING=1");
+    }
     return signal_number;
 }
 
@@ -94,6 +119,8 @@ void log_limits(const Config& config, uint64_t nofile_hard, bool is_nofile_raise
 }
 
 int run_server() {
+    reload_remember_program();
+    Inherited inherited;  // Set when a reload started this process.
     // The soft descriptor limit goes up to the hard one first: the derived connection
     // limits are read from it.
     uint64_t nofile_soft = 0;
@@ -101,7 +128,8 @@ int run_server() {
     const bool is_nofile_raised = config_raise_nofile(nofile_soft, nofile_hard);
     Config config;
     std::string error;
-    if (!config_from_env(config, env_lookup, nullptr, error)) {
+    if (!reload_inherited(inherited, error) ||
+        !config_from_env(config, env_lookup, nullptr, error)) {
         die(error);
     }
     log_set_level(config.log_level);
@@ -110,10 +138,14 @@ int run_server() {
     // io_uring first: a refused ring (sysctl, seccomp) is the one line an operator sees.
     std::vector<int> listen_fds;
     if (!io_uring_probe(error) ||
-        !listeners_open(config.listen, config.shards, listen_fds, error)) {
+        !(inherited.is_reload
+              ? reload_listeners(inherited, config.listen, config.shards, listen_fds, error)
+              : listeners_open(config.listen, config.shards, listen_fds, error))) {
         die(error);
     }
     auto services = std::make_unique<Services>(config);
+    services->is_reload = inherited.is_reload;
+    services->admin.adopt_listener(inherited.admin_fd);
     if (!services_open_storage(*services, error) || !services_start(*services, env_lookup, error)) {
         die(error);
     }
@@ -122,7 +154,10 @@ int run_server() {
         std::_Exit(1);  // Threads are running: no destructors, no atexit.
     }
     announce_ready(*services);
-    signal_wait(signals, config);
+    reload_signal_ready(inherited);
+    if (signal_wait(signals, *services, listen_fds) == SIGHUP) {
+        services->shared.is_handing_over.store(true, std::memory_order_release);
+    }
     const bool is_drained = services_stop(*services);
     RW_LOG_INFO("event=stopped rows_written=%lu",
                 static_cast<unsigned long>(services->writer.rows_written()));

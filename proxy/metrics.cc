@@ -68,12 +68,14 @@ void metrics_observe(GatewayMetrics& metrics, MetricsShared& shared,
     const uint32_t model = shared.models.slot(observation.model);
     metrics.model_tokens[model][0].add(observation.prompt_tokens);
     metrics.model_tokens[model][1].add(observation.completion_tokens);
+    metrics.model_cost_nano[model].add(observation.cost_nano);
     char id_text[24];
     const char* id_end =
         std::to_chars(id_text, id_text + sizeof(id_text), observation.channel_id).ptr;
     const uint32_t channel = shared.channels.slot({id_text, static_cast<size_t>(id_end - id_text)});
     metrics.channel_tokens[channel][0].add(observation.prompt_tokens);
     metrics.channel_tokens[channel][1].add(observation.completion_tokens);
+    metrics.channel_cost_nano[channel].add(observation.cost_nano);
 }
 
 std::string_view fault_class(Fault fault) {
@@ -263,20 +265,16 @@ void render_histograms(MetricsText& text, const ShardSum& sum) {
 }
 
 using TokenArray = Counter (GatewayMetrics::*)[metric_labels_max + 1][2];
+using CostArray = Counter (GatewayMetrics::*)[metric_labels_max + 1];
 
 // One series per distinct label value (slots a race gave the same value are summed), then
 // "other" for the values past the cap.
-void render_tokens(MetricsText& text, const ShardSum& sum, const MetricLabels& labels,
-                   const char* name, const char* label, const char* help, TokenArray field) {
-    text.printf_line("# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+// Visits each distinct published label value once, and "other" last, with a function that
+// sums a per-slot quantity (total(slot)) over every slot carrying that value: two shards
+// may race to claim the same value, so it can hold more than one slot.
+template <class Visit>
+void visit_label_values(const MetricLabels& labels, Visit visit) {
     const uint32_t count = labels.published_count();
-    const auto total = [&](uint32_t slot, uint32_t type) {
-        uint64_t value = 0;
-        for (uint32_t i = 0; i < sum.shard_count; i++) {
-            value += sum.shards[i] != nullptr ? (sum.shards[i]->*field)[slot][type].get() : 0;
-        }
-        return value;
-    };
     for (uint32_t slot = 0; slot <= count; slot++) {
         const bool is_other = slot == count;
         const std::string_view value = is_other ? "other" : labels.value(slot);
@@ -287,16 +285,53 @@ void render_tokens(MetricsText& text, const ShardSum& sum, const MetricLabels& l
         if (is_repeat) {
             continue;
         }
-        for (uint32_t type = 0; type < 2; type++) {
-            uint64_t value_total = total(is_other ? MetricLabels::other : slot, type);
+        const auto merged = [&](auto total) {
+            uint64_t value_total = total(is_other ? MetricLabels::other : slot);
             for (uint32_t later = slot + 1; later < count && !is_other; later++) {
-                value_total += labels.value(later) == value ? total(later, type) : 0;
+                value_total += labels.value(later) == value ? total(later) : 0;
             }
+            return value_total;
+        };
+        visit(value, merged);
+    }
+}
+
+void render_tokens(MetricsText& text, const ShardSum& sum, const MetricLabels& labels,
+                   const char* name, const char* label, const char* help, TokenArray field) {
+    text.printf_line("# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    visit_label_values(labels, [&](std::string_view value, auto merged) {
+        for (uint32_t type = 0; type < 2; type++) {
+            const uint64_t value_total = merged([&](uint32_t slot) {
+                uint64_t total = 0;
+                for (uint32_t i = 0; i < sum.shard_count; i++) {
+                    total +=
+                        sum.shards[i] != nullptr ? (sum.shards[i]->*field)[slot][type].get() : 0;
+                }
+                return total;
+            });
             text.printf_line("%s{%s=\"%.*s\",type=\"%s\"} %lu\n", name, label, int(value.size()),
                              value.data(), type == 0 ? "prompt" : "completion",
                              static_cast<unsigned long>(value_total));
         }
-    }
+    });
+}
+
+// Money in USD from nano-USD counters, exact (nine decimals).
+void render_cost(MetricsText& text, const ShardSum& sum, const MetricLabels& labels,
+                 const char* name, const char* label, const char* help, CostArray field) {
+    text.printf_line("# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    visit_label_values(labels, [&](std::string_view value, auto merged) {
+        const uint64_t nano = merged([&](uint32_t slot) {
+            uint64_t total = 0;
+            for (uint32_t i = 0; i < sum.shard_count; i++) {
+                total += sum.shards[i] != nullptr ? (sum.shards[i]->*field)[slot].get() : 0;
+            }
+            return total;
+        });
+        text.printf_line("%s{%s=\"%.*s\"} %lu.%09lu\n", name, label, int(value.size()),
+                         value.data(), static_cast<unsigned long>(nano / 1'000'000'000),
+                         static_cast<unsigned long>(nano % 1'000'000'000));
+    });
 }
 
 void render_faults(MetricsText& text, const ShardSum& sum) {
@@ -399,6 +434,12 @@ uint32_t gateway_metrics_render(char* out, uint32_t capacity,
         render_tokens(text, sum, shared->channels, "ringway_channel_tokens_total", "channel",
                       "Tokens charged by channel id (the first 32 channels, then other).",
                       &GatewayMetrics::channel_tokens);
+        render_cost(text, sum, shared->models, "ringway_model_cost_usd_total", "model",
+                    "Cost charged in USD by the model asked for (the first 32 models, then other).",
+                    &GatewayMetrics::model_cost_nano);
+        render_cost(text, sum, shared->channels, "ringway_channel_cost_usd_total", "channel",
+                    "Cost charged in USD by channel id (the first 32 channels, then other).",
+                    &GatewayMetrics::channel_cost_nano);
         if (shared->health != nullptr) {
             render_health(text, *shared->health);
         }

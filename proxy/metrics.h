@@ -115,6 +115,9 @@ struct GatewayMetrics {
     // Tokens charged by model (as requested) and by channel: [slot][0 prompt, 1 completion].
     Counter model_tokens[metric_labels_max + 1][2];
     Counter channel_tokens[metric_labels_max + 1][2];
+    // Cost charged (nano-USD) by the same model and channel slots.
+    Counter model_cost_nano[metric_labels_max + 1];
+    Counter channel_cost_nano[metric_labels_max + 1];
     Counter faults[static_cast<uint32_t>(Fault::count_)];  // Requests ended by each fault.
 };
 
@@ -128,6 +131,7 @@ struct RequestObservation {
     int64_t channel_id;
     uint64_t prompt_tokens;
     uint64_t completion_tokens;
+    uint64_t cost_nano;  // The usage row's cost.
 };
 void metrics_observe(GatewayMetrics& metrics, MetricsShared& shared,
                      const RequestObservation& observation);

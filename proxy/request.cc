@@ -74,10 +74,11 @@ int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason
     gateway.shared.writer->queue(gateway.shard.index()).push(record);  // Reserved: cannot fail.
     request_attempt_over(request);
     const uint64_t duration_us = now_us - request.started_us;
-    metrics_observe(gateway.metrics, *gateway.shared.metrics_shared,
-                    {request.endpoint, duration_us, std::min(request.upstream_us, duration_us),
-                     request.ttft_us, request.model_requested, candidate.channel_id,
-                     record.prompt_tokens, record.completion_tokens});
+    metrics_observe(
+        gateway.metrics, *gateway.shared.metrics_shared,
+        {request.endpoint, duration_us, std::min(request.upstream_us, duration_us), request.ttft_us,
+         request.model_requested, candidate.channel_id, record.prompt_tokens,
+         record.completion_tokens, static_cast<uint64_t>(std::max<int64_t>(record.cost_nano, 0))});
     request.has_queue_reservation = false;
     gateway.has_records_pushed = true;
     gateway.metrics.records_pushed.add();

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "core/listen.h"
 #include "core/log.h"
@@ -200,26 +201,16 @@ void health_persist_loop(Services& services) {
     }
 }
 
-}  // namespace
-
-bool services_open_storage(Services& services, std::string& error) {
-    const std::string& key_file = services.config.secret_key_file;
-    if (!key_file.empty() && !secret_key_load(key_file, services.secret_key, error)) {
-        return false;
-    }
-    const StorageConfig storage = storage_config(services.config, services.secret_key);
-    if (error = storage_config_check(storage); !error.empty()) {
-        return false;
-    }
-    if (!db_files_prepare(storage.db_path, error) ||
-        !services.writer.open(storage, services.config.shards, error) ||
-        !channel_keys_prepare(services, error)) {
+// After the writer's open(): plain channel keys sealed, the spill replay said, the quota
+// invariant checked (a broken one is logged, not fatal).
+bool writer_startup_checks(Services& services, std::string& error) {
+    if (!channel_keys_prepare(services, error)) {
         return false;
     }
     if (services.writer.replayed_rows() > 0) {
         RW_LOG_WARN("event=spill_replayed rows=%lu path=%s",
                     static_cast<unsigned long>(services.writer.replayed_rows()),
-                    spill_path(storage.db_path).c_str());
+                    spill_path(services.config.db_path).c_str());
     }
     const QuotaInvariantReport invariant = check_quota_invariant(services.writer.db_before_run());
     if (!invariant.error.empty()) {
@@ -232,6 +223,98 @@ bool services_open_storage(Services& services, std::string& error) {
         RW_LOG_ERROR("event=quota_invariant_broken keys=%zu first_key_id=%ld",
                      invariant.offending_key_ids.size(),
                      static_cast<long>(invariant.offending_key_ids.front()));
+    }
+    return true;
+}
+
+// A reload serves before it may migrate: the schema must already be this binary's.
+bool schema_is_current(const StorageConfig& storage, std::string& error) {
+    Db db;
+    if (!db.open(storage, DbMode::read_only, error)) {
+        return false;
+    }
+    const Result<int64_t> version = schema_version(db);
+    if (!version.ok() || version.value != int64_t(schema_version_latest())) {
+        error = "the database schema is not this binary's (version " +
+                (version.ok() ? std::to_string(version.value) : std::string("unknown")) +
+                ", expected " + std::to_string(schema_version_latest()) +
+                "): a schema upgrade needs a restart";
+        return false;
+    }
+    return true;
+}
+
+int64_t steady_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+// rw-writer under a reload: polls the database lock until the previous process (its
+// writer drained and committed) has exited, then opens the writer as a cold start would.
+// Past its bound the queued rows wait on, but new requests are refused (stalled). False,
+// with the queued rows counted lost, when a stop's drain deadline passed first.
+bool writer_take_over(Services& services) {
+    const Config& config = services.config;
+    const int64_t start_ms = steady_ms();
+    const int64_t bound_ms =
+        int64_t(config.shutdown_timeout_ms) + int64_t(config.writer_drain_ms) + 5000;
+    bool is_stalled = false;
+    std::string error;
+    for (;;) {
+        bool is_busy = false;
+        if (db_files_lock(config.db_path, error, &is_busy)) {
+            break;
+        }
+        if (!is_busy || services.writer.is_stop_expired()) {
+            RW_LOG_ERROR("event=writer_handover_failed error=\"%s\"",
+                         is_busy ? "stopped before the previous process released the database"
+                                 : error.c_str());
+            services.writer.abandon();
+            return false;
+        }
+        if (!is_stalled && steady_ms() - start_ms > bound_ms) {
+            is_stalled = true;
+            services.writer.set_handover_stalled(true);
+            RW_LOG_ERROR("event=writer_handover_late wait_ms=%ld",
+                         static_cast<long>(steady_ms() - start_ms));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (!services.writer.open_db(error) || !writer_startup_checks(services, error)) {
+        RW_LOG_ERROR("event=writer_open_failed error=\"%s\"", error.c_str());
+        std::_Exit(1);  // Serving unrecorded is worse; systemd restarts a cold start.
+    }
+    services.writer.set_handover_stalled(false);
+    uint64_t queued_rows = 0;
+    for (uint32_t index = 0; index < services.writer.queue_count(); index++) {
+        queued_rows += services.writer.queue(index).depth();
+    }
+    RW_LOG_INFO("event=writer_handover wait_ms=%ld queued_rows=%lu",
+                static_cast<long>(steady_ms() - start_ms), static_cast<unsigned long>(queued_rows));
+    return true;
+}
+
+}  // namespace
+
+bool services_open_storage(Services& services, std::string& error) {
+    const std::string& key_file = services.config.secret_key_file;
+    if (!key_file.empty() && !secret_key_load(key_file, services.secret_key, error)) {
+        return false;
+    }
+    const StorageConfig storage = storage_config(services.config, services.secret_key);
+    if (error = storage_config_check(storage); !error.empty()) {
+        return false;
+    }
+    if (services.is_reload) {
+        if (!schema_is_current(storage, error) ||
+            !services.writer.open_queues(storage, services.config.shards, error)) {
+            return false;
+        }
+    } else if (!db_files_prepare(storage.db_path, error) ||
+               !services.writer.open(storage, services.config.shards, error) ||
+               !writer_startup_checks(services, error)) {
+        return false;
     }
     // One reader slot per shard plus one for the resolver thread.
     return services.store.open(storage, services.config.shards + 1, error) &&
@@ -257,7 +340,9 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     gateway.resolver = &services.resolver;
     services.writer_thread = std::thread([&services] {
         thread_name_and_pin("rw-writer", -1);
-        services.writer.run();
+        if (!services.is_reload || writer_take_over(services)) {
+            services.writer.run();
+        }
     });
     services.health_thread = std::thread([&services] {
         thread_name_and_pin("rw-health", -1);
@@ -270,9 +355,10 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     services.catalog =
         std::make_unique<Catalog>(services.writer, services.store, services.secret_key);
     services.catalog->set_channels_changed(channels_changed, &services.resolver);
+    // First-start channels are a cold start's: a reload's writer may still be waiting.
     return services.queries.open(storage, error) &&
-           bootstrap_channels_from_env(*services.catalog, services.queries, lookup, nullptr,
-                                       error) &&
+           (services.is_reload || bootstrap_channels_from_env(*services.catalog, services.queries,
+                                                              lookup, nullptr, error)) &&
            services.admin.start(services.config, services.writer, *services.catalog,
                                 services.queries, error);
 }

@@ -37,6 +37,9 @@ struct Services {
     explicit Services(const Config& config_in) : config(config_in) {}
 
     const Config& config;
+    // Started by a reload (proxy/reload.h): the writer waits for the previous process to
+    // release the database while the shards already queue rows.
+    bool is_reload = false;
     std::string secret_key;  // Seals channel keys at rest; empty: none configured.
     Writer writer;
     SnapshotStore store;
@@ -63,6 +66,9 @@ struct Services {
 // Opens (creating its directory when missing, owner-only, locked against a second
 // process) and migrates the database, seals plain channel keys when a secret key is
 // configured, checks the quota invariant, loads the first snapshot.
+// Under a reload, only the writer's queues and the reading side (snapshot, admin queries)
+// open here, on a schema already current (else a restart is needed); the rest is done by
+// the writer thread once the previous process has released the database.
 [[nodiscard]] bool services_open_storage(Services& services, std::string& error);
 
 // Starts the writer thread, the resolver, first-start channels from the environment and

@@ -52,7 +52,7 @@ bool db_files_secure(const std::string& db_path, std::vector<std::string>& fixed
            file_make_private(db_path + "-shm", true, fixed, error);
 }
 
-bool db_files_lock(const std::string& db_path, std::string& error) {
+bool db_files_lock(const std::string& db_path, std::string& error, bool* is_busy) {
     const int fd = ::open(db_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         error = "cannot open database " + db_path + ": " + std::strerror(errno);
@@ -63,6 +63,9 @@ bool db_files_lock(const std::string& db_path, std::string& error) {
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         const int flock_errno = errno;
         (void)::close(fd);
+        if (is_busy != nullptr) {
+            *is_busy = flock_errno == EWOULDBLOCK;
+        }
         error = flock_errno == EWOULDBLOCK
                     ? "database " + db_path + " is in use by another ringway process"
                     : "cannot lock database " + db_path + ": " + std::strerror(flock_errno);

@@ -19,6 +19,7 @@ namespace rw {
 
 // An exclusive advisory lock (flock) on the database file, held until the process exits:
 // false with one line when another process holds it. The fd stays open on purpose.
-[[nodiscard]] bool db_files_lock(const std::string& db_path, std::string& error);
+[[nodiscard]] bool db_files_lock(const std::string& db_path, std::string& error,
+                                 bool* is_busy = nullptr);
 
 }  // namespace rw

@@ -191,6 +191,15 @@ ALTER TABLE channels ADD COLUMN health_reason TEXT NOT NULL DEFAULT '';
 ALTER TABLE channels ADD COLUMN health_since_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE channels ADD COLUMN health_error TEXT NOT NULL DEFAULT '';
 )sql",
+    // 7: the writer's cost per row (issue "Capacity"). usage_logs_key_ts put every insert at
+    // one of as many B-tree positions as there are active keys, so each commit rewrote (WAL
+    // frames, then checkpoint) a leaf page per key: with it gone the writer's CPU per row
+    // fell by more than half (bench/micro/writer_bench). No query seeks it: the usage and log
+    // queries filter with "(?1 = 0 OR key_id = ?1)", which SQLite cannot turn into an
+    // index seek, so it only served as a full scan in key order, no faster than the table's.
+    R"sql(
+DROP INDEX IF EXISTS usage_logs_key_ts;
+)sql",
 };
 
 constexpr uint32_t migration_count = static_cast<uint32_t>(std::size(migration_sql));

@@ -339,24 +339,60 @@ UsageLogRow log_row_read(const Stmt& s) {
 
 }  // namespace
 
-Result<std::vector<UsageLogRow>> Queries::recent_logs(int64_t key_id, uint32_t limit,
+Result<std::vector<UsageLogRow>> Queries::recent_logs(const LogFilter& filter, uint32_t limit,
                                                       int64_t before_id) {
     using R = Result<std::vector<UsageLogRow>>;
     std::lock_guard<std::mutex> lock(mutex_);
     Stmt stmt;
     if (!db_.prepare(std::string(log_columns) +
                          " WHERE (?1 = 0 OR key_id = ?1) AND (?2 = 0 OR id < ?2)"
+                         " AND (?4 = 0 OR status = ?4) AND (?5 = '' OR end_reason = ?5)"
                          " ORDER BY id DESC LIMIT ?3",
                      stmt)) {
         return R::failure(db_.last_error());
     }
-    stmt.bind_int64(1, key_id);
+    stmt.bind_int64(1, filter.key_id);
     stmt.bind_int64(2, before_id);
     stmt.bind_int64(3, std::clamp<uint32_t>(limit, 1, query_rows_max));
+    stmt.bind_int64(4, filter.status);
+    stmt.bind_text(5, filter.end_reason);
     std::vector<UsageLogRow> rows;
     std::string error;
     const bool is_ok = query_rows(
         db_, stmt, [&rows](const Stmt& s) { rows.push_back(log_row_read(s)); }, error);
+    return is_ok ? R::success(std::move(rows)) : R::failure(error);
+}
+
+Result<std::vector<LatencySample>> Queries::latency_samples(int64_t key_id,
+                                                            std::string_view since_day,
+                                                            std::string_view until_day,
+                                                            uint32_t max_rows) {
+    using R = Result<std::vector<LatencySample>>;
+    std::lock_guard<std::mutex> lock(mutex_);
+    Stmt stmt;
+    // Days are UTC; until_day is inclusive (its rows start before the next midnight).
+    if (!db_.prepare("SELECT date(ts_ms / 1000, 'unixepoch'), latency_us, ttfb_us, status"
+                     " FROM usage_logs WHERE (?1 = 0 OR key_id = ?1)"
+                     " AND (?2 IS NULL OR ts_ms >= strftime('%s', ?2) * 1000)"
+                     " AND (?3 IS NULL OR ts_ms < (strftime('%s', ?3) + 86400) * 1000)"
+                     " ORDER BY id DESC LIMIT ?4",
+                     stmt)) {
+        return R::failure(db_.last_error());
+    }
+    stmt.bind_int64(1, key_id);
+    stmt.bind_text_or_null(2, since_day, since_day.empty());
+    stmt.bind_text_or_null(3, until_day, until_day.empty());
+    stmt.bind_int64(4, max_rows);
+    std::vector<LatencySample> rows;
+    std::string error;
+    const bool is_ok = query_rows(
+        db_, stmt,
+        [&rows](const Stmt& row_stmt) {
+            rows.push_back(LatencySample{std::string(row_stmt.column_text(0)),
+                                         row_stmt.column_int64(1), row_stmt.column_int64(2),
+                                         row_stmt.column_int64(3)});
+        },
+        error);
     return is_ok ? R::success(std::move(rows)) : R::failure(error);
 }
 

@@ -104,6 +104,21 @@ struct UsageLogRow {
     std::string upstream_request_id;
 };
 
+// GET /admin/logs filters: 0 / empty = any.
+struct LogFilter {
+    int64_t key_id = 0;
+    int64_t status = 0;      // The HTTP status the client received.
+    std::string end_reason;  // "complete", "client_gone", ...
+};
+
+// One row's timings for GET /admin/latency (percentiles per day).
+struct LatencySample {
+    std::string day;  // 'YYYY-MM-DD' (UTC) of the row's start.
+    int64_t latency_us = 0;
+    int64_t ttfb_us = 0;  // 0: no byte arrived.
+    int64_t status = 0;
+};
+
 struct KeyInfo {  // No hash, no secret: only what the admin API may show.
     int64_t id = 0;
     std::string name;
@@ -157,10 +172,16 @@ public:
     [[nodiscard]] Result<std::vector<DailyUsageRow>> usage_per_day(int64_t key_id,
                                                                    std::string_view since_day,
                                                                    std::string_view until_day);
-    // Newest first; key_id 0 = all keys; before_id 0 = from the newest. The next page
-    // passes the last row's id as before_id. limit is clamped to query_rows_max.
-    [[nodiscard]] Result<std::vector<UsageLogRow>> recent_logs(int64_t key_id, uint32_t limit,
-                                                               int64_t before_id);
+    // Newest first, the rows `filter` lets through; before_id 0 = from the newest. The next
+    // page passes the last row's id as before_id. limit is clamped to query_rows_max.
+    [[nodiscard]] Result<std::vector<UsageLogRow>> recent_logs(const LogFilter& filter,
+                                                               uint32_t limit, int64_t before_id);
+    // The timings of the newest `max_rows` rows started within since_day..until_day (same
+    // filters as usage_per_day), newest first.
+    [[nodiscard]] Result<std::vector<LatencySample>> latency_samples(int64_t key_id,
+                                                                     std::string_view since_day,
+                                                                     std::string_view until_day,
+                                                                     uint32_t max_rows);
     // The rows (newest first, at most query_rows_max) whose ringway, client or provider
     // request id is `request_id`.
     [[nodiscard]] Result<std::vector<UsageLogRow>> logs_by_request_id(std::string_view request_id);

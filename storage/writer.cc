@@ -97,14 +97,30 @@ void day_format(int32_t day_index, char* target) {
     target[10] = '\0';
 }
 
-constexpr const char* insert_usage_sql =
+constexpr const char* insert_usage_head_sql =
     "INSERT INTO usage_logs (ts_ms, key_id, channel_id, model_requested, model_sent, endpoint,"
     " status, prompt_tokens, completion_tokens, total_tokens, usage_source, end_reason,"
     " attempts, latency_us, ttfb_us, bytes_in, bytes_out, request_id, cached_input_tokens,"
     " cache_write_tokens, reasoning_tokens, cost_nano, price_id, client_request_id,"
-    " traceparent, upstream_request_id)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
+    " traceparent, upstream_request_id) VALUES ";
+constexpr int insert_usage_columns = 26;
+// Rows per multi-row INSERT (26 parameters each: 832, far under SQLite's 32766 limit).
+constexpr uint32_t insert_rows_per_statement = 32;
+
+// "INSERT ... VALUES (?,...), (?,...)" for `rows` rows: one statement execution per
+// `rows` rows instead of per row (bind and step overhead, the VDBE's per-statement
+// setup); the insert order and the rows are the same.
+std::string insert_usage_sql(uint32_t rows) {
+    std::string sql = insert_usage_head_sql;
+    for (uint32_t row = 0; row < rows; row++) {
+        sql += row == 0 ? "(" : ", (";
+        for (int column = 0; column < insert_usage_columns; column++) {
+            sql += column == 0 ? "?" : ", ?";
+        }
+        sql += ")";
+    }
+    return sql;
+}
 
 constexpr const char* upsert_daily_sql =
     "INSERT INTO daily_usage (key_id, day, requests, prompt_tokens, completion_tokens,"
@@ -142,6 +158,10 @@ Writer::~Writer() {
 }
 
 bool Writer::open(const StorageConfig& config, uint32_t shard_count, std::string& error) {
+    return open_queues(config, shard_count, error) && open_db(error);
+}
+
+bool Writer::open_queues(const StorageConfig& config, uint32_t shard_count, std::string& error) {
     RW_ASSERT(!db_.is_open());
     RW_ASSERT(queues_.empty());
     error = storage_config_check(config);
@@ -153,37 +173,9 @@ bool Writer::open(const StorageConfig& config, uint32_t shard_count, std::string
         return false;
     }
     config_ = config;
-    if (!db_.open(config, DbMode::read_write, error)) {
-        return false;
-    }
-    if (!migrate(db_, error)) {
-        return false;
-    }
-    if (!db_.prepare("BEGIN IMMEDIATE", begin_) || !db_.prepare("COMMIT", commit_) ||
-        !db_.prepare("ROLLBACK", rollback_) || !db_.prepare(insert_usage_sql, insert_usage_) ||
-        !db_.prepare(upsert_daily_sql, upsert_daily_) ||
-        !db_.prepare(add_quota_used_sql, add_quota_used_)) {
-        error = "preparing writer statements: " + db_.last_error();
-        return false;
-    }
-    batch_.resize(config.log_batch_rows);
-    aggregates_.resize(config.log_batch_rows);
-    if (!replay_spill(error)) {
-        return false;
-    }
-    // Room for every row the queues and the batch can hold, so the spill at a shutdown
-    // deadline needs no new blocks even on a disk that has filled since.
-    const uint64_t queued_max = uint64_t(shard_count) * config.queue_slots + config.log_batch_rows;
-    if (!spill_.open(spill_path(config.db_path),
-                     std::min(spill_reserve_bytes_max, queued_max * sizeof(UsageRecord)), error)) {
-        return false;
-    }
-    if (!retention_.open(db_, config, error)) {
-        return false;
-    }
-    // A foreign lock must not hold the shutdown drain past its deadline: a BEGIN waiting
-    // for it gives up when the deadline passes, even mid-wait.
-    db_.set_busy_deadline(config.busy_timeout_ms, &stop_deadline_ms_);
+    batch_rows_max_ = writer_batch_rows_max(config.log_batch_rows);
+    batch_.resize(batch_rows_max_);
+    aggregates_.resize(batch_rows_max_);
     event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (event_fd_ < 0) {
         error = std::string("eventfd: ") + std::strerror(errno);
@@ -198,6 +190,70 @@ bool Writer::open(const StorageConfig& config, uint32_t shard_count, std::string
     }
     RW_ASSERT(queues_.size() == shard_count);
     return true;
+}
+
+bool Writer::open_db(std::string& error) {
+    RW_ASSERT(!db_.is_open());
+    RW_ASSERT(!queues_.empty());
+    const StorageConfig& config = config_;
+    if (!db_.open(config, DbMode::read_write, error)) {
+        return false;
+    }
+    if (!migrate(db_, error)) {
+        return false;
+    }
+    if (!db_.prepare("BEGIN IMMEDIATE", begin_) || !db_.prepare("COMMIT", commit_) ||
+        !db_.prepare("ROLLBACK", rollback_) ||
+        !db_.prepare(insert_usage_sql(1).c_str(), insert_usage_) ||
+        !db_.prepare(insert_usage_sql(insert_rows_per_statement).c_str(), insert_usage_many_) ||
+        !db_.prepare(upsert_daily_sql, upsert_daily_) ||
+        !db_.prepare(add_quota_used_sql, add_quota_used_)) {
+        error = "preparing writer statements: " + db_.last_error();
+        return false;
+    }
+    if (!replay_spill(error)) {
+        return false;
+    }
+    // Room for every row the queues and the batch can hold, so the spill at a shutdown
+    // deadline needs no new blocks even on a disk that has filled since.
+    const uint64_t queued_max = uint64_t(queues_.size()) * config.queue_slots + batch_rows_max_;
+    if (!spill_.open(spill_path(config.db_path),
+                     std::min(spill_reserve_bytes_max, queued_max * sizeof(UsageRecord)), error)) {
+        return false;
+    }
+    if (!retention_.open(db_, config, error)) {
+        return false;
+    }
+    // A foreign lock must not hold the shutdown drain past its deadline: a BEGIN waiting
+    // for it gives up when the deadline passes, even mid-wait.
+    db_.set_busy_deadline(config.busy_timeout_ms, &stop_deadline_ms_);
+    return true;
+}
+
+void Writer::set_handover_stalled(bool is_stalled) {
+    is_stalled_.store(is_stalled, std::memory_order_relaxed);
+    // Refusing at once: the wait for the previous process already lasted its bound.
+    stalled_since_ms_.store(
+        is_stalled ? std::max<int64_t>(1, monotonic_ms() - int64_t(config_.stall_refuse_ms)) : 0,
+        std::memory_order_relaxed);
+}
+
+bool Writer::is_stop_expired() const {
+    return is_stop_requested_.load(std::memory_order_acquire) && is_drain_expired();
+}
+
+void Writer::abandon() {
+    RW_ASSERT(!db_.is_open());
+    for (;;) {
+        batch_count_ = 0;
+        drain_queues();
+        lost_rows_ += batch_count_;
+        if (batch_count_ == 0 && queues_are_empty()) {
+            break;
+        }
+    }
+    batch_count_ = 0;
+    fail_pending_commands();
 }
 
 void Writer::wake() {
@@ -246,9 +302,13 @@ bool Writer::queues_are_empty() const {
     return true;
 }
 
+// Takes what the queues hold, up to batch_rows_max_: a batch is due at log_batch_rows
+// rows, but a backlog (rows queued faster than batches commit) goes into fewer, larger
+// transactions, whose fixed costs (BEGIN/COMMIT, one upsert per aggregate group and one
+// update per key, the WAL frames of the index pages they touch) are then shared by more rows.
 void Writer::drain_queues() {
     const uint32_t queue_count = uint32_t(queues_.size());
-    const uint32_t capacity = config_.log_batch_rows;
+    const uint32_t capacity = batch_rows_max_;
     for (uint32_t step = 0; step < queue_count && batch_count_ < capacity; step++) {
         LogQueue& queue = *queues_[(drain_start_index_ + step) % queue_count];
         const bool was_empty = batch_count_ == 0;
@@ -312,7 +372,7 @@ void Writer::run() {
             break;
         }
         const bool is_due =
-            batch_count_ == config_.log_batch_rows || now_ms >= batch_deadline_ms_ || is_stopping;
+            batch_count_ >= config_.log_batch_rows || now_ms >= batch_deadline_ms_ || is_stopping;
         if (batch_count_ > 0 && is_due) {
             if (!commit_batch()) {
                 // Keep the batch; the queues back up and shards answer 503 meanwhile.
@@ -376,9 +436,11 @@ bool Writer::commit_batch() {
         return false;
     }
     const int64_t latency_us = monotonic_us() - start_us;
-    rows_written_.fetch_add(batch_count_, std::memory_order_relaxed);
-    batch_count_ = 0;
+    // The stall flag clears before the rows count: whoever sees the rows sees no stall
+    // (WriterFault.ForeignWriteLockLongerThanBusyTimeout read them in the other order).
     commit_succeeded(uint64_t(latency_us > 0 ? latency_us : 0));
+    rows_written_.fetch_add(batch_count_, std::memory_order_release);
+    batch_count_ = 0;
     return true;
 }
 
@@ -449,43 +511,63 @@ bool Writer::commit_batch_statements() {
     return db_.step_done(begin_) && write_batch_rows() && db_.step_done(commit_);
 }
 
+namespace {
+
+// One usage row's 26 values at parameters first..first+25 (1-based).
+void bind_usage_row(Stmt& s, int first, const UsageRecord& record) {
+    const int p = first - 1;
+    s.bind_int64(p + 1, record.ts_ms);
+    s.bind_int64(p + 2, record.key_id);
+    s.bind_int64(p + 3, record.channel_id);
+    s.bind_text(p + 4, record_text(record.model_requested));
+    s.bind_text(p + 5, record_text(record.model_sent));
+    s.bind_text(p + 6, record_text(record.endpoint));
+    s.bind_int64(p + 7, record.status);
+    s.bind_int64(p + 8, record.prompt_tokens);
+    s.bind_int64(p + 9, record.completion_tokens);
+    s.bind_int64(p + 10, record.total_tokens);
+    s.bind_text(p + 11, usage_source_name(record.usage_source));
+    s.bind_text(p + 12, end_reason_name(record.end_reason));
+    s.bind_int64(p + 13, record.attempts);
+    s.bind_int64(p + 14, to_sql_int(record.latency_us));
+    s.bind_int64(p + 15, to_sql_int(record.ttfb_us));
+    s.bind_int64(p + 16, to_sql_int(record.bytes_in));
+    s.bind_int64(p + 17, to_sql_int(record.bytes_out));
+    s.bind_text(p + 18, record_text(record.request_id));
+    s.bind_int64(p + 19, record.cached_input_tokens);
+    s.bind_int64(p + 20, record.cache_write_tokens);
+    s.bind_int64(p + 21, record.reasoning_tokens);
+    s.bind_int64(p + 22, record.cost_nano);
+    s.bind_int64_or_null(p + 23, record.price_id, record.price_id == 0);  // NULL: unpriced.
+    s.bind_text(p + 24, record_text(record.client_request_id));
+    s.bind_text(p + 25, record_text(record.traceparent));
+    s.bind_text(p + 26, record_text(record.upstream_request_id));
+}
+
+}  // namespace
+
 // The batch's rows, its per-(key, day, model, channel) sums and the keys' quota_used and
 // spend_nano, inside the open transaction. commit_batch_aggregate() has run.
 bool Writer::write_batch_rows() {
     RW_ASSERT(db_.in_transaction());
-    for (uint32_t index = 0; index < batch_count_; index++) {
-        const UsageRecord& record = batch_[index];
-        Stmt& s = insert_usage_;
-        s.bind_int64(1, record.ts_ms);
-        s.bind_int64(2, record.key_id);
-        s.bind_int64(3, record.channel_id);
-        s.bind_text(4, record_text(record.model_requested));
-        s.bind_text(5, record_text(record.model_sent));
-        s.bind_text(6, record_text(record.endpoint));
-        s.bind_int64(7, record.status);
-        s.bind_int64(8, record.prompt_tokens);
-        s.bind_int64(9, record.completion_tokens);
-        s.bind_int64(10, record.total_tokens);
-        s.bind_text(11, usage_source_name(record.usage_source));
-        s.bind_text(12, end_reason_name(record.end_reason));
-        s.bind_int64(13, record.attempts);
-        s.bind_int64(14, to_sql_int(record.latency_us));
-        s.bind_int64(15, to_sql_int(record.ttfb_us));
-        s.bind_int64(16, to_sql_int(record.bytes_in));
-        s.bind_int64(17, to_sql_int(record.bytes_out));
-        s.bind_text(18, record_text(record.request_id));
-        s.bind_int64(19, record.cached_input_tokens);
-        s.bind_int64(20, record.cache_write_tokens);
-        s.bind_int64(21, record.reasoning_tokens);
-        s.bind_int64(22, record.cost_nano);
-        s.bind_int64_or_null(23, record.price_id, record.price_id == 0);  // NULL: unpriced.
-        s.bind_text(24, record_text(record.client_request_id));
-        s.bind_text(25, record_text(record.traceparent));
-        s.bind_text(26, record_text(record.upstream_request_id));
+    // While the queues hold a backlog (the batch grew to twice log_batch_rows) the writer does
+    // not yield: a shard sharing its CPU never blocks at full load, so each yield handed it
+    // a whole time slice and the writer fell further behind until shards shed (503).
+    const bool is_backlog = batch_count_ >= 2 * uint64_t(config_.log_batch_rows);
+    uint32_t index = 0;
+    while (index < batch_count_) {
+        const bool is_many = batch_count_ - index >= insert_rows_per_statement;
+        Stmt& s = is_many ? insert_usage_many_ : insert_usage_;
+        const uint32_t rows = is_many ? insert_rows_per_statement : 1;
+        for (uint32_t row = 0; row < rows; row++) {
+            bind_usage_row(s, 1 + int(row) * insert_usage_columns, batch_[index + row]);
+        }
         if (!db_.step_done(s)) {
             return false;
         }
-        if ((index + 1) % writer_yield_rows == 0) {
+        const uint32_t before = index;
+        index += rows;
+        if (!is_backlog && before / writer_yield_rows != index / writer_yield_rows) {
             // The writer usually shares a core with a shard. A 512-row batch is ~2.5 ms of
             // CPU, and a shard woken by I/O meanwhile was not let in until it ended (json
             // c=1 p99 on one CPU: 880-980 us; nice +10 or SCHED_BATCH on the writer did not

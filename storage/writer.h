@@ -1,7 +1,8 @@
 // storage/writer.h — Writer, the only thread that writes SQLite. It owns the read-write
 // connection, every prepared statement and one LogQueue per shard. Shards push records
-// and call notify(); run() drains all queues and commits batches (log_batch_rows rows or
-// log_flush_ms, whichever first) in one BEGIN IMMEDIATE transaction: usage rows, daily
+// and call notify(); run() drains all queues and commits batches (due at log_batch_rows rows
+// or log_flush_ms, whichever first; a backlog is taken up to writer_batch_rows_max rows at
+// once) in one BEGIN IMMEDIATE transaction: usage rows, daily
 // aggregates and keys.quota_used / keys.spend_nano together or not at all. A failed commit is
 // rolled back and retried with bounded backoff; a record is never dropped. After
 // request_stop() the retries go on for drain_timeout_ms at most; what is still uncommitted
@@ -10,6 +11,7 @@
 // two connections in this process ever contend for the write lock.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -28,6 +30,14 @@
 #include "storage/spill.h"
 
 namespace rw {
+
+// The most rows one transaction takes when the queues hold a backlog: 8 batches (at most
+// log_batch_rows_max), so a writer that fell behind catches up with fewer, cheaper commits.
+[[nodiscard]] constexpr uint32_t writer_batch_rows_max(uint32_t log_batch_rows) {
+    const uint64_t grown = uint64_t(log_batch_rows) * 8;
+    return uint32_t(
+        std::max<uint64_t>(log_batch_rows, std::min<uint64_t>(grown, log_batch_rows_max)));
+}
 
 // A point-in-time copy of the writer's counters (each read relaxed; not one snapshot).
 struct WriterStats {
@@ -60,6 +70,19 @@ public:
     // run (once: its id is recorded in the same transaction), then reserves a new one.
     // False with one clear line in `error`.
     [[nodiscard]] bool open(const StorageConfig& config, uint32_t shard_count, std::string& error);
+    // open() in two steps, for a reload (proxy/reload.h): the queues first, so shards can
+    // queue rows while the previous process still holds the database; open_db() (the
+    // connection, migrations, spill replay) once it has released it.
+    [[nodiscard]] bool open_queues(const StorageConfig& config, uint32_t shard_count,
+                                   std::string& error);
+    [[nodiscard]] bool open_db(std::string& error);
+    // Between open_queues() and open_db(), on the thread that will run(): stalled (new
+    // requests refused, /readyz 503) while the previous process held the database past its
+    // bound; true once request_stop()'s drain deadline passed; abandon() counts what is
+    // queued as lost_rows() and fails pending commands (the database never came free).
+    void set_handover_stalled(bool is_stalled);
+    [[nodiscard]] bool is_stop_expired() const;
+    void abandon();
 
     // Shard i's queue: producer side for shard i only. Stable for the Writer's life.
     [[nodiscard]] LogQueue& queue(uint32_t shard_index) {
@@ -174,7 +197,8 @@ private:
     Stmt begin_;
     Stmt commit_;
     Stmt rollback_;
-    Stmt insert_usage_;
+    Stmt insert_usage_;       // One row.
+    Stmt insert_usage_many_;  // insert_rows_per_statement rows (writer.cc).
     Stmt upsert_daily_;
     Stmt add_quota_used_;
     SpillFile spill_;
@@ -183,8 +207,9 @@ private:
 
     StorageConfig config_;
     std::vector<std::unique_ptr<LogQueue>> queues_;
-    std::vector<UsageRecord> batch_;     // Capacity log_batch_rows, allocated once.
-    uint32_t batch_count_ = 0;           // Rows in batch_ [0, log_batch_rows].
+    uint32_t batch_rows_max_ = 0;        // writer_batch_rows_max(log_batch_rows).
+    std::vector<UsageRecord> batch_;     // Capacity batch_rows_max_, allocated once.
+    uint32_t batch_count_ = 0;           // Rows in batch_ [0, batch_rows_max_].
     std::vector<Aggregate> aggregates_;  // Per-batch scratch, allocated once.
     uint32_t aggregate_count_ = 0;
     int64_t batch_deadline_ms_ = 0;   // Monotonic ms when the oldest row must commit.

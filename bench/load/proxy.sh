@@ -17,6 +17,7 @@
 # the TTFB client on CLIENT_CPU=1. The direct rows measure the mock alone.
 # Knobs (env): DURATION_S (5) WARMUP_S (1) CONCURRENCY ("1 16 64") MODES ("json stream")
 #   STREAM_CHUNKS (20) TTFB_COUNT (200) PROFILE (1: perf after the tables, 0: skip)
+#   RESULTS_TSV (a file: one line per point, for bench/summary.py; unset: none)
 #   ONE_CPU (1: also measure c=1 with everything on SERVER_CPU) PROFILE_S (5) PERF_FREQ (999) PERF_CALLGRAPH (dwarf,16384) SERVER_CPU (0) CLIENT_CPU (1) SHARDS (1) WRK_THREADS (1) KEEP_WORK_DIR (0)
 # Loopback only; every step is bounded in time; the EXIT trap stops what this script started.
 set -u -o pipefail
@@ -286,6 +287,8 @@ measure() {  # measure MODE TARGET C [TAG]
     local out="$work_dir/$name.wrk" ticks0 ticks1 mock0 mock1 start_ns end_ns requests
     run_wrk "$target" "$mode" "$c" "$warmup_s" "$work_dir/$name.warm" ||
         fail "$name: warm-up wrk exited $?"
+    local shed0=0 shed1=0   # ringway's 503 overloaded (usage queue full) during the point.
+    [[ $target == ringway ]] && shed0=$(metric ringway_overloaded_total)
     ticks0=$(cpu_ticks "$server_pid"); mock0=$(cpu_ticks "$mock_pid")
     start_ns=$(date +%s%N)
     if ! run_wrk "$target" "$mode" "$c" "$duration_s" "$out"; then
@@ -294,6 +297,7 @@ measure() {  # measure MODE TARGET C [TAG]
     end_ns=$(date +%s%N)
     ticks1=$(cpu_ticks "$server_pid"); mock1=$(cpu_ticks "$mock_pid")
     servers_alive "$name" || exit 1
+    [[ $target == ringway ]] && shed1=$(metric ringway_overloaded_total)
     requests=$(wrk_requests "$out")
     [[ -n $requests && $requests -gt 0 ]] || { fail "$name: no requests completed"; return 1; }
     local non2xx errors
@@ -307,6 +311,7 @@ measure() {  # measure MODE TARGET C [TAG]
         echo "p50_us=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")"
         echo "p99_us=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")"
         echo "non2xx=$non2xx"
+        echo "overloaded=$(( ${shed1:-0} - ${shed0:-0} ))"
         echo "errors=$errors"
         awk -v d="$((ticks1 - ticks0))" -v m="$((mock1 - mock0))" -v t="$clk_tck" \
             -v r="$requests" -v w="$(( (end_ns - start_ns) / 1000000 ))" 'BEGIN {
@@ -366,17 +371,17 @@ print_mode_table() {
     local mode_label="json (non-streaming)"
     [[ $mode == stream ]] && mode_label="stream ($stream_chunks content events + role/finish/usage/[DONE])"
     printf '\n== POST /v1/chat/completions, %s ==\n' "$mode_label"
-    printf '%-8s %4s %9s %9s %9s %10s %9s %7s %9s %8s %6s %5s\n' target c req/s \
-        p50_us p99_us cpu_us/req proc_cpu% rss_MB mock_us/rq non-2xx sockerr load
+    printf '%-8s %4s %9s %9s %9s %10s %9s %7s %9s %8s %7s %6s %5s\n' target c req/s \
+        p50_us p99_us cpu_us/req proc_cpu% rss_MB mock_us/rq non-2xx 503_ovl sockerr load
     for c in $concurrency_list; do
         for target in direct nginx ringway; do
             f="$work_dir/$mode.$target.$c.result"
             if [[ ! -f $f ]]; then printf '%-8s %4s   (not measured)\n' "$target" "$c"; continue; fi
-            printf '%-8s %4s %9s %9s %9s %10s %9s %7s %9s %8s %6s %5s\n' "$target" "$c" \
+            printf '%-8s %4s %9s %9s %9s %10s %9s %7s %9s %8s %7s %6s %5s\n' "$target" "$c" \
                 "$(value "$f" rps)" "$(value "$f" p50_us)" "$(value "$f" p99_us)" \
                 "$(value "$f" cpu_us)" "$(value "$f" cpu_pct)" "$(value "$f" rss_mb)" \
-                "$(value "$f" mock_us)" "$(value "$f" non2xx)" "$(value "$f" errors)" \
-                "$(value "$f" load)"
+                "$(value "$f" mock_us)" "$(value "$f" non2xx)" "$(value "$f" overloaded)" \
+                "$(value "$f" errors)" "$(value "$f" load)"
         done
     done
     printf '\nringway/nginx CPU per request (goal <= %s):' "$cpu_goal"
@@ -553,6 +558,26 @@ profile_ringway() {
     cp "$out/rw.data" "${PERF_DATA_OUT:-/dev/null}" 2>/dev/null || true
 }
 
+# One tab-separated line per measured point, for bench/summary.py (make bench's table+plot).
+write_results_tsv() {
+    local file=${RESULTS_TSV:-} mode c target f
+    [[ -n $file ]] || return 0
+    printf 'mode\ttarget\tc\trps\tp50_us\tp99_us\tcpu_us\trss_mb\tnon2xx\toverloaded\terrors\n' \
+        >"$file"
+    for mode in $modes; do
+        for c in $concurrency_list; do
+            for target in direct nginx ringway; do
+                f="$work_dir/$mode.$target.$c.result"
+                [[ -f $f ]] || continue
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$target" \
+                    "$c" "$(value "$f" rps)" "$(value "$f" p50_us)" "$(value "$f" p99_us)" \
+                    "$(value "$f" cpu_us)" "$(value "$f" rss_mb)" "$(value "$f" non2xx)" \
+                    "$(value "$f" overloaded)" "$(value "$f" errors)" >>"$file"
+            done
+        done
+    done
+}
+
 main() {
     ensure_tool wrk wrk && ensure_tool nginx nginx && ensure_tool curl curl &&
         ensure_tool sqlite3 sqlite3 || { log "missing tools"; exit 1; }
@@ -589,6 +614,7 @@ main() {
     local load_end
     load_end=$(uptime)
     print_tables
+    write_results_tsv
     printf '\nresponse body sizes (one curl each, same bytes expected):\n'
     sed 's/^/  /' "$work_dir/sizes"
     check_metering

@@ -23,8 +23,9 @@ class Writer;
 
 struct AdminReply {
     uint16_t status = 200;
-    std::string body;           // JSON.
-    std::string extra_headers;  // Complete header lines.
+    std::string body;                                    // JSON, or a dashboard file.
+    std::string extra_headers;                           // Complete header lines.
+    std::string_view content_type = "application/json";  // Static text only.
 };
 
 // The parts of a request the handlers read; views into the connection's arena.
@@ -106,8 +107,10 @@ AdminReply admin_prices_get(AdminDeps& deps, const AdminRequest& request);
 AdminReply admin_prices_patch(AdminDeps& deps, const AdminRequest& request);
 AdminReply admin_prices_delete(AdminDeps& deps, const AdminRequest& request);
 
-// usage.cc: GET /admin/usage (per day, or group_by=), GET /admin/logs (rows, newest first).
+// usage.cc: GET /admin/usage (per day, or group_by=), GET /admin/logs (rows, newest first,
+// filtered by status and end_reason), GET /admin/latency (percentiles per day).
 AdminReply admin_usage_get(AdminDeps& deps, const AdminRequest& request);
 AdminReply admin_logs_get(AdminDeps& deps, const AdminRequest& request);
+AdminReply admin_latency_get(AdminDeps& deps, const AdminRequest& request);
 
 }  // namespace rw

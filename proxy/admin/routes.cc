@@ -38,6 +38,7 @@ constexpr AdminRoute admin_routes[] = {
     {Method::delete_, "/admin/prices/{id}", admin_prices_delete},
     {Method::get, "/admin/usage", admin_usage_get},
     {Method::get, "/admin/logs", admin_logs_get},
+    {Method::get, "/admin/latency", admin_latency_get},
 };
 
 // True when `path` fits `pattern`; "{id}" takes a positive decimal id (at the end, or

@@ -1,7 +1,8 @@
 // proxy/admin/server.cc — the admin API's listener and thread. One thread polls the
 // listener and a stop eventfd, serves one connection at a time (request → response →
-// close) under a total deadline: reads the request with core's RequestParser, checks the
-// token at head time (so an unauthenticated body is never read), hands the request to
+// close) under a total deadline: reads the request with core's RequestParser, serves the
+// dashboard's files (dashboard.h) without the token, checks the token at head time for
+// everything else (so an unauthenticated body is never read), hands the request to
 // admin_route (routes.h) and sends the reply. Responses are std::string (control plane:
 // it may allocate). Invariant: no token, key secret or upstream key is ever logged or
 // echoed in an error.
@@ -22,13 +23,16 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <utility>
 
 #include "arena/arena.h"
 #include "arena/chunk_pool.h"
 #include "core/assert.h"
 #include "core/http_parse.h"
 #include "core/http_write.h"
+#include "core/listen.h"
 #include "core/log.h"
+#include "proxy/admin/dashboard.h"
 #include "proxy/admin/handlers.h"
 #include "proxy/admin/routes.h"
 #include "storage/keys.h"
@@ -187,6 +191,10 @@ bool admin_read_request(AdminConnContext& context, int fd, SteadyClock::time_poi
             const ParsedRequest& request = context.parser.request();
             if (result.event == ParseEvent::head_complete) {
                 input.remove_prefix(result.consumed_bytes);
+                // The dashboard's files hold no data: served to anyone, before the token.
+                if (request.method == Method::get && dashboard_reply(request.path, reply)) {
+                    return true;
+                }
                 if (!admin_authorize(context, request, reply)) {
                     return true;
                 }
@@ -213,7 +221,7 @@ void admin_send_reply(int fd, const AdminReply& reply, SteadyClock::time_point d
     std::string out(reply.body.size() + reply.extra_headers.size() + 256, '\0');
     ResponseSpec spec{};
     spec.status = reply.status;
-    spec.content_type = "application/json";
+    spec.content_type = reply.content_type;
     spec.body = reply.body;
     spec.is_close = true;
     spec.extra_headers = reply.extra_headers;
@@ -325,18 +333,37 @@ int admin_listen(const ListenAddress& listen, sockaddr_storage& bound, std::stri
     return fd;
 }
 
+// The inherited listener when it is on `listen`'s address, else a new one.
+int admin_listener(const ListenAddress& listen, int adopted, sockaddr_storage& bound,
+                   std::string& error) {
+    ListenAddress wanted = listen;
+    std::string adopt_error;
+    if (adopted >= 0 && listener_adopt(adopted, wanted, adopt_error)) {
+        bound = wanted.address;
+        return adopted;
+    }
+    if (adopted >= 0) {
+        ::close(adopted);
+    }
+    return admin_listen(listen, bound, error);
+}
+
 }  // namespace
 
 bool AdminServer::start(const Config& config, Writer& writer, Catalog& catalog, Queries& queries,
                         std::string& error) {
     RW_ASSERT(!thread_.joinable());
     RW_ASSERT(listen_fd_ < 0);
+    const int adopted = std::exchange(adopted_fd_, -1);
     if (config.admin_token.empty()) {
+        if (adopted >= 0) {
+            ::close(adopted);
+        }
         RW_LOG_INFO("event=admin_disabled reason=\"RINGWAY_ADMIN_TOKEN is not set\"");
         return true;
     }
     sockaddr_storage bound{};
-    const int fd = admin_listen(config.admin_listen, bound, error);
+    const int fd = admin_listener(config.admin_listen, adopted, bound, error);
     if (fd < 0) {
         return false;
     }

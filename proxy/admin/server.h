@@ -58,6 +58,10 @@ public:
     void stop();
 
     [[nodiscard]] bool is_enabled() const { return listen_fd_ >= 0; }
+    // A reload: the previous process's admin listener (proxy/reload.h), used by start()
+    // when it is on RINGWAY_ADMIN_LISTEN's address, else closed. listen_fd() is handed on.
+    void adopt_listener(int fd) { adopted_fd_ = fd; }
+    [[nodiscard]] int listen_fd() const { return listen_fd_; }
     [[nodiscard]] uint16_t port() const { return port_; }
     // "127.0.0.1:PORT" with the real port (for the ready line); empty when disabled.
     [[nodiscard]] const std::string& listen_text() const { return listen_text_; }
@@ -71,6 +75,7 @@ private:
     ChannelProbeFn probe_ = nullptr;
     void* probe_context_ = nullptr;
     int listen_fd_ = -1;
+    int adopted_fd_ = -1;
     int stop_fd_ = -1;  // eventfd: stop() writes, the thread polls it.
     uint16_t port_ = 0;
     std::string listen_text_;

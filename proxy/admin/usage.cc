@@ -1,10 +1,13 @@
 // proxy/admin/usage.cc — /admin/usage (daily totals per key from the aggregates the writer
-// keeps, or sums grouped by key, model, channel and day with group_by=) and /admin/logs
-// (usage_logs rows, newest first, paged by id cursor). Tokens by kind, money as exact USD
-// strings (cost_usd) from nano-USD integers. Read only, through Queries' read-only
-// connection; parameters from the query string.
+// keeps, or sums grouped by key, model, channel and day with group_by=), /admin/logs
+// (usage_logs rows, newest first, paged by id cursor, filtered by status and end_reason)
+// and /admin/latency (latency and time-to-first-byte percentiles per day, from the rows). Tokens by
+// kind, money as exact USD strings (cost_usd) from nano-USD integers. Read only, through Queries'
+// read-only connection; parameters from the query string.
 #include "proxy/admin/handlers.h"
 
+#include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -130,6 +133,44 @@ AdminReply admin_logs_by_request_id(AdminDeps& deps, const std::string& request_
     return admin_reply_json(200, out.take());
 }
 
+// status=NNN and end_reason=NAME of /admin/logs into `filter`; false with a 400 in `reply`.
+bool logs_filter_parse(std::string_view query, LogFilter& filter, AdminReply& reply) {
+    if (!admin_query_int(query, "key_id", 0, INT64_MAX, filter.key_id, reply) ||
+        !admin_query_int(query, "status", 100, 599, filter.status, reply)) {
+        return false;
+    }
+    bool is_bad = false;
+    admin_query_param(query, "end_reason", filter.end_reason, is_bad);
+    const bool is_name = filter.end_reason.size() <= 32 &&
+                         std::all_of(filter.end_reason.begin(), filter.end_reason.end(),
+                                     [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+    if (is_bad || !is_name) {
+        reply =
+            admin_reply_error(400, "invalid_parameter",
+                              "end_reason must be an end reason such as complete or client_gone");
+        return false;
+    }
+    return true;
+}
+
+// Nearest-rank percentile of sorted `values` (not empty).
+int64_t percentile(const std::vector<int64_t>& values, uint32_t percent) {
+    RW_ASSERT(!values.empty() && percent >= 1 && percent <= 100);
+    const size_t rank = (values.size() * percent + 99) / 100;  // ceil(n * p / 100) >= 1
+    return values[rank - 1];
+}
+
+void json_out_percentiles(JsonOut& out, std::string_view name, std::vector<int64_t>& values) {
+    std::sort(values.begin(), values.end());
+    out.key(name).begin_object().key("count").number(int64_t(values.size()));
+    for (const auto& [label, percent] :
+         {std::pair<std::string_view, uint32_t>{"p50", 50}, {"p90", 90}, {"p99", 99}}) {
+        out.key(label);
+        values.empty() ? out.null() : out.number(percentile(values, percent));
+    }
+    out.end_object();
+}
+
 }  // namespace
 
 AdminReply admin_usage_get(AdminDeps& deps, const AdminRequest& request) {
@@ -179,7 +220,8 @@ AdminReply admin_logs_get(AdminDeps& deps, const AdminRequest& request) {
     const std::string_view query = request.query;
     AdminReply reply;
     std::string unknown;
-    if (!admin_query_names_known(query, {"key_id", "limit", "before", "request_id"}, unknown)) {
+    if (!admin_query_names_known(
+            query, {"key_id", "limit", "before", "request_id", "status", "end_reason"}, unknown)) {
         return admin_reply_error(400, "invalid_parameter", "unknown parameter \"" + unknown + "\"");
     }
     std::string request_id;
@@ -187,15 +229,15 @@ AdminReply admin_logs_get(AdminDeps& deps, const AdminRequest& request) {
     if (admin_query_param(query, "request_id", request_id, is_bad)) {
         return admin_logs_by_request_id(deps, request_id, is_bad);
     }
-    int64_t key_id = 0;
+    LogFilter filter;
     int64_t limit = admin_logs_limit_default;
     int64_t before_id = 0;
-    if (!admin_query_int(query, "key_id", 0, INT64_MAX, key_id, reply) ||
+    if (!logs_filter_parse(query, filter, reply) ||
         !admin_query_int(query, "limit", 1, query_rows_max, limit, reply) ||
         !admin_query_int(query, "before", 0, INT64_MAX, before_id, reply)) {
         return reply;
     }
-    const auto rows = deps.queries.recent_logs(key_id, uint32_t(limit), before_id);
+    const auto rows = deps.queries.recent_logs(filter, uint32_t(limit), before_id);
     if (!rows.ok()) {
         return admin_reply_storage_error(rows.error);
     }
@@ -208,6 +250,56 @@ AdminReply admin_logs_get(AdminDeps& deps, const AdminRequest& request) {
     out.end_array().key("next_before");
     const bool is_full = !rows.value.empty() && rows.value.size() == uint64_t(limit);
     is_full ? out.number(rows.value.back().id) : out.null();
+    out.end_object();
+    return admin_reply_json(200, out.take());
+}
+
+// Per day (oldest first): requests, and nearest-rank p50/p90/p99 of the whole request's
+// latency and of the time to the first upstream byte (rows where one arrived), in
+// microseconds, over the newest admin_latency_rows_max rows of the window ("truncated":
+// the window held more). Rows are pruned after the retention, so old days have none.
+AdminReply admin_latency_get(AdminDeps& deps, const AdminRequest& request) {
+    const std::string_view query = request.query;
+    AdminReply reply;
+    std::string unknown;
+    if (!admin_query_names_known(query, {"key_id", "since", "until"}, unknown)) {
+        return admin_reply_error(400, "invalid_parameter", "unknown parameter \"" + unknown + "\"");
+    }
+    int64_t key_id = 0;
+    std::string since_day;
+    std::string until_day;
+    if (!admin_query_int(query, "key_id", 0, INT64_MAX, key_id, reply) ||
+        !admin_query_day(query, "since", since_day, reply) ||
+        !admin_query_day(query, "until", until_day, reply)) {
+        return reply;
+    }
+    const auto rows =
+        deps.queries.latency_samples(key_id, since_day, until_day, admin_latency_rows_max);
+    if (!rows.ok()) {
+        return admin_reply_storage_error(rows.error);
+    }
+    struct Day {
+        std::vector<int64_t> latency_us;
+        std::vector<int64_t> ttfb_us;
+    };
+    std::map<std::string, Day> days;  // Ordered: oldest first.
+    for (const LatencySample& sample : rows.value) {
+        Day& day = days[sample.day];
+        day.latency_us.push_back(sample.latency_us);
+        if (sample.ttfb_us > 0) {
+            day.ttfb_us.push_back(sample.ttfb_us);
+        }
+    }
+    JsonOut out;
+    out.begin_object().key("object").string("list").key("data").begin_array();
+    for (auto& [name, day] : days) {
+        out.begin_object().key("day").string(name);
+        out.key("requests").number(int64_t(day.latency_us.size()));
+        json_out_percentiles(out, "latency_us", day.latency_us);
+        json_out_percentiles(out, "ttfb_us", day.ttfb_us);
+        out.end_object();
+    }
+    out.end_array().key("truncated").boolean(rows.value.size() >= admin_latency_rows_max);
     out.end_object();
     return admin_reply_json(200, out.take());
 }

@@ -25,6 +25,11 @@ grep -qx 'ExecStart=/opt/rw/bin/ringway' "$dest/opt/rw/lib/systemd/system/ringwa
     || fail "ExecStart does not name the installed binary"
 grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$dest/opt/rw/lib/systemd/system/ringway.service" \
     || fail "no ExecReload"
+# The reload re-reads the env file through the copy that ExecReload refreshes.
+grep -qx 'Environment=RINGWAY_ENV_FILE=/run/ringway/ringway.env' \
+    "$dest/opt/rw/lib/systemd/system/ringway.service" || fail "no RINGWAY_ENV_FILE"
+grep -q '^ExecReload=+/bin/sh -c .*/run/ringway/ringway.env' \
+    "$dest/opt/rw/lib/systemd/system/ringway.service" || fail "ExecReload does not copy the env file"
 "$dest/opt/rw/bin/ringway" --version | grep -q '^ringway ' || fail "installed binary does not run"
 
 # An operator's ringway.env survives a second install.
@@ -71,4 +76,6 @@ deb_unit=$work/unit
 dpkg-deb -x "$deb" "$deb_unit"
 grep -qx 'ExecStart=/usr/bin/ringway' "$deb_unit/usr/lib/systemd/system/ringway.service" \
     || fail "the packaged unit's ExecStart"
+grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$deb_unit/usr/lib/systemd/system/ringway.service" \
+    || fail "the packaged unit's ExecReload"
 echo "deb: ok ($(basename "$deb"))"

@@ -59,8 +59,8 @@ TEST(GatewayMetricsRender, HistogramsAreCumulativeInSecondsAndTokensMerged) {
     auto metrics = std::make_unique<GatewayMetrics>();
     auto shared = std::make_unique<MetricsShared>();
     metrics_observe(*metrics, *shared,
-                    {Endpoint::chat, 400'000, 300'000, 300'000, "gpt-4o", 3, 10, 2});
-    metrics_observe(*metrics, *shared, {Endpoint::chat, 40'000, 39'950, 0, "gpt-4o", 3, 5, 1});
+                    {Endpoint::chat, 400'000, 300'000, 300'000, "gpt-4o", 3, 10, 2, 1'500'000'000});
+    metrics_observe(*metrics, *shared, {Endpoint::chat, 40'000, 39'950, 0, "gpt-4o", 3, 5, 1, 25});
     GatewayMetrics* shards[shards_max] = {metrics.get()};
     std::string text(256 * 1024, '\0');
     text.resize(gateway_metrics_render(text.data(), uint32_t(text.size()), shards, 1, shared.get(),
@@ -80,6 +80,9 @@ TEST(GatewayMetricsRender, HistogramsAreCumulativeInSecondsAndTokensMerged) {
     EXPECT_TRUE(has("ringway_model_tokens_total{model=\"gpt-4o\",type=\"prompt\"} 15"));
     EXPECT_TRUE(has("ringway_channel_tokens_total{channel=\"3\",type=\"completion\"} 3"));
     EXPECT_TRUE(has("ringway_model_tokens_total{model=\"other\",type=\"prompt\"} 0"));
+    EXPECT_TRUE(has("ringway_model_cost_usd_total{model=\"gpt-4o\"} 1.500000025")) << text;
+    EXPECT_TRUE(has("ringway_channel_cost_usd_total{channel=\"3\"} 1.500000025"));
+    EXPECT_TRUE(has("ringway_model_cost_usd_total{model=\"other\"} 0.000000000"));
     // Series of what never happened are left out: an endpoint without observations, a
     // fault that never ended a request.
     EXPECT_EQ(text.find("endpoint=\"/v1/embeddings\""), std::string::npos);

@@ -59,7 +59,7 @@ TEST(Queries, UsageAndLogsPaginated) {
     std::vector<int64_t> seen;
     int64_t before_id = 0;
     for (;;) {
-        const auto page = queries.recent_logs(key.value.id, 7, before_id);
+        const auto page = queries.recent_logs(LogFilter{key.value.id, 0, ""}, 7, before_id);
         ASSERT_TRUE(page.ok()) << page.error;
         if (page.value.empty()) {
             break;
@@ -74,7 +74,7 @@ TEST(Queries, UsageAndLogsPaginated) {
         before_id = page.value.back().id;
     }
     EXPECT_EQ(seen.size(), 30u);
-    const auto newest = queries.recent_logs(0, 1, 0);
+    const auto newest = queries.recent_logs(LogFilter{}, 1, 0);
     ASSERT_TRUE(newest.ok());
     EXPECT_EQ(newest.value[0].request_id, "req-39");
     EXPECT_EQ(newest.value[0].end_reason, "complete");

@@ -105,7 +105,9 @@ TEST(Writer, BatchesFromTwoShardsLandExactlyOnce) {
 
     const WriterStats stats = writer.stats();
     EXPECT_EQ(stats.rows_written, 2 * per_shard);
-    EXPECT_GE(stats.batches_committed, 2 * per_shard / config.log_batch_rows);
+    // A transaction holds at most writer_batch_rows_max rows (a backlog is taken in one).
+    EXPECT_GE(stats.batches_committed,
+              2 * per_shard / writer_batch_rows_max(config.log_batch_rows));
     EXPECT_EQ(stats.commit_errors, 0u);
     EXPECT_FALSE(stats.is_stalled);
     uint64_t histogram_total = 0;
@@ -223,6 +225,55 @@ TEST(Writer, StopWithFullQueuesCommitsEverything) {
     ASSERT_TRUE(db.open(config, DbMode::read_only, error)) << error;
     EXPECT_EQ(db.query_int64("SELECT quota_used FROM keys WHERE id = 1").value,
               int64_t(3 * sequence));
+}
+
+TEST(Writer, BacklogCommitsInFewerLargerTransactionsRowForRow) {
+    // A backlog (here: a queue filled before the writer runs) is taken up to
+    // writer_batch_rows_max rows per transaction instead of log_batch_rows, and every row
+    // still lands once, in order, with each column where it belongs: rows go through
+    // multi-row INSERTs of 32 and single-row ones for the rest (1000 = 31 x 32 + 8).
+    test::TempDir dir;
+    const StorageConfig config = test::test_config(dir);
+    ASSERT_EQ(writer_batch_rows_max(config.log_batch_rows), 8 * config.log_batch_rows);
+    Writer writer;
+    std::string error;
+    ASSERT_TRUE(writer.open(config, 1, error)) << error;
+    {
+        int64_t key_count = 3;
+        Db& db = writer.db_before_run();
+        ASSERT_TRUE(insert_keys(db, &key_count, error)) << db.last_error();
+    }
+    constexpr uint64_t rows = 1000;
+    LogQueue& queue = writer.queue(0);
+    for (uint64_t sequence = 0; sequence < rows; sequence++) {
+        ASSERT_TRUE(queue.try_reserve());
+        queue.push(test::make_record(sequence, int64_t(sequence % 4), uint32_t(sequence % 97)));
+    }
+    writer.request_stop();  // Before run(): run() drains it all, then returns.
+    std::thread writer_thread([&writer] { writer.run(); });
+    writer_thread.join();
+    EXPECT_EQ(writer.rows_written(), rows);
+    const uint64_t batch_max = writer_batch_rows_max(config.log_batch_rows);
+    // 512 + 488 rows: 2 transactions, where batches of log_batch_rows would take 16.
+    EXPECT_EQ(writer.stats().batches_committed, (rows + batch_max - 1) / batch_max);
+    expect_database_consistent(config, int64_t(rows));
+    Db db;
+    ASSERT_TRUE(db.open(config, DbMode::read_only, error)) << error;
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM usage_logs AS u,"
+                             " (SELECT id, CAST(substr(request_id, 5) AS INTEGER) AS s"
+                             "  FROM usage_logs) AS q"
+                             " WHERE u.id = q.id AND u.id = q.s + 1 AND u.key_id = q.s % 4"
+                             " AND u.total_tokens = q.s % 97 AND u.latency_us = 1000 + q.s"
+                             " AND (u.price_id IS NULL) = (q.s % 3 = 0) AND u.channel_id = 7"
+                             " AND u.model_sent = 'gpt-4o-mini-2024-07-18'"
+                             " AND u.usage_source = 'reported' AND u.end_reason = 'complete'")
+                  .value,
+              int64_t(rows));
+    int64_t expected_key1 = 0;
+    for (uint64_t sequence = 1; sequence < rows; sequence += 4) {
+        expected_key1 += int64_t(sequence % 97);
+    }
+    EXPECT_EQ(db.query_int64("SELECT quota_used FROM keys WHERE id = 1").value, expected_key1);
 }
 
 TEST(Writer, OpenRejectsBadConfig) {
