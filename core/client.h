@@ -76,5 +76,8 @@ void client_respond_unknown_url(Conn& conn);
 void client_stream_end(Conn& conn, bool is_complete);
 // Pieces the send queue can still take (a relayed chunk takes three).
 [[nodiscard]] uint32_t client_send_room(const Conn& conn);
+// Bytes of recv buffers lent to this connection's queued sends (whole buffers: a lent
+// buffer is held whatever part of it the piece uses).
+[[nodiscard]] uint64_t client_lent_bytes(const Conn& conn);
 
 }  // namespace rw

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -29,7 +30,10 @@ constexpr Knob knobs[] = {
     {"RINGWAY_LISTEN", "127.0.0.1:8080", "host:port to listen on; IPv6 as [::1]:8080"},
     {"RINGWAY_SHARDS", nullptr,
      "shard threads (default: CPUs in the affinity mask, clamped to it)"},
-    {"RINGWAY_MAX_CONNECTIONS", "4096", "client connections per shard; more are closed at accept"},
+    {"RINGWAY_MAX_CONNECTIONS", nullptr,
+     "client connections per shard (default: half the descriptor limit, less a reserve, over"
+     " the shards; capped by memory); when full, idle keep-alive connections are closed to make"
+     " room (oldest first), then new ones are closed at accept"},
     {"RINGWAY_TRUSTED_PROXIES", nullptr,
      "comma-separated CIDRs of reverse proxies (e.g. 10.0.0.0/8,2001:db8::/32); from such a peer"
      " the client address is read from X-Forwarded-For (the first untrusted entry from the"
@@ -90,7 +94,12 @@ constexpr Knob knobs[] = {
      "silence allowed between upstream bytes of a response"},
     {"RINGWAY_UPSTREAM_KEEPALIVE_MS", "30000",
      "idle pooled upstream connections are closed after this"},
-    {"RINGWAY_UPSTREAM_CONNECTIONS_MAX", "1024", "upstream connections per shard"},
+    {"RINGWAY_UPSTREAM_CONNECTIONS_MAX", nullptr,
+     "upstream connections per shard (default: as RINGWAY_MAX_CONNECTIONS); when all are busy a"
+     " request gets 503 overloaded"},
+    {"RINGWAY_STREAM_BUFFER_BYTES", "65536",
+     "recv-buffer bytes a relayed stream may hold while its client reads slowly; then its"
+     " upstream read pauses (at least one RINGWAY_RECV_BUFFER_BYTES)"},
     {"RINGWAY_CHANNEL_FAILURE_WINDOW_MS", "60000",
      "sliding window in which a channel's server failures (5xx, connect, timeout) count"},
     {"RINGWAY_CHANNEL_FAILURE_MIN", "5", "failures in the window that may take a channel down"},
@@ -324,8 +333,7 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         parse_listen(p, "RINGWAY_LISTEN", "127.0.0.1:8080", config.listen) &&
         parse_listen(p, "RINGWAY_ADMIN_LISTEN", "127.0.0.1:8081", config.admin_listen) &&
         p.number32("RINGWAY_SHARDS", 0, 0, shards_max, shards) &&
-        p.number32("RINGWAY_MAX_CONNECTIONS", 4096, 1, conns_per_shard_max,
-                   config.max_connections) &&
+        p.number32("RINGWAY_MAX_CONNECTIONS", 0, 1, conns_per_shard_max, config.max_connections) &&
         p.number32("RINGWAY_MAX_REQUEST_LINE_BYTES", 8192, 64, 1u << 20,
                    config.max_request_line_bytes) &&
         p.number32("RINGWAY_MAX_HEADER_BYTES", 61440, 256, 1u << 24, config.max_header_bytes) &&
@@ -360,8 +368,10 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
                    config.upstream_idle_timeout_ms) &&
         p.number32("RINGWAY_UPSTREAM_KEEPALIVE_MS", 30000, 0, 3600000,
                    config.upstream_keepalive_ms) &&
-        p.number32("RINGWAY_UPSTREAM_CONNECTIONS_MAX", 1024, 1, conns_per_shard_max,
+        p.number32("RINGWAY_UPSTREAM_CONNECTIONS_MAX", 0, 1, conns_per_shard_max,
                    config.upstream_connections_max) &&
+        p.number32("RINGWAY_STREAM_BUFFER_BYTES", 65536, recv_buffer_bytes_min, 1u << 30,
+                   config.stream_buffer_bytes) &&
         parse_channel_health(p, config) &&
         p.number("RINGWAY_MAX_RESPONSE_BYTES", 64u << 20, 1024, response_bytes_max,
                  config.max_response_bytes) &&
@@ -384,7 +394,83 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
     // 0 (unset) means one shard per CPU we may run on; more than that is clamped, since
     // two pinned shards on one core only add contention.
     config.shards = (shards == 0 || shards > cpus) ? cpus : shards;
+    config_derive_limits(config);
     return true;
+}
+
+bool config_raise_nofile(uint64_t& soft, uint64_t& hard) {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        soft = hard = 1024;
+        return false;
+    }
+    bool is_raised = true;
+    if (limit.rlim_cur < limit.rlim_max) {
+        rlimit raised = limit;
+        raised.rlim_cur = limit.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+            limit = raised;
+        } else {
+            is_raised = false;
+        }
+    }
+    soft = limit.rlim_cur == RLIM_INFINITY ? UINT32_MAX : limit.rlim_cur;
+    hard = limit.rlim_max == RLIM_INFINITY ? UINT32_MAX : limit.rlim_max;
+    return is_raised;
+}
+
+namespace {
+
+uint64_t memory_available_bytes() {
+    const long pages = sysconf(_SC_PHYS_PAGES);
+    const long page_bytes = sysconf(_SC_PAGESIZE);
+    uint64_t bytes =
+        (pages > 0 && page_bytes > 0) ? uint64_t(pages) * uint64_t(page_bytes) : (1ull << 30);
+    // A cgroup v2 memory.max below the machine's memory is the real ceiling.
+    if (FILE* file = std::fopen("/sys/fs/cgroup/memory.max", "r")) {
+        unsigned long long cgroup_bytes = 0;
+        if (std::fscanf(file, "%llu", &cgroup_bytes) == 1 && cgroup_bytes > 0 &&
+            cgroup_bytes < bytes) {
+            bytes = cgroup_bytes;
+        }
+        std::fclose(file);
+    }
+    return bytes;
+}
+
+}  // namespace
+
+void config_derive_limits(Config& config) {
+    if (config.nofile_limit == 0) {
+        rlimit limit{};
+        config.nofile_limit =
+            getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                ? limit.rlim_cur
+                : UINT32_MAX;
+    }
+    if (config.memory_bytes == 0) {
+        config.memory_bytes = memory_available_bytes();
+    }
+    const uint32_t shards = config.shards == 0 ? 1 : config.shards;
+    const uint64_t reserve = config_fd_reserve(shards);
+    const uint64_t fds =
+        config.nofile_limit > reserve + 2 * shards ? config.nofile_limit - reserve : 2 * shards;
+    uint64_t per_shard = fds / 2 / shards;
+    // Memory: a stream holds at most its buffer bound plus a connection slot and an arena
+    // chunk; a quarter of the memory bounds what the shards' streams may hold together.
+    const uint64_t stream_bytes = uint64_t(config.stream_buffer_bytes) + 2 * arena_chunk_bytes;
+    const uint64_t memory_streams = config.memory_bytes / 4 / stream_bytes / shards;
+    per_shard = per_shard < memory_streams ? per_shard : memory_streams;
+    per_shard = per_shard < conns_per_shard_max ? per_shard : conns_per_shard_max;
+    per_shard = per_shard > 1 ? per_shard : 1;
+    config.is_max_connections_derived = config.max_connections == 0;
+    config.is_upstream_connections_derived = config.upstream_connections_max == 0;
+    if (config.is_max_connections_derived) {
+        config.max_connections = static_cast<uint32_t>(per_shard);
+    }
+    if (config.is_upstream_connections_derived) {
+        config.upstream_connections_max = static_cast<uint32_t>(per_shard);
+    }
 }
 
 std::string config_help_text() {

@@ -26,7 +26,7 @@ struct Config {
     ListenAddress listen;
     ListenAddress admin_listen;  // The admin API's own listener (loopback by default).
     uint32_t shards;             // Resolved: never 0, never more than the CPUs we may run on.
-    uint32_t max_connections;
+    uint32_t max_connections;    // Per shard; derived (see config_derive_limits) unless set.
     uint32_t max_request_line_bytes;
     uint32_t max_header_bytes;
     uint32_t max_headers;
@@ -67,7 +67,16 @@ struct Config {
     uint32_t upstream_first_byte_timeout_ms;
     uint32_t upstream_idle_timeout_ms;  // Between bytes of a streamed response.
     uint32_t upstream_keepalive_ms;     // Idle pooled upstream connections are closed after.
-    uint32_t upstream_connections_max;  // Per shard.
+    uint32_t upstream_connections_max;  // Per shard; derived unless set.
+    // Recv-buffer bytes one relayed stream may hold while its client reads slowly; at the
+    // bound its upstream read pauses (TCP back-pressure to the provider).
+    uint32_t stream_buffer_bytes;
+    // What the derived limits came from: the soft RLIMIT_NOFILE when the config was read
+    // and the memory the process may use (physical memory or its cgroup's memory.max).
+    uint64_t nofile_limit = 0;  // 0: read by config_derive_limits.
+    uint64_t memory_bytes = 0;  // 0: read by config_derive_limits.
+    bool is_max_connections_derived = false;
+    bool is_upstream_connections_derived = false;
     // Channel health (proxy/channel_health.h).
     uint32_t channel_failure_window_ms;
     uint32_t channel_failure_min;
@@ -88,6 +97,22 @@ using EnvLookup = const char* (*)(const char* name, void* context);
 // naming the variable and the problem into error.
 [[nodiscard]] bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context,
                                    std::string& error);
+
+// Raises the soft RLIMIT_NOFILE to the hard limit (before config_from_env, whose derived
+// limits read it). Fills the limits as they are afterwards; false if setrlimit failed
+// (the soft limit is then what it was).
+bool config_raise_nofile(uint64_t& soft, uint64_t& hard);
+
+// Descriptors kept out of the per-shard budgets: listeners, eventfds, rings, SQLite and its
+// WAL, the admin API, the resolver and log files.
+constexpr uint64_t config_fd_reserve(uint32_t shards) {
+    return 64 + 8 * uint64_t(shards);
+}
+
+// The per-shard client and upstream connection limits an operator did not set, from the
+// descriptor limit (two per proxied stream: one client, one upstream) and the memory (a
+// quarter of it for connection slots and the recv buffers streams may hold).
+void config_derive_limits(Config& config);
 
 // CPUs in this process's affinity mask (the default and the cap for RINGWAY_SHARDS).
 uint32_t config_cpus_available();

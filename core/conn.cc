@@ -55,11 +55,14 @@ ClientConns::ClientConns(Shard& shard, ServerShared& shared, ShardMetrics& metri
 
 ClientConns::~ClientConns() {
     if (conns_ != nullptr) {
-        for (uint32_t i = 0; i < config_.max_connections; i++) {
+        for (uint32_t i = 0; i < slots_high_water_; i++) {  // Constructed slots only.
             conns_[i].arena.release();
             conns_[i].~Conn();
         }
         std::free(conns_);
+    }
+    for (uint32_t i = 0; i < waiting_count_; i++) {
+        ::close(waiting_fds_[i]);
     }
     std::free(free_slots_);
     std::free(rearm_list_);
@@ -74,12 +77,9 @@ bool ClientConns::setup(std::string& error) {
         error = "out of memory for connection slots (lower RINGWAY_MAX_CONNECTIONS)";
         return false;
     }
-    const uint64_t arena_max = arena_bytes_per_request_max(config_);
+    // Slots are constructed when first used (open): the table is sized by the descriptor
+    // limit, and memory a shard never needed must not be resident.
     for (uint32_t i = 0; i < slots; i++) {
-        Conn* conn = new (&conns_[i]) Conn(parser_limits_);
-        conn->slot = i;
-        conn->table = this;
-        conn->arena.bind(&chunk_pool_, arena_max);
         free_slots_[slots - 1 - i] = i;  // Pop order: slot 0 first.
     }
     free_slot_count_ = slots;
@@ -298,6 +298,80 @@ void ClientConns::on_close(Conn& conn) {
     RW_ASSERT(open_count_ > 0);
     open_count_ -= 1;
     metrics_.connections_active.set(open_count_);
+    if (waiting_count_ > 0) {
+        // The slot an eviction freed goes to the connection that waited for it (oldest).
+        const int fd = waiting_fds_[0];
+        waiting_count_ -= 1;
+        std::memmove(waiting_fds_, waiting_fds_ + 1, waiting_count_ * sizeof(int));
+        open_in_slot(fd);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The connection cap: idle keep-alive connections, oldest first, make room for new ones.
+
+void ClientConns::idle_link(Conn& conn) {
+    if (conn.is_idle_listed) {
+        return;
+    }
+    conn.is_idle_listed = true;
+    conn.idle_prev = idle_tail_;
+    conn.idle_next = UINT32_MAX;
+    if (idle_tail_ != UINT32_MAX) {
+        conns_[idle_tail_].idle_next = conn.slot;
+    } else {
+        idle_head_ = conn.slot;
+    }
+    idle_tail_ = conn.slot;
+}
+
+void ClientConns::idle_unlink(Conn& conn) {
+    if (!conn.is_idle_listed) {
+        return;
+    }
+    conn.is_idle_listed = false;
+    if (conn.idle_prev != UINT32_MAX) {
+        conns_[conn.idle_prev].idle_next = conn.idle_next;
+    } else {
+        idle_head_ = conn.idle_next;
+    }
+    if (conn.idle_next != UINT32_MAX) {
+        conns_[conn.idle_next].idle_prev = conn.idle_prev;
+    } else {
+        idle_tail_ = conn.idle_prev;
+    }
+    conn.idle_prev = UINT32_MAX;
+    conn.idle_next = UINT32_MAX;
+}
+
+// Closes the connection idle the longest (between requests, nothing received) and parks fd
+// until its slot is free. False when none is idle or too many already wait.
+bool ClientConns::evict_oldest_idle(int fd) {
+    if (idle_head_ == UINT32_MAX || waiting_count_ == accept_waiting_max || shard_.is_draining()) {
+        return false;
+    }
+    Conn& oldest = conns_[idle_head_];
+    RW_ASSERT(oldest.state == ConnState::reading && oldest.deadline == Deadline::keepalive);
+    metrics_.connections_evicted.add();
+    waiting_fds_[waiting_count_++] = fd;
+    conn_close(oldest);  // Unlinks it; its close CQE hands the slot to fd (on_close).
+    return true;
+}
+
+void ClientConns::refuse(int fd) {
+    metrics_.connections_refused.add();
+    ::close(fd);
+    refusals_unlogged_ += 1;
+    const uint64_t now_ms = shard_.now_ms();
+    if (refusal_logged_ms_ == 0 || now_ms >= refusal_logged_ms_ + 1000) {
+        RW_LOG_WARN(
+            "event=connections_refused shard=%u count=%lu max_connections=%u "
+            "reason=\"every connection is busy (none idle to close)\"",
+            shard_.index(), static_cast<unsigned long>(refusals_unlogged_),
+            config_.max_connections);
+        refusals_unlogged_ = 0;
+        refusal_logged_ms_ = now_ms;
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -329,6 +403,10 @@ void ClientConns::sweep(uint64_t now_ms, bool is_drain_overdue) {
 }
 
 void ClientConns::drain_begin() {
+    for (uint32_t i = 0; i < waiting_count_; i++) {
+        ::close(waiting_fds_[i]);  // Accepted but never served: the drain refuses them.
+    }
+    waiting_count_ = 0;
     for (uint32_t i = 0; i < slots_high_water_; i++) {
         Conn& conn = conns_[i];
         // Idle between keep-alive requests. A connection accepted but whose first request
@@ -369,12 +447,27 @@ bool client_peer_address(Conn& conn, IpAddress& address) {
 void ClientConns::open(int fd) {
     metrics_.connections_accepted.add();
     if (free_slot_count_ == 0) {
-        metrics_.connections_refused.add();
-        ::close(fd);  // At RINGWAY_MAX_CONNECTIONS: refuse at once rather than queue.
+        // At RINGWAY_MAX_CONNECTIONS: the oldest idle keep-alive connection makes room and
+        // this one waits for its slot (a close CQE away); with none idle, refuse at once
+        // rather than queue.
+        if (!evict_oldest_idle(fd)) {
+            refuse(fd);
+        }
         return;
     }
+    open_in_slot(fd);
+}
+
+void ClientConns::open_in_slot(int fd) {
+    RW_ASSERT(free_slot_count_ > 0);
     const uint32_t slot = free_slots_[--free_slot_count_];
     if (slot >= slots_high_water_) {
+        // Free slots are popped lowest first, so a new one is always the next unused.
+        RW_ASSERT(slot == slots_high_water_);
+        Conn* constructed = new (&conns_[slot]) Conn(parser_limits_);
+        constructed->slot = slot;
+        constructed->table = this;
+        constructed->arena.bind(&chunk_pool_, arena_bytes_per_request_max(config_));
         slots_high_water_ = slot + 1;
     }
     Conn& conn = conns_[slot];
@@ -396,6 +489,8 @@ void ClientConns::open(int fd) {
     conn.is_send_inflight = false;
     conn.is_handler_owned = false;
     conn.is_closed_by_drain = false;
+    conn.is_idle_listed = false;
+    conn.lent_buffers = 0;
     conn.peer_address_state = PeerAddressState::unread;
     open_count_ += 1;
     metrics_.connections_active.set(open_count_);
@@ -695,6 +790,7 @@ void ClientConns::conn_close(Conn& conn) {
     conn_head_abandon(conn);
     conn.state = ConnState::closing;
     conn.deadline = Deadline::none;
+    idle_unlink(conn);
     conn_pending_drop(conn);
     if (!conn.is_send_inflight) {
         conn_segments_drop(conn);  // Otherwise dropped when the send's CQE comes back.
@@ -733,6 +829,11 @@ void ClientConns::conn_maybe_rearm_recv(Conn& conn) {
 void ClientConns::conn_set_deadline(Conn& conn, Deadline deadline, uint32_t timeout_ms) {
     conn.deadline = deadline;
     conn.deadline_ms = deadline == Deadline::none ? 0 : shard_.now_ms() + timeout_ms;
+    if (deadline == Deadline::keepalive) {
+        idle_link(conn);  // Between requests: evictable at the cap.
+    } else {
+        idle_unlink(conn);
+    }
 }
 
 void ClientConns::conn_on_deadline(Conn& conn) {

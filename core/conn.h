@@ -95,6 +95,7 @@ struct Conn {
     // Refused at its head: the answer goes out first, then the small body is read and
     // dropped before the next request is parsed (never dispatched).
     bool is_body_discarded = false;
+    bool is_idle_listed = false;  // In the table's keep-alive idle list (evictable).
     PeerAddressState peer_address_state = PeerAddressState::unread;
     IpAddress peer_address;  // Meaningful when peer_address_state is known.
     uint8_t pending_head = 0;
@@ -104,6 +105,9 @@ struct Conn {
     uint8_t segment_inflight_count = 0;  // Segments covered by the send in flight.
     uint16_t response_status = 0;
     uint64_t deadline_ms = 0;
+    uint32_t idle_prev = UINT32_MAX;  // Keep-alive idle list links (by slot), oldest first.
+    uint32_t idle_next = UINT32_MAX;
+    uint32_t lent_buffers = 0;  // Recv buffers lent to this connection's queued sends.
     uint64_t linger_bytes = 0;
     uint64_t requests_count = 0;
     uint64_t response_bytes_sent = 0;       // Completed by sends.
@@ -152,6 +156,7 @@ public:
     void sweep(uint64_t now_ms, bool is_drain_overdue);
     void drain_begin();  // Closes idle connections.
     uint32_t open_count() const { return open_count_; }
+    uint32_t buf_bytes() const { return buf_ring_.buf_bytes(); }
 
     // --- For core/client.h (the handler's interface). ---
     void take(Conn& conn, void* request);
@@ -192,10 +197,15 @@ private:
     void conn_dispatch(Conn& conn);
     void conn_serve_builtin(Conn& conn, std::string_view path, bool is_head);
     void conn_start_request(Conn& conn);
+    void open_in_slot(int fd);
     void conn_linger(Conn& conn);
     void conn_close(Conn& conn);
     void conn_pending_drop(Conn& conn);
     void conn_set_deadline(Conn& conn, Deadline deadline, uint32_t timeout_ms);
+    void idle_link(Conn& conn);
+    void idle_unlink(Conn& conn);
+    bool evict_oldest_idle(int fd);
+    void refuse(int fd);
     void conn_on_deadline(Conn& conn);
     void conn_maybe_rearm_recv(Conn& conn);
     void conn_respond_parse_error(Conn& conn, ParseError error);
@@ -212,6 +222,7 @@ private:
     bool conn_queue_inline(Conn& conn, const char* text, uint32_t length_bytes);
     void conn_flush(Conn& conn);
     void conn_segments_drop(Conn& conn);
+    void conn_lent_note(Conn& conn, int delta);
     uint32_t conn_segments_retire(Conn& conn, uint8_t covered, uint32_t sent_bytes);
     void conn_response_sent(Conn& conn);
 
@@ -230,6 +241,15 @@ private:
     uint32_t slots_high_water_ = 0;   // Slots [0, high water) have been used.
     uint32_t* rearm_list_ = nullptr;  // Conns whose recv must be re-armed at turn end.
     uint32_t rearm_count_ = 0;
+    uint32_t lent_buffers_ = 0;  // Recv buffers lent to sends, all connections.
+    // Keep-alive connections waiting for their next request, oldest first: at the cap the
+    // oldest is closed to make room for a new connection, which waits here for its slot.
+    uint32_t idle_head_ = UINT32_MAX;
+    uint32_t idle_tail_ = UINT32_MAX;
+    int waiting_fds_[accept_waiting_max];
+    uint32_t waiting_count_ = 0;
+    uint64_t refusals_unlogged_ = 0;  // Refusals since the last log line (one a second).
+    uint64_t refusal_logged_ms_ = 0;
 };
 
 }  // namespace rw

@@ -113,6 +113,7 @@ uint32_t ClientConns::conn_segments_retire(Conn& conn, uint8_t covered, uint32_t
         sent_bytes -= segment.length_bytes;
         if (segment.bid != no_bid) {
             buf_ring_.give_back_sent(segment.bid);  // Lent by the handler; its bytes are out.
+            conn_lent_note(conn, -1);
         }
         conn.segment_head = static_cast<uint8_t>((conn.segment_head + 1) % conn_send_segments_max);
         conn.segment_count -= 1;
@@ -381,6 +382,7 @@ bool ClientConns::conn_queue(Conn& conn, const char* data, uint32_t length_bytes
     segment.inline_bytes = 0;
     if (bid != no_bid) {
         buf_ring_.lend_to_send(bid);  // Paired with give_back_sent in retire or drop.
+        conn_lent_note(conn, +1);
     }
     conn.segment_count += 1;
     conn.response_bytes_queued += length_bytes;
@@ -407,12 +409,22 @@ void ClientConns::conn_flush(Conn& conn) {
     }
 }
 
+// Recv buffers lent to this connection's sends: per connection (the relay's bound on a
+// slow client, client_lent_bytes) and per shard (ringway_stream_buffer_bytes).
+void ClientConns::conn_lent_note(Conn& conn, int delta) {
+    RW_ASSERT(delta > 0 || conn.lent_buffers > 0);
+    conn.lent_buffers = static_cast<uint32_t>(int64_t(conn.lent_buffers) + delta);
+    lent_buffers_ = static_cast<uint32_t>(int64_t(lent_buffers_) + delta);
+    metrics_.stream_buffer_bytes.set(uint64_t(lent_buffers_) * buf_ring_.buf_bytes());
+}
+
 void ClientConns::conn_segments_drop(Conn& conn) {
     RW_ASSERT(!conn.is_send_inflight);
     while (conn.segment_count > 0) {
         const SendSegment& segment = conn.segments[conn.segment_head];
         if (segment.bid != no_bid) {
             buf_ring_.give_back_sent(segment.bid);
+            conn_lent_note(conn, -1);
         }
         conn.segment_head = static_cast<uint8_t>((conn.segment_head + 1) % conn_send_segments_max);
         conn.segment_count -= 1;
@@ -478,6 +490,10 @@ void client_stream_end(Conn& conn, bool is_complete) {
 
 uint32_t client_send_room(const Conn& conn) {
     return conn_send_segments_max - conn.segment_count;
+}
+
+uint64_t client_lent_bytes(const Conn& conn) {
+    return uint64_t(conn.lent_buffers) * conn.table->buf_bytes();
 }
 
 }  // namespace rw

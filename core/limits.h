@@ -38,6 +38,10 @@ constexpr uint32_t conn_pending_bufs_pause = 8;
 // Received pieces up to this size are merged into the last parked buffer (see on_recv).
 constexpr uint32_t pending_merge_bytes_max = 512;
 
+// New connections that wait for the slot of an idle keep-alive connection closed to make
+// room for them (at RINGWAY_MAX_CONNECTIONS); past this many at once they are refused.
+constexpr uint32_t accept_waiting_max = 256;
+
 // Pieces queued for one client's sends: response heads, chunk framing, arena memory and
 // upstream recv buffers lent to the send. One chunk of a relayed stream takes three.
 constexpr uint32_t conn_send_segments_max = 32;

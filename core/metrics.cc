@@ -73,6 +73,31 @@ void render_pool(TextOut& text, const ShardMetrics* const* shards, uint32_t shar
                   [](const ShardMetrics& m) -> const Counter& { return m.head_refusals; }));
 }
 
+// The connection cap's evictions and the slow-client bound on relayed streams.
+void render_capacity(TextOut& text, const ShardMetrics* const* shards, uint32_t shard_count) {
+    text.line(
+        "# HELP ringway_connections_evicted_total Idle keep-alive connections closed (oldest "
+        "first) to make room for a new one at the connection cap.\n");
+    text.line("# TYPE ringway_connections_evicted_total counter\n");
+    text.line("ringway_connections_evicted_total %lu\n",
+              sum(shards, shard_count,
+                  [](const ShardMetrics& m) -> const Counter& { return m.connections_evicted; }));
+    text.line(
+        "# HELP ringway_stream_buffer_bytes Recv-buffer bytes relayed streams hold while their "
+        "clients read.\n");
+    text.line("# TYPE ringway_stream_buffer_bytes gauge\n");
+    text.line("ringway_stream_buffer_bytes %lu\n",
+              sum(shards, shard_count,
+                  [](const ShardMetrics& m) -> const Counter& { return m.stream_buffer_bytes; }));
+    text.line(
+        "# HELP ringway_stream_reads_paused_total Upstream reads of a stream paused because its "
+        "client fell behind (send queue full or RINGWAY_STREAM_BUFFER_BYTES held).\n");
+    text.line("# TYPE ringway_stream_reads_paused_total counter\n");
+    text.line("ringway_stream_reads_paused_total %lu\n",
+              sum(shards, shard_count,
+                  [](const ShardMetrics& m) -> const Counter& { return m.stream_reads_paused; }));
+}
+
 }  // namespace
 
 uint32_t metrics_render(char* out, uint32_t capacity, const ShardMetrics* const* shards,
@@ -101,6 +126,7 @@ uint32_t metrics_render(char* out, uint32_t capacity, const ShardMetrics* const*
     text.line("ringway_connections_refused_total %lu\n",
               sum(shards, shard_count,
                   [](const ShardMetrics& m) -> const Counter& { return m.connections_refused; }));
+    render_capacity(text, shards, shard_count);
     text.line("# HELP ringway_parse_errors_total Requests refused by the HTTP parser, by kind.\n");
     text.line("# TYPE ringway_parse_errors_total counter\n");
     for (uint32_t k = 1; k < static_cast<uint32_t>(ParseError::count_); k++) {

@@ -37,6 +37,9 @@ struct alignas(64) ShardMetrics {
     Counter connections_accepted;
     Counter connections_active;   // Gauge.
     Counter connections_refused;  // At RINGWAY_MAX_CONNECTIONS.
+    Counter connections_evicted;  // Idle keep-alive connections closed to make room.
+    Counter stream_buffer_bytes;  // Gauge: recv-buffer bytes lent to client sends.
+    Counter stream_reads_paused;  // Upstream reads paused at RINGWAY_STREAM_BUFFER_BYTES.
     Counter parse_errors[parse_error_kinds_max];
     Counter loop_iterations;
     Counter arena_chunks_in_use;  // Gauge, published once per loop turn.

@@ -12,6 +12,23 @@
 namespace rw {
 namespace {
 
+// Every upstream slot of the shard busy (or socket() refused): counted, and logged at most
+// once a second with the count since the last line.
+void attempt_note_no_slot(Gateway& gateway) {
+    gateway.metrics.upstream_slots_exhausted.add();
+    gateway.slots_exhausted_unlogged += 1;
+    const uint64_t now_ms = gateway.shard.now_ms();
+    if (gateway.slots_exhausted_logged_ms == 0 ||
+        now_ms >= gateway.slots_exhausted_logged_ms + 1000) {
+        RW_LOG_WARN("event=upstream_connections_exhausted shard=%u count=%lu max=%u",
+                    gateway.shard.index(),
+                    static_cast<unsigned long>(gateway.slots_exhausted_unlogged),
+                    gateway.config.upstream_connections_max);
+        gateway.slots_exhausted_unlogged = 0;
+        gateway.slots_exhausted_logged_ms = now_ms;
+    }
+}
+
 // Sends the request on a connection that is ready for it (connected, or pooled).
 void attempt_send(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
     upstream.state = UpstreamState::sending;
@@ -90,10 +107,12 @@ void attempt_start(Gateway& gateway, ProxyRequest& request) {
     if (upstream == nullptr) {
         // No slot or no socket: the upstream never saw the request, retrying is safe.
         gateway.metrics.upstream_errors.add();
+        attempt_note_no_slot(gateway);
         if (attempt_can_retry(request, Fault::local_no_upstream_slot)) {
             attempt_retry_queue(gateway, request);
             return;
         }
+        gateway.metrics.overloaded.add();
         request_finish(gateway, request, Fault::local_no_upstream_slot);
         return;
     }

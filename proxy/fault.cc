@@ -143,7 +143,7 @@ constexpr FaultRow fault_rows[] = {
     {Fault::local_no_upstream_slot,
      "local_no_upstream_slot",
      {503, "overloaded", "overloaded_error", "The gateway has no free upstream connection.",
-      EndReason::local_error, true, true, 0, "", false}},
+      EndReason::local_error, true, false, 1, "", false}},
     {Fault::local_shutdown,
      "local_shutdown",
      {0, "", "", "", EndReason::shutdown, false, true, 0, "", false}},

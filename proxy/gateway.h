@@ -66,6 +66,8 @@ struct Gateway {
     uint64_t budget_reserved_nano = 0;   // The same for money budgets (nano-USD).
     uint64_t request_sequence = 0;       // For request ids.
     uint64_t next_sweep_ms = 0;
+    uint64_t slots_exhausted_unlogged = 0;  // Since the last upstream_connections_exhausted line.
+    uint64_t slots_exhausted_logged_ms = 0;
 };
 
 }  // namespace rw

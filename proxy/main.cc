@@ -100,9 +100,32 @@ int signal_wait(const sigset_t& signals, const Services& services,
     return signal_number;
 }
 
+// One line with the limits every shard runs with, and where the derived ones came from.
+void log_limits(const Config& config, uint64_t nofile_hard, bool is_nofile_raised) {
+    if (!is_nofile_raised) {
+        RW_LOG_WARN("event=nofile_not_raised soft=%lu hard=%lu",
+                    static_cast<unsigned long>(config.nofile_limit),
+                    static_cast<unsigned long>(nofile_hard));
+    }
+    RW_LOG_INFO(
+        "event=limits nofile=%lu nofile_hard=%lu memory_bytes=%lu shards=%u "
+        "max_connections=%u%s upstream_connections_max=%u%s recv_buffers=%u "
+        "recv_buffer_bytes=%u stream_buffer_bytes=%u",
+        static_cast<unsigned long>(config.nofile_limit), static_cast<unsigned long>(nofile_hard),
+        static_cast<unsigned long>(config.memory_bytes), config.shards, config.max_connections,
+        config.is_max_connections_derived ? "(derived)" : "", config.upstream_connections_max,
+        config.is_upstream_connections_derived ? "(derived)" : "", config.recv_buffers,
+        config.recv_buffer_bytes, config.stream_buffer_bytes);
+}
+
 int run_server() {
     reload_remember_program();
     Inherited inherited;  // Set when a reload started this process.
+    // The soft descriptor limit goes up to the hard one first: the derived connection
+    // limits are read from it.
+    uint64_t nofile_soft = 0;
+    uint64_t nofile_hard = 0;
+    const bool is_nofile_raised = config_raise_nofile(nofile_soft, nofile_hard);
     Config config;
     std::string error;
     if (!reload_inherited(inherited, error) ||
@@ -110,6 +133,7 @@ int run_server() {
         die(error);
     }
     log_set_level(config.log_level);
+    log_limits(config, nofile_hard, is_nofile_raised);
     const sigset_t signals = signals_block();
     // io_uring first: a refused ring (sysctl, seccomp) is the one line an operator sees.
     std::vector<int> listen_fds;

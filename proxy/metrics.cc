@@ -175,8 +175,13 @@ void render_usage(MetricsText& text, const ShardSum& sum) {
     text.line("ringway_limited_total", "counter",
               "Requests refused by rpm, tpm, concurrency or quota.", sum(&GatewayMetrics::limited));
     text.line("ringway_overloaded_total", "counter",
-              "Requests refused because the usage log was full or failing.",
+              "Requests refused with 503 because the gateway was full (usage log, memory, upstream "
+              "connections).",
               sum(&GatewayMetrics::overloaded));
+    text.line("ringway_upstream_connections_exhausted_total", "counter",
+              "Attempts that found every upstream connection of their shard busy "
+              "(RINGWAY_UPSTREAM_CONNECTIONS_MAX).",
+              sum(&GatewayMetrics::upstream_slots_exhausted));
     text.line("ringway_tokens_prompt_total", "counter", "Prompt tokens charged.",
               sum(&GatewayMetrics::tokens_prompt));
     text.line("ringway_tokens_completion_total", "counter", "Completion tokens charged.",

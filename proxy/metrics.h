@@ -87,13 +87,14 @@ struct MetricsShared {
 };
 
 struct GatewayMetrics {
-    Counter requests_started;   // Proxied requests taken from the core (/v1/...).
-    Counter requests_finished;  // ... and finished: the difference is in flight.
-    Counter upstream_requests;  // Attempts sent upstream.
-    Counter upstream_retries;   // Attempts after the first.
-    Counter upstream_connects;  // New upstream connections.
-    Counter upstream_reused;    // Attempts on a pooled connection.
-    Counter upstream_errors;    // Attempts that failed (connect, reset, protocol, 5xx).
+    Counter requests_started;          // Proxied requests taken from the core (/v1/...).
+    Counter requests_finished;         // ... and finished: the difference is in flight.
+    Counter upstream_requests;         // Attempts sent upstream.
+    Counter upstream_retries;          // Attempts after the first.
+    Counter upstream_connects;         // New upstream connections.
+    Counter upstream_reused;           // Attempts on a pooled connection.
+    Counter upstream_errors;           // Attempts that failed (connect, reset, protocol, 5xx).
+    Counter upstream_slots_exhausted;  // Attempts that found every upstream slot busy.
     Counter upstream_timeouts;
     Counter streams_aborted;  // Streams ended with the upstream_error event.
     Counter records_pushed;

@@ -491,9 +491,9 @@ bool relay_bytes(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request
         break;  // need_more: the piece is used up.
     }
     // Back-pressure: read the next piece only when the client can take it.
-    if (request.is_relaying_stream &&
-        client_send_room(*request.conn) < relay_room_needed(request)) {
+    if (request.is_relaying_stream && relay_is_client_behind(gateway, request)) {
         request.is_recv_wanted = true;
+        gateway.shard.metrics().stream_reads_paused.add();
     }
     return true;
 }
@@ -533,8 +533,20 @@ uint32_t relay_room_needed(const ProxyRequest& request) {
     return request.is_usage_cut ? stream_cut_room_needed : 3;
 }
 
+// A slow client holds at most RINGWAY_STREAM_BUFFER_BYTES of recv buffers (at least one):
+// past that its upstream is not read, the provider's sends back up over TCP, and the
+// shard's ring stays free for the other streams.
+bool relay_is_client_behind(const Gateway& gateway, const ProxyRequest& request) {
+    if (client_send_room(*request.conn) < relay_room_needed(request)) {
+        return true;
+    }
+    const uint64_t lent_bytes = client_lent_bytes(*request.conn);
+    return lent_bytes > 0 &&
+           lent_bytes + gateway.shard.buf_ring().buf_bytes() > gateway.config.stream_buffer_bytes;
+}
+
 void relay_on_client_writable(Gateway& gateway, ProxyRequest& request) {
-    if (!request.is_recv_wanted || client_send_room(*request.conn) < relay_room_needed(request)) {
+    if (!request.is_recv_wanted || relay_is_client_behind(gateway, request)) {
         return;
     }
     request.is_recv_wanted = false;

@@ -30,6 +30,10 @@ void relay_on_eof(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& reques
 
 // Client send-queue entries that must be free before the next upstream piece is read.
 [[nodiscard]] uint32_t relay_room_needed(const ProxyRequest& request);
+// The client cannot take another upstream piece now: its send queue is short of room or it
+// holds RINGWAY_STREAM_BUFFER_BYTES of recv buffers. The upstream read waits for
+// relay_on_client_writable.
+[[nodiscard]] bool relay_is_client_behind(const Gateway& gateway, const ProxyRequest& request);
 
 // Room again in the client's send queue: resume reading the upstream if it was paused.
 void relay_on_client_writable(Gateway& gateway, ProxyRequest& request);

@@ -10,7 +10,9 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "core/log.h"
 #include "core/op.h"
@@ -21,14 +23,23 @@ namespace rw {
 UpstreamPool::UpstreamPool(Shard& shard, uint32_t slot_count)
     : shard_(shard),
       slot_count_(slot_count),
-      slots_(new UpstreamConn[slot_count]),
+      slots_(static_cast<UpstreamConn*>(std::aligned_alloc(
+          alignof(UpstreamConn), (sizeof(UpstreamConn) * slot_count + alignof(UpstreamConn) - 1) /
+                                     alignof(UpstreamConn) * alignof(UpstreamConn)))),
       free_(new uint32_t[slot_count]),
       rearm_(new uint32_t[slot_count]) {
+    RW_ASSERT(slots_ != nullptr);
     for (uint32_t i = 0; i < slot_count; i++) {
-        slots_[i].slot = i;
         free_[slot_count - 1 - i] = i;  // Pop order: slot 0 first.
     }
     free_count_ = slot_count;
+}
+
+UpstreamPool::~UpstreamPool() {
+    for (uint32_t i = 0; i < high_water_; i++) {
+        slots_[i].~UpstreamConn();
+    }
+    std::free(slots_);
 }
 
 namespace {
@@ -88,6 +99,9 @@ UpstreamConn* UpstreamPool::open(const Candidate& candidate) {
     [[maybe_unused]] const int rc = ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     const uint32_t slot = free_[--free_count_];
     if (slot >= high_water_) {
+        RW_ASSERT(slot == high_water_);  // Free slots pop lowest first.
+        UpstreamConn* constructed = new (&slots_[slot]) UpstreamConn();
+        constructed->slot = slot;
         high_water_ = slot + 1;
     }
     UpstreamConn& upstream = slots_[slot];

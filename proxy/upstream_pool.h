@@ -55,6 +55,7 @@ struct UpstreamConn {
 class UpstreamPool {
 public:
     UpstreamPool(Shard& shard, uint32_t slot_count);
+    ~UpstreamPool();
     UpstreamPool(const UpstreamPool&) = delete;
     UpstreamPool& operator=(const UpstreamPool&) = delete;
 
@@ -101,7 +102,10 @@ private:
 
     Shard& shard_;
     uint32_t slot_count_;
-    std::unique_ptr<UpstreamConn[]> slots_;
+    // [slot_count_] of storage; slots below high_water_ are constructed (open() builds the
+    // next one when first needed: the table is sized by the descriptor limit, and slots a
+    // shard never used must not be resident).
+    UpstreamConn* slots_ = nullptr;
     std::unique_ptr<uint32_t[]> free_;
     uint32_t free_count_ = 0;
     uint32_t high_water_ = 0;

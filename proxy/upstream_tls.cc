@@ -191,8 +191,7 @@ void tls_on_recv(Gateway& gateway, UpstreamConn& upstream, uint16_t bid, uint32_
 void tls_drain(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
     const uint32_t capacity = gateway.shard.buf_ring().buf_bytes();
     for (;;) {
-        if (request.is_relaying_stream &&
-            client_send_room(*request.conn) < relay_room_needed(request)) {
+        if (request.is_relaying_stream && relay_is_client_behind(gateway, request)) {
             request.is_recv_wanted = true;
             return;
         }

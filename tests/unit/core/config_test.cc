@@ -30,7 +30,10 @@ TEST(Config, DefaultsWhenNothingIsSet) {
     EXPECT_STREQ(config.listen.text, "127.0.0.1:8080");
     EXPECT_EQ(config.listen.address.ss_family, AF_INET);
     EXPECT_EQ(config.shards, config_cpus_available());
-    EXPECT_EQ(config.max_connections, 4096u);
+    EXPECT_TRUE(config.is_max_connections_derived);
+    EXPECT_TRUE(config.is_upstream_connections_derived);
+    EXPECT_GE(config.max_connections, 1u);
+    EXPECT_EQ(config.stream_buffer_bytes, 65536u);
     EXPECT_EQ(config.max_request_line_bytes, 8192u);
     EXPECT_EQ(config.max_header_bytes, 61440u);
     EXPECT_EQ(config.max_headers, 100u);
@@ -50,6 +53,43 @@ TEST(Config, DefaultsWhenNothingIsSet) {
     EXPECT_EQ(config.body_rate_grace_ms, 10000u);
     EXPECT_EQ(config.discard_body_max_bytes, 64u << 10);
     EXPECT_EQ(config.pool_trim_ms, 10000u);
+}
+
+// Two descriptors per proxied stream: the client and upstream tables of every shard share
+// the descriptor limit less a reserve; memory caps them (a quarter of it over what a stream
+// may hold); a variable set wins.
+TEST(Config, ConnectionLimitsDeriveFromDescriptorsAndMemory) {
+    Config config;
+    config.shards = 1;
+    config.stream_buffer_bytes = 65536;
+    config.max_connections = 0;
+    config.upstream_connections_max = 0;
+    config.nofile_limit = 20000;
+    config.memory_bytes = 64ull << 30;
+    config_derive_limits(config);
+    EXPECT_EQ(config.max_connections, (20000 - config_fd_reserve(1)) / 2);
+    EXPECT_EQ(config.upstream_connections_max, config.max_connections);
+    EXPECT_GE(config.max_connections, 9000u);  // The issue's 9,000 streams on one shard.
+
+    config.shards = 2;
+    config.max_connections = 0;
+    config.upstream_connections_max = 0;
+    config_derive_limits(config);
+    EXPECT_EQ(config.max_connections, (20000 - config_fd_reserve(2)) / 4);
+
+    config.shards = 1;
+    config.max_connections = 0;
+    config.upstream_connections_max = 0;
+    config.memory_bytes = 256ull << 20;  // 64 MiB for streams of 64 KiB + 32 KiB.
+    config_derive_limits(config);
+    EXPECT_EQ(config.max_connections, (64ull << 20) / (65536 + 2 * 16384));
+
+    config.max_connections = 7;
+    config.upstream_connections_max = 0;
+    config_derive_limits(config);
+    EXPECT_EQ(config.max_connections, 7u);
+    EXPECT_FALSE(config.is_max_connections_derived);
+    EXPECT_TRUE(config.is_upstream_connections_derived);
 }
 
 // The knobs of issue 8's client hardening: a body rate floor (0 turns it off), the body a
