@@ -499,6 +499,12 @@ std::string config_help_text() {
         "  RINGWAY_TEST_CLOCK_FILE\n"
         "      a file holding seconds added to the clock budgets and usage days read\n"
         "\n"
+        "Set by ringway itself for the process a SIGHUP reload starts (never set them):\n"
+        "  RINGWAY_INHERITED_FDS\n"
+        "      the listening sockets handed over, \"L1,L2,...;ADMIN\"\n"
+        "  RINGWAY_RELOAD_READY_FD\n"
+        "      the pipe on which the new process says it accepts\n"
+        "\n"
         "Endpoints: GET /healthz, GET /readyz, GET /metrics (Prometheus text).\n"
         "Signals: SIGTERM or SIGINT drain in-flight requests, then exit 0 (1 when usage rows\n"
         "had to go to the spill file).\n";

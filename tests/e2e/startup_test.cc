@@ -148,7 +148,13 @@ TEST(Startup, HelpListsEveryVariableTheBinaryKnows) {
         while (end > at + 8 && bytes[end - 1] == '_') {
             end--;
         }
-        if (end > at + 8) {
+        // A name the code reads is a string literal: NUL-terminated, or followed by '=' or
+        // a space in a message. Other matches are bytes of machine code that happen to
+        // follow an inlined "RINGWAY_" prefix (seen: "RINGWAY_I37H").
+        const char after = end < bytes.size() ? bytes[end] : '\0';
+        const bool is_literal = after == '\0' || after == '=' || after == ' ' || after == '\n' ||
+                                after == ':' || after == ',' || after == ')' || after == '.';
+        if (end > at + 8 && is_literal) {
             names.insert(bytes.substr(at, end - at));
         }
     }
