@@ -403,6 +403,10 @@ void render_writer(MetricsText& text, const Writer& writer) {
               stats.commit_errors);
     text.line("ringway_writer_batch_latency_us_max", "gauge", "Slowest batch commit.",
               stats.batch_latency_us_max);
+    text.line(
+        "ringway_writer_batch_cpu_us_max", "gauge",
+        "Writer thread CPU time of its costliest batch commit (not counting time descheduled).",
+        stats.batch_cpu_us_max);
     const RetentionStats retention = writer.retention_stats();
     text.line("ringway_writer_pruned_rows_total", "counter",
               "usage_logs rows deleted by retention (RINGWAY_LOG_RETENTION_DAYS / _DB_MAX_BYTES).",

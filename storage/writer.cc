@@ -61,6 +61,14 @@ int64_t monotonic_us() {
         .count();
 }
 
+// CPU time of the calling thread: a commit's own cost, blind to the scheduler (a writer
+// descheduled on a shared core shows in the wall-clock latency, not here).
+int64_t thread_cpu_us() {
+    timespec now;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    return int64_t(now.tv_sec) * 1000000 + now.tv_nsec / 1000;
+}
+
 int32_t day_from_ts_ms(int64_t ts_ms) {
     // Floor division so timestamps before 1970 still land on the right day.
     const int64_t ms_per_day = 86400000;
@@ -430,6 +438,7 @@ bool Writer::commit_batch() {
     RW_ASSERT(batch_count_ > 0);
     RW_ASSERT(!db_.in_transaction());
     const int64_t start_us = monotonic_us();
+    const int64_t start_cpu_us = thread_cpu_us();
     commit_batch_aggregate();
     if (!commit_batch_statements()) {
         commit_failed(batch_count_, start_us);
@@ -438,6 +447,10 @@ bool Writer::commit_batch() {
     const int64_t latency_us = monotonic_us() - start_us;
     // The stall flag clears before the rows count: whoever sees the rows sees no stall
     // (WriterFault.ForeignWriteLockLongerThanBusyTimeout read them in the other order).
+    const int64_t cpu_us = thread_cpu_us() - start_cpu_us;
+    if (uint64_t(cpu_us) > batch_cpu_us_max_.load(std::memory_order_relaxed) && cpu_us > 0) {
+        batch_cpu_us_max_.store(uint64_t(cpu_us), std::memory_order_relaxed);  // One writer.
+    }
     commit_succeeded(uint64_t(latency_us > 0 ? latency_us : 0));
     rows_written_.fetch_add(batch_count_, std::memory_order_release);
     batch_count_ = 0;
@@ -873,6 +886,7 @@ WriterStats Writer::stats() const {
     stats.commit_errors = commit_errors_.load(std::memory_order_relaxed);
     stats.last_batch_latency_us = last_batch_latency_us_.load(std::memory_order_relaxed);
     stats.batch_latency_us_max = batch_latency_us_max_.load(std::memory_order_relaxed);
+    stats.batch_cpu_us_max = batch_cpu_us_max_.load(std::memory_order_relaxed);
     stats.batch_latency_us_total = batch_latency_us_total_.load(std::memory_order_relaxed);
     stats.is_stalled = is_stalled_.load(std::memory_order_relaxed);
     stats.admin_commands = admin_commands_.load(std::memory_order_relaxed);

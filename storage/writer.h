@@ -46,6 +46,7 @@ struct WriterStats {
     uint64_t commit_errors = 0;          // Failed commit attempts (each retried).
     uint64_t last_batch_latency_us = 0;  // BEGIN..COMMIT of the latest committed batch.
     uint64_t batch_latency_us_max = 0;
+    uint64_t batch_cpu_us_max = 0;        // The writer thread's CPU time in its costliest commit.
     uint64_t batch_latency_us_total = 0;  // Sum over committed batches (busy time).
     bool is_stalled = false;              // The latest commit attempt failed.
     uint64_t admin_commands = 0;
@@ -237,6 +238,7 @@ private:
     std::atomic<uint64_t> commit_errors_{0};
     std::atomic<uint64_t> last_batch_latency_us_{0};
     std::atomic<uint64_t> batch_latency_us_max_{0};
+    std::atomic<uint64_t> batch_cpu_us_max_{0};
     std::atomic<uint64_t> batch_latency_us_total_{0};
     std::atomic<bool> is_stalled_{false};
     // Monotonic ms when the first of the current run of failed commits started; 0: none.
