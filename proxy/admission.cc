@@ -305,8 +305,8 @@ Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedReques
     }
     if ((fault = admission_route(gateway, request, *hold.get())) != Fault::none ||
         (fault = admission_quota(gateway, request, *key)) != Fault::none ||
-        (fault = rate_limit_body(gateway, request, *key,
-                                 admission_token_bound(gateway, request))) != Fault::none) {
+        (fault = rate_limit_body(gateway, request, *key, budget_token_bound(gateway, request))) !=
+            Fault::none) {
         return fault;  // request_finish gives back what was taken (nothing was sent).
     }
     if ((fault = budget_reserve(gateway, request, *key, *hold.get())) != Fault::none) {

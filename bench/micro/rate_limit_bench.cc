@@ -77,3 +77,5 @@ BENCHMARK(BM_RateHeaders);
 
 }  // namespace
 }  // namespace rw
+
+BENCHMARK_MAIN();
