@@ -498,6 +498,8 @@ std::string config_help_text() {
         "Test hook (builds with RW_BUILD_TESTS only; never in production):\n"
         "  RINGWAY_TEST_CLOCK_FILE\n"
         "      a file holding seconds added to the clock budgets and usage days read\n"
+        "  RINGWAY_TEST_CLOCK_OFFSET_MS\n"
+        "      milliseconds added to the rate limiter's clock (rpm/tpm buckets)\n"
         "\n"
         "Set by ringway itself for the process a SIGHUP reload starts (never set them):\n"
         "  RINGWAY_INHERITED_FDS\n"

@@ -219,7 +219,7 @@ void ClientConns::on_recv_bytes(Conn& conn, uint16_t bid, uint32_t length_bytes)
     const uint32_t tail = (conn.pending_head + conn.pending_count) % conn_pending_bufs_max;
     conn.pending[tail] = {bid, 0, length_bytes};
     conn.pending_count += 1;
-    if (conn.pending_count >= conn_pending_bufs_pause && conn.is_recv_armed &&
+    if (conn.pending_count >= pending_pause() && conn.is_recv_armed &&
         !conn.is_recv_cancel_pending) {
         conn.is_recv_cancel_pending = true;
         submit_cancel_recv(conn);
@@ -821,7 +821,7 @@ void ClientConns::conn_maybe_rearm_recv(Conn& conn) {
                              conn.state == ConnState::handling ||
                              conn.state == ConnState::lingering;
     if (wants_input && !conn.is_recv_armed && !conn.is_peer_closed && !conn.is_rearm_listed &&
-        conn.pending_count < conn_pending_bufs_pause) {
+        conn.pending_count < pending_pause()) {
         submit_recv(conn);
     }
 }

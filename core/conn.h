@@ -11,6 +11,7 @@
 #include <liburing.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <algorithm>
 
 #include <cstdint>
 #include <string>
@@ -242,6 +243,13 @@ private:
     uint32_t* rearm_list_ = nullptr;  // Conns whose recv must be re-armed at turn end.
     uint32_t rearm_count_ = 0;
     uint32_t lent_buffers_ = 0;  // Recv buffers lent to sends, all connections.
+    // The parked-input mark past which a connection's recv is cancelled: at most a quarter
+    // of the ring, so one client pipelining into a small ring (RINGWAY_RECV_BUFFERS=8)
+    // cannot park every buffer and starve the others' recvs until it reads.
+    uint32_t pending_pause() const {
+        return std::max<uint32_t>(
+            1, std::min<uint32_t>(conn_pending_bufs_pause, buf_ring_.buf_count() / 4));
+    }
     // Keep-alive connections waiting for their next request, oldest first: at the cap the
     // oldest is closed to make room for a new connection, which waits here for its slot.
     uint32_t idle_head_ = UINT32_MAX;

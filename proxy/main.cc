@@ -133,7 +133,6 @@ int run_server() {
         die(error);
     }
     log_set_level(config.log_level);
-    log_limits(config, nofile_hard, is_nofile_raised);
     const sigset_t signals = signals_block();
     // io_uring first: a refused ring (sysctl, seccomp) is the one line an operator sees.
     std::vector<int> listen_fds;
@@ -143,6 +142,8 @@ int run_server() {
               : listeners_open(config.listen, config.shards, listen_fds, error))) {
         die(error);
     }
+    // Logged once the ring and the listeners exist: a refusal above stays the one line.
+    log_limits(config, nofile_hard, is_nofile_raised);
     auto services = std::make_unique<Services>(config);
     services->is_reload = inherited.is_reload;
     services->admin.adopt_listener(inherited.admin_fd);

@@ -79,26 +79,6 @@ TEST(ShutdownDrain, SigtermClosesIdleConnectionsAndExitsZero) {
     EXPECT_EQ(error_number, ECONNREFUSED);
 }
 
-// systemctl reload (the unit's ExecReload) sends SIGHUP: not yet a reload, but it must not
-// kill the gateway; it says so in the log and keeps serving.
-TEST(ShutdownDrain, SighupIsLoggedAndIgnored) {
-    Ringway server;
-    std::string error;
-    ASSERT_TRUE(server.start({{"RINGWAY_SHARDS", "1"}}, &error)) << error;
-    ASSERT_TRUE(server.process().send_signal(SIGHUP));
-    ASSERT_TRUE(server.process().wait_for_line(Stream::err, "event=reload_not_supported",
-                                               Deadline::after_ms(5000)))
-        << server.stderr_text();
-    const std::optional<Response> response =
-        http_exchange(server.port(), get_request("/healthz"), Deadline::after_ms(2000));
-    ASSERT_TRUE(response.has_value());
-    EXPECT_EQ(response->status, 200);
-    ASSERT_TRUE(server.process().send_signal(SIGTERM));
-    const std::optional<ExitStatus> status = server.process().wait_exit(Deadline::after_ms(5000));
-    ASSERT_TRUE(status.has_value());
-    EXPECT_TRUE(status->is_exited && status->code == 0) << describe(*status);
-}
-
 TEST(ShutdownDrain, SigintDrainsLikeSigterm) {
     Ringway server;
     std::string error;

@@ -149,20 +149,26 @@ TEST(FaultTable, TheLogFullRefusalKeepsTheConnectionAndAsksForARetry) {
 // A well-framed request refused by policy keeps its connection (the core closes anyway
 // when it could not read the body); the gateway's and the upstream's failures close.
 TEST(FaultTable, ClientRefusalsKeepTheConnection) {
-    for (const Fault fault : {Fault::client_method_not_allowed, Fault::client_missing_api_key,
-                              Fault::client_conflicting_api_keys, Fault::client_invalid_api_key,
-                              Fault::client_expired_api_key, Fault::client_quota_exceeded,
-                              Fault::client_invalid_body, Fault::client_model_not_allowed,
-                              Fault::client_rate_limited, Fault::client_concurrency_limited,
-                              Fault::client_model_not_found, Fault::client_ip_not_allowed}) {
+    for (const Fault fault :
+         {Fault::client_method_not_allowed, Fault::client_missing_api_key,
+          Fault::client_conflicting_api_keys, Fault::client_invalid_api_key,
+          Fault::client_expired_api_key, Fault::client_quota_exceeded, Fault::client_invalid_body,
+          Fault::client_model_not_allowed, Fault::client_rate_limited,
+          Fault::client_concurrency_limited, Fault::client_model_not_found,
+          Fault::client_ip_not_allowed, Fault::client_tokens_limited,
+          Fault::client_tokens_too_large, Fault::client_model_price_missing}) {
         EXPECT_FALSE(fault_info(fault).is_close) << fault_name(fault);
         EXPECT_GE(fault_info(fault).status, 400) << fault_name(fault);
         EXPECT_LT(fault_info(fault).status, 500) << fault_name(fault);
     }
-    for (const Fault fault : {Fault::local_out_of_memory, Fault::local_no_upstream_slot,
-                              Fault::upstream_unreachable, Fault::upstream_protocol_error}) {
+    for (const Fault fault : {Fault::local_out_of_memory, Fault::upstream_unreachable,
+                              Fault::upstream_protocol_error}) {
         EXPECT_TRUE(fault_info(fault).is_close) << fault_name(fault);
     }
+    // Overload on a well-framed request keeps the connection too (the capacity issue): a
+    // closed one would come back as a reconnect, adding a handshake to the overload.
+    EXPECT_FALSE(fault_info(Fault::local_no_upstream_slot).is_close);
+    EXPECT_EQ(fault_info(Fault::local_no_upstream_slot).status, 503);
 }
 
 TEST(FaultTable, TheStalledLogRefusalAsksForALaterRetry) {
