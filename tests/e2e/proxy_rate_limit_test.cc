@@ -170,12 +170,21 @@ TEST_F(ProxyRateLimitTest, ARefusalByOneLimitSpendsNoOtherBudget) {
     // An upload holds the one concurrency slot: requests meanwhile are refused for it.
     Client uploading;
     ASSERT_TRUE(uploading.connect(gateway_.port(), Deadline::after_ms(5000)));
+    // Expect: 100-continue makes the hold observable: the gateway sends 100 only once the
+    // head's checks passed and the slot is taken (without it, the refusals below raced the
+    // gateway reading this head and one in ten runs got 200).
     ASSERT_TRUE(uploading.send(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n"
         "Authorization: Bearer " +
-            key.secret + "\r\nContent-Type: application/json\r\n" +
-            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 5),
+            key.secret + "\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n" +
+            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n",
         Deadline::after_ms(5000)));
+    std::string error;
+    const std::optional<Response> interim =
+        uploading.read_response(Deadline::after_ms(5000), false, &error);
+    ASSERT_TRUE(interim.has_value()) << error;
+    ASSERT_EQ(interim->status, 100);
+    ASSERT_TRUE(uploading.send(body.substr(0, 5), Deadline::after_ms(5000)));
     for (int index = 0; index < 3; index++) {
         const Response refused = gateway_.chat(key, body);
         ASSERT_EQ(refused.status, 429) << refused.body;
