@@ -223,18 +223,13 @@ Fault admission_route(Gateway& gateway, ProxyRequest& request, const Snapshot& s
 
 }  // namespace
 
-KeyLimits::KeyLimits(uint32_t slot_count)
-    : in_flight_(new std::atomic<uint32_t>[slot_count]), slot_count_(slot_count) {
-    for (uint32_t i = 0; i < slot_count; i++) {
-        in_flight_[i].store(0, std::memory_order_relaxed);
-    }
-}
+KeyLimits::KeyLimits(uint32_t slot_count) : in_flight_(slot_count), slot_count_(slot_count) {}
 
 bool KeyLimits::concurrency_try_take(uint32_t slot, uint32_t max) {
     RW_ASSERT(slot < slot_count_);
-    const uint32_t before = in_flight_[slot].fetch_add(1, std::memory_order_relaxed);
+    const uint32_t before = in_flight(slot).fetch_add(1, std::memory_order_relaxed);
     if (max != 0 && before >= max) {
-        in_flight_[slot].fetch_sub(1, std::memory_order_relaxed);
+        in_flight(slot).fetch_sub(1, std::memory_order_relaxed);
         return false;
     }
     return true;
@@ -242,7 +237,7 @@ bool KeyLimits::concurrency_try_take(uint32_t slot, uint32_t max) {
 
 void KeyLimits::concurrency_release(uint32_t slot) {
     RW_ASSERT(slot < slot_count_);
-    const uint32_t before = in_flight_[slot].fetch_sub(1, std::memory_order_relaxed);
+    const uint32_t before = in_flight(slot).fetch_sub(1, std::memory_order_relaxed);
     RW_ASSERT(before > 0);  // Paired with a successful take.
 }
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "arena/zero_pages.h"
 #include "core/http_parse.h"
 #include "proxy/fault.h"
 
@@ -30,7 +31,10 @@ public:
     void concurrency_release(uint32_t slot);
 
 private:
-    std::unique_ptr<std::atomic<uint32_t>[]> in_flight_;
+    [[nodiscard]] std::atomic_ref<uint32_t> in_flight(uint32_t slot) const {
+        return std::atomic_ref<uint32_t>(in_flight_[slot]);
+    }
+    ZeroPages<uint32_t> in_flight_;  // Resident only for the pages of slots in use.
     uint32_t slot_count_;
 };
 

@@ -144,13 +144,8 @@ void budget_day_text(int64_t unix_s, char* out) {
 }
 
 BudgetTable::BudgetTable(uint32_t slot_count)
-    : words_(new std::atomic<uint64_t>[size_t(slot_count) * 2]),
-      seeded_(new uint8_t[slot_count]),
-      slot_count_(slot_count) {
+    : words_(size_t(slot_count) * 2), seeded_(new uint8_t[slot_count]), slot_count_(slot_count) {
     RW_ASSERT(slot_count > 0);
-    for (size_t i = 0; i < size_t(slot_count) * 2; i++) {
-        words_[i].store(0, std::memory_order_relaxed);
-    }
     std::fill(seeded_.get(), seeded_.get() + slot_count, uint8_t(0xFF));
 }
 
@@ -162,7 +157,7 @@ int64_t BudgetTable::used(uint32_t slot, Word word, uint32_t tag) const {
 bool BudgetTable::try_add(uint32_t slot, Word word, uint32_t tag, int64_t amount, int64_t limit,
                           uint32_t& counted_tag) {
     RW_ASSERT(amount >= 0);
-    std::atomic<uint64_t>& cell = at(slot, word);
+    std::atomic_ref<uint64_t> cell = at(slot, word);
     uint64_t value = cell.load(std::memory_order_relaxed);
     for (;;) {
         uint32_t word_tag = tag_part(value);
@@ -189,7 +184,7 @@ bool BudgetTable::try_add(uint32_t slot, Word word, uint32_t tag, int64_t amount
 void BudgetTable::settle(uint32_t slot, Word word, uint32_t tag, int64_t reserved,
                          int64_t charged) {
     RW_ASSERT(reserved >= 0 && charged >= 0);
-    std::atomic<uint64_t>& cell = at(slot, word);
+    std::atomic_ref<uint64_t> cell = at(slot, word);
     uint64_t value = cell.load(std::memory_order_relaxed);
     for (;;) {
         if (tag_part(value) != (tag & tag_mask)) {

@@ -19,6 +19,7 @@
 #include <memory>
 #include <string_view>
 
+#include "arena/zero_pages.h"
 #include "core/assert.h"
 
 namespace rw {
@@ -74,12 +75,12 @@ public:
     void set_seeded_period(uint32_t slot, uint8_t period) { seeded_[slot] = period; }
 
 private:
-    std::atomic<uint64_t>& at(uint32_t slot, Word word) const {
+    std::atomic_ref<uint64_t> at(uint32_t slot, Word word) const {
         RW_ASSERT(slot < slot_count_);
-        return words_[size_t(slot) * 2 + word];
+        return std::atomic_ref<uint64_t>(words_[size_t(slot) * 2 + word]);
     }
 
-    std::unique_ptr<std::atomic<uint64_t>[]> words_;
+    ZeroPages<uint64_t> words_;  // Two per slot; resident only where keys have budgets.
     std::unique_ptr<uint8_t[]> seeded_;
     uint32_t slot_count_;
 };

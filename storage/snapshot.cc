@@ -147,8 +147,7 @@ const KeyEntry* Snapshot::find_key_by_id(int64_t id) const {
 
 // ---- QuotaTable ------------------------------------------------------------------------
 
-QuotaTable::QuotaTable(uint32_t slot_count)
-    : counters_(std::make_unique<std::atomic<int64_t>[]>(slot_count)), slot_count_(slot_count) {
+QuotaTable::QuotaTable(uint32_t slot_count) : counters_(slot_count), slot_count_(slot_count) {
     RW_ASSERT(slot_count > 0);
 }
 
@@ -177,7 +176,7 @@ Result<uint32_t> QuotaTable::slot_for_key(int64_t key_id, int64_t initial_used_t
     }
     const uint32_t slot = assigned_count_;
     assigned_count_ += 1;
-    counters_[slot].store(initial_used_tokens, std::memory_order_relaxed);
+    counter(slot).store(initial_used_tokens, std::memory_order_relaxed);
     slot_by_key_id_.emplace(key_id, slot);
     RW_ASSERT(assigned_count_ <= slot_count_);
     return Result<uint32_t>::success(slot);

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "arena/zero_pages.h"
 #include "core/assert.h"
 #include "core/cidr.h"
 #include "storage/budget.h"
@@ -175,24 +176,24 @@ public:
     // Tokens charged plus tokens reserved.
     [[nodiscard]] int64_t used_tokens(uint32_t slot) const {
         RW_ASSERT(slot < slot_count_);
-        return counters_[slot].load(std::memory_order_relaxed);
+        return counter(slot).load(std::memory_order_relaxed);
     }
     void add_tokens(uint32_t slot, int64_t tokens) {
         RW_ASSERT(slot < slot_count_);
-        counters_[slot].fetch_add(tokens, std::memory_order_relaxed);
+        counter(slot).fetch_add(tokens, std::memory_order_relaxed);
     }
     // Reserves `tokens` when charged + reserved + tokens stays within `limit`. The CAS
     // needs no ordering with other memory: the word is the whole decision.
     [[nodiscard]] bool try_reserve(uint32_t slot, int64_t tokens, int64_t limit) {
         RW_ASSERT(slot < slot_count_);
         RW_ASSERT(tokens >= 0);
-        int64_t word = counters_[slot].load(std::memory_order_relaxed);
+        int64_t word = counter(slot).load(std::memory_order_relaxed);
         for (;;) {
             if (word > limit - tokens) {
                 return false;
             }
-            if (counters_[slot].compare_exchange_weak(word, word + tokens,
-                                                      std::memory_order_relaxed)) {
+            if (counter(slot).compare_exchange_weak(word, word + tokens,
+                                                    std::memory_order_relaxed)) {
                 return true;
             }
         }
@@ -202,7 +203,7 @@ public:
         RW_ASSERT(slot < slot_count_);
         RW_ASSERT(reserved_tokens >= 0);
         RW_ASSERT(charged_tokens >= 0);
-        counters_[slot].fetch_add(charged_tokens - reserved_tokens, std::memory_order_relaxed);
+        counter(slot).fetch_add(charged_tokens - reserved_tokens, std::memory_order_relaxed);
     }
 
     // Control plane (SnapshotStore::reload, under its mutex): the slot of key_id,
@@ -217,7 +218,10 @@ public:
 
 private:
     std::map<std::pair<int64_t, std::string>, uint32_t> model_slots_;
-    std::unique_ptr<std::atomic<int64_t>[]> counters_;
+    [[nodiscard]] std::atomic_ref<int64_t> counter(uint32_t slot) const {
+        return std::atomic_ref<int64_t>(counters_[slot]);
+    }
+    ZeroPages<int64_t> counters_;  // Resident only for the pages of slots in use.
     std::unordered_map<int64_t, uint32_t> slot_by_key_id_;
     uint32_t slot_count_;
     uint32_t assigned_count_ = 0;
