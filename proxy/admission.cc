@@ -162,8 +162,7 @@ Fault admission_quota(Gateway& gateway, ProxyRequest& request, const KeyEntry& k
     }
     request.holds_quota = true;
     request.quota_reserved_tokens = bound;
-    gateway.quota_reserved_tokens += static_cast<uint64_t>(bound);
-    gateway.metrics.quota_reserved_tokens.set(gateway.quota_reserved_tokens);
+    quota_reservation_open(gateway, bound);
     return Fault::none;
 }
 

@@ -113,8 +113,7 @@ Fault budget_reserve(Gateway& gateway, ProxyRequest& request, const KeyEntry& ke
         request.holds_budget_tokens = true;
         request.budget_tokens_tag = static_cast<uint16_t>(counted);
         request.budget_reserved_tokens = bound;
-        gateway.quota_reserved_tokens += static_cast<uint64_t>(bound);
-        gateway.metrics.quota_reserved_tokens.set(gateway.quota_reserved_tokens);
+        quota_reservation_open(gateway, bound);
     }
     return Fault::none;
 }
@@ -144,13 +143,7 @@ void budget_settle(Gateway& gateway, ProxyRequest& request, int64_t charged_toke
         const int64_t reserved = request.budget_reserved_tokens;
         budgets.settle(slot, BudgetTable::tokens, request.budget_tokens_tag, reserved,
                        charged_tokens);
-        if (charged_tokens > reserved) {
-            gateway.metrics.quota_overshoot_tokens.add(
-                static_cast<uint64_t>(charged_tokens - reserved));
-        }
-        RW_ASSERT(gateway.quota_reserved_tokens >= static_cast<uint64_t>(reserved));
-        gateway.quota_reserved_tokens -= static_cast<uint64_t>(reserved);
-        gateway.metrics.quota_reserved_tokens.set(gateway.quota_reserved_tokens);
+        quota_reservation_close(gateway, reserved, charged_tokens);
         request.holds_budget_tokens = false;
     } else if (charged_tokens > 0 && request.has_budget_period) {
         (void)budgets.try_add(slot, BudgetTable::tokens, request.budget_period_tag, charged_tokens,

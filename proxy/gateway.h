@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "core/assert.h"
 #include "core/handler.h"
 #include "core/shard.h"
 #include "proxy/admission.h"
@@ -69,5 +70,22 @@ struct Gateway {
     uint64_t slots_exhausted_unlogged = 0;  // Since the last upstream_connections_exhausted line.
     uint64_t slots_exhausted_logged_ms = 0;
 };
+
+// The shard's gauge of token reservations in flight, a lifetime quota's (admission.cc) and a
+// period quota's (budget.cc) alike: opened when admission reserves the bound, closed when the
+// request settles, where usage above the bound is counted as overshoot.
+inline void quota_reservation_open(Gateway& gateway, int64_t bound) {
+    gateway.quota_reserved_tokens += static_cast<uint64_t>(bound);
+    gateway.metrics.quota_reserved_tokens.set(gateway.quota_reserved_tokens);
+}
+
+inline void quota_reservation_close(Gateway& gateway, int64_t reserved, int64_t charged) {
+    if (charged > reserved) {
+        gateway.metrics.quota_overshoot_tokens.add(static_cast<uint64_t>(charged - reserved));
+    }
+    RW_ASSERT(gateway.quota_reserved_tokens >= static_cast<uint64_t>(reserved));
+    gateway.quota_reserved_tokens -= static_cast<uint64_t>(reserved);
+    gateway.metrics.quota_reserved_tokens.set(gateway.quota_reserved_tokens);
+}
 
 }  // namespace rw

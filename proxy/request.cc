@@ -104,13 +104,7 @@ void request_settle_quota(Gateway& gateway, ProxyRequest& request, int64_t charg
     }
     const int64_t reserved = request.quota_reserved_tokens;
     gateway.shared.quotas->settle(request.quota_slot, reserved, charged_tokens);
-    if (charged_tokens > reserved) {
-        gateway.metrics.quota_overshoot_tokens.add(
-            static_cast<uint64_t>(charged_tokens - reserved));
-    }
-    RW_ASSERT(gateway.quota_reserved_tokens >= static_cast<uint64_t>(reserved));
-    gateway.quota_reserved_tokens -= static_cast<uint64_t>(reserved);
-    gateway.metrics.quota_reserved_tokens.set(gateway.quota_reserved_tokens);
+    quota_reservation_close(gateway, reserved, charged_tokens);
     request.holds_quota = false;
 }
 
