@@ -206,6 +206,17 @@ TEST_F(ProxyEndpointsTest, EveryEndpointNeedsAModel) {
     EXPECT_EQ(mock_requests(mock_.port()), 0);
 }
 
+// The multipart endpoints need their upload relayed as it arrives, which ringway does not
+// do yet: they are not served (README "Endpoints"), and nothing reaches the upstream.
+TEST_F(ProxyEndpointsTest, MultipartEndpointsAreNotServedYet) {
+    for (const char* path :
+         {"/v1/images/edits", "/v1/audio/transcriptions", "/v1/audio/translations"}) {
+        const Response response = post(path, R"({"model":"whisper-1"})");
+        EXPECT_EQ(response.status, 404) << path << ": " << response.body;
+    }
+    EXPECT_EQ(mock_requests(mock_.port()), 0);
+}
+
 // curl, as an operator tries it: the speech file it writes is the mock's audio, byte for byte.
 TEST_F(ProxyEndpointsTest, CurlDownloadsSpeech) {
     if (std::system("command -v curl >/dev/null 2>&1") != 0) {
