@@ -64,7 +64,7 @@ protected:
         EXPECT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000)));
         std::string headers;
         if (path == "/v1/messages") {
-            headers = "anthropic-version: 2023-06-01\r\n";
+            headers += "anthropic-version: 2023-06-01\r\n";
         }
         EXPECT_TRUE(
             client.send(post_request(path, body, key_.secret, headers), Deadline::after_ms(5000)));
@@ -131,6 +131,27 @@ TEST_F(ProxyKeepAliveTest, CommentsAfterTheUpstreamHeadUntilItsFirstEvent) {
     EXPECT_TRUE(raw.payload.starts_with(comment)) << escape_bytes(raw.payload, 400);
     EXPECT_TRUE(raw.payload.ends_with("data: [DONE]\n\n"));
     EXPECT_EQ(only_row().at("end_reason"), "complete");
+}
+
+// A chat client of a model only the anthropic channel serves: translated, under the early
+// head as well.
+TEST_F(ProxyKeepAliveTest, TranslatedStreamGoesOnUnderTheHead) {
+    ASSERT_NO_FATAL_FAILURE(start("100"));
+    // Translation refuses the x_mock body member: the mock's defaults slow it down instead.
+    const auto set = http_exchange(
+        mock_.port(), post_request("/__mock/defaults", "first-byte-delay-ms=800\nchunks=2", ""),
+        Deadline::after_ms(5000));
+    ASSERT_TRUE(set.has_value() && set->status == 200);
+    const RawResponse raw = stream("/v1/chat/completions", chat_body("claude-sonnet-4", true));
+    EXPECT_EQ(raw.status, 200);
+    EXPECT_TRUE(raw.has_last_chunk) << escape_bytes(raw.payload, 2000);
+    EXPECT_TRUE(raw.payload.starts_with(comment)) << escape_bytes(raw.payload, 400);
+    EXPECT_NE(raw.payload.find("chat.completion.chunk"), std::string::npos);
+    EXPECT_EQ(raw.payload.find("message_start"), std::string::npos) << "not translated";
+    EXPECT_TRUE(raw.payload.ends_with("data: [DONE]\n\n")) << escape_bytes(raw.payload, 2000);
+    const Row row = only_row();
+    EXPECT_EQ(row.at("end_reason"), "complete") << describe_row(row);
+    EXPECT_EQ(row.at("usage_source"), "reported");
 }
 
 TEST_F(ProxyKeepAliveTest, FastUpstreamBytesAreUnchanged) {
