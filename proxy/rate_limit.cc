@@ -93,6 +93,9 @@ bool ends_with_lower(std::string_view text, std::string_view suffix) {
         return false;
     }
     text.remove_prefix(text.size() - suffix.size());
+    if (std::memcmp(text.data(), suffix.data(), suffix.size()) == 0) {
+        return true;  // Providers spell their headers in lower case: one compare.
+    }
     for (size_t i = 0; i < suffix.size(); i++) {
         const char c = text[i] >= 'A' && text[i] <= 'Z' ? char(text[i] - 'A' + 'a') : text[i];
         if (c != suffix[i]) {
@@ -278,6 +281,12 @@ void rate_limit_release(Gateway& gateway, ProxyRequest& request, bool reached_up
 }
 
 bool rate_header_is_replaced(const RateHold& hold, std::string_view line) {
+    // Most relayed lines are not x-ratelimit-*: turn them away on their first two bytes,
+    // before looking for the colon (this runs once per relayed header line per answer).
+    if (line.size() < 12 || (line[0] | 0x20) != 'x' || line[1] != '-' ||
+        (hold.requests.limit == 0 && hold.tokens.limit == 0)) {
+        return false;
+    }
     const size_t colon = line.find(':');
     const std::string_view name = line.substr(0, colon);
     if (name.size() < 12 || !ends_with_lower(name.substr(0, 12), "x-ratelimit-")) {
