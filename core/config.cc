@@ -114,6 +114,9 @@ constexpr Knob knobs[] = {
      "limit for a whole (non-streamed) upstream response body"},
     {"RINGWAY_DEFAULT_OUTPUT_RESERVE", "4096",
      "output tokens a quota reserves for a request that sets no max_tokens"},
+    {"RINGWAY_STRICT_OUTPUT_MIN", "1",
+     "a strict key's request without an output limit is refused (429) when its budget "
+     "affords fewer output tokens"},
     {"RINGWAY_ANTHROPIC_MAX_TOKENS", "(unset: 4096)",
      "max_tokens for a Chat request without one sent to an anthropic channel: "
      "pattern=N,... (model name or prefix*; first match, else 4096)"},
@@ -377,6 +380,7 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
                  config.max_response_bytes) &&
         p.number32("RINGWAY_DEFAULT_OUTPUT_RESERVE", 4096, 0, 10000000,
                    config.default_output_reserve) &&
+        p.number32("RINGWAY_STRICT_OUTPUT_MIN", 1, 1, 10000000, config.strict_output_min) &&
         parse_trusted_proxies(p, config);
     if (!ok) {
         return false;

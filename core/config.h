@@ -86,6 +86,7 @@ struct Config {
     uint32_t channel_retry_after_max_ms;
     uint64_t max_response_bytes;      // Whole (non-streamed) upstream bodies.
     uint32_t default_output_reserve;  // Output tokens reserved when a request sets no limit.
+    uint32_t strict_output_min;       // A strict key's smallest injected output limit.
     // Peers whose X-Forwarded-For is believed (RINGWAY_TRUSTED_PROXIES); empty: nobody's.
     std::vector<Cidr> trusted_proxies;
 };

@@ -46,6 +46,8 @@ struct KeySpec {
     bool has_budget = false;  // false: no money budget (budget_nano NULL).
     int64_t budget_nano = 0;
     BudgetPeriod period = BudgetPeriod::none;  // Of both the quota and the budget.
+    // A request setting no output limit gets the largest its budget affords (budget.h).
+    bool is_strict = false;
 };
 
 // An audited raise of a key's budget for the period it is made in (key_topups row).

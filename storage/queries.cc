@@ -49,7 +49,7 @@ bool query_rows(Db& db, Stmt& stmt, ReadRow read, std::string& error) {
 constexpr const char* key_columns =
     "SELECT id, name, key_prefix, status, quota_limit, quota_used, expires_at, models, rpm,"
     " max_concurrency, created_at, spend_nano, allowed_cidrs, tpm, limits, budget_nano,"
-    " budget_period FROM keys";
+    " budget_period, strict FROM keys";
 
 KeyInfo key_info_read(const Stmt& stmt) {
     KeyInfo key;
@@ -73,6 +73,7 @@ KeyInfo key_info_read(const Stmt& stmt) {
     key.has_budget = !stmt.column_is_null(15);
     key.budget_nano = stmt.column_int64(15);
     key.period = stmt.column_text(16);
+    key.is_strict = stmt.column_int64(17) != 0;
     return key;
 }
 

@@ -141,6 +141,7 @@ struct KeyInfo {  // No hash, no secret: only what the admin API may show.
     bool has_budget = false;
     int64_t budget_nano = 0;
     std::string period;  // none, daily, weekly, monthly.
+    bool is_strict = false;
     // The current period (UTC): its start and the next one's (0: none, lifetime), the
     // committed use in it (daily_usage) and its top-ups.
     int64_t period_start_s = 0;

@@ -281,7 +281,7 @@ bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error)
     Stmt stmt;
     if (!db_.prepare("SELECT id, key_hash, name, key_prefix, status, quota_limit, quota_used,"
                      " expires_at, models, rpm, max_concurrency, allowed_cidrs, tpm, limits,"
-                     " budget_nano, budget_period, spend_nano FROM keys ORDER BY id",
+                     " budget_nano, budget_period, spend_nano, strict FROM keys ORDER BY id",
                      stmt)) {
         error = db_.last_error();
         return false;
@@ -335,6 +335,7 @@ bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error)
         }
         key.has_budget = !stmt.column_is_null(14);
         key.budget_nano = stmt.column_int64(14);
+        key.is_strict = stmt.column_int64(17) != 0;
         if (!budget_period_parse(stmt.column_text(15), key.period)) {
             error = "key " + std::to_string(key.id) + " has an unknown budget_period";
             return false;

@@ -347,6 +347,13 @@ bool key_body(const Args& args, bool is_create, std::string& out, std::string& e
     if (const std::string* period = args_option(args, "period")) {
         body.add_string("period", *period);
     }
+    if (const std::string* strict = args_option(args, "strict")) {
+        if (!strict->empty() && *strict != "true" && *strict != "false") {
+            error = "--strict takes =true or =false";
+            return false;
+        }
+        body.add("strict", *strict == "false" ? "false" : "true");
+    }
     if (const std::string* expires = args_option(args, "expires")) {
         int64_t expires_at_s = 0;
         if (!parse_expires(*expires, expires_at_s)) {
@@ -449,7 +456,7 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
     if (verb == "create") {
         if (!args_only(args,
                        {"name", "quota", "models", "rpm", "concurrency", "tpm", "limits", "expires",
-                        "key-env", "allowed-cidrs", "budget-usd", "period"},
+                        "key-env", "allowed-cidrs", "budget-usd", "period", "strict"},
                        error)) {
             return false;
         }
@@ -484,7 +491,7 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
     }
     if (!args_only(args,
                    {"name", "quota", "models", "rpm", "concurrency", "tpm", "limits", "expires",
-                    "allowed-cidrs", "budget-usd", "period"},
+                    "allowed-cidrs", "budget-usd", "period", "strict"},
                    error)) {
         return false;
     }

@@ -19,6 +19,8 @@ constexpr CommandUsage command_usages[] = {
      "                     [--expires 30d|UNIX_SECONDS] [--key-env VAR]\n"
      "                     [--allowed-cidrs 10.0.0.0/8,2001:db8::/32]\n"
      "                     [--budget-usd USD] [--period none|daily|weekly|monthly]\n"
+     "                     [--strict]   (requests without an output limit get the largest\n"
+     "                     the remaining budget affords)\n"
      "                     (--limits '{\"gpt-4o\":{\"rpm\":60,\"tpm\":90000}}': per model)\n"},
     {"key", "list", "  ringway key list\n"},
     {"key", "show", "  ringway key show ID\n"},
@@ -27,7 +29,8 @@ constexpr CommandUsage command_usages[] = {
      "  ringway key update ID [--name N] [--quota TOKENS|none] [--models a,b|all] [--rpm N]\n"
      "                     [--concurrency N] [--tpm N] [--limits JSON|none]\n"
      "                     [--expires 30d|UNIX_SECONDS|never] [--allowed-cidrs CIDR,CIDR|any]\n"
-     "                     [--budget-usd USD|none] [--period none|daily|weekly|monthly]\n"},
+     "                     [--budget-usd USD|none] [--period none|daily|weekly|monthly]\n"
+     "                     [--strict[=false]]\n"},
     {"key", "topup", "  ringway key topup ID AMOUNT_USD [--reason TEXT]\n"},
     {"channel", "add",
      "  ringway channel add --name NAME --kind openai|anthropic|openai-compatible\n"
