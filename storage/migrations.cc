@@ -224,11 +224,6 @@ CREATE TABLE key_topups (
 );
 CREATE INDEX key_topups_key ON key_topups (key_id, created_at);
 )sql",
-    // 10: strict keys. A request of a strict key that sets no output limit gets the largest
-    // one its remaining budget and token quota afford injected (proxy/budget.cc).
-    R"sql(
-ALTER TABLE keys ADD COLUMN strict INTEGER NOT NULL DEFAULT 0 CHECK (strict IN (0, 1));
-)sql",
 };
 
 constexpr uint32_t migration_count = static_cast<uint32_t>(std::size(migration_sql));
