@@ -314,6 +314,7 @@ void channel_bind_spec(Stmt& stmt, const ChannelSpec& spec) {
     stmt.bind_text_or_null(11, spec.ca_file, spec.ca_file.empty());
     stmt.bind_text(12, stream_usage_name(spec.stream_usage));
     stmt.bind_int64(13, spec.auto_disable ? 1 : 0);
+    stmt.bind_text(15, spec.probe_model);
 }
 
 bool channel_insert(Db& db, void* context, std::string& /*error*/) {
@@ -321,8 +322,8 @@ bool channel_insert(Db& db, void* context, std::string& /*error*/) {
     Stmt stmt;
     if (!db.prepare("INSERT INTO channels (name, kind, base_url, api_key, models, model_map,"
                     " priority, weight, enabled, allow_private_network, ca_file, stream_usage,"
-                    " auto_disable, created_at)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    " auto_disable, created_at, probe_model)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                     stmt)) {
         return false;
     }
@@ -338,12 +339,12 @@ bool channel_insert(Db& db, void* context, std::string& /*error*/) {
 bool channel_update(Db& db, void* context, std::string& error) {
     ChannelWrite& write = *static_cast<ChannelWrite*>(context);
     Stmt stmt;
-    if (!db.prepare(
-            "UPDATE channels SET name = ?1, kind = ?2, base_url = ?3, api_key = ?4,"
-            " models = ?5, model_map = ?6, priority = ?7, weight = ?8, enabled = ?9,"
-            " allow_private_network = ?10, ca_file = ?11, stream_usage = ?12, auto_disable = ?13"
-            " WHERE id = ?14",
-            stmt)) {
+    if (!db.prepare("UPDATE channels SET name = ?1, kind = ?2, base_url = ?3, api_key = ?4,"
+                    " models = ?5, model_map = ?6, priority = ?7, weight = ?8, enabled = ?9,"
+                    " allow_private_network = ?10, ca_file = ?11, stream_usage = ?12, auto_disable "
+                    "= ?13, probe_model = ?15"
+                    " WHERE id = ?14",
+                    stmt)) {
         return false;
     }
     channel_bind_spec(stmt, *write.spec);

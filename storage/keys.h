@@ -72,6 +72,7 @@ struct ChannelSpec {
     std::string ca_file;  // Empty: system CA paths.
     StreamUsage stream_usage = StreamUsage::inject;
     bool auto_disable = true;  // Failures may take the channel out of routing (health).
+    std::string probe_model;   // The model an idle down channel is probed on; empty: none.
 };
 
 // A channel's health as the gateway judged it, persisted so it survives a restart.

@@ -165,6 +165,7 @@ struct ChannelInfo {
     bool allow_private_network = false;
     std::string ca_file;
     std::string stream_usage;  // "inject" or "off"
+    std::string probe_model;   // Empty: none.
     int64_t created_at_s = 0;
     bool auto_disable = true;
     std::string health_state;  // "up" or "down", as last persisted.

@@ -131,6 +131,7 @@ struct ChannelEntry {
     std::string health_reason;
     int64_t health_since_ms = 0;
     StreamUsage stream_usage = StreamUsage::inject;
+    std::string probe_model;  // An idle down channel's probe (proxy/idle_probe.h); empty: none.
 };
 
 // Immutable after construction. Lookups are plain reads: no SQL, no locks.

@@ -374,7 +374,8 @@ bool channel_body(const Args& args, std::string& out, std::string& error) {
     BodyBuilder body;
     for (const auto& [option, field] :
          {std::pair{"name", "name"}, std::pair{"kind", "kind"}, std::pair{"base-url", "base_url"},
-          std::pair{"ca-file", "ca_file"}, std::pair{"stream-usage", "stream_usage"}}) {
+          std::pair{"ca-file", "ca_file"}, std::pair{"stream-usage", "stream_usage"},
+          std::pair{"probe-model", "probe_model"}}) {
         if (const std::string* value = args_option(args, option)) {
             body.add_string(field, *value);
         }
@@ -503,9 +504,9 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
                      std::string& error) {
     std::string id;
     const std::initializer_list<std::string_view> fields = {
-        "name",      "kind",     "base-url",     "api-key-env", "models",
-        "model-map", "priority", "weight",       "ca-file",     "allow-private-network",
-        "enabled",   "disabled", "auto-disable", "stream-usage"};
+        "name",      "kind",     "base-url",     "api-key-env",  "models",
+        "model-map", "priority", "weight",       "ca-file",      "allow-private-network",
+        "enabled",   "disabled", "auto-disable", "stream-usage", "probe-model"};
     if (verb == "add") {
         if (!args_only(args, fields, error)) {
             return false;

@@ -37,7 +37,9 @@ constexpr CommandUsage command_usages[] = {
      "                     --base-url URL --api-key-env VAR [--models a,b]\n"
      "                     [--model-map asked=sent,...] [--priority N] [--weight N]\n"
      "                     [--allow-private-network[=false]] [--ca-file PATH] [--disabled]\n"
-     "                     [--auto-disable=false] [--stream-usage inject|off]\n"},
+     "                     [--auto-disable=false] [--stream-usage inject|off]\n"
+     "                     [--probe-model MODEL]   (a down channel idle past its backoff is\n"
+     "                     probed on it: max_tokens 1, a usage row of the system key)\n"},
     {"channel", "list", "  ringway channel list\n"},
     {"channel", "show", "  ringway channel show ID\n"},
     {"channel", "remove", "  ringway channel remove ID\n"},
@@ -46,8 +48,11 @@ constexpr CommandUsage command_usages[] = {
      "                     [--models a,b] [--model-map asked=sent,...|none] [--priority N]\n"
      "                     [--weight N] [--enabled|--disabled] [--allow-private-network[=false]]\n"
      "                     [--ca-file PATH] [--auto-disable[=false]] [--stream-usage "
-     "inject|off]\n"},
-    {"channel", "test", "  ringway channel test ID     (probes the channel now: GET /v1/models)\n"},
+     "inject|off]\n"
+     "                     [--probe-model MODEL]\n"},
+    {"channel", "test",
+     "  ringway channel test ID     (probes the channel now: its probe model with max_tokens 1,\n"
+     "                     recorded under the system key, or GET /v1/models without one)\n"},
     {"price", "set",
      "  ringway price set --model NAME|PREFIX* --input USD --output USD [--channel ID]\n"
      "                     [--cached-input USD] [--cache-write USD] [--reasoning USD]\n"
