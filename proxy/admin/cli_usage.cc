@@ -63,8 +63,13 @@ constexpr CommandUsage command_usages[] = {
      "  ringway usage [--key ID|NAME] [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD]\n"
      "                     [--group-by key,model,channel,day]\n"},
     {"logs", "",
-     "  ringway logs [--key ID|NAME] [--limit N] [--before ID]\n"
+     "  ringway logs [--key ID|NAME] [--status CODE] [--end-reason REASON] [--limit N]\n"
+     "                     [--before ID]   (newest first; --status: the status the client got,\n"
+     "                     --end-reason: complete, client_gone, upstream_error, ...)\n"
      "  ringway logs --request ID   (ringway's x-request-id, the client's or the provider's)\n"},
+    {"latency", "",
+     "  ringway latency [--key ID|NAME] [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD]\n"
+     "                     (per day: p50/p90/p99 of latency and time to first byte, ms)\n"},
 };
 
 constexpr std::string_view usage_notes =
