@@ -96,8 +96,10 @@ TEST(Migrations, VersionOneGetsPerModelChannelAggregatesAndIncrementalVacuum) {
     // Databases of version 1 were created without auto_vacuum.
     ASSERT_TRUE(db.exec("PRAGMA auto_vacuum=NONE; VACUUM;"));
     ASSERT_TRUE(db.exec(
-        // Only what the later migrations touch: keys and channels gain columns.
-        "CREATE TABLE keys (id INTEGER PRIMARY KEY);"
+        // Only what the later migrations touch: keys and channels gain columns (and the
+        // system key, migration 11, is a row of keys).
+        "CREATE TABLE keys (id INTEGER PRIMARY KEY, name TEXT, key_hash BLOB, key_prefix TEXT,"
+        " status TEXT, created_at INTEGER);"
         "CREATE TABLE channels (id INTEGER PRIMARY KEY);"
         "CREATE TABLE usage_logs (id INTEGER PRIMARY KEY, ts_ms INTEGER, key_id INTEGER,"
         " channel_id INTEGER, model_requested TEXT, prompt_tokens INTEGER,"
