@@ -117,6 +117,9 @@ constexpr Knob knobs[] = {
      "limit for a whole (non-streamed) upstream response body"},
     {"RINGWAY_DEFAULT_OUTPUT_RESERVE", "4096",
      "output tokens a quota reserves for a request that sets no max_tokens"},
+    {"RINGWAY_STRICT_OUTPUT_MIN", "1",
+     "a strict key's request without an output limit is refused (429) when its budget "
+     "affords fewer output tokens"},
     {"RINGWAY_ANTHROPIC_MAX_TOKENS", "(unset: 4096)",
      "max_tokens for a Chat request without one sent to an anthropic channel: "
      "pattern=N,... (model name or prefix*; first match, else 4096)"},
@@ -350,9 +353,6 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number32("RINGWAY_BODY_RATE_GRACE_MS", 10000, 50, 3600000, config.body_rate_grace_ms) &&
         p.number("RINGWAY_DISCARD_BODY_MAX_BYTES", 64u << 10, 0, 1ull << 30,
                  config.discard_body_max_bytes) &&
-#ifdef RW_TEST_HOOKS
-        p.number32("RINGWAY_TEST_CLOCK_OFFSET_MS", 0, 0, 86400000, config.test_clock_offset_ms) &&
-#endif
         p.number32("RINGWAY_KEEPALIVE_TIMEOUT_MS", 75000, 50, 86400000,
                    config.keepalive_timeout_ms) &&
         p.number32("RINGWAY_SEND_TIMEOUT_MS", 60000, 50, 3600000, config.send_timeout_ms) &&
@@ -381,6 +381,7 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
                  config.max_response_bytes) &&
         p.number32("RINGWAY_DEFAULT_OUTPUT_RESERVE", 4096, 0, 10000000,
                    config.default_output_reserve) &&
+        p.number32("RINGWAY_STRICT_OUTPUT_MIN", 1, 1, 10000000, config.strict_output_min) &&
         parse_trusted_proxies(p, config);
     if (!ok) {
         return false;
@@ -499,11 +500,11 @@ std::string config_help_text() {
     }
     text +=
         "\n"
-        "Test hook (builds with RW_BUILD_TESTS only; never in production):\n"
+        "Test hook (honoured only by the test binary, build/tests/ringway-test; this\n"
+        "binary as make build, make install and make deb ship it ignores it):\n"
         "  RINGWAY_TEST_CLOCK_FILE\n"
-        "      a file holding seconds added to the clock budgets and usage days read\n"
-        "  RINGWAY_TEST_CLOCK_OFFSET_MS\n"
-        "      milliseconds added to the rate limiter's clock (rpm/tpm buckets)\n"
+        "      a file holding milliseconds added to the one wall clock (budgets, expiry,\n"
+        "      usage days, rate-limit buckets, channel health times), read at every call\n"
         "\n"
         "Set by ringway itself for the process a SIGHUP reload starts (never set them):\n"
         "  RINGWAY_INHERITED_FDS\n"

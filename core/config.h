@@ -36,9 +36,6 @@ struct Config {
     uint32_t body_timeout_ms;            // Idle time between body bytes.
     uint32_t body_min_rate_bytes_per_s;  // After the grace period; 0: no rate floor.
     uint32_t body_rate_grace_ms;
-    // Test builds only (RW_BUILD_TESTS): RINGWAY_TEST_CLOCK_OFFSET_MS moves the rate
-    // limiter's clock forward, so a test can stand just before a minute boundary. 0 elsewhere.
-    uint32_t test_clock_offset_ms;
     uint64_t discard_body_max_bytes;  // A body refused at its head up to this is read and dropped.
     uint32_t keepalive_timeout_ms;
     uint32_t send_timeout_ms;
@@ -89,6 +86,7 @@ struct Config {
     uint32_t channel_retry_after_max_ms;
     uint64_t max_response_bytes;      // Whole (non-streamed) upstream bodies.
     uint32_t default_output_reserve;  // Output tokens reserved when a request sets no limit.
+    uint32_t strict_output_min;       // A strict key's smallest injected output limit.
     // Peers whose X-Forwarded-For is believed (RINGWAY_TRUSTED_PROXIES); empty: nobody's.
     std::vector<Cidr> trusted_proxies;
 };

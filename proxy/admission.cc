@@ -298,6 +298,7 @@ Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedReques
         return Fault::client_model_not_allowed;
     }
     if ((fault = admission_route(gateway, request, *hold.get())) != Fault::none ||
+        (fault = budget_strict_limit(gateway, request, *key, *hold.get())) != Fault::none ||
         (fault = admission_quota(gateway, request, *key)) != Fault::none ||
         (fault = rate_limit_body(gateway, request, *key, budget_token_bound(gateway, request))) !=
             Fault::none) {

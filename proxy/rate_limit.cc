@@ -4,13 +4,13 @@
 #include "proxy/rate_limit.h"
 
 #include <sys/mman.h>
-#include <time.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstring>
 
 #include "core/assert.h"
+#include "core/wall_clock.h"
 #include "proxy/gateway.h"
 #include "proxy/request.h"
 #include "storage/snapshot.h"
@@ -35,15 +35,9 @@ RateView rate_view(uint32_t limit, int64_t full_at_us, int64_t now_us) {
     return {limit, remaining, uint64_t(busy_us)};
 }
 
-// Admission's clock (plus a test build's RINGWAY_TEST_CLOCK_OFFSET_MS).
-int64_t rate_now_us(const Gateway& gateway, const ProxyRequest& request) {
-    return (request.started_unix_ms + int64_t(gateway.config.test_clock_offset_ms)) * 1000;
-}
-
-int64_t unix_now_us() {
-    timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return int64_t(now.tv_sec) * 1000000 + now.tv_nsec / 1000;
+// Admission's clock (core/wall_clock.h, read when the request started).
+int64_t rate_now_us(const ProxyRequest& request) {
+    return request.started_unix_ms * 1000;
 }
 
 // The limit a header shows of two: the one with less left (the one a client meets first).
@@ -179,8 +173,8 @@ Fault rate_limit_head(Gateway& gateway, ProxyRequest& request, const KeyEntry& k
     }
     RateView view;
     uint64_t wait_us = 0;
-    if (!gateway.shared.rate_limits->key_requests.try_take(
-            key.quota_slot, 1, key.rpm, rate_now_us(gateway, request), view, wait_us)) {
+    if (!gateway.shared.rate_limits->key_requests.try_take(key.quota_slot, 1, key.rpm,
+                                                           rate_now_us(request), view, wait_us)) {
         return rate_refuse(gateway, request, hold.requests, view, wait_us,
                            Fault::client_rate_limited);
     }
@@ -195,7 +189,7 @@ Fault rate_limit_body(Gateway& gateway, ProxyRequest& request, const KeyEntry& k
     RateHold& hold = request.rate;
     RateLimits& limits = *gateway.shared.rate_limits;
     const ModelLimit* model = key.model_limit(request.model_requested);
-    const int64_t now_us = rate_now_us(gateway, request);
+    const int64_t now_us = rate_now_us(request);
     const auto bound = uint64_t(std::max<int64_t>(token_bound, 1));
     RateView view;
     uint64_t wait_us = 0;
@@ -272,9 +266,8 @@ void rate_limit_release(Gateway& gateway, ProxyRequest& request, bool reached_up
         if (charged < held.reserved) {
             held.buckets.give_back(held.slot, held.reserved - charged, held.limit);
         } else if (charged > held.reserved) {
-            held.buckets.take_more(
-                held.slot, charged - held.reserved, held.limit,
-                unix_now_us() + int64_t(gateway.config.test_clock_offset_ms) * 1000);
+            held.buckets.take_more(held.slot, charged - held.reserved, held.limit,
+                                   wall_clock_unix_us());
         }
         held.reserved = 0;
     }

@@ -316,8 +316,9 @@ bool services_open_storage(Services& services, std::string& error) {
                !writer_startup_checks(services, error)) {
         return false;
     }
-    // One reader slot per shard plus one for the resolver thread.
-    return services.store.open(storage, services.config.shards + 1, error) &&
+    // One reader slot per shard, one for the resolver thread, one for the admin thread's
+    // probes (services_probe_reader).
+    return services.store.open(storage, services.config.shards + 2, error) &&
            services.store.reload(error);
 }
 
@@ -358,8 +359,13 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
         health_persist_loop(services);
     });
     services.admin.set_health(services.health.get());
-    services.probe = {&services.resolver, services.health.get(), 10000};
+    const uint32_t probe_reader = services.config.shards + 1;
+    services.probe = {&services.resolver, services.health.get(),       10000,
+                      &services.writer,   &services.store.publisher(), probe_reader};
     services.admin.set_probe(channel_probe, &services.probe);
+    services.idle_probe = {&services.probe, services.health.get(), &services.store.publisher(),
+                           probe_reader};
+    services.admin.set_tick(idle_probe_tick, &services.idle_probe);
     // Control plane: admin writes go through the running writer, then a snapshot reload.
     services.catalog =
         std::make_unique<Catalog>(services.writer, services.store, services.secret_key);

@@ -16,6 +16,7 @@
 #include "core/shard.h"
 #include "proxy/admin/server.h"
 #include "proxy/gateway.h"
+#include "proxy/idle_probe.h"
 #include "proxy/probe.h"
 #include "proxy/resolver.h"
 #include "storage/keys.h"
@@ -48,7 +49,8 @@ struct Services {
     std::unique_ptr<RateLimits> rate_limits;
     std::unique_ptr<MetricsShared> metrics_shared;
     std::unique_ptr<ChannelHealthBoard> health;
-    ProbeDeps probe;  // The admin API's channel probe.
+    ProbeDeps probe;           // The admin API's channel probe.
+    IdleProbeDeps idle_probe;  // Idle down channels' trials, on the admin thread's tick.
     GatewayShared gateway;
     std::unique_ptr<Catalog> catalog;
     Queries queries;

@@ -202,6 +202,7 @@ void key_bind_spec(Stmt& stmt, const KeySpec& spec) {
     stmt.bind_text_or_null(9, spec.limits_json, spec.limits_json.empty());
     stmt.bind_int64_or_null(13, spec.budget_nano, !spec.has_budget);
     stmt.bind_text(14, budget_period_name(spec.period));
+    stmt.bind_int64(15, spec.is_strict ? 1 : 0);
 }
 
 bool key_insert(Db& db, void* context, std::string& error) {
@@ -209,9 +210,9 @@ bool key_insert(Db& db, void* context, std::string& error) {
     Stmt stmt;
     if (!db.prepare("INSERT INTO keys (name, quota_limit, expires_at, models, rpm,"
                     " max_concurrency, allowed_cidrs, tpm, limits, key_hash, key_prefix, status,"
-                    " quota_used, created_at, budget_nano, budget_period)"
+                    " quota_used, created_at, budget_nano, budget_period, strict)"
                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', 0, ?12, ?13,"
-                    " ?14)",
+                    " ?14, ?15)",
                     stmt)) {
         return false;
     }
@@ -249,7 +250,7 @@ bool key_update(Db& db, void* context, std::string& error) {
     Stmt stmt;
     if (!db.prepare("UPDATE keys SET name = ?1, quota_limit = ?2, expires_at = ?3, models = ?4,"
                     " rpm = ?5, max_concurrency = ?6, allowed_cidrs = ?7, tpm = ?8, limits = ?9,"
-                    " budget_nano = ?13, budget_period = ?14 WHERE id = ?10",
+                    " budget_nano = ?13, budget_period = ?14, strict = ?15 WHERE id = ?10",
                     stmt)) {
         return false;
     }
@@ -313,6 +314,7 @@ void channel_bind_spec(Stmt& stmt, const ChannelSpec& spec) {
     stmt.bind_text_or_null(11, spec.ca_file, spec.ca_file.empty());
     stmt.bind_text(12, stream_usage_name(spec.stream_usage));
     stmt.bind_int64(13, spec.auto_disable ? 1 : 0);
+    stmt.bind_text(15, spec.probe_model);
 }
 
 bool channel_insert(Db& db, void* context, std::string& /*error*/) {
@@ -320,8 +322,8 @@ bool channel_insert(Db& db, void* context, std::string& /*error*/) {
     Stmt stmt;
     if (!db.prepare("INSERT INTO channels (name, kind, base_url, api_key, models, model_map,"
                     " priority, weight, enabled, allow_private_network, ca_file, stream_usage,"
-                    " auto_disable, created_at)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    " auto_disable, created_at, probe_model)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                     stmt)) {
         return false;
     }
@@ -337,12 +339,12 @@ bool channel_insert(Db& db, void* context, std::string& /*error*/) {
 bool channel_update(Db& db, void* context, std::string& error) {
     ChannelWrite& write = *static_cast<ChannelWrite*>(context);
     Stmt stmt;
-    if (!db.prepare(
-            "UPDATE channels SET name = ?1, kind = ?2, base_url = ?3, api_key = ?4,"
-            " models = ?5, model_map = ?6, priority = ?7, weight = ?8, enabled = ?9,"
-            " allow_private_network = ?10, ca_file = ?11, stream_usage = ?12, auto_disable = ?13"
-            " WHERE id = ?14",
-            stmt)) {
+    if (!db.prepare("UPDATE channels SET name = ?1, kind = ?2, base_url = ?3, api_key = ?4,"
+                    " models = ?5, model_map = ?6, priority = ?7, weight = ?8, enabled = ?9,"
+                    " allow_private_network = ?10, ca_file = ?11, stream_usage = ?12, auto_disable "
+                    "= ?13, probe_model = ?15"
+                    " WHERE id = ?14",
+                    stmt)) {
         return false;
     }
     channel_bind_spec(stmt, *write.spec);

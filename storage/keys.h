@@ -46,6 +46,8 @@ struct KeySpec {
     bool has_budget = false;  // false: no money budget (budget_nano NULL).
     int64_t budget_nano = 0;
     BudgetPeriod period = BudgetPeriod::none;  // Of both the quota and the budget.
+    // A request setting no output limit gets the largest its budget affords (budget.h).
+    bool is_strict = false;
 };
 
 // An audited raise of a key's budget for the period it is made in (key_topups row).
@@ -70,6 +72,7 @@ struct ChannelSpec {
     std::string ca_file;  // Empty: system CA paths.
     StreamUsage stream_usage = StreamUsage::inject;
     bool auto_disable = true;  // Failures may take the channel out of routing (health).
+    std::string probe_model;   // The model an idle down channel is probed on; empty: none.
 };
 
 // A channel's health as the gateway judged it, persisted so it survives a restart.

@@ -141,6 +141,7 @@ struct KeyInfo {  // No hash, no secret: only what the admin API may show.
     bool has_budget = false;
     int64_t budget_nano = 0;
     std::string period;  // none, daily, weekly, monthly.
+    bool is_strict = false;
     // The current period (UTC): its start and the next one's (0: none, lifetime), the
     // committed use in it (daily_usage) and its top-ups.
     int64_t period_start_s = 0;
@@ -164,6 +165,7 @@ struct ChannelInfo {
     bool allow_private_network = false;
     std::string ca_file;
     std::string stream_usage;  // "inject" or "off"
+    std::string probe_model;   // Empty: none.
     int64_t created_at_s = 0;
     bool auto_disable = true;
     std::string health_state;  // "up" or "down", as last persisted.

@@ -281,7 +281,8 @@ bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error)
     Stmt stmt;
     if (!db_.prepare("SELECT id, key_hash, name, key_prefix, status, quota_limit, quota_used,"
                      " expires_at, models, rpm, max_concurrency, allowed_cidrs, tpm, limits,"
-                     " budget_nano, budget_period, spend_nano FROM keys ORDER BY id",
+                     " budget_nano, budget_period, spend_nano, strict FROM keys WHERE system = 0 "
+                     "ORDER BY id",
                      stmt)) {
         error = db_.last_error();
         return false;
@@ -335,6 +336,7 @@ bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error)
         }
         key.has_budget = !stmt.column_is_null(14);
         key.budget_nano = stmt.column_int64(14);
+        key.is_strict = stmt.column_int64(17) != 0;
         if (!budget_period_parse(stmt.column_text(15), key.period)) {
             error = "key " + std::to_string(key.id) + " has an unknown budget_period";
             return false;
@@ -406,7 +408,7 @@ bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::st
     Stmt stmt;
     if (!db_.prepare("SELECT id, name, kind, base_url, api_key, models, model_map, priority,"
                      " weight, enabled, allow_private_network, ca_file, stream_usage, auto_disable,"
-                     " health_state, health_reason, health_since_ms FROM channels"
+                     " health_state, health_reason, health_since_ms, probe_model FROM channels"
                      " ORDER BY priority DESC, id",
                      stmt)) {
         error = db_.last_error();
@@ -452,6 +454,7 @@ bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::st
         channel.is_health_down = stmt.column_text(14) == "down";
         channel.health_reason = stmt.column_text(15);
         channel.health_since_ms = stmt.column_int64(16);
+        channel.probe_model = stmt.column_text(17);
         channels.push_back(std::move(channel));
     }
 }

@@ -81,6 +81,9 @@ struct KeyEntry {
     BudgetPeriod period = BudgetPeriod::none;
     int64_t topup_nano = 0;
     int64_t topup_period = 0;  // The period index topup_nano belongs to.
+    // A request setting no output limit gets the largest one the remaining budget and
+    // token quota afford (proxy/budget.h, budget_strict_limit).
+    bool is_strict = false;
 
     // The budget of the period with index `period_index`: budget plus its top-ups.
     [[nodiscard]] int64_t budget_limit_nano(int64_t period_index) const {
@@ -128,6 +131,7 @@ struct ChannelEntry {
     std::string health_reason;
     int64_t health_since_ms = 0;
     StreamUsage stream_usage = StreamUsage::inject;
+    std::string probe_model;  // An idle down channel's probe (proxy/idle_probe.h); empty: none.
 };
 
 // Immutable after construction. Lookups are plain reads: no SQL, no locks.

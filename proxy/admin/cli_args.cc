@@ -12,7 +12,8 @@ namespace {
 
 bool is_flag(std::string_view name) {
     return name == "allow-private-network" || name == "enabled" || name == "disabled" ||
-           name == "json" || name == "help" || name == "auto-disable" || name == "all";
+           name == "json" || name == "help" || name == "auto-disable" || name == "all" ||
+           name == "strict";
 }
 
 }  // namespace

@@ -56,6 +56,8 @@ private:
 // Paths of the programs under test. The environment (RINGWAY_BIN, MOCK_UPSTREAM_BIN) wins
 // over the paths CMake compiled in; an empty string means "not built".
 [[nodiscard]] std::string ringway_path();
+// The shipped binary (build/ringway, without the test clock); empty when not built.
+[[nodiscard]] std::string ringway_release_path();
 [[nodiscard]] std::string mock_upstream_path();
 
 using EnvList = std::vector<std::pair<std::string, std::string>>;
@@ -138,9 +140,12 @@ public:
     [[nodiscard]] std::string stderr_text() { return process_.output(Stream::err); }
     [[nodiscard]] const std::string& ready_line() const { return ready_line_; }
     [[nodiscard]] const std::string& temp_dir() const { return temp_dir_.path(); }
+    // The binary start() runs; empty (the default): ringway_path(), the test binary.
+    void set_program(std::string program) { program_ = std::move(program); }
 
 private:
     TempDir temp_dir_;  // Declared first: destroyed after the process is reaped.
+    std::string program_;
     Process process_;
     uint16_t port_ = 0;
     uint32_t shard_count_ = 0;

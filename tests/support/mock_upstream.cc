@@ -103,6 +103,9 @@
 //   transfer-encoding S      whole answers: "Transfer-Encoding: S" instead of
 //                            Content-Length; the body is chunk-framed once when S ends in
 //                            chunked, else sent raw, then the connection closes
+//   obey-max-tokens 1        stop as a provider does at the request's output limit: the
+//                            content deltas (so the completion tokens) are at most its
+//                            max_tokens / max_completion_tokens / max_output_tokens
 //   framing length|chunked|close  whole answers: Content-Length (default), chunked, or
 //                            delimited by closing the connection; streams: chunked
 //                            (default) or close (HTTP/1.1 without length, then FIN)
@@ -675,6 +678,7 @@ struct Controls {
     std::string content_encoding;
     std::string transfer_encoding;
     std::string framing;  // "", "length", "chunked" or "close".
+    bool is_obeying_max_tokens = false;
 };
 
 constexpr std::string_view control_names[] = {
@@ -708,6 +712,7 @@ constexpr std::string_view control_names[] = {
     "content-encoding",
     "transfer-encoding",
     "framing",
+    "obey-max-tokens",
 };
 
 bool control_is_known(std::string_view name) {
@@ -846,6 +851,7 @@ bool controls_parse(const ControlSource& source, Controls& controls, std::string
     number("fail-first", 1u << 31, controls.fail_first, &controls.has_fail_first);
     flag("connection-close", controls.is_connection_close);
     flag("http10", controls.is_http10);
+    flag("obey-max-tokens", controls.is_obeying_max_tokens);
     bool is_no_usage = false;
     flag("no-usage", is_no_usage);
     if (is_ok && source.lookup("text", value)) {
@@ -2290,7 +2296,21 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
                     reply);
         return;
     }
-    Context ctx{&request, &controls, default_model, request.body, false, false, 0, 0, 0, 0, {}};
+    Controls obeyed;  // A copy only when the output limit changes the chunks.
+    const Controls* active = &controls;
+    std::string_view limit_value;
+    if (controls.is_obeying_max_tokens) {
+        for (const char* name : {"max_tokens", "max_completion_tokens", "max_output_tokens"}) {
+            uint32_t limit = 0;
+            if (json_object_find(request.body, name, limit_value) &&
+                parse_u32(limit_value, chunks_max, limit) && limit < active->chunk_count) {
+                obeyed = *active;
+                obeyed.chunk_count = limit;
+                active = &obeyed;
+            }
+        }
+    }
+    Context ctx{&request, active, default_model, request.body, false, false, 0, 0, 0, 0, {}};
     if (!json_object_each(request.body, [](std::string_view, std::string_view) {})) {
         reply_error(
             request, controls, 400,
@@ -2313,7 +2333,7 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
     // Reasoning is hidden output: counted in the completion tokens, never sent as content.
     // Anthropic reports no reasoning kind, so its output stays the content deltas.
     ctx.completion_tokens =
-        uint64_t(controls.chunk_count) + (path == "/v1/messages" ? 0 : controls.reasoning_tokens);
+        uint64_t(active->chunk_count) + (path == "/v1/messages" ? 0 : controls.reasoning_tokens);
     ctx.id = next_response_id.fetch_add(1, std::memory_order_relaxed);
     ctx.created_s = static_cast<uint64_t>(std::time(nullptr));
     if (path == "/v1/chat/completions" || path == "/v1/messages") {

@@ -53,6 +53,7 @@ TEST(AdminCli, ErrorText) {
     EXPECT_EQ(admin_cli_error_text(R"({"data":[]})"), "");
     EXPECT_TRUE(admin_cli_is_command("key"));
     EXPECT_TRUE(admin_cli_is_command("usage"));
+    EXPECT_TRUE(admin_cli_is_command("latency"));
     EXPECT_FALSE(admin_cli_is_command("--help"));
 }
 
@@ -351,6 +352,48 @@ TEST_F(AdminCliTest, UsageAndLogs) {
     ASSERT_EQ(logs.exit_code, 0) << logs.err;
     EXPECT_NE(logs.out.find("gpt-4o-mini"), std::string::npos) << logs.out;
     EXPECT_NE(logs.out.find("--before"), std::string::npos) << logs.out;  // A full page.
+}
+
+// Every /admin/logs filter has an option (--status, --end-reason beside --key, --limit,
+// --before, --request), and `ringway latency` prints /admin/latency's days.
+TEST_F(AdminCliTest, LogFiltersAndLatency) {
+    const CliRun created = run_cli({"key", "create", "--name", "filtered"});
+    ASSERT_EQ(created.exit_code, 0) << created.err;
+    const int64_t key_id = snapshots_.publisher().current()->keys()[0].id;
+    const EndReason reasons[] = {EndReason::complete, EndReason::upstream_error,
+                                 EndReason::client_gone};
+    const uint16_t statuses[] = {200, 502, 200};
+    for (uint64_t i = 0; i < 3; i++) {
+        UsageRecord record = test::make_record(i, key_id, 40, 1700000000000);
+        record.status = statuses[i];
+        record.end_reason = reasons[i];
+        record.latency_us = 2000 * (i + 1);
+        ASSERT_TRUE(writer_.queue(0).try_reserve());
+        writer_.queue(0).push(record);
+    }
+    writer_.notify(0);
+    ASSERT_TRUE(test::wait_until([&] { return writer_.rows_written() == 3; }));
+    const CliRun failed = run_cli({"logs", "--status", "502"});
+    ASSERT_EQ(failed.exit_code, 0) << failed.err;
+    EXPECT_NE(failed.out.find("upstream_error"), std::string::npos) << failed.out;
+    EXPECT_EQ(failed.out.find("client_gone"), std::string::npos) << failed.out;
+    const CliRun gone =
+        run_cli({"logs", "--key", "filtered", "--end-reason", "client_gone", "--limit", "5"});
+    ASSERT_EQ(gone.exit_code, 0) << gone.err;
+    EXPECT_NE(gone.out.find("client_gone"), std::string::npos) << gone.out;
+    EXPECT_EQ(gone.out.find("upstream_error"), std::string::npos) << gone.out;
+    EXPECT_NE(gone.out.find("req-2"), std::string::npos) << gone.out;
+    EXPECT_EQ(run_cli({"logs", "--end-reason", "x;y"}).exit_code, 2);
+    EXPECT_EQ(run_cli({"logs", "--status", "abc"}).exit_code, 2);
+    const CliRun latency = run_cli({"latency", "--since", "2023-11-01"});
+    ASSERT_EQ(latency.exit_code, 0) << latency.err;
+    EXPECT_NE(latency.out.find("LATENCY_P50_MS"), std::string::npos) << latency.out;
+    EXPECT_NE(latency.out.find("2023-11-14"), std::string::npos) << latency.out;
+    EXPECT_NE(latency.out.find("4.0"), std::string::npos) << latency.out;  // p50 of 2, 4, 6 ms.
+    const CliRun help = run_cli({"latency", "--help"});
+    EXPECT_EQ(help.exit_code, 0);
+    EXPECT_NE(help.out.find("ringway latency"), std::string::npos) << help.out;
+    EXPECT_NE(run_cli({"logs", "--help"}).out.find("--end-reason"), std::string::npos);
 }
 
 TEST_F(AdminCliTest, PriceSetListRemoveAndUsageCost) {
