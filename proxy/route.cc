@@ -93,29 +93,30 @@ bool channel_serves(const ChannelEntry& channel, Endpoint endpoint, std::string_
         translation_for(endpoint, channel.kind) == Translation::none) {
         return false;  // Neither the channel's protocol nor one translated to it.
     }
-    if (channel.models.empty()) {
+    if (channel.serves_all) {
         return true;  // No list: the channel serves every model.
     }
-    for (const std::string& served : channel.models) {
-        if (served == model) {
-            return true;
+    return channel_model_rule(channel, model) != nullptr;
+}
+
+const ChannelModelRule* channel_model_rule(const ChannelEntry& channel, std::string_view model) {
+    for (const ChannelModelRule& rule : channel.model_rules) {  // Best match first.
+        if (model_pattern_rank(rule.pattern, model) != 0) {
+            return &rule;
         }
     }
-    for (const auto& [from, to] : channel.model_map) {
-        if (from == model) {
-            return true;
-        }
-    }
-    return false;
+    return nullptr;
 }
 
 std::string_view channel_model_sent(const ChannelEntry& channel, std::string_view model) {
-    for (const auto& [from, to] : channel.model_map) {
-        if (from == model) {
-            return to;
-        }
+    if (channel.model_map.empty()) {
+        return model;  // Nothing renames: no scan.
     }
-    return model;
+    const ChannelModelRule* rule = channel_model_rule(channel, model);
+    if (rule == nullptr || rule->map_index < 0) {
+        return model;
+    }
+    return channel.model_map[size_t(rule->map_index)].second;
 }
 
 uint64_t route_random_next(uint64_t& state) {

@@ -224,6 +224,17 @@ CREATE TABLE key_topups (
 );
 CREATE INDEX key_topups_key ON key_topups (key_id, created_at);
 )sql",
+    // 10: gateway model aliases. A name clients may ask for that stands for an ordered
+    // list of concrete models (a JSON array), tried in order (storage/aliases.h).
+    R"sql(
+CREATE TABLE aliases (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL UNIQUE,
+    models     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+)sql",
 };
 
 constexpr uint32_t migration_count = static_cast<uint32_t>(std::size(migration_sql));

@@ -31,7 +31,8 @@
 namespace rw {
 
 bool admin_cli_is_command(std::string_view arg) {
-    return arg == "key" || arg == "channel" || arg == "price" || arg == "usage" || arg == "logs";
+    return arg == "key" || arg == "channel" || arg == "price" || arg == "alias" || arg == "usage" ||
+           arg == "logs";
 }
 
 bool admin_cli_parse_duration(std::string_view text, int64_t& seconds) {
@@ -602,6 +603,17 @@ bool price_command(const std::string& verb, const Args& args, Command& command,
     return true;
 }
 
+bool alias_command(const std::string& verb, const Args& args, Command& command,
+                   std::string& error) {
+    AliasRequest request;
+    if (!alias_request(verb, args, request, error)) {
+        return false;
+    }
+    command = {request.method,  request.path, request.body,
+               CliShape::alias, false,        request.is_delete};
+    return true;
+}
+
 // A query value the API accepts as is: digits and '-' only (ids, days, Unix seconds).
 bool add_query(std::string& query, std::string_view name, std::string_view value,
                std::string& error) {
@@ -817,8 +829,8 @@ int admin_cli_main(int argc, char** argv) {
         return is_help ? 0 : 2;
     }
     const std::string command_word = argv[1];
-    const bool has_verb =
-        command_word == "key" || command_word == "channel" || command_word == "price";
+    const bool has_verb = command_word == "key" || command_word == "channel" ||
+                          command_word == "price" || command_word == "alias";
     if (has_verb && (argc < 3 || std::string_view(argv[2]).starts_with("--"))) {
         // "ringway channel" alone, or "ringway channel --help": the command's verbs.
         const bool is_help = argc >= 3 && std::string_view(argv[2]) == "--help";
@@ -844,8 +856,9 @@ int admin_cli_main(int argc, char** argv) {
     if (is_ok) {
         is_ok = command_word == "key"       ? key_command(verb, args, command, error)
                 : command_word == "channel" ? channel_command(verb, args, command, error)
-                : command_word == "price"
-                    ? price_command(verb, args, command, error)
+                : command_word == "price"   ? price_command(verb, args, command, error)
+                : command_word == "alias"
+                    ? alias_command(verb, args, command, error)
                     : report_command(command_word, args, command, key_name, error);
     }
     if (!is_ok) {
