@@ -100,7 +100,7 @@ bool channel_serves(const ChannelEntry& channel, Endpoint endpoint, std::string_
 }
 
 const ChannelModelRule* channel_model_rule(const ChannelEntry& channel, std::string_view model) {
-    for (const ChannelModelRule& rule : channel.model_rules) {  // Best match first.
+    for (const ChannelModelRule& rule : channel.model_rules) {
         if (model_pattern_rank(rule.pattern, model) != 0) {
             return &rule;
         }
@@ -109,14 +109,26 @@ const ChannelModelRule* channel_model_rule(const ChannelEntry& channel, std::str
 }
 
 std::string_view channel_model_sent(const ChannelEntry& channel, std::string_view model) {
-    if (channel.model_map.empty()) {
-        return model;  // Nothing renames: no scan.
+    for (const ChannelModelRule& rule : channel.model_rules) {  // The map's block, best first.
+        if (rule.map_index < 0) {
+            break;  // Past the map: no key matches.
+        }
+        const uint32_t rank = model_pattern_rank(rule.pattern, model);
+        if (rank == 0) {
+            continue;
+        }
+        if (rank != model_rank_exact) {
+            // A `models` entry matching better (a longer prefix, or the exact name) sends
+            // the name as asked; at equal rank the map wins.
+            for (const ChannelModelRule& other : channel.model_rules) {
+                if (other.map_index < 0 && model_pattern_rank(other.pattern, model) > rank) {
+                    return model;
+                }
+            }
+        }
+        return channel.model_map[size_t(rule.map_index)].second;
     }
-    const ChannelModelRule* rule = channel_model_rule(channel, model);
-    if (rule == nullptr || rule->map_index < 0) {
-        return model;
-    }
-    return channel.model_map[size_t(rule->map_index)].second;
+    return model;
 }
 
 uint64_t route_random_next(uint64_t& state) {

@@ -64,7 +64,7 @@ struct Candidate {
                                   std::string_view model);
 [[nodiscard]] std::string_view channel_model_sent(const ChannelEntry& channel,
                                                   std::string_view model);
-// The channel's best rule for `model` (compiled list, first match), or nullptr.
+// A rule of the channel's (model_map key or `models` entry) matching `model`, or nullptr.
 [[nodiscard]] const ChannelModelRule* channel_model_rule(const ChannelEntry& channel,
                                                          std::string_view model);
 

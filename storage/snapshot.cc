@@ -84,6 +84,9 @@ void channel_models_compile(ChannelEntry& channel) {
     }
     std::stable_sort(channel.model_rules.begin(), channel.model_rules.end(),
                      [](const ChannelModelRule& a, const ChannelModelRule& b) {
+                         if ((a.map_index >= 0) != (b.map_index >= 0)) {
+                             return a.map_index >= 0;  // The map's block first.
+                         }
                          return model_pattern_precedes(a.pattern, b.pattern);
                      });
     channel.serves_all = channel.models.empty();

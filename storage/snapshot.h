@@ -132,8 +132,9 @@ struct ChannelEntry {
     std::vector<std::string> models;
     std::vector<std::pair<std::string, std::string>> model_map;  // requested -> sent
     // `models` and `model_map` keys (names or "prefix*" patterns) compiled by
-    // channel_models_compile (snapshot load), best match first (model_pattern.h); a map key
-    // before a `models` entry of the same pattern. serves_all: `models` is empty.
+    // channel_models_compile (snapshot load): the map keys best match first
+    // (model_pattern.h), then the `models` entries best first, so the rename is found by a
+    // scan of the map block alone. serves_all: `models` is empty.
     std::vector<ChannelModelRule> model_rules;
     bool serves_all = true;
     // What GET /v1/models lists for the channel (Snapshot's constructor): its exact `models`
