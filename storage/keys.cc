@@ -14,6 +14,7 @@
 #include "core/assert.h"
 #include "core/wall_clock.h"
 #include "storage/json_lite.h"
+#include "storage/model_pattern.h"
 #include "storage/secrets.h"
 
 namespace rw {
@@ -109,6 +110,21 @@ std::string key_display_prefix(std::string_view secret) {
     return std::string(secret.substr(0, shown)) + "...";
 }
 
+namespace {
+
+// Each entry a name or "prefix*" pattern (model_pattern.h); empty when all are.
+std::string model_list_check(const std::vector<std::string>& models) {
+    for (const std::string& model : models) {
+        if (const std::string why = model_pattern_check(model, price_model_bytes_max);
+            !why.empty()) {
+            return model_pattern_why(model, why);
+        }
+    }
+    return {};
+}
+
+}  // namespace
+
 std::string key_spec_check(const KeySpec& spec) {
     if (spec.name.empty() || spec.name.size() > 200) {
         return "key name must be 1..200 bytes";
@@ -131,6 +147,9 @@ std::string key_spec_check(const KeySpec& spec) {
         std::string error;
         if (!json_parse_string_array(spec.models_json, models, error)) {
             return "models: " + error;
+        }
+        if (const std::string why = model_list_check(models); !why.empty()) {
+            return "models: " + why;
         }
     }
     if (!spec.allowed_cidrs_json.empty()) {
@@ -172,6 +191,21 @@ std::string channel_spec_check(const ChannelSpec& spec) {
     }
     if (!json_parse_string_map(spec.model_map_json, model_map, error)) {
         return "model_map: " + error;
+    }
+    if (const std::string why = model_list_check(models); !why.empty()) {
+        return "models: " + why;
+    }
+    for (const auto& [from, to] : model_map) {
+        std::string why = model_pattern_check(from, price_model_bytes_max);
+        if (why.empty()) {
+            why = model_pattern_check(to, price_model_bytes_max);
+            if (why.empty() && to.ends_with('*')) {
+                why = "must map to a concrete model, not a pattern";
+            }
+        }
+        if (!why.empty()) {
+            return "model_map: " + model_pattern_why(from, why);
+        }
     }
     if (spec.weight > 1000000) {
         return "weight must be <= 1000000";

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/limits.h"
+#include "storage/aliases.h"
 #include "storage/budget.h"
 #include "storage/prices.h"
 #include "storage/result.h"
@@ -95,9 +96,9 @@ struct CreatedKey {
     std::string key_prefix;
 };
 
-// Control-plane façade over Writer + SnapshotStore for keys, channels and prices. Thread-safe (both
-// are); each call blocks until the write committed and the snapshot was reloaded. A failed reload
-// after a committed write is reported as an error too (the write stays).
+// Control-plane façade over Writer + SnapshotStore for keys, channels, prices and aliases.
+// Thread-safe (both are); each call blocks until the write committed and the snapshot was reloaded.
+// A failed reload after a committed write is reported as an error too (the write stays).
 class Catalog {
 public:
     // secret_key: seals channel keys before they are written (empty: stored as given).
@@ -132,6 +133,12 @@ public:
     // snapshot on; rows it priced keep their cost and price_id. "no price with id N" when
     // there is no live version N.
     [[nodiscard]] bool delete_price(int64_t id, std::string& error);
+
+    // Gateway aliases (storage/aliases.h, written in aliases.cc): alias_spec_check'ed;
+    // "alias already exists" for a name taken, "no alias with id N" for a missing one.
+    [[nodiscard]] Result<int64_t> create_alias(const AliasSpec& spec);
+    [[nodiscard]] bool update_alias(int64_t id, const AliasSpec& spec, std::string& error);
+    [[nodiscard]] bool delete_alias(int64_t id, std::string& error);
 
 private:
     [[nodiscard]] bool write_and_reload(Writer::AdminFn fn, void* context, std::string& error);

@@ -240,6 +240,17 @@ ALTER TABLE keys ADD COLUMN system INTEGER NOT NULL DEFAULT 0 CHECK (system IN (
 INSERT INTO keys (id, name, key_hash, key_prefix, status, created_at, system)
     VALUES (0, 'system:probe', randomblob(32), 'system', 'revoked', unixepoch(), 1);
 )sql",
+    // 12: gateway model aliases. A name clients may ask for that stands for an ordered
+    // list of concrete models (a JSON array), tried in order (storage/aliases.h).
+    R"sql(
+CREATE TABLE aliases (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL UNIQUE,
+    models     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+)sql",
 };
 
 constexpr uint32_t migration_count = static_cast<uint32_t>(std::size(migration_sql));

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/aliases.h"
 #include "storage/budget.h"
 #include "storage/config.h"
 #include "storage/db.h"
@@ -214,6 +215,8 @@ public:
     [[nodiscard]] Result<KeyInfo> get_key(int64_t id);
     [[nodiscard]] Result<std::vector<ChannelInfo>> list_channels();
     [[nodiscard]] Result<ChannelInfo> get_channel(int64_t id);
+    // Aliases by name (id 0), or the one with that id ("no alias with id N").
+    [[nodiscard]] Result<std::vector<AliasInfo>> list_aliases(int64_t id);
     // The channel's upstream key, opened (control plane: the admin API's probe).
     [[nodiscard]] Result<std::string> channel_api_key(int64_t id);
 

@@ -32,7 +32,8 @@
 namespace rw {
 
 bool admin_cli_is_command(std::string_view arg) {
-    return arg == "key" || arg == "channel" || arg == "price" || cli_is_report_command(arg);
+    return arg == "key" || arg == "channel" || arg == "price" || arg == "alias" ||
+           cli_is_report_command(arg);
 }
 
 bool admin_cli_parse_duration(std::string_view text, int64_t& seconds) {
@@ -611,6 +612,17 @@ bool price_command(const std::string& verb, const Args& args, Command& command,
     return true;
 }
 
+bool alias_command(const std::string& verb, const Args& args, Command& command,
+                   std::string& error) {
+    AliasRequest request;
+    if (!alias_request(verb, args, request, error)) {
+        return false;
+    }
+    command = {request.method,  request.path, request.body,
+               CliShape::alias, false,        request.is_delete};
+    return true;
+}
+
 // usage, logs, latency: a GET of the admin API (cli_report.h). key_name: --key NAME, for
 // resolve_key_name() to add as key_id; empty without one.
 bool report_command(const std::string& command_word, const Args& args, Command& command,
@@ -725,8 +737,8 @@ int admin_cli_main(int argc, char** argv) {
         return is_help ? 0 : 2;
     }
     const std::string command_word = argv[1];
-    const bool has_verb =
-        command_word == "key" || command_word == "channel" || command_word == "price";
+    const bool has_verb = command_word == "key" || command_word == "channel" ||
+                          command_word == "price" || command_word == "alias";
     if (has_verb && (argc < 3 || std::string_view(argv[2]).starts_with("--"))) {
         // "ringway channel" alone, or "ringway channel --help": the command's verbs.
         const bool is_help = argc >= 3 && std::string_view(argv[2]) == "--help";
@@ -752,8 +764,9 @@ int admin_cli_main(int argc, char** argv) {
     if (is_ok) {
         is_ok = command_word == "key"       ? key_command(verb, args, command, error)
                 : command_word == "channel" ? channel_command(verb, args, command, error)
-                : command_word == "price"
-                    ? price_command(verb, args, command, error)
+                : command_word == "price"   ? price_command(verb, args, command, error)
+                : command_word == "alias"
+                    ? alias_command(verb, args, command, error)
                     : report_command(command_word, args, command, key_name, error);
     }
     if (!is_ok) {

@@ -148,6 +148,7 @@ Row shape_header(CliShape shape) {
             return {"ID",          "MODEL",          "CHANNEL",     "INPUT",
                     "OUTPUT",      "CACHED_IN",      "CACHE_WRITE", "REASONING",
                     "PER_REQUEST", "EFFECTIVE_FROM", "DELETED"};
+        case CliShape::alias: return {"ID", "NAME", "MODELS", "UPDATED"};
         case CliShape::usage:
             return {"DAY",    "KEY",         "MODEL",      "CHANNEL",   "REQUESTS", "PROMPT",
                     "CACHED", "CACHE_WRITE", "COMPLETION", "REASONING", "TOTAL",    "COST_USD"};
@@ -214,6 +215,8 @@ Row shape_row(CliShape shape, simdjson::dom::element item) {
                     f("per_request"),
                     time_text(item, "effective_from", 1),
                     time_text(item, "deleted_at", 1)};
+        case CliShape::alias:
+            return {f("id"), f("name"), f("models"), time_text(item, "updated_at", 1)};
         case CliShape::usage:  // Members a grouping left out show as "-".
             return {f("day"),
                     f("key_id"),

@@ -59,6 +59,11 @@ constexpr CommandUsage command_usages[] = {
      "                     [--per-request USD] [--effective-from UNIX_SECONDS]\n"},
     {"price", "list", "  ringway price list [--all]\n"},
     {"price", "rm", "  ringway price rm ID\n"},
+    {"alias", "add",
+     "  ringway alias add NAME --models a,b   (asked as NAME: a's channels, then b's)\n"},
+    {"alias", "list", "  ringway alias list\n"},
+    {"alias", "update", "  ringway alias update ID [--name NAME] [--models a,b]\n"},
+    {"alias", "rm", "  ringway alias rm ID\n"},
     {"usage", "",
      "  ringway usage [--key ID|NAME] [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD]\n"
      "                     [--group-by key,model,channel,day]\n"},

@@ -440,6 +440,39 @@ TEST_F(AdminCliTest, PriceSetListRemoveAndUsageCost) {
     EXPECT_NE(run_cli({"price", "list", "--all"}).out.find("gpt-4o-mini"), std::string::npos);
 }
 
+TEST_F(AdminCliTest, AliasAddListUpdateRemove) {
+    const CliRun added = run_cli({"alias", "add", "fast", "--models", "gpt-4o-mini, claude-haiku"});
+    ASSERT_EQ(added.exit_code, 0) << added.err;
+    EXPECT_NE(added.out.find("gpt-4o-mini,claude-haiku"), std::string::npos) << added.out;
+    const AliasEntry* alias = snapshots_.publisher().current()->find_alias("fast");
+    ASSERT_NE(alias, nullptr);  // The snapshot was reloaded before the answer.
+    EXPECT_EQ(alias->models, (std::vector<std::string>{"gpt-4o-mini", "claude-haiku"}));
+    const std::string id = std::to_string(alias->id);
+    EXPECT_EQ(run_cli({"alias", "add", "fast", "--models", "x"}).exit_code, 1);  // Taken.
+    const CliRun pattern = run_cli({"alias", "add", "p", "--models", "gpt-*"});
+    EXPECT_EQ(pattern.exit_code, 1);
+    EXPECT_NE(pattern.err.find("not a pattern"), std::string::npos) << pattern.err;
+    EXPECT_EQ(run_cli({"alias", "add", "p"}).exit_code, 2);  // --models is required.
+    const CliRun list = run_cli({"alias", "list"});
+    ASSERT_EQ(list.exit_code, 0) << list.err;
+    EXPECT_NE(list.out.find("NAME"), std::string::npos) << list.out;
+    EXPECT_NE(list.out.find("fast"), std::string::npos) << list.out;
+    const CliRun updated = run_cli({"alias", "update", id, "--name", "quick", "--models", "o3"});
+    ASSERT_EQ(updated.exit_code, 0) << updated.err;
+    EXPECT_EQ(snapshots_.publisher().current()->find_alias("fast"), nullptr);
+    ASSERT_NE(snapshots_.publisher().current()->find_alias("quick"), nullptr);
+    EXPECT_EQ(snapshots_.publisher().current()->find_alias("quick")->models,
+              (std::vector<std::string>{"o3"}));
+    const CliRun removed = run_cli({"alias", "rm", id});
+    ASSERT_EQ(removed.exit_code, 0) << removed.err;
+    EXPECT_TRUE(snapshots_.publisher().current()->aliases().empty());
+    EXPECT_EQ(run_cli({"alias", "rm", id}).exit_code, 1);  // 404 now.
+    const CliRun help = run_cli({"alias", "--help"});
+    EXPECT_EQ(help.exit_code, 0);
+    EXPECT_NE(help.out.find("ringway alias add NAME --models"), std::string::npos) << help.out;
+    EXPECT_NE(help.out.find("ringway alias rm ID"), std::string::npos) << help.out;
+}
+
 // --key takes an id (all digits, sent as is, even when a key is named like a number) or a
 // name, resolved through GET /admin/keys (revoked keys included); none or several → exit 1.
 TEST_F(AdminCliTest, KeyByName) {
