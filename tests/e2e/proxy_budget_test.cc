@@ -129,20 +129,21 @@ TEST_P(ProxyBudgetTest, ReservationsAreSettledOnEveryExitPath) {
     int64_t expected_rows = 2;
     if (GetParam() == 1) {
         // A 503 after the reservation: the shard's one upstream connection is busy with a
-        // slow request (with two shards the other one may have a free connection).
+        // slow request (with two shards the other one may have a free connection). Its 5 s
+        // first-byte delay keeps it busy while a loaded machine runs the next steps.
         Client slow;
         ASSERT_TRUE(slow.connect(gateway_.port(), Deadline::after_ms(5000)));
         ASSERT_TRUE(slow.send(post_request("/v1/chat/completions",
                                            chat_body("gpt-4o-mini", false,
-                                                     R"("x_mock":{"first-byte-delay-ms":1500})"),
+                                                     R"("x_mock":{"first-byte-delay-ms":5000})"),
                                            key.secret),
                               Deadline::after_ms(5000)));
         ASSERT_TRUE(
-            poll_until(Deadline::after_ms(5000), [&] { return mock_requests(mock_.port()) >= 3; }));
+            poll_until(Deadline::after_ms(20000), [&] { return mock_requests(mock_.port()) >= 3; }));
         const Response busy = gateway_.chat(key, chat_body("gpt-4o-mini", false));
         EXPECT_EQ(busy.status, 503) << busy.body;
         EXPECT_NE(busy.body.find("no free upstream connection"), std::string::npos) << busy.body;
-        const auto answer = slow.read_response(Deadline::after_ms(10000));
+        const auto answer = slow.read_response(Deadline::after_ms(30000));
         ASSERT_TRUE(answer.has_value());
         EXPECT_EQ(answer->status, 200);
         expected_rows = 3;
