@@ -82,57 +82,56 @@ RespReader::Result RespReader::parse(size_t& pos, RespValue& out, uint32_t depth
     size_t after = eol + 2;
     out = RespValue{};
     switch (kind) {
-    case '+':
-    case '-':
-        out.type = kind == '+' ? RespType::simple : RespType::error;
-        out.text.assign(line);
-        break;
-    case ':':
-        out.type = RespType::integer;
-        if (!parse_integer(line, out.integer)) {
-            return Result::bad;
-        }
-        break;
-    case '$': {
-        int64_t length = 0;
-        if (!parse_integer(line, length) || length < -1 || length > bulk_bytes_max) {
-            return Result::bad;
-        }
-        if (length == -1) {
-            out.type = RespType::nil;
+        case '+':
+        case '-':
+            out.type = kind == '+' ? RespType::simple : RespType::error;
+            out.text.assign(line);
             break;
-        }
-        if (buffer_.size() < after + size_t(length) + 2) {
-            return Result::incomplete;
-        }
-        if (buffer_.compare(after + size_t(length), 2, "\r\n") != 0) {
-            return Result::bad;
-        }
-        out.type = RespType::bulk;
-        out.text.assign(buffer_, after, size_t(length));
-        after += size_t(length) + 2;
-        break;
-    }
-    case '*': {
-        int64_t count = 0;
-        if (!parse_integer(line, count) || count < -1 || count > array_items_max) {
-            return Result::bad;
-        }
-        if (count == -1) {
-            out.type = RespType::nil;
-            break;
-        }
-        out.type = RespType::array;
-        out.items.resize(size_t(count));
-        for (RespValue& item : out.items) {
-            if (const Result result = parse(after, item, depth + 1); result != Result::value) {
-                return result;
+        case ':':
+            out.type = RespType::integer;
+            if (!parse_integer(line, out.integer)) {
+                return Result::bad;
             }
+            break;
+        case '$': {
+            int64_t length = 0;
+            if (!parse_integer(line, length) || length < -1 || length > bulk_bytes_max) {
+                return Result::bad;
+            }
+            if (length == -1) {
+                out.type = RespType::nil;
+                break;
+            }
+            if (buffer_.size() < after + size_t(length) + 2) {
+                return Result::incomplete;
+            }
+            if (buffer_.compare(after + size_t(length), 2, "\r\n") != 0) {
+                return Result::bad;
+            }
+            out.type = RespType::bulk;
+            out.text.assign(buffer_, after, size_t(length));
+            after += size_t(length) + 2;
+            break;
         }
-        break;
-    }
-    default:
-        return Result::bad;
+        case '*': {
+            int64_t count = 0;
+            if (!parse_integer(line, count) || count < -1 || count > array_items_max) {
+                return Result::bad;
+            }
+            if (count == -1) {
+                out.type = RespType::nil;
+                break;
+            }
+            out.type = RespType::array;
+            out.items.resize(size_t(count));
+            for (RespValue& item : out.items) {
+                if (const Result result = parse(after, item, depth + 1); result != Result::value) {
+                    return result;
+                }
+            }
+            break;
+        }
+        default: return Result::bad;
     }
     pos = after;
     return Result::value;

@@ -80,11 +80,11 @@ end
 return out
 )lua";
 
-constexpr uint32_t batch_keys_max = 256;    // Keys per script call.
-constexpr size_t demands_max = 65536;       // Limits first seen, waiting for the thread.
-constexpr int64_t idle_ms = 2000;           // A limit unused this long gives its lease back.
-constexpr uint32_t backoff_first_ms = 100;  // Reconnect waits, doubling...
-constexpr uint32_t backoff_max_ms = 5000;   // ... up to this.
+constexpr uint32_t batch_keys_max = 256;           // Keys per script call.
+constexpr size_t demands_max = 65536;              // Limits first seen, waiting for the thread.
+constexpr int64_t idle_ms = 2000;                  // A limit unused this long gives its lease back.
+constexpr uint32_t backoff_first_ms = 100;         // Reconnect waits, doubling...
+constexpr uint32_t backoff_max_ms = 5000;          // ... up to this.
 constexpr uint32_t concurrency_kind = rate_kinds;  // Tracked entries: 0..3 rates, 4 this.
 
 int64_t monotonic_ms() {
@@ -118,7 +118,12 @@ std::string decimal(int64_t value) {
 // One limit's words, for every slot of one kind.
 struct PerKind {
     explicit PerKind(uint32_t slots)
-        : credit(slots), repay(slots), need(slots), limit(slots), listed(slots), touched(slots),
+        : credit(slots),
+          repay(slots),
+          need(slots),
+          limit(slots),
+          listed(slots),
+          touched(slots),
           advance(slots) {}
     ZeroPages<int64_t> credit;  // Leased units not yet used.
     ZeroPages<int64_t> repay;   // Units admitted in advance, to take from Redis.
@@ -166,7 +171,8 @@ struct RateShare::Impl {
           concurrency_listed(std::max<uint32_t>(key_slots, 1)),
           concurrency_touched(std::max<uint32_t>(key_slots, 1)) {
         for (uint32_t kind = 0; kind < rate_kinds; kind++) {
-            kinds[kind] = std::make_unique<PerKind>(std::max<uint32_t>(kind < 2 ? key_slots : model_slots, 1));
+            kinds[kind] = std::make_unique<PerKind>(
+                std::max<uint32_t>(kind < 2 ? key_slots : model_slots, 1));
         }
         uint8_t random[8] = {};
         if (::getrandom(random, sizeof(random), 0) != sizeof(random)) {
@@ -217,8 +223,8 @@ struct RateShare::Impl {
         if (std::atomic_ref<uint8_t>(listed[slot]).load(std::memory_order_relaxed) != 0) {
             return;
         }
-        Demand demand{kind, slot, uint32_t(std::min<size_t>(name.size(), rate_share_name_bytes)),
-                      {}};
+        Demand demand{
+            kind, slot, uint32_t(std::min<size_t>(name.size(), rate_share_name_bytes)), {}};
         std::memcpy(demand.name, name.data(), demand.name_bytes);
         std::lock_guard lock(demand_mutex);
         if (demands.size() < demands_max &&
@@ -277,12 +283,9 @@ ShareMode RateShare::mode() const {
         return ShareMode::shared;
     }
     switch (impl_->config.redis_failure) {
-    case RedisFailure::closed:
-        return ShareMode::closed;
-    case RedisFailure::open:
-        return ShareMode::open;
-    case RedisFailure::local:
-        break;
+        case RedisFailure::closed: return ShareMode::closed;
+        case RedisFailure::open: return ShareMode::open;
+        case RedisFailure::local: break;
     }
     return ShareMode::local;
 }
@@ -425,7 +428,6 @@ void RateShare::Impl::adopt_demands() {
 
 namespace {
 
-
 void eval_command(std::string& out, const char* script, const std::vector<std::string>& keys,
                   size_t key_begin, size_t key_end, const std::vector<std::string>& head,
                   const std::vector<std::string>& per_key, size_t per_key_width) {
@@ -490,8 +492,8 @@ void RateShare::Impl::collect(Batch& batch) {
         }
         batch.rate_sent.push_back({id, is_idle});
         batch.rate_keys.push_back(entry.redis_key);
-        for (const int64_t value : {int64_t(std::max<uint32_t>(limit, 1)), want, repay,
-                                    std::max<int64_t>(back, 0)}) {
+        for (const int64_t value :
+             {int64_t(std::max<uint32_t>(limit, 1)), want, repay, std::max<int64_t>(back, 0)}) {
             batch.rate_args.push_back(decimal(value));
         }
     }
@@ -551,9 +553,9 @@ bool RateShare::Impl::apply(const Batch& batch, const std::vector<RespValue>& re
             replies[1 + batch.rate_calls + i / batch_keys_max].items[i % batch_keys_max];
         const auto slot = uint32_t(batch.concurrency_sent[i].id);
         const bool is_forgotten = batch.concurrency_sent[i].is_forgotten;
-        word(others, slot).store(
-            is_forgotten ? 0 : uint32_t(std::clamp<int64_t>(sum.integer, 0, UINT32_MAX)),
-            std::memory_order_relaxed);
+        word(others, slot)
+            .store(is_forgotten ? 0 : uint32_t(std::clamp<int64_t>(sum.integer, 0, UINT32_MAX)),
+                   std::memory_order_relaxed);
         if (is_forgotten) {
             tracked.erase(batch.concurrency_sent[i].id);
         }

@@ -30,9 +30,12 @@ public:
         port_ = port;
         SpawnOptions options;
         options.program = redis_server_path;
-        options.args = {"--port",       std::to_string(port), "--bind", "127.0.0.1",
-                        "--save",       "",                   "--appendonly", "no",
-                        "--dir",        dir_.path(),          "--daemonize", "no",
+        options.args = {"--port",       std::to_string(port),
+                        "--bind",       "127.0.0.1",
+                        "--save",       "",
+                        "--appendonly", "no",
+                        "--dir",        dir_.path(),
+                        "--daemonize",  "no",
                         "--logfile",    ""};
         std::string error;
         process_ = std::make_unique<Process>();
@@ -96,10 +99,9 @@ protected:
 
     void wait_redis_up(int up) {
         for (Gateway& gateway : gateways_) {
-            EXPECT_TRUE(poll_until(Deadline::after_ms(20000), [&] {
-                return gateway.metric("ringway_redis_up") == up;
-            })) << "ringway_redis_up never became "
-                << up;
+            EXPECT_TRUE(poll_until(Deadline::after_ms(20000),
+                                   [&] { return gateway.metric("ringway_redis_up") == up; }))
+                << "ringway_redis_up never became " << up;
         }
     }
 
@@ -122,7 +124,8 @@ protected:
     Served burst(const Key& key, int count, uint32_t first_host = 0, uint32_t host_count = hosts) {
         Served out;
         for (int i = 0; i < count; i++) {
-            const uint32_t which = host_count == 1 ? first_host : (first_host + uint32_t(i)) % hosts;
+            const uint32_t which =
+                host_count == 1 ? first_host : (first_host + uint32_t(i)) % hosts;
             const Response response = gateways_[which].chat(key, chat_body("gpt-4o-mini", false));
             if (response.status == 200) {
                 out.served[which]++;
@@ -175,8 +178,7 @@ TEST_F(RedisShareTest, AnRpmOfNIsSharedByBothHosts) {
     const int64_t elapsed = elapsed_ms(start);
     // Each host alone would serve `limit`: together they keep to one limit.
     EXPECT_LE(result.total(), rpm_bound(limit, elapsed))
-        << "served " << result.served[0] << " + " << result.served[1] << " in " << elapsed
-        << " ms";
+        << "served " << result.served[0] << " + " << result.served[1] << " in " << elapsed << " ms";
     EXPECT_GE(result.served[0], 1);  // Each host's first request goes on its advance.
     EXPECT_GE(result.served[1], 1);
     EXPECT_EQ(mock_requests(mock_.port()), result.total());
@@ -203,9 +205,8 @@ TEST_F(RedisShareTest, ConcurrencyIsCountedAcrossHosts) {
         EXPECT_EQ(Json(refused.body).string("/error/code"), "concurrency_limit_exceeded");
     }
     held[1].close();  // The second host's slot comes back to both.
-    ASSERT_TRUE(poll_until(Deadline::after_ms(20000), [&] {
-        return gateways_[1].metric("ringway_requests_in_flight") == 0;
-    }));
+    ASSERT_TRUE(poll_until(Deadline::after_ms(20000),
+                           [&] { return gateways_[1].metric("ringway_requests_in_flight") == 0; }));
     wait_two_batches();
     EXPECT_EQ(gateways_[0].chat(key, chat_body("gpt-4o-mini", false)).status, 200);
     held[0].close();
