@@ -23,9 +23,6 @@
 #   BASELINE_BUILD (unset: none) another build dir whose ringway is measured in the same run,
 #   interleaved, as target "baseline" (e.g. main's build, to compare CPU per request);
 #   BASELINE_KEY_JSON (RW_KEY_JSON) its key's body
-#   REDIS (0: none; 1: a redis-server on a free loopback port, pinned with the proxy, and the
-#   "ringway" target gets RINGWAY_REDIS, the baseline does not: with BASELINE_BUILD=build and a
-#   key with limits this is the cost of sharing them; the end prints Redis's CPU per request)
 # Loopback only; every step is bounded in time; the EXIT trap stops what this script started.
 set -u -o pipefail
 
@@ -57,8 +54,6 @@ targets="direct nginx ringway"
 [[ -n $baseline_build ]] && targets+=" baseline"
 baseline_pid=""
 baseline_key=""
-redis=${REDIS:-0}
-redis_pid=""
 cpu_goal=0.6
 latency_goal_us=15
 
@@ -88,9 +83,7 @@ cleanup() {
     for p in "$ringway_pid" "$baseline_pid" "$nginx_pid" "$mock_pid"; do
         [[ -n "$p" ]] && kill -TERM "$p" 2>/dev/null
     done
-    [[ -n "$redis_pid" ]] && kill -TERM "$redis_pid" 2>/dev/null
-    for p in "$ringway_pid" "$baseline_pid" "$nginx_pid" "$mock_pid" "$redis_pid" \
-        "${helper_pids[@]}"; do
+    for p in "$ringway_pid" "$baseline_pid" "$nginx_pid" "$mock_pid" "${helper_pids[@]}"; do
         [[ -z "$p" ]] && continue
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$p" 2>/dev/null
@@ -207,41 +200,9 @@ admin() {  # admin METHOD PATH [JSON] — to admin_target's admin API.
         "http://127.0.0.1:${port[admin_$admin_target]}$2"
 }
 
-start_redis() {  # REDIS=1: redis-server, no persistence, on a free loopback port.
-    local deadline=$((SECONDS + ready_timeout_s))
-    port[redis]=$(free_port)
-    "${server_pin[@]}" redis-server --port "${port[redis]}" --bind 127.0.0.1 --save '' \
-        --appendonly no --dir "$work_dir" --daemonize no --logfile "$work_dir/redis.log" &
-    redis_pid=$!
-    until [[ $(redis-cli -p "${port[redis]}" ping 2>/dev/null) == PONG ]]; do
-        if ! kill -0 "$redis_pid" 2>/dev/null || (( SECONDS >= deadline )); then
-            log "redis-server did not start"; tail -20 "$work_dir/redis.log" >&2; return 1
-        fi
-        sleep 0.1
-    done
-    log "redis-server: pid $redis_pid, 127.0.0.1:${port[redis]}, on CPU $server_cpu"
-}
-
-print_redis() {  # REDIS=1: what sharing the limits cost Redis and the gateway's thread.
-    local ticks requests batches round_trip
-    ticks=$(cpu_ticks "$redis_pid")
-    requests=$(metric ringway_usage_records_total)
-    batches=$(metric ringway_redis_batches_total)
-    round_trip=$(metric ringway_redis_round_trip_us_total)
-    printf '\nredis-server CPU over the whole run: %s ms for %s requests of the RINGWAY_REDIS target' \
-        "$((ticks * 1000 / clk_tck))" "${requests:-0}"
-    printf ' (%s us/request; batches: %s, mean round trip %s us)\n' \
-        "$(awk -v t="$ticks" -v h="$clk_tck" -v r="${requests:-0}" \
-            'BEGIN { if (r > 0) printf "%.2f", t * 1e6 / h / r; else print "-" }')" \
-        "${batches:-0}" "$(awk -v t="${round_trip:-0}" -v b="${batches:-0}" \
-            'BEGIN { if (b > 0) printf "%.0f", t / b; else print "-" }')"
-}
-
 start_ringway() {  # start_ringway [TARGET BUILD_DIR KEY_JSON] — ringway, or the baseline.
     local name=${1:-ringway} from=${2:-$build_dir} key_json=${3:-$rw_key_json}
     local binary="$from/ringway" deadline=$((SECONDS + ready_timeout_s)) created key server
-    local extra_env=()
-    [[ $redis == 1 && $name == ringway ]] && extra_env=("RINGWAY_REDIS=redis://127.0.0.1:${port[redis]}")
     [[ -x $binary ]] || { log "$name: $binary not found"; return 1; }
     ln -s "$(realpath "$binary")" "$work_dir/bench-gateway-$name"
     binary="$work_dir/bench-gateway-$name"
@@ -250,7 +211,7 @@ start_ringway() {  # start_ringway [TARGET BUILD_DIR KEY_JSON] — ringway, or t
     admin_target=$name
     env RINGWAY_LISTEN="127.0.0.1:${port[$name]}" RINGWAY_ADMIN_LISTEN="127.0.0.1:${port[admin_$name]}" \
         RINGWAY_ADMIN_TOKEN="$admin_token" RINGWAY_DB="$work_dir/$name.db" \
-        RINGWAY_SHARDS="$shards" RINGWAY_LOG_LEVEL=warn "${extra_env[@]}" \
+        RINGWAY_SHARDS="$shards" RINGWAY_LOG_LEVEL=warn \
         "${server_pin[@]}" "$binary" >"$work_dir/$name.log" 2>&1 &
     server=$!
     pid[$name]=$server
@@ -658,10 +619,6 @@ main() {
     write_bodies
     start_mock || exit 1
     start_nginx || exit 1
-    if [[ $redis == 1 ]]; then
-        ensure_tool redis-server redis-server || { log "missing redis-server"; exit 1; }
-        start_redis || exit 1
-    fi
     start_ringway || exit 1
     if [[ -n $baseline_build ]]; then
         start_ringway baseline "$baseline_build" "$baseline_key_json" || exit 1
@@ -693,7 +650,6 @@ main() {
     printf '\nresponse body sizes (one curl each, same bytes expected):\n'
     sed 's/^/  /' "$work_dir/sizes"
     check_metering
-    [[ $redis == 1 ]] && print_redis
     printf '\nuptime at end: %s\n' "$load_end"
     [[ -f "$work_dir/profile.txt" ]] && cat "$work_dir/profile.txt"
     if (( ${#failures[@]} > 0 )); then
