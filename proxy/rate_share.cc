@@ -84,6 +84,7 @@ return out
 constexpr uint32_t batch_keys_max = 256;           // Keys per script call.
 constexpr size_t demands_max = 65536;              // Limits first seen, waiting for the thread.
 constexpr int64_t idle_ms = 2000;                  // A limit unused this long gives its lease back.
+constexpr int64_t idle_heartbeat_ms = 1000;        // The batch period with no limit in use.
 constexpr uint32_t backoff_first_ms = 100;         // Reconnect waits, doubling...
 constexpr uint32_t backoff_max_ms = 5000;          // ... up to this.
 constexpr uint32_t concurrency_kind = rate_kinds;  // Tracked entries: 0..3 rates, 4 this.
@@ -208,6 +209,7 @@ struct RateShare::Impl {
     RespClient client;
     std::unordered_map<uint64_t, Tracked> tracked;  // By kind << 32 | slot.
     std::string down_error;
+    int64_t last_pass_ms = 0;
     // Stats.
     std::atomic<uint64_t> batches{0}, errors{0}, failure_refused{0}, failure_local{0},
         lease_refused{0}, round_trip_us_last{0}, round_trip_us_max{0}, round_trip_us_total{0};
@@ -569,6 +571,13 @@ bool RateShare::Impl::apply(const Batch& batch, const std::vector<RespValue>& re
 
 bool RateShare::Impl::pass() {
     adopt_demands();
+    // Nothing in use: a heartbeat a second is enough to notice Redis going or coming.
+    const int64_t now_ms = monotonic_ms();
+    if (tracked.empty() && is_up.load(std::memory_order_relaxed) &&
+        now_ms - last_pass_ms < idle_heartbeat_ms) {
+        return true;
+    }
+    last_pass_ms = now_ms;
     Batch batch;
     collect(batch);
     encode(batch);

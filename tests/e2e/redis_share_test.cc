@@ -105,8 +105,14 @@ protected:
         }
     }
 
-    // Waits until each host has finished two more batches: what either held before is then
-    // in Redis and what the other holds has been read back.
+    // Waits until what either host holds now is in Redis and each has read the other's back:
+    // every host finishes two more batches (its count is written), then two more again (a
+    // batch started after the other's write read it).
+    void wait_batches_exchanged() {
+        wait_two_batches();
+        wait_two_batches();
+    }
+
     void wait_two_batches() {
         double before[hosts];
         for (uint32_t i = 0; i < hosts; i++) {
@@ -183,7 +189,7 @@ TEST_F(RedisShareTest, AnRpmOfNIsSharedByBothHosts) {
     EXPECT_GE(result.served[1], 1);
     EXPECT_EQ(mock_requests(mock_.port()), result.total());
     // Once both have synced, the shared bucket is spent for both.
-    wait_two_batches();
+    wait_batches_exchanged();
     const Served after = burst(key, 4);
     EXPECT_LE(result.total() + after.total(), rpm_bound(limit, elapsed_ms(start)));
     for (uint32_t i = 0; i < hosts; i++) {
@@ -198,7 +204,7 @@ TEST_F(RedisShareTest, ConcurrencyIsCountedAcrossHosts) {
     for (uint32_t i = 0; i < hosts; i++) {
         ASSERT_NO_FATAL_FAILURE(hold(held[i], i, key));  // One in flight on each host.
     }
-    wait_two_batches();
+    wait_batches_exchanged();
     for (uint32_t i = 0; i < hosts; i++) {  // Each host alone has room for one more.
         const Response refused = gateways_[i].chat(key, chat_body("gpt-4o-mini", false));
         ASSERT_EQ(refused.status, 429) << refused.body;
@@ -207,7 +213,7 @@ TEST_F(RedisShareTest, ConcurrencyIsCountedAcrossHosts) {
     held[1].close();  // The second host's slot comes back to both.
     ASSERT_TRUE(poll_until(Deadline::after_ms(20000),
                            [&] { return gateways_[1].metric("ringway_requests_in_flight") == 0; }));
-    wait_two_batches();
+    wait_batches_exchanged();
     EXPECT_EQ(gateways_[0].chat(key, chat_body("gpt-4o-mini", false)).status, 200);
     held[0].close();
 }

@@ -42,7 +42,7 @@ TEST_F(RateShareTest, WithoutALeaseOnlyTheAdvanceIsAdmitted) {
 }
 
 TEST_F(RateShareTest, LeasedUnitsAreSpentAndGivenBack) {
-    EXPECT_TRUE(take(3, 1, 10));  // The advance.
+    EXPECT_TRUE(take(3, 1, 10));                     // The advance.
     share_.give_back(RateKind::key_requests, 3, 3);  // As a lease (or a refund) would.
     for (int i = 0; i < 3; i++) {
         EXPECT_TRUE(take(3, 1, 10)) << i;
