@@ -122,7 +122,9 @@ constexpr Knob knobs[] = {
      "while Redis is unreachable: local (each host enforces every limit alone), closed"
      " (requests of a key with an rpm or tpm get 429) or open (rpm and tpm are not enforced);"
      " concurrency falls back to each host's own count under all three"},
-    {"RINGWAY_REDIS_SYNC_MS", "10", "how often the rw-redis thread sends its batch to Redis"},
+    {"RINGWAY_REDIS_SYNC_MS", "10",
+     "how often the rw-redis thread sends its batch to Redis while limits are in use (once a"
+     " second otherwise)"},
     {"RINGWAY_REDIS_TIMEOUT_MS", "500",
      "a Redis connect or batch taking longer marks Redis unreachable (then reconnects with"
      " backoff)"},
