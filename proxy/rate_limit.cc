@@ -255,9 +255,10 @@ Fault rate_limit_body(Gateway& gateway, ProxyRequest& request, const KeyEntry& k
     if (mode == ShareMode::open || !has_limit) {
         return Fault::none;
     }
-    if (mode == ShareMode::closed) {
-        return share_closed_refuse(gateway, request, key.tpm != 0 ? hold.tokens : hold.requests,
-                                   key.tpm != 0 ? key.tpm : model->rpm);
+    if (mode == ShareMode::closed) {  // The header shows a limit the key has.
+        const bool is_tokens = key.tpm != 0 || model->rpm == 0;
+        return share_closed_refuse(gateway, request, is_tokens ? hold.tokens : hold.requests,
+                                   key.tpm != 0 ? key.tpm : (is_tokens ? model->tpm : model->rpm));
     }
     const std::string_view model_name = request.model_requested;
     if (model != nullptr && model->rpm != 0) {
