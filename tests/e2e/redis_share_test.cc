@@ -73,11 +73,10 @@ protected:
         ASSERT_NO_FATAL_FAILURE(start_mock(mock_));
         ASSERT_NO_FATAL_FAILURE(redis_.start(closed_port()));
         const std::string url = "redis://127.0.0.1:" + std::to_string(redis_.port());
-        const char* policies[hosts] = {"local", "closed"};
         for (uint32_t i = 0; i < hosts; i++) {
             ASSERT_NO_FATAL_FAILURE(gateways_[i].start({{"RINGWAY_SHARDS", "2"},
                                                         {"RINGWAY_REDIS", url},
-                                                        {"RINGWAY_REDIS_FAILURE", policies[i]}}));
+                                                        {"RINGWAY_REDIS_FAILURE", policy(i)}}));
             ChannelSpec spec;
             spec.name = "main";
             spec.mock_port = mock_.port();
@@ -87,6 +86,9 @@ protected:
         }
         ASSERT_NO_FATAL_FAILURE(wait_redis_up(1));
     }
+
+    // RINGWAY_REDIS_FAILURE of each host.
+    virtual const char* policy(uint32_t host) const { return host == 0 ? "local" : "closed"; }
 
     // The same key on both hosts: created on the first, imported with its secret on the
     // second.
@@ -250,6 +252,26 @@ TEST_F(RedisShareTest, RedisKilledThenBackFollowsThePolicyAndResumesSharing) {
     EXPECT_LE(shared.total(), rpm_bound(limit, elapsed_ms(restart)))
         << "served " << shared.served[0] << " + " << shared.served[1];
     EXPECT_GE(shared.served[1], 1);
+}
+
+// The third policy: with Redis gone, an open host enforces no rpm at all (a local one still
+// its own bucket), and neither waits.
+class RedisShareOpenTest : public RedisShareTest {
+protected:
+    const char* policy(uint32_t host) const override { return host == 0 ? "open" : "local"; }
+};
+
+TEST_F(RedisShareOpenTest, AnOpenHostEnforcesNoRpmWhileRedisIsGone) {
+    constexpr int limit = 3;
+    redis_.kill();
+    ASSERT_NO_FATAL_FAILURE(wait_redis_up(0));
+    const Key key = shared_key(R"("rpm":3)");
+    const auto start = Clock::now();
+    const Served open = burst(key, 3 * limit, 0, 1);
+    EXPECT_EQ(open.served[0], 3 * limit);
+    const Served local = burst(key, 3 * limit, 1, 1);
+    EXPECT_GE(local.served[1], limit);
+    EXPECT_LE(local.served[1], limit + 1 + int(elapsed_ms(start) * limit / 60000));
 }
 
 }  // namespace
