@@ -200,6 +200,35 @@ TEST_F(RedisShareTest, AnRpmOfNIsSharedByBothHosts) {
     }
 }
 
+// Tokens: each request reserves its bound (~370) and settles to its usage (103): what both
+// hosts charge together stays within one tpm plus the advances (10% each) and the refill.
+TEST_F(RedisShareTest, ATpmIsSharedByBothHosts) {
+    constexpr int tpm = 2000;
+    constexpr int usage = 103;  // 100 prompt tokens (the mock's control) + 3 completion.
+    const Key key = shared_key(R"("tpm":2000)");
+    const std::string body =
+        chat_body("gpt-4o-mini", false, R"("max_tokens":200,"x_mock":{"prompt-tokens":100})");
+    ASSERT_NO_FATAL_FAILURE(mock_reset(mock_.port()));
+    const auto start = Clock::now();
+    int served = 0;
+    for (int i = 0; i < 40; i++) {
+        const Response response = gateways_[i % hosts].chat(key, body);
+        ASSERT_TRUE(response.status == 200 || response.status == 429) << response.body;
+        if (response.status == 200) {
+            ASSERT_EQ(Json(response.body).integer("/usage/total_tokens"), usage);
+            served++;
+        } else {
+            EXPECT_EQ(Json(response.body).string("/error/type"), "tokens") << response.body;
+        }
+    }
+    // Each host alone would charge about tpm (16 requests each): together at most this.
+    const int64_t elapsed = elapsed_ms(start);
+    EXPECT_LE(served * usage, tpm + int(hosts) * (tpm / 10) + int(elapsed * tpm / 60000) + 1)
+        << served << " served in " << elapsed << " ms";
+    EXPECT_GE(served, 2);
+    EXPECT_EQ(mock_requests(mock_.port()), served);
+}
+
 TEST_F(RedisShareTest, ConcurrencyIsCountedAcrossHosts) {
     const Key key = shared_key(R"("max_concurrency":2)");
     Client held[hosts];
