@@ -160,7 +160,8 @@ struct Batch {
 
 struct Tracked {
     std::string redis_key;
-    int64_t used_ms;  // Last pass that saw it touched.
+    int64_t used_ms;    // Last pass that saw it touched.
+    int64_t slice = 0;  // Units the lease is topped up to: limit/8, doubled while refusing.
 };
 
 }  // namespace
@@ -487,9 +488,17 @@ void RateShare::Impl::collect(Batch& batch) {
             std::atomic_ref<uint8_t>(words.listed[slot]).store(0);
             back = word(words.credit, slot).exchange(0, std::memory_order_relaxed);
         } else {
-            const int64_t slice = std::max<int64_t>((int64_t(limit) + 7) / 8, 1);
+            // A host that refused for want of a lease since the last pass gets twice the
+            // slice (up to half the limit); one that did not drifts back to limit/8.
+            const int64_t base = std::max<int64_t>((int64_t(limit) + 7) / 8, 1);
             const int64_t need = word(words.need, slot).exchange(0, std::memory_order_relaxed);
-            const int64_t target = std::min<int64_t>(std::max(slice, need), limit);
+            if (need > 0) {
+                entry.slice = std::min(std::max(entry.slice, base) * 2,
+                                       std::max<int64_t>(int64_t(limit) / 2, base));
+            } else if (entry.slice > base) {
+                entry.slice -= std::max<int64_t>((entry.slice - base) / 16, 1);
+            }
+            const int64_t target = std::min<int64_t>(std::max({entry.slice, base, need}), limit);
             const int64_t credit = word(words.credit, slot).load(std::memory_order_relaxed);
             want = credit < target ? target - credit : 0;
         }
