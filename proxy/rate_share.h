@@ -8,7 +8,8 @@
 //   it is full again, on Redis's own clock). A host serves a request when its own local
 //   bucket (rate_limit.h, the full limit) allows it AND it holds a lease for it: units it
 //   took from the global bucket in advance (`credit`). The thread tops the credit up to a
-//   slice (limit/8, at least what a refused request needed) whenever it runs low, and gives
+//   slice (limit/8, doubled up to limit/2 while the host refuses for want of a lease, at
+//   least what a refused request needed) whenever it runs low, and gives
 //   an idle key's credit back. With no credit a host may still admit `advance` units per
 //   window (RINGWAY_REDIS_ADVANCE_PERCENT of the limit, at least 1), which the thread then
 //   takes from the global bucket unconditionally: a first request never waits for Redis.
