@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/load/redis_cost.sh — what sharing rate limits through Redis (RINGWAY_REDIS) costs:
 # two ringways from the same build, each with RINGWAY_SHARDS=1 and the same key (rpm, tpm and
-# max_concurrency set high enough never to refuse), one with RINGWAY_REDIS pointing at a
+# max_concurrency set high enough never to refuse; requests set max_tokens so the tpm
+# reservation stays small), one with RINGWAY_REDIS pointing at a
 # redis-server this script starts, one without; wrk alternates between them (ROUNDS times,
 # DURATION_S each, CONCURRENCY connections) and the CPU time of each part is read from
 # /proc/PID/task/TID/stat: the shard thread per request, the rw-redis thread and
@@ -63,7 +64,7 @@ redis-server --port "${port[redis]}" --bind 127.0.0.1 --save '' --appendonly no 
 pid[redis]=$!
 pids+=("${pid[redis]}")
 until_ok 15 redis-cli -p "${port[redis]}" ping || { log "redis-server did not start"; exit 1; }
-printf '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Write one short sentence about load balancers."}]}' \
+printf '{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"Write one short sentence about load balancers."}]}' \
     >"$work_dir/body.json"
 
 for name in shared alone; do
@@ -91,8 +92,8 @@ for name in shared alone; do
 done
 [[ $(metric shared ringway_redis_up) == 1 ]] || { log "the shared gateway is not connected to Redis"; exit 1; }
 
-declare -A shard_ticks requests redis_thread_ticks redis_server_ticks seconds
-for name in shared alone; do shard_ticks[$name]=0; requests[$name]=0; redis_thread_ticks[$name]=0; redis_server_ticks[$name]=0; seconds[$name]=0; done
+declare -A shard_ticks requests redis_thread_ticks redis_server_ticks seconds non2xx
+for name in shared alone; do non2xx[$name]=0; shard_ticks[$name]=0; requests[$name]=0; redis_thread_ticks[$name]=0; redis_server_ticks[$name]=0; seconds[$name]=0; done
 for ((round = 0; round < rounds; round++)); do
     for name in shared alone; do
         secret_var=key_$name
@@ -102,7 +103,14 @@ for ((round = 0; round < rounds; round++)); do
             wrk -t1 -c"$concurrency" -d"${duration_s}s" --timeout 5s -s "$script_dir/post.lua" \
             "http://127.0.0.1:${port[$name]}" >"$work_dir/wrk.$name.$round" 2>&1
         done_requests=$(awk '/requests in/ {print $1}' "$work_dir/wrk.$name.$round")
-        grep -q 'Non-2xx' "$work_dir/wrk.$name.$round" && { log "$name: non-2xx answers"; cat "$work_dir/wrk.$name.$round" >&2; exit 1; }
+        # A usage queue full (503 local_log_full: the writer behind on a loaded machine) is
+        # counted and shown, not fatal; any other non-2xx is.
+        failed=$(awk '/Non-2xx/ {print $NF}' "$work_dir/wrk.$name.$round")
+        non2xx[$name]=$((non2xx[$name] + ${failed:-0}))
+        if [[ -n $failed ]] && curl -sS -m 5 "http://127.0.0.1:${port[$name]}/metrics" |
+            grep '^ringway_request_errors_total' | grep -v 'local_log_full\|client_gone' | grep -q .; then
+            log "$name: non-2xx answers other than 503 local_log_full"; exit 1
+        fi
         shard_ticks[$name]=$((shard_ticks[$name] + $(ticks_of "${pid[$name]}" rw-shard) - s0))
         redis_thread_ticks[$name]=$((redis_thread_ticks[$name] + $(ticks_of "${pid[$name]}" rw-redis) - r0))
         redis_server_ticks[$name]=$((redis_server_ticks[$name] + $(ticks_of "${pid[redis]}") - q0))
@@ -114,11 +122,12 @@ batches=$(metric shared ringway_redis_batches_total)
 round_trip_total=$(metric shared ringway_redis_round_trip_us_total)
 printf '\n== RINGWAY_REDIS cost: wrk -c%s, %s x %ss per gateway, interleaved; RINGWAY_SHARDS=1 ==\n' \
     "$concurrency" "$rounds" "$duration_s"
-printf '%-8s %10s %14s %18s %20s\n' gateway requests shard_us/req rw-redis_us/req redis-server_us/req
+printf '%-8s %10s %8s %14s %18s %20s\n' gateway requests non-2xx shard_us/req rw-redis_us/req \
+    redis-server_us/req
 for name in shared alone; do
-    awk -v n="$name" -v r="${requests[$name]}" -v s="${shard_ticks[$name]}" -v t="${redis_thread_ticks[$name]}" \
+    awk -v n="$name" -v r="${requests[$name]}" -v f="${non2xx[$name]}" -v s="${shard_ticks[$name]}" -v t="${redis_thread_ticks[$name]}" \
         -v q="${redis_server_ticks[$name]}" -v h="$clk_tck" 'BEGIN {
-        printf "%-8s %10d %14.2f %18.2f %20.2f\n", n, r, s * 1e6 / h / r, t * 1e6 / h / r, q * 1e6 / h / r }'
+        printf "%-8s %10d %8d %14.2f %18.2f %20.2f\n", n, r, f, s * 1e6 / h / r, t * 1e6 / h / r, q * 1e6 / h / r }'
 done
 awk -v s="${shard_ticks[shared]}" -v rs="${requests[shared]}" -v a="${shard_ticks[alone]}" -v ra="${requests[alone]}" \
     -v t="${redis_thread_ticks[shared]}" -v sec="${seconds[shared]}" -v h="$clk_tck" \
