@@ -13,9 +13,10 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config liburing-dev libsimdjson-dev \
     libsqlite3-dev libmimalloc-dev libssl-dev libgtest-dev libbenchmark-dev node-llhttp sqlite3 \
-    curl openssl gnuplot-nox chromium
+    curl openssl gnuplot-nox chromium redis-server
 # gnuplot-nox: make bench's plot. chromium: headless, the dashboard's browser test
-# (tests/e2e/dashboard_test.cc) loads the page.
+# (tests/e2e/dashboard_test.cc) loads the page. redis-server: tests/e2e/redis_share_test.cc
+# starts one on a spare loopback port (RINGWAY_REDIS).
 # Node.js runs the official openai SDK tests. Checked by command, not by package: a machine
 # may have node and npm from elsewhere (nodesource ships npm inside its nodejs package), and
 # installing Debian's npm over that would fight it.

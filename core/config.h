@@ -22,6 +22,13 @@ struct ListenAddress {
     char text[64];  // As given, e.g. "127.0.0.1:8080" or "[::1]:8080".
 };
 
+// What rate limits do while Redis is unreachable (RINGWAY_REDIS_FAILURE).
+enum class RedisFailure : uint8_t {
+    local,   // Each host enforces the full limit alone (the default).
+    closed,  // Requests of a key with a rate limit are refused (429).
+    open,    // Rate limits are not enforced.
+};
+
 struct Config {
     ListenAddress listen;
     ListenAddress admin_listen;  // The admin API's own listener (loopback by default).
@@ -89,6 +96,14 @@ struct Config {
     uint32_t strict_output_min;       // A strict key's smallest injected output limit.
     // Peers whose X-Forwarded-For is believed (RINGWAY_TRUSTED_PROXIES); empty: nobody's.
     std::vector<Cidr> trusted_proxies;
+    // Rate limits shared by several hosts through Redis (proxy/rate_share.h); redis_host
+    // empty: RINGWAY_REDIS unset, every limit is this host's alone.
+    std::string redis_host;  // An IPv4 or IPv6 address (brackets removed).
+    uint16_t redis_port = 6379;
+    RedisFailure redis_failure = RedisFailure::local;
+    uint32_t redis_sync_ms = 10;          // Between the background thread's batches.
+    uint32_t redis_timeout_ms = 500;      // One connect or exchange with Redis.
+    uint32_t redis_advance_percent = 10;  // Of a limit, admitted per window ahead of a lease.
 };
 
 // Looks a variable up; nullptr when unset. Tests pass their own.

@@ -144,6 +144,21 @@ Fault admission_limits(Gateway& gateway, ProxyRequest& request, const KeyEntry& 
         rate_limit_release(gateway, request, false, 0);
         return Fault::client_concurrency_limited;
     }
+    // Sharing with other hosts: their last-seen count counts too. Without Redis (any
+    // RINGWAY_REDIS_FAILURE) each host keeps to its own count, which alone never exceeds max.
+    RateShare* share = gateway.shared.rate_share;
+    if (share != nullptr && key.concurrency_max != 0 && share->mode() == ShareMode::shared) {
+        char name[rate_share_name_bytes];
+        const uint32_t name_bytes = rate_share_name(key.hash, {}, name);
+        if (!share->concurrency_allows(key.quota_slot,
+                                       gateway.shared.key_limits->in_flight_now(key.quota_slot),
+                                       key.concurrency_max, {name, name_bytes})) {
+            gateway.shared.key_limits->concurrency_release(key.quota_slot);
+            gateway.metrics.limited.add();
+            rate_limit_release(gateway, request, false, 0);
+            return Fault::client_concurrency_limited;
+        }
+    }
     request.holds_concurrency = true;
     return Fault::none;
 }

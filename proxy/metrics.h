@@ -20,6 +20,7 @@
 namespace rw {
 
 class Writer;
+class RateShare;
 
 constexpr uint32_t endpoint_count = 10;  // Endpoint's enumerators (static_assert in metrics.cc).
 constexpr uint32_t histogram_buckets_max = 16;
@@ -84,6 +85,7 @@ struct MetricsShared {
     MetricLabels models;
     MetricLabels channels;  // Channel ids as decimal text.
     const ChannelHealthBoard* health = nullptr;
+    const RateShare* rate_share = nullptr;  // RINGWAY_REDIS set.
 };
 
 struct GatewayMetrics {

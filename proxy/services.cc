@@ -328,6 +328,13 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     services.rate_limits =
         std::make_unique<RateLimits>(storage.keys_max, services.store.quotas().model_slot_count());
     services.metrics_shared = std::make_unique<MetricsShared>();
+    if (!services.config.redis_host.empty()) {
+        services.rate_share = std::make_unique<RateShare>(
+            services.config, storage.keys_max, services.store.quotas().model_slot_count(),
+            *services.key_limits);
+        services.rate_share->start();
+        services.metrics_shared->rate_share = services.rate_share.get();
+    }
     services.health = std::make_unique<ChannelHealthBoard>(health_settings(services.config));
     health_restore(services);
     services.resolver.start(services.store.publisher(), services.config.shards, 60000);
@@ -344,6 +351,7 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     gateway.writer = &services.writer;
     gateway.key_limits = services.key_limits.get();
     gateway.rate_limits = services.rate_limits.get();
+    gateway.rate_share = services.rate_share.get();
     gateway.metrics_shared = services.metrics_shared.get();
     gateway.health = services.health.get();
     services.metrics_shared->health = services.health.get();
@@ -423,6 +431,9 @@ bool services_stop(Services& services) {
     services.writer.request_stop();
     services.writer_thread.join();
     services.resolver.stop();
+    if (services.rate_share != nullptr) {
+        services.rate_share->stop();
+    }
     services.shards.clear();
     const Writer& writer = services.writer;
     if (writer.spilled_rows() == 0 && writer.lost_rows() == 0) {

@@ -47,6 +47,7 @@ struct Services {
     Resolver resolver;
     std::unique_ptr<KeyLimits> key_limits;
     std::unique_ptr<RateLimits> rate_limits;
+    std::unique_ptr<RateShare> rate_share;  // RINGWAY_REDIS set: the rw-redis thread.
     std::unique_ptr<MetricsShared> metrics_shared;
     std::unique_ptr<ChannelHealthBoard> health;
     ProbeDeps probe;           // The admin API's channel probe.
