@@ -81,6 +81,9 @@ Translation translation_for(Endpoint endpoint, ChannelKind kind) {
     if (endpoint == Endpoint::messages && !is_anthropic) {
         return Translation::messages_to_chat;
     }
+    if (endpoint == Endpoint::responses && kind == ChannelKind::openai_compatible) {
+        return Translation::responses_to_chat;  // Chat-only: openai channels speak Responses.
+    }
     return Translation::none;
 }
 

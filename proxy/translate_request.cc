@@ -7,6 +7,7 @@
 
 #include "proxy/translate.h"
 #include "proxy/translate_json.h"
+#include "proxy/translate_responses.h"
 
 namespace rw {
 
@@ -26,34 +27,6 @@ bool translate_parse(std::string_view padded, element& out) {
 }
 
 namespace {
-
-// Why a request is refused: the 400's message and param.
-struct Refusal {
-    std::string& error;
-    std::string& param;
-
-    bool operator()(std::string_view field, std::string_view why) {
-        param.assign(field);
-        error.assign("`");
-        error.append(field);
-        error.append("`: ");
-        error.append(why);
-        return false;
-    }
-};
-
-bool is_null(element value) {
-    return value.type() == element_type::NULL_VALUE;
-}
-
-// A second parser, for documents inside strings (tool-call arguments) while the body's
-// elements are still in use.
-bool parse_nested(std::string_view text, std::string& padded, element& out) {
-    thread_local simdjson::dom::parser nested;
-    padded.assign(text);
-    padded.append(simdjson::SIMDJSON_PADDING, '\0');
-    return nested.parse(padded.data(), text.size(), false).get(out) == simdjson::SUCCESS;
-}
 
 // ---- Chat → Messages ----------------------------------------------------------------------
 
@@ -770,6 +743,9 @@ bool translate_request(Translation translation, std::string_view padded_body,
     out.clear();
     if (translation == Translation::chat_to_messages) {
         return chat_to_messages(object_root, options, out, refuse);
+    }
+    if (translation == Translation::responses_to_chat) {
+        return responses_request_to_chat(object_root, options, out, refuse);
     }
     return messages_to_chat(object_root, options, out, refuse);
 }
