@@ -6,7 +6,8 @@
 // requires exit status 0. Without node (or npm)
 // the test exits 77: skipped, with the reason on stdout. translate_anthropic_sdk_test.mjs
 // and translate_openai_sdk_test.mjs run each SDK against a channel of the other protocol
-// (Chat ⇄ Messages translation, proxy/translate.h).
+// (Chat ⇄ Messages translation, proxy/translate.h); translate_responses_sdk_test.mjs the
+// OpenAI SDK's Responses API against a chat-only (openai-compatible) channel.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
@@ -297,6 +298,13 @@ TEST(ProxyNodeSdkTest, AnthropicSdkReachesAnOpenAiChannelThroughTranslation) {
     const std::string node = node_ready();
     ASSERT_FALSE(::testing::Test::HasFatalFailure());
     run_translated(node, "openai", "gpt-4o-mini", "", "translate_anthropic_sdk_test.mjs");
+}
+
+TEST(ProxyNodeSdkTest, OpenAiSdkResponsesReachAChatOnlyChannelThroughTranslation) {
+    const std::string node = node_ready();
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    run_translated(node, "openai-compatible", "local-llama", "/v1",
+                   "translate_responses_sdk_test.mjs");
 }
 
 TEST(ProxyNodeSdkTest, OpenAiSdkReachesAnAnthropicChannelThroughTranslation) {
