@@ -223,8 +223,9 @@ bool input_items(element input, ChatMessages& messages, Refusal& refuse) {
         } else if (type == "reasoning") {
             continue;  // Chat has no input for earlier reasoning; the model reasons anew.
         } else if (type == "item_reference") {
-            return refuse("input[].type", "item_reference needs stored responses, which a "
-                                          "Chat Completions channel does not keep");
+            return refuse("input[].type",
+                          "item_reference needs stored responses, which a "
+                          "Chat Completions channel does not keep");
         } else {
             return refuse("input[].type",
                           "this item has no Chat Completions equivalent (only messages, "
@@ -248,9 +249,9 @@ bool function_tools(element tools, std::string& out, Refusal& refuse) {
     for (element tool : list) {
         const std::string_view type = tool.is_object() ? json_get_string(tool, "type") : "";
         if (type != "function") {
-            std::string why = "only function tools are translated to Chat Completions; \"";
+            std::string why = "only function tools are translated to Chat Completions, not \"";
             why += type;
-            why += "\" is a built-in tool of the Responses API";
+            why += "\" (a built-in or grouped tool of the Responses API)";
             return refuse("tools[].type", why);
         }
         out += is_first ? "{" : ",{";
@@ -400,11 +401,13 @@ bool responses_member(std::string_view key, element value, const TranslateReques
             json_raw(out, effort);
         }
     } else if (key == "previous_response_id" || key == "conversation" || key == "prompt") {
-        return refuse(key, "needs state kept by the Responses API, which a Chat Completions "
-                           "channel does not have");
+        return refuse(key,
+                      "needs state kept by the Responses API, which a Chat Completions "
+                      "channel does not have");
     } else if (!neutral_member(key, value)) {
-        return refuse(key, "not supported when a Responses client reaches a Chat Completions "
-                           "channel");
+        return refuse(key,
+                      "not supported when a Responses client reaches a Chat Completions "
+                      "channel");
     }
     return true;
 }

@@ -34,8 +34,9 @@ void output_items(object message, std::string_view id, std::string& items) {
     if (!reasoning.empty()) {
         items += "{\"id\":";
         json_str(items, std::string("rs_") + std::string(id));
-        items += ",\"type\":\"reasoning\",\"summary\":[],\"content\":[{\"type\":"
-                 "\"reasoning_text\",\"text\":";
+        items +=
+            ",\"type\":\"reasoning\",\"summary\":[],\"content\":[{\"type\":"
+            "\"reasoning_text\",\"text\":";
         json_str(items, reasoning);
         items += "}]}";
     }
@@ -45,8 +46,9 @@ void output_items(object message, std::string_view id, std::string& items) {
         items += items.empty() ? "{" : ",{";
         items += "\"id\":";
         json_str(items, std::string("msg_") + std::string(id));
-        items += ",\"type\":\"message\",\"status\":\"completed\",\"role\":\"assistant\","
-                 "\"content\":[";
+        items +=
+            ",\"type\":\"message\",\"status\":\"completed\",\"role\":\"assistant\","
+            "\"content\":[";
         if (!text.empty()) {
             items += "{\"type\":\"output_text\",\"text\":";
             json_str(items, text);
@@ -125,8 +127,8 @@ void responses_object_open(std::string& out, std::string_view id, uint64_t creat
     out += ",\"output\":[";
 }
 
-bool completion_to_response(object completion, std::string_view model_requested,
-                            uint64_t created_s, std::string& out) {
+bool completion_to_response(object completion, std::string_view model_requested, uint64_t created_s,
+                            std::string& out) {
     object choice;
     object message;
     if (completion["choices"].at(0).get_object().get(choice) != simdjson::SUCCESS ||

@@ -165,8 +165,8 @@ bool item_close(Arena& arena, StreamTranslator& t, std::string& out) {
     const size_t item_start = out.size();
     item_write(t, out, false);
     const std::string_view item{out.data() + item_start, out.size() - item_start};
-    const bool is_kept = (t.output_bytes == 0 || buffer_append(arena, t.output, t.output_bytes,
-                                                               t.output_capacity, ",")) &&
+    const bool is_kept = (t.output_bytes == 0 ||
+                          buffer_append(arena, t.output, t.output_bytes, t.output_capacity, ",")) &&
                          buffer_append(arena, t.output, t.output_bytes, t.output_capacity, item);
     out += "}\n\n";
     t.open_block = OpenBlock::none;
@@ -194,11 +194,10 @@ bool item_open(Arena& arena, StreamTranslator& t, std::string& out, OpenBlock ki
 
 // A delta of the open item: its event, and the text kept for the .done events.
 bool item_delta(Arena& arena, StreamTranslator& t, std::string& out, std::string_view delta) {
-    const std::string_view name = t.open_block == OpenBlock::tool
-                                      ? "response.function_call_arguments.delta"
-                                  : t.open_block == OpenBlock::thinking
-                                      ? "response.reasoning_text.delta"
-                                      : "response.output_text.delta";
+    const std::string_view name =
+        t.open_block == OpenBlock::tool       ? "response.function_call_arguments.delta"
+        : t.open_block == OpenBlock::thinking ? "response.reasoning_text.delta"
+                                              : "response.output_text.delta";
     event_open(t, out, name);
     item_ref(t, out);
     if (t.open_block != OpenBlock::tool) {

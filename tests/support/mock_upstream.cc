@@ -672,7 +672,7 @@ struct Controls {
     std::vector<uint32_t> interim;  // 1xx statuses sent before the real head.
     std::string content_encoding;
     std::string transfer_encoding;
-    std::string framing;  // "", "length", "chunked" or "close".
+    std::string framing;         // "", "length", "chunked" or "close".
     std::string tool;            // The tool to call when the request offers it (else the first).
     std::string tool_arguments;  // The call's arguments (JSON text); empty: {"q":"mock"}.
 };
