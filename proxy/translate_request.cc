@@ -582,6 +582,34 @@ bool assistant_message(element content, std::string& messages, Refusal& refuse) 
     return true;
 }
 
+// A system message inside the conversation (Claude Code sends them): a Chat system message.
+bool system_message(element content, std::string& messages, Refusal& refuse) {
+    std::string text;
+    if (!blocks_text(content, text, "messages[].content", refuse)) {
+        return false;
+    }
+    messages += messages.empty() ? "{" : ",{";
+    messages += "\"role\":\"system\",\"content\":";
+    json_str(messages, text);
+    messages += '}';
+    return true;
+}
+
+// context_management edits that clear thinking change nothing on a Chat upstream (thinking
+// is never sent to one); any other edit needs Anthropic's server-side context editing.
+bool context_management_neutral(element value) {
+    array edits;
+    if (value["edits"].get_array().get(edits) != simdjson::SUCCESS) {
+        return false;
+    }
+    for (element edit : edits) {
+        if (!edit.is_object() || !json_get_string(edit, "type").starts_with("clear_thinking_")) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool messages_tools(element tools, std::string& out, Refusal& refuse) {
     array list;
     if (tools.get_array().get(list) != simdjson::SUCCESS) {
@@ -638,8 +666,10 @@ bool messages_tool_choice(object choice, std::string& out, Refusal& refuse) {
     return true;
 }
 
+// effort: output_config.effort (read first), which wins over a thinking budget's effort.
 bool messages_member(std::string_view key, element value, const TranslateRequestOptions& options,
-                     std::string& out, std::string& messages, Refusal& refuse) {
+                     std::string_view effort, std::string& out, std::string& messages,
+                     Refusal& refuse) {
     if (key == "messages") {
         array list;
         if (value.get_array().get(list) != simdjson::SUCCESS) {
@@ -652,10 +682,11 @@ bool messages_member(std::string_view key, element value, const TranslateRequest
             if (message["content"].get(content) != simdjson::SUCCESS) {
                 return refuse("messages[].content", "required");
             }
-            const bool is_ok = role == "user" ? user_message(content, messages, refuse)
-                               : role == "assistant"
-                                   ? assistant_message(content, messages, refuse)
-                                   : refuse("messages[].role", "must be user or assistant");
+            const bool is_ok = role == "user"        ? user_message(content, messages, refuse)
+                               : role == "assistant" ? assistant_message(content, messages, refuse)
+                               : role == "system"
+                                   ? system_message(content, messages, refuse)
+                                   : refuse("messages[].role", "must be user, assistant or system");
             if (!is_ok) {
                 return false;
             }
@@ -690,11 +721,30 @@ bool messages_member(std::string_view key, element value, const TranslateRequest
     } else if (key == "thinking") {
         const std::string_view type = value.is_object() ? json_get_string(value, "type") : "";
         const uint64_t budget = value.is_object() ? json_get_u64(value, "budget_tokens") : 0;
-        if (type == "enabled") {
+        if (type == "enabled" && effort.empty()) {
             json_key(out, "reasoning_effort");
             out += budget < 4096 ? "\"low\"" : budget < 16384 ? "\"medium\"" : "\"high\"";
-        } else if (type != "disabled") {
-            return refuse("thinking.type", "must be enabled or disabled");
+        } else if (type != "enabled" && type != "disabled" && type != "adaptive") {
+            return refuse("thinking.type", "must be enabled, adaptive or disabled");
+        }
+    } else if (key == "output_config") {
+        object config;
+        if (value.get_object().get(config) == simdjson::SUCCESS) {
+            for (auto [member, member_value] : config) {
+                if (member != "effort" && !is_null(member_value)) {
+                    return refuse("output_config", "only effort is translated to Chat Completions");
+                }
+            }
+        }
+        if (!effort.empty()) {
+            json_key(out, "reasoning_effort");
+            json_str(out, effort == "max" ? std::string_view("high") : effort);
+        }
+    } else if (key == "context_management") {
+        if (!is_null(value) && !context_management_neutral(value)) {
+            return refuse(key,
+                          "only clear_thinking edits are accepted (thinking never reaches "
+                          "a Chat Completions upstream)");
         }
     } else if (key != "model" && key != "system" && !is_null(value)) {
         return refuse(key, "not supported when an Anthropic client reaches an OpenAI model");
@@ -718,8 +768,19 @@ bool messages_to_chat(object root, const TranslateRequestOptions& options, std::
     out = "{";
     json_key(out, "model");
     json_str(out, options.model);
+    std::string_view effort;
+    object output_config;
+    if (root["output_config"].get_object().get(output_config) == simdjson::SUCCESS) {
+        effort = json_get_string(output_config, "effort");
+        if (!effort.empty() && effort != "low" && effort != "medium" && effort != "high" &&
+            effort != "max") {
+            return refuse("output_config.effort", "must be low, medium, high or max");
+        }
+    } else if (root["output_config"].get(system) == simdjson::SUCCESS && !is_null(system)) {
+        return refuse("output_config", "must be an object");
+    }
     for (auto [key, value] : root) {
-        if (!messages_member(key, value, options, out, messages, refuse)) {
+        if (!messages_member(key, value, options, effort, out, messages, refuse)) {
             return false;
         }
     }

@@ -447,5 +447,66 @@ TEST(ProxyAgentCliTest, CodexExecCompletesAToolTurnOnAChatOnlyChannel) {
     }
 }
 
+// Claude Code (`claude -p`) with ANTHROPIC_BASE_URL at ringway against an OpenAI channel
+// (Messages → Chat Completions translation): the mock answers the first turn with a call of
+// its Bash tool (echo), then, once the tool result comes back, with text.
+TEST(ProxyAgentCliTest, ClaudeCodeCompletesAToolTurnOnAnOpenAiChannel) {
+    const std::string claude = cli_ready("claude");
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    MockUpstream mock;
+    ASSERT_NO_FATAL_FAILURE(start_mock(
+        mock,
+        {"tool=Bash", R"(tool-arguments={"command":"echo ringway-tool-ok","description":"Echo"})",
+         "text=claude-done-"}));
+    Gateway gateway;
+    ASSERT_NO_FATAL_FAILURE(gateway.start({{"RINGWAY_SHARDS", "2"}}));
+    ChannelSpec spec;
+    spec.name = "openai";
+    spec.mock_port = mock.port();
+    spec.models = {"gpt-4o-mini"};
+    ASSERT_GT(gateway.create_channel(spec), 0);
+    ASSERT_EQ(gateway.wait_channels_routable().at("openai").status, 200);
+    const Key key = gateway.create_key(R"({"name":"claude-code"})");
+    ASSERT_NO_FATAL_FAILURE(mock_reset(mock.port()));
+
+    const TempDir temp("claude");
+    const std::string& home = temp.path;
+    EnvList env = agent_env(home);
+    env.push_back({"ANTHROPIC_BASE_URL", "http://127.0.0.1:" + std::to_string(gateway.port())});
+    env.push_back({"ANTHROPIC_API_KEY", key.secret});
+    env.push_back({"CLAUDE_CONFIG_DIR", home + "/.claude"});
+    // Every model it asks for is the OpenAI channel's (its small model included).
+    env.push_back({"ANTHROPIC_MODEL", "gpt-4o-mini"});
+    env.push_back({"ANTHROPIC_SMALL_FAST_MODEL", "gpt-4o-mini"});
+    env.push_back({"ANTHROPIC_DEFAULT_HAIKU_MODEL", "gpt-4o-mini"});
+    env.push_back({"DISABLE_TELEMETRY", "1"});
+    env.push_back({"DISABLE_AUTOUPDATER", "1"});
+    env.push_back({"DISABLE_ERROR_REPORTING", "1"});
+    env.push_back({"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"});
+    std::string output;
+    const int code = run(claude,
+                         {"-p", "--model", "gpt-4o-mini", "--allowedTools", "Bash(echo:*)",
+                          "--max-turns", "4", "Run the echo command, then report."},
+                         env, home, 180000, &output);
+    EXPECT_EQ(code, 0) << output << "\nringway log:\n" << gateway.ringway().stderr_text();
+    // The final answer is the mock's text, which it sends only once the tool result came back.
+    EXPECT_NE(output.find("claude-done-"), std::string::npos) << output;
+    Json stats(mock_stats_text(mock.port()));
+    const std::string last_body = stats.string("/last_request/body");
+    EXPECT_NE(last_body.find("\"role\":\"tool\""), std::string::npos) << last_body;
+    EXPECT_NE(last_body.find("ringway-tool-ok"), std::string::npos) << last_body;
+    EXPECT_EQ(stats.string("/last_request/path"), "/v1/chat/completions");
+    // Every request that reached the upstream has its row, metered from the upstream's usage.
+    const int64_t upstream_requests = mock_requests(mock.port());
+    EXPECT_GE(upstream_requests, 2);
+    const auto rows = wait_usage_rows(gateway.db_path(), key.id, size_t(upstream_requests),
+                                      Deadline::after_ms(5000));
+    EXPECT_EQ(rows.size(), size_t(upstream_requests));
+    for (const Row& row : rows) {
+        EXPECT_TRUE(row.at("endpoint").starts_with("/v1/messages")) << describe_row(row);
+        EXPECT_EQ(row.at("usage_source"), "reported") << describe_row(row);
+    }
+}
+
 }  // namespace
 }  // namespace rw::test::proxy
