@@ -666,6 +666,41 @@ bool messages_tool_choice(object choice, std::string& out, Refusal& refuse) {
     return true;
 }
 
+// thinking, output_config and context_management: the reasoning a Chat upstream gets.
+bool messages_reasoning_member(std::string_view key, element value, std::string_view effort,
+                               std::string& out, Refusal& refuse) {
+    if (key == "thinking") {
+        const std::string_view type = value.is_object() ? json_get_string(value, "type") : "";
+        const uint64_t budget = value.is_object() ? json_get_u64(value, "budget_tokens") : 0;
+        if (type == "enabled" && effort.empty()) {
+            json_key(out, "reasoning_effort");
+            out += budget < 4096 ? "\"low\"" : budget < 16384 ? "\"medium\"" : "\"high\"";
+        } else if (type != "enabled" && type != "disabled" && type != "adaptive") {
+            return refuse("thinking.type", "must be enabled, adaptive or disabled");
+        }
+    } else if (key == "output_config") {
+        object config;
+        if (value.get_object().get(config) == simdjson::SUCCESS) {
+            for (auto [member, member_value] : config) {
+                if (member != "effort" && !is_null(member_value)) {
+                    return refuse("output_config", "only effort is translated to Chat Completions");
+                }
+            }
+        }
+        if (!effort.empty()) {
+            json_key(out, "reasoning_effort");
+            json_str(out, effort == "max" ? std::string_view("high") : effort);
+        }
+    } else if (key == "context_management") {
+        if (!is_null(value) && !context_management_neutral(value)) {
+            return refuse(key,
+                          "only clear_thinking edits are accepted (thinking never reaches "
+                          "a Chat Completions upstream)");
+        }
+    }
+    return true;
+}
+
 // effort: output_config.effort (read first), which wins over a thinking budget's effort.
 bool messages_member(std::string_view key, element value, const TranslateRequestOptions& options,
                      std::string_view effort, std::string& out, std::string& messages,
@@ -718,34 +753,8 @@ bool messages_member(std::string_view key, element value, const TranslateRequest
             json_key(out, "user");
             json_str(out, user);
         }
-    } else if (key == "thinking") {
-        const std::string_view type = value.is_object() ? json_get_string(value, "type") : "";
-        const uint64_t budget = value.is_object() ? json_get_u64(value, "budget_tokens") : 0;
-        if (type == "enabled" && effort.empty()) {
-            json_key(out, "reasoning_effort");
-            out += budget < 4096 ? "\"low\"" : budget < 16384 ? "\"medium\"" : "\"high\"";
-        } else if (type != "enabled" && type != "disabled" && type != "adaptive") {
-            return refuse("thinking.type", "must be enabled, adaptive or disabled");
-        }
-    } else if (key == "output_config") {
-        object config;
-        if (value.get_object().get(config) == simdjson::SUCCESS) {
-            for (auto [member, member_value] : config) {
-                if (member != "effort" && !is_null(member_value)) {
-                    return refuse("output_config", "only effort is translated to Chat Completions");
-                }
-            }
-        }
-        if (!effort.empty()) {
-            json_key(out, "reasoning_effort");
-            json_str(out, effort == "max" ? std::string_view("high") : effort);
-        }
-    } else if (key == "context_management") {
-        if (!is_null(value) && !context_management_neutral(value)) {
-            return refuse(key,
-                          "only clear_thinking edits are accepted (thinking never reaches "
-                          "a Chat Completions upstream)");
-        }
+    } else if (key == "thinking" || key == "output_config" || key == "context_management") {
+        return messages_reasoning_member(key, value, effort, out, refuse);
     } else if (key != "model" && key != "system" && !is_null(value)) {
         return refuse(key, "not supported when an Anthropic client reaches an OpenAI model");
     }
