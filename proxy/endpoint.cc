@@ -16,6 +16,10 @@ constexpr EndpointInfo endpoints[] = {
     // Anthropic's token counting is free of charge [docs.anthropic.com: Token counting].
     {"/v1/messages/count_tokens", Endpoint::count_tokens, UsageFormat::anthropic_messages, true,
      true},
+    // OpenAI's input token counts [platform.openai.com: Responses input tokens], likewise;
+    // served by openai channels only (a chat-only openai-compatible one has no such path).
+    {"/v1/responses/input_tokens", Endpoint::responses_input_tokens, UsageFormat::responses, false,
+     true},
 };
 
 }  // namespace

@@ -9,7 +9,15 @@
 
 namespace rw {
 
-enum class Endpoint : uint8_t { chat, completions, embeddings, responses, messages, count_tokens };
+enum class Endpoint : uint8_t {
+    chat,
+    completions,
+    embeddings,
+    responses,
+    messages,
+    count_tokens,
+    responses_input_tokens,
+};
 
 struct EndpointInfo {
     std::string_view path;

@@ -96,6 +96,9 @@ bool channel_serves(const ChannelEntry& channel, Endpoint endpoint, std::string_
         translation_for(endpoint, channel.kind) == Translation::none) {
         return false;  // Neither the channel's protocol nor one translated to it.
     }
+    if (endpoint == Endpoint::responses_input_tokens && channel.kind != ChannelKind::openai) {
+        return false;  // Only the Responses API has it; a chat-only channel does not.
+    }
     if (channel.models.empty()) {
         return true;  // No list: the channel serves every model.
     }

@@ -17,6 +17,7 @@
 //   POST /v1/responses         Responses API object / SSE event:+data: (created .. completed)
 //   POST /v1/messages          Anthropic Messages JSON / SSE (message_start .. message_stop)
 //   POST /v1/messages/count_tokens  {"input_tokens": N} (N: the prompt_tokens formula below)
+//   POST /v1/responses/input_tokens {"object":"response.input_tokens","input_tokens": N}
 //   GET  /v1/models            model list
 //   GET  /__mock/stats         JSON counters + last request (overall and per scenario id)
 //   POST /__mock/reset         clears the counters;  GET /__mock/health -> 200 "ok"
@@ -2144,7 +2145,8 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
     }
     const bool is_known = path == "/v1/chat/completions" || path == "/v1/completions" ||
                           path == "/v1/embeddings" || path == "/v1/responses" ||
-                          path == "/v1/messages" || path == "/v1/messages/count_tokens";
+                          path == "/v1/messages" || path == "/v1/messages/count_tokens" ||
+                          path == "/v1/responses/input_tokens";
     if (!is_known || request.method != "POST") {
         reply_error(request, controls, 404, "Invalid URL (" + request.method + " " + path + ")",
                     reply);
@@ -2185,6 +2187,10 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
         reply_embeddings(ctx, reply);
     } else if (path == "/v1/responses") {
         reply_responses(ctx, reply);
+    } else if (path == "/v1/responses/input_tokens") {
+        reply.body = "{\"object\":\"response.input_tokens\",\"input_tokens\":";
+        append_u64(reply.body, ctx.prompt_tokens);
+        reply.body += "}";
     } else if (path == "/v1/messages/count_tokens") {
         reply.body = "{\"input_tokens\":";
         append_u64(reply.body, ctx.prompt_tokens);
