@@ -9,7 +9,7 @@
 # For each mode (json: POST /v1/chat/completions whole; stream: the same streamed, 20 content
 # events from the mock) and each build: ringway (RINGWAY_SHARDS=1) starts once to create the
 # key and the channel, then again under the counter; WARMUP sequential requests on one
-# keep-alive connection, the counter zeroed, N requests, 0.5 s for the writer to commit their
+# keep-alive connection, the counter zeroed, N requests, 2 s for the writer to commit their
 # rows (RINGWAY_LOG_FLUSH_MS is 50), the counter read. So a figure includes the shard, the
 # usage writer and the timers that ran during the window, divided by N.
 #
@@ -120,9 +120,9 @@ prepare() {
 }
 
 # count_callgrind BUILD N — "shard writer other" user-space instructions per request, each
-# thread's count summed into its class (a shard runs rw::Shard::run, the writer
-# rw::Writer::run). The shard's count repeats within a percent; the writer's moves with how
-# many rows each commit carries (one commit per RINGWAY_LOG_FLUSH_MS at this rate).
+# thread's count summed into its class (a thread that ran rw::Shard code is a shard, else one
+# that ran rw::Writer code is the writer). The shard's count repeats within a percent; the
+# writer's moves with how many rows each commit carries (one commit per RINGWAY_LOG_FLUSH_MS).
 count_callgrind() {
     local build=$1 n=$2 out="$work_dir/callgrind.out"
     rm -f "$out"*
@@ -133,18 +133,20 @@ count_callgrind() {
     requests "$warmup" || return 1
     callgrind_control -z "$server_pid" >/dev/null 2>&1
     requests "$n" || return 1
-    sleep 0.5
+    sleep 2
     callgrind_control -d "$server_pid" >/dev/null 2>&1
     kill -9 "$server_pid"
     wait "$server_pid" 2>/dev/null
     server_pid=""
     awk -v n="$n" '
-        FNR == 1 { class = "other" }
         /^summary:/ { count[FILENAME] = $2 }
-        /^fn=rw::Shard::run\(\)/ { kind[FILENAME] = "shard" }
-        /^fn=rw::Writer::run\(\)/ { kind[FILENAME] = "writer" }
+        /^fn=rw::Shard::/ { shard[FILENAME] = 1 }
+        /^fn=rw::Writer::/ { writer[FILENAME] = 1 }
         END {
-            for (f in count) sum[(f in kind) ? kind[f] : "other"] += count[f]
+            for (f in count) {
+                class = (f in shard) ? "shard" : (f in writer) ? "writer" : "other"
+                sum[class] += count[f]
+            }
             printf "%.0f %.0f %.0f", sum["shard"] / n, sum["writer"] / n, sum["other"] / n
         }' "$out".1-*
 }
@@ -160,7 +162,7 @@ count_syscalls() {
     perf_pid=$!
     sleep 0.3
     requests "$n" || return 1
-    sleep 0.5
+    sleep 2
     kill -INT "$perf_pid"
     wait "$perf_pid"
     kill -9 "$server_pid"
