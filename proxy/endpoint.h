@@ -16,6 +16,10 @@ enum class Endpoint : uint8_t {
     responses,
     messages,
     count_tokens,
+    images_generations,
+    audio_speech,
+    moderations,
+    rerank,
     responses_input_tokens,
 };
 
@@ -25,6 +29,8 @@ struct EndpointInfo {
     UsageFormat format;
     bool is_anthropic;  // Served by anthropic channels (only), answered in Anthropic's shape.
     bool is_free;       // The provider charges nothing for it: its row carries 0 tokens.
+    bool is_binary;     // A 2xx answer is bytes (audio), relayed as they arrive, not read whole.
+    bool has_output;    // It generates output tokens (a budget reserves them); embeddings do not.
 };
 
 [[nodiscard]] const EndpointInfo& endpoint_info(Endpoint endpoint);

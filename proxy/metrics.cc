@@ -165,6 +165,9 @@ void render_requests(MetricsText& text, const ShardSum& sum) {
     text.line("ringway_streams_aborted_total", "counter",
               "Streams ended with the upstream_error event.",
               sum(&GatewayMetrics::streams_aborted));
+    text.line("ringway_sse_keepalives_total", "counter",
+              "SSE keep-alive comments sent while an upstream was silent before its first event.",
+              sum(&GatewayMetrics::sse_keepalives));
 }
 
 void render_usage(MetricsText& text, const ShardSum& sum) {

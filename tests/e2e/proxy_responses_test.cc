@@ -104,18 +104,17 @@ TEST_F(ProxyResponsesTest, ATranslatedStreamDoesNotDependOnTheUpstreamsCuts) {
 }
 
 TEST_F(ProxyResponsesTest, AFieldWithoutAChatEquivalentIsRefusedByNameBeforeTheUpstream) {
-    const Response refused = responses(
-        R"({"model":"local-llama","input":"hi","tools":[{"type":"web_search"}]})");
+    const Response refused =
+        responses(R"({"model":"local-llama","input":"hi","tools":[{"type":"web_search"}]})");
     EXPECT_EQ(refused.status, 400) << refused.body;
     Json error(refused.body);
     EXPECT_EQ(error.string("/error/code"), "unsupported_parameter");
-    EXPECT_NE(error.string("/error/message").find("web_search"), std::string::npos)
-        << refused.body;
+    EXPECT_NE(error.string("/error/message").find("web_search"), std::string::npos) << refused.body;
     EXPECT_EQ(mock_requests(mock_.port()), 0);
     // The same request on the openai channel is the provider's to judge: passed through.
-    EXPECT_EQ(responses(R"({"model":"gpt-4o-mini","input":"hi","tools":[{"type":"web_search"}]})")
-                  .status,
-              200);
+    EXPECT_EQ(
+        responses(R"({"model":"gpt-4o-mini","input":"hi","tools":[{"type":"web_search"}]})").status,
+        200);
     EXPECT_EQ(mock_requests(mock_.port()), 1);
 }
 
