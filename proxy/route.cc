@@ -81,6 +81,9 @@ Translation translation_for(Endpoint endpoint, ChannelKind kind) {
     if (endpoint == Endpoint::messages && !is_anthropic) {
         return Translation::messages_to_chat;
     }
+    if (endpoint == Endpoint::responses && kind == ChannelKind::openai_compatible) {
+        return Translation::responses_to_chat;  // Chat-only: openai channels speak Responses.
+    }
     return Translation::none;
 }
 
@@ -92,6 +95,9 @@ bool channel_serves(const ChannelEntry& channel, Endpoint endpoint, std::string_
     if (is_anthropic != endpoint_info(endpoint).is_anthropic &&
         translation_for(endpoint, channel.kind) == Translation::none) {
         return false;  // Neither the channel's protocol nor one translated to it.
+    }
+    if (endpoint == Endpoint::responses_input_tokens && channel.kind != ChannelKind::openai) {
+        return false;  // Only the Responses API has it; a chat-only channel does not.
     }
     if (channel.serves_all) {
         return true;  // No list: the channel serves every model.

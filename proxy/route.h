@@ -52,8 +52,8 @@ struct Candidate {
 };
 
 // The translation a request of endpoint needs on a channel of kind: Chat on an anthropic
-// channel, Messages on an openai or openai-compatible one; none otherwise (passthrough, or
-// an endpoint the kind cannot serve).
+// channel, Messages on an openai or openai-compatible one, Responses on an openai-compatible
+// (chat-only) one; none otherwise (passthrough, or an endpoint the kind cannot serve).
 [[nodiscard]] Translation translation_for(Endpoint endpoint, ChannelKind kind);
 
 // Whether a channel takes this endpoint and model (enabled, of the endpoint's protocol or
