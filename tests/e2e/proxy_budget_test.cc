@@ -138,8 +138,8 @@ TEST_P(ProxyBudgetTest, ReservationsAreSettledOnEveryExitPath) {
                                                      R"("x_mock":{"first-byte-delay-ms":5000})"),
                                            key.secret),
                               Deadline::after_ms(5000)));
-        ASSERT_TRUE(
-            poll_until(Deadline::after_ms(20000), [&] { return mock_requests(mock_.port()) >= 3; }));
+        ASSERT_TRUE(poll_until(Deadline::after_ms(20000),
+                               [&] { return mock_requests(mock_.port()) >= 3; }));
         const Response busy = gateway_.chat(key, chat_body("gpt-4o-mini", false));
         EXPECT_EQ(busy.status, 503) << busy.body;
         EXPECT_NE(busy.body.find("no free upstream connection"), std::string::npos) << busy.body;
