@@ -40,13 +40,15 @@ protected:
     Gateway gateway_;
 };
 
-// The mock holds every answer 800 ms, so all 100 admissions happen while the first ten
-// still hold their reservations: exactly ten fit, the rest are refused with 429.
+// The mock holds every answer 3 s (800 ms was too short for 100 admissions under ASan on
+// a loaded machine: settled reservations, cheaper than their bound, let 19 in), so all 100
+// admissions happen while the first ten still hold their
+// reservations: exactly ten fit, the rest are refused with 429.
 TEST_P(ProxyBudgetTest, HundredConcurrentRequestsOnAQuotaForTenLetTenThrough) {
     ASSERT_NO_FATAL_FAILURE(start());
     const std::string body =
         chat_body("gpt-4o-mini", false,
-                  R"("x_mock":{"prompt-tokens":10,"first-byte-delay-ms":800},"max_tokens":64)");
+                  R"("x_mock":{"prompt-tokens":10,"first-byte-delay-ms":3000},"max_tokens":64)");
     const int64_t bound = int64_t(body.size()) + 64;
     const int64_t quota = 10 * bound;
     const Key key =
