@@ -75,7 +75,7 @@ void BufRing::flush() {
     if (wanted >= target_) {
         target_ = static_cast<uint32_t>(wanted < buf_count_ ? wanted : buf_count_);
     } else {
-        target_ -= static_cast<uint32_t>((target_ - wanted + 63) / 64);
+        target_ -= static_cast<uint32_t>((target_ - wanted + 1023) / 1024);
     }
     target_ = target_ > floor ? target_ : floor;
     while (published_count_ < target_ && spare_count_ > 0) {

@@ -94,7 +94,7 @@ public:
     }
 
     // Once per loop turn: sets the published target from the buffers the kernel handed out
-    // since the last flush (twice the demand, at once when it grows, a sixty-fourth of the way
+    // since the last flush (twice the demand, at once when it grows, a 1024th of the way
     // down per flush when it falls; never below the floor) and publishes spare buffers up to it,
     // with one tail update [io_uring_buf_ring_advance(3)].
     void flush();

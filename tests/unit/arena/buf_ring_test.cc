@@ -133,7 +133,7 @@ TEST_F(BufRingTest, PublishesWhatTheRecvsUseAndKeepsTheRestSpare) {
         ring.give_back(bid);
         EXPECT_EQ(ring.owner(bid), BufOwner::spare);
     }
-    ring.flush();  // A quiet turn: the target falls by a 64th of the gap, nothing unpublished.
+    ring.flush();  // A quiet turn: the target falls by a 1024th of the gap, nothing unpublished.
     EXPECT_LT(ring.published_target(), 2 * used);
     EXPECT_GE(ring.published_target(), BufRing::published_floor);
     EXPECT_EQ(ring.published_count(), 2 * used);
