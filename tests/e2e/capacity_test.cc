@@ -365,7 +365,7 @@ TEST_F(CapacityStreamsTest, SlowClientHoldsBoundedBuffersWhileOthersFinish) {
     ASSERT_TRUE(slow.connect(gateway_.port(), Deadline::after_ms(5000), &error)) << error;
     ASSERT_TRUE(slow.send(stream_request(R"("chunks":4000,"chunk-text-bytes":4000)"),
                           Deadline::after_ms(5000)));
-    ASSERT_TRUE(slow.wait_readable(Deadline::after_ms(10000)));  // The head: the stream runs.
+    ASSERT_TRUE(slow.wait_readable(Deadline::after_ms(30000)));  // The head: the stream runs.
     MetricsScraper scraper(gateway_.port());
     const bool is_paused = poll_until(Deadline::after_ms(20000), [&] {
         const auto text = scraper.scrape(Deadline::after_ms(5000));
