@@ -180,6 +180,10 @@ bool Writer::open_db(std::string& error) {
         error = "preparing writer statements: " + db_.last_error();
         return false;
     }
+    // Each execution binds every parameter of these four, so a reset need not clear them.
+    for (Stmt* s : {&insert_usage_, &insert_usage_many_, &upsert_daily_, &add_quota_used_}) {
+        s->set_rebinds_every_step();
+    }
     if (!replay_spill(error)) {
         return false;
     }
