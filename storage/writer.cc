@@ -443,6 +443,19 @@ bool Writer::commit_batch_statements() {
 
 namespace {
 
+// An id the request did not carry binds the one static empty text, which a statement that
+// keeps its bindings skips where the row before had none either (most rows have no
+// client or upstream request id, nor a traceparent).
+template <size_t N>
+void bind_optional_text(Stmt& s, int index, const char (&field)[N]) {
+    static constexpr char empty[] = "";
+    if (field[0] == '\0') {
+        s.bind_static_text(index, std::string_view(empty, 0));
+    } else {
+        s.bind_text(index, record_text(field));
+    }
+}
+
 // One usage row's 26 values at parameters first..first+25 (1-based).
 void bind_usage_row(Stmt& s, int first, const UsageRecord& record) {
     const int p = first - 1;
@@ -456,8 +469,8 @@ void bind_usage_row(Stmt& s, int first, const UsageRecord& record) {
     s.bind_int64(p + 8, record.prompt_tokens);
     s.bind_int64(p + 9, record.completion_tokens);
     s.bind_int64(p + 10, record.total_tokens);
-    s.bind_text(p + 11, usage_source_name(record.usage_source));
-    s.bind_text(p + 12, end_reason_name(record.end_reason));
+    s.bind_static_text(p + 11, usage_source_name(record.usage_source));
+    s.bind_static_text(p + 12, end_reason_name(record.end_reason));
     s.bind_int64(p + 13, record.attempts);
     s.bind_int64(p + 14, to_sql_int(record.latency_us));
     s.bind_int64(p + 15, to_sql_int(record.ttfb_us));
@@ -469,9 +482,9 @@ void bind_usage_row(Stmt& s, int first, const UsageRecord& record) {
     s.bind_int64(p + 21, record.reasoning_tokens);
     s.bind_int64(p + 22, record.cost_nano);
     s.bind_int64_or_null(p + 23, record.price_id, record.price_id == 0);  // NULL: unpriced.
-    s.bind_text(p + 24, record_text(record.client_request_id));
-    s.bind_text(p + 25, record_text(record.traceparent));
-    s.bind_text(p + 26, record_text(record.upstream_request_id));
+    bind_optional_text(s, p + 24, record.client_request_id);
+    bind_optional_text(s, p + 25, record.traceparent);
+    bind_optional_text(s, p + 26, record.upstream_request_id);
 }
 
 }  // namespace
