@@ -208,6 +208,7 @@ private:
     Stmt rollback_;
     Stmt insert_usage_;       // One row.
     Stmt insert_usage_many_;  // insert_rows_per_statement rows (writer.cc).
+    Stmt insert_usage_bulk_;  // insert_rows_per_bulk_statement rows, under a backlog.
     Stmt upsert_daily_;
     Stmt add_quota_used_;
     SpillFile spill_;

@@ -107,5 +107,55 @@ TEST(Db, StmtBindStepColumns) {
     EXPECT_NE(db.last_error().find("no such table"), std::string::npos);
 }
 
+// A statement that rebinds every step keeps its bindings across reset, and a static text
+// bound again in the same place is skipped: each row must still hold exactly what its step
+// bound, whichever kind of bind (static, other text, integer, NULL) came before it there.
+TEST(Db, StmtRebindingKeepsBindingsAndSkipsOnlyTheSameStaticText) {
+    test::TempDir dir;
+    Db db;
+    std::string error;
+    ASSERT_TRUE(db.open(test::test_config(dir), DbMode::read_write, error)) << error;
+    ASSERT_TRUE(db.exec("CREATE TABLE t (n INTEGER, v ANY, w TEXT)"));
+    static constexpr char alpha[] = "alpha";
+    static constexpr char beta[] = "beta";
+    std::string changing = "own-0";
+    {
+        Stmt insert;
+        ASSERT_TRUE(db.prepare("INSERT INTO t VALUES (?1, ?2, ?3)", insert));
+        insert.set_rebinds_every_step();
+        // Per step: how ?2 is bound; ?3 is always the static alpha (skipped from step 1 on).
+        for (int64_t n = 0; n < 8; n++) {
+            insert.bind_int64(1, n);
+            switch (n) {
+                case 0:
+                case 1: insert.bind_static_text(2, alpha); break;  // 1: skipped.
+                case 2: insert.bind_static_text(2, std::string_view(alpha, 3)); break;
+                case 3: insert.bind_static_text(2, beta); break;
+                case 4:
+                    changing = "own-4";  // Not static: bound as it is now.
+                    insert.bind_text(2, changing);
+                    break;
+                case 5: insert.bind_static_text(2, beta); break;  // After a plain text.
+                case 6: insert.bind_int64(2, 66); break;
+                case 7: insert.bind_static_text(2, beta); break;  // After an integer.
+            }
+            insert.bind_static_text(3, alpha);
+            ASSERT_TRUE(db.step_done(insert)) << db.last_error();
+        }
+    }
+    Stmt select;
+    ASSERT_TRUE(db.prepare("SELECT n, quote(v), w FROM t ORDER BY n", select));
+    const char* expected[] = {"'alpha'", "'alpha'", "'alp'", "'beta'",
+                              "'own-4'", "'beta'",  "66",    "'beta'"};
+    int64_t rows = 0;
+    for (StepStatus s = select.step(); s == StepStatus::row; s = select.step()) {
+        EXPECT_EQ(select.column_text(1), expected[rows]) << "row " << rows;
+        EXPECT_EQ(select.column_text(2), "alpha") << "row " << rows;
+        rows++;
+    }
+    EXPECT_EQ(rows, 8);
+    select.reset();
+}
+
 }  // namespace
 }  // namespace rw

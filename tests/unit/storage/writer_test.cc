@@ -231,7 +231,9 @@ TEST(Writer, BacklogCommitsInFewerLargerTransactionsRowForRow) {
     // A backlog (here: a queue filled before the writer runs) is taken up to
     // writer_batch_rows_max rows per transaction instead of log_batch_rows, and every row
     // still lands once, in order, with each column where it belongs: rows go through
-    // multi-row INSERTs of 32 and single-row ones for the rest (1000 = 31 x 32 + 8).
+    // multi-row INSERTs of 256 (a backlog: 512 rows, twice log_batch_rows and more), of 32
+    // and single-row ones for the rest (512 = 2 x 256, 488 = 256 + 7 x 32 + 8), each reusing
+    // its statement with the last execution's values still bound (every one is rebound).
     test::TempDir dir;
     const StorageConfig config = test::test_config(dir);
     ASSERT_EQ(writer_batch_rows_max(config.log_batch_rows), 8 * config.log_batch_rows);
