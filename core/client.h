@@ -48,6 +48,18 @@ struct ClientResponse {
 // say (the peer reset the connection before the first ask); the answer is kept either way.
 [[nodiscard]] bool client_peer_address(Conn& conn, IpAddress& address);
 
+// During on_head, for a request the handler accepts: its body (Content-Length only, up to
+// RINGWAY_MAX_UPLOAD_BYTES rather than RINGWAY_MAX_BODY_BYTES) is not stored. The request is
+// dispatched (on_request, with an empty body) as soon as its head is accepted, and the body
+// is handed to on_body as it arrives. on_body takes a prefix of each piece (all of it, or
+// less to pause: the client's recv stops once its unread buffers reach the pause mark)
+// and the handler calls client_body_resume when it can take more. A response given before
+// the whole body was taken closes the connection after it.
+void client_body_stream(Conn& conn);
+void client_body_resume(Conn& conn);
+// A streamed body's bytes not yet taken by on_body.
+[[nodiscard]] uint64_t client_body_left(const Conn& conn);
+
 // The handler owns the request from on_request until client_release; `request` is
 // passed back to on_client_gone and on_client_writable.
 void client_take(Conn& conn, void* request);

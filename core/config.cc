@@ -42,6 +42,11 @@ constexpr Knob knobs[] = {
     {"RINGWAY_MAX_HEADER_BYTES", "61440", "total request header bytes limit (431)"},
     {"RINGWAY_MAX_HEADERS", "100", "request header count limit (431)"},
     {"RINGWAY_MAX_BODY_BYTES", "16777216", "request body limit (413)"},
+    {"RINGWAY_MAX_UPLOAD_BYTES", "26214400",
+     "multipart upload limit (413) on /v1/audio/transcriptions, /translations and"
+     " /v1/images/edits: relayed as it arrives, never stored whole"},
+    {"RINGWAY_MULTIPART_MODEL_WINDOW_BYTES", "262144",
+     "an upload's bytes buffered until its model part is complete (400 past it)"},
     {"RINGWAY_MAX_CHUNK_EXT_BYTES", "1024", "chunk extension bytes limit (400)"},
     {"RINGWAY_HEADER_TIMEOUT_MS", "10000", "total deadline for a request's header block (408)"},
     {"RINGWAY_BODY_TIMEOUT_MS", "30000", "idle time allowed between request body bytes (408)"},
@@ -424,6 +429,9 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number32("RINGWAY_MAX_HEADER_BYTES", 61440, 256, 1u << 24, config.max_header_bytes) &&
         p.number32("RINGWAY_MAX_HEADERS", 100, 1, 10000, config.max_headers) &&
         p.number("RINGWAY_MAX_BODY_BYTES", 16u << 20, 0, 1ull << 30, config.max_body_bytes) &&
+        p.number("RINGWAY_MAX_UPLOAD_BYTES", 25u << 20, 0, 1ull << 40, config.max_upload_bytes) &&
+        p.number32("RINGWAY_MULTIPART_MODEL_WINDOW_BYTES", 256u << 10, 1024, 16u << 20,
+                   config.multipart_model_window_bytes) &&
         p.number32("RINGWAY_MAX_CHUNK_EXT_BYTES", 1024, 0, 1u << 20, config.max_chunk_ext_bytes) &&
         p.number32("RINGWAY_HEADER_TIMEOUT_MS", 10000, 50, 3600000, config.header_timeout_ms) &&
         p.number32("RINGWAY_BODY_TIMEOUT_MS", 30000, 50, 3600000, config.body_timeout_ms) &&

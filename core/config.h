@@ -39,6 +39,8 @@ struct Config {
     uint32_t max_headers;
     uint64_t max_body_bytes;
     uint32_t max_chunk_ext_bytes;
+    uint64_t max_upload_bytes;              // A streamed (multipart) body's limit.
+    uint32_t multipart_model_window_bytes;  // Buffered until the model part is complete.
     uint32_t header_timeout_ms;
     uint32_t body_timeout_ms;            // Idle time between body bytes.
     uint32_t body_min_rate_bytes_per_s;  // After the grace period; 0: no rate floor.

@@ -51,8 +51,12 @@ ClientConns::ClientConns(Shard& shard, ServerShared& shared, ShardMetrics& metri
       metrics_(metrics),
       buf_ring_(buf_ring),
       chunk_pool_(chunk_pool),
-      parser_limits_{config_.max_request_line_bytes, config_.max_header_bytes, config_.max_headers,
-                     config_.max_body_bytes, config_.max_chunk_ext_bytes} {}
+      parser_limits_{config_.max_request_line_bytes,
+                     config_.max_header_bytes,
+                     config_.max_headers,
+                     config_.max_body_bytes,
+                     config_.max_chunk_ext_bytes,
+                     std::max(config_.max_body_bytes, config_.max_upload_bytes)} {}
 
 ClientConns::~ClientConns() {
     if (conns_ != nullptr) {
@@ -105,7 +109,13 @@ void ClientConns::submit_recv(Conn& conn) {
     RW_ASSERT(!conn.is_recv_armed);
     RW_ASSERT(conn.state != ConnState::closing);
     io_uring_sqe* sqe = shard_.sqe_get();
-    io_uring_prep_recv_multishot(sqe, conn.fd, nullptr, 0, 0);
+    if (conn.body_stream_left > 0) {
+        // A streamed body: one buffer per recv, so what the handler has not taken stays
+        // in the socket (TCP back-pressure), not in the ring (conn_body.cc).
+        io_uring_prep_recv(sqe, conn.fd, nullptr, 0, 0);
+    } else {
+        io_uring_prep_recv_multishot(sqe, conn.fd, nullptr, 0, 0);
+    }
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = buf_ring_.group_id();
     io_uring_sqe_set_data64(sqe, tag_pack({Op::recv, conn.gen, conn.slot}));
@@ -207,6 +217,10 @@ void ClientConns::on_recv_bytes(Conn& conn, uint16_t bid, uint32_t length_bytes)
         }
         return;
     }
+    if (conn.state == ConnState::handling && conn.body_stream_left > 0 &&
+        conn_body_spill(conn, bid, length_bytes)) {
+        return;
+    }
     if (on_recv_merge(conn, bid, length_bytes)) {
         return;
     }
@@ -228,6 +242,8 @@ void ClientConns::on_recv_bytes(Conn& conn, uint16_t bid, uint32_t length_bytes)
     conn_body_deadline_note(conn, length_bytes);
     if (conn.state == ConnState::reading) {
         conn_process_input(conn);
+    } else if (conn.state == ConnState::handling && conn.body_stream_left > 0) {
+        conn_body_pump(conn);
     }
 }
 
@@ -249,6 +265,8 @@ bool ClientConns::on_recv_merge(Conn& conn, uint16_t bid, uint32_t length_bytes)
     conn_body_deadline_note(conn, length_bytes);
     if (conn.state == ConnState::reading) {
         conn_process_input(conn);
+    } else if (conn.state == ConnState::handling && conn.body_stream_left > 0) {
+        conn_body_pump(conn);
     }
     return true;
 }
@@ -396,6 +414,12 @@ void ClientConns::conn_start_request(Conn& conn) {
     RW_ASSERT(conn.head_state == nullptr);  // Handed to on_request or abandoned.
     conn.state = ConnState::reading;
     conn.is_body_discarded = false;
+    conn.is_body_streamed = false;
+    conn.body_stream_left = 0;
+    conn.spill = nullptr;  // Arena memory: released with the request.
+    conn.spill_offset_bytes = 0;
+    conn.spill_bytes = 0;
+    conn.spill_capacity_bytes = 0;
     conn.response_phase = ResponsePhase::none;
     conn.is_close_after_send = false;
     conn.is_error_response = false;
@@ -472,12 +496,25 @@ void ClientConns::conn_head_complete(Conn& conn) {
     if (!conn_head_hook(conn)) {
         return;  // Refused at its head and answered.
     }
+    // The parser let Content-Length through up to the larger of the two limits: which one
+    // applies is known now (a streamed upload's, or a stored body's). The handler refuses
+    // a chunked upload itself (411); refusing it here is the core's own bound.
+    const uint64_t body_max =
+        conn.is_body_streamed ? config_.max_upload_bytes : config_.max_body_bytes;
+    if (request.content_length > body_max || (conn.is_body_streamed && request.is_chunked)) {
+        conn_head_abandon(conn);
+        conn_respond_parse_error(conn, ParseError::body_too_large);
+        return;
+    }
     // 100 Continue only once the head's checks passed: a refused client gets its 4xx
     // instead of an invitation to upload [RFC 9110 10.1.1].
     if (has_body && request.expects_continue && conn.pending_count == 0) {
         submit_send_continue(conn);
     }
     conn_body_deadline_start(conn);
+    if (conn.is_body_streamed) {
+        conn_body_stream_begin(conn);
+    }
 }
 
 // Runs the handler's on_head for a path the core does not serve. True when the request
@@ -709,7 +746,7 @@ void ClientConns::conn_maybe_rearm_recv(Conn& conn) {
                              conn.state == ConnState::handling ||
                              conn.state == ConnState::lingering;
     if (wants_input && !conn.is_recv_armed && !conn.is_peer_closed && !conn.is_rearm_listed &&
-        conn.pending_count < pending_pause()) {
+        conn.pending_count < pending_pause() && conn.spill_offset_bytes == conn.spill_bytes) {
         submit_recv(conn);
     }
 }
@@ -742,8 +779,10 @@ void ClientConns::conn_on_deadline(Conn& conn) {
             return;
         case Deadline::body:
             metrics_.timeouts[static_cast<uint32_t>(TimeoutPhase::body)].add();
-            if (conn.is_body_discarded) {
-                conn_close(conn);  // Already answered: a refused body that stalls ends here.
+            if (conn.is_body_discarded || conn.state == ConnState::handling) {
+                // Already answered, or a streamed body the handler is relaying: a body
+                // that stalls ends the connection (the handler hears on_client_gone).
+                conn_close(conn);
             } else if (shard_.now_ms() >= conn.body_idle_deadline_ms) {
                 respond_error(conn, 408, "request_timeout", "The request body stopped arriving.");
             } else {

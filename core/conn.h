@@ -97,6 +97,10 @@ struct Conn {
     // dropped before the next request is parsed (never dispatched).
     bool is_body_discarded = false;
     bool is_idle_listed = false;  // In the table's keep-alive idle list (evictable).
+    // The handler streams this body (client_body_stream): dispatched at its head, the body
+    // handed to on_body piece by piece, never stored (conn_body.cc).
+    bool is_body_streamed = false;
+    bool is_in_body_hook = false;  // The handler's on_body is running.
     PeerAddressState peer_address_state = PeerAddressState::unread;
     IpAddress peer_address;  // Meaningful when peer_address_state is known.
     uint8_t pending_head = 0;
@@ -121,6 +125,15 @@ struct Conn {
     uint64_t body_started_ms = 0;
     uint64_t body_received_bytes = 0;
     uint64_t body_idle_deadline_ms = 0;
+    uint64_t body_stream_left = 0;  // A streamed body's bytes not yet taken by on_body.
+    // A streamed body's bytes that arrived with every pending slot taken (a burst the
+    // multishot recv posted before its cancel landed): copied here in the arena, after the
+    // pending buffers in order. Re-arms while a body streams are single-shot, so this holds
+    // at most the burst in flight when the handler first paused.
+    char* spill = nullptr;
+    uint32_t spill_offset_bytes = 0;
+    uint32_t spill_bytes = 0;
+    uint32_t spill_capacity_bytes = 0;
     PendingBuf pending[conn_pending_bufs_max];
     SendSegment segments[conn_send_segments_max];
     iovec iov[conn_send_segments_max];  // Built per send from segments; stable while in flight.
@@ -171,6 +184,8 @@ public:
                                     std::string_view extra_headers);
     [[nodiscard]] bool stream_piece(Conn& conn, std::string_view piece, uint16_t bid);
     void stream_end(Conn& conn, bool is_complete);
+    void body_stream(Conn& conn);
+    void body_resume(Conn& conn);
 
 private:
     // Submission (each SQE counts in the connection's inflight_sqes until its last CQE).
@@ -195,6 +210,11 @@ private:
     void conn_body_deadline_start(Conn& conn);
     void conn_body_deadline_note(Conn& conn, uint32_t length_bytes);
     void conn_request_complete(Conn& conn);
+    // A streamed body (conn_body.cc): dispatched at its head, then pumped to on_body.
+    void conn_body_stream_begin(Conn& conn);
+    void conn_body_pump(Conn& conn);
+    [[nodiscard]] bool conn_body_spill(Conn& conn, uint16_t bid, uint32_t length_bytes);
+    void conn_body_pump_spill(Conn& conn);
     void conn_dispatch(Conn& conn);
     void conn_serve_builtin(Conn& conn, std::string_view path, bool is_head);
     void conn_start_request(Conn& conn);

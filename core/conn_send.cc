@@ -156,7 +156,9 @@ void ClientConns::conn_response_sent(Conn& conn) {
 bool ClientConns::conn_response_is_close(const Conn& conn) const {
     return conn.is_error_response || shard_.is_draining() ||
            (conn.is_peer_closed && conn.pending_count == 0) || !conn.parser.request().keep_alive ||
-           (conn.is_in_head_hook && !conn_body_is_discardable(conn));
+           (conn.is_in_head_hook && !conn_body_is_discardable(conn)) ||
+           conn.body_stream_left > 0 ||  // A streamed body not read whole: nothing follows it.
+           conn.spill_offset_bytes < conn.spill_bytes;  // Bytes past it were copied: dropped.
 }
 
 void ClientConns::conn_respond(Conn& conn, uint16_t status, std::string_view content_type,

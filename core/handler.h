@@ -31,6 +31,11 @@ struct RequestHandler {
     // A complete request on a path the core does not serve itself. The handler answers
     // now or later through client_respond / client_stream_*.
     void (*on_request)(void* context, Conn& conn) = nullptr;
+    // A piece of a streamed body (client_body_stream) for `request` (what the handler passed
+    // to client_take). Returns the bytes taken, from the front; fewer than piece.size()
+    // pauses the body until client_body_resume. is_last: the piece ends the body.
+    uint32_t (*on_body)(void* context, void* request, std::string_view piece,
+                        bool is_last) = nullptr;
     // Completion of an operation the handler submitted (tags with Op::handler_*).
     void (*on_cqe)(void* context, const io_uring_cqe& cqe) = nullptr;
     // The client is gone while the handler owns `request` (what it passed to

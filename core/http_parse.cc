@@ -5,6 +5,8 @@
 // Invariant: error_ != none exactly when a callback refused; llhttp then returns an error.
 #include "core/http_parse.h"
 
+#include <algorithm>
+
 #include <cstring>
 
 namespace rw {
@@ -511,7 +513,8 @@ int RequestParserCallbacks::on_headers_complete(llhttp_t* llhttp) {
     }
     request.expects_continue = request.version_minor == 1 && parser.has_expect_continue_;
     request.keep_alive = llhttp_should_keep_alive(llhttp) != 0;
-    if (request.content_length > parser.limits_.body_bytes_max) {
+    if (request.content_length >
+        std::max(parser.limits_.body_bytes_max, parser.limits_.content_length_max)) {
         return parser.refuse(ParseError::body_too_large);
     }
     parser.phase_ = RequestParser::Phase::body;

@@ -89,6 +89,10 @@ struct ParserLimits {
     uint32_t header_count_max;
     uint64_t body_bytes_max;
     uint32_t chunk_ext_bytes_max;  // Per chunk: names + values + one per ';' or '='.
+    // Content-Length refused at head time above this (body_too_large). May exceed
+    // body_bytes_max: a body the handler streams (client_body_stream) is never stored, and
+    // the caller refuses a stored one over body_bytes_max before feeding it. 0: body_bytes_max.
+    uint64_t content_length_max = 0;
 };
 
 enum class ParseEvent : uint8_t { need_more, head_complete, message_complete, error };

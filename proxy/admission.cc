@@ -114,6 +114,9 @@ Fault admission_key(Gateway& gateway, ProxyRequest& request, const ParsedRequest
 }
 
 Fault admission_fields(ProxyRequest& request, const ParsedRequest& http) {
+    if (request.upload != nullptr) {
+        return Fault::none;  // The model came from its multipart part (upload.h); no JSON.
+    }
     Arena& arena = client_arena(*request.conn);
     const RequestFieldsError error = request_fields_parse(arena, http.body, request.fields);
     if (error == RequestFieldsError::arena_exhausted) {

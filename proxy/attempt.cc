@@ -7,6 +7,7 @@
 #include "proxy/relay.h"
 #include "proxy/request.h"
 #include "proxy/rewrite.h"
+#include "proxy/upload.h"
 #include "proxy/upstream_tls.h"
 
 namespace rw {
@@ -103,7 +104,7 @@ void attempt_slot_waiters_wake(Gateway& gateway) {
 
 bool attempt_can_retry(const ProxyRequest& request, Fault fault) {
     return fault_info(fault).is_retry_safe && !request.is_response_started &&
-           !request.is_client_gone && !request.is_finished &&
+           upload_can_retry(request) && !request.is_client_gone && !request.is_finished &&
            request.attempt_index + 1 < request.candidate_count;
 }
 
@@ -222,8 +223,8 @@ void attempt_retries_run(Gateway& gateway) {
 void attempt_release_upstream(Gateway& gateway, UpstreamConn& upstream, bool is_reusable) {
     RW_ASSERT(upstream.request != nullptr);
     // A send still in flight means the upstream answered before reading everything.
-    if (!is_reusable || upstream.is_send_inflight || gateway.shard.is_draining() ||
-        gateway.config.upstream_keepalive_ms == 0) {
+    if (!is_reusable || upstream.is_send_inflight || !upload_is_sent_whole(*upstream.request) ||
+        gateway.shard.is_draining() || gateway.config.upstream_keepalive_ms == 0) {
         gateway.pool.close(upstream);  // Detaches the request, kept alive while SQEs remain.
         return;
     }
@@ -271,6 +272,9 @@ void attempt_on_send(Gateway& gateway, UpstreamConn& upstream, int result) {
     RW_ASSERT(sent <= upstream.send_remaining_bytes);
     upstream.send_remaining_bytes -= sent;
     if (upstream.send_remaining_bytes == 0) {
+        if (request.upload != nullptr && upload_on_sent(gateway, upstream, request)) {
+            return;  // More of the upload to go (upload.h).
+        }
         if (upstream.is_tls) {
             tls_on_sent(gateway, upstream, request);  // Ciphertext made while this was out.
         } else if (upstream.state == UpstreamState::sending) {

@@ -30,6 +30,15 @@ constexpr EndpointInfo endpoints[] = {
     // count_tokens; served by openai channels only (a chat-only channel has no such path).
     {"/v1/responses/input_tokens", Endpoint::responses_input_tokens, UsageFormat::responses, false,
      true, false, false},
+    // Uploads (multipart/form-data), relayed as they arrive. gpt-4o-transcribe and gpt-image
+    // answers carry usage as the Responses API names it (input_tokens, output_tokens);
+    // whisper-1 reports {"type":"duration","seconds":N} or nothing, dall-e nothing.
+    {"/v1/images/edits", Endpoint::images_edits, UsageFormat::responses, false, false, false, true,
+     true},
+    {"/v1/audio/transcriptions", Endpoint::audio_transcriptions, UsageFormat::responses, false,
+     false, false, true, true},
+    {"/v1/audio/translations", Endpoint::audio_translations, UsageFormat::responses, false, false,
+     false, true, true},
 };
 
 }  // namespace

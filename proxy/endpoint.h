@@ -21,6 +21,9 @@ enum class Endpoint : uint8_t {
     moderations,
     rerank,
     responses_input_tokens,
+    images_edits,
+    audio_transcriptions,
+    audio_translations,
 };
 
 struct EndpointInfo {
@@ -31,6 +34,8 @@ struct EndpointInfo {
     bool is_free;       // The provider charges nothing for it: its row carries 0 tokens.
     bool is_binary;     // A 2xx answer is bytes (audio), relayed as they arrive, not read whole.
     bool has_output;    // It generates output tokens (a budget reserves them); embeddings do not.
+    // multipart/form-data, relayed as it arrives (upload.h); its model is the `model` part.
+    bool is_multipart = false;
 };
 
 [[nodiscard]] const EndpointInfo& endpoint_info(Endpoint endpoint);

@@ -12,6 +12,7 @@
 #include "proxy/models.h"
 #include "proxy/relay.h"
 #include "proxy/request.h"
+#include "proxy/upload.h"
 
 namespace rw {
 namespace {
@@ -63,10 +64,16 @@ void* on_head(void* context, Conn& conn) {
         request->endpoint = info->endpoint;
         request->usage_format = info->format;
     }
-    const Fault fault = admission_head(gateway, *request, http, is_models);
+    Fault fault = admission_head(gateway, *request, http, is_models);
+    if (fault == Fault::none && info != nullptr && info->is_multipart) {
+        fault = upload_head(gateway, *request, http);
+    }
     if (fault != Fault::none) {
         request_refuse_head(gateway, *request, fault);
         return nullptr;
+    }
+    if (request->upload != nullptr) {
+        client_body_stream(conn);  // Relayed as it arrives (upload.h), never stored.
     }
     return request;
 }
@@ -84,6 +91,10 @@ void on_request(void* context, Conn& conn) {
     RW_ASSERT(request != nullptr);  // on_head accepted it (a refused head is never dispatched).
     request_start(gateway, *request);
     const ParsedRequest& http = client_request(conn);
+    if (request->upload != nullptr) {
+        upload_start(gateway, *request);  // The body follows through on_body.
+        return;
+    }
     if (http.path == "/v1/models") {
         models_serve(gateway, *request, !http.find_header("anthropic-version").empty());
         return;
@@ -121,6 +132,11 @@ void on_cqe(void* context, const io_uring_cqe& cqe) {
     if (ProxyRequest* released = gateway.pool.maybe_finish(upstream)) {
         request_maybe_release(gateway, *released);  // Its closing connection let go.
     }
+}
+
+uint32_t on_body(void* context, void* request, std::string_view piece, bool is_last) {
+    return upload_on_body(gateway_of(context), *static_cast<ProxyRequest*>(request), piece,
+                          is_last);
 }
 
 void on_client_gone(void* context, void* request, ClientGone why) {
@@ -173,6 +189,7 @@ RequestHandler Gateway::handler() {
     handler.on_head = on_head;
     handler.on_head_abandoned = on_head_abandoned;
     handler.on_request = on_request;
+    handler.on_body = on_body;
     handler.on_cqe = on_cqe;
     handler.on_client_gone = on_client_gone;
     handler.on_client_writable = on_client_writable;

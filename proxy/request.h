@@ -29,6 +29,7 @@
 namespace rw {
 
 struct Gateway;
+struct Upload;
 
 // The request path's clock for latency figures (a vDSO read, no syscall).
 inline uint64_t proxy_clock_us() {
@@ -68,6 +69,7 @@ struct ProxyRequest {
     std::string_view fault_code;     // Replaces the table's code when set (arena or static).
     std::string_view fault_message;  // Replaces the table's message when set.
     std::string_view body;           // Client body (padded, arena).
+    Upload* upload;                  // A multipart upload's state (upload.h); else nullptr.
     RequestFields fields;
     std::string_view model_requested;  // (arena)
     std::string_view anthropic_version;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "proxy/request.h"
+#include "proxy/upload.h"
 
 namespace rw {
 namespace {
@@ -158,7 +159,8 @@ Fault upstream_head_build(Arena& arena, ProxyRequest& request, const ParsedReque
     const std::string_view openai_beta = http.find_header("openai-beta");
     const std::string_view anthropic_beta = http.find_header("anthropic-beta");
     const auto capacity = static_cast<uint32_t>(
-        512 + prefix.size() + path.size() + http.query.size() + candidate.host_header.size() +
+        512 + (request.upload != nullptr ? request.upload->content_type.size() : 0) +
+        prefix.size() + path.size() + http.query.size() + candidate.host_header.size() +
         candidate.api_key.size() + accept.size() + openai_beta.size() + anthropic_beta.size() +
         request.anthropic_version.size() + request.client_request_id.size() +
         request.traceparent.size());
@@ -168,8 +170,10 @@ Fault upstream_head_build(Arena& arena, ProxyRequest& request, const ParsedReque
     }
     const bool is_anthropic = candidate.kind == ChannelKind::anthropic;
     char content_length[24];
-    const auto [content_length_end, content_length_error] = std::to_chars(
-        content_length, content_length + sizeof(content_length), request.upstream_body.size());
+    const uint64_t body_bytes = request.upload != nullptr ? request.upload->upstream_length_bytes
+                                                          : request.upstream_body.size();
+    const auto [content_length_end, content_length_error] =
+        std::to_chars(content_length, content_length + sizeof(content_length), body_bytes);
     RW_ASSERT(content_length_error == std::errc());
     HeadText head{out, capacity};
     head.put("POST ");
@@ -186,7 +190,10 @@ Fault upstream_head_build(Arena& arena, ProxyRequest& request, const ParsedReque
     head.put(candidate.host_header);
     head.put(is_anthropic ? "\r\nx-api-key: " : "\r\nAuthorization: Bearer ");
     head.put(candidate.api_key);
-    head.put("\r\nContent-Type: application/json\r\nContent-Length: ");
+    head.put("\r\nContent-Type: ");
+    head.put(request.upload != nullptr ? request.upload->content_type
+                                       : std::string_view("application/json"));
+    head.put("\r\nContent-Length: ");
     head.put({content_length, static_cast<size_t>(content_length_end - content_length)});
     head.put("\r\n");
     head.put_header("Accept", accept.empty() || request.translation != Translation::none
@@ -228,7 +235,11 @@ Fault upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedRe
                            !request.fields.include_usage;
     char limit_text[64];
     const std::string_view limit_member = output_limit_member(request, candidate, limit_text);
-    if (request.translation != Translation::none) {
+    if (request.upload != nullptr) {
+        if (!upload_body_build(arena, request, candidate)) {
+            return Fault::local_out_of_memory;
+        }
+    } else if (request.translation != Translation::none) {
         std::string_view client_body = request.body;
         if (!limit_member.empty()) {  // Strict keys only: other requests translate as sent.
             client_body =

@@ -175,6 +175,10 @@ bool read_usage(ondemand::value& value, UsageFormat format, UsageParts& parts, b
         value.get_object().get(object) != simdjson::SUCCESS) {
         return false;
     }
+    // whisper-1's {"type":"duration","seconds":N} meters audio time, not tokens: no token
+    // usage, so the billing rule treats the answer as reporting none.
+    bool has_token_key = false;
+    bool has_seconds = false;
     for (auto member : object) {
         ondemand::raw_json_string key;  // Points into the document; compared raw.
         ondemand::value member_value;
@@ -184,8 +188,10 @@ bool read_usage(ondemand::value& value, UsageFormat format, UsageParts& parts, b
         }
         const UsageKey which = usage_key(usage_key_names(format), key);
         if (which == UsageKey::none) {
+            has_seconds = has_seconds || key.unsafe_is_equal("seconds");
             continue;  // Provider extras (audio details, service_tier) are skipped unread.
         }
+        has_token_key = true;
         if (which == UsageKey::input_details || which == UsageKey::output_details) {
             const auto names = which == UsageKey::input_details
                                    ? std::span<const UsageKeyName>(input_details_keys)
@@ -204,7 +210,7 @@ bool read_usage(ondemand::value& value, UsageFormat format, UsageParts& parts, b
             usage_part_set(parts, which, count);
         }
     }
-    has_usage = true;
+    has_usage = has_usage || has_token_key || !has_seconds;
     return true;
 }
 

@@ -207,13 +207,14 @@ TEST_F(ProxyEndpointsTest, EveryEndpointNeedsAModel) {
     EXPECT_EQ(mock_requests(mock_.port()), 0);
 }
 
-// The multipart endpoints need their upload relayed as it arrives, which ringway does not
-// do yet: they are not served (README "Endpoints"), and nothing reaches the upstream.
-TEST_F(ProxyEndpointsTest, MultipartEndpointsAreNotServedYet) {
+// The multipart endpoints take multipart/form-data only (tests/e2e/proxy_upload_test.cc
+// covers their uploads): a JSON body is refused at its head and nothing reaches the upstream.
+TEST_F(ProxyEndpointsTest, MultipartEndpointsRefuseJson) {
     for (const char* path :
          {"/v1/images/edits", "/v1/audio/transcriptions", "/v1/audio/translations"}) {
         const Response response = post(path, R"({"model":"whisper-1"})");
-        EXPECT_EQ(response.status, 404) << path << ": " << response.body;
+        EXPECT_EQ(response.status, 400) << path << ": " << response.body;
+        EXPECT_NE(response.body.find("invalid_content_type"), std::string::npos) << response.body;
     }
     EXPECT_EQ(mock_requests(mock_.port()), 0);
 }

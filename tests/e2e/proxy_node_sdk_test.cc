@@ -367,6 +367,37 @@ TEST(ProxyNodeSdkTest, SdksReadEndpointsAndKeepAliveStreams) {
     EXPECT_EQ(failed, 2);
 }
 
+// The multipart uploads (transcriptions, translations, images.edit) through the OpenAI SDK
+// with files: uploads_sdk_test.mjs. Three uploads reach the mock, one row each; the fourth
+// (a file before the model, past the window) is refused with nothing sent and no row.
+TEST(ProxyNodeSdkTest, SdkUploadsFiles) {
+    const std::string node = node_ready();
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    MockUpstream mock;
+    ASSERT_NO_FATAL_FAILURE(start_mock(mock));
+    Gateway gateway;
+    ASSERT_NO_FATAL_FAILURE(gateway.start({}));
+    ChannelSpec spec;
+    spec.name = "main";
+    spec.mock_port = mock.port();
+    spec.models = {"gpt-4o-transcribe", "whisper-1", "gpt-image-1"};
+    ASSERT_GT(gateway.create_channel(spec), 0);
+    for (const auto& [name, answer] : gateway.wait_channels_routable()) {
+        ASSERT_EQ(answer.status, 200) << name << ": " << answer.body;
+    }
+    const Key key = gateway.create_key(R"({"name":"uploads-sdk"})");
+    const std::string gateway_url = "http://127.0.0.1:" + std::to_string(gateway.port());
+    std::string output;
+    const int code = run(node, {"--test", "--test-reporter=spec", "uploads_sdk_test.mjs"},
+                         {{"RINGWAY_BASE_URL", gateway_url + "/v1"},
+                          {"RINGWAY_API_KEY", key.secret},
+                          {"NO_COLOR", "1"}},
+                         RW_NODE_TEST_DIR, 120000, &output);
+    EXPECT_EQ(code, 0) << output << "\nringway log:\n" << gateway.ringway().stderr_text();
+    const auto rows = wait_usage_rows(gateway.db_path(), key.id, 3, Deadline::after_ms(5000));
+    EXPECT_EQ(rows.size(), 3u);
+}
+
 // ---- The coding agents' CLIs (installed by the same npm ci, their versions in the lock) ----
 
 // The CLI `name` from node_modules/.bin (npm links the package's native binary there), or a

@@ -239,5 +239,44 @@ TEST_F(ProxyTlsTest, SlowClientOnLongTlsStreamResumesToItsEnd) {
     EXPECT_EQ(rows.size(), 1u);
 }
 
+// A multipart upload over https: the head and prefix, then the rest encrypted one window
+// at a time (proxy/upload.h); the mock reports the file part it decrypted, byte for byte.
+TEST_F(ProxyTlsTest, UploadIsRelayedOverTls) {
+    ChannelSpec spec;
+    spec.name = "trusted";
+    spec.base_url = https_url(tls_mock_.port());
+    spec.models = {"whisper-1"};
+    spec.extra_json = R"("ca_file":")" + certs_.path() + R"(/ca.pem")";
+    ASSERT_GT(gateway_.create_channel(spec), 0);
+    ASSERT_EQ(gateway_.wait_channels_routable().at("trusted").status, 200);
+    std::string file(3 << 20, '\0');
+    for (size_t i = 0; i < file.size(); i++) {
+        file[i] = static_cast<char>((i * 2654435761u) >> 13);
+    }
+    const std::string boundary = "tlsBoundary42";
+    const std::string body =
+        "--" + boundary +
+        "\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--" + boundary +
+        "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp3\"\r\n\r\n" + file +
+        "\r\n--" + boundary + "--\r\n";
+    const std::string request =
+        "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer " +
+        key_.secret + "\r\nContent-Type: multipart/form-data; boundary=" + boundary +
+        "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    const Response response = gateway_.call(request, 60000);
+    ASSERT_EQ(response.status, 200) << response.body;
+    Json json(response.body);
+    ASSERT_TRUE(json.ok()) << response.body;
+    EXPECT_EQ(json.integer("/upload_bytes"), static_cast<int64_t>(body.size()));
+    EXPECT_EQ(json.integer("/file_bytes"), static_cast<int64_t>(file.size()));
+    uint64_t hash = 0xcbf29ce484222325ull;
+    for (const char c : file) {
+        hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+    }
+    char hash_text[24];
+    std::snprintf(hash_text, sizeof(hash_text), "%016llx", static_cast<unsigned long long>(hash));
+    EXPECT_EQ(json.string("/file_fnv1a"), hash_text);
+}
+
 }  // namespace
 }  // namespace rw::test::proxy

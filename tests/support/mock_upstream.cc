@@ -22,6 +22,9 @@
 //   POST /v1/images/generations  gpt-image answer with usage (usage none: dall-e's, none)
 //   POST /v1/audio/speech      binary audio, chunked piece by piece (see reply_speech)
 //   POST /v1/moderations       results, no usage;  POST /v1/rerank  results + usage.total_tokens
+//   POST /v1/audio/transcriptions, /v1/audio/translations, /v1/images/edits  multipart uploads
+//                              (see reply_upload): the answer reports what arrived (bytes,
+//                              FNV-1a of the whole body, the model part, the file part's size)
 //   GET  /__mock/stats         JSON counters + last request (overall and per scenario id)
 //   POST /__mock/reset         clears the counters;  GET /__mock/health -> 200 "ok"
 //   POST /__mock/defaults      replaces every --default with the body's NAME=VALUE lines
@@ -1827,6 +1830,108 @@ bool reply_more_endpoints(const Context& ctx, std::string_view path, Reply& repl
     return true;
 }
 
+// The value of a multipart part named `name` (empty when absent), scanning the whole body.
+std::string_view multipart_part(std::string_view body, std::string_view boundary,
+                                std::string_view name) {
+    const std::string delimiter = "--" + std::string(boundary);
+    size_t at = body.find(delimiter);
+    while (at != std::string_view::npos) {
+        const size_t headers_begin = at + delimiter.size() + 2;
+        const size_t headers_end = body.find("\r\n\r\n", headers_begin);
+        if (headers_end == std::string_view::npos) {
+            return {};
+        }
+        const size_t next = body.find("\r\n" + delimiter, headers_end + 4);
+        if (next == std::string_view::npos) {
+            return {};
+        }
+        const std::string_view headers = body.substr(headers_begin, headers_end - headers_begin);
+        if (headers.find("name=\"" + std::string(name) + "\"") != std::string_view::npos) {
+            return body.substr(headers_end + 4, next - headers_end - 4);
+        }
+        at = next + 2;
+    }
+    return {};
+}
+
+// POST /v1/audio/transcriptions, /translations, /v1/images/edits (multipart/form-data):
+// what arrived, so a test can check that the upload passed unchanged: upload_bytes and
+// upload_fnv1a (FNV-1a 64 of the whole body, hex), the model part, file_bytes and
+// file_fnv1a (the file part's). Transcriptions with usage (the default): gpt-4o-transcribe's
+// {"type":"tokens","input_tokens","output_tokens","total_tokens"} (input: the prompt-token
+// formula over the file part; output: the completion tokens); usage none (or a part
+// x_mock_usage=none, as ringway relays no x-mock-* header): whisper-1's
+// {"type":"duration","seconds":3}. Images edits: gpt-image's answer (reply_images).
+// Returns an error message for a body that is not such an upload (answered 400), or empty.
+std::string reply_upload(const Request& request, const Controls& controls, std::string_view path,
+                         Reply& reply) {
+    const std::string* content_type = header_find(request, "content-type");
+    const std::string_view type =
+        content_type != nullptr ? std::string_view(*content_type) : std::string_view();
+    const size_t boundary_at = type.find("boundary=");
+    if (!type.starts_with("multipart/form-data") || boundary_at == std::string_view::npos) {
+        return "mock: expected multipart/form-data";
+    }
+    std::string_view boundary = type.substr(boundary_at + 9);
+    if (boundary.size() >= 2 && boundary.front() == '"') {
+        boundary = boundary.substr(1, boundary.size() - 2);
+    }
+    const std::string_view body = request.body;
+    const std::string_view model = multipart_part(body, boundary, "model");
+    const std::string_view file =
+        multipart_part(body, boundary, path == "/v1/images/edits" ? "image" : "file");
+    if (model.empty()) {
+        return "mock: no model part";
+    }
+    const auto fnv1a = [](std::string_view bytes) {
+        uint64_t hash = 0xcbf29ce484222325ull;
+        for (const char c : bytes) {
+            hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+        }
+        char text[24];
+        std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(hash));
+        return std::string(text);
+    };
+    const uint64_t prompt_tokens =
+        controls.has_prompt_tokens ? controls.prompt_tokens : (file.size() + 3) / 4;
+    std::string out = "{\"text\":\"mock transcript\",\"model\":\"";
+    out += model;
+    out += "\",\"upload_bytes\":";
+    append_u64(out, body.size());
+    out += ",\"upload_fnv1a\":\"";
+    out += fnv1a(body);
+    out += "\",\"file_bytes\":";
+    append_u64(out, file.size());
+    out += ",\"file_fnv1a\":\"";
+    out += fnv1a(file);
+    out += "\"";
+    if (path == "/v1/images/edits") {
+        out += ",\"created\":1700000000,\"data\":[{\"b64_json\":\"iVBORw0KGgo=\"}]";
+    }
+    // A client that cannot send x-mock-* headers (ringway relays none) names it in a part.
+    if (controls.usage == UsageMode::none ||
+        multipart_part(body, boundary, "x_mock_usage") == "none") {
+        out += path == "/v1/images/edits" ? "" : ",\"usage\":{\"type\":\"duration\",\"seconds\":3}";
+    } else {
+        const uint64_t output_tokens = controls.chunk_count;
+        out += ",\"usage\":{\"type\":\"tokens\",\"input_tokens\":";
+        append_u64(out, prompt_tokens);
+        out += ",\"output_tokens\":";
+        append_u64(out, output_tokens);
+        out += ",\"total_tokens\":";
+        append_u64(out, prompt_tokens + output_tokens);
+        out += "}";
+    }
+    out += "}";
+    reply.body = std::move(out);
+    return {};
+}
+
+bool is_upload_endpoint(std::string_view path) {
+    return path == "/v1/audio/transcriptions" || path == "/v1/audio/translations" ||
+           path == "/v1/images/edits";
+}
+
 bool is_more_endpoint(std::string_view path) {
     return path == "/v1/images/generations" || path == "/v1/audio/speech" ||
            path == "/v1/moderations" || path == "/v1/rerank";
@@ -2324,13 +2429,20 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
         reply_models(reply);
         return;
     }
-    const bool is_known = path == "/v1/chat/completions" || path == "/v1/completions" ||
-                          path == "/v1/embeddings" || path == "/v1/responses" ||
-                          path == "/v1/messages" || path == "/v1/messages/count_tokens" ||
-                          path == "/v1/responses/input_tokens" || is_more_endpoint(path);
+    const bool is_known =
+        path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/embeddings" ||
+        path == "/v1/responses" || path == "/v1/messages" || path == "/v1/messages/count_tokens" ||
+        path == "/v1/responses/input_tokens" || is_more_endpoint(path) || is_upload_endpoint(path);
     if (!is_known || request.method != "POST") {
         reply_error(request, controls, 404, "Invalid URL (" + request.method + " " + path + ")",
                     reply);
+        return;
+    }
+    if (is_upload_endpoint(path)) {
+        const std::string error = reply_upload(request, controls, path, reply);
+        if (!error.empty()) {
+            reply_error(request, controls, 400, error, reply);
+        }
         return;
     }
     Controls obeyed;  // A copy only when the output limit changes the chunks.

@@ -1,0 +1,306 @@
+// tests/e2e/proxy_upload_test.cc — the multipart upload endpoints (README "Endpoints"):
+// /v1/audio/transcriptions, /translations and /v1/images/edits relayed to the mock as they
+// arrive. The mock reports what it received (size and FNV-1a of the whole body), so each
+// test checks that the upload arrived unchanged; the model is read from its part (renamed
+// by a channel's model_map), and the refusals come before anything reaches the upstream:
+// no model part (400), an upload over RINGWAY_MAX_UPLOAD_BYTES (413), a chunked one (411).
+// A 48 MiB upload goes through curl while ringway's peak RSS grows by a fraction of it.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "tests/e2e/proxy_support.h"
+
+namespace rw::test::proxy {
+namespace {
+
+constexpr std::string_view boundary = "----ringwayTestBoundary7MA4YWxkTrZu0gW";
+
+std::string fnv1a_hex(std::string_view bytes) {
+    uint64_t hash = 0xcbf29ce484222325ull;
+    for (const char c : bytes) {
+        hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+    }
+    char text[24];
+    std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(hash));
+    return text;
+}
+
+// Bytes of every value, "\r\n--" included, so a scanner that trusted the file would trip.
+std::string file_bytes(size_t size) {
+    std::string out(size, '\0');
+    uint32_t state = 12345;
+    for (size_t i = 0; i < size; i++) {
+        state = state * 1103515245u + 12345u;
+        out[i] = static_cast<char>(state >> 16);
+        if (i % 4099 == 0 && i + 4 < size) {
+            out.replace(i, 4, "\r\n--");
+            i += 3;
+        }
+    }
+    return out;
+}
+
+struct Part {
+    std::string name;
+    std::string value;
+    std::string filename;  // Non-empty: a file part.
+};
+
+std::string multipart_body(const std::vector<Part>& parts) {
+    std::string out;
+    for (const Part& part : parts) {
+        out += "--" + std::string(boundary) + "\r\nContent-Disposition: form-data; name=\"" +
+               part.name + "\"";
+        if (!part.filename.empty()) {
+            out += "; filename=\"" + part.filename + "\"\r\nContent-Type: application/octet-stream";
+        }
+        out += "\r\n\r\n" + part.value + "\r\n";
+    }
+    out += "--" + std::string(boundary) + "--\r\n";
+    return out;
+}
+
+std::string upload_request(std::string_view path, std::string_view body, std::string_view key,
+                           std::string_view extra_headers = {}) {
+    return "POST " + std::string(path) + " HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer " +
+           std::string(key) +
+           "\r\nContent-Type: multipart/form-data; boundary=" + std::string(boundary) +
+           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+           std::string(extra_headers) + "\r\n" + std::string(body);
+}
+
+// VmHWM (peak resident set) of a process, in KiB; -1 when unreadable.
+int64_t peak_rss_kib(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("VmHWM:", 0) == 0) {
+            return std::atoll(line.c_str() + 6);
+        }
+    }
+    return -1;
+}
+
+class ProxyUploadTest : public ::testing::Test {
+protected:
+    void start(EnvList env) {
+        ASSERT_NO_FATAL_FAILURE(start_mock(mock_));
+        ASSERT_NO_FATAL_FAILURE(gateway_.start(std::move(env)));
+        ChannelSpec spec;
+        spec.name = "main";
+        spec.mock_port = mock_.port();
+        spec.models = {"whisper-1", "gpt-4o-transcribe", "gpt-image-1", "my-whisper"};
+        spec.model_map_json = R"({"my-whisper":"whisper-1"})";
+        ASSERT_GT(gateway_.create_channel(spec), 0);
+        ASSERT_EQ(gateway_.wait_channels_routable().at("main").status, 200);
+        key_ = gateway_.create_key(R"({"name":"uploads"})");
+        ASSERT_FALSE(key_.secret.empty());
+        ASSERT_NO_FATAL_FAILURE(mock_reset(mock_.port()));
+    }
+    void SetUp() override {
+        ASSERT_NO_FATAL_FAILURE(start({{"RINGWAY_MAX_UPLOAD_BYTES", std::to_string(4 << 20)},
+                                       {"RINGWAY_MULTIPART_MODEL_WINDOW_BYTES", "65536"}}));
+    }
+
+    Response post(std::string_view path, std::string_view body, std::string_view extra = {}) {
+        return gateway_.call(upload_request(path, body, key_.secret, extra), 30000);
+    }
+
+    Row next_row() {
+        rows_seen_ += 1;
+        const auto rows =
+            wait_usage_rows(gateway_.db_path(), key_.id, rows_seen_, Deadline::after_ms(10000));
+        EXPECT_EQ(rows.size(), rows_seen_);
+        return rows.empty() ? Row{} : rows.back();
+    }
+
+    void TearDown() override {
+        if (HasFailure()) {
+            std::printf("ringway stderr:\n%s\nmock stats: %s\n",
+                        gateway_.ringway().stderr_text().c_str(),
+                        mock_stats_text(mock_.port()).c_str());
+        }
+    }
+
+    MockUpstream mock_;
+    Gateway gateway_;
+    Key key_;
+    size_t rows_seen_ = 0;
+};
+
+TEST_F(ProxyUploadTest, TranscriptionArrivesUnchangedAndBillsItsUsage) {
+    const std::string file = file_bytes(3 << 20);  // Many recv buffers, sent piece by piece.
+    const std::string body = multipart_body({{"model", "gpt-4o-transcribe", ""},
+                                             {"file", file, "speech.mp3"},
+                                             {"response_format", "json", ""}});
+    const Response response = post("/v1/audio/transcriptions", body);
+    ASSERT_EQ(response.status, 200) << response.body;
+    Json json(response.body);
+    ASSERT_TRUE(json.ok()) << response.body;
+    EXPECT_EQ(json.integer("/upload_bytes"), static_cast<int64_t>(body.size()));
+    EXPECT_EQ(json.string("/upload_fnv1a"), fnv1a_hex(body));
+    EXPECT_EQ(json.integer("/file_bytes"), static_cast<int64_t>(file.size()));
+    EXPECT_EQ(json.string("/model"), "gpt-4o-transcribe");
+    const Row row = next_row();
+    EXPECT_EQ(row.at("endpoint"), "/v1/audio/transcriptions") << describe_row(row);
+    EXPECT_EQ(row.at("usage_source"), "reported");
+    EXPECT_EQ(as_int(row, "prompt_tokens"), static_cast<int64_t>((file.size() + 3) / 4));
+    EXPECT_EQ(as_int(row, "completion_tokens"), 3);  // The mock's default.
+    EXPECT_EQ(as_int(row, "bytes_in"), static_cast<int64_t>(body.size()));
+    EXPECT_EQ(as_int(row, "status"), 200);
+}
+
+// The model part after a small file (inside the window), renamed by the channel's model_map:
+// the upstream gets the new name and a Content-Length that fits it.
+TEST_F(ProxyUploadTest, ModelAfterTheFileIsFoundAndRenamed) {
+    const std::string file = file_bytes(20000);
+    const std::string body = multipart_body(
+        {{"file", file, "speech.wav"}, {"model", "my-whisper", ""}, {"x_mock_usage", "none", ""}});
+    const Response response = post("/v1/audio/translations", body);
+    ASSERT_EQ(response.status, 200) << response.body;
+    Json json(response.body);
+    ASSERT_TRUE(json.ok()) << response.body;
+    EXPECT_EQ(json.string("/model"), "whisper-1");
+    std::string expected = body;
+    expected.replace(expected.find("my-whisper"), 10, "whisper-1");
+    EXPECT_EQ(json.integer("/upload_bytes"), static_cast<int64_t>(expected.size()));
+    EXPECT_EQ(json.string("/upload_fnv1a"), fnv1a_hex(expected));
+    EXPECT_EQ(json.integer("/file_bytes"), static_cast<int64_t>(file.size()));
+    const Row row = next_row();
+    EXPECT_EQ(row.at("endpoint"), "/v1/audio/translations") << describe_row(row);
+    EXPECT_EQ(row.at("model_requested"), "my-whisper");
+    EXPECT_EQ(row.at("model_sent"), "whisper-1");
+    // whisper-1 reports seconds, not tokens: estimated, and an upload's bytes are audio, so
+    // the estimate counts no prompt tokens (README "Endpoints").
+    EXPECT_EQ(row.at("usage_source"), "estimated");
+    EXPECT_EQ(as_int(row, "prompt_tokens"), 0);
+}
+
+TEST_F(ProxyUploadTest, ImageEditArrivesUnchanged) {
+    const std::string image = file_bytes(300000);
+    const std::string body = multipart_body(
+        {{"model", "gpt-image-1", ""}, {"prompt", "a hat", ""}, {"image", image, "cat.png"}});
+    const Response response = post("/v1/images/edits", body);
+    ASSERT_EQ(response.status, 200) << response.body;
+    Json json(response.body);
+    ASSERT_TRUE(json.ok()) << response.body;
+    EXPECT_EQ(json.string("/upload_fnv1a"), fnv1a_hex(body));
+    EXPECT_EQ(json.integer("/file_bytes"), static_cast<int64_t>(image.size()));
+    const Row row = next_row();
+    EXPECT_EQ(row.at("endpoint"), "/v1/images/edits") << describe_row(row);
+    EXPECT_EQ(row.at("usage_source"), "reported");
+    EXPECT_EQ(as_int(row, "prompt_tokens"), static_cast<int64_t>((image.size() + 3) / 4));
+}
+
+TEST_F(ProxyUploadTest, MissingModelPartIs400AndNothingIsSent) {
+    const std::string no_model = multipart_body({{"file", file_bytes(5000), "a.mp3"}});
+    Response response = post("/v1/audio/transcriptions", no_model);
+    EXPECT_EQ(response.status, 400) << response.body;
+    EXPECT_NE(response.body.find("missing_model"), std::string::npos) << response.body;
+    // The model after a file larger than the window: refused, the window named.
+    const std::string late_model =
+        multipart_body({{"file", file_bytes(200000), "a.mp3"}, {"model", "whisper-1", ""}});
+    response = post("/v1/audio/transcriptions", late_model);
+    EXPECT_EQ(response.status, 400) << response.body;
+    EXPECT_NE(response.body.find("RINGWAY_MULTIPART_MODEL_WINDOW_BYTES"), std::string::npos)
+        << response.body;
+    // A JSON body on a multipart endpoint.
+    response = gateway_.call(
+        post_request("/v1/audio/transcriptions", R"({"model":"whisper-1"})", key_.secret), 30000);
+    EXPECT_EQ(response.status, 400) << response.body;
+    EXPECT_NE(response.body.find("multipart/form-data"), std::string::npos) << response.body;
+    EXPECT_EQ(mock_requests(mock_.port()), 0);
+}
+
+TEST_F(ProxyUploadTest, OverTheLimitIs413AndChunkedIs411) {
+    // Only the head: the refusal comes before the upload.
+    std::string head =
+        "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: gateway\r\n"
+        "Authorization: Bearer " +
+        key_.secret + "\r\nContent-Type: multipart/form-data; boundary=" + std::string(boundary) +
+        "\r\nContent-Length: " + std::to_string((4 << 20) + 1) + "\r\n\r\n";
+    Response response = gateway_.call(head, 30000);
+    EXPECT_EQ(response.status, 413) << response.body;
+    EXPECT_NE(response.body.find("upload_too_large"), std::string::npos) << response.body;
+    const std::string chunked =
+        "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer " +
+        key_.secret + "\r\nContent-Type: multipart/form-data; boundary=" + std::string(boundary) +
+        "\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    response = gateway_.call(chunked, 30000);
+    EXPECT_EQ(response.status, 411) << response.body;
+    EXPECT_EQ(mock_requests(mock_.port()), 0);
+}
+
+// A JSON endpoint keeps RINGWAY_MAX_BODY_BYTES: the larger upload limit is not its own.
+class ProxyUploadLimitsTest : public ProxyUploadTest {
+protected:
+    void SetUp() override {
+        ASSERT_NO_FATAL_FAILURE(start({{"RINGWAY_MAX_UPLOAD_BYTES", std::to_string(64 << 20)},
+                                       {"RINGWAY_MAX_BODY_BYTES", std::to_string(1 << 20)},
+                                       {"RINGWAY_RECV_BUFFERS", "64"}}));
+    }
+};
+
+TEST_F(ProxyUploadLimitsTest, JsonBodyOverMaxBodyIs413) {
+    const std::string head =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n"
+        "Authorization: Bearer " +
+        key_.secret +
+        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string((1 << 20) + 1) +
+        "\r\n\r\n";
+    const Response response = gateway_.call(head, 30000);
+    EXPECT_EQ(response.status, 413) << response.body;
+    EXPECT_EQ(mock_requests(mock_.port()), 0);
+}
+
+// curl -F uploads a 48 MiB file: it arrives whole and unchanged, and ringway's peak RSS
+// grows by far less than the file (it is never held whole).
+TEST_F(ProxyUploadLimitsTest, CurlLargeUploadWithBoundedMemory) {
+    if (std::system("command -v curl >/dev/null 2>&1") != 0) {
+        GTEST_SKIP() << "curl is not installed";
+    }
+    TempDir dir;
+    const std::string file = file_bytes(48 << 20);
+    const std::string file_path = dir.path() + "/speech.mp3";
+    const std::string out_path = dir.path() + "/answer.json";
+    {
+        std::ofstream out(file_path, std::ios::binary);
+        out.write(file.data(), static_cast<std::streamsize>(file.size()));
+    }
+    // A first small upload warms the shard's pools; the peak is read after it.
+    const std::string small = multipart_body({{"model", "whisper-1", ""}, {"file", "x", "a"}});
+    ASSERT_EQ(post("/v1/audio/transcriptions", small).status, 200);
+    const pid_t pid = gateway_.ringway().process().pid();
+    const int64_t before_kib = peak_rss_kib(pid);
+    ASSERT_GT(before_kib, 0);
+    const std::string command =
+        "curl -sS --fail --max-time 300 -o " + out_path + " -H 'Authorization: Bearer " +
+        key_.secret + "' -F model=whisper-1 -F file=@" + file_path +
+        " http://127.0.0.1:" + std::to_string(gateway_.port()) + "/v1/audio/transcriptions";
+    const int status = std::system(command.c_str());
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << command;
+    const int64_t after_kib = peak_rss_kib(pid);
+    std::ifstream answer(out_path);
+    const std::string text((std::istreambuf_iterator<char>(answer)),
+                           std::istreambuf_iterator<char>());
+    Json json(text);
+    ASSERT_TRUE(json.ok()) << text;
+    EXPECT_EQ(json.integer("/file_bytes"), static_cast<int64_t>(file.size()));
+    EXPECT_EQ(json.string("/model"), "whisper-1");
+    const int64_t growth_kib = after_kib - before_kib;
+    std::printf("upload %zu MiB: ringway peak RSS %lld KiB -> %lld KiB (+%lld KiB)\n",
+                file.size() >> 20, static_cast<long long>(before_kib),
+                static_cast<long long>(after_kib), static_cast<long long>(growth_kib));
+    EXPECT_LT(growth_kib, 8 * 1024) << "the upload was held in memory";
+    next_row();  // The warm-up's row.
+    const Row big = next_row();
+    EXPECT_GT(as_int(big, "bytes_in"), static_cast<int64_t>(file.size())) << describe_row(big);
+    EXPECT_EQ(as_int(big, "status"), 200) << describe_row(big);
+}
+
+}  // namespace
+}  // namespace rw::test::proxy
