@@ -724,12 +724,27 @@ ParseError RequestParser::map_llhttp_error(llhttp_errno_t code) const {
 // at the end of input. CR and LF must come as a pair everywhere in the head; leading
 // empty lines (RFC 9112 2.2) are allowed and count as header bytes so they are bounded.
 RequestParser::HeadScanResult RequestParser::head_scan(const char* bytes, uint32_t size_bytes) {
-    HeadScan& scan = scan_;
+    // A local copy, written back on every return: the byte loads go through char*, which
+    // may alias any member, so scanning scan_ itself would store it after every byte.
+    HeadScan scan = scan_;
+    const uint32_t request_line_max = limits_.request_line_bytes_max;
+    const uint32_t header_bytes_max = limits_.header_bytes_max;
+    const auto done = [&](uint32_t index, ParseError error, bool is_head_end) {
+        scan_ = scan;
+        return HeadScanResult{index, error, is_head_end};
+    };
+    // The end of the run of bytes from index that are neither CR nor LF.
+    const auto run_end = [&](uint32_t index) {
+        while (index < size_bytes && bytes[index] != '\r' && bytes[index] != '\n') {
+            index += 1;
+        }
+        return index;
+    };
     for (uint32_t index = 0; index < size_bytes; index += 1) {
         const char c = bytes[index];
         if (scan.saw_cr) {
             if (c != '\n') {
-                return {index, ParseError::bare_cr_or_lf, false};
+                return done(index, ParseError::bare_cr_or_lf, false);
             }
             scan.saw_cr = false;
             if (scan.line == HeadLine::request) {
@@ -738,11 +753,11 @@ RequestParser::HeadScanResult RequestParser::head_scan(const char* bytes, uint32
                 continue;
             }
             if (scan.line == HeadLine::header && scan.line_bytes == 0) {
-                return {index + 1, ParseError::none, true};  // The empty line ends the head.
+                return done(index + 1, ParseError::none, true);  // The empty line ends the head.
             }
             scan.line_bytes = 0;
         } else if (c == '\n') {
-            return {index, ParseError::bare_cr_or_lf, false};
+            return done(index, ParseError::bare_cr_or_lf, false);
         } else if (c == '\r') {
             scan.saw_cr = true;
             if (scan.line == HeadLine::request ||
@@ -750,29 +765,45 @@ RequestParser::HeadScanResult RequestParser::head_scan(const char* bytes, uint32
                 continue;  // Not a header byte: ends the request line or the head.
             }
         } else if (scan.line != HeadLine::header) {
+            // This byte and the rest of the request line up to CR/LF, counted at once.
             scan.line = HeadLine::request;
-            scan.request_line_bytes += 1;
-            if (scan.request_line_bytes > limits_.request_line_bytes_max) {
-                return {index, ParseError::request_line_too_long, false};
+            const uint32_t run_bytes = run_end(index + 1) - index;
+            if (scan.request_line_bytes + uint64_t(run_bytes) > request_line_max) {
+                const uint32_t refused = index + (request_line_max - scan.request_line_bytes);
+                scan.request_line_bytes = request_line_max + 1;
+                return done(refused, ParseError::request_line_too_long, false);
             }
+            scan.request_line_bytes += run_bytes;
+            index += run_bytes - 1;
             continue;
         } else {
             if (scan.line_bytes == 0 && (c == ' ' || c == '\t')) {
-                return {index, ParseError::obs_fold, false};
+                return done(index, ParseError::obs_fold, false);
             }
             if (scan.line_bytes == 0 && c == ':') {
                 // An empty field name: strict llhttp 8.1.0 lets ": x" through.
-                return {index, ParseError::invalid_header, false};
+                return done(index, ParseError::invalid_header, false);
             }
-            scan.line_bytes += 1;
+            // This byte and the rest of the header line up to CR/LF, counted at once.
+            const uint32_t run_bytes = run_end(index + 1) - index;
+            if (scan.header_bytes + uint64_t(run_bytes) > header_bytes_max) {
+                const uint32_t refused = index + (header_bytes_max - scan.header_bytes);
+                scan.line_bytes += refused - index + 1;
+                scan.header_bytes = header_bytes_max + 1;
+                return done(refused, ParseError::header_bytes_too_large, false);
+            }
+            scan.line_bytes += run_bytes;
+            scan.header_bytes += run_bytes;
+            index += run_bytes - 1;
+            continue;
         }
-        // A header byte, a CR or LF of a header line, or of a leading empty line.
+        // A CR or LF of a header line, or of a leading empty line.
         scan.header_bytes += 1;
-        if (scan.header_bytes > limits_.header_bytes_max) {
-            return {index, ParseError::header_bytes_too_large, false};
+        if (scan.header_bytes > header_bytes_max) {
+            return done(index, ParseError::header_bytes_too_large, false);
         }
     }
-    return {size_bytes, ParseError::none, false};
+    return done(size_bytes, ParseError::none, false);
 }
 
 // Appends one llhttp piece to a field. The field is the newest arena allocation while

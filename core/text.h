@@ -5,10 +5,41 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
 namespace rw {
+
+// Bytes decimal_write() needs at most (UINT64_MAX has 20 digits).
+constexpr uint32_t decimal_bytes_max = 20;
+
+// Writes value in decimal (no sign, no leading zeros; "0" for 0) at target, which must
+// hold decimal_bytes_max bytes; returns the end. Two digits per step from a pair table,
+// inline: the request path writes a few numbers into every head and x-ratelimit line, and
+// std::to_chars' generic path costs more than the digits.
+inline char* decimal_write(char* target, uint64_t value) {
+    static constexpr char pairs[201] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    uint32_t digits = 1;
+    for (uint64_t rest = value; rest >= 10; rest /= 10) {
+        digits++;
+    }
+    char* cursor = target + digits;
+    while (value >= 100) {
+        cursor -= 2;
+        std::memcpy(cursor, pairs + (value % 100) * 2, 2);
+        value /= 100;
+    }
+    if (value >= 10) {
+        std::memcpy(cursor - 2, pairs + value * 2, 2);
+    } else {
+        cursor[-1] = char('0' + value);
+    }
+    return target + digits;
+}
 
 // Bytes json_escape_write() produces for text: quotes, backslashes and control bytes
 // escaped (\" \\ \b \f \n \r \t, else \u00XX); every other byte, UTF-8 included, as is.
