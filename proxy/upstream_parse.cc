@@ -68,17 +68,26 @@ bool contains(std::string_view text, std::string_view part) {
 }  // namespace
 
 bool upstream_header_is_relayed(std::string_view name) {
-    // The names clients act on first (most lines are none of them, and are turned away on
-    // their first byte), then the ones that could carry a credential, which never are.
+    // Most lines are none of the names clients act on and are turned away on their first
+    // byte. The exact names carry no credential; of a prefixed name only what follows the
+    // prefix can (the prefixes end in '-', so no word straddles them).
     if (name.empty() || (name[0] != 'x' && name[0] != 'r' && name[0] != 'o' && name[0] != 'a')) {
         return false;
     }
-    const bool is_wanted = name == "x-request-id" || name == "request-id" ||
-                           name == "retry-after" || name == "retry-after-ms" ||
-                           name == "openai-processing-ms" || starts_with(name, "x-ratelimit-") ||
-                           starts_with(name, "anthropic-ratelimit-");
-    return is_wanted && !contains(name, "key") && !contains(name, "auth") &&
-           !contains(name, "cookie") && !contains(name, "secret");
+    if (name == "x-request-id" || name == "request-id" || name == "retry-after" ||
+        name == "retry-after-ms" || name == "openai-processing-ms") {
+        return true;
+    }
+    std::string_view rest;
+    if (starts_with(name, "x-ratelimit-")) {
+        rest = name.substr(12);
+    } else if (starts_with(name, "anthropic-ratelimit-")) {
+        rest = name.substr(20);
+    } else {
+        return false;
+    }
+    return !contains(rest, "key") && !contains(rest, "auth") && !contains(rest, "cookie") &&
+           !contains(rest, "secret");
 }
 
 UpstreamParser::UpstreamParser() {
