@@ -173,6 +173,14 @@ const ErrorInfo& error_info(ParseError error) {
     return error_infos[static_cast<size_t>(error)];
 }
 
+// The end of the run of bytes from index that are neither CR nor LF (head_scan).
+uint32_t line_run_end(const char* bytes, uint32_t index, uint32_t size_bytes) {
+    while (index < size_bytes && bytes[index] != '\r' && bytes[index] != '\n') {
+        index += 1;
+    }
+    return index;
+}
+
 }  // namespace
 
 uint16_t parse_error_status(ParseError error) {
@@ -720,25 +728,16 @@ ParseError RequestParser::map_llhttp_error(llhttp_errno_t code) const {
     }
 }
 
-// See HeadScan. Returns at the first refused byte, just past the head's final CRLF, or
-// at the end of input. CR and LF must come as a pair everywhere in the head; leading
-// empty lines (RFC 9112 2.2) are allowed and count as header bytes so they are bounded.
+// See HeadScan. Returns at the first refused byte, past the head's final CRLF, or at the end
+// of input. CR and LF come in pairs; leading empty lines (RFC 9112 2.2) count as header bytes.
 RequestParser::HeadScanResult RequestParser::head_scan(const char* bytes, uint32_t size_bytes) {
-    // A local copy, written back on every return: the byte loads go through char*, which
-    // may alias any member, so scanning scan_ itself would store it after every byte.
+    // A local copy (written back on return): byte loads through char* may alias scan_.
     HeadScan scan = scan_;
     const uint32_t request_line_max = limits_.request_line_bytes_max;
     const uint32_t header_bytes_max = limits_.header_bytes_max;
     const auto done = [&](uint32_t index, ParseError error, bool is_head_end) {
         scan_ = scan;
         return HeadScanResult{index, error, is_head_end};
-    };
-    // The end of the run of bytes from index that are neither CR nor LF.
-    const auto run_end = [&](uint32_t index) {
-        while (index < size_bytes && bytes[index] != '\r' && bytes[index] != '\n') {
-            index += 1;
-        }
-        return index;
     };
     for (uint32_t index = 0; index < size_bytes; index += 1) {
         const char c = bytes[index];
@@ -767,7 +766,7 @@ RequestParser::HeadScanResult RequestParser::head_scan(const char* bytes, uint32
         } else if (scan.line != HeadLine::header) {
             // This byte and the rest of the request line up to CR/LF, counted at once.
             scan.line = HeadLine::request;
-            const uint32_t run_bytes = run_end(index + 1) - index;
+            const uint32_t run_bytes = line_run_end(bytes, index + 1, size_bytes) - index;
             if (scan.request_line_bytes + uint64_t(run_bytes) > request_line_max) {
                 const uint32_t refused = index + (request_line_max - scan.request_line_bytes);
                 scan.request_line_bytes = request_line_max + 1;
@@ -785,7 +784,7 @@ RequestParser::HeadScanResult RequestParser::head_scan(const char* bytes, uint32
                 return done(index, ParseError::invalid_header, false);
             }
             // This byte and the rest of the header line up to CR/LF, counted at once.
-            const uint32_t run_bytes = run_end(index + 1) - index;
+            const uint32_t run_bytes = line_run_end(bytes, index + 1, size_bytes) - index;
             if (scan.header_bytes + uint64_t(run_bytes) > header_bytes_max) {
                 const uint32_t refused = index + (header_bytes_max - scan.header_bytes);
                 scan.line_bytes += refused - index + 1;
