@@ -23,10 +23,30 @@ inline char* decimal_write(char* target, uint64_t value) {
         "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
         "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
         "8081828384858687888990919293949596979899";
-    uint32_t digits = 1;
-    for (uint64_t rest = value; rest >= 10; rest /= 10) {
-        digits++;
-    }
+    static constexpr uint64_t powers[20] = {1ull,
+                                            10ull,
+                                            100ull,
+                                            1000ull,
+                                            10000ull,
+                                            100000ull,
+                                            1000000ull,
+                                            10000000ull,
+                                            100000000ull,
+                                            1000000000ull,
+                                            10000000000ull,
+                                            100000000000ull,
+                                            1000000000000ull,
+                                            10000000000000ull,
+                                            100000000000000ull,
+                                            1000000000000000ull,
+                                            10000000000000000ull,
+                                            100000000000000000ull,
+                                            1000000000000000000ull,
+                                            10000000000000000000ull};
+    // Digits from the bit length (log10(2) ~ 1233/4096), corrected by one compare.
+    const auto bits = uint32_t(64 - __builtin_clzll(value | 1));
+    const uint32_t estimate = (bits * 1233) >> 12;  // At most 19.
+    const uint32_t digits = value == 0 ? 1 : estimate + (value >= powers[estimate] ? 1 : 0);
     char* cursor = target + digits;
     while (value >= 100) {
         cursor -= 2;

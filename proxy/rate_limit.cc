@@ -377,11 +377,11 @@ bool rate_header_is_replaced(const RateHold& hold, std::string_view line) {
         (hold.requests.limit == 0 && hold.tokens.limit == 0)) {
         return false;
     }
-    const size_t colon = line.find(':');
-    const std::string_view name = line.substr(0, colon);
-    if (name.size() < 12 || !ends_with_lower(name.substr(0, 12), "x-ratelimit-")) {
+    // The prefix first (a colon inside it would make the name too short, and fail it too).
+    if (!ends_with_lower(line.substr(0, 12), "x-ratelimit-")) {
         return false;
     }
+    const std::string_view name = line.substr(0, line.find(':', 12));
     return (hold.requests.limit != 0 && ends_with_lower(name, "-requests")) ||
            (hold.tokens.limit != 0 && ends_with_lower(name, "-tokens"));
 }
