@@ -12,6 +12,7 @@
 
 #include "core/conn.h"
 #include "core/http_write.h"
+#include "core/text.h"
 
 namespace rw {
 namespace {
@@ -292,23 +293,42 @@ bool ClientConns::stream_begin(Conn& conn, uint16_t status, std::string_view con
         return false;
     }
     // The head announces chunked coding; write_response adds Content-Length only for
-    // whole bodies, so the head is written by hand here.
+    // whole bodies, so the head is written by hand here: copies, no format parsing (the
+    // head of every streamed answer).
+    const std::string_view reason = status_reason(status);
     const std::string_view date = shard_.date_line();
-    int length = std::snprintf(
-        out, capacity,
-        "HTTP/1.1 %u %.*s\r\nServer: ringway\r\n%.*s"
-        "Content-Type: %.*s\r\n%s%s%.*s\r\n",
-        status, int(status_reason(status).size()), status_reason(status).data(), int(date.size()),
-        date.data(), int(content_type.size()), content_type.data(),
-        conn.is_stream_raw ? "" : "Transfer-Encoding: chunked\r\n",
-        is_close ? "Connection: close\r\n" : "", int(extra_headers.size()), extra_headers.data());
-    RW_ASSERT(length > 0);
-    RW_ASSERT(static_cast<uint32_t>(length) < capacity);
+    constexpr std::string_view chunked = "Transfer-Encoding: chunked\r\n";
+    constexpr std::string_view close = "Connection: close\r\n";
+    const uint64_t needed = 64 + decimal_bytes_max + reason.size() + date.size() +
+                            content_type.size() + chunked.size() + close.size() +
+                            extra_headers.size();
+    RW_ASSERT(needed < capacity);  // 64: the fixed text below.
+    char* cursor = out;
+    const auto put = [&cursor](std::string_view text) {
+        if (!text.empty()) {  // An empty view may hold nullptr, which memcpy must not get.
+            std::memcpy(cursor, text.data(), text.size());
+            cursor += text.size();
+        }
+    };
+    put("HTTP/1.1 ");
+    cursor = decimal_write(cursor, status);
+    put(" ");
+    put(reason);
+    put("\r\nServer: ringway\r\n");
+    put(date);
+    put("Content-Type: ");
+    put(content_type);
+    put("\r\n");
+    put(conn.is_stream_raw ? std::string_view() : chunked);
+    put(is_close ? close : std::string_view());
+    put(extra_headers);
+    put("\r\n");
+    const auto length = static_cast<uint32_t>(cursor - out);
     conn.is_close_after_send = is_close;
     conn.response_status = status;
     conn.response_phase = ResponsePhase::streaming;
     metrics_.requests_by_class[status / 100 - 1].add();
-    const bool is_queued = conn_queue(conn, out, static_cast<uint32_t>(length), no_bid);
+    const bool is_queued = conn_queue(conn, out, length, no_bid);
     RW_ASSERT(is_queued);
     conn_flush(conn);
     return true;

@@ -175,6 +175,14 @@ const ErrorInfo& error_info(ParseError error) {
     return error_infos[static_cast<size_t>(error)];
 }
 
+// The end of the run of bytes from index that are neither CR nor LF (head_scan).
+uint32_t line_run_end(const char* bytes, uint32_t index, uint32_t size_bytes) {
+    while (index < size_bytes && bytes[index] != '\r' && bytes[index] != '\n') {
+        index += 1;
+    }
+    return index;
+}
+
 }  // namespace
 
 uint16_t parse_error_status(ParseError error) {
@@ -723,16 +731,22 @@ ParseError RequestParser::map_llhttp_error(llhttp_errno_t code) const {
     }
 }
 
-// See HeadScan. Returns at the first refused byte, just past the head's final CRLF, or
-// at the end of input. CR and LF must come as a pair everywhere in the head; leading
-// empty lines (RFC 9112 2.2) are allowed and count as header bytes so they are bounded.
+// See HeadScan. Returns at the first refused byte, past the head's final CRLF, or at the end
+// of input. CR and LF come in pairs; leading empty lines (RFC 9112 2.2) count as header bytes.
 RequestParser::HeadScanResult RequestParser::head_scan(const char* bytes, uint32_t size_bytes) {
-    HeadScan& scan = scan_;
+    // A local copy (written back on return): byte loads through char* may alias scan_.
+    HeadScan scan = scan_;
+    const uint32_t request_line_max = limits_.request_line_bytes_max;
+    const uint32_t header_bytes_max = limits_.header_bytes_max;
+    const auto done = [&](uint32_t index, ParseError error, bool is_head_end) {
+        scan_ = scan;
+        return HeadScanResult{index, error, is_head_end};
+    };
     for (uint32_t index = 0; index < size_bytes; index += 1) {
         const char c = bytes[index];
         if (scan.saw_cr) {
             if (c != '\n') {
-                return {index, ParseError::bare_cr_or_lf, false};
+                return done(index, ParseError::bare_cr_or_lf, false);
             }
             scan.saw_cr = false;
             if (scan.line == HeadLine::request) {
@@ -741,11 +755,11 @@ RequestParser::HeadScanResult RequestParser::head_scan(const char* bytes, uint32
                 continue;
             }
             if (scan.line == HeadLine::header && scan.line_bytes == 0) {
-                return {index + 1, ParseError::none, true};  // The empty line ends the head.
+                return done(index + 1, ParseError::none, true);  // The empty line ends the head.
             }
             scan.line_bytes = 0;
         } else if (c == '\n') {
-            return {index, ParseError::bare_cr_or_lf, false};
+            return done(index, ParseError::bare_cr_or_lf, false);
         } else if (c == '\r') {
             scan.saw_cr = true;
             if (scan.line == HeadLine::request ||
@@ -753,29 +767,45 @@ RequestParser::HeadScanResult RequestParser::head_scan(const char* bytes, uint32
                 continue;  // Not a header byte: ends the request line or the head.
             }
         } else if (scan.line != HeadLine::header) {
+            // This byte and the rest of the request line up to CR/LF, counted at once.
             scan.line = HeadLine::request;
-            scan.request_line_bytes += 1;
-            if (scan.request_line_bytes > limits_.request_line_bytes_max) {
-                return {index, ParseError::request_line_too_long, false};
+            const uint32_t run_bytes = line_run_end(bytes, index + 1, size_bytes) - index;
+            if (scan.request_line_bytes + uint64_t(run_bytes) > request_line_max) {
+                const uint32_t refused = index + (request_line_max - scan.request_line_bytes);
+                scan.request_line_bytes = request_line_max + 1;
+                return done(refused, ParseError::request_line_too_long, false);
             }
+            scan.request_line_bytes += run_bytes;
+            index += run_bytes - 1;
             continue;
         } else {
             if (scan.line_bytes == 0 && (c == ' ' || c == '\t')) {
-                return {index, ParseError::obs_fold, false};
+                return done(index, ParseError::obs_fold, false);
             }
             if (scan.line_bytes == 0 && c == ':') {
                 // An empty field name: strict llhttp 8.1.0 lets ": x" through.
-                return {index, ParseError::invalid_header, false};
+                return done(index, ParseError::invalid_header, false);
             }
-            scan.line_bytes += 1;
+            // This byte and the rest of the header line up to CR/LF, counted at once.
+            const uint32_t run_bytes = line_run_end(bytes, index + 1, size_bytes) - index;
+            if (scan.header_bytes + uint64_t(run_bytes) > header_bytes_max) {
+                const uint32_t refused = index + (header_bytes_max - scan.header_bytes);
+                scan.line_bytes += refused - index + 1;
+                scan.header_bytes = header_bytes_max + 1;
+                return done(refused, ParseError::header_bytes_too_large, false);
+            }
+            scan.line_bytes += run_bytes;
+            scan.header_bytes += run_bytes;
+            index += run_bytes - 1;
+            continue;
         }
-        // A header byte, a CR or LF of a header line, or of a leading empty line.
+        // A CR or LF of a header line, or of a leading empty line.
         scan.header_bytes += 1;
-        if (scan.header_bytes > limits_.header_bytes_max) {
-            return {index, ParseError::header_bytes_too_large, false};
+        if (scan.header_bytes > header_bytes_max) {
+            return done(index, ParseError::header_bytes_too_large, false);
         }
     }
-    return {size_bytes, ParseError::none, false};
+    return done(size_bytes, ParseError::none, false);
 }
 
 // Appends one llhttp piece to a field. The field is the newest arena allocation while

@@ -2,7 +2,6 @@
 // buffers. Pure functions over memory the caller owns; called on the shard threads.
 #include "core/http_write.h"
 
-#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -31,9 +30,8 @@ struct Out {
         used += static_cast<uint32_t>(text.size());
     }
     void put_number(uint64_t value) {
-        char digits[24];  // to_chars: no format parsing on every response head.
-        const auto [end, error] = std::to_chars(digits, digits + sizeof(digits), value);
-        RW_ASSERT(error == std::errc());
+        char digits[decimal_bytes_max];  // No format parsing on every response head.
+        const char* end = decimal_write(digits, value);
         put({digits, static_cast<size_t>(end - digits)});
     }
     // JSON string content (core/text.h's escaper).

@@ -5,10 +5,61 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
 namespace rw {
+
+// Bytes decimal_write() needs at most (UINT64_MAX has 20 digits).
+constexpr uint32_t decimal_bytes_max = 20;
+
+// Writes value in decimal (no sign, no leading zeros; "0" for 0) at target, which must
+// hold decimal_bytes_max bytes; returns the end. Two digits per step from a pair table,
+// inline: the request path writes a few numbers into every head and x-ratelimit line, and
+// std::to_chars' generic path costs more than the digits.
+inline char* decimal_write(char* target, uint64_t value) {
+    static constexpr char pairs[201] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    static constexpr uint64_t powers[20] = {1ull,
+                                            10ull,
+                                            100ull,
+                                            1000ull,
+                                            10000ull,
+                                            100000ull,
+                                            1000000ull,
+                                            10000000ull,
+                                            100000000ull,
+                                            1000000000ull,
+                                            10000000000ull,
+                                            100000000000ull,
+                                            1000000000000ull,
+                                            10000000000000ull,
+                                            100000000000000ull,
+                                            1000000000000000ull,
+                                            10000000000000000ull,
+                                            100000000000000000ull,
+                                            1000000000000000000ull,
+                                            10000000000000000000ull};
+    // Digits from the bit length (log10(2) ~ 1233/4096), corrected by one compare.
+    const auto bits = uint32_t(64 - __builtin_clzll(value | 1));
+    const uint32_t estimate = (bits * 1233) >> 12;  // At most 19.
+    const uint32_t digits = value == 0 ? 1 : estimate + (value >= powers[estimate] ? 1 : 0);
+    char* cursor = target + digits;
+    while (value >= 100) {
+        cursor -= 2;
+        std::memcpy(cursor, pairs + (value % 100) * 2, 2);
+        value /= 100;
+    }
+    if (value >= 10) {
+        std::memcpy(cursor - 2, pairs + value * 2, 2);
+    } else {
+        cursor[-1] = char('0' + value);
+    }
+    return target + digits;
+}
 
 // Bytes json_escape_write() produces for text: quotes, backslashes and control bytes
 // escaped (\" \\ \b \f \n \r \t, else \u00XX); every other byte, UTF-8 included, as is.

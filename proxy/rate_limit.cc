@@ -6,10 +6,10 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 
 #include "core/assert.h"
+#include "core/text.h"
 #include "core/wall_clock.h"
 #include "proxy/gateway.h"
 #include "proxy/request.h"
@@ -68,16 +68,26 @@ char* put(char* cursor, std::string_view text) {
 }
 
 char* put_number(char* cursor, uint64_t value) {
-    return std::to_chars(cursor, cursor + 24, value).ptr;
+    return decimal_write(cursor, value);
 }
 
-char* put_view(char* cursor, const RateView& view, std::string_view kind) {
-    cursor = put(cursor, "x-ratelimit-limit-");
-    cursor = put(cursor, kind);
-    cursor = put_number(put(cursor, ": "), view.limit);
-    cursor = put(put(put(cursor, "\r\nx-ratelimit-remaining-"), kind), ": ");
-    cursor = put_number(cursor, view.remaining);
-    cursor = put(put(put(cursor, "\r\nx-ratelimit-reset-"), kind), ": ");
+// The constant parts of one kind's three lines, each written with one copy.
+struct RateLineNames {
+    std::string_view limit;
+    std::string_view remaining;
+    std::string_view reset;
+};
+constexpr RateLineNames requests_lines = {
+    "x-ratelimit-limit-requests: ", "\r\nx-ratelimit-remaining-requests: ",
+    "\r\nx-ratelimit-reset-requests: "};
+constexpr RateLineNames tokens_lines = {
+    "x-ratelimit-limit-tokens: ", "\r\nx-ratelimit-remaining-tokens: ",
+    "\r\nx-ratelimit-reset-tokens: "};
+
+char* put_view(char* cursor, const RateView& view, const RateLineNames& names) {
+    cursor = put_number(put(cursor, names.limit), view.limit);
+    cursor = put_number(put(cursor, names.remaining), view.remaining);
+    cursor = put(cursor, names.reset);
     cursor += rate_duration_write(view.reset_us, cursor);
     return put(cursor, "\r\n");
 }
@@ -367,11 +377,11 @@ bool rate_header_is_replaced(const RateHold& hold, std::string_view line) {
         (hold.requests.limit == 0 && hold.tokens.limit == 0)) {
         return false;
     }
-    const size_t colon = line.find(':');
-    const std::string_view name = line.substr(0, colon);
-    if (name.size() < 12 || !ends_with_lower(name.substr(0, 12), "x-ratelimit-")) {
+    // The prefix first (a colon inside it would make the name too short, and fail it too).
+    if (!ends_with_lower(line.substr(0, 12), "x-ratelimit-")) {
         return false;
     }
+    const std::string_view name = line.substr(0, line.find(':', 12));
     return (hold.requests.limit != 0 && ends_with_lower(name, "-requests")) ||
            (hold.tokens.limit != 0 && ends_with_lower(name, "-tokens"));
 }
@@ -379,10 +389,10 @@ bool rate_header_is_replaced(const RateHold& hold, std::string_view line) {
 uint32_t rate_headers_write(const RateHold& hold, char (&out)[rate_headers_bytes_max]) {
     char* cursor = out;
     if (hold.requests.limit != 0) {
-        cursor = put_view(cursor, hold.requests, "requests");
+        cursor = put_view(cursor, hold.requests, requests_lines);
     }
     if (hold.tokens.limit != 0) {
-        cursor = put_view(cursor, hold.tokens, "tokens");
+        cursor = put_view(cursor, hold.tokens, tokens_lines);
     }
     if (hold.retry_after_ms != 0) {
         cursor = put(put_number(put(cursor, "retry-after-ms: "), hold.retry_after_ms), "\r\n");

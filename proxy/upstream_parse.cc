@@ -68,13 +68,26 @@ bool contains(std::string_view text, std::string_view part) {
 }  // namespace
 
 bool upstream_header_is_relayed(std::string_view name) {
-    if (contains(name, "key") || contains(name, "auth") || contains(name, "cookie") ||
-        contains(name, "secret")) {
+    // Most lines are none of the names clients act on and are turned away on their first
+    // byte. The exact names carry no credential; of a prefixed name only what follows the
+    // prefix can (the prefixes end in '-', so no word straddles them).
+    if (name.empty() || (name[0] != 'x' && name[0] != 'r' && name[0] != 'o' && name[0] != 'a')) {
         return false;
     }
-    return name == "x-request-id" || name == "request-id" || name == "retry-after" ||
-           name == "retry-after-ms" || name == "openai-processing-ms" ||
-           starts_with(name, "x-ratelimit-") || starts_with(name, "anthropic-ratelimit-");
+    if (name == "x-request-id" || name == "request-id" || name == "retry-after" ||
+        name == "retry-after-ms" || name == "openai-processing-ms") {
+        return true;
+    }
+    std::string_view rest;
+    if (starts_with(name, "x-ratelimit-")) {
+        rest = name.substr(12);
+    } else if (starts_with(name, "anthropic-ratelimit-")) {
+        rest = name.substr(20);
+    } else {
+        return false;
+    }
+    return !contains(rest, "key") && !contains(rest, "auth") && !contains(rest, "cookie") &&
+           !contains(rest, "secret");
 }
 
 UpstreamParser::UpstreamParser() {
@@ -127,16 +140,18 @@ int UpstreamParser::on_header_field(llhttp_t* parser, const char* at, size_t len
         p.is_value_truncated_ = false;
         p.is_value_after_field_ = false;
     }
-    for (size_t i = 0; i < length; i++) {
-        if (p.field_bytes_ == sizeof(p.field_)) {
-            p.is_field_truncated_ = true;  // Longer than any header we read: skipped.
-            break;
-        }
-        char c = at[i];
-        if (c >= 'A' && c <= 'Z') {
-            c = static_cast<char>(c - 'A' + 'a');
-        }
-        p.field_[p.field_bytes_++] = c;
+    // Lower-cased into field_ with a local count (a char store may alias any member, so
+    // counting in field_bytes_ itself would reload and store it after every byte).
+    const size_t room = sizeof(p.field_) - p.field_bytes_;
+    const size_t take = length < room ? length : room;
+    char* field = p.field_ + p.field_bytes_;
+    for (size_t i = 0; i < take; i++) {
+        const char c = at[i];
+        field[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    p.field_bytes_ += static_cast<uint32_t>(take);
+    if (take < length) {
+        p.is_field_truncated_ = true;  // Longer than any header we read: skipped.
     }
     return 0;
 }

@@ -13,11 +13,21 @@
 # rows (RINGWAY_LOG_FLUSH_MS is 50), the counter read. So a figure includes the shard, the
 # usage writer and the timers that ran during the window, divided by N.
 #
+# NGINX=1 counts nginx the same way (bench/load/proxy_nginx.conf.in with one worker,
+# `master_process off`, so the one process is the one under the counter; its class is
+# "shard") in front of the same mock, and prints ringway/nginx: instructions per request of
+# the request-path thread and of the whole process, syscalls per request. CONNS=C sends the
+# requests over C keep-alive connections at once (each its share, in lock step with the
+# server, which is the bottleneck under callgrind), so batching across requests shows.
+#
 # Usage: bench/load/count.sh [BUILD_DIR]   (needs BUILD_DIR/ringway and the mock_upstream)
 # Env: BASELINE_BUILD (another build dir measured the same way, e.g. main's, for ratios)
 #   RW_KEY_JSON ({"name":"bench"}) BASELINE_KEY_JSON (RW_KEY_JSON): the keys' admin bodies
 #   MODES ("json stream") N_CALLGRIND (1000) N_SYSCALLS (2000) WARMUP (50)
 #   COUNTERS ("callgrind syscalls"): drop one to skip it
+#   NGINX (unset): 1 adds nginx; CONNS (1): concurrent connections
+#   KEEP_PROFILES (unset): a directory the callgrind files are copied to, as
+#   NAME.MODE.callgrind.out.* (for callgrind_annotate --inclusive=no)
 # Example (issue "Ledger": limits on the new key, the old rpm window on the baseline):
 #   RW_KEY_JSON='{"name":"b","rpm":4000000000,"tpm":4000000000}' \
 #   BASELINE_KEY_JSON='{"name":"b","rpm":4000000000}' BASELINE_BUILD=../old/build \
@@ -35,6 +45,8 @@ counters=${COUNTERS:-"callgrind syscalls"}
 rw_key_json=${RW_KEY_JSON:-'{"name":"bench"}'}
 baseline_build=${BASELINE_BUILD:-}
 baseline_key_json=${BASELINE_KEY_JSON:-$rw_key_json}
+with_nginx=${NGINX:-}
+conns=${CONNS:-1}
 admin_token=count-admin-token-123456
 work_dir=$(mktemp -d /tmp/countbench.XXXXXX)
 mock_pid=""
@@ -66,31 +78,47 @@ start_mock() {
     return 1
 }
 
-# wait_healthy PORT — up to 60 s (valgrind starts slowly).
+# wait_healthy PORT — up to 60 s (valgrind starts slowly). nginx has no /healthz of its
+# own: any answer will do (the mock's 404).
 wait_healthy() {
-    local i
+    local i fail=-f
+    [[ $target == nginx ]] && fail=""
     for ((i = 0; i < 600; i++)); do
-        curl -fsS -m 1 -o /dev/null "http://127.0.0.1:$1/healthz" 2>/dev/null && return 0
+        curl $fail -sS -m 1 -o /dev/null "http://127.0.0.1:$1/healthz" 2>/dev/null && return 0
         kill -0 "$server_pid" 2>/dev/null || return 1
         sleep 0.1
     done
     return 1
 }
 
-# requests N — N sequential requests on one keep-alive connection, each checked for 200.
+# requests N — N requests over $conns keep-alive connections at once (each its share, in
+# turn), each checked for 200.
 requests() {
-    python3 - "$port" "$key" "$work_dir/$mode.body" "$1" <<'PY'
-import http.client, sys
-port, key, body_file, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    python3 - "$port" "$key" "$work_dir/$mode.$target.body" "$1" "$conns" <<'PY'
+import http.client, sys, threading
+port, key, body_file, n, conns = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 body = open(body_file, 'rb').read()
-conn = http.client.HTTPConnection('127.0.0.1', int(port), timeout=60)
-headers = {'Authorization': 'Bearer ' + key, 'Content-Type': 'application/json'}
-for _ in range(n):
-    conn.request('POST', '/v1/chat/completions', body, headers)
-    response = conn.getresponse()
-    data = response.read()
-    if response.status != 200:
-        sys.exit(f'status {response.status}: {data[:200]!r}')
+headers = {'Content-Type': 'application/json'}
+if key != '-':
+    headers['Authorization'] = 'Bearer ' + key
+failures = []
+def run(count):
+    conn = http.client.HTTPConnection('127.0.0.1', int(port), timeout=300)
+    for _ in range(count):
+        conn.request('POST', '/v1/chat/completions', body, headers)
+        response = conn.getresponse()
+        data = response.read()
+        if response.status != 200:
+            failures.append(f'status {response.status}: {data[:200]!r}')
+            return
+threads = [threading.Thread(target=run, args=(n // conns + (1 if i < n % conns else 0),))
+           for i in range(min(conns, n))]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+if failures:
+    sys.exit(failures[0])
 PY
 }
 
@@ -119,15 +147,39 @@ prepare() {
     server_pid=""
 }
 
+# prepare_nginx — a config for one nginx process (no master) in front of the mock; sets
+# port, key (none) and nginx_cmd.
+prepare_nginx() {
+    local dir="$work_dir/nginx.prefix"
+    mkdir -p "$dir"
+    port=$(free_port)
+    key=-
+    sed -e "s|@DIR@|$dir|g" -e "s|@WORKERS@|1|g" -e '/worker_cpu_affinity/d' \
+        -e 's|master_process on;|master_process off;|' \
+        -e "s|@PORT@|$port|g" -e "s|@UPSTREAM_PORT@|$mock_port|g" \
+        "$script_dir/proxy_nginx.conf.in" >"$dir/nginx.conf"
+    nginx_cmd=(nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf")
+}
+
+# server_cmd BUILD — what runs the measured server (after prepare / prepare_nginx).
+server_cmd() {
+    if [[ $target == nginx ]]; then
+        printf '%s\0' "${nginx_cmd[@]}"
+    else
+        printf '%s\0' "$1/ringway"
+    fi
+}
+
 # count_callgrind BUILD N — "shard writer other" user-space instructions per request, each
 # thread's count summed into its class (a thread that ran rw::Shard code is a shard, else one
 # that ran rw::Writer code is the writer). The shard's count repeats within a percent; the
 # writer's moves with how many rows each commit carries (one commit per RINGWAY_LOG_FLUSH_MS).
 count_callgrind() {
-    local build=$1 n=$2 out="$work_dir/callgrind.out"
+    local build=$1 n=$2 out="$work_dir/callgrind.out" cmd
+    mapfile -d '' cmd < <(server_cmd "$build")
     rm -f "$out"*
     valgrind --tool=callgrind --separate-threads=yes --compress-strings=no \
-        --callgrind-out-file="$out" "$build/ringway" >"$work_dir/valgrind.log" 2>&1 &
+        --callgrind-out-file="$out" "${cmd[@]}" >"$work_dir/valgrind.log" 2>&1 &
     server_pid=$!
     wait_healthy "$port" || { log "ringway under valgrind did not start"; return 1; }
     requests "$warmup" || return 1
@@ -138,9 +190,14 @@ count_callgrind() {
     kill -9 "$server_pid"
     wait "$server_pid" 2>/dev/null
     server_pid=""
+    if [[ -n ${KEEP_PROFILES:-} ]]; then
+        mkdir -p "$KEEP_PROFILES"
+        local f
+        for f in "$out".1-*; do cp "$f" "$KEEP_PROFILES/$target.$mode.${f##*/}"; done
+    fi
     awk -v n="$n" '
         /^summary:/ { count[FILENAME] = $2 }
-        /^fn=rw::Shard::/ { shard[FILENAME] = 1 }
+        /^fn=rw::Shard::/ || /^fn=ngx_http_/ { shard[FILENAME] = 1 }
         /^fn=rw::Writer::/ { writer[FILENAME] = 1 }
         END {
             for (f in count) {
@@ -153,8 +210,9 @@ count_callgrind() {
 
 # count_syscalls BUILD N — "syscalls/req context-switches/req" from perf stat.
 count_syscalls() {
-    local build=$1 n=$2 out="$work_dir/perf.txt" perf_pid
-    "$build/ringway" >"$work_dir/run.log" 2>&1 &
+    local build=$1 n=$2 out="$work_dir/perf.txt" perf_pid cmd
+    mapfile -d '' cmd < <(server_cmd "$build")
+    "${cmd[@]}" >"$work_dir/run.log" 2>&1 &
     server_pid=$!
     wait_healthy "$port" || return 1
     requests "$warmup" || return 1
@@ -174,8 +232,9 @@ count_syscalls() {
 
 measure() {  # measure NAME BUILD KEY_JSON — one line per mode into $work_dir/NAME.
     local name=$1 build=$2 key_json=$3 ir="n/a n/a n/a" sys="n/a n/a"
+    target=$name
     for mode in $modes; do
-        prepare "$build" "$key_json" || exit 1
+        if [[ $name == nginx ]]; then prepare_nginx; else prepare "$build" "$key_json" || exit 1; fi
         [[ $counters == *callgrind* ]] && { ir=$(count_callgrind "$build" "$n_callgrind") || exit 1; }
         [[ $counters == *syscalls* ]] && { sys=$(count_syscalls "$build" "$n_syscalls") || exit 1; }
         echo "$mode $ir $sys" >>"$work_dir/$name"
@@ -188,18 +247,26 @@ main() {
     [[ $counters == *callgrind* ]] && { ensure_tool valgrind valgrind || exit 1; }
     [[ $counters == *syscalls* ]] && { ensure_tool perf linux-perf || exit 1; }
     local messages='"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write one short sentence about load balancers."}]'
-    printf '{"model":"gpt-4o-mini",%s}' "$messages" >"$work_dir/json.body"
-    printf '{"model":"gpt-4o-mini",%s,"stream":true}' "$messages" >"$work_dir/stream.body"
+    # nginx asks for include_usage itself, which ringway injects: the mock sends the same bytes.
+    local t
+    for t in ringway baseline nginx; do
+        printf '{"model":"gpt-4o-mini",%s}' "$messages" >"$work_dir/json.$t.body"
+        printf '{"model":"gpt-4o-mini",%s,"stream":true}' "$messages" >"$work_dir/stream.$t.body"
+    done
+    printf '{"model":"gpt-4o-mini",%s,"stream":true,"stream_options":{"include_usage":true}}' \
+        "$messages" >"$work_dir/stream.nginx.body"
+    [[ -n $with_nginx ]] && { ensure_tool nginx nginx || exit 1; }
     start_mock || exit 1
     measure ringway "$build_dir" "$rw_key_json"
     [[ -n $baseline_build ]] && measure baseline "$baseline_build" "$baseline_key_json"
+    [[ -n $with_nginx ]] && measure nginx "" ""
     printf '\n## ringway: cost per proxied request, counted (bench/load/count.sh)\n\n'
-    printf 'callgrind: %s requests, perf: %s, after %s warm-up; RINGWAY_SHARDS=1\n\n' \
-        "$n_callgrind" "$n_syscalls" "$warmup"
+    printf 'callgrind: %s requests, perf: %s, after %s warm-up; %s connection(s); RINGWAY_SHARDS=1\n\n' \
+        "$n_callgrind" "$n_syscalls" "$warmup" "$conns"
     printf '| mode | build | instructions/req: shard | writer | other threads | syscalls/req | context switches/req |\n'
     printf '| --- | --- | --- | --- | --- | --- | --- |\n'
     local line target
-    for target in ringway baseline; do
+    for target in ringway baseline nginx; do
         [[ -f $work_dir/$target ]] || continue
         while read -r line; do
             # shellcheck disable=SC2086  # one line of space-separated fields
@@ -213,6 +280,14 @@ main() {
             function r(a, b) { return (b + 0 > 0) ? sprintf("%.3f", a / b) : "n/a" }
             { printf "  %s: shard instructions %s, writer %s, syscalls %s;", $1, r($2, $8),
                   r($3, $9), r($5, $11) }'
+        printf '\n'
+    fi
+    if [[ -f $work_dir/nginx ]]; then
+        printf '\nringway/nginx:'
+        paste -d' ' "$work_dir/ringway" "$work_dir/nginx" | awk '
+            function r(a, b) { return (b + 0 > 0) ? sprintf("%.3f", a / b) : "n/a" }
+            { printf "  %s: shard instructions %s, all threads %s, syscalls %s;", $1, r($2, $8),
+                  r($2 + $3 + $4, $8 + $9 + $10), r($5, $11) }'
         printf '\n'
     fi
 }

@@ -627,6 +627,34 @@ TEST(HttpParseError, ConsumedBytesPointAtTheRefusedByte) {
     EXPECT_EQ(fold.error_offset, 25u);
 }
 
+// The head scanner counts a line's bytes a run at a time: the refusal still points at the
+// first byte over the limit, however the stream is split (test_limits: request line 64,
+// header bytes 256).
+TEST(HttpParseError, LimitRefusalsPointAtTheFirstByteOver) {
+    struct Refusal {
+        std::string stream;
+        ParseError error;
+        uint64_t offset;
+    };
+    const Refusal refusals[] = {
+        {"GET /" + repeat('a', 200), ParseError::request_line_too_long, 64},
+        {"GET /" + repeat('a', 59) + " HTTP/1.1\r\n", ParseError::request_line_too_long, 64},
+        // "GET / HTTP/1.1\r\n" is 16 bytes; the 257th header byte is refused.
+        {"GET / HTTP/1.1\r\nHost: h\r\nX: " + repeat('v', 400), ParseError::header_bytes_too_large,
+         16 + 256},
+        {"GET / HTTP/1.1\r\nHost: h\r\nX: " + repeat('v', 242) + "\r\nY: z\r\n\r\n",
+         ParseError::header_bytes_too_large, 16 + 256},
+    };
+    for (const Refusal& refusal : refusals) {
+        for (size_t cut = 0; cut < refusal.stream.size(); cut += 7) {
+            const Outcome outcome =
+                run(refusal.stream, cut == 0 ? std::vector<size_t>{} : std::vector<size_t>{cut});
+            EXPECT_EQ(outcome.error, refusal.error) << refusal.stream << " cut " << cut;
+            EXPECT_EQ(outcome.error_offset, refusal.offset) << refusal.stream << " cut " << cut;
+        }
+    }
+}
+
 TEST(HttpParseArena, HeadOverTheArenaCapIsRefusedWith431) {
     // Each value fits a small chunk but together they need a second one, which the cap
     // forbids. The control run with room to spare parses the same bytes.

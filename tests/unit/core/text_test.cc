@@ -1,10 +1,14 @@
 // tests/unit/core/text_test.cc — the exact fixed-point decimals of core/text.h that money
-// is written in: USD strings to nano-USD integers and back, refusing what is not exact.
+// is written in: USD strings to nano-USD integers and back, refusing what is not exact; and
+// the request path's decimal writer.
 #include "core/text.h"
 
 #include <gtest/gtest.h>
 
+#include <charconv>
+#include <cstring>
 #include <string>
+#include <vector>
 
 namespace rw {
 namespace {
@@ -65,6 +69,24 @@ TEST(FixedDecimal, WritesTheShortestExactText) {
     for (const uint64_t units : {uint64_t{0}, uint64_t{7}, uint64_t{100'000'000},
                                  uint64_t{999'999'999}, uint64_t{123'456'789'012}}) {
         EXPECT_EQ(nano(text(units)), units);
+    }
+}
+
+// decimal_write against std::to_chars at every digit count and its edges.
+TEST(DecimalWrite, MatchesToChars) {
+    std::vector<uint64_t> values = {0, 1, 9, 10, 99, 100, 101, UINT64_MAX, UINT64_MAX - 1};
+    for (uint64_t power = 1; power <= UINT64_MAX / 10; power *= 10) {
+        values.insert(values.end(), {power - 1, power, power + 1, power * 10 - 1, power * 7 + 3});
+    }
+    for (const uint64_t value : values) {
+        char expected[32];
+        const std::string_view want(
+            expected, size_t(std::to_chars(expected, expected + 32, value).ptr - expected));
+        char out[decimal_bytes_max + 4];
+        std::memset(out, '#', sizeof(out));
+        const char* end = decimal_write(out, value);
+        EXPECT_EQ(std::string_view(out, size_t(end - out)), want) << value;
+        EXPECT_EQ(*end, '#') << value;  // Nothing written past the end.
     }
 }
 

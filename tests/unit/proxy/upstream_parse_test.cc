@@ -231,9 +231,11 @@ TEST(UpstreamParse, TheRelayAllowList) {
           "x-ratelimit-limit-requests", "anthropic-ratelimit-tokens-reset"}) {
         EXPECT_TRUE(upstream_header_is_relayed(name)) << name;
     }
-    for (const char* name : {"set-cookie", "cookie", "authorization", "x-api-key",
-                             "x-ratelimit-api-key", "anthropic-ratelimit-auth-token",
-                             "openai-organization", "server", "content-length", "x-secret"}) {
+    for (const char* name :
+         {"set-cookie", "cookie", "authorization", "x-api-key", "x-ratelimit-api-key",
+          "anthropic-ratelimit-auth-token", "openai-organization", "server", "content-length",
+          "x-secret", "x-ratelimit-key", "x-ratelimit-cookie-x", "anthropic-ratelimit-secret",
+          "retry-after-key", "x-request-id-auth", "", "x"}) {
         EXPECT_FALSE(upstream_header_is_relayed(name)) << name;
     }
 }
