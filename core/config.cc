@@ -135,9 +135,9 @@ constexpr Knob knobs[] = {
      "a Redis connect or batch taking longer marks Redis unreachable (then reconnects with"
      " backoff)"},
     {"RINGWAY_REDIS_ADVANCE_PERCENT", "10",
-     "per window a host may admit this percentage of a limit (at least 1 unit) ahead of the"
-     " share it leased from Redis, so a first request need not wait: the bound on"
-     " over-admission"},
+     "per window a host may admit this percentage of a limit (at least 1 unit, or one"
+     " request of any size while untouched) ahead of the share it leased from Redis, so a"
+     " first request need not wait: the bound on over-admission"},
     {"RINGWAY_ANTHROPIC_MAX_TOKENS", "(unset: 4096)",
      "max_tokens for a Chat request without one sent to an anthropic channel: "
      "pattern=N,... (model name or prefix*; first match, else 4096)"},
