@@ -73,7 +73,7 @@ constexpr Knob knobs[] = {
      "usage_logs rows older than this are pruned (daily_usage aggregates are kept forever)"},
     {"RINGWAY_DB_MAX_BYTES", "0",
      "soft cap on the database's live data: over it the oldest usage rows are pruned early,"
-     " with a warning (0: no cap)"},
+     " with a warning, but the newest 10000 stay (0: no cap; else at least 4194304)"},
     {"RINGWAY_LOG_QUEUE_SLOTS", "16384",
      "usage rows queued per shard at most (power of two); past it requests get 503"},
     {"RINGWAY_WRITER_STALL_MS", "2000",
@@ -140,9 +140,9 @@ constexpr Knob knobs[] = {
      "a Redis connect or batch taking longer marks Redis unreachable (then reconnects with"
      " backoff)"},
     {"RINGWAY_REDIS_ADVANCE_PERCENT", "10",
-     "per window a host may admit this percentage of a limit (at least 1 unit) ahead of the"
-     " share it leased from Redis, so a first request need not wait: the bound on"
-     " over-admission"},
+     "per window a host may admit this percentage of a limit (at least 1 unit, or one"
+     " request of any size while untouched) ahead of the share it leased from Redis, so a"
+     " first request need not wait: the bound on over-admission"},
     {"RINGWAY_ANTHROPIC_MAX_TOKENS", "(unset: 4096)",
      "max_tokens for a Chat request without one sent to an anthropic channel: "
      "pattern=N,... (model name or prefix*; first match, else 4096)"},
@@ -296,6 +296,23 @@ bool parse_channel_health(const Parser& p, Config& config) {
     return true;
 }
 
+// RINGWAY_DB_MAX_BYTES is 0 (no cap) or at least this: a smaller cap is within a few times
+// an empty database (80 KB), and the other tables grow, so pruning would empty the log and
+// the database still exceed it (storage/retention.h keeps the newest rows anyway).
+constexpr uint64_t db_max_bytes_min = 4ull << 20;
+
+bool parse_db_max_bytes(const Parser& parser, Config& config) {
+    if (!parser.number("RINGWAY_DB_MAX_BYTES", 0, 0, 1ull << 50, config.db_max_bytes)) {
+        return false;
+    }
+    if (config.db_max_bytes != 0 && config.db_max_bytes < db_max_bytes_min) {
+        return parser.fail("RINGWAY_DB_MAX_BYTES", parser.get("RINGWAY_DB_MAX_BYTES"),
+                           "must be 0 (no cap) or at least 4194304 (4 MiB): a smaller cap would "
+                           "prune every usage row and still be exceeded");
+    }
+    return true;
+}
+
 bool parse_storage(const Parser& parser, Config& config) {
     const char* db = parser.get("RINGWAY_DB");
     config.db_path = db ? db : "./var/ringway.db";
@@ -328,7 +345,7 @@ bool parse_storage(const Parser& parser, Config& config) {
            parser.number32("RINGWAY_WRITER_DRAIN_MS", 10000, 1, 3600000, config.writer_drain_ms) &&
            parser.number32("RINGWAY_WRITER_STALL_MS", 2000, 1, 3600000, config.writer_stall_ms) &&
            parser.number32("RINGWAY_LOG_RETENTION_DAYS", 90, 1, 36500, config.log_retention_days) &&
-           parser.number("RINGWAY_DB_MAX_BYTES", 0, 0, 1ull << 50, config.db_max_bytes) &&
+           parse_db_max_bytes(parser, config) &&
            parser.number32("RINGWAY_LOG_QUEUE_SLOTS", 16384, 2, log_queue_slots_max,
                            config.log_queue_slots);
 }

@@ -203,6 +203,20 @@ bool RateBuckets::try_take(uint32_t slot, uint64_t amount, uint32_t limit, int64
     }
 }
 
+bool RateBuckets::try_take_whole(uint32_t slot, uint64_t amount, uint32_t limit, int64_t now_us) {
+    RW_ASSERT(slot < count_);
+    RW_ASSERT(limit != 0);
+    const int64_t cost = rate_cost_us(amount, limit);
+    std::atomic_ref<int64_t> bucket = at(slot);
+    int64_t seen = bucket.load(std::memory_order_relaxed);
+    while (seen <= now_us) {
+        if (bucket.compare_exchange_weak(seen, now_us + cost, std::memory_order_relaxed)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void RateBuckets::give_back(uint32_t slot, uint64_t amount, uint32_t limit) {
     RW_ASSERT(slot < count_);
     at(slot).fetch_sub(rate_cost_us(amount, limit), std::memory_order_relaxed);

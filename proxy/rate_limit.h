@@ -45,6 +45,12 @@ public:
     // when refused). amount > limit never fits (wait_us = UINT64_MAX).
     [[nodiscard]] bool try_take(uint32_t slot, uint64_t amount, uint32_t limit, int64_t now_us,
                                 RateView& view, uint64_t& wait_us);
+    // Takes `amount` units, however many, from a full bucket (nothing taken within the
+    // last window): a bucket smaller than one request would otherwise never admit one. It
+    // is then overdrawn and admits nothing until amount * window / limit has passed.
+    // False when the bucket is not full.
+    [[nodiscard]] bool try_take_whole(uint32_t slot, uint64_t amount, uint32_t limit,
+                                      int64_t now_us);
     // Gives `amount` back (a refused or unsent request; a reservation above the usage).
     void give_back(uint32_t slot, uint64_t amount, uint32_t limit);
     // Takes `amount` more without a check (usage above the reservation).

@@ -313,10 +313,17 @@ bool RateShare::take(RateKind kind, uint32_t slot, uint64_t amount, uint32_t lim
             return true;
         }
     }
+    // Ahead of a lease: what fits in the advance, or one request of any size when the
+    // advance is untouched (a tpm request reserves its whole bound, often more than the
+    // advance of a small tpm: without this a key's first requests on a host were all
+    // refused until its first lease batch).
     const uint32_t advance = impl.advance_units(limit);
     RateView view;
     uint64_t wait_us = 0;
-    if (advance != 0 && words.advance.try_take(slot, amount, advance, unix_us(), view, wait_us)) {
+    const int64_t now_us = unix_us();
+    if (advance != 0 &&
+        (words.advance.try_take(slot, amount, advance, now_us, view, wait_us) ||
+         (amount > advance && words.advance.try_take_whole(slot, amount, advance, now_us)))) {
         word(words.repay, slot).fetch_add(int64_t(amount), std::memory_order_relaxed);
         return true;
     }

@@ -13,8 +13,11 @@
 //   an idle key's credit back. With no credit a host may still admit `advance` units per
 //   window (RINGWAY_REDIS_ADVANCE_PERCENT of the limit, at least 1), which the thread then
 //   takes from the global bucket unconditionally: a first request never waits for Redis.
-//   Worst case in any burst: limit + N × advance served across N hosts (leases never exceed
-//   the global bucket; only the advances can), plus the refill GCRA allows over time.
+//   An untouched advance admits one request of any size (a tpm request reserves its whole
+//   bound, often more than the advance), and is then overdrawn by the excess.
+//   Worst case in any burst: limit + N × max(advance, largest request) served across N
+//   hosts (leases never exceed the global bucket; only the advances can), plus the refill
+//   GCRA allows over time.
 // - concurrency: every host writes its in-flight count per key into a Redis hash (field =
 //   its host id); a host id lives only while its heartbeat key (TTL 3 × the sync period,
 //   at least 1 s) is renewed, so a dead host's slots come back. A host admits when its own

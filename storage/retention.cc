@@ -29,6 +29,12 @@ bool Retention::open(Db& db, const StorageConfig& config, std::string& error) {
         !db.prepare("DELETE FROM usage_logs WHERE id IN"
                     " (SELECT id FROM usage_logs ORDER BY id LIMIT ?1) AND ts_ms < ?2",
                     prune_) ||
+        // Over the cap: the same, but the newest retention_cap_keep_rows stay (no such row:
+        // fewer are left, nothing goes).
+        !db.prepare("DELETE FROM usage_logs WHERE id IN"
+                    " (SELECT id FROM usage_logs ORDER BY id LIMIT ?1) AND id <"
+                    " (SELECT id FROM usage_logs ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                    prune_capped_) ||
         !db.prepare("PRAGMA page_count", page_count_) ||
         !db.prepare("PRAGMA freelist_count", freelist_count_) ||
         !db.prepare("PRAGMA page_size", page_size_)) {
@@ -76,9 +82,10 @@ uint64_t Retention::prune(int64_t cutoff_ms) {
     if (oldest >= cutoff_ms) {
         return 0;
     }
-    prune_.bind_int64(1, step_rows_);
-    prune_.bind_int64(2, cutoff_ms);
-    if (!db_->step_done(prune_)) {
+    Stmt& stmt = cutoff_ms == INT64_MAX ? prune_capped_ : prune_;
+    stmt.bind_int64(1, step_rows_);
+    stmt.bind_int64(2, cutoff_ms == INT64_MAX ? int64_t(retention_cap_keep_rows) - 1 : cutoff_ms);
+    if (!db_->step_done(stmt)) {
         return 0;
     }
     return uint64_t(db_->changes());

@@ -2,7 +2,9 @@
 // the freed pages to the disk. Runs on the writer thread only, between batches, in small
 // steps: each deletes at most a few thousand of the oldest rows (by id, which is insertion
 // order) older than RINGWAY_LOG_RETENTION_DAYS, or, while the live data exceeds
-// RINGWAY_DB_MAX_BYTES, the oldest rows whatever their age (with a warning), then runs
+// RINGWAY_DB_MAX_BYTES, the oldest rows whatever their age (with a warning) but the newest
+// retention_cap_keep_rows, which the cap never takes (a cap the other tables alone exceed
+// would otherwise empty the log), then runs
 // PRAGMA incremental_vacuum on a bounded number of free pages. The step size adapts so
 // one step stays near retention_step_ms_target. daily_usage is never pruned: it carries the
 // quota invariant and the per-day history.
@@ -16,6 +18,9 @@
 #include "storage/db.h"
 
 namespace rw {
+
+// The newest usage rows the RINGWAY_DB_MAX_BYTES cap never prunes (about 1.3 MB of them).
+constexpr uint32_t retention_cap_keep_rows = 10000;
 
 struct RetentionStats {
     uint64_t pruned_rows = 0;
@@ -47,6 +52,7 @@ private:
     StorageConfig config_;
     Stmt oldest_ts_;
     Stmt prune_;
+    Stmt prune_capped_;
     Stmt page_count_;
     Stmt freelist_count_;
     Stmt page_size_;

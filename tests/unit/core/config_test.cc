@@ -168,6 +168,7 @@ TEST(Config, RefusesBadValuesNamingTheVariable) {
         {"RINGWAY_LOG_QUEUE_SLOTS", "1", "must be between 2"},
         {"RINGWAY_WRITER_STALL_MS", "0", "must be between 1"},
         {"RINGWAY_WRITER_DRAIN_MS", "0", "must be between 1"},
+        {"RINGWAY_DB_MAX_BYTES", "65536", "must be 0 (no cap) or at least 4194304"},
     };
     for (const Refusal& refusal : cases) {
         Config config;
@@ -178,6 +179,17 @@ TEST(Config, RefusesBadValuesNamingTheVariable) {
             << refusal.name << "=" << refusal.value << " gave: " << error;
         EXPECT_NE(error.find(refusal.name), std::string::npos) << error;
     }
+}
+
+// RINGWAY_DB_MAX_BYTES: 0 is no cap; the smallest cap accepted is 4 MiB.
+TEST(Config, DbMaxBytesIsZeroOrAtLeastTheMinimum) {
+    Config config;
+    std::string error;
+    ASSERT_TRUE(parse({{"RINGWAY_DB_MAX_BYTES", "0"}}, config, error)) << error;
+    EXPECT_EQ(config.db_max_bytes, 0u);
+    ASSERT_TRUE(parse({{"RINGWAY_DB_MAX_BYTES", "4194304"}}, config, error)) << error;
+    EXPECT_EQ(config.db_max_bytes, 4194304u);
+    EXPECT_FALSE(parse({{"RINGWAY_DB_MAX_BYTES", "4194303"}}, config, error));
 }
 
 // RINGWAY_TRUSTED_PROXIES: unset is nobody; a list of IPv4 and IPv6 blocks; a bad entry

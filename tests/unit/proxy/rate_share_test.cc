@@ -1,8 +1,9 @@
 // tests/unit/proxy/rate_share_test.cc — the shard side of proxy/rate_share.h without Redis:
 // a limit with no lease admits its advance (RINGWAY_REDIS_ADVANCE_PERCENT of the limit, at
-// least 1, per window) and then refuses; leased units are spent one by one; a reservation
-// given back is this host's again; usage above a reservation is taken without a check; the
-// others' concurrency counts nothing until a batch brought them; the Redis names.
+// least 1, per window; an untouched one admits one request of any size) and then refuses; leased
+// units are spent one by one; a reservation given back is this host's again; usage above a
+// reservation is taken without a check; the others' concurrency counts nothing until a batch
+// brought them; the Redis names.
 #include "proxy/rate_share.h"
 
 #include <gtest/gtest.h>
@@ -61,10 +62,22 @@ TEST_F(RateShareTest, UsageAboveTheReservationSpendsTheLeaseFirst) {
     share_.give_back(RateKind::key_tokens, 4, 100);
     share_.take_more(RateKind::key_tokens, 4, 60);  // 40 leased units left.
     EXPECT_TRUE(share_.take(RateKind::key_tokens, 4, 40, 1000, "k"));
-    EXPECT_FALSE(share_.take(RateKind::key_tokens, 4, 200, 1000, "k"));  // Above the advance.
     share_.take_more(RateKind::key_tokens, 4, 500);  // No lease left: all of it is owed.
     EXPECT_TRUE(share_.take(RateKind::key_tokens, 4, 100, 1000, "k"));  // The advance (10%).
     EXPECT_FALSE(share_.take(RateKind::key_tokens, 4, 1, 1000, "k"));
+}
+
+// tpm 2000 has an advance of 200, and a request reserves its whole bound (here 370): an
+// untouched advance admits it (the advance is then overdrawn), so a key's first request on
+// a host is never refused for want of a lease; a partly used one admits no more than it has.
+TEST_F(RateShareTest, AnUntouchedAdvanceAdmitsOneRequestLargerThanItself) {
+    EXPECT_TRUE(share_.take(RateKind::key_tokens, 6, 370, 2000, "k"));
+    EXPECT_FALSE(share_.take(RateKind::key_tokens, 6, 370, 2000, "k"));
+    EXPECT_FALSE(share_.take(RateKind::key_tokens, 6, 1, 2000, "k"));  // Overdrawn.
+    EXPECT_TRUE(share_.take(RateKind::key_tokens, 7, 150, 2000, "k"));
+    EXPECT_FALSE(share_.take(RateKind::key_tokens, 7, 370, 2000, "k"));
+    EXPECT_TRUE(share_.take(RateKind::key_tokens, 7, 50, 2000, "k"));
+    EXPECT_EQ(share_.stats().lease_refused, 3u);
 }
 
 TEST_F(RateShareTest, ConcurrencyCountsOthersOnlyOnceABatchBroughtThem) {

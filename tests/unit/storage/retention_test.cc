@@ -124,5 +124,33 @@ TEST(Retention, OverTheSizeCapTheOldestRowsGoEarly) {
     EXPECT_TRUE(check_quota_invariant(db).holds);
 }
 
+// A cap the database cannot get under by pruning (1 byte: the other tables alone exceed
+// it) prunes down to the newest retention_cap_keep_rows, never to an empty log.
+TEST(Retention, ACapBelowTheFixedTablesKeepsTheNewestRows) {
+    test::TempDir dir;
+    StorageConfig config = test::test_config(dir);
+    config.retention_days = 90;
+    seed(config, 30000, 1, 1);
+    config.db_max_bytes = 1;
+    Writer writer;
+    std::string error;
+    ASSERT_TRUE(writer.open(config, 1, error)) << error;
+    std::thread writer_thread([&writer] { writer.run(); });
+    ASSERT_TRUE(test::wait_until(
+        [&] { return writer.retention_stats().pruned_rows == 30000 - retention_cap_keep_rows; },
+        std::chrono::seconds(60)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 * retention_check_ms));
+    EXPECT_TRUE(writer.retention_stats().is_over_cap);
+    EXPECT_EQ(writer.retention_stats().pruned_rows, 30000 - retention_cap_keep_rows);
+    writer.request_stop();
+    writer_thread.join();
+    Db db;
+    ASSERT_TRUE(db.open(config, DbMode::read_only, error)) << error;
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM usage_logs").value,
+              int64_t(retention_cap_keep_rows));
+    EXPECT_EQ(db.query_int64("SELECT max(id) FROM usage_logs").value, 30000);
+    EXPECT_TRUE(check_quota_invariant(db).holds);
+}
+
 }  // namespace
 }  // namespace rw
