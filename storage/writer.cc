@@ -15,23 +15,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "core/assert.h"
 #include "storage/migrations.h"
 
 namespace rw {
-
-// One control-plane write waiting for the writer thread (lives on the caller's stack).
-struct Writer::Command {
-    AdminFn fn;
-    void* context;
-    bool is_transaction;
-    std::mutex mutex;
-    std::condition_variable done_cv;
-    bool is_done = false;  // Guarded by mutex.
-    bool is_ok = false;
-    std::string error;
-};
 
 namespace {
 
@@ -136,15 +125,15 @@ constexpr const char* upsert_daily_sql =
     " unpriced_requests, model, channel_id)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     " ON CONFLICT (key_id, day, model, channel_id) DO UPDATE SET"
-    " requests = requests + excluded.requests,"
-    " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
-    " completion_tokens = completion_tokens + excluded.completion_tokens,"
-    " total_tokens = total_tokens + excluded.total_tokens,"
-    " cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,"
-    " cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,"
-    " reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,"
-    " cost_nano = cost_nano + excluded.cost_nano,"
-    " unpriced_requests = unpriced_requests + excluded.unpriced_requests";
+    " requests = daily_usage.requests + excluded.requests,"
+    " prompt_tokens = daily_usage.prompt_tokens + excluded.prompt_tokens,"
+    " completion_tokens = daily_usage.completion_tokens + excluded.completion_tokens,"
+    " total_tokens = daily_usage.total_tokens + excluded.total_tokens,"
+    " cached_input_tokens = daily_usage.cached_input_tokens + excluded.cached_input_tokens,"
+    " cache_write_tokens = daily_usage.cache_write_tokens + excluded.cache_write_tokens,"
+    " reasoning_tokens = daily_usage.reasoning_tokens + excluded.reasoning_tokens,"
+    " cost_nano = daily_usage.cost_nano + excluded.cost_nano,"
+    " unpriced_requests = daily_usage.unpriced_requests + excluded.unpriced_requests";
 
 // Tokens and money of a key move together: the same statement, the same transaction.
 constexpr const char* add_quota_used_sql =
@@ -225,7 +214,7 @@ bool Writer::open_db(std::string& error) {
     // Room for every row the queues and the batch can hold, so the spill at a shutdown
     // deadline needs no new blocks even on a disk that has filled since.
     const uint64_t queued_max = uint64_t(queues_.size()) * config.queue_slots + batch_rows_max_;
-    if (!spill_.open(spill_path(config.db_path),
+    if (!spill_.open(spill_path(storage_local_path(config)),
                      std::min(spill_reserve_bytes_max, queued_max * sizeof(UsageRecord)), error)) {
         return false;
     }
@@ -727,7 +716,7 @@ void Writer::spill_everything() {
 // already in spill_replays (the replay committed, then the process died before the file
 // was reset). A file that cannot be read as a spill stops startup: it may hold usage.
 bool Writer::replay_spill(std::string& error) {
-    const std::string path = spill_path(config_.db_path);
+    const std::string path = spill_path(storage_local_path(config_));
     const SpillContents spill = spill_read(path);
     if (spill.state == SpillState::invalid) {
         error = "the spill file " + path + " cannot be replayed (" + spill.error +
@@ -782,101 +771,18 @@ bool Writer::replay_rows(const SpillContents& spill, std::string& error) {
     batch_count_ = 0;
     Stmt mark;
     if (!db_.prepare("INSERT INTO spill_replays (spill_id, rows, replayed_at)"
-                     " VALUES (?1, ?2, unixepoch())",
+                     " VALUES (?1, ?2, ?3)",
                      mark)) {
         return fail("prepare");
     }
     mark.bind_blob(1, std::span<const uint8_t>(spill.spill_id, sizeof(spill.spill_id)));
     mark.bind_int64(2, int64_t(spill.rows.size()));
+    mark.bind_int64(3, int64_t(std::time(nullptr)));
     if (!db_.step_done(mark) || !db_.step_done(commit_)) {
         return fail("commit");
     }
     rows_written_.fetch_add(spill.rows.size(), std::memory_order_relaxed);
     return true;
-}
-
-// ---- Control-plane commands ------------------------------------------------------------
-
-bool Writer::execute(AdminFn fn, void* context, std::string& error, bool is_transaction) {
-    RW_ASSERT(fn != nullptr);
-    // The writer would wait for itself.
-    RW_ASSERT(std::this_thread::get_id() != writer_thread_.load(std::memory_order_relaxed));
-    Command command{fn, context, is_transaction, {}, {}, false, false, {}};
-    {
-        std::lock_guard<std::mutex> lock(command_mutex_);
-        if (!is_accepting_commands_) {
-            error = "storage writer is not running";
-            return false;
-        }
-        commands_.push_back(&command);
-        has_commands_.store(true, std::memory_order_release);
-    }
-    wake();
-    std::unique_lock<std::mutex> lock(command.mutex);
-    command.done_cv.wait(lock, [&command] { return command.is_done; });
-    if (!command.is_ok) {
-        error = command.error;
-    }
-    return command.is_ok;
-}
-
-void Writer::run_commands() {
-    std::deque<Command*> pending;
-    {
-        std::lock_guard<std::mutex> lock(command_mutex_);
-        pending.swap(commands_);
-        has_commands_.store(false, std::memory_order_relaxed);
-    }
-    for (Command* command : pending) {
-        run_one_command(*command);
-    }
-}
-
-void Writer::run_one_command(Command& command) {
-    RW_ASSERT(!db_.in_transaction());
-    bool is_ok = true;
-    std::string error;
-    if (command.is_transaction && !db_.step_done(begin_)) {
-        is_ok = false;
-        error = db_.last_error();
-    }
-    if (is_ok && !command.fn(db_, command.context, error)) {
-        is_ok = false;
-        if (error.empty()) {
-            error = db_.last_error();
-        }
-    }
-    if (is_ok && command.is_transaction && !db_.step_done(commit_)) {
-        is_ok = false;
-        error = db_.last_error();
-    }
-    if (db_.in_transaction() && !db_.step_done(rollback_)) {
-        std::fprintf(stderr, "ringway: writer: ROLLBACK failed: %s\n", db_.last_error().c_str());
-    }
-    RW_ASSERT(!db_.in_transaction());
-    admin_commands_.fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard<std::mutex> lock(command.mutex);
-    command.is_ok = is_ok;
-    command.error = std::move(error);
-    command.is_done = true;
-    command.done_cv.notify_one();  // Under the mutex: the waiter owns `command`'s storage.
-}
-
-void Writer::fail_pending_commands() {
-    std::deque<Command*> pending;
-    {
-        std::lock_guard<std::mutex> lock(command_mutex_);
-        is_accepting_commands_ = false;
-        pending.swap(commands_);
-        has_commands_.store(false, std::memory_order_relaxed);
-    }
-    for (Command* command : pending) {
-        std::lock_guard<std::mutex> lock(command->mutex);
-        command->is_ok = false;
-        command->error = "storage writer stopped";
-        command->is_done = true;
-        command->done_cv.notify_one();
-    }
 }
 
 WriterStats Writer::stats() const {

@@ -1,0 +1,95 @@
+// tests/e2e/pg_hosts_test.cc — two ringways on loopback sharing one PostgreSQL database
+// (RW_TEST_PG: the throwaway server of tests/support/pg_server.sh; without one this suite
+// skips and says why). A catalog write on one host reaches the other through LISTEN/NOTIFY
+// and its snapshot reload, without a restart: a key revoked on A is refused on B at B's
+// next request once B has reloaded; usage served by both lands in the one database with
+// the quota invariant holding over both hosts' rows.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tests/e2e/proxy_support.h"
+
+namespace rw::test::proxy {
+namespace {
+
+class PgHostsTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!pg_test_enabled()) {
+            GTEST_SKIP() << "needs RW_TEST_PG (ctest runs it with a throwaway PostgreSQL)";
+        }
+        ASSERT_NO_FATAL_FAILURE(start_mock(mock_));
+        ASSERT_NO_FATAL_FAILURE(host_a_.start({}));
+        ChannelSpec spec;
+        spec.name = "main";
+        spec.mock_port = mock_.port();
+        spec.models = {"gpt-4o-mini"};
+        ASSERT_GT(host_a_.create_channel(spec), 0);
+        ASSERT_EQ(host_a_.wait_channels_routable().at("main").status, 200);
+        // B: the same database; its own local lock and spill file (its temp dir).
+        ASSERT_NO_FATAL_FAILURE(host_b_.start({{"RINGWAY_DB", host_a_.db_path()}}));
+    }
+
+    // B's snapshot reloads caused by notifications so far (its log lines).
+    size_t reloads_b() {
+        return host_b_.ringway().process().lines_containing(Stream::err, "catalog: reloaded").size();
+    }
+
+    bool wait_reloads_b_above(size_t count) {
+        return poll_until(Deadline::after_ms(10000), [&] { return reloads_b() > count; });
+    }
+
+    MockUpstream mock_;
+    Gateway host_a_;
+    Gateway host_b_;
+};
+
+TEST_F(PgHostsTest, KeyRevokedOnOneHostIsRefusedOnTheOtherAtItsNextRequest) {
+    const std::string body = chat_body("gpt-4o-mini", false);
+    size_t before = reloads_b();
+    const Key key = host_a_.create_key(R"({"name":"shared"})");
+    ASSERT_TRUE(wait_reloads_b_above(before)) << host_b_.ringway().stderr_text();
+    // B never saw the key's creation but through the notification (it started earlier).
+    const Response served_b = host_b_.chat(key, body);
+    ASSERT_EQ(served_b.status, 200) << served_b.body;
+    ASSERT_EQ(host_a_.chat(key, body).status, 200);
+
+    before = reloads_b();
+    const Response revoked = host_a_.admin("DELETE", "/admin/keys/" + std::to_string(key.id));
+    ASSERT_EQ(revoked.status, 200) << revoked.body;
+    ASSERT_TRUE(wait_reloads_b_above(before)) << host_b_.ringway().stderr_text();
+    const Response refused_b = host_b_.chat(key, body);
+    EXPECT_EQ(refused_b.status, 401) << refused_b.body;
+    EXPECT_EQ(host_a_.chat(key, body).status, 401);
+}
+
+TEST_F(PgHostsTest, BothHostsRowsLandInTheOneDatabaseAndTheInvariantHolds) {
+    const std::string body =
+        chat_body("gpt-4o-mini", false, R"("x_mock":{"prompt-tokens":7})");
+    const size_t before = reloads_b();
+    const Key key = host_a_.create_key(R"({"name":"both"})");
+    ASSERT_TRUE(wait_reloads_b_above(before));
+    for (int i = 0; i < 10; i++) {
+        ASSERT_EQ(((i % 2) == 0 ? host_a_ : host_b_).chat(key, body).status, 200);
+    }
+    host_a_.stop();
+    host_b_.stop();
+    Db db(host_a_.db_path());
+    ASSERT_TRUE(db.ok()) << db.error();
+    const std::string id = std::to_string(key.id);
+    EXPECT_EQ(db.scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id = " + id), 10);
+    EXPECT_GT(db.scalar("SELECT quota_used FROM keys WHERE id = " + id), 70);
+    EXPECT_EQ(db.scalar("SELECT quota_used - (SELECT SUM(total_tokens) FROM usage_logs"
+                        " WHERE key_id = " + id + ") FROM keys WHERE id = " + id),
+              0);
+    EXPECT_EQ(db.scalar("SELECT COUNT(*) FROM keys AS k LEFT JOIN (SELECT key_id,"
+                        " SUM(total_tokens) AS used, SUM(cost_nano) AS spent FROM daily_usage"
+                        " GROUP BY key_id) AS u ON u.key_id = k.id WHERE k.quota_used !="
+                        " COALESCE(u.used, 0) OR k.spend_nano != COALESCE(u.spent, 0)"),
+              0)
+        << db.error();
+}
+
+}  // namespace
+}  // namespace rw::test::proxy
