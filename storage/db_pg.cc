@@ -190,10 +190,9 @@ bool Db::pg_fail(std::string_view context, const void* result) {
 bool Db::pg_session_setup() {
     // UTC: day boundaries (to_char of a timestamp) match the writer's UTC days. Read-only
     // connections (snapshot, admin queries) refuse writes even if misused.
-    const char* setup = pg_is_read_only_
-                            ? "SET TIME ZONE 'UTC'; SET client_min_messages = warning;"
-                              " SET default_transaction_read_only = on"
-                            : "SET TIME ZONE 'UTC'; SET client_min_messages = warning";
+    const char* setup = pg_is_read_only_ ? "SET TIME ZONE 'UTC'; SET client_min_messages = warning;"
+                                           " SET default_transaction_read_only = on"
+                                         : "SET TIME ZONE 'UTC'; SET client_min_messages = warning";
     return pg_exec(setup);
 }
 

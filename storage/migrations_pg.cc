@@ -173,7 +173,8 @@ bool pg_migrate_locked(Db& db, std::string& error) {
         }
     }
     char sql[96];
-    std::snprintf(sql, sizeof(sql), "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%u)",
+    std::snprintf(sql, sizeof(sql),
+                  "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%u)",
                   pg_migration_count);
     if (!db.exec(sql)) {
         error = "schema migration: " + db.last_error();

@@ -429,7 +429,7 @@ bool Writer::commit_batch() {
     const int64_t start_us = monotonic_us();
     const int64_t start_cpu_us = thread_cpu_us();
     commit_batch_aggregate();
-    if (!commit_batch_statements()) {
+    if (!commit_batch_statements() && !batch_was_committed()) {
         commit_failed(batch_count_, start_us);
         return false;
     }
@@ -444,6 +444,41 @@ bool Writer::commit_batch() {
     rows_written_.fetch_add(batch_count_, std::memory_order_release);
     batch_count_ = 0;
     return true;
+}
+
+// PostgreSQL: a connection lost while COMMIT was on its way leaves the outcome unknown, and
+// a retry of a committed batch would count it twice. The batch's first row, found by its
+// request id (indexed) and its own measurements, says it did commit. SQLite always knows.
+bool Writer::batch_was_committed() {
+    const UsageRecord& first = batch_[0];
+    if (!db_.is_postgres() || db_.last_error_kind() != DbErrorKind::io ||
+        first.request_id[0] == '\0') {
+        return false;
+    }
+    if (db_.in_transaction()) {
+        (void)db_.step_done(rollback_);
+    }
+    Stmt seen;
+    if (!db_.prepare("SELECT count(*) FROM usage_logs WHERE request_id = ?1 AND ts_ms = ?2"
+                     " AND key_id = ?3 AND latency_us = ?4 AND bytes_in = ?5 AND bytes_out = ?6",
+                     seen)) {
+        return false;
+    }
+    seen.bind_text(1, record_text(first.request_id));
+    seen.bind_int64(2, first.ts_ms);
+    seen.bind_int64(3, first.key_id);
+    seen.bind_int64(4, to_sql_int(first.latency_us));
+    seen.bind_int64(5, to_sql_int(first.bytes_in));
+    seen.bind_int64(6, to_sql_int(first.bytes_out));
+    const bool is_seen = seen.step() == StepStatus::row && seen.column_int64(0) > 0;
+    seen.reset();
+    if (is_seen) {
+        std::fprintf(stderr,
+                     "ringway: writer: the connection broke at COMMIT; the batch of %u"
+                     " rows had committed (not retried)\n",
+                     batch_count_);
+    }
+    return is_seen;
 }
 
 // Sums the batch per (key, day, model, channel) so a batch costs one upsert per group and

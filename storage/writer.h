@@ -174,6 +174,7 @@ private:
     [[nodiscard]] bool queues_are_empty() const;
     [[nodiscard]] bool commit_batch();
     [[nodiscard]] bool commit_batch_statements();
+    [[nodiscard]] bool batch_was_committed();
     [[nodiscard]] bool commit_batch_aggregates();
     [[nodiscard]] bool write_batch_rows();
     [[nodiscard]] bool replay_spill(std::string& error);

@@ -33,7 +33,10 @@ protected:
 
     // B's snapshot reloads caused by notifications so far (its log lines).
     size_t reloads_b() {
-        return host_b_.ringway().process().lines_containing(Stream::err, "catalog: reloaded").size();
+        return host_b_.ringway()
+            .process()
+            .lines_containing(Stream::err, "catalog: reloaded")
+            .size();
     }
 
     bool wait_reloads_b_above(size_t count) {
@@ -65,8 +68,7 @@ TEST_F(PgHostsTest, KeyRevokedOnOneHostIsRefusedOnTheOtherAtItsNextRequest) {
 }
 
 TEST_F(PgHostsTest, BothHostsRowsLandInTheOneDatabaseAndTheInvariantHolds) {
-    const std::string body =
-        chat_body("gpt-4o-mini", false, R"("x_mock":{"prompt-tokens":7})");
+    const std::string body = chat_body("gpt-4o-mini", false, R"("x_mock":{"prompt-tokens":7})");
     const size_t before = reloads_b();
     const Key key = host_a_.create_key(R"({"name":"both"})");
     ASSERT_TRUE(wait_reloads_b_above(before));
@@ -81,7 +83,8 @@ TEST_F(PgHostsTest, BothHostsRowsLandInTheOneDatabaseAndTheInvariantHolds) {
     EXPECT_EQ(db.scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id = " + id), 10);
     EXPECT_GT(db.scalar("SELECT quota_used FROM keys WHERE id = " + id), 70);
     EXPECT_EQ(db.scalar("SELECT quota_used - (SELECT SUM(total_tokens) FROM usage_logs"
-                        " WHERE key_id = " + id + ") FROM keys WHERE id = " + id),
+                        " WHERE key_id = " +
+                        id + ") FROM keys WHERE id = " + id),
               0);
     EXPECT_EQ(db.scalar("SELECT COUNT(*) FROM keys AS k LEFT JOIN (SELECT key_id,"
                         " SUM(total_tokens) AS used, SUM(cost_nano) AS spent FROM daily_usage"
