@@ -149,73 +149,48 @@ struct JsonReader {
 
 }  // namespace
 
-bool json_parse_string_array(std::string_view text, std::vector<std::string>& out,
-                             std::string& error) {
-    JsonReader reader{text};
-    out.clear();
-    if (!reader.consume('[')) {
-        error = "expected a JSON array of strings";
-        return false;
-    }
-    if (!reader.consume(']')) {
-        for (;;) {
-            std::string item;
-            if (!reader.read_string(item)) {
-                error = reader.where() + ": expected a string";
-                return false;
-            }
-            out.push_back(std::move(item));
-            if (reader.consume(']')) {
-                break;
-            }
-            if (!reader.consume(',')) {
-                error = reader.where() + ": expected ',' or ']'";
-                return false;
-            }
-        }
-    }
-    if (!reader.at_end()) {
-        error = reader.where() + ": trailing bytes";
-        return false;
-    }
-    return true;
-}
-
-bool json_parse_string_map(std::string_view text,
-                           std::vector<std::pair<std::string, std::string>>& out,
-                           std::string& error) {
-    JsonReader reader{text};
-    out.clear();
-    if (!reader.consume('{')) {
-        error = "expected a JSON object of strings";
-        return false;
-    }
-    if (!reader.consume('}')) {
-        for (;;) {
-            std::string key;
-            std::string value;
-            if (!reader.read_string(key) || !reader.consume(':') || !reader.read_string(value)) {
-                error = reader.where() + ": expected \"name\": \"string\"";
-                return false;
-            }
-            out.emplace_back(std::move(key), std::move(value));
-            if (reader.consume('}')) {
-                break;
-            }
-            if (!reader.consume(',')) {
-                error = reader.where() + ": expected ',' or '}'";
-                return false;
-            }
-        }
-    }
-    if (!reader.at_end()) {
-        error = reader.where() + ": trailing bytes";
-        return false;
-    }
-    return true;
-}
-
 namespace {
+
+// The rest of a JSON array or object whose opening bracket was consumed: items separated by
+// commas up to `close`, each read by read_item (which sets error itself on failure).
+template <typename ReadItem>
+bool read_items(JsonReader& reader, char close, std::string& error, ReadItem&& read_item) {
+    if (reader.consume(close)) {
+        return true;
+    }
+    for (;;) {
+        if (!read_item()) {
+            return false;
+        }
+        if (reader.consume(close)) {
+            return true;
+        }
+        if (!reader.consume(',')) {
+            error =
+                reader.where() + (close == ']' ? ": expected ',' or ']'" : ": expected ',' or '}'");
+            return false;
+        }
+    }
+}
+
+// A whole text holding one array or object: `open`, the items, `close`, nothing after.
+template <typename ReadItem>
+bool read_whole(std::string_view text, char open, std::string_view shape, std::string& error,
+                ReadItem&& read_item) {
+    JsonReader reader{text};
+    if (!reader.consume(open)) {
+        error = "expected a JSON " + std::string(shape);
+        return false;
+    }
+    if (!read_items(reader, open == '[' ? ']' : '}', error, [&] { return read_item(reader); })) {
+        return false;
+    }
+    if (!reader.at_end()) {
+        error = reader.where() + ": trailing bytes";
+        return false;
+    }
+    return true;
+}
 
 // {"rpm": N, "tpm": N}, both optional, each once.
 bool read_model_limit(JsonReader& reader, ModelLimitSpec& limit, std::string& error) {
@@ -223,12 +198,9 @@ bool read_model_limit(JsonReader& reader, ModelLimitSpec& limit, std::string& er
         error = reader.where() + ": expected {\"rpm\": N, \"tpm\": N}";
         return false;
     }
-    if (reader.consume('}')) {
-        return true;
-    }
     bool seen_rpm = false;
     bool seen_tpm = false;
-    for (;;) {
+    return read_items(reader, '}', error, [&] {
         std::string name;
         if (!reader.read_string(name) || !reader.consume(':')) {
             error = reader.where() + ": expected \"rpm\" or \"tpm\"";
@@ -244,57 +216,65 @@ bool read_model_limit(JsonReader& reader, ModelLimitSpec& limit, std::string& er
             error = reader.where() + ": expected an integer 0..4294967295";
             return false;
         }
-        if (reader.consume('}')) {
-            return true;
-        }
-        if (!reader.consume(',')) {
-            error = reader.where() + ": expected ',' or '}'";
-            return false;
-        }
-    }
+        return true;
+    });
 }
 
 }  // namespace
 
+bool json_parse_string_array(std::string_view text, std::vector<std::string>& out,
+                             std::string& error) {
+    out.clear();
+    return read_whole(text, '[', "array of strings", error, [&](JsonReader& reader) {
+        std::string item;
+        if (!reader.read_string(item)) {
+            error = reader.where() + ": expected a string";
+            return false;
+        }
+        out.push_back(std::move(item));
+        return true;
+    });
+}
+
+bool json_parse_string_map(std::string_view text,
+                           std::vector<std::pair<std::string, std::string>>& out,
+                           std::string& error) {
+    out.clear();
+    return read_whole(text, '{', "object of strings", error, [&](JsonReader& reader) {
+        std::string key;
+        std::string value;
+        if (!reader.read_string(key) || !reader.consume(':') || !reader.read_string(value)) {
+            error = reader.where() + ": expected \"name\": \"string\"";
+            return false;
+        }
+        out.emplace_back(std::move(key), std::move(value));
+        return true;
+    });
+}
+
 bool json_parse_model_limits(std::string_view text, std::vector<ModelLimitSpec>& out,
                              std::string& error) {
-    JsonReader reader{text};
     out.clear();
-    if (!reader.consume('{')) {
-        error = "expected a JSON object of model name -> {\"rpm\": N, \"tpm\": N}";
-        return false;
-    }
-    if (!reader.consume('}')) {
-        for (;;) {
-            ModelLimitSpec limit;
-            if (!reader.read_string(limit.model) || !reader.consume(':')) {
-                error = reader.where() + ": expected \"model\": {...}";
-                return false;
-            }
-            for (const ModelLimitSpec& other : out) {
-                if (other.model == limit.model) {
-                    error = "model \"" + limit.model.substr(0, 100) + "\" is named twice";
-                    return false;
-                }
-            }
-            if (!read_model_limit(reader, limit, error)) {
-                return false;
-            }
-            out.push_back(std::move(limit));
-            if (reader.consume('}')) {
-                break;
-            }
-            if (!reader.consume(',')) {
-                error = reader.where() + ": expected ',' or '}'";
-                return false;
-            }
-        }
-    }
-    if (!reader.at_end()) {
-        error = reader.where() + ": trailing bytes";
-        return false;
-    }
-    return true;
+    return read_whole(text, '{', "object of model name -> {\"rpm\": N, \"tpm\": N}", error,
+                      [&](JsonReader& reader) {
+                          ModelLimitSpec limit;
+                          if (!reader.read_string(limit.model) || !reader.consume(':')) {
+                              error = reader.where() + ": expected \"model\": {...}";
+                              return false;
+                          }
+                          for (const ModelLimitSpec& other : out) {
+                              if (other.model == limit.model) {
+                                  error =
+                                      "model \"" + limit.model.substr(0, 100) + "\" is named twice";
+                                  return false;
+                              }
+                          }
+                          if (!read_model_limit(reader, limit, error)) {
+                              return false;
+                          }
+                          out.push_back(std::move(limit));
+                          return true;
+                      });
 }
 
 }  // namespace rw
