@@ -98,6 +98,9 @@ constexpr Knob knobs[] = {
      "request sent to first response byte (reasoning models think long)"},
     {"RINGWAY_UPSTREAM_IDLE_TIMEOUT_MS", "300000",
      "silence allowed between upstream bytes of a response"},
+    {"RINGWAY_SSE_KEEPALIVE_MS", "0",
+     "a streamed request's upstream silent this long before its first event: the 200 head "
+     "and a ': keep-alive' comment every interval (0: off)"},
     {"RINGWAY_UPSTREAM_KEEPALIVE_MS", "30000",
      "idle pooled upstream connections are closed after this"},
     {"RINGWAY_UPSTREAM_CONNECTIONS_MAX", nullptr,
@@ -376,6 +379,7 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
                    config.upstream_idle_timeout_ms) &&
         p.number32("RINGWAY_UPSTREAM_KEEPALIVE_MS", 30000, 0, 3600000,
                    config.upstream_keepalive_ms) &&
+        p.number32("RINGWAY_SSE_KEEPALIVE_MS", 0, 0, 3600000, config.sse_keepalive_ms) &&
         p.number32("RINGWAY_UPSTREAM_CONNECTIONS_MAX", 0, 1, conns_per_shard_max,
                    config.upstream_connections_max) &&
         p.number32("RINGWAY_STREAM_BUFFER_BYTES", 65536, recv_buffer_bytes_min, 1u << 30,

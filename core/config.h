@@ -67,6 +67,9 @@ struct Config {
     uint32_t upstream_connect_timeout_ms;
     uint32_t upstream_first_byte_timeout_ms;
     uint32_t upstream_idle_timeout_ms;  // Between bytes of a streamed response.
+    // A streamed request whose upstream is silent this long gets the 200 head and SSE
+    // keep-alive comments, one per interval, until its first event; 0: off.
+    uint32_t sse_keepalive_ms;
     uint32_t upstream_keepalive_ms;     // Idle pooled upstream connections are closed after.
     uint32_t upstream_connections_max;  // Per shard; derived unless set.
     // Recv-buffer bytes one relayed stream may hold while its client reads slowly; at the

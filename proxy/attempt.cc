@@ -259,6 +259,10 @@ void attempt_sweep(Gateway& gateway) {
     const uint64_t now = gateway.shard.now_ms();
     for (uint32_t i = 0; i < gateway.pool.high_water(); i++) {
         UpstreamConn& upstream = gateway.pool.at(i);
+        if (upstream.request != nullptr && upstream.state != UpstreamState::closing &&
+            upstream.state != UpstreamState::free) {
+            relay_keepalive_tick(gateway, *upstream.request, now);
+        }
         if (upstream.deadline_ms == 0 || now < upstream.deadline_ms ||
             upstream.state == UpstreamState::free || upstream.state == UpstreamState::closing) {
             continue;

@@ -53,8 +53,8 @@ bool budget_money_bound(Gateway& gateway, ProxyRequest& request, const Snapshot&
 
 int64_t budget_token_bound(const Gateway& gateway, const ProxyRequest& request) {
     const RequestFields& fields = request.fields;
-    const uint64_t output_max = request.endpoint == Endpoint::embeddings ? 0
-                                : fields.has_output_limit                ? fields.output_tokens_max
+    const uint64_t output_max = !endpoint_info(request.endpoint).has_output ? 0
+                                : fields.has_output_limit ? fields.output_tokens_max
                                                           : gateway.config.default_output_reserve;
     const uint64_t bound = request.body.size() + output_max * fields.choices_count;
     return bound > uint64_t(INT64_MAX / 2) ? INT64_MAX / 2 : static_cast<int64_t>(bound);

@@ -6,16 +6,26 @@
 namespace rw {
 namespace {
 
-// {path, endpoint, usage format, is_anthropic, is_free}
+// {path, endpoint, usage format, is_anthropic, is_free, is_binary, has_output}
 constexpr EndpointInfo endpoints[] = {
-    {"/v1/chat/completions", Endpoint::chat, UsageFormat::chat, false, false},
-    {"/v1/completions", Endpoint::completions, UsageFormat::chat, false, false},
-    {"/v1/embeddings", Endpoint::embeddings, UsageFormat::embeddings, false, false},
-    {"/v1/responses", Endpoint::responses, UsageFormat::responses, false, false},
-    {"/v1/messages", Endpoint::messages, UsageFormat::anthropic_messages, true, false},
+    {"/v1/chat/completions", Endpoint::chat, UsageFormat::chat, false, false, false, true},
+    {"/v1/completions", Endpoint::completions, UsageFormat::chat, false, false, false, true},
+    {"/v1/embeddings", Endpoint::embeddings, UsageFormat::embeddings, false, false, false, false},
+    {"/v1/responses", Endpoint::responses, UsageFormat::responses, false, false, false, true},
+    {"/v1/messages", Endpoint::messages, UsageFormat::anthropic_messages, true, false, false, true},
     // Anthropic's token counting is free of charge [docs.anthropic.com: Token counting].
     {"/v1/messages/count_tokens", Endpoint::count_tokens, UsageFormat::anthropic_messages, true,
-     true},
+     true, false, false},
+    // gpt-image answers carry usage as the Responses API names it (input_tokens,
+    // output_tokens, total_tokens, input_tokens_details); dall-e answers carry none.
+    {"/v1/images/generations", Endpoint::images_generations, UsageFormat::responses, false, false,
+     false, true},
+    // The answer is the audio itself (chunked, or Content-Length): no usage in it.
+    {"/v1/audio/speech", Endpoint::audio_speech, UsageFormat::responses, false, false, true, true},
+    // OpenAI's moderation answers carry no usage; rerank servers (Jina, vLLM, Cohere-style
+    // OpenAI-compatible ones) report {"usage":{"prompt_tokens"?,"total_tokens"}} or nothing.
+    {"/v1/moderations", Endpoint::moderations, UsageFormat::embeddings, false, false, false, false},
+    {"/v1/rerank", Endpoint::rerank, UsageFormat::embeddings, false, false, false, false},
 };
 
 }  // namespace

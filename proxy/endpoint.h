@@ -9,7 +9,18 @@
 
 namespace rw {
 
-enum class Endpoint : uint8_t { chat, completions, embeddings, responses, messages, count_tokens };
+enum class Endpoint : uint8_t {
+    chat,
+    completions,
+    embeddings,
+    responses,
+    messages,
+    count_tokens,
+    images_generations,
+    audio_speech,
+    moderations,
+    rerank,
+};
 
 struct EndpointInfo {
     std::string_view path;
@@ -17,6 +28,8 @@ struct EndpointInfo {
     UsageFormat format;
     bool is_anthropic;  // Served by anthropic channels (only), answered in Anthropic's shape.
     bool is_free;       // The provider charges nothing for it: its row carries 0 tokens.
+    bool is_binary;     // A 2xx answer is bytes (audio), relayed as they arrive, not read whole.
+    bool has_output;    // It generates output tokens (a budget reserves them); embeddings do not.
 };
 
 [[nodiscard]] const EndpointInfo& endpoint_info(Endpoint endpoint);

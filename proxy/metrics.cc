@@ -12,7 +12,7 @@
 
 namespace rw {
 
-static_assert(static_cast<uint32_t>(Endpoint::count_tokens) + 1 == endpoint_count);
+static_assert(static_cast<uint32_t>(Endpoint::rerank) + 1 == endpoint_count);
 
 uint32_t MetricLabels::slot(std::string_view value) {
     value = value.substr(0, metric_label_bytes_max);
@@ -165,6 +165,9 @@ void render_requests(MetricsText& text, const ShardSum& sum) {
     text.line("ringway_streams_aborted_total", "counter",
               "Streams ended with the upstream_error event.",
               sum(&GatewayMetrics::streams_aborted));
+    text.line("ringway_sse_keepalives_total", "counter",
+              "SSE keep-alive comments sent while an upstream was silent before its first event.",
+              sum(&GatewayMetrics::sse_keepalives));
 }
 
 void render_usage(MetricsText& text, const ShardSum& sum) {

@@ -21,7 +21,7 @@ namespace rw {
 
 class Writer;
 
-constexpr uint32_t endpoint_count = 6;  // Endpoint's enumerators (static_assert in metrics.cc).
+constexpr uint32_t endpoint_count = 10;  // Endpoint's enumerators (static_assert in metrics.cc).
 constexpr uint32_t histogram_buckets_max = 16;
 
 // One histogram's per-shard counts: buckets[i] counts observations in (bound[i-1],
@@ -97,6 +97,7 @@ struct GatewayMetrics {
     Counter upstream_slots_exhausted;  // Attempts that found every upstream slot busy.
     Counter upstream_timeouts;
     Counter streams_aborted;  // Streams ended with the upstream_error event.
+    Counter sse_keepalives;   // ": keep-alive" comments sent before a stream's first event.
     Counter records_pushed;
     Counter auth_failures;
     Counter limited;     // 429 by rpm/concurrency/quota.

@@ -94,6 +94,14 @@ bool relay_piece_translated(Gateway& gateway, ProxyRequest& request, char* start
 bool relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t length_bytes,
                  uint16_t bid) {
     const uint64_t piece_offset = request.stream_payload_bytes;
+    if (request.is_relaying_binary) {
+        request.stream_payload_bytes += length_bytes;
+        if (request.is_client_gone ||
+            !client_stream_piece(*request.conn, {start, length_bytes}, bid)) {
+            relay_give_back(gateway, bid);
+        }
+        return true;
+    }
     request.scanner.feed({start, length_bytes});
     if (request.ttft_us == 0 && request.scanner.events_count() > 0 &&
         request.attempt_started_us != 0) {
@@ -179,10 +187,31 @@ std::string_view relay_extra_headers(ProxyRequest& request, std::string_view fix
     return {out, static_cast<size_t>(cursor - out)};
 }
 
+// A binary answer (audio/speech): relayed as it arrives, re-chunked to the client like a
+// stream but never scanned for events, whatever its framing upstream (chunked, length, close).
+bool relay_binary_begin(Gateway& gateway, ProxyRequest& request, const UpstreamHead& head) {
+    const std::string_view content_type =
+        head.content_type[0] != '\0' ? head.content_type : "application/octet-stream";
+    if (!client_stream_begin(*request.conn, head.status, content_type,
+                             relay_extra_headers(request, {}))) {
+        request_finish(gateway, request, Fault::local_out_of_memory);
+        return false;
+    }
+    request.is_response_started = true;
+    request.is_relaying_stream = true;
+    request.is_relaying_binary = true;
+    request.status_sent = head.status;
+    return true;
+}
+
+constexpr std::string_view stream_fixed_headers =
+    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
+
 bool relay_stream_begin(Gateway& gateway, ProxyRequest& request, const UpstreamHead& head) {
-    if (!client_stream_begin(
-            *request.conn, head.status, head.content_type,
-            relay_extra_headers(request, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"))) {
+    // A keep-alive head already went out (relay_keepalive_tick): the stream goes on under it.
+    if (!request.is_head_early &&
+        !client_stream_begin(*request.conn, head.status, head.content_type,
+                             relay_extra_headers(request, stream_fixed_headers))) {
         request_finish(gateway, request, Fault::local_out_of_memory);
         return false;
     }
@@ -222,6 +251,10 @@ bool relay_head(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request)
     request.first_byte_us = proxy_clock_us();
     if (head.status >= 200 && head.status < 300 && head.is_event_stream) {
         return relay_stream_begin(gateway, request, head);
+    }
+    if (head.status >= 200 && head.status < 300 && head.status != 204 &&
+        endpoint_info(request.endpoint).is_binary && !head.has_skipped_body) {
+        return relay_binary_begin(gateway, request, head);
     }
     if (head.has_content_length && head.content_length > gateway.config.max_response_bytes) {
         attempt_failed(gateway, request, upstream, Fault::upstream_response_too_large);
@@ -273,6 +306,57 @@ bool relay_whole_translate(Gateway& gateway, ProxyRequest& request) {
     return true;
 }
 
+// The stream's head went out early (keep-alive) and the upstream answered whole: its error
+// body (a JSON object, the last channel's) becomes the client protocol's error event, each
+// of its lines one data: line (SSE joins them back), after `event: error` on Anthropic's;
+// the stream ends without its terminating chunk. A 2xx whole answer to a streamed request,
+// or an error body that is not an object, ends with the gateway's own error event
+// (request_early_stream_abort). The row's status is the upstream's.
+void relay_whole_in_stream(Gateway& gateway, ProxyRequest& request) {
+    const UpstreamHead& head = request.parser.head();
+    std::string_view body{request.response_body, request.response_bytes};
+    while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' ')) {
+        body.remove_suffix(1);
+    }
+    if (head.status < 300 || body.empty() || body.front() != '{') {
+        request_finish(
+            gateway, request,
+            head.status < 300 ? Fault::upstream_protocol_error : Fault::upstream_refused);
+        return;
+    }
+    const std::string_view prefix =
+        request.error_shape == ErrorShape::anthropic ? "event: error\ndata: " : "data: ";
+    // Every '\n' may become "\ndata: " (7 bytes), plus the prefix and the blank line.
+    auto* event = static_cast<char*>(
+        client_arena(*request.conn).alloc(prefix.size() + body.size() * 7 + 2, 1));
+    if (event == nullptr) {
+        request_finish(gateway, request, Fault::local_out_of_memory);
+        return;
+    }
+    char* cursor = event;
+    std::memcpy(cursor, prefix.data(), prefix.size());
+    cursor += prefix.size();
+    for (const char c : body) {
+        if (c == '\n') {
+            std::memcpy(cursor, "\ndata: ", 7);
+            cursor += 7;
+        } else if (c != '\r') {
+            *cursor++ = c;
+        }
+    }
+    std::memcpy(cursor, "\n\n", 2);
+    cursor += 2;
+    request.is_response_started = true;
+    request.status_sent = head.status;
+    if (!request.is_client_gone) {
+        gateway.metrics.streams_aborted.add();
+        [[maybe_unused]] const bool is_queued = client_stream_piece(
+            *request.conn, {event, static_cast<size_t>(cursor - event)}, no_bid);
+        client_stream_end(*request.conn, false);
+    }
+    request_finish(gateway, request, Fault::upstream_answered_error);
+}
+
 // A whole (non-streamed) answer: the upstream's status and body, relayed as they came,
 // except a refusal of the channel's own key, whose body names that key.
 void relay_whole(Gateway& gateway, ProxyRequest& request) {
@@ -288,6 +372,10 @@ void relay_whole(Gateway& gateway, ProxyRequest& request) {
         }
     }
     if (request.translation != Translation::none && !relay_whole_translate(gateway, request)) {
+        return;
+    }
+    if (request.is_head_early) {
+        relay_whole_in_stream(gateway, request);
         return;
     }
     const bool has_no_content = head.status == 204 || head.status == 304;
@@ -517,7 +605,7 @@ void relay_on_eof(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& reques
         // seen ([DONE], the final event, or chat's usage chunk); otherwise the upstream
         // was cut, and the client must not see a finished answer (RULES §7).
         const bool is_stream_ended =
-            request.scanner.is_done() ||
+            request.is_relaying_binary || request.scanner.is_done() ||
             (request.usage_format == UsageFormat::chat && request.scanner.usage().has_usage);
         if (!request.is_relaying_stream || is_stream_ended) {
             relay_complete(gateway, upstream, request, false);
@@ -527,6 +615,38 @@ void relay_on_eof(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& reques
     request_finish(
         gateway, request,
         error == 0 || error == ECONNRESET ? Fault::upstream_reset : Fault::upstream_lost);
+}
+
+void relay_keepalive_tick(Gateway& gateway, ProxyRequest& request, uint64_t now_ms) {
+    const uint32_t interval_ms = gateway.config.sse_keepalive_ms;
+    if (interval_ms == 0 || !request.is_streaming || request.is_finished ||
+        request.is_client_gone || request.stream_payload_bytes > 0 ||
+        endpoint_info(request.endpoint).is_binary) {
+        return;  // Off, not a stream, or its first bytes went out: events keep it alive.
+    }
+    if (!request.is_head_early && !request.is_relaying_stream &&
+        (request.is_response_started || request.parser.head().status != 0)) {
+        return;  // A whole answer is coming, with its own status.
+    }
+    if (request.keepalive_due_ms == 0) {
+        request.keepalive_due_ms = request.started_ms + interval_ms;
+    }
+    if (now_ms < request.keepalive_due_ms ||
+        client_send_room(*request.conn) < relay_room_needed(request)) {
+        return;  // Not yet, or a client that reads nothing: tried again next sweep.
+    }
+    if (!request.is_head_early && !request.is_relaying_stream) {
+        if (!client_stream_begin(*request.conn, 200, "text/event-stream",
+                                 relay_extra_headers(request, stream_fixed_headers))) {
+            return;  // No memory for the head now: the request goes on without keep-alive.
+        }
+        request.is_head_early = true;
+    }
+    static constexpr std::string_view comment = ": keep-alive\n\n";
+    if (client_stream_piece(*request.conn, comment, no_bid)) {
+        gateway.metrics.sse_keepalives.add();
+    }
+    request.keepalive_due_ms = now_ms + interval_ms;
 }
 
 uint32_t relay_room_needed(const ProxyRequest& request) {

@@ -28,6 +28,12 @@ void relay_on_recv(Gateway& gateway, UpstreamConn& upstream, const io_uring_cqe&
 // The upstream closed (error 0), reset or failed (errno) the connection.
 void relay_on_eof(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request, int error);
 
+// RINGWAY_SSE_KEEPALIVE_MS, called by attempt_sweep for a request on an upstream: a streamed
+// request whose upstream has relayed nothing yet, once the interval passed since its start,
+// gets the 200 stream head (once, unless the upstream's own went out) and a ": keep-alive"
+// comment per interval. A fast upstream never meets it: its bytes are unchanged.
+void relay_keepalive_tick(Gateway& gateway, ProxyRequest& request, uint64_t now_ms);
+
 // Client send-queue entries that must be free before the next upstream piece is read.
 [[nodiscard]] uint32_t relay_room_needed(const ProxyRequest& request);
 // The client cannot take another upstream piece now: its send queue is short of room or it

@@ -117,6 +117,10 @@ void request_stream_abort(Gateway& gateway, ProxyRequest& request) {
     if (request.is_client_gone) {
         return;
     }
+    if (request.is_relaying_binary) {
+        client_stream_end(*request.conn, false);  // No event in audio: the body stays short.
+        return;
+    }
     static constexpr std::string_view openai_event =
         "data: {\"error\":{\"message\":\"upstream connection lost\",\"type\":"
         "\"upstream_error\"}}\n\n";
@@ -129,8 +133,47 @@ void request_stream_abort(Gateway& gateway, ProxyRequest& request) {
     client_stream_end(*request.conn, false);
 }
 
+// The stream head went out early (keep-alive) and no channel answered with a stream: the
+// fault's error becomes one event in the client's protocol (its error body as data, after
+// `event: error` on Anthropic's), and the stream ends without its terminating chunk. The
+// row's status is the fault's, as the answer would have had without the early head.
+void request_early_stream_abort(Gateway& gateway, ProxyRequest& request, Fault fault) {
+    const FaultInfo& info = fault_info(fault);
+    request.is_response_started = true;
+    if (info.status == 0 || request.is_client_gone) {
+        return;
+    }
+    gateway.metrics.streams_aborted.add();
+    request.status_sent = info.status;
+    const std::string_view code = request.fault_code.empty() ? info.code : request.fault_code;
+    const std::string_view message =
+        request.fault_message.empty() ? info.message : request.fault_message;
+    constexpr std::string_view anthropic_prefix = "event: error\ndata: ";
+    constexpr std::string_view openai_prefix = "data: ";
+    const std::string_view prefix =
+        request.error_shape == ErrorShape::anthropic ? anthropic_prefix : openai_prefix;
+    const uint32_t capacity = fault_body_bytes_max(code, message) + uint32_t(prefix.size()) + 2;
+    auto* event = static_cast<char*>(client_arena(*request.conn).alloc(capacity, 1));
+    if (event != nullptr) {
+        std::memcpy(event, prefix.data(), prefix.size());
+        const uint32_t length =
+            fault_body_write(event + prefix.size(), capacity - uint32_t(prefix.size()) - 2, fault,
+                             request.error_shape, code, message);
+        std::memcpy(event + prefix.size() + length, "\n\n", 2);
+        [[maybe_unused]] const bool is_queued =
+            client_stream_piece(*request.conn, {event, prefix.size() + length + 2}, no_bid);
+    }
+    client_stream_end(*request.conn, false);
+}
+
 // What the client gets, if anything, for the fault the request ends with.
 void request_answer(Gateway& gateway, ProxyRequest& request, Fault fault) {
+    if (request.is_head_early && !request.is_relaying_stream) {
+        if (!request.is_response_started) {
+            request_early_stream_abort(gateway, request, fault);
+        }
+        return;
+    }
     if (request.is_relaying_stream) {
         // The provider's own error event already went out as it came (upstream_stream_error).
         if (fault != Fault::none && fault != Fault::client_gone && fault != Fault::local_shutdown &&

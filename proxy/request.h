@@ -46,6 +46,11 @@ struct ProxyRequest {
     bool is_counted_locally;   // count_tokens answered by the gateway (count_tokens.h).
     bool is_response_started;  // An answer (whole or a stream's head) is queued.
     bool is_relaying_stream;   // The upstream answered with SSE and the head went out.
+    bool is_relaying_binary;   // ... with bytes (audio; is_relaying_stream too): no SSE scan.
+    // RINGWAY_SSE_KEEPALIVE_MS: the 200 stream head went out before the upstream answered
+    // (relay_keepalive_tick). Retries stay possible (is_response_started is still false);
+    // a failure with no channel left ends the stream with an error event.
+    bool is_head_early;
     bool is_finished;
     bool is_in_finish;  // request_finish is running: no release from a nested callback.
     bool is_released;
@@ -97,6 +102,7 @@ struct ProxyRequest {
     uint64_t started_ms;  // Shard clock (ms).
     uint64_t started_us;  // Monotonic us.
     uint64_t first_byte_us;
+    uint64_t keepalive_due_ms;    // Shard clock: the next keep-alive comment; 0: not armed yet.
     uint64_t attempt_started_us;  // The current attempt's start; 0 once it is over.
     uint64_t upstream_us;         // Time attempts spent upstream (connect to their end).
     uint64_t ttft_us;             // The attempt's start to its first SSE event; 0: none.

@@ -299,6 +299,11 @@ UsageCounts usage_counts_from_parts(const UsageParts& parts, UsageFormat format)
     }
     counts.has_usage = true;
     counts.prompt_tokens = parts.input_tokens;
+    if (format == UsageFormat::embeddings && parts.input_tokens == 0 && parts.has_total) {
+        // An input-only answer that reports only its total (vLLM's and Jina's rerank):
+        // every token of it is input, priced so.
+        counts.prompt_tokens = parts.total_tokens;
+    }
     counts.completion_tokens = format == UsageFormat::embeddings ? 0 : parts.output_tokens;
     if (format == UsageFormat::anthropic_messages) {
         // Anthropic's input_tokens excludes cached input; billing counts all of it.

@@ -14,7 +14,7 @@ namespace rw {
 enum class UsageFormat : uint8_t {
     chat,                // chat.completions and legacy completions: prompt/completion/total.
     responses,           // OpenAI Responses API: input/output/total.
-    embeddings,          // prompt/total; completion is always 0.
+    embeddings,          // prompt/total (total alone: all input); completion is always 0.
     anthropic_messages,  // input/output + cache_creation_input/cache_read_input, no total.
 };
 

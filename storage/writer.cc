@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +22,18 @@
 #include "storage/migrations.h"
 
 namespace rw {
+
+// One control-plane write waiting for the writer thread (lives on the caller's stack).
+struct Writer::Command {
+    AdminFn fn;
+    void* context;
+    bool is_transaction;
+    std::mutex mutex;
+    std::condition_variable done_cv;
+    bool is_done = false;  // Guarded by mutex.
+    bool is_ok = false;
+    std::string error;
+};
 
 namespace {
 
@@ -56,42 +69,6 @@ int64_t thread_cpu_us() {
     timespec now;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
     return int64_t(now.tv_sec) * 1000000 + now.tv_nsec / 1000;
-}
-
-int32_t day_from_ts_ms(int64_t ts_ms) {
-    // Floor division so timestamps before 1970 still land on the right day.
-    const int64_t ms_per_day = 86400000;
-    int64_t day = ts_ms / ms_per_day;
-    if (ts_ms % ms_per_day < 0) {
-        day -= 1;
-    }
-    return static_cast<int32_t>(day);
-}
-
-// 'YYYY-MM-DD' for days since the epoch (Howard Hinnant's civil_from_days), without
-// gmtime_r's locale/timezone work per row. target must hold 11 bytes.
-void day_format(int32_t day_index, char* target) {
-    int64_t z = int64_t(day_index) + 719468;
-    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const int64_t doe = z - era * 146097;
-    const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const int64_t mp = (5 * doy + 2) / 153;
-    const int64_t d = doy - (153 * mp + 2) / 5 + 1;
-    const int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    const int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
-    const int64_t year = y < 0 ? 0 : y % 10000;  // Four digits; usage is never that old.
-    target[0] = char('0' + year / 1000);
-    target[1] = char('0' + year / 100 % 10);
-    target[2] = char('0' + year / 10 % 10);
-    target[3] = char('0' + year % 10);
-    target[4] = '-';
-    target[5] = char('0' + m / 10);
-    target[6] = char('0' + m % 10);
-    target[7] = '-';
-    target[8] = char('0' + d / 10);
-    target[9] = char('0' + d % 10);
-    target[10] = '\0';
 }
 
 constexpr const char* insert_usage_head_sql =
@@ -139,12 +116,6 @@ constexpr const char* upsert_daily_sql =
 constexpr const char* add_quota_used_sql =
     "UPDATE keys SET quota_used = quota_used + ?2, spend_nano = spend_nano + ?3 WHERE id = ?1";
 
-// uint64 values we store are far below 2^63 (bytes, microseconds); clamp anyway so a
-// corrupt record cannot turn into a negative column.
-int64_t to_sql_int(uint64_t value) {
-    return value > uint64_t(INT64_MAX) ? INT64_MAX : int64_t(value);
-}
-
 }  // namespace
 
 Writer::~Writer() {
@@ -173,6 +144,7 @@ bool Writer::open_queues(const StorageConfig& config, uint32_t shard_count, std:
     batch_rows_max_ = writer_batch_rows_max(config.log_batch_rows);
     batch_.resize(batch_rows_max_);
     aggregates_.resize(batch_rows_max_);
+    group_slots_.resize(std::bit_ceil(std::max<uint32_t>(16, 2 * batch_rows_max_)));
     event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (event_fd_ < 0) {
         error = std::string("eventfd: ") + std::strerror(errno);
@@ -481,65 +453,6 @@ bool Writer::batch_was_committed() {
     return is_seen;
 }
 
-// Sums the batch per (key, day, model, channel) so a batch costs one upsert per group and
-// one quota update per key instead of one of each per row; same transaction, same totals.
-void Writer::commit_batch_aggregate() {
-    for (uint32_t index = 0; index < batch_count_; index++) {
-        const UsageRecord& record = batch_[index];
-        Aggregate& row = aggregates_[index];
-        row = Aggregate{};
-        row.key_id = record.key_id;
-        row.channel_id = record.channel_id;
-        row.model = record.model_requested;
-        row.day = day_from_ts_ms(record.ts_ms);
-        row.requests = 1;
-        row.unpriced_requests = record.price_id == 0 ? 1 : 0;
-        row.prompt_tokens = record.prompt_tokens;
-        row.completion_tokens = record.completion_tokens;
-        row.total_tokens = record.total_tokens;
-        row.cached_input_tokens = record.cached_input_tokens;
-        row.cache_write_tokens = record.cache_write_tokens;
-        row.reasoning_tokens = record.reasoning_tokens;
-        row.cost_nano = record.cost_nano;
-    }
-    const auto order = [](const Aggregate& a, const Aggregate& b) {
-        if (a.key_id != b.key_id) {
-            return a.key_id < b.key_id;
-        }
-        if (a.day != b.day) {
-            return a.day < b.day;
-        }
-        if (a.channel_id != b.channel_id) {
-            return a.channel_id < b.channel_id;
-        }
-        return std::strcmp(a.model, b.model) < 0;  // NUL-terminated (record_set_text).
-    };
-    Aggregate* begin = aggregates_.data();
-    std::sort(begin, begin + batch_count_, order);
-    uint32_t count = 0;
-    for (uint32_t index = 0; index < batch_count_; index++) {
-        const Aggregate& row = aggregates_[index];
-        if (count > 0 && !order(aggregates_[count - 1], row)) {  // Sorted: equal group.
-            Aggregate& sum = aggregates_[count - 1];
-            sum.requests += 1;
-            sum.unpriced_requests += row.unpriced_requests;
-            sum.prompt_tokens += row.prompt_tokens;
-            sum.completion_tokens += row.completion_tokens;
-            sum.total_tokens += row.total_tokens;
-            sum.cached_input_tokens += row.cached_input_tokens;
-            sum.cache_write_tokens += row.cache_write_tokens;
-            sum.reasoning_tokens += row.reasoning_tokens;
-            sum.cost_nano += row.cost_nano;
-        } else {
-            aggregates_[count] = row;  // count <= index: never overwrites unread rows.
-            count += 1;
-        }
-    }
-    aggregate_count_ = count;
-    RW_ASSERT(aggregate_count_ >= 1);
-    RW_ASSERT(aggregate_count_ <= batch_count_);
-}
-
 // The transaction itself. False on the first failing statement, transaction possibly
 // still open (the caller rolls back).
 bool Writer::commit_batch_statements() {
@@ -614,52 +527,6 @@ bool Writer::write_batch_rows() {
         }
     }
     return commit_batch_aggregates();
-}
-
-// The batch's daily sums and the keys' quota_used and spend_nano, inside the open
-// transaction (write_batch_rows' caller commits it).
-bool Writer::commit_batch_aggregates() {
-    uint64_t key_total_tokens = 0;
-    int64_t key_cost_nano = 0;
-    for (uint32_t index = 0; index < aggregate_count_; index++) {
-        const Aggregate& sum = aggregates_[index];
-        char day[11];
-        day_format(sum.day, day);
-        upsert_daily_.bind_int64(1, sum.key_id);
-        upsert_daily_.bind_text(2, std::string_view(day, 10));
-        upsert_daily_.bind_int64(3, sum.requests);
-        upsert_daily_.bind_int64(4, to_sql_int(sum.prompt_tokens));
-        upsert_daily_.bind_int64(5, to_sql_int(sum.completion_tokens));
-        upsert_daily_.bind_int64(6, to_sql_int(sum.total_tokens));
-        upsert_daily_.bind_int64(7, to_sql_int(sum.cached_input_tokens));
-        upsert_daily_.bind_int64(8, to_sql_int(sum.cache_write_tokens));
-        upsert_daily_.bind_int64(9, to_sql_int(sum.reasoning_tokens));
-        upsert_daily_.bind_int64(10, sum.cost_nano);
-        upsert_daily_.bind_int64(11, sum.unpriced_requests);
-        upsert_daily_.bind_text(
-            12, std::string_view(sum.model, strnlen(sum.model, record_model_bytes_max)));
-        upsert_daily_.bind_int64(13, sum.channel_id);
-        if (!db_.step_done(upsert_daily_)) {
-            return false;
-        }
-        key_total_tokens += sum.total_tokens;
-        key_cost_nano += sum.cost_nano;
-        const bool is_key_end =
-            index + 1 == aggregate_count_ || aggregates_[index + 1].key_id != sum.key_id;
-        if (is_key_end) {
-            // A key_id without a keys row (0, or a key deleted by hand) updates nothing:
-            // the invariant is stated per existing key.
-            add_quota_used_.bind_int64(1, sum.key_id);
-            add_quota_used_.bind_int64(2, to_sql_int(key_total_tokens));
-            add_quota_used_.bind_int64(3, key_cost_nano);
-            if (!db_.step_done(add_quota_used_)) {
-                return false;
-            }
-            key_total_tokens = 0;
-            key_cost_nano = 0;
-        }
-    }
-    return true;
 }
 
 void Writer::commit_failed(uint32_t attempt_rows, int64_t attempt_start_us) {
@@ -818,6 +685,90 @@ bool Writer::replay_rows(const SpillContents& spill, std::string& error) {
     }
     rows_written_.fetch_add(spill.rows.size(), std::memory_order_relaxed);
     return true;
+}
+
+// ---- Control-plane commands ------------------------------------------------------------
+
+bool Writer::execute(AdminFn fn, void* context, std::string& error, bool is_transaction) {
+    RW_ASSERT(fn != nullptr);
+    // The writer would wait for itself.
+    RW_ASSERT(std::this_thread::get_id() != writer_thread_.load(std::memory_order_relaxed));
+    Command command{fn, context, is_transaction, {}, {}, false, false, {}};
+    {
+        std::lock_guard<std::mutex> lock(command_mutex_);
+        if (!is_accepting_commands_) {
+            error = "storage writer is not running";
+            return false;
+        }
+        commands_.push_back(&command);
+        has_commands_.store(true, std::memory_order_release);
+    }
+    wake();
+    std::unique_lock<std::mutex> lock(command.mutex);
+    command.done_cv.wait(lock, [&command] { return command.is_done; });
+    if (!command.is_ok) {
+        error = command.error;
+    }
+    return command.is_ok;
+}
+
+void Writer::run_commands() {
+    std::deque<Command*> pending;
+    {
+        std::lock_guard<std::mutex> lock(command_mutex_);
+        pending.swap(commands_);
+        has_commands_.store(false, std::memory_order_relaxed);
+    }
+    for (Command* command : pending) {
+        run_one_command(*command);
+    }
+}
+
+void Writer::run_one_command(Command& command) {
+    RW_ASSERT(!db_.in_transaction());
+    bool is_ok = true;
+    std::string error;
+    if (command.is_transaction && !db_.step_done(begin_)) {
+        is_ok = false;
+        error = db_.last_error();
+    }
+    if (is_ok && !command.fn(db_, command.context, error)) {
+        is_ok = false;
+        if (error.empty()) {
+            error = db_.last_error();
+        }
+    }
+    if (is_ok && command.is_transaction && !db_.step_done(commit_)) {
+        is_ok = false;
+        error = db_.last_error();
+    }
+    if (db_.in_transaction() && !db_.step_done(rollback_)) {
+        std::fprintf(stderr, "ringway: writer: ROLLBACK failed: %s\n", db_.last_error().c_str());
+    }
+    RW_ASSERT(!db_.in_transaction());
+    admin_commands_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(command.mutex);
+    command.is_ok = is_ok;
+    command.error = std::move(error);
+    command.is_done = true;
+    command.done_cv.notify_one();  // Under the mutex: the waiter owns `command`'s storage.
+}
+
+void Writer::fail_pending_commands() {
+    std::deque<Command*> pending;
+    {
+        std::lock_guard<std::mutex> lock(command_mutex_);
+        is_accepting_commands_ = false;
+        pending.swap(commands_);
+        has_commands_.store(false, std::memory_order_relaxed);
+    }
+    for (Command* command : pending) {
+        std::lock_guard<std::mutex> lock(command->mutex);
+        command->is_ok = false;
+        command->error = "storage writer stopped";
+        command->is_done = true;
+        command->done_cv.notify_one();
+    }
 }
 
 WriterStats Writer::stats() const {

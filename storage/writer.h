@@ -176,6 +176,7 @@ private:
     [[nodiscard]] bool commit_batch_statements();
     [[nodiscard]] bool batch_was_committed();
     [[nodiscard]] bool commit_batch_aggregates();
+    static void aggregate_add(Aggregate& sum, const UsageRecord& record);
     [[nodiscard]] bool write_batch_rows();
     [[nodiscard]] bool replay_spill(std::string& error);
     [[nodiscard]] bool replay_rows(const SpillContents& spill, std::string& error);
@@ -213,6 +214,7 @@ private:
     std::vector<UsageRecord> batch_;     // Capacity batch_rows_max_, allocated once.
     uint32_t batch_count_ = 0;           // Rows in batch_ [0, batch_rows_max_].
     std::vector<Aggregate> aggregates_;  // Per-batch scratch, allocated once.
+    std::vector<uint32_t> group_slots_;  // commit_batch_aggregate()'s hash table, ditto.
     uint32_t aggregate_count_ = 0;
     int64_t batch_deadline_ms_ = 0;   // Monotonic ms when the oldest row must commit.
     uint32_t drain_start_index_ = 0;  // Round-robin start so no shard starves.
@@ -247,5 +249,11 @@ private:
     std::atomic<uint64_t> admin_commands_{0};
     std::atomic<uint64_t> latency_histogram_[writer_latency_bucket_count] = {};
 };
+
+// A uint64 counter as an SQLite INTEGER: values stored are far below 2^63 (bytes,
+// microseconds, tokens); clamped anyway so a corrupt record cannot become a negative column.
+inline int64_t to_sql_int(uint64_t value) {
+    return value > uint64_t(INT64_MAX) ? INT64_MAX : int64_t(value);
+}
 
 }  // namespace rw

@@ -6,7 +6,8 @@
 // requires exit status 0. Without node (or npm)
 // the test exits 77: skipped, with the reason on stdout. translate_anthropic_sdk_test.mjs
 // and translate_openai_sdk_test.mjs run each SDK against a channel of the other protocol
-// (Chat ⇄ Messages translation, proxy/translate.h).
+// (Chat ⇄ Messages translation, proxy/translate.h). endpoints_sdk_test.mjs reads images,
+// moderations, speech and keep-alive streams through both SDKs.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
@@ -303,6 +304,53 @@ TEST(ProxyNodeSdkTest, OpenAiSdkReachesAnAnthropicChannelThroughTranslation) {
     const std::string node = node_ready();
     ASSERT_FALSE(::testing::Test::HasFatalFailure());
     run_translated(node, "anthropic", "claude-sonnet-4", "/v1", "translate_openai_sdk_test.mjs");
+}
+
+// The passthrough endpoints (images, moderations, speech) and SSE keep-alive
+// (RINGWAY_SSE_KEEPALIVE_MS=100) through both SDKs: endpoints_sdk_test.mjs.
+TEST(ProxyNodeSdkTest, SdksReadEndpointsAndKeepAliveStreams) {
+    const std::string node = node_ready();
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    MockUpstream mock;
+    ASSERT_NO_FATAL_FAILURE(start_mock(mock));
+    Gateway gateway;
+    ASSERT_NO_FATAL_FAILURE(gateway.start({{"RINGWAY_SSE_KEEPALIVE_MS", "100"}}));
+    ChannelSpec spec;
+    spec.name = "main";
+    spec.mock_port = mock.port();
+    spec.models = {"gpt-4o-mini", "gpt-image-1", "omni-moderation-latest", "gpt-4o-mini-tts"};
+    ASSERT_GT(gateway.create_channel(spec), 0);
+    ChannelSpec claude;
+    claude.name = "claude";
+    claude.kind = "anthropic";
+    claude.mock_port = mock.port();
+    claude.models = {"claude-sonnet-4"};
+    ASSERT_GT(gateway.create_channel(claude), 0);
+    for (const auto& [name, answer] : gateway.wait_channels_routable()) {
+        ASSERT_EQ(answer.status, 200) << name << ": " << answer.body;
+    }
+    const Key key = gateway.create_key(R"({"name":"endpoints-sdk"})");
+    const std::string gateway_url = "http://127.0.0.1:" + std::to_string(gateway.port());
+    std::string output;
+    const int code = run(node, {"--test", "--test-reporter=spec", "endpoints_sdk_test.mjs"},
+                         {{"RINGWAY_BASE_URL", gateway_url + "/v1"},
+                          {"RINGWAY_ROOT_URL", gateway_url},
+                          {"RINGWAY_API_KEY", key.secret},
+                          {"RINGWAY_METRICS", gateway_url + "/metrics"},
+                          {"MOCK_SPEECH_URL",
+                           "http://127.0.0.1:" + std::to_string(mock.port()) + "/v1/audio/speech"},
+                          {"NO_COLOR", "1"}},
+                         RW_NODE_TEST_DIR, 120000, &output);
+    EXPECT_EQ(code, 0) << output << "\nringway log:\n" << gateway.ringway().stderr_text();
+    // Seven requests, one row each: images, moderations, speech, two good and two failed
+    // streams.
+    const auto rows = wait_usage_rows(gateway.db_path(), key.id, 7, Deadline::after_ms(5000));
+    EXPECT_EQ(rows.size(), 7u);
+    int64_t failed = 0;
+    for (const Row& row : rows) {
+        failed += row.at("end_reason") == "upstream_error" ? 1 : 0;
+    }
+    EXPECT_EQ(failed, 2);
 }
 
 }  // namespace

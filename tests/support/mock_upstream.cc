@@ -18,6 +18,9 @@
 //   POST /v1/messages          Anthropic Messages JSON / SSE (message_start .. message_stop)
 //   POST /v1/messages/count_tokens  {"input_tokens": N} (N: the prompt_tokens formula below)
 //   GET  /v1/models            model list
+//   POST /v1/images/generations  gpt-image answer with usage (usage none: dall-e's, none)
+//   POST /v1/audio/speech      binary audio, chunked piece by piece (see reply_speech)
+//   POST /v1/moderations       results, no usage;  POST /v1/rerank  results + usage.total_tokens
 //   GET  /__mock/stats         JSON counters + last request (overall and per scenario id)
 //   POST /__mock/reset         clears the counters;  GET /__mock/health -> 200 "ok"
 //   POST /__mock/defaults      replaces every --default with the body's NAME=VALUE lines
@@ -113,6 +116,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -1614,6 +1618,177 @@ void reply_messages(const Context& ctx, Reply& reply) {
     reply.error_event = std::move(error_reply.events.front());
 }
 
+// ---------------------------------------------------------------------------------------
+// Images, audio speech, moderations and rerank (protocols-endpoints), shaped as the
+// providers document them.
+// ---------------------------------------------------------------------------------------
+
+// POST /v1/images/generations: one data item per "n" (default 1). With usage (the default)
+// gpt-image's answer: size/quality/output_format and usage {input_tokens, output_tokens
+// (completion tokens x n), total_tokens, input_tokens_details}; with usage none dall-e's:
+// {"created","data":[{"url","revised_prompt"}]}.
+void reply_images(const Context& ctx, Reply& reply) {
+    std::string_view value;
+    uint64_t count = 1;
+    if (json_object_find(ctx.body_object, "n", value)) {
+        uint64_t parsed = 0;
+        if (parse_u64(trim(value), parsed) && parsed > 0 && parsed <= 10) {
+            count = parsed;
+        }
+    }
+    const bool has_usage = ctx.controls->usage != UsageMode::none;
+    std::string out = "{\"created\":";
+    append_u64(out, ctx.created_s);
+    out += ",\"data\":[";
+    for (uint64_t i = 0; i < count; ++i) {
+        out += i == 0 ? "" : ",";
+        if (has_usage) {
+            out += "{\"b64_json\":\"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk";
+            out += "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==\"}";
+        } else {
+            out += "{\"url\":\"https://mock.invalid/img-";
+            append_u64(out, ctx.id * 16 + i);
+            out += ".png\",\"revised_prompt\":\"a mock image\"}";
+        }
+    }
+    out += "]";
+    if (has_usage) {
+        const uint64_t output_tokens = ctx.completion_tokens * count;
+        out +=
+            ",\"background\":\"opaque\",\"output_format\":\"png\",\"quality\":\"low\","
+            "\"size\":\"1024x1024\",\"usage\":{\"total_tokens\":";
+        append_u64(out, ctx.prompt_tokens + output_tokens);
+        out += ",\"input_tokens\":";
+        append_u64(out, ctx.prompt_tokens);
+        out += ",\"output_tokens\":";
+        append_u64(out, output_tokens);
+        out += ",\"input_tokens_details\":{\"text_tokens\":";
+        append_u64(out, ctx.prompt_tokens);
+        out += ",\"image_tokens\":0}}";
+    }
+    out += "}";
+    reply.body = std::move(out);
+}
+
+// POST /v1/audio/speech: the audio bytes, x-mock-chunks pieces of x-mock-chunk-text-bytes
+// bytes (binary: every byte value, "\n\n" and "data:" included), Content-Type by
+// response_format (mp3 default). Sent chunked as OpenAI does, piece by piece (event-delay-ms,
+// first-event-delay-ms apply); framing length sends it whole with Content-Length.
+void reply_speech(const Context& ctx, Reply& reply) {
+    const Controls& controls = *ctx.controls;
+    std::string_view format = "mp3";
+    std::string_view value;
+    if (json_object_find(ctx.body_object, "response_format", value)) {
+        format = json_unquote(value);
+    }
+    reply.content_type = format == "wav"    ? "audio/wav"
+                         : format == "opus" ? "audio/opus"
+                         : format == "aac"  ? "audio/aac"
+                         : format == "flac" ? "audio/flac"
+                         : format == "pcm"  ? "audio/pcm"
+                                            : "audio/mpeg";
+    static constexpr std::string_view tricky = "\n\ndata: {\"usage\":{\"input_tokens\":9}}\n\n";
+    uint64_t n = 0;
+    for (uint32_t piece = 0; piece < controls.chunk_count; ++piece) {
+        std::string bytes;
+        bytes.reserve(controls.chunk_text_bytes);
+        for (uint32_t i = 0; i < controls.chunk_text_bytes; ++i, ++n) {
+            bytes += n % 256 < tricky.size() ? tricky[n % 256] : static_cast<char>(n * 31 + 7);
+        }
+        reply.events.push_back(std::move(bytes));
+    }
+    if (controls.framing == "length") {
+        for (const std::string& piece : reply.events) {
+            reply.body += piece;
+        }
+        reply.events.clear();
+        return;
+    }
+    reply.is_stream = true;
+}
+
+// POST /v1/moderations: one result per input (a string: one), no usage, as OpenAI answers.
+void reply_moderations(const Context& ctx, Reply& reply) {
+    std::string_view input;
+    uint32_t count = 1;
+    if (json_object_find(ctx.body_object, "input", input) &&
+        input.substr(json_ws(input, 0), 1) == "[") {
+        count = std::max<uint32_t>(1, json_array_count(input));
+    }
+    std::string out = "{\"id\":\"modr-mock";
+    append_u64(out, ctx.id);
+    out += "\",\"model\":\"";
+    out += ctx.model;
+    out += "\",\"results\":[";
+    for (uint32_t i = 0; i < count; ++i) {
+        out += i == 0 ? "" : ",";
+        out +=
+            "{\"flagged\":false,\"categories\":{\"harassment\":false,\"hate\":false,"
+            "\"self-harm\":false,\"sexual\":false,\"violence\":false},\"category_scores\":{"
+            "\"harassment\":0.0001,\"hate\":0.0001,\"self-harm\":0.0001,\"sexual\":0.0001,"
+            "\"violence\":0.0001},\"category_applied_input_types\":{\"harassment\":[\"text\"],"
+            "\"hate\":[\"text\"],\"self-harm\":[\"text\"],\"sexual\":[\"text\"],"
+            "\"violence\":[\"text\"]}}";
+    }
+    out += "]}";
+    reply.body = std::move(out);
+}
+
+// POST /v1/rerank: one result per document, best first. With usage Jina's and vLLM's
+// answer ({"usage":{"total_tokens":N}}, N the prompt-token formula); with usage none
+// Cohere's (meta.billed_units, no token usage).
+void reply_rerank(const Context& ctx, Reply& reply) {
+    std::string_view documents;
+    uint32_t count = 0;
+    if (json_object_find(ctx.body_object, "documents", documents)) {
+        count = json_array_count(documents);
+    }
+    std::string out = "{\"id\":\"rerank-mock";
+    append_u64(out, ctx.id);
+    out += "\",\"model\":\"";
+    out += ctx.model;
+    out += "\",\"results\":[";
+    for (uint32_t i = 0; i < count; ++i) {
+        out += i == 0 ? "{\"index\":" : ",{\"index\":";
+        append_u64(out, i);
+        char score[64];
+        std::snprintf(score, sizeof(score), ",\"relevance_score\":%g}",
+                      1.0 / static_cast<double>(i + 1));
+        out += score;
+    }
+    out += "]";
+    if (ctx.controls->usage != UsageMode::none) {
+        out += ",\"usage\":{\"total_tokens\":";
+        append_u64(out, ctx.prompt_tokens);
+        out += "}";
+    } else {
+        out += ",\"meta\":{\"billed_units\":{\"search_units\":1}}";
+    }
+    out += "}";
+    reply.body = std::move(out);
+}
+
+// The endpoints above: true when path is one of them (reply written).
+bool reply_more_endpoints(const Context& ctx, std::string_view path, Reply& reply) {
+    if (path == "/v1/images/generations") {
+        reply_images(ctx, reply);
+    } else if (path == "/v1/audio/speech") {
+        reply_speech(ctx, reply);
+    } else if (path == "/v1/moderations") {
+        reply_moderations(ctx, reply);
+    } else if (path == "/v1/rerank") {
+        reply_rerank(ctx, reply);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+bool is_more_endpoint(std::string_view path) {
+    return path == "/v1/images/generations" || path == "/v1/audio/speech" ||
+           path == "/v1/moderations" || path == "/v1/rerank";
+}
+
 void reply_models(Reply& reply) {
     reply.body =
         "{\"object\":\"list\",\"data\":[{\"id\":\"mock-model\",\"object\":\"model\",\"created\":"
@@ -2108,7 +2283,8 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
     }
     const bool is_known = path == "/v1/chat/completions" || path == "/v1/completions" ||
                           path == "/v1/embeddings" || path == "/v1/responses" ||
-                          path == "/v1/messages" || path == "/v1/messages/count_tokens";
+                          path == "/v1/messages" || path == "/v1/messages/count_tokens" ||
+                          is_more_endpoint(path);
     if (!is_known || request.method != "POST") {
         reply_error(request, controls, 404, "Invalid URL (" + request.method + " " + path + ")",
                     reply);
@@ -2143,7 +2319,9 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
     if (path == "/v1/chat/completions" || path == "/v1/messages") {
         ctx.tool_name = tool_to_call(request.body, path == "/v1/messages");
     }
-    if (path == "/v1/chat/completions" || path == "/v1/completions") {
+    if (reply_more_endpoints(ctx, path, reply)) {
+        // Images, speech, moderations, rerank.
+    } else if (path == "/v1/chat/completions" || path == "/v1/completions") {
         reply_openai_choices(ctx, path == "/v1/chat/completions", reply);
     } else if (path == "/v1/embeddings") {
         reply_embeddings(ctx, reply);

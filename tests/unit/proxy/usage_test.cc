@@ -167,6 +167,14 @@ TEST(UsageFromJson, Embeddings) {
     // Missing total: prompt alone.
     ASSERT_TRUE(usage_of(R"({"usage":{"prompt_tokens":9}})", UsageFormat::embeddings, counts));
     expect_counts(counts, 9, 0, 9);
+    // Total alone (vLLM's and Jina's rerank): all of it is input.
+    ASSERT_TRUE(
+        usage_of(R"({"results":[],"usage":{"total_tokens":37}})", UsageFormat::embeddings, counts));
+    expect_counts(counts, 37, 0, 37);
+    // Both reported: the prompt stays as reported.
+    ASSERT_TRUE(usage_of(R"({"usage":{"prompt_tokens":5,"total_tokens":37}})",
+                         UsageFormat::embeddings, counts));
+    expect_counts(counts, 5, 0, 37);
 }
 
 TEST(UsageFromJson, AnthropicCountsCacheTokensIntoPrompt) {
