@@ -123,6 +123,27 @@ constexpr Knob knobs[] = {
      "limit for a whole (non-streamed) upstream response body"},
     {"RINGWAY_DEFAULT_OUTPUT_RESERVE", "4096",
      "output tokens a quota reserves for a request that sets no max_tokens"},
+    {"RINGWAY_STRICT_OUTPUT_MIN", "1",
+     "a strict key's request without an output limit is refused (429) when its budget "
+     "affords fewer output tokens"},
+    {"RINGWAY_REDIS", nullptr,
+     "redis://host:port (host: an IP address or localhost; IPv6 as [::1]) whose Redis the"
+     " hosts of one deployment share their rpm, tpm and concurrency limits through; unset:"
+     " each host's limits are its own"},
+    {"RINGWAY_REDIS_FAILURE", "local",
+     "while Redis is unreachable: local (each host enforces every limit alone), closed"
+     " (requests of a key with an rpm or tpm get 429) or open (rpm and tpm are not enforced);"
+     " concurrency falls back to each host's own count under all three"},
+    {"RINGWAY_REDIS_SYNC_MS", "10",
+     "how often the rw-redis thread sends its batch to Redis while limits are in use (once a"
+     " second otherwise)"},
+    {"RINGWAY_REDIS_TIMEOUT_MS", "500",
+     "a Redis connect or batch taking longer marks Redis unreachable (then reconnects with"
+     " backoff)"},
+    {"RINGWAY_REDIS_ADVANCE_PERCENT", "10",
+     "per window a host may admit this percentage of a limit (at least 1 unit) ahead of the"
+     " share it leased from Redis, so a first request need not wait: the bound on"
+     " over-admission"},
     {"RINGWAY_ANTHROPIC_MAX_TOKENS", "(unset: 4096)",
      "max_tokens for a Chat request without one sent to an anthropic channel: "
      "pattern=N,... (model name or prefix*; first match, else 4096)"},
@@ -324,6 +345,67 @@ bool parse_trusted_proxies(const Parser& parser, Config& config) {
     return true;
 }
 
+// RINGWAY_REDIS=redis://host:port and its companions.
+bool parse_redis(const Parser& p, Config& config) {
+    if (const char* failure = p.get("RINGWAY_REDIS_FAILURE"); failure != nullptr) {
+        if (std::strcmp(failure, "local") == 0) {
+            config.redis_failure = RedisFailure::local;
+        } else if (std::strcmp(failure, "closed") == 0) {
+            config.redis_failure = RedisFailure::closed;
+        } else if (std::strcmp(failure, "open") == 0) {
+            config.redis_failure = RedisFailure::open;
+        } else {
+            return p.fail("RINGWAY_REDIS_FAILURE", failure, "must be local, closed or open");
+        }
+    }
+    if (!(p.number32("RINGWAY_REDIS_SYNC_MS", 10, 1, 10000, config.redis_sync_ms) &&
+          p.number32("RINGWAY_REDIS_TIMEOUT_MS", 500, 10, 60000, config.redis_timeout_ms) &&
+          p.number32("RINGWAY_REDIS_ADVANCE_PERCENT", 10, 0, 100, config.redis_advance_percent))) {
+        return false;
+    }
+    const char* value = p.get("RINGWAY_REDIS");
+    if (value == nullptr) {
+        return true;
+    }
+    std::string_view rest(value);
+    if (rest.substr(0, 8) != "redis://") {
+        return p.fail("RINGWAY_REDIS", value, "expected redis://host:port");
+    }
+    rest.remove_prefix(8);
+    size_t colon = 0;
+    if (!rest.empty() && rest[0] == '[') {
+        const size_t close = rest.find(']');
+        if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':') {
+            return p.fail("RINGWAY_REDIS", value, "expected redis://[ipv6]:port");
+        }
+        config.redis_host.assign(rest.substr(1, close - 1));
+        colon = close + 1;
+    } else {
+        colon = rest.rfind(':');
+        if (colon == std::string_view::npos) {
+            return p.fail("RINGWAY_REDIS", value, "expected redis://host:port");
+        }
+        config.redis_host.assign(rest.substr(0, colon));
+    }
+    uint64_t port = 0;
+    const std::string port_text(rest.substr(colon + 1));
+    if (!parse_decimal(port_text.c_str(), 65535, port) || port == 0) {
+        return p.fail("RINGWAY_REDIS", value, "port must be a number from 1 to 65535");
+    }
+    config.redis_port = uint16_t(port);
+    if (config.redis_host == "localhost") {
+        config.redis_host = "127.0.0.1";
+    }
+    unsigned char probe[16];
+    if (inet_pton(AF_INET, config.redis_host.c_str(), probe) != 1 &&
+        inet_pton(AF_INET6, config.redis_host.c_str(), probe) != 1) {
+        config.redis_host.clear();
+        return p.fail("RINGWAY_REDIS", value,
+                      "host must be an IPv4 or IPv6 address (or localhost)");
+    }
+    return true;
+}
+
 }  // namespace
 
 uint32_t config_cpus_available() {
@@ -358,9 +440,6 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number32("RINGWAY_BODY_RATE_GRACE_MS", 10000, 50, 3600000, config.body_rate_grace_ms) &&
         p.number("RINGWAY_DISCARD_BODY_MAX_BYTES", 64u << 10, 0, 1ull << 30,
                  config.discard_body_max_bytes) &&
-#ifdef RW_TEST_HOOKS
-        p.number32("RINGWAY_TEST_CLOCK_OFFSET_MS", 0, 0, 86400000, config.test_clock_offset_ms) &&
-#endif
         p.number32("RINGWAY_KEEPALIVE_TIMEOUT_MS", 75000, 50, 86400000,
                    config.keepalive_timeout_ms) &&
         p.number32("RINGWAY_SEND_TIMEOUT_MS", 60000, 50, 3600000, config.send_timeout_ms) &&
@@ -389,7 +468,8 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
                  config.max_response_bytes) &&
         p.number32("RINGWAY_DEFAULT_OUTPUT_RESERVE", 4096, 0, 10000000,
                    config.default_output_reserve) &&
-        parse_trusted_proxies(p, config);
+        p.number32("RINGWAY_STRICT_OUTPUT_MIN", 1, 1, 10000000, config.strict_output_min) &&
+        parse_trusted_proxies(p, config) && parse_redis(p, config);
     if (!ok) {
         return false;
     }
@@ -507,11 +587,11 @@ std::string config_help_text() {
     }
     text +=
         "\n"
-        "Test hook (builds with RW_BUILD_TESTS only; never in production):\n"
+        "Test hook (honoured only by the test binary, build/tests/ringway-test; this\n"
+        "binary as make build, make install and make deb ship it ignores it):\n"
         "  RINGWAY_TEST_CLOCK_FILE\n"
-        "      a file holding seconds added to the clock budgets and usage days read\n"
-        "  RINGWAY_TEST_CLOCK_OFFSET_MS\n"
-        "      milliseconds added to the rate limiter's clock (rpm/tpm buckets)\n"
+        "      a file holding milliseconds added to the one wall clock (budgets, expiry,\n"
+        "      usage days, rate-limit buckets, channel health times), read at every call\n"
         "\n"
         "Set by ringway itself for the process a SIGHUP reload starts (never set them):\n"
         "  RINGWAY_INHERITED_FDS\n"

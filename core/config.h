@@ -22,6 +22,13 @@ struct ListenAddress {
     char text[64];  // As given, e.g. "127.0.0.1:8080" or "[::1]:8080".
 };
 
+// What rate limits do while Redis is unreachable (RINGWAY_REDIS_FAILURE).
+enum class RedisFailure : uint8_t {
+    local,   // Each host enforces the full limit alone (the default).
+    closed,  // Requests of a key with a rate limit are refused (429).
+    open,    // Rate limits are not enforced.
+};
+
 struct Config {
     ListenAddress listen;
     ListenAddress admin_listen;  // The admin API's own listener (loopback by default).
@@ -36,9 +43,6 @@ struct Config {
     uint32_t body_timeout_ms;            // Idle time between body bytes.
     uint32_t body_min_rate_bytes_per_s;  // After the grace period; 0: no rate floor.
     uint32_t body_rate_grace_ms;
-    // Test builds only (RW_BUILD_TESTS): RINGWAY_TEST_CLOCK_OFFSET_MS moves the rate
-    // limiter's clock forward, so a test can stand just before a minute boundary. 0 elsewhere.
-    uint32_t test_clock_offset_ms;
     uint64_t discard_body_max_bytes;  // A body refused at its head up to this is read and dropped.
     uint32_t keepalive_timeout_ms;
     uint32_t send_timeout_ms;
@@ -90,8 +94,17 @@ struct Config {
     uint32_t channel_retry_after_max_ms;
     uint64_t max_response_bytes;      // Whole (non-streamed) upstream bodies.
     uint32_t default_output_reserve;  // Output tokens reserved when a request sets no limit.
+    uint32_t strict_output_min;       // A strict key's smallest injected output limit.
     // Peers whose X-Forwarded-For is believed (RINGWAY_TRUSTED_PROXIES); empty: nobody's.
     std::vector<Cidr> trusted_proxies;
+    // Rate limits shared by several hosts through Redis (proxy/rate_share.h); redis_host
+    // empty: RINGWAY_REDIS unset, every limit is this host's alone.
+    std::string redis_host;  // An IPv4 or IPv6 address (brackets removed).
+    uint16_t redis_port = 6379;
+    RedisFailure redis_failure = RedisFailure::local;
+    uint32_t redis_sync_ms = 10;          // Between the background thread's batches.
+    uint32_t redis_timeout_ms = 500;      // One connect or exchange with Redis.
+    uint32_t redis_advance_percent = 10;  // Of a limit, admitted per window ahead of a lease.
 };
 
 // Looks a variable up; nullptr when unset. Tests pass their own.

@@ -1,4 +1,5 @@
-// core/wall_clock.cc — see wall_clock.h.
+// core/wall_clock.cc — see wall_clock.h. Built twice: plain into rw_base (every program),
+// and with RW_TEST_CLOCK into rw_test_clock, which only the test binary links.
 #include "core/wall_clock.h"
 
 #include <ctime>
@@ -14,8 +15,8 @@ namespace rw {
 namespace {
 
 #ifdef RW_TEST_CLOCK
-// The offset in seconds the test's file holds now (0 when unset or unreadable).
-int64_t test_clock_offset_ms() {
+// The offset in milliseconds the test's file holds now (0 when unset or unreadable).
+int64_t test_clock_offset_us() {
     static const char* const path = std::getenv("RINGWAY_TEST_CLOCK_FILE");
     if (path == nullptr || path[0] == '\0') {
         return 0;
@@ -33,17 +34,17 @@ int64_t test_clock_offset_ms() {
     return std::strtoll(text, nullptr, 10) * 1000;
 }
 #else
-constexpr int64_t test_clock_offset_ms() {
+constexpr int64_t test_clock_offset_us() {
     return 0;
 }
 #endif
 
 }  // namespace
 
-int64_t wall_clock_unix_ms() {
+int64_t wall_clock_unix_us() {
     timespec now;
-    clock_gettime(CLOCK_REALTIME_COARSE, &now);
-    return int64_t(now.tv_sec) * 1000 + now.tv_nsec / 1000000 + test_clock_offset_ms();
+    clock_gettime(CLOCK_REALTIME, &now);
+    return int64_t(now.tv_sec) * 1000000 + now.tv_nsec / 1000 + test_clock_offset_us();
 }
 
 }  // namespace rw

@@ -144,6 +144,21 @@ Fault admission_limits(Gateway& gateway, ProxyRequest& request, const KeyEntry& 
         rate_limit_release(gateway, request, false, 0);
         return Fault::client_concurrency_limited;
     }
+    // Sharing with other hosts: their last-seen count counts too. Without Redis (any
+    // RINGWAY_REDIS_FAILURE) each host keeps to its own count, which alone never exceeds max.
+    RateShare* share = gateway.shared.rate_share;
+    if (share != nullptr && key.concurrency_max != 0 && share->mode() == ShareMode::shared) {
+        char name[rate_share_name_bytes];
+        const uint32_t name_bytes = rate_share_name(key.hash, {}, name);
+        if (!share->concurrency_allows(key.quota_slot,
+                                       gateway.shared.key_limits->in_flight_now(key.quota_slot),
+                                       key.concurrency_max, {name, name_bytes})) {
+            gateway.shared.key_limits->concurrency_release(key.quota_slot);
+            gateway.metrics.limited.add();
+            rate_limit_release(gateway, request, false, 0);
+            return Fault::client_concurrency_limited;
+        }
+    }
     request.holds_concurrency = true;
     return Fault::none;
 }
@@ -175,39 +190,90 @@ std::string_view model_message(Arena& arena, const char* format, std::string_vie
     return copy != nullptr ? std::string_view(copy, static_cast<size_t>(length)) : "";
 }
 
-Fault admission_route(Gateway& gateway, ProxyRequest& request, const Snapshot& snapshot) {
-    const ChannelEntry* picked[attempts_max];
+// Routes one concrete model: its channels picked and resolved into request.candidates after
+// those already there, within the attempts left (1 + RINGWAY_RETRIES in all). A half-open
+// channel's trial is held only by the request's first candidate; a later one is given back.
+// serving_count adds the channels serving the model, down ones included.
+RouteResult admission_route_model(Gateway& gateway, ProxyRequest& request, std::string_view model,
+                                  const Snapshot& snapshot, uint32_t& serving_count) {
+    const uint32_t used = request.candidate_count;
     const uint32_t wanted = 1 + gateway.config.retries;
-    const RoutePicks picks = route_pick(
-        snapshot.channels(), request.endpoint, request.model_requested, *gateway.shared.health,
-        gateway.shard.now_ms(), gateway.random_state, {picked, wanted});
-    request.trial_channel_id = picks.trial_channel_id;  // request_finish settles it if unused.
+    RW_ASSERT(used < wanted && wanted <= attempts_max);
+    const ChannelEntry* picked[attempts_max];
+    RoutePicks picks =
+        route_pick(snapshot.channels(), request.endpoint, model, *gateway.shared.health,
+                   gateway.shard.now_ms(), gateway.random_state, {picked, wanted - used});
+    serving_count += picks.serving_count;
+    uint32_t skipped = 0;
+    if (picks.trial_channel_id != 0 && used != 0) {
+        gateway.shared.health->trial_abandoned(picks.trial_channel_id);  // picked[0].
+        picks.trial_channel_id = 0;
+        skipped = 1;
+    }
     const AddressBook* book =
         gateway.shared.resolver != nullptr ? gateway.shared.resolver->current() : nullptr;
+    const RouteResult route = route_candidates(
+        client_arena(*request.conn), {picked + skipped, picks.count - skipped},
+        picks.count - skipped, book, model, {request.candidates + used, wanted - used});
+    if (used == 0) {
+        request.trial_channel_id = picks.trial_channel_id;  // request_finish settles it if unused.
+        if (picks.trial_channel_id != 0 &&
+            (route.candidate_count == 0 ||
+             request.candidates[0].channel_id != picks.trial_channel_id)) {
+            gateway.shared.health->trial_abandoned(picks.trial_channel_id);  // Not resolved yet.
+            request.trial_channel_id = 0;
+        }
+    }
+    request.candidate_count = static_cast<uint8_t>(used + route.candidate_count);
+    return route;
+}
+
+// The request's candidates: the asked model's channels, or for an alias each of its models'
+// channels in the alias's order (the models the key may use), so the attempt loop falls back
+// across models as it does across channels, within the same retry budget.
+Fault admission_route(Gateway& gateway, ProxyRequest& request, const Snapshot& snapshot,
+                      const KeyEntry& key) {
+    request.candidate_count = 0;
+    request.trial_channel_id = 0;
+    uint32_t serving_count = 0;
+    Fault fault = Fault::client_model_not_found;
+    const AliasEntry* alias = snapshot.find_alias(request.model_requested);
+    if (alias == nullptr) {
+        fault = admission_route_model(gateway, request, request.model_requested, snapshot,
+                                      serving_count)
+                    .fault;
+    } else {
+        for (const std::string& model : alias->models) {
+            if (request.candidate_count == 1 + gateway.config.retries) {
+                break;  // The retry budget is spent on the models before.
+            }
+            if (!key.allows_model(model)) {
+                continue;
+            }
+            const RouteResult route =
+                admission_route_model(gateway, request, model, snapshot, serving_count);
+            if (route.fault == Fault::local_out_of_memory) {
+                return route.fault;
+            }
+        }
+        fault = request.candidate_count > 0 ? Fault::none
+                : serving_count > 0         ? Fault::local_no_channel
+                                            : Fault::client_model_not_found;
+    }
+    if (request.candidate_count == 0 && serving_count > 0 && fault != Fault::local_out_of_memory) {
+        fault = Fault::local_no_channel;  // Served, but every channel is down or unresolved.
+    }
     Arena& arena = client_arena(*request.conn);
-    RouteResult route = route_candidates(arena, picked, picks.count, book, request.model_requested,
-                                         request.candidates);
-    if (picks.count == 0 && picks.serving_count > 0) {
-        route.fault = Fault::local_no_channel;  // Served, but every channel is down.
-    }
-    if (picks.trial_channel_id != 0 &&
-        (route.candidate_count == 0 ||
-         request.candidates[0].channel_id != picks.trial_channel_id)) {
-        gateway.shared.health->trial_abandoned(picks.trial_channel_id);  // Not resolved yet.
-        request.trial_channel_id = 0;
-    }
-    if (route.fault == Fault::client_model_not_found) {
+    if (fault == Fault::client_model_not_found) {
         request.fault_message =
             model_message(arena, "The model `%.*s` does not exist or you do not have access to it.",
                           request.model_requested);
-    } else if (route.fault == Fault::local_no_channel) {
+    } else if (fault == Fault::local_no_channel) {
         request.fault_message =
             model_message(arena, "No upstream channel for model `%.*s` is reachable right now.",
                           request.model_requested);
     }
-    request.candidate_count = static_cast<uint8_t>(route.candidate_count);
-    if (route.fault == Fault::client_model_not_found &&
-        request.endpoint == Endpoint::count_tokens) {
+    if (fault == Fault::client_model_not_found && request.endpoint == Endpoint::count_tokens) {
         // No anthropic channel has the model; if another serves it, count locally.
         for (const ChannelEntry& channel : snapshot.channels()) {
             if (channel_serves(channel, Endpoint::chat, request.model_requested)) {
@@ -217,7 +283,24 @@ Fault admission_route(Gateway& gateway, ProxyRequest& request, const Snapshot& s
             }
         }
     }
-    return route.fault;
+    return fault;
+}
+
+// Whether the key may use the asked model: a concrete name by its allow-list, an alias when
+// the list allows at least one of its models (only those are routed). An alias's own name
+// in an allow-list allows nothing by itself.
+bool admission_model_allowed(const KeyEntry& key, const Snapshot& snapshot,
+                             std::string_view model) {
+    const AliasEntry* alias = snapshot.find_alias(model);
+    if (alias == nullptr) {
+        return key.allows_model(model);
+    }
+    for (const std::string& member : alias->models) {
+        if (key.allows_model(member)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 }  // namespace
@@ -294,10 +377,11 @@ Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedReques
     if (fault != Fault::none) {
         return fault;
     }
-    if (!key->allows_model(request.model_requested)) {
+    if (!admission_model_allowed(*key, *hold.get(), request.model_requested)) {
         return Fault::client_model_not_allowed;
     }
-    if ((fault = admission_route(gateway, request, *hold.get())) != Fault::none ||
+    if ((fault = admission_route(gateway, request, *hold.get(), *key)) != Fault::none ||
+        (fault = budget_strict_limit(gateway, request, *key, *hold.get())) != Fault::none ||
         (fault = admission_quota(gateway, request, *key)) != Fault::none ||
         (fault = rate_limit_body(gateway, request, *key, budget_token_bound(gateway, request))) !=
             Fault::none) {

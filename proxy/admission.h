@@ -29,6 +29,10 @@ public:
     // True and counted when below max (0 = unlimited); undo with concurrency_release.
     [[nodiscard]] bool concurrency_try_take(uint32_t slot, uint32_t max);
     void concurrency_release(uint32_t slot);
+    // Requests of the slot's key in flight now, on every shard of this host.
+    [[nodiscard]] uint32_t in_flight_now(uint32_t slot) const {
+        return in_flight(slot).load(std::memory_order_relaxed);
+    }
 
 private:
     [[nodiscard]] std::atomic_ref<uint32_t> in_flight(uint32_t slot) const {

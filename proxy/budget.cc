@@ -49,7 +49,94 @@ bool budget_money_bound(Gateway& gateway, ProxyRequest& request, const Snapshot&
     return true;
 }
 
+// The largest output per choice, at most `most`, whose money bound (over every
+// candidate's price) fits in `left_nano`; false when a candidate has no price. The bound
+// grows with the output, so a binary search finds it exactly (rounding included).
+bool strict_money_output(const ProxyRequest& request, const Snapshot& snapshot, int64_t left_nano,
+                         uint64_t most, uint64_t& output) {
+    const uint64_t prompt_max = request.body.size();
+    const uint64_t choices = request.fields.choices_count;
+    const auto fits = [&](uint64_t per_choice, bool& is_priced) {
+        for (uint32_t index = 0; index < request.candidate_count; index++) {
+            const Candidate& candidate = request.candidates[index];
+            int64_t bound = 0;
+            int64_t price_id = 0;
+            if (!cost_reservation_bound(snapshot, candidate.model_sent, candidate.channel_id,
+                                        request.started_unix_ms, prompt_max, per_choice * choices,
+                                        bound, price_id)) {
+                is_priced = false;
+                return false;
+            }
+            if (bound > left_nano) {
+                return false;
+            }
+        }
+        return true;
+    };
+    bool is_priced = true;
+    if (!fits(0, is_priced)) {
+        output = 0;
+        return is_priced;
+    }
+    uint64_t low = 0;          // Fits.
+    uint64_t high = most + 1;  // Does not fit (or is past the cap).
+    while (high - low > 1) {
+        const uint64_t middle = low + (high - low) / 2;
+        (fits(middle, is_priced) ? low : high) = middle;
+    }
+    output = low;
+    return is_priced;
+}
+
 }  // namespace
+
+Fault budget_strict_limit(Gateway& gateway, ProxyRequest& request, const KeyEntry& key,
+                          const Snapshot& snapshot) {
+    RequestFields& fields = request.fields;
+    if (!key.is_strict || fields.has_output_limit || request.endpoint == Endpoint::embeddings ||
+        request.endpoint == Endpoint::count_tokens || request.is_counted_locally ||
+        request.candidate_count == 0) {
+        return Fault::none;
+    }
+    const BudgetTable& budgets = *gateway.shared.budgets;
+    const int64_t index = budget_period_index(key.period, request.started_unix_ms / 1000);
+    const uint32_t tag = BudgetTable::tag_of(index);
+    const auto prompt_max = static_cast<int64_t>(request.body.size());
+    const uint64_t choices = std::max<uint64_t>(fields.choices_count, 1);
+    uint64_t output = gateway.config.default_output_reserve;
+    Fault refusal = Fault::none;
+    if (key.has_quota_limit) {
+        const int64_t used = key.period == BudgetPeriod::none
+                                 ? gateway.shared.quotas->used_tokens(key.quota_slot)
+                                 : budgets.used(key.quota_slot, BudgetTable::tokens, tag);
+        const int64_t left = key.quota_limit_tokens - used - prompt_max;
+        const uint64_t afford = left > 0 ? static_cast<uint64_t>(left) / choices : 0;
+        if (afford < output) {
+            output = afford;
+            refusal = Fault::client_quota_too_small;
+        }
+    }
+    if (key.has_budget) {
+        const int64_t left_nano =
+            key.budget_limit_nano(index) - budgets.used(key.quota_slot, BudgetTable::nano, tag);
+        uint64_t afford = 0;
+        if (!strict_money_output(request, snapshot, left_nano, output, afford)) {
+            return Fault::none;  // Unpriced: budget_reserve answers 403 model_price_missing.
+        }
+        if (afford < output) {
+            output = afford;
+            refusal = Fault::client_budget_too_small;
+        }
+    }
+    if (output < gateway.config.strict_output_min) {
+        return budget_refuse(gateway, request, key,
+                             refusal != Fault::none ? refusal : Fault::client_budget_too_small);
+    }
+    fields.has_output_limit = true;
+    fields.output_tokens_max = output;
+    request.output_limit_injected = static_cast<uint32_t>(output);
+    return Fault::none;
+}
 
 int64_t budget_token_bound(const Gateway& gateway, const ProxyRequest& request) {
     const RequestFields& fields = request.fields;

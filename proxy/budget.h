@@ -27,6 +27,17 @@ class Snapshot;
 // period? Fault::none, or 429 with request.retry_after_s set when the period ends.
 [[nodiscard]] Fault budget_check_head(Gateway& gateway, ProxyRequest& request, const KeyEntry& key);
 
+// After routing, for a strict key's request that sets no output limit (and is not an
+// embeddings or locally counted one): the largest output, per choice, that the key's
+// remaining token quota and money budget afford once the body's bytes are bounded, capped
+// by RINGWAY_DEFAULT_OUTPUT_RESERVE, becomes the request's output limit
+// (request.output_limit_injected; upstream_request_build writes it into the body). Less
+// than RINGWAY_STRICT_OUTPUT_MIN: 429 insufficient_quota, as a reservation that does not
+// fit. A candidate without a price is left to budget_reserve (403). Other keys and
+// requests: untouched, nothing read.
+[[nodiscard]] Fault budget_strict_limit(Gateway& gateway, ProxyRequest& request,
+                                        const KeyEntry& key, const Snapshot& snapshot);
+
 // After routing: reserves the request's bound in the key's per-period words. A key with a
 // money budget refuses a model that any candidate channel has no price for (403
 // model_price_missing). Fault::none with the reservations held.

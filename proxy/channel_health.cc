@@ -14,6 +14,7 @@
 
 #include "core/assert.h"
 #include "core/log.h"
+#include "core/wall_clock.h"
 
 namespace rw {
 
@@ -22,12 +23,6 @@ namespace {
 constexpr uint8_t state_up = 0;
 constexpr uint8_t state_down = 1;
 constexpr uint8_t state_trial = 2;  // Down, and one request holds the trial.
-
-int64_t unix_ms_now() {
-    timespec now;
-    clock_gettime(CLOCK_REALTIME_COARSE, &now);
-    return int64_t(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
-}
 
 }  // namespace
 
@@ -133,7 +128,7 @@ void ChannelHealthBoard::bring_up(Slot& slot) {
     slot.previous_failures.store(0, std::memory_order_relaxed);
     slot.current_total.store(0, std::memory_order_relaxed);
     slot.current_failures.store(0, std::memory_order_relaxed);
-    slot.since_unix_ms.store(unix_ms_now(), std::memory_order_relaxed);
+    slot.since_unix_ms.store(wall_clock_unix_ms(), std::memory_order_relaxed);
     slot.state.store(state_up, std::memory_order_release);
     slot.version.fetch_add(1, std::memory_order_release);
     transitions_up_.fetch_add(1, std::memory_order_relaxed);
@@ -204,7 +199,7 @@ void ChannelHealthBoard::take_down(Slot& slot, HealthReason reason, const Failur
     slot.backoff_ms.store(backoff, std::memory_order_relaxed);
     slot.retry_at_ms.store(now_ms + backoff, std::memory_order_relaxed);
     if (!is_trial) {
-        slot.since_unix_ms.store(unix_ms_now(), std::memory_order_relaxed);
+        slot.since_unix_ms.store(wall_clock_unix_ms(), std::memory_order_relaxed);
         transitions_down_.fetch_add(1, std::memory_order_relaxed);
     }
     slot.reason.store(static_cast<uint8_t>(reason), std::memory_order_relaxed);

@@ -26,6 +26,10 @@ constexpr EndpointInfo endpoints[] = {
     // OpenAI-compatible ones) report {"usage":{"prompt_tokens"?,"total_tokens"}} or nothing.
     {"/v1/moderations", Endpoint::moderations, UsageFormat::embeddings, false, false, false, false},
     {"/v1/rerank", Endpoint::rerank, UsageFormat::embeddings, false, false, false, false},
+    // OpenAI's input token counts [platform.openai.com: Responses input tokens], free like
+    // count_tokens; served by openai channels only (a chat-only channel has no such path).
+    {"/v1/responses/input_tokens", Endpoint::responses_input_tokens, UsageFormat::responses, false,
+     true, false, false},
 };
 
 }  // namespace

@@ -20,6 +20,7 @@ enum class Endpoint : uint8_t {
     audio_speech,
     moderations,
     rerank,
+    responses_input_tokens,
 };
 
 struct EndpointInfo {

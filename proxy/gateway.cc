@@ -33,8 +33,11 @@ void* on_head(void* context, Conn& conn) {
         client_respond_unknown_url(conn);
         return nullptr;
     }
-    const ErrorShape shape =
-        info != nullptr && info->is_anthropic ? ErrorShape::anthropic : ErrorShape::openai;
+    // /v1/models answers in Anthropic's shape, refusals too, when the client names a version.
+    const bool is_anthropic = info != nullptr
+                                  ? info->is_anthropic
+                                  : is_models && !http.find_header("anthropic-version").empty();
+    const ErrorShape shape = is_anthropic ? ErrorShape::anthropic : ErrorShape::openai;
     // The id comes first: every answer from here on carries it, refusals too.
     char id_text[request_id_bytes_max];
     const std::string_view request_id = request_id_make(gateway, id_text);
@@ -82,7 +85,7 @@ void on_request(void* context, Conn& conn) {
     request_start(gateway, *request);
     const ParsedRequest& http = client_request(conn);
     if (http.path == "/v1/models") {
-        models_serve(gateway, *request);
+        models_serve(gateway, *request, !http.find_header("anthropic-version").empty());
         return;
     }
     const Fault fault = admission_body(gateway, *request, http);

@@ -16,6 +16,7 @@
 #include "proxy/channel_health.h"
 #include "proxy/metrics.h"
 #include "proxy/rate_limit.h"
+#include "proxy/rate_share.h"
 #include "proxy/route.h"
 #include "proxy/upstream_pool.h"
 #include "storage/snapshot.h"
@@ -36,6 +37,7 @@ struct GatewayShared {
     Writer* writer = nullptr;
     KeyLimits* key_limits = nullptr;
     RateLimits* rate_limits = nullptr;
+    RateShare* rate_share = nullptr;  // RINGWAY_REDIS set: limits shared with other hosts.
     Resolver* resolver = nullptr;
     MetricsShared* metrics_shared = nullptr;
     ChannelHealthBoard* health = nullptr;

@@ -404,10 +404,17 @@ RequestFieldsError request_fields_parse(Arena& arena, std::string_view padded_bo
 }
 
 std::string_view request_rewrite(Arena& arena, std::string_view body, const RequestFields& fields,
-                                 std::string_view new_model, bool ensure_include_usage) {
+                                 std::string_view new_model, bool ensure_include_usage,
+                                 std::string_view added_member) {
     RW_ASSERT(fields.object_end_offset < body.size());
-    RewriteEdit edits[2];
+    RewriteEdit edits[3];
     uint32_t edit_count = 0;
+    if (!added_member.empty()) {
+        // Last member of the top object (a parsed body has its model, so never alone).
+        RW_ASSERT(fields.member_count > 0 && added_member.front() == ',');
+        edits[edit_count] = {fields.object_end_offset, 0, added_member, false};
+        edit_count += 1;
+    }
     if (!new_model.empty() && new_model != fields.model) {
         RW_ASSERT(fields.has_model);
         edits[edit_count] = {fields.model_span.offset, fields.model_span.bytes, {}, true};
@@ -419,9 +426,12 @@ std::string_view request_rewrite(Arena& arena, std::string_view body, const Requ
     if (edit_count == 0) {
         return body;  // Already what the upstream should see: no copy.
     }
-    // At most two edits: ordered by hand (std::sort here trips GCC 12's -Warray-bounds).
-    if (edit_count == 2 && edits[1].offset < edits[0].offset) {
-        std::swap(edits[0], edits[1]);
+    // At most three edits: ordered by hand (std::sort here trips GCC 12's -Warray-bounds).
+    // Two inserts at the object's end keep their order (stable).
+    for (uint32_t index = 1; index < edit_count; index += 1) {
+        for (uint32_t at = index; at > 0 && edits[at].offset < edits[at - 1].offset; at -= 1) {
+            std::swap(edits[at], edits[at - 1]);
+        }
     }
     uint64_t output_bytes = body.size();
     for (uint32_t index = 0; index < edit_count; index += 1) {

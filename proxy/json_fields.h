@@ -95,7 +95,9 @@ std::string_view request_fields_error_param(RequestFieldsError error);    // "mo
 
 // The body to send upstream: the model value replaced by new_model (JSON-escaped; empty
 // keeps the client's) and, when ensure_include_usage, stream_options.include_usage forced
-// to true (inserted, or its value replaced). Every other byte is unchanged. fields must come
+// to true (inserted, or its value replaced), and added_member (",\"name\":value", e.g. a
+// strict key's injected max_tokens; empty: none) appended as the last top-level member.
+// Every other byte is unchanged. fields must come
 // from request_fields_parse() on body with has_model when new_model is not empty.
 // Returns body itself when nothing changes; otherwise a new body in arena followed by
 // json_padding_bytes zero bytes outside the view. Returns an empty view when the arena
@@ -103,7 +105,8 @@ std::string_view request_fields_error_param(RequestFieldsError error);    // "mo
 [[nodiscard]] std::string_view request_rewrite(Arena& arena, std::string_view body,
                                                const RequestFields& fields,
                                                std::string_view new_model,
-                                               bool ensure_include_usage);
+                                               bool ensure_include_usage,
+                                               std::string_view added_member = {});
 
 // Escapes text into the arena with core/text.h's escaper (without the quotes). False when
 // the arena refuses memory.

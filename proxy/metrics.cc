@@ -2,6 +2,7 @@
 // metrics.h). Runs on the shard serving the scrape: relaxed loads and snprintf into the
 // caller's arena buffer; no allocation.
 #include "proxy/metrics.h"
+#include "proxy/rate_share.h"
 
 #include <algorithm>
 #include <charconv>
@@ -12,7 +13,7 @@
 
 namespace rw {
 
-static_assert(static_cast<uint32_t>(Endpoint::rerank) + 1 == endpoint_count);
+static_assert(static_cast<uint32_t>(Endpoint::responses_input_tokens) + 1 == endpoint_count);
 
 uint32_t MetricLabels::slot(std::string_view value) {
     value = value.substr(0, metric_label_bytes_max);
@@ -396,6 +397,39 @@ void render_health(MetricsText& text, const ChannelHealthBoard& health) {
         static_cast<unsigned long>(health.transitions_up()));
 }
 
+// The rate limits shared through Redis (RINGWAY_REDIS set): rate_share.h.
+void render_rate_share(MetricsText& text, const RateShare& share) {
+    const RateShareStats stats = share.stats();
+    text.line("ringway_redis_up", "gauge",
+              "1 while the last batch to Redis succeeded (rate limits shared), 0 while"
+              " RINGWAY_REDIS_FAILURE applies.",
+              stats.is_up ? 1 : 0);
+    text.line("ringway_redis_batches_total", "counter",
+              "Batches (one pipelined exchange of lease and concurrency scripts) Redis answered.",
+              stats.batches);
+    text.line("ringway_redis_errors_total", "counter",
+              "Redis connects or batches that failed or timed out.", stats.errors);
+    text.line("ringway_redis_round_trip_us_last", "gauge", "The latest batch's round trip.",
+              stats.round_trip_us_last);
+    text.line("ringway_redis_round_trip_us_max", "gauge", "The slowest batch's round trip.",
+              stats.round_trip_us_max);
+    text.line("ringway_redis_round_trip_us_total", "counter",
+              "Time spent in batch round trips (divide by batches for the mean).",
+              stats.round_trip_us_total);
+    text.line("ringway_rate_lease_refused_total", "counter",
+              "Requests refused because this host held no lease of a shared limit (and had used"
+              " its advance) though its own bucket had room.",
+              stats.lease_refused);
+    text.printf_line(
+        "# HELP ringway_rate_limit_redis_down_total Rate-limit decisions taken while Redis was"
+        " unreachable, by RINGWAY_REDIS_FAILURE's outcome.\n"
+        "# TYPE ringway_rate_limit_redis_down_total counter\n"
+        "ringway_rate_limit_redis_down_total{decision=\"local\"} %lu\n"
+        "ringway_rate_limit_redis_down_total{decision=\"refused\"} %lu\n",
+        static_cast<unsigned long>(stats.failure_local),
+        static_cast<unsigned long>(stats.failure_refused));
+}
+
 void render_writer(MetricsText& text, const Writer& writer) {
     const WriterStats stats = writer.stats();
     text.line("ringway_writer_rows_total", "counter", "Usage rows committed to SQLite.",
@@ -464,6 +498,9 @@ uint32_t gateway_metrics_render(char* out, uint32_t capacity,
                     &GatewayMetrics::channel_cost_nano);
         if (shared->health != nullptr) {
             render_health(text, *shared->health);
+        }
+        if (shared->rate_share != nullptr) {
+            render_rate_share(text, *shared->rate_share);
         }
     }
     if (writer != nullptr) {

@@ -20,8 +20,9 @@
 namespace rw {
 
 class Writer;
+class RateShare;
 
-constexpr uint32_t endpoint_count = 10;  // Endpoint's enumerators (static_assert in metrics.cc).
+constexpr uint32_t endpoint_count = 11;  // Endpoint's enumerators (static_assert in metrics.cc).
 constexpr uint32_t histogram_buckets_max = 16;
 
 // One histogram's per-shard counts: buckets[i] counts observations in (bound[i-1],
@@ -84,6 +85,7 @@ struct MetricsShared {
     MetricLabels models;
     MetricLabels channels;  // Channel ids as decimal text.
     const ChannelHealthBoard* health = nullptr;
+    const RateShare* rate_share = nullptr;  // RINGWAY_REDIS set.
 };
 
 struct GatewayMetrics {

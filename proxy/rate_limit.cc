@@ -4,13 +4,13 @@
 #include "proxy/rate_limit.h"
 
 #include <sys/mman.h>
-#include <time.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstring>
 
 #include "core/assert.h"
+#include "core/wall_clock.h"
 #include "proxy/gateway.h"
 #include "proxy/request.h"
 #include "storage/snapshot.h"
@@ -35,15 +35,9 @@ RateView rate_view(uint32_t limit, int64_t full_at_us, int64_t now_us) {
     return {limit, remaining, uint64_t(busy_us)};
 }
 
-// Admission's clock (plus a test build's RINGWAY_TEST_CLOCK_OFFSET_MS).
-int64_t rate_now_us(const Gateway& gateway, const ProxyRequest& request) {
-    return (request.started_unix_ms + int64_t(gateway.config.test_clock_offset_ms)) * 1000;
-}
-
-int64_t unix_now_us() {
-    timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return int64_t(now.tv_sec) * 1000000 + now.tv_nsec / 1000;
+// Admission's clock (core/wall_clock.h, read when the request started).
+int64_t rate_now_us(const ProxyRequest& request) {
+    return request.started_unix_ms * 1000;
 }
 
 // The limit a header shows of two: the one with less left (the one a client meets first).
@@ -93,6 +87,9 @@ bool ends_with_lower(std::string_view text, std::string_view suffix) {
         return false;
     }
     text.remove_prefix(text.size() - suffix.size());
+    if (std::memcmp(text.data(), suffix.data(), suffix.size()) == 0) {
+        return true;  // Providers spell their headers in lower case: one compare.
+    }
     for (size_t i = 0; i < suffix.size(); i++) {
         const char c = text[i] >= 'A' && text[i] <= 'Z' ? char(text[i] - 'A' + 'a') : text[i];
         if (c != suffix[i]) {
@@ -100,6 +97,50 @@ bool ends_with_lower(std::string_view text, std::string_view suffix) {
         }
     }
     return true;
+}
+
+// What rpm and tpm do now: local without RINGWAY_REDIS, else the share's mode.
+ShareMode share_mode(const Gateway& gateway) {
+    return gateway.shared.rate_share == nullptr ? ShareMode::local
+                                                : gateway.shared.rate_share->mode();
+}
+
+// RINGWAY_REDIS_FAILURE=closed while Redis is unreachable: a key with a rate limit waits.
+Fault share_closed_refuse(Gateway& gateway, ProxyRequest& request, RateView& shown,
+                          uint32_t limit) {
+    gateway.shared.rate_share->count_failure_decision(true);
+    request.fault_message =
+        "Rate limits cannot be checked right now (their shared store is unreachable).";
+    return rate_refuse(gateway, request, shown, RateView{limit, 0, 0}, 1'000'000,
+                       Fault::client_rate_limited);
+}
+
+// Takes `amount` from the local bucket and, when limits are shared, from this host's
+// lease: true, or false with view and wait_us (what the local bucket took is given back).
+bool rate_take(Gateway& gateway, RateHold& hold, RateBuckets& buckets, RateKind kind, uint32_t slot,
+               uint64_t amount, uint32_t limit, int64_t now_us, const KeyEntry& key,
+               std::string_view model, RateView& view, uint64_t& wait_us) {
+    if (!buckets.try_take(slot, amount, limit, now_us, view, wait_us)) {
+        return false;
+    }
+    RateShare* share = gateway.shared.rate_share;
+    if (share == nullptr) {
+        return true;
+    }
+    if (share->mode() != ShareMode::shared) {
+        share->count_failure_decision(false);  // local: this host's bucket alone decided.
+        return true;
+    }
+    char name[rate_share_name_bytes];
+    const uint32_t name_bytes = rate_share_name(key.hash, model, name);
+    if (share->take(kind, slot, amount, limit, {name, name_bytes})) {
+        hold.shared_mask |= uint8_t(1u << uint32_t(kind));
+        return true;
+    }
+    buckets.give_back(slot, amount, limit);
+    view.remaining = 0;  // This host holds none of it until its next lease.
+    wait_us = std::max<uint64_t>(2 * uint64_t(gateway.config.redis_sync_ms) * 1000, 1000);
+    return false;
 }
 
 }  // namespace
@@ -174,10 +215,17 @@ Fault rate_limit_head(Gateway& gateway, ProxyRequest& request, const KeyEntry& k
     if (key.rpm == 0) {
         return Fault::none;
     }
+    const ShareMode mode = share_mode(gateway);
+    if (mode == ShareMode::open) {
+        return Fault::none;
+    }
+    if (mode == ShareMode::closed) {
+        return share_closed_refuse(gateway, request, hold.requests, key.rpm);
+    }
     RateView view;
     uint64_t wait_us = 0;
-    if (!gateway.shared.rate_limits->key_requests.try_take(
-            key.quota_slot, 1, key.rpm, rate_now_us(gateway, request), view, wait_us)) {
+    if (!rate_take(gateway, hold, gateway.shared.rate_limits->key_requests, RateKind::key_requests,
+                   key.quota_slot, 1, key.rpm, rate_now_us(request), key, {}, view, wait_us)) {
         return rate_refuse(gateway, request, hold.requests, view, wait_us,
                            Fault::client_rate_limited);
     }
@@ -192,13 +240,26 @@ Fault rate_limit_body(Gateway& gateway, ProxyRequest& request, const KeyEntry& k
     RateHold& hold = request.rate;
     RateLimits& limits = *gateway.shared.rate_limits;
     const ModelLimit* model = key.model_limit(request.model_requested);
-    const int64_t now_us = rate_now_us(gateway, request);
+    const int64_t now_us = rate_now_us(request);
     const auto bound = uint64_t(std::max<int64_t>(token_bound, 1));
     RateView view;
     uint64_t wait_us = 0;
     Fault fault = Fault::none;
+    const ShareMode mode = share_mode(gateway);
+    const bool has_limit =
+        key.tpm != 0 || (model != nullptr && (model->rpm != 0 || model->tpm != 0));
+    if (mode == ShareMode::open || !has_limit) {
+        return Fault::none;
+    }
+    if (mode == ShareMode::closed) {  // The header shows a limit the key has.
+        const bool is_tokens = key.tpm != 0 || model->rpm == 0;
+        return share_closed_refuse(gateway, request, is_tokens ? hold.tokens : hold.requests,
+                                   key.tpm != 0 ? key.tpm : (is_tokens ? model->tpm : model->rpm));
+    }
+    const std::string_view model_name = request.model_requested;
     if (model != nullptr && model->rpm != 0) {
-        if (!limits.model_requests.try_take(model->slot, 1, model->rpm, now_us, view, wait_us)) {
+        if (!rate_take(gateway, hold, limits.model_requests, RateKind::model_requests, model->slot,
+                       1, model->rpm, now_us, key, model_name, view, wait_us)) {
             request.fault_message =
                 "Rate limit reached for requests per minute on this API key and model.";
             return rate_refuse(gateway, request, hold.requests, view, wait_us,
@@ -210,7 +271,8 @@ Fault rate_limit_body(Gateway& gateway, ProxyRequest& request, const KeyEntry& k
         rate_bind(hold.requests, view);
     }
     if (key.tpm != 0) {
-        if (!limits.key_tokens.try_take(key.quota_slot, bound, key.tpm, now_us, view, wait_us)) {
+        if (!rate_take(gateway, hold, limits.key_tokens, RateKind::key_tokens, key.quota_slot,
+                       bound, key.tpm, now_us, key, {}, view, wait_us)) {
             fault = rate_refuse(gateway, request, hold.tokens, view, wait_us,
                                 Fault::client_tokens_limited);
         } else {
@@ -220,7 +282,8 @@ Fault rate_limit_body(Gateway& gateway, ProxyRequest& request, const KeyEntry& k
         }
     }
     if (fault == Fault::none && model != nullptr && model->tpm != 0) {
-        if (!limits.model_tokens.try_take(model->slot, bound, model->tpm, now_us, view, wait_us)) {
+        if (!rate_take(gateway, hold, limits.model_tokens, RateKind::model_tokens, model->slot,
+                       bound, model->tpm, now_us, key, model_name, view, wait_us)) {
             request.fault_message =
                 "Rate limit reached for tokens per minute on this API key and model.";
             fault = rate_refuse(gateway, request, hold.tokens, view, wait_us,
@@ -242,12 +305,23 @@ void rate_limit_release(Gateway& gateway, ProxyRequest& request, bool reached_up
                         int64_t charged_tokens) {
     RateHold& hold = request.rate;
     RateLimits& limits = *gateway.shared.rate_limits;
+    RateShare* share = gateway.shared.rate_share;
+    // A lease's units go back to this host's lease (only what was taken from one).
+    const auto is_shared = [&hold, share](RateKind kind) {
+        return share != nullptr && (hold.shared_mask & (1u << uint32_t(kind))) != 0;
+    };
     if (!reached_upstream) {
         if (hold.holds_key_request) {
             limits.key_requests.give_back(hold.key_slot, 1, hold.key_rpm);
+            if (is_shared(RateKind::key_requests)) {
+                share->give_back(RateKind::key_requests, hold.key_slot, 1);
+            }
         }
         if (hold.holds_model_request) {
             limits.model_requests.give_back(hold.model_slot, 1, hold.model_rpm);
+            if (is_shared(RateKind::model_requests)) {
+                share->give_back(RateKind::model_requests, hold.model_slot, 1);
+            }
         }
         charged_tokens = 0;
     }
@@ -256,28 +330,43 @@ void rate_limit_release(Gateway& gateway, ProxyRequest& request, bool reached_up
     const auto charged = uint64_t(std::max<int64_t>(charged_tokens, 0));
     struct Reservation {
         RateBuckets& buckets;
+        RateKind kind;
         uint32_t slot;
         uint32_t limit;
         uint64_t& reserved;
     };
     for (const Reservation& held :
-         {Reservation{limits.key_tokens, hold.key_slot, hold.key_tpm, hold.key_tokens},
-          Reservation{limits.model_tokens, hold.model_slot, hold.model_tpm, hold.model_tokens}}) {
+         {Reservation{limits.key_tokens, RateKind::key_tokens, hold.key_slot, hold.key_tpm,
+                      hold.key_tokens},
+          Reservation{limits.model_tokens, RateKind::model_tokens, hold.model_slot, hold.model_tpm,
+                      hold.model_tokens}}) {
         if (held.reserved == 0) {
             continue;
         }
         if (charged < held.reserved) {
             held.buckets.give_back(held.slot, held.reserved - charged, held.limit);
+            if (is_shared(held.kind)) {
+                share->give_back(held.kind, held.slot, held.reserved - charged);
+            }
         } else if (charged > held.reserved) {
-            held.buckets.take_more(
-                held.slot, charged - held.reserved, held.limit,
-                unix_now_us() + int64_t(gateway.config.test_clock_offset_ms) * 1000);
+            held.buckets.take_more(held.slot, charged - held.reserved, held.limit,
+                                   wall_clock_unix_us());
+            if (is_shared(held.kind)) {
+                share->take_more(held.kind, held.slot, charged - held.reserved);
+            }
         }
         held.reserved = 0;
     }
+    hold.shared_mask = 0;
 }
 
 bool rate_header_is_replaced(const RateHold& hold, std::string_view line) {
+    // Most relayed lines are not x-ratelimit-*: turn them away on their first two bytes,
+    // before looking for the colon (this runs once per relayed header line per answer).
+    if (line.size() < 12 || (line[0] | 0x20) != 'x' || line[1] != '-' ||
+        (hold.requests.limit == 0 && hold.tokens.limit == 0)) {
+        return false;
+    }
     const size_t colon = line.find(':');
     const std::string_view name = line.substr(0, colon);
     if (name.size() < 12 || !ends_with_lower(name.substr(0, 12), "x-ratelimit-")) {

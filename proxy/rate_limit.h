@@ -83,6 +83,7 @@ struct RateHold {
     uint64_t key_tokens;      // Reserved in the key's tpm bucket (0: none).
     uint64_t model_tokens;    // Reserved in the key and model's tpm bucket (0: none).
     uint32_t retry_after_ms;  // A refusal's wait (retry-after-ms); 0: none.
+    uint8_t shared_mask;      // Bit per RateKind: taken from a Redis lease (rate_share.h).
     RateView requests;        // The binding requests limit (limit 0: none).
     RateView tokens;          // The binding tokens limit (limit 0: none).
 };

@@ -91,6 +91,9 @@ struct ProxyRequest {
     bool has_budget_period;      // Its key counts tokens per period (period != none).
     int64_t budget_reserved_nano;
     int64_t budget_reserved_tokens;
+    // A strict key's request that set no output limit: the limit injected into its body
+    // (fields.output_tokens_max carries it too); 0: none injected.
+    uint32_t output_limit_injected;
     uint8_t candidate_count;
     uint8_t attempt_index;  // Current candidate.
     uint8_t attempts_made;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -94,16 +95,51 @@ std::string_view arena_padded_copy(Arena& arena, std::string_view text) {
     return {out, text.size()};
 }
 
-// The translated body (translate.h) for the current candidate.
+// OpenAI's reasoning models take max_completion_tokens, not max_tokens, on chat.
+bool is_openai_reasoning_model(std::string_view model) {
+    for (const std::string_view prefix : {"o1", "o3", "o4", "gpt-5"}) {
+        if (model.starts_with(prefix)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// A strict key's injected output limit as the last member of the body the client's
+// protocol would carry (",\"max_tokens\":N"; empty when none was injected), named as the
+// upstream reads it: max_output_tokens on responses, max_completion_tokens for OpenAI
+// reasoning models on chat, else max_tokens. Written into the client's body before a
+// translation, which carries it over as the other protocol's limit.
+std::string_view output_limit_member(ProxyRequest& request, const Candidate& candidate,
+                                     char (&out)[64]) {
+    if (request.output_limit_injected == 0) {
+        return {};
+    }
+    std::string_view name = "max_tokens";
+    if (request.endpoint == Endpoint::responses) {
+        name = "max_output_tokens";
+    } else if (request.endpoint == Endpoint::chat && request.translation == Translation::none &&
+               candidate.kind == ChannelKind::openai &&
+               is_openai_reasoning_model(candidate.model_sent)) {
+        name = "max_completion_tokens";
+    }
+    const int length = std::snprintf(out, sizeof(out), ",\"%.*s\":%u", int(name.size()),
+                                     name.data(), request.output_limit_injected);
+    RW_ASSERT(length > 0 && static_cast<size_t>(length) < sizeof(out));
+    return {out, static_cast<size_t>(length)};
+}
+
+// The translated body (translate.h) for the current candidate; `client_body` is the
+// client's (with a strict key's output limit added, when injected).
 Fault translated_body(Arena& arena, ProxyRequest& request, const Candidate& candidate,
-                      const MaxTokensDefaults& max_tokens_defaults) {
+                      const MaxTokensDefaults& max_tokens_defaults, std::string_view client_body) {
     thread_local std::string body;
     thread_local std::string error;
     thread_local std::string param;
     const TranslateRequestOptions options{
         candidate.model_sent, max_tokens_default(max_tokens_defaults, candidate.model_sent),
         candidate.stream_usage == StreamUsage::inject};
-    if (!translate_request(request.translation, request.body, options, body, error, param)) {
+    if (!translate_request(request.translation, client_body, options, body, error, param)) {
         const char* message = arena.copy(error);
         request.fault_message = message != nullptr ? std::string_view(message, error.size()) : "";
         request.fault_code = "unsupported_parameter";
@@ -190,8 +226,19 @@ Fault upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedRe
         request.is_streaming && is_chat_like && candidate.stream_usage == StreamUsage::inject;
     request.is_usage_cut = request.translation == Translation::none && is_usage_injected &&
                            !request.fields.include_usage;
+    char limit_text[64];
+    const std::string_view limit_member = output_limit_member(request, candidate, limit_text);
     if (request.translation != Translation::none) {
-        const Fault fault = translated_body(arena, request, candidate, max_tokens_defaults);
+        std::string_view client_body = request.body;
+        if (!limit_member.empty()) {  // Strict keys only: other requests translate as sent.
+            client_body =
+                request_rewrite(arena, request.body, request.fields, {}, false, limit_member);
+            if (client_body.empty()) {
+                return Fault::local_out_of_memory;
+            }
+        }
+        const Fault fault =
+            translated_body(arena, request, candidate, max_tokens_defaults, client_body);
         if (fault != Fault::none) {
             return fault;
         }
@@ -199,8 +246,8 @@ Fault upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedRe
         const std::string_view new_model = candidate.model_sent == request.model_requested
                                                ? std::string_view{}
                                                : candidate.model_sent;
-        request.upstream_body =
-            request_rewrite(arena, request.body, request.fields, new_model, is_usage_injected);
+        request.upstream_body = request_rewrite(arena, request.body, request.fields, new_model,
+                                                is_usage_injected, limit_member);
         if (request.upstream_body.empty()) {
             return Fault::local_out_of_memory;
         }

@@ -81,6 +81,9 @@ Translation translation_for(Endpoint endpoint, ChannelKind kind) {
     if (endpoint == Endpoint::messages && !is_anthropic) {
         return Translation::messages_to_chat;
     }
+    if (endpoint == Endpoint::responses && kind == ChannelKind::openai_compatible) {
+        return Translation::responses_to_chat;  // Chat-only: openai channels speak Responses.
+    }
     return Translation::none;
 }
 
@@ -93,27 +96,43 @@ bool channel_serves(const ChannelEntry& channel, Endpoint endpoint, std::string_
         translation_for(endpoint, channel.kind) == Translation::none) {
         return false;  // Neither the channel's protocol nor one translated to it.
     }
-    if (channel.models.empty()) {
+    if (endpoint == Endpoint::responses_input_tokens && channel.kind != ChannelKind::openai) {
+        return false;  // Only the Responses API has it; a chat-only channel does not.
+    }
+    if (channel.serves_all) {
         return true;  // No list: the channel serves every model.
     }
-    for (const std::string& served : channel.models) {
-        if (served == model) {
-            return true;
+    return channel_model_rule(channel, model) != nullptr;
+}
+
+const ChannelModelRule* channel_model_rule(const ChannelEntry& channel, std::string_view model) {
+    for (const ChannelModelRule& rule : channel.model_rules) {
+        if (model_pattern_rank(rule.pattern, model) != 0) {
+            return &rule;
         }
     }
-    for (const auto& [from, to] : channel.model_map) {
-        if (from == model) {
-            return true;
-        }
-    }
-    return false;
+    return nullptr;
 }
 
 std::string_view channel_model_sent(const ChannelEntry& channel, std::string_view model) {
-    for (const auto& [from, to] : channel.model_map) {
-        if (from == model) {
-            return to;
+    for (const ChannelModelRule& rule : channel.model_rules) {  // The map's block, best first.
+        if (rule.map_index < 0) {
+            break;  // Past the map: no key matches.
         }
+        const uint32_t rank = model_pattern_rank(rule.pattern, model);
+        if (rank == 0) {
+            continue;
+        }
+        if (rank != model_rank_exact) {
+            // A `models` entry matching better (a longer prefix, or the exact name) sends
+            // the name as asked; at equal rank the map wins.
+            for (const ChannelModelRule& other : channel.model_rules) {
+                if (other.map_index < 0 && model_pattern_rank(other.pattern, model) > rank) {
+                    return model;
+                }
+            }
+        }
+        return channel.model_map[size_t(rule.map_index)].second;
     }
     return model;
 }

@@ -52,16 +52,21 @@ struct Candidate {
 };
 
 // The translation a request of endpoint needs on a channel of kind: Chat on an anthropic
-// channel, Messages on an openai or openai-compatible one; none otherwise (passthrough, or
-// an endpoint the kind cannot serve).
+// channel, Messages on an openai or openai-compatible one, Responses on an openai-compatible
+// (chat-only) one; none otherwise (passthrough, or an endpoint the kind cannot serve).
 [[nodiscard]] Translation translation_for(Endpoint endpoint, ChannelKind kind);
 
 // Whether a channel takes this endpoint and model (enabled, of the endpoint's protocol or
-// one translated to it, listing the model or every model) and the model it is sent under.
+// one translated to it, listing the model, a pattern matching it, or every model) and the
+// model it is sent under: its model_map's best match for the name (an exact key beats the
+// longest "prefix*" key beats "*", storage/model_pattern.h), else the name itself.
 [[nodiscard]] bool channel_serves(const ChannelEntry& channel, Endpoint endpoint,
                                   std::string_view model);
 [[nodiscard]] std::string_view channel_model_sent(const ChannelEntry& channel,
                                                   std::string_view model);
+// A rule of the channel's (model_map key or `models` entry) matching `model`, or nullptr.
+[[nodiscard]] const ChannelModelRule* channel_model_rule(const ChannelEntry& channel,
+                                                         std::string_view model);
 
 // xorshift64: a cheap per-shard random state for weighted draws (never zero).
 [[nodiscard]] uint64_t route_random_next(uint64_t& state);

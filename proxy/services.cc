@@ -320,8 +320,9 @@ bool services_open_storage(Services& services, std::string& error) {
                !writer_startup_checks(services, error)) {
         return false;
     }
-    // One reader slot per shard plus one for the resolver thread.
-    return services.store.open(storage, services.config.shards + 1, error) &&
+    // One reader slot per shard, one for the resolver thread, one for the admin thread's
+    // probes (services_probe_reader).
+    return services.store.open(storage, services.config.shards + 2, error) &&
            services.store.reload(error);
 }
 
@@ -331,6 +332,13 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     services.rate_limits =
         std::make_unique<RateLimits>(storage.keys_max, services.store.quotas().model_slot_count());
     services.metrics_shared = std::make_unique<MetricsShared>();
+    if (!services.config.redis_host.empty()) {
+        services.rate_share = std::make_unique<RateShare>(
+            services.config, storage.keys_max, services.store.quotas().model_slot_count(),
+            *services.key_limits);
+        services.rate_share->start();
+        services.metrics_shared->rate_share = services.rate_share.get();
+    }
     services.health = std::make_unique<ChannelHealthBoard>(health_settings(services.config));
     health_restore(services);
     services.resolver.start(services.store.publisher(), services.config.shards, 60000);
@@ -347,6 +355,7 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     gateway.writer = &services.writer;
     gateway.key_limits = services.key_limits.get();
     gateway.rate_limits = services.rate_limits.get();
+    gateway.rate_share = services.rate_share.get();
     gateway.metrics_shared = services.metrics_shared.get();
     gateway.health = services.health.get();
     services.metrics_shared->health = services.health.get();
@@ -362,8 +371,13 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
         health_persist_loop(services);
     });
     services.admin.set_health(services.health.get());
-    services.probe = {&services.resolver, services.health.get(), 10000};
+    const uint32_t probe_reader = services.config.shards + 1;
+    services.probe = {&services.resolver, services.health.get(),       10000,
+                      &services.writer,   &services.store.publisher(), probe_reader};
     services.admin.set_probe(channel_probe, &services.probe);
+    services.idle_probe = {&services.probe, services.health.get(), &services.store.publisher(),
+                           probe_reader};
+    services.admin.set_tick(idle_probe_tick, &services.idle_probe);
     // Control plane: admin writes go through the running writer, then a snapshot reload.
     services.catalog =
         std::make_unique<Catalog>(services.writer, services.store, services.secret_key);
@@ -426,6 +440,9 @@ bool services_stop(Services& services) {
     services.writer.request_stop();
     services.writer_thread.join();
     services.resolver.stop();
+    if (services.rate_share != nullptr) {
+        services.rate_share->stop();
+    }
     services.shards.clear();
     const Writer& writer = services.writer;
     if (writer.spilled_rows() == 0 && writer.lost_rows() == 0) {

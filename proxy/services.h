@@ -16,6 +16,7 @@
 #include "core/shard.h"
 #include "proxy/admin/server.h"
 #include "proxy/gateway.h"
+#include "proxy/idle_probe.h"
 #include "proxy/probe.h"
 #include "proxy/resolver.h"
 #include "storage/catalog_listener.h"
@@ -49,9 +50,11 @@ struct Services {
     Resolver resolver;
     std::unique_ptr<KeyLimits> key_limits;
     std::unique_ptr<RateLimits> rate_limits;
+    std::unique_ptr<RateShare> rate_share;  // RINGWAY_REDIS set: the rw-redis thread.
     std::unique_ptr<MetricsShared> metrics_shared;
     std::unique_ptr<ChannelHealthBoard> health;
-    ProbeDeps probe;  // The admin API's channel probe.
+    ProbeDeps probe;           // The admin API's channel probe.
+    IdleProbeDeps idle_probe;  // Idle down channels' trials, on the admin thread's tick.
     GatewayShared gateway;
     std::unique_ptr<Catalog> catalog;
     Queries queries;

@@ -22,8 +22,9 @@ namespace rw {
 
 enum class Translation : uint8_t {
     none,
-    chat_to_messages,  // OpenAI client, anthropic channel: request Chat→Messages, answer back.
-    messages_to_chat,  // Anthropic client, openai channel: request Messages→Chat, answer back.
+    chat_to_messages,   // OpenAI client, anthropic channel: request Chat→Messages, answer back.
+    messages_to_chat,   // Anthropic client, openai channel: request Messages→Chat, answer back.
+    responses_to_chat,  // Responses client, chat-only channel: request Responses→Chat, back.
 };
 
 // The per-model default max_tokens an Anthropic upstream requires when a Chat request sets
@@ -83,6 +84,8 @@ enum class OpenBlock : uint8_t { none, text, thinking, tool };
 
 constexpr uint32_t translate_tool_blocks_max = 128;      // Content blocks / tool calls tracked.
 constexpr uint32_t translate_line_bytes_max = 1u << 20;  // One SSE line (event data) at most.
+// responses_to_chat: a streamed answer's output items are kept for response.completed.
+constexpr uint32_t translate_output_bytes_max = 16u << 20;
 
 // The state of one translated stream (arena; trivially destructible).
 struct StreamTranslator {
@@ -115,6 +118,19 @@ struct StreamTranslator {
     uint32_t data_bytes;
     uint32_t data_capacity;
     bool has_data;
+    // responses_to_chat: the open output item's text or arguments, the finished items' JSON
+    // (response.completed repeats them), the open item's index and the event counter.
+    char* item_text;
+    uint32_t item_text_bytes;
+    uint32_t item_text_capacity;
+    char* output;
+    uint32_t output_bytes;
+    uint32_t output_capacity;
+    uint32_t output_index;
+    uint64_t sequence;
+    char call_id[96];
+    char tool_name[128];
+    Arena* arena;  // The arena the translator lives in (the end of a stream grows it).
 };
 
 // A translator in arena for the client's stream; nullptr when it refuses memory.

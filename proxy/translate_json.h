@@ -18,6 +18,34 @@ namespace rw {
 // Parses padded (json_padding_bytes readable after it) into an element; false if not JSON.
 [[nodiscard]] bool translate_parse(std::string_view padded, simdjson::dom::element& out);
 
+// Why a request is refused: the 400's message ("`field`: why") and param (the field).
+struct Refusal {
+    std::string& error;
+    std::string& param;
+
+    bool operator()(std::string_view field, std::string_view why) {
+        param.assign(field);
+        error.assign(1, '`');
+        error.append(field);
+        error.append("`: ");
+        error.append(why);
+        return false;
+    }
+};
+
+inline bool is_null(simdjson::dom::element value) {
+    return value.type() == simdjson::dom::element_type::NULL_VALUE;
+}
+
+// A second parser, for documents inside strings (tool-call arguments) while the body's
+// elements are still in use.
+inline bool parse_nested(std::string_view text, std::string& padded, simdjson::dom::element& out) {
+    thread_local simdjson::dom::parser nested;
+    padded.assign(text);
+    padded.append(simdjson::SIMDJSON_PADDING, '\0');
+    return nested.parse(padded.data(), text.size(), false).get(out) == simdjson::SUCCESS;
+}
+
 inline void json_str(std::string& out, std::string_view text) {
     json_escape_append(out, text);
 }

@@ -7,6 +7,7 @@
 
 #include "proxy/translate.h"
 #include "proxy/translate_json.h"
+#include "proxy/translate_responses.h"
 
 namespace rw {
 
@@ -26,34 +27,6 @@ bool translate_parse(std::string_view padded, element& out) {
 }
 
 namespace {
-
-// Why a request is refused: the 400's message and param.
-struct Refusal {
-    std::string& error;
-    std::string& param;
-
-    bool operator()(std::string_view field, std::string_view why) {
-        param.assign(field);
-        error.assign("`");
-        error.append(field);
-        error.append("`: ");
-        error.append(why);
-        return false;
-    }
-};
-
-bool is_null(element value) {
-    return value.type() == element_type::NULL_VALUE;
-}
-
-// A second parser, for documents inside strings (tool-call arguments) while the body's
-// elements are still in use.
-bool parse_nested(std::string_view text, std::string& padded, element& out) {
-    thread_local simdjson::dom::parser nested;
-    padded.assign(text);
-    padded.append(simdjson::SIMDJSON_PADDING, '\0');
-    return nested.parse(padded.data(), text.size(), false).get(out) == simdjson::SUCCESS;
-}
 
 // ---- Chat → Messages ----------------------------------------------------------------------
 
@@ -609,6 +582,34 @@ bool assistant_message(element content, std::string& messages, Refusal& refuse) 
     return true;
 }
 
+// A system message inside the conversation (Claude Code sends them): a Chat system message.
+bool system_message(element content, std::string& messages, Refusal& refuse) {
+    std::string text;
+    if (!blocks_text(content, text, "messages[].content", refuse)) {
+        return false;
+    }
+    messages += messages.empty() ? "{" : ",{";
+    messages += "\"role\":\"system\",\"content\":";
+    json_str(messages, text);
+    messages += '}';
+    return true;
+}
+
+// context_management edits that clear thinking change nothing on a Chat upstream (thinking
+// is never sent to one); any other edit needs Anthropic's server-side context editing.
+bool context_management_neutral(element value) {
+    array edits;
+    if (value["edits"].get_array().get(edits) != simdjson::SUCCESS) {
+        return false;
+    }
+    for (element edit : edits) {
+        if (!edit.is_object() || !json_get_string(edit, "type").starts_with("clear_thinking_")) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool messages_tools(element tools, std::string& out, Refusal& refuse) {
     array list;
     if (tools.get_array().get(list) != simdjson::SUCCESS) {
@@ -665,8 +666,45 @@ bool messages_tool_choice(object choice, std::string& out, Refusal& refuse) {
     return true;
 }
 
+// thinking, output_config and context_management: the reasoning a Chat upstream gets.
+bool messages_reasoning_member(std::string_view key, element value, std::string_view effort,
+                               std::string& out, Refusal& refuse) {
+    if (key == "thinking") {
+        const std::string_view type = value.is_object() ? json_get_string(value, "type") : "";
+        const uint64_t budget = value.is_object() ? json_get_u64(value, "budget_tokens") : 0;
+        if (type == "enabled" && effort.empty()) {
+            json_key(out, "reasoning_effort");
+            out += budget < 4096 ? "\"low\"" : budget < 16384 ? "\"medium\"" : "\"high\"";
+        } else if (type != "enabled" && type != "disabled" && type != "adaptive") {
+            return refuse("thinking.type", "must be enabled, adaptive or disabled");
+        }
+    } else if (key == "output_config") {
+        object config;
+        if (value.get_object().get(config) == simdjson::SUCCESS) {
+            for (auto [member, member_value] : config) {
+                if (member != "effort" && !is_null(member_value)) {
+                    return refuse("output_config", "only effort is translated to Chat Completions");
+                }
+            }
+        }
+        if (!effort.empty()) {
+            json_key(out, "reasoning_effort");
+            json_str(out, effort == "max" ? std::string_view("high") : effort);
+        }
+    } else if (key == "context_management") {
+        if (!is_null(value) && !context_management_neutral(value)) {
+            return refuse(key,
+                          "only clear_thinking edits are accepted (thinking never reaches "
+                          "a Chat Completions upstream)");
+        }
+    }
+    return true;
+}
+
+// effort: output_config.effort (read first), which wins over a thinking budget's effort.
 bool messages_member(std::string_view key, element value, const TranslateRequestOptions& options,
-                     std::string& out, std::string& messages, Refusal& refuse) {
+                     std::string_view effort, std::string& out, std::string& messages,
+                     Refusal& refuse) {
     if (key == "messages") {
         array list;
         if (value.get_array().get(list) != simdjson::SUCCESS) {
@@ -679,10 +717,11 @@ bool messages_member(std::string_view key, element value, const TranslateRequest
             if (message["content"].get(content) != simdjson::SUCCESS) {
                 return refuse("messages[].content", "required");
             }
-            const bool is_ok = role == "user" ? user_message(content, messages, refuse)
-                               : role == "assistant"
-                                   ? assistant_message(content, messages, refuse)
-                                   : refuse("messages[].role", "must be user or assistant");
+            const bool is_ok = role == "user"        ? user_message(content, messages, refuse)
+                               : role == "assistant" ? assistant_message(content, messages, refuse)
+                               : role == "system"
+                                   ? system_message(content, messages, refuse)
+                                   : refuse("messages[].role", "must be user, assistant or system");
             if (!is_ok) {
                 return false;
             }
@@ -714,15 +753,8 @@ bool messages_member(std::string_view key, element value, const TranslateRequest
             json_key(out, "user");
             json_str(out, user);
         }
-    } else if (key == "thinking") {
-        const std::string_view type = value.is_object() ? json_get_string(value, "type") : "";
-        const uint64_t budget = value.is_object() ? json_get_u64(value, "budget_tokens") : 0;
-        if (type == "enabled") {
-            json_key(out, "reasoning_effort");
-            out += budget < 4096 ? "\"low\"" : budget < 16384 ? "\"medium\"" : "\"high\"";
-        } else if (type != "disabled") {
-            return refuse("thinking.type", "must be enabled or disabled");
-        }
+    } else if (key == "thinking" || key == "output_config" || key == "context_management") {
+        return messages_reasoning_member(key, value, effort, out, refuse);
     } else if (key != "model" && key != "system" && !is_null(value)) {
         return refuse(key, "not supported when an Anthropic client reaches an OpenAI model");
     }
@@ -745,8 +777,19 @@ bool messages_to_chat(object root, const TranslateRequestOptions& options, std::
     out = "{";
     json_key(out, "model");
     json_str(out, options.model);
+    std::string_view effort;
+    object output_config;
+    if (root["output_config"].get_object().get(output_config) == simdjson::SUCCESS) {
+        effort = json_get_string(output_config, "effort");
+        if (!effort.empty() && effort != "low" && effort != "medium" && effort != "high" &&
+            effort != "max") {
+            return refuse("output_config.effort", "must be low, medium, high or max");
+        }
+    } else if (root["output_config"].get(system) == simdjson::SUCCESS && !is_null(system)) {
+        return refuse("output_config", "must be an object");
+    }
     for (auto [key, value] : root) {
-        if (!messages_member(key, value, options, out, messages, refuse)) {
+        if (!messages_member(key, value, options, effort, out, messages, refuse)) {
             return false;
         }
     }
@@ -770,6 +813,9 @@ bool translate_request(Translation translation, std::string_view padded_body,
     out.clear();
     if (translation == Translation::chat_to_messages) {
         return chat_to_messages(object_root, options, out, refuse);
+    }
+    if (translation == Translation::responses_to_chat) {
+        return responses_request_to_chat(object_root, options, out, refuse);
     }
     return messages_to_chat(object_root, options, out, refuse);
 }

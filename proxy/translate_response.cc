@@ -3,6 +3,7 @@
 // stream translator.
 #include "proxy/translate.h"
 #include "proxy/translate_json.h"
+#include "proxy/translate_responses.h"
 #include "proxy/translate_shared.h"
 
 namespace rw {
@@ -239,6 +240,9 @@ bool translate_response(Translation translation, std::string_view padded_body,
         root.get_object().get(object_root) != simdjson::SUCCESS) {
         return false;
     }
+    if (translation == Translation::responses_to_chat) {
+        return completion_to_response(object_root, model_requested, created_s, out);
+    }
     return translation == Translation::chat_to_messages
                ? message_to_chat(object_root, model_requested, created_s, out)
                : completion_to_message(object_root, model_requested, out);
@@ -256,14 +260,22 @@ void translate_error(Translation translation, std::string_view padded_body, uint
         generic = "upstream answered HTTP " + std::to_string(status);
         message = generic;
     }
-    if (translation == Translation::chat_to_messages) {
-        // Anthropic's error, in OpenAI's shape (its type kept: the names are close).
+    if (translation == Translation::chat_to_messages ||
+        translation == Translation::responses_to_chat) {
+        // Anthropic's error, or a Chat upstream's, in OpenAI's shape (Anthropic's type kept:
+        // the names are close; a Chat error's param and code kept as well).
         const std::string_view type = has_error ? json_get_string(error, "type") : "";
+        const std::string_view param = has_error ? json_get_string(error, "param") : "";
+        const std::string_view code = has_error ? json_get_string(error, "code") : "";
         out = "{\"error\":{\"message\":";
         json_str(out, message);
         out += ",\"type\":";
         json_str(out, type.empty() ? std::string_view("api_error") : type);
-        out += ",\"param\":null,\"code\":null}}";
+        out += ",\"param\":";
+        param.empty() ? void(out += "null") : json_str(out, param);
+        out += ",\"code\":";
+        code.empty() ? void(out += "null") : json_str(out, code);
+        out += "}}";
         return;
     }
     out = "{\"type\":\"error\",\"error\":{\"type\":";

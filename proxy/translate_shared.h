@@ -20,6 +20,9 @@ struct TranslatedUsage {
     uint64_t reasoning;  // Part of output (OpenAI's completion_tokens_details).
 };
 
+// Copies text, cut to capacity - 1 bytes at a UTF-8 character boundary, NUL-terminated.
+void copy_field(char* target, size_t capacity, std::string_view text);
+
 // Anthropic stop_reason → OpenAI finish_reason, and back.
 [[nodiscard]] std::string_view finish_from_stop_reason(std::string_view stop_reason);
 [[nodiscard]] std::string_view stop_reason_from_finish(std::string_view finish_reason);

@@ -15,6 +15,7 @@
 
 #include "proxy/translate.h"
 #include "proxy/translate_json.h"
+#include "proxy/translate_responses.h"
 #include "proxy/translate_shared.h"
 
 namespace rw {
@@ -23,9 +24,6 @@ using simdjson::dom::array;
 using simdjson::dom::element;
 using simdjson::dom::object;
 
-namespace {
-
-// Copies text, cut to capacity - 1 bytes at a UTF-8 character boundary, NUL-terminated.
 void copy_field(char* target, size_t capacity, std::string_view text) {
     size_t length = text.size() < capacity - 1 ? text.size() : capacity - 1;
     while (length < text.size() && length > 0 &&
@@ -37,6 +35,8 @@ void copy_field(char* target, size_t capacity, std::string_view text) {
     }
     target[length] = '\0';
 }
+
+namespace {
 
 TranslatedUsage usage_of(const StreamTranslator& t) {
     return {t.input_tokens, t.output_tokens, t.cache_read_tokens, t.cache_write_tokens,
@@ -373,29 +373,36 @@ void chat_chunk(StreamTranslator& t, object chunk, std::string& out) {
 
 // ---- SSE framing -------------------------------------------------------------------------
 
-void dispatch(StreamTranslator& t, std::string& out) {
+// False when the stream cannot go on (a Responses answer outgrew its bounds).
+bool dispatch(Arena& arena, StreamTranslator& t, std::string& out) {
     const std::string_view data(t.data, t.data_bytes);
     t.has_data = false;
     t.data_bytes = 0;
     if (t.is_finished) {
-        return;
+        return true;
+    }
+    if (data == "[DONE]" && t.translation == Translation::responses_to_chat) {
+        return !t.is_started || t.had_error || responses_stream_end(t, out);
     }
     if (t.translation == Translation::messages_to_chat && data == "[DONE]") {
         chat_end(t, out);
-        return;
+        return true;
     }
     std::memset(t.data + data.size(), 0, simdjson::SIMDJSON_PADDING);
     element root;
     object event;
     if (!translate_parse({t.data, data.size()}, root) ||
         root.get_object().get(event) != simdjson::SUCCESS) {
-        return;  // Not JSON: nothing the client's format has for it.
+        return true;  // Not JSON: nothing the client's format has for it.
     }
     if (t.translation == Translation::chat_to_messages) {
         anthropic_event(t, event, out);
+    } else if (t.translation == Translation::responses_to_chat) {
+        return t.had_error || responses_stream_chunk(arena, t, event, out);
     } else {
         chat_chunk(t, event, out);
     }
+    return true;
 }
 
 // Grows buffer (arena) to hold needed bytes plus simdjson's padding.
@@ -424,10 +431,7 @@ bool reserve(Arena& arena, char*& buffer, uint32_t used, uint32_t& capacity, uin
 
 bool line_process(Arena& arena, StreamTranslator& t, std::string_view line, std::string& out) {
     if (line.empty()) {
-        if (t.has_data) {
-            dispatch(t, out);
-        }
-        return true;
+        return !t.has_data || dispatch(arena, t, out);
     }
     if (!line.starts_with("data:")) {
         return true;  // event:, id:, retry: and comments: the data's type says it all.
@@ -461,6 +465,7 @@ StreamTranslator* stream_translator_create(Arena& arena, Translation translation
     }
     std::memset(static_cast<void*>(t), 0, sizeof(StreamTranslator));
     t->translation = translation;
+    t->arena = &arena;
     t->include_usage = include_usage;
     t->open_tool = -1;
     t->created_s = created_s;
@@ -518,6 +523,8 @@ void stream_translate_finish(StreamTranslator& t, std::string& out) {
     }
     if (t.translation == Translation::chat_to_messages) {
         anthropic_stop(t, out);
+    } else if (t.translation == Translation::responses_to_chat) {
+        [[maybe_unused]] const bool is_whole = responses_stream_end(t, out);
     } else {
         chat_end(t, out);
     }

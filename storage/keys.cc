@@ -15,6 +15,7 @@
 #include "core/wall_clock.h"
 #include "storage/catalog_listener.h"
 #include "storage/json_lite.h"
+#include "storage/model_pattern.h"
 #include "storage/secrets.h"
 
 namespace rw {
@@ -110,6 +111,21 @@ std::string key_display_prefix(std::string_view secret) {
     return std::string(secret.substr(0, shown)) + "...";
 }
 
+namespace {
+
+// Each entry a name or "prefix*" pattern (model_pattern.h); empty when all are.
+std::string model_list_check(const std::vector<std::string>& models) {
+    for (const std::string& model : models) {
+        if (const std::string why = model_pattern_check(model, price_model_bytes_max);
+            !why.empty()) {
+            return model_pattern_why(model, why);
+        }
+    }
+    return {};
+}
+
+}  // namespace
+
 std::string key_spec_check(const KeySpec& spec) {
     if (spec.name.empty() || spec.name.size() > 200) {
         return "key name must be 1..200 bytes";
@@ -132,6 +148,9 @@ std::string key_spec_check(const KeySpec& spec) {
         std::string error;
         if (!json_parse_string_array(spec.models_json, models, error)) {
             return "models: " + error;
+        }
+        if (const std::string why = model_list_check(models); !why.empty()) {
+            return "models: " + why;
         }
     }
     if (!spec.allowed_cidrs_json.empty()) {
@@ -174,6 +193,21 @@ std::string channel_spec_check(const ChannelSpec& spec) {
     if (!json_parse_string_map(spec.model_map_json, model_map, error)) {
         return "model_map: " + error;
     }
+    if (const std::string why = model_list_check(models); !why.empty()) {
+        return "models: " + why;
+    }
+    for (const auto& [from, to] : model_map) {
+        std::string why = model_pattern_check(from, price_model_bytes_max);
+        if (why.empty()) {
+            why = model_pattern_check(to, price_model_bytes_max);
+            if (why.empty() && to.ends_with('*')) {
+                why = "must map to a concrete model, not a pattern";
+            }
+        }
+        if (!why.empty()) {
+            return "model_map: " + model_pattern_why(from, why);
+        }
+    }
     if (spec.weight > 1000000) {
         return "weight must be <= 1000000";
     }
@@ -203,6 +237,7 @@ void key_bind_spec(Stmt& stmt, const KeySpec& spec) {
     stmt.bind_text_or_null(9, spec.limits_json, spec.limits_json.empty());
     stmt.bind_int64_or_null(13, spec.budget_nano, !spec.has_budget);
     stmt.bind_text(14, budget_period_name(spec.period));
+    stmt.bind_int64(15, spec.is_strict ? 1 : 0);
 }
 
 // Steps an INSERT ... RETURNING id (SQLite 3.35+ and PostgreSQL alike: no rowid call that
@@ -228,9 +263,9 @@ bool key_insert(Db& db, void* context, std::string& error) {
     Stmt stmt;
     if (!db.prepare("INSERT INTO keys (name, quota_limit, expires_at, models, rpm,"
                     " max_concurrency, allowed_cidrs, tpm, limits, key_hash, key_prefix, status,"
-                    " quota_used, created_at, budget_nano, budget_period)"
+                    " quota_used, created_at, budget_nano, budget_period, strict)"
                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', 0, ?12, ?13,"
-                    " ?14) RETURNING id",
+                    " ?14, ?15) RETURNING id",
                     stmt)) {
         return false;
     }
@@ -267,7 +302,7 @@ bool key_update(Db& db, void* context, std::string& error) {
     Stmt stmt;
     if (!db.prepare("UPDATE keys SET name = ?1, quota_limit = ?2, expires_at = ?3, models = ?4,"
                     " rpm = ?5, max_concurrency = ?6, allowed_cidrs = ?7, tpm = ?8, limits = ?9,"
-                    " budget_nano = ?13, budget_period = ?14 WHERE id = ?10",
+                    " budget_nano = ?13, budget_period = ?14, strict = ?15 WHERE id = ?10",
                     stmt)) {
         return false;
     }
@@ -327,6 +362,7 @@ void channel_bind_spec(Stmt& stmt, const ChannelSpec& spec) {
     stmt.bind_text_or_null(11, spec.ca_file, spec.ca_file.empty());
     stmt.bind_text(12, stream_usage_name(spec.stream_usage));
     stmt.bind_int64(13, spec.auto_disable ? 1 : 0);
+    stmt.bind_text(15, spec.probe_model);
 }
 
 bool channel_insert(Db& db, void* context, std::string& error) {
@@ -334,8 +370,8 @@ bool channel_insert(Db& db, void* context, std::string& error) {
     Stmt stmt;
     if (!db.prepare("INSERT INTO channels (name, kind, base_url, api_key, models, model_map,"
                     " priority, weight, enabled, allow_private_network, ca_file, stream_usage,"
-                    " auto_disable, created_at)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                    " auto_disable, created_at, probe_model)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
                     " RETURNING id",
                     stmt)) {
         return false;
@@ -348,12 +384,12 @@ bool channel_insert(Db& db, void* context, std::string& error) {
 bool channel_update(Db& db, void* context, std::string& error) {
     ChannelWrite& write = *static_cast<ChannelWrite*>(context);
     Stmt stmt;
-    if (!db.prepare(
-            "UPDATE channels SET name = ?1, kind = ?2, base_url = ?3, api_key = ?4,"
-            " models = ?5, model_map = ?6, priority = ?7, weight = ?8, enabled = ?9,"
-            " allow_private_network = ?10, ca_file = ?11, stream_usage = ?12, auto_disable = ?13"
-            " WHERE id = ?14",
-            stmt)) {
+    if (!db.prepare("UPDATE channels SET name = ?1, kind = ?2, base_url = ?3, api_key = ?4,"
+                    " models = ?5, model_map = ?6, priority = ?7, weight = ?8, enabled = ?9,"
+                    " allow_private_network = ?10, ca_file = ?11, stream_usage = ?12, auto_disable "
+                    "= ?13, probe_model = ?15"
+                    " WHERE id = ?14",
+                    stmt)) {
         return false;
     }
     channel_bind_spec(stmt, *write.spec);

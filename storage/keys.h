@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/limits.h"
+#include "storage/aliases.h"
 #include "storage/budget.h"
 #include "storage/prices.h"
 #include "storage/result.h"
@@ -46,6 +47,8 @@ struct KeySpec {
     bool has_budget = false;  // false: no money budget (budget_nano NULL).
     int64_t budget_nano = 0;
     BudgetPeriod period = BudgetPeriod::none;  // Of both the quota and the budget.
+    // A request setting no output limit gets the largest its budget affords (budget.h).
+    bool is_strict = false;
 };
 
 // An audited raise of a key's budget for the period it is made in (key_topups row).
@@ -70,6 +73,7 @@ struct ChannelSpec {
     std::string ca_file;  // Empty: system CA paths.
     StreamUsage stream_usage = StreamUsage::inject;
     bool auto_disable = true;  // Failures may take the channel out of routing (health).
+    std::string probe_model;   // The model an idle down channel is probed on; empty: none.
 };
 
 // A channel's health as the gateway judged it, persisted so it survives a restart.
@@ -92,9 +96,9 @@ struct CreatedKey {
     std::string key_prefix;
 };
 
-// Control-plane façade over Writer + SnapshotStore for keys, channels and prices. Thread-safe (both
-// are); each call blocks until the write committed and the snapshot was reloaded. A failed reload
-// after a committed write is reported as an error too (the write stays).
+// Control-plane façade over Writer + SnapshotStore for keys, channels, prices and aliases.
+// Thread-safe (both are); each call blocks until the write committed and the snapshot was reloaded.
+// A failed reload after a committed write is reported as an error too (the write stays).
 class Catalog {
 public:
     // secret_key: seals channel keys before they are written (empty: stored as given).
@@ -129,6 +133,12 @@ public:
     // snapshot on; rows it priced keep their cost and price_id. "no price with id N" when
     // there is no live version N.
     [[nodiscard]] bool delete_price(int64_t id, std::string& error);
+
+    // Gateway aliases (storage/aliases.h, written in aliases.cc): alias_spec_check'ed;
+    // "alias already exists" for a name taken, "no alias with id N" for a missing one.
+    [[nodiscard]] Result<int64_t> create_alias(const AliasSpec& spec);
+    [[nodiscard]] bool update_alias(int64_t id, const AliasSpec& spec, std::string& error);
+    [[nodiscard]] bool delete_alias(int64_t id, std::string& error);
 
 private:
     [[nodiscard]] bool write_and_reload(Writer::AdminFn fn, void* context, std::string& error);

@@ -224,6 +224,33 @@ CREATE TABLE key_topups (
 );
 CREATE INDEX key_topups_key ON key_topups (key_id, created_at);
 )sql",
+    // 10: strict keys. A request of a strict key that sets no output limit gets the largest
+    // one its remaining budget and token quota afford injected (proxy/budget.cc).
+    R"sql(
+ALTER TABLE keys ADD COLUMN strict INTEGER NOT NULL DEFAULT 0 CHECK (strict IN (0, 1));
+)sql",
+    // 11: idle channels' probes (issue "Operator's eyes"). A channel's probe_model ('': none)
+    // is the model a down channel is probed on when no live request takes its trial. The
+    // probes' usage rows belong to the system key: id 0 (record_system_key_id; client keys
+    // start at 1), system = 1, revoked and left out of the snapshot (so no client can use
+    // it), a random key_hash (no secret is known to hash to it).
+    R"sql(
+ALTER TABLE channels ADD COLUMN probe_model TEXT NOT NULL DEFAULT '';
+ALTER TABLE keys ADD COLUMN system INTEGER NOT NULL DEFAULT 0 CHECK (system IN (0, 1));
+INSERT INTO keys (id, name, key_hash, key_prefix, status, created_at, system)
+    VALUES (0, 'system:probe', randomblob(32), 'system', 'revoked', unixepoch(), 1);
+)sql",
+    // 12: gateway model aliases. A name clients may ask for that stands for an ordered
+    // list of concrete models (a JSON array), tried in order (storage/aliases.h).
+    R"sql(
+CREATE TABLE aliases (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL UNIQUE,
+    models     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+)sql",
 };
 
 constexpr uint32_t migration_count = static_cast<uint32_t>(std::size(migration_sql));

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/assert.h"
+#include "storage/model_pattern.h"
 
 namespace rw {
 
@@ -66,6 +67,8 @@ const PriceEntry* PriceTable::find_in(std::span<const PriceEntry> sorted, std::s
     return own != nullptr ? own : any;
 }
 
+// model_pattern.h's rule over sorted tables: the exact name, then each distinct prefix
+// length longest first (the ranks model_pattern_rank gives, in falling order).
 const PriceEntry* PriceTable::find(std::string_view model, int64_t channel_id,
                                    int64_t at_ms) const {
     if (const PriceEntry* exact = find_in(exact_, model, channel_id, at_ms)) {
@@ -85,18 +88,9 @@ const PriceEntry* PriceTable::find(std::string_view model, int64_t channel_id,
 }
 
 std::string price_spec_check(const PriceSpec& spec) {
-    const std::string_view model = spec.model;
-    if (model.empty() || model.size() > price_model_bytes_max) {
-        return "model must be 1.." + std::to_string(price_model_bytes_max) + " bytes";
-    }
-    for (size_t i = 0; i < model.size(); i++) {
-        const auto c = static_cast<unsigned char>(model[i]);
-        if (c < 0x20 || c == 0x7f) {
-            return "model must not contain control characters";
-        }
-        if (c == '*' && i + 1 != model.size()) {
-            return "model may hold '*' only at its end (a prefix pattern)";
-        }
+    if (const std::string why = model_pattern_check(spec.model, price_model_bytes_max);
+        !why.empty()) {
+        return "model " + why;
     }
     if (spec.channel_id < 0) {
         return "channel_id must be a channel id";

@@ -54,6 +54,8 @@ public:
     [[nodiscard]] const PriceEntry* find(std::string_view model, int64_t channel_id,
                                          int64_t at_ms) const;
     [[nodiscard]] uint32_t size() const { return uint32_t(exact_.size() + prefix_.size()); }
+    // The versions priced by exact name, sorted by name (versions of one name adjacent).
+    [[nodiscard]] std::span<const PriceEntry> exact_entries() const { return exact_; }
 
 private:
     // Among entries with this exact pattern text: channel_id's own best version, else the

@@ -49,7 +49,7 @@ bool query_rows(Db& db, Stmt& stmt, ReadRow read, std::string& error) {
 constexpr const char* key_columns =
     "SELECT id, name, key_prefix, status, quota_limit, quota_used, expires_at, models, rpm,"
     " max_concurrency, created_at, spend_nano, allowed_cidrs, tpm, limits, budget_nano,"
-    " budget_period FROM keys";
+    " budget_period, strict, system FROM keys";
 
 KeyInfo key_info_read(const Stmt& stmt) {
     KeyInfo key;
@@ -73,6 +73,10 @@ KeyInfo key_info_read(const Stmt& stmt) {
     key.has_budget = !stmt.column_is_null(15);
     key.budget_nano = stmt.column_int64(15);
     key.period = stmt.column_text(16);
+    key.is_strict = stmt.column_int64(17) != 0;
+    if (stmt.column_int64(18) != 0) {
+        key.status = "system";  // The probes' key (migration 11): no client can use it.
+    }
     return key;
 }
 
@@ -116,7 +120,7 @@ bool key_period_fill(Db& db, KeyInfo& key, std::string& error) {
 constexpr const char* channel_columns =
     "SELECT id, name, kind, base_url, api_key, models, model_map, priority, weight, enabled,"
     " allow_private_network, ca_file, created_at, stream_usage, auto_disable, health_state,"
-    " health_reason, health_since_ms, health_error FROM channels";
+    " health_reason, health_since_ms, health_error, probe_model FROM channels";
 
 ChannelInfo channel_info_read(const Stmt& stmt, std::string_view secret_key) {
     ChannelInfo channel;
@@ -143,6 +147,7 @@ ChannelInfo channel_info_read(const Stmt& stmt, std::string_view secret_key) {
     channel.health_reason = stmt.column_text(16);
     channel.health_since_ms = stmt.column_int64(17);
     channel.health_error = stmt.column_text(18);
+    channel.probe_model = stmt.column_text(19);
     return channel;
 }
 
@@ -484,7 +489,8 @@ Result<std::vector<KeyInfo>> Queries::list_keys() {
     using R = Result<std::vector<KeyInfo>>;
     std::lock_guard<std::mutex> lock(mutex_);
     Stmt stmt;
-    if (!db_.prepare(std::string(key_columns) + " ORDER BY id", stmt)) {
+    // The system key (the probes', migration 11) is no client's: not listed.
+    if (!db_.prepare(std::string(key_columns) + " WHERE system = 0 ORDER BY id", stmt)) {
         return R::failure(db_.last_error());
     }
     std::vector<KeyInfo> rows;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/aliases.h"
 #include "storage/budget.h"
 #include "storage/config.h"
 #include "storage/db.h"
@@ -141,6 +142,7 @@ struct KeyInfo {  // No hash, no secret: only what the admin API may show.
     bool has_budget = false;
     int64_t budget_nano = 0;
     std::string period;  // none, daily, weekly, monthly.
+    bool is_strict = false;
     // The current period (UTC): its start and the next one's (0: none, lifetime), the
     // committed use in it (daily_usage) and its top-ups.
     int64_t period_start_s = 0;
@@ -164,6 +166,7 @@ struct ChannelInfo {
     bool allow_private_network = false;
     std::string ca_file;
     std::string stream_usage;  // "inject" or "off"
+    std::string probe_model;   // Empty: none.
     int64_t created_at_s = 0;
     bool auto_disable = true;
     std::string health_state;  // "up" or "down", as last persisted.
@@ -212,6 +215,8 @@ public:
     [[nodiscard]] Result<KeyInfo> get_key(int64_t id);
     [[nodiscard]] Result<std::vector<ChannelInfo>> list_channels();
     [[nodiscard]] Result<ChannelInfo> get_channel(int64_t id);
+    // Aliases by name (id 0), or the one with that id ("no alias with id N").
+    [[nodiscard]] Result<std::vector<AliasInfo>> list_aliases(int64_t id);
     // The channel's upstream key, opened (control plane: the admin API's probe).
     [[nodiscard]] Result<std::string> channel_api_key(int64_t id);
 

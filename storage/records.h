@@ -53,9 +53,13 @@ enum class EndReason : uint8_t {
     return "local_error";
 }
 
+// The system key's id (storage/migrations.cc, 11): the rows of the admin thread's channel
+// probes (proxy/probe.h) are its. Client keys start at 1.
+constexpr int64_t record_system_key_id = 0;
+
 struct UsageRecord {
     int64_t ts_ms;        // Request start, Unix epoch milliseconds (UTC).
-    int64_t key_id;       // keys.id; 0 when no key was resolved.
+    int64_t key_id;       // keys.id; record_system_key_id for a channel probe's row.
     int64_t channel_id;   // channels.id of the last attempt; 0 when none.
     uint64_t latency_us;  // Accept of the request head to the last byte sent.
     uint64_t ttfb_us;     // To the first response byte sent to the client.

@@ -57,12 +57,39 @@ bool KeyEntry::allows_model(std::string_view model) const {
     if (allows_all_models) {
         return true;
     }
-    for (const std::string& allowed : models) {
-        if (allowed == model) {
+    for (const ModelPattern& allowed : model_patterns) {
+        if (model_pattern_rank(allowed, model) != 0) {
             return true;
         }
     }
     return false;
+}
+
+void key_models_compile(KeyEntry& key) {
+    key.model_patterns.clear();
+    for (const std::string& model : key.models) {
+        key.model_patterns.push_back(model_pattern_parse(model));
+    }
+    std::stable_sort(key.model_patterns.begin(), key.model_patterns.end(), model_pattern_precedes);
+}
+
+void channel_models_compile(ChannelEntry& channel) {
+    channel.model_rules.clear();
+    for (size_t i = 0; i < channel.model_map.size(); i++) {
+        channel.model_rules.push_back(
+            {model_pattern_parse(channel.model_map[i].first), int32_t(i)});
+    }
+    for (const std::string& model : channel.models) {
+        channel.model_rules.push_back({model_pattern_parse(model), -1});
+    }
+    std::stable_sort(channel.model_rules.begin(), channel.model_rules.end(),
+                     [](const ChannelModelRule& a, const ChannelModelRule& b) {
+                         if ((a.map_index >= 0) != (b.map_index >= 0)) {
+                             return a.map_index >= 0;  // The map's block first.
+                         }
+                         return model_pattern_precedes(a.pattern, b.pattern);
+                     });
+    channel.serves_all = channel.models.empty();
 }
 
 bool key_cidrs_parse(std::string_view json, std::vector<Cidr>& cidrs, std::string& error) {
@@ -96,6 +123,48 @@ bool key_cidrs_parse(std::string_view json, std::vector<Cidr>& cidrs, std::strin
 // ---- Snapshot --------------------------------------------------------------------------
 
 namespace {
+
+void listed_add(ChannelEntry& channel, const std::string& model) {
+    if (channel.listed_models.size() < models_listed_max &&
+        std::find(channel.listed_models.begin(), channel.listed_models.end(), model) ==
+            channel.listed_models.end()) {
+        channel.listed_models.push_back(model);
+    }
+}
+
+// ChannelEntry::listed_models, from its compiled rules and the live prices.
+void channel_listed_models(ChannelEntry& channel, const PriceTable& prices) {
+    channel.listed_models.clear();
+    bool has_pattern = channel.serves_all;
+    for (const ChannelModelRule& rule : channel.model_rules) {
+        if (!rule.pattern.is_prefix) {
+            listed_add(channel, rule.pattern.stem);
+        }
+        has_pattern = has_pattern || rule.pattern.is_prefix;
+    }
+    if (!has_pattern) {
+        return;
+    }
+    const std::string* last = nullptr;
+    for (const PriceEntry& price : prices.exact_entries()) {
+        if (channel.listed_models.size() == models_listed_max) {
+            return;
+        }
+        if ((price.channel_id != 0 && price.channel_id != channel.id) ||
+            (last != nullptr && *last == price.model)) {
+            continue;
+        }
+        bool is_served = channel.serves_all;
+        for (size_t i = 0; i < channel.model_rules.size() && !is_served; i++) {
+            is_served = model_pattern_rank(channel.model_rules[i].pattern, price.model) != 0;
+        }
+        if (is_served) {
+            listed_add(channel, price.model);
+            last = &price.model;
+        }
+    }
+}
+
 uint64_t key_hash_bucket(const KeyHash& hash) {
     uint64_t bucket = 0;
     std::memcpy(&bucket, hash.data(), sizeof(bucket));  // SHA-256 bytes are uniform.
@@ -104,8 +173,20 @@ uint64_t key_hash_bucket(const KeyHash& hash) {
 }  // namespace
 
 Snapshot::Snapshot(std::vector<KeyEntry> keys, std::vector<ChannelEntry> channels,
-                   PriceTable prices)
-    : keys_(std::move(keys)), channels_(std::move(channels)), prices_(std::move(prices)) {
+                   PriceTable prices, std::vector<AliasEntry> aliases)
+    : keys_(std::move(keys)),
+      channels_(std::move(channels)),
+      prices_(std::move(prices)),
+      aliases_(std::move(aliases)) {
+    for (KeyEntry& key : keys_) {
+        key_models_compile(key);
+    }
+    for (ChannelEntry& channel : channels_) {
+        channel_models_compile(channel);
+        channel_listed_models(channel, prices_);
+    }
+    std::sort(aliases_.begin(), aliases_.end(),
+              [](const AliasEntry& a, const AliasEntry& b) { return a.name < b.name; });
     RW_ASSERT(keys_.size() < UINT32_MAX / 4);
     const uint64_t capacity = std::bit_ceil(std::max<uint64_t>(16, keys_.size() * 2));
     table_.assign(capacity, 0);
@@ -137,6 +218,13 @@ const KeyEntry* Snapshot::find_key(const KeyHash& hash) const {
         }
         slot = (slot + 1) & table_mask_;
     }
+}
+
+const AliasEntry* Snapshot::find_alias(std::string_view name) const {
+    const auto found = std::lower_bound(
+        aliases_.begin(), aliases_.end(), name,
+        [](const AliasEntry& alias, std::string_view v) { return alias.name < v; });
+    return found != aliases_.end() && found->name == name ? &*found : nullptr;
 }
 
 const KeyEntry* Snapshot::find_key_by_id(int64_t id) const {
@@ -281,7 +369,8 @@ bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error)
     Stmt stmt;
     if (!db_.prepare("SELECT id, key_hash, name, key_prefix, status, quota_limit, quota_used,"
                      " expires_at, models, rpm, max_concurrency, allowed_cidrs, tpm, limits,"
-                     " budget_nano, budget_period, spend_nano FROM keys ORDER BY id",
+                     " budget_nano, budget_period, spend_nano, strict FROM keys WHERE system = 0 "
+                     "ORDER BY id",
                      stmt)) {
         error = db_.last_error();
         return false;
@@ -335,6 +424,7 @@ bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error)
         }
         key.has_budget = !stmt.column_is_null(14);
         key.budget_nano = stmt.column_int64(14);
+        key.is_strict = stmt.column_int64(17) != 0;
         if (!budget_period_parse(stmt.column_text(15), key.period)) {
             error = "key " + std::to_string(key.id) + " has an unknown budget_period";
             return false;
@@ -406,7 +496,7 @@ bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::st
     Stmt stmt;
     if (!db_.prepare("SELECT id, name, kind, base_url, api_key, models, model_map, priority,"
                      " weight, enabled, allow_private_network, ca_file, stream_usage, auto_disable,"
-                     " health_state, health_reason, health_since_ms FROM channels"
+                     " health_state, health_reason, health_since_ms, probe_model FROM channels"
                      " ORDER BY priority DESC, id",
                      stmt)) {
         error = db_.last_error();
@@ -452,6 +542,7 @@ bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::st
         channel.is_health_down = stmt.column_text(14) == "down";
         channel.health_reason = stmt.column_text(15);
         channel.health_since_ms = stmt.column_int64(16);
+        channel.probe_model = stmt.column_text(17);
         channels.push_back(std::move(channel));
     }
 }
@@ -504,12 +595,39 @@ bool SnapshotStore::reload_prices(std::vector<PriceEntry>& prices, std::string& 
         }
         PriceEntry entry;
         entry.id = id;
-        entry.is_prefix = spec.model.ends_with('*');
-        entry.model = entry.is_prefix ? spec.model.substr(0, spec.model.size() - 1) : spec.model;
+        ModelPattern pattern = model_pattern_parse(spec.model);
+        entry.is_prefix = pattern.is_prefix;
+        entry.model = std::move(pattern.stem);
         entry.channel_id = spec.channel_id;
         entry.effective_from_ms = spec.effective_from_s * 1000;
         entry.rates = price_rates_resolve(spec);
         prices.push_back(std::move(entry));
+    }
+}
+
+bool SnapshotStore::reload_aliases(std::vector<AliasEntry>& aliases, std::string& error) {
+    Stmt stmt;
+    if (!db_.prepare("SELECT id, name, models FROM aliases ORDER BY name", stmt)) {
+        error = db_.last_error();
+        return false;
+    }
+    for (;;) {
+        const StepStatus status = stmt.step();
+        if (status == StepStatus::error) {
+            error = db_.last_error();
+            return false;
+        }
+        if (status == StepStatus::done) {
+            return true;
+        }
+        AliasEntry alias;
+        alias.id = stmt.column_int64(0);
+        alias.name = stmt.column_text(1);
+        if (!alias_models_parse(std::string(stmt.column_text(2)), alias.models, error)) {
+            error = "alias " + std::to_string(alias.id) + " models: " + error;
+            return false;
+        }
+        aliases.push_back(std::move(alias));
     }
 }
 
@@ -519,6 +637,7 @@ bool SnapshotStore::reload(std::string& error) {
     std::vector<KeyEntry> keys;
     std::vector<ChannelEntry> channels;
     std::vector<PriceEntry> prices;
+    std::vector<AliasEntry> aliases;
     // One read transaction so keys, channels and prices come from the same commit (WAL gives
     // the reader a stable view until COMMIT) [wal.html#concurrency].
     // PostgreSQL: REPEATABLE READ gives the three reads one snapshot, as WAL does.
@@ -527,7 +646,7 @@ bool SnapshotStore::reload(std::string& error) {
         return false;
     }
     const bool is_ok = reload_keys(keys, error) && reload_channels(channels, error) &&
-                       reload_prices(prices, error);
+                       reload_prices(prices, error) && reload_aliases(aliases, error);
     if (!db_.exec("COMMIT") && is_ok) {
         error = db_.last_error();
         return false;
@@ -535,8 +654,8 @@ bool SnapshotStore::reload(std::string& error) {
     if (!is_ok) {
         return false;
     }
-    publisher_->publish(std::make_unique<Snapshot>(std::move(keys), std::move(channels),
-                                                   PriceTable(std::move(prices))));
+    publisher_->publish(std::make_unique<Snapshot>(
+        std::move(keys), std::move(channels), PriceTable(std::move(prices)), std::move(aliases)));
     RW_ASSERT(publisher_->current() != nullptr);
     return true;
 }

@@ -22,10 +22,12 @@
 #include "arena/zero_pages.h"
 #include "core/assert.h"
 #include "core/cidr.h"
+#include "storage/aliases.h"
 #include "storage/budget.h"
 #include "storage/config.h"
 #include "storage/db.h"
 #include "storage/log_queue.h"
+#include "storage/model_pattern.h"
 #include "storage/prices.h"
 #include "storage/result.h"
 
@@ -71,7 +73,9 @@ struct KeyEntry {
     std::vector<ModelLimit> model_limits;  // Per-model rpm/tpm (few; scanned).
     uint32_t quota_slot = 0;               // Index into QuotaTable (stable across reloads).
     bool allows_all_models = true;         // models column NULL.
-    std::vector<std::string> models;
+    std::vector<std::string> models;       // Names and "prefix*" patterns.
+    // `models` compiled by key_models_compile (snapshot load), best match first.
+    std::vector<ModelPattern> model_patterns;
     // The addresses the key may be used from, parsed once at load; empty: any address.
     std::vector<Cidr> allowed_cidrs;
     // The money budget (nano-USD) and the period of both it and the token quota; top-ups
@@ -81,6 +85,9 @@ struct KeyEntry {
     BudgetPeriod period = BudgetPeriod::none;
     int64_t topup_nano = 0;
     int64_t topup_period = 0;  // The period index topup_nano belongs to.
+    // A request setting no output limit gets the largest one the remaining budget and
+    // token quota afford (proxy/budget.h, budget_strict_limit).
+    bool is_strict = false;
 
     // The budget of the period with index `period_index`: budget plus its top-ups.
     [[nodiscard]] int64_t budget_limit_nano(int64_t period_index) const {
@@ -88,6 +95,8 @@ struct KeyEntry {
         return budget_nano > budget_amount_max - raise ? budget_amount_max : budget_nano + raise;
     }
 
+    // Whether the key may use the concrete model `model` (model_pattern.h's rule; the
+    // patterns compiled). No allocation.
     [[nodiscard]] bool allows_model(std::string_view model) const;
     // The limits set for `model`, or nullptr. No allocation.
     [[nodiscard]] const ModelLimit* model_limit(std::string_view model) const {
@@ -110,6 +119,13 @@ struct KeyEntry {
 [[nodiscard]] bool key_cidrs_parse(std::string_view json, std::vector<Cidr>& cidrs,
                                    std::string& error);
 
+// One entry of a channel's compiled model list: a `models` entry (map_index < 0: sent
+// under the name asked) or a `model_map` key (sent as model_map[map_index].second).
+struct ChannelModelRule {
+    ModelPattern pattern;
+    int32_t map_index = -1;
+};
+
 struct ChannelEntry {
     int64_t id = 0;
     std::string name;
@@ -118,6 +134,16 @@ struct ChannelEntry {
     std::string api_key;  // The upstream secret; never logged.
     std::vector<std::string> models;
     std::vector<std::pair<std::string, std::string>> model_map;  // requested -> sent
+    // `models` and `model_map` keys (names or "prefix*" patterns) compiled by
+    // channel_models_compile (snapshot load): the map keys best match first
+    // (model_pattern.h), then the `models` entries best first, so the rename is found by a
+    // scan of the map block alone. serves_all: `models` is empty.
+    std::vector<ChannelModelRule> model_rules;
+    bool serves_all = true;
+    // What GET /v1/models lists for the channel (Snapshot's constructor): its exact `models`
+    // and model_map names, and where it serves every model or a pattern, the names priced
+    // exactly (for any channel or this one) that it serves; at most models_listed_max.
+    std::vector<std::string> listed_models;
     int32_t priority = 0;
     uint32_t weight = 1;
     bool is_enabled = true;
@@ -128,13 +154,19 @@ struct ChannelEntry {
     std::string health_reason;
     int64_t health_since_ms = 0;
     StreamUsage stream_usage = StreamUsage::inject;
+    std::string probe_model;  // An idle down channel's probe (proxy/idle_probe.h); empty: none.
 };
+
+// Compile a key's `models` and a channel's `models` + `model_map` into their pattern
+// lists (Snapshot's constructor calls both for every entry).
+void key_models_compile(KeyEntry& key);
+void channel_models_compile(ChannelEntry& channel);
 
 // Immutable after construction. Lookups are plain reads: no SQL, no locks.
 class Snapshot {
 public:
-    Snapshot(std::vector<KeyEntry> keys, std::vector<ChannelEntry> channels,
-             PriceTable prices = {});
+    Snapshot(std::vector<KeyEntry> keys, std::vector<ChannelEntry> channels, PriceTable prices = {},
+             std::vector<AliasEntry> aliases = {});
 
     // The key whose SHA-256 is `hash`, or nullptr. Open addressing on the hash's first
     // 8 bytes (already uniform), linear probing, load factor <= 1/2.
@@ -144,6 +176,9 @@ public:
     [[nodiscard]] std::span<const ChannelEntry> channels() const { return channels_; }
     // The live price versions (storage/prices.h); find() prices a request.
     [[nodiscard]] const PriceTable& prices() const { return prices_; }
+    // The alias named `name`, or nullptr (binary search by name).
+    [[nodiscard]] const AliasEntry* find_alias(std::string_view name) const;
+    [[nodiscard]] std::span<const AliasEntry> aliases() const { return aliases_; }
     [[nodiscard]] uint64_t epoch() const { return epoch_; }
 
 private:
@@ -152,7 +187,8 @@ private:
     std::vector<KeyEntry> keys_;          // Sorted by id.
     std::vector<ChannelEntry> channels_;  // By priority desc, then id.
     PriceTable prices_;
-    std::vector<uint32_t> table_;  // keys_ index + 1; 0 = empty slot.
+    std::vector<AliasEntry> aliases_;  // Sorted by name.
+    std::vector<uint32_t> table_;      // keys_ index + 1; 0 = empty slot.
     uint64_t table_mask_ = 0;
     uint64_t epoch_ = 0;  // Set once by publish().
 };
@@ -318,6 +354,7 @@ private:
                                              std::string& error);
     [[nodiscard]] bool reload_channels(std::vector<ChannelEntry>& channels, std::string& error);
     [[nodiscard]] bool reload_prices(std::vector<PriceEntry>& prices, std::string& error);
+    [[nodiscard]] bool reload_aliases(std::vector<AliasEntry>& aliases, std::string& error);
 
     std::mutex mutex_;  // One reload at a time (the Db is single-threaded).
     Db db_;

@@ -153,11 +153,12 @@ bool Writer::open_queues(const StorageConfig& config, uint32_t shard_count, std:
     for (uint32_t index = 0; index < shard_count; index++) {
         queues_.push_back(std::make_unique<LogQueue>(config.queue_slots));
     }
+    queues_.push_back(std::make_unique<LogQueue>(config.queue_slots));  // Last: the control's.
     {
         std::lock_guard<std::mutex> lock(command_mutex_);
         is_accepting_commands_ = true;
     }
-    RW_ASSERT(queues_.size() == shard_count);
+    RW_ASSERT(queues_.size() == shard_count + 1);
     return true;
 }
 
@@ -183,8 +184,8 @@ bool Writer::open_db(std::string& error) {
     if (!replay_spill(error)) {
         return false;
     }
-    // Room for every row the queues and the batch can hold, so the spill at a shutdown
-    // deadline needs no new blocks even on a disk that has filled since.
+    // Room for every row the queues (the control's too) and the batch can hold, so the
+    // spill at a shutdown deadline needs no new blocks even on a disk that has filled since.
     const uint64_t queued_max = uint64_t(queues_.size()) * config.queue_slots + batch_rows_max_;
     if (!spill_.open(spill_path(storage_local_path(config)),
                      std::min(spill_reserve_bytes_max, queued_max * sizeof(UsageRecord)), error)) {

@@ -87,14 +87,21 @@ public:
 
     // Shard i's queue: producer side for shard i only. Stable for the Writer's life.
     [[nodiscard]] LogQueue& queue(uint32_t shard_index) {
-        RW_ASSERT(shard_index < queues_.size());
+        RW_ASSERT(shard_index < queue_count());
         return *queues_[shard_index];
     }
     [[nodiscard]] const LogQueue& queue(uint32_t shard_index) const {
-        RW_ASSERT(shard_index < queues_.size());
+        RW_ASSERT(shard_index < queue_count());
         return *queues_[shard_index];
     }
-    [[nodiscard]] uint32_t queue_count() const { return uint32_t(queues_.size()); }
+    // The shards' queues (the control queue is not counted).
+    [[nodiscard]] uint32_t queue_count() const { return uint32_t(queues_.size()) - 1; }
+    // The control plane's queue (as large as a shard's, but only the pages its few rows
+    // touch are resident): the admin thread's channel probes are its only producer.
+    // Drained, committed and spilled like a shard's.
+    [[nodiscard]] LogQueue& control_queue() { return *queues_.back(); }
+    // notify() for the control queue.
+    void notify_control() { notify(uint32_t(queues_.size()) - 1); }
 
     // Shard side, at most once per loop turn after pushes: wakes the writer if it is
     // idle, or if it is waiting out a partial batch's flush deadline while this shard's

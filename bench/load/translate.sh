@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # bench/load/translate.sh — CPU per request of ringway when it translates Chat ⇄ Messages
-# (proxy/translate.h) against passthrough, measured in one run against the same mock
-# upstream: an openai channel serving gpt-x and an anthropic channel serving claude-x, and
-# for each of chat and messages clients, whole (json) and streamed (STREAM_CHUNKS content
-# events): passthrough (the client's own kind) and translated (the other kind). Prints, per
+# and Responses → Chat (proxy/translate.h) against passthrough, measured in one run against
+# the same mock upstream: an openai channel serving gpt-x, an anthropic channel serving
+# claude-x and an openai-compatible (chat-only) one serving local-x, and for each of chat,
+# messages and responses clients, whole (json) and streamed (STREAM_CHUNKS content events):
+# passthrough (the client's own kind; responses: the openai channel) and translated (the
+# other kind; responses: the chat-only channel). Prints, per
 # row, requests/s and ringway's CPU microseconds per request (utime+stime deltas from
 # /proc/PID/stat over the measured run) and the translated/passthrough ratio.
 #
@@ -75,8 +77,8 @@ admin() {
 }
 key=$(admin POST /admin/keys '{"name":"bench"}' |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])') || { log "no key"; exit 1; }
-for kind in openai anthropic; do
-    model=$([[ $kind == openai ]] && echo gpt-x || echo claude-x)
+for kind in openai anthropic openai-compatible; do
+    model=$([[ $kind == openai ]] && echo gpt-x || ([[ $kind == anthropic ]] && echo claude-x || echo local-x))
     admin POST /admin/channels "{\"name\":\"$kind\",\"kind\":\"$kind\",\"models\":[\"$model\"],\
 \"base_url\":\"http://127.0.0.1:$mock_port\",\"api_key\":\"sk-mock\",\
 \"allow_private_network\":true}" >/dev/null || exit 1
@@ -94,7 +96,10 @@ cpu_ticks() {
 # run NAME PATH MODEL STREAM: one wrk run; prints "NAME requests/s cpu_us_per_request".
 run() {
     local name=$1 path=$2 model=$3 stream=$4 body_file="$work_dir/body.json" before after out requests
-    if [[ $path == /v1/messages ]]; then
+    if [[ $path == /v1/responses ]]; then
+        printf '{"model":"%s","stream":%s,"input":"Say hello to the gateway, please."}' \
+            "$model" "$stream" >"$body_file"
+    elif [[ $path == /v1/messages ]]; then
         printf '{"model":"%s","max_tokens":256,"stream":%s,"messages":[{"role":"user","content":"Say hello to the gateway, please."}]}' \
             "$model" "$stream" >"$body_file"
     else
@@ -120,10 +125,12 @@ printf '%-34s %10s %12s\n' "row" "req/s" "cpu_us/req"
 results=()
 for stream in false true; do
     mode=$([[ $stream == true ]] && echo stream || echo json)
-    for client in chat messages; do
-        path=$([[ $client == chat ]] && echo /v1/chat/completions || echo /v1/messages)
-        native=$([[ $client == chat ]] && echo gpt-x || echo claude-x)
-        other=$([[ $client == chat ]] && echo claude-x || echo gpt-x)
+    for client in chat messages responses; do
+        case $client in
+            chat) path=/v1/chat/completions native=gpt-x other=claude-x ;;
+            messages) path=/v1/messages native=claude-x other=gpt-x ;;
+            responses) path=/v1/responses native=gpt-x other=local-x ;;
+        esac
         pass=$(run "$client $mode passthrough" "$path" "$native" "$stream") || exit 1
         trans=$(run "$client $mode translated" "$path" "$other" "$stream") || exit 1
         echo "$pass"

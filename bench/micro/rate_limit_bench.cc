@@ -2,10 +2,13 @@
 // (proxy/rate_limit.h): an rpm take (one compare-and-swap on the key's bucket word), a tpm
 // reservation and its settle (a CAS and a fetch_sub), alone on one thread and with a second
 // thread on the same key (the cache line moving between cores, as two shards serving one
-// key do), and the x-ratelimit-* header lines a limited answer carries.
+// key do), the same rpm take when limits are shared through Redis (rate_share.h), and the
+// x-ratelimit-* header lines a limited answer carries.
 #include <benchmark/benchmark.h>
 
+#include "proxy/admission.h"
 #include "proxy/rate_limit.h"
+#include "proxy/rate_share.h"
 
 namespace rw {
 namespace {
@@ -61,6 +64,33 @@ void BM_RpmRefused(benchmark::State& state) {
     }
 }
 BENCHMARK(BM_RpmRefused);
+
+// RINGWAY_REDIS set: the rpm take as a shard does it when limits are shared (the local
+// bucket, then this host's lease: the limit word, the touched flag, the listed check and a
+// CAS on the lease word; no lock once the limit is listed, no syscall), then both given back.
+// The rw-redis thread is not started: the request path never waits for it.
+void BM_RpmTakeShared(benchmark::State& state) {
+    static Config config{};
+    static KeyLimits key_limits(16);
+    static RateShare share(config, 16, 16, key_limits);
+    RateBuckets& buckets = bench_buckets();
+    if (state.thread_index() == 0) {
+        share.give_back(RateKind::key_requests, 3, uint64_t(1) << 40);  // A large lease.
+    }
+    char name[rate_share_name_bytes];
+    const uint32_t name_bytes = rate_share_name(KeyHash{}, {}, name);
+    RateView view{};
+    uint64_t wait_us = 0;
+    for (auto _ : state) {
+        const bool is_taken =
+            buckets.try_take(3, 1, 4'000'000'000u, bench_now_us(), view, wait_us) &&
+            share.take(RateKind::key_requests, 3, 1, 4'000'000'000u, {name, name_bytes});
+        benchmark::DoNotOptimize(is_taken);
+        share.give_back(RateKind::key_requests, 3, 1);
+        buckets.give_back(3, 1, 4'000'000'000u);
+    }
+}
+BENCHMARK(BM_RpmTakeShared)->Threads(1)->Threads(2);
 
 // The six x-ratelimit-* lines of a key with both limits.
 void BM_RateHeaders(benchmark::State& state) {

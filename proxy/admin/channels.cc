@@ -43,6 +43,7 @@ struct ChannelFields {
     bool has_ca_file = false;
     bool has_auto_disable = false;
     bool has_stream_usage = false;
+    bool has_probe_model = false;
     std::string name;
     std::string kind;
     std::string base_url;
@@ -56,6 +57,7 @@ struct ChannelFields {
     std::string ca_file;
     bool auto_disable = true;
     std::string stream_usage;
+    std::string probe_model;
 };
 
 bool channel_field_read(ChannelFields& fields, std::string_view key, ondemand::value& value,
@@ -109,6 +111,11 @@ bool channel_field_read(ChannelFields& fields, std::string_view key, ondemand::v
         fields.ca_file.clear();
         return json_is_null(value) || json_read_string(value, key, fields.ca_file, error);
     }
+    if (key == "probe_model") {
+        fields.has_probe_model = true;
+        fields.probe_model.clear();
+        return json_is_null(value) || json_read_string(value, key, fields.probe_model, error);
+    }
     if (key == "stream_usage") {
         fields.has_stream_usage = true;
         return json_read_string(value, key, fields.stream_usage, error);
@@ -158,6 +165,9 @@ bool channel_fields_apply(const ChannelFields& fields, ChannelSpec& spec, std::s
     }
     if (fields.has_auto_disable) {
         spec.auto_disable = fields.auto_disable;
+    }
+    if (fields.has_probe_model) {
+        spec.probe_model = fields.probe_model;
     }
     if (fields.has_stream_usage && !stream_usage_parse(fields.stream_usage, spec.stream_usage)) {
         error = "stream_usage must be inject or off";
@@ -233,6 +243,8 @@ void json_out_channel(JsonOut& out, const ChannelInfo& channel, const ChannelHea
     out.key("stream_usage").string(channel.stream_usage);
     out.key("created_at").number(channel.created_at_s);
     out.key("auto_disable").boolean(channel.auto_disable);
+    out.key("probe_model");
+    channel.probe_model.empty() ? out.null() : out.string(channel.probe_model);
     json_out_health(out, channel, board);
     out.end_object();
 }
@@ -350,6 +362,7 @@ AdminReply admin_channels_patch(AdminDeps& deps, const AdminRequest& request) {
     spec.allow_private_network = info.allow_private_network;
     spec.ca_file = info.ca_file;
     spec.auto_disable = info.auto_disable;
+    spec.probe_model = info.probe_model;
     if (!stream_usage_parse(info.stream_usage, spec.stream_usage)) {
         return admin_reply_storage_error("stored stream_usage is unknown");
     }
@@ -401,8 +414,12 @@ AdminReply admin_channels_test(AdminDeps& deps, const AdminRequest& request) {
     if (!api_key.ok()) {
         return admin_reply_storage_error(api_key.error);
     }
-    ProbeRequest probe{request.id, ChannelKind::openai, std::move(api_key.value),
-                       channel.value.auto_disable};
+    ProbeRequest probe{request.id,
+                       ChannelKind::openai,
+                       std::move(api_key.value),
+                       channel.value.auto_disable,
+                       channel.value.probe_model,
+                       false};
     if (!channel_kind_parse(channel.value.kind, probe.kind)) {
         return admin_reply_storage_error("stored kind is unknown");
     }
@@ -416,6 +433,7 @@ AdminReply admin_channels_test(AdminDeps& deps, const AdminRequest& request) {
     out.key("result").string(outcome.is_ok ? "ok" : "failed");
     out.key("status").number(outcome.status).key("latency_ms").number(outcome.latency_ms);
     out.key("error").string(outcome.error);
+    out.key("recorded").boolean(outcome.is_recorded);
     out.key("state").string(view.is_down               ? "down"
                             : view.rate_limited_ms > 0 ? "rate_limited"
                                                        : "up");

@@ -26,12 +26,14 @@
 #include "core/text.h"
 #include "proxy/admin/cli_args.h"
 #include "proxy/admin/cli_print.h"
+#include "proxy/admin/cli_report.h"
 #include "proxy/admin/cli_usage.h"
 
 namespace rw {
 
 bool admin_cli_is_command(std::string_view arg) {
-    return arg == "key" || arg == "channel" || arg == "price" || arg == "usage" || arg == "logs";
+    return arg == "key" || arg == "channel" || arg == "price" || arg == "alias" ||
+           cli_is_report_command(arg);
 }
 
 bool admin_cli_parse_duration(std::string_view text, int64_t& seconds) {
@@ -347,6 +349,13 @@ bool key_body(const Args& args, bool is_create, std::string& out, std::string& e
     if (const std::string* period = args_option(args, "period")) {
         body.add_string("period", *period);
     }
+    if (const std::string* strict = args_option(args, "strict")) {
+        if (!strict->empty() && *strict != "true" && *strict != "false") {
+            error = "--strict takes =true or =false";
+            return false;
+        }
+        body.add("strict", *strict == "false" ? "false" : "true");
+    }
     if (const std::string* expires = args_option(args, "expires")) {
         int64_t expires_at_s = 0;
         if (!parse_expires(*expires, expires_at_s)) {
@@ -367,7 +376,8 @@ bool channel_body(const Args& args, std::string& out, std::string& error) {
     BodyBuilder body;
     for (const auto& [option, field] :
          {std::pair{"name", "name"}, std::pair{"kind", "kind"}, std::pair{"base-url", "base_url"},
-          std::pair{"ca-file", "ca_file"}, std::pair{"stream-usage", "stream_usage"}}) {
+          std::pair{"ca-file", "ca_file"}, std::pair{"stream-usage", "stream_usage"},
+          std::pair{"probe-model", "probe_model"}}) {
         if (const std::string* value = args_option(args, option)) {
             body.add_string(field, *value);
         }
@@ -449,7 +459,7 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
     if (verb == "create") {
         if (!args_only(args,
                        {"name", "quota", "models", "rpm", "concurrency", "tpm", "limits", "expires",
-                        "key-env", "allowed-cidrs", "budget-usd", "period"},
+                        "key-env", "allowed-cidrs", "budget-usd", "period", "strict"},
                        error)) {
             return false;
         }
@@ -484,7 +494,7 @@ bool key_command(const std::string& verb, const Args& args, Command& command, st
     }
     if (!args_only(args,
                    {"name", "quota", "models", "rpm", "concurrency", "tpm", "limits", "expires",
-                    "allowed-cidrs", "budget-usd", "period"},
+                    "allowed-cidrs", "budget-usd", "period", "strict"},
                    error)) {
         return false;
     }
@@ -496,9 +506,9 @@ bool channel_command(const std::string& verb, const Args& args, Command& command
                      std::string& error) {
     std::string id;
     const std::initializer_list<std::string_view> fields = {
-        "name",      "kind",     "base-url",     "api-key-env", "models",
-        "model-map", "priority", "weight",       "ca-file",     "allow-private-network",
-        "enabled",   "disabled", "auto-disable", "stream-usage"};
+        "name",      "kind",     "base-url",     "api-key-env",  "models",
+        "model-map", "priority", "weight",       "ca-file",      "allow-private-network",
+        "enabled",   "disabled", "auto-disable", "stream-usage", "probe-model"};
     if (verb == "add") {
         if (!args_only(args, fields, error)) {
             return false;
@@ -602,117 +612,27 @@ bool price_command(const std::string& verb, const Args& args, Command& command,
     return true;
 }
 
-// A query value the API accepts as is: digits and '-' only (ids, days, Unix seconds).
-bool add_query(std::string& query, std::string_view name, std::string_view value,
-               std::string& error) {
-    for (const char c : value) {
-        if ((c < '0' || c > '9') && c != '-') {
-            error = "--" + std::string(name == "key_id" ? "key" : name) + " has an invalid value";
-            return false;
-        }
+bool alias_command(const std::string& verb, const Args& args, Command& command,
+                   std::string& error) {
+    AliasRequest request;
+    if (!alias_request(verb, args, request, error)) {
+        return false;
     }
-    query += query.empty() ? "?" : "&";
-    query += std::string(name) + "=" + std::string(value);
+    command = {request.method,  request.path, request.body,
+               CliShape::alias, false,        request.is_delete};
     return true;
 }
 
-// Percent-encodes everything but unreserved characters (RFC 3986 2.3).
-std::string url_encode(std::string_view text) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (const char c : text) {
-        const auto byte = static_cast<unsigned char>(c);
-        if (std::isalnum(byte) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-            out.push_back(c);
-        } else {
-            out += {'%', hex[byte >> 4], hex[byte & 15]};
-        }
-    }
-    return out;
-}
-
-bool is_all_digits(std::string_view text) {
-    for (const char c : text) {
-        if (c < '0' || c > '9') {
-            return false;
-        }
-    }
-    return !text.empty();
-}
-
-// key_name: --key NAME, for resolve_key_name() to add as key_id; empty without one.
+// usage, logs, latency: a GET of the admin API (cli_report.h). key_name: --key NAME, for
+// resolve_key_name() to add as key_id; empty without one.
 bool report_command(const std::string& command_word, const Args& args, Command& command,
                     std::string& key_name, std::string& error) {
-    std::string query;
-    if (!args.positional.empty()) {
-        error = "unexpected argument " + args.positional[0];
+    CliReport report;
+    if (!cli_report_parse(command_word, args, report, error)) {
         return false;
     }
-    if (const std::string* key = args_option(args, "key")) {
-        // All digits: an id, sent as is. Anything else: a key name, looked up once the
-        // arguments are known to be good (resolve_key_name).
-        if (key->empty()) {
-            error = "--key needs a key id or name";
-            return false;
-        }
-        if (!is_all_digits(*key)) {
-            key_name = *key;
-        } else if (!add_query(query, "key_id", *key, error)) {
-            return false;
-        }
-    }
-    if (command_word == "logs") {
-        if (!args_only(args, {"key", "limit", "before", "request"}, error)) {
-            return false;
-        }
-        if (const std::string* request_id = args_option(args, "request")) {
-            // Ringway's id (x-request-id of the answer), the client's or the provider's.
-            if (args.options.size() != 1 || request_id->empty()) {
-                error = "--request ID takes no other option";
-                return false;
-            }
-            command = {"GET", "/admin/logs?request_id=" + url_encode(*request_id),
-                       {},    CliShape::log,
-                       false, false};
-            return true;
-        }
-        for (const char* name : {"limit", "before"}) {
-            const std::string* value = args_option(args, name);
-            if (value != nullptr && !add_query(query, name, *value, error)) {
-                return false;
-            }
-        }
-        command = {"GET", "/admin/logs" + query, {}, CliShape::log, false, false};
-        return true;
-    }
-    if (!args_only(args, {"key", "since", "until", "group-by"}, error)) {
-        return false;
-    }
-    if (const std::string* group_by = args_option(args, "group-by")) {
-        // Names and commas only; the API says which names it knows.
-        for (const char c : *group_by) {
-            if ((c < 'a' || c > 'z') && c != ',') {
-                error = "--group-by takes names like key,model,channel,day";
-                return false;
-            }
-        }
-        query += (query.empty() ? "?group_by=" : "&group_by=") + *group_by;
-    }
-    for (const char* name : {"since", "until"}) {
-        const std::string* value = args_option(args, name);
-        if (value == nullptr) {
-            continue;
-        }
-        int64_t seconds = 0;
-        // "7d" means since seven days ago; the API turns Unix seconds into a UTC day.
-        const std::string bound = admin_cli_parse_duration(*value, seconds)
-                                      ? std::to_string(int64_t(std::time(nullptr)) - seconds)
-                                      : *value;
-        if (!add_query(query, name, bound, error)) {
-            return false;
-        }
-    }
-    command = {"GET", "/admin/usage" + query, {}, CliShape::usage, false, false};
+    command = {"GET", report.path, {}, report.shape, false, false};
+    key_name = report.key_name;
     return true;
 }
 
@@ -817,8 +737,8 @@ int admin_cli_main(int argc, char** argv) {
         return is_help ? 0 : 2;
     }
     const std::string command_word = argv[1];
-    const bool has_verb =
-        command_word == "key" || command_word == "channel" || command_word == "price";
+    const bool has_verb = command_word == "key" || command_word == "channel" ||
+                          command_word == "price" || command_word == "alias";
     if (has_verb && (argc < 3 || std::string_view(argv[2]).starts_with("--"))) {
         // "ringway channel" alone, or "ringway channel --help": the command's verbs.
         const bool is_help = argc >= 3 && std::string_view(argv[2]) == "--help";
@@ -844,8 +764,9 @@ int admin_cli_main(int argc, char** argv) {
     if (is_ok) {
         is_ok = command_word == "key"       ? key_command(verb, args, command, error)
                 : command_word == "channel" ? channel_command(verb, args, command, error)
-                : command_word == "price"
-                    ? price_command(verb, args, command, error)
+                : command_word == "price"   ? price_command(verb, args, command, error)
+                : command_word == "alias"
+                    ? alias_command(verb, args, command, error)
                     : report_command(command_word, args, command, key_name, error);
     }
     if (!is_ok) {

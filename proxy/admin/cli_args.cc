@@ -12,7 +12,8 @@ namespace {
 
 bool is_flag(std::string_view name) {
     return name == "allow-private-network" || name == "enabled" || name == "disabled" ||
-           name == "json" || name == "help" || name == "auto-disable" || name == "all";
+           name == "json" || name == "help" || name == "auto-disable" || name == "all" ||
+           name == "strict";
 }
 
 }  // namespace
@@ -139,6 +140,69 @@ bool parse_expires(std::string_view text, int64_t& expires_at_s) {
         return true;
     }
     return parse_count(text, expires_at_s);
+}
+
+}  // namespace rw
+
+namespace rw {
+
+bool alias_request(std::string_view verb, const Args& args, AliasRequest& out, std::string& error) {
+    out = {};
+    const std::string* name = args_option(args, "name");
+    const std::string* models = args_option(args, "models");
+    int64_t id = 0;
+    if (verb == "list") {
+        out.method = "GET";
+        out.path = "/admin/aliases";
+        if (!args.positional.empty()) {
+            error = "alias list takes no argument";
+            return false;
+        }
+        return args_only(args, {}, error);
+    }
+    if (verb == "add") {
+        if (!args_only(args, {"models"}, error)) {
+            return false;
+        }
+        if (args.positional.size() != 1 || models == nullptr) {
+            error = "alias add needs NAME --models a,b";
+            return false;
+        }
+        out.method = "POST";
+        out.path = "/admin/aliases";
+        out.body = "{\"name\":";
+        json_escape_append(out.body, args.positional[0]);
+        out.body += ",\"models\":" + models_json(*models) + "}";
+        return true;
+    }
+    if (verb != "update" && verb != "rm") {
+        error = "unknown alias command \"" + std::string(verb) + "\"";
+        return false;
+    }
+    if (args.positional.size() != 1 || !parse_count(args.positional[0], id) || id < 1) {
+        error = "expected one numeric ID";
+        return false;
+    }
+    out.path = "/admin/aliases/" + args.positional[0];
+    if (verb == "rm") {
+        out.method = "DELETE";
+        out.is_delete = true;
+        return args_only(args, {}, error);
+    }
+    if (!args_only(args, {"name", "models"}, error)) {
+        return false;
+    }
+    out.method = "PATCH";
+    out.body = "{";
+    if (name != nullptr) {
+        out.body += "\"name\":";
+        json_escape_append(out.body, *name);
+    }
+    if (models != nullptr) {
+        out.body += std::string(name != nullptr ? "," : "") + "\"models\":" + models_json(*models);
+    }
+    out.body += "}";
+    return true;
 }
 
 }  // namespace rw

@@ -1,5 +1,6 @@
 // proxy/admin/cli_args.h — the operator CLI's arguments (cli.cc): argv into positionals and
-// --options, and the option values that become JSON (model lists and maps, expiry). Pure;
+// --options, the option values that become JSON (model lists and maps, expiry), and the
+// alias commands' requests. Pure;
 // the CLI's process only.
 #pragma once
 
@@ -33,5 +34,17 @@ struct Args {
 [[nodiscard]] bool model_map_json(std::string_view list, std::string& out);
 // --expires: a duration from now ("30d"), absolute Unix seconds, or "never" (0).
 [[nodiscard]] bool parse_expires(std::string_view text, int64_t& expires_at_s);
+
+// The admin request of `ringway alias VERB ...`: add NAME --models a,b (POST), list (GET),
+// update ID [--name N] [--models a,b] (PATCH), rm ID (DELETE). False with error on bad
+// arguments.
+struct AliasRequest {
+    std::string method;
+    std::string path;
+    std::string body;
+    bool is_delete = false;
+};
+[[nodiscard]] bool alias_request(std::string_view verb, const Args& args, AliasRequest& out,
+                                 std::string& error);
 
 }  // namespace rw

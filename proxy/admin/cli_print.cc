@@ -120,6 +120,19 @@ std::string nested_text(simdjson::dom::element item, std::string_view object, st
     return is_time ? time_text(inner, name, 1) : field_text(inner, name);
 }
 
+// A percentile of a /admin/latency day ({"latency_us":{"p50":N,...}}) in milliseconds
+// with one decimal; "-" when there is none (no row of the day had a first byte).
+std::string percentile_ms(simdjson::dom::element item, std::string_view object,
+                          std::string_view name) {
+    int64_t micros = 0;
+    if (item[object][name].get_int64().get(micros) != simdjson::SUCCESS) {
+        return "-";
+    }
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.1f", double(micros) / 1000.0);
+    return text;
+}
+
 Row shape_header(CliShape shape) {
     switch (shape) {
         case CliShape::key:
@@ -135,12 +148,16 @@ Row shape_header(CliShape shape) {
             return {"ID",          "MODEL",          "CHANNEL",     "INPUT",
                     "OUTPUT",      "CACHED_IN",      "CACHE_WRITE", "REASONING",
                     "PER_REQUEST", "EFFECTIVE_FROM", "DELETED"};
+        case CliShape::alias: return {"ID", "NAME", "MODELS", "UPDATED"};
         case CliShape::usage:
             return {"DAY",    "KEY",         "MODEL",      "CHANNEL",   "REQUESTS", "PROMPT",
                     "CACHED", "CACHE_WRITE", "COMPLETION", "REASONING", "TOTAL",    "COST_USD"};
         case CliShape::log:
             return {"ID",     "TIME", "KEY",        "CHANNEL",  "MODEL",     "STATUS",
                     "TOKENS", "END",  "LATENCY_MS", "COST_USD", "REQUEST_ID"};
+        case CliShape::latency:
+            return {"DAY", "REQUESTS",    "LATENCY_P50_MS", "P90",
+                    "P99", "TTFB_P50_MS", "TTFB_P90",       "TTFB_P99"};
     }
     return {};
 }
@@ -198,6 +215,8 @@ Row shape_row(CliShape shape, simdjson::dom::element item) {
                     f("per_request"),
                     time_text(item, "effective_from", 1),
                     time_text(item, "deleted_at", 1)};
+        case CliShape::alias:
+            return {f("id"), f("name"), f("models"), time_text(item, "updated_at", 1)};
         case CliShape::usage:  // Members a grouping left out show as "-".
             return {f("day"),
                     f("key_id"),
@@ -211,6 +230,15 @@ Row shape_row(CliShape shape, simdjson::dom::element item) {
                     f("reasoning_tokens"),
                     f("total_tokens"),
                     f("cost_usd")};
+        case CliShape::latency:
+            return {f("day"),
+                    f("requests"),
+                    percentile_ms(item, "latency_us", "p50"),
+                    percentile_ms(item, "latency_us", "p90"),
+                    percentile_ms(item, "latency_us", "p99"),
+                    percentile_ms(item, "ttfb_us", "p50"),
+                    percentile_ms(item, "ttfb_us", "p90"),
+                    percentile_ms(item, "ttfb_us", "p99")};
         case CliShape::log: {
             int64_t latency_us = 0;
             if (item["latency_us"].get_int64().get(latency_us) != simdjson::SUCCESS) {

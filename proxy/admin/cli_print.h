@@ -9,7 +9,7 @@
 namespace rw {
 
 // What an answer holds, which picks the table's columns.
-enum class CliShape : uint8_t { key, channel, price, usage, log, probe };
+enum class CliShape : uint8_t { key, channel, price, alias, usage, log, probe, latency };
 
 // Prints `body` as a table of `shape`; for a full page of logs, the --before cursor for
 // the next one. False, printing nothing, when `body` is not JSON.

@@ -19,6 +19,8 @@ constexpr CommandUsage command_usages[] = {
      "                     [--expires 30d|UNIX_SECONDS] [--key-env VAR]\n"
      "                     [--allowed-cidrs 10.0.0.0/8,2001:db8::/32]\n"
      "                     [--budget-usd USD] [--period none|daily|weekly|monthly]\n"
+     "                     [--strict]   (requests without an output limit get the largest\n"
+     "                     the remaining budget affords)\n"
      "                     (--limits '{\"gpt-4o\":{\"rpm\":60,\"tpm\":90000}}': per model)\n"},
     {"key", "list", "  ringway key list\n"},
     {"key", "show", "  ringway key show ID\n"},
@@ -27,14 +29,17 @@ constexpr CommandUsage command_usages[] = {
      "  ringway key update ID [--name N] [--quota TOKENS|none] [--models a,b|all] [--rpm N]\n"
      "                     [--concurrency N] [--tpm N] [--limits JSON|none]\n"
      "                     [--expires 30d|UNIX_SECONDS|never] [--allowed-cidrs CIDR,CIDR|any]\n"
-     "                     [--budget-usd USD|none] [--period none|daily|weekly|monthly]\n"},
+     "                     [--budget-usd USD|none] [--period none|daily|weekly|monthly]\n"
+     "                     [--strict[=false]]\n"},
     {"key", "topup", "  ringway key topup ID AMOUNT_USD [--reason TEXT]\n"},
     {"channel", "add",
      "  ringway channel add --name NAME --kind openai|anthropic|openai-compatible\n"
      "                     --base-url URL --api-key-env VAR [--models a,b]\n"
      "                     [--model-map asked=sent,...] [--priority N] [--weight N]\n"
      "                     [--allow-private-network[=false]] [--ca-file PATH] [--disabled]\n"
-     "                     [--auto-disable=false] [--stream-usage inject|off]\n"},
+     "                     [--auto-disable=false] [--stream-usage inject|off]\n"
+     "                     [--probe-model MODEL]   (a down channel idle past its backoff is\n"
+     "                     probed on it: max_tokens 1, a usage row of the system key)\n"},
     {"channel", "list", "  ringway channel list\n"},
     {"channel", "show", "  ringway channel show ID\n"},
     {"channel", "remove", "  ringway channel remove ID\n"},
@@ -43,20 +48,33 @@ constexpr CommandUsage command_usages[] = {
      "                     [--models a,b] [--model-map asked=sent,...|none] [--priority N]\n"
      "                     [--weight N] [--enabled|--disabled] [--allow-private-network[=false]]\n"
      "                     [--ca-file PATH] [--auto-disable[=false]] [--stream-usage "
-     "inject|off]\n"},
-    {"channel", "test", "  ringway channel test ID     (probes the channel now: GET /v1/models)\n"},
+     "inject|off]\n"
+     "                     [--probe-model MODEL]\n"},
+    {"channel", "test",
+     "  ringway channel test ID     (probes the channel now: its probe model with max_tokens 1,\n"
+     "                     recorded under the system key, or GET /v1/models without one)\n"},
     {"price", "set",
      "  ringway price set --model NAME|PREFIX* --input USD --output USD [--channel ID]\n"
      "                     [--cached-input USD] [--cache-write USD] [--reasoning USD]\n"
      "                     [--per-request USD] [--effective-from UNIX_SECONDS]\n"},
     {"price", "list", "  ringway price list [--all]\n"},
     {"price", "rm", "  ringway price rm ID\n"},
+    {"alias", "add",
+     "  ringway alias add NAME --models a,b   (asked as NAME: a's channels, then b's)\n"},
+    {"alias", "list", "  ringway alias list\n"},
+    {"alias", "update", "  ringway alias update ID [--name NAME] [--models a,b]\n"},
+    {"alias", "rm", "  ringway alias rm ID\n"},
     {"usage", "",
      "  ringway usage [--key ID|NAME] [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD]\n"
      "                     [--group-by key,model,channel,day]\n"},
     {"logs", "",
-     "  ringway logs [--key ID|NAME] [--limit N] [--before ID]\n"
+     "  ringway logs [--key ID|NAME] [--status CODE] [--end-reason REASON] [--limit N]\n"
+     "                     [--before ID]   (newest first; --status: the status the client got,\n"
+     "                     --end-reason: complete, client_gone, upstream_error, ...)\n"
      "  ringway logs --request ID   (ringway's x-request-id, the client's or the provider's)\n"},
+    {"latency", "",
+     "  ringway latency [--key ID|NAME] [--since 7d|YYYY-MM-DD] [--until YYYY-MM-DD]\n"
+     "                     (per day: p50/p90/p99 of latency and time to first byte, ms)\n"},
 };
 
 constexpr std::string_view usage_notes =

@@ -28,7 +28,7 @@ AdminReply admin_reply_error(uint16_t status, std::string_view code, std::string
 
 AdminReply admin_reply_storage_error(const std::string& error) {
     if (error.starts_with("no key with id ") || error.starts_with("no channel with id ") ||
-        error.starts_with("no price with id ")) {
+        error.starts_with("no price with id ") || error.starts_with("no alias with id ")) {
         return admin_reply_error(404, "not_found", error);
     }
     if (error == "key already exists") {

@@ -1,7 +1,7 @@
 // proxy/admin/handlers.h — what the admin API's endpoint handlers share: the request they
 // are given, the reply they return, the dependencies they may use, the error replies, and
-// one declaration per endpoint (keys.cc, channels.cc, prices.cc, usage.cc). routes.cc picks the
-// handler for a method and path; server.cc sends what it returns. Admin thread only.
+// one declaration per endpoint (keys.cc, channels.cc, prices.cc, aliases.cc, usage.cc). routes.cc
+// picks the handler for a method and path; server.cc sends what it returns. Admin thread only.
 #pragma once
 
 #include <simdjson.h>
@@ -108,6 +108,13 @@ AdminReply admin_prices_list(AdminDeps& deps, const AdminRequest& request);
 AdminReply admin_prices_get(AdminDeps& deps, const AdminRequest& request);
 AdminReply admin_prices_patch(AdminDeps& deps, const AdminRequest& request);
 AdminReply admin_prices_delete(AdminDeps& deps, const AdminRequest& request);
+
+// aliases.cc: POST, GET /admin/aliases; GET, PATCH, DELETE /admin/aliases/{id}.
+AdminReply admin_aliases_create(AdminDeps& deps, const AdminRequest& request);
+AdminReply admin_aliases_list(AdminDeps& deps, const AdminRequest& request);
+AdminReply admin_aliases_get(AdminDeps& deps, const AdminRequest& request);
+AdminReply admin_aliases_patch(AdminDeps& deps, const AdminRequest& request);
+AdminReply admin_aliases_delete(AdminDeps& deps, const AdminRequest& request);
 
 // usage.cc: GET /admin/usage (per day, or group_by=), GET /admin/logs (rows, newest first,
 // filtered by status and end_reason), GET /admin/latency (percentiles per day).

@@ -27,6 +27,11 @@ bool key_budget_member(KeyBudgetFields& fields, std::string_view key, ondemand::
         }
         return true;
     }
+    if (key == "strict") {
+        fields.has_strict = true;
+        is_ok = json_read_bool(value, key, fields.is_strict, error);
+        return true;
+    }
     return false;
 }
 
@@ -38,18 +43,23 @@ void key_budget_apply(const KeyBudgetFields& fields, KeySpec& spec) {
     if (fields.has_period) {
         spec.period = fields.period;
     }
+    if (fields.has_strict) {
+        spec.is_strict = fields.is_strict;
+    }
 }
 
 void key_budget_from_info(const KeyInfo& info, KeySpec& spec) {
     spec.has_budget = info.has_budget;
     spec.budget_nano = info.budget_nano;
     (void)budget_period_parse(info.period, spec.period);
+    spec.is_strict = info.is_strict;
 }
 
 void json_out_key_budget(JsonOut& out, const KeyInfo& key) {
     out.key("budget_usd");
     key.has_budget ? out.string(json_usd(key.budget_nano)) : out.null();
     out.key("period").string(key.period);
+    out.key("strict").boolean(key.is_strict);
     out.key("current_period").begin_object();
     out.key("start").number(key.period_start_s);
     out.key("end");

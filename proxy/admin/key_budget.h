@@ -1,5 +1,5 @@
 // proxy/admin/key_budget.h — a key's money budget and budget period in the admin API:
-// the `budget_usd` and `period` members of POST/PATCH /admin/keys, how GET shows them
+// the `budget_usd`, `period` and `strict` members of POST/PATCH /admin/keys, how GET shows them
 // (with the current period's bounds, committed use and top-ups), and the audited top-up,
 // POST /admin/keys/{id}/topup. Admin thread only.
 #pragma once
@@ -22,6 +22,8 @@ struct KeyBudgetFields {
     int64_t budget_nano = 0;
     bool has_period = false;
     BudgetPeriod period = BudgetPeriod::none;
+    bool has_strict = false;
+    bool is_strict = false;
 };
 
 // When `key` is one of the budget members, reads it into fields and sets is_ok (false with
@@ -31,7 +33,8 @@ struct KeyBudgetFields {
                                      bool& is_ok);
 void key_budget_apply(const KeyBudgetFields& fields, KeySpec& spec);
 void key_budget_from_info(const KeyInfo& info, KeySpec& spec);
-// budget_usd, period and the current period's object, as members of the key's object.
+// budget_usd, period, strict and the current period's object, as members of the key's
+// object.
 void json_out_key_budget(JsonOut& out, const KeyInfo& key);
 
 }  // namespace rw

@@ -414,14 +414,23 @@ void AdminServer::stop() {
 void AdminServer::run() {
     RW_ASSERT(impl_ != nullptr);
     AdminConnContext context{impl_->token, impl_->deps, impl_->pool, impl_->parser, stop_fd_};
+    auto next_tick = std::chrono::steady_clock::now();
     for (;;) {
+        if (tick_ != nullptr && std::chrono::steady_clock::now() >= next_tick) {
+            tick_(tick_context_);
+            next_tick = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+        }
         pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) {
+        const int ready = ::poll(fds, 2, tick_ != nullptr ? 1000 : -1);
+        if (ready < 0) {
             RW_ASSERT(errno == EINTR);  // EFAULT/EINVAL cannot happen with these arguments.
             continue;
         }
         if (fds[1].revents != 0) {
             return;
+        }
+        if (ready == 0) {
+            continue;  // The tick's time.
         }
         const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {

@@ -53,6 +53,13 @@ public:
         probe_ = probe;
         probe_context_ = context;
     }
+    // Called on the admin thread about once a second, between connections (the idle
+    // channels' probes, proxy/idle_probe.h). Before start().
+    using TickFn = void (*)(void* context);
+    void set_tick(TickFn tick, void* context) {
+        tick_ = tick;
+        tick_context_ = context;
+    }
     // Wakes the thread, lets the connection in progress finish or time out, joins, and
     // closes the listener. Idempotent; a no-op when not started.
     void stop();
@@ -74,6 +81,8 @@ private:
     ChannelHealthBoard* health_ = nullptr;
     ChannelProbeFn probe_ = nullptr;
     void* probe_context_ = nullptr;
+    TickFn tick_ = nullptr;
+    void* tick_context_ = nullptr;
     int listen_fd_ = -1;
     int adopted_fd_ = -1;
     int stop_fd_ = -1;  // eventfd: stop() writes, the thread polls it.

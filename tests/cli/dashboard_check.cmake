@@ -17,4 +17,12 @@ foreach(metric IN LISTS used)
         message(FATAL_ERROR "the dashboard queries ${metric}, which README.md does not list")
     endif()
 endforeach()
+# The spend panels: cost by model and by channel (per-key spend is no metric: the admin
+# API's usage, grouped by key, has it).
+foreach(metric IN ITEMS ringway_model_cost_usd_total ringway_channel_cost_usd_total)
+    list(FIND used "${metric}" at)
+    if(at EQUAL -1)
+        message(FATAL_ERROR "the dashboard has no panel on ${metric}")
+    endif()
+endforeach()
 message(STATUS "dashboard: ${panel_count} panels, every metric documented")

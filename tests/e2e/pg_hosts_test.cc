@@ -2,8 +2,8 @@
 // (RW_TEST_PG: the throwaway server of tests/support/pg_server.sh; without one this suite
 // skips and says why). A catalog write on one host reaches the other through LISTEN/NOTIFY
 // and its snapshot reload, without a restart: a key revoked on A is refused on B at B's
-// next request once B has reloaded; usage served by both lands in the one database with
-// the quota invariant holding over both hosts' rows.
+// next request once B has reloaded, an alias made on A is served by B; usage served by both lands
+// in the one database with the quota invariant holding over both hosts' rows.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -65,6 +65,24 @@ TEST_F(PgHostsTest, KeyRevokedOnOneHostIsRefusedOnTheOtherAtItsNextRequest) {
     const Response refused_b = host_b_.chat(key, body);
     EXPECT_EQ(refused_b.status, 401) << refused_b.body;
     EXPECT_EQ(host_a_.chat(key, body).status, 401);
+}
+
+TEST_F(PgHostsTest, AliasCreatedOnOneHostIsServedOnTheOtherAfterItsNotification) {
+    size_t before = reloads_b();
+    const Key key = host_a_.create_key(R"({"name":"alias-user"})");
+    ASSERT_TRUE(wait_reloads_b_above(before)) << host_b_.ringway().stderr_text();
+    const std::string body = chat_body("fast", false);
+    // Not an alias yet: no channel serves "fast" on B.
+    EXPECT_NE(host_b_.chat(key, body).status, 200);
+    before = reloads_b();
+    const Response created =
+        host_a_.admin("POST", "/admin/aliases", R"({"name":"fast","models":["gpt-4o-mini"]})");
+    ASSERT_EQ(created.status, 201) << created.body;
+    ASSERT_TRUE(wait_reloads_b_above(before)) << host_b_.ringway().stderr_text();
+    const Response served_b = host_b_.chat(key, body);
+    ASSERT_EQ(served_b.status, 200) << served_b.body;
+    // The mock echoes the model it was sent: the alias's one model.
+    EXPECT_EQ(Json(served_b.body).string("/model"), "gpt-4o-mini");
 }
 
 TEST_F(PgHostsTest, BothHostsRowsLandInTheOneDatabaseAndTheInvariantHolds) {

@@ -319,7 +319,7 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
                   "k.id) AS daily_cost, "
                   "(SELECT COALESCE(SUM(unpriced_requests), 0) FROM daily_usage d WHERE "
                   "d.key_id = k.id) AS daily_unpriced, "
-                  "COALESCE(SUM(u.price_id IS NULL), 0) AS unpriced "
+                  "COALESCE(SUM(u.id IS NOT NULL AND u.price_id IS NULL), 0) AS unpriced "
                   "FROM keys k LEFT JOIN usage_logs u ON u.key_id = k.id GROUP BY k.id")) {
         EXPECT_EQ(row.at("spend_nano"), row.at("cost")) << describe_row(row);
         EXPECT_EQ(row.at("daily_cost"), row.at("cost")) << describe_row(row);

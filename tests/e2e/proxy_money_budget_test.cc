@@ -95,11 +95,13 @@ protected:
 
 class MoneyBudgetShards : public MoneyBudget, public ::testing::WithParamInterface<int> {};
 
-// The mock holds every answer 800 ms, so all 100 admissions happen while the first ten
-// still hold their reservations: at most ten fit, the rest are refused with 429.
+// The mock holds every answer 3 s (800 ms was too short for 100 admissions under ASan on
+// a loaded machine: settled reservations, cheaper than their bound, let 19 in), so all 100
+// admissions happen while the first ten still hold their
+// reservations: at most ten fit, the rest are refused with 429.
 TEST_P(MoneyBudgetShards, HundredConcurrentRequestsOnABudgetForTenLetTenThrough) {
     ASSERT_NO_FATAL_FAILURE(start({}, GetParam()));
-    const std::string body = budget_body(R"(,"first-byte-delay-ms":800)");
+    const std::string body = budget_body(R"(,"first-byte-delay-ms":3000)");
     const int64_t budget = 10 * bound_nano(body);
     const Key key = gateway_.create_key(R"({"name":"ten","budget_usd":")" + usd(budget) + "\"}");
     std::atomic<int> ok_count{0};
@@ -305,10 +307,10 @@ TEST_F(MoneyBudget, AnUnpricedModelIsRefusedForABudgetKey) {
     EXPECT_EQ(bad.status, 400) << bad.body;
 }
 
-// A daily budget over a moved clock (RINGWAY_TEST_CLOCK_FILE, honoured by test builds
-// only): spent, then refused with Retry-After = the seconds to the next UTC midnight; the
-// clock crosses midnight and the same key is served again; a restart in that day seeds
-// its use from daily_usage (still refused); a top-up raises the day's budget.
+// A daily budget over a moved clock (RINGWAY_TEST_CLOCK_FILE, milliseconds, honoured by
+// the test binary only): spent, then refused with Retry-After = the seconds to the next UTC
+// midnight; the clock crosses midnight and the same key is served again; a restart in that day
+// seeds its use from daily_usage (still refused); a top-up raises the day's budget.
 TEST_F(MoneyBudget, ADailyBudgetRollsOverAtMidnightAndSurvivesARestart) {
     TempDir dir;
     db_path_ = dir.path() + "/budget.db";
@@ -317,7 +319,7 @@ TEST_F(MoneyBudget, ADailyBudgetRollsOverAtMidnightAndSurvivesARestart) {
     // The gateway's clock reads noon, ten days from now (UTC).
     const int64_t fake_noon = (now_s / 86400 + 10) * 86400 + 43200;
     const auto set_clock = [&](int64_t fake_s) {
-        std::ofstream(clock_file, std::ios::trunc) << (fake_s - int64_t(std::time(nullptr)));
+        std::ofstream(clock_file, std::ios::trunc) << (fake_s - int64_t(std::time(nullptr))) * 1000;
     };
     set_clock(fake_noon);
     const EnvList env = {{"RINGWAY_DB", db_path_}, {"RINGWAY_TEST_CLOCK_FILE", clock_file}};

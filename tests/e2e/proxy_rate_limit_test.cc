@@ -3,12 +3,13 @@
 // through), tokens per minute reserved from the request's bound and settled to its usage,
 // per key and per key and model, a refusal by one limit spending no other's budget, and
 // the x-ratelimit-* headers on 429 and on 200 (whole and streamed) replacing the
-// provider's. The gateway's rate clock is moved by RINGWAY_TEST_CLOCK_OFFSET_MS (a test
-// build's hook) so the boundary test need not wait for the wall clock's minute.
+// provider's. The gateway's clock is moved by RINGWAY_TEST_CLOCK_FILE (the test binary's
+// hook) so the boundary test need not wait for the wall clock's minute.
 #include <gtest/gtest.h>
 #include <time.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -35,9 +36,10 @@ protected:
         // The gateway's rate clock starts at second 35 of a minute: a start that takes less
         // than 22 s leaves the boundary test a short wait for second 57.
         clock_offset_ms_ = ((35'000 - wall_ms() % 60'000) + 60'000) % 60'000;
+        const std::string clock_file = clock_dir_.path() + "/clock";
+        std::ofstream(clock_file, std::ios::trunc) << clock_offset_ms_;
         ASSERT_NO_FATAL_FAILURE(
-            gateway_.start({{"RINGWAY_SHARDS", "2"},
-                            {"RINGWAY_TEST_CLOCK_OFFSET_MS", std::to_string(clock_offset_ms_)}}));
+            gateway_.start({{"RINGWAY_SHARDS", "2"}, {"RINGWAY_TEST_CLOCK_FILE", clock_file}}));
         ChannelSpec spec;
         spec.name = "main";
         spec.mock_port = mock_.port();
@@ -60,6 +62,7 @@ protected:
         return gateway_.chat(key, chat_body(model, false, extra));
     }
 
+    TempDir clock_dir_;
     MockUpstream mock_;
     Gateway gateway_;
     int64_t clock_offset_ms_ = 0;

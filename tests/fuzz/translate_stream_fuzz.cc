@@ -1,11 +1,13 @@
 // tests/fuzz/translate_stream_fuzz.cc — fuzz target for proxy/translate_stream (the
-// Chat ⇄ Messages stream translator). The first input byte picks the direction (bit 0:
-// Anthropic events to Chat chunks, else the reverse), whether the client asked for the
+// Chat ⇄ Messages and Chat → Responses stream translators). The first input byte picks the
+// direction (bit 0: Anthropic events to Chat chunks; else Chat chunks to Responses events
+// when bit 2 is set, to Anthropic events when not), whether the client asked for the
 // usage chunk (bit 1) and how the rest is cut into pieces (byte by byte when bit 7 is set,
 // else pseudo-random lengths seeded by it); the rest is the upstream stream. Each input runs
 // whole and cut: the client's bytes must not depend on piece boundaries, and every event the
-// translator writes must be well-formed (each data: line JSON, or [DONE]; each event ends
-// with a blank line). Built as a libFuzzer binary under clang and as a corpus replay test.
+// translator writes must be well-formed (each data: line JSON, or [DONE]; an event's data
+// names its `event:` as its type; each event ends with a blank line). Built as a libFuzzer binary
+// under clang and as a corpus replay test.
 #include <simdjson.h>
 
 #include <cstddef>
@@ -55,16 +57,23 @@ Outcome run(std::string_view stream, Translation translation, bool include_usage
     return outcome;
 }
 
-// Every event: "event: NAME\n" lines and "data: JSON\n" lines, closed by a blank line.
+// Every event: "event: NAME\n" lines and "data: JSON\n" lines (of type NAME), closed by a
+// blank line.
 void check_well_formed(std::string_view out) {
     simdjson::dom::parser parser;
     check(out.empty() || out.ends_with("\n\n"));
+    std::string_view event_name;
     while (!out.empty()) {
         const size_t end = out.find('\n');
         check(end != std::string_view::npos);
         const std::string_view line = out.substr(0, end);
         out.remove_prefix(end + 1);
-        if (line.empty() || line.starts_with("event: ")) {
+        if (line.empty()) {
+            event_name = {};
+            continue;
+        }
+        if (line.starts_with("event: ")) {
+            event_name = line.substr(7);
             continue;
         }
         check(line.starts_with("data: "));
@@ -76,6 +85,11 @@ void check_well_formed(std::string_view out) {
         simdjson::dom::element element;
         check(parser.parse(padded).get(element) == simdjson::SUCCESS);
         check(element.is_object());
+        std::string_view type;
+        if (!event_name.empty()) {
+            check(element["type"].get_string().get(type) == simdjson::SUCCESS);
+            check(type == event_name);
+        }
     }
 }
 
@@ -87,8 +101,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return 0;
     }
     const uint8_t seed = data[0];
-    const rw::Translation translation =
-        (seed & 1) != 0 ? rw::Translation::chat_to_messages : rw::Translation::messages_to_chat;
+    const rw::Translation translation = (seed & 1) != 0   ? rw::Translation::chat_to_messages
+                                        : (seed & 4) != 0 ? rw::Translation::responses_to_chat
+                                                          : rw::Translation::messages_to_chat;
     const bool include_usage = (seed & 2) != 0;
     const std::string_view stream(reinterpret_cast<const char*>(data + 1), size - 1);
     const rw::Outcome whole = rw::run(stream, translation, include_usage, {stream.size()});

@@ -175,6 +175,14 @@ std::string ringway_path() {
 #endif
 }
 
+std::string ringway_release_path() {
+#ifdef RW_RINGWAY_RELEASE_BIN
+    return RW_RINGWAY_RELEASE_BIN;
+#else
+    return {};
+#endif
+}
+
 std::string mock_upstream_path() {
     if (const char* from_env = std::getenv("MOCK_UPSTREAM_BIN"); from_env != nullptr) {
         return from_env;
@@ -496,7 +504,7 @@ void skip_if_kernel_lacks_io_uring(const std::string& stderr_text) {
 
 bool Ringway::start(const EnvList& env, std::string* error, std::vector<std::string> args) {
     SpawnOptions options;
-    options.program = ringway_path();
+    options.program = program_.empty() ? ringway_path() : program_;
     options.args = std::move(args);
     options.env = env;
     const bool has_listen = std::any_of(

@@ -56,6 +56,8 @@ private:
 // Paths of the programs under test. The environment (RINGWAY_BIN, MOCK_UPSTREAM_BIN) wins
 // over the paths CMake compiled in; an empty string means "not built".
 [[nodiscard]] std::string ringway_path();
+// The shipped binary (build/ringway, without the test clock); empty when not built.
+[[nodiscard]] std::string ringway_release_path();
 [[nodiscard]] std::string mock_upstream_path();
 
 using EnvList = std::vector<std::pair<std::string, std::string>>;
@@ -141,10 +143,13 @@ public:
     [[nodiscard]] const std::string& temp_dir() const { return temp_dir_.path(); }
     // Its RINGWAY_DB: the caller's, the temp dir's ringway.db, or (RW_TEST_PG) a URL.
     [[nodiscard]] const std::string& db() const { return db_; }
+    // The binary start() runs; empty (the default): ringway_path(), the test binary.
+    void set_program(std::string program) { program_ = std::move(program); }
 
 private:
     TempDir temp_dir_;  // Declared first: destroyed after the process is reaped.
     std::string db_;
+    std::string program_;
     Process process_;
     uint16_t port_ = 0;
     uint32_t shard_count_ = 0;

@@ -17,6 +17,7 @@
 //   POST /v1/responses         Responses API object / SSE event:+data: (created .. completed)
 //   POST /v1/messages          Anthropic Messages JSON / SSE (message_start .. message_stop)
 //   POST /v1/messages/count_tokens  {"input_tokens": N} (N: the prompt_tokens formula below)
+//   POST /v1/responses/input_tokens {"object":"response.input_tokens","input_tokens": N}
 //   GET  /v1/models            model list
 //   POST /v1/images/generations  gpt-image answer with usage (usage none: dall-e's, none)
 //   POST /v1/audio/speech      binary audio, chunked piece by piece (see reply_speech)
@@ -103,9 +104,14 @@
 //   transfer-encoding S      whole answers: "Transfer-Encoding: S" instead of
 //                            Content-Length; the body is chunk-framed once when S ends in
 //                            chunked, else sent raw, then the connection closes
+//   obey-max-tokens 1        stop as a provider does at the request's output limit: the
+//                            content deltas (so the completion tokens) are at most its
+//                            max_tokens / max_completion_tokens / max_output_tokens
 //   framing length|chunked|close  whole answers: Content-Length (default), chunked, or
 //                            delimited by closing the connection; streams: chunked
 //                            (default) or close (HTTP/1.1 without length, then FIN)
+//   tool NAME                a tool-call answer calls NAME when the request offers it
+//   tool-arguments JSON      a chat tool call's arguments (default {"q":"mock"})
 // A status of 2xx or 304 answers the endpoint normally with that status (its body kept).
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -675,6 +681,9 @@ struct Controls {
     std::string content_encoding;
     std::string transfer_encoding;
     std::string framing;  // "", "length", "chunked" or "close".
+    bool is_obeying_max_tokens = false;
+    std::string tool;            // The tool to call when the request offers it (else the first).
+    std::string tool_arguments;  // The call's arguments (JSON text); empty: {"q":"mock"}.
 };
 
 constexpr std::string_view control_names[] = {
@@ -708,6 +717,9 @@ constexpr std::string_view control_names[] = {
     "content-encoding",
     "transfer-encoding",
     "framing",
+    "obey-max-tokens",
+    "tool",
+    "tool-arguments",
 };
 
 bool control_is_known(std::string_view name) {
@@ -846,11 +858,18 @@ bool controls_parse(const ControlSource& source, Controls& controls, std::string
     number("fail-first", 1u << 31, controls.fail_first, &controls.has_fail_first);
     flag("connection-close", controls.is_connection_close);
     flag("http10", controls.is_http10);
+    flag("obey-max-tokens", controls.is_obeying_max_tokens);
     bool is_no_usage = false;
     flag("no-usage", is_no_usage);
     if (is_ok && source.lookup("text", value)) {
         controls.has_text = true;
         controls.text = std::string(value);
+    }
+    if (is_ok && source.lookup("tool", value)) {
+        controls.tool = std::string(trim(value));
+    }
+    if (is_ok && source.lookup("tool-arguments", value)) {
+        controls.tool_arguments = std::string(trim(value));
     }
     if (is_ok && source.lookup("scenario-id", value)) {
         controls.scenario_id = std::string(trim(value));
@@ -1218,9 +1237,11 @@ std::vector<std::string_view> json_array_items(std::string_view s) {
 
 // Tool calls, as the providers document them: a request with tools whose last message is
 // not a tool's answer (chat: role "tool"; Anthropic: a user message holding a tool_result
-// block) is answered with a call of the first tool, arguments {"q":"mock"}; a request whose
-// last message is a tool result gets the usual text. Returns the tool's name or empty.
-std::string tool_to_call(std::string_view body, bool is_anthropic) {
+// block) is answered with a call of the first tool (or of the tool named by the control
+// `tool`, when offered), arguments {"q":"mock"} (or the control `tool-arguments`, on chat);
+// a request whose last message is a tool result gets the usual text. Returns the tool's
+// name or empty.
+std::string tool_to_call(std::string_view body, bool is_anthropic, std::string_view wanted) {
     std::string_view tools;
     std::string_view messages;
     if (!json_object_find(body, "tools", tools) || !json_object_find(body, "messages", messages)) {
@@ -1241,18 +1262,39 @@ std::string tool_to_call(std::string_view body, bool is_anthropic) {
     } else if (json_object_find(last, "role", value) && value == "\"tool\"") {
         return {};
     }
-    std::string_view holder = tool_list.front();
-    if (!is_anthropic && !json_object_find(holder, "function", holder)) {
-        return {};
+    std::string first;
+    for (std::string_view holder : tool_list) {
+        if (!is_anthropic && !json_object_find(holder, "function", holder)) {
+            return {};
+        }
+        if (!json_object_find(holder, "name", value)) {
+            return {};
+        }
+        const std::string name(json_unquote(value));
+        if (name == wanted || wanted.empty()) {
+            return name;
+        }
+        first = first.empty() ? name : first;
     }
-    return json_object_find(holder, "name", value) ? std::string(json_unquote(value))
-                                                   : std::string();
+    return first;
 }
 
 // A chat answer calling ctx.tool_name: whole, or streamed as OpenAI streams tool calls (the
 // first delta with id, type and name, then the arguments in two pieces; finish_reason
 // "tool_calls"; the usage chunk when asked for; [DONE]).
 void reply_chat_tool_call(const Context& ctx, bool has_usage_chunk, Reply& reply) {
+    const std::string_view arguments = ctx.controls->tool_arguments.empty()
+                                           ? std::string_view(R"({"q":"mock"})")
+                                           : std::string_view(ctx.controls->tool_arguments);
+    std::string whole_arguments(1, '"');  // Each a JSON string.
+    std::string first_half(1, '"');
+    std::string second_half(1, '"');
+    append_json_escaped(whole_arguments, arguments);
+    append_json_escaped(first_half, arguments.substr(0, arguments.size() / 2));
+    append_json_escaped(second_half, arguments.substr(arguments.size() / 2));
+    whole_arguments += '"';
+    first_half += '"';
+    second_half += '"';
     std::string call_id = "call_mock";
     append_u64(call_id, ctx.id);
     const std::string head_call = "{\"index\":0,\"id\":\"" + call_id +
@@ -1263,8 +1305,8 @@ void reply_chat_tool_call(const Context& ctx, bool has_usage_chunk, Reply& reply
         out +=
             "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,"
             "\"tool_calls\":[{" +
-            head_call.substr(11) +
-            "\"{\\\"q\\\":\\\"mock\\\"}\"}}],\"refusal\":null,\"annotations\":[]},"
+            head_call.substr(11) + whole_arguments +
+            "}}],\"refusal\":null,\"annotations\":[]},"
             "\"logprobs\":null,\"finish_reason\":\"tool_calls\"}],\"usage\":" +
             openai_usage_json(ctx) + "}";
         reply.body = std::move(out);
@@ -1282,8 +1324,9 @@ void reply_chat_tool_call(const Context& ctx, bool has_usage_chunk, Reply& reply
     };
     delta("{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[" + head_call + "\"\"}}]}",
           "null");
-    delta("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"q\\\":\"}}]}", "null");
-    delta("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"mock\\\"}\"}}]}",
+    delta("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":" + first_half + "}}]}",
+          "null");
+    delta("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":" + second_half + "}}]}",
           "null");
     delta("{}", "\"tool_calls\"");
     if (has_usage_chunk) {
@@ -2284,13 +2327,27 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
     const bool is_known = path == "/v1/chat/completions" || path == "/v1/completions" ||
                           path == "/v1/embeddings" || path == "/v1/responses" ||
                           path == "/v1/messages" || path == "/v1/messages/count_tokens" ||
-                          is_more_endpoint(path);
+                          path == "/v1/responses/input_tokens" || is_more_endpoint(path);
     if (!is_known || request.method != "POST") {
         reply_error(request, controls, 404, "Invalid URL (" + request.method + " " + path + ")",
                     reply);
         return;
     }
-    Context ctx{&request, &controls, default_model, request.body, false, false, 0, 0, 0, 0, {}};
+    Controls obeyed;  // A copy only when the output limit changes the chunks.
+    const Controls* active = &controls;
+    std::string_view limit_value;
+    if (controls.is_obeying_max_tokens) {
+        for (const char* name : {"max_tokens", "max_completion_tokens", "max_output_tokens"}) {
+            uint32_t limit = 0;
+            if (json_object_find(request.body, name, limit_value) &&
+                parse_u32(limit_value, chunks_max, limit) && limit < active->chunk_count) {
+                obeyed = *active;
+                obeyed.chunk_count = limit;
+                active = &obeyed;
+            }
+        }
+    }
+    Context ctx{&request, active, default_model, request.body, false, false, 0, 0, 0, 0, {}};
     if (!json_object_each(request.body, [](std::string_view, std::string_view) {})) {
         reply_error(
             request, controls, 400,
@@ -2313,11 +2370,11 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
     // Reasoning is hidden output: counted in the completion tokens, never sent as content.
     // Anthropic reports no reasoning kind, so its output stays the content deltas.
     ctx.completion_tokens =
-        uint64_t(controls.chunk_count) + (path == "/v1/messages" ? 0 : controls.reasoning_tokens);
+        uint64_t(active->chunk_count) + (path == "/v1/messages" ? 0 : controls.reasoning_tokens);
     ctx.id = next_response_id.fetch_add(1, std::memory_order_relaxed);
     ctx.created_s = static_cast<uint64_t>(std::time(nullptr));
     if (path == "/v1/chat/completions" || path == "/v1/messages") {
-        ctx.tool_name = tool_to_call(request.body, path == "/v1/messages");
+        ctx.tool_name = tool_to_call(request.body, path == "/v1/messages", controls.tool);
     }
     if (reply_more_endpoints(ctx, path, reply)) {
         // Images, speech, moderations, rerank.
@@ -2327,6 +2384,10 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
         reply_embeddings(ctx, reply);
     } else if (path == "/v1/responses") {
         reply_responses(ctx, reply);
+    } else if (path == "/v1/responses/input_tokens") {
+        reply.body = "{\"object\":\"response.input_tokens\",\"input_tokens\":";
+        append_u64(reply.body, ctx.prompt_tokens);
+        reply.body += "}";
     } else if (path == "/v1/messages/count_tokens") {
         reply.body = "{\"input_tokens\":";
         append_u64(reply.body, ctx.prompt_tokens);

@@ -198,6 +198,44 @@ TEST(Config, ParsesTrustedProxies) {
               "0..32 for IPv4");
 }
 
+// RINGWAY_REDIS: unset is no sharing; redis://host:port with an IPv4, [IPv6] or localhost;
+// the failure policy by name; anything else stops startup naming the variable.
+TEST(Config, ParsesRedis) {
+    Config config;
+    std::string error;
+    ASSERT_TRUE(parse({}, config, error)) << error;
+    EXPECT_TRUE(config.redis_host.empty());
+    EXPECT_EQ(config.redis_failure, RedisFailure::local);
+    EXPECT_EQ(config.redis_sync_ms, 10u);
+    EXPECT_EQ(config.redis_advance_percent, 10u);
+    ASSERT_TRUE(parse({{"RINGWAY_REDIS", "redis://localhost:6380"},
+                       {"RINGWAY_REDIS_FAILURE", "closed"},
+                       {"RINGWAY_REDIS_SYNC_MS", "25"},
+                       {"RINGWAY_REDIS_ADVANCE_PERCENT", "0"}},
+                      config, error))
+        << error;
+    EXPECT_EQ(config.redis_host, "127.0.0.1");
+    EXPECT_EQ(config.redis_port, 6380);
+    EXPECT_EQ(config.redis_failure, RedisFailure::closed);
+    EXPECT_EQ(config.redis_sync_ms, 25u);
+    EXPECT_EQ(config.redis_advance_percent, 0u);
+    Config v6;
+    ASSERT_TRUE(parse({{"RINGWAY_REDIS", "redis://[::1]:6379"}, {"RINGWAY_REDIS_FAILURE", "open"}},
+                      v6, error))
+        << error;
+    EXPECT_EQ(v6.redis_host, "::1");
+    EXPECT_EQ(v6.redis_failure, RedisFailure::open);
+    for (const char* bad : {"127.0.0.1:6379", "redis://127.0.0.1", "redis://127.0.0.1:0",
+                            "redis://cache.internal:6379", "redis://[::1:6379"}) {
+        Config refused;
+        EXPECT_FALSE(parse({{"RINGWAY_REDIS", bad}}, refused, error)) << bad;
+        EXPECT_EQ(error.rfind("RINGWAY_REDIS=", 0), 0u) << error;
+    }
+    Config refused;
+    EXPECT_FALSE(parse({{"RINGWAY_REDIS_FAILURE", "maybe"}}, refused, error));
+    EXPECT_EQ(error, "RINGWAY_REDIS_FAILURE=maybe: must be local, closed or open");
+}
+
 TEST(Config, AdminTokenIsNeverEchoedInErrors) {
     Config config;
     std::string error;
@@ -226,7 +264,12 @@ TEST(Config, HelpListsEveryVariable) {
                              "RINGWAY_LOG_QUEUE_SLOTS",
                              "RINGWAY_WRITER_STALL_MS",
                              "RINGWAY_WRITER_DRAIN_MS",
-                             "RINGWAY_TRUSTED_PROXIES"}) {
+                             "RINGWAY_TRUSTED_PROXIES",
+                             "RINGWAY_REDIS",
+                             "RINGWAY_REDIS_FAILURE",
+                             "RINGWAY_REDIS_SYNC_MS",
+                             "RINGWAY_REDIS_TIMEOUT_MS",
+                             "RINGWAY_REDIS_ADVANCE_PERCENT"}) {
         EXPECT_NE(help.find(name), std::string::npos) << name;
     }
 }

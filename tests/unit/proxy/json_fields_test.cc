@@ -353,6 +353,26 @@ TEST_F(JsonFieldsTest, RewriteOfAnEmptyObjectNeedsNoComma) {
     EXPECT_EQ(output, R"({ "stream_options":{"include_usage":true}})");
 }
 
+// A strict key's injected output limit: the last top-level member, beside a renamed model
+// and an inserted stream_options (both at the object's end, in a stable order), and the
+// result parses with that limit.
+TEST_F(JsonFieldsTest, RewriteAddsAMemberAtTheEnd) {
+    RequestFields fields;
+    ASSERT_EQ(parse(R"({"model":"m","stream":true})", fields), RequestFieldsError::none);
+    const std::string_view output =
+        request_rewrite(arena_, body(), fields, "gpt", true, R"(,"max_tokens":123)");
+    EXPECT_EQ(
+        output,
+        R"({"model":"gpt","stream":true,"max_tokens":123,"stream_options":{"include_usage":true}})");
+    RequestFields again{};
+    ASSERT_EQ(request_fields_parse(arena_, output, again), RequestFieldsError::none);
+    EXPECT_TRUE(again.has_output_limit);
+    EXPECT_EQ(again.output_tokens_max, 123u);
+    ASSERT_EQ(parse(R"({"model":"m"} )", fields), RequestFieldsError::none);
+    EXPECT_EQ(request_rewrite(arena_, body(), fields, "", false, R"(,"max_output_tokens":7)"),
+              R"({"model":"m","max_output_tokens":7} )");
+}
+
 TEST_F(JsonFieldsTest, EscapeHelper) {
     EXPECT_EQ(json_escaped_bytes("plain"), 5u);
     EXPECT_EQ(json_escaped_bytes("\"\\"), 4u);

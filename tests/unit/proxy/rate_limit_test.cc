@@ -79,6 +79,9 @@ TEST(RateBucketsTest, HeadersNameOnlyTheLimitsARequestHas) {
     EXPECT_TRUE(rate_header_is_replaced(hold, "X-RateLimit-Limit-Requests: 10000\r\n"));
     EXPECT_FALSE(rate_header_is_replaced(hold, "x-ratelimit-limit-tokens: 10000\r\n"));
     EXPECT_FALSE(rate_header_is_replaced(hold, "openai-processing-ms: 5\r\n"));
+    EXPECT_TRUE(rate_header_is_replaced(hold, "x-ratelimit-remaining-requests: 9\r\n"));
+    EXPECT_FALSE(rate_header_is_replaced(hold, "x-request-id: req_123\r\n"));
+    EXPECT_FALSE(rate_header_is_replaced(RateHold{}, "x-ratelimit-limit-requests: 9\r\n"));
 }
 
 }  // namespace

@@ -32,11 +32,20 @@ Picked pick(const std::vector<ChannelEntry>& channels, ChannelHealthBoard& healt
             uint32_t wanted = attempts_max, std::string_view model = "gpt-4o",
             Endpoint endpoint = Endpoint::chat, uint64_t now_ms = 1000);
 
+// The channels compiled as a snapshot load compiles them (tests edit `models` in place).
+std::vector<ChannelEntry> compiled(std::vector<ChannelEntry> channels) {
+    for (ChannelEntry& channel : channels) {
+        channel_models_compile(channel);
+    }
+    return channels;
+}
+
 Picked pick(const std::vector<ChannelEntry>& channels, ChannelHealthBoard& health, uint64_t& random,
             uint32_t wanted, std::string_view model, Endpoint endpoint, uint64_t now_ms) {
     const ChannelEntry* out[attempts_max];
+    const std::vector<ChannelEntry> loaded = compiled(channels);
     const RoutePicks picks =
-        route_pick(channels, endpoint, model, health, now_ms, random, {out, wanted});
+        route_pick(loaded, endpoint, model, health, now_ms, random, {out, wanted});
     Picked picked;
     for (uint32_t i = 0; i < picks.count; i++) {
         picked.ids.push_back(out[i]->id);
@@ -198,10 +207,45 @@ TEST(RoutePick, ModelMapMakesAChannelServeAndRenames) {
     ChannelEntry mapped = channel(1, 0, 1);
     mapped.models = {"gpt-4o-2024-08-06"};
     mapped.model_map = {{"gpt-4o", "gpt-4o-2024-08-06"}};
+    channel_models_compile(mapped);
     EXPECT_TRUE(channel_serves(mapped, Endpoint::chat, "gpt-4o"));
     EXPECT_EQ(channel_model_sent(mapped, "gpt-4o"), "gpt-4o-2024-08-06");
     EXPECT_EQ(channel_model_sent(mapped, "other"), "other");
     EXPECT_FALSE(channel_serves(mapped, Endpoint::chat, "other"));
+}
+
+// storage/model_pattern.h's rule: an exact name beats the longest prefix beats "*", in
+// `models` and model_map keys alike, whatever order the operator wrote them in.
+TEST(RoutePick, PatternsMatchExactThenLongestPrefixThenStar) {
+    ChannelEntry patterns = channel(1, 0, 1);
+    patterns.models = {"gpt-*", "o1"};
+    patterns.model_map = {
+        {"*", "catch-all"}, {"gpt-4*", "four"}, {"gpt-4o", "exact"}, {"gpt-4o-*", "four-o"}};
+    channel_models_compile(patterns);
+    EXPECT_EQ(channel_model_sent(patterns, "gpt-4o"), "exact");
+    EXPECT_EQ(channel_model_sent(patterns, "gpt-4o-mini"), "four-o");
+    EXPECT_EQ(channel_model_sent(patterns, "gpt-4-turbo"), "four");
+    EXPECT_EQ(channel_model_sent(patterns, "gpt-3.5"), "gpt-3.5");  // `models` "gpt-*".
+    EXPECT_EQ(channel_model_sent(patterns, "o1"), "o1");            // Exact beats "*".
+    EXPECT_EQ(channel_model_sent(patterns, "claude"), "catch-all");
+    EXPECT_TRUE(channel_serves(patterns, Endpoint::chat, "claude"));  // "*" serves all.
+
+    ChannelEntry prefixed = channel(2, 0, 1);
+    prefixed.models = {"claude-3*"};
+    channel_models_compile(prefixed);
+    EXPECT_TRUE(channel_serves(prefixed, Endpoint::chat, "claude-3-haiku"));
+    EXPECT_TRUE(channel_serves(prefixed, Endpoint::chat, "claude-3"));
+    EXPECT_FALSE(channel_serves(prefixed, Endpoint::chat, "claude-2"));
+    EXPECT_FALSE(channel_serves(prefixed, Endpoint::chat, "claude-"));
+
+    KeyEntry key;
+    key.allows_all_models = false;
+    key.models = {"gpt-4o*", "o1"};
+    key_models_compile(key);
+    EXPECT_TRUE(key.allows_model("gpt-4o-mini"));
+    EXPECT_TRUE(key.allows_model("o1"));
+    EXPECT_FALSE(key.allows_model("o1-mini"));
+    EXPECT_FALSE(key.allows_model("gpt-4"));
 }
 
 TEST(RouteCandidates, NoChannelIsModelNotFoundAndUnresolvedIsNoChannel) {

@@ -59,9 +59,10 @@ std::string stream_run(Translation translation, std::string_view input, size_t p
 }
 
 std::string golden_run(const std::string& name, const std::string& input) {
-    const Translation translation = name.find(".c2m.") != std::string::npos
-                                        ? Translation::chat_to_messages
-                                        : Translation::messages_to_chat;
+    const Translation translation =
+        name.find(".c2m.") != std::string::npos   ? Translation::chat_to_messages
+        : name.find(".r2c.") != std::string::npos ? Translation::responses_to_chat
+                                                  : Translation::messages_to_chat;
     const std::string body = padded(input);
     std::string out;
     if (name.starts_with("req_")) {
@@ -103,7 +104,7 @@ TEST(TranslateGolden, EveryFixtureTranslatesToItsExpectedBytes) {
         EXPECT_EQ(out, read_file(expected_path)) << name;
         cases += 1;
     }
-    EXPECT_GE(cases, 12u);
+    EXPECT_GE(cases, 20u);
 }
 
 struct Refused {
@@ -141,6 +142,40 @@ TEST(TranslateRequest, FieldsWithoutAnEquivalentAreRefusedByName) {
          "messages[].content[].type"},
         {Translation::messages_to_chat,
          R"({"model":"m","max_tokens":5,"messages":[],"mcp_servers":[]})", "mcp_servers"},
+        {Translation::messages_to_chat,
+         R"({"model":"m","max_tokens":5,"messages":[],"context_management":{"edits":[{"type":"clear_tool_uses_20250919"}]}})",
+         "context_management"},
+        {Translation::messages_to_chat,
+         R"({"model":"m","max_tokens":5,"messages":[],"output_config":{"format":{"type":"json_schema"}}})",
+         "output_config"},
+        {Translation::responses_to_chat,
+         R"({"model":"m","input":"x","tools":[{"type":"web_search"}]})", "tools[].type"},
+        {Translation::responses_to_chat, R"({"model":"m","input":"x","store":true})", "store"},
+        {Translation::responses_to_chat,
+         R"({"model":"m","input":"x","previous_response_id":"resp_1"})", "previous_response_id"},
+        {Translation::responses_to_chat, R"({"model":"m","input":"x","background":true})",
+         "background"},
+        {Translation::responses_to_chat, R"({"model":"m","input":"x","conversation":"c"})",
+         "conversation"},
+        {Translation::responses_to_chat,
+         R"({"model":"m","input":"x","include":["message.output_text.logprobs"]})", "include"},
+        {Translation::responses_to_chat, R"({"model":"m","input":"x","truncation":"auto"})",
+         "truncation"},
+        {Translation::responses_to_chat, R"({"model":"m","input":"x","max_tool_calls":3})",
+         "max_tool_calls"},
+        {Translation::responses_to_chat,
+         R"({"model":"m","input":[{"type":"item_reference","id":"msg_1"}]})", "input[].type"},
+        {Translation::responses_to_chat,
+         R"({"model":"m","input":[{"type":"local_shell_call","call_id":"c"}]})", "input[].type"},
+        {Translation::responses_to_chat,
+         R"({"model":"m","input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]})",
+         "input[].content[].type"},
+        {Translation::responses_to_chat,
+         R"({"model":"m","input":[{"role":"user","content":[{"type":"input_image","file_id":"f"}]}]})",
+         "input[].content[].file_id"},
+        {Translation::responses_to_chat,
+         R"({"model":"m","input":"x","tool_choice":{"type":"web_search_preview"}})",
+         "tool_choice.type"},
     };
     for (const Refused& refused : cases) {
         const std::string body = padded(refused.body);

@@ -55,7 +55,8 @@ TEST(Migrations, ReopenIsIdempotent) {
     ASSERT_TRUE(migrate(db, error)) << error;
     ASSERT_TRUE(migrate(db, error)) << error;
     EXPECT_EQ(schema_version(db).value, int64_t(schema_version_latest()));
-    EXPECT_EQ(db.query_int64("SELECT count(*) FROM keys").value, 1);  // Data kept.
+    // Data kept (the system key, migration 11, aside).
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM keys WHERE system = 0").value, 1);
 }
 
 TEST(Migrations, NewerDatabaseRefused) {
@@ -95,8 +96,10 @@ TEST(Migrations, VersionOneGetsPerModelChannelAggregatesAndIncrementalVacuum) {
     // Databases of version 1 were created without auto_vacuum.
     ASSERT_TRUE(db.exec("PRAGMA auto_vacuum=NONE; VACUUM;"));
     ASSERT_TRUE(db.exec(
-        // Only what the later migrations touch: keys and channels gain columns.
-        "CREATE TABLE keys (id INTEGER PRIMARY KEY);"
+        // Only what the later migrations touch: keys and channels gain columns (and the
+        // system key, migration 11, is a row of keys).
+        "CREATE TABLE keys (id INTEGER PRIMARY KEY, name TEXT, key_hash BLOB, key_prefix TEXT,"
+        " status TEXT, created_at INTEGER);"
         "CREATE TABLE channels (id INTEGER PRIMARY KEY);"
         "CREATE TABLE usage_logs (id INTEGER PRIMARY KEY, ts_ms INTEGER, key_id INTEGER,"
         " channel_id INTEGER, model_requested TEXT, prompt_tokens INTEGER,"

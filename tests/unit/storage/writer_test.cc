@@ -191,7 +191,7 @@ TEST(Writer, AdminCommandFailureRollsBack) {
 
     Db db;
     ASSERT_TRUE(db.open(config, DbMode::read_only, error)) << error;
-    EXPECT_EQ(db.query_int64("SELECT count(*) FROM keys").value, 2);
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM keys WHERE system = 0").value, 2);
 }
 
 TEST(Writer, StopWithFullQueuesCommitsEverything) {

@@ -53,6 +53,7 @@ TEST(AdminCli, ErrorText) {
     EXPECT_EQ(admin_cli_error_text(R"({"data":[]})"), "");
     EXPECT_TRUE(admin_cli_is_command("key"));
     EXPECT_TRUE(admin_cli_is_command("usage"));
+    EXPECT_TRUE(admin_cli_is_command("latency"));
     EXPECT_FALSE(admin_cli_is_command("--help"));
 }
 
@@ -353,6 +354,48 @@ TEST_F(AdminCliTest, UsageAndLogs) {
     EXPECT_NE(logs.out.find("--before"), std::string::npos) << logs.out;  // A full page.
 }
 
+// Every /admin/logs filter has an option (--status, --end-reason beside --key, --limit,
+// --before, --request), and `ringway latency` prints /admin/latency's days.
+TEST_F(AdminCliTest, LogFiltersAndLatency) {
+    const CliRun created = run_cli({"key", "create", "--name", "filtered"});
+    ASSERT_EQ(created.exit_code, 0) << created.err;
+    const int64_t key_id = snapshots_.publisher().current()->keys()[0].id;
+    const EndReason reasons[] = {EndReason::complete, EndReason::upstream_error,
+                                 EndReason::client_gone};
+    const uint16_t statuses[] = {200, 502, 200};
+    for (uint64_t i = 0; i < 3; i++) {
+        UsageRecord record = test::make_record(i, key_id, 40, 1700000000000);
+        record.status = statuses[i];
+        record.end_reason = reasons[i];
+        record.latency_us = 2000 * (i + 1);
+        ASSERT_TRUE(writer_.queue(0).try_reserve());
+        writer_.queue(0).push(record);
+    }
+    writer_.notify(0);
+    ASSERT_TRUE(test::wait_until([&] { return writer_.rows_written() == 3; }));
+    const CliRun failed = run_cli({"logs", "--status", "502"});
+    ASSERT_EQ(failed.exit_code, 0) << failed.err;
+    EXPECT_NE(failed.out.find("upstream_error"), std::string::npos) << failed.out;
+    EXPECT_EQ(failed.out.find("client_gone"), std::string::npos) << failed.out;
+    const CliRun gone =
+        run_cli({"logs", "--key", "filtered", "--end-reason", "client_gone", "--limit", "5"});
+    ASSERT_EQ(gone.exit_code, 0) << gone.err;
+    EXPECT_NE(gone.out.find("client_gone"), std::string::npos) << gone.out;
+    EXPECT_EQ(gone.out.find("upstream_error"), std::string::npos) << gone.out;
+    EXPECT_NE(gone.out.find("req-2"), std::string::npos) << gone.out;
+    EXPECT_EQ(run_cli({"logs", "--end-reason", "x;y"}).exit_code, 2);
+    EXPECT_EQ(run_cli({"logs", "--status", "abc"}).exit_code, 2);
+    const CliRun latency = run_cli({"latency", "--since", "2023-11-01"});
+    ASSERT_EQ(latency.exit_code, 0) << latency.err;
+    EXPECT_NE(latency.out.find("LATENCY_P50_MS"), std::string::npos) << latency.out;
+    EXPECT_NE(latency.out.find("2023-11-14"), std::string::npos) << latency.out;
+    EXPECT_NE(latency.out.find("4.0"), std::string::npos) << latency.out;  // p50 of 2, 4, 6 ms.
+    const CliRun help = run_cli({"latency", "--help"});
+    EXPECT_EQ(help.exit_code, 0);
+    EXPECT_NE(help.out.find("ringway latency"), std::string::npos) << help.out;
+    EXPECT_NE(run_cli({"logs", "--help"}).out.find("--end-reason"), std::string::npos);
+}
+
 TEST_F(AdminCliTest, PriceSetListRemoveAndUsageCost) {
     const CliRun set =
         run_cli({"price", "set", "--model", "gpt-4o-mini", "--input", "0.15", "--output", "0.60",
@@ -395,6 +438,39 @@ TEST_F(AdminCliTest, PriceSetListRemoveAndUsageCost) {
     ASSERT_EQ(removed.exit_code, 0) << removed.err;
     EXPECT_EQ(run_cli({"price", "list"}).out.find("gpt-4o-mini"), std::string::npos);
     EXPECT_NE(run_cli({"price", "list", "--all"}).out.find("gpt-4o-mini"), std::string::npos);
+}
+
+TEST_F(AdminCliTest, AliasAddListUpdateRemove) {
+    const CliRun added = run_cli({"alias", "add", "fast", "--models", "gpt-4o-mini, claude-haiku"});
+    ASSERT_EQ(added.exit_code, 0) << added.err;
+    EXPECT_NE(added.out.find("gpt-4o-mini,claude-haiku"), std::string::npos) << added.out;
+    const AliasEntry* alias = snapshots_.publisher().current()->find_alias("fast");
+    ASSERT_NE(alias, nullptr);  // The snapshot was reloaded before the answer.
+    EXPECT_EQ(alias->models, (std::vector<std::string>{"gpt-4o-mini", "claude-haiku"}));
+    const std::string id = std::to_string(alias->id);
+    EXPECT_EQ(run_cli({"alias", "add", "fast", "--models", "x"}).exit_code, 1);  // Taken.
+    const CliRun pattern = run_cli({"alias", "add", "p", "--models", "gpt-*"});
+    EXPECT_EQ(pattern.exit_code, 1);
+    EXPECT_NE(pattern.err.find("not a pattern"), std::string::npos) << pattern.err;
+    EXPECT_EQ(run_cli({"alias", "add", "p"}).exit_code, 2);  // --models is required.
+    const CliRun list = run_cli({"alias", "list"});
+    ASSERT_EQ(list.exit_code, 0) << list.err;
+    EXPECT_NE(list.out.find("NAME"), std::string::npos) << list.out;
+    EXPECT_NE(list.out.find("fast"), std::string::npos) << list.out;
+    const CliRun updated = run_cli({"alias", "update", id, "--name", "quick", "--models", "o3"});
+    ASSERT_EQ(updated.exit_code, 0) << updated.err;
+    EXPECT_EQ(snapshots_.publisher().current()->find_alias("fast"), nullptr);
+    ASSERT_NE(snapshots_.publisher().current()->find_alias("quick"), nullptr);
+    EXPECT_EQ(snapshots_.publisher().current()->find_alias("quick")->models,
+              (std::vector<std::string>{"o3"}));
+    const CliRun removed = run_cli({"alias", "rm", id});
+    ASSERT_EQ(removed.exit_code, 0) << removed.err;
+    EXPECT_TRUE(snapshots_.publisher().current()->aliases().empty());
+    EXPECT_EQ(run_cli({"alias", "rm", id}).exit_code, 1);  // 404 now.
+    const CliRun help = run_cli({"alias", "--help"});
+    EXPECT_EQ(help.exit_code, 0);
+    EXPECT_NE(help.out.find("ringway alias add NAME --models"), std::string::npos) << help.out;
+    EXPECT_NE(help.out.find("ringway alias rm ID"), std::string::npos) << help.out;
 }
 
 // --key takes an id (all digits, sent as is, even when a key is named like a number) or a
