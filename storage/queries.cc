@@ -161,18 +161,23 @@ constexpr const char* log_sums =
     " SUM(cached_input_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(cost_nano),"
     " SUM(CASE WHEN price_id IS NULL THEN 1 ELSE 0 END)";
 
-// A usage_logs row's UTC day, and the first ms of day ?2 / the first ms after day ?3, in
-// the connection's SQL (PostgreSQL sessions run in UTC: Db::pg_session_setup).
+// A usage_logs row's UTC day, the first ms of day ?2 / the first ms after day ?3, and the
+// two day parameters as a NULL test can name them, in the connection's SQL (PostgreSQL
+// sessions run in UTC: Db::pg_session_setup; a bare `$2 IS NULL` has no type there).
 struct DaySql {
     const char* day_of_row;
     const char* since_ms;
     const char* until_ms;
+    const char* since_day;
+    const char* until_day;
 };
 constexpr DaySql day_sql_sqlite{"strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch')",
-                                "strftime('%s', ?2) * 1000", "(strftime('%s', ?3) + 86400) * 1000"};
+                                "strftime('%s', ?2) * 1000", "(strftime('%s', ?3) + 86400) * 1000",
+                                "?2", "?3"};
 constexpr DaySql day_sql_postgres{"to_char(to_timestamp(ts_ms / 1000), 'YYYY-MM-DD')",
                                   "extract(epoch FROM CAST(?2 AS date)) * 1000",
-                                  "(extract(epoch FROM CAST(?3 AS date)) + 86400) * 1000"};
+                                  "(extract(epoch FROM CAST(?3 AS date)) + 86400) * 1000",
+                                  "CAST(?2 AS text)", "CAST(?3 AS text)"};
 
 const DaySql& day_sql(const Db& db) {
     return db.is_postgres() ? day_sql_postgres : day_sql_sqlite;
@@ -205,12 +210,13 @@ std::string usage_grouped_sql(const UsageGrouping& grouping, const DaySql& days)
     sql += ", ";
     sql += is_from_logs ? log_sums : daily_sums;
     // Days are UTC calendar days; a log row's day is its start's, as the writer files it.
-    sql += is_from_logs ? std::string(" FROM usage_logs WHERE (?1 = 0 OR key_id = ?1)") +
-                              " AND (?2 IS NULL OR ts_ms >= " + days.since_ms + ")" +
-                              " AND (?3 IS NULL OR ts_ms < " + days.until_ms + ")"
-                        : std::string(
-                              " FROM daily_usage WHERE (?1 = 0 OR key_id = ?1)"
-                              " AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)");
+    sql += is_from_logs
+               ? std::string(" FROM usage_logs WHERE (?1 = 0 OR key_id = ?1)") + " AND (" +
+                     days.since_day + " IS NULL OR ts_ms >= " + days.since_ms + ")" + " AND (" +
+                     days.until_day + " IS NULL OR ts_ms < " + days.until_ms + ")"
+               : std::string(
+                     " FROM daily_usage WHERE (?1 = 0 OR key_id = ?1)"
+                     " AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)");
     std::string group;
     const auto add = [&group](const char* column) {
         group += group.empty() ? "" : ", ";
