@@ -39,8 +39,16 @@ protected:
             .size();
     }
 
-    bool wait_reloads_b_above(size_t count) {
-        return poll_until(Deadline::after_ms(10000), [&] { return reloads_b() > count; });
+    // B's answer to `key` once it is `status` (B has reloaded after A's notification; the
+    // reload log line alone cannot say which notification it followed), polling for up to
+    // 10 s; the last answer otherwise. A refused poll reaches no upstream (no usage row).
+    Response wait_b_answers(const Key& key, const std::string& body, int status) {
+        Response response;
+        (void)poll_until(Deadline::after_ms(10000), [&] {
+            response = host_b_.chat(key, body);
+            return response.status == status;
+        });
+        return response;
     }
 
     MockUpstream mock_;
@@ -50,36 +58,31 @@ protected:
 
 TEST_F(PgHostsTest, KeyRevokedOnOneHostIsRefusedOnTheOtherAtItsNextRequest) {
     const std::string body = chat_body("gpt-4o-mini", false);
-    size_t before = reloads_b();
     const Key key = host_a_.create_key(R"({"name":"shared"})");
-    ASSERT_TRUE(wait_reloads_b_above(before)) << host_b_.ringway().stderr_text();
     // B never saw the key's creation but through the notification (it started earlier).
-    const Response served_b = host_b_.chat(key, body);
-    ASSERT_EQ(served_b.status, 200) << served_b.body;
+    const Response served_b = wait_b_answers(key, body, 200);
+    ASSERT_EQ(served_b.status, 200) << served_b.body << host_b_.ringway().stderr_text();
+    ASSERT_GT(reloads_b(), 0u);
     ASSERT_EQ(host_a_.chat(key, body).status, 200);
 
-    before = reloads_b();
     const Response revoked = host_a_.admin("DELETE", "/admin/keys/" + std::to_string(key.id));
     ASSERT_EQ(revoked.status, 200) << revoked.body;
-    ASSERT_TRUE(wait_reloads_b_above(before)) << host_b_.ringway().stderr_text();
-    const Response refused_b = host_b_.chat(key, body);
+    const Response refused_b = wait_b_answers(key, body, 401);
     EXPECT_EQ(refused_b.status, 401) << refused_b.body;
     EXPECT_EQ(host_a_.chat(key, body).status, 401);
 }
 
 TEST_F(PgHostsTest, AliasCreatedOnOneHostIsServedOnTheOtherAfterItsNotification) {
-    size_t before = reloads_b();
     const Key key = host_a_.create_key(R"({"name":"alias-user"})");
-    ASSERT_TRUE(wait_reloads_b_above(before)) << host_b_.ringway().stderr_text();
+    const std::string known_body = chat_body("gpt-4o-mini", false);
+    ASSERT_EQ(wait_b_answers(key, known_body, 200).status, 200);
     const std::string body = chat_body("fast", false);
     // Not an alias yet: no channel serves "fast" on B.
     EXPECT_NE(host_b_.chat(key, body).status, 200);
-    before = reloads_b();
     const Response created =
         host_a_.admin("POST", "/admin/aliases", R"({"name":"fast","models":["gpt-4o-mini"]})");
     ASSERT_EQ(created.status, 201) << created.body;
-    ASSERT_TRUE(wait_reloads_b_above(before)) << host_b_.ringway().stderr_text();
-    const Response served_b = host_b_.chat(key, body);
+    const Response served_b = wait_b_answers(key, body, 200);
     ASSERT_EQ(served_b.status, 200) << served_b.body;
     // The mock echoes the model it was sent: the alias's one model.
     EXPECT_EQ(Json(served_b.body).string("/model"), "gpt-4o-mini");
@@ -87,10 +90,10 @@ TEST_F(PgHostsTest, AliasCreatedOnOneHostIsServedOnTheOtherAfterItsNotification)
 
 TEST_F(PgHostsTest, BothHostsRowsLandInTheOneDatabaseAndTheInvariantHolds) {
     const std::string body = chat_body("gpt-4o-mini", false, R"("x_mock":{"prompt-tokens":7})");
-    const size_t before = reloads_b();
     const Key key = host_a_.create_key(R"({"name":"both"})");
-    ASSERT_TRUE(wait_reloads_b_above(before));
-    for (int i = 0; i < 10; i++) {
+    // B's first 200 is the first of its five rows.
+    ASSERT_EQ(wait_b_answers(key, body, 200).status, 200);
+    for (int i = 0; i < 9; i++) {
         ASSERT_EQ(((i % 2) == 0 ? host_a_ : host_b_).chat(key, body).status, 200);
     }
     host_a_.stop();
