@@ -1,6 +1,7 @@
-// arena/buf_ring.cc — setup and teardown of a provided buffer ring. liburing 2.3 (bookworm)
-// has no io_uring_setup_buf_ring(), so the ring memory is mmap'd here (page aligned, as
-// the kernel requires) and registered with io_uring_register_buf_ring().
+// arena/buf_ring.cc — setup, publication (flush) and teardown of a provided buffer ring.
+// liburing 2.3 (bookworm) has no io_uring_setup_buf_ring(), so the ring memory is mmap'd
+// here (page aligned, as the kernel requires) and registered with
+// io_uring_register_buf_ring().
 #include "arena/buf_ring.h"
 
 #include <sys/mman.h>
@@ -34,7 +35,8 @@ int BufRing::init(io_uring* ring, uint16_t group_id, uint16_t buf_count, uint32_
     const size_t buffers_bytes = (size_t(buf_count) * buf_bytes + 64 + 4095) / 4096 * 4096;
     base_ = static_cast<std::byte*>(std::aligned_alloc(4096, buffers_bytes));
     owner_ = static_cast<BufOwner*>(std::calloc(buf_count, sizeof(BufOwner)));
-    if (base_ == nullptr || owner_ == nullptr) {
+    spare_ = static_cast<uint16_t*>(std::calloc(buf_count, sizeof(uint16_t)));
+    if (base_ == nullptr || owner_ == nullptr || spare_ == nullptr) {
         return -ENOMEM;
     }
 
@@ -47,14 +49,43 @@ int BufRing::init(io_uring* ring, uint16_t group_id, uint16_t buf_count, uint32_
     if (rc < 0) {
         return rc;
     }
-    // All buffers start with the kernel: stage each (as if given back) and publish.
-    for (uint16_t bid = 0; bid < buf_count; bid++) {
-        owner_[bid] = BufOwner::kernel;
-        io_uring_buf_ring_add(ring_, data(bid), buf_bytes_, bid, io_uring_buf_ring_mask(buf_count),
-                              bid);
+    // All buffers start spare, bid 0 on top; the first flush publishes the floor's worth.
+    for (uint32_t index = 0; index < buf_count; index++) {
+        owner_[index] = BufOwner::spare;
+        spare_[index] = static_cast<uint16_t>(buf_count - 1 - index);
     }
-    io_uring_buf_ring_advance(ring_, buf_count);
+    spare_count_ = buf_count;
+    flush();
     return 0;
+}
+
+void BufRing::publish(uint16_t bid) {
+    RW_ASSERT(owner_[bid] == BufOwner::spare);
+    owner_[bid] = BufOwner::kernel;
+    io_uring_buf_ring_add(ring_, data(bid), buf_bytes_, bid, io_uring_buf_ring_mask(buf_count_),
+                          staged_count_);
+    staged_count_ += 1;
+    published_count_ += 1;
+}
+
+void BufRing::flush() {
+    const uint32_t floor = published_floor < buf_count_ ? published_floor : buf_count_;
+    const uint64_t wanted = uint64_t(taken_count_) * 2;
+    taken_count_ = 0;
+    if (wanted >= target_) {
+        target_ = static_cast<uint32_t>(wanted < buf_count_ ? wanted : buf_count_);
+    } else {
+        target_ -= static_cast<uint32_t>((target_ - wanted + 1023) / 1024);
+    }
+    target_ = target_ > floor ? target_ : floor;
+    while (published_count_ < target_ && spare_count_ > 0) {
+        publish(spare_[--spare_count_]);
+    }
+    if (staged_count_ == 0) {
+        return;
+    }
+    io_uring_buf_ring_advance(ring_, staged_count_);
+    staged_count_ = 0;
 }
 
 BufRing::~BufRing() {
@@ -66,6 +97,7 @@ BufRing::~BufRing() {
     }
     std::free(base_);
     std::free(owner_);
+    std::free(spare_);
 }
 
 }  // namespace rw

@@ -1,9 +1,14 @@
 // arena/buf_ring.h — a shard's provided buffer ring for multishot recv. Every buffer has
-// exactly one owner at a time: the kernel (available for recv), the app (bytes being
-// parsed or held for a pipelined request) or a send (lent to an outgoing send until its
-// completion). Transitions are asserted in every build: one byte compare catches a double
-// give-back at once. Give-backs are staged and published once per loop turn by flush().
-// Single-threaded: the owning shard only.
+// exactly one owner at a time: the kernel (published in the ring, available for recv), the
+// app (bytes being parsed or held for a pipelined request), a send (lent to an outgoing
+// send until its completion), or the spare stack (given back, not published yet).
+// Transitions are asserted in every build: one byte compare catches a double give-back at
+// once. Give-backs go onto the spare stack; flush() publishes from its top (the buffers
+// given back last, whose pages are resident) only as many as the recvs of recent turns
+// used, so the pages a shard touches follow its demand instead of cycling through the
+// whole ring (the kernel consumes a ring in order: published all at once, every buffer's
+// first page would be touched within a few thousand recvs). The app may take a spare
+// buffer itself (take_spare) for bytes it makes. Single-threaded: the owning shard only.
 #pragma once
 
 #include <liburing.h>
@@ -17,7 +22,7 @@
 
 namespace rw {
 
-enum class BufOwner : uint8_t { kernel, app, send };
+enum class BufOwner : uint8_t { kernel, app, send, spare };
 
 // No recv buffer: a piece of output in other memory, a recv that delivered none.
 constexpr uint16_t no_bid = 0xFFFF;
@@ -43,7 +48,23 @@ public:
         RW_ASSERT(length_bytes <= buf_bytes_);
         owner_[bid] = BufOwner::app;
         in_app_count_ += 1;
+        published_count_ -= 1;
+        taken_count_ += 1;
         return {data(bid), length_bytes};
+    }
+
+    // A spare buffer for bytes the app makes itself (decrypted TLS records): owned by the
+    // app like a received one (relayed, lent to a send, given back). no_bid when none is
+    // spare (every buffer is published or held).
+    [[nodiscard]] uint16_t take_spare() {
+        if (spare_count_ == 0) {
+            return no_bid;
+        }
+        const uint16_t bid = spare_[--spare_count_];
+        RW_ASSERT(owner_[bid] == BufOwner::spare);
+        owner_[bid] = BufOwner::app;
+        in_app_count_ += 1;
+        return bid;
     }
 
     // Before queueing a send that points into this buffer.
@@ -61,26 +82,22 @@ public:
         give_back(bid);
     }
 
-    // The bytes are no longer needed (parsed and copied, relayed, or sent). Staged here;
-    // the kernel sees it after flush().
+    // The bytes are no longer needed (parsed and copied, relayed, or sent): onto the spare
+    // stack; the kernel sees it once flush() publishes it.
     void give_back(uint16_t bid) {
         RW_ASSERT(bid < buf_count_);
-        RW_ASSERT(owner_[bid] != BufOwner::kernel);  // Double give-back.
-        owner_[bid] = BufOwner::kernel;
+        RW_ASSERT(owner_[bid] == BufOwner::app ||
+                  owner_[bid] == BufOwner::send);  // Double give-back.
+        owner_[bid] = BufOwner::spare;
         in_app_count_ -= 1;
-        io_uring_buf_ring_add(ring_, data(bid), buf_bytes_, bid, io_uring_buf_ring_mask(buf_count_),
-                              staged_count_);
-        staged_count_ += 1;
+        spare_[spare_count_++] = bid;
     }
 
-    // Publishes the staged give-backs with one tail update [io_uring_buf_ring_advance(3)].
-    void flush() {
-        if (staged_count_ == 0) {
-            return;
-        }
-        io_uring_buf_ring_advance(ring_, staged_count_);
-        staged_count_ = 0;
-    }
+    // Once per loop turn: sets the published target from the buffers the kernel handed out
+    // since the last flush (twice the demand, at once when it grows, a 1024th of the way
+    // down per flush when it falls; never below the floor) and publishes spare buffers up to it,
+    // with one tail update [io_uring_buf_ring_advance(3)].
+    void flush();
 
     std::byte* data(uint16_t bid) const { return base_ + size_t(bid) * buf_bytes_; }
     BufOwner owner(uint16_t bid) const { return owner_[bid]; }
@@ -88,15 +105,28 @@ public:
     uint32_t buf_bytes() const { return buf_bytes_; }
     uint16_t buf_count() const { return buf_count_; }
     uint32_t in_app_count() const { return in_app_count_; }  // Held by app or send.
+    uint32_t published_count() const { return published_count_; }
+    uint32_t spare_count() const { return spare_count_; }
+    uint32_t published_target() const { return target_; }
+
+    // The fewest buffers published after a flush (all of them on a smaller ring).
+    static constexpr uint32_t published_floor = 64;
 
 private:
+    void publish(uint16_t bid);
+
     io_uring* uring_ = nullptr;
     io_uring_buf_ring* ring_ = nullptr;
     size_t ring_bytes_ = 0;
     std::byte* base_ = nullptr;
     BufOwner* owner_ = nullptr;
+    uint16_t* spare_ = nullptr;  // [buf_count_]: given back, not published; top = newest.
     uint32_t buf_bytes_ = 0;
     uint32_t in_app_count_ = 0;
+    uint32_t spare_count_ = 0;
+    uint32_t published_count_ = 0;
+    uint32_t taken_count_ = 0;  // Handed out by the kernel since the last flush.
+    uint32_t target_ = 0;
     uint16_t buf_count_ = 0;
     uint16_t group_id_ = 0;
     uint16_t staged_count_ = 0;

@@ -149,8 +149,8 @@ uint32_t metrics_render(char* out, uint32_t capacity, const ShardMetrics* const*
                   [](const ShardMetrics& m) -> const Counter& { return m.arena_chunks_in_use; }));
     render_pool(text, shards, shard_count);
     text.line(
-        "# HELP ringway_recv_buffer_exhausted_total Multishot recvs ended by an empty buffer "
-        "ring.\n");
+        "# HELP ringway_recv_buffer_exhausted_total Client multishot recvs and upstream recvs "
+        "that found the buffer ring empty.\n");
     text.line("# TYPE ringway_recv_buffer_exhausted_total counter\n");
     text.line("ringway_recv_buffer_exhausted_total %lu\n",
               sum(shards, shard_count,

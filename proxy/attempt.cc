@@ -63,18 +63,42 @@ void attempt_attach(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& requ
         static_cast<uint32_t>(request.upstream_head.size() + request.upstream_body.size());
 }
 
-void attempt_retry_queue(Gateway& gateway, ProxyRequest& request) {
+// Appends the request to a list linked through retry_next (the retry list or the slot wait
+// list; a request is in at most one: is_retry_queued).
+void attempt_list_push(ProxyRequest*& head, ProxyRequest*& tail, ProxyRequest& request) {
     RW_ASSERT(!request.is_retry_queued);
-    RW_ASSERT(request.attempt_index + 1 < request.candidate_count);
-    request.attempt_index += 1;
     request.is_retry_queued = true;
     request.retry_next = nullptr;
-    if (gateway.retry_tail == nullptr) {
-        gateway.retry_head = &request;
+    if (tail == nullptr) {
+        head = &request;
     } else {
-        gateway.retry_tail->retry_next = &request;
+        tail->retry_next = &request;
     }
-    gateway.retry_tail = &request;
+    tail = &request;
+}
+
+void attempt_retry_queue(Gateway& gateway, ProxyRequest& request) {
+    RW_ASSERT(request.attempt_index + 1 < request.candidate_count);
+    request.attempt_index += 1;
+    attempt_list_push(gateway.retry_head, gateway.retry_tail, request);
+}
+
+// Turn end: a waiter goes back to the retry list (same candidate) for each free slot, and
+// all of them when no close is in flight any more (a slot was taken by a newer request:
+// their next try evicts again or is refused, never waits on nothing).
+void attempt_slot_waiters_wake(Gateway& gateway) {
+    uint32_t free_count = gateway.pool.free_count();
+    const bool is_any_closing = gateway.pool.closing_count() > 0;
+    while (gateway.slot_wait_head != nullptr && (free_count > 0 || !is_any_closing)) {
+        ProxyRequest& request = *gateway.slot_wait_head;
+        gateway.slot_wait_head = request.retry_next;
+        if (gateway.slot_wait_head == nullptr) {
+            gateway.slot_wait_tail = nullptr;
+        }
+        request.is_retry_queued = false;
+        attempt_list_push(gateway.retry_head, gateway.retry_tail, request);
+        free_count -= free_count > 0 ? 1 : 0;
+    }
 }
 
 bool attempt_can_retry(const ProxyRequest& request, Fault fault) {
@@ -104,6 +128,13 @@ void attempt_start(Gateway& gateway, ProxyRequest& request) {
         return;
     }
     upstream = gateway.pool.open(candidate);
+    if (upstream == nullptr && gateway.pool.free_count() == 0 && gateway.pool.evict_oldest_idle()) {
+        // The table is full but a connection sat idle: it is closed, and this attempt
+        // waits (not refused) for the slot its close gives back.
+        gateway.metrics.upstream_evicted.add();
+        attempt_list_push(gateway.slot_wait_head, gateway.slot_wait_tail, request);
+        return;
+    }
     if (upstream == nullptr) {
         // No slot or no socket: the upstream never saw the request, retrying is safe.
         gateway.metrics.upstream_errors.add();
@@ -168,6 +199,7 @@ void attempt_health_report(Gateway& gateway, ProxyRequest& request, int64_t chan
 }
 
 void attempt_retries_run(Gateway& gateway) {
+    attempt_slot_waiters_wake(gateway);
     // A retry that cannot get a connection queues the next candidate behind it: the loop
     // runs until the list is empty (bounded by each request's candidates).
     while (gateway.retry_head != nullptr) {

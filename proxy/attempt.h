@@ -30,7 +30,8 @@ void attempt_failed(Gateway& gateway, ProxyRequest& request, UpstreamConn& upstr
 void attempt_health_report(Gateway& gateway, ProxyRequest& request, int64_t channel_id,
                            Fault fault);
 
-// Turn end: starts the attempts attempt_failed queued.
+// Turn end: starts the attempts attempt_failed queued, and those that waited for the slot
+// of an idle pooled connection closed to make room (attempt_start, table full).
 void attempt_retries_run(Gateway& gateway);
 
 // Detaches a finished response's connection from its request: back to the channel's

@@ -64,6 +64,10 @@ struct Gateway {
     // inside the completion that failed the attempt).
     ProxyRequest* retry_head = nullptr;
     ProxyRequest* retry_tail = nullptr;
+    // Attempts that found the upstream table full and closed an idle pooled connection to
+    // make room: queued (through the same links as retries) until a slot comes free.
+    ProxyRequest* slot_wait_head = nullptr;
+    ProxyRequest* slot_wait_tail = nullptr;
     bool has_records_pushed = false;     // Notify the writer at turn end.
     uint64_t quota_reserved_tokens = 0;  // This shard's reservations in flight (a gauge).
     uint64_t budget_reserved_nano = 0;   // The same for money budgets (nano-USD).

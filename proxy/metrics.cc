@@ -186,6 +186,10 @@ void render_usage(MetricsText& text, const ShardSum& sum) {
               "Attempts that found every upstream connection of their shard busy "
               "(RINGWAY_UPSTREAM_CONNECTIONS_MAX).",
               sum(&GatewayMetrics::upstream_slots_exhausted));
+    text.line("ringway_upstream_connections_evicted_total", "counter",
+              "Idle pooled upstream connections closed (oldest first, any channel) to make "
+              "room in a full upstream table.",
+              sum(&GatewayMetrics::upstream_evicted));
     text.line("ringway_tokens_prompt_total", "counter", "Prompt tokens charged.",
               sum(&GatewayMetrics::tokens_prompt));
     text.line("ringway_tokens_completion_total", "counter", "Completion tokens charged.",

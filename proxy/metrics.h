@@ -97,6 +97,7 @@ struct GatewayMetrics {
     Counter upstream_reused;           // Attempts on a pooled connection.
     Counter upstream_errors;           // Attempts that failed (connect, reset, protocol, 5xx).
     Counter upstream_slots_exhausted;  // Attempts that found every upstream slot busy.
+    Counter upstream_evicted;          // Idle pooled connections closed to make room (table full).
     Counter upstream_timeouts;
     Counter streams_aborted;  // Streams ended with the upstream_error event.
     Counter sse_keepalives;   // ": keep-alive" comments sent before a stream's first event.

@@ -506,6 +506,7 @@ void relay_on_recv(Gateway& gateway, UpstreamConn& upstream, const io_uring_cqe&
     RW_ASSERT(upstream.request != nullptr);
     ProxyRequest& request = *upstream.request;
     if (cqe.res == -ENOBUFS) {
+        gateway.shard.metrics().recv_buffer_exhausted.add();
         gateway.pool.rearm_later(upstream);  // Back-pressure: re-armed when buffers return.
         return;
     }

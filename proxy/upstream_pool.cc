@@ -123,6 +123,24 @@ UpstreamConn* UpstreamPool::open(const Candidate& candidate) {
     return &upstream;
 }
 
+bool UpstreamPool::evict_oldest_idle() {
+    // A scan of the used slots: only when the table is full, so at most once per refused
+    // open, and cheaper than keeping a second list ordered across channels.
+    UpstreamConn* oldest = nullptr;
+    for (uint32_t i = 0; i < high_water_; i++) {
+        UpstreamConn& upstream = slots_[i];
+        if (upstream.state == UpstreamState::idle &&
+            (oldest == nullptr || upstream.idle_since_ms < oldest->idle_since_ms)) {
+            oldest = &upstream;
+        }
+    }
+    if (oldest == nullptr) {
+        return false;
+    }
+    close(*oldest);
+    return true;
+}
+
 void UpstreamPool::park(UpstreamConn& upstream, uint64_t now_ms, uint32_t keepalive_ms) {
     RW_ASSERT(upstream.request == nullptr);
     RW_ASSERT(!upstream.is_send_inflight);
@@ -169,6 +187,7 @@ void UpstreamPool::close(UpstreamConn& upstream) {
         upstream.request = nullptr;
     }
     upstream.state = UpstreamState::closing;
+    closing_count_ += 1;
     upstream.deadline_ms = 0;
     if (upstream.inflight_sqes > 0) {
         io_uring_sqe* sqe = shard_.sqe_get();
@@ -215,6 +234,8 @@ void UpstreamPool::on_closed(UpstreamConn& upstream) {
     RW_ASSERT(upstream.inflight_sqes == 0);
     RW_ASSERT(upstream.closing_for == nullptr);
     upstream.state = UpstreamState::free;
+    RW_ASSERT(closing_count_ > 0);
+    closing_count_ -= 1;
     upstream.tls.reset();
     upstream.fd = -1;
     upstream.gen = (upstream.gen + 1) & 0xFFFFFFu;

@@ -66,6 +66,10 @@ public:
     // A free slot with a new non-blocking TCP socket for the candidate's address family;
     // nullptr when every slot is taken or socket() fails.
     [[nodiscard]] UpstreamConn* open(const Candidate& candidate);
+    // Every slot taken: closes the connection pooled idle the longest, whatever its channel,
+    // so its slot comes free once its close completes (free_count() > 0 again). False when
+    // no connection is idle.
+    bool evict_oldest_idle();
     // Keep-alive: the connection joins its channel's idle list, its recv armed so an
     // upstream that closes or talks out of turn is noticed at once.
     void park(UpstreamConn& upstream, uint64_t now_ms, uint32_t keepalive_ms);
@@ -92,6 +96,9 @@ public:
 
     [[nodiscard]] UpstreamConn& at(uint32_t slot) { return slots_[slot]; }
     [[nodiscard]] uint32_t high_water() const { return high_water_; }
+    [[nodiscard]] uint32_t free_count() const { return free_count_; }
+    // Connections closing: each one's slot comes free when its close completes.
+    [[nodiscard]] uint32_t closing_count() const { return closing_count_; }
 
 private:
     struct IdleList {
@@ -109,6 +116,7 @@ private:
     std::unique_ptr<uint32_t[]> free_;
     uint32_t free_count_ = 0;
     uint32_t high_water_ = 0;
+    uint32_t closing_count_ = 0;
     std::unique_ptr<uint32_t[]> rearm_;  // Slots whose recv hit -ENOBUFS.
     uint32_t rearm_count_ = 0;
     ChannelTable<IdleList> idle_;

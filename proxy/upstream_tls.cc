@@ -189,13 +189,21 @@ void tls_on_recv(Gateway& gateway, UpstreamConn& upstream, uint16_t bid, uint32_
 }
 
 void tls_drain(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
-    const uint32_t capacity = gateway.shard.buf_ring().buf_bytes();
+    BufRing& buffers = gateway.shard.buf_ring();
+    const uint32_t capacity = buffers.buf_bytes();
     for (;;) {
         if (request.is_relaying_stream && relay_is_client_behind(gateway, request)) {
             request.is_recv_wanted = true;
             return;
         }
-        auto* piece = static_cast<char*>(client_arena(*request.conn).alloc(capacity, 16));
+        // Plaintext goes into a spare recv buffer: relayed like a received one, it counts
+        // against the stream's RINGWAY_STREAM_BUFFER_BYTES and comes back when sent. The
+        // request's arena (kept until the request ends) only when the shard has no buffer
+        // spare, every one published or held.
+        const uint16_t bid = buffers.take_spare();
+        auto* piece = bid != no_bid
+                          ? reinterpret_cast<char*>(buffers.data(bid))
+                          : static_cast<char*>(client_arena(*request.conn).alloc(capacity, 16));
         if (piece == nullptr) {
             request_finish(gateway, request, Fault::local_out_of_memory);
             return;
@@ -203,10 +211,13 @@ void tls_drain(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) 
         const ReadResult result =
             upstream.tls.read_plaintext(reinterpret_cast<std::byte*>(piece), capacity);
         if (result.status != ReadStatus::bytes) {
+            if (bid != no_bid) {
+                buffers.give_back(bid);
+            }
             tls_settle(gateway, upstream, request, result);
             return;
         }
-        if (!relay_bytes(gateway, upstream, request, piece, result.plaintext_bytes, no_bid)) {
+        if (!relay_bytes(gateway, upstream, request, piece, result.plaintext_bytes, bid)) {
             return;
         }
     }

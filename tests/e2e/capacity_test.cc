@@ -1,7 +1,8 @@
 // tests/e2e/capacity_test.cc — many live streams on one shard (issue "Capacity"): the
 // connection limits come from the descriptor limit (the soft limit raised to the hard one,
 // the effective limits logged), an idle keep-alive connection makes room for a new one
-// (oldest first) while busy ones are refused and counted, a client that stops reading a
+// (oldest first) while busy ones are refused and counted, a full upstream table closes another
+// channel's idle pooled connection instead of refusing, a client that stops reading a
 // long stream holds at most RINGWAY_STREAM_BUFFER_BYTES while hundreds of others finish,
 // and a few hundred concurrent streams on one shard all complete. The 9,000-stream run is
 // bench/load/streams.sh.
@@ -314,6 +315,40 @@ TEST_F(CapacityStreamsTest, BusyUpstreamConnectionsRefuseWith503AndKeepTheConnec
     EXPECT_GE(gateway_.metric("ringway_overloaded_total"), 1.0);
 }
 
+// A full upstream table with a connection idle in another channel's keep-alive list: the
+// idle one is closed (oldest first) to make room, and the request is served, not refused.
+TEST_F(CapacityStreamsTest, FullUpstreamTableClosesAnotherChannelsIdleConnection) {
+    ASSERT_NO_FATAL_FAILURE(start({{"RINGWAY_UPSTREAM_CONNECTIONS_MAX", "1"}}));
+    ChannelSpec other;
+    other.name = "other";
+    other.mock_port = mock_.port();
+    other.models = {"gpt-4o"};
+    ASSERT_GT(gateway_.create_channel(other), 0);
+    gateway_.wait_channels_routable();
+    const double evicted_before = gateway_.metric("ringway_upstream_connections_evicted_total");
+
+    // Each answer leaves its connection pooled in its channel's list, holding the one slot:
+    // the next request, on the other channel, needs that slot.
+    Client client;
+    std::string error;
+    ASSERT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000), &error)) << error;
+    const char* models[] = {"gpt-4o-mini", "gpt-4o", "gpt-4o-mini", "gpt-4o"};
+    for (const char* model : models) {
+        ASSERT_TRUE(
+            client.send(post_request("/v1/chat/completions", chat_body(model, false), key_.secret),
+                        Deadline::after_ms(5000)));
+        const auto response = client.read_response(Deadline::after_ms(10000), false, &error);
+        ASSERT_TRUE(response.has_value()) << error;
+        EXPECT_EQ(response->status, 200) << model << ": " << response->body;
+    }
+    const std::string text = gateway_.metrics();
+    EXPECT_GE(metric_sum(text, "ringway_upstream_connections_evicted_total") - evicted_before, 3.0);
+    EXPECT_EQ(metric_sum(text, "ringway_upstream_connections_exhausted_total"), 0.0);
+    EXPECT_EQ(metric_sum(text, "ringway_overloaded_total"), 0.0);
+    const auto rows = wait_usage_rows(gateway_.db_path(), key_.id, 4, Deadline::after_ms(20000));
+    EXPECT_EQ(rows.size(), 4u);
+}
+
 // One client stops reading a long stream: its stream holds at most the bound of recv
 // buffers, its upstream read is paused, and a few hundred other streams on the same shard
 // (with a recv ring small enough that an unbounded slow client would starve them) finish.
@@ -330,7 +365,7 @@ TEST_F(CapacityStreamsTest, SlowClientHoldsBoundedBuffersWhileOthersFinish) {
     ASSERT_TRUE(slow.connect(gateway_.port(), Deadline::after_ms(5000), &error)) << error;
     ASSERT_TRUE(slow.send(stream_request(R"("chunks":4000,"chunk-text-bytes":4000)"),
                           Deadline::after_ms(5000)));
-    ASSERT_TRUE(slow.wait_readable(Deadline::after_ms(10000)));  // The head: the stream runs.
+    ASSERT_TRUE(slow.wait_readable(Deadline::after_ms(30000)));  // The head: the stream runs.
     MetricsScraper scraper(gateway_.port());
     const bool is_paused = poll_until(Deadline::after_ms(20000), [&] {
         const auto text = scraper.scrape(Deadline::after_ms(5000));

@@ -3,9 +3,16 @@
 // openssl CLI in the test's temp dir. A channel that does not trust that CA must fail
 // (502) without the upstream ever seeing a request; with ca_file naming the CA it must
 // work. And an https channel must never fall back to plaintext: pointed at a plain-HTTP
-// server, nothing readable (no request, no key) may arrive there.
+// server, nothing readable (no request, no key) may arrive there. A long TLS stream to a
+// client that reads slowly (the stream paused and resumed hundreds of times) completes.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include <cstdio>
 #include <cstdlib>
@@ -174,6 +181,62 @@ TEST_F(ProxyTlsTest, HttpsChannelNeverSpeaksPlaintext) {
     EXPECT_EQ(stats.integer("/requests_total"), 0)
         << "an https channel sent a plaintext HTTP request (with the channel's key): "
         << stats.text();
+}
+
+// About 8 MB of events over TLS to a client that reads 4 KB at a time: the stream pauses
+// and resumes hundreds of times, and each resume decrypts what OpenSSL holds into a spare
+// recv buffer (relayed and given back like a received one, or given back at once when
+// OpenSSL has nothing whole). The stream completes byte for byte.
+TEST_F(ProxyTlsTest, SlowClientOnLongTlsStreamResumesToItsEnd) {
+    ChannelSpec spec;
+    spec.name = "trusted";
+    spec.base_url = https_url(tls_mock_.port());
+    spec.models = {"gpt-4o-mini"};
+    spec.extra_json = R"("ca_file":")" + certs_.path() + R"(/ca.pem")";
+    ASSERT_GT(gateway_.create_channel(spec), 0);
+    gateway_.wait_channels_routable();
+
+    Client slow;
+    slow.set_receive_buffer_bytes(4096);
+    std::string error;
+    ASSERT_TRUE(slow.connect(gateway_.port(), Deadline::after_ms(5000), &error)) << error;
+    ASSERT_TRUE(slow.send(
+        post_request(
+            "/v1/chat/completions",
+            chat_body("gpt-4o-mini", true, R"("x_mock":{"chunks":2000,"chunk-text-bytes":4000})"),
+            key_.secret),
+        Deadline::after_ms(5000)));
+    std::string bytes = slow.unread();
+    char buffer[4096];
+    uint64_t reads = 0;
+    const Deadline deadline = Deadline::after_ms(120000);
+    while (!deadline.passed() &&
+           (bytes.size() < 7 || bytes.compare(bytes.size() - 7, 7, "\r\n0\r\n\r\n") != 0)) {
+        pollfd polled{slow.fd(), POLLIN, 0};
+        if (::poll(&polled, 1, 200) <= 0) {
+            continue;
+        }
+        const ssize_t got = ::recv(slow.fd(), buffer, sizeof(buffer), 0);
+        if (got <= 0) {
+            break;
+        }
+        bytes.append(buffer, static_cast<size_t>(got));
+        if (++reads % 200 == 0) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));  // Let it pause.
+        }
+    }
+    const RawResponse raw = parse_raw_response(bytes);
+    EXPECT_EQ(raw.status, 200);
+    EXPECT_TRUE(raw.has_last_chunk && raw.is_framing_ok) << "the stream was cut";
+    const std::vector<std::string> events = sse_events(raw.payload);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back(), "data: [DONE]");
+    EXPECT_EQ(std::count_if(events.begin(), events.end(),
+                            [](const std::string& event) { return event.size() > 4000; }),
+              2000)
+        << "content events lost or duplicated";
+    const auto rows = wait_usage_rows(gateway_.db_path(), key_.id, 1, Deadline::after_ms(10000));
+    EXPECT_EQ(rows.size(), 1u);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // tests/unit/arena/buf_ring_test.cc — the provided buffer ring against a real io_uring:
 // registration, a real recv selecting a buffer, the owner transitions, and give-back
-// making the buffer selectable again. Skips (77) where io_uring is unavailable.
+// making the buffer selectable again, publication that follows the recvs' demand (the rest
+// spare, newest given back on top) and spare buffers the app takes itself. Skips (77)
+// where io_uring is unavailable.
 #include "arena/buf_ring.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +11,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 namespace rw {
 namespace {
@@ -96,6 +99,66 @@ TEST_F(BufRingTest, RecvSelectsABufferAndGiveBackReturnsIt) {
     ring.give_back(bid2);
     ring.flush();
     EXPECT_EQ(ring.in_app_count(), 0u);
+}
+
+// Only the floor is published at first; a turn that used many buffers doubles the target,
+// a quiet one lowers it slowly; give-backs are spare until published, newest on top.
+TEST_F(BufRingTest, PublishesWhatTheRecvsUseAndKeepsTheRestSpare) {
+    constexpr uint16_t count = 256;
+    BufRing ring;
+    const int rc = ring.init(&ring_, 5, count, 1024);
+    if (rc == -EINVAL) {
+        GTEST_SKIP() << "provided buffer rings unsupported";
+    }
+    ASSERT_EQ(rc, 0);
+    EXPECT_EQ(ring.published_count(), BufRing::published_floor);
+    EXPECT_EQ(ring.spare_count(), count - BufRing::published_floor);
+
+    constexpr uint32_t used = 60;
+    std::vector<uint16_t> taken;
+    for (uint32_t index = 0; index < used; index++) {
+        ASSERT_EQ(::write(fds_[1], "m", 1), 1);
+        auto [res, bid] = recv_once(ring);
+        ASSERT_EQ(res, 1);
+        ring.take(bid, 1);
+        taken.push_back(bid);
+    }
+    EXPECT_EQ(ring.published_count(), BufRing::published_floor - used);
+    ring.flush();  // 60 handed out this turn: 120 wanted.
+    EXPECT_EQ(ring.published_target(), 2 * used);
+    EXPECT_EQ(ring.published_count(), 2 * used);
+    EXPECT_EQ(ring.spare_count(), count - 2 * used - used);
+
+    for (uint16_t bid : taken) {
+        ring.give_back(bid);
+        EXPECT_EQ(ring.owner(bid), BufOwner::spare);
+    }
+    ring.flush();  // A quiet turn: the target falls by a 1024th of the gap, nothing unpublished.
+    EXPECT_LT(ring.published_target(), 2 * used);
+    EXPECT_GE(ring.published_target(), BufRing::published_floor);
+    EXPECT_EQ(ring.published_count(), 2 * used);
+    EXPECT_EQ(ring.in_app_count(), 0u);
+
+    // The app's own buffer comes from the top of the spare stack: the newest given back.
+    const uint16_t spare = ring.take_spare();
+    EXPECT_EQ(spare, taken.back());
+    EXPECT_EQ(ring.owner(spare), BufOwner::app);
+    EXPECT_EQ(ring.in_app_count(), 1u);
+    ring.give_back(spare);
+    EXPECT_EQ(ring.take_spare(), spare);
+    ring.give_back(spare);
+}
+
+// Every buffer published or held: take_spare has none to give.
+TEST_F(BufRingTest, TakeSpareIsEmptyWhenEveryBufferIsPublished) {
+    BufRing ring;
+    const int rc = ring.init(&ring_, 6, 2, 1024);
+    if (rc == -EINVAL) {
+        GTEST_SKIP() << "provided buffer rings unsupported";
+    }
+    ASSERT_EQ(rc, 0);
+    EXPECT_EQ(ring.published_count(), 2u);  // A ring below the floor publishes all.
+    EXPECT_EQ(ring.take_spare(), no_bid);
 }
 
 TEST_F(BufRingTest, DoubleGiveBackAborts) {
