@@ -13,10 +13,12 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config liburing-dev libsimdjson-dev \
     libsqlite3-dev libmimalloc-dev libssl-dev libgtest-dev libbenchmark-dev node-llhttp sqlite3 \
-    curl openssl gnuplot-nox chromium redis-server
+    curl openssl gnuplot-nox chromium redis-server libpq-dev postgresql
 # gnuplot-nox: make bench's plot. chromium: headless, the dashboard's browser test
 # (tests/e2e/dashboard_test.cc) loads the page. redis-server: tests/e2e/redis_share_test.cc
-# starts one on a spare loopback port (RINGWAY_REDIS).
+# starts one on a spare loopback port (RINGWAY_REDIS). libpq-dev: the PostgreSQL backend
+# (RINGWAY_DB=postgres://...); postgresql: the throwaway server its tests start
+# (tests/support/pg_server.sh, run as the postgres user).
 # Node.js runs the official openai SDK tests. Checked by command, not by package: a machine
 # may have node and npm from elsewhere (nodesource ships npm inside its nodejs package), and
 # installing Debian's npm over that would fight it.

@@ -64,7 +64,12 @@ constexpr Knob knobs[] = {
     {"RINGWAY_POOL_TRIM_MS", "10000",
      "request memory a shard's pool kept but did not use for this long is given back"},
     {"RINGWAY_LOG_LEVEL", "info", "debug, info, warn or error"},
-    {"RINGWAY_DB", "./var/ringway.db", "SQLite database file"},
+    {"RINGWAY_DB", "./var/ringway.db",
+     "SQLite database file, or a postgres://user@host:port/db URL (PostgreSQL, shared by"
+     " several ringways; the password is never logged)"},
+    {"RINGWAY_DB_LOCAL", "./var/ringway-local",
+     "with a postgres:// RINGWAY_DB: this host's local file, locked while ringway runs, beside"
+     " which the spill file lives (<file>.spill)"},
     {"RINGWAY_DB_SYNCHRONOUS", "normal", "SQLite synchronous mode: normal or full"},
     {"RINGWAY_LOG_BATCH", "512",
      "usage rows that make a SQLite transaction due; a backlog: up to 8x in one"},
@@ -80,7 +85,8 @@ constexpr Knob knobs[] = {
      "once usage commits have failed this long, new requests get 503 + Retry-After"},
     {"RINGWAY_WRITER_DRAIN_MS", "10000",
      "after the shutdown drain, failing usage commits are retried this long; the rest goes to"
-     " <RINGWAY_DB>.spill (replayed at the next start) and the exit status is 1"},
+     " <RINGWAY_DB>.spill (PostgreSQL: <RINGWAY_DB_LOCAL>.spill; replayed at the next start)"
+     " and the exit status is 1"},
     {"RINGWAY_ADMIN_TOKEN", nullptr, "bearer token of the admin API; unset: admin API disabled"},
     {"RINGWAY_SECRET_KEY_FILE", nullptr,
      "file with the 32-byte key (64 hex digits) that encrypts channel keys at rest; unset: "
@@ -316,6 +322,8 @@ bool parse_db_max_bytes(const Parser& parser, Config& config) {
 bool parse_storage(const Parser& parser, Config& config) {
     const char* db = parser.get("RINGWAY_DB");
     config.db_path = db ? db : "./var/ringway.db";
+    const char* local = parser.get("RINGWAY_DB_LOCAL");
+    config.db_local_path = local != nullptr && local[0] != '\0' ? local : "./var/ringway-local";
     const char* sync = parser.get("RINGWAY_DB_SYNCHRONOUS");
     if (sync == nullptr || std::strcmp(sync, "normal") == 0) {
         config.db_synchronous_full = false;

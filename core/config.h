@@ -53,7 +53,8 @@ struct Config {
     uint32_t recv_buffer_bytes;
     uint32_t pool_trim_ms;  // Cached pool memory unused this long is given back.
     LogLevel log_level;
-    std::string db_path;
+    std::string db_path;        // A file (SQLite) or a postgres:// URL.
+    std::string db_local_path;  // RINGWAY_DB_LOCAL: lock + spill file with PostgreSQL.
     bool db_synchronous_full;
     uint32_t log_batch;
     uint32_t log_flush_ms;

@@ -46,6 +46,7 @@ StorageConfig storage_config(const Config& config, const std::string& secret_key
     StorageConfig storage;
     storage.secret_key = secret_key;
     storage.db_path = config.db_path;
+    storage.local_path = db_is_postgres(config.db_path) ? config.db_local_path : std::string();
     storage.synchronous_full = config.db_synchronous_full;
     storage.log_batch_rows = config.log_batch;
     storage.log_flush_ms = config.log_flush_ms;
@@ -208,9 +209,10 @@ bool writer_startup_checks(Services& services, std::string& error) {
         return false;
     }
     if (services.writer.replayed_rows() > 0) {
+        const StorageConfig storage = storage_config(services.config, {});
         RW_LOG_WARN("event=spill_replayed rows=%lu path=%s",
                     static_cast<unsigned long>(services.writer.replayed_rows()),
-                    spill_path(services.config.db_path).c_str());
+                    spill_path(storage_local_path(storage)).c_str());
     }
     const QuotaInvariantReport invariant = check_quota_invariant(services.writer.db_before_run());
     if (!invariant.error.empty()) {
@@ -234,10 +236,10 @@ bool schema_is_current(const StorageConfig& storage, std::string& error) {
         return false;
     }
     const Result<int64_t> version = schema_version(db);
-    if (!version.ok() || version.value != int64_t(schema_version_latest())) {
+    if (!version.ok() || version.value != int64_t(schema_version_latest(db))) {
         error = "the database schema is not this binary's (version " +
                 (version.ok() ? std::to_string(version.value) : std::string("unknown")) +
-                ", expected " + std::to_string(schema_version_latest()) +
+                ", expected " + std::to_string(schema_version_latest(db)) +
                 "): a schema upgrade needs a restart";
         return false;
     }
@@ -261,9 +263,11 @@ bool writer_take_over(Services& services) {
         int64_t(config.shutdown_timeout_ms) + int64_t(config.writer_drain_ms) + 5000;
     bool is_stalled = false;
     std::string error;
+    const StorageConfig storage = storage_config(config, {});
+    const std::string& local_path = storage_local_path(storage);
     for (;;) {
         bool is_busy = false;
-        if (db_files_lock(config.db_path, error, &is_busy)) {
+        if (db_files_lock(local_path, error, &is_busy)) {
             break;
         }
         if (!is_busy || services.writer.is_stop_expired()) {
@@ -311,7 +315,7 @@ bool services_open_storage(Services& services, std::string& error) {
             !services.writer.open_queues(storage, services.config.shards, error)) {
             return false;
         }
-    } else if (!db_files_prepare(storage.db_path, error) ||
+    } else if (!db_files_prepare(storage_local_path(storage), error) ||
                !services.writer.open(storage, services.config.shards, error) ||
                !writer_startup_checks(services, error)) {
         return false;
@@ -378,6 +382,10 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     services.catalog =
         std::make_unique<Catalog>(services.writer, services.store, services.secret_key);
     services.catalog->set_channels_changed(channels_changed, &services.resolver);
+    if (db_is_postgres(storage.db_path) &&
+        !services.catalog_listener.start(storage, services.store, error)) {
+        return false;
+    }
     // First-start channels are a cold start's: a reload's writer may still be waiting.
     return services.queries.open(storage, error) &&
            (services.is_reload || bootstrap_channels_from_env(*services.catalog, services.queries,
@@ -419,6 +427,7 @@ bool services_stop(Services& services) {
         thread.join();
     }
     services.admin.stop();  // Before the writer: admin commands run on its thread.
+    services.catalog_listener.stop();
     {
         std::lock_guard lock(services.health_mutex);
         services.is_health_stopping = true;

@@ -19,6 +19,7 @@
 #include "proxy/idle_probe.h"
 #include "proxy/probe.h"
 #include "proxy/resolver.h"
+#include "storage/catalog_listener.h"
 #include "storage/keys.h"
 #include "storage/queries.h"
 #include "storage/snapshot.h"
@@ -44,6 +45,8 @@ struct Services {
     std::string secret_key;  // Seals channel keys at rest; empty: none configured.
     Writer writer;
     SnapshotStore store;
+    // PostgreSQL: other hosts' catalog writes reload this host's snapshot (one thread).
+    CatalogListener catalog_listener;
     Resolver resolver;
     std::unique_ptr<KeyLimits> key_limits;
     std::unique_ptr<RateLimits> rate_limits;

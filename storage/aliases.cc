@@ -86,17 +86,22 @@ bool alias_insert(Db& db, void* context, std::string& error) {
     AliasWrite& write = *static_cast<AliasWrite*>(context);
     Stmt stmt;
     if (!db.prepare("INSERT INTO aliases (name, models, created_at, updated_at)"
-                    " VALUES (?1, ?2, ?3, ?3)",
+                    " VALUES (?1, ?2, ?3, ?3) RETURNING id",
                     stmt)) {
         return false;
     }
     stmt.bind_text(1, write.spec->name);
     stmt.bind_text(2, write.spec->models_json);
     stmt.bind_int64(3, int64_t(std::time(nullptr)));
-    if (!alias_step(db, stmt, 0, error)) {
+    // RETURNING id: SQLite 3.35+ and PostgreSQL alike (no rowid call only one of them has).
+    if (stmt.step() != StepStatus::row) {
+        if (db.last_error_kind() == DbErrorKind::constraint) {
+            error = "alias already exists";
+        }
         return false;
     }
-    write.id = db.last_insert_rowid();
+    write.id = stmt.column_int64(0);
+    stmt.reset();
     return true;
 }
 

@@ -12,7 +12,10 @@
 namespace rw {
 
 struct StorageConfig {
-    std::string db_path = "./var/ringway.db";  // RINGWAY_DB
+    std::string db_path = "./var/ringway.db";  // RINGWAY_DB: a file or a postgres:// URL.
+    // RINGWAY_DB_LOCAL with PostgreSQL: the local file that is locked and names the spill
+    // file. Empty with SQLite: the database file itself serves (storage_local_path).
+    std::string local_path;
     bool synchronous_full = false;    // RINGWAY_DB_SYNCHRONOUS=full: FULL instead of NORMAL.
     uint32_t log_batch_rows = 512;    // RINGWAY_LOG_BATCH: rows per transaction.
     uint32_t log_flush_ms = 50;       // RINGWAY_LOG_FLUSH_MS: oldest row waits at most.
@@ -40,6 +43,12 @@ struct StorageConfig {
     // channel keys are stored as plain text (storage/secrets.h).
     std::string secret_key;
 };
+
+// The local file that is locked while a process uses the database and beside which the
+// spill file lives (<path>.spill): the SQLite file, or RINGWAY_DB_LOCAL with PostgreSQL.
+[[nodiscard]] inline const std::string& storage_local_path(const StorageConfig& config) {
+    return config.local_path.empty() ? config.db_path : config.local_path;
+}
 
 // Returns an empty string when the config is usable, otherwise one clear line naming the
 // offending variable. Called by the core's config validation and by Writer::open.

@@ -1,6 +1,7 @@
 // storage/db.cc — sqlite3 connection wrapper: open + verified PRAGMAs, Stmt, checked
 // helpers. Every rc from SQLite is checked here; failures become last_error() text.
-// One thread per Db at a time (SQLITE_OPEN_NOMUTEX); see db.h for the contracts.
+// One thread per Db at a time (SQLITE_OPEN_NOMUTEX); see db.h for the contracts. A
+// PostgreSQL connection branches to storage/db_pg.cc at the top of each call.
 #include "storage/db.h"
 
 #include <sqlite3.h>
@@ -13,6 +14,7 @@
 #include <utility>
 
 #include "core/assert.h"
+#include "storage/db_pg.h"
 
 namespace rw {
 
@@ -34,6 +36,7 @@ DbErrorKind db_error_kind(int rc) {
 
 Stmt::Stmt(Stmt&& other) noexcept
     : stmt_(std::exchange(other.stmt_, nullptr)),
+      pg_(std::exchange(other.pg_, nullptr)),
       db_(std::exchange(other.db_, nullptr)),
       bind_rc_(std::exchange(other.bind_rc_, 0)),
       is_rebinding_(std::exchange(other.is_rebinding_, false)),
@@ -43,6 +46,7 @@ Stmt& Stmt::operator=(Stmt&& other) noexcept {
     if (this != &other) {
         finalize();
         stmt_ = std::exchange(other.stmt_, nullptr);
+        pg_ = std::exchange(other.pg_, nullptr);
         db_ = std::exchange(other.db_, nullptr);
         bind_rc_ = std::exchange(other.bind_rc_, 0);
         is_rebinding_ = std::exchange(other.is_rebinding_, false);
@@ -56,6 +60,13 @@ Stmt::~Stmt() {
 }
 
 void Stmt::finalize() {
+    if (pg_ != nullptr) {
+        RW_ASSERT(db_ != nullptr && db_->live_stmt_count_ > 0);
+        pg_stmt_free(std::exchange(pg_, nullptr));
+        db_->live_stmt_count_ -= 1;
+        db_ = nullptr;
+        return;
+    }
     if (stmt_ == nullptr) {
         return;
     }
@@ -79,6 +90,9 @@ void stmt_note_bind(int rc, int& bind_rc) {
 }  // namespace
 
 void Stmt::set_rebinds_every_step() {
+    if (pg_ != nullptr) {
+        return;  // PostgreSQL statements send their parameters whole at every step.
+    }
     RW_ASSERT(stmt_ != nullptr);
     is_rebinding_ = true;
     static_bound_.assign(size_t(sqlite3_bind_parameter_count(stmt_)) + 1, std::string_view());
@@ -92,18 +106,27 @@ void Stmt::note_bound(int index) {
 }
 
 void Stmt::bind_int64(int index, int64_t value) {
+    if (pg_ != nullptr) {
+        return pg_stmt_bind_int64(*pg_, index, value);
+    }
     RW_ASSERT(stmt_ != nullptr);
     note_bound(index);
     stmt_note_bind(sqlite3_bind_int64(stmt_, index, value), bind_rc_);
 }
 
 void Stmt::bind_null(int index) {
+    if (pg_ != nullptr) {
+        return pg_stmt_bind_null(*pg_, index);
+    }
     RW_ASSERT(stmt_ != nullptr);
     note_bound(index);
     stmt_note_bind(sqlite3_bind_null(stmt_, index), bind_rc_);
 }
 
 void Stmt::bind_text(int index, std::string_view text) {
+    if (pg_ != nullptr) {
+        return pg_stmt_bind_text(*pg_, index, text);
+    }
     RW_ASSERT(stmt_ != nullptr);
     note_bound(index);
     // SQLITE_STATIC: no copy; the caller's bytes live until reset (see db.h).
@@ -113,9 +136,8 @@ void Stmt::bind_text(int index, std::string_view text) {
 }
 
 void Stmt::bind_static_text(int index, std::string_view text) {
-    RW_ASSERT(stmt_ != nullptr);
     RW_ASSERT(text.data() != nullptr);
-    if (!is_rebinding_ || size_t(index) >= static_bound_.size()) {
+    if (pg_ != nullptr || !is_rebinding_ || size_t(index) >= static_bound_.size()) {
         return bind_text(index, text);
     }
     std::string_view& bound = static_bound_[size_t(index)];
@@ -129,6 +151,9 @@ void Stmt::bind_static_text(int index, std::string_view text) {
 }
 
 void Stmt::bind_blob(int index, std::span<const uint8_t> bytes) {
+    if (pg_ != nullptr) {
+        return pg_stmt_bind_blob(*pg_, index, bytes);
+    }
     RW_ASSERT(stmt_ != nullptr);
     note_bound(index);
     // A zero-length blob with a null pointer would bind NULL; use a non-null pointer.
@@ -138,6 +163,9 @@ void Stmt::bind_blob(int index, std::span<const uint8_t> bytes) {
 }
 
 void Stmt::bind_int64_or_null(int index, int64_t value, bool is_null) {
+    if (is_null && pg_ != nullptr) {
+        return pg_stmt_bind_null(*pg_, index, 'i');
+    }
     if (is_null) {
         bind_null(index);
     } else {
@@ -146,6 +174,9 @@ void Stmt::bind_int64_or_null(int index, int64_t value, bool is_null) {
 }
 
 void Stmt::bind_text_or_null(int index, std::string_view text, bool is_null) {
+    if (is_null && pg_ != nullptr) {
+        return pg_stmt_bind_null(*pg_, index, 't');
+    }
     if (is_null) {
         bind_null(index);
     } else {
@@ -154,6 +185,9 @@ void Stmt::bind_text_or_null(int index, std::string_view text, bool is_null) {
 }
 
 StepStatus Stmt::step() {
+    if (pg_ != nullptr) {
+        return pg_stmt_step(*pg_);
+    }
     RW_ASSERT(stmt_ != nullptr);
     RW_ASSERT(db_ != nullptr);
     if (bind_rc_ != SQLITE_OK) {
@@ -176,6 +210,9 @@ StepStatus Stmt::step() {
 }
 
 void Stmt::reset() {
+    if (pg_ != nullptr) {
+        return pg_stmt_reset(*pg_);
+    }
     RW_ASSERT(stmt_ != nullptr);
     // sqlite3_reset repeats the last step's error code, which the step already
     // reported; clearing bindings cannot fail [sqlite3_reset(3)].
@@ -187,16 +224,25 @@ void Stmt::reset() {
 }
 
 int64_t Stmt::column_int64(int index) const {
+    if (pg_ != nullptr) {
+        return pg_stmt_column_int64(*pg_, index);
+    }
     RW_ASSERT(stmt_ != nullptr);
     return sqlite3_column_int64(stmt_, index);
 }
 
 bool Stmt::column_is_null(int index) const {
+    if (pg_ != nullptr) {
+        return pg_stmt_column_is_null(*pg_, index);
+    }
     RW_ASSERT(stmt_ != nullptr);
     return sqlite3_column_type(stmt_, index) == SQLITE_NULL;
 }
 
 std::string_view Stmt::column_text(int index) const {
+    if (pg_ != nullptr) {
+        return pg_stmt_column_text(*pg_, index);
+    }
     RW_ASSERT(stmt_ != nullptr);
     // Text first, then bytes: the documented order for a stable length [sqlite3_column_blob(3)].
     const unsigned char* text = sqlite3_column_text(stmt_, index);
@@ -208,6 +254,9 @@ std::string_view Stmt::column_text(int index) const {
 }
 
 std::span<const uint8_t> Stmt::column_blob(int index) const {
+    if (pg_ != nullptr) {
+        return pg_stmt_column_blob(*pg_, index);
+    }
     RW_ASSERT(stmt_ != nullptr);
     const void* blob = sqlite3_column_blob(stmt_, index);
     const int length_bytes = sqlite3_column_bytes(stmt_, index);
@@ -224,6 +273,11 @@ Db::~Db() {
 }
 
 void Db::close() {
+    if (pg_ != nullptr) {
+        RW_ASSERT(live_stmt_count_ == 0);
+        pg_close();
+        return;
+    }
     if (db_ == nullptr) {
         return;
     }
@@ -237,6 +291,9 @@ void Db::close() {
 }
 
 bool Db::fail(int rc, std::string_view context) {
+    if (pg_ != nullptr) {
+        return pg_fail(context);  // A misuse on PostgreSQL (a row where none was due).
+    }
     last_rc_ = rc;
     last_error_.assign("sqlite: ");
     last_error_.append(context.substr(0, 120));
@@ -250,29 +307,38 @@ bool Db::fail(int rc, std::string_view context) {
 
 void Db::clear_error() {
     last_rc_ = SQLITE_OK;
+    pg_error_kind_ = DbErrorKind::none;
     last_error_.clear();
 }
 
 DbErrorKind Db::last_error_kind() const {
+    if (pg_ != nullptr) {
+        return pg_error_kind_;
+    }
     return db_error_kind(last_rc_);
 }
 
 bool Db::in_transaction() const {
+    if (pg_ != nullptr) {
+        return pg_in_transaction(pg_);
+    }
     RW_ASSERT(db_ != nullptr);
     return sqlite3_get_autocommit(db_) == 0;
 }
 
-int64_t Db::last_insert_rowid() const {
-    RW_ASSERT(db_ != nullptr);
-    return sqlite3_last_insert_rowid(db_);
-}
-
 int64_t Db::changes() const {
+    if (pg_ != nullptr) {
+        return pg_changes_;
+    }
     RW_ASSERT(db_ != nullptr);
     return sqlite3_changes64(db_);
 }
 
 bool Db::backup_to(const std::string& target_path, std::string& error) {
+    if (pg_ != nullptr) {
+        error = "ringway backup copies a SQLite database; back PostgreSQL up with pg_dump";
+        return false;
+    }
     RW_ASSERT(db_ != nullptr);
     sqlite3* target = nullptr;
     // SQLITE_OPEN_EXCLUSIVE is not for sqlite3_open_v2; refuse an existing file ourselves.
@@ -316,6 +382,9 @@ int64_t busy_clock_ms() {
 }  // namespace
 
 void Db::set_busy_deadline(uint32_t timeout_ms, const std::atomic<int64_t>* deadline_ms) {
+    if (pg_ != nullptr) {
+        return;  // PostgreSQL waits for row locks, not a database lock: nothing to bound.
+    }
     RW_ASSERT(db_ != nullptr);
     RW_ASSERT(deadline_ms != nullptr);
     busy_wait_ = BusyWait{timeout_ms, deadline_ms, 0};
@@ -340,6 +409,9 @@ void Db::set_busy_deadline(uint32_t timeout_ms, const std::atomic<int64_t>* dead
 }
 
 bool Db::prepare(std::string_view sql, Stmt& out) {
+    if (pg_ != nullptr) {
+        return pg_prepare(sql, out);
+    }
     RW_ASSERT(db_ != nullptr);
     RW_ASSERT(!out.is_prepared());
     sqlite3_stmt* stmt = nullptr;
@@ -358,6 +430,9 @@ bool Db::prepare(std::string_view sql, Stmt& out) {
 }
 
 bool Db::exec(const char* sql) {
+    if (pg_ != nullptr) {
+        return pg_exec(sql);
+    }
     RW_ASSERT(db_ != nullptr);
     char* message = nullptr;
     const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &message);
@@ -431,7 +506,10 @@ void sqlite_configure_process() {
 }  // namespace
 
 bool Db::open(const StorageConfig& config, DbMode mode, std::string& error) {
-    RW_ASSERT(db_ == nullptr);
+    RW_ASSERT(db_ == nullptr && pg_ == nullptr);
+    if (db_is_postgres(config.db_path)) {
+        return pg_open(config, mode, error);
+    }
     sqlite_configure_process();
     path_ = config.db_path;
     // NOMUTEX: each connection is confined to one thread at a time (db.h); SQLite's

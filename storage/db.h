@@ -1,9 +1,11 @@
-// storage/db.h — the one thin wrapper over a sqlite3 connection: open with the gateway's
-// PRAGMAs (each read back and verified), prepared statements with RAII finalize, and
-// checked step/exec helpers. Every SQLite return code is checked here and turned into a
+// storage/db.h — the one thin wrapper over a database connection: SQLite (a path in
+// RINGWAY_DB; opened with the gateway's PRAGMAs, each read back and verified) or
+// PostgreSQL (a postgres:// URL; libpq, storage/db_pg.cc). Prepared statements with RAII
+// finalize and checked step/exec helpers; SQL is written once in SQLite's `?N` style and
+// rewritten to `$N` for PostgreSQL. Every return code is checked here and turned into a
 // bool plus last_error(); nothing throws. A Db is used by exactly one thread at a time
 // (connections are opened NOMUTEX): the writer owns its Db, queries own theirs.
-// Only db.cc and writer.cc include sqlite3.h; everyone else talks through this header.
+// Only db.cc and writer.cc include sqlite3.h, only db_pg.cc includes libpq-fe.h.
 #pragma once
 
 #include <atomic>
@@ -18,10 +20,17 @@
 
 struct sqlite3;
 struct sqlite3_stmt;
+struct pg_conn;
 
 namespace rw {
 
 class Db;
+struct PgStmt;  // storage/db_pg.cc: a PostgreSQL statement's text, parameters and result.
+
+// True when RINGWAY_DB names a PostgreSQL database (postgres:// or postgresql://).
+[[nodiscard]] bool db_is_postgres(std::string_view db);
+// RINGWAY_DB as it may be logged: a URL's password (user:PASSWORD@ or password=) masked.
+[[nodiscard]] std::string db_display_name(std::string_view db);
 
 // What a failure means for the caller's retry policy (writer) — see db_error_kind().
 enum class DbErrorKind : uint8_t {
@@ -87,6 +96,7 @@ private:
     void finalize();
 
     sqlite3_stmt* stmt_ = nullptr;
+    PgStmt* pg_ = nullptr;  // Set instead of stmt_ on a PostgreSQL connection.
     Db* db_ = nullptr;
     int bind_rc_ = 0;            // First failing bind rc (SQLITE_OK == 0 otherwise).
     bool is_rebinding_ = false;  // set_rebinds_every_step(): reset() keeps the bindings.
@@ -115,7 +125,17 @@ public:
     // startup log, e.g. "journal_mode=WAL not possible for ./var/ringway.db (got 'delete')".
     [[nodiscard]] bool open(const StorageConfig& config, DbMode mode, std::string& error);
     void close();
-    [[nodiscard]] bool is_open() const { return db_ != nullptr; }
+    [[nodiscard]] bool is_open() const { return db_ != nullptr || pg_ != nullptr; }
+    // PostgreSQL rather than SQLite: for the few statements whose SQL differs.
+    [[nodiscard]] bool is_postgres() const { return pg_ != nullptr; }
+    // The libpq connection; null on SQLite.
+    [[nodiscard]] pg_conn* pg_connection() const { return pg_; }
+    // PostgreSQL: LISTEN on `channel` (again after a reconnect: call it then too).
+    [[nodiscard]] bool pg_listen(const char* channel);
+    // PostgreSQL: waits at most timeout_ms for notifications; how many arrived (0: none),
+    // -1 when the connection broke (reconnect with pg_reconnect, then LISTEN again).
+    [[nodiscard]] int pg_wait_notifications(int timeout_ms);
+    [[nodiscard]] bool pg_reconnect() { return pg_ensure_connected(); }
 
     // Prepares one statement (persistent: it is reused for the life of the Db).
     [[nodiscard]] bool prepare(std::string_view sql, Stmt& out);
@@ -135,7 +155,6 @@ public:
     // True when a transaction is open. SQLite may roll back by itself on FULL, IOERR,
     // BUSY or NOMEM; this is the only way to know [sqlite3_get_autocommit(3)].
     [[nodiscard]] bool in_transaction() const;
-    [[nodiscard]] int64_t last_insert_rowid() const;
     [[nodiscard]] int64_t changes() const;  // Rows changed by the last statement.
     // An online, consistent copy of this database into a new file at target_path (the
     // SQLite backup API in one step: one read transaction, so writers keep committing in
@@ -151,11 +170,29 @@ public:
     bool fail(int rc, std::string_view context);
     void clear_error();
 
+    // db_pg.cc: the PostgreSQL side of open/prepare/exec and the failure record.
+    // result: the failed PGresult when there is one (its SQLSTATE says the kind).
+    bool pg_fail(std::string_view context, const void* result = nullptr);
+
 private:
     [[nodiscard]] bool open_apply_pragmas(const StorageConfig& config, DbMode mode,
                                           std::string& error);
+    [[nodiscard]] bool pg_open(const StorageConfig& config, DbMode mode, std::string& error);
+    void pg_close();
+    [[nodiscard]] bool pg_prepare(std::string_view sql, Stmt& out);
+    [[nodiscard]] bool pg_exec(const char* sql);
+    // Reconnects a connection libpq reports broken (server restart, network); its
+    // server-side prepared statements are gone with it (pg_generation_).
+    [[nodiscard]] bool pg_ensure_connected();
+    [[nodiscard]] bool pg_session_setup();
 
     sqlite3* db_ = nullptr;
+    pg_conn* pg_ = nullptr;
+    uint64_t pg_generation_ = 0;         // Bumped by every reconnect.
+    uint64_t pg_statement_counter_ = 0;  // Names server-side prepared statements.
+    int64_t pg_changes_ = 0;
+    bool pg_is_read_only_ = false;
+    DbErrorKind pg_error_kind_ = DbErrorKind::none;
     std::string path_;
     std::string last_error_;
     int last_rc_ = 0;
@@ -168,6 +205,8 @@ private:
     BusyWait busy_wait_;
 
     friend class Stmt;
+    friend struct PgStmt;
+    friend StepStatus pg_stmt_step(PgStmt& stmt);
 };
 
 // Classifies a primary or extended SQLite result code.

@@ -13,6 +13,7 @@
 
 #include "core/assert.h"
 #include "core/wall_clock.h"
+#include "storage/catalog_listener.h"
 #include "storage/json_lite.h"
 #include "storage/model_pattern.h"
 #include "storage/secrets.h"
@@ -239,6 +240,24 @@ void key_bind_spec(Stmt& stmt, const KeySpec& spec) {
     stmt.bind_int64(15, spec.is_strict ? 1 : 0);
 }
 
+// Steps an INSERT ... RETURNING id (SQLite 3.35+ and PostgreSQL alike: no rowid call that
+// only one of them has). False when it failed or inserted nothing (then `error` names
+// what, id when an INSERT ... SELECT found no row).
+bool step_returning_id(Stmt& stmt, int64_t& id, const char* what, int64_t what_id,
+                       std::string& error) {
+    const StepStatus status = stmt.step();
+    if (status == StepStatus::error) {
+        return false;
+    }
+    if (status == StepStatus::done) {
+        error = std::string("no ") + what + " with id " + std::to_string(what_id);
+        return false;
+    }
+    id = stmt.column_int64(0);
+    stmt.reset();
+    return true;
+}
+
 bool key_insert(Db& db, void* context, std::string& error) {
     KeyWrite& write = *static_cast<KeyWrite*>(context);
     Stmt stmt;
@@ -246,7 +265,7 @@ bool key_insert(Db& db, void* context, std::string& error) {
                     " max_concurrency, allowed_cidrs, tpm, limits, key_hash, key_prefix, status,"
                     " quota_used, created_at, budget_nano, budget_period, strict)"
                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', 0, ?12, ?13,"
-                    " ?14, ?15)",
+                    " ?14, ?15) RETURNING id",
                     stmt)) {
         return false;
     }
@@ -254,7 +273,7 @@ bool key_insert(Db& db, void* context, std::string& error) {
     stmt.bind_blob(10, *write.hash);
     stmt.bind_text(11, write.key_prefix);
     stmt.bind_int64(12, unix_now_s());
-    if (!db.step_done(stmt)) {
+    if (!step_returning_id(stmt, write.id, "key", 0, error)) {
         // A UNIQUE violation on key_hash means this secret is already stored; say so
         // without echoing anything about it.
         if (db.last_error_kind() == DbErrorKind::constraint) {
@@ -262,7 +281,6 @@ bool key_insert(Db& db, void* context, std::string& error) {
         }
         return false;
     }
-    write.id = db.last_insert_rowid();
     return true;
 }
 
@@ -313,7 +331,7 @@ bool key_topup_insert(Db& db, void* context, std::string& error) {
     const TopupSpec& spec = *write.spec;
     Stmt stmt;
     if (!db.prepare("INSERT INTO key_topups (key_id, amount_nano, reason, actor, created_at)"
-                    " SELECT id, ?2, ?3, ?4, ?5 FROM keys WHERE id = ?1",
+                    " SELECT id, ?2, ?3, ?4, ?5 FROM keys WHERE id = ?1 RETURNING id",
                     stmt)) {
         return false;
     }
@@ -322,11 +340,7 @@ bool key_topup_insert(Db& db, void* context, std::string& error) {
     stmt.bind_text(3, spec.reason);
     stmt.bind_text(4, spec.actor);
     stmt.bind_int64(5, wall_clock_unix_ms() / 1000);
-    if (!step_one_row(db, stmt, "key", spec.key_id, error)) {
-        return false;
-    }
-    write.id = db.last_insert_rowid();
-    return true;
+    return step_returning_id(stmt, write.id, "key", spec.key_id, error);
 }
 
 struct ChannelWrite {
@@ -351,23 +365,20 @@ void channel_bind_spec(Stmt& stmt, const ChannelSpec& spec) {
     stmt.bind_text(15, spec.probe_model);
 }
 
-bool channel_insert(Db& db, void* context, std::string& /*error*/) {
+bool channel_insert(Db& db, void* context, std::string& error) {
     ChannelWrite& write = *static_cast<ChannelWrite*>(context);
     Stmt stmt;
     if (!db.prepare("INSERT INTO channels (name, kind, base_url, api_key, models, model_map,"
                     " priority, weight, enabled, allow_private_network, ca_file, stream_usage,"
                     " auto_disable, created_at, probe_model)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                    " RETURNING id",
                     stmt)) {
         return false;
     }
     channel_bind_spec(stmt, *write.spec);
     stmt.bind_int64(14, unix_now_s());
-    if (!db.step_done(stmt)) {
-        return false;
-    }
-    write.id = db.last_insert_rowid();
-    return true;
+    return step_returning_id(stmt, write.id, "channel", 0, error);
 }
 
 bool channel_update(Db& db, void* context, std::string& error) {
@@ -417,14 +428,14 @@ struct PriceWrite {
     int64_t id;  // In: delete target. Out: inserted id.
 };
 
-bool price_insert(Db& db, void* context, std::string& /*error*/) {
+bool price_insert(Db& db, void* context, std::string& error) {
     PriceWrite& write = *static_cast<PriceWrite*>(context);
     const PriceSpec& spec = *write.spec;
     Stmt stmt;
     if (!db.prepare("INSERT INTO prices (model, channel_id, input_per_mtok, output_per_mtok,"
                     " cached_input_per_mtok, cache_write_per_mtok, reasoning_per_mtok,"
                     " per_request, effective_from, created_at)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
                     stmt)) {
         return false;
     }
@@ -438,11 +449,7 @@ bool price_insert(Db& db, void* context, std::string& /*error*/) {
     stmt.bind_int64(8, spec.per_request);
     stmt.bind_int64(9, spec.effective_from_s);
     stmt.bind_int64(10, unix_now_s());
-    if (!db.step_done(stmt)) {
-        return false;
-    }
-    write.id = db.last_insert_rowid();
-    return true;
+    return step_returning_id(stmt, write.id, "price", 0, error);
 }
 
 bool price_delete(Db& db, void* context, std::string& error) {
@@ -457,10 +464,26 @@ bool price_delete(Db& db, void* context, std::string& error) {
     return step_one_row(db, stmt, "price", write.id, error);
 }
 
+// An admin write, then (PostgreSQL) a NOTIFY in its transaction: delivered to every host
+// LISTENing at COMMIT, which reloads its snapshot (storage/catalog_listener.h).
+struct NotifyingWrite {
+    Writer::AdminFn fn;
+    void* context;
+};
+
+bool write_then_notify(Db& db, void* context, std::string& error) {
+    const NotifyingWrite& write = *static_cast<const NotifyingWrite*>(context);
+    if (!write.fn(db, write.context, error)) {
+        return false;
+    }
+    return !db.is_postgres() || db.exec((std::string("NOTIFY ") + catalog_channel).c_str());
+}
+
 }  // namespace
 
 bool Catalog::write_and_reload(Writer::AdminFn fn, void* context, std::string& error) {
-    if (!writer_.execute(fn, context, error)) {
+    NotifyingWrite write{fn, context};
+    if (!writer_.execute(write_then_notify, &write, error)) {
         return false;
     }
     if (!snapshots_.reload(error)) {

@@ -311,12 +311,22 @@ uint32_t schema_version_latest() {
     return migration_count;
 }
 
+uint32_t schema_version_latest(const Db& db) {
+    return db.is_postgres() ? schema_version_latest_postgres() : migration_count;
+}
+
 Result<int64_t> schema_version(Db& db) {
+    if (db.is_postgres()) {
+        return db.query_int64("SELECT COALESCE(MAX(version), 0) FROM schema_version");
+    }
     return db.query_int64("PRAGMA user_version");
 }
 
 bool migrate(Db& db, std::string& error) {
     RW_ASSERT(db.is_open());
+    if (db.is_postgres()) {
+        return migrate_postgres(db, error);
+    }
     const Result<int64_t> version = schema_version(db);
     if (!version.ok()) {
         error = "cannot read schema version: " + version.error;

@@ -159,7 +159,29 @@ constexpr const char* daily_sums =
 constexpr const char* log_sums =
     "COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens),"
     " SUM(cached_input_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(cost_nano),"
-    " SUM(price_id IS NULL)";
+    " SUM(CASE WHEN price_id IS NULL THEN 1 ELSE 0 END)";
+
+// A usage_logs row's UTC day, the first ms of day ?2 / the first ms after day ?3, and the
+// two day parameters as a NULL test can name them, in the connection's SQL (PostgreSQL
+// sessions run in UTC: Db::pg_session_setup; a bare `$2 IS NULL` has no type there).
+struct DaySql {
+    const char* day_of_row;
+    const char* since_ms;
+    const char* until_ms;
+    const char* since_day;
+    const char* until_day;
+};
+constexpr DaySql day_sql_sqlite{"strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch')",
+                                "strftime('%s', ?2) * 1000", "(strftime('%s', ?3) + 86400) * 1000",
+                                "?2", "?3"};
+constexpr DaySql day_sql_postgres{"to_char(to_timestamp(ts_ms / 1000), 'YYYY-MM-DD')",
+                                  "extract(epoch FROM CAST(?2 AS date)) * 1000",
+                                  "(extract(epoch FROM CAST(?3 AS date)) + 86400) * 1000",
+                                  "CAST(?2 AS text)", "CAST(?3 AS text)"};
+
+const DaySql& day_sql(const Db& db) {
+    return db.is_postgres() ? day_sql_postgres : day_sql_sqlite;
+}
 
 UsageTotals usage_totals_read(const Stmt& stmt, int first) {
     UsageTotals totals;
@@ -177,9 +199,9 @@ UsageTotals usage_totals_read(const Stmt& stmt, int first) {
 
 // SELECT ... GROUP BY for usage_grouped, from fixed fragments only (no caller text).
 // Columns: key_id, model, channel_id, day (constants where not grouped), then the sums.
-std::string usage_grouped_sql(const UsageGrouping& grouping) {
+std::string usage_grouped_sql(const UsageGrouping& grouping, const DaySql& days) {
     const bool is_from_logs = grouping.by_model || grouping.by_channel;
-    const char* day = is_from_logs ? "strftime('%Y-%m-%d', ts_ms / 1000, 'unixepoch')" : "day";
+    const char* day = is_from_logs ? days.day_of_row : "day";
     std::string sql = "SELECT ";
     sql += grouping.by_key ? "key_id" : "0";
     sql += grouping.by_model ? ", model_sent" : ", ''";
@@ -189,11 +211,12 @@ std::string usage_grouped_sql(const UsageGrouping& grouping) {
     sql += is_from_logs ? log_sums : daily_sums;
     // Days are UTC calendar days; a log row's day is its start's, as the writer files it.
     sql += is_from_logs
-               ? " FROM usage_logs WHERE (?1 = 0 OR key_id = ?1)"
-                 " AND (?2 IS NULL OR ts_ms >= strftime('%s', ?2) * 1000)"
-                 " AND (?3 IS NULL OR ts_ms < (strftime('%s', ?3) + 86400) * 1000)"
-               : " FROM daily_usage WHERE (?1 = 0 OR key_id = ?1) AND (?2 IS NULL OR day >= ?2)"
-                 " AND (?3 IS NULL OR day <= ?3)";
+               ? std::string(" FROM usage_logs WHERE (?1 = 0 OR key_id = ?1)") + " AND (" +
+                     days.since_day + " IS NULL OR ts_ms >= " + days.since_ms + ")" + " AND (" +
+                     days.until_day + " IS NULL OR ts_ms < " + days.until_ms + ")"
+               : std::string(
+                     " FROM daily_usage WHERE (?1 = 0 OR key_id = ?1)"
+                     " AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)");
     std::string group;
     const auto add = [&group](const char* column) {
         group += group.empty() ? "" : ", ";
@@ -251,7 +274,7 @@ Result<std::vector<UsageGroupRow>> Queries::usage_grouped(const UsageGrouping& g
     using R = Result<std::vector<UsageGroupRow>>;
     std::lock_guard<std::mutex> lock(mutex_);
     Stmt stmt;
-    if (!db_.prepare(usage_grouped_sql(grouping), stmt)) {
+    if (!db_.prepare(usage_grouped_sql(grouping, day_sql(db_)), stmt)) {
         return R::failure(db_.last_error());
     }
     stmt.bind_int64(1, key_id);
@@ -420,11 +443,12 @@ Result<std::vector<LatencySample>> Queries::latency_samples(int64_t key_id,
     std::lock_guard<std::mutex> lock(mutex_);
     Stmt stmt;
     // Days are UTC; until_day is inclusive (its rows start before the next midnight).
-    if (!db_.prepare("SELECT date(ts_ms / 1000, 'unixepoch'), latency_us, ttfb_us, status"
-                     " FROM usage_logs WHERE (?1 = 0 OR key_id = ?1)"
-                     " AND (?2 IS NULL OR ts_ms >= strftime('%s', ?2) * 1000)"
-                     " AND (?3 IS NULL OR ts_ms < (strftime('%s', ?3) + 86400) * 1000)"
-                     " ORDER BY id DESC LIMIT ?4",
+    const DaySql& days = day_sql(db_);
+    if (!db_.prepare(std::string("SELECT ") + days.day_of_row +
+                         ", latency_us, ttfb_us, status FROM usage_logs"
+                         " WHERE (?1 = 0 OR key_id = ?1) AND (?2 IS NULL OR ts_ms >= " +
+                         days.since_ms + ") AND (?3 IS NULL OR ts_ms < " + days.until_ms +
+                         ") ORDER BY id DESC LIMIT ?4",
                      stmt)) {
         return R::failure(db_.last_error());
     }

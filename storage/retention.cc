@@ -34,8 +34,19 @@ bool Retention::open(Db& db, const StorageConfig& config, std::string& error) {
         !db.prepare("DELETE FROM usage_logs WHERE id IN"
                     " (SELECT id FROM usage_logs ORDER BY id LIMIT ?1) AND id <"
                     " (SELECT id FROM usage_logs ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-                    prune_capped_) ||
-        !db.prepare("PRAGMA page_count", page_count_) ||
+                    prune_capped_)) {
+        error = "preparing retention statements: " + db.last_error();
+        return false;
+    }
+    if (db.is_postgres()) {
+        // The cap counts the database's size on disk; autovacuum returns the space.
+        if (!db.prepare("SELECT pg_database_size(current_database())", page_count_)) {
+            error = "preparing retention statements: " + db.last_error();
+            return false;
+        }
+        return true;
+    }
+    if (!db.prepare("PRAGMA page_count", page_count_) ||
         !db.prepare("PRAGMA freelist_count", freelist_count_) ||
         !db.prepare("PRAGMA page_size", page_size_)) {
         error = "preparing retention statements: " + db.last_error();
@@ -48,9 +59,9 @@ bool Retention::is_over_cap() {
     if (config_.db_max_bytes == 0) {
         return false;
     }
-    int64_t values[3] = {0, 0, 0};
+    int64_t values[3] = {0, 0, 1};
     Stmt* stmts[3] = {&page_count_, &freelist_count_, &page_size_};
-    for (int index = 0; index < 3; index++) {
+    for (int index = 0; index < (db_->is_postgres() ? 1 : 3); index++) {
         if (stmts[index]->step() != StepStatus::row) {
             return false;
         }
@@ -93,6 +104,9 @@ uint64_t Retention::prune(int64_t cutoff_ms) {
 
 // Gives back up to retention_vacuum_pages_max free pages (auto_vacuum=INCREMENTAL).
 uint64_t Retention::vacuum() {
+    if (db_->is_postgres()) {
+        return 0;  // Autovacuum's business.
+    }
     if (freelist_count_.step() != StepStatus::row) {
         freelist_count_.reset();
         return 0;

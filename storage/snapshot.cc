@@ -640,7 +640,8 @@ bool SnapshotStore::reload(std::string& error) {
     std::vector<AliasEntry> aliases;
     // One read transaction so keys, channels and prices come from the same commit (WAL gives
     // the reader a stable view until COMMIT) [wal.html#concurrency].
-    if (!db_.exec("BEGIN")) {
+    // PostgreSQL: REPEATABLE READ gives the three reads one snapshot, as WAL does.
+    if (!db_.exec(db_.is_postgres() ? "BEGIN ISOLATION LEVEL REPEATABLE READ" : "BEGIN")) {
         error = db_.last_error();
         return false;
     }

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "core/assert.h"
 #include "storage/migrations.h"
@@ -109,15 +110,15 @@ constexpr const char* upsert_daily_sql =
     " unpriced_requests, model, channel_id)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     " ON CONFLICT (key_id, day, model, channel_id) DO UPDATE SET"
-    " requests = requests + excluded.requests,"
-    " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
-    " completion_tokens = completion_tokens + excluded.completion_tokens,"
-    " total_tokens = total_tokens + excluded.total_tokens,"
-    " cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,"
-    " cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,"
-    " reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,"
-    " cost_nano = cost_nano + excluded.cost_nano,"
-    " unpriced_requests = unpriced_requests + excluded.unpriced_requests";
+    " requests = daily_usage.requests + excluded.requests,"
+    " prompt_tokens = daily_usage.prompt_tokens + excluded.prompt_tokens,"
+    " completion_tokens = daily_usage.completion_tokens + excluded.completion_tokens,"
+    " total_tokens = daily_usage.total_tokens + excluded.total_tokens,"
+    " cached_input_tokens = daily_usage.cached_input_tokens + excluded.cached_input_tokens,"
+    " cache_write_tokens = daily_usage.cache_write_tokens + excluded.cache_write_tokens,"
+    " reasoning_tokens = daily_usage.reasoning_tokens + excluded.reasoning_tokens,"
+    " cost_nano = daily_usage.cost_nano + excluded.cost_nano,"
+    " unpriced_requests = daily_usage.unpriced_requests + excluded.unpriced_requests";
 
 // Tokens and money of a key move together: the same statement, the same transaction.
 constexpr const char* add_quota_used_sql =
@@ -201,7 +202,7 @@ bool Writer::open_db(std::string& error) {
     // Room for every row the queues (the control's too) and the batch can hold, so the
     // spill at a shutdown deadline needs no new blocks even on a disk that has filled since.
     const uint64_t queued_max = uint64_t(queues_.size()) * config.queue_slots + batch_rows_max_;
-    if (!spill_.open(spill_path(config.db_path),
+    if (!spill_.open(spill_path(storage_local_path(config)),
                      std::min(spill_reserve_bytes_max, queued_max * sizeof(UsageRecord)), error)) {
         return false;
     }
@@ -416,7 +417,7 @@ bool Writer::commit_batch() {
     const int64_t start_us = monotonic_us();
     const int64_t start_cpu_us = thread_cpu_us();
     commit_batch_aggregate();
-    if (!commit_batch_statements()) {
+    if (!commit_batch_statements() && !batch_was_committed()) {
         commit_failed(batch_count_, start_us);
         return false;
     }
@@ -431,6 +432,41 @@ bool Writer::commit_batch() {
     rows_written_.fetch_add(batch_count_, std::memory_order_release);
     batch_count_ = 0;
     return true;
+}
+
+// PostgreSQL: a connection lost while COMMIT was on its way leaves the outcome unknown, and
+// a retry of a committed batch would count it twice. The batch's first row, found by its
+// request id (indexed) and its own measurements, says it did commit. SQLite always knows.
+bool Writer::batch_was_committed() {
+    const UsageRecord& first = batch_[0];
+    if (!db_.is_postgres() || db_.last_error_kind() != DbErrorKind::io ||
+        first.request_id[0] == '\0') {
+        return false;
+    }
+    if (db_.in_transaction()) {
+        (void)db_.step_done(rollback_);
+    }
+    Stmt seen;
+    if (!db_.prepare("SELECT count(*) FROM usage_logs WHERE request_id = ?1 AND ts_ms = ?2"
+                     " AND key_id = ?3 AND latency_us = ?4 AND bytes_in = ?5 AND bytes_out = ?6",
+                     seen)) {
+        return false;
+    }
+    seen.bind_text(1, record_text(first.request_id));
+    seen.bind_int64(2, first.ts_ms);
+    seen.bind_int64(3, first.key_id);
+    seen.bind_int64(4, to_sql_int(first.latency_us));
+    seen.bind_int64(5, to_sql_int(first.bytes_in));
+    seen.bind_int64(6, to_sql_int(first.bytes_out));
+    const bool is_seen = seen.step() == StepStatus::row && seen.column_int64(0) > 0;
+    seen.reset();
+    if (is_seen) {
+        std::fprintf(stderr,
+                     "ringway: writer: the connection broke at COMMIT; the batch of %u"
+                     " rows had committed (not retried)\n",
+                     batch_count_);
+    }
+    return is_seen;
 }
 
 // The transaction itself. False on the first failing statement, transaction possibly
@@ -619,7 +655,7 @@ void Writer::spill_everything() {
 // already in spill_replays (the replay committed, then the process died before the file
 // was reset). A file that cannot be read as a spill stops startup: it may hold usage.
 bool Writer::replay_spill(std::string& error) {
-    const std::string path = spill_path(config_.db_path);
+    const std::string path = spill_path(storage_local_path(config_));
     const SpillContents spill = spill_read(path);
     if (spill.state == SpillState::invalid) {
         error = "the spill file " + path + " cannot be replayed (" + spill.error +
@@ -674,12 +710,13 @@ bool Writer::replay_rows(const SpillContents& spill, std::string& error) {
     batch_count_ = 0;
     Stmt mark;
     if (!db_.prepare("INSERT INTO spill_replays (spill_id, rows, replayed_at)"
-                     " VALUES (?1, ?2, unixepoch())",
+                     " VALUES (?1, ?2, ?3)",
                      mark)) {
         return fail("prepare");
     }
     mark.bind_blob(1, std::span<const uint8_t>(spill.spill_id, sizeof(spill.spill_id)));
     mark.bind_int64(2, int64_t(spill.rows.size()));
+    mark.bind_int64(3, int64_t(std::time(nullptr)));
     if (!db_.step_done(mark) || !db_.step_done(commit_)) {
         return fail("commit");
     }

@@ -181,6 +181,7 @@ private:
     [[nodiscard]] bool queues_are_empty() const;
     [[nodiscard]] bool commit_batch();
     [[nodiscard]] bool commit_batch_statements();
+    [[nodiscard]] bool batch_was_committed();
     [[nodiscard]] bool commit_batch_aggregates();
     static void aggregate_add(Aggregate& sum, const UsageRecord& record);
     [[nodiscard]] bool write_batch_rows();

@@ -22,7 +22,9 @@
 #   READY_TIMEOUT_S (15) RW_KEY_JSON ({"name":"bench"}: the bench key's admin body, e.g. with "rpm"/"tpm" limits)
 #   BASELINE_BUILD (unset: none) another build dir whose ringway is measured in the same run,
 #   interleaved, as target "baseline" (e.g. main's build, to compare CPU per request);
-#   BASELINE_KEY_JSON (RW_KEY_JSON) its key's body
+#   BASELINE_KEY_JSON (RW_KEY_JSON) its key's body; BASELINE_DB (unset: a SQLite file) the
+#   baseline's RINGWAY_DB, e.g. BASELINE_BUILD=build BASELINE_DB=postgres://... measures the
+#   same binary on PostgreSQL against SQLite in one run
 # Loopback only; every step is bounded in time; the EXIT trap stops what this script started.
 set -u -o pipefail
 
@@ -203,6 +205,8 @@ admin() {  # admin METHOD PATH [JSON] — to admin_target's admin API.
 start_ringway() {  # start_ringway [TARGET BUILD_DIR KEY_JSON] — ringway, or the baseline.
     local name=${1:-ringway} from=${2:-$build_dir} key_json=${3:-$rw_key_json}
     local binary="$from/ringway" deadline=$((SECONDS + ready_timeout_s)) created key server
+    local db="$work_dir/$name.db"
+    [[ $name == baseline && -n ${BASELINE_DB:-} ]] && db=$BASELINE_DB
     [[ -x $binary ]] || { log "$name: $binary not found"; return 1; }
     ln -s "$(realpath "$binary")" "$work_dir/bench-gateway-$name"
     binary="$work_dir/bench-gateway-$name"
@@ -210,7 +214,7 @@ start_ringway() {  # start_ringway [TARGET BUILD_DIR KEY_JSON] — ringway, or t
     port[admin_$name]=$(free_port)
     admin_target=$name
     env RINGWAY_LISTEN="127.0.0.1:${port[$name]}" RINGWAY_ADMIN_LISTEN="127.0.0.1:${port[admin_$name]}" \
-        RINGWAY_ADMIN_TOKEN="$admin_token" RINGWAY_DB="$work_dir/$name.db" \
+        RINGWAY_ADMIN_TOKEN="$admin_token" RINGWAY_DB="$db" RINGWAY_DB_LOCAL="$work_dir/$name.local" \
         RINGWAY_SHARDS="$shards" RINGWAY_LOG_LEVEL=warn \
         "${server_pin[@]}" "$binary" >"$work_dir/$name.log" 2>&1 &
     server=$!

@@ -1,6 +1,9 @@
 // bench/micro/writer_bench.cc — the storage hot paths: rows/s the writer thread commits
 // into a temp-file SQLite (batched vs one transaction per row), and the shard-side cost
-// of try_reserve + push into the SPSC queue and of notify().
+// of try_reserve + push into the SPSC queue and of notify(). With RW_BENCH_PG_URL set
+// (postgres://..., an empty database) the writer benchmark commits into PostgreSQL instead;
+// its rows_per_cpu_s then counts the writer thread only, not the server: compare the
+// items_per_second of the two runs, taken one after the other on the same machine.
 // Goals (issue "Storage"): >= 200k rows/s on one writer thread, push < 50 ns.
 #include <benchmark/benchmark.h>
 #include <pthread.h>
@@ -74,6 +77,12 @@ double thread_cpu_s(std::thread& thread) {
 
 // Keys 1..63; key 0 is the probes' system key every database has (migration 11).
 bool bench_insert_keys(Db& db, void*, std::string&) {
+    if (db.is_postgres()) {
+        return db.exec(
+            "INSERT INTO keys (id, name, key_hash, key_prefix, created_at)"
+            " SELECT i, 'bench', decode(md5(i::text) || md5(i::text), 'hex'),"
+            " 'sk-rw-bnch', 1 FROM generate_series(0, 63) AS i ON CONFLICT DO NOTHING");
+    }
     return db.exec(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 63)"
         " INSERT INTO keys (id, name, key_hash, key_prefix, created_at)"
@@ -86,6 +95,10 @@ void BM_WriterRowsPerSecond(benchmark::State& state) {
     const std::string dir = bench_temp_dir();
     StorageConfig config;
     config.db_path = dir + "/bench.db";
+    if (const char* pg = std::getenv("RW_BENCH_PG_URL"); pg != nullptr && pg[0] != '\0') {
+        config.db_path = pg;
+        config.local_path = dir + "/local";
+    }
     config.log_batch_rows = uint32_t(state.range(0));
     config.log_flush_ms = 50;
     config.queue_slots = 65536;

@@ -379,6 +379,9 @@ TEST(ProxyBillingTest, MixedLoadKeepsOneRowPerUpstreamRequestAndQuotaEqualToRows
     EXPECT_GT(count("end_reason = 'client_gone'"), 0);
     EXPECT_EQ(count("end_reason = 'client_gone' AND usage_source != 'estimated'"), 0);
 
+    if (gateway.db_path().starts_with("postgres")) {
+        return;  // PostgreSQL checks its own pages; PRAGMA is SQLite's.
+    }
     const auto integrity = db.query("PRAGMA integrity_check");
     ASSERT_EQ(integrity.size(), 1u);
     EXPECT_EQ(integrity[0].begin()->second, "ok");

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "tests/support/harness.h"
+#include "tests/support/pg_test.h"
 
 namespace rw::test::proxy {
 
@@ -261,9 +262,15 @@ inline constexpr std::string_view upstream_lost_event =
 
 using Row = std::map<std::string, std::string>;
 
+// The usage database as the gateway was given it: a SQLite file, or (RW_TEST_PG) a
+// PostgreSQL URL queried through libpq (one connection per query).
 class Db {
 public:
     explicit Db(const std::string& path) {
+        if (path.starts_with("postgres")) {
+            pg_url_ = path;
+            return;
+        }
         if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
             error_ = db_ != nullptr ? sqlite3_errmsg(db_) : "sqlite3_open_v2 failed";
             sqlite3_close(db_);
@@ -275,12 +282,16 @@ public:
     ~Db() { sqlite3_close(db_); }
     Db(const Db&) = delete;
     Db& operator=(const Db&) = delete;
-    [[nodiscard]] bool ok() const { return db_ != nullptr; }
+    [[nodiscard]] bool ok() const { return db_ != nullptr || !pg_url_.empty(); }
     [[nodiscard]] const std::string& error() const { return error_; }
 
     // Every row of `sql`, columns by name (NULL reads as "NULL"). Errors go to error().
     std::vector<Row> query(const std::string& sql) {
         std::vector<Row> rows;
+        if (!pg_url_.empty()) {
+            (void)pg_query(pg_url_, sql, rows, error_);
+            return rows;
+        }
         if (db_ == nullptr) {
             return rows;
         }
@@ -316,6 +327,7 @@ public:
 
 private:
     sqlite3* db_ = nullptr;
+    std::string pg_url_;
     std::string error_;
 };
 
@@ -561,7 +573,7 @@ public:
     double metric(std::string_view name) { return metric_sum(metrics(), name); }
 
     [[nodiscard]] uint16_t port() const { return ringway_.port(); }
-    [[nodiscard]] std::string db_path() const { return ringway_.temp_dir() + "/ringway.db"; }
+    [[nodiscard]] std::string db_path() const { return ringway_.db(); }
     [[nodiscard]] const Key& probe_key() const { return probe_key_; }
     Ringway& ringway() { return ringway_; }
 

@@ -4,6 +4,8 @@
 // condition variable bounded by a Deadline.
 #include "tests/support/harness.h"
 
+#include "tests/support/pg_test.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -517,7 +519,15 @@ bool Ringway::start(const EnvList& env, std::string* error, std::vector<std::str
         return false;
     }
     if (!has_db) {
-        options.env.emplace_back("RINGWAY_DB", temp_dir_.path() + "/ringway.db");
+        // RW_TEST_PG: a fresh PostgreSQL database per gateway (tests/support/pg_test.h).
+        options.env.emplace_back("RINGWAY_DB", pg_test_enabled()
+                                                   ? pg_test_new_database()
+                                                   : temp_dir_.path() + "/ringway.db");
+    }
+    for (const auto& entry : options.env) {
+        if (entry.first == "RINGWAY_DB") {
+            db_ = entry.second;
+        }
     }
     options.working_dir = temp_dir_.path();
     if (!process_.start(options, error)) {

@@ -127,7 +127,8 @@ private:
 };
 
 // A running ringway. start() sets RINGWAY_LISTEN=127.0.0.1:0 and RINGWAY_DB to a file in
-// a fresh temp dir (also the working directory) unless the caller gives them, waits for
+// a fresh temp dir (also the working directory; with RW_TEST_PG a fresh PostgreSQL
+// database, tests/support/pg_test.h) unless the caller gives them, waits for
 // the `event=ready` line and reads back the port and shard count. When ringway cannot start
 // because the kernel lacks io_uring features, the test process exits 77 (CTest: skipped).
 class Ringway {
@@ -140,11 +141,14 @@ public:
     [[nodiscard]] std::string stderr_text() { return process_.output(Stream::err); }
     [[nodiscard]] const std::string& ready_line() const { return ready_line_; }
     [[nodiscard]] const std::string& temp_dir() const { return temp_dir_.path(); }
+    // Its RINGWAY_DB: the caller's, the temp dir's ringway.db, or (RW_TEST_PG) a URL.
+    [[nodiscard]] const std::string& db() const { return db_; }
     // The binary start() runs; empty (the default): ringway_path(), the test binary.
     void set_program(std::string program) { program_ = std::move(program); }
 
 private:
     TempDir temp_dir_;  // Declared first: destroyed after the process is reaped.
+    std::string db_;
     std::string program_;
     Process process_;
     uint16_t port_ = 0;
