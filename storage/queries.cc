@@ -370,6 +370,29 @@ Result<std::vector<DailyUsageRow>> Queries::usage_per_day(int64_t key_id,
 
 namespace {
 
+// "rw-SHARD-MS-SEQUENCE" (decimal shard, lower-case hex milliseconds and sequence), as
+// proxy/request.cc request_id_make writes it: the only ids usage_logs.request_id holds.
+bool request_id_is_ringways(std::string_view id) {
+    if (!id.starts_with("rw-")) {
+        return false;
+    }
+    int field = 0;
+    size_t digits = 0;
+    for (const char c : id.substr(3)) {
+        if (c == '-') {
+            if (digits == 0 || ++field > 2) {
+                return false;
+            }
+            digits = 0;
+        } else if ((c >= '0' && c <= '9') || (field > 0 && c >= 'a' && c <= 'f')) {
+            digits++;
+        } else {
+            return false;
+        }
+    }
+    return field == 2 && digits > 0;
+}
+
 constexpr std::string_view log_columns =
     "SELECT id, ts_ms, key_id, channel_id, model_requested, model_sent, endpoint, status,"
     " prompt_tokens, completion_tokens, total_tokens, usage_source, end_reason, attempts,"
@@ -472,23 +495,50 @@ Result<std::vector<LatencySample>> Queries::latency_samples(int64_t key_id,
 Result<std::vector<UsageLogRow>> Queries::logs_by_request_id(std::string_view request_id) {
     using R = Result<std::vector<UsageLogRow>>;
     std::lock_guard<std::mutex> lock(mutex_);
-    Stmt stmt;
-    // Three indexed lookups (the partial indexes need the != '' terms to be usable).
-    if (!db_.prepare(std::string(log_columns) +
-                         " WHERE request_id = ?1"
-                         " OR (client_request_id = ?1 AND client_request_id != '')"
-                         " OR (upstream_request_id = ?1 AND upstream_request_id != '')"
-                         " ORDER BY id DESC LIMIT ?2",
-                     stmt)) {
-        return R::failure(db_.last_error());
-    }
-    stmt.bind_text(1, request_id);
-    stmt.bind_int64(2, query_rows_max);
     std::vector<UsageLogRow> rows;
     std::string error;
-    const bool is_ok = query_rows(
-        db_, stmt, [&rows](const Stmt& s) { rows.push_back(log_row_read(s)); }, error);
-    return is_ok ? R::success(std::move(rows)) : R::failure(error);
+    auto read_rows = [&](const std::string& sql, uint32_t limit) {
+        Stmt stmt;
+        if (!db_.prepare(sql.c_str(), stmt)) {
+            error = db_.last_error();
+            return false;
+        }
+        stmt.bind_text(1, request_id);
+        stmt.bind_int64(2, limit);
+        return query_rows(
+            db_, stmt, [&rows](const Stmt& s) { rows.push_back(log_row_read(s)); }, error);
+    };
+    // The client's and the provider's ids: indexed (the partial indexes need the != '' terms
+    // to be usable).
+    if (!read_rows(std::string(log_columns) +
+                       " WHERE (client_request_id = ?1 AND client_request_id != '')"
+                       " OR (upstream_request_id = ?1 AND upstream_request_id != '')"
+                       " ORDER BY id DESC LIMIT ?2",
+                   query_rows_max)) {
+        return R::failure(error);
+    }
+    // ringway's own id (SQLite: not indexed since migration 13): one row per id, read from the
+    // newest row back until it is found. An id not of ringway's shape is no row's own.
+    if (request_id_is_ringways(request_id)) {
+        const size_t indexed_rows = rows.size();
+        if (!read_rows(
+                std::string(log_columns) + " WHERE request_id = ?1 ORDER BY id DESC LIMIT ?2", 1)) {
+            return R::failure(error);
+        }
+        if (rows.size() > indexed_rows) {
+            const int64_t found_id = rows.back().id;
+            if (std::any_of(rows.begin(), rows.begin() + ptrdiff_t(indexed_rows),
+                            [found_id](const UsageLogRow& row) { return row.id == found_id; })) {
+                rows.pop_back();  // Its client's or provider's id is the same text.
+            }
+        }
+        std::sort(rows.begin(), rows.end(),
+                  [](const UsageLogRow& a, const UsageLogRow& b) { return a.id > b.id; });
+        if (rows.size() > size_t(query_rows_max)) {
+            rows.resize(size_t(query_rows_max));
+        }
+    }
+    return R::success(std::move(rows));
 }
 
 Result<std::vector<KeyInfo>> Queries::list_keys() {

@@ -91,6 +91,65 @@ TEST(Queries, UsageAndLogsPaginated) {
     writer_thread.join();
 }
 
+// ringway's own id (not indexed: read from the newest row back) and the client's and the
+// provider's ids (indexed) all find their rows; a row found by two of them comes once.
+TEST(Queries, LogsByRequestIdFindsEachKindOfId) {
+    test::TempDir dir;
+    const StorageConfig config = test::test_config(dir);
+    Writer writer;
+    std::string error;
+    ASSERT_TRUE(writer.open(config, 1, error)) << error;
+    std::thread writer_thread([&writer] { writer.run(); });
+    constexpr uint64_t rows_total = 300;
+    auto own_id = [](uint64_t i) {
+        return "rw-" + std::to_string(i % 2) + "-18bcfe568" + std::to_string(i % 10) + "-" +
+               std::to_string(i);
+    };
+    for (uint64_t i = 0; i < rows_total; i++) {
+        UsageRecord record = test::make_record(i, 0, 10);
+        record_set_text(record.request_id, own_id(i));
+        if (i == 10 || i == 250) {  // Two requests sent with the same client id.
+            record_set_text(record.client_request_id, "client-abc");
+        }
+        if (i == 20) {
+            record_set_text(record.upstream_request_id, "req_upstream_1");
+        }
+        if (i == 30) {  // A client id that is another row's ringway id, and its own.
+            record_set_text(record.client_request_id, own_id(200));
+        }
+        if (i == 40) {
+            record_set_text(record.client_request_id, own_id(40));
+        }
+        ASSERT_TRUE(writer.queue(0).try_reserve());
+        writer.queue(0).push(record);
+    }
+    writer.notify(0);
+    ASSERT_TRUE(test::wait_until([&] { return writer.rows_written() == rows_total; }));
+
+    Queries queries;
+    ASSERT_TRUE(queries.open(config, error)) << error;
+    auto found = [&](const std::string& id) {
+        std::vector<std::string> request_ids;
+        const auto rows = queries.logs_by_request_id(id);
+        EXPECT_TRUE(rows.ok()) << rows.error;
+        for (const UsageLogRow& row : rows.value) {
+            request_ids.push_back(row.request_id);
+        }
+        return request_ids;
+    };
+    using Ids = std::vector<std::string>;
+    EXPECT_EQ(found(own_id(0)), Ids{own_id(0)});  // The oldest: the read goes back to it.
+    EXPECT_EQ(found(own_id(123)), Ids{own_id(123)});
+    EXPECT_EQ(found("client-abc"), (Ids{own_id(250), own_id(10)}));
+    EXPECT_EQ(found("req_upstream_1"), Ids{own_id(20)});
+    EXPECT_EQ(found(own_id(200)), (Ids{own_id(200), own_id(30)}));
+    EXPECT_EQ(found(own_id(40)), Ids{own_id(40)});
+    EXPECT_TRUE(found(own_id(rows_total)).empty());
+    EXPECT_TRUE(found("rw-0-18bcfe5680").empty());
+    writer.request_stop();
+    writer_thread.join();
+}
+
 TEST(Queries, UsageGroupedByKeyModelChannelDay) {
     test::TempDir dir;
     const StorageConfig config = test::test_config(dir);
