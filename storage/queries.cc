@@ -211,11 +211,11 @@ std::string usage_grouped_sql(const UsageGrouping& grouping, const DaySql& days)
     sql += is_from_logs ? log_sums : daily_sums;
     // Days are UTC calendar days; a log row's day is its start's, as the writer files it.
     sql += is_from_logs
-               ? std::string(" FROM usage_logs WHERE (?1 = 0 OR key_id = ?1)") + " AND (" +
+               ? std::string(" FROM usage_logs WHERE (?1 < 0 OR key_id = ?1)") + " AND (" +
                      days.since_day + " IS NULL OR ts_ms >= " + days.since_ms + ")" + " AND (" +
                      days.until_day + " IS NULL OR ts_ms < " + days.until_ms + ")"
                : std::string(
-                     " FROM daily_usage WHERE (?1 = 0 OR key_id = ?1)"
+                     " FROM daily_usage WHERE (?1 < 0 OR key_id = ?1)"
                      " AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)");
     std::string group;
     const auto add = [&group](const char* column) {
@@ -347,7 +347,7 @@ Result<std::vector<DailyUsageRow>> Queries::usage_per_day(int64_t key_id,
                      " sum(completion_tokens), sum(total_tokens), sum(cached_input_tokens),"
                      " sum(cache_write_tokens), sum(reasoning_tokens), sum(cost_nano),"
                      " sum(unpriced_requests) FROM daily_usage"
-                     " WHERE (?1 = 0 OR key_id = ?1) AND (?2 IS NULL OR day >= ?2)"
+                     " WHERE (?1 < 0 OR key_id = ?1) AND (?2 IS NULL OR day >= ?2)"
                      " AND (?3 IS NULL OR day <= ?3) GROUP BY key_id, day"
                      " ORDER BY day, key_id LIMIT 100000",
                      stmt)) {
@@ -417,7 +417,7 @@ Result<std::vector<UsageLogRow>> Queries::recent_logs(const LogFilter& filter, u
     std::lock_guard<std::mutex> lock(mutex_);
     Stmt stmt;
     if (!db_.prepare(std::string(log_columns) +
-                         " WHERE (?1 = 0 OR key_id = ?1) AND (?2 = 0 OR id < ?2)"
+                         " WHERE (?1 < 0 OR key_id = ?1) AND (?2 = 0 OR id < ?2)"
                          " AND (?4 = 0 OR status = ?4) AND (?5 = '' OR end_reason = ?5)"
                          " ORDER BY id DESC LIMIT ?3",
                      stmt)) {
@@ -446,7 +446,7 @@ Result<std::vector<LatencySample>> Queries::latency_samples(int64_t key_id,
     const DaySql& days = day_sql(db_);
     if (!db_.prepare(std::string("SELECT ") + days.day_of_row +
                          ", latency_us, ttfb_us, status FROM usage_logs"
-                         " WHERE (?1 = 0 OR key_id = ?1) AND (?2 IS NULL OR ts_ms >= " +
+                         " WHERE (?1 < 0 OR key_id = ?1) AND (?2 IS NULL OR ts_ms >= " +
                          days.since_ms + ") AND (?3 IS NULL OR ts_ms < " + days.until_ms +
                          ") ORDER BY id DESC LIMIT ?4",
                      stmt)) {
