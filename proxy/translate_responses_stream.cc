@@ -55,9 +55,8 @@ std::string_view item_text(const StreamTranslator& t) {
 
 // `event: name\ndata: {"type":name,"sequence_number":N` — the caller adds members and "}\n\n".
 void event_open(StreamTranslator& t, std::string& out, std::string_view name) {
-    out += "event: ";
-    out += name;
-    out += "\ndata: {\"type\":\"";
+    sse_event_open(out, name);
+    out += "{\"type\":\"";
     out += name;
     out += "\",\"sequence_number\":";
     json_u64(out, t.sequence++);
@@ -320,15 +319,7 @@ bool responses_stream_chunk(Arena& arena, StreamTranslator& t, object chunk, std
     if (!t.is_started) {
         stream_start(t, chunk, out);
     }
-    object usage;
-    if (chunk["usage"].get_object().get(usage) == simdjson::SUCCESS) {
-        const TranslatedUsage counts = usage_from_chat(usage);
-        t.has_usage = true;
-        t.input_tokens = counts.input;
-        t.output_tokens = counts.output;
-        t.cache_read_tokens = counts.cache_read;
-        t.reasoning_tokens = counts.reasoning;
-    }
+    chat_chunk_usage(t, chunk);
     object choice;
     if (chunk["choices"].at(0).get_object().get(choice) != simdjson::SUCCESS) {
         return true;
@@ -338,10 +329,7 @@ bool responses_stream_chunk(Arena& arena, StreamTranslator& t, object chunk, std
         !chunk_delta(arena, t, delta, out)) {
         return false;
     }
-    const std::string_view finish = json_get_string(choice, "finish_reason");
-    if (!finish.empty()) {
-        copy_field(t.finish_reason, sizeof(t.finish_reason), finish);
-    }
+    chat_choice_finish(t, choice);
     return true;
 }
 
