@@ -32,18 +32,13 @@ namespace {
 // Steps `stmt` to the end, calling read(stmt) per row. False with db's error on failure.
 template <class ReadRow>
 bool query_rows(Db& db, Stmt& stmt, ReadRow read, std::string& error) {
-    for (;;) {
-        const StepStatus status = stmt.step();
-        if (status == StepStatus::error) {
-            error = db.last_error();
-            return false;
-        }
-        if (status == StepStatus::done) {
-            stmt.reset();
+    return db.rows(
+        stmt,
+        [&read](const Stmt& row) {
+            read(row);
             return true;
-        }
-        read(stmt);
-    }
+        },
+        error);
 }
 
 constexpr const char* key_columns =
