@@ -27,20 +27,8 @@ bool buffer_append(Arena& arena, char*& buffer, uint32_t& used, uint32_t& capaci
     if (needed > translate_output_bytes_max) {
         return false;
     }
-    if (needed > capacity) {
-        uint64_t grown = capacity == 0 ? 1024 : uint64_t(capacity) * 2;
-        while (grown < needed) {
-            grown *= 2;
-        }
-        auto* bytes = static_cast<char*>(arena.alloc(grown, 1));
-        if (bytes == nullptr) {
-            return false;
-        }
-        if (used > 0) {
-            std::memcpy(bytes, buffer, used);
-        }
-        buffer = bytes;
-        capacity = static_cast<uint32_t>(grown);
+    if (needed > capacity && !arena_buffer_grow(arena, buffer, used, capacity, needed)) {
+        return false;
     }
     if (!text.empty()) {
         std::memcpy(buffer + used, text.data(), text.size());

@@ -42,6 +42,24 @@ void sse_event_open(std::string& out, std::string_view name) {
     out += "\ndata: ";
 }
 
+bool arena_buffer_grow(Arena& arena, char*& buffer, uint32_t used, uint32_t& capacity,
+                       uint64_t needed) {
+    uint64_t grown = capacity == 0 ? 1024 : uint64_t(capacity) * 2;
+    while (grown < needed) {
+        grown *= 2;
+    }
+    auto* bytes = static_cast<char*>(arena.alloc(grown, 1));
+    if (bytes == nullptr) {
+        return false;
+    }
+    if (used > 0) {
+        std::memcpy(bytes, buffer, used);
+    }
+    buffer = bytes;
+    capacity = static_cast<uint32_t>(grown);
+    return true;
+}
+
 void chat_chunk_usage(StreamTranslator& t, object chunk) {
     object usage;
     if (chunk["usage"].get_object().get(usage) == simdjson::SUCCESS) {
@@ -418,23 +436,8 @@ bool reserve(Arena& arena, char*& buffer, uint32_t used, uint32_t& capacity, uin
     if (needed > translate_line_bytes_max) {
         return false;
     }
-    if (needed + simdjson::SIMDJSON_PADDING <= capacity) {
-        return true;
-    }
-    uint64_t grown = capacity == 0 ? 1024 : uint64_t(capacity) * 2;
-    while (grown < needed + simdjson::SIMDJSON_PADDING) {
-        grown *= 2;
-    }
-    auto* bytes = static_cast<char*>(arena.alloc(grown, 1));
-    if (bytes == nullptr) {
-        return false;
-    }
-    if (used > 0) {
-        std::memcpy(bytes, buffer, used);
-    }
-    buffer = bytes;
-    capacity = static_cast<uint32_t>(grown);
-    return true;
+    return needed + simdjson::SIMDJSON_PADDING <= capacity ||
+           arena_buffer_grow(arena, buffer, used, capacity, needed + simdjson::SIMDJSON_PADDING);
 }
 
 bool line_process(Arena& arena, StreamTranslator& t, std::string_view line, std::string& out) {
