@@ -195,7 +195,7 @@ ALTER TABLE channels ADD COLUMN health_error TEXT NOT NULL DEFAULT '';
     // one of as many B-tree positions as there are active keys, so each commit rewrote (WAL
     // frames, then checkpoint) a leaf page per key: with it gone the writer's CPU per row
     // fell by more than half (bench/micro/writer_bench). No query seeks it: the usage and log
-    // queries filter with "(?1 = 0 OR key_id = ?1)", which SQLite cannot turn into an
+    // queries filter with "(?1 < 0 OR key_id = ?1)", which SQLite cannot turn into an
     // index seek, so it only served as a full scan in key order, no faster than the table's.
     R"sql(
 DROP INDEX IF EXISTS usage_logs_key_ts;

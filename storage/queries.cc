@@ -32,18 +32,13 @@ namespace {
 // Steps `stmt` to the end, calling read(stmt) per row. False with db's error on failure.
 template <class ReadRow>
 bool query_rows(Db& db, Stmt& stmt, ReadRow read, std::string& error) {
-    for (;;) {
-        const StepStatus status = stmt.step();
-        if (status == StepStatus::error) {
-            error = db.last_error();
-            return false;
-        }
-        if (status == StepStatus::done) {
-            stmt.reset();
+    return db.rows(
+        stmt,
+        [&read](const Stmt& row) {
+            read(row);
             return true;
-        }
-        read(stmt);
-    }
+        },
+        error);
 }
 
 constexpr const char* key_columns =
@@ -183,6 +178,13 @@ const DaySql& day_sql(const Db& db) {
     return db.is_postgres() ? day_sql_postgres : day_sql_sqlite;
 }
 
+// The daily aggregates' day window (?2..?3, inclusive; NULL: unbounded). The NULL tests
+// name the parameters typed: PostgreSQL cannot type a bare `$2 IS NULL` bound to a day.
+std::string daily_days_where(const DaySql& days) {
+    return std::string(" AND (") + days.since_day + " IS NULL OR day >= ?2) AND (" +
+           days.until_day + " IS NULL OR day <= ?3)";
+}
+
 UsageTotals usage_totals_read(const Stmt& stmt, int first) {
     UsageTotals totals;
     totals.requests = stmt.column_int64(first);
@@ -211,12 +213,10 @@ std::string usage_grouped_sql(const UsageGrouping& grouping, const DaySql& days)
     sql += is_from_logs ? log_sums : daily_sums;
     // Days are UTC calendar days; a log row's day is its start's, as the writer files it.
     sql += is_from_logs
-               ? std::string(" FROM usage_logs WHERE (?1 = 0 OR key_id = ?1)") + " AND (" +
+               ? std::string(" FROM usage_logs WHERE (?1 < 0 OR key_id = ?1)") + " AND (" +
                      days.since_day + " IS NULL OR ts_ms >= " + days.since_ms + ")" + " AND (" +
                      days.until_day + " IS NULL OR ts_ms < " + days.until_ms + ")"
-               : std::string(
-                     " FROM daily_usage WHERE (?1 = 0 OR key_id = ?1)"
-                     " AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)");
+               : " FROM daily_usage WHERE (?1 < 0 OR key_id = ?1)" + daily_days_where(days);
     std::string group;
     const auto add = [&group](const char* column) {
         group += group.empty() ? "" : ", ";
@@ -343,13 +343,13 @@ Result<std::vector<DailyUsageRow>> Queries::usage_per_day(int64_t key_id,
     std::lock_guard<std::mutex> lock(mutex_);
     Stmt stmt;
     // daily_usage holds a row per model and channel too; the admin view is per key-day.
-    if (!db_.prepare("SELECT key_id, day, sum(requests), sum(prompt_tokens),"
-                     " sum(completion_tokens), sum(total_tokens), sum(cached_input_tokens),"
-                     " sum(cache_write_tokens), sum(reasoning_tokens), sum(cost_nano),"
-                     " sum(unpriced_requests) FROM daily_usage"
-                     " WHERE (?1 = 0 OR key_id = ?1) AND (?2 IS NULL OR day >= ?2)"
-                     " AND (?3 IS NULL OR day <= ?3) GROUP BY key_id, day"
-                     " ORDER BY day, key_id LIMIT 100000",
+    if (!db_.prepare(std::string("SELECT key_id, day, sum(requests), sum(prompt_tokens),"
+                                 " sum(completion_tokens), sum(total_tokens),"
+                                 " sum(cached_input_tokens), sum(cache_write_tokens),"
+                                 " sum(reasoning_tokens), sum(cost_nano), sum(unpriced_requests)"
+                                 " FROM daily_usage WHERE (?1 < 0 OR key_id = ?1)") +
+                         daily_days_where(day_sql(db_)) +
+                         " GROUP BY key_id, day ORDER BY day, key_id LIMIT 100000",
                      stmt)) {
         return R::failure(db_.last_error());
     }
@@ -440,7 +440,7 @@ Result<std::vector<UsageLogRow>> Queries::recent_logs(const LogFilter& filter, u
     std::lock_guard<std::mutex> lock(mutex_);
     Stmt stmt;
     if (!db_.prepare(std::string(log_columns) +
-                         " WHERE (?1 = 0 OR key_id = ?1) AND (?2 = 0 OR id < ?2)"
+                         " WHERE (?1 < 0 OR key_id = ?1) AND (?2 = 0 OR id < ?2)"
                          " AND (?4 = 0 OR status = ?4) AND (?5 = '' OR end_reason = ?5)"
                          " ORDER BY id DESC LIMIT ?3",
                      stmt)) {
@@ -469,8 +469,9 @@ Result<std::vector<LatencySample>> Queries::latency_samples(int64_t key_id,
     const DaySql& days = day_sql(db_);
     if (!db_.prepare(std::string("SELECT ") + days.day_of_row +
                          ", latency_us, ttfb_us, status FROM usage_logs"
-                         " WHERE (?1 = 0 OR key_id = ?1) AND (?2 IS NULL OR ts_ms >= " +
-                         days.since_ms + ") AND (?3 IS NULL OR ts_ms < " + days.until_ms +
+                         " WHERE (?1 < 0 OR key_id = ?1) AND (" +
+                         days.since_day + " IS NULL OR ts_ms >= " + days.since_ms + ") AND (" +
+                         days.until_day + " IS NULL OR ts_ms < " + days.until_ms +
                          ") ORDER BY id DESC LIMIT ?4",
                      stmt)) {
         return R::failure(db_.last_error());

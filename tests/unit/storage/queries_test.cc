@@ -52,9 +52,26 @@ TEST(Queries, UsageAndLogsPaginated) {
     EXPECT_EQ(days.value[0].totals.requests, 10);
     EXPECT_EQ(days.value[0].totals.total_tokens, 100);
     EXPECT_EQ(days.value[1].day, "2023-11-16");
-    const auto all_days = queries.usage_per_day(0, "", "2023-11-14");
+    const auto all_days = queries.usage_per_day(key_id_all, "", "2023-11-14");
     ASSERT_TRUE(all_days.ok());
     EXPECT_EQ(all_days.value.size(), 2u);  // Key 0 and the key, on the first day.
+    // Key 0 is the system key, a key like the others: its rows alone.
+    const auto system_days = queries.usage_per_day(0, "", "");
+    ASSERT_TRUE(system_days.ok()) << system_days.error;
+    ASSERT_EQ(system_days.value.size(), 3u);
+    int64_t system_requests = 0;
+    for (const DailyUsageRow& row : system_days.value) {
+        EXPECT_EQ(row.key_id, 0);
+        system_requests += row.totals.requests;
+    }
+    EXPECT_EQ(system_requests, 10);
+    const auto system_logs = queries.recent_logs(LogFilter{0, 0, ""}, 100, 0);
+    ASSERT_TRUE(system_logs.ok()) << system_logs.error;
+    EXPECT_EQ(system_logs.value.size(), 10u);
+    for (const UsageLogRow& row : system_logs.value) {
+        EXPECT_EQ(row.key_id, 0);
+    }
+    EXPECT_EQ(queries.recent_logs(LogFilter{}, 100, 0).value.size(), 40u);
 
     std::vector<int64_t> seen;
     int64_t before_id = 0;
@@ -175,7 +192,7 @@ TEST(Queries, UsageGroupedByKeyModelChannelDay) {
 
     UsageGrouping by_model;
     by_model.by_model = true;
-    const auto models = queries.usage_grouped(by_model, 0, "", "");
+    const auto models = queries.usage_grouped(by_model, key_id_all, "", "");
     ASSERT_TRUE(models.ok()) << models.error;
     ASSERT_EQ(models.value.size(), 2u);
     EXPECT_EQ(models.value[0].model, "a");
@@ -188,7 +205,7 @@ TEST(Queries, UsageGroupedByKeyModelChannelDay) {
     UsageGrouping by_channel_day;
     by_channel_day.by_channel = true;
     by_channel_day.by_day = true;
-    const auto channel_days = queries.usage_grouped(by_channel_day, 0, "2023-11-15", "");
+    const auto channel_days = queries.usage_grouped(by_channel_day, key_id_all, "2023-11-15", "");
     ASSERT_TRUE(channel_days.ok()) << channel_days.error;
     ASSERT_EQ(channel_days.value.size(), 2u);  // Only 2023-11-15: channels 7 and 8.
     EXPECT_EQ(channel_days.value[0].day, "2023-11-15");
@@ -200,7 +217,7 @@ TEST(Queries, UsageGroupedByKeyModelChannelDay) {
     // key and day alone come from the daily aggregates and agree with the rows.
     UsageGrouping by_key;
     by_key.by_key = true;
-    const auto keys = queries.usage_grouped(by_key, 0, "", "");
+    const auto keys = queries.usage_grouped(by_key, key_id_all, "", "");
     ASSERT_TRUE(keys.ok()) << keys.error;
     ASSERT_EQ(keys.value.size(), 2u);
     UsageGrouping by_key_model = by_key;
