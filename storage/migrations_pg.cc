@@ -170,6 +170,11 @@ CREATE TABLE aliases (
     updated_at BIGINT NOT NULL
 );
 )sql",
+    // 5: SQLite's 13, stored responses (proxy/stored_response.h).
+    R"sql(
+ALTER TABLE usage_logs ADD COLUMN response_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX usage_logs_response_id ON usage_logs (id) WHERE response_id != '';
+)sql",
 };
 
 constexpr uint32_t pg_migration_count = static_cast<uint32_t>(std::size(pg_migration_sql));

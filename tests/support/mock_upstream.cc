@@ -18,6 +18,9 @@
 //   POST /v1/messages          Anthropic Messages JSON / SSE (message_start .. message_stop)
 //   POST /v1/messages/count_tokens  {"input_tokens": N} (N: the prompt_tokens formula below)
 //   POST /v1/responses/input_tokens {"object":"response.input_tokens","input_tokens": N}
+//   GET|DELETE /v1/responses/{id}, POST /v1/responses/{id}/cancel, GET …/input_items: the
+//                              responses answered before (unless "store": false), kept in
+//                              memory; an unknown id: 404 as OpenAI answers it
 //   GET  /v1/models            model list
 //   POST /v1/images/generations  gpt-image answer with usage (usage none: dall-e's, none)
 //   POST /v1/audio/speech      binary audio, chunked piece by piece (see reply_speech)
@@ -1489,7 +1492,13 @@ std::string responses_object(const Context& ctx, bool is_completed) {
     }
     out +=
         "],\"parallel_tool_calls\":true,\"previous_response_id\":null,\"reasoning\":"
-        "{\"effort\":null,\"summary\":null},\"store\":false,\"temperature\":1.0,\"text\":"
+        "{\"effort\":null,\"summary\":null},\"store\":";
+    // As OpenAI: stored unless the request says "store": false.
+    std::string_view store;
+    out +=
+        json_object_find(ctx.request->body, "store", store) && store == "false" ? "false" : "true";
+    out +=
+        ",\"temperature\":1.0,\"text\":"
         "{\"format\":{\"type\":\"text\"}},\"tool_choice\":\"auto\",\"tools\":[],\"top_p\":1.0,"
         "\"truncation\":\"disabled\",\"usage\":";
     if (is_completed && ctx.controls->usage != UsageMode::none) {
@@ -2416,6 +2425,81 @@ void provider_headers(const Request& request, uint64_t id, Reply& reply) {
         Header{"set-cookie", "__cf_bm=mock-cookie; path=/; HttpOnly; Secure; SameSite=None"});
 }
 
+// Stored responses (OpenAI's GET/DELETE /v1/responses/{id}, POST …/cancel, GET
+// …/input_items): every /v1/responses answer whose request did not say "store": false is
+// kept here (its completed object and its input), shared by the loops behind one mutex.
+struct StoredMockResponse {
+    std::string object;  // The completed Responses object.
+    std::string input;   // The request's "input" when it was a string.
+};
+std::mutex stored_responses_mutex;
+std::map<std::string, StoredMockResponse> stored_responses;  // Guarded by the mutex above.
+
+void stored_response_keep(const Context& ctx) {
+    std::string_view store;
+    if (json_object_find(ctx.request->body, "store", store) && store == "false") {
+        return;
+    }
+    std::string id = "resp_mock";
+    append_u64(id, ctx.id);
+    std::string_view input;
+    StoredMockResponse stored{responses_object(ctx, true), {}};
+    if (json_object_find(ctx.request->body, "input", input) && input.size() >= 2 &&
+        input.front() == '"') {
+        stored.input = std::string(json_unquote(input));
+    }
+    const std::lock_guard lock(stored_responses_mutex);
+    stored_responses[id] = std::move(stored);
+}
+
+// /v1/responses/{id}[/cancel|/input_items]: true when the path is one of them (answered).
+bool reply_stored_response(const Request& request, const Controls& controls, Reply& reply) {
+    constexpr std::string_view prefix = "/v1/responses/";
+    const std::string& path = request.path;
+    if (!path.starts_with(prefix) || path == "/v1/responses/input_tokens") {
+        return false;
+    }
+    std::string_view rest = std::string_view(path).substr(prefix.size());
+    const size_t slash = rest.find('/');
+    const std::string id(rest.substr(0, slash));
+    const std::string_view tail = slash == std::string_view::npos ? "" : rest.substr(slash);
+    const std::lock_guard lock(stored_responses_mutex);
+    const auto found = stored_responses.find(id);
+    const bool is_method_ok = tail.empty() ? request.method == "GET" || request.method == "DELETE"
+                              : tail == "/cancel"
+                                  ? request.method == "POST"
+                                  : tail == "/input_items" && request.method == "GET";
+    if (!is_method_ok) {
+        reply_error(request, controls, 404, "Invalid URL (" + request.method + " " + path + ")",
+                    reply);
+        return true;
+    }
+    if (found == stored_responses.end()) {
+        reply_error(request, controls, 404, "Response with id '" + id + "' not found.", reply);
+        return true;
+    }
+    if (tail == "/input_items") {
+        reply.body = "{\"object\":\"list\",\"data\":[{\"id\":\"msg_in_" + id +
+                     "\",\"type\":\"message\",\"status\":\"completed\",\"role\":\"user\","
+                     "\"content\":[{\"type\":\"input_text\",\"text\":\"" +
+                     found->second.input + "\"}]}],\"first_id\":\"msg_in_" + id +
+                     "\",\"last_id\":\"msg_in_" + id + "\",\"has_more\":false}";
+    } else if (tail == "/cancel") {
+        std::string object = found->second.object;
+        const size_t at = object.find("\"status\":\"completed\"");
+        if (at != std::string::npos) {
+            object.replace(at, 20, "\"status\":\"cancelled\"");
+        }
+        reply.body = std::move(object);
+    } else if (request.method == "DELETE") {
+        reply.body = "{\"id\":\"" + id + "\",\"object\":\"response.deleted\",\"deleted\":true}";
+        stored_responses.erase(found);
+    } else {
+        reply.body = found->second.object;
+    }
+    return true;
+}
+
 std::atomic<uint64_t> next_error_id{1};
 
 void dispatch_llm(const Request& request, const Controls& controls, Reply& reply) {
@@ -2427,6 +2511,10 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
             return;
         }
         reply_models(reply);
+        return;
+    }
+    if (reply_stored_response(request, controls, reply)) {
+        provider_headers(request, next_response_id.fetch_add(1, std::memory_order_relaxed), reply);
         return;
     }
     const bool is_known =
@@ -2496,6 +2584,9 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
         reply_embeddings(ctx, reply);
     } else if (path == "/v1/responses") {
         reply_responses(ctx, reply);
+        if (controls.status == 0 && controls.fault == Fault::none) {
+            stored_response_keep(ctx);
+        }
     } else if (path == "/v1/responses/input_tokens") {
         reply.body = "{\"object\":\"response.input_tokens\",\"input_tokens\":";
         append_u64(reply.body, ctx.prompt_tokens);
