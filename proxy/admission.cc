@@ -11,6 +11,7 @@
 #include "proxy/gateway.h"
 #include "proxy/request.h"
 #include "proxy/resolver.h"
+#include "proxy/stored_response.h"
 #include "storage/keys.h"
 
 namespace rw {
@@ -413,8 +414,11 @@ Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedReques
     if (!admission_model_allowed(*key, *hold.get(), request.model_requested)) {
         return Fault::client_model_not_allowed;
     }
-    if ((fault = admission_route(gateway, request, *hold.get(), *key)) != Fault::none ||
-        (fault = budget_strict_limit(gateway, request, *key, *hold.get())) != Fault::none ||
+    if ((fault = admission_route(gateway, request, *hold.get(), *key)) != Fault::none) {
+        return fault;
+    }
+    stored_response_pin(gateway, request);
+    if ((fault = budget_strict_limit(gateway, request, *key, *hold.get())) != Fault::none ||
         (fault = admission_quota(gateway, request, *key)) != Fault::none ||
         (fault = rate_limit_body(gateway, request, *key, budget_token_bound(gateway, request))) !=
             Fault::none) {

@@ -51,8 +51,8 @@ bool stored_response_route(std::string_view path, Method method, Endpoint& endpo
         return false;  // POST /v1/responses/input_tokens is an endpoint of its own.
     }
     if (tail.empty()) {
-        endpoint = method == Method::delete_ ? Endpoint::responses_delete
-                                             : Endpoint::responses_retrieve;
+        endpoint =
+            method == Method::delete_ ? Endpoint::responses_delete : Endpoint::responses_retrieve;
     } else if (tail == "/cancel") {
         endpoint = Endpoint::responses_cancel;
     } else if (tail == "/input_items") {
@@ -125,8 +125,9 @@ bool StoredResponses::find(std::string_view id, StoredResponse& out,
         const Entry& entry = set[way];
         if (entry.stamp != 0 && std::string_view(entry.id, entry.id_bytes) == id) {
             std::memcpy(model_out, entry.model_sent, sizeof(model_out));
-            out = StoredResponse{entry.key_id, entry.channel_id,
-                                 std::string_view(model_out, strnlen(model_out, sizeof(model_out)))};
+            out =
+                StoredResponse{entry.key_id, entry.channel_id,
+                               std::string_view(model_out, strnlen(model_out, sizeof(model_out)))};
             return true;
         }
     }
@@ -146,8 +147,8 @@ void StoredResponses::forget(std::string_view id) {
     }
 }
 
-bool stored_responses_load(const StorageConfig& storage, StoredResponses& table,
-                           uint32_t& loaded, std::string& error) {
+bool stored_responses_load(const StorageConfig& storage, StoredResponses& table, uint32_t& loaded,
+                           std::string& error) {
     loaded = 0;
     Db db;
     if (!db.open(storage, DbMode::read_only, error)) {
@@ -203,9 +204,9 @@ Fault stored_response_admit(Gateway& gateway, ProxyRequest& request, const Parse
     if (!is_known) {
         // Another key's id answers as an unknown one does: nothing tells them apart.
         char message[160];
-        const int length = std::snprintf(message, sizeof(message),
-                                         "Response with id '%.*s' not found.",
-                                         int(std::min<size_t>(id.size(), 64)), id.data());
+        const int length =
+            std::snprintf(message, sizeof(message), "Response with id '%.*s' not found.",
+                          int(std::min<size_t>(id.size(), 64)), id.data());
         const char* copy = arena.copy({message, size_t(length > 0 ? length : 0)});
         request.fault_message = copy != nullptr ? std::string_view(copy, size_t(length)) : "";
         return Fault::client_response_not_found;
@@ -221,6 +222,33 @@ Fault stored_response_admit(Gateway& gateway, ProxyRequest& request, const Parse
     request.model_requested = {model_copy, stored.model_sent.size()};
     request.candidates[0].model_sent = request.model_requested;
     return Fault::none;
+}
+
+void stored_response_pin(Gateway& gateway, ProxyRequest& request) {
+    const std::string_view previous = request.fields.previous_response_id;
+    if (request.endpoint != Endpoint::responses || previous.empty() ||
+        gateway.shared.stored_responses == nullptr) {
+        return;
+    }
+    StoredResponse stored;
+    char model[record_model_bytes_max + 1];
+    if (!gateway.shared.stored_responses->find(previous, stored, model) ||
+        stored.key_id != request.key_id) {
+        return;
+    }
+    for (uint32_t index = 0; index < request.candidate_count; index++) {
+        const Candidate& candidate = request.candidates[index];
+        if (candidate.channel_id != stored.channel_id || candidate.kind != ChannelKind::openai) {
+            continue;
+        }
+        if (request.trial_channel_id != 0 && request.trial_channel_id != candidate.channel_id) {
+            gateway.shared.health->trial_abandoned(request.trial_channel_id);
+            request.trial_channel_id = 0;
+        }
+        request.candidates[0] = candidate;
+        request.candidate_count = 1;
+        return;
+    }
 }
 
 void stored_response_learn(Gateway& gateway, const ProxyRequest& request, int64_t channel_id,

@@ -84,6 +84,11 @@ constexpr uint32_t stored_responses_capacity = 32768;
 [[nodiscard]] bool stored_responses_load(const StorageConfig& storage, StoredResponses& table,
                                          uint32_t& loaded, std::string& error);
 
+// A /v1/responses request continuing a stored response (previous_response_id this key
+// created): its candidates narrowed to the channel that holds it, when that channel is
+// among them (no other channel has the response; without it the candidates stay).
+void stored_response_pin(Gateway& gateway, ProxyRequest& request);
+
 // A finished /v1/responses request's id, learnt from its answer, joins the table.
 void stored_response_learn(Gateway& gateway, const ProxyRequest& request, int64_t channel_id,
                            std::string_view model_sent);

@@ -29,8 +29,9 @@ protected:
         ASSERT_NO_FATAL_FAILURE(start_mock(second_mock_));
         ASSERT_NO_FATAL_FAILURE(gateway_.start({{"RINGWAY_SHARDS", "2"}}));
         // Two openai channels serve the model: only the one that created a response has it.
-        for (const auto& [name, port] : {std::pair<std::string, uint16_t>{"first", first_mock_.port()},
-                                         {"second", second_mock_.port()}}) {
+        for (const auto& [name, port] :
+             {std::pair<std::string, uint16_t>{"first", first_mock_.port()},
+              {"second", second_mock_.port()}}) {
             ChannelSpec spec;
             spec.name = name;
             spec.mock_port = port;
@@ -62,7 +63,8 @@ protected:
         } else {
             id = Json(response.body).string("/id");
         }
-        created_on = mock_requests(first_mock_.port()) > 0 ? first_mock_.port() : second_mock_.port();
+        created_on =
+            mock_requests(first_mock_.port()) > 0 ? first_mock_.port() : second_mock_.port();
         EXPECT_EQ(mock_requests(first_mock_.port()) + mock_requests(second_mock_.port()), 1);
         return id;
     }
@@ -149,11 +151,11 @@ TEST_F(ProxyStoredResponsesTest, AnotherKeyOrAnUnknownIdIsNotFoundAndNothingGoes
     uint16_t port = 0;
     const std::string id = create(false, port);
     ASSERT_NO_FATAL_FAILURE(mock_reset(port));
-    for (const auto& [method, path, key] :
-         {std::tuple<std::string, std::string, const Key*>{"GET", "/v1/responses/" + id, &other_key_},
-          {"DELETE", "/v1/responses/" + id, &other_key_},
-          {"GET", "/v1/responses/resp_unknown", &key_},
-          {"POST", "/v1/responses/resp_unknown/cancel", &key_}}) {
+    for (const auto& [method, path, key] : {std::tuple<std::string, std::string, const Key*>{
+                                                "GET", "/v1/responses/" + id, &other_key_},
+                                            {"DELETE", "/v1/responses/" + id, &other_key_},
+                                            {"GET", "/v1/responses/resp_unknown", &key_},
+                                            {"POST", "/v1/responses/resp_unknown/cancel", &key_}}) {
         const Response refused = call(method, path, *key);
         EXPECT_EQ(refused.status, 404) << method << " " << path << ": " << refused.body;
         Json error(refused.body);
@@ -165,7 +167,8 @@ TEST_F(ProxyStoredResponsesTest, AnotherKeyOrAnUnknownIdIsNotFoundAndNothingGoes
     EXPECT_EQ(mock_requests(first_mock_.port()) + mock_requests(second_mock_.port()), 0);
     // The creating key still reaches it.
     EXPECT_EQ(call("GET", "/v1/responses/" + id, key_).status, 200);
-    const auto rows = wait_usage_rows(gateway_.db_path(), other_key_.id, 0, Deadline::after_ms(500));
+    const auto rows =
+        wait_usage_rows(gateway_.db_path(), other_key_.id, 0, Deadline::after_ms(500));
     EXPECT_TRUE(rows.empty());
 }
 
@@ -177,6 +180,39 @@ TEST_F(ProxyStoredResponsesTest, AResponseNotStoredIsNotLearnt) {
     ASSERT_FALSE(id.empty());
     EXPECT_EQ(call("GET", "/v1/responses/" + id, key_).status, 404);
     EXPECT_EQ(mock_requests(first_mock_.port()) + mock_requests(second_mock_.port()), 1);
+}
+
+// previous_response_id names a response only its channel holds: every continuation goes
+// there (of two channels drawn at random otherwise), and is itself learnt.
+TEST_F(ProxyStoredResponsesTest, AContinuationGoesToTheChannelHoldingThePreviousResponse) {
+    uint16_t port = 0;
+    std::string previous = create(false, port);
+    ASSERT_FALSE(previous.empty());
+    const uint16_t other_port =
+        port == first_mock_.port() ? second_mock_.port() : first_mock_.port();
+    for (int turn = 0; turn < 6; turn++) {
+        const Response next = gateway_.call(
+            post_request("/v1/responses",
+                         R"({"model":"gpt-4o-mini","input":"and then?","previous_response_id":")" +
+                             previous + R"("})",
+                         key_.secret));
+        ASSERT_EQ(next.status, 200) << next.body;
+        previous = Json(next.body).string("/id");
+    }
+    EXPECT_EQ(mock_requests(port), 7);
+    EXPECT_EQ(mock_requests(other_port), 0);
+    // Another key's id is no pin: that request is routed as any other.
+    for (int turn = 0; turn < 6; turn++) {
+        EXPECT_EQ(gateway_
+                      .call(post_request(
+                          "/v1/responses",
+                          R"({"model":"gpt-4o-mini","input":"x","previous_response_id":")" +
+                              previous + R"("})",
+                          other_key_.secret))
+                      .status,
+                  200);
+    }
+    EXPECT_EQ(mock_requests(port) + mock_requests(other_port), 13);
 }
 
 TEST_F(ProxyStoredResponsesTest, TheIdsSurviveARestart) {
@@ -197,8 +233,9 @@ TEST_F(ProxyStoredResponsesTest, TheIdsSurviveARestart) {
     EXPECT_EQ(Json(retrieved.body).string("/id"), id);
     EXPECT_EQ(mock_requests(port), 1);
     // Still this key's only.
-    EXPECT_EQ(restarted.call(method_request("GET", "/v1/responses/" + id, other_key_.secret)).status,
-              404);
+    EXPECT_EQ(
+        restarted.call(method_request("GET", "/v1/responses/" + id, other_key_.secret)).status,
+        404);
 }
 
 }  // namespace
