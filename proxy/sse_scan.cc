@@ -316,6 +316,9 @@ SseEventKind sse_event_kind(std::string_view name) {
         {"response.incomplete", SseEventKind::response_incomplete},
         {"response.failed", SseEventKind::response_failed},
         {"response.created", SseEventKind::response_created},
+        {"image_generation.completed", SseEventKind::media_done},
+        {"image_edit.completed", SseEventKind::media_done},
+        {"speech.audio.done", SseEventKind::media_done},
         {"message_start", SseEventKind::message_start},
         {"message_delta", SseEventKind::message_delta},
         {"message_stop", SseEventKind::message_stop},
@@ -579,6 +582,12 @@ void SseUsageScanner::dispatch_kind(SseEventKind kind) {
             if (!is_anthropic) {
                 is_done_ = true;
                 parse_usage(UsageAt::in_response);
+            }
+            return;
+        case SseEventKind::media_done:
+            if (format_ == UsageFormat::responses) {
+                is_done_ = true;
+                parse_usage(UsageAt::root);
             }
             return;
         case SseEventKind::response_created:

@@ -46,9 +46,12 @@ enum class SseEventKind : uint8_t {
     response_incomplete,  // Responses API: response.usage present.
     response_failed,      // Responses API: response.usage may be present.
     response_created,     // Responses API: response.id (a stored response's id).
-    message_start,        // Anthropic: message.usage (input tokens).
-    message_delta,        // Anthropic: usage (output tokens so far).
-    message_stop,         // Anthropic: end of the message.
+    // The last event of a streamed image (image_generation.completed, image_edit.completed)
+    // or an SSE speech answer (speech.audio.done): usage at the root.
+    media_done,
+    message_start,  // Anthropic: message.usage (input tokens).
+    message_delta,  // Anthropic: usage (output tokens so far).
+    message_stop,   // Anthropic: end of the message.
 };
 SseEventKind sse_event_kind(std::string_view name);
 
@@ -76,8 +79,8 @@ public:
 
     // Usage as reported so far (later usage objects overwrite earlier counters).
     const UsageCounts& usage() const { return usage_; }
-    // chat: saw data: [DONE]; responses: response.completed, .incomplete or .failed;
-    // anthropic: message_stop.
+    // chat: saw data: [DONE]; responses: response.completed, .incomplete or .failed (or a
+    // media stream's last event, image_generation.completed & co); anthropic: message_stop.
     bool is_done() const { return is_done_; }
     // Responses API: the id of the stored response its response.created announced (arena);
     // empty when none was seen, or the response is not stored ("store": false).

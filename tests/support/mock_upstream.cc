@@ -1682,7 +1682,51 @@ void reply_messages(const Context& ctx, Reply& reply) {
 // gpt-image's answer: size/quality/output_format and usage {input_tokens, output_tokens
 // (completion tokens x n), total_tokens, input_tokens_details}; with usage none dall-e's:
 // {"created","data":[{"url","revised_prompt"}]}.
+// A streamed image ("stream": true; edits too): x-mock-chunks - 1 partial_image events, then
+// the completed one with gpt-image's usage at its root (none under usage none), as
+// OpenAI's image_generation.* / image_edit.* events.
+void reply_image_stream(const Context& ctx, std::string_view prefix, Reply& reply) {
+    const Controls& controls = *ctx.controls;
+    reply.is_stream = true;
+    reply.content_type = "text/event-stream; charset=utf-8";
+    constexpr std::string_view pixel =
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+"
+        "M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    for (uint32_t i = 0; i + 1 < controls.chunk_count; ++i) {
+        const std::string type = std::string(prefix) + ".partial_image";
+        std::string data = "{\"type\":\"" + type + "\",\"b64_json\":\"" + std::string(pixel) +
+                           "\",\"partial_image_index\":";
+        append_u64(data, i);
+        data += "}";
+        sse_push(reply, controls.eol, type, data);
+    }
+    const std::string type = std::string(prefix) + ".completed";
+    std::string data =
+        "{\"type\":\"" + type + "\",\"b64_json\":\"" + std::string(pixel) + "\",\"created_at\":";
+    append_u64(data, ctx.created_s);
+    data +=
+        ",\"size\":\"1024x1024\",\"quality\":\"low\",\"background\":\"opaque\","
+        "\"output_format\":\"png\"";
+    if (controls.usage != UsageMode::none) {
+        data += ",\"usage\":{\"total_tokens\":";
+        append_u64(data, ctx.prompt_tokens + ctx.completion_tokens);
+        data += ",\"input_tokens\":";
+        append_u64(data, ctx.prompt_tokens);
+        data += ",\"output_tokens\":";
+        append_u64(data, ctx.completion_tokens);
+        data += ",\"input_tokens_details\":{\"text_tokens\":";
+        append_u64(data, ctx.prompt_tokens);
+        data += ",\"image_tokens\":0}}";
+    }
+    data += "}";
+    sse_push(reply, controls.eol, type, data);
+}
+
 void reply_images(const Context& ctx, Reply& reply) {
+    if (ctx.is_stream) {
+        reply_image_stream(ctx, "image_generation", reply);
+        return;
+    }
     std::string_view value;
     uint64_t count = 1;
     if (json_object_find(ctx.body_object, "n", value)) {
@@ -1742,6 +1786,29 @@ void reply_speech(const Context& ctx, Reply& reply) {
                          : format == "flac" ? "audio/flac"
                          : format == "pcm"  ? "audio/pcm"
                                             : "audio/mpeg";
+    if (json_object_find(ctx.body_object, "stream_format", value) && json_unquote(value) == "sse") {
+        // OpenAI's SSE speech: speech.audio.delta events (base64 audio), then
+        // speech.audio.done with the usage (none under usage none).
+        reply.is_stream = true;
+        reply.content_type = "text/event-stream; charset=utf-8";
+        for (uint32_t piece = 0; piece < controls.chunk_count; ++piece) {
+            sse_push(reply, controls.eol, "speech.audio.delta",
+                     "{\"type\":\"speech.audio.delta\",\"audio\":\"SUQzBAAAAAAA\"}");
+        }
+        std::string done = "{\"type\":\"speech.audio.done\"";
+        if (controls.usage != UsageMode::none) {
+            done += ",\"usage\":{\"input_tokens\":";
+            append_u64(done, ctx.prompt_tokens);
+            done += ",\"output_tokens\":";
+            append_u64(done, ctx.completion_tokens);
+            done += ",\"total_tokens\":";
+            append_u64(done, ctx.prompt_tokens + ctx.completion_tokens);
+            done += "}";
+        }
+        done += "}";
+        sse_push(reply, controls.eol, "speech.audio.done", done);
+        return;
+    }
     static constexpr std::string_view tricky = "\n\ndata: {\"usage\":{\"input_tokens\":9}}\n\n";
     uint64_t n = 0;
     for (uint32_t piece = 0; piece < controls.chunk_count; ++piece) {
