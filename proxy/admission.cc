@@ -11,6 +11,7 @@
 #include "proxy/gateway.h"
 #include "proxy/request.h"
 #include "proxy/resolver.h"
+#include "proxy/stored_response.h"
 #include "storage/keys.h"
 
 namespace rw {
@@ -359,32 +360,65 @@ Fault admission_head(Gateway& gateway, ProxyRequest& request, const ParsedReques
     return admission_limits(gateway, request, *key);
 }
 
-Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http) {
-    RW_ASSERT(request.key_id != 0);  // admission_head found the key.
-    const SnapshotHold hold(*gateway.shared.snapshots, gateway.shard.index());
-    // The head's snapshot may have been retired meanwhile: the key is found again by id,
-    // and a key revoked while its body was uploading is refused now.
-    const KeyEntry* key =
-        hold.get() != nullptr ? hold.get()->find_key_by_id(request.key_id) : nullptr;
+namespace {
+
+// The key again once the body is in: the head's snapshot may have been retired meanwhile,
+// so the key is found again by id, and a key revoked (or its allowed_cidrs changed) while
+// its body was uploading is refused now.
+Fault admission_key_again(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http,
+                          const Snapshot* snapshot, const KeyEntry*& key) {
+    key = snapshot != nullptr ? snapshot->find_key_by_id(request.key_id) : nullptr;
     if (key == nullptr || !key->is_active ||
         (key->expires_at_s != 0 && key->expires_at_s <= request.started_unix_ms / 1000)) {
         gateway.metrics.auth_failures.add();
         return Fault::client_expired_api_key;
     }
-    // allowed_cidrs may have changed while the body was uploading.
     if (!admission_address_allowed(gateway, request, http, *key)) {
         gateway.metrics.auth_failures.add();
         return Fault::client_ip_not_allowed;
     }
-    Fault fault = admission_fields(request, http);
+    return Fault::none;
+}
+
+// A request that may never be recorded is not served: commits failing for longer than
+// RINGWAY_WRITER_STALL_MS would otherwise let the queue (and what a SIGKILL loses) grow to
+// its full size. The usage record's queue slot is taken now, so the record can never be
+// dropped later: no room means the writer is behind.
+Fault admission_queue_slot(Gateway& gateway, ProxyRequest& request) {
+    if (gateway.shared.writer->is_refusing(gateway.shard.now_ms())) {
+        gateway.metrics.overloaded.add();
+        return Fault::local_log_stalled;
+    }
+    if (!gateway.shared.writer->queue(gateway.shard.index()).try_reserve()) {
+        gateway.metrics.overloaded.add();
+        return Fault::local_log_full;
+    }
+    request.has_queue_reservation = true;
+    return Fault::none;
+}
+
+}  // namespace
+
+Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http) {
+    RW_ASSERT(request.key_id != 0);  // admission_head found the key.
+    const SnapshotHold hold(*gateway.shared.snapshots, gateway.shard.index());
+    const KeyEntry* key = nullptr;
+    Fault fault = admission_key_again(gateway, request, http, hold.get(), key);
+    if (fault != Fault::none) {
+        return fault;
+    }
+    fault = admission_fields(request, http);
     if (fault != Fault::none) {
         return fault;
     }
     if (!admission_model_allowed(*key, *hold.get(), request.model_requested)) {
         return Fault::client_model_not_allowed;
     }
-    if ((fault = admission_route(gateway, request, *hold.get(), *key)) != Fault::none ||
-        (fault = budget_strict_limit(gateway, request, *key, *hold.get())) != Fault::none ||
+    if ((fault = admission_route(gateway, request, *hold.get(), *key)) != Fault::none) {
+        return fault;
+    }
+    stored_response_pin(gateway, request);
+    if ((fault = budget_strict_limit(gateway, request, *key, *hold.get())) != Fault::none ||
         (fault = admission_quota(gateway, request, *key)) != Fault::none ||
         (fault = rate_limit_body(gateway, request, *key, budget_token_bound(gateway, request))) !=
             Fault::none) {
@@ -399,22 +433,45 @@ Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedReques
         }
         return fault;
     }
-    // A request that may never be recorded is not served: commits failing for longer
-    // than RINGWAY_WRITER_STALL_MS would otherwise let the queue (and what a SIGKILL
-    // loses) grow to its full size. The usage record's queue slot is taken now, so the
-    // record can never be dropped later: no room means the writer is behind.
-    if (gateway.shared.writer->is_refusing(gateway.shard.now_ms())) {
-        gateway.metrics.overloaded.add();
-        return Fault::local_log_stalled;
+    if ((fault = admission_queue_slot(gateway, request)) != Fault::none) {
+        return fault;
     }
-    if (!gateway.shared.writer->queue(gateway.shard.index()).try_reserve()) {
-        gateway.metrics.overloaded.add();
-        return Fault::local_log_full;
-    }
-    request.has_queue_reservation = true;
     const std::string_view version = http.find_header("anthropic-version");
     request.anthropic_version = version.empty() ? std::string_view("2023-06-01") : version;
     return Fault::none;
+}
+
+Fault admission_stored(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http,
+                       int64_t channel_id) {
+    RW_ASSERT(request.key_id != 0);  // admission_head found the key.
+    const SnapshotHold hold(*gateway.shared.snapshots, gateway.shard.index());
+    const KeyEntry* key = nullptr;
+    Fault fault = admission_key_again(gateway, request, http, hold.get(), key);
+    if (fault != Fault::none) {
+        return fault;
+    }
+    // The one channel that holds the response, whatever its health: no other has it.
+    const ChannelEntry* picked[1] = {nullptr};
+    for (const ChannelEntry& channel : hold.get()->channels()) {
+        if (channel.id == channel_id && channel.is_enabled && channel.kind == ChannelKind::openai) {
+            picked[0] = &channel;
+        }
+    }
+    request.candidate_count = 0;
+    request.trial_channel_id = 0;
+    if (picked[0] == nullptr) {
+        request.fault_message = "The channel that holds this response is not available.";
+        return Fault::local_no_channel;
+    }
+    const AddressBook* book =
+        gateway.shared.resolver != nullptr ? gateway.shared.resolver->current() : nullptr;
+    const RouteResult route = route_candidates(client_arena(*request.conn), {picked, 1}, 1, book,
+                                               {}, {request.candidates, 1});
+    if (route.fault != Fault::none) {
+        return route.fault;
+    }
+    request.candidate_count = 1;
+    return admission_queue_slot(gateway, request);
 }
 
 }  // namespace rw

@@ -61,4 +61,11 @@ private:
 [[nodiscard]] Fault admission_body(Gateway& gateway, ProxyRequest& request,
                                    const ParsedRequest& http);
 
+// A stored-response request (stored_response.h) once its body is in: the key again (and
+// its address), the channel that holds the response as the one candidate (enabled, of kind
+// openai: 503 no_channel_available otherwise), and a usage queue slot. No model, route,
+// quota or budget check: the request costs no tokens.
+[[nodiscard]] Fault admission_stored(Gateway& gateway, ProxyRequest& request,
+                                     const ParsedRequest& http, int64_t channel_id);
+
 }  // namespace rw

@@ -39,13 +39,23 @@ constexpr EndpointInfo endpoints[] = {
      false, false, true, true},
     {"/v1/audio/translations", Endpoint::audio_translations, UsageFormat::responses, false, false,
      false, true, true},
+    // Stored responses on the openai channel that created them; free (0-token rows). A
+    // background response's tokens are on its creation's row (stored_response.h).
+    {"GET /v1/responses/{id}", Endpoint::responses_retrieve, UsageFormat::responses, false, true,
+     false, false, false, true},
+    {"DELETE /v1/responses/{id}", Endpoint::responses_delete, UsageFormat::responses, false, true,
+     false, false, false, true},
+    {"/v1/responses/{id}/cancel", Endpoint::responses_cancel, UsageFormat::responses, false, true,
+     false, false, false, true},
+    {"GET /v1/responses/{id}/input_items", Endpoint::responses_input_items, UsageFormat::responses,
+     false, true, false, false, false, true},
 };
 
 }  // namespace
 
 const EndpointInfo* endpoint_find(std::string_view path) {
     for (const EndpointInfo& info : endpoints) {
-        if (path == info.path) {
+        if (path == info.path && !info.is_stored) {
             return &info;
         }
     }

@@ -24,6 +24,11 @@ enum class Endpoint : uint8_t {
     images_edits,
     audio_transcriptions,
     audio_translations,
+    // Stored responses (stored_response.h): routed by the response id, not by a model.
+    responses_retrieve,
+    responses_delete,
+    responses_cancel,
+    responses_input_items,
 };
 
 struct EndpointInfo {
@@ -36,6 +41,9 @@ struct EndpointInfo {
     bool has_output;    // It generates output tokens (a budget reserves them); embeddings do not.
     // multipart/form-data, relayed as it arrives (upload.h); its model is the `model` part.
     bool is_multipart = false;
+    // A stored response's request (stored_response.h): its path holds the id, so `path`
+    // here is the text its usage row names it by, never a request path.
+    bool is_stored = false;
 };
 
 [[nodiscard]] const EndpointInfo& endpoint_info(Endpoint endpoint);

@@ -118,6 +118,11 @@ constexpr FaultRow fault_rows[] = {
      {404, "model_not_found", "not_found_error",
       "The model does not exist or you do not have access to it.", EndReason::local_error, false,
       false, 0, "", true}},
+    // OpenAI's own answer for an id it does not know (or another organisation's).
+    {Fault::client_response_not_found,
+     "client_response_not_found",
+     {404, "response_not_found", "not_found_error", "No response with this id was found.",
+      EndReason::local_error, false, false, 0, "", true}},
     {Fault::client_length_required,
      "client_length_required",
      {411, "length_required", "invalid_request_error",

@@ -35,9 +35,10 @@ enum class Fault : uint8_t {
     client_tokens_limited,    // The key's (or key and model's) tpm has no room now.
     client_tokens_too_large,  // The request's token bound exceeds the tpm itself.
     client_model_not_found,
-    client_length_required,   // A chunked upload: 411 (an upload is relayed with its length).
-    client_upload_too_large,  // Content-Length over RINGWAY_MAX_UPLOAD_BYTES: 413.
-    client_gone,              // Reset or closed while the request was open: nobody to answer.
+    client_response_not_found,  // A stored response this key did not create (or unknown).
+    client_length_required,     // A chunked upload: 411 (an upload is relayed with its length).
+    client_upload_too_large,    // Content-Length over RINGWAY_MAX_UPLOAD_BYTES: 413.
+    client_gone,                // Reset or closed while the request was open: nobody to answer.
     // The gateway's side.
     local_no_channel,
     local_log_full,     // The usage queue has no room: refuse rather than lose a record.

@@ -12,6 +12,7 @@
 #include "proxy/models.h"
 #include "proxy/relay.h"
 #include "proxy/request.h"
+#include "proxy/stored_response.h"
 #include "proxy/upload.h"
 
 namespace rw {
@@ -30,6 +31,16 @@ void* on_head(void* context, Conn& conn) {
     const ParsedRequest& http = client_request(conn);
     const EndpointInfo* info = endpoint_find(http.path);
     const bool is_models = http.path == "/v1/models";
+    Endpoint stored_endpoint{};
+    std::string_view stored_id;
+    if (info == nullptr &&
+        stored_response_route(http.path, http.method, stored_endpoint, stored_id)) {
+        info = &endpoint_info(stored_endpoint);  // /v1/responses/{id}[/cancel|/input_items].
+    }
+    const Method method = info != nullptr && info->is_stored
+                              ? stored_response_method(info->endpoint)
+                          : is_models ? Method::get
+                                      : Method::post;
     if (info == nullptr && !is_models) {
         client_respond_unknown_url(conn);
         return nullptr;
@@ -42,15 +53,18 @@ void* on_head(void* context, Conn& conn) {
     // The id comes first: every answer from here on carries it, refusals too.
     char id_text[request_id_bytes_max];
     const std::string_view request_id = request_id_make(gateway, id_text);
-    if (http.method != (is_models ? Method::get : Method::post)) {
+    if (http.method != method) {
         gateway.metrics.faults[static_cast<uint32_t>(Fault::client_method_not_allowed)].add();
-        fault_respond(
-            conn, Fault::client_method_not_allowed,
-            {shape,
-             {},
-             is_models ? "Only GET is allowed on this path." : "Only POST is allowed on this path.",
-             0,
-             request_id});
+        fault_respond(conn, Fault::client_method_not_allowed,
+                      {shape,
+                       {},
+                       info != nullptr && (info->endpoint == Endpoint::responses_retrieve ||
+                                           info->endpoint == Endpoint::responses_delete)
+                           ? "Only GET and DELETE are allowed on this path."
+                       : method == Method::get ? "Only GET is allowed on this path."
+                                               : "Only POST is allowed on this path.",
+                       0,
+                       request_id});
         return nullptr;
     }
     ProxyRequest* request = request_create(gateway, conn, request_id);
@@ -99,7 +113,9 @@ void on_request(void* context, Conn& conn) {
         models_serve(gateway, *request, !http.find_header("anthropic-version").empty());
         return;
     }
-    const Fault fault = admission_body(gateway, *request, http);
+    const Fault fault = endpoint_info(request->endpoint).is_stored
+                            ? stored_response_admit(gateway, *request, http)
+                            : admission_body(gateway, *request, http);
     if (fault != Fault::none) {
         request_finish(gateway, *request, fault);
     } else if (request->is_counted_locally) {

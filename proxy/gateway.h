@@ -25,6 +25,7 @@
 namespace rw {
 
 class Resolver;
+class StoredResponses;
 struct ProxyRequest;
 
 // What every shard's gateway shares: read-mostly or atomic, owned by the program's
@@ -41,6 +42,7 @@ struct GatewayShared {
     Resolver* resolver = nullptr;
     MetricsShared* metrics_shared = nullptr;
     ChannelHealthBoard* health = nullptr;
+    StoredResponses* stored_responses = nullptr;  // Response ids and their channels.
     // RINGWAY_ANTHROPIC_MAX_TOKENS, parsed at startup (translate.h).
     MaxTokensDefaults max_tokens_defaults;
     GatewayMetrics* metrics[shards_max] = {};

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/assert.h"
+#include "proxy/usage.h"
 
 namespace rw {
 namespace {
@@ -213,6 +214,7 @@ struct SeenKeys {
     bool max_completion_tokens = false;
     bool max_output_tokens = false;
     bool choices = false;
+    bool previous_response_id = false;
 };
 
 // max_tokens, max_completion_tokens, max_output_tokens: the largest present counts.
@@ -284,6 +286,21 @@ RequestFieldsError read_member(Arena& arena, std::string_view body, ondemand::do
     }
     if (key == "n") {
         return read_choices(value, seen.choices, fields);
+    }
+    if (key == "previous_response_id") {
+        if (seen.previous_response_id) {
+            return RequestFieldsError::duplicate_key;
+        }
+        seen.previous_response_id = true;
+        std::string_view id;  // In the parser's string buffer: copied to outlive the parse.
+        if (value.get_string().get(id) == simdjson::SUCCESS && stored_response_id_valid(id)) {
+            const char* copy = arena.copy(id);
+            if (copy == nullptr) {
+                return RequestFieldsError::arena_exhausted;
+            }
+            fields.previous_response_id = {copy, id.size()};
+        }
+        return RequestFieldsError::none;  // Anything else is the provider's to judge.
     }
     return RequestFieldsError::none;  // Not ours: On Demand skips it when we move on.
 }

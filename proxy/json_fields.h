@@ -79,6 +79,9 @@ struct RequestFields {
     bool has_output_limit;
     uint64_t output_tokens_max;
     uint64_t choices_count;  // n; 1 when absent.
+    // Responses: a well-formed previous_response_id (arena copy); empty otherwise. Routes
+    // the request to the channel that holds that response (proxy/stored_response.h).
+    std::string_view previous_response_id;
 };
 
 // Reads the fields from padded_body (json_padding_bytes readable after it). Duplicate keys

@@ -13,7 +13,7 @@
 
 namespace rw {
 
-static_assert(static_cast<uint32_t>(Endpoint::audio_translations) + 1 == endpoint_count);
+static_assert(static_cast<uint32_t>(Endpoint::responses_input_items) + 1 == endpoint_count);
 
 uint32_t MetricLabels::slot(std::string_view value) {
     value = value.substr(0, metric_label_bytes_max);

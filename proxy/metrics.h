@@ -22,7 +22,7 @@ namespace rw {
 class Writer;
 class RateShare;
 
-constexpr uint32_t endpoint_count = 14;  // Endpoint's enumerators (static_assert in metrics.cc).
+constexpr uint32_t endpoint_count = 18;  // Endpoint's enumerators (static_assert in metrics.cc).
 constexpr uint32_t histogram_buckets_max = 16;
 
 // One histogram's per-shard counts: buckets[i] counts observations in (bound[i-1],

@@ -9,10 +9,29 @@
 #include "proxy/attempt.h"
 #include "proxy/gateway.h"
 #include "proxy/request.h"
+#include "proxy/stored_response.h"
 #include "proxy/upstream_tls.h"
 
 namespace rw {
 namespace {
+
+// Whether the answer may create a stored response: /v1/responses passed through to an
+// openai channel (a translated answer's id names no stored object).
+bool relay_learns_response_id(const ProxyRequest& request) {
+    return request.endpoint == Endpoint::responses && request.translation == Translation::none &&
+           request.candidates[request.attempt_index].kind == ChannelKind::openai;
+}
+
+// The id (a view into a buffer about to be reused) copied into the request's arena.
+void relay_keep_response_id(ProxyRequest& request, std::string_view id) {
+    if (id.empty() || !request.response_id.empty()) {
+        return;
+    }
+    const char* copy = client_arena(*request.conn).copy(id);
+    if (copy != nullptr) {
+        request.response_id = {copy, id.size()};
+    }
+}
 
 constexpr std::string_view json_type = "application/json";
 
@@ -103,6 +122,10 @@ bool relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t 
         return true;
     }
     request.scanner.feed({start, length_bytes});
+    if (request.response_id.empty() && !request.scanner.response_id().empty() &&
+        relay_learns_response_id(request)) {
+        relay_keep_response_id(request, request.scanner.response_id());
+    }
     if (request.ttft_us == 0 && request.scanner.events_count() > 0 &&
         request.attempt_started_us != 0) {
         request.ttft_us = proxy_clock_us() - request.attempt_started_us;  // First whole event.
@@ -369,6 +392,11 @@ void relay_whole(Gateway& gateway, ProxyRequest& request) {
         if (usage_from_json({request.response_body, request.response_bytes}, request.usage_format,
                             counts)) {
             request.usage = counts;
+        }
+        if (relay_learns_response_id(request)) {
+            relay_keep_response_id(
+                request,
+                stored_response_id_read({request.response_body, request.response_bytes}, false));
         }
     }
     if (request.translation != Translation::none && !relay_whole_translate(gateway, request)) {

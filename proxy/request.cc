@@ -14,6 +14,7 @@
 #include "core/wall_clock.h"
 #include "proxy/budget.h"
 #include "proxy/gateway.h"
+#include "proxy/stored_response.h"
 #include "proxy/usage_record.h"
 
 namespace rw {
@@ -63,9 +64,11 @@ int64_t request_record(Gateway& gateway, ProxyRequest& request, EndReason reason
         request.traceparent,
         request.parser.head().request_id,
         price,
+        request.response_id,
     };
     const UsageRecord record = usage_record_build(input);
     publisher.quiesce(gateway.shard.index());  // `price` is not used past this line.
+    stored_response_learn(gateway, request, candidate.channel_id, candidate.model_sent);
     if (record.price_id == 0) {
         gateway.metrics.unpriced_requests.add();
     }
@@ -182,6 +185,9 @@ void request_answer(Gateway& gateway, ProxyRequest& request, Fault fault) {
             request_stream_abort(gateway, request);
         }
         request.usage = request.scanner.usage();
+        if (endpoint_info(request.endpoint).is_free) {
+            request.usage = UsageCounts{0, 0, 0, true};  // A stored response's stream, retrieved.
+        }
         return;
     }
     const FaultInfo& info = fault_info(fault);

@@ -78,6 +78,9 @@ struct ProxyRequest {
     std::string_view traceparent;        // The client's traceparent, if well formed.
     std::string_view upstream_head;      // Built per attempt (arena).
     std::string_view upstream_body;
+    // A /v1/responses answer's stored response id (arena), learnt from the whole body or
+    // the stream's response.created (stored_response.h); empty: none.
+    std::string_view response_id;
     char* relayed_headers;  // upstream_relayed_headers_bytes_max (arena), for the parser.
     int64_t key_id;
     uint32_t quota_slot;

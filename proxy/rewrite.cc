@@ -10,6 +10,7 @@
 
 #include "core/text.h"
 #include "proxy/request.h"
+#include "proxy/stored_response.h"
 #include "proxy/upload.h"
 
 namespace rw {
@@ -174,7 +175,11 @@ Fault upstream_head_build(Arena& arena, ProxyRequest& request, const ParsedReque
                                                           : request.upstream_body.size();
     const char* const content_length_end = decimal_write(content_length, body_bytes);
     HeadText head{out, capacity};
-    head.put("POST ");
+    // A stored response's request goes as the client sent it: GET, DELETE, or a POST
+    // without a body (cancel).
+    const EndpointInfo& info = endpoint_info(request.endpoint);
+    const Method method = info.is_stored ? stored_response_method(request.endpoint) : Method::post;
+    head.put(method == Method::get ? "GET " : method == Method::delete_ ? "DELETE " : "POST ");
     head.put(prefix);
     head.put(path);
     if (!http.query.empty()) {
@@ -188,11 +193,15 @@ Fault upstream_head_build(Arena& arena, ProxyRequest& request, const ParsedReque
     head.put(candidate.host_header);
     head.put(is_anthropic ? "\r\nx-api-key: " : "\r\nAuthorization: Bearer ");
     head.put(candidate.api_key);
-    head.put("\r\nContent-Type: ");
-    head.put(request.upload != nullptr ? request.upload->content_type
-                                       : std::string_view("application/json"));
-    head.put("\r\nContent-Length: ");
-    head.put({content_length, static_cast<size_t>(content_length_end - content_length)});
+    if (method == Method::post && !info.is_stored) {
+        head.put("\r\nContent-Type: ");
+        head.put(request.upload != nullptr ? request.upload->content_type
+                                           : std::string_view("application/json"));
+    }
+    if (method == Method::post) {
+        head.put("\r\nContent-Length: ");
+        head.put({content_length, static_cast<size_t>(content_length_end - content_length)});
+    }
     head.put("\r\n");
     head.put_header("Accept", accept.empty() || request.translation != Translation::none
                                   ? std::string_view("application/json")
@@ -233,6 +242,14 @@ Fault upstream_request_build(Arena& arena, ProxyRequest& request, const ParsedRe
                            !request.fields.include_usage;
     char limit_text[64];
     const std::string_view limit_member = output_limit_member(request, candidate, limit_text);
+    if (endpoint_info(request.endpoint).is_stored) {
+        RW_ASSERT(request.translation == Translation::none);  // Only openai channels hold them.
+        std::string_view prefix;
+        std::string_view path;
+        upstream_path(candidate, client_request(*request.conn).path, prefix, path);
+        request.upstream_body = {};
+        return upstream_head_build(arena, request, http, prefix, path);
+    }
     if (request.upload != nullptr) {
         if (!upload_body_build(arena, request, candidate)) {
             return Fault::local_out_of_memory;

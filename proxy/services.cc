@@ -341,6 +341,13 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     }
     services.health = std::make_unique<ChannelHealthBoard>(health_settings(services.config));
     health_restore(services);
+    services.stored_responses = std::make_unique<StoredResponses>(stored_responses_capacity);
+    uint32_t stored_loaded = 0;
+    if (!stored_responses_load(storage, *services.stored_responses, stored_loaded, error)) {
+        error = "cannot load stored response ids: " + error;
+        return false;
+    }
+    RW_LOG_INFO("event=stored_responses_loaded count=%u", stored_loaded);
     services.resolver.start(services.store.publisher(), services.config.shards, 60000);
     GatewayShared& gateway = services.gateway;
     if (const char* max_tokens = lookup("RINGWAY_ANTHROPIC_MAX_TOKENS", nullptr);
@@ -358,6 +365,7 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     gateway.rate_share = services.rate_share.get();
     gateway.metrics_shared = services.metrics_shared.get();
     gateway.health = services.health.get();
+    gateway.stored_responses = services.stored_responses.get();
     services.metrics_shared->health = services.health.get();
     gateway.resolver = &services.resolver;
     services.writer_thread = std::thread([&services] {

@@ -19,6 +19,7 @@
 #include "proxy/idle_probe.h"
 #include "proxy/probe.h"
 #include "proxy/resolver.h"
+#include "proxy/stored_response.h"
 #include "storage/catalog_listener.h"
 #include "storage/keys.h"
 #include "storage/queries.h"
@@ -53,7 +54,8 @@ struct Services {
     std::unique_ptr<RateShare> rate_share;  // RINGWAY_REDIS set: the rw-redis thread.
     std::unique_ptr<MetricsShared> metrics_shared;
     std::unique_ptr<ChannelHealthBoard> health;
-    ProbeDeps probe;           // The admin API's channel probe.
+    std::unique_ptr<StoredResponses> stored_responses;  // Response ids and their channels.
+    ProbeDeps probe;                                    // The admin API's channel probe.
     IdleProbeDeps idle_probe;  // Idle down channels' trials, on the admin thread's tick.
     GatewayShared gateway;
     std::unique_ptr<Catalog> catalog;

@@ -315,6 +315,10 @@ SseEventKind sse_event_kind(std::string_view name) {
         {"response.completed", SseEventKind::response_completed},
         {"response.incomplete", SseEventKind::response_incomplete},
         {"response.failed", SseEventKind::response_failed},
+        {"response.created", SseEventKind::response_created},
+        {"image_generation.completed", SseEventKind::media_done},
+        {"image_edit.completed", SseEventKind::media_done},
+        {"speech.audio.done", SseEventKind::media_done},
         {"message_start", SseEventKind::message_start},
         {"message_delta", SseEventKind::message_delta},
         {"message_stop", SseEventKind::message_stop},
@@ -580,6 +584,17 @@ void SseUsageScanner::dispatch_kind(SseEventKind kind) {
                 parse_usage(UsageAt::in_response);
             }
             return;
+        case SseEventKind::media_done:
+            if (format_ == UsageFormat::responses) {
+                is_done_ = true;
+                parse_usage(UsageAt::root);
+            }
+            return;
+        case SseEventKind::response_created:
+            if (format_ == UsageFormat::responses && response_id_.empty()) {
+                read_response_id();
+            }
+            return;
         case SseEventKind::message_start:
             if (is_anthropic) {
                 parse_usage(UsageAt::in_message);
@@ -599,6 +614,23 @@ void SseUsageScanner::dispatch_kind(SseEventKind kind) {
         case SseEventKind::other: return;
     }
     RW_UNREACHABLE();
+}
+
+// response.created: the stored response's id, copied into the arena (the scratch is reused).
+void SseUsageScanner::read_response_id() {
+    if (data_at_ == DataAt::piece) {
+        data_to_scratch();
+    }
+    if (is_event_damaged_) {
+        return;
+    }
+    std::memset(scratch_.bytes + scratch_.used_bytes, 0, json_padding_bytes);
+    const std::string_view id =
+        stored_response_id_read(std::string_view(scratch_.bytes, scratch_.used_bytes), true);
+    const char* copy = id.empty() ? nullptr : arena_->copy(id);
+    if (copy != nullptr) {
+        response_id_ = {copy, id.size()};
+    }
 }
 
 // Runs simdjson on the current event's data, which must be in scratch_ for the padding.

@@ -45,9 +45,13 @@ enum class SseEventKind : uint8_t {
     response_completed,   // Responses API: response.usage present.
     response_incomplete,  // Responses API: response.usage present.
     response_failed,      // Responses API: response.usage may be present.
-    message_start,        // Anthropic: message.usage (input tokens).
-    message_delta,        // Anthropic: usage (output tokens so far).
-    message_stop,         // Anthropic: end of the message.
+    response_created,     // Responses API: response.id (a stored response's id).
+    // The last event of a streamed image (image_generation.completed, image_edit.completed)
+    // or an SSE speech answer (speech.audio.done): usage at the root.
+    media_done,
+    message_start,  // Anthropic: message.usage (input tokens).
+    message_delta,  // Anthropic: usage (output tokens so far).
+    message_stop,   // Anthropic: end of the message.
 };
 SseEventKind sse_event_kind(std::string_view name);
 
@@ -75,9 +79,12 @@ public:
 
     // Usage as reported so far (later usage objects overwrite earlier counters).
     const UsageCounts& usage() const { return usage_; }
-    // chat: saw data: [DONE]; responses: response.completed, .incomplete or .failed;
-    // anthropic: message_stop.
+    // chat: saw data: [DONE]; responses: response.completed, .incomplete or .failed (or a
+    // media stream's last event, image_generation.completed & co); anthropic: message_stop.
     bool is_done() const { return is_done_; }
+    // Responses API: the id of the stored response its response.created announced (arena);
+    // empty when none was seen, or the response is not stored ("store": false).
+    std::string_view response_id() const { return response_id_; }
     // Dispatched events (the SSE spec's: events with at least one data line).
     uint32_t events_count() const { return events_count_; }
     // An `error` event, response.failed, or data JSON with a non-null top-level "error".
@@ -116,15 +123,17 @@ private:
     bool data_to_scratch();
     void carry_append(const char* p, uint32_t n);
     void cut_if_usage_only(std::string_view data);
+    void read_response_id();
     [[nodiscard]] bool buffer_append(Buffer& buffer, const char* p, uint32_t n);
 
     Arena* arena_ = nullptr;
     UsageFormat format_ = UsageFormat::chat;
     UsageParts parts_;
     UsageCounts usage_;
-    Buffer carry_{};              // The start of a line cut by the end of the previous piece.
-    Buffer scratch_{};            // The current event's data once it cannot stay a view (padded).
-    std::string_view data_view_;  // The current event's data while DataAt::piece.
+    std::string_view response_id_;  // See response_id() (arena).
+    Buffer carry_{};                // The start of a line cut by the end of the previous piece.
+    Buffer scratch_{};              // The current event's data once it cannot stay a view (padded).
+    std::string_view data_view_;    // The current event's data while DataAt::piece.
     DataAt data_at_ = DataAt::none;
     SseEventKind event_kind_ = SseEventKind::none;
     uint32_t data_line_count_ = 0;

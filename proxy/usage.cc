@@ -253,6 +253,31 @@ bool is_null_value(ondemand::value& value) {
     return value.type().get(type) == simdjson::SUCCESS && type == ondemand::json_type::null;
 }
 
+// Reads "id" and "store" of a Responses object.
+std::string_view read_response_object(ondemand::object object) {
+    std::string_view id;
+    bool is_stored = true;  // OpenAI's default; an object without the member is stored.
+    for (auto member : object) {
+        ondemand::raw_json_string key;
+        ondemand::value value;
+        if (member.key().get(key) != simdjson::SUCCESS ||
+            member.value().get(value) != simdjson::SUCCESS) {
+            return {};
+        }
+        if (key.unsafe_is_equal("id")) {
+            if (value.get_string().get(id) != simdjson::SUCCESS) {
+                return {};
+            }
+        } else if (key.unsafe_is_equal("store")) {
+            bool store = true;
+            if (value.get_bool().get(store) == simdjson::SUCCESS) {
+                is_stored = store;
+            }
+        }
+    }
+    return is_stored && stored_response_id_valid(id) ? id : std::string_view{};
+}
+
 }  // namespace
 
 UsageDocument usage_read_document(std::string_view padded_json, UsageFormat format, UsageAt at,
@@ -338,6 +363,49 @@ bool usage_from_json(std::string_view padded_body, UsageFormat format, UsageCoun
     counts = usage_counts_from_parts(parts, format);
     RW_ASSERT(counts.has_usage == (document.is_json && document.has_usage));
     return document.is_json;
+}
+
+bool stored_response_id_valid(std::string_view id) {
+    if (id.empty() || id.size() > stored_response_id_bytes_max) {
+        return false;
+    }
+    for (const char c : id) {
+        const bool is_word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                             (c >= '0' && c <= '9') || c == '_' || c == '-';
+        if (!is_word) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string_view stored_response_id_read(std::string_view padded_json, bool is_in_response) {
+    const simdjson::padded_string_view input(padded_json.data(), padded_json.size(),
+                                             padded_json.size() + json_padding_bytes);
+    ondemand::document document;
+    ondemand::object object;
+    if (json_thread_parser().iterate(input).get(document) != simdjson::SUCCESS ||
+        document.get_object().get(object) != simdjson::SUCCESS) {
+        return {};
+    }
+    if (!is_in_response) {
+        return read_response_object(object);
+    }
+    for (auto member : object) {
+        ondemand::raw_json_string key;
+        ondemand::value value;
+        if (member.key().get(key) != simdjson::SUCCESS ||
+            member.value().get(value) != simdjson::SUCCESS) {
+            return {};
+        }
+        if (key.unsafe_is_equal("response")) {
+            ondemand::object response;
+            return value.get_object().get(response) == simdjson::SUCCESS
+                       ? read_response_object(response)
+                       : std::string_view{};
+        }
+    }
+    return {};
 }
 
 }  // namespace rw

@@ -83,6 +83,20 @@ struct UsageDocument {
 [[nodiscard]] UsageDocument usage_read_document(std::string_view padded_json, UsageFormat format,
                                                 UsageAt at, UsageParts& parts);
 
+// The longest stored response id kept (OpenAI's are "resp_" and 48 hex digits: 53 bytes);
+// a longer one is not recorded, so its later requests answer 404 (proxy/stored_response.h).
+constexpr uint32_t stored_response_id_bytes_max = 63;  // record_foreign_id_bytes_max.
+
+// Whether `id` may be a response id: 1..stored_response_id_bytes_max bytes of
+// [A-Za-z0-9_-].
+[[nodiscard]] bool stored_response_id_valid(std::string_view id);
+
+// The id of a stored Responses object in a document (padded for simdjson): the response
+// itself ({"id":…,"store":…}) or an event carrying it ({"response":{"id":…}}). Empty when
+// there is none, it is not a valid id, or the object says "store": false.
+[[nodiscard]] std::string_view stored_response_id_read(std::string_view padded_json,
+                                                       bool is_in_response);
+
 // Folds parts into counts (has_usage copied; total computed when not reported).
 UsageCounts usage_counts_from_parts(const UsageParts& parts, UsageFormat format);
 

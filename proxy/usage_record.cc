@@ -71,6 +71,7 @@ UsageRecord usage_record_build(const UsageRecordInput& input) {
     record_set_text(record.client_request_id, input.client_request_id);
     record_set_text(record.traceparent, input.traceparent);
     record_set_text(record.upstream_request_id, input.upstream_request_id);
+    record_set_text(record.response_id, input.response_id);
     if (input.price != nullptr) {
         // An error without usage charges nothing: no tokens, and no per-request fee either.
         const bool is_charged = record.usage_source != UsageSource::unknown;

@@ -63,6 +63,8 @@ struct UsageRecordInput {
     // start (Snapshot::prices().find), or nullptr: the row is then unpriced. Read during
     // usage_record_build only (the caller holds the snapshot).
     const PriceEntry* price;
+    // A stored Responses object the answer created (stored_response.h); empty: none.
+    std::string_view response_id = {};
 };
 
 // The record for the writer: usage by the billing rule, counters clamped to 32 bits,

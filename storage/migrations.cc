@@ -261,6 +261,13 @@ CREATE TABLE aliases (
     R"sql(
 DROP INDEX IF EXISTS usage_logs_request_id;
 )sql",
+    // 14: stored responses (proxy/stored_response.h). The id of the Responses object a
+    // /v1/responses answer created, on its row: a start reloads the newest ones with their
+    // key and channel, so retrieve/delete/cancel/input_items still reach that channel.
+    R"sql(
+ALTER TABLE usage_logs ADD COLUMN response_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX usage_logs_response_id ON usage_logs (id) WHERE response_id != '';
+)sql",
 };
 
 constexpr uint32_t migration_count = static_cast<uint32_t>(std::size(migration_sql));

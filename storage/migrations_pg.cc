@@ -2,8 +2,9 @@
 // constraints as the SQLite migrations (storage/migrations.cc) in intent, with BIGINT for
 // INTEGER, BYTEA for BLOB and identity columns for INTEGER PRIMARY KEY. Its own numbered
 // list (the version lives in the one-row table schema_version): PostgreSQL migration 1 is
-// SQLite's 1..9 as they stand, 2..4 are SQLite's 10..12. A new SQLite migration gets its
-// PostgreSQL twin appended here. Hosts sharing the database may start together: the run
+// SQLite's 1..9 as they stand, 2..4 are SQLite's 10..12, 5 is SQLite's 14 (SQLite's 13
+// drops an index PostgreSQL keeps: its writer looks a batch's first row up by request id
+// after a lost COMMIT). A new SQLite migration gets its PostgreSQL twin appended here. Hosts sharing the database may start together: the run
 // holds an advisory lock.
 #include <cstdio>
 #include <iterator>
@@ -169,6 +170,11 @@ CREATE TABLE aliases (
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
+)sql",
+    // 5: SQLite's 14, stored responses (proxy/stored_response.h).
+    R"sql(
+ALTER TABLE usage_logs ADD COLUMN response_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX usage_logs_response_id ON usage_logs (id) WHERE response_id != '';
 )sql",
 };
 

@@ -85,11 +85,13 @@ struct UsageRecord {
     char client_request_id[record_foreign_id_bytes_max + 1];    // The client's x-request-id.
     char traceparent[traceparent_bytes + 1];                    // The client's traceparent.
     char upstream_request_id[record_foreign_id_bytes_max + 1];  // x-request-id / request-id.
+    // The stored response a /v1/responses answer created (proxy/stored_response.h).
+    char response_id[record_foreign_id_bytes_max + 1];
 };
 
 static_assert(std::is_trivially_copyable_v<UsageRecord>, "copied through the SPSC ring");
 static_assert(std::is_standard_layout_v<UsageRecord>);
-static_assert(sizeof(UsageRecord) <= 576, "keep the ring's slots small");
+static_assert(sizeof(UsageRecord) <= 640, "keep the ring's slots small");
 
 // Copies text into a fixed array, truncating to N - 1 bytes, always NUL-terminated.
 // Truncation may split a UTF-8 sequence; SQLite stores the bytes as given.

@@ -18,7 +18,7 @@
 
 namespace rw {
 
-constexpr uint32_t spill_layout_version = 1;
+constexpr uint32_t spill_layout_version = 2;  // 2: UsageRecord::response_id.
 
 struct SpillHeader {
     char magic[8];  // "RWSPILL\0"

@@ -76,12 +76,12 @@ constexpr const char* insert_usage_head_sql =
     " status, prompt_tokens, completion_tokens, total_tokens, usage_source, end_reason,"
     " attempts, latency_us, ttfb_us, bytes_in, bytes_out, request_id, cached_input_tokens,"
     " cache_write_tokens, reasoning_tokens, cost_nano, price_id, client_request_id,"
-    " traceparent, upstream_request_id) VALUES ";
-constexpr int insert_usage_columns = 26;
-// Rows per multi-row INSERT (26 parameters each: 832, far under SQLite's 32766 limit):
+    " traceparent, upstream_request_id, response_id) VALUES ";
+constexpr int insert_usage_columns = 27;
+// Rows per multi-row INSERT (27 parameters each: 864, far under SQLite's 32766 limit):
 // the writer yields between statements, every writer_yield_rows rows.
 constexpr uint32_t insert_rows_per_statement = 32;
-// Rows per INSERT under a backlog, when the writer does not yield (6656 parameters): the
+// Rows per INSERT under a backlog, when the writer does not yield (6912 parameters): the
 // per-statement cost (reset, the VDBE's setup, opening the table's and indexes' cursors,
 // the first seek of each) shared by 8 times as many rows, and an index cursor's
 // append-at-the-end fast path kept over more of them. Writer thread instructions per row:
@@ -492,7 +492,7 @@ void bind_optional_text(Stmt& s, int index, const char (&field)[N]) {
     }
 }
 
-// One usage row's 26 values at parameters first..first+25 (1-based).
+// One usage row's 27 values at parameters first..first+26 (1-based).
 void bind_usage_row(Stmt& s, int first, const UsageRecord& record) {
     const int p = first - 1;
     s.bind_int64(p + 1, record.ts_ms);
@@ -521,6 +521,7 @@ void bind_usage_row(Stmt& s, int first, const UsageRecord& record) {
     bind_optional_text(s, p + 24, record.client_request_id);
     bind_optional_text(s, p + 25, record.traceparent);
     bind_optional_text(s, p + 26, record.upstream_request_id);
+    bind_optional_text(s, p + 27, record.response_id);
 }
 
 }  // namespace

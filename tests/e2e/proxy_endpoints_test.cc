@@ -91,6 +91,51 @@ TEST_F(ProxyEndpointsTest, ImageWithoutUsageIsEstimated) {
     EXPECT_EQ(as_int(row, "completion_tokens"), 0);
 }
 
+// A streamed image and an SSE speech answer are billed by the usage of their last event
+// (image_generation.completed, speech.audio.done), relayed as sent; without it, estimated.
+TEST_F(ProxyEndpointsTest, StreamedImageAndSseSpeechAreBilledByTheirLastEventsUsage) {
+    struct Case {
+        std::string path;
+        std::string body;
+        std::string last_event;
+        int64_t prompt_tokens;
+        int64_t completion_tokens;
+    };
+    const Case cases[] = {
+        {"/v1/images/generations",
+         R"({"model":"gpt-image-1","prompt":"a lighthouse","stream":true,"partial_images":2,)"
+         R"("x_mock":{"prompt-tokens":50,"chunks":3,"split-bytes":7,"split-delay-ms":0}})",
+         "image_generation.completed", 50, 3},
+        {"/v1/audio/speech",
+         R"({"model":"gpt-4o-mini-tts","input":"Hello there.","voice":"alloy",)"
+         R"("stream_format":"sse","x_mock":{"prompt-tokens":12,"chunks":5,"split-bytes":5,)"
+         R"("split-delay-ms":0}})",
+         "speech.audio.done", 12, 5},
+    };
+    for (const Case& test_case : cases) {
+        SCOPED_TRACE(test_case.path);
+        const Response response = post(test_case.path, test_case.body);
+        ASSERT_EQ(response.status, 200) << response.body;
+        const std::vector<std::string> events = sse_events(response.body);
+        ASSERT_FALSE(events.empty()) << response.body;
+        EXPECT_TRUE(events.back().starts_with("event: " + test_case.last_event)) << events.back();
+        Json last(sse_data(events.back()));
+        const Row row = next_row();
+        EXPECT_EQ(row.at("usage_source"), "reported") << describe_row(row);
+        EXPECT_EQ(last.integer("/usage/input_tokens"), test_case.prompt_tokens);
+        EXPECT_EQ(as_int(row, "prompt_tokens"), test_case.prompt_tokens) << describe_row(row);
+        EXPECT_EQ(as_int(row, "completion_tokens"), test_case.completion_tokens)
+            << describe_row(row);
+        EXPECT_EQ(row.at("end_reason"), "complete") << describe_row(row);
+        // The same stream without usage in its last event: the billing rule's estimate.
+        std::string body = test_case.body;
+        body.insert(body.find("\"x_mock\":{") + 10, R"("usage":"none",)");
+        ASSERT_EQ(post(test_case.path, body).status, 200);
+        const Row estimated = next_row();
+        EXPECT_EQ(estimated.at("usage_source"), "estimated") << describe_row(estimated);
+    }
+}
+
 TEST_F(ProxyEndpointsTest, ModerationIsRelayedAndEstimated) {
     const std::string body =
         R"({"model":"omni-moderation-latest","input":["one text","another text"]})";

@@ -180,12 +180,12 @@ TEST(ProxyNodeSdkTest, OfficialOpenAiSdkWorksThroughTheGateway) {
         run(node, {"--test", "--test-reporter=spec", "sdk_test.mjs"},
             node_env(gateway, mock, "/v1", key, spent), RW_NODE_TEST_DIR, 120000, &output);
     EXPECT_EQ(code, 0) << output << "\nringway log:\n" << gateway.ringway().stderr_text();
-    // The SDK's requests were billed like any other client's: nine reached the upstream
-    // (models.list is the gateway's, the bad key and the spent quota were refused), one of
-    // them cut.
-    const auto rows = wait_usage_rows(gateway.db_path(), key.id, 9, Deadline::after_ms(5000));
-    EXPECT_EQ(rows.size(), 9u);
-    EXPECT_EQ(mock_requests(mock.port()), 9);
+    // The SDK's requests were billed like any other client's: thirteen reached the upstream
+    // (models.list is the gateway's, the bad key and the spent quota were refused, the
+    // retrieve of a deleted response was answered by the gateway), one of them cut.
+    const auto rows = wait_usage_rows(gateway.db_path(), key.id, 13, Deadline::after_ms(5000));
+    EXPECT_EQ(rows.size(), 13u);
+    EXPECT_EQ(mock_requests(mock.port()), 13);
     int64_t cut = 0;
     for (const Row& row : rows) {
         cut += row.at("end_reason") == "upstream_reset" ? 1 : 0;

@@ -18,6 +18,9 @@
 //   POST /v1/messages          Anthropic Messages JSON / SSE (message_start .. message_stop)
 //   POST /v1/messages/count_tokens  {"input_tokens": N} (N: the prompt_tokens formula below)
 //   POST /v1/responses/input_tokens {"object":"response.input_tokens","input_tokens": N}
+//   GET|DELETE /v1/responses/{id}, POST /v1/responses/{id}/cancel, GET …/input_items: the
+//                              responses answered before (unless "store": false), kept in
+//                              memory; an unknown id: 404 as OpenAI answers it
 //   GET  /v1/models            model list
 //   POST /v1/images/generations  gpt-image answer with usage (usage none: dall-e's, none)
 //   POST /v1/audio/speech      binary audio, chunked piece by piece (see reply_speech)
@@ -1489,7 +1492,13 @@ std::string responses_object(const Context& ctx, bool is_completed) {
     }
     out +=
         "],\"parallel_tool_calls\":true,\"previous_response_id\":null,\"reasoning\":"
-        "{\"effort\":null,\"summary\":null},\"store\":false,\"temperature\":1.0,\"text\":"
+        "{\"effort\":null,\"summary\":null},\"store\":";
+    // As OpenAI: stored unless the request says "store": false.
+    std::string_view store;
+    out +=
+        json_object_find(ctx.request->body, "store", store) && store == "false" ? "false" : "true";
+    out +=
+        ",\"temperature\":1.0,\"text\":"
         "{\"format\":{\"type\":\"text\"}},\"tool_choice\":\"auto\",\"tools\":[],\"top_p\":1.0,"
         "\"truncation\":\"disabled\",\"usage\":";
     if (is_completed && ctx.controls->usage != UsageMode::none) {
@@ -1673,7 +1682,51 @@ void reply_messages(const Context& ctx, Reply& reply) {
 // gpt-image's answer: size/quality/output_format and usage {input_tokens, output_tokens
 // (completion tokens x n), total_tokens, input_tokens_details}; with usage none dall-e's:
 // {"created","data":[{"url","revised_prompt"}]}.
+// A streamed image ("stream": true; edits too): x-mock-chunks - 1 partial_image events, then
+// the completed one with gpt-image's usage at its root (none under usage none), as
+// OpenAI's image_generation.* / image_edit.* events.
+void reply_image_stream(const Context& ctx, std::string_view prefix, Reply& reply) {
+    const Controls& controls = *ctx.controls;
+    reply.is_stream = true;
+    reply.content_type = "text/event-stream; charset=utf-8";
+    constexpr std::string_view pixel =
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+"
+        "M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    for (uint32_t i = 0; i + 1 < controls.chunk_count; ++i) {
+        const std::string type = std::string(prefix) + ".partial_image";
+        std::string data = "{\"type\":\"" + type + "\",\"b64_json\":\"" + std::string(pixel) +
+                           "\",\"partial_image_index\":";
+        append_u64(data, i);
+        data += "}";
+        sse_push(reply, controls.eol, type, data);
+    }
+    const std::string type = std::string(prefix) + ".completed";
+    std::string data =
+        "{\"type\":\"" + type + "\",\"b64_json\":\"" + std::string(pixel) + "\",\"created_at\":";
+    append_u64(data, ctx.created_s);
+    data +=
+        ",\"size\":\"1024x1024\",\"quality\":\"low\",\"background\":\"opaque\","
+        "\"output_format\":\"png\"";
+    if (controls.usage != UsageMode::none) {
+        data += ",\"usage\":{\"total_tokens\":";
+        append_u64(data, ctx.prompt_tokens + ctx.completion_tokens);
+        data += ",\"input_tokens\":";
+        append_u64(data, ctx.prompt_tokens);
+        data += ",\"output_tokens\":";
+        append_u64(data, ctx.completion_tokens);
+        data += ",\"input_tokens_details\":{\"text_tokens\":";
+        append_u64(data, ctx.prompt_tokens);
+        data += ",\"image_tokens\":0}}";
+    }
+    data += "}";
+    sse_push(reply, controls.eol, type, data);
+}
+
 void reply_images(const Context& ctx, Reply& reply) {
+    if (ctx.is_stream) {
+        reply_image_stream(ctx, "image_generation", reply);
+        return;
+    }
     std::string_view value;
     uint64_t count = 1;
     if (json_object_find(ctx.body_object, "n", value)) {
@@ -1733,6 +1786,29 @@ void reply_speech(const Context& ctx, Reply& reply) {
                          : format == "flac" ? "audio/flac"
                          : format == "pcm"  ? "audio/pcm"
                                             : "audio/mpeg";
+    if (json_object_find(ctx.body_object, "stream_format", value) && json_unquote(value) == "sse") {
+        // OpenAI's SSE speech: speech.audio.delta events (base64 audio), then
+        // speech.audio.done with the usage (none under usage none).
+        reply.is_stream = true;
+        reply.content_type = "text/event-stream; charset=utf-8";
+        for (uint32_t piece = 0; piece < controls.chunk_count; ++piece) {
+            sse_push(reply, controls.eol, "speech.audio.delta",
+                     "{\"type\":\"speech.audio.delta\",\"audio\":\"SUQzBAAAAAAA\"}");
+        }
+        std::string done = "{\"type\":\"speech.audio.done\"";
+        if (controls.usage != UsageMode::none) {
+            done += ",\"usage\":{\"input_tokens\":";
+            append_u64(done, ctx.prompt_tokens);
+            done += ",\"output_tokens\":";
+            append_u64(done, ctx.completion_tokens);
+            done += ",\"total_tokens\":";
+            append_u64(done, ctx.prompt_tokens + ctx.completion_tokens);
+            done += "}";
+        }
+        done += "}";
+        sse_push(reply, controls.eol, "speech.audio.done", done);
+        return;
+    }
     static constexpr std::string_view tricky = "\n\ndata: {\"usage\":{\"input_tokens\":9}}\n\n";
     uint64_t n = 0;
     for (uint32_t piece = 0; piece < controls.chunk_count; ++piece) {
@@ -2416,6 +2492,81 @@ void provider_headers(const Request& request, uint64_t id, Reply& reply) {
         Header{"set-cookie", "__cf_bm=mock-cookie; path=/; HttpOnly; Secure; SameSite=None"});
 }
 
+// Stored responses (OpenAI's GET/DELETE /v1/responses/{id}, POST …/cancel, GET
+// …/input_items): every /v1/responses answer whose request did not say "store": false is
+// kept here (its completed object and its input), shared by the loops behind one mutex.
+struct StoredMockResponse {
+    std::string object;  // The completed Responses object.
+    std::string input;   // The request's "input" when it was a string.
+};
+std::mutex stored_responses_mutex;
+std::map<std::string, StoredMockResponse> stored_responses;  // Guarded by the mutex above.
+
+void stored_response_keep(const Context& ctx) {
+    std::string_view store;
+    if (json_object_find(ctx.request->body, "store", store) && store == "false") {
+        return;
+    }
+    std::string id = "resp_mock";
+    append_u64(id, ctx.id);
+    std::string_view input;
+    StoredMockResponse stored{responses_object(ctx, true), {}};
+    if (json_object_find(ctx.request->body, "input", input) && input.size() >= 2 &&
+        input.front() == '"') {
+        stored.input = std::string(json_unquote(input));
+    }
+    const std::lock_guard lock(stored_responses_mutex);
+    stored_responses[id] = std::move(stored);
+}
+
+// /v1/responses/{id}[/cancel|/input_items]: true when the path is one of them (answered).
+bool reply_stored_response(const Request& request, const Controls& controls, Reply& reply) {
+    constexpr std::string_view prefix = "/v1/responses/";
+    const std::string& path = request.path;
+    if (!path.starts_with(prefix) || path == "/v1/responses/input_tokens") {
+        return false;
+    }
+    std::string_view rest = std::string_view(path).substr(prefix.size());
+    const size_t slash = rest.find('/');
+    const std::string id(rest.substr(0, slash));
+    const std::string_view tail = slash == std::string_view::npos ? "" : rest.substr(slash);
+    const std::lock_guard lock(stored_responses_mutex);
+    const auto found = stored_responses.find(id);
+    const bool is_method_ok = tail.empty() ? request.method == "GET" || request.method == "DELETE"
+                              : tail == "/cancel"
+                                  ? request.method == "POST"
+                                  : tail == "/input_items" && request.method == "GET";
+    if (!is_method_ok) {
+        reply_error(request, controls, 404, "Invalid URL (" + request.method + " " + path + ")",
+                    reply);
+        return true;
+    }
+    if (found == stored_responses.end()) {
+        reply_error(request, controls, 404, "Response with id '" + id + "' not found.", reply);
+        return true;
+    }
+    if (tail == "/input_items") {
+        reply.body = "{\"object\":\"list\",\"data\":[{\"id\":\"msg_in_" + id +
+                     "\",\"type\":\"message\",\"status\":\"completed\",\"role\":\"user\","
+                     "\"content\":[{\"type\":\"input_text\",\"text\":\"" +
+                     found->second.input + "\"}]}],\"first_id\":\"msg_in_" + id +
+                     "\",\"last_id\":\"msg_in_" + id + "\",\"has_more\":false}";
+    } else if (tail == "/cancel") {
+        std::string object = found->second.object;
+        const size_t at = object.find("\"status\":\"completed\"");
+        if (at != std::string::npos) {
+            object.replace(at, 20, "\"status\":\"cancelled\"");
+        }
+        reply.body = std::move(object);
+    } else if (request.method == "DELETE") {
+        reply.body = "{\"id\":\"" + id + "\",\"object\":\"response.deleted\",\"deleted\":true}";
+        stored_responses.erase(found);
+    } else {
+        reply.body = found->second.object;
+    }
+    return true;
+}
+
 std::atomic<uint64_t> next_error_id{1};
 
 void dispatch_llm(const Request& request, const Controls& controls, Reply& reply) {
@@ -2427,6 +2578,10 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
             return;
         }
         reply_models(reply);
+        return;
+    }
+    if (reply_stored_response(request, controls, reply)) {
+        provider_headers(request, next_response_id.fetch_add(1, std::memory_order_relaxed), reply);
         return;
     }
     const bool is_known =
@@ -2496,6 +2651,9 @@ void dispatch_llm(const Request& request, const Controls& controls, Reply& reply
         reply_embeddings(ctx, reply);
     } else if (path == "/v1/responses") {
         reply_responses(ctx, reply);
+        if (controls.status == 0 && controls.fault == Fault::none) {
+            stored_response_keep(ctx);
+        }
     } else if (path == "/v1/responses/input_tokens") {
         reply.body = "{\"object\":\"response.input_tokens\",\"input_tokens\":";
         append_u64(reply.body, ctx.prompt_tokens);

@@ -139,6 +139,29 @@ test('responses API, responses.stream() helper', async () => {
   assert.equal(final.status, 'completed');
 });
 
+test('stored responses: retrieve, inputItems.list, delete (then NotFoundError)', async () => {
+  const created = await client.responses.create({
+    model: 'gpt-4o-mini', input: 'Keep this one.', x_mock: { chunks: 2 },
+  });
+  assert.match(created.id, /^resp_mock/);
+  const retrieved = await client.responses.retrieve(created.id);
+  assert.equal(retrieved.id, created.id);
+  assert.equal(retrieved.output_text, 'aaaabbbb');
+  assert.equal((await mockStats()).last_request.path, `/v1/responses/${created.id}`);
+  const items = [];
+  for await (const item of client.responses.inputItems.list(created.id, { limit: 5 })) {
+    items.push(item);
+  }
+  assert.equal(items.length, 1);
+  assert.equal(items[0].content[0].text, 'Keep this one.');
+  await client.responses.delete(created.id);
+  await assert.rejects(client.responses.retrieve(created.id), (error) => {
+    assert.ok(error instanceof OpenAI.NotFoundError, `${error}`);
+    assert.equal(error.status, 404);
+    return true;
+  });
+});
+
 test('embeddings (the SDK asks for base64 and decodes it)', async () => {
   const result = await client.embeddings.create({
     model: 'text-embedding-3-small', input: ['one', 'two'], x_mock: { 'embedding-dims': 12 },
