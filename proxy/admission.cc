@@ -2,7 +2,10 @@
 // admission.h). Shard thread only; KeyLimits' atomics are shared by every shard.
 #include "proxy/admission.h"
 
+#include <openssl/crypto.h>
+
 #include <cstdio>
+#include <cstring>
 #include <span>
 
 #include "core/cidr.h"
@@ -88,7 +91,15 @@ bool admission_address_allowed(const Gateway& gateway, ProxyRequest& request,
 
 Fault admission_key(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http,
                     const Snapshot* snapshot, std::string_view secret, const KeyEntry*& key) {
-    key = snapshot != nullptr ? snapshot->find_key(key_hash(secret)) : nullptr;
+    key = nullptr;
+    if (snapshot != nullptr) {
+        bool is_remembered = false;
+        const KeyHash hash = gateway.key_hash_memo.hash(secret, is_remembered);
+        key = snapshot->find_key(hash);
+        if (key != nullptr && !is_remembered) {
+            gateway.key_hash_memo.remember(secret, hash);
+        }
+    }
     const int64_t now_s = request.started_unix_ms / 1000;
     if (key == nullptr) {
         gateway.metrics.auth_failures.add();
@@ -307,6 +318,38 @@ bool admission_model_allowed(const KeyEntry& key, const Snapshot& snapshot,
 }
 
 }  // namespace
+
+uint32_t KeyHashMemo::index_of(std::string_view secret) {
+    RW_ASSERT(secret.size() >= 8);
+    uint64_t tail = 0;
+    std::memcpy(&tail, secret.data() + secret.size() - 8, 8);
+    // Fibonacci hashing of the tail (a generated secret's last bytes are random).
+    return uint32_t(((tail ^ secret.size()) * 0x9E3779B97F4A7C15ull) >> 58);
+}
+static_assert(KeyHashMemo::entries_count == 64);  // index_of keeps the top 6 bits.
+
+KeyHash KeyHashMemo::hash(std::string_view secret, bool& is_remembered) const {
+    is_remembered = false;
+    if (secret.size() >= 8 && secret.size() <= secret_bytes_max) {
+        const Entry& entry = entries_[index_of(secret)];
+        if (entry.secret_bytes == secret.size() &&
+            CRYPTO_memcmp(entry.secret, secret.data(), secret.size()) == 0) {
+            is_remembered = true;
+            return entry.hash;
+        }
+    }
+    return key_hash(secret);
+}
+
+void KeyHashMemo::remember(std::string_view secret, const KeyHash& hash) {
+    if (secret.size() < 8 || secret.size() > secret_bytes_max) {
+        return;
+    }
+    Entry& entry = entries_[index_of(secret)];
+    std::memcpy(entry.secret, secret.data(), secret.size());
+    entry.secret_bytes = uint32_t(secret.size());
+    entry.hash = hash;
+}
 
 KeyLimits::KeyLimits(uint32_t slot_count) : in_flight_(slot_count), slot_count_(slot_count) {}
 
