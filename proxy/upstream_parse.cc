@@ -61,8 +61,37 @@ bool starts_with(std::string_view text, std::string_view prefix) {
     return text.substr(0, prefix.size()) == prefix;
 }
 
-bool contains(std::string_view text, std::string_view part) {
-    return text.find(part) != std::string_view::npos;
+// Whether text contains a word naming a credential or a cookie (key, auth, cookie, secret):
+// one pass, each byte compared with the words' first letters (runs for every relayed
+// x-ratelimit-* and anthropic-ratelimit-* line).
+bool names_a_credential(std::string_view text) {
+    for (size_t i = 0; i < text.size(); i++) {
+        const std::string_view rest = text.substr(i);
+        switch (text[i]) {
+            case 'k':
+                if (starts_with(rest, "key")) {
+                    return true;
+                }
+                break;
+            case 'a':
+                if (starts_with(rest, "auth")) {
+                    return true;
+                }
+                break;
+            case 'c':
+                if (starts_with(rest, "cookie")) {
+                    return true;
+                }
+                break;
+            case 's':
+                if (starts_with(rest, "secret")) {
+                    return true;
+                }
+                break;
+            default: break;
+        }
+    }
+    return false;
 }
 
 }  // namespace
@@ -86,8 +115,7 @@ bool upstream_header_is_relayed(std::string_view name) {
     } else {
         return false;
     }
-    return !contains(rest, "key") && !contains(rest, "auth") && !contains(rest, "cookie") &&
-           !contains(rest, "secret");
+    return !names_a_credential(rest);
 }
 
 bool upstream_header_is_replaced(std::string_view name, uint8_t replaced) {
@@ -187,7 +215,7 @@ int UpstreamParser::on_header_value_complete(llhttp_t* parser) {
     }
     const std::string_view name(p.field_, p.field_bytes_);
     const std::string_view value(p.value_, p.value_bytes_);
-    if (upstream_header_is_relayed(name) && !upstream_header_is_replaced(name, p.replaced_)) {
+    if (!upstream_header_is_replaced(name, p.replaced_) && upstream_header_is_relayed(name)) {
         // The answer's x-request-id is ringway's own (proxy/request.h); the provider's goes on
         // under x-upstream-request-id (and onto the usage row, head().request_id).
         p.relay_header(name == "x-request-id" ? "x-upstream-request-id" : name, value);

@@ -264,14 +264,30 @@ TEST(UpstreamParse, TheLinesTheKeysLimitsReplaceAreDroppedAndTakeNoRoom) {
 TEST(UpstreamParse, TheRelayAllowList) {
     for (const char* name :
          {"x-request-id", "request-id", "retry-after", "retry-after-ms", "openai-processing-ms",
-          "x-ratelimit-limit-requests", "anthropic-ratelimit-tokens-reset"}) {
+          "x-ratelimit-limit-requests", "anthropic-ratelimit-tokens-reset", "x-ratelimit-ke",
+          "anthropic-ratelimit-cook", "x-ratelimit-a-s-c-k"}) {
         EXPECT_TRUE(upstream_header_is_relayed(name)) << name;
     }
-    for (const char* name :
-         {"set-cookie", "cookie", "authorization", "x-api-key", "x-ratelimit-api-key",
-          "anthropic-ratelimit-auth-token", "openai-organization", "server", "content-length",
-          "x-secret", "x-ratelimit-key", "x-ratelimit-cookie-x", "anthropic-ratelimit-secret",
-          "retry-after-key", "x-request-id-auth", "", "x"}) {
+    for (const char* name : {"set-cookie",
+                             "cookie",
+                             "authorization",
+                             "x-api-key",
+                             "x-ratelimit-api-key",
+                             "anthropic-ratelimit-auth-token",
+                             "openai-organization",
+                             "server",
+                             "content-length",
+                             "x-secret",
+                             "x-ratelimit-key",
+                             "x-ratelimit-cookie-x",
+                             "anthropic-ratelimit-secret",
+                             "retry-after-key",
+                             "x-request-id-auth",
+                             "",
+                             "x",
+                             "x-ratelimit-my-authority",
+                             "anthropic-ratelimit-tokens-secret",
+                             "x-ratelimit-sskey"}) {
         EXPECT_FALSE(upstream_header_is_relayed(name)) << name;
     }
 }
