@@ -15,6 +15,7 @@
 #include "arena/zero_pages.h"
 #include "core/http_parse.h"
 #include "proxy/fault.h"
+#include "storage/snapshot.h"
 
 namespace rw {
 
@@ -40,6 +41,34 @@ private:
     }
     ZeroPages<uint32_t> in_flight_;  // Resident only for the pages of slots in use.
     uint32_t slot_count_;
+};
+
+// The SHA-256 of the secrets of keys this shard found lately, so a client presenting the
+// same secret again (every request of a keep-alive connection) is not hashed again. A
+// secret's hash never changes: the memo maps bytes to their hash, never to a key, and the
+// key is looked up in the current snapshot on every request, so a revoked or expired key
+// is refused at its next request as before. Direct-mapped on the secret's last 8 bytes; the
+// presented bytes are compared whole in constant time. Only secrets of keys that were
+// found are remembered (strangers' guesses evict nothing); a secret shorter than 8 or
+// longer than secret_bytes_max bytes is hashed every time. Shard thread only.
+class KeyHashMemo {
+public:
+    static constexpr uint32_t secret_bytes_max = 96;
+    static constexpr uint32_t entries_count = 64;
+
+    // The secret's hash: remembered, or computed (key_hash) and returned unremembered.
+    [[nodiscard]] KeyHash hash(std::string_view secret, bool& is_remembered) const;
+    // Remembers a secret whose key was found (replacing what shared its entry).
+    void remember(std::string_view secret, const KeyHash& hash);
+
+private:
+    struct Entry {
+        uint32_t secret_bytes = 0;  // 0: empty.
+        char secret[secret_bytes_max];
+        KeyHash hash;
+    };
+    [[nodiscard]] static uint32_t index_of(std::string_view secret);
+    Entry entries_[entries_count] = {};
 };
 
 // The secret a request presents: Authorization: Bearer (OpenAI) or x-api-key (Anthropic

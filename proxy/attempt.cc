@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "proxy/gateway.h"
+#include "proxy/rate_limit.h"
 #include "proxy/relay.h"
 #include "proxy/request.h"
 #include "proxy/rewrite.h"
@@ -51,7 +52,8 @@ void attempt_attach(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& requ
         request.relayed_headers = static_cast<char*>(
             client_arena(*request.conn).alloc(upstream_relayed_headers_bytes_max, 1));
     }
-    request.parser.start(request.relayed_headers, upstream_relayed_headers_bytes_max);
+    request.parser.start(request.relayed_headers, upstream_relayed_headers_bytes_max,
+                         rate_replaced_headers(request.rate));
     gateway.metrics.upstream_requests.add();
     if (request.attempts_made > 1) {
         gateway.metrics.upstream_retries.add();

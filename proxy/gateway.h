@@ -61,7 +61,8 @@ struct Gateway {
     const Config& config;
     GatewayMetrics metrics;
     UpstreamPool pool;
-    uint64_t random_state;  // xorshift64 for weighted routing.
+    uint64_t random_state;      // xorshift64 for weighted routing.
+    KeyHashMemo key_hash_memo;  // Secrets' SHA-256 (admission.h).
     // Retries queued by attempt_failed, started at the end of the loop turn (not from
     // inside the completion that failed the attempt).
     ProxyRequest* retry_head = nullptr;

@@ -13,6 +13,7 @@
 #include "core/wall_clock.h"
 #include "proxy/gateway.h"
 #include "proxy/request.h"
+#include "proxy/upstream_parse.h"
 #include "storage/snapshot.h"
 
 namespace rw {
@@ -90,23 +91,6 @@ char* put_view(char* cursor, const RateView& view, const RateLineNames& names) {
     cursor = put(cursor, names.reset);
     cursor += rate_duration_write(view.reset_us, cursor);
     return put(cursor, "\r\n");
-}
-
-bool ends_with_lower(std::string_view text, std::string_view suffix) {
-    if (text.size() < suffix.size()) {
-        return false;
-    }
-    text.remove_prefix(text.size() - suffix.size());
-    if (std::memcmp(text.data(), suffix.data(), suffix.size()) == 0) {
-        return true;  // Providers spell their headers in lower case: one compare.
-    }
-    for (size_t i = 0; i < suffix.size(); i++) {
-        const char c = text[i] >= 'A' && text[i] <= 'Z' ? char(text[i] - 'A' + 'a') : text[i];
-        if (c != suffix[i]) {
-            return false;
-        }
-    }
-    return true;
 }
 
 // What rpm and tpm do now: local without RINGWAY_REDIS, else the share's mode.
@@ -384,20 +368,9 @@ void rate_limit_release(Gateway& gateway, ProxyRequest& request, bool reached_up
     hold.shared_mask = 0;
 }
 
-bool rate_header_is_replaced(const RateHold& hold, std::string_view line) {
-    // Most relayed lines are not x-ratelimit-*: turn them away on their first two bytes,
-    // before looking for the colon (this runs once per relayed header line per answer).
-    if (line.size() < 12 || (line[0] | 0x20) != 'x' || line[1] != '-' ||
-        (hold.requests.limit == 0 && hold.tokens.limit == 0)) {
-        return false;
-    }
-    // The prefix first (a colon inside it would make the name too short, and fail it too).
-    if (!ends_with_lower(line.substr(0, 12), "x-ratelimit-")) {
-        return false;
-    }
-    const std::string_view name = line.substr(0, line.find(':', 12));
-    return (hold.requests.limit != 0 && ends_with_lower(name, "-requests")) ||
-           (hold.tokens.limit != 0 && ends_with_lower(name, "-tokens"));
+uint8_t rate_replaced_headers(const RateHold& hold) {
+    return uint8_t((hold.requests.limit != 0 ? upstream_replaces_requests : 0) |
+                   (hold.tokens.limit != 0 ? upstream_replaces_tokens : 0));
 }
 
 uint32_t rate_headers_write(const RateHold& hold, char (&out)[rate_headers_bytes_max]) {

@@ -108,9 +108,10 @@ struct RateHold {
 void rate_limit_release(Gateway& gateway, ProxyRequest& request, bool reached_upstream,
                         int64_t charged_tokens);
 
-// Whether a relayed provider header line ("Name: value\r\n") is one ringway's own limits
-// replace: x-ratelimit-*-requests when the request has a requests limit, -tokens likewise.
-[[nodiscard]] bool rate_header_is_replaced(const RateHold& hold, std::string_view line);
+// Which of the provider's x-ratelimit-* lines ringway's own limits replace (UpstreamReplaced
+// bits, for the upstream parser): -requests when the request has a requests limit, -tokens
+// likewise.
+[[nodiscard]] uint8_t rate_replaced_headers(const RateHold& hold);
 
 // Capacity rate_headers_write needs.
 constexpr uint32_t rate_headers_bytes_max = 512;

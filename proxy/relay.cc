@@ -146,27 +146,12 @@ bool relay_piece(Gateway& gateway, ProxyRequest& request, char* start, uint32_t 
     return true;
 }
 
-// The provider's relayed lines less the x-ratelimit-* ones ringway's own limits replace
-// (the client runs into ringway's limit first), copied to out; returns the end.
-char* relay_headers_unreplaced(const ProxyRequest& request, std::string_view relayed, char* out) {
-    while (!relayed.empty()) {
-        const size_t end = relayed.find("\r\n");
-        const size_t line_bytes = end == std::string_view::npos ? relayed.size() : end + 2;
-        const std::string_view line = relayed.substr(0, line_bytes);
-        if (!rate_header_is_replaced(request.rate, line)) {
-            std::memcpy(out, line.data(), line.size());
-            out += line.size();
-        }
-        relayed.remove_prefix(line_bytes);
-    }
-    return out;
-}
-
 // The extra head lines of a relayed answer: fixed ones; the upstream's Content-Encoding
 // with the body it describes (never stripped; the parser bounds it); the provider's headers
-// clients act on (upstream_header_is_relayed: its Retry-After as sent); and a Retry-After
-// of 1 s on a 429 or 503 only when the provider gave none. In the arena; the fixed lines
-// alone when it refuses memory.
+// clients act on (upstream_header_is_relayed: its Retry-After as sent; less the
+// x-ratelimit-* lines the key's own limits replace, which the parser dropped: attempt.cc);
+// and a Retry-After of 1 s on a 429 or 503 only when the provider gave none. In the arena;
+// the fixed lines alone when it refuses memory.
 std::string_view relay_extra_headers(ProxyRequest& request, std::string_view fixed) {
     constexpr std::string_view made_up_retry_after = "Retry-After: 1\r\n";
     constexpr std::string_view encoding_name = "Content-Encoding: ";
@@ -199,9 +184,7 @@ std::string_view relay_extra_headers(ProxyRequest& request, std::string_view fix
     }
     char* cursor = out;
     for (const std::string_view part : parts) {
-        if (part.data() == relayed.data() && !rate_lines.empty()) {
-            cursor = relay_headers_unreplaced(request, relayed, cursor);
-        } else if (!part.empty()) {  // An empty view may hold nullptr, which memcpy must not get.
+        if (!part.empty()) {  // An empty view may hold nullptr, which memcpy must not get.
             std::memcpy(cursor, part.data(), part.size());
             cursor += part.size();
         }

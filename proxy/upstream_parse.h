@@ -46,6 +46,17 @@ enum class UpstreamEvent : uint8_t {
 // never one naming a credential or a cookie, whatever its prefix.
 [[nodiscard]] bool upstream_header_is_relayed(std::string_view name);
 
+// Which of the provider's x-ratelimit-* lines ringway's own limits replace (the client runs
+// into ringway's limit first): the parser drops them instead of relaying them.
+enum UpstreamReplaced : uint8_t {
+    upstream_replaces_none = 0,
+    upstream_replaces_requests = 1,  // x-ratelimit-*-requests.
+    upstream_replaces_tokens = 2,    // x-ratelimit-*-tokens.
+};
+
+// Whether a relayed name (lower-cased) is one of the x-ratelimit-* lines `replaced` names.
+[[nodiscard]] bool upstream_header_is_replaced(std::string_view name, uint8_t replaced);
+
 struct UpstreamFeed {
     UpstreamEvent event;
     uint32_t consumed_bytes;
@@ -58,8 +69,11 @@ public:
     UpstreamParser& operator=(const UpstreamParser&) = delete;
 
     // relayed: where the relayed headers go as "name: value\r\n" lines (caller's memory,
-    // capacity bytes; nullptr: none are kept). A line that does not fit is dropped whole.
-    void start(char* relayed = nullptr, uint32_t relayed_capacity = 0);
+    // capacity bytes; nullptr: none are kept). A line that does not fit is dropped whole;
+    // the x-ratelimit-* lines `replaced` names (UpstreamReplaced bits) are dropped and take
+    // no room.
+    void start(char* relayed = nullptr, uint32_t relayed_capacity = 0,
+               uint8_t replaced = upstream_replaces_none);
 
     // Parses input. Spans of body bytes found are appended to spans() (views into
     // input, valid while input is). Stops at head_complete (once), at spans_full, at
@@ -113,6 +127,7 @@ private:
     char* relayed_ = nullptr;
     uint32_t relayed_capacity_ = 0;
     uint32_t relayed_bytes_ = 0;
+    uint8_t replaced_ = upstream_replaces_none;
     bool is_head_complete_ = false;
     bool is_message_complete_ = false;
     bool is_head_reported_ = false;

@@ -90,5 +90,30 @@ TEST(DecimalWrite, MatchesToChars) {
     }
 }
 
+// ascii_lower_copy against a byte-by-byte tolower of ASCII, for every byte value at every
+// position of a word and in the tail, for lengths 0 to 40.
+TEST(AsciiLowerCopy, MatchesTheByteLoopForEveryByte) {
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
+    for (size_t length = 0; length <= 40; length++) {
+        for (int value = 0; value < 256; value++) {
+            for (size_t at = 0; at < length; at++) {
+                std::string source(length, 'Q');
+                for (size_t i = 0; i < length; i++) {
+                    source[i] = char("AZaz@[`{Mm09-_\x80\xff"[(i * 7 + length) % 16]);
+                }
+                source[at] = char(value);
+                std::string expected = source;
+                for (char& c : expected) {
+                    c = lower(c);
+                }
+                std::string out(length + 1, '#');
+                ascii_lower_copy(out.data(), source.data(), length);
+                ASSERT_EQ(out.substr(0, length), expected) << length << " " << value << " " << at;
+                ASSERT_EQ(out[length], '#');  // Nothing written past the end.
+            }
+        }
+    }
+}
+
 }  // namespace
 }  // namespace rw

@@ -225,17 +225,69 @@ TEST(UpstreamParse, HeadersClientsActOnAreKeptForTheClientWhateverTheSplit) {
     EXPECT_EQ(parser.relayed_headers(), "x-upstream-request-id: req_123\r\nretry-after: 7\r\n");
 }
 
+TEST(UpstreamParse, TheLinesTheKeysLimitsReplaceAreDroppedAndTakeNoRoom) {
+    const std::string response =
+        "HTTP/1.1 200 OK\r\nX-RateLimit-Limit-Requests: 10000\r\n"
+        "x-ratelimit-remaining-requests: 9999\r\nx-ratelimit-limit-tokens: 500\r\n"
+        "x-ratelimit-reset-tokens: 6m0s\r\nx-request-id: req_9\r\n"
+        "anthropic-ratelimit-requests-remaining: 4\r\nContent-Length: 0\r\n\r\n";
+    const std::vector<std::string> bytewise = splits_of(response).back();
+    const auto relayed = [&bytewise](uint8_t replaced, uint32_t capacity) {
+        char buffer[upstream_relayed_headers_bytes_max];
+        UpstreamParser parser;
+        parser.start(buffer, capacity, replaced);
+        for (const std::string& piece : bytewise) {
+            if (!parser.is_head_complete()) {
+                (void)parser.feed(piece);
+            }
+        }
+        return std::string(parser.relayed_headers());
+    };
+    EXPECT_EQ(relayed(upstream_replaces_none, 2048),
+              "x-ratelimit-limit-requests: 10000\r\nx-ratelimit-remaining-requests: 9999\r\n"
+              "x-ratelimit-limit-tokens: 500\r\nx-ratelimit-reset-tokens: 6m0s\r\n"
+              "x-upstream-request-id: req_9\r\nanthropic-ratelimit-requests-remaining: 4\r\n");
+    EXPECT_EQ(relayed(upstream_replaces_requests, 2048),
+              "x-ratelimit-limit-tokens: 500\r\nx-ratelimit-reset-tokens: 6m0s\r\n"
+              "x-upstream-request-id: req_9\r\nanthropic-ratelimit-requests-remaining: 4\r\n");
+    EXPECT_EQ(relayed(upstream_replaces_tokens, 2048),
+              "x-ratelimit-limit-requests: 10000\r\nx-ratelimit-remaining-requests: 9999\r\n"
+              "x-upstream-request-id: req_9\r\nanthropic-ratelimit-requests-remaining: 4\r\n");
+    // A full buffer: the dropped lines take no room, so the lines after them fit. With 80
+    // bytes and nothing replaced only the first two lines fit (35 + 38 bytes).
+    EXPECT_EQ(relayed(upstream_replaces_none, 80),
+              "x-ratelimit-limit-requests: 10000\r\nx-ratelimit-remaining-requests: 9999\r\n");
+    EXPECT_EQ(relayed(upstream_replaces_requests | upstream_replaces_tokens, 80),
+              "x-upstream-request-id: req_9\r\nanthropic-ratelimit-requests-remaining: 4\r\n");
+}
+
 TEST(UpstreamParse, TheRelayAllowList) {
     for (const char* name :
          {"x-request-id", "request-id", "retry-after", "retry-after-ms", "openai-processing-ms",
-          "x-ratelimit-limit-requests", "anthropic-ratelimit-tokens-reset"}) {
+          "x-ratelimit-limit-requests", "anthropic-ratelimit-tokens-reset", "x-ratelimit-ke",
+          "anthropic-ratelimit-cook", "x-ratelimit-a-s-c-k"}) {
         EXPECT_TRUE(upstream_header_is_relayed(name)) << name;
     }
-    for (const char* name :
-         {"set-cookie", "cookie", "authorization", "x-api-key", "x-ratelimit-api-key",
-          "anthropic-ratelimit-auth-token", "openai-organization", "server", "content-length",
-          "x-secret", "x-ratelimit-key", "x-ratelimit-cookie-x", "anthropic-ratelimit-secret",
-          "retry-after-key", "x-request-id-auth", "", "x"}) {
+    for (const char* name : {"set-cookie",
+                             "cookie",
+                             "authorization",
+                             "x-api-key",
+                             "x-ratelimit-api-key",
+                             "anthropic-ratelimit-auth-token",
+                             "openai-organization",
+                             "server",
+                             "content-length",
+                             "x-secret",
+                             "x-ratelimit-key",
+                             "x-ratelimit-cookie-x",
+                             "anthropic-ratelimit-secret",
+                             "retry-after-key",
+                             "x-request-id-auth",
+                             "",
+                             "x",
+                             "x-ratelimit-my-authority",
+                             "anthropic-ratelimit-tokens-secret",
+                             "x-ratelimit-sskey"}) {
         EXPECT_FALSE(upstream_header_is_relayed(name)) << name;
     }
 }
