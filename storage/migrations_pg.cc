@@ -2,9 +2,9 @@
 // constraints as the SQLite migrations (storage/migrations.cc) in intent, with BIGINT for
 // INTEGER, BYTEA for BLOB and identity columns for INTEGER PRIMARY KEY. Its own numbered
 // list (the version lives in the one-row table schema_version): PostgreSQL migration 1 is
-// SQLite's 1..9 as they stand, 2..4 are SQLite's 10..12. A new SQLite migration gets its
-// PostgreSQL twin appended here. Hosts sharing the database may start together: the run
-// holds an advisory lock.
+// SQLite's 1..9 as they stand, 2..4 are SQLite's 10..12, 5 (budget leases) has no SQLite twin. A
+// new SQLite migration gets its PostgreSQL twin appended here. Hosts sharing the database may start
+// together: the run holds an advisory lock.
 #include <cstdio>
 #include <iterator>
 
@@ -168,6 +168,28 @@ CREATE TABLE aliases (
     models     TEXT   NOT NULL,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
+);
+)sql",
+    // 5: budget leases (storage/budget_lease.h), PostgreSQL only: per key and host, the
+    // slice of the key's budget and per-period token quota that host may spend in the
+    // period [first_day, end_day) (UTC 'YYYY-MM-DD'; '0000-00-00'..'9999-99-99' for a
+    // lifetime budget). granted_* is cumulative in the period; committed_* is what the
+    // host's writer committed against it (moved in the same transaction as its rows), so
+    // granted - committed is the unspent part. A lease whose expires_at_ms (the server's
+    // clock) has passed counts as returned.
+    R"sql(
+CREATE TABLE budget_leases (
+    key_id           BIGINT NOT NULL,
+    host             TEXT   NOT NULL,
+    period_index     BIGINT NOT NULL,
+    first_day        TEXT   NOT NULL,
+    end_day          TEXT   NOT NULL,
+    granted_tokens   BIGINT NOT NULL DEFAULT 0,
+    granted_nano     BIGINT NOT NULL DEFAULT 0,
+    committed_tokens BIGINT NOT NULL DEFAULT 0,
+    committed_nano   BIGINT NOT NULL DEFAULT 0,
+    expires_at_ms    BIGINT NOT NULL,
+    PRIMARY KEY (key_id, host)
 );
 )sql",
 };
