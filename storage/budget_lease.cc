@@ -213,11 +213,10 @@ bool BudgetLeases::grant(const Want& want) {
     }
     grants_.fetch_add(1, std::memory_order_relaxed);
     granted_nano_.fetch_add(uint64_t(granted_nano), std::memory_order_relaxed);
-    grant_us_total_.fetch_add(
-        uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(
-                     std::chrono::steady_clock::now() - started)
-                     .count()),
-        std::memory_order_relaxed);
+    grant_us_total_.fetch_add(uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(
+                                           std::chrono::steady_clock::now() - started)
+                                           .count()),
+                              std::memory_order_relaxed);
     return true;
 }
 
@@ -271,7 +270,8 @@ bool BudgetLeases::grant_read_key(const Want& want, Grant& grant) {
         grant.used[BudgetTable::tokens] = sums.column_int64(0);
         grant.used[BudgetTable::nano] = sums.column_int64(1);
     }
-    grant.limit[BudgetTable::nano] = sum_clamp(grant.limit[BudgetTable::nano], sums.column_int64(2));
+    grant.limit[BudgetTable::nano] =
+        sum_clamp(grant.limit[BudgetTable::nano], sums.column_int64(2));
     grant.others[BudgetTable::tokens] = sums.column_int64(3);
     grant.others[BudgetTable::nano] = sums.column_int64(4);
     sums.reset();
@@ -324,8 +324,8 @@ bool BudgetLeases::grant_locked(const Want& want, int64_t& granted_nano) {
         }
         const int64_t free = grant.limit[word] - grant.used[word] - grant.others[word] -
                              std::max<int64_t>(grant.granted[word] - grant.committed[word], 0);
-        const int64_t slice = std::max<int64_t>(grant.limit[word] / 100 * settings_.percent,
-                                                need[word]);
+        const int64_t slice =
+            std::max<int64_t>(grant.limit[word] / 100 * settings_.percent, need[word]);
         add[word] = std::clamp<int64_t>(std::min(slice, free), 0, budget_amount_max);
         grant.granted[word] = sum_clamp(grant.granted[word], add[word]);
         is_short = is_short || add[word] < need[word];
@@ -357,8 +357,7 @@ bool BudgetLeases::grant_locked(const Want& want, int64_t& granted_nano) {
         return false;
     }
     publish(want.slot, want.index, grant.granted[BudgetTable::tokens],
-            grant.granted[BudgetTable::nano],
-            started_ms + settings_.ttl_ms - settings_.ttl_ms / 4);
+            grant.granted[BudgetTable::nano], started_ms + settings_.ttl_ms - settings_.ttl_ms / 4);
     cell(want.slot, exhausted_until_ms)
         .store(is_short ? started_ms + exhausted_hold_ms : 0, std::memory_order_relaxed);
     Held* held = held_find(want.slot);

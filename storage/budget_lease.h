@@ -42,17 +42,17 @@
 namespace rw {
 
 struct BudgetLeaseSettings {
-    uint32_t percent = 10;     // RINGWAY_BUDGET_LEASE_PERCENT: slice, share of the limit.
-    uint32_t ttl_ms = 10000;   // RINGWAY_BUDGET_LEASE_TTL_MS.
-    uint32_t idle_ms = 5000;   // RINGWAY_BUDGET_LEASE_IDLE_MS: unused this long: returned.
-    uint32_t wait_ms = 2000;   // RINGWAY_BUDGET_LEASE_WAIT_MS: a parked request's bound.
+    uint32_t percent = 10;    // RINGWAY_BUDGET_LEASE_PERCENT: slice, share of the limit.
+    uint32_t ttl_ms = 10000;  // RINGWAY_BUDGET_LEASE_TTL_MS.
+    uint32_t idle_ms = 5000;  // RINGWAY_BUDGET_LEASE_IDLE_MS: unused this long: returned.
+    uint32_t wait_ms = 2000;  // RINGWAY_BUDGET_LEASE_WAIT_MS: a parked request's bound.
 };
 
 struct BudgetLeaseStats {
-    uint64_t grants;         // Grant transactions committed.
+    uint64_t grants;          // Grant transactions committed.
     uint64_t grant_failures;  // Grant transactions that failed (PostgreSQL unreachable).
-    uint64_t granted_nano;   // Sum of what was granted.
-    uint64_t returned_nano;  // Sum of what idle keys gave back.
+    uint64_t granted_nano;    // Sum of what was granted.
+    uint64_t returned_nano;   // Sum of what idle keys gave back.
     uint64_t grant_us_total;  // Wall time of the grant transactions.
     uint64_t renewals;
 };
@@ -147,8 +147,7 @@ private:
     void return_idle(uint64_t now_ms);
     bool return_one(Held& held);
     Held* held_find(uint32_t slot);
-    void publish(uint32_t slot, int64_t index, int64_t tokens, int64_t nano,
-                 uint64_t valid_until);
+    void publish(uint32_t slot, int64_t index, int64_t tokens, int64_t nano, uint64_t valid_until);
 
     std::atomic_ref<uint64_t> cell(uint32_t slot, uint32_t word) const {
         return std::atomic_ref<uint64_t>(cells_[size_t(slot) * cell_words + word]);
@@ -165,7 +164,7 @@ private:
     uint64_t renewed_ms_ = 0;
     std::mutex mutex_;
     std::condition_variable wanted_;
-    std::vector<Want> wants_;  // Under mutex_.
+    std::vector<Want> wants_;   // Under mutex_.
     bool is_stopping_ = false;  // Under mutex_.
     std::thread thread_;
     std::atomic<uint64_t> generation_{0};

@@ -8,6 +8,7 @@
 // other host once the lease's TTL passed; a lease given back on idle is spent by the other.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <string>
@@ -33,9 +34,8 @@ std::string usd(int64_t nano) {
 // A body whose mock usage is exactly its reservation: prompt tokens = its byte count (a
 // three-digit number written over the placeholder of the same width), `max_tokens` chunks.
 std::string exact_body() {
-    const std::string templ =
-        chat_body("gpt-4o-mini", false,
-                  R"("x_mock":{"prompt-tokens":999,"chunks":8},"max_tokens":8)");
+    const std::string templ = chat_body(
+        "gpt-4o-mini", false, R"("x_mock":{"prompt-tokens":999,"chunks":8},"max_tokens":8)");
     std::string body = templ;
     const std::string size = std::to_string(templ.size());
     EXPECT_EQ(size.size(), 3u);
@@ -159,6 +159,14 @@ TEST_F(PgLeasesTest, TwoHundredRequestsOverTwoHostsOnABudgetForTenReachTheMockAt
     EXPECT_GE(ok_count.load(), 1);
     EXPECT_LE(ok_count.load(), 10);
     EXPECT_EQ(mock_requests(mock_.port()), ok_count.load());
+    for (Gateway* host : {&host_a_, &host_b_}) {
+        const double grants = host->metric("ringway_budget_lease_grants_total");
+        EXPECT_GE(grants, 1);
+        std::printf("host %c: %.0f grants, %.0f us per grant, %.0f waits\n",
+                    host == &host_a_ ? 'A' : 'B', grants,
+                    host->metric("ringway_budget_lease_grant_us_total") / std::max(grants, 1.0),
+                    host->metric("ringway_budget_lease_waits_total"));
+    }
     host_a_.stop();
     host_b_.stop();
     expect_invariants(key, ok_count.load());
@@ -180,10 +188,12 @@ TEST_F(PgLeasesTest, AKilledHostsLeaseReturnsWithinItsTtlAndTheOtherHostSpendsIt
     wait_rows(key, 1);  // A's row committed (it would be lost with A otherwise).
     host_a_.ringway().process().kill_and_reap();
     Response served;
-    EXPECT_TRUE(poll_until(Deadline::after_ms(30000), [&] {
-        served = host_b_.chat(key, body);
-        return served.status == 200;
-    })) << served.status << " " << served.body;
+    EXPECT_TRUE(poll_until(Deadline::after_ms(30000),
+                           [&] {
+                               served = host_b_.chat(key, body);
+                               return served.status == 200;
+                           }))
+        << served.status << " " << served.body;
     // Exactly the three A held and never spent, then nothing.
     EXPECT_EQ(host_b_.chat(key, body).status, 200);
     EXPECT_EQ(host_b_.chat(key, body).status, 200);
@@ -206,10 +216,12 @@ TEST_F(PgLeasesTest, ALeaseGivenBackOnIdleIsSpentByTheOtherHost) {
     const Key key = budget_key(body, 3);
     ASSERT_EQ(host_a_.chat(key, body).status, 200);
     Response served;
-    EXPECT_TRUE(poll_until(Deadline::after_ms(30000), [&] {
-        served = host_b_.chat(key, body);
-        return served.status == 200;
-    })) << served.status << " " << served.body;
+    EXPECT_TRUE(poll_until(Deadline::after_ms(30000),
+                           [&] {
+                               served = host_b_.chat(key, body);
+                               return served.status == 200;
+                           }))
+        << served.status << " " << served.body;
     EXPECT_GT(host_a_.metric("ringway_budget_lease_returned_nano_usd_total"), 0);
     EXPECT_EQ(host_b_.chat(key, body).status, 200);
     EXPECT_EQ(host_b_.chat(key, body).status, 429);  // B holds nothing more; A gave all back.
