@@ -191,13 +191,21 @@ bool lease_try_add(BudgetLeases& leases, BudgetTable& budgets, uint32_t slot,
 // A reservation that did not fit this host's lease: the lease thread is asked for more and
 // the request waits for its answer (request.is_lease_waiting: the gateway's lease wait
 // list), at most RINGWAY_BUDGET_LEASE_WAIT_MS from its first wait. False: refuse as today
-// (waited long enough, a grant just found nothing free, or an upload that cannot wait).
+// (waited long enough, a grant just found nothing free, or an upload, which cannot wait:
+// its grant serves the next request).
 bool lease_wait(Gateway& gateway, ProxyRequest& request, const KeyEntry& key, int64_t index,
                 int64_t need_nano, int64_t need_tokens) {
     BudgetLeases& leases = *gateway.shared.leases;
     const uint64_t now_ms = gateway.shard.now_ms();
-    if (request.upload != nullptr || leases.is_exhausted(key.quota_slot, now_ms) ||
+    if (leases.is_exhausted(key.quota_slot, now_ms) ||
         (request.lease_deadline_ms != 0 && now_ms >= request.lease_deadline_ms)) {
+        return false;
+    }
+    if (request.upload != nullptr) {
+        // A multipart upload's body is still streaming and cannot wait here: it is refused,
+        // and the grant it asks for serves the next request.
+        leases.want(key.quota_slot, key.id, static_cast<uint8_t>(key.period), index, need_nano,
+                    need_tokens);
         return false;
     }
     if (request.lease_deadline_ms == 0) {
