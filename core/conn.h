@@ -215,6 +215,8 @@ private:
     void conn_body_pump(Conn& conn);
     [[nodiscard]] bool conn_body_spill(Conn& conn, uint16_t bid, uint32_t length_bytes);
     void conn_body_pump_spill(Conn& conn);
+    [[nodiscard]] bool conn_body_offer(Conn& conn, const char* bytes, uint64_t unread,
+                                       uint32_t& taken, bool& is_full);
     void conn_dispatch(Conn& conn);
     void conn_serve_builtin(Conn& conn, std::string_view path, bool is_head);
     void conn_start_request(Conn& conn);

@@ -29,6 +29,29 @@ void ClientConns::conn_body_stream_begin(Conn& conn) {
     conn_body_pump(conn);
 }
 
+// Hands on_body up to `unread` bytes at `bytes` (no more than the body has left) and counts
+// what it took in `taken`; the body deadline ends with the body. false: the handler's
+// answer closed the connection (the caller's buffers are dropped). is_full: it took less
+// than it was offered, so it resumes the body when it has room.
+bool ClientConns::conn_body_offer(Conn& conn, const char* bytes, uint64_t unread, uint32_t& taken,
+                                  bool& is_full) {
+    const auto available = static_cast<uint32_t>(std::min(unread, conn.body_stream_left));
+    conn.is_in_body_hook = true;
+    taken = handler_.on_body(handler_.context, conn.handler_request, {bytes, available},
+                             available == conn.body_stream_left);
+    conn.is_in_body_hook = false;
+    if (conn.state != ConnState::handling) {
+        return false;
+    }
+    RW_ASSERT(taken <= available);
+    conn.body_stream_left -= taken;
+    if (conn.body_stream_left == 0 && conn.deadline == Deadline::body) {
+        conn_set_deadline(conn, Deadline::none, 0);
+    }
+    is_full = taken < available;
+    return true;
+}
+
 void ClientConns::conn_body_pump(Conn& conn) {
     if (conn.is_in_body_hook) {
         return;  // client_body_resume from inside on_body: the running loop continues.
@@ -37,18 +60,12 @@ void ClientConns::conn_body_pump(Conn& conn) {
            conn.body_stream_left > 0 && conn.pending_count > 0) {
         PendingBuf& pending = conn.pending[conn.pending_head];
         const auto* bytes = reinterpret_cast<const char*>(buf_ring_.data(pending.bid));
-        const uint64_t unread = pending.length_bytes - pending.offset_bytes;
-        const auto available = static_cast<uint32_t>(std::min(unread, conn.body_stream_left));
-        conn.is_in_body_hook = true;
-        const uint32_t taken = handler_.on_body(handler_.context, conn.handler_request,
-                                                {bytes + pending.offset_bytes, available},
-                                                available == conn.body_stream_left);
-        conn.is_in_body_hook = false;
-        if (conn.state != ConnState::handling) {
-            return;  // The handler's answer closed the connection: its buffers are dropped.
+        uint32_t taken = 0;
+        bool is_full = false;
+        if (!conn_body_offer(conn, bytes + pending.offset_bytes,
+                             pending.length_bytes - pending.offset_bytes, taken, is_full)) {
+            return;
         }
-        RW_ASSERT(taken <= available);
-        conn.body_stream_left -= taken;
         pending.offset_bytes += taken;
         if (pending.offset_bytes == pending.length_bytes) {
             buf_ring_.give_back(pending.bid);
@@ -56,10 +73,7 @@ void ClientConns::conn_body_pump(Conn& conn) {
                 static_cast<uint8_t>((conn.pending_head + 1) % conn_pending_bufs_max);
             conn.pending_count -= 1;
         }
-        if (conn.body_stream_left == 0 && conn.deadline == Deadline::body) {
-            conn_set_deadline(conn, Deadline::none, 0);
-        }
-        if (taken < available) {
+        if (is_full) {
             conn_maybe_rearm_recv(conn);
             return;  // The handler is full: it resumes the body when it has room.
         }
@@ -73,27 +87,18 @@ void ClientConns::conn_body_pump_spill(Conn& conn) {
     while (conn.state == ConnState::handling && conn.is_handler_owned &&
            conn.body_stream_left > 0 && conn.pending_count == 0 &&
            conn.spill_offset_bytes < conn.spill_bytes) {
-        const uint64_t unread = conn.spill_bytes - conn.spill_offset_bytes;
-        const auto available = static_cast<uint32_t>(std::min(unread, conn.body_stream_left));
-        conn.is_in_body_hook = true;
-        const uint32_t taken = handler_.on_body(handler_.context, conn.handler_request,
-                                                {conn.spill + conn.spill_offset_bytes, available},
-                                                available == conn.body_stream_left);
-        conn.is_in_body_hook = false;
-        if (conn.state != ConnState::handling) {
-            return;  // The handler's answer closed the connection: its buffers are dropped.
+        uint32_t taken = 0;
+        bool is_full = false;
+        if (!conn_body_offer(conn, conn.spill + conn.spill_offset_bytes,
+                             conn.spill_bytes - conn.spill_offset_bytes, taken, is_full)) {
+            return;
         }
-        RW_ASSERT(taken <= available);
-        conn.body_stream_left -= taken;
         conn.spill_offset_bytes += taken;
         if (conn.spill_offset_bytes == conn.spill_bytes) {
             conn.spill_offset_bytes = 0;
             conn.spill_bytes = 0;
         }
-        if (conn.body_stream_left == 0 && conn.deadline == Deadline::body) {
-            conn_set_deadline(conn, Deadline::none, 0);
-        }
-        if (taken < available) {
+        if (is_full) {
             return;
         }
     }

@@ -1,9 +1,9 @@
 // proxy/count_tokens.cc — the local token count estimate (see count_tokens.h).
 #include "proxy/count_tokens.h"
 
-#include <charconv>
 #include <cstring>
 
+#include "core/text.h"
 #include "proxy/gateway.h"
 #include "proxy/request.h"
 
@@ -23,7 +23,7 @@ void count_tokens_serve(Gateway& gateway, ProxyRequest& request) {
         cursor += text.size();
     };
     put("{\"input_tokens\":");
-    cursor = std::to_chars(cursor, body + 40, count_tokens_estimate(request.body.size())).ptr;
+    cursor = decimal_write(cursor, count_tokens_estimate(request.body.size()));
     put(",\"estimated\":true}");
     RW_ASSERT(cursor <= body + sizeof(body));
     request.is_response_started = true;

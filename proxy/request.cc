@@ -10,6 +10,7 @@
 
 #include "core/http_write.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "core/wall_clock.h"
 #include "proxy/budget.h"
 #include "proxy/gateway.h"
@@ -213,9 +214,9 @@ std::string_view request_id_make(Gateway& gateway, char (&out)[request_id_bytes_
         std::memcpy(cursor, text.data(), text.size());
         cursor += text.size();
     };
-    // to_chars, not snprintf: no format parsing per request. 3+10+1+16+1+16 bytes at most.
+    // No snprintf: no format parsing per request. 3+10+1+16+1+16 bytes at most.
     put("rw-");
-    cursor = std::to_chars(cursor, end, gateway.shard.index()).ptr;
+    cursor = decimal_write(cursor, gateway.shard.index());
     put("-");
     cursor = std::to_chars(cursor, end, static_cast<uint64_t>(wall_clock_unix_ms()), 16).ptr;
     put("-");
@@ -403,7 +404,7 @@ void fault_respond(Conn& conn, Fault fault, const FaultAnswer& answer) {
         answer.retry_after_s != 0 ? answer.retry_after_s : info.retry_after_s;
     if (retry_after_s != 0) {
         put("Retry-After: ");
-        cursor = std::to_chars(cursor, headers + sizeof(headers) - 32, retry_after_s).ptr;
+        cursor = decimal_write(cursor, retry_after_s);
         put("\r\n");
     }
     if (info.is_retry_futile) {

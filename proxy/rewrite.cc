@@ -4,11 +4,11 @@
 #include "proxy/rewrite.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
+#include "core/text.h"
 #include "proxy/request.h"
 #include "proxy/upload.h"
 
@@ -169,12 +169,10 @@ Fault upstream_head_build(Arena& arena, ProxyRequest& request, const ParsedReque
         return Fault::local_out_of_memory;
     }
     const bool is_anthropic = candidate.kind == ChannelKind::anthropic;
-    char content_length[24];
+    char content_length[decimal_bytes_max];
     const uint64_t body_bytes = request.upload != nullptr ? request.upload->upstream_length_bytes
                                                           : request.upstream_body.size();
-    const auto [content_length_end, content_length_error] =
-        std::to_chars(content_length, content_length + sizeof(content_length), body_bytes);
-    RW_ASSERT(content_length_error == std::errc());
+    const char* const content_length_end = decimal_write(content_length, body_bytes);
     HeadText head{out, capacity};
     head.put("POST ");
     head.put(prefix);

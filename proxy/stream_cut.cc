@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 #include <span>
+#include <utility>
 
 #include "core/assert.h"
 #include "core/client.h"
@@ -37,41 +38,60 @@ void piece_send(Gateway& gateway, ProxyRequest& request, const char* data, uint3
     }
 }
 
+// An empty hold starts in a buffer the client's sends are done with (sent_bytes:
+// client_bytes_sent): its own, else the spare; with neither free, in new arena memory (the
+// one still being sent is left to the send queue).
+void hold_start(StreamHold& hold, uint64_t sent_bytes) {
+    RW_ASSERT(hold.used_bytes == 0);
+    if (sent_bytes < hold.buffer.sent_mark || hold.buffer.bytes == nullptr) {
+        if (hold.spare.bytes != nullptr && sent_bytes >= hold.spare.sent_mark) {
+            std::swap(hold.buffer, hold.spare);
+        } else if (sent_bytes < hold.buffer.sent_mark) {
+            hold.buffer = HoldBuffer{};
+        }
+    }
+}
+
 // Appends to the hold, growing it in the arena. False past stream_hold_bytes_max or when
-// the arena refuses memory; the hold is unchanged then.
-bool hold_append(Arena& arena, StreamHold& hold, const char* data, uint32_t length_bytes) {
+// the arena refuses memory; the held bytes are unchanged then.
+bool hold_append(Arena& arena, StreamHold& hold, const char* data, uint32_t length_bytes,
+                 uint64_t sent_bytes) {
     const uint64_t needed = uint64_t(hold.used_bytes) + length_bytes;
     if (needed > stream_hold_bytes_max) {
         return false;
     }
-    if (needed > hold.capacity_bytes) {
+    if (hold.used_bytes == 0) {
+        hold_start(hold, sent_bytes);
+    }
+    HoldBuffer& buffer = hold.buffer;
+    if (needed > buffer.capacity_bytes) {
         const auto capacity = static_cast<uint32_t>(std::min<uint64_t>(
             stream_hold_bytes_max,
-            std::max<uint64_t>({needed, 2 * uint64_t(hold.capacity_bytes), hold_bytes_min})));
+            std::max<uint64_t>({needed, 2 * uint64_t(buffer.capacity_bytes), hold_bytes_min})));
         auto* bytes = static_cast<char*>(arena.alloc(capacity, 1));
         if (bytes == nullptr) {
             return false;
         }
         if (hold.used_bytes > 0) {
-            std::memcpy(bytes, hold.bytes, hold.used_bytes);
+            std::memcpy(bytes, buffer.bytes, hold.used_bytes);
         }
-        hold.bytes = bytes;
-        hold.capacity_bytes = capacity;
+        buffer.bytes = bytes;
+        buffer.capacity_bytes = capacity;
     }
-    std::memcpy(hold.bytes + hold.used_bytes, data, length_bytes);
+    std::memcpy(buffer.bytes + hold.used_bytes, data, length_bytes);
     hold.used_bytes += length_bytes;
-    RW_ASSERT(hold.used_bytes <= hold.capacity_bytes);
+    RW_ASSERT(hold.used_bytes <= buffer.capacity_bytes);
     return true;
 }
 
-// Sends what is held; its memory then belongs to the send queue, so the next hold starts
-// in new arena memory.
+// Sends what is held; its buffer is then the send queue's until the client's sends pass
+// what is queued now, and becomes the spare (the old spare takes its turn).
 void hold_send(Gateway& gateway, ProxyRequest& request) {
     StreamHold& hold = request.hold;
     if (hold.used_bytes > 0) {
-        piece_send(gateway, request, hold.bytes, hold.used_bytes, no_bid);
-        hold.bytes = nullptr;
-        hold.capacity_bytes = 0;
+        piece_send(gateway, request, hold.buffer.bytes, hold.used_bytes, no_bid);
+        hold.buffer.sent_mark = client_bytes_queued(*request.conn);
+        std::swap(hold.buffer, hold.spare);
         hold.used_bytes = 0;
     }
 }
@@ -135,7 +155,7 @@ void stream_cut_relay(Gateway& gateway, ProxyRequest& request, char* piece, uint
         }
         const auto tail_bytes = static_cast<uint32_t>(piece_end - decided_end);
         if (!hold_append(client_arena(*request.conn), hold, piece + (decided_end - piece_offset),
-                         tail_bytes)) {
+                         tail_bytes, client_bytes_sent(*request.conn))) {
             // Far longer than a usage chunk (or no memory): it is relayed uncut.
             hold_send(gateway, request);
             hold.has_passed_event = true;
@@ -155,7 +175,7 @@ void stream_cut_flush(ProxyRequest& request) {
     if (hold.used_bytes > 0 && !request.is_client_gone) {
         // Best effort: an event without its blank line is dropped by SSE clients anyway.
         [[maybe_unused]] const bool is_queued =
-            client_stream_piece(*request.conn, {hold.bytes, hold.used_bytes}, no_bid);
+            client_stream_piece(*request.conn, {hold.buffer.bytes, hold.used_bytes}, no_bid);
     }
     hold.used_bytes = 0;
 }

@@ -15,11 +15,22 @@ namespace rw {
 struct Gateway;
 struct ProxyRequest;
 
-// The start of an event held back while its end has not arrived (arena memory).
-struct StreamHold {
-    char* bytes;  // nullptr until needed; a sent hold belongs to the send queue.
-    uint32_t used_bytes;
+// Arena memory a hold lies in. Once sent it is the client send queue's until the client's
+// sends pass sent_mark (client_bytes_queued after it was queued), then reusable.
+struct HoldBuffer {
+    char* bytes;  // nullptr until needed.
     uint32_t capacity_bytes;
+    uint64_t sent_mark;
+};
+
+// The start of an event held back while its end has not arrived. Two buffers take turns:
+// a piece that ends one held event often holds the next one's start while the first is
+// still being sent, so a stream takes arena memory for its holds about twice, not once per
+// held event.
+struct StreamHold {
+    HoldBuffer buffer;  // The hold's bytes: buffer.bytes[0, used_bytes).
+    HoldBuffer spare;   // The one sent last.
+    uint32_t used_bytes;
     uint64_t offset;              // Stream offset of bytes[0].
     uint64_t passed_event_start;  // An event too long to hold, relayed uncut.
     bool has_passed_event;

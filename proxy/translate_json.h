@@ -88,4 +88,38 @@ inline uint64_t json_get_u64(Node object, std::string_view key) {
     return value;
 }
 
+// Chat Completions' "tools" member from a request's `tools` array: a tool that
+// `is_function(tool)` lets through (false: it called `refuse`) becomes
+// {"type":"function","function":{"name":..,"description":.., ...}}, where
+// `members(tool, out)` appends the rest (the schema, ...) with a leading comma.
+template <class IsFunction, class Members>
+bool chat_tools_write(simdjson::dom::element tools, std::string& out, Refusal& refuse,
+                      IsFunction is_function, Members members) {
+    simdjson::dom::array list;
+    if (tools.get_array().get(list) != simdjson::SUCCESS) {
+        return refuse("tools", "must be an array");
+    }
+    json_key(out, "tools");
+    out += '[';
+    bool is_first = true;
+    for (simdjson::dom::element tool : list) {
+        if (!is_function(tool)) {
+            return false;
+        }
+        out += is_first ? "{" : ",{";
+        is_first = false;
+        out += "\"type\":\"function\",\"function\":{\"name\":";
+        json_str(out, json_get_string(tool, "name"));
+        const std::string_view description = json_get_string(tool, "description");
+        if (!description.empty()) {
+            out += ",\"description\":";
+            json_str(out, description);
+        }
+        members(tool, out);
+        out += "}}";
+    }
+    out += ']';
+    return true;
+}
+
 }  // namespace rw

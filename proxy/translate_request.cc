@@ -610,37 +610,22 @@ bool context_management_neutral(element value) {
     return true;
 }
 
+// Anthropic's custom tools (type absent or "custom") as Chat functions; server tools
+// are refused.
 bool messages_tools(element tools, std::string& out, Refusal& refuse) {
-    array list;
-    if (tools.get_array().get(list) != simdjson::SUCCESS) {
-        return refuse("tools", "must be an array");
-    }
-    json_key(out, "tools");
-    out += '[';
-    bool is_first = true;
-    for (element tool : list) {
+    const auto is_function = [&refuse](element tool) {
         const std::string_view type = tool.is_object() ? json_get_string(tool, "type") : "x";
-        if (!type.empty() && type != "custom") {
-            return refuse("tools[].type", "server tools are not translated to Chat Completions");
+        return type.empty() || type == "custom" ||
+               refuse("tools[].type", "server tools are not translated to Chat Completions");
+    };
+    const auto schema = [](element tool, std::string& function) {
+        element input_schema;
+        if (tool["input_schema"].get(input_schema) == simdjson::SUCCESS) {
+            function += ",\"parameters\":";
+            json_raw(function, input_schema);
         }
-        out += is_first ? "{" : ",{";
-        is_first = false;
-        out += "\"type\":\"function\",\"function\":{\"name\":";
-        json_str(out, json_get_string(tool, "name"));
-        const std::string_view description = json_get_string(tool, "description");
-        if (!description.empty()) {
-            out += ",\"description\":";
-            json_str(out, description);
-        }
-        element schema;
-        if (tool["input_schema"].get(schema) == simdjson::SUCCESS) {
-            out += ",\"parameters\":";
-            json_raw(out, schema);
-        }
-        out += "}}";
-    }
-    out += ']';
-    return true;
+    };
+    return chat_tools_write(tools, out, refuse, is_function, schema);
 }
 
 bool messages_tool_choice(object choice, std::string& out, Refusal& refuse) {

@@ -238,44 +238,30 @@ bool input_items(element input, ChatMessages& messages, Refusal& refuse) {
     return true;
 }
 
+// The Responses API's function tools as Chat's; built-in and grouped tools are refused.
 bool function_tools(element tools, std::string& out, Refusal& refuse) {
-    array list;
-    if (tools.get_array().get(list) != simdjson::SUCCESS) {
-        return refuse("tools", "must be an array");
-    }
-    json_key(out, "tools");
-    out += '[';
-    bool is_first = true;
-    for (element tool : list) {
+    const auto is_function = [&refuse](element tool) {
         const std::string_view type = tool.is_object() ? json_get_string(tool, "type") : "";
-        if (type != "function") {
-            std::string why = "only function tools are translated to Chat Completions, not \"";
-            why += type;
-            why += "\" (a built-in or grouped tool of the Responses API)";
-            return refuse("tools[].type", why);
+        if (type == "function") {
+            return true;
         }
-        out += is_first ? "{" : ",{";
-        is_first = false;
-        out += "\"type\":\"function\",\"function\":{\"name\":";
-        json_str(out, json_get_string(tool, "name"));
-        const std::string_view description = json_get_string(tool, "description");
-        if (!description.empty()) {
-            out += ",\"description\":";
-            json_str(out, description);
-        }
-        element member;
-        if (tool["parameters"].get(member) == simdjson::SUCCESS && !is_null(member)) {
-            out += ",\"parameters\":";
-            json_raw(out, member);
-        }
-        if (tool["strict"].get(member) == simdjson::SUCCESS && !is_null(member)) {
-            out += ",\"strict\":";
-            json_raw(out, member);
-        }
-        out += "}}";
-    }
-    out += ']';
-    return true;
+        std::string why = "only function tools are translated to Chat Completions, not \"";
+        why += type;
+        why += "\" (a built-in or grouped tool of the Responses API)";
+        return refuse("tools[].type", why);
+    };
+    return chat_tools_write(
+        tools, out, refuse, is_function, [](element tool, std::string& function) {
+            for (const char* name : {"parameters", "strict"}) {
+                element member;
+                if (tool[name].get(member) == simdjson::SUCCESS && !is_null(member)) {
+                    function += ",\"";
+                    function += name;
+                    function += "\":";
+                    json_raw(function, member);
+                }
+            }
+        });
 }
 
 bool tool_choice(element choice, std::string& out, Refusal& refuse) {

@@ -27,20 +27,8 @@ bool buffer_append(Arena& arena, char*& buffer, uint32_t& used, uint32_t& capaci
     if (needed > translate_output_bytes_max) {
         return false;
     }
-    if (needed > capacity) {
-        uint64_t grown = capacity == 0 ? 1024 : uint64_t(capacity) * 2;
-        while (grown < needed) {
-            grown *= 2;
-        }
-        auto* bytes = static_cast<char*>(arena.alloc(grown, 1));
-        if (bytes == nullptr) {
-            return false;
-        }
-        if (used > 0) {
-            std::memcpy(bytes, buffer, used);
-        }
-        buffer = bytes;
-        capacity = static_cast<uint32_t>(grown);
+    if (needed > capacity && !arena_buffer_grow(arena, buffer, used, capacity, needed)) {
+        return false;
     }
     if (!text.empty()) {
         std::memcpy(buffer + used, text.data(), text.size());
@@ -55,9 +43,8 @@ std::string_view item_text(const StreamTranslator& t) {
 
 // `event: name\ndata: {"type":name,"sequence_number":N` — the caller adds members and "}\n\n".
 void event_open(StreamTranslator& t, std::string& out, std::string_view name) {
-    out += "event: ";
-    out += name;
-    out += "\ndata: {\"type\":\"";
+    sse_event_open(out, name);
+    out += "{\"type\":\"";
     out += name;
     out += "\",\"sequence_number\":";
     json_u64(out, t.sequence++);
@@ -320,15 +307,7 @@ bool responses_stream_chunk(Arena& arena, StreamTranslator& t, object chunk, std
     if (!t.is_started) {
         stream_start(t, chunk, out);
     }
-    object usage;
-    if (chunk["usage"].get_object().get(usage) == simdjson::SUCCESS) {
-        const TranslatedUsage counts = usage_from_chat(usage);
-        t.has_usage = true;
-        t.input_tokens = counts.input;
-        t.output_tokens = counts.output;
-        t.cache_read_tokens = counts.cache_read;
-        t.reasoning_tokens = counts.reasoning;
-    }
+    chat_chunk_usage(t, chunk);
     object choice;
     if (chunk["choices"].at(0).get_object().get(choice) != simdjson::SUCCESS) {
         return true;
@@ -338,10 +317,7 @@ bool responses_stream_chunk(Arena& arena, StreamTranslator& t, object chunk, std
         !chunk_delta(arena, t, delta, out)) {
         return false;
     }
-    const std::string_view finish = json_get_string(choice, "finish_reason");
-    if (!finish.empty()) {
-        copy_field(t.finish_reason, sizeof(t.finish_reason), finish);
-    }
+    chat_choice_finish(t, choice);
     return true;
 }
 

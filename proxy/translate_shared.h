@@ -20,6 +20,22 @@ struct TranslatedUsage {
     uint64_t reasoning;  // Part of output (OpenAI's completion_tokens_details).
 };
 
+class Arena;
+struct StreamTranslator;
+
+// What the two stream translators from Chat chunks (to Anthropic events, to Responses
+// events) write and take alike (translate_stream.cc).
+// `event: name\ndata: ` — the head of an SSE event; the caller writes its data and "\n\n".
+void sse_event_open(std::string& out, std::string_view name);
+// Grows an arena buffer holding `used` bytes to at least `needed` bytes (doubling from
+// 1 KiB; the bytes kept); false when the arena has no room.
+[[nodiscard]] bool arena_buffer_grow(Arena& arena, char*& buffer, uint32_t used, uint32_t& capacity,
+                                     uint64_t needed);
+// The chunk's usage (when it has one) into t's counts.
+void chat_chunk_usage(StreamTranslator& t, simdjson::dom::object chunk);
+// The choice's finish_reason (when it has one) into t.finish_reason.
+void chat_choice_finish(StreamTranslator& t, simdjson::dom::object choice);
+
 // Copies text, cut to capacity - 1 bytes at a UTF-8 character boundary, NUL-terminated.
 void copy_field(char* target, size_t capacity, std::string_view text);
 

@@ -36,6 +36,49 @@ void copy_field(char* target, size_t capacity, std::string_view text) {
     target[length] = '\0';
 }
 
+void sse_event_open(std::string& out, std::string_view name) {
+    out += "event: ";
+    out += name;
+    out += "\ndata: ";
+}
+
+bool arena_buffer_grow(Arena& arena, char*& buffer, uint32_t used, uint32_t& capacity,
+                       uint64_t needed) {
+    uint64_t grown = capacity == 0 ? 1024 : uint64_t(capacity) * 2;
+    while (grown < needed) {
+        grown *= 2;
+    }
+    auto* bytes = static_cast<char*>(arena.alloc(grown, 1));
+    if (bytes == nullptr) {
+        return false;
+    }
+    if (used > 0) {
+        std::memcpy(bytes, buffer, used);
+    }
+    buffer = bytes;
+    capacity = static_cast<uint32_t>(grown);
+    return true;
+}
+
+void chat_chunk_usage(StreamTranslator& t, object chunk) {
+    object usage;
+    if (chunk["usage"].get_object().get(usage) == simdjson::SUCCESS) {
+        const TranslatedUsage counts = usage_from_chat(usage);
+        t.has_usage = true;
+        t.input_tokens = counts.input;
+        t.output_tokens = counts.output;
+        t.cache_read_tokens = counts.cache_read;
+        t.reasoning_tokens = counts.reasoning;
+    }
+}
+
+void chat_choice_finish(StreamTranslator& t, object choice) {
+    const std::string_view finish = json_get_string(choice, "finish_reason");
+    if (!finish.empty()) {
+        copy_field(t.finish_reason, sizeof(t.finish_reason), finish);
+    }
+}
+
 namespace {
 
 TranslatedUsage usage_of(const StreamTranslator& t) {
@@ -211,17 +254,11 @@ void anthropic_event(StreamTranslator& t, object event, std::string& out) {
 
 // ---- Chat chunks → Anthropic events ------------------------------------------------------
 
-void event_open(std::string& out, std::string_view name) {
-    out += "event: ";
-    out += name;
-    out += "\ndata: ";
-}
-
 void block_stop(StreamTranslator& t, std::string& out) {
     if (t.open_block == OpenBlock::none) {
         return;
     }
-    event_open(out, "content_block_stop");
+    sse_event_open(out, "content_block_stop");
     out += "{\"type\":\"content_block_stop\",\"index\":";
     json_u64(out, t.next_block - 1);
     out += "}\n\n";
@@ -232,7 +269,7 @@ void block_stop(StreamTranslator& t, std::string& out) {
 void block_start(StreamTranslator& t, std::string& out, OpenBlock kind, std::string_view id,
                  std::string_view name) {
     block_stop(t, out);
-    event_open(out, "content_block_start");
+    sse_event_open(out, "content_block_start");
     out += "{\"type\":\"content_block_start\",\"index\":";
     json_u64(out, t.next_block);
     out += ",\"content_block\":";
@@ -254,7 +291,7 @@ void block_start(StreamTranslator& t, std::string& out, OpenBlock kind, std::str
 
 void block_delta(StreamTranslator& t, std::string& out, std::string_view type, std::string_view key,
                  std::string_view text) {
-    event_open(out, "content_block_delta");
+    sse_event_open(out, "content_block_delta");
     out += "{\"type\":\"content_block_delta\",\"index\":";
     json_u64(out, t.next_block - 1);
     out += ",\"delta\":{\"type\":";
@@ -271,7 +308,7 @@ void message_start(StreamTranslator& t, object chunk, std::string& out) {
     if (!json_get_string(chunk, "model").empty()) {
         copy_field(t.model, sizeof(t.model), json_get_string(chunk, "model"));
     }
-    event_open(out, "message_start");
+    sse_event_open(out, "message_start");
     out += "{\"type\":\"message_start\",\"message\":{\"id\":";
     json_str(out, t.id);
     out += ",\"type\":\"message\",\"role\":\"assistant\",\"model\":";
@@ -306,13 +343,13 @@ void chat_tool_calls(StreamTranslator& t, array calls, std::string& out) {
 
 void chat_end(StreamTranslator& t, std::string& out) {
     block_stop(t, out);
-    event_open(out, "message_delta");
+    sse_event_open(out, "message_delta");
     out += "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":";
     json_str(out, stop_reason_from_finish(t.finish_reason));
     out += ",\"stop_sequence\":null},\"usage\":";
     anthropic_usage_write(out, usage_of(t));
     out += "}\n\n";
-    event_open(out, "message_stop");
+    sse_event_open(out, "message_stop");
     out += "{\"type\":\"message_stop\"}\n\n";
     t.is_finished = true;
 }
@@ -320,7 +357,7 @@ void chat_end(StreamTranslator& t, std::string& out) {
 void chat_chunk(StreamTranslator& t, object chunk, std::string& out) {
     object error;
     if (chunk["error"].get_object().get(error) == simdjson::SUCCESS) {
-        event_open(out, "error");
+        sse_event_open(out, "error");
         out += "{\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":";
         json_str(out, json_get_string(error, "message"));
         out += "}}\n\n";
@@ -330,15 +367,7 @@ void chat_chunk(StreamTranslator& t, object chunk, std::string& out) {
     if (!t.is_started) {
         message_start(t, chunk, out);
     }
-    object usage;
-    if (chunk["usage"].get_object().get(usage) == simdjson::SUCCESS) {
-        const TranslatedUsage counts = usage_from_chat(usage);
-        t.has_usage = true;
-        t.input_tokens = counts.input;
-        t.output_tokens = counts.output;
-        t.cache_read_tokens = counts.cache_read;
-        t.reasoning_tokens = counts.reasoning;
-    }
+    chat_chunk_usage(t, chunk);
     object choice;
     if (chunk["choices"].at(0).get_object().get(choice) != simdjson::SUCCESS) {
         return;
@@ -365,10 +394,7 @@ void chat_chunk(StreamTranslator& t, object chunk, std::string& out) {
             chat_tool_calls(t, calls, out);
         }
     }
-    const std::string_view finish = json_get_string(choice, "finish_reason");
-    if (!finish.empty()) {
-        copy_field(t.finish_reason, sizeof(t.finish_reason), finish);
-    }
+    chat_choice_finish(t, choice);
 }
 
 // ---- SSE framing -------------------------------------------------------------------------
@@ -410,23 +436,8 @@ bool reserve(Arena& arena, char*& buffer, uint32_t used, uint32_t& capacity, uin
     if (needed > translate_line_bytes_max) {
         return false;
     }
-    if (needed + simdjson::SIMDJSON_PADDING <= capacity) {
-        return true;
-    }
-    uint64_t grown = capacity == 0 ? 1024 : uint64_t(capacity) * 2;
-    while (grown < needed + simdjson::SIMDJSON_PADDING) {
-        grown *= 2;
-    }
-    auto* bytes = static_cast<char*>(arena.alloc(grown, 1));
-    if (bytes == nullptr) {
-        return false;
-    }
-    if (used > 0) {
-        std::memcpy(bytes, buffer, used);
-    }
-    buffer = bytes;
-    capacity = static_cast<uint32_t>(grown);
-    return true;
+    return needed + simdjson::SIMDJSON_PADDING <= capacity ||
+           arena_buffer_grow(arena, buffer, used, capacity, needed + simdjson::SIMDJSON_PADDING);
 }
 
 bool line_process(Arena& arena, StreamTranslator& t, std::string_view line, std::string& out) {

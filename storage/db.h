@@ -144,6 +144,36 @@ public:
     // Steps a statement that returns no rows to SQLITE_DONE, then resets it. A row
     // counts as an error (the caller used the wrong helper).
     [[nodiscard]] bool step_done(Stmt& stmt);
+    // Steps a prepared statement to its end, calling visit(stmt) per row (visit returns
+    // bool: false stops the walk, with the visitor's `error` standing), then resets it.
+    // False with this connection's error when a step fails.
+    template <class Visit>
+    [[nodiscard]] bool rows(Stmt& stmt, Visit visit, std::string& error) {
+        for (;;) {
+            const StepStatus status = stmt.step();
+            if (status == StepStatus::error) {
+                error = last_error_;
+                return false;
+            }
+            if (status == StepStatus::done) {
+                stmt.reset();
+                return true;
+            }
+            if (!visit(stmt)) {
+                return false;
+            }
+        }
+    }
+    // The same for a query without parameters, prepared here.
+    template <class Visit>
+    [[nodiscard]] bool rows(std::string_view sql, Visit visit, std::string& error) {
+        Stmt stmt;
+        if (!prepare(sql, stmt)) {
+            error = last_error_;
+            return false;
+        }
+        return rows(stmt, visit, error);
+    }
     // One integer / text value from a single-row query (PRAGMA read-back, counts).
     [[nodiscard]] Result<int64_t> query_int64(const char* sql);
     [[nodiscard]] Result<std::string> query_text(const char* sql);

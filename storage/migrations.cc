@@ -195,7 +195,7 @@ ALTER TABLE channels ADD COLUMN health_error TEXT NOT NULL DEFAULT '';
     // one of as many B-tree positions as there are active keys, so each commit rewrote (WAL
     // frames, then checkpoint) a leaf page per key: with it gone the writer's CPU per row
     // fell by more than half (bench/micro/writer_bench). No query seeks it: the usage and log
-    // queries filter with "(?1 = 0 OR key_id = ?1)", which SQLite cannot turn into an
+    // queries filter with "(?1 < 0 OR key_id = ?1)", which SQLite cannot turn into an
     // index seek, so it only served as a full scan in key order, no faster than the table's.
     R"sql(
 DROP INDEX IF EXISTS usage_logs_key_ts;
@@ -250,6 +250,16 @@ CREATE TABLE aliases (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
+)sql",
+    // 13: the writer's cost per row (issue "Capacity"). The index on ringway's own request id
+    // was a fifth of the writer's instructions per row (callgrind, writer_bench/2048: 12.92k
+    // with it, 10.38k without; an INTEGER form of the id indexed instead cost as much, 13.49k:
+    // the price is the index's upkeep per row, not its key). Only GET /admin/logs?request_id=
+    // read it; it now reads the log from the newest row back to the id's row (a unique id, so
+    // the read stops there: quick for a recent request). The client's and the provider's ids
+    // keep their partial indexes (rows without such an id cost them nothing).
+    R"sql(
+DROP INDEX IF EXISTS usage_logs_request_id;
 )sql",
 };
 

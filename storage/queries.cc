@@ -32,18 +32,13 @@ namespace {
 // Steps `stmt` to the end, calling read(stmt) per row. False with db's error on failure.
 template <class ReadRow>
 bool query_rows(Db& db, Stmt& stmt, ReadRow read, std::string& error) {
-    for (;;) {
-        const StepStatus status = stmt.step();
-        if (status == StepStatus::error) {
-            error = db.last_error();
-            return false;
-        }
-        if (status == StepStatus::done) {
-            stmt.reset();
+    return db.rows(
+        stmt,
+        [&read](const Stmt& row) {
+            read(row);
             return true;
-        }
-        read(stmt);
-    }
+        },
+        error);
 }
 
 constexpr const char* key_columns =
@@ -183,6 +178,13 @@ const DaySql& day_sql(const Db& db) {
     return db.is_postgres() ? day_sql_postgres : day_sql_sqlite;
 }
 
+// The daily aggregates' day window (?2..?3, inclusive; NULL: unbounded). The NULL tests
+// name the parameters typed: PostgreSQL cannot type a bare `$2 IS NULL` bound to a day.
+std::string daily_days_where(const DaySql& days) {
+    return std::string(" AND (") + days.since_day + " IS NULL OR day >= ?2) AND (" +
+           days.until_day + " IS NULL OR day <= ?3)";
+}
+
 UsageTotals usage_totals_read(const Stmt& stmt, int first) {
     UsageTotals totals;
     totals.requests = stmt.column_int64(first);
@@ -211,12 +213,10 @@ std::string usage_grouped_sql(const UsageGrouping& grouping, const DaySql& days)
     sql += is_from_logs ? log_sums : daily_sums;
     // Days are UTC calendar days; a log row's day is its start's, as the writer files it.
     sql += is_from_logs
-               ? std::string(" FROM usage_logs WHERE (?1 = 0 OR key_id = ?1)") + " AND (" +
+               ? std::string(" FROM usage_logs WHERE (?1 < 0 OR key_id = ?1)") + " AND (" +
                      days.since_day + " IS NULL OR ts_ms >= " + days.since_ms + ")" + " AND (" +
                      days.until_day + " IS NULL OR ts_ms < " + days.until_ms + ")"
-               : std::string(
-                     " FROM daily_usage WHERE (?1 = 0 OR key_id = ?1)"
-                     " AND (?2 IS NULL OR day >= ?2) AND (?3 IS NULL OR day <= ?3)");
+               : " FROM daily_usage WHERE (?1 < 0 OR key_id = ?1)" + daily_days_where(days);
     std::string group;
     const auto add = [&group](const char* column) {
         group += group.empty() ? "" : ", ";
@@ -343,13 +343,13 @@ Result<std::vector<DailyUsageRow>> Queries::usage_per_day(int64_t key_id,
     std::lock_guard<std::mutex> lock(mutex_);
     Stmt stmt;
     // daily_usage holds a row per model and channel too; the admin view is per key-day.
-    if (!db_.prepare("SELECT key_id, day, sum(requests), sum(prompt_tokens),"
-                     " sum(completion_tokens), sum(total_tokens), sum(cached_input_tokens),"
-                     " sum(cache_write_tokens), sum(reasoning_tokens), sum(cost_nano),"
-                     " sum(unpriced_requests) FROM daily_usage"
-                     " WHERE (?1 = 0 OR key_id = ?1) AND (?2 IS NULL OR day >= ?2)"
-                     " AND (?3 IS NULL OR day <= ?3) GROUP BY key_id, day"
-                     " ORDER BY day, key_id LIMIT 100000",
+    if (!db_.prepare(std::string("SELECT key_id, day, sum(requests), sum(prompt_tokens),"
+                                 " sum(completion_tokens), sum(total_tokens),"
+                                 " sum(cached_input_tokens), sum(cache_write_tokens),"
+                                 " sum(reasoning_tokens), sum(cost_nano), sum(unpriced_requests)"
+                                 " FROM daily_usage WHERE (?1 < 0 OR key_id = ?1)") +
+                         daily_days_where(day_sql(db_)) +
+                         " GROUP BY key_id, day ORDER BY day, key_id LIMIT 100000",
                      stmt)) {
         return R::failure(db_.last_error());
     }
@@ -369,6 +369,29 @@ Result<std::vector<DailyUsageRow>> Queries::usage_per_day(int64_t key_id,
 }
 
 namespace {
+
+// "rw-SHARD-MS-SEQUENCE" (decimal shard, lower-case hex milliseconds and sequence), as
+// proxy/request.cc request_id_make writes it: the only ids usage_logs.request_id holds.
+bool request_id_is_ringways(std::string_view id) {
+    if (!id.starts_with("rw-")) {
+        return false;
+    }
+    int field = 0;
+    size_t digits = 0;
+    for (const char c : id.substr(3)) {
+        if (c == '-') {
+            if (digits == 0 || ++field > 2) {
+                return false;
+            }
+            digits = 0;
+        } else if ((c >= '0' && c <= '9') || (field > 0 && c >= 'a' && c <= 'f')) {
+            digits++;
+        } else {
+            return false;
+        }
+    }
+    return field == 2 && digits > 0;
+}
 
 constexpr std::string_view log_columns =
     "SELECT id, ts_ms, key_id, channel_id, model_requested, model_sent, endpoint, status,"
@@ -417,7 +440,7 @@ Result<std::vector<UsageLogRow>> Queries::recent_logs(const LogFilter& filter, u
     std::lock_guard<std::mutex> lock(mutex_);
     Stmt stmt;
     if (!db_.prepare(std::string(log_columns) +
-                         " WHERE (?1 = 0 OR key_id = ?1) AND (?2 = 0 OR id < ?2)"
+                         " WHERE (?1 < 0 OR key_id = ?1) AND (?2 = 0 OR id < ?2)"
                          " AND (?4 = 0 OR status = ?4) AND (?5 = '' OR end_reason = ?5)"
                          " ORDER BY id DESC LIMIT ?3",
                      stmt)) {
@@ -446,8 +469,9 @@ Result<std::vector<LatencySample>> Queries::latency_samples(int64_t key_id,
     const DaySql& days = day_sql(db_);
     if (!db_.prepare(std::string("SELECT ") + days.day_of_row +
                          ", latency_us, ttfb_us, status FROM usage_logs"
-                         " WHERE (?1 = 0 OR key_id = ?1) AND (?2 IS NULL OR ts_ms >= " +
-                         days.since_ms + ") AND (?3 IS NULL OR ts_ms < " + days.until_ms +
+                         " WHERE (?1 < 0 OR key_id = ?1) AND (" +
+                         days.since_day + " IS NULL OR ts_ms >= " + days.since_ms + ") AND (" +
+                         days.until_day + " IS NULL OR ts_ms < " + days.until_ms +
                          ") ORDER BY id DESC LIMIT ?4",
                      stmt)) {
         return R::failure(db_.last_error());
@@ -472,23 +496,50 @@ Result<std::vector<LatencySample>> Queries::latency_samples(int64_t key_id,
 Result<std::vector<UsageLogRow>> Queries::logs_by_request_id(std::string_view request_id) {
     using R = Result<std::vector<UsageLogRow>>;
     std::lock_guard<std::mutex> lock(mutex_);
-    Stmt stmt;
-    // Three indexed lookups (the partial indexes need the != '' terms to be usable).
-    if (!db_.prepare(std::string(log_columns) +
-                         " WHERE request_id = ?1"
-                         " OR (client_request_id = ?1 AND client_request_id != '')"
-                         " OR (upstream_request_id = ?1 AND upstream_request_id != '')"
-                         " ORDER BY id DESC LIMIT ?2",
-                     stmt)) {
-        return R::failure(db_.last_error());
-    }
-    stmt.bind_text(1, request_id);
-    stmt.bind_int64(2, query_rows_max);
     std::vector<UsageLogRow> rows;
     std::string error;
-    const bool is_ok = query_rows(
-        db_, stmt, [&rows](const Stmt& s) { rows.push_back(log_row_read(s)); }, error);
-    return is_ok ? R::success(std::move(rows)) : R::failure(error);
+    auto read_rows = [&](const std::string& sql, uint32_t limit) {
+        Stmt stmt;
+        if (!db_.prepare(sql.c_str(), stmt)) {
+            error = db_.last_error();
+            return false;
+        }
+        stmt.bind_text(1, request_id);
+        stmt.bind_int64(2, limit);
+        return query_rows(
+            db_, stmt, [&rows](const Stmt& s) { rows.push_back(log_row_read(s)); }, error);
+    };
+    // The client's and the provider's ids: indexed (the partial indexes need the != '' terms
+    // to be usable).
+    if (!read_rows(std::string(log_columns) +
+                       " WHERE (client_request_id = ?1 AND client_request_id != '')"
+                       " OR (upstream_request_id = ?1 AND upstream_request_id != '')"
+                       " ORDER BY id DESC LIMIT ?2",
+                   query_rows_max)) {
+        return R::failure(error);
+    }
+    // ringway's own id (SQLite: not indexed since migration 13): one row per id, read from the
+    // newest row back until it is found. An id not of ringway's shape is no row's own.
+    if (request_id_is_ringways(request_id)) {
+        const size_t indexed_rows = rows.size();
+        if (!read_rows(
+                std::string(log_columns) + " WHERE request_id = ?1 ORDER BY id DESC LIMIT ?2", 1)) {
+            return R::failure(error);
+        }
+        if (rows.size() > indexed_rows) {
+            const int64_t found_id = rows.back().id;
+            if (std::any_of(rows.begin(), rows.begin() + ptrdiff_t(indexed_rows),
+                            [found_id](const UsageLogRow& row) { return row.id == found_id; })) {
+                rows.pop_back();  // Its client's or provider's id is the same text.
+            }
+        }
+        std::sort(rows.begin(), rows.end(),
+                  [](const UsageLogRow& a, const UsageLogRow& b) { return a.id > b.id; });
+        if (rows.size() > size_t(query_rows_max)) {
+            rows.resize(size_t(query_rows_max));
+        }
+    }
+    return R::success(std::move(rows));
 }
 
 Result<std::vector<KeyInfo>> Queries::list_keys() {

@@ -106,9 +106,13 @@ struct UsageLogRow {
     std::string upstream_request_id;
 };
 
-// GET /admin/logs filters: 0 / empty = any.
+// The key_id filter of the usage and log queries that lets every key through. Key id 0 is a
+// key like any other there: the system key (migration 11), which the idle probe's rows carry.
+inline constexpr int64_t key_id_all = -1;
+
+// GET /admin/logs filters: key_id_all, status 0 and an empty end_reason let any row through.
 struct LogFilter {
-    int64_t key_id = 0;
+    int64_t key_id = key_id_all;
     int64_t status = 0;      // The HTTP status the client received.
     std::string end_reason;  // "complete", "client_gone", ...
 };
@@ -183,8 +187,8 @@ class Queries {
 public:
     [[nodiscard]] bool open(const StorageConfig& config, std::string& error);
 
-    // Daily aggregates for key_id (0 = all keys) with since_day <= day <= until_day
-    // ('YYYY-MM-DD'; empty = unbounded), ordered by day then key.
+    // Daily aggregates for key_id (key_id_all: every key; 0 is the system key) with
+    // since_day <= day <= until_day ('YYYY-MM-DD'; empty = unbounded), ordered by day then key.
     [[nodiscard]] Result<std::vector<DailyUsageRow>> usage_per_day(int64_t key_id,
                                                                    std::string_view since_day,
                                                                    std::string_view until_day);

@@ -367,74 +367,66 @@ bool SnapshotStore::key_model_limits_load(KeyEntry& key, std::string_view json,
 }
 
 bool SnapshotStore::reload_keys(std::vector<KeyEntry>& keys, std::string& error) {
-    Stmt stmt;
-    if (!db_.prepare("SELECT id, key_hash, name, key_prefix, status, quota_limit, quota_used,"
-                     " expires_at, models, rpm, max_concurrency, allowed_cidrs, tpm, limits,"
-                     " budget_nano, budget_period, spend_nano, strict FROM keys WHERE system = 0 "
-                     "ORDER BY id",
-                     stmt)) {
-        error = db_.last_error();
-        return false;
-    }
-    for (;;) {
-        const StepStatus status = stmt.step();
-        if (status == StepStatus::error) {
-            error = db_.last_error();
-            return false;
-        }
-        if (status == StepStatus::done) {
+    return db_.rows(
+        "SELECT id, key_hash, name, key_prefix, status, quota_limit, quota_used,"
+        " expires_at, models, rpm, max_concurrency, allowed_cidrs, tpm, limits,"
+        " budget_nano, budget_period, spend_nano, strict FROM keys WHERE system = 0 "
+        "ORDER BY id",
+        [&](const Stmt& row) {
+            KeyEntry key;
+            key.id = row.column_int64(0);
+            const std::span<const uint8_t> hash = row.column_blob(1);
+            if (hash.size() != key_hash_bytes) {
+                error = "key " + std::to_string(key.id) + " has a malformed key_hash";
+                return false;
+            }
+            std::memcpy(key.hash.data(), hash.data(), key_hash_bytes);
+            key.name = row.column_text(2);
+            key.key_prefix = row.column_text(3);
+            key.is_active = row.column_text(4) == "active";
+            key.has_quota_limit = !row.column_is_null(5);
+            key.quota_limit_tokens = row.column_int64(5);
+            const int64_t quota_used = row.column_int64(6);
+            key.expires_at_s = row.column_int64(7);  // NULL reads as 0 = never.
+            key.allows_all_models = row.column_is_null(8);
+            if (!key.allows_all_models &&
+                !json_parse_string_array(row.column_text(8), key.models, error)) {
+                error = "key " + std::to_string(key.id) + " models: " + error;
+                return false;
+            }
+            if (!row.column_is_null(11) &&
+                !key_cidrs_parse(row.column_text(11), key.allowed_cidrs, error)) {
+                error = "key " + std::to_string(key.id) + " allowed_cidrs: " + error;
+                return false;
+            }
+            key.rpm = uint32_t(std::clamp<int64_t>(row.column_int64(9), 0, UINT32_MAX));
+            key.concurrency_max =
+                uint32_t(std::clamp<int64_t>(row.column_int64(10), 0, UINT32_MAX));
+            const Result<uint32_t> slot = quotas_->slot_for_key(key.id, quota_used);
+            if (!slot.ok()) {
+                error = slot.error;
+                return false;
+            }
+            key.quota_slot = slot.value;
+            key.tpm = uint32_t(std::clamp<int64_t>(row.column_int64(12), 0, UINT32_MAX));
+            if (!row.column_is_null(13) &&
+                !key_model_limits_load(key, row.column_text(13), error)) {
+                return false;
+            }
+            key.has_budget = !row.column_is_null(14);
+            key.budget_nano = row.column_int64(14);
+            key.is_strict = row.column_int64(17) != 0;
+            if (!budget_period_parse(row.column_text(15), key.period)) {
+                error = "key " + std::to_string(key.id) + " has an unknown budget_period";
+                return false;
+            }
+            if (!reload_key_budget(key, row.column_int64(16), wall_clock_unix_ms() / 1000, error)) {
+                return false;
+            }
+            keys.push_back(std::move(key));
             return true;
-        }
-        KeyEntry key;
-        key.id = stmt.column_int64(0);
-        const std::span<const uint8_t> hash = stmt.column_blob(1);
-        if (hash.size() != key_hash_bytes) {
-            error = "key " + std::to_string(key.id) + " has a malformed key_hash";
-            return false;
-        }
-        std::memcpy(key.hash.data(), hash.data(), key_hash_bytes);
-        key.name = stmt.column_text(2);
-        key.key_prefix = stmt.column_text(3);
-        key.is_active = stmt.column_text(4) == "active";
-        key.has_quota_limit = !stmt.column_is_null(5);
-        key.quota_limit_tokens = stmt.column_int64(5);
-        const int64_t quota_used = stmt.column_int64(6);
-        key.expires_at_s = stmt.column_int64(7);  // NULL reads as 0 = never.
-        key.allows_all_models = stmt.column_is_null(8);
-        if (!key.allows_all_models &&
-            !json_parse_string_array(stmt.column_text(8), key.models, error)) {
-            error = "key " + std::to_string(key.id) + " models: " + error;
-            return false;
-        }
-        if (!stmt.column_is_null(11) &&
-            !key_cidrs_parse(stmt.column_text(11), key.allowed_cidrs, error)) {
-            error = "key " + std::to_string(key.id) + " allowed_cidrs: " + error;
-            return false;
-        }
-        key.rpm = uint32_t(std::clamp<int64_t>(stmt.column_int64(9), 0, UINT32_MAX));
-        key.concurrency_max = uint32_t(std::clamp<int64_t>(stmt.column_int64(10), 0, UINT32_MAX));
-        const Result<uint32_t> slot = quotas_->slot_for_key(key.id, quota_used);
-        if (!slot.ok()) {
-            error = slot.error;
-            return false;
-        }
-        key.quota_slot = slot.value;
-        key.tpm = uint32_t(std::clamp<int64_t>(stmt.column_int64(12), 0, UINT32_MAX));
-        if (!stmt.column_is_null(13) && !key_model_limits_load(key, stmt.column_text(13), error)) {
-            return false;
-        }
-        key.has_budget = !stmt.column_is_null(14);
-        key.budget_nano = stmt.column_int64(14);
-        key.is_strict = stmt.column_int64(17) != 0;
-        if (!budget_period_parse(stmt.column_text(15), key.period)) {
-            error = "key " + std::to_string(key.id) + " has an unknown budget_period";
-            return false;
-        }
-        if (!reload_key_budget(key, stmt.column_int64(16), wall_clock_unix_ms() / 1000, error)) {
-            return false;
-        }
-        keys.push_back(std::move(key));
-    }
+        },
+        error);
 }
 
 bool SnapshotStore::reload_key_budget(KeyEntry& key, int64_t spend_nano, int64_t now_s,
@@ -534,142 +526,114 @@ bool SnapshotStore::lease_committed(const KeyEntry& key, int64_t index, int64_t&
 }
 
 bool SnapshotStore::reload_channels(std::vector<ChannelEntry>& channels, std::string& error) {
-    Stmt stmt;
-    if (!db_.prepare("SELECT id, name, kind, base_url, api_key, models, model_map, priority,"
-                     " weight, enabled, allow_private_network, ca_file, stream_usage, auto_disable,"
-                     " health_state, health_reason, health_since_ms, probe_model FROM channels"
-                     " ORDER BY priority DESC, id",
-                     stmt)) {
-        error = db_.last_error();
-        return false;
-    }
-    for (;;) {
-        const StepStatus status = stmt.step();
-        if (status == StepStatus::error) {
-            error = db_.last_error();
-            return false;
-        }
-        if (status == StepStatus::done) {
+    return db_.rows(
+        "SELECT id, name, kind, base_url, api_key, models, model_map, priority,"
+        " weight, enabled, allow_private_network, ca_file, stream_usage, auto_disable,"
+        " health_state, health_reason, health_since_ms, probe_model FROM channels"
+        " ORDER BY priority DESC, id",
+        [&](const Stmt& row) {
+            ChannelEntry channel;
+            channel.id = row.column_int64(0);
+            const std::string where = "channel " + std::to_string(channel.id);
+            channel.name = row.column_text(1);
+            if (!channel_kind_parse(row.column_text(2), channel.kind)) {
+                error = where + " has an unknown kind";
+                return false;
+            }
+            channel.base_url = row.column_text(3);
+            if (!secret_open(secret_key_, row.column_text(4), channel.api_key, error)) {
+                error = where + ": " + error;
+                return false;
+            }
+            if (!json_parse_string_array(row.column_text(5), channel.models, error) ||
+                !json_parse_string_map(row.column_text(6), channel.model_map, error)) {
+                error = where + ": " + error;
+                return false;
+            }
+            channel.priority =
+                int32_t(std::clamp<int64_t>(row.column_int64(7), INT32_MIN, INT32_MAX));
+            channel.weight = uint32_t(std::clamp<int64_t>(row.column_int64(8), 0, UINT32_MAX));
+            channel.is_enabled = row.column_int64(9) != 0;
+            channel.allow_private_network = row.column_int64(10) != 0;
+            channel.ca_file = row.column_text(11);
+            if (!stream_usage_parse(row.column_text(12), channel.stream_usage)) {
+                error = where + " has an unknown stream_usage";
+                return false;
+            }
+            channel.auto_disable = row.column_int64(13) != 0;
+            channel.is_health_down = row.column_text(14) == "down";
+            channel.health_reason = row.column_text(15);
+            channel.health_since_ms = row.column_int64(16);
+            channel.probe_model = row.column_text(17);
+            channels.push_back(std::move(channel));
             return true;
-        }
-        ChannelEntry channel;
-        channel.id = stmt.column_int64(0);
-        const std::string where = "channel " + std::to_string(channel.id);
-        channel.name = stmt.column_text(1);
-        if (!channel_kind_parse(stmt.column_text(2), channel.kind)) {
-            error = where + " has an unknown kind";
-            return false;
-        }
-        channel.base_url = stmt.column_text(3);
-        if (!secret_open(secret_key_, stmt.column_text(4), channel.api_key, error)) {
-            error = where + ": " + error;
-            return false;
-        }
-        if (!json_parse_string_array(stmt.column_text(5), channel.models, error) ||
-            !json_parse_string_map(stmt.column_text(6), channel.model_map, error)) {
-            error = where + ": " + error;
-            return false;
-        }
-        channel.priority = int32_t(std::clamp<int64_t>(stmt.column_int64(7), INT32_MIN, INT32_MAX));
-        channel.weight = uint32_t(std::clamp<int64_t>(stmt.column_int64(8), 0, UINT32_MAX));
-        channel.is_enabled = stmt.column_int64(9) != 0;
-        channel.allow_private_network = stmt.column_int64(10) != 0;
-        channel.ca_file = stmt.column_text(11);
-        if (!stream_usage_parse(stmt.column_text(12), channel.stream_usage)) {
-            error = where + " has an unknown stream_usage";
-            return false;
-        }
-        channel.auto_disable = stmt.column_int64(13) != 0;
-        channel.is_health_down = stmt.column_text(14) == "down";
-        channel.health_reason = stmt.column_text(15);
-        channel.health_since_ms = stmt.column_int64(16);
-        channel.probe_model = stmt.column_text(17);
-        channels.push_back(std::move(channel));
-    }
+        },
+        error);
 }
 
 // Live versions only (deleted_at NULL): a deleted version prices nothing from now on,
 // while the rows it priced keep their cost and price_id.
 bool SnapshotStore::reload_prices(std::vector<PriceEntry>& prices, std::string& error) {
-    Stmt stmt;
-    if (!db_.prepare("SELECT id, model, channel_id, input_per_mtok, output_per_mtok,"
-                     " cached_input_per_mtok, cache_write_per_mtok, reasoning_per_mtok,"
-                     " per_request, effective_from FROM prices WHERE deleted_at IS NULL"
-                     " ORDER BY id",
-                     stmt)) {
-        error = db_.last_error();
-        return false;
-    }
-    for (;;) {
-        const StepStatus status = stmt.step();
-        if (status == StepStatus::error) {
-            error = db_.last_error();
-            return false;
-        }
-        if (status == StepStatus::done) {
+    return db_.rows(
+        "SELECT id, model, channel_id, input_per_mtok, output_per_mtok,"
+        " cached_input_per_mtok, cache_write_per_mtok, reasoning_per_mtok,"
+        " per_request, effective_from FROM prices WHERE deleted_at IS NULL"
+        " ORDER BY id",
+        [&](const Stmt& row) {
+            if (prices.size() == prices_max) {
+                error = "more than " + std::to_string(prices_max) + " live prices";
+                return false;
+            }
+            PriceSpec spec;
+            const int64_t id = row.column_int64(0);
+            spec.model = row.column_text(1);
+            spec.channel_id = row.column_int64(2);  // NULL reads as 0 = any channel.
+            spec.input_per_mtok = row.column_int64(3);
+            spec.output_per_mtok = row.column_int64(4);
+            spec.has_cached_input = !row.column_is_null(5);
+            spec.cached_input_per_mtok = row.column_int64(5);
+            spec.has_cache_write = !row.column_is_null(6);
+            spec.cache_write_per_mtok = row.column_int64(6);
+            spec.has_reasoning = !row.column_is_null(7);
+            spec.reasoning_per_mtok = row.column_int64(7);
+            spec.per_request = row.column_int64(8);
+            spec.effective_from_s = row.column_int64(9);
+            // The table's CHECKs hold the same bounds; a hand-edited row must not price
+            // anything with a rate the cost arithmetic was not sized for.
+            const std::string check = price_spec_check(spec);
+            if (!check.empty()) {
+                error = "price " + std::to_string(id) + ": " + check;
+                return false;
+            }
+            PriceEntry entry;
+            entry.id = id;
+            ModelPattern pattern = model_pattern_parse(spec.model);
+            entry.is_prefix = pattern.is_prefix;
+            entry.model = std::move(pattern.stem);
+            entry.channel_id = spec.channel_id;
+            entry.effective_from_ms = spec.effective_from_s * 1000;
+            entry.rates = price_rates_resolve(spec);
+            prices.push_back(std::move(entry));
             return true;
-        }
-        if (prices.size() == prices_max) {
-            error = "more than " + std::to_string(prices_max) + " live prices";
-            return false;
-        }
-        PriceSpec spec;
-        const int64_t id = stmt.column_int64(0);
-        spec.model = stmt.column_text(1);
-        spec.channel_id = stmt.column_int64(2);  // NULL reads as 0 = any channel.
-        spec.input_per_mtok = stmt.column_int64(3);
-        spec.output_per_mtok = stmt.column_int64(4);
-        spec.has_cached_input = !stmt.column_is_null(5);
-        spec.cached_input_per_mtok = stmt.column_int64(5);
-        spec.has_cache_write = !stmt.column_is_null(6);
-        spec.cache_write_per_mtok = stmt.column_int64(6);
-        spec.has_reasoning = !stmt.column_is_null(7);
-        spec.reasoning_per_mtok = stmt.column_int64(7);
-        spec.per_request = stmt.column_int64(8);
-        spec.effective_from_s = stmt.column_int64(9);
-        // The table's CHECKs hold the same bounds; a hand-edited row must not price
-        // anything with a rate the cost arithmetic was not sized for.
-        const std::string check = price_spec_check(spec);
-        if (!check.empty()) {
-            error = "price " + std::to_string(id) + ": " + check;
-            return false;
-        }
-        PriceEntry entry;
-        entry.id = id;
-        ModelPattern pattern = model_pattern_parse(spec.model);
-        entry.is_prefix = pattern.is_prefix;
-        entry.model = std::move(pattern.stem);
-        entry.channel_id = spec.channel_id;
-        entry.effective_from_ms = spec.effective_from_s * 1000;
-        entry.rates = price_rates_resolve(spec);
-        prices.push_back(std::move(entry));
-    }
+        },
+        error);
 }
 
 bool SnapshotStore::reload_aliases(std::vector<AliasEntry>& aliases, std::string& error) {
-    Stmt stmt;
-    if (!db_.prepare("SELECT id, name, models FROM aliases ORDER BY name", stmt)) {
-        error = db_.last_error();
-        return false;
-    }
-    for (;;) {
-        const StepStatus status = stmt.step();
-        if (status == StepStatus::error) {
-            error = db_.last_error();
-            return false;
-        }
-        if (status == StepStatus::done) {
+    return db_.rows(
+        "SELECT id, name, models FROM aliases ORDER BY name",
+        [&](const Stmt& row) {
+            AliasEntry alias;
+            alias.id = row.column_int64(0);
+            alias.name = row.column_text(1);
+            if (!alias_models_parse(std::string(row.column_text(2)), alias.models, error)) {
+                error = "alias " + std::to_string(alias.id) + " models: " + error;
+                return false;
+            }
+            aliases.push_back(std::move(alias));
             return true;
-        }
-        AliasEntry alias;
-        alias.id = stmt.column_int64(0);
-        alias.name = stmt.column_text(1);
-        if (!alias_models_parse(std::string(stmt.column_text(2)), alias.models, error)) {
-            error = "alias " + std::to_string(alias.id) + " models: " + error;
-            return false;
-        }
-        aliases.push_back(std::move(alias));
-    }
+        },
+        error);
 }
 
 bool SnapshotStore::reload(std::string& error) {

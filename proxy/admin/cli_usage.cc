@@ -80,8 +80,8 @@ constexpr CommandUsage command_usages[] = {
 constexpr std::string_view usage_notes =
     "USD amounts are decimal strings per million tokens (0.15), at most 9 decimal places.\n"
     "Every command accepts --json (print the API's JSON as is) and --help.\n"
-    "--key ID|NAME: all digits is a key id; anything else is the name of exactly one key\n"
-    "(revoked keys count).\n"
+    "--key ID|NAME: all digits is a key id (0: the system key, the idle probe's rows);\n"
+    "anything else is the name of exactly one key (revoked keys count).\n"
     "The server is found at RINGWAY_ADMIN_LISTEN (default 127.0.0.1:8081) and authorised\n"
     "with RINGWAY_ADMIN_TOKEN.\n";
 

@@ -180,7 +180,7 @@ AdminReply admin_usage_get(AdminDeps& deps, const AdminRequest& request) {
     if (!admin_query_names_known(query, {"key_id", "since", "until", "group_by"}, unknown)) {
         return admin_reply_error(400, "invalid_parameter", "unknown parameter \"" + unknown + "\"");
     }
-    int64_t key_id = 0;
+    int64_t key_id = key_id_all;  // No key_id: every key; 0 is the system key.
     std::string since_day;
     std::string until_day;
     if (!admin_query_int(query, "key_id", 0, INT64_MAX, key_id, reply) ||
@@ -265,7 +265,7 @@ AdminReply admin_latency_get(AdminDeps& deps, const AdminRequest& request) {
     if (!admin_query_names_known(query, {"key_id", "since", "until"}, unknown)) {
         return admin_reply_error(400, "invalid_parameter", "unknown parameter \"" + unknown + "\"");
     }
-    int64_t key_id = 0;
+    int64_t key_id = key_id_all;  // No key_id: every key; 0 is the system key.
     std::string since_day;
     std::string until_day;
     if (!admin_query_int(query, "key_id", 0, INT64_MAX, key_id, reply) ||

@@ -4,9 +4,12 @@
 // its usage row is recorded under the system key (priced, in daily_usage and keys like any
 // row, so the quota/spend invariant holds), and a 2xx brings the channel up. The system key
 // (id 0) is not listed by /admin/keys. The operator's probe (POST /admin/channels/{id}/test)
-// sends the same request and records its row too.
+// sends the same request and records its row too. key_id=0 on the admin usage, log and
+// latency queries selects the system key's rows alone; no key_id selects every key's.
+#include <algorithm>
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "tests/e2e/proxy_support.h"
 
@@ -52,6 +55,31 @@ protected:
         return scalar(
             "SELECT COUNT(*) FROM usage_logs WHERE key_id = " + std::to_string(system_key_) +
             " AND model_requested = 'probe-tiny' AND " + where);
+    }
+
+    // The key ids of the rows of a list reply from the admin API, sorted, each once.
+    std::vector<int64_t> row_keys(const std::string& path) {
+        const Response reply = gateway_.admin("GET", path);
+        EXPECT_EQ(reply.status, 200) << path << ": " << reply.body;
+        Json json(reply.body);
+        std::vector<int64_t> keys;
+        for (size_t i = 0; i < json.array_size("/data"); i++) {
+            keys.push_back(json.integer("/data/" + std::to_string(i) + "/key_id"));
+        }
+        std::sort(keys.begin(), keys.end());
+        keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+        return keys;
+    }
+    // The requests /admin/latency counts over all its days.
+    int64_t latency_requests(const std::string& path) {
+        const Response reply = gateway_.admin("GET", path);
+        EXPECT_EQ(reply.status, 200) << path << ": " << reply.body;
+        Json json(reply.body);
+        int64_t requests = 0;
+        for (size_t i = 0; i < json.array_size("/data"); i++) {
+            requests += json.integer("/data/" + std::to_string(i) + "/requests", 0);
+        }
+        return requests;
     }
 
     MockUpstream mock_;
@@ -105,6 +133,45 @@ TEST_F(IdleProbe, TheOperatorsProbeSendsTheProbeModelAndRecordsIt) {
     EXPECT_EQ(json.boolean("/recorded"), std::optional<bool>(true)) << probe.body;
     ASSERT_TRUE(
         poll_until(Deadline::after_ms(5000), [&] { return probe_rows("status = 200") == 1; }));
+}
+
+// The gateway's own probe key (wait_channels_routable) has rows too: "every key" is all
+// the keys with rows, as the database says.
+TEST_F(IdleProbe, KeyIdZeroSelectsTheSystemKeysRowsAlone) {
+    const Key key = gateway_.create_key(R"({"name":"app"})");
+    ASSERT_EQ(gateway_.chat(key, chat_body("gpt-4o-mini", false)).status, 200);
+    const Response probe =
+        gateway_.admin("POST", "/admin/channels/" + std::to_string(channel_) + "/test");
+    ASSERT_EQ(probe.status, 200) << probe.body;
+    const std::string of_both = " WHERE key_id IN (0, " + std::to_string(key.id) + ")";
+    ASSERT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
+        return scalar("SELECT COUNT(*) FROM usage_logs" + of_both) == 2 &&
+               scalar("SELECT SUM(requests) FROM daily_usage" + of_both) == 2;
+    }));
+    const auto keys_with_rows = size_t(scalar("SELECT COUNT(DISTINCT key_id) FROM usage_logs"));
+    ASSERT_GE(keys_with_rows, 2U);
+    const std::vector<int64_t> system_key = {system_key_};
+    const std::vector<int64_t> app_key = {key.id};
+    const std::string key_id = "key_id=" + std::to_string(key.id);
+    for (const std::string path :
+         {"/admin/logs?limit=1000", "/admin/usage?since=0", "/admin/usage?since=0&group_by=key"}) {
+        const std::vector<int64_t> every_key = row_keys(path);
+        EXPECT_EQ(every_key.size(), keys_with_rows) << path;
+        for (const int64_t id : {system_key_, key.id}) {
+            EXPECT_NE(std::find(every_key.begin(), every_key.end(), id), every_key.end()) << path;
+        }
+        EXPECT_EQ(row_keys(path + "&key_id=0"), system_key) << path;
+        EXPECT_EQ(row_keys(path + "&" + key_id), app_key) << path;
+    }
+    EXPECT_EQ(latency_requests("/admin/latency?since=0"),
+              scalar("SELECT COUNT(*) FROM usage_logs"));
+    EXPECT_EQ(latency_requests("/admin/latency?since=0&key_id=0"), 1);
+    EXPECT_EQ(latency_requests("/admin/latency?since=0&" + key_id), 1);
+    // Grouped by model alone: the system key's probe model only.
+    const Response usage = gateway_.admin("GET", "/admin/usage?key_id=0&group_by=model");
+    Json json(usage.body);
+    ASSERT_EQ(json.array_size("/data"), 1U) << usage.body;
+    EXPECT_EQ(json.string("/data/0/model"), "probe-tiny") << usage.body;
 }
 
 }  // namespace

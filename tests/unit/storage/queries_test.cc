@@ -52,9 +52,26 @@ TEST(Queries, UsageAndLogsPaginated) {
     EXPECT_EQ(days.value[0].totals.requests, 10);
     EXPECT_EQ(days.value[0].totals.total_tokens, 100);
     EXPECT_EQ(days.value[1].day, "2023-11-16");
-    const auto all_days = queries.usage_per_day(0, "", "2023-11-14");
+    const auto all_days = queries.usage_per_day(key_id_all, "", "2023-11-14");
     ASSERT_TRUE(all_days.ok());
     EXPECT_EQ(all_days.value.size(), 2u);  // Key 0 and the key, on the first day.
+    // Key 0 is the system key, a key like the others: its rows alone.
+    const auto system_days = queries.usage_per_day(0, "", "");
+    ASSERT_TRUE(system_days.ok()) << system_days.error;
+    ASSERT_EQ(system_days.value.size(), 3u);
+    int64_t system_requests = 0;
+    for (const DailyUsageRow& row : system_days.value) {
+        EXPECT_EQ(row.key_id, 0);
+        system_requests += row.totals.requests;
+    }
+    EXPECT_EQ(system_requests, 10);
+    const auto system_logs = queries.recent_logs(LogFilter{0, 0, ""}, 100, 0);
+    ASSERT_TRUE(system_logs.ok()) << system_logs.error;
+    EXPECT_EQ(system_logs.value.size(), 10u);
+    for (const UsageLogRow& row : system_logs.value) {
+        EXPECT_EQ(row.key_id, 0);
+    }
+    EXPECT_EQ(queries.recent_logs(LogFilter{}, 100, 0).value.size(), 40u);
 
     std::vector<int64_t> seen;
     int64_t before_id = 0;
@@ -91,6 +108,65 @@ TEST(Queries, UsageAndLogsPaginated) {
     writer_thread.join();
 }
 
+// ringway's own id (not indexed: read from the newest row back) and the client's and the
+// provider's ids (indexed) all find their rows; a row found by two of them comes once.
+TEST(Queries, LogsByRequestIdFindsEachKindOfId) {
+    test::TempDir dir;
+    const StorageConfig config = test::test_config(dir);
+    Writer writer;
+    std::string error;
+    ASSERT_TRUE(writer.open(config, 1, error)) << error;
+    std::thread writer_thread([&writer] { writer.run(); });
+    constexpr uint64_t rows_total = 300;
+    auto own_id = [](uint64_t i) {
+        return "rw-" + std::to_string(i % 2) + "-18bcfe568" + std::to_string(i % 10) + "-" +
+               std::to_string(i);
+    };
+    for (uint64_t i = 0; i < rows_total; i++) {
+        UsageRecord record = test::make_record(i, 0, 10);
+        record_set_text(record.request_id, own_id(i));
+        if (i == 10 || i == 250) {  // Two requests sent with the same client id.
+            record_set_text(record.client_request_id, "client-abc");
+        }
+        if (i == 20) {
+            record_set_text(record.upstream_request_id, "req_upstream_1");
+        }
+        if (i == 30) {  // A client id that is another row's ringway id, and its own.
+            record_set_text(record.client_request_id, own_id(200));
+        }
+        if (i == 40) {
+            record_set_text(record.client_request_id, own_id(40));
+        }
+        ASSERT_TRUE(writer.queue(0).try_reserve());
+        writer.queue(0).push(record);
+    }
+    writer.notify(0);
+    ASSERT_TRUE(test::wait_until([&] { return writer.rows_written() == rows_total; }));
+
+    Queries queries;
+    ASSERT_TRUE(queries.open(config, error)) << error;
+    auto found = [&](const std::string& id) {
+        std::vector<std::string> request_ids;
+        const auto rows = queries.logs_by_request_id(id);
+        EXPECT_TRUE(rows.ok()) << rows.error;
+        for (const UsageLogRow& row : rows.value) {
+            request_ids.push_back(row.request_id);
+        }
+        return request_ids;
+    };
+    using Ids = std::vector<std::string>;
+    EXPECT_EQ(found(own_id(0)), Ids{own_id(0)});  // The oldest: the read goes back to it.
+    EXPECT_EQ(found(own_id(123)), Ids{own_id(123)});
+    EXPECT_EQ(found("client-abc"), (Ids{own_id(250), own_id(10)}));
+    EXPECT_EQ(found("req_upstream_1"), Ids{own_id(20)});
+    EXPECT_EQ(found(own_id(200)), (Ids{own_id(200), own_id(30)}));
+    EXPECT_EQ(found(own_id(40)), Ids{own_id(40)});
+    EXPECT_TRUE(found(own_id(rows_total)).empty());
+    EXPECT_TRUE(found("rw-0-18bcfe5680").empty());
+    writer.request_stop();
+    writer_thread.join();
+}
+
 TEST(Queries, UsageGroupedByKeyModelChannelDay) {
     test::TempDir dir;
     const StorageConfig config = test::test_config(dir);
@@ -116,7 +192,7 @@ TEST(Queries, UsageGroupedByKeyModelChannelDay) {
 
     UsageGrouping by_model;
     by_model.by_model = true;
-    const auto models = queries.usage_grouped(by_model, 0, "", "");
+    const auto models = queries.usage_grouped(by_model, key_id_all, "", "");
     ASSERT_TRUE(models.ok()) << models.error;
     ASSERT_EQ(models.value.size(), 2u);
     EXPECT_EQ(models.value[0].model, "a");
@@ -129,7 +205,7 @@ TEST(Queries, UsageGroupedByKeyModelChannelDay) {
     UsageGrouping by_channel_day;
     by_channel_day.by_channel = true;
     by_channel_day.by_day = true;
-    const auto channel_days = queries.usage_grouped(by_channel_day, 0, "2023-11-15", "");
+    const auto channel_days = queries.usage_grouped(by_channel_day, key_id_all, "2023-11-15", "");
     ASSERT_TRUE(channel_days.ok()) << channel_days.error;
     ASSERT_EQ(channel_days.value.size(), 2u);  // Only 2023-11-15: channels 7 and 8.
     EXPECT_EQ(channel_days.value[0].day, "2023-11-15");
@@ -141,7 +217,7 @@ TEST(Queries, UsageGroupedByKeyModelChannelDay) {
     // key and day alone come from the daily aggregates and agree with the rows.
     UsageGrouping by_key;
     by_key.by_key = true;
-    const auto keys = queries.usage_grouped(by_key, 0, "", "");
+    const auto keys = queries.usage_grouped(by_key, key_id_all, "", "");
     ASSERT_TRUE(keys.ok()) << keys.error;
     ASSERT_EQ(keys.value.size(), 2u);
     UsageGrouping by_key_model = by_key;
