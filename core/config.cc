@@ -87,6 +87,17 @@ constexpr Knob knobs[] = {
      "after the shutdown drain, failing usage commits are retried this long; the rest goes to"
      " <RINGWAY_DB>.spill (PostgreSQL: <RINGWAY_DB_LOCAL>.spill; replayed at the next start)"
      " and the exit status is 1"},
+    {"RINGWAY_BUDGET_LEASE_PERCENT", "10",
+     "with a postgres:// RINGWAY_DB: the slice of a key's budget or per-period token quota a"
+     " host leases at a time, in percent of the limit (at least what the request needs)"},
+    {"RINGWAY_BUDGET_LEASE_TTL_MS", "10000",
+     "a budget lease not renewed this long (a host killed or cut off) is free for the other"
+     " hosts again; its host stops spending it a quarter earlier"},
+    {"RINGWAY_BUDGET_LEASE_IDLE_MS", "5000",
+     "a key unused this long gives back the part of its lease this host has not reserved"},
+    {"RINGWAY_BUDGET_LEASE_WAIT_MS", "2000",
+     "a request that does not fit this host's lease waits at most this long for a grant"
+     " (then 429 insufficient_quota)"},
     {"RINGWAY_ADMIN_TOKEN", nullptr, "bearer token of the admin API; unset: admin API disabled"},
     {"RINGWAY_SECRET_KEY_FILE", nullptr,
      "file with the 32-byte key (64 hex digits) that encrypts channel keys at rest; unset: "
@@ -355,7 +366,15 @@ bool parse_storage(const Parser& parser, Config& config) {
            parser.number32("RINGWAY_LOG_RETENTION_DAYS", 90, 1, 36500, config.log_retention_days) &&
            parse_db_max_bytes(parser, config) &&
            parser.number32("RINGWAY_LOG_QUEUE_SLOTS", 16384, 2, log_queue_slots_max,
-                           config.log_queue_slots);
+                           config.log_queue_slots) &&
+           parser.number32("RINGWAY_BUDGET_LEASE_PERCENT", 10, 1, 100,
+                           config.budget_lease_percent) &&
+           parser.number32("RINGWAY_BUDGET_LEASE_TTL_MS", 10000, 100, 3600000,
+                           config.budget_lease_ttl_ms) &&
+           parser.number32("RINGWAY_BUDGET_LEASE_IDLE_MS", 5000, 10, 3600000,
+                           config.budget_lease_idle_ms) &&
+           parser.number32("RINGWAY_BUDGET_LEASE_WAIT_MS", 2000, 1, 60000,
+                           config.budget_lease_wait_ms);
 }
 
 bool parse_trusted_proxies(const Parser& parser, Config& config) {

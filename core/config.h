@@ -107,6 +107,11 @@ struct Config {
     uint32_t redis_sync_ms = 10;          // Between the background thread's batches.
     uint32_t redis_timeout_ms = 500;      // One connect or exchange with Redis.
     uint32_t redis_advance_percent = 10;  // Of a limit, admitted per window ahead of a lease.
+    // Budget leases across hosts on one PostgreSQL (storage/budget_lease.h).
+    uint32_t budget_lease_percent = 10;
+    uint32_t budget_lease_ttl_ms = 10000;
+    uint32_t budget_lease_idle_ms = 5000;
+    uint32_t budget_lease_wait_ms = 2000;
 };
 
 // Looks a variable up; nullptr when unset. Tests pass their own.

@@ -408,6 +408,52 @@ Fault admission_credentials(const ParsedRequest& http, std::string_view& secret)
     return secret.empty() ? Fault::client_missing_api_key : Fault::none;
 }
 
+namespace {
+
+// A request that may never be recorded is not served: commits failing for longer than
+// RINGWAY_WRITER_STALL_MS would otherwise let the queue (and what a SIGKILL loses) grow to
+// its full size. The usage record's queue slot is taken now, so the record can never be
+// dropped later: no room means the writer is behind.
+Fault admission_queue_slot(Gateway& gateway, ProxyRequest& request) {
+    if (gateway.shared.writer->is_refusing(gateway.shard.now_ms())) {
+        gateway.metrics.overloaded.add();
+        return Fault::local_log_stalled;
+    }
+    if (!gateway.shared.writer->queue(gateway.shard.index()).try_reserve()) {
+        gateway.metrics.overloaded.add();
+        return Fault::local_log_full;
+    }
+    request.has_queue_reservation = true;
+    return Fault::none;
+}
+
+// After routing: the budget's reservation, then a usage queue slot. A request waiting for a
+// budget lease (request.is_lease_waiting) stops before the slot.
+Fault admission_reserve(Gateway& gateway, ProxyRequest& request, const KeyEntry& key,
+                        const Snapshot& snapshot, const ParsedRequest& http) {
+    Fault fault = budget_reserve(gateway, request, key, snapshot);
+    if (fault != Fault::none) {
+        if (fault == Fault::client_model_price_missing) {
+            request.fault_message =
+                model_message(client_arena(*request.conn),
+                              "The model `%.*s` has no price, and this API key has a money budget.",
+                              request.model_requested);
+        }
+        return fault;
+    }
+    if (request.is_lease_waiting) {
+        return Fault::none;
+    }
+    if ((fault = admission_queue_slot(gateway, request)) != Fault::none) {
+        return fault;
+    }
+    const std::string_view version = http.find_header("anthropic-version");
+    request.anthropic_version = version.empty() ? std::string_view("2023-06-01") : version;
+    return Fault::none;
+}
+
+}  // namespace
+
 Fault admission_head(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http,
                      bool is_models) {
     std::string_view secret;
@@ -444,23 +490,6 @@ Fault admission_key_again(Gateway& gateway, ProxyRequest& request, const ParsedR
     return Fault::none;
 }
 
-// A request that may never be recorded is not served: commits failing for longer than
-// RINGWAY_WRITER_STALL_MS would otherwise let the queue (and what a SIGKILL loses) grow to
-// its full size. The usage record's queue slot is taken now, so the record can never be
-// dropped later: no room means the writer is behind.
-Fault admission_queue_slot(Gateway& gateway, ProxyRequest& request) {
-    if (gateway.shared.writer->is_refusing(gateway.shard.now_ms())) {
-        gateway.metrics.overloaded.add();
-        return Fault::local_log_stalled;
-    }
-    if (!gateway.shared.writer->queue(gateway.shard.index()).try_reserve()) {
-        gateway.metrics.overloaded.add();
-        return Fault::local_log_full;
-    }
-    request.has_queue_reservation = true;
-    return Fault::none;
-}
-
 }  // namespace
 
 Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http) {
@@ -488,21 +517,18 @@ Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedReques
             Fault::none) {
         return fault;  // request_finish gives back what was taken (nothing was sent).
     }
-    if ((fault = budget_reserve(gateway, request, *key, *hold.get())) != Fault::none) {
-        if (fault == Fault::client_model_price_missing) {
-            request.fault_message =
-                model_message(client_arena(*request.conn),
-                              "The model `%.*s` has no price, and this API key has a money budget.",
-                              request.model_requested);
-        }
-        return fault;
+    return admission_reserve(gateway, request, *key, *hold.get(), http);
+}
+
+Fault admission_lease_retry(Gateway& gateway, ProxyRequest& request) {
+    const SnapshotHold hold(*gateway.shared.snapshots, gateway.shard.index());
+    const KeyEntry* key =
+        hold.get() != nullptr ? hold.get()->find_key_by_id(request.key_id) : nullptr;
+    if (key == nullptr || !key->is_active) {
+        gateway.metrics.auth_failures.add();
+        return Fault::client_expired_api_key;
     }
-    if ((fault = admission_queue_slot(gateway, request)) != Fault::none) {
-        return fault;
-    }
-    const std::string_view version = http.find_header("anthropic-version");
-    request.anthropic_version = version.empty() ? std::string_view("2023-06-01") : version;
-    return Fault::none;
+    return admission_reserve(gateway, request, *key, *hold.get(), client_request(*request.conn));
 }
 
 Fault admission_stored(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http,

@@ -86,7 +86,8 @@ private:
 
 // Once the body is in: the key again (revoked or its addresses changed meanwhile?), the
 // body's fields, the model allowed to the key, channel candidates and a usage queue slot.
-// Fault::none when the request may go upstream. rpm and concurrency are not counted again.
+// Fault::none when the request may go upstream (or waits for a budget lease:
+// request.is_lease_waiting). rpm and concurrency are not counted again.
 [[nodiscard]] Fault admission_body(Gateway& gateway, ProxyRequest& request,
                                    const ParsedRequest& http);
 
@@ -96,5 +97,10 @@ private:
 // quota or budget check: the request costs no tokens.
 [[nodiscard]] Fault admission_stored(Gateway& gateway, ProxyRequest& request,
                                      const ParsedRequest& http, int64_t channel_id);
+
+// With budget leases (PostgreSQL): admission_body may end with request.is_lease_waiting
+// (Fault::none, nothing of the budget held): the request waits in the gateway's lease wait
+// list and this finishes its admission once the lease thread answered or the wait ended.
+[[nodiscard]] Fault admission_lease_retry(Gateway& gateway, ProxyRequest& request);
 
 }  // namespace rw

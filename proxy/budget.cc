@@ -4,11 +4,13 @@
 #include "proxy/budget.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 
 #include "proxy/cost.h"
 #include "proxy/gateway.h"
 #include "proxy/request.h"
+#include "storage/budget_lease.h"
 #include "storage/snapshot.h"
 
 namespace rw {
@@ -164,23 +166,95 @@ Fault budget_check_head(Gateway& gateway, ProxyRequest& request, const KeyEntry&
     return Fault::none;
 }
 
+namespace {
+
+// With budget leases (PostgreSQL): adds `amount` to the word only within what this host's
+// lease holds. After the compare-and-swap the ceiling is read again (both sides fenced): an
+// idle key's lease given back meanwhile (budget_lease.cc return_one) takes it back here.
+bool lease_try_add(BudgetLeases& leases, BudgetTable& budgets, uint32_t slot,
+                   BudgetTable::Word word, int64_t index, int64_t amount, int64_t limit,
+                   uint64_t now_ms, uint32_t& counted) {
+    const uint32_t tag = BudgetTable::tag_of(index);
+    const int64_t ceiling = std::min(limit, leases.ceiling(slot, word, index, now_ms));
+    if (!budgets.try_add(slot, word, tag, amount, ceiling, counted)) {
+        return false;
+    }
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (counted == tag &&
+        budgets.used(slot, word, tag) <= leases.ceiling(slot, word, index, now_ms)) {
+        return true;
+    }
+    budgets.settle(slot, word, counted, amount, 0);
+    return false;
+}
+
+// A reservation that did not fit this host's lease: the lease thread is asked for more and
+// the request waits for its answer (request.is_lease_waiting: the gateway's lease wait
+// list), at most RINGWAY_BUDGET_LEASE_WAIT_MS from its first wait. False: refuse as today
+// (waited long enough, a grant just found nothing free, or an upload, which cannot wait:
+// its grant serves the next request).
+bool lease_wait(Gateway& gateway, ProxyRequest& request, const KeyEntry& key, int64_t index,
+                int64_t need_nano, int64_t need_tokens) {
+    BudgetLeases& leases = *gateway.shared.leases;
+    const uint64_t now_ms = gateway.shard.now_ms();
+    if (leases.is_exhausted(key.quota_slot, now_ms) ||
+        (request.lease_deadline_ms != 0 && now_ms >= request.lease_deadline_ms)) {
+        return false;
+    }
+    if (request.upload != nullptr) {
+        // A multipart upload's body is still streaming and cannot wait here: it is refused,
+        // and the grant it asks for serves the next request.
+        leases.want(key.quota_slot, key.id, static_cast<uint8_t>(key.period), index, need_nano,
+                    need_tokens);
+        return false;
+    }
+    if (request.lease_deadline_ms == 0) {
+        request.lease_deadline_ms = now_ms + leases.settings().wait_ms;
+    }
+    request.lease_generation = leases.generation();
+    leases.want(key.quota_slot, key.id, static_cast<uint8_t>(key.period), index, need_nano,
+                need_tokens);
+    request.is_lease_waiting = true;
+    gateway.metrics.budget_lease_waits.add();
+    return true;
+}
+
+}  // namespace
+
 Fault budget_reserve(Gateway& gateway, ProxyRequest& request, const KeyEntry& key,
                      const Snapshot& snapshot) {
     RW_ASSERT(!request.holds_budget_nano && !request.holds_budget_tokens);
+    request.is_lease_waiting = false;
     if (request.is_counted_locally || request.candidate_count == 0) {
         return Fault::none;  // No upstream will be reached: nothing can be spent.
     }
     BudgetTable& budgets = *gateway.shared.budgets;
+    BudgetLeases* leases = gateway.shared.leases;
+    const uint64_t now_ms = gateway.shard.now_ms();
     const int64_t index = budget_period_index(key.period, request.started_unix_ms / 1000);
     const uint32_t tag = BudgetTable::tag_of(index);
+    const bool has_period_quota = key.has_quota_limit && key.period != BudgetPeriod::none;
+    if (leases != nullptr && (key.has_budget || has_period_quota)) {
+        leases->touch(key.quota_slot, now_ms);
+    }
     if (key.has_budget) {
         int64_t bound = 0;
         if (!budget_money_bound(gateway, request, snapshot, bound)) {
             return Fault::client_model_price_missing;
         }
         uint32_t counted = 0;
-        if (!budgets.try_add(key.quota_slot, BudgetTable::nano, tag, bound,
-                             key.budget_limit_nano(index), counted)) {
+        const bool fits =
+            leases == nullptr
+                ? budgets.try_add(key.quota_slot, BudgetTable::nano, tag, bound,
+                                  key.budget_limit_nano(index), counted)
+                : lease_try_add(*leases, budgets, key.quota_slot, BudgetTable::nano, index, bound,
+                                key.budget_limit_nano(index), now_ms, counted);
+        if (!fits) {
+            if (leases != nullptr &&
+                lease_wait(gateway, request, key, index, bound,
+                           has_period_quota ? budget_token_bound(gateway, request) : 0)) {
+                return Fault::none;
+            }
             return budget_refuse(gateway, request, key, Fault::client_budget_too_small);
         }
         request.holds_budget_nano = true;
@@ -189,12 +263,21 @@ Fault budget_reserve(Gateway& gateway, ProxyRequest& request, const KeyEntry& ke
         gateway.budget_reserved_nano += static_cast<uint64_t>(bound);
         gateway.metrics.budget_reserved_nano.set(gateway.budget_reserved_nano);
     }
-    if (key.has_quota_limit && key.period != BudgetPeriod::none) {
+    if (has_period_quota) {
         const int64_t bound = budget_token_bound(gateway, request);
         uint32_t counted = 0;
-        if (!budgets.try_add(key.quota_slot, BudgetTable::tokens, tag, bound,
-                             key.quota_limit_tokens, counted)) {
+        const bool fits =
+            leases == nullptr
+                ? budgets.try_add(key.quota_slot, BudgetTable::tokens, tag, bound,
+                                  key.quota_limit_tokens, counted)
+                : lease_try_add(*leases, budgets, key.quota_slot, BudgetTable::tokens, index, bound,
+                                key.quota_limit_tokens, now_ms, counted);
+        if (!fits) {
+            const int64_t need_nano = request.budget_reserved_nano;
             budget_settle(gateway, request, 0, 0);  // Gives the money reservation back.
+            if (leases != nullptr && lease_wait(gateway, request, key, index, need_nano, bound)) {
+                return Fault::none;
+            }
             return budget_refuse(gateway, request, key, Fault::client_quota_too_small);
         }
         request.holds_budget_tokens = true;

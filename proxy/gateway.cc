@@ -14,6 +14,7 @@
 #include "proxy/request.h"
 #include "proxy/stored_response.h"
 #include "proxy/upload.h"
+#include "storage/budget_lease.h"
 
 namespace rw {
 namespace {
@@ -97,6 +98,61 @@ void on_head_abandoned(void* context, void* head_state) {
     request_abandon(gateway_of(context), *static_cast<ProxyRequest*>(head_state));
 }
 
+// A request waiting for a budget lease (budget.cc lease_wait) joins the wait list, linked
+// through retry_next as retries are (is_retry_queued: request_maybe_release waits for it).
+void lease_wait_push(Gateway& gateway, ProxyRequest& request) {
+    RW_ASSERT(!request.is_retry_queued);
+    request.is_retry_queued = true;
+    request.retry_next = nullptr;
+    if (gateway.lease_wait_tail == nullptr) {
+        gateway.lease_wait_head = &request;
+    } else {
+        gateway.lease_wait_tail->retry_next = &request;
+    }
+    gateway.lease_wait_tail = &request;
+}
+
+// Admission's verdict: refused, waiting for a budget lease, or on its way.
+void request_admitted(Gateway& gateway, ProxyRequest& request, Fault fault) {
+    if (fault != Fault::none) {
+        request_finish(gateway, request, fault);
+    } else if (request.is_lease_waiting) {
+        lease_wait_push(gateway, request);
+    } else if (request.is_counted_locally) {
+        count_tokens_serve(gateway, request);
+    } else {
+        attempt_start(gateway, request);
+    }
+}
+
+// Turn end: each waiting request whose wait ended, or that the lease thread has answered
+// since it asked, tries its reservation again (and may wait again, until its deadline).
+void lease_waiters_run(Gateway& gateway) {
+    if (gateway.lease_wait_head == nullptr) {
+        return;
+    }
+    const uint64_t generation = gateway.shared.leases->generation();
+    const uint64_t now_ms = gateway.shard.now_ms();
+    ProxyRequest* next = gateway.lease_wait_head;
+    gateway.lease_wait_head = nullptr;
+    gateway.lease_wait_tail = nullptr;
+    while (next != nullptr) {
+        ProxyRequest& request = *next;
+        next = request.retry_next;
+        request.is_retry_queued = false;
+        request.retry_next = nullptr;
+        if (request.is_finished) {
+            request_maybe_release(gateway, request);  // The client left while it waited.
+            continue;
+        }
+        if (request.lease_generation == generation && now_ms < request.lease_deadline_ms) {
+            lease_wait_push(gateway, request);
+            continue;
+        }
+        request_admitted(gateway, request, admission_lease_retry(gateway, request));
+    }
+}
+
 // The body is in: the checks that need it (admission_body), then /v1/models or the first
 // attempt. Every refusal from here on goes through request_finish and leaves no record.
 void on_request(void* context, Conn& conn) {
@@ -116,13 +172,7 @@ void on_request(void* context, Conn& conn) {
     const Fault fault = endpoint_info(request->endpoint).is_stored
                             ? stored_response_admit(gateway, *request, http)
                             : admission_body(gateway, *request, http);
-    if (fault != Fault::none) {
-        request_finish(gateway, *request, fault);
-    } else if (request->is_counted_locally) {
-        count_tokens_serve(gateway, *request);
-    } else {
-        attempt_start(gateway, *request);
-    }
+    request_admitted(gateway, *request, fault);
 }
 
 // The proxy's one switch over its operations' completions (core/op.h handler_*).
@@ -174,6 +224,7 @@ void on_turn_end(void* context) {
         attempt_sweep(gateway);
     }
     attempt_retries_run(gateway);
+    lease_waiters_run(gateway);
     if (gateway.has_records_pushed) {
         gateway.has_records_pushed = false;
         gateway.shared.writer->notify(gateway.shard.index());  // At most once per loop turn.

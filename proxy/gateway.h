@@ -26,6 +26,7 @@ namespace rw {
 
 class Resolver;
 class StoredResponses;
+class BudgetLeases;
 struct ProxyRequest;
 
 // What every shard's gateway shares: read-mostly or atomic, owned by the program's
@@ -39,6 +40,7 @@ struct GatewayShared {
     KeyLimits* key_limits = nullptr;
     RateLimits* rate_limits = nullptr;
     RateShare* rate_share = nullptr;  // RINGWAY_REDIS set: limits shared with other hosts.
+    BudgetLeases* leases = nullptr;   // PostgreSQL: budgets leased per host (budget_lease.h).
     Resolver* resolver = nullptr;
     MetricsShared* metrics_shared = nullptr;
     ChannelHealthBoard* health = nullptr;
@@ -71,6 +73,10 @@ struct Gateway {
     // make room: queued (through the same links as retries) until a slot comes free.
     ProxyRequest* slot_wait_head = nullptr;
     ProxyRequest* slot_wait_tail = nullptr;
+    // Requests waiting for a budget lease grant (budget.cc lease_wait), through the same
+    // links as retries; looked at again when the lease thread answers or their wait ends.
+    ProxyRequest* lease_wait_head = nullptr;
+    ProxyRequest* lease_wait_tail = nullptr;
     bool has_records_pushed = false;     // Notify the writer at turn end.
     uint64_t quota_reserved_tokens = 0;  // This shard's reservations in flight (a gauge).
     uint64_t budget_reserved_nano = 0;   // The same for money budgets (nano-USD).

@@ -3,6 +3,7 @@
 // caller's arena buffer; no allocation.
 #include "proxy/metrics.h"
 #include "proxy/rate_share.h"
+#include "storage/budget_lease.h"
 
 #include <algorithm>
 #include <charconv>
@@ -211,6 +212,9 @@ void render_usage(MetricsText& text, const ShardSum& sum) {
     text.line("ringway_budget_overshoot_requests_total", "counter",
               "Requests charged beyond their reserved money bound.",
               sum(&GatewayMetrics::budget_overshoot_requests));
+    text.line("ringway_budget_lease_waits_total", "counter",
+              "Requests that waited for a budget lease grant (PostgreSQL: budget_lease.h).",
+              sum(&GatewayMetrics::budget_lease_waits));
     text.line("ringway_unpriced_requests_total", "counter",
               "Usage records without a price in force for their model (cost 0, flagged).",
               sum(&GatewayMetrics::unpriced_requests));
@@ -401,6 +405,26 @@ void render_health(MetricsText& text, const ChannelHealthBoard& health) {
         static_cast<unsigned long>(health.transitions_up()));
 }
 
+// Budget leases (a postgres:// RINGWAY_DB): storage/budget_lease.h.
+void render_leases(MetricsText& text, const BudgetLeases& leases) {
+    const BudgetLeaseStats stats = leases.stats();
+    text.line("ringway_budget_lease_grants_total", "counter",
+              "Budget lease grant transactions committed.", stats.grants);
+    text.line("ringway_budget_lease_grant_failures_total", "counter",
+              "Budget lease grant transactions that failed (PostgreSQL unreachable).",
+              stats.grant_failures);
+    text.line("ringway_budget_lease_grant_us_total", "counter",
+              "Time spent in grant transactions (divide by grants for the mean).",
+              stats.grant_us_total);
+    text.line("ringway_budget_lease_granted_nano_usd_total", "counter",
+              "Nano-USD of money budgets granted to this host.", stats.granted_nano);
+    text.line("ringway_budget_lease_returned_nano_usd_total", "counter",
+              "Nano-USD of money budgets this host gave back when keys went idle.",
+              stats.returned_nano);
+    text.line("ringway_budget_lease_renewals_total", "counter",
+              "Statements that renewed this host's live leases.", stats.renewals);
+}
+
 // The rate limits shared through Redis (RINGWAY_REDIS set): rate_share.h.
 void render_rate_share(MetricsText& text, const RateShare& share) {
     const RateShareStats stats = share.stats();
@@ -505,6 +529,9 @@ uint32_t gateway_metrics_render(char* out, uint32_t capacity,
         }
         if (shared->rate_share != nullptr) {
             render_rate_share(text, *shared->rate_share);
+        }
+        if (shared->leases != nullptr) {
+            render_leases(text, *shared->leases);
         }
     }
     if (writer != nullptr) {

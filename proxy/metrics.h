@@ -21,6 +21,7 @@ namespace rw {
 
 class Writer;
 class RateShare;
+class BudgetLeases;
 
 constexpr uint32_t endpoint_count = 18;  // Endpoint's enumerators (static_assert in metrics.cc).
 constexpr uint32_t histogram_buckets_max = 16;
@@ -86,6 +87,7 @@ struct MetricsShared {
     MetricLabels channels;  // Channel ids as decimal text.
     const ChannelHealthBoard* health = nullptr;
     const RateShare* rate_share = nullptr;  // RINGWAY_REDIS set.
+    const BudgetLeases* leases = nullptr;   // PostgreSQL: budget leases.
 };
 
 struct GatewayMetrics {
@@ -112,6 +114,7 @@ struct GatewayMetrics {
     Counter budget_reserved_nano;       // Gauge: nano-USD reserved against money budgets.
     Counter budget_overshoot_nano;      // Charged beyond a request's reserved money bound.
     Counter budget_overshoot_requests;  // Requests that did so.
+    Counter budget_lease_waits;         // Waits for a budget lease grant (PostgreSQL).
     Counter unpriced_requests;          // Usage records with no price in force for their model.
     // Requests that reached an upstream, by endpoint: start to finish; that minus the time
     // attempts spent upstream (the gateway's own overhead); the answering attempt's start

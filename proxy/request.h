@@ -96,6 +96,11 @@ struct ProxyRequest {
     bool has_budget_period;      // Its key counts tokens per period (period != none).
     int64_t budget_reserved_nano;
     int64_t budget_reserved_tokens;
+    // Budget leases (PostgreSQL): waiting for the lease thread's answer (budget.cc), until
+    // lease_deadline_ms (shard clock) at most; lease_generation: its answers seen so far.
+    bool is_lease_waiting;
+    uint64_t lease_deadline_ms;
+    uint64_t lease_generation;
     // A strict key's request that set no output limit: the limit injected into its body
     // (fields.output_tokens_max carries it too); 0: none injected.
     uint32_t output_limit_injected;

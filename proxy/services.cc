@@ -47,6 +47,8 @@ StorageConfig storage_config(const Config& config, const std::string& secret_key
     storage.secret_key = secret_key;
     storage.db_path = config.db_path;
     storage.local_path = db_is_postgres(config.db_path) ? config.db_local_path : std::string();
+    storage.lease_host =
+        db_is_postgres(config.db_path) ? lease_host_id(config.db_local_path) : std::string();
     storage.synchronous_full = config.db_synchronous_full;
     storage.log_batch_rows = config.log_batch;
     storage.log_flush_ms = config.log_flush_ms;
@@ -102,6 +104,14 @@ void shard_thread_main(Services& services, Shard& shard, uint32_t index) {
 
 void shards_wake_to_stop(Services& services) {
     services.shared.is_stopping.store(true, std::memory_order_release);
+    for (auto& shard : services.shards) {
+        shard->wake();
+    }
+}
+
+// The lease thread answered: every shard looks at its lease wait list (a loop turn).
+void shards_wake_for_leases(void* context) {
+    auto& services = *static_cast<Services*>(context);
     for (auto& shard : services.shards) {
         shard->wake();
     }
@@ -394,6 +404,18 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
         !services.catalog_listener.start(storage, services.store, error)) {
         return false;
     }
+    if (db_is_postgres(storage.db_path)) {
+        const BudgetLeaseSettings settings{
+            services.config.budget_lease_percent, services.config.budget_lease_ttl_ms,
+            services.config.budget_lease_idle_ms, services.config.budget_lease_wait_ms};
+        services.leases =
+            std::make_unique<BudgetLeases>(storage.keys_max, settings, services.store.budgets());
+        if (!services.leases->start(storage, shards_wake_for_leases, &services, error)) {
+            return false;
+        }
+        gateway.leases = services.leases.get();
+        services.metrics_shared->leases = services.leases.get();
+    }
     // First-start channels are a cold start's: a reload's writer may still be waiting.
     return services.queries.open(storage, error) &&
            (services.is_reload || bootstrap_channels_from_env(*services.catalog, services.queries,
@@ -436,6 +458,9 @@ bool services_stop(Services& services) {
     }
     services.admin.stop();  // Before the writer: admin commands run on its thread.
     services.catalog_listener.stop();
+    if (services.leases != nullptr) {
+        services.leases->stop();
+    }
     {
         std::lock_guard lock(services.health_mutex);
         services.is_health_stopping = true;

@@ -20,6 +20,7 @@
 #include "proxy/probe.h"
 #include "proxy/resolver.h"
 #include "proxy/stored_response.h"
+#include "storage/budget_lease.h"
 #include "storage/catalog_listener.h"
 #include "storage/keys.h"
 #include "storage/queries.h"
@@ -52,6 +53,7 @@ struct Services {
     std::unique_ptr<KeyLimits> key_limits;
     std::unique_ptr<RateLimits> rate_limits;
     std::unique_ptr<RateShare> rate_share;  // RINGWAY_REDIS set: the rw-redis thread.
+    std::unique_ptr<BudgetLeases> leases;   // PostgreSQL: the rw-lease thread.
     std::unique_ptr<MetricsShared> metrics_shared;
     std::unique_ptr<ChannelHealthBoard> health;
     std::unique_ptr<StoredResponses> stored_responses;  // Response ids and their channels.

@@ -16,6 +16,9 @@ struct StorageConfig {
     // RINGWAY_DB_LOCAL with PostgreSQL: the local file that is locked and names the spill
     // file. Empty with SQLite: the database file itself serves (storage_local_path).
     std::string local_path;
+    // With PostgreSQL: this host's name in budget_leases (lease_host_id: hostname and
+    // local_path); empty with SQLite. Budget words then count this host's own use.
+    std::string lease_host;
     bool synchronous_full = false;    // RINGWAY_DB_SYNCHRONOUS=full: FULL instead of NORMAL.
     uint32_t log_batch_rows = 512;    // RINGWAY_LOG_BATCH: rows per transaction.
     uint32_t log_flush_ms = 50;       // RINGWAY_LOG_FLUSH_MS: oldest row waits at most.

@@ -56,7 +56,7 @@ public:
     Stmt& operator=(Stmt&& other) noexcept;
     ~Stmt();
 
-    [[nodiscard]] bool is_prepared() const { return stmt_ != nullptr; }
+    [[nodiscard]] bool is_prepared() const { return stmt_ != nullptr || pg_ != nullptr; }
 
     // Parameter indexes are 1-based (SQLite's convention) [sqlite3_bind_*(3)].
     // Text and blobs are bound SQLITE_STATIC: the caller keeps them alive until the

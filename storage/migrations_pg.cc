@@ -4,8 +4,9 @@
 // list (the version lives in the one-row table schema_version): PostgreSQL migration 1 is
 // SQLite's 1..9 as they stand, 2..4 are SQLite's 10..12, 5 is SQLite's 14 (SQLite's 13
 // drops an index PostgreSQL keeps: its writer looks a batch's first row up by request id
-// after a lost COMMIT). A new SQLite migration gets its PostgreSQL twin appended here. Hosts sharing the database may start together: the run
-// holds an advisory lock.
+// after a lost COMMIT), 6 (budget leases) has no SQLite twin. A new SQLite migration gets
+// its PostgreSQL twin appended here. Hosts sharing the database may start together: the
+// run holds an advisory lock.
 #include <cstdio>
 #include <iterator>
 
@@ -175,6 +176,28 @@ CREATE TABLE aliases (
     R"sql(
 ALTER TABLE usage_logs ADD COLUMN response_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX usage_logs_response_id ON usage_logs (id) WHERE response_id != '';
+)sql",
+    // 6: budget leases (storage/budget_lease.h), PostgreSQL only: per key and host, the
+    // slice of the key's budget and per-period token quota that host may spend in the
+    // period [first_day, end_day) (UTC 'YYYY-MM-DD'; '0000-00-00'..'9999-99-99' for a
+    // lifetime budget). granted_* is cumulative in the period; committed_* is what the
+    // host's writer committed against it (moved in the same transaction as its rows), so
+    // granted - committed is the unspent part. A lease whose expires_at_ms (the server's
+    // clock) has passed counts as returned.
+    R"sql(
+CREATE TABLE budget_leases (
+    key_id           BIGINT NOT NULL,
+    host             TEXT   NOT NULL,
+    period_index     BIGINT NOT NULL,
+    first_day        TEXT   NOT NULL,
+    end_day          TEXT   NOT NULL,
+    granted_tokens   BIGINT NOT NULL DEFAULT 0,
+    granted_nano     BIGINT NOT NULL DEFAULT 0,
+    committed_tokens BIGINT NOT NULL DEFAULT 0,
+    committed_nano   BIGINT NOT NULL DEFAULT 0,
+    expires_at_ms    BIGINT NOT NULL,
+    PRIMARY KEY (key_id, host)
+);
 )sql",
 };
 

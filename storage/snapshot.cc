@@ -339,6 +339,7 @@ bool SnapshotStore::open(const StorageConfig& config, uint32_t reader_count, std
         return false;
     }
     secret_key_ = config.secret_key;
+    lease_host_ = config.lease_host;
     quotas_ = std::make_unique<QuotaTable>(config.keys_max);
     budgets_ = std::make_unique<BudgetTable>(config.keys_max);
     publisher_ = std::make_unique<SnapshotPublisher>(reader_count);
@@ -448,9 +449,26 @@ bool SnapshotStore::reload_key_budget(KeyEntry& key, int64_t spend_nano, int64_t
     key.topup_nano = std::min(stmt.column_int64(0), budget_amount_max);
     key.topup_period = index;
     stmt.reset();
-    const uint8_t period = static_cast<uint8_t>(key.period);
+    // With budget leases the words count this host's own use, seeded again when the key
+    // gains or loses a limit (its lease row then starts from what this host committed).
+    const bool is_limited =
+        key.has_budget || (key.has_quota_limit && key.period != BudgetPeriod::none);
+    const uint8_t period = static_cast<uint8_t>(static_cast<uint8_t>(key.period) |
+                                                (!lease_host_.empty() && is_limited ? 0x40 : 0));
     if (budgets_->seeded_period(key.quota_slot) == period) {
         return true;  // The words count live; a reload never resets them.
+    }
+    if (!lease_host_.empty()) {
+        int64_t tokens = 0;
+        int64_t nano = 0;
+        if (!lease_committed(key, index, tokens, nano, error)) {
+            return false;
+        }
+        const uint32_t tag = BudgetTable::tag_of(index);
+        budgets_->seed(key.quota_slot, BudgetTable::tokens, tag, tokens);
+        budgets_->seed(key.quota_slot, BudgetTable::nano, tag, nano);
+        budgets_->set_seeded_period(key.quota_slot, period);
+        return true;
     }
     // First sight (startup, a new key) or a changed period: the committed use of the
     // current period. Rows still queued for the writer are not in it yet (a period change
@@ -481,6 +499,29 @@ bool SnapshotStore::reload_key_budget(KeyEntry& key, int64_t spend_nano, int64_t
     budgets_->seed(key.quota_slot, BudgetTable::tokens, tag, used_tokens);
     budgets_->seed(key.quota_slot, BudgetTable::nano, tag, used_nano);
     budgets_->set_seeded_period(key.quota_slot, period);
+    return true;
+}
+
+bool SnapshotStore::lease_committed(const KeyEntry& key, int64_t index, int64_t& tokens,
+                                    int64_t& nano, std::string& error) {
+    Stmt stmt;
+    if (!db_.prepare("SELECT committed_tokens, committed_nano FROM budget_leases"
+                     " WHERE key_id = ?1 AND host = ?2 AND period_index = ?3",
+                     stmt)) {
+        error = db_.last_error();
+        return false;
+    }
+    stmt.bind_int64(1, key.id);
+    stmt.bind_text(2, lease_host_);
+    stmt.bind_int64(3, index);
+    const StepStatus status = stmt.step();
+    if (status == StepStatus::error) {
+        error = db_.last_error();
+        return false;
+    }
+    tokens = status == StepStatus::row ? stmt.column_int64(0) : 0;
+    nano = status == StepStatus::row ? stmt.column_int64(1) : 0;
+    stmt.reset();
     return true;
 }
 

@@ -349,6 +349,9 @@ private:
     // changed, its per-period words seeded from the committed usage of the period.
     [[nodiscard]] bool reload_key_budget(KeyEntry& key, int64_t spend_nano, int64_t now_s,
                                          std::string& error);
+    // With budget leases: this host's committed use of the period (its budget_leases row).
+    [[nodiscard]] bool lease_committed(const KeyEntry& key, int64_t index, int64_t& tokens,
+                                       int64_t& nano, std::string& error);
     [[nodiscard]] bool reload_keys(std::vector<KeyEntry>& keys, std::string& error);
     [[nodiscard]] bool key_model_limits_load(KeyEntry& key, std::string_view json,
                                              std::string& error);
@@ -359,6 +362,7 @@ private:
     std::mutex mutex_;  // One reload at a time (the Db is single-threaded).
     Db db_;
     std::string secret_key_;  // Opens sealed channel keys (storage/secrets.h).
+    std::string lease_host_;  // PostgreSQL: budget words count this host's use (budget_lease.h).
     std::unique_ptr<QuotaTable> quotas_;
     std::unique_ptr<BudgetTable> budgets_;
     std::unique_ptr<SnapshotPublisher> publisher_;

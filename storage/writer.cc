@@ -124,6 +124,13 @@ constexpr const char* upsert_daily_sql =
 constexpr const char* add_quota_used_sql =
     "UPDATE keys SET quota_used = quota_used + ?2, spend_nano = spend_nano + ?3 WHERE id = ?1";
 
+// PostgreSQL with budget leases (storage/budget_lease.h): what this host commits for a key
+// on a day moves from its lease's unspent part into committed, after the key's row is
+// locked by add_quota_used (the lease thread locks it first too: one order, no deadlock).
+constexpr const char* add_lease_committed_sql =
+    "UPDATE budget_leases SET committed_tokens = committed_tokens + ?4, committed_nano ="
+    " committed_nano + ?5 WHERE key_id = ?1 AND host = ?2 AND first_day <= ?3 AND end_day > ?3";
+
 }  // namespace
 
 Writer::~Writer() {
@@ -187,7 +194,9 @@ bool Writer::open_db(std::string& error) {
         !db_.prepare(insert_usage_sql(insert_rows_per_bulk_statement).c_str(),
                      insert_usage_bulk_) ||
         !db_.prepare(upsert_daily_sql, upsert_daily_) ||
-        !db_.prepare(add_quota_used_sql, add_quota_used_)) {
+        !db_.prepare(add_quota_used_sql, add_quota_used_) ||
+        (!config.lease_host.empty() &&
+         !db_.prepare(add_lease_committed_sql, add_lease_committed_))) {
         error = "preparing writer statements: " + db_.last_error();
         return false;
     }

@@ -183,6 +183,7 @@ private:
     [[nodiscard]] bool commit_batch_statements();
     [[nodiscard]] bool batch_was_committed();
     [[nodiscard]] bool commit_batch_aggregates();
+    [[nodiscard]] bool commit_lease_committed(uint32_t first, uint32_t last);
     static void aggregate_add(Aggregate& sum, const UsageRecord& record);
     [[nodiscard]] bool write_batch_rows();
     [[nodiscard]] bool replay_spill(std::string& error);
@@ -212,6 +213,7 @@ private:
     Stmt insert_usage_bulk_;  // insert_rows_per_bulk_statement rows, under a backlog.
     Stmt upsert_daily_;
     Stmt add_quota_used_;
+    Stmt add_lease_committed_;  // PostgreSQL only (budget leases).
     SpillFile spill_;
     Retention retention_;            // Holds statements on db_: declared after it.
     int64_t next_retention_ms_ = 0;  // Monotonic ms when the next step is due.

@@ -153,6 +153,7 @@ void Writer::aggregate_add(Aggregate& sum, const UsageRecord& record) {
 bool Writer::commit_batch_aggregates() {
     uint64_t key_total_tokens = 0;
     int64_t key_cost_nano = 0;
+    uint32_t key_first = 0;
     for (uint32_t index = 0; index < aggregate_count_; index++) {
         const Aggregate& sum = aggregates_[index];
         char day[11];
@@ -184,12 +185,42 @@ bool Writer::commit_batch_aggregates() {
             add_quota_used_.bind_int64(1, sum.key_id);
             add_quota_used_.bind_int64(2, to_sql_int(key_total_tokens));
             add_quota_used_.bind_int64(3, key_cost_nano);
-            if (!db_.step_done(add_quota_used_)) {
+            if (!db_.step_done(add_quota_used_) ||
+                (add_lease_committed_.is_prepared() && !commit_lease_committed(key_first, index))) {
                 return false;
             }
+            key_first = index + 1;
             key_total_tokens = 0;
             key_cost_nano = 0;
         }
+    }
+    return true;
+}
+
+// One key's groups [first, last] (sorted by day): each day's tokens and cost moved into
+// this host's lease of the period holding that day, if it has one.
+bool Writer::commit_lease_committed(uint32_t first, uint32_t last) {
+    uint64_t day_tokens = 0;
+    int64_t day_nano = 0;
+    for (uint32_t index = first; index <= last; index++) {
+        const Aggregate& sum = aggregates_[index];
+        day_tokens += sum.total_tokens;
+        day_nano += sum.cost_nano;
+        if (index < last && aggregates_[index + 1].day == sum.day) {
+            continue;
+        }
+        char day[11];
+        day_format(sum.day, day);
+        add_lease_committed_.bind_int64(1, sum.key_id);
+        add_lease_committed_.bind_text(2, config_.lease_host);
+        add_lease_committed_.bind_text(3, std::string_view(day, 10));
+        add_lease_committed_.bind_int64(4, to_sql_int(day_tokens));
+        add_lease_committed_.bind_int64(5, day_nano);
+        if (!db_.step_done(add_lease_committed_)) {
+            return false;
+        }
+        day_tokens = 0;
+        day_nano = 0;
     }
     return true;
 }

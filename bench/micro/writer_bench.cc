@@ -78,10 +78,18 @@ double thread_cpu_s(std::thread& thread) {
 // Keys 1..63; key 0 is the probes' system key every database has (migration 11).
 bool bench_insert_keys(Db& db, void*, std::string&) {
     if (db.is_postgres()) {
+        // With RW_BENCH_PG_LEASES=1 every key holds a budget lease of host "bench", so the
+        // writer's per-key lease UPDATE (storage/budget_lease.h) matches a row.
+        const char* leases = std::getenv("RW_BENCH_PG_LEASES");
         return db.exec(
-            "INSERT INTO keys (id, name, key_hash, key_prefix, created_at)"
-            " SELECT i, 'bench', decode(md5(i::text) || md5(i::text), 'hex'),"
-            " 'sk-rw-bnch', 1 FROM generate_series(0, 63) AS i ON CONFLICT DO NOTHING");
+                   "INSERT INTO keys (id, name, key_hash, key_prefix, created_at)"
+                   " SELECT i, 'bench', decode(md5(i::text) || md5(i::text), 'hex'),"
+                   " 'sk-rw-bnch', 1 FROM generate_series(0, 63) AS i ON CONFLICT DO NOTHING") &&
+               (leases == nullptr || std::string_view(leases) != "1" ||
+                db.exec("INSERT INTO budget_leases (key_id, host, period_index, first_day,"
+                        " end_day, granted_nano, expires_at_ms) SELECT i, 'bench', 0,"
+                        " '0000-00-00', '9999-99-99', 1000000000000000, 9000000000000000 FROM"
+                        " generate_series(0, 63) AS i ON CONFLICT DO NOTHING"));
     }
     return db.exec(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 63)"
@@ -98,6 +106,10 @@ void BM_WriterRowsPerSecond(benchmark::State& state) {
     if (const char* pg = std::getenv("RW_BENCH_PG_URL"); pg != nullptr && pg[0] != '\0') {
         config.db_path = pg;
         config.local_path = dir + "/local";
+        if (const char* leases = std::getenv("RW_BENCH_PG_LEASES");
+            leases != nullptr && std::string_view(leases) == "1") {
+            config.lease_host = "bench";
+        }
     }
     config.log_batch_rows = uint32_t(state.range(0));
     config.log_flush_ms = 50;
