@@ -336,6 +336,46 @@ bool services_open_storage(Services& services, std::string& error) {
            services.store.reload(error);
 }
 
+namespace {
+
+// The shards' view of the services (GatewayShared): pointers to what every shard shares.
+void services_wire_gateway(Services& services) {
+    GatewayShared& gateway = services.gateway;
+    gateway.config = &services.config;
+    gateway.snapshots = &services.store.publisher();
+    gateway.quotas = &services.store.quotas();
+    gateway.budgets = &services.store.budgets();
+    gateway.writer = &services.writer;
+    gateway.key_limits = services.key_limits.get();
+    gateway.rate_limits = services.rate_limits.get();
+    gateway.rate_share = services.rate_share.get();
+    gateway.metrics_shared = services.metrics_shared.get();
+    gateway.health = services.health.get();
+    gateway.stored_responses = services.stored_responses.get();
+    services.metrics_shared->health = services.health.get();
+    gateway.resolver = &services.resolver;
+}
+
+// PostgreSQL only: the catalog's notification listener and the budget lease thread.
+bool services_start_postgres(Services& services, const StorageConfig& storage, std::string& error) {
+    if (!services.catalog_listener.start(storage, services.store, error)) {
+        return false;
+    }
+    const BudgetLeaseSettings settings{
+        services.config.budget_lease_percent, services.config.budget_lease_ttl_ms,
+        services.config.budget_lease_idle_ms, services.config.budget_lease_wait_ms};
+    services.leases =
+        std::make_unique<BudgetLeases>(storage.keys_max, settings, services.store.budgets());
+    if (!services.leases->start(storage, shards_wake_for_leases, &services, error)) {
+        return false;
+    }
+    services.gateway.leases = services.leases.get();
+    services.metrics_shared->leases = services.leases.get();
+    return true;
+}
+
+}  // namespace
+
 bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     const StorageConfig storage = storage_config(services.config, services.secret_key);
     services.key_limits = std::make_unique<KeyLimits>(storage.keys_max);
@@ -365,19 +405,7 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
         !max_tokens_defaults_parse(max_tokens, gateway.max_tokens_defaults, error)) {
         return false;
     }
-    gateway.config = &services.config;
-    gateway.snapshots = &services.store.publisher();
-    gateway.quotas = &services.store.quotas();
-    gateway.budgets = &services.store.budgets();
-    gateway.writer = &services.writer;
-    gateway.key_limits = services.key_limits.get();
-    gateway.rate_limits = services.rate_limits.get();
-    gateway.rate_share = services.rate_share.get();
-    gateway.metrics_shared = services.metrics_shared.get();
-    gateway.health = services.health.get();
-    gateway.stored_responses = services.stored_responses.get();
-    services.metrics_shared->health = services.health.get();
-    gateway.resolver = &services.resolver;
+    services_wire_gateway(services);
     services.writer_thread = std::thread([&services] {
         thread_name_and_pin("rw-writer", -1);
         if (!services.is_reload || writer_take_over(services)) {
@@ -400,21 +428,8 @@ bool services_start(Services& services, EnvLookup lookup, std::string& error) {
     services.catalog =
         std::make_unique<Catalog>(services.writer, services.store, services.secret_key);
     services.catalog->set_channels_changed(channels_changed, &services.resolver);
-    if (db_is_postgres(storage.db_path) &&
-        !services.catalog_listener.start(storage, services.store, error)) {
+    if (db_is_postgres(storage.db_path) && !services_start_postgres(services, storage, error)) {
         return false;
-    }
-    if (db_is_postgres(storage.db_path)) {
-        const BudgetLeaseSettings settings{
-            services.config.budget_lease_percent, services.config.budget_lease_ttl_ms,
-            services.config.budget_lease_idle_ms, services.config.budget_lease_wait_ms};
-        services.leases =
-            std::make_unique<BudgetLeases>(storage.keys_max, settings, services.store.budgets());
-        if (!services.leases->start(storage, shards_wake_for_leases, &services, error)) {
-            return false;
-        }
-        gateway.leases = services.leases.get();
-        services.metrics_shared->leases = services.leases.get();
     }
     // First-start channels are a cold start's: a reload's writer may still be waiting.
     return services.queries.open(storage, error) &&
