@@ -63,6 +63,7 @@ public:
 private:
     struct Entry;
     [[nodiscard]] Entry* set_of(std::string_view id) const;
+    [[nodiscard]] size_t entries_bytes() const;
 
     mutable std::mutex mutex_;
     Entry* entries_;
@@ -70,7 +71,7 @@ private:
     uint64_t stamp_ = 0;  // Insert order, to forget a set's oldest.
 };
 
-// Entries the gateway keeps: 32768 (about 6 MiB at most, resident as written).
+// Entries the gateway keeps: 32768 (about 6 MiB of address space; resident as written).
 constexpr uint32_t stored_responses_capacity = 32768;
 
 // The admission of a stored-response request once its (empty) body is in: the key again,
