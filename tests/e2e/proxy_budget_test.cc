@@ -6,10 +6,7 @@
 // and a 503; keys.quota_used never ends over the quota.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "tests/e2e/proxy_support.h"
 
@@ -53,40 +50,17 @@ TEST_P(ProxyBudgetTest, HundredConcurrentRequestsOnAQuotaForTenLetTenThrough) {
     const int64_t quota = 10 * bound;
     const Key key =
         gateway_.create_key(R"({"name":"ten","quota_tokens":)" + std::to_string(quota) + "}");
-    std::atomic<int> ok_count{0};
-    std::atomic<int> refused_count{0};
-    std::atomic<int> other_count{0};
-    std::vector<std::thread> clients;
-    for (int i = 0; i < 100; i++) {
-        clients.emplace_back([&] {
-            const auto response = http_exchange(
-                gateway_.port(), post_request("/v1/chat/completions", body, key.secret),
-                Deadline::after_ms(20000));
-            if (!response.has_value()) {
-                other_count += 1;
-            } else if (response->status == 200) {
-                ok_count += 1;
-            } else if (response->status == 429 &&
-                       response->body.find("insufficient_quota") != std::string::npos) {
-                refused_count += 1;
-            } else {
-                other_count += 1;
-            }
-        });
-    }
-    for (std::thread& client : clients) {
-        client.join();
-    }
-    EXPECT_EQ(other_count.load(), 0);
-    EXPECT_EQ(ok_count.load() + refused_count.load(), 100);
+    const BurstTally tally = quota_burst({gateway_.port()}, 100, 1, body, key.secret);
+    EXPECT_EQ(tally.other_count, 0);
+    EXPECT_EQ(tally.ok_count + tally.refused_count, 100);
     EXPECT_LE(mock_requests(mock_.port()), 10);
-    EXPECT_EQ(mock_requests(mock_.port()), ok_count.load());
-    EXPECT_GE(ok_count.load(), 1);
-    const auto rows = wait_usage_rows(gateway_.db_path(), key.id, size_t(ok_count.load()),
+    EXPECT_EQ(mock_requests(mock_.port()), tally.ok_count);
+    EXPECT_GE(tally.ok_count, 1);
+    const auto rows = wait_usage_rows(gateway_.db_path(), key.id, size_t(tally.ok_count),
                                       Deadline::after_ms(5000));
-    EXPECT_EQ(rows.size(), size_t(ok_count.load()));
+    EXPECT_EQ(rows.size(), size_t(tally.ok_count));
     EXPECT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
-        return quota_used(key) == 13 * int64_t(ok_count.load());
+        return quota_used(key) == 13 * int64_t(tally.ok_count);
     })) << quota_used(key);
     EXPECT_LE(quota_used(key), quota);
     EXPECT_TRUE(poll_until(Deadline::after_ms(5000),

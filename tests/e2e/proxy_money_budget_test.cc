@@ -31,13 +31,6 @@ constexpr int64_t output_nano = 2000;
 // The mock's usage for these bodies: prompt-tokens 10, its default 3 completion tokens.
 constexpr int64_t real_cost_nano = 10 * input_nano + 3 * output_nano;
 
-std::string usd(int64_t nano) {
-    char text[48];
-    std::snprintf(text, sizeof(text), "%lld.%09lld", (long long)(nano / 1000000000),
-                  (long long)(nano % 1000000000));
-    return text;
-}
-
 // What admission reserves for `body` with max_tokens 64: every body byte at the input
 // rate, 64 tokens at the output rate (exact here: whole nano-USD per token).
 int64_t bound_nano(const std::string& body) {
@@ -104,41 +97,20 @@ TEST_P(MoneyBudgetShards, HundredConcurrentRequestsOnABudgetForTenLetTenThrough)
     const std::string body = budget_body(R"(,"first-byte-delay-ms":3000)");
     const int64_t budget = 10 * bound_nano(body);
     const Key key = gateway_.create_key(R"({"name":"ten","budget_usd":")" + usd(budget) + "\"}");
-    std::atomic<int> ok_count{0};
-    std::atomic<int> refused_count{0};
-    std::atomic<int> other_count{0};
-    std::vector<std::thread> clients;
-    for (int i = 0; i < 100; i++) {
-        clients.emplace_back([&] {
-            const auto response = http_exchange(
-                gateway_.port(), post_request("/v1/chat/completions", body, key.secret),
-                Deadline::after_ms(20000));
-            if (!response.has_value()) {
-                other_count += 1;
-            } else if (response->status == 200) {
-                ok_count += 1;
-            } else if (response->status == 429 &&
-                       response->body.find("insufficient_quota") != std::string::npos) {
-                refused_count += 1;
-                EXPECT_FALSE(response->header("retry-after").has_value());  // Lifetime budget.
-            } else {
-                other_count += 1;
-            }
+    const BurstTally tally =
+        quota_burst({gateway_.port()}, 100, 1, body, key.secret, [](const Response& refused) {
+            EXPECT_FALSE(refused.header("retry-after").has_value());  // Lifetime budget.
         });
-    }
-    for (std::thread& client : clients) {
-        client.join();
-    }
-    EXPECT_EQ(other_count.load(), 0);
-    EXPECT_EQ(ok_count.load() + refused_count.load(), 100);
+    EXPECT_EQ(tally.other_count, 0);
+    EXPECT_EQ(tally.ok_count + tally.refused_count, 100);
     EXPECT_LE(mock_requests(mock_.port()), 10);
-    EXPECT_EQ(mock_requests(mock_.port()), ok_count.load());
-    EXPECT_GE(ok_count.load(), 1);
-    const auto rows = wait_usage_rows(gateway_.db_path(), key.id, size_t(ok_count.load()),
+    EXPECT_EQ(mock_requests(mock_.port()), tally.ok_count);
+    EXPECT_GE(tally.ok_count, 1);
+    const auto rows = wait_usage_rows(gateway_.db_path(), key.id, size_t(tally.ok_count),
                                       Deadline::after_ms(5000));
-    EXPECT_EQ(rows.size(), size_t(ok_count.load()));
+    EXPECT_EQ(rows.size(), size_t(tally.ok_count));
     EXPECT_TRUE(poll_until(Deadline::after_ms(5000), [&] {
-        return spend_nano(key) == real_cost_nano * ok_count.load();
+        return spend_nano(key) == real_cost_nano * tally.ok_count;
     })) << spend_nano(key);
     EXPECT_LE(spend_nano(key), budget);
     EXPECT_TRUE(poll_until(Deadline::after_ms(5000), [&] {

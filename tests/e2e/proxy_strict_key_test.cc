@@ -21,27 +21,12 @@ namespace {
 constexpr int64_t input_nano = 1000;
 constexpr int64_t output_nano = 2000;
 
-std::string usd(int64_t nano) {
-    char text[48];
-    std::snprintf(text, sizeof(text), "%lld.%09lld", (long long)(nano / 1000000000),
-                  (long long)(nano % 1000000000));
-    return text;
-}
-
 // A chat body without an output limit; the mock writes `chunks` tokens unless the body's
 // limit stops it first.
 std::string no_limit_body(std::string_view model, int chunks) {
     return chat_body(model, false,
                      R"("x_mock":{"prompt-tokens":10,"obey-max-tokens":1,"chunks":)" +
                          std::to_string(chunks) + "}");
-}
-
-// The integer value of `name` in a JSON body the mock received; -1 when absent.
-int64_t member_value(const std::string& body, const std::string& name) {
-    const std::string needle = "\"" + name + "\":";
-    const size_t at = body.find(needle);
-    return at == std::string::npos ? -1
-                                   : std::strtoll(body.c_str() + at + needle.size(), nullptr, 10);
 }
 
 class StrictKey : public ::testing::Test {

@@ -13,8 +13,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
@@ -242,6 +244,14 @@ inline std::string sse_data(std::string_view event) {
     }
     const size_t end = event.find('\n', at);
     return std::string(event.substr(at + 6, end == std::string_view::npos ? end : end - at - 6));
+}
+
+// The integer value of `name` in a JSON body (e.g. one the mock received); -1 when absent.
+inline int64_t member_value(const std::string& body, const std::string& name) {
+    const std::string needle = "\"" + name + "\":";
+    const size_t at = body.find(needle);
+    return at == std::string::npos ? -1
+                                   : std::strtoll(body.c_str() + at + needle.size(), nullptr, 10);
 }
 
 // Replaces what differs between two answers of the mock to the same request: response
@@ -594,6 +604,34 @@ private:
     std::set<std::string> anthropic_channels_;
 };
 
+// A channel "main" on the mock at `mock_port` serving gpt-4o-mini, routable, with its price:
+// $1 per million input tokens (1000 nano-USD a token), $2 per million output (2000).
+inline void priced_channel(Gateway& gateway, uint16_t mock_port) {
+    ChannelSpec spec;
+    spec.name = "main";
+    spec.mock_port = mock_port;
+    spec.models = {"gpt-4o-mini"};
+    ASSERT_GT(gateway.create_channel(spec), 0);
+    ASSERT_EQ(gateway.wait_channels_routable().at("main").status, 200);
+    const Response price = gateway.admin(
+        "POST", "/admin/prices",
+        R"({"model":"gpt-4o-mini","input_per_mtok":"1","output_per_mtok":"2","effective_from":0})");
+    ASSERT_EQ(price.status, 201) << price.body;
+}
+
+// `gateway`'s answer once it serves `key` (polled for up to 30 s: a lease coming free, a
+// database back).
+inline Response wait_served(Gateway& gateway, const Key& key, const std::string& body) {
+    Response served;
+    EXPECT_TRUE(poll_until(Deadline::after_ms(30000),
+                           [&] {
+                               served = gateway.chat(key, body);
+                               return served.status == 200;
+                           }))
+        << served.status << " " << served.body;
+    return served;
+}
+
 // Starts a mock upstream with `--default NAME=VALUE` pairs.
 inline void start_mock(MockUpstream& mock, const std::vector<std::string>& defaults = {},
                        std::vector<std::string> extra_args = {}) {
@@ -604,6 +642,85 @@ inline void start_mock(MockUpstream& mock, const std::vector<std::string>& defau
     }
     std::string error;
     ASSERT_TRUE(mock.start(args, {}, &error)) << error;
+}
+
+// --------------------------------------------------------------------------------------
+// Budgets
+// --------------------------------------------------------------------------------------
+
+// nano-USD as the decimal text the admin API takes ("0.000123456").
+inline std::string usd(int64_t nano) {
+    char text[48];
+    std::snprintf(text, sizeof(text), "%lld.%09lld", (long long)(nano / 1000000000),
+                  (long long)(nano % 1000000000));
+    return text;
+}
+
+// Output tokens of exact_body: its max_tokens and the mock's chunks.
+inline constexpr int64_t exact_body_output_tokens = 8;
+
+// A chat body whose mock usage is exactly its reservation: prompt tokens = its byte count (a
+// three-digit number written over the placeholder of the same width), completion tokens =
+// its max_tokens (the mock's chunks).
+inline std::string exact_body() {
+    const std::string templ = chat_body(
+        "gpt-4o-mini", false, R"("x_mock":{"prompt-tokens":999,"chunks":8},"max_tokens":8)");
+    std::string body = templ;
+    const std::string size = std::to_string(templ.size());
+    EXPECT_EQ(size.size(), 3u);
+    body.replace(body.find("999"), 3, size);
+    return body;
+}
+
+// What a burst of requests on a limited key got back.
+struct BurstTally {
+    int ok_count = 0;       // 200
+    int refused_count = 0;  // 429 insufficient_quota
+    int other_count = 0;    // Anything else, or no answer.
+};
+
+// `clients` threads at once, each sending `per_client` requests (POST
+// /v1/chat/completions with `body`, bearer `secret`, each on a new connection) one after
+// the other; request `sent` of client `client` goes to ports[(client + sent) % size], so
+// several gateways share the burst. `on_refused` sees every 429 insufficient_quota answer
+// (on a client thread).
+template <class OnRefused>
+BurstTally quota_burst(const std::vector<uint16_t>& ports, int clients, int per_client,
+                       const std::string& body, const std::string& secret, OnRefused on_refused) {
+    std::atomic<int> ok_count{0};
+    std::atomic<int> refused_count{0};
+    std::atomic<int> other_count{0};
+    std::vector<std::thread> threads;
+    for (int client = 0; client < clients; client++) {
+        threads.emplace_back([&, client] {
+            for (int sent = 0; sent < per_client; sent++) {
+                const uint16_t port = ports[size_t(client + sent) % ports.size()];
+                const auto response =
+                    http_exchange(port, post_request("/v1/chat/completions", body, secret),
+                                  Deadline::after_ms(20000));
+                if (!response.has_value()) {
+                    other_count += 1;
+                } else if (response->status == 200) {
+                    ok_count += 1;
+                } else if (response->status == 429 &&
+                           response->body.find("insufficient_quota") != std::string::npos) {
+                    refused_count += 1;
+                    on_refused(*response);
+                } else {
+                    other_count += 1;
+                }
+            }
+        });
+    }
+    for (std::thread& thread : threads) {
+        thread.join();
+    }
+    return {ok_count.load(), refused_count.load(), other_count.load()};
+}
+
+inline BurstTally quota_burst(const std::vector<uint16_t>& ports, int clients, int per_client,
+                              const std::string& body, const std::string& secret) {
+    return quota_burst(ports, clients, per_client, body, secret, [](const Response&) {});
 }
 
 }  // namespace rw::test::proxy
