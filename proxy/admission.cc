@@ -176,12 +176,12 @@ Fault admission_limits(Gateway& gateway, ProxyRequest& request, const KeyEntry& 
     return Fault::none;
 }
 
-// A key with a token quota reserves the request's bound now, shared by every shard through
-// one atomic word (QuotaTable::try_reserve), so concurrent requests can never together
-// spend more than the quota leaves; request_finish settles it to the real usage.
+// A key with a lifetime token quota reserves the request's bound now, shared by every shard
+// through one atomic word (QuotaTable::try_reserve), so concurrent requests can never
+// together spend more than the quota leaves; request_finish settles it to the real usage.
 Fault admission_quota(Gateway& gateway, ProxyRequest& request, const KeyEntry& key) {
-    if (!key.has_quota_limit || key.period != BudgetPeriod::none) {
-        return Fault::none;  // A quota over a period is budget.cc's.
+    if (!key.has_quota_limit || budget_tokens_in_word(gateway, key)) {
+        return Fault::none;  // A quota over a period, or any with budget leases: budget.cc's.
     }
     const int64_t bound = budget_token_bound(gateway, request);
     if (!gateway.shared.quotas->try_reserve(key.quota_slot, bound, key.quota_limit_tokens)) {

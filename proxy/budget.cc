@@ -1,6 +1,7 @@
-// proxy/budget.cc — money budgets and per-period token quotas on the request path (see
-// budget.h). The words are BudgetTable's (storage/budget.h): one compare-and-swap to
-// reserve, one to settle, shared by every shard; the period's tag rides in the same word.
+// proxy/budget.cc — money budgets and token quotas (per period; lifetime ones too with budget
+// leases) on the request path (see budget.h). The words are BudgetTable's (storage/budget.h): one
+// compare-and-swap to reserve, one to settle, shared by every shard; the period's tag rides in the
+// same word.
 #include "proxy/budget.h"
 
 #include <algorithm>
@@ -108,9 +109,9 @@ Fault budget_strict_limit(Gateway& gateway, ProxyRequest& request, const KeyEntr
     uint64_t output = gateway.config.default_output_reserve;
     Fault refusal = Fault::none;
     if (key.has_quota_limit) {
-        const int64_t used = key.period == BudgetPeriod::none
-                                 ? gateway.shared.quotas->used_tokens(key.quota_slot)
-                                 : budgets.used(key.quota_slot, BudgetTable::tokens, tag);
+        const int64_t used = budget_tokens_in_word(gateway, key)
+                                 ? budgets.used(key.quota_slot, BudgetTable::tokens, tag)
+                                 : gateway.shared.quotas->used_tokens(key.quota_slot);
         const int64_t left = key.quota_limit_tokens - used - prompt_max;
         const uint64_t afford = left > 0 ? static_cast<uint64_t>(left) / choices : 0;
         if (afford < output) {
@@ -140,6 +141,10 @@ Fault budget_strict_limit(Gateway& gateway, ProxyRequest& request, const KeyEntr
     return Fault::none;
 }
 
+bool budget_tokens_in_word(const Gateway& gateway, const KeyEntry& key) {
+    return key.period != BudgetPeriod::none || gateway.shared.leases != nullptr;
+}
+
 int64_t budget_token_bound(const Gateway& gateway, const ProxyRequest& request) {
     const RequestFields& fields = request.fields;
     const uint64_t output_max = !endpoint_info(request.endpoint).has_output ? 0
@@ -153,13 +158,13 @@ Fault budget_check_head(Gateway& gateway, ProxyRequest& request, const KeyEntry&
     const int64_t index = budget_period_index(key.period, request.started_unix_ms / 1000);
     const uint32_t tag = BudgetTable::tag_of(index);
     request.budget_period_tag = static_cast<uint16_t>(tag);
-    request.has_budget_period = key.period != BudgetPeriod::none;
+    request.has_tokens_word = budget_tokens_in_word(gateway, key);
     const BudgetTable& budgets = *gateway.shared.budgets;
     if (key.has_budget &&
         budgets.used(key.quota_slot, BudgetTable::nano, tag) >= key.budget_limit_nano(index)) {
         return budget_refuse(gateway, request, key, Fault::client_budget_exceeded);
     }
-    if (key.has_quota_limit && request.has_budget_period &&
+    if (key.has_quota_limit && request.has_tokens_word &&
         budgets.used(key.quota_slot, BudgetTable::tokens, tag) >= key.quota_limit_tokens) {
         return budget_refuse(gateway, request, key, Fault::client_quota_exceeded);
     }
@@ -233,8 +238,8 @@ Fault budget_reserve(Gateway& gateway, ProxyRequest& request, const KeyEntry& ke
     const uint64_t now_ms = gateway.shard.now_ms();
     const int64_t index = budget_period_index(key.period, request.started_unix_ms / 1000);
     const uint32_t tag = BudgetTable::tag_of(index);
-    const bool has_period_quota = key.has_quota_limit && key.period != BudgetPeriod::none;
-    if (leases != nullptr && (key.has_budget || has_period_quota)) {
+    const bool has_word_quota = key.has_quota_limit && budget_tokens_in_word(gateway, key);
+    if (leases != nullptr && (key.has_budget || has_word_quota)) {
         leases->touch(key.quota_slot, now_ms);
     }
     if (key.has_budget) {
@@ -252,7 +257,7 @@ Fault budget_reserve(Gateway& gateway, ProxyRequest& request, const KeyEntry& ke
         if (!fits) {
             if (leases != nullptr &&
                 lease_wait(gateway, request, key, index, bound,
-                           has_period_quota ? budget_token_bound(gateway, request) : 0)) {
+                           has_word_quota ? budget_token_bound(gateway, request) : 0)) {
                 return Fault::none;
             }
             return budget_refuse(gateway, request, key, Fault::client_budget_too_small);
@@ -263,7 +268,7 @@ Fault budget_reserve(Gateway& gateway, ProxyRequest& request, const KeyEntry& ke
         gateway.budget_reserved_nano += static_cast<uint64_t>(bound);
         gateway.metrics.budget_reserved_nano.set(gateway.budget_reserved_nano);
     }
-    if (has_period_quota) {
+    if (has_word_quota) {
         const int64_t bound = budget_token_bound(gateway, request);
         uint32_t counted = 0;
         const bool fits =
@@ -315,7 +320,7 @@ void budget_settle(Gateway& gateway, ProxyRequest& request, int64_t charged_toke
                        charged_tokens);
         quota_reservation_close(gateway, reserved, charged_tokens);
         request.holds_budget_tokens = false;
-    } else if (charged_tokens > 0 && request.has_budget_period) {
+    } else if (charged_tokens > 0 && request.has_tokens_word) {
         (void)budgets.try_add(slot, BudgetTable::tokens, request.budget_period_tag, charged_tokens,
                               -1, counted);
     }

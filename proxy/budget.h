@@ -2,8 +2,9 @@
 // path: checked at the head (nothing left in the period: 429 insufficient_quota with
 // Retry-After at the next period's start), reserved once the route is known (an upper
 // bound of what the request can cost, by cost.h, over every candidate channel), and
-// settled to the row's real cost and tokens on every exit (request_finish). Lifetime token
-// quotas stay QuotaTable's (admission.cc); this file handles the BudgetTable words
+// settled to the row's real cost and tokens on every exit (request_finish). A lifetime
+// token quota is QuotaTable's (admission.cc) on SQLite and a lease's here with budget
+// leases (PostgreSQL, storage/budget_lease.h); this file handles the BudgetTable words
 // (storage/budget.h), which every shard shares without a lock. Shard thread only.
 #pragma once
 
@@ -22,6 +23,11 @@ class Snapshot;
 // byte of text) plus its output limit (RINGWAY_DEFAULT_OUTPUT_RESERVE when it sets none)
 // for each of its n choices; embeddings produce no output.
 [[nodiscard]] int64_t budget_token_bound(const Gateway& gateway, const ProxyRequest& request);
+
+// True when the key's tokens are counted in its BudgetTable tokens word: a key with a
+// period, or any key with budget leases (there a lifetime quota is leased like the rest).
+// Otherwise (a lifetime quota on SQLite) QuotaTable counts them (admission.cc).
+[[nodiscard]] bool budget_tokens_in_word(const Gateway& gateway, const KeyEntry& key);
 
 // At the head: is anything left of the key's budget and per-period quota in the current
 // period? Fault::none, or 429 with request.retry_after_s set when the period ends.

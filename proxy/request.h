@@ -93,7 +93,8 @@ struct ProxyRequest {
     uint16_t budget_nano_tag;
     uint16_t budget_tokens_tag;
     uint16_t budget_period_tag;  // The request's own period (its start time), for charging.
-    bool has_budget_period;      // Its key counts tokens per period (period != none).
+    bool has_tokens_word;        // Its key's tokens are counted in the tokens word
+                                 // (budget_tokens_in_word).
     int64_t budget_reserved_nano;
     int64_t budget_reserved_tokens;
     // Budget leases (PostgreSQL): waiting for the lease thread's answer (budget.cc), until

@@ -225,8 +225,8 @@ bool BudgetLeases::grant(const Want& want) {
 // that is gone leaves `grant` without limits.
 bool BudgetLeases::grant_read_key(const Want& want, Grant& grant) {
     Stmt key;
-    if (!db_.prepare("SELECT budget_nano, quota_limit, spend_nano FROM keys WHERE id = ?1"
-                     " FOR UPDATE",
+    if (!db_.prepare("SELECT budget_nano, quota_limit, spend_nano, quota_used FROM keys"
+                     " WHERE id = ?1 FOR UPDATE",
                      key)) {
         return false;
     }
@@ -235,12 +235,15 @@ bool BudgetLeases::grant_read_key(const Want& want, Grant& grant) {
     if (status != StepStatus::row) {
         return status == StepStatus::done;  // The key is gone: nothing to grant.
     }
+    // A lifetime period's committed use is the key's lifetime totals (spend_nano,
+    // quota_used: the writer moves them with the rows); a period's, its days' sums below.
     const auto period = static_cast<BudgetPeriod>(want.period);
     grant.has[BudgetTable::nano] = !key.column_is_null(0);
-    grant.has[BudgetTable::tokens] = !key.column_is_null(1) && period != BudgetPeriod::none;
+    grant.has[BudgetTable::tokens] = !key.column_is_null(1);
     grant.limit[BudgetTable::nano] = grant.has[BudgetTable::nano] ? key.column_int64(0) : 0;
     grant.limit[BudgetTable::tokens] = grant.has[BudgetTable::tokens] ? key.column_int64(1) : 0;
     grant.used[BudgetTable::nano] = key.column_int64(2);
+    grant.used[BudgetTable::tokens] = key.column_int64(3);
     key.reset();
     Stmt sums;
     if (!db_.prepare("SELECT COALESCE((SELECT SUM(total_tokens) FROM daily_usage WHERE key_id = ?1"
@@ -327,7 +330,12 @@ bool BudgetLeases::grant_locked(const Want& want, int64_t& granted_nano) {
         const int64_t slice =
             std::max<int64_t>(grant.limit[word] / 100 * settings_.percent, need[word]);
         add[word] = std::clamp<int64_t>(std::min(slice, free), 0, budget_amount_max);
-        grant.granted[word] = sum_clamp(grant.granted[word], add[word]);
+        // The host's word counts what it committed (seeded from committed_*) even where
+        // nothing was granted yet (the key had no such limit when the row was made, or a
+        // charge went past its reservation): the grant adds to that, or its ceiling would
+        // sit below the word. The unspent part above counted such a row as 0.
+        grant.granted[word] =
+            sum_clamp(std::max(grant.granted[word], grant.committed[word]), add[word]);
         is_short = is_short || add[word] < need[word];
     }
     Stmt upsert;

@@ -1,8 +1,9 @@
-// storage/budget_lease.h — budgets and per-period token quotas exact across the hosts that
-// share one PostgreSQL database (RINGWAY_DB=postgres://…). Not used with SQLite.
+// storage/budget_lease.h — money budgets and token quotas (per period and lifetime) exact
+// across the hosts that share one PostgreSQL database (RINGWAY_DB=postgres://…). Not used
+// with SQLite.
 //
 // A host spends a key's budget only from a lease: a slice of what is left that it took in
-// the table budget_leases (PostgreSQL migration 5), one row per key and host. On such a
+// the table budget_leases (PostgreSQL migration 6), one row per key and host. On such a
 // host the key's BudgetTable word (storage/budget.h) counts this host's own use in the
 // period (seeded from its row's committed part) and its ceiling is not the key's limit but
 // the row's granted part, published here per slot. Admission stays one compare-and-swap
@@ -12,12 +13,12 @@
 //
 // The thread grants in one transaction: it locks the key's row (SELECT … FOR UPDATE, the
 // lock every grant and every writer commit of that key takes first), sums the period's
-// committed use (keys.spend_nano for a lifetime budget, daily_usage over the period's days
-// otherwise), the period's top-ups and the unspent part (granted - committed) of every
-// other host's live lease, and raises its own grant by at most a slice
-// (RINGWAY_BUDGET_LEASE_PERCENT of the limit, at least what the request needs) so that
-// committed + Σ live unspent never exceeds the limit. The writer moves what it commits
-// from a lease's unspent part into committed in the same transaction as the rows, so a
+// committed use (keys.spend_nano and keys.quota_used for a lifetime budget and quota,
+// daily_usage over the period's days otherwise), the period's top-ups and the unspent part
+// (granted - committed) of every other host's live lease, and raises its own grant by at
+// most a slice (RINGWAY_BUDGET_LEASE_PERCENT of the limit, at least what the request
+// needs) so that committed + Σ live unspent never exceeds the limit. The writer moves what it
+// commits from a lease's unspent part into committed in the same transaction as the rows, so a
 // commit never grows that sum. Leases live RINGWAY_BUDGET_LEASE_TTL_MS on the server's
 // clock and are renewed every third of it; this host stops spending a lease a quarter of
 // the TTL before it could expire (its own monotonic clock, measured from before the

@@ -450,9 +450,9 @@ bool SnapshotStore::reload_key_budget(KeyEntry& key, int64_t spend_nano, int64_t
     key.topup_period = index;
     stmt.reset();
     // With budget leases the words count this host's own use, seeded again when the key
-    // gains or loses a limit (its lease row then starts from what this host committed).
-    const bool is_limited =
-        key.has_budget || (key.has_quota_limit && key.period != BudgetPeriod::none);
+    // gains or loses a limit (its lease row then starts from what this host committed). A
+    // lifetime token quota is a lease's too there (SQLite counts it in QuotaTable).
+    const bool is_limited = key.has_budget || key.has_quota_limit;
     const uint8_t period = static_cast<uint8_t>(static_cast<uint8_t>(key.period) |
                                                 (!lease_host_.empty() && is_limited ? 0x40 : 0));
     if (budgets_->seeded_period(key.quota_slot) == period) {

@@ -204,7 +204,10 @@ private:
 // than the limit leaves) and settles it to what it really cost when it ends (settle). The
 // word therefore never passes the limit through admission; it can only pass it when a
 // request costs more than its bound (counted by the caller). Keys without a limit are
-// charged at the end (add_tokens).
+// charged at the end (add_tokens). With budget leases (PostgreSQL) a lifetime quota is
+// reserved from the host's lease instead (BudgetTable's tokens word, budget_lease.h): this
+// word then only counts this host's charges on top of keys.quota_used at load, a lower
+// bound of the key's total that refuses a spent key at the head.
 class QuotaTable {
 public:
     explicit QuotaTable(uint32_t slot_count);

@@ -4,8 +4,9 @@
 // here costs exactly its reservation (prompt tokens = the body's bytes, completion tokens =
 // its max_tokens), so a budget of ten reservations lets ten requests through in all, never
 // more: 200 requests spread over both hosts reach the mock at most ten times and
-// PostgreSQL's totals agree with the rows; a host killed with its lease is replaced by the
-// other host once the lease's TTL passed; a lease given back on idle is spent by the other.
+// PostgreSQL's totals agree with the rows, for a money budget and for a lifetime token
+// quota alike; a host killed with its lease is replaced by the other host once the lease's
+// TTL passed; a lease given back on idle is spent by the other.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -123,6 +124,36 @@ TEST_F(PgLeasesTest, TwoHundredRequestsOverTwoHostsOnABudgetForTenReachTheMockAt
     host_a_.stop();
     host_b_.stop();
     expect_invariants(key, served);
+}
+
+// A lifetime token quota (period none) is leased like a budget: each host once counted it
+// from keys.quota_used at its start, so two hosts served up to twice what was left.
+TEST_F(PgLeasesTest,
+       TwoHundredRequestsOverTwoHostsOnALifetimeQuotaForTenReachTheMockAtMostTenTimes) {
+    const EnvList env = {{"RINGWAY_BUDGET_LEASE_PERCENT", "30"}, {"RINGWAY_SHARDS", "2"}};
+    ASSERT_NO_FATAL_FAILURE(start(env, env));
+    const std::string body = exact_body();
+    const int64_t tokens =
+        int64_t(body.size()) + exact_body_output_tokens;  // The mock's usage: the bound.
+    const Key key = leased_key(R"("quota_tokens":)" + std::to_string(10 * tokens));
+    const int served = burst_over_both(key, body, 10);
+    host_a_.stop();
+    host_b_.stop();
+    const std::string id = std::to_string(key.id);
+    EXPECT_EQ(scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id = " + id), served);
+    EXPECT_EQ(scalar("SELECT COUNT(DISTINCT request_id) FROM usage_logs WHERE key_id = " + id),
+              served);
+    EXPECT_EQ(scalar("SELECT quota_used FROM keys WHERE id = " + id), served * tokens);
+    EXPECT_EQ(scalar("SELECT quota_used - COALESCE((SELECT SUM(total_tokens) FROM usage_logs"
+                     " WHERE key_id = " +
+                     id + "), 0) FROM keys WHERE id = " + id),
+              0);
+    // Every row was committed against a lease: the hosts' committed parts sum to the use.
+    EXPECT_EQ(scalar("SELECT quota_used - COALESCE((SELECT SUM(committed_tokens) FROM"
+                     " budget_leases WHERE key_id = " +
+                     id + "), 0) FROM keys WHERE id = " + id),
+              0);
+    EXPECT_LE(scalar("SELECT quota_used - quota_limit FROM keys WHERE id = " + id), 0);
 }
 
 TEST_F(PgLeasesTest, AKilledHostsLeaseReturnsWithinItsTtlAndTheOtherHostSpendsIt) {
