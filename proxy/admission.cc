@@ -452,6 +452,23 @@ Fault admission_reserve(Gateway& gateway, ProxyRequest& request, const KeyEntry&
     return Fault::none;
 }
 
+// From a strict key's output limit on: that limit, the lifetime token quota, tpm and the
+// budget's reservation. With budget leases the strict limit may wait for a lease first
+// (request.is_strict_waiting): admission_lease_retry starts here again then.
+Fault admission_limited(Gateway& gateway, ProxyRequest& request, const KeyEntry& key,
+                        const Snapshot& snapshot, const ParsedRequest& http) {
+    Fault fault = budget_strict_limit(gateway, request, key, snapshot);
+    if (fault != Fault::none || request.is_lease_waiting) {
+        return fault;
+    }
+    if ((fault = admission_quota(gateway, request, key)) != Fault::none ||
+        (fault = rate_limit_body(gateway, request, key, budget_token_bound(gateway, request))) !=
+            Fault::none) {
+        return fault;  // request_finish gives back what was taken (nothing was sent).
+    }
+    return admission_reserve(gateway, request, key, snapshot, http);
+}
+
 }  // namespace
 
 Fault admission_head(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http,
@@ -511,13 +528,7 @@ Fault admission_body(Gateway& gateway, ProxyRequest& request, const ParsedReques
         return fault;
     }
     stored_response_pin(gateway, request);
-    if ((fault = budget_strict_limit(gateway, request, *key, *hold.get())) != Fault::none ||
-        (fault = admission_quota(gateway, request, *key)) != Fault::none ||
-        (fault = rate_limit_body(gateway, request, *key, budget_token_bound(gateway, request))) !=
-            Fault::none) {
-        return fault;  // request_finish gives back what was taken (nothing was sent).
-    }
-    return admission_reserve(gateway, request, *key, *hold.get(), http);
+    return admission_limited(gateway, request, *key, *hold.get(), http);
 }
 
 Fault admission_lease_retry(Gateway& gateway, ProxyRequest& request) {
@@ -528,7 +539,9 @@ Fault admission_lease_retry(Gateway& gateway, ProxyRequest& request) {
         gateway.metrics.auth_failures.add();
         return Fault::client_expired_api_key;
     }
-    return admission_reserve(gateway, request, *key, *hold.get(), client_request(*request.conn));
+    const ParsedRequest& http = client_request(*request.conn);
+    return request.is_strict_waiting ? admission_limited(gateway, request, *key, *hold.get(), http)
+                                     : admission_reserve(gateway, request, *key, *hold.get(), http);
 }
 
 Fault admission_stored(Gateway& gateway, ProxyRequest& request, const ParsedRequest& http,

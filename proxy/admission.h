@@ -100,7 +100,8 @@ private:
 
 // With budget leases (PostgreSQL): admission_body may end with request.is_lease_waiting
 // (Fault::none, nothing of the budget held): the request waits in the gateway's lease wait
-// list and this finishes its admission once the lease thread answered or the wait ended.
+// list and this finishes its admission once the lease thread answered or the wait ended
+// (from a strict key's output limit on when that limit was what waited).
 [[nodiscard]] Fault admission_lease_retry(Gateway& gateway, ProxyRequest& request);
 
 }  // namespace rw

@@ -30,20 +30,17 @@ Fault budget_refuse(Gateway& gateway, ProxyRequest& request, const KeyEntry& key
     return fault;
 }
 
-// The most the request can cost under any candidate's price; false (with the candidate's
-// model named in the message) when one of them has none.
-bool budget_money_bound(Gateway& gateway, ProxyRequest& request, const Snapshot& snapshot,
-                        int64_t& bound_nano) {
-    const uint64_t prompt_max = request.body.size();
-    const uint64_t output_max =
-        static_cast<uint64_t>(budget_token_bound(gateway, request)) - prompt_max;
+// The most the request can cost with `output_max` output tokens in all (over its choices)
+// under any candidate's price; false when one of them has none.
+bool money_bound(const ProxyRequest& request, const Snapshot& snapshot, uint64_t output_max,
+                 int64_t& bound_nano) {
     bound_nano = 0;
     for (uint32_t index = 0; index < request.candidate_count; index++) {
         const Candidate& candidate = request.candidates[index];
         int64_t bound = 0;
         int64_t price_id = 0;
         if (!cost_reservation_bound(snapshot, candidate.model_sent, candidate.channel_id,
-                                    request.started_unix_ms, prompt_max, output_max, bound,
+                                    request.started_unix_ms, request.body.size(), output_max, bound,
                                     price_id)) {
             return false;
         }
@@ -52,67 +49,83 @@ bool budget_money_bound(Gateway& gateway, ProxyRequest& request, const Snapshot&
     return true;
 }
 
+// The request's reservation: its money bound with its output limit (budget_token_bound).
+bool budget_money_bound(const Gateway& gateway, const ProxyRequest& request,
+                        const Snapshot& snapshot, int64_t& bound_nano) {
+    const uint64_t output_max =
+        static_cast<uint64_t>(budget_token_bound(gateway, request)) - request.body.size();
+    return money_bound(request, snapshot, output_max, bound_nano);
+}
+
+// The money bound with `per_choice` output tokens for each choice.
+bool strict_money_bound(const ProxyRequest& request, const Snapshot& snapshot, uint64_t per_choice,
+                        int64_t& bound_nano) {
+    return money_bound(request, snapshot, per_choice * request.fields.choices_count, bound_nano);
+}
+
 // The largest output per choice, at most `most`, whose money bound (over every
 // candidate's price) fits in `left_nano`; false when a candidate has no price. The bound
 // grows with the output, so a binary search finds it exactly (rounding included).
 bool strict_money_output(const ProxyRequest& request, const Snapshot& snapshot, int64_t left_nano,
                          uint64_t most, uint64_t& output) {
-    const uint64_t prompt_max = request.body.size();
-    const uint64_t choices = request.fields.choices_count;
-    const auto fits = [&](uint64_t per_choice, bool& is_priced) {
-        for (uint32_t index = 0; index < request.candidate_count; index++) {
-            const Candidate& candidate = request.candidates[index];
-            int64_t bound = 0;
-            int64_t price_id = 0;
-            if (!cost_reservation_bound(snapshot, candidate.model_sent, candidate.channel_id,
-                                        request.started_unix_ms, prompt_max, per_choice * choices,
-                                        bound, price_id)) {
-                is_priced = false;
-                return false;
-            }
-            if (bound > left_nano) {
-                return false;
-            }
-        }
+    output = 0;
+    int64_t bound = 0;
+    if (!strict_money_bound(request, snapshot, 0, bound)) {
+        return false;
+    }
+    if (bound > left_nano) {
         return true;
-    };
-    bool is_priced = true;
-    if (!fits(0, is_priced)) {
-        output = 0;
-        return is_priced;
     }
     uint64_t low = 0;          // Fits.
     uint64_t high = most + 1;  // Does not fit (or is past the cap).
     while (high - low > 1) {
         const uint64_t middle = low + (high - low) / 2;
-        (fits(middle, is_priced) ? low : high) = middle;
+        if (!strict_money_bound(request, snapshot, middle, bound)) {
+            return false;
+        }
+        (bound <= left_nano ? low : high) = middle;
     }
     output = low;
-    return is_priced;
+    return true;
 }
 
-}  // namespace
+// What a strict limit may still spend in the key's period: its limits less its use, or
+// with budget leases (`leases` set) the lease's ceilings when lower: what this host may
+// still spend (0 without a live lease).
+struct StrictRoom {
+    int64_t tokens;
+    int64_t nano;
+};
 
-Fault budget_strict_limit(Gateway& gateway, ProxyRequest& request, const KeyEntry& key,
-                          const Snapshot& snapshot) {
-    RequestFields& fields = request.fields;
-    if (!key.is_strict || fields.has_output_limit || request.endpoint == Endpoint::embeddings ||
-        request.endpoint == Endpoint::count_tokens || request.is_counted_locally ||
-        request.candidate_count == 0) {
-        return Fault::none;
-    }
+StrictRoom strict_room(const Gateway& gateway, const KeyEntry& key, int64_t index,
+                       const BudgetLeases* leases, uint64_t now_ms) {
     const BudgetTable& budgets = *gateway.shared.budgets;
-    const int64_t index = budget_period_index(key.period, request.started_unix_ms / 1000);
+    const uint32_t slot = key.quota_slot;
     const uint32_t tag = BudgetTable::tag_of(index);
+    int64_t limit_tokens = key.quota_limit_tokens;
+    int64_t limit_nano = key.budget_limit_nano(index);
+    if (leases != nullptr) {
+        limit_tokens =
+            std::min(limit_tokens, leases->ceiling(slot, BudgetTable::tokens, index, now_ms));
+        limit_nano = std::min(limit_nano, leases->ceiling(slot, BudgetTable::nano, index, now_ms));
+    }
+    const int64_t used_tokens = budget_tokens_in_word(gateway, key)
+                                    ? budgets.used(slot, BudgetTable::tokens, tag)
+                                    : gateway.shared.quotas->used_tokens(slot);
+    return {limit_tokens - used_tokens, limit_nano - budgets.used(slot, BudgetTable::nano, tag)};
+}
+
+// The largest output per choice, at most RINGWAY_DEFAULT_OUTPUT_RESERVE, that `room`
+// affords once the body's bytes are bounded; `refusal` names the limit that cut it (none:
+// uncut). False when a candidate has no price (budget_reserve answers 403).
+bool strict_output(const Gateway& gateway, const ProxyRequest& request, const KeyEntry& key,
+                   const Snapshot& snapshot, StrictRoom room, uint64_t& output, Fault& refusal) {
     const auto prompt_max = static_cast<int64_t>(request.body.size());
-    const uint64_t choices = std::max<uint64_t>(fields.choices_count, 1);
-    uint64_t output = gateway.config.default_output_reserve;
-    Fault refusal = Fault::none;
+    const uint64_t choices = std::max<uint64_t>(request.fields.choices_count, 1);
+    output = gateway.config.default_output_reserve;
+    refusal = Fault::none;
     if (key.has_quota_limit) {
-        const int64_t used = budget_tokens_in_word(gateway, key)
-                                 ? budgets.used(key.quota_slot, BudgetTable::tokens, tag)
-                                 : gateway.shared.quotas->used_tokens(key.quota_slot);
-        const int64_t left = key.quota_limit_tokens - used - prompt_max;
+        const int64_t left = room.tokens - prompt_max;
         const uint64_t afford = left > 0 ? static_cast<uint64_t>(left) / choices : 0;
         if (afford < output) {
             output = afford;
@@ -120,58 +133,17 @@ Fault budget_strict_limit(Gateway& gateway, ProxyRequest& request, const KeyEntr
         }
     }
     if (key.has_budget) {
-        const int64_t left_nano =
-            key.budget_limit_nano(index) - budgets.used(key.quota_slot, BudgetTable::nano, tag);
         uint64_t afford = 0;
-        if (!strict_money_output(request, snapshot, left_nano, output, afford)) {
-            return Fault::none;  // Unpriced: budget_reserve answers 403 model_price_missing.
+        if (!strict_money_output(request, snapshot, room.nano, output, afford)) {
+            return false;
         }
         if (afford < output) {
             output = afford;
             refusal = Fault::client_budget_too_small;
         }
     }
-    if (output < gateway.config.strict_output_min) {
-        return budget_refuse(gateway, request, key,
-                             refusal != Fault::none ? refusal : Fault::client_budget_too_small);
-    }
-    fields.has_output_limit = true;
-    fields.output_tokens_max = output;
-    request.output_limit_injected = static_cast<uint32_t>(output);
-    return Fault::none;
+    return true;
 }
-
-bool budget_tokens_in_word(const Gateway& gateway, const KeyEntry& key) {
-    return key.period != BudgetPeriod::none || gateway.shared.leases != nullptr;
-}
-
-int64_t budget_token_bound(const Gateway& gateway, const ProxyRequest& request) {
-    const RequestFields& fields = request.fields;
-    const uint64_t output_max = !endpoint_info(request.endpoint).has_output ? 0
-                                : fields.has_output_limit ? fields.output_tokens_max
-                                                          : gateway.config.default_output_reserve;
-    const uint64_t bound = request.body.size() + output_max * fields.choices_count;
-    return bound > uint64_t(INT64_MAX / 2) ? INT64_MAX / 2 : static_cast<int64_t>(bound);
-}
-
-Fault budget_check_head(Gateway& gateway, ProxyRequest& request, const KeyEntry& key) {
-    const int64_t index = budget_period_index(key.period, request.started_unix_ms / 1000);
-    const uint32_t tag = BudgetTable::tag_of(index);
-    request.budget_period_tag = static_cast<uint16_t>(tag);
-    request.has_tokens_word = budget_tokens_in_word(gateway, key);
-    const BudgetTable& budgets = *gateway.shared.budgets;
-    if (key.has_budget &&
-        budgets.used(key.quota_slot, BudgetTable::nano, tag) >= key.budget_limit_nano(index)) {
-        return budget_refuse(gateway, request, key, Fault::client_budget_exceeded);
-    }
-    if (key.has_quota_limit && request.has_tokens_word &&
-        budgets.used(key.quota_slot, BudgetTable::tokens, tag) >= key.quota_limit_tokens) {
-        return budget_refuse(gateway, request, key, Fault::client_quota_exceeded);
-    }
-    return Fault::none;
-}
-
-namespace {
 
 // With budget leases (PostgreSQL): adds `amount` to the word only within what this host's
 // lease holds. After the compare-and-swap the ceiling is read again (both sides fenced): an
@@ -202,6 +174,8 @@ bool lease_wait(Gateway& gateway, ProxyRequest& request, const KeyEntry& key, in
                 int64_t need_nano, int64_t need_tokens) {
     BudgetLeases& leases = *gateway.shared.leases;
     const uint64_t now_ms = gateway.shard.now_ms();
+    // In use: a slot never touched counts as idle, and its grant would go straight back.
+    leases.touch(key.quota_slot, now_ms);
     if (leases.is_exhausted(key.quota_slot, now_ms) ||
         (request.lease_deadline_ms != 0 && now_ms >= request.lease_deadline_ms)) {
         return false;
@@ -224,7 +198,99 @@ bool lease_wait(Gateway& gateway, ProxyRequest& request, const KeyEntry& key, in
     return true;
 }
 
+// With budget leases: a strict limit that this host's lease (`output_host`) cuts below what
+// the key's own limits would afford first asks for a grant of that uncut request's bound
+// and waits for it, as budget_reserve does. False: no wait (SQLite, nothing a grant could
+// add, a grant just found nothing free, or the wait is over): the limit is what the host
+// may spend.
+bool strict_lease_wait(Gateway& gateway, ProxyRequest& request, const KeyEntry& key,
+                       const Snapshot& snapshot, int64_t index, uint64_t output_host) {
+    if (gateway.shared.leases == nullptr || output_host >= gateway.config.default_output_reserve) {
+        return false;
+    }
+    uint64_t output_key = 0;
+    Fault refusal = Fault::none;
+    if (!strict_output(gateway, request, key, snapshot,
+                       strict_room(gateway, key, index, nullptr, 0), output_key, refusal) ||
+        output_key <= output_host) {
+        return false;
+    }
+    const uint64_t choices = std::max<uint64_t>(request.fields.choices_count, 1);
+    const int64_t need_tokens =
+        key.has_quota_limit && budget_tokens_in_word(gateway, key)
+            ? static_cast<int64_t>(request.body.size() + output_key * choices)
+            : 0;
+    int64_t need_nano = 0;
+    if (key.has_budget && !strict_money_bound(request, snapshot, output_key, need_nano)) {
+        return false;
+    }
+    request.is_strict_waiting = lease_wait(gateway, request, key, index, need_nano, need_tokens);
+    return request.is_strict_waiting;
+}
+
 }  // namespace
+
+bool budget_tokens_in_word(const Gateway& gateway, const KeyEntry& key) {
+    return key.period != BudgetPeriod::none || gateway.shared.leases != nullptr;
+}
+
+Fault budget_strict_limit(Gateway& gateway, ProxyRequest& request, const KeyEntry& key,
+                          const Snapshot& snapshot) {
+    RequestFields& fields = request.fields;
+    request.is_lease_waiting = false;
+    request.is_strict_waiting = false;
+    if (!key.is_strict || fields.has_output_limit || request.endpoint == Endpoint::embeddings ||
+        request.endpoint == Endpoint::count_tokens || request.is_counted_locally ||
+        request.candidate_count == 0) {
+        return Fault::none;
+    }
+    RW_ASSERT(request.output_limit_injected == 0);
+    const int64_t index = budget_period_index(key.period, request.started_unix_ms / 1000);
+    const StrictRoom room =
+        strict_room(gateway, key, index, gateway.shared.leases, gateway.shard.now_ms());
+    uint64_t output = 0;
+    Fault refusal = Fault::none;
+    if (!strict_output(gateway, request, key, snapshot, room, output, refusal)) {
+        return Fault::none;  // Unpriced: budget_reserve answers 403 model_price_missing.
+    }
+    if (strict_lease_wait(gateway, request, key, snapshot, index, output)) {
+        return Fault::none;  // admission_lease_retry comes back here.
+    }
+    if (output < gateway.config.strict_output_min) {
+        return budget_refuse(gateway, request, key,
+                             refusal != Fault::none ? refusal : Fault::client_budget_too_small);
+    }
+    fields.has_output_limit = true;
+    fields.output_tokens_max = output;
+    request.output_limit_injected = static_cast<uint32_t>(output);
+    return Fault::none;
+}
+
+int64_t budget_token_bound(const Gateway& gateway, const ProxyRequest& request) {
+    const RequestFields& fields = request.fields;
+    const uint64_t output_max = !endpoint_info(request.endpoint).has_output ? 0
+                                : fields.has_output_limit ? fields.output_tokens_max
+                                                          : gateway.config.default_output_reserve;
+    const uint64_t bound = request.body.size() + output_max * fields.choices_count;
+    return bound > uint64_t(INT64_MAX / 2) ? INT64_MAX / 2 : static_cast<int64_t>(bound);
+}
+
+Fault budget_check_head(Gateway& gateway, ProxyRequest& request, const KeyEntry& key) {
+    const int64_t index = budget_period_index(key.period, request.started_unix_ms / 1000);
+    const uint32_t tag = BudgetTable::tag_of(index);
+    request.budget_period_tag = static_cast<uint16_t>(tag);
+    request.has_tokens_word = budget_tokens_in_word(gateway, key);
+    const BudgetTable& budgets = *gateway.shared.budgets;
+    if (key.has_budget &&
+        budgets.used(key.quota_slot, BudgetTable::nano, tag) >= key.budget_limit_nano(index)) {
+        return budget_refuse(gateway, request, key, Fault::client_budget_exceeded);
+    }
+    if (key.has_quota_limit && request.has_tokens_word &&
+        budgets.used(key.quota_slot, BudgetTable::tokens, tag) >= key.quota_limit_tokens) {
+        return budget_refuse(gateway, request, key, Fault::client_quota_exceeded);
+    }
+    return Fault::none;
+}
 
 Fault budget_reserve(Gateway& gateway, ProxyRequest& request, const KeyEntry& key,
                      const Snapshot& snapshot) {

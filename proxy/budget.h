@@ -40,7 +40,10 @@ class Snapshot;
 // (request.output_limit_injected; upstream_request_build writes it into the body). Less
 // than RINGWAY_STRICT_OUTPUT_MIN: 429 insufficient_quota, as a reservation that does not
 // fit. A candidate without a price is left to budget_reserve (403). Other keys and
-// requests: untouched, nothing read.
+// requests: untouched, nothing read. With budget leases what remains is what this host
+// may still spend (its lease's ceiling less its own use): when that affords less than the
+// key's limit would, the request first waits for a grant (request.is_lease_waiting and
+// is_strict_waiting; admission_lease_retry calls this again, which replaces the limit).
 [[nodiscard]] Fault budget_strict_limit(Gateway& gateway, ProxyRequest& request,
                                         const KeyEntry& key, const Snapshot& snapshot);
 

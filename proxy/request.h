@@ -100,6 +100,7 @@ struct ProxyRequest {
     // Budget leases (PostgreSQL): waiting for the lease thread's answer (budget.cc), until
     // lease_deadline_ms (shard clock) at most; lease_generation: its answers seen so far.
     bool is_lease_waiting;
+    bool is_strict_waiting;  // The wait is the strict limit's (admission from it again).
     uint64_t lease_deadline_ms;
     uint64_t lease_generation;
     // A strict key's request that set no output limit: the limit injected into its body

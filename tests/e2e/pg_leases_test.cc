@@ -204,5 +204,32 @@ TEST_F(PgLeasesTest, ALeaseGivenBackOnIdleIsSpentByTheOtherHost) {
     expect_invariants(key, 3);
 }
 
+// A strict key's limit on a host is what that host may still spend: its lease's ceiling
+// less its own use, not the budget less its own use (which ignores what other hosts hold).
+// A holds half the budget ($0.001 of $0.002); B's request without a limit waits for a
+// grant, gets the other half (all that is free) and is sent with the output that half
+// affords after its body. From B's own use the limit was RINGWAY_DEFAULT_OUTPUT_RESERVE
+// (800), whose bound no grant could cover: 429.
+TEST_F(PgLeasesTest, AStrictKeysLimitIsWhatItsHostsLeaseStillAffords) {
+    const EnvList env = {{"RINGWAY_BUDGET_LEASE_PERCENT", "50"},
+                         {"RINGWAY_BUDGET_LEASE_TTL_MS", "60000"},
+                         {"RINGWAY_BUDGET_LEASE_IDLE_MS", "600000"},
+                         {"RINGWAY_DEFAULT_OUTPUT_RESERVE", "800"}};
+    ASSERT_NO_FATAL_FAILURE(start(env, env));
+    const int64_t half_nano = 1000000;
+    const Key key = leased_key(R"("strict":true,"budget_usd":")" + usd(2 * half_nano) + "\"");
+    // A's request sets its own limit (strictness leaves it alone); its grant is a slice.
+    ASSERT_EQ(host_a_.chat(key, exact_body()).status, 200);
+    const std::string body = chat_body(
+        "gpt-4o-mini", false, R"("x_mock":{"prompt-tokens":10,"obey-max-tokens":1,"chunks":3})");
+    const Response served = host_b_.chat(key, body);
+    ASSERT_EQ(served.status, 200) << served.body;
+    const std::string sent = Json(mock_stats_text(mock_.port())).string("/last_request/body");
+    EXPECT_EQ(member_value(sent, "max_tokens"),
+              (half_nano - int64_t(body.size()) * input_nano) / output_nano)
+        << sent;
+    EXPECT_EQ(mock_requests(mock_.port()), 2);
+}
+
 }  // namespace
 }  // namespace rw::test::proxy
