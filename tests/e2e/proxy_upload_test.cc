@@ -302,5 +302,45 @@ TEST_F(ProxyUploadLimitsTest, CurlLargeUploadWithBoundedMemory) {
     EXPECT_EQ(as_int(big, "status"), 200) << describe_row(big);
 }
 
+// Replaces a mock's --default controls (uploads carry no x-mock-* header upstream).
+void mock_defaults_set(uint16_t mock_port, std::string_view defaults) {
+    const auto set = http_exchange(mock_port, post_request("/__mock/defaults", defaults, ""),
+                                   Deadline::after_ms(5000));
+    ASSERT_TRUE(set.has_value() && set->status == 200);
+}
+
+// A provider that stops reading the upload for longer than RINGWAY_BODY_TIMEOUT_MS: ringway
+// stops reading the client too (its upstream send cannot complete), and that wait is the
+// provider's, not the client's: the body deadline is suspended while the upload is held
+// back, so the upload completes.
+class ProxyUploadSlowUpstreamTest : public ProxyUploadTest {
+protected:
+    void SetUp() override {
+        ASSERT_NO_FATAL_FAILURE(start({{"RINGWAY_MAX_UPLOAD_BYTES", std::to_string(64 << 20)},
+                                       {"RINGWAY_BODY_TIMEOUT_MS", "2000"},
+                                       {"RINGWAY_RECV_BUFFERS", "64"}}));
+    }
+};
+
+TEST_F(ProxyUploadSlowUpstreamTest, PausedUpstreamDoesNotTimeTheClientOut) {
+    // 24 MiB: more than the loopback socket buffers between ringway and the mock hold, so
+    // ringway's upstream send waits on the mock for the whole pause.
+    const std::string file = file_bytes(24 << 20);
+    const std::string body = multipart_body({{"model", "whisper-1", ""}, {"file", file, "a.mp3"}});
+    ASSERT_NO_FATAL_FAILURE(mock_defaults_set(mock_.port(), "body-read-pause-ms=5000"));
+    const Response response =
+        gateway_.call(upload_request("/v1/audio/transcriptions", body, key_.secret), 120000);
+    ASSERT_EQ(response.status, 200) << response.body;
+    Json json(response.body);
+    ASSERT_TRUE(json.ok()) << response.body;
+    EXPECT_EQ(json.integer("/upload_bytes"), static_cast<int64_t>(body.size()));
+    EXPECT_EQ(json.string("/upload_fnv1a"), fnv1a_hex(body));
+    const Row row = next_row();
+    EXPECT_EQ(as_int(row, "status"), 200) << describe_row(row);
+    EXPECT_EQ(row.at("end_reason"), "complete") << describe_row(row);
+    EXPECT_EQ(as_int(row, "bytes_in"), static_cast<int64_t>(body.size()));
+    EXPECT_EQ(metric_sum(gateway_.metrics(), "ringway_timeouts_total", {{"phase", "body"}}), 0);
+}
+
 }  // namespace
 }  // namespace rw::test::proxy
