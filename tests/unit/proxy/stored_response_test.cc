@@ -67,7 +67,7 @@ TEST(StoredResponses, ReadersNeverSeeATornEntry) {
     std::vector<std::thread> threads;
     for (int writer = 0; writer < 2; writer++) {
         threads.emplace_back([&, writer] {
-            for (int64_t round = 1; round <= 20000; round++) {
+            for (int64_t round = 1; round <= 300000; round++) {
                 const int64_t key_id = round * 2 + writer;
                 const std::string& id = ids[static_cast<size_t>(round) % ids.size()];
                 table.put(id, key_id, key_id * 3, model_of(key_id));
