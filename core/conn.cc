@@ -587,11 +587,19 @@ bool ClientConns::conn_body_is_discardable(const Conn& conn) const {
 void ClientConns::conn_body_deadline_start(Conn& conn) {
     conn.body_started_ms = shard_.now_ms();
     conn.body_received_bytes = 0;
+    conn.body_paused_ms = 0;
     conn.deadline = Deadline::body;
     conn_body_deadline_note(conn, 0);
 }
 
 void ClientConns::conn_body_deadline_note(Conn& conn, uint32_t length_bytes) {
+    if (conn.body_paused_ms != 0) {
+        // Paused: the bytes a burst brings still count toward the rate, but nothing re-arms
+        // the deadline until the handler resumes the body.
+        RW_ASSERT(conn.deadline == Deadline::none);
+        conn.body_received_bytes += length_bytes;
+        return;
+    }
     if (conn.deadline != Deadline::body) {
         return;
     }
@@ -752,6 +760,7 @@ void ClientConns::conn_maybe_rearm_recv(Conn& conn) {
 }
 
 void ClientConns::conn_set_deadline(Conn& conn, Deadline deadline, uint32_t timeout_ms) {
+    conn.body_paused_ms = 0;  // Another phase (an answer, the body's end): no resume owed.
     conn.deadline = deadline;
     conn.deadline_ms = deadline == Deadline::none ? 0 : shard_.now_ms() + timeout_ms;
     if (deadline == Deadline::keepalive) {

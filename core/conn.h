@@ -125,6 +125,10 @@ struct Conn {
     uint64_t body_started_ms = 0;
     uint64_t body_received_bytes = 0;
     uint64_t body_idle_deadline_ms = 0;
+    // A streamed body whose handler is full (its upstream not reading): the body deadline
+    // is off since then, and the paused time does not count once the handler resumes
+    // (conn_body_deadline_pause / _resume). 0: not paused.
+    uint64_t body_paused_ms = 0;
     uint64_t body_stream_left = 0;  // A streamed body's bytes not yet taken by on_body.
     // A streamed body's bytes that arrived with every pending slot taken (a burst the
     // multishot recv posted before its cancel landed): copied here in the arena, after the
@@ -209,6 +213,8 @@ private:
     bool conn_body_is_discardable(const Conn& conn) const;
     void conn_body_deadline_start(Conn& conn);
     void conn_body_deadline_note(Conn& conn, uint32_t length_bytes);
+    void conn_body_deadline_pause(Conn& conn);
+    void conn_body_deadline_resume(Conn& conn);
     void conn_request_complete(Conn& conn);
     // A streamed body (conn_body.cc): dispatched at its head, then pumped to on_body.
     void conn_body_stream_begin(Conn& conn);

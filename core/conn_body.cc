@@ -56,6 +56,7 @@ void ClientConns::conn_body_pump(Conn& conn) {
     if (conn.is_in_body_hook) {
         return;  // client_body_resume from inside on_body: the running loop continues.
     }
+    conn_body_deadline_resume(conn);
     while (conn.state == ConnState::handling && conn.is_handler_owned &&
            conn.body_stream_left > 0 && conn.pending_count > 0) {
         PendingBuf& pending = conn.pending[conn.pending_head];
@@ -74,12 +75,40 @@ void ClientConns::conn_body_pump(Conn& conn) {
             conn.pending_count -= 1;
         }
         if (is_full) {
+            conn_body_deadline_pause(conn);
             conn_maybe_rearm_recv(conn);
             return;  // The handler is full: it resumes the body when it has room.
         }
     }
     conn_body_pump_spill(conn);
     conn_maybe_rearm_recv(conn);
+}
+
+// The handler is full: its upstream is not reading (a slow provider, a connect still on
+// its way), so the client is held back by ringway, not idle by its own doing. The body
+// deadline is off until the handler resumes the body, and the notes of a burst that still
+// arrives do not re-arm it (conn_body_deadline_note).
+void ClientConns::conn_body_deadline_pause(Conn& conn) {
+    if (conn.deadline != Deadline::body) {
+        return;  // The body ended, or another phase's deadline (an answer's send) runs.
+    }
+    conn.deadline = Deadline::none;
+    conn.deadline_ms = 0;
+    conn.body_paused_ms = shard_.now_ms();
+    RW_ASSERT(conn.body_paused_ms != 0);  // CLOCK_MONOTONIC counts from boot.
+}
+
+// The handler took the body again: the body's start moves by the paused time, so neither
+// the idle time nor the minimum rate counts it, and the deadline is re-armed from now.
+void ClientConns::conn_body_deadline_resume(Conn& conn) {
+    if (conn.body_paused_ms == 0) {
+        return;
+    }
+    RW_ASSERT(conn.deadline == Deadline::none);
+    conn.body_started_ms += shard_.now_ms() - conn.body_paused_ms;
+    conn.body_paused_ms = 0;
+    conn.deadline = Deadline::body;
+    conn_body_deadline_note(conn, 0);
 }
 
 // The copied burst, after the pending buffers (conn_body_spill).
@@ -99,6 +128,7 @@ void ClientConns::conn_body_pump_spill(Conn& conn) {
             conn.spill_bytes = 0;
         }
         if (is_full) {
+            conn_body_deadline_pause(conn);
             return;
         }
     }

@@ -10,6 +10,7 @@
 #include "proxy/gateway.h"
 #include "proxy/request.h"
 #include "proxy/stored_response.h"
+#include "proxy/upload.h"
 #include "proxy/upstream_tls.h"
 
 namespace rw {
@@ -249,8 +250,12 @@ bool relay_head(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request)
         attempt_failed(gateway, request, upstream, Fault::upstream_auth_failed);
         return false;
     }
+    // An upload that cannot be sent again whole (more than its kept prefix went upstream)
+    // is not retried: the provider's refusal, with its Retry-After, is the client's answer,
+    // as on the last channel (a client can resend its upload; ringway kept no copy).
     const bool is_refusal = head.status == 429 || head.status >= 500;
-    if (is_refusal && request.attempt_index + 1 < request.candidate_count) {
+    if (is_refusal && request.attempt_index + 1 < request.candidate_count &&
+        upload_can_retry(request)) {
         attempt_failed(gateway, request, upstream, Fault::upstream_refused);
         return false;
     }

@@ -1,10 +1,11 @@
 // proxy/stored_response.cc — stored responses (see stored_response.h). Shard threads; the
-// table is shared under its mutex.
+// table is shared, each set under its own sequence word (a seqlock, no mutex).
 #include "proxy/stored_response.h"
 
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -18,16 +19,13 @@
 
 namespace rw {
 
-struct StoredResponses::Entry {
-    uint64_t stamp;  // 0: empty.
-    int64_t key_id;
-    int64_t channel_id;
-    uint8_t id_bytes;
-    char id[stored_response_id_bytes_max];
-    char model_sent[record_model_bytes_max + 1];
-};
-
 namespace {
+
+constexpr uint32_t words_of(uint32_t bytes) {
+    return (bytes + 7) / 8;
+}
+constexpr uint32_t id_words = words_of(stored_response_id_bytes_max);
+constexpr uint32_t model_words = words_of(record_model_bytes_max + 1);
 
 uint64_t id_hash(std::string_view id) {
     uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a.
@@ -37,7 +35,103 @@ uint64_t id_hash(std::string_view id) {
     return hash;
 }
 
+// Every word of a set is read and written through atomic_ref (relaxed; the sequence word
+// orders them), so a reader racing a writer reads stale or torn entries, never undefined
+// behaviour, and throws them away when the sequence moved.
+uint64_t word_load(const uint64_t& word) {
+    return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(word)).load(std::memory_order_relaxed);
+}
+
+void word_store(uint64_t& word, uint64_t value) {
+    std::atomic_ref<uint64_t>(word).store(value, std::memory_order_relaxed);
+}
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+// An id as the words an entry keeps it in (zero-padded), to compare word by word.
+struct IdWords {
+    uint64_t bytes;
+    uint64_t words[id_words];
+};
+
+IdWords id_words_of(std::string_view id) {
+    IdWords out{id.size(), {}};
+    std::memcpy(out.words, id.data(), id.size());
+    return out;
+}
+
 }  // namespace
+
+struct StoredResponses::Set {
+    // Even: stable; odd: a writer is in. Each write adds 2, so the value a write ends at
+    // also orders the set's entries: it is the entry's stamp (0: empty).
+    uint64_t sequence;
+    struct Entry {
+        uint64_t stamp;
+        uint64_t key_id;
+        uint64_t channel_id;
+        uint64_t id_bytes;
+        uint64_t id[id_words];
+        uint64_t model_sent[model_words];  // NUL-terminated.
+
+        [[nodiscard]] bool holds(const IdWords& key) const {
+            if (word_load(stamp) == 0 || word_load(id_bytes) != key.bytes) {
+                return false;
+            }
+            for (uint32_t i = 0; i < words_of(static_cast<uint32_t>(key.bytes)); i++) {
+                if (word_load(id[i]) != key.words[i]) {
+                    return false;
+                }
+            }
+            return true;
+        }
+    } entries[ways];
+
+    // The writer's side: waits for another writer of this set (a few dozen stores), then
+    // makes the sequence odd. Returns the odd value; set_unlock publishes the next even one.
+    uint64_t lock() {
+        std::atomic_ref<uint64_t> word(sequence);
+        for (;;) {
+            uint64_t seen = word.load(std::memory_order_relaxed);
+            if ((seen & 1) == 0 &&
+                word.compare_exchange_weak(seen, seen + 1, std::memory_order_acquire,
+                                           std::memory_order_relaxed)) {
+                // The odd sequence is seen before any entry store (pairs with the reader's
+                // acquire fence in read()).
+                std::atomic_thread_fence(std::memory_order_release);
+                return seen + 1;
+            }
+            cpu_relax();
+        }
+    }
+    void unlock(uint64_t odd) {
+        RW_ASSERT((odd & 1) == 1);
+        std::atomic_ref<uint64_t>(sequence).store(odd + 1, std::memory_order_release);
+    }
+
+    // The reader's side: runs `copy` (which reads entries into the caller's locals) until
+    // no writer was in the set meanwhile; returns its last result.
+    template <class Copy>
+    bool read(Copy copy) const {
+        std::atomic_ref<uint64_t> word(const_cast<uint64_t&>(sequence));
+        for (;;) {
+            const uint64_t before = word.load(std::memory_order_acquire);
+            if ((before & 1) == 1) {
+                cpu_relax();
+                continue;
+            }
+            const bool result = copy();
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (word.load(std::memory_order_relaxed) == before) {
+                return result;
+            }
+        }
+    }
+};
 
 bool stored_response_route(std::string_view path, Method method, Endpoint& endpoint,
                            std::string_view& id) {
@@ -75,24 +169,25 @@ Method stored_response_method(Endpoint endpoint) {
 
 StoredResponses::StoredResponses(uint32_t capacity)
     : set_count_(capacity / ways > 0 ? capacity / ways : 1) {
-    // Anonymous zero pages, resident only once written (an all-zero Entry is empty). Not
-    // calloc: the allocator zeroed the block itself, and an idle gateway held all ~6 MiB.
-    void* pages = ::mmap(nullptr, entries_bytes(), PROT_READ | PROT_WRITE,
+    // Anonymous zero pages, resident only once written (an all-zero set is stable and
+    // empty). Not calloc: the allocator zeroed the block itself, and an idle gateway held
+    // all ~6 MiB.
+    void* pages = ::mmap(nullptr, sets_bytes(), PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     RW_ASSERT(pages != MAP_FAILED);  // Startup only: address space, not memory.
-    entries_ = static_cast<Entry*>(pages);
+    sets_ = static_cast<Set*>(pages);
 }
 
 StoredResponses::~StoredResponses() {
-    ::munmap(entries_, entries_bytes());
+    ::munmap(sets_, sets_bytes());
 }
 
-size_t StoredResponses::entries_bytes() const {
-    return size_t(set_count_) * ways * sizeof(Entry);
+size_t StoredResponses::sets_bytes() const {
+    return size_t(set_count_) * sizeof(Set);
 }
 
-StoredResponses::Entry* StoredResponses::set_of(std::string_view id) const {
-    return entries_ + (id_hash(id) % set_count_) * ways;
+StoredResponses::Set& StoredResponses::set_of(std::string_view id) const {
+    return sets_[id_hash(id) % set_count_];
 }
 
 void StoredResponses::put(std::string_view id, int64_t key_id, int64_t channel_id,
@@ -100,27 +195,33 @@ void StoredResponses::put(std::string_view id, int64_t key_id, int64_t channel_i
     if (!stored_response_id_valid(id)) {
         return;
     }
-    const std::lock_guard lock(mutex_);
-    Entry* set = set_of(id);
-    Entry* target = &set[0];
-    for (uint32_t way = 0; way < ways; way++) {
-        Entry& entry = set[way];
-        if (entry.stamp != 0 && std::string_view(entry.id, entry.id_bytes) == id) {
+    const IdWords key = id_words_of(id);
+    uint64_t model[model_words] = {};
+    std::memcpy(model, model_sent.data(),
+                std::min<size_t>(model_sent.size(), record_model_bytes_max));
+    Set& set = set_of(id);
+    const uint64_t odd = set.lock();
+    Set::Entry* target = &set.entries[0];
+    for (Set::Entry& entry : set.entries) {
+        if (entry.holds(key)) {
             target = &entry;  // The same id again (a reload's replay): refreshed in place.
             break;
         }
-        if (entry.stamp < target->stamp) {
+        if (word_load(entry.stamp) < word_load(target->stamp)) {
             target = &entry;  // Empty (0) or older.
         }
     }
-    target->stamp = ++stamp_;
-    target->key_id = key_id;
-    target->channel_id = channel_id;
-    target->id_bytes = static_cast<uint8_t>(id.size());
-    std::memcpy(target->id, id.data(), id.size());
-    const size_t model_bytes = std::min<size_t>(model_sent.size(), record_model_bytes_max);
-    std::memcpy(target->model_sent, model_sent.data(), model_bytes);
-    target->model_sent[model_bytes] = '\0';
+    word_store(target->stamp, odd + 1);
+    word_store(target->key_id, static_cast<uint64_t>(key_id));
+    word_store(target->channel_id, static_cast<uint64_t>(channel_id));
+    word_store(target->id_bytes, key.bytes);
+    for (uint32_t i = 0; i < id_words; i++) {
+        word_store(target->id[i], key.words[i]);
+    }
+    for (uint32_t i = 0; i < model_words; i++) {
+        word_store(target->model_sent[i], model[i]);
+    }
+    set.unlock(odd);
 }
 
 bool StoredResponses::find(std::string_view id, StoredResponse& out,
@@ -128,32 +229,48 @@ bool StoredResponses::find(std::string_view id, StoredResponse& out,
     if (!stored_response_id_valid(id)) {
         return false;
     }
-    const std::lock_guard lock(mutex_);
-    const Entry* set = set_of(id);
-    for (uint32_t way = 0; way < ways; way++) {
-        const Entry& entry = set[way];
-        if (entry.stamp != 0 && std::string_view(entry.id, entry.id_bytes) == id) {
-            std::memcpy(model_out, entry.model_sent, sizeof(model_out));
-            out =
-                StoredResponse{entry.key_id, entry.channel_id,
-                               std::string_view(model_out, strnlen(model_out, sizeof(model_out)))};
-            return true;
+    static_assert(sizeof(model_out) == model_words * 8);
+    const IdWords key = id_words_of(id);
+    const Set& set = set_of(id);
+    uint64_t key_id = 0;
+    uint64_t channel_id = 0;
+    uint64_t model[model_words];
+    const bool is_found = set.read([&] {
+        for (const Set::Entry& entry : set.entries) {
+            if (entry.holds(key)) {
+                key_id = word_load(entry.key_id);
+                channel_id = word_load(entry.channel_id);
+                for (uint32_t i = 0; i < model_words; i++) {
+                    model[i] = word_load(entry.model_sent[i]);
+                }
+                return true;
+            }
         }
+        return false;
+    });
+    if (!is_found) {
+        return false;
     }
-    return false;
+    std::memcpy(model_out, model, sizeof(model_out));
+    model_out[record_model_bytes_max] = '\0';
+    out = StoredResponse{static_cast<int64_t>(key_id), static_cast<int64_t>(channel_id),
+                         std::string_view(model_out, strnlen(model_out, sizeof(model_out)))};
+    return true;
 }
 
 void StoredResponses::forget(std::string_view id) {
     if (!stored_response_id_valid(id)) {
         return;
     }
-    const std::lock_guard lock(mutex_);
-    Entry* set = set_of(id);
-    for (uint32_t way = 0; way < ways; way++) {
-        if (set[way].stamp != 0 && std::string_view(set[way].id, set[way].id_bytes) == id) {
-            set[way].stamp = 0;
+    const IdWords key = id_words_of(id);
+    Set& set = set_of(id);
+    const uint64_t odd = set.lock();
+    for (Set::Entry& entry : set.entries) {
+        if (entry.holds(key)) {
+            word_store(entry.stamp, 0);
         }
     }
+    set.unlock(odd);
 }
 
 bool stored_responses_load(const StorageConfig& storage, StoredResponses& table, uint32_t& loaded,

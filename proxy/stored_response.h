@@ -8,7 +8,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -40,10 +39,12 @@ struct StoredResponse {
     std::string_view model_sent;  // Into the caller's copy (StoredResponses::find).
 };
 
-// Response ids with the key and channel that created them, shared by every shard (one
-// mutex: only the Responses endpoints touch it). A set-associative table of a fixed size
-// (4 ways; a full set forgets its oldest entry), allocated once and resident only where
-// written.
+// Response ids with the key and channel that created them, shared by every shard. A
+// set-associative table of a fixed size (4 ways; a full set forgets its oldest entry),
+// allocated once and resident only where written. No lock is shared: each set has its own
+// sequence word (a seqlock): a writer makes it odd while it writes that set's entries, a
+// reader copies what it needs and tries again if the word moved meanwhile. Shards touching
+// different sets never meet; two on one set wait at most for the other's few stores.
 class StoredResponses {
 public:
     explicit StoredResponses(uint32_t capacity);
@@ -61,14 +62,12 @@ public:
     static constexpr uint32_t ways = 4;
 
 private:
-    struct Entry;
-    [[nodiscard]] Entry* set_of(std::string_view id) const;
-    [[nodiscard]] size_t entries_bytes() const;
+    struct Set;
+    [[nodiscard]] Set& set_of(std::string_view id) const;
+    [[nodiscard]] size_t sets_bytes() const;
 
-    mutable std::mutex mutex_;
-    Entry* entries_;
+    Set* sets_;
     uint32_t set_count_;
-    uint64_t stamp_ = 0;  // Insert order, to forget a set's oldest.
 };
 
 // Entries the gateway keeps: 32768 (about 6 MiB of address space; resident as written).

@@ -88,6 +88,39 @@ inline uint64_t json_get_u64(Node object, std::string_view key) {
     return value;
 }
 
+// One entry of a Chat assistant message's tool_calls, appended to `calls` (comma-separated):
+// {"id":..,"type":"function","function":{"name":..,"arguments":"<arguments as a string>"}}.
+inline void chat_tool_call_write(std::string& calls, std::string_view id, std::string_view name,
+                                 std::string_view arguments) {
+    calls += calls.empty() ? "{" : ",{";
+    calls += "\"id\":";
+    json_str(calls, id);
+    calls += ",\"type\":\"function\",\"function\":{\"name\":";
+    json_str(calls, name);
+    calls += ",\"arguments\":";
+    json_str(calls, arguments);
+    calls += "}}";
+}
+
+// A Chat assistant message appended to `messages` (comma-separated): its text, or null
+// content when it has only tool calls, and the tool_calls entries (chat_tool_call_write).
+inline void chat_assistant_message_write(std::string& messages, std::string_view text,
+                                         std::string_view calls) {
+    messages += messages.empty() ? "{" : ",{";
+    messages += "\"role\":\"assistant\",\"content\":";
+    if (text.empty() && !calls.empty()) {
+        messages += "null";
+    } else {
+        json_str(messages, text);
+    }
+    if (!calls.empty()) {
+        messages += ",\"tool_calls\":[";
+        messages += calls;
+        messages += ']';
+    }
+    messages += '}';
+}
+
 // Chat Completions' "tools" member from a request's `tools` array: a tool that
 // `is_function(tool)` lets through (false: it called `refuse`) becomes
 // {"type":"function","function":{"name":..,"description":.., ...}}, where

@@ -552,14 +552,8 @@ bool assistant_message(element content, std::string& messages, Refusal& refuse) 
             if (type == "text") {
                 text += json_get_string(block, "text");
             } else if (type == "tool_use" && block["input"].get(input) == simdjson::SUCCESS) {
-                calls += calls.empty() ? "{" : ",{";
-                calls += "\"id\":";
-                json_str(calls, json_get_string(block, "id"));
-                calls += ",\"type\":\"function\",\"function\":{\"name\":";
-                json_str(calls, json_get_string(block, "name"));
-                calls += ",\"arguments\":";
-                json_str(calls, simdjson::minify(input));
-                calls += "}}";
+                chat_tool_call_write(calls, json_get_string(block, "id"),
+                                     json_get_string(block, "name"), simdjson::minify(input));
             } else if (type != "thinking" && type != "redacted_thinking") {
                 return refuse("messages[].content[].type",
                               "this block has no Chat Completions equivalent");
@@ -568,17 +562,7 @@ bool assistant_message(element content, std::string& messages, Refusal& refuse) 
     } else {
         return refuse("messages[].content", "must be a string or an array of blocks");
     }
-    messages += messages.empty() ? "{" : ",{";
-    messages += "\"role\":\"assistant\",\"content\":";
-    if (text.empty() && !calls.empty()) {
-        messages += "null";
-    } else {
-        json_str(messages, text);
-    }
-    if (!calls.empty()) {
-        messages += ",\"tool_calls\":[" + calls + "]";
-    }
-    messages += '}';
+    chat_assistant_message_write(messages, text, calls);
     return true;
 }
 

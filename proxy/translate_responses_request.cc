@@ -33,19 +33,7 @@ struct ChatMessages {
             return;
         }
         has_assistant = false;
-        list += list.empty() ? "{" : ",{";
-        list += "\"role\":\"assistant\",\"content\":";
-        if (assistant_text.empty() && !assistant_calls.empty()) {
-            list += "null";
-        } else {
-            json_str(list, assistant_text);
-        }
-        if (!assistant_calls.empty()) {
-            list += ",\"tool_calls\":[";
-            list += assistant_calls;
-            list += ']';
-        }
-        list += '}';
+        chat_assistant_message_write(list, assistant_text, assistant_calls);
         assistant_text.clear();
         assistant_calls.clear();
     }
@@ -167,15 +155,8 @@ bool function_call_item(object item, ChatMessages& messages, Refusal& refuse) {
         return refuse("input[].arguments", "must be a string");
     }
     messages.has_assistant = true;  // The open assistant message's, or a new one's.
-    std::string& calls = messages.assistant_calls;
-    calls += calls.empty() ? "{" : ",{";
-    calls += "\"id\":";
-    json_str(calls, json_get_string(item, "call_id"));
-    calls += ",\"type\":\"function\",\"function\":{\"name\":";
-    json_str(calls, json_get_string(item, "name"));
-    calls += ",\"arguments\":";
-    json_str(calls, arguments);
-    calls += "}}";
+    chat_tool_call_write(messages.assistant_calls, json_get_string(item, "call_id"),
+                         json_get_string(item, "name"), arguments);
     return true;
 }
 

@@ -302,5 +302,157 @@ TEST_F(ProxyUploadLimitsTest, CurlLargeUploadWithBoundedMemory) {
     EXPECT_EQ(as_int(big, "status"), 200) << describe_row(big);
 }
 
+// The mock's request count, read from the front of its stats (the recorded binary upload
+// after it is no valid UTF-8, so the stats are not parsed as JSON); -1 when absent.
+int64_t upload_mock_requests(uint16_t mock_port) {
+    const std::string stats = mock_stats_text(mock_port);
+    long long count = -1;
+    return std::sscanf(stats.c_str(), "{\"requests_total\":%lld", &count) == 1 ? count : -1;
+}
+
+// Replaces a mock's --default controls (uploads carry no x-mock-* header upstream).
+void mock_defaults_set(uint16_t mock_port, std::string_view defaults) {
+    const auto set = http_exchange(mock_port, post_request("/__mock/defaults", defaults, ""),
+                                   Deadline::after_ms(5000));
+    ASSERT_TRUE(set.has_value() && set->status == 200);
+}
+
+// A provider that stops reading the upload for longer than RINGWAY_BODY_TIMEOUT_MS: ringway
+// stops reading the client too (its upstream send cannot complete), and that wait is the
+// provider's, not the client's: the body deadline is suspended while the upload is held
+// back, so the upload completes.
+class ProxyUploadSlowUpstreamTest : public ProxyUploadTest {
+protected:
+    void SetUp() override {
+        ASSERT_NO_FATAL_FAILURE(start({{"RINGWAY_MAX_UPLOAD_BYTES", std::to_string(64 << 20)},
+                                       {"RINGWAY_BODY_TIMEOUT_MS", "2000"},
+                                       {"RINGWAY_RECV_BUFFERS", "64"}}));
+    }
+};
+
+TEST_F(ProxyUploadSlowUpstreamTest, PausedUpstreamDoesNotTimeTheClientOut) {
+    // 24 MiB: more than the loopback socket buffers between ringway and the mock hold, so
+    // ringway's upstream send waits on the mock for the whole pause.
+    const std::string file = file_bytes(24 << 20);
+    const std::string body = multipart_body({{"model", "whisper-1", ""}, {"file", file, "a.mp3"}});
+    ASSERT_NO_FATAL_FAILURE(mock_defaults_set(mock_.port(), "body-read-pause-ms=5000"));
+    const Response response =
+        gateway_.call(upload_request("/v1/audio/transcriptions", body, key_.secret), 120000);
+    ASSERT_EQ(response.status, 200) << response.body;
+    Json json(response.body);
+    ASSERT_TRUE(json.ok()) << response.body;
+    EXPECT_EQ(json.integer("/upload_bytes"), static_cast<int64_t>(body.size()));
+    EXPECT_EQ(json.string("/upload_fnv1a"), fnv1a_hex(body));
+    const Row row = next_row();
+    EXPECT_EQ(as_int(row, "status"), 200) << describe_row(row);
+    EXPECT_EQ(row.at("end_reason"), "complete") << describe_row(row);
+    EXPECT_EQ(as_int(row, "bytes_in"), static_cast<int64_t>(body.size()));
+    EXPECT_EQ(metric_sum(gateway_.metrics(), "ringway_timeouts_total", {{"phase", "body"}}), 0);
+}
+
+// Two channels for one model; "first" (higher priority) answers the upload before reading
+// its body (the mock's answer-early).
+class ProxyUploadRetryTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ASSERT_NO_FATAL_FAILURE(start_mock(first_));
+        ASSERT_NO_FATAL_FAILURE(start_mock(second_));
+        ASSERT_NO_FATAL_FAILURE(
+            gateway_.start({{"RINGWAY_MAX_UPLOAD_BYTES", std::to_string(8 << 20)},
+                            {"RINGWAY_MULTIPART_MODEL_WINDOW_BYTES", "65536"}}));
+        for (MockUpstream* mock : {&first_, &second_}) {
+            ChannelSpec spec;
+            spec.name = mock == &first_ ? "first" : "second";
+            spec.mock_port = mock->port();
+            spec.models = {"whisper-1"};
+            spec.priority = mock == &first_ ? 10 : 0;
+            ASSERT_GT(gateway_.create_channel(spec), 0);
+        }
+        ASSERT_EQ(gateway_.wait_channels_routable().at("first").status, 200);
+        key_ = gateway_.create_key(R"({"name":"uploads"})");
+        ASSERT_FALSE(key_.secret.empty());
+        ASSERT_NO_FATAL_FAILURE(mock_reset(first_.port()));
+        ASSERT_NO_FATAL_FAILURE(mock_reset(second_.port()));
+    }
+    void TearDown() override {
+        if (HasFailure()) {
+            std::printf("ringway stderr:\n%s\n", gateway_.ringway().stderr_text().c_str());
+        }
+    }
+    Row only_row() {
+        const auto rows =
+            wait_usage_rows(gateway_.db_path(), key_.id, 1, Deadline::after_ms(10000));
+        EXPECT_EQ(rows.size(), 1u);
+        return rows.empty() ? Row{} : rows[0];
+    }
+
+    MockUpstream first_;
+    MockUpstream second_;
+    Gateway gateway_;
+    Key key_;
+};
+
+// Only the prefix (the bytes up to the end of the model part, which ringway keeps) went to
+// the first channel when it refused: the second channel gets the whole upload. The client
+// sends the rest only once ringway moved on, so nothing past the prefix can have gone to
+// the first channel.
+TEST_F(ProxyUploadRetryTest, RefusalAfterThePrefixOnlyIsRetriedWhole) {
+    ASSERT_NO_FATAL_FAILURE(mock_defaults_set(first_.port(), "answer-early=0\nstatus=503"));
+    const std::string body =
+        multipart_body({{"model", "whisper-1", ""}, {"file", file_bytes(1 << 20), "a.mp3"}});
+    const std::string request = upload_request("/v1/audio/transcriptions", body, key_.secret);
+    // The head and the model part up to the delimiter that ends it: the model is known
+    // exactly when these bytes are in.
+    const size_t model_end = body.find("\r\n--", body.find("whisper-1")) + 4 + boundary.size();
+    const size_t split = request.size() - body.size() + model_end;
+    Client client;
+    ASSERT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000)));
+    ASSERT_TRUE(client.send(std::string_view(request).substr(0, split), Deadline::after_ms(5000)));
+    ASSERT_TRUE(poll_until(Deadline::after_ms(10000), [&] {
+        return gateway_.metric("ringway_upstream_retries_total") >= 1;
+    })) << gateway_.metrics();
+    ASSERT_TRUE(client.send(std::string_view(request).substr(split), Deadline::after_ms(30000)));
+    const auto response = client.read_response(Deadline::after_ms(30000));
+    ASSERT_TRUE(response.has_value());
+    ASSERT_EQ(response->status, 200) << response->body;
+    Json json(response->body);
+    ASSERT_TRUE(json.ok()) << response->body;
+    EXPECT_EQ(json.integer("/upload_bytes"), static_cast<int64_t>(body.size()));
+    EXPECT_EQ(json.string("/upload_fnv1a"), fnv1a_hex(body));
+    EXPECT_EQ(upload_mock_requests(first_.port()), 1);
+    EXPECT_EQ(upload_mock_requests(second_.port()), 1);
+    const Row row = only_row();
+    EXPECT_EQ(as_int(row, "status"), 200) << describe_row(row);
+    EXPECT_EQ(as_int(row, "attempts"), 2) << describe_row(row);
+}
+
+// The first channel refuses after taking more than the prefix (the mock answers once 256 KiB
+// of the body are in; ringway keeps only the 64 KiB window): the upload cannot be sent
+// again, so no other channel is tried and the client gets the provider's own refusal with
+// its Retry-After (a client can resend; ringway cannot), one row, nothing charged.
+TEST_F(ProxyUploadRetryTest, RefusalAfterMoreThanThePrefixIsTheClientsAnswer) {
+    ASSERT_NO_FATAL_FAILURE(
+        mock_defaults_set(first_.port(), "answer-early=262144\nstatus=503\nretry-after=7"));
+    const std::string body =
+        multipart_body({{"model", "whisper-1", ""}, {"file", file_bytes(1 << 20), "a.mp3"}});
+    Client client;
+    ASSERT_TRUE(client.connect(gateway_.port(), Deadline::after_ms(5000)));
+    // The send may fail once ringway has answered and closed (it reads and drops at most
+    // 1 MiB after its answer): the answer is read either way.
+    [[maybe_unused]] const bool is_sent = client.send(
+        upload_request("/v1/audio/transcriptions", body, key_.secret), Deadline::after_ms(30000));
+    const auto response = client.read_response(Deadline::after_ms(30000));
+    ASSERT_TRUE(response.has_value());
+    EXPECT_EQ(response->status, 503) << response->body;
+    EXPECT_EQ(response->header("retry-after").value_or(""), "7");
+    EXPECT_EQ(upload_mock_requests(first_.port()), 1);
+    EXPECT_EQ(upload_mock_requests(second_.port()), 0);
+    const Row row = only_row();
+    EXPECT_EQ(as_int(row, "status"), 503) << describe_row(row);
+    EXPECT_EQ(as_int(row, "attempts"), 1) << describe_row(row);
+    EXPECT_EQ(row.at("end_reason"), "upstream_error") << describe_row(row);
+    EXPECT_EQ(as_int(row, "prompt_tokens") + as_int(row, "completion_tokens"), 0);
+}
+
 }  // namespace
 }  // namespace rw::test::proxy

@@ -118,6 +118,14 @@
 //                            (default) or close (HTTP/1.1 without length, then FIN)
 //   tool NAME                a tool-call answer calls NAME when the request offers it
 //   tool-arguments JSON      a chat tool call's arguments (default {"q":"mock"})
+//   body-read-pause-ms N     once a request's head is in and its body is not, stop reading
+//                            the connection for N ms (once per request): the sender's
+//                            socket buffers fill, as behind a provider that reads slowly
+//   answer-early K           answer as soon as the head and K body bytes are in (0: at the
+//                            head), without reading the rest of the body, then close
+//                            (Connection: close; later input is read and dropped). With
+//                            status N: a provider refusing an upload before taking it.
+//   These two act before the body is read, so they come from headers or --default only.
 // A status of 2xx or 304 answers the endpoint normally with that status (its body kept).
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -690,6 +698,9 @@ struct Controls {
     bool is_obeying_max_tokens = false;
     std::string tool;            // The tool to call when the request offers it (else the first).
     std::string tool_arguments;  // The call's arguments (JSON text); empty: {"q":"mock"}.
+    uint32_t body_read_pause_ms = 0;  // Read before the body (conn_body_hold); parsed here
+    bool has_answer_early = false;    // too so that a bad value answers 400.
+    uint32_t answer_early_bytes = 0;
 };
 
 constexpr std::string_view control_names[] = {
@@ -726,6 +737,8 @@ constexpr std::string_view control_names[] = {
     "obey-max-tokens",
     "tool",
     "tool-arguments",
+    "body-read-pause-ms",
+    "answer-early",
 };
 
 bool control_is_known(std::string_view name) {
@@ -862,6 +875,8 @@ bool controls_parse(const ControlSource& source, Controls& controls, std::string
     number("reasoning-tokens", 1u << 31, controls.reasoning_tokens, nullptr);
     number("embedding-dims", embedding_dims_max, controls.embedding_dims, nullptr);
     number("fail-first", 1u << 31, controls.fail_first, &controls.has_fail_first);
+    number("body-read-pause-ms", delay_ms_max, controls.body_read_pause_ms, nullptr);
+    number("answer-early", body_bytes_max, controls.answer_early_bytes, &controls.has_answer_early);
     flag("connection-close", controls.is_connection_close);
     flag("http10", controls.is_http10);
     flag("obey-max-tokens", controls.is_obeying_max_tokens);
@@ -2735,6 +2750,8 @@ struct Conn {
     bool is_step_delay_done = false;
     bool is_timer_armed = false;
     bool has_sent_continue = false;
+    bool is_read_paused = false;    // body-read-pause-ms: nothing is read until its timer.
+    bool is_pause_decided = false;  // This request's head was looked at for it.
     std::string out;
     size_t out_offset = 0;
 };
@@ -2743,6 +2760,7 @@ struct Timer {
     int64_t deadline_ms;
     int fd;
     uint64_t conn_id;
+    bool is_read_pause = false;  // Ends a body-read-pause-ms (else: a plan step's delay).
     bool operator>(const Timer& other) const { return deadline_ms > other.deadline_ms; }
 };
 
@@ -2815,6 +2833,28 @@ ssize_t io_write(Conn* conn, const char* buf, size_t length_bytes) {
     return -2;
 }
 
+// body-read-pause-ms is looked at as soon as a request's head is in, before the rest is read
+// (conn_read's loop would otherwise take the whole body first), once per request. True:
+// paused, nothing more is read until the timer fires.
+bool conn_read_pause(Worker& worker, Conn* conn) {
+    if (conn->is_pause_decided || conn->in.find("\r\n\r\n") == std::string::npos) {
+        return false;
+    }
+    conn->is_pause_decided = true;
+    Request request;
+    const ParseOutcome outcome = parse_request(conn->in, request);
+    Controls controls;
+    std::string error;
+    if (!outcome.is_waiting_for_body || outcome.status != ParseStatus::incomplete ||
+        !controls_parse(ControlSource{&request, {}}, controls, error) ||
+        controls.body_read_pause_ms == 0) {
+        return false;
+    }
+    conn->is_read_paused = true;
+    worker.timers.push(Timer{now_ms() + controls.body_read_pause_ms, conn->fd, conn->id, true});
+    return true;
+}
+
 // Reads everything available. In reading/writing state bytes are kept (pipelining); in
 // draining/stalled state they are discarded. Closes the connection on EOF or error.
 IoResult conn_read(Worker& worker, Conn* conn) {
@@ -2833,6 +2873,9 @@ IoResult conn_read(Worker& worker, Conn* conn) {
             if (conn->in.size() > header_bytes_max + body_bytes_max + 4096) {
                 conn_close(worker, conn, false);
                 return IoResult::closed;
+            }
+            if (conn->state == ConnState::reading && conn_read_pause(worker, conn)) {
+                return IoResult::blocked;
             }
         }
     }
@@ -2895,12 +2938,34 @@ void conn_start_plan(Conn* conn) {
     conn->is_step_delay_done = false;
 }
 
+// A request whose head is in and whose body is not: answer-early (from headers or
+// --default: the body's x_mock is not in). True: answered, the plan is made.
+bool conn_answer_early(Conn* conn) {
+    Controls controls;
+    std::string error;
+    if (!controls_parse(ControlSource{&conn->request, {}}, controls, error)) {
+        return false;  // Answered 400 with the whole request.
+    }
+    const size_t head_end = conn->in.find("\r\n\r\n");
+    RW_ASSERT(head_end != std::string::npos);
+    if (!controls.has_answer_early ||
+        conn->in.size() - head_end - 4 < controls.answer_early_bytes) {
+        return false;
+    }
+    conn->request.wants_close = true;  // The rest of the body is never read as a request.
+    handle_request(conn->request, conn->plan);
+    return true;
+}
+
 // Runs the request/response cycle as far as it can go without blocking.
 void conn_advance(Worker& worker, Conn* conn) {
     for (;;) {
         if (conn->state == ConnState::reading) {
             const ParseOutcome outcome = parse_request(conn->in, conn->request);
-            if (outcome.status == ParseStatus::incomplete) {
+            const bool is_answered_early = outcome.is_waiting_for_body &&
+                                           outcome.status == ParseStatus::incomplete &&
+                                           conn_answer_early(conn);
+            if (outcome.status == ParseStatus::incomplete && !is_answered_early) {
                 if (outcome.is_waiting_for_body && conn->request.is_expect_continue &&
                     !conn->has_sent_continue) {
                     conn->has_sent_continue = true;
@@ -2912,7 +2977,10 @@ void conn_advance(Worker& worker, Conn* conn) {
                 return;
             }
             conn->has_sent_continue = false;
-            if (outcome.status == ParseStatus::complete) {
+            conn->is_pause_decided = false;
+            if (is_answered_early) {
+                // Planned by conn_body_hold.
+            } else if (outcome.status == ParseStatus::complete) {
                 conn->in.erase(0, outcome.consumed_bytes);
                 handle_request(conn->request, conn->plan);
             } else {
@@ -2954,6 +3022,9 @@ void conn_advance(Worker& worker, Conn* conn) {
 }
 
 void conn_on_io(Worker& worker, Conn* conn) {
+    if (conn->is_read_paused) {
+        return;  // body-read-pause-ms: read when its timer fires (edge-triggered: it reads all).
+    }
     if (!conn->is_handshake_done) {
         const int result = SSL_accept(conn->ssl);
         if (result != 1) {
@@ -3014,6 +3085,12 @@ void worker_fire_timers(Worker& worker) {
         Conn* conn = index < worker.conns.size() ? worker.conns[index] : nullptr;
         if (conn == nullptr || conn->id != timer.conn_id) {
             continue;  // The connection closed while its timer waited.
+        }
+        if (timer.is_read_pause) {
+            RW_ASSERT(conn->is_read_paused);
+            conn->is_read_paused = false;
+            conn_on_io(worker, conn);
+            continue;
         }
         RW_ASSERT(conn->is_timer_armed);
         conn->is_timer_armed = false;
