@@ -81,6 +81,12 @@ bool upstream_header_is_relayed(std::string_view name) {
     std::string_view rest;
     if (starts_with(name, "x-ratelimit-")) {
         rest = name.substr(12);
+        // OpenAI's six names, every answer: accepted without the four searches below (none of
+        // them holds a refused word).
+        if (rest == "limit-requests" || rest == "limit-tokens" || rest == "remaining-requests" ||
+            rest == "remaining-tokens" || rest == "reset-requests" || rest == "reset-tokens") {
+            return true;
+        }
     } else if (starts_with(name, "anthropic-ratelimit-")) {
         rest = name.substr(20);
     } else {
@@ -228,12 +234,16 @@ void UpstreamParser::relay_header(std::string_view name, std::string_view value)
     if (is_value_truncated_ || relayed_bytes_ + line_bytes > relayed_capacity_) {
         return;
     }
+    // Two copies and two fixed pairs of bytes, not four copies.
     char* cursor = relayed_ + relayed_bytes_;
-    for (const std::string_view part :
-         {name, std::string_view(": "), value, std::string_view("\r\n")}) {
-        std::memcpy(cursor, part.data(), part.size());
-        cursor += part.size();
-    }
+    std::memcpy(cursor, name.data(), name.size());
+    cursor += name.size();
+    cursor[0] = ':';
+    cursor[1] = ' ';
+    std::memcpy(cursor + 2, value.data(), value.size());
+    cursor += 2 + value.size();
+    cursor[0] = '\r';
+    cursor[1] = '\n';
     relayed_bytes_ += static_cast<uint32_t>(line_bytes);
     RW_ASSERT(relayed_bytes_ <= relayed_capacity_);
 }
