@@ -130,6 +130,9 @@ public:
     [[nodiscard]] bool is_postgres() const { return pg_ != nullptr; }
     // The libpq connection; null on SQLite.
     [[nodiscard]] pg_conn* pg_connection() const { return pg_; }
+    // The SQLite connection, for what Db does not wrap (usage_rows.cc registers a virtual
+    // table on it); null on PostgreSQL.
+    [[nodiscard]] sqlite3* sqlite_connection() const { return db_; }
     // PostgreSQL: LISTEN on `channel` (again after a reconnect: call it then too).
     [[nodiscard]] bool pg_listen(const char* channel);
     // PostgreSQL: waits at most timeout_ms for notifications; how many arrived (0: none),

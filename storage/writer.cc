@@ -20,6 +20,7 @@
 
 #include "core/assert.h"
 #include "storage/migrations.h"
+#include "storage/usage_rows.h"
 
 namespace rw {
 
@@ -71,32 +72,22 @@ int64_t thread_cpu_us() {
     return int64_t(now.tv_sec) * 1000000 + now.tv_nsec / 1000;
 }
 
-constexpr const char* insert_usage_head_sql =
-    "INSERT INTO usage_logs (ts_ms, key_id, channel_id, model_requested, model_sent, endpoint,"
-    " status, prompt_tokens, completion_tokens, total_tokens, usage_source, end_reason,"
-    " attempts, latency_us, ttfb_us, bytes_in, bytes_out, request_id, cached_input_tokens,"
-    " cache_write_tokens, reasoning_tokens, cost_nano, price_id, client_request_id,"
-    " traceparent, upstream_request_id, response_id) VALUES ";
-constexpr int insert_usage_columns = 27;
-// Rows per multi-row INSERT (27 parameters each: 864, far under SQLite's 32766 limit):
-// the writer yields between statements, every writer_yield_rows rows.
+// PostgreSQL: rows per multi-row INSERT (27 parameters each: 864). The writer yields
+// between runs of writer_yield_rows rows.
 constexpr uint32_t insert_rows_per_statement = 32;
 // Rows per INSERT under a backlog, when the writer does not yield (6912 parameters): the
-// per-statement cost (reset, the VDBE's setup, opening the table's and indexes' cursors,
-// the first seek of each) shared by 8 times as many rows, and an index cursor's
-// append-at-the-end fast path kept over more of them. Writer thread instructions per row:
-// 14.27k -> 13.45k (callgrind, writer_bench/2048); 512 rows gained only 0.4% more.
+// per-statement cost shared by 8 times as many rows.
 constexpr uint32_t insert_rows_per_bulk_statement = 256;
 static_assert(insert_rows_per_statement == writer_yield_rows);
 
 // "INSERT ... VALUES (?,...), (?,...)" for `rows` rows: one statement execution per
-// `rows` rows instead of per row (bind and step overhead, the VDBE's per-statement
-// setup); the insert order and the rows are the same.
+// `rows` rows instead of per row (bind and step overhead, the per-statement setup); the
+// insert order and the rows are the same.
 std::string insert_usage_sql(uint32_t rows) {
-    std::string sql = insert_usage_head_sql;
+    std::string sql = "INSERT INTO usage_logs (" + usage_log_columns_sql() + ") VALUES ";
     for (uint32_t row = 0; row < rows; row++) {
         sql += row == 0 ? "(" : ", (";
-        for (int column = 0; column < insert_usage_columns; column++) {
+        for (int column = 0; column < usage_log_column_count; column++) {
             sql += column == 0 ? "?" : ", ?";
         }
         sql += ")";
@@ -187,12 +178,11 @@ bool Writer::open_db(std::string& error) {
     if (!migrate(db_, error)) {
         return false;
     }
+    if (!db_.is_postgres() && !usage_rows_register(db_, &usage_rows_, error)) {
+        return false;
+    }
     if (!db_.prepare("BEGIN IMMEDIATE", begin_) || !db_.prepare("COMMIT", commit_) ||
-        !db_.prepare("ROLLBACK", rollback_) ||
-        !db_.prepare(insert_usage_sql(1).c_str(), insert_usage_) ||
-        !db_.prepare(insert_usage_sql(insert_rows_per_statement).c_str(), insert_usage_many_) ||
-        !db_.prepare(insert_usage_sql(insert_rows_per_bulk_statement).c_str(),
-                     insert_usage_bulk_) ||
+        !db_.prepare("ROLLBACK", rollback_) || !prepare_insert_statements() ||
         !db_.prepare(upsert_daily_sql, upsert_daily_) ||
         !db_.prepare(add_quota_used_sql, add_quota_used_) ||
         (!config.lease_host.empty() &&
@@ -200,10 +190,12 @@ bool Writer::open_db(std::string& error) {
         error = "preparing writer statements: " + db_.last_error();
         return false;
     }
-    // Each execution binds every parameter of these four, so a reset need not clear them.
+    // Each execution binds every parameter of these, so a reset need not clear them.
     for (Stmt* s : {&insert_usage_, &insert_usage_many_, &insert_usage_bulk_, &upsert_daily_,
                     &add_quota_used_}) {
-        s->set_rebinds_every_step();
+        if (s->is_prepared()) {
+            s->set_rebinds_every_step();
+        }
     }
     if (!replay_spill(error)) {
         return false;
@@ -488,52 +480,76 @@ bool Writer::commit_batch_statements() {
 
 namespace {
 
-// An id the request did not carry binds the one static empty text, which a statement that
-// keeps its bindings skips where the row before had none either (most rows have no
-// client or upstream request id, nor a traceparent).
-template <size_t N>
-void bind_optional_text(Stmt& s, int index, const char (&field)[N]) {
-    static constexpr char empty[] = "";
-    if (field[0] == '\0') {
-        s.bind_static_text(index, std::string_view(empty, 0));
-    } else {
-        s.bind_text(index, record_text(field));
+// A usage row's values bound at parameters first..first+26 (1-based), on PostgreSQL.
+struct BindSink {
+    Stmt& s;
+    int index;
+    void integer(int64_t value) { s.bind_int64(index, value); }
+    void text(std::string_view text) { s.bind_text(index, text); }
+    void named(uint8_t /*code*/, std::string_view name) { s.bind_static_text(index, name); }
+    // An absent id binds the one static empty text: a statement that keeps its bindings
+    // skips it where the row before had none either.
+    void optional_text(std::string_view text) {
+        static constexpr char empty[] = "";
+        if (text.empty()) {
+            s.bind_static_text(index, std::string_view(empty, 0));
+        } else {
+            s.bind_text(index, text);
+        }
+    }
+    void null() { s.bind_int64_or_null(index, 0, true); }  // price_id: a typed NULL.
+};
+
+void bind_usage_row(Stmt& s, int first, const UsageRecord& record) {
+    for (int column = 0; column < usage_log_column_count; column++) {
+        BindSink sink{s, first + column};
+        usage_column_put(record, column, sink);
     }
 }
 
-// One usage row's 27 values at parameters first..first+26 (1-based).
-void bind_usage_row(Stmt& s, int first, const UsageRecord& record) {
-    const int p = first - 1;
-    s.bind_int64(p + 1, record.ts_ms);
-    s.bind_int64(p + 2, record.key_id);
-    s.bind_int64(p + 3, record.channel_id);
-    s.bind_text(p + 4, record_text(record.model_requested));
-    s.bind_text(p + 5, record_text(record.model_sent));
-    s.bind_text(p + 6, record_text(record.endpoint));
-    s.bind_int64(p + 7, record.status);
-    s.bind_int64(p + 8, record.prompt_tokens);
-    s.bind_int64(p + 9, record.completion_tokens);
-    s.bind_int64(p + 10, record.total_tokens);
-    s.bind_static_text(p + 11, usage_source_name(record.usage_source));
-    s.bind_static_text(p + 12, end_reason_name(record.end_reason));
-    s.bind_int64(p + 13, record.attempts);
-    s.bind_int64(p + 14, to_sql_int(record.latency_us));
-    s.bind_int64(p + 15, to_sql_int(record.ttfb_us));
-    s.bind_int64(p + 16, to_sql_int(record.bytes_in));
-    s.bind_int64(p + 17, to_sql_int(record.bytes_out));
-    s.bind_text(p + 18, record_text(record.request_id));
-    s.bind_int64(p + 19, record.cached_input_tokens);
-    s.bind_int64(p + 20, record.cache_write_tokens);
-    s.bind_int64(p + 21, record.reasoning_tokens);
-    s.bind_int64(p + 22, record.cost_nano);
-    s.bind_int64_or_null(p + 23, record.price_id, record.price_id == 0);  // NULL: unpriced.
-    bind_optional_text(s, p + 24, record.client_request_id);
-    bind_optional_text(s, p + 25, record.traceparent);
-    bind_optional_text(s, p + 26, record.upstream_request_id);
-    bind_optional_text(s, p + 27, record.response_id);
+}  // namespace
+
+bool Writer::prepare_insert_statements() {
+    if (!db_.is_postgres()) {
+        return db_.prepare(usage_rows_insert_sql(), insert_usage_rows_);
+    }
+    return db_.prepare(insert_usage_sql(1), insert_usage_) &&
+           db_.prepare(insert_usage_sql(insert_rows_per_statement), insert_usage_many_) &&
+           db_.prepare(insert_usage_sql(insert_rows_per_bulk_statement), insert_usage_bulk_);
 }
 
-}  // namespace
+// Rows [first, first + count) of the batch into usage_logs, in order: on SQLite one
+// execution reading them from rw_usage_rows, on PostgreSQL multi-row INSERTs binding them.
+bool Writer::insert_rows(uint32_t first, uint32_t count) {
+    RW_ASSERT(first + count <= batch_count_);
+    if (!db_.is_postgres()) {
+        usage_rows_ = UsageRows{&batch_[first], count};
+        const bool is_ok = db_.step_done(insert_usage_rows_);
+        usage_rows_ = UsageRows{};
+        return is_ok;
+    }
+    const uint32_t end = first + count;
+    for (uint32_t index = first; index < end;) {
+        const uint32_t left = end - index;
+        Stmt* statement = &insert_usage_;
+        uint32_t rows = 1;
+        if (left >= insert_rows_per_bulk_statement) {
+            statement = &insert_usage_bulk_;
+            rows = insert_rows_per_bulk_statement;
+        } else if (left >= insert_rows_per_statement) {
+            statement = &insert_usage_many_;
+            rows = insert_rows_per_statement;
+        }
+        for (uint32_t row = 0; row < rows; row++) {
+            bind_usage_row(*statement, 1 + int(row) * usage_log_column_count, batch_[index + row]);
+        }
+        if (!db_.step_done(*statement)) {
+            return false;
+        }
+        index += rows;
+    }
+    return true;
+}
 
 // The batch's rows, its per-(key, day, model, channel) sums and the keys' quota_used and
 // spend_nano, inside the open transaction. commit_batch_aggregate() has run.
@@ -546,20 +562,8 @@ bool Writer::write_batch_rows() {
     uint32_t index = 0;
     while (index < batch_count_) {
         const uint32_t left = batch_count_ - index;
-        Stmt* statement = &insert_usage_;
-        uint32_t rows = 1;
-        if (is_backlog && left >= insert_rows_per_bulk_statement) {
-            statement = &insert_usage_bulk_;
-            rows = insert_rows_per_bulk_statement;
-        } else if (left >= insert_rows_per_statement) {
-            statement = &insert_usage_many_;
-            rows = insert_rows_per_statement;
-        }
-        Stmt& s = *statement;
-        for (uint32_t row = 0; row < rows; row++) {
-            bind_usage_row(s, 1 + int(row) * insert_usage_columns, batch_[index + row]);
-        }
-        if (!db_.step_done(s)) {
+        const uint32_t rows = is_backlog ? left : std::min(left, writer_yield_rows);
+        if (!insert_rows(index, rows)) {
             return false;
         }
         const uint32_t before = index;

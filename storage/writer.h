@@ -28,6 +28,7 @@
 #include "storage/records.h"
 #include "storage/retention.h"
 #include "storage/spill.h"
+#include "storage/usage_rows.h"
 
 namespace rw {
 
@@ -186,6 +187,8 @@ private:
     [[nodiscard]] bool commit_lease_committed(uint32_t first, uint32_t last);
     static void aggregate_add(Aggregate& sum, const UsageRecord& record);
     [[nodiscard]] bool write_batch_rows();
+    [[nodiscard]] bool prepare_insert_statements();
+    [[nodiscard]] bool insert_rows(uint32_t first, uint32_t count);
     [[nodiscard]] bool replay_spill(std::string& error);
     [[nodiscard]] bool replay_rows(const SpillContents& spill, std::string& error);
     void spill_everything();
@@ -199,6 +202,9 @@ private:
     void wake();
     void fail_pending_commands();
 
+    // The run of batch_ rw_usage_rows shows during an INSERT; registered with db_'s
+    // connection, so declared before it (destroyed after it closes).
+    UsageRows usage_rows_;
     // Monotonic ms; stored before is_stop_requested_. Declared before db_, whose busy
     // handler reads it (even while the connection closes).
     std::atomic<int64_t> stop_deadline_ms_{0};
@@ -208,9 +214,10 @@ private:
     Stmt begin_;
     Stmt commit_;
     Stmt rollback_;
-    Stmt insert_usage_;       // One row.
-    Stmt insert_usage_many_;  // insert_rows_per_statement rows (writer.cc).
-    Stmt insert_usage_bulk_;  // insert_rows_per_bulk_statement rows, under a backlog.
+    Stmt insert_usage_rows_;  // SQLite: the rows usage_rows_ shows (storage/usage_rows.h).
+    Stmt insert_usage_;       // PostgreSQL: one row.
+    Stmt insert_usage_many_;  // PostgreSQL: insert_rows_per_statement rows (writer.cc).
+    Stmt insert_usage_bulk_;  // PostgreSQL: insert_rows_per_bulk_statement rows.
     Stmt upsert_daily_;
     Stmt add_quota_used_;
     Stmt add_lease_committed_;  // PostgreSQL only (budget leases).
@@ -259,11 +266,5 @@ private:
     std::atomic<uint64_t> admin_commands_{0};
     std::atomic<uint64_t> latency_histogram_[writer_latency_bucket_count] = {};
 };
-
-// A uint64 counter as an SQLite INTEGER: values stored are far below 2^63 (bytes,
-// microseconds, tokens); clamped anyway so a corrupt record cannot become a negative column.
-inline int64_t to_sql_int(uint64_t value) {
-    return value > uint64_t(INT64_MAX) ? INT64_MAX : int64_t(value);
-}
 
 }  // namespace rw

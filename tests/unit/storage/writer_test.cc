@@ -230,10 +230,8 @@ TEST(Writer, StopWithFullQueuesCommitsEverything) {
 TEST(Writer, BacklogCommitsInFewerLargerTransactionsRowForRow) {
     // A backlog (here: a queue filled before the writer runs) is taken up to
     // writer_batch_rows_max rows per transaction instead of log_batch_rows, and every row
-    // still lands once, in order, with each column where it belongs: rows go through
-    // multi-row INSERTs of 256 (a backlog: 512 rows, twice log_batch_rows and more), of 32
-    // and single-row ones for the rest (512 = 2 x 256, 488 = 256 + 7 x 32 + 8), each reusing
-    // its statement with the last execution's values still bound (every one is rebound).
+    // still lands once, in order, with each column where it belongs: on SQLite each batch
+    // (512 and 488 rows) is one INSERT ... SELECT over rw_usage_rows, the statement reused.
     test::TempDir dir;
     const StorageConfig config = test::test_config(dir);
     ASSERT_EQ(writer_batch_rows_max(config.log_batch_rows), 8 * config.log_batch_rows);
@@ -276,6 +274,79 @@ TEST(Writer, BacklogCommitsInFewerLargerTransactionsRowForRow) {
         expected_key1 += int64_t(sequence % 97);
     }
     EXPECT_EQ(db.query_int64("SELECT quota_used FROM keys WHERE id = 1").value, expected_key1);
+}
+
+TEST(Writer, EveryColumnIsStoredAsTheRecordHoldsIt) {
+    // The rows reach usage_logs through rw_usage_rows (storage/usage_rows.h): each column
+    // must hold what the record holds, an absent id '' (not NULL), an unpriced row's
+    // price_id NULL, and usage_source / end_reason the names usage_source_name and
+    // end_reason_name give, codes outside the enums included.
+    test::TempDir dir;
+    const StorageConfig config = test::test_config(dir);
+    Writer writer;
+    std::string error;
+    ASSERT_TRUE(writer.open(config, 1, error)) << error;
+    UsageRecord full = test::make_record(1, 2, 301, 1700000123456);
+    full.channel_id = 9;
+    full.status = 502;
+    full.attempts = 3;
+    full.ttfb_us = 77;
+    full.bytes_in = 12;
+    full.bytes_out = 34;
+    full.usage_source = UsageSource::estimated;
+    full.end_reason = EndReason::upstream_stream_error;
+    record_set_text(full.model_requested, "m-asked");
+    record_set_text(full.endpoint, "/v1/messages");
+    record_set_text(full.client_request_id, "client-1");
+    record_set_text(full.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    record_set_text(full.upstream_request_id, "up-1");
+    record_set_text(full.response_id, "resp_1");
+    UsageRecord bare = test::make_record(3, 1, 10);  // Unpriced (sequence % 3 == 0), no ids.
+    UsageRecord odd = test::make_record(4, 1, 10);
+    odd.usage_source = UsageSource(200);  // Codes no enumerator has.
+    odd.end_reason = EndReason(77);
+    LogQueue& queue = writer.queue(0);
+    for (const UsageRecord& record : {full, bare, odd}) {
+        ASSERT_TRUE(queue.try_reserve());
+        queue.push(record);
+    }
+    writer.request_stop();
+    std::thread writer_thread([&writer] { writer.run(); });
+    writer_thread.join();
+    ASSERT_EQ(writer.rows_written(), 3u);
+
+    Db db;
+    ASSERT_TRUE(db.open(config, DbMode::read_only, error)) << error;
+    EXPECT_EQ(db.query_text("SELECT ts_ms || ' ' || key_id || ' ' || channel_id || ' ' ||"
+                            " model_requested || ' ' || model_sent || ' ' || endpoint || ' ' ||"
+                            " status || ' ' || prompt_tokens || ' ' || completion_tokens || ' ' ||"
+                            " total_tokens || ' ' || usage_source || ' ' || end_reason || ' ' ||"
+                            " attempts || ' ' || latency_us || ' ' || ttfb_us || ' ' || bytes_in ||"
+                            " ' ' || bytes_out || ' ' || request_id || ' ' || cached_input_tokens"
+                            " || ' ' || cache_write_tokens || ' ' || reasoning_tokens || ' ' ||"
+                            " cost_nano || ' ' || price_id || ' ' || client_request_id || ' ' ||"
+                            " traceparent || ' ' || upstream_request_id || ' ' || response_id"
+                            " FROM usage_logs WHERE id = 1")
+                  .value,
+              "1700000123456 2 9 m-asked gpt-4o-mini-2024-07-18 /v1/messages 502 150 151 301"
+              " estimated upstream_stream_error 3 1001 77 12 34 req-1 37 18 50 1000304 5"
+              " client-1 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 up-1 resp_1");
+    EXPECT_EQ(db.query_text("SELECT quote(price_id) || quote(client_request_id) ||"
+                            " quote(traceparent) || quote(upstream_request_id) ||"
+                            " quote(response_id) || ' ' || usage_source || ' ' || end_reason"
+                            " FROM usage_logs WHERE id = 2")
+                  .value,
+              "NULL'' reported complete");
+    EXPECT_EQ(db.query_text("SELECT usage_source || ' ' || end_reason FROM usage_logs"
+                            " WHERE id = 3")
+                  .value,
+              std::string(usage_source_name(odd.usage_source)) + " " +
+                  std::string(end_reason_name(odd.end_reason)));
+    EXPECT_EQ(db.query_int64("SELECT count(*) FROM usage_logs WHERE typeof(ts_ms) = 'integer'"
+                             " AND typeof(status) = 'integer' AND typeof(model_sent) = 'text'"
+                             " AND typeof(usage_source) = 'text'")
+                  .value,
+              3);
 }
 
 TEST(Writer, OpenRejectsBadConfig) {
