@@ -336,7 +336,7 @@ TEST(Writer, EveryColumnIsStoredAsTheRecordHoldsIt) {
                             " quote(response_id) || ' ' || usage_source || ' ' || end_reason"
                             " FROM usage_logs WHERE id = 2")
                   .value,
-              "NULL'' reported complete");
+              "NULL'''''''' reported complete");
     EXPECT_EQ(db.query_text("SELECT usage_source || ' ' || end_reason FROM usage_logs"
                             " WHERE id = 3")
                   .value,
