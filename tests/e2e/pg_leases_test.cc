@@ -6,7 +6,8 @@
 // more: 200 requests spread over both hosts reach the mock at most ten times and
 // PostgreSQL's totals agree with the rows, for a money budget and for a lifetime token
 // quota alike; a host killed with its lease is replaced by the other host once the lease's
-// TTL passed; a lease given back on idle is spent by the other.
+// TTL passed; a lease given back on idle is spent by the other; with one Redis beside the
+// one PostgreSQL (the deployment) the budget and a shared rpm hold together.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <string>
 
 #include "tests/e2e/proxy_support.h"
+#include "tests/e2e/redis_server.h"
 
 namespace rw::test::proxy {
 namespace {
@@ -154,6 +156,62 @@ TEST_F(PgLeasesTest,
                      id + "), 0) FROM keys WHERE id = " + id),
               0);
     EXPECT_LE(scalar("SELECT quota_used - quota_limit FROM keys WHERE id = " + id), 0);
+}
+
+// The deployment: two hosts on one PostgreSQL and one Redis. The budget is leased
+// through PostgreSQL (200 requests, at most the ten it covers served) while an rpm is shared
+// through Redis (each host alone would serve the whole rpm; together they keep to one, plus
+// the advances); the rows and totals agree in PostgreSQL afterwards.
+TEST_F(PgLeasesTest, TwoHostsOnOnePostgresAndOneRedisShareTheBudgetAndTheRpm) {
+    if (const std::string why = redis_unavailable(); !why.empty()) {
+        GTEST_SKIP() << why;
+    }
+    RedisServer redis;
+    ASSERT_NO_FATAL_FAILURE(redis.start(closed_port()));
+    const EnvList env = {{"RINGWAY_BUDGET_LEASE_PERCENT", "30"},
+                         {"RINGWAY_SHARDS", "2"},
+                         {"RINGWAY_REDIS", redis.url()}};
+    ASSERT_NO_FATAL_FAILURE(start(env, env));
+    for (Gateway* host : {&host_a_, &host_b_}) {
+        ASSERT_TRUE(poll_until(Deadline::after_ms(20000),
+                               [&] { return host->metric("ringway_redis_up") == 1; }));
+    }
+    const std::string body = exact_body();
+    const Key budget = budget_key(body, 10);
+    const int served = burst_over_both(budget, body, 10);
+
+    constexpr int rpm = 10;
+    const Key limited = leased_key("\"rpm\":" + std::to_string(rpm));
+    ASSERT_NO_FATAL_FAILURE(mock_reset(mock_.port()));
+    const auto started = Clock::now();
+    int rpm_served[2] = {};
+    for (int sent = 0; sent < 3 * rpm; sent++) {
+        Gateway& host = sent % 2 == 0 ? host_a_ : host_b_;
+        const Response response = host.chat(limited, body);
+        if (response.status == 200) {
+            rpm_served[sent % 2] += 1;
+        } else {
+            EXPECT_EQ(response.status, 429) << response.body;
+            EXPECT_NE(response.body.find("rate_limit_exceeded"), std::string::npos)
+                << response.body;
+        }
+    }
+    const int rpm_total = rpm_served[0] + rpm_served[1];
+    EXPECT_LE(rpm_total, redis_rpm_bound(rpm, 2, elapsed_ms(started)))
+        << "served " << rpm_served[0] << " + " << rpm_served[1];
+    EXPECT_GE(rpm_served[0], 1);
+    EXPECT_GE(rpm_served[1], 1);
+    EXPECT_EQ(mock_requests(mock_.port()), rpm_total);
+    for (Gateway* host : {&host_a_, &host_b_}) {
+        EXPECT_GT(host->metric("ringway_redis_batches_total"), 0);
+        EXPECT_EQ(host->metric("ringway_redis_errors_total"), 0);
+    }
+    host_a_.stop();
+    host_b_.stop();
+    expect_invariants(budget, served);
+    EXPECT_EQ(
+        scalar("SELECT COUNT(*) FROM usage_logs WHERE key_id = " + std::to_string(limited.id)),
+        rpm_total);
 }
 
 TEST_F(PgLeasesTest, AKilledHostsLeaseReturnsWithinItsTtlAndTheOtherHostSpendsIt) {

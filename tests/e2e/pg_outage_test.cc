@@ -52,7 +52,8 @@ protected:
         (void)pg_server("start", info_);
         const std::string url = first_line(info_ + "/url");
         if (url.empty()) {
-            GTEST_SKIP() << "no PostgreSQL server of its own: " << first_line(info_ + "/unavailable");
+            GTEST_SKIP() << "no PostgreSQL server of its own: "
+                         << first_line(info_ + "/unavailable");
         }
         std::vector<Row> rows;
         std::string error;
@@ -60,12 +61,12 @@ protected:
         ASSERT_NO_FATAL_FAILURE(start_mock(mock_));
         // Commits fail all through the outage: new requests are not refused for it here
         // (RINGWAY_WRITER_STALL_MS, 2 s by default, would answer 503 after that long).
-        ASSERT_NO_FATAL_FAILURE(host_.start({{"RINGWAY_DB", url + "/rw_outage"},
-                                             {"RINGWAY_BUDGET_LEASE_PERCENT", "25"},
-                                             {"RINGWAY_BUDGET_LEASE_TTL_MS",
-                                              std::to_string(lease_ttl_ms)},
-                                             {"RINGWAY_BUDGET_LEASE_IDLE_MS", "600000"},
-                                             {"RINGWAY_WRITER_STALL_MS", "600000"}}));
+        ASSERT_NO_FATAL_FAILURE(
+            host_.start({{"RINGWAY_DB", url + "/rw_outage"},
+                         {"RINGWAY_BUDGET_LEASE_PERCENT", "25"},
+                         {"RINGWAY_BUDGET_LEASE_TTL_MS", std::to_string(lease_ttl_ms)},
+                         {"RINGWAY_BUDGET_LEASE_IDLE_MS", "600000"},
+                         {"RINGWAY_WRITER_STALL_MS", "600000"}}));
         ASSERT_NO_FATAL_FAILURE(priced_channel(host_, mock_.port()));
         ASSERT_NO_FATAL_FAILURE(mock_reset(mock_.port()));
     }
@@ -108,8 +109,8 @@ TEST_F(PgOutageTest, ServedFromSnapshotAndLeasesWhileDownThenEveryRowCommittedOn
     const Key open = host_.create_key(R"({"name":"open"})");
     const Key budget =
         host_.create_key(R"({"name":"budget","budget_usd":")" + usd(20 * cost) + "\"}");
-    const Key quota = host_.create_key(R"({"name":"quota","quota_tokens":)" +
-                                       std::to_string(20 * tokens) + "}");
+    const Key quota =
+        host_.create_key(R"({"name":"quota","quota_tokens":)" + std::to_string(20 * tokens) + "}");
     for (const Key* key : {&open, &budget, &quota}) {
         const Response answer = host_.chat(*key, body);
         ASSERT_EQ(answer.status, 200) << answer.body;
@@ -128,9 +129,8 @@ TEST_F(PgOutageTest, ServedFromSnapshotAndLeasesWhileDownThenEveryRowCommittedOn
     // no grant is possible, though the key's budget has fifteen more.
     EXPECT_EQ(served_of(budget, body, 8), 4);
     EXPECT_EQ(served_of(quota, body, 1), 1);  // Its lease: three more left.
-    EXPECT_TRUE(poll_until(Deadline::after_ms(10000), [&] {
-        return host_.metric("ringway_writer_commit_errors_total") > 0;
-    }));
+    EXPECT_TRUE(poll_until(Deadline::after_ms(10000),
+                           [&] { return host_.metric("ringway_writer_commit_errors_total") > 0; }));
     EXPECT_EQ(host_.metric("ringway_writer_stalled"), 1);
     EXPECT_GT(host_.metric("ringway_budget_lease_grant_failures_total"), 0);
     // Waiting out a clock, not an event: past it no lease of this host can be live, so the

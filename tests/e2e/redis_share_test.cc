@@ -17,45 +17,12 @@
 #include <thread>
 
 #include "tests/e2e/proxy_support.h"
+#include "tests/e2e/redis_server.h"
 
 namespace rw::test::proxy {
 namespace {
 
-constexpr const char* redis_server_path = "/usr/bin/redis-server";
 constexpr uint32_t hosts = 2;
-
-// redis-server on a spare loopback port, in its own temp dir, nothing persisted.
-class RedisServer {
-public:
-    void start(uint16_t port) {
-        port_ = port;
-        SpawnOptions options;
-        options.program = redis_server_path;
-        options.args = {"--port",       std::to_string(port),
-                        "--bind",       "127.0.0.1",
-                        "--save",       "",
-                        "--appendonly", "no",
-                        "--dir",        dir_.path(),
-                        "--daemonize",  "no",
-                        "--logfile",    ""};
-        std::string error;
-        process_ = std::make_unique<Process>();
-        ASSERT_TRUE(process_->start(options, &error)) << error;
-        ASSERT_TRUE(process_
-                        ->wait_for_line(Stream::out, "Ready to accept connections",
-                                        Deadline::after_ms(20000))
-                        .has_value())
-            << process_->output(Stream::out) << process_->output(Stream::err);
-    }
-    // SIGKILL: a crash, not a goodbye.
-    void kill() { process_.reset(); }
-    [[nodiscard]] uint16_t port() const { return port_; }
-
-private:
-    TempDir dir_;
-    std::unique_ptr<Process> process_;  // Destroyed (killed, reaped) before dir_.
-    uint16_t port_ = 0;
-};
 
 struct Served {
     int served[hosts] = {};
@@ -67,13 +34,12 @@ struct Served {
 class RedisShareTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        if (::access(redis_server_path, X_OK) != 0) {
-            GTEST_SKIP() << "redis-server is not installed (`make deps` installs the Debian "
-                            "package redis-server)";
+        if (const std::string why = redis_unavailable(); !why.empty()) {
+            GTEST_SKIP() << why;
         }
         ASSERT_NO_FATAL_FAILURE(start_mock(mock_));
         ASSERT_NO_FATAL_FAILURE(redis_.start(closed_port()));
-        const std::string url = "redis://127.0.0.1:" + std::to_string(redis_.port());
+        const std::string url = redis_.url();
         for (uint32_t i = 0; i < hosts; i++) {
             ASSERT_NO_FATAL_FAILURE(gateways_[i].start({{"RINGWAY_SHARDS", "2"},
                                                         {"RINGWAY_REDIS", url},
@@ -148,11 +114,8 @@ protected:
         return out;
     }
 
-    // The most an rpm of `limit` may serve across both hosts over elapsed_ms: the limit,
-    // each host's advance (10% of the limit, at least 1), and GCRA's refill meanwhile.
     static int rpm_bound(int limit, int64_t elapsed_ms) {
-        const int advance = std::max(limit / 10, 1);
-        return limit + int(hosts) * advance + int(elapsed_ms * limit / 60000) + 1;
+        return redis_rpm_bound(limit, int(hosts), elapsed_ms);
     }
 
     // A request held in flight: its head passed admission (100 Continue), its body never
