@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 
 namespace rw {
 namespace {
@@ -29,23 +30,21 @@ TEST(PgLib, LoadsEveryFunctionAndCallsThem) {
     table->finish(connection);
 }
 
-TEST(PgLib, AMissingLibraryNamesThePackage) {
-    PgLib table{};
-    std::string error;
-    EXPECT_FALSE(pg_lib_open("libpq-not-installed.so.5", table, error));
-    EXPECT_NE(error.find("libpq-not-installed.so.5 cannot be loaded"), std::string::npos) << error;
-    EXPECT_NE(error.find("install the package libpq5"), std::string::npos) << error;
-    EXPECT_EQ(table.connectdb, nullptr);
-}
-
-TEST(PgLib, ALibraryWithoutTheFunctionsIsRefused) {
-    PgLib table{};
-    std::string error;
-    // A library every ringway maps, but not libpq: its first missing function is named.
-    EXPECT_FALSE(pg_lib_open("libsqlite3.so.0", table, error));
-    EXPECT_NE(error.find("it has no PQconnectdb"), std::string::npos) << error;
-    EXPECT_NE(error.find("install the package libpq5"), std::string::npos) << error;
-    EXPECT_EQ(table.connectdb, nullptr);
+// A missing library, and a library every ringway maps but that is not libpq (its first
+// missing function is named): refused with the library and the package to install.
+TEST(PgLib, AMissingLibraryOrFunctionNamesThePackage) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"libpq-not-installed.so.5", "libpq-not-installed.so.5 cannot be loaded"},
+        {"libsqlite3.so.0", "it has no PQconnectdb"},
+    };
+    for (const auto& [library, reason] : cases) {
+        PgLib table{};
+        std::string error;
+        EXPECT_FALSE(pg_lib_open(library, table, error)) << library;
+        EXPECT_NE(error.find(reason), std::string::npos) << error;
+        EXPECT_NE(error.find("install the package libpq5"), std::string::npos) << error;
+        EXPECT_EQ(table.connectdb, nullptr) << library;
+    }
 }
 
 }  // namespace
