@@ -16,8 +16,9 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config liburing-dev libsim
     curl openssl gnuplot-nox chromium redis-server libpq-dev postgresql
 # gnuplot-nox: make bench's plot. chromium: headless, the dashboard's browser test
 # (tests/e2e/dashboard_test.cc) loads the page. redis-server: tests/e2e/redis_share_test.cc
-# starts one on a spare loopback port (RINGWAY_REDIS). libpq-dev: the PostgreSQL backend
-# (RINGWAY_DB=postgres://...); postgresql: the throwaway server its tests start
+# starts one on a spare loopback port (RINGWAY_REDIS). libpq-dev: the PostgreSQL backend's
+# header (RINGWAY_DB=postgres://...; its libpq5 is dlopen'd only then, storage/pg_lib.h);
+# postgresql: the throwaway server its tests start
 # (tests/support/pg_server.sh, run as the postgres user).
 # Node.js runs the official openai SDK tests. Checked by command, not by package: a machine
 # may have node and npm from elsewhere (nodesource ships npm inside its nodejs package), and

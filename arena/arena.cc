@@ -51,6 +51,14 @@ bool Arena::extend_last(const void* ptr, uint64_t new_size_bytes) {
     return true;
 }
 
+void Arena::shrink_last(const void* ptr, uint64_t used_bytes) {
+    if (chunk_head_ == nullptr || ptr != chunk_head_->bytes + last_start_) {
+        return;  // Not the newest small allocation: its tail stays until release().
+    }
+    RW_ASSERT(last_start_ + used_bytes <= chunk_used_bytes_);  // A shrink, never a growth.
+    chunk_used_bytes_ = static_cast<uint32_t>(last_start_ + used_bytes);
+}
+
 void* Arena::grow_large(void* ptr, uint64_t old_size_bytes, uint64_t new_size_bytes) {
     RW_ASSERT(ptr != nullptr);
     RW_ASSERT(new_size_bytes >= old_size_bytes);

@@ -80,6 +80,13 @@ public:
     // allocates anew and copies). Used to append llhttp pieces without re-copying.
     [[nodiscard]] bool extend_last(const void* ptr, uint64_t new_size_bytes);
 
+    // Gives back the unused tail of the newest small allocation, keeping its first
+    // used_bytes; nothing when ptr is not the newest (or is a large block). A buffer sized
+    // for the worst case and then filled with a little no longer pushes the allocations
+    // after it onto pages nothing else touches: a relayed stream's arena is resident by
+    // the pages its bytes span.
+    void shrink_last(const void* ptr, uint64_t used_bytes);
+
     // Grows an allocation from old_size_bytes to new_size_bytes, keeping its bytes. In
     // place when its block's size class already holds new_size_bytes; otherwise a new
     // block takes the bytes and, when ptr is the newest block, the old one goes back to

@@ -112,6 +112,16 @@ bool attempt_can_retry(const ProxyRequest& request, Fault fault) {
 
 }  // namespace
 
+void attempt_relayed_headers_trim(ProxyRequest& request) {
+    if (request.relayed_headers == nullptr) {
+        return;
+    }
+    request.parser.relayed_seal();
+    client_arena(*request.conn)
+        .shrink_last(request.relayed_headers, request.parser.relayed_headers().size());
+    request.relayed_headers = nullptr;  // Another attach (none comes) would take a new one.
+}
+
 void attempt_start(Gateway& gateway, ProxyRequest& request) {
     RW_ASSERT(request.upstream_slot == UINT32_MAX);
     RW_ASSERT(request.attempt_index < request.candidate_count);

@@ -38,6 +38,12 @@ void attempt_retries_run(Gateway& gateway);
 // keep-alive list when it may serve another request (RULES §2), else closed.
 void attempt_release_upstream(Gateway& gateway, UpstreamConn& upstream, bool is_reusable);
 
+// The upstream's head is complete and the answer is committed to it (no other attempt): its
+// relayed header lines keep their bytes, the rest of their worst-case buffer
+// (upstream_relayed_headers_bytes_max) goes back to the arena when nothing came after it.
+// A stream's arena then spans one page less (about 4 KiB per open stream).
+void attempt_relayed_headers_trim(ProxyRequest& request);
+
 // Completions of the attempt's connect and send.
 void attempt_on_connect(Gateway& gateway, UpstreamConn& upstream, int result);
 void attempt_on_send(Gateway& gateway, UpstreamConn& upstream, int result);

@@ -215,6 +215,7 @@ constexpr std::string_view stream_fixed_headers =
     "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
 
 bool relay_stream_begin(Gateway& gateway, ProxyRequest& request, const UpstreamHead& head) {
+    attempt_relayed_headers_trim(request);  // Before the stream head: it follows on the page.
     // A keep-alive head already went out (relay_keepalive_tick): the stream goes on under it.
     if (!request.is_head_early &&
         !client_stream_begin(*request.conn, head.status, head.content_type,

@@ -219,6 +219,7 @@ Fault upstream_head_build(Arena& arena, ProxyRequest& request, const ParsedReque
         head.put_header("anthropic-beta", anthropic_beta);
     }
     head.put("\r\n");
+    arena.shrink_last(out, head.used);  // Built after the body: the capacity was a worst case.
     request.upstream_head = {out, head.used};
     return Fault::none;
 }

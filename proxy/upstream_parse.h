@@ -89,6 +89,9 @@ public:
 
     const UpstreamHead& head() const { return head_; }
     std::string_view relayed_headers() const { return {relayed_, relayed_bytes_}; }
+    // The head is relayed: header lines after it (a chunked body's trailers) are not kept,
+    // so the buffer may end at its bytes (attempt_relayed_headers_trim).
+    void relayed_seal() { relayed_capacity_ = relayed_bytes_; }
     const std::string_view* spans() const { return spans_; }
     uint32_t span_count() const { return span_count_; }
     void spans_clear() { span_count_ = 0; }

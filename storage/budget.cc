@@ -144,9 +144,8 @@ void budget_day_text(int64_t unix_s, char* out) {
 }
 
 BudgetTable::BudgetTable(uint32_t slot_count)
-    : words_(size_t(slot_count) * 2), seeded_(new uint8_t[slot_count]), slot_count_(slot_count) {
+    : words_(size_t(slot_count) * 2), seeded_(slot_count), slot_count_(slot_count) {
     RW_ASSERT(slot_count > 0);
-    std::fill(seeded_.get(), seeded_.get() + slot_count, uint8_t(0xFF));
 }
 
 int64_t BudgetTable::used(uint32_t slot, Word word, uint32_t tag) const {

@@ -16,7 +16,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <string_view>
 
 #include "arena/zero_pages.h"
@@ -71,8 +70,10 @@ public:
 
     // Control plane only: the period a slot was last seeded for, so a reload reseeds a key
     // whose period changed. 0xFF: never seeded.
-    [[nodiscard]] uint8_t seeded_period(uint32_t slot) const { return seeded_[slot]; }
-    void set_seeded_period(uint32_t slot, uint8_t period) { seeded_[slot] = period; }
+    [[nodiscard]] uint8_t seeded_period(uint32_t slot) const {
+        return uint8_t(seeded_[slot] - 1);  // Stored plus one: a zero page reads 0xFF.
+    }
+    void set_seeded_period(uint32_t slot, uint8_t period) { seeded_[slot] = uint8_t(period + 1); }
 
 private:
     std::atomic_ref<uint64_t> at(uint32_t slot, Word word) const {
@@ -81,7 +82,9 @@ private:
     }
 
     ZeroPages<uint64_t> words_;  // Two per slot; resident only where keys have budgets.
-    std::unique_ptr<uint8_t[]> seeded_;
+    // Period + 1 per slot (0: never seeded) on zero pages: filled with 0xFF from the heap it
+    // was a whole resident MiB (a byte per key slot) in every idle gateway.
+    ZeroPages<uint8_t> seeded_;
     uint32_t slot_count_;
 };
 

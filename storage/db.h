@@ -5,7 +5,8 @@
 // rewritten to `$N` for PostgreSQL. Every return code is checked here and turned into a
 // bool plus last_error(); nothing throws. A Db is used by exactly one thread at a time
 // (connections are opened NOMUTEX): the writer owns its Db, queries own theirs.
-// Only db.cc and writer.cc include sqlite3.h, only db_pg.cc includes libpq-fe.h.
+// Only db.cc and writer.cc include sqlite3.h; only db_pg.cc and pg_lib.{h,cc} include
+// libpq-fe.h (libpq itself is dlopen'd for PostgreSQL only: storage/pg_lib.h).
 #pragma once
 
 #include <atomic>

@@ -1,7 +1,8 @@
 // storage/db_pg.cc — the PostgreSQL side of storage/db.h over libpq: connect (and
 // reconnect once a connection broke), statements with `?N` rewritten to `$N`, text
 // parameters and results, SQLSTATE classes mapped to the same DbErrorKind as SQLite's
-// codes so the writer's retry policy is one. Blocking calls; one thread per Db.
+// codes so the writer's retry policy is one. Blocking calls; one thread per Db. libpq is
+// loaded at the first connection (storage/pg_lib.h): every call goes through libpq().
 #include "storage/db_pg.h"
 
 #include <libpq-fe.h>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "core/assert.h"
+#include "storage/pg_lib.h"
 
 namespace rw {
 
@@ -171,14 +173,15 @@ bool pg_stmt_bind_slot(PgStmt& stmt, int index) {
 
 bool Db::pg_fail(std::string_view context, const void* result) {
     const PGresult* pg_result = static_cast<const PGresult*>(result);
-    const char* message = pg_result != nullptr ? PQresultErrorMessage(pg_result) : nullptr;
+    const char* message = pg_result != nullptr ? libpq().result_error_message(pg_result) : nullptr;
     if (message == nullptr || message[0] == '\0') {
-        message = PQerrorMessage(pg_);
+        message = libpq().error_message(pg_);
     }
-    const bool is_broken = PQstatus(pg_) != CONNECTION_OK;
-    pg_error_kind_ = pg_result != nullptr && !is_broken
-                         ? pg_kind_of_sqlstate(PQresultErrorField(pg_result, PG_DIAG_SQLSTATE))
-                         : (is_broken ? DbErrorKind::io : DbErrorKind::other);
+    const bool is_broken = libpq().status(pg_) != CONNECTION_OK;
+    pg_error_kind_ =
+        pg_result != nullptr && !is_broken
+            ? pg_kind_of_sqlstate(libpq().result_error_field(pg_result, PG_DIAG_SQLSTATE))
+            : (is_broken ? DbErrorKind::io : DbErrorKind::other);
     last_rc_ = 1;  // Non-zero: a failure is recorded (SQLite's codes mean nothing here).
     last_error_.assign("postgres: ");
     last_error_.append(context.substr(0, 120));
@@ -198,15 +201,18 @@ bool Db::pg_session_setup() {
 
 bool Db::pg_open(const StorageConfig& config, DbMode mode, std::string& error) {
     path_ = db_display_name(config.db_path);
-    pg_ = PQconnectdb(config.db_path.c_str());
-    if (pg_ == nullptr || PQstatus(pg_) != CONNECTION_OK) {
+    if (pg_lib_load(error) == nullptr) {
+        return false;  // libpq5 is not installed: the startup error names it.
+    }
+    pg_ = libpq().connectdb(config.db_path.c_str());
+    if (pg_ == nullptr || libpq().status(pg_) != CONNECTION_OK) {
         error = "cannot connect to PostgreSQL " + path_ + ": " +
-                pg_first_line(pg_ != nullptr ? PQerrorMessage(pg_) : "out of memory");
-        PQfinish(pg_);
+                pg_first_line(pg_ != nullptr ? libpq().error_message(pg_) : "out of memory");
+        libpq().finish(pg_);
         pg_ = nullptr;
         return false;
     }
-    PQsetNoticeProcessor(pg_, pg_notice_ignore, nullptr);
+    libpq().set_notice_processor(pg_, pg_notice_ignore, nullptr);
     pg_is_read_only_ = mode == DbMode::read_only;
     if (!pg_session_setup()) {
         error = last_error_ + " on " + path_;
@@ -218,16 +224,16 @@ bool Db::pg_open(const StorageConfig& config, DbMode mode, std::string& error) {
 }
 
 void Db::pg_close() {
-    PQfinish(pg_);
+    libpq().finish(pg_);
     pg_ = nullptr;
 }
 
 bool Db::pg_ensure_connected() {
-    if (PQstatus(pg_) == CONNECTION_OK) {
+    if (libpq().status(pg_) == CONNECTION_OK) {
         return true;
     }
-    PQreset(pg_);
-    if (PQstatus(pg_) != CONNECTION_OK) {
+    libpq().reset(pg_);
+    if (libpq().status(pg_) != CONNECTION_OK) {
         return pg_fail("reconnect");
     }
     pg_generation_ += 1;  // Server-side prepared statements died with the old session.
@@ -264,13 +270,13 @@ bool Db::pg_exec(const char* sql) {
     if (!pg_ensure_connected()) {
         return false;
     }
-    PGresult* result = PQexec(pg_, text.c_str());
-    const ExecStatusType status = PQresultStatus(result);
+    PGresult* result = libpq().exec(pg_, text.c_str());
+    const ExecStatusType status = libpq().result_status(result);
     const bool is_ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
     if (!is_ok) {
         pg_fail(sql, result);
     }
-    PQclear(result);
+    libpq().clear(result);
     return is_ok;
 }
 
@@ -281,38 +287,38 @@ bool Db::pg_listen(const char* channel) {
 int Db::pg_wait_notifications(int timeout_ms) {
     int count = 0;
     const auto drain = [this, &count] {
-        while (PGnotify* notify = PQnotifies(pg_)) {
-            PQfreemem(notify);
+        while (PGnotify* notify = libpq().notifies(pg_)) {
+            libpq().freemem(notify);
             count += 1;
         }
     };
-    if (PQconsumeInput(pg_) == 0) {
+    if (libpq().consume_input(pg_) == 0) {
         return -1;
     }
     drain();
     if (count > 0) {
         return count;
     }
-    pollfd poll_fd{PQsocket(pg_), POLLIN, 0};
+    pollfd poll_fd{libpq().socket(pg_), POLLIN, 0};
     if (poll_fd.fd < 0) {
         return -1;
     }
     const int ready = ::poll(&poll_fd, 1, timeout_ms);
-    if (ready > 0 && PQconsumeInput(pg_) == 0) {
+    if (ready > 0 && libpq().consume_input(pg_) == 0) {
         return -1;
     }
     drain();
-    return PQstatus(pg_) == CONNECTION_OK ? count : -1;
+    return libpq().status(pg_) == CONNECTION_OK ? count : -1;
 }
 
 bool pg_in_transaction(pg_conn* connection) {
-    const PGTransactionStatusType status = PQtransactionStatus(connection);
+    const PGTransactionStatusType status = libpq().transaction_status(connection);
     return status == PQTRANS_INTRANS || status == PQTRANS_INERROR || status == PQTRANS_ACTIVE;
 }
 
 void pg_stmt_free(PgStmt* stmt) {
     if (stmt->result != nullptr) {
-        PQclear(stmt->result);
+        libpq().clear(stmt->result);
     }
     PgStmt::deallocate(*stmt);
     delete stmt;
@@ -323,13 +329,13 @@ void PgStmt::deallocate(PgStmt& stmt) {
     // Not left on the server for the session's life (a reload prepares afresh). Inside a
     // failed transaction DEALLOCATE fails too; the name then lives until the session ends.
     if (!stmt.name.empty() && stmt.generation == db.pg_generation_ &&
-        PQstatus(db.pg_) == CONNECTION_OK) {
-        PQclear(PQexec(db.pg_, ("DEALLOCATE " + stmt.name).c_str()));
+        libpq().status(db.pg_) == CONNECTION_OK) {
+        libpq().clear(libpq().exec(db.pg_, ("DEALLOCATE " + stmt.name).c_str()));
     }
 }
 
 void PgStmt::note_changes(PgStmt& stmt, const PGresult* result) {
-    stmt.db->pg_changes_ = std::atoll(PQcmdTuples(const_cast<PGresult*>(result)));
+    stmt.db->pg_changes_ = std::atoll(libpq().cmd_tuples(const_cast<PGresult*>(result)));
 }
 
 void pg_stmt_bind_int64(PgStmt& stmt, int index, int64_t value) {
@@ -388,22 +394,22 @@ PGresult* PgStmt::execute(PgStmt& stmt) {
     if (stmt.executions >= 1 && (stmt.name.empty() || stmt.generation != db.pg_generation_)) {
         std::string name = "rw" + std::to_string(++db.pg_statement_counter_);
         PGresult* prepared =
-            PQprepare(connection, name.c_str(), stmt.sql.c_str(), int(count), types.data());
-        const bool is_prepared = PQresultStatus(prepared) == PGRES_COMMAND_OK;
+            libpq().prepare(connection, name.c_str(), stmt.sql.c_str(), int(count), types.data());
+        const bool is_prepared = libpq().result_status(prepared) == PGRES_COMMAND_OK;
         if (!is_prepared) {
             return prepared;  // The caller reports its error.
         }
-        PQclear(prepared);
+        libpq().clear(prepared);
         stmt.name = std::move(name);
         stmt.generation = db.pg_generation_;
     }
     stmt.executions += 1;
     if (!stmt.name.empty() && stmt.generation == db.pg_generation_) {
-        return PQexecPrepared(connection, stmt.name.c_str(), int(count), values.data(),
-                              lengths.data(), stmt.formats.data(), 0);
+        return libpq().exec_prepared(connection, stmt.name.c_str(), int(count), values.data(),
+                                     lengths.data(), stmt.formats.data(), 0);
     }
-    return PQexecParams(connection, stmt.sql.c_str(), int(count), types.data(), values.data(),
-                        lengths.data(), stmt.formats.data(), 0);
+    return libpq().exec_params(connection, stmt.sql.c_str(), int(count), types.data(),
+                               values.data(), lengths.data(), stmt.formats.data(), 0);
 }
 
 StepStatus pg_stmt_step(PgStmt& stmt) {
@@ -420,18 +426,18 @@ StepStatus pg_stmt_step(PgStmt& stmt) {
             return StepStatus::error;
         }
         PGresult* result = PgStmt::execute(stmt);
-        const ExecStatusType status = PQresultStatus(result);
+        const ExecStatusType status = libpq().result_status(result);
         if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
             db.pg_fail(stmt.sql, result);
-            PQclear(result);
+            libpq().clear(result);
             pg_stmt_reset(stmt);
             return StepStatus::error;
         }
         stmt.result = result;
-        stmt.rows = PQntuples(result);
+        stmt.rows = libpq().ntuples(result);
         stmt.row = -1;
         PgStmt::note_changes(stmt, result);
-        stmt.blobs.assign(size_t(PQnfields(result)), {});
+        stmt.blobs.assign(size_t(libpq().nfields(result)), {});
     }
     if (stmt.row + 1 < stmt.rows) {
         stmt.row += 1;
@@ -443,7 +449,7 @@ StepStatus pg_stmt_step(PgStmt& stmt) {
 
 void pg_stmt_reset(PgStmt& stmt) {
     if (stmt.result != nullptr) {
-        PQclear(stmt.result);
+        libpq().clear(stmt.result);
         stmt.result = nullptr;
     }
     stmt.row = -1;
@@ -453,13 +459,13 @@ void pg_stmt_reset(PgStmt& stmt) {
 
 bool pg_stmt_column_is_null(const PgStmt& stmt, int index) {
     RW_ASSERT(stmt.result != nullptr && stmt.row >= 0 && stmt.row < stmt.rows);
-    return PQgetisnull(stmt.result, stmt.row, index) != 0;
+    return libpq().get_is_null(stmt.result, stmt.row, index) != 0;
 }
 
 std::string_view pg_stmt_column_text(const PgStmt& stmt, int index) {
     RW_ASSERT(stmt.result != nullptr && stmt.row >= 0 && stmt.row < stmt.rows);
-    return {PQgetvalue(stmt.result, stmt.row, index),
-            size_t(PQgetlength(stmt.result, stmt.row, index))};
+    return {libpq().get_value(stmt.result, stmt.row, index),
+            size_t(libpq().get_length(stmt.result, stmt.row, index))};
 }
 
 int64_t pg_stmt_column_int64(const PgStmt& stmt, int index) {

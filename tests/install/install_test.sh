@@ -66,6 +66,9 @@ grep -q '^-rwxr-xr-x root/root .* ./usr/bin/ringway$' <<<"$contents" || fail "bi
 grep -q '^-rw------- root/root .* ./etc/ringway/ringway.env$' <<<"$contents" || fail "env mode in deb"
 [ "$(dpkg-deb -f "$deb" Package)" = ringway ] || fail "Package field"
 dpkg-deb -f "$deb" Depends | grep -q libsqlite3 || fail "Depends lacks libsqlite3"
+# libpq is loaded only for a postgres:// RINGWAY_DB (storage/pg_lib.h): recommended, not needed.
+! dpkg-deb -f "$deb" Depends | grep -q libpq || fail "Depends names libpq"
+[ "$(dpkg-deb -f "$deb" Recommends)" = libpq5 ] || fail "Recommends is not libpq5"
 control=$work/control
 dpkg-deb -e "$deb" "$control"
 grep -qx '/etc/ringway/ringway.env' "$control/conffiles" || fail "ringway.env is not a conffile"

@@ -93,6 +93,23 @@ TEST(Arena, ExtendLastGrowsOnlyTheNewestAllocation) {
     arena.release();
 }
 
+TEST(Arena, ShrinkLastGivesTheNewestTailBackAndNothingElse) {
+    ChunkPool pool(4, 1 << 20);
+    Arena arena(&pool, 1 << 20);
+    auto* worst_case = static_cast<char*>(arena.alloc(2048, 1));
+    ASSERT_NE(worst_case, nullptr);
+    arena.shrink_last(worst_case, 100);  // Filled with 100 of its 2048 bytes.
+    auto* next = static_cast<char*>(arena.alloc(64, 1));
+    EXPECT_EQ(next, worst_case + 100);  // Right after the used part, not 2 KiB later.
+    arena.shrink_last(worst_case, 10);  // No longer the newest: nothing moves.
+    EXPECT_EQ(arena.alloc(8, 1), next + 64);
+    auto* large = arena.alloc(chunk_payload_bytes / 2, 16);  // A block of its own.
+    ASSERT_NE(large, nullptr);
+    arena.shrink_last(large, 0);  // Not a small allocation: nothing moves.
+    EXPECT_EQ(arena.alloc(8, 1), next + 72);
+    arena.release();
+}
+
 TEST(Arena, MakeConstructsTrivialTypes) {
     struct Pair {
         uint32_t a;

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -223,6 +224,44 @@ TEST(UpstreamParse, HeadersClientsActOnAreKeptForTheClientWhateverTheSplit) {
     parser.start(small, sizeof(small));
     (void)parser.feed(response);
     EXPECT_EQ(parser.relayed_headers(), "x-upstream-request-id: req_123\r\nretry-after: 7\r\n");
+}
+
+// attempt_relayed_headers_trim gives the buffer's tail back to the arena once the head is
+// relayed: a trailer of a relayed name must not be written past the kept bytes.
+TEST(UpstreamParse, ASealedBufferKeepsNoTrailer) {
+    const std::string head =
+        "HTTP/1.1 200 OK\r\nx-request-id: req_1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const std::string body = "5\r\nhello\r\n0\r\nretry-after: 9\r\nx-request-id: t\r\n\r\n";
+    for (const bool is_sealed : {false, true}) {
+        char relayed[upstream_relayed_headers_bytes_max];
+        std::memset(relayed, '~', sizeof(relayed));
+        UpstreamParser parser;
+        parser.start(relayed, sizeof(relayed));
+        const UpstreamFeed at_head = parser.feed(head);
+        ASSERT_EQ(at_head.event, UpstreamEvent::head_complete);
+        const std::string kept(parser.relayed_headers());
+        ASSERT_EQ(kept, "x-upstream-request-id: req_1\r\n");
+        if (is_sealed) {
+            parser.relayed_seal();
+        }
+        UpstreamFeed fed{};
+        for (std::string_view rest = body; !rest.empty() && fed.event != UpstreamEvent::error;
+             rest.remove_prefix(fed.consumed_bytes)) {
+            fed = parser.feed(rest);
+            parser.spans_clear();
+            if (fed.event == UpstreamEvent::message_complete) {
+                break;
+            }
+        }
+        ASSERT_EQ(fed.event, UpstreamEvent::message_complete);
+        if (is_sealed) {
+            EXPECT_EQ(parser.relayed_headers(), kept);
+            EXPECT_EQ(relayed[kept.size()], '~');  // Not a byte past the sealed end.
+        } else {
+            // Unsealed, the trailers' relayed names are appended: what the seal prevents.
+            EXPECT_GT(parser.relayed_headers().size(), kept.size());
+        }
+    }
 }
 
 TEST(UpstreamParse, TheLinesTheKeysLimitsReplaceAreDroppedAndTakeNoRoom) {

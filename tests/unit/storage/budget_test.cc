@@ -98,6 +98,19 @@ TEST(BudgetTable, ANewPeriodStartsEmptyAndOldSettlesStayOut) {
     EXPECT_EQ(table.used(0, BudgetTable::tokens, new_tag), 42);
 }
 
+TEST(BudgetTable, SlotsStartNeverSeededAndKeepEveryPeriod) {
+    BudgetTable table(3);
+    for (uint32_t slot = 0; slot < 3; slot++) {
+        EXPECT_EQ(table.seeded_period(slot), 0xFF) << slot;  // Never seeded.
+    }
+    for (const uint8_t period : {uint8_t(0), uint8_t(1), uint8_t(0xFE), uint8_t(0xFF)}) {
+        table.set_seeded_period(1, period);
+        EXPECT_EQ(table.seeded_period(1), period);
+    }
+    EXPECT_EQ(table.seeded_period(0), 0xFF);
+    EXPECT_EQ(table.seeded_period(2), 0xFF);
+}
+
 // Threads race to reserve on one word: the sum admitted never passes the limit.
 TEST(BudgetTable, ConcurrentReservationsNeverPassTheLimit) {
     BudgetTable table(1);
