@@ -148,8 +148,8 @@ bool Writer::open_queues(const StorageConfig& config, uint32_t shard_count, std:
     }
     config_ = config;
     batch_rows_max_ = writer_batch_rows_max(config.log_batch_rows);
-    batch_.resize(batch_rows_max_);
-    aggregates_.resize(batch_rows_max_);
+    batch_ = std::make_unique_for_overwrite<UsageRecord[]>(batch_rows_max_);
+    aggregates_ = std::make_unique_for_overwrite<Aggregate[]>(batch_rows_max_);
     group_slots_.resize(std::bit_ceil(std::max<uint32_t>(16, 2 * batch_rows_max_)));
     event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (event_fd_ < 0) {
@@ -643,7 +643,7 @@ void Writer::spill_everything() {
     uint64_t total = 0;
     for (;;) {
         total += batch_count_;
-        if (!spill_.append(batch_.data(), batch_count_) && spill_error_.empty()) {
+        if (!spill_.append(batch_.get(), batch_count_) && spill_error_.empty()) {
             spill_error_ = std::string("writing ") + spill_.path() + ": " + std::strerror(errno);
         }
         batch_count_ = 0;
@@ -715,7 +715,7 @@ bool Writer::replay_rows(const SpillContents& spill, std::string& error) {
     for (size_t offset = 0; offset < spill.rows.size(); offset += config_.log_batch_rows) {
         batch_count_ =
             uint32_t(std::min<size_t>(config_.log_batch_rows, spill.rows.size() - offset));
-        std::memcpy(batch_.data(), &spill.rows[offset], batch_count_ * sizeof(UsageRecord));
+        std::memcpy(batch_.get(), &spill.rows[offset], batch_count_ * sizeof(UsageRecord));
         commit_batch_aggregate();
         if (!write_batch_rows()) {
             return fail("insert");

@@ -118,7 +118,7 @@ void Writer::commit_batch_aggregate() {
             slot = (slot + 1) & (slot_count - 1);
         }
     }
-    std::sort(aggregates_.data(), aggregates_.data() + count,
+    std::sort(aggregates_.get(), aggregates_.get() + count,
               [](const Aggregate& a, const Aggregate& b) {
                   if (a.key_id != b.key_id) {
                       return a.key_id < b.key_id;
