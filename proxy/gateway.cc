@@ -4,6 +4,9 @@
 // the files named in gateway.h. Shard thread only.
 #include "proxy/gateway.h"
 
+#include <sys/random.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "proxy/attempt.h"
@@ -241,6 +244,14 @@ Gateway::Gateway(GatewayShared& shared_in, Shard& shard_in)
       random_state((0x9E3779B97F4A7C15ull ^ (uint64_t(shard_in.index()) << 32) ^ proxy_clock_us()) |
                    1) {
     shared.metrics[shard.index()] = &metrics;
+    // Request ids ("rw-SHARD-MS-N") must not repeat across hosts sharing one database, whose
+    // shards have the same numbers and count from the same start: each shard's N starts at
+    // 40 random bits (two hosts' runs of N meet with odds of their requests over 2^40).
+    uint64_t sequence_start = 0;
+    if (::getrandom(&sequence_start, sizeof(sequence_start), 0) != sizeof(sequence_start)) {
+        sequence_start = proxy_clock_us() ^ (uint64_t(::getpid()) << 20);
+    }
+    request_sequence = sequence_start & ((uint64_t(1) << 40) - 1);
     // The shard's simdjson parser, sized now so ordinary bodies never grow it mid-request
     // (larger documents still may, once: that growth is the parser's, capped by the body
     // and response limits).
