@@ -11,7 +11,11 @@
 # key and the channel, then again under the counter; WARMUP sequential requests on one
 # keep-alive connection, the counter zeroed, N requests, 2 s for the writer to commit their
 # rows (RINGWAY_LOG_FLUSH_MS is 50), the counter read. So a figure includes the shard, the
-# usage writer and the timers that ran during the window, divided by N.
+# usage writer and the timers that ran during the window, divided by N. But valgrind runs one
+# thread at a time, and while the shard waits in io_uring_enter the writer gets almost no
+# turn: its callgrind column often reads 0 (no commit in the window; the rows were there
+# without valgrind). So the perf run also reads each thread's CPU time (task-clock, a
+# software counter: timed, not counted), and the writer's share is taken from there.
 #
 # NGINX=1 counts nginx the same way (bench/load/proxy_nginx.conf.in with one worker,
 # `master_process off`, so the one process is the one under the counter; its class is
@@ -208,7 +212,9 @@ count_callgrind() {
         }' "$out".1-*
 }
 
-# count_syscalls BUILD N — "syscalls/req context-switches/req" from perf stat.
+# count_syscalls BUILD N — "syscalls/req context-switches/req shard-us writer-us other-us"
+# from perf stat per thread: the last three are CPU microseconds per request by thread class
+# (a thread named rw-shard-* or nginx is the shard, rw-writer the writer).
 count_syscalls() {
     local build=$1 n=$2 out="$work_dir/perf.txt" perf_pid cmd
     mapfile -d '' cmd < <(server_cmd "$build")
@@ -216,7 +222,8 @@ count_syscalls() {
     server_pid=$!
     wait_healthy "$port" || return 1
     requests "$warmup" || return 1
-    perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$server_pid" -o "$out" &
+    perf stat --per-thread -x, -e task-clock,raw_syscalls:sys_enter,context-switches \
+        -p "$server_pid" -o "$out" &
     perf_pid=$!
     sleep 0.3
     requests "$n" || return 1
@@ -226,19 +233,28 @@ count_syscalls() {
     kill -9 "$server_pid"
     wait "$server_pid" 2>/dev/null
     server_pid=""
-    awk -F, -v n="$n" '$3 ~ /raw_syscalls/ {s = $1} $3 ~ /context-switches/ {c = $1}
-        END {printf "%.2f %.2f", s / n, c / n}' "$out"
+    awk -F, -v n="$n" '
+        $4 ~ /raw_syscalls/ { s += $2 }
+        $4 ~ /context-switches/ { c += $2 }
+        $4 ~ /task-clock/ {
+            class = ($1 ~ /^(rw-shard|nginx)/) ? "shard" : ($1 ~ /^rw-writer/) ? "writer" : "other"
+            ms[class] += $2
+        }
+        END {
+            printf "%.2f %.2f %.2f %.2f %.2f", s / n, c / n, ms["shard"] * 1000 / n,
+                ms["writer"] * 1000 / n, ms["other"] * 1000 / n
+        }' "$out"
 }
 
 measure() {  # measure NAME BUILD KEY_JSON — one line per mode into $work_dir/NAME.
-    local name=$1 build=$2 key_json=$3 ir="n/a n/a n/a" sys="n/a n/a"
+    local name=$1 build=$2 key_json=$3 ir="n/a n/a n/a" sys="n/a n/a n/a n/a n/a"
     target=$name
     for mode in $modes; do
         if [[ $name == nginx ]]; then prepare_nginx; else prepare "$build" "$key_json" || exit 1; fi
         [[ $counters == *callgrind* ]] && { ir=$(count_callgrind "$build" "$n_callgrind") || exit 1; }
         [[ $counters == *syscalls* ]] && { sys=$(count_syscalls "$build" "$n_syscalls") || exit 1; }
         echo "$mode $ir $sys" >>"$work_dir/$name"
-        log "$name $mode: instructions/req (shard writer other) $ir, syscalls/req and context switches/req $sys"
+        log "$name $mode: instructions/req (shard writer other) $ir, syscalls/req, context switches/req, CPU us/req (shard writer other) $sys"
     done
 }
 
@@ -263,31 +279,32 @@ main() {
     printf '\n## ringway: cost per proxied request, counted (bench/load/count.sh)\n\n'
     printf 'callgrind: %s requests, perf: %s, after %s warm-up; %s connection(s); RINGWAY_SHARDS=1\n\n' \
         "$n_callgrind" "$n_syscalls" "$warmup" "$conns"
-    printf '| mode | build | instructions/req: shard | writer | other threads | syscalls/req | context switches/req |\n'
-    printf '| --- | --- | --- | --- | --- | --- | --- |\n'
+    printf '| mode | build | instructions/req: shard | writer (see above) | other threads | syscalls/req | context switches/req | CPU µs/req: shard | writer | other |\n'
+    printf '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n'
     local line target
     for target in ringway baseline nginx; do
         [[ -f $work_dir/$target ]] || continue
         while read -r line; do
             # shellcheck disable=SC2086  # one line of space-separated fields
             set -- $line
-            printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$target" "$2" "$3" "$4" "$5" "$6"
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$target" "$2" "$3" \
+                "$4" "$5" "$6" "$7" "$8" "$9"
         done <"$work_dir/$target"
     done
     if [[ -f $work_dir/baseline ]]; then
         printf '\nringway/baseline:'
         paste -d' ' "$work_dir/ringway" "$work_dir/baseline" | awk '
             function r(a, b) { return (b + 0 > 0) ? sprintf("%.3f", a / b) : "n/a" }
-            { printf "  %s: shard instructions %s, writer %s, syscalls %s;", $1, r($2, $8),
-                  r($3, $9), r($5, $11) }'
+            { printf "  %s: shard instructions %s, syscalls %s, CPU shard %s, all threads %s;",
+                  $1, r($2, $11), r($5, $14), r($7, $16), r($7 + $8 + $9, $16 + $17 + $18) }'
         printf '\n'
     fi
     if [[ -f $work_dir/nginx ]]; then
         printf '\nringway/nginx:'
         paste -d' ' "$work_dir/ringway" "$work_dir/nginx" | awk '
             function r(a, b) { return (b + 0 > 0) ? sprintf("%.3f", a / b) : "n/a" }
-            { printf "  %s: shard instructions %s, all threads %s, syscalls %s;", $1, r($2, $8),
-                  r($2 + $3 + $4, $8 + $9 + $10), r($5, $11) }'
+            { printf "  %s: shard instructions %s, syscalls %s, CPU shard %s, all threads %s;",
+                  $1, r($2, $11), r($5, $14), r($7, $16), r($7 + $8 + $9, $16 + $17 + $18) }'
         printf '\n'
     fi
 }
