@@ -123,15 +123,17 @@ std::span<const KeyName<UsageKey>> usage_key_names(UsageFormat format) {
 template <typename Key>
 Key key_find(std::span<const KeyName<Key>> names, ondemand::raw_json_string key) {
     static_assert(json_padding_bytes >= 32);
-    uint64_t words[4];
-    std::memcpy(words, key.raw(), sizeof(words));
+    uint64_t first = 0;
+    std::memcpy(&first, key.raw(), sizeof(first));
     for (const KeyName<Key>& entry : names) {
-        if (((words[0] ^ entry.words[0]) & entry.masks[0]) != 0) {
-            continue;
+        if (((first ^ entry.words[0]) & entry.masks[0]) != 0) {
+            continue;  // Almost every other key differs in its first 8 bytes.
         }
-        const uint64_t rest = ((words[1] ^ entry.words[1]) & entry.masks[1]) |
-                              ((words[2] ^ entry.words[2]) & entry.masks[2]) |
-                              ((words[3] ^ entry.words[3]) & entry.masks[3]);
+        uint64_t words[3];
+        std::memcpy(words, key.raw() + sizeof(first), sizeof(words));
+        const uint64_t rest = ((words[0] ^ entry.words[1]) & entry.masks[1]) |
+                              ((words[1] ^ entry.words[2]) & entry.masks[2]) |
+                              ((words[2] ^ entry.words[3]) & entry.masks[3]);
         if (rest == 0) {
             return entry.key;
         }
