@@ -377,15 +377,18 @@ void relay_whole(Gateway& gateway, ProxyRequest& request) {
     if (head.status >= 200 && head.status < 300 && endpoint_info(request.endpoint).is_free) {
         request.usage = UsageCounts{0, 0, 0, true};  // Reported free by the provider.
     } else if (head.status >= 200 && head.status < 300 && request.response_bytes > 0) {
+        const std::string_view body(request.response_body, request.response_bytes);
         UsageCounts counts{};
-        if (usage_from_json({request.response_body, request.response_bytes}, request.usage_format,
-                            counts)) {
+        std::string_view response_id;
+        // A Responses answer's id is read in the usage walk: the body is parsed once.
+        const bool is_learning = relay_learns_response_id(request);
+        if (is_learning
+                ? usage_and_response_id_from_json(body, request.usage_format, counts, response_id)
+                : usage_from_json(body, request.usage_format, counts)) {
             request.usage = counts;
         }
-        if (relay_learns_response_id(request)) {
-            relay_keep_response_id(
-                request,
-                stored_response_id_read({request.response_body, request.response_bytes}, false));
+        if (is_learning) {
+            relay_keep_response_id(request, response_id);
         }
     }
     if (request.translation != Translation::none && !relay_whole_translate(gateway, request)) {

@@ -52,6 +52,12 @@ bool field_value(std::string_view line, const char (&name)[name_bytes + 1],
 // object is a null usage, which is how OpenAI ends every chunk but the usage one when
 // include_usage is set. Checked backwards from the end, so it costs a few compares.
 bool is_tail_usage_null(const char* p, uint32_t n) {
+    // OpenAI's own spelling, without spaces, in two loads; then the general walk.
+    constexpr char compact[] = "\"usage\":null}";
+    constexpr uint32_t compact_bytes = sizeof(compact) - 1;
+    if (n >= compact_bytes && std::memcmp(p + n - compact_bytes, compact, compact_bytes) == 0) {
+        return true;
+    }
     uint32_t end = n;
     auto skip_space = [&]() {
         while (end > 0 && is_json_space(p[end - 1])) {
@@ -381,6 +387,13 @@ void SseUsageScanner::feed(std::string_view piece) {
         line_end_offset_ = fed_bytes_ + next;
         if (carry_.used_bytes == 0 && !is_carry_truncated_) {
             on_line(std::string_view(p + at, end - at), true);
+            if (next < n && p[next] == '\n') {
+                // The blank line that ends most events, right behind their last line: taken
+                // here, as the next turn would, without searching for its line end.
+                next += 1;
+                line_end_offset_ = fed_bytes_ + next;
+                on_line({}, true);
+            }
         } else {
             carry_append(p + at, end - at);
             if (is_carry_truncated_) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <span>
 
 #include "core/assert.h"
@@ -17,7 +18,7 @@ namespace ondemand = simdjson::ondemand;
 
 // Which UsageParts counter a usage key feeds, per format.
 // input_details / output_details are the OpenAI *_tokens_details objects read by
-// read_details; the others are counters.
+// read_details; seconds is whisper-1's duration usage (read_usage); the others are counters.
 enum class UsageKey : uint8_t {
     none,
     input,
@@ -28,36 +29,85 @@ enum class UsageKey : uint8_t {
     total,
     input_details,
     output_details,
+    seconds,
 };
 
-struct UsageKeyName {
-    const char* name;  // No quote or backslash (raw_json_string::unsafe_is_equal's contract).
-    UsageKey key;
+// The keys read outside the usage object: at the root of a document, or in the object
+// that holds usage (UsageAt::in_response, in_message).
+enum class OuterKey : uint8_t { none, error, usage, response, message, id, store };
+
+// A key as the document must spell it raw: its bytes and then the closing quote, held as
+// four little-endian words with a mask over the name's bytes + 1 (names up to 31 bytes).
+// One table per object kind replaces a compare per name: a key is matched by loading the
+// 32 bytes at its start once and comparing words (the first word alone rejects almost
+// every other name). Raw means unescaped keys only: upstreams write these keys plainly,
+// and skipping the unescape copy is a large share of the cost on bodies with many
+// members. A key spelled with escapes is not counted.
+template <typename Key>
+struct KeyName {
+    uint64_t words[4];
+    uint64_t masks[4];
+    Key key;
 };
 
-constexpr UsageKeyName chat_keys[] = {{"prompt_tokens", UsageKey::input},
-                                      {"completion_tokens", UsageKey::output},
-                                      {"total_tokens", UsageKey::total},
-                                      {"prompt_tokens_details", UsageKey::input_details},
-                                      {"completion_tokens_details", UsageKey::output_details}};
-constexpr UsageKeyName responses_keys[] = {{"input_tokens", UsageKey::input},
-                                           {"output_tokens", UsageKey::output},
-                                           {"total_tokens", UsageKey::total},
-                                           {"input_tokens_details", UsageKey::input_details},
-                                           {"output_tokens_details", UsageKey::output_details}};
-constexpr UsageKeyName embeddings_keys[] = {{"prompt_tokens", UsageKey::input},
-                                            {"total_tokens", UsageKey::total}};
-constexpr UsageKeyName anthropic_keys[] = {
-    {"input_tokens", UsageKey::input},
-    {"output_tokens", UsageKey::output},
-    {"cache_creation_input_tokens", UsageKey::cache_creation},
-    {"cache_read_input_tokens", UsageKey::cache_read}};
+template <typename Key, size_t name_bytes>
+constexpr KeyName<Key> key_name(const char (&name)[name_bytes], Key key) {
+    static_assert(name_bytes <= 32, "the name and its closing quote fit four words");
+    KeyName<Key> entry{{0, 0, 0, 0}, {0, 0, 0, 0}, key};
+    for (size_t index = 0; index < name_bytes; index += 1) {
+        // name[name_bytes - 1] is the literal's NUL: the closing quote goes there.
+        const char c = index + 1 < name_bytes ? name[index] : '"';
+        entry.words[index / 8] |= uint64_t(uint8_t(c)) << (index % 8 * 8);
+        entry.masks[index / 8] |= uint64_t(0xFF) << (index % 8 * 8);
+    }
+    return entry;
+}
+
+constexpr KeyName<UsageKey> chat_keys[] = {
+    key_name("prompt_tokens", UsageKey::input),
+    key_name("completion_tokens", UsageKey::output),
+    key_name("total_tokens", UsageKey::total),
+    key_name("prompt_tokens_details", UsageKey::input_details),
+    key_name("completion_tokens_details", UsageKey::output_details),
+    key_name("seconds", UsageKey::seconds)};
+constexpr KeyName<UsageKey> responses_keys[] = {
+    key_name("input_tokens", UsageKey::input),
+    key_name("output_tokens", UsageKey::output),
+    key_name("total_tokens", UsageKey::total),
+    key_name("input_tokens_details", UsageKey::input_details),
+    key_name("output_tokens_details", UsageKey::output_details),
+    key_name("seconds", UsageKey::seconds)};
+constexpr KeyName<UsageKey> embeddings_keys[] = {key_name("prompt_tokens", UsageKey::input),
+                                                 key_name("total_tokens", UsageKey::total),
+                                                 key_name("seconds", UsageKey::seconds)};
+constexpr KeyName<UsageKey> anthropic_keys[] = {
+    key_name("input_tokens", UsageKey::input), key_name("output_tokens", UsageKey::output),
+    key_name("cache_creation_input_tokens", UsageKey::cache_creation),
+    key_name("cache_read_input_tokens", UsageKey::cache_read),
+    key_name("seconds", UsageKey::seconds)};
 
 // Inside prompt_tokens_details / input_tokens_details and their output twins.
-constexpr UsageKeyName input_details_keys[] = {{"cached_tokens", UsageKey::cache_read}};
-constexpr UsageKeyName output_details_keys[] = {{"reasoning_tokens", UsageKey::reasoning}};
+constexpr KeyName<UsageKey> input_details_keys[] = {
+    key_name("cached_tokens", UsageKey::cache_read)};
+constexpr KeyName<UsageKey> output_details_keys[] = {
+    key_name("reasoning_tokens", UsageKey::reasoning)};
 
-std::span<const UsageKeyName> usage_key_names(UsageFormat format) {
+// A document's root, per UsageAt (root_id_keys: a whole Responses answer whose id is read
+// in the same walk), and the object holding usage and a Responses object's id and store.
+constexpr KeyName<OuterKey> root_keys[] = {key_name("usage", OuterKey::usage),
+                                           key_name("error", OuterKey::error)};
+constexpr KeyName<OuterKey> root_id_keys[] = {
+    key_name("usage", OuterKey::usage), key_name("error", OuterKey::error),
+    key_name("id", OuterKey::id), key_name("store", OuterKey::store)};
+constexpr KeyName<OuterKey> root_response_keys[] = {key_name("response", OuterKey::response),
+                                                    key_name("error", OuterKey::error)};
+constexpr KeyName<OuterKey> root_message_keys[] = {key_name("message", OuterKey::message),
+                                                   key_name("error", OuterKey::error)};
+constexpr KeyName<OuterKey> holder_keys[] = {key_name("usage", OuterKey::usage),
+                                             key_name("id", OuterKey::id),
+                                             key_name("store", OuterKey::store)};
+
+std::span<const KeyName<UsageKey>> usage_key_names(UsageFormat format) {
     switch (format) {
         case UsageFormat::chat: return chat_keys;
         case UsageFormat::responses: return responses_keys;
@@ -67,21 +117,73 @@ std::span<const UsageKeyName> usage_key_names(UsageFormat format) {
     RW_UNREACHABLE();
 }
 
-// Keys are compared raw (unsafe_is_equal), not unescaped: upstreams write these keys
-// plainly, and skipping the unescape copy is a large share of the cost on bodies with many
-// top-level members. A key spelled with escapes is not counted.
-UsageKey usage_key(std::span<const UsageKeyName> names, ondemand::raw_json_string key) {
-    for (const UsageKeyName& entry : names) {
-        if (key.unsafe_is_equal(entry.name)) {
+// The entry of names that key spells, or Key::none. Reads the 32 bytes at the key's start:
+// the key lies inside the document, which is followed by json_padding_bytes (64) readable
+// bytes, so they are all readable. Bytes past the key's closing quote are masked out.
+template <typename Key>
+Key key_find(std::span<const KeyName<Key>> names, ondemand::raw_json_string key) {
+    static_assert(json_padding_bytes >= 32);
+    uint64_t first = 0;
+    std::memcpy(&first, key.raw(), sizeof(first));
+    for (const KeyName<Key>& entry : names) {
+        if (((first ^ entry.words[0]) & entry.masks[0]) != 0) {
+            continue;  // Almost every other key differs in its first 8 bytes.
+        }
+        uint64_t words[3];
+        std::memcpy(words, key.raw() + sizeof(first), sizeof(words));
+        const uint64_t rest = ((words[0] ^ entry.words[1]) & entry.masks[1]) |
+                              ((words[1] ^ entry.words[2]) & entry.masks[2]) |
+                              ((words[2] ^ entry.words[3]) & entry.masks[3]);
+        if (rest == 0) {
             return entry.key;
         }
     }
-    return UsageKey::none;
+    return Key::none;
+}
+
+// The one member loop: read(which, value) for each member of object whose key is in
+// names; the others are skipped unread (On Demand skips a value nobody asked for). False
+// when the JSON breaks or read says false.
+template <typename Key, typename Read>
+bool members_read(ondemand::object& object, std::span<const KeyName<Key>> names, Read&& read) {
+    for (auto member : object) {
+        ondemand::raw_json_string key;  // Points into the document; compared raw.
+        ondemand::value value;
+        if (member.key().get(key) != simdjson::SUCCESS ||
+            member.value().get(value) != simdjson::SUCCESS) {
+            return false;
+        }
+        const Key which = key_find(names, key);
+        if (which != Key::none && !read(which, value)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool is_null_value(ondemand::value& value) {
+    ondemand::json_type type;
+    return value.type().get(type) == simdjson::SUCCESS && type == ondemand::json_type::null;
+}
+
+// The value as an object; false (with object unset) when it is anything else, or broken.
+bool object_of(ondemand::value& value, ondemand::object& object, bool& is_object) {
+    ondemand::json_type type;
+    if (value.type().get(type) != simdjson::SUCCESS) {
+        return false;
+    }
+    is_object = type == ondemand::json_type::object;
+    return !is_object || value.get_object().get(object) == simdjson::SUCCESS;
 }
 
 // A token counter: a non-negative integer, or null (absent). Some OpenAI-compatible servers
-// write integral counts as doubles (12.0); those are accepted, fractions are not.
+// write integral counts as doubles (12.0); those are accepted, fractions are not. The
+// integer is tried first: a failed get_uint64 leaves the value unread.
 bool read_count(ondemand::value& value, uint64_t& count, bool& is_present) {
+    if (value.get_uint64().get(count) == simdjson::SUCCESS) {
+        is_present = true;
+        return true;
+    }
     ondemand::json_type type;
     if (value.type().get(type) != simdjson::SUCCESS) {
         return false;
@@ -90,15 +192,8 @@ bool read_count(ondemand::value& value, uint64_t& count, bool& is_present) {
         is_present = false;
         return true;
     }
-    if (type != ondemand::json_type::number) {
-        return false;
-    }
-    if (value.get_uint64().get(count) == simdjson::SUCCESS) {
-        is_present = true;
-        return true;
-    }
     double real = 0;
-    if (value.get_double().get(real) != simdjson::SUCCESS) {
+    if (type != ondemand::json_type::number || value.get_double().get(real) != simdjson::SUCCESS) {
         return false;
     }
     // 2^53: every integer below it is exact in a double.
@@ -124,123 +219,76 @@ void usage_part_set(UsageParts& parts, UsageKey which, uint64_t count) {
             break;
         case UsageKey::none:
         case UsageKey::input_details:
-        case UsageKey::output_details: RW_UNREACHABLE();
+        case UsageKey::output_details:
+        case UsageKey::seconds: RW_UNREACHABLE();
     }
 }
 
 // An OpenAI *_tokens_details object: its known counters (cached_tokens, reasoning_tokens)
 // overwrite parts. Lenient by design (usage.h): a details value that is not an object, or
 // a counter in it that is not a count, is skipped; false only when the JSON itself breaks.
-bool read_details(ondemand::value& value, std::span<const UsageKeyName> names, UsageParts& parts) {
-    ondemand::json_type type;
-    if (value.type().get(type) != simdjson::SUCCESS) {
+bool read_details(ondemand::value& value, std::span<const KeyName<UsageKey>> names,
+                  UsageParts& parts) {
+    ondemand::object object;
+    bool is_object = false;
+    if (!object_of(value, object, is_object)) {
         return false;
     }
-    ondemand::object object;
-    if (type != ondemand::json_type::object) {
+    if (!is_object) {
         return true;  // null, or a shape some server invented: priced as plain tokens.
     }
-    if (value.get_object().get(object) != simdjson::SUCCESS) {
-        return false;
-    }
-    for (auto member : object) {
-        ondemand::raw_json_string key;  // Points into the document; compared raw.
-        ondemand::value member_value;
-        if (member.key().get(key) != simdjson::SUCCESS ||
-            member.value().get(member_value) != simdjson::SUCCESS) {
-            return false;
-        }
-        const UsageKey which = usage_key(names, key);
+    return members_read(object, names, [&](UsageKey which, ondemand::value& member) {
         uint64_t count = 0;
         bool is_present = false;
-        if (which != UsageKey::none && read_count(member_value, count, is_present) && is_present) {
+        if (read_count(member, count, is_present) && is_present) {
             usage_part_set(parts, which, count);
         }
-    }
-    return true;
+        return true;
+    });
 }
 
 // The usage value: an object (its known counters overwrite parts; has_usage set) or null
 // (no usage).
 bool read_usage(ondemand::value& value, UsageFormat format, UsageParts& parts, bool& has_usage) {
-    ondemand::json_type type;
-    if (value.type().get(type) != simdjson::SUCCESS) {
-        return false;
-    }
-    if (type == ondemand::json_type::null) {
-        return true;
-    }
     ondemand::object object;
-    if (type != ondemand::json_type::object ||
-        value.get_object().get(object) != simdjson::SUCCESS) {
+    bool is_object = false;
+    if (!object_of(value, object, is_object)) {
         return false;
+    }
+    if (!is_object) {
+        return is_null_value(value);
     }
     // whisper-1's {"type":"duration","seconds":N} meters audio time, not tokens: no token
     // usage, so the billing rule treats the answer as reporting none.
     bool has_token_key = false;
     bool has_seconds = false;
-    for (auto member : object) {
-        ondemand::raw_json_string key;  // Points into the document; compared raw.
-        ondemand::value member_value;
-        if (member.key().get(key) != simdjson::SUCCESS ||
-            member.value().get(member_value) != simdjson::SUCCESS) {
-            return false;
-        }
-        const UsageKey which = usage_key(usage_key_names(format), key);
-        if (which == UsageKey::none) {
-            has_seconds = has_seconds || key.unsafe_is_equal("seconds");
-            continue;  // Provider extras (audio details, service_tier) are skipped unread.
-        }
-        has_token_key = true;
-        if (which == UsageKey::input_details || which == UsageKey::output_details) {
-            const auto names = which == UsageKey::input_details
-                                   ? std::span<const UsageKeyName>(input_details_keys)
-                                   : std::span<const UsageKeyName>(output_details_keys);
-            if (!read_details(member_value, names, parts)) {
+    const bool is_ok =
+        members_read(object, usage_key_names(format), [&](UsageKey which, ondemand::value& member) {
+            if (which == UsageKey::seconds) {
+                has_seconds = true;
+                return true;
+            }
+            has_token_key = true;
+            if (which == UsageKey::input_details || which == UsageKey::output_details) {
+                return read_details(member,
+                                    which == UsageKey::input_details
+                                        ? std::span<const KeyName<UsageKey>>(input_details_keys)
+                                        : std::span<const KeyName<UsageKey>>(output_details_keys),
+                                    parts);
+            }
+            uint64_t count = 0;
+            bool is_present = false;
+            if (!read_count(member, count, is_present)) {
                 return false;
             }
-            continue;
-        }
-        uint64_t count = 0;
-        bool is_present = false;
-        if (!read_count(member_value, count, is_present)) {
-            return false;
-        }
-        if (is_present) {
-            usage_part_set(parts, which, count);
-        }
-    }
-    has_usage = has_usage || has_token_key || !has_seconds;
-    return true;
-}
-
-// {"response":{...,"usage":...}} or {"message":{...,"usage":...}}: the usage member of
-// the object at value. A non-object (the failed response of some servers is null) has none.
-bool read_nested_usage(ondemand::value& value, UsageFormat format, UsageParts& parts,
-                       bool& has_usage) {
-    ondemand::json_type type;
-    if (value.type().get(type) != simdjson::SUCCESS) {
-        return false;
-    }
-    if (type != ondemand::json_type::object) {
-        return true;
-    }
-    ondemand::object object;
-    if (value.get_object().get(object) != simdjson::SUCCESS) {
-        return false;
-    }
-    for (auto member : object) {
-        ondemand::raw_json_string key;  // Points into the document; compared raw.
-        ondemand::value member_value;
-        if (member.key().get(key) != simdjson::SUCCESS ||
-            member.value().get(member_value) != simdjson::SUCCESS) {
-            return false;
-        }
-        if (key.unsafe_is_equal("usage") && !read_usage(member_value, format, parts, has_usage)) {
-            return false;
-        }
-    }
-    return true;
+            if (is_present) {
+                usage_part_set(parts, which, count);
+            }
+            return true;
+        });
+    // Provider extras (audio details, service_tier) were skipped unread.
+    has_usage = has_usage || (is_ok && (has_token_key || !has_seconds));
+    return is_ok;
 }
 
 // Counters come from the upstream: absurd values must not wrap into small ones.
@@ -248,72 +296,104 @@ uint64_t add_saturated(uint64_t a, uint64_t b) {
     return a + b < a ? UINT64_MAX : a + b;
 }
 
-bool is_null_value(ondemand::value& value) {
-    ondemand::json_type type;
-    return value.type().get(type) == simdjson::SUCCESS && type == ondemand::json_type::null;
-}
-
-// Reads "id" and "store" of a Responses object.
-std::string_view read_response_object(ondemand::object object) {
+// The "id" and "store" of a Responses object, gathered while its members are read.
+struct ResponseIdRead {
     std::string_view id;
-    bool is_stored = true;  // OpenAI's default; an object without the member is stored.
-    for (auto member : object) {
-        ondemand::raw_json_string key;
-        ondemand::value value;
-        if (member.key().get(key) != simdjson::SUCCESS ||
-            member.value().get(value) != simdjson::SUCCESS) {
-            return {};
-        }
-        if (key.unsafe_is_equal("id")) {
-            if (value.get_string().get(id) != simdjson::SUCCESS) {
-                return {};
-            }
-        } else if (key.unsafe_is_equal("store")) {
+    bool is_stored = true;   // OpenAI's default; an object without the member is stored.
+    bool is_broken = false;  // An id that is not a string: nothing is recorded.
+
+    void on_member(OuterKey which, ondemand::value& value) {
+        if (which == OuterKey::id) {
+            is_broken = is_broken || value.get_string().get(id) != simdjson::SUCCESS;
+        } else if (which == OuterKey::store) {
             bool store = true;
             if (value.get_bool().get(store) == simdjson::SUCCESS) {
                 is_stored = store;
             }
         }
     }
-    return is_stored && stored_response_id_valid(id) ? id : std::string_view{};
+
+    std::string_view result() const {
+        return !is_broken && is_stored && stored_response_id_valid(id) ? id : std::string_view{};
+    }
+};
+
+// {"response":{...,"usage":...}} or {"message":{...,"usage":...}}: the usage member of
+// the object at value. A non-object (the failed response of some servers is null) has none.
+bool read_nested_usage(ondemand::value& value, UsageFormat format, UsageParts& parts,
+                       bool& has_usage) {
+    ondemand::object object;
+    bool is_object = false;
+    if (!object_of(value, object, is_object)) {
+        return false;
+    }
+    return !is_object || members_read(object, std::span<const KeyName<OuterKey>>(holder_keys),
+                                      [&](OuterKey which, ondemand::value& member) {
+                                          return which != OuterKey::usage ||
+                                                 read_usage(member, format, parts, has_usage);
+                                      });
 }
 
-}  // namespace
-
-UsageDocument usage_read_document(std::string_view padded_json, UsageFormat format, UsageAt at,
-                                  UsageParts& parts) {
-    const UsageDocument refused{false, false, false};  // Whatever was seen before the fault.
+bool document_object(std::string_view padded_json, ondemand::document& document,
+                     ondemand::object& object) {
     const simdjson::padded_string_view input(padded_json.data(), padded_json.size(),
                                              padded_json.size() + json_padding_bytes);
+    return json_thread_parser().iterate(input).get(document) == simdjson::SUCCESS &&
+           document.get_object().get(object) == simdjson::SUCCESS;
+}
+
+// The id of a Responses object, or empty (ResponseIdRead::result; broken JSON: empty).
+std::string_view response_object_id(ondemand::object& object) {
+    ResponseIdRead id;
+    const bool is_ok = members_read(object, std::span<const KeyName<OuterKey>>(holder_keys),
+                                    [&](OuterKey which, ondemand::value& value) {
+                                        id.on_member(which, value);
+                                        return true;
+                                    });
+    return is_ok ? id.result() : std::string_view{};
+}
+
+std::span<const KeyName<OuterKey>> root_key_names(UsageAt at) {
+    switch (at) {
+        case UsageAt::root: return root_keys;
+        case UsageAt::in_response: return root_response_keys;
+        case UsageAt::in_message: return root_message_keys;
+    }
+    RW_UNREACHABLE();
+}
+
+// usage_read_document, and with id set the stored response id of a root Responses object
+// read in the same walk (ResponseIdRead: left unread when the walk fails).
+UsageDocument read_document(std::string_view padded_json, UsageFormat format, UsageAt at,
+                            UsageParts& parts, ResponseIdRead* id) {
+    const UsageDocument refused{false, false, false};  // Whatever was seen before the fault.
     ondemand::document document;
     ondemand::object object;
-    if (json_thread_parser().iterate(input).get(document) != simdjson::SUCCESS ||
-        document.get_object().get(object) != simdjson::SUCCESS) {
+    if (!document_object(padded_json, document, object)) {
         return refused;
     }
     UsageParts next = parts;  // Committed only when the whole document read cleanly.
     bool has_usage = false;
     bool has_error = false;
-    const std::string_view container = at == UsageAt::in_response  ? "response"
-                                       : at == UsageAt::in_message ? "message"
-                                                                   : "usage";
-    for (auto member : object) {
-        ondemand::raw_json_string key;  // Points into the document; compared raw.
-        ondemand::value member_value;
-        if (member.key().get(key) != simdjson::SUCCESS ||
-            member.value().get(member_value) != simdjson::SUCCESS) {
-            return refused;
+    const auto names =
+        id != nullptr ? std::span<const KeyName<OuterKey>>(root_id_keys) : root_key_names(at);
+    const bool is_ok = members_read(object, names, [&](OuterKey which, ondemand::value& value) {
+        switch (which) {
+            case OuterKey::error: has_error = has_error || !is_null_value(value); return true;
+            case OuterKey::usage: return read_usage(value, format, next, has_usage);
+            case OuterKey::response:
+            case OuterKey::message: return read_nested_usage(value, format, next, has_usage);
+            case OuterKey::id:
+            case OuterKey::store:
+                RW_ASSERT(id != nullptr);  // Only root_id_keys names them.
+                id->on_member(which, value);
+                return true;
+            case OuterKey::none: break;
         }
-        if (key.unsafe_is_equal("error")) {
-            has_error = has_error || !is_null_value(member_value);
-        } else if (key.unsafe_is_equal(container)) {
-            const bool is_ok = at == UsageAt::root
-                                   ? read_usage(member_value, format, next, has_usage)
-                                   : read_nested_usage(member_value, format, next, has_usage);
-            if (!is_ok) {
-                return refused;
-            }
-        }
+        RW_UNREACHABLE();
+    });
+    if (!is_ok) {
+        return refused;
     }
     if (has_usage) {
         next.has_usage = true;
@@ -321,6 +401,13 @@ UsageDocument usage_read_document(std::string_view padded_json, UsageFormat form
     }
     RW_ASSERT(!has_usage || parts.has_usage);
     return UsageDocument{true, has_usage, has_error};
+}
+
+}  // namespace
+
+UsageDocument usage_read_document(std::string_view padded_json, UsageFormat format, UsageAt at,
+                                  UsageParts& parts) {
+    return read_document(padded_json, format, at, parts, nullptr);
 }
 
 UsageCounts usage_counts_from_parts(const UsageParts& parts, UsageFormat format) {
@@ -380,32 +467,43 @@ bool stored_response_id_valid(std::string_view id) {
 }
 
 std::string_view stored_response_id_read(std::string_view padded_json, bool is_in_response) {
-    const simdjson::padded_string_view input(padded_json.data(), padded_json.size(),
-                                             padded_json.size() + json_padding_bytes);
     ondemand::document document;
     ondemand::object object;
-    if (json_thread_parser().iterate(input).get(document) != simdjson::SUCCESS ||
-        document.get_object().get(object) != simdjson::SUCCESS) {
+    if (!document_object(padded_json, document, object)) {
         return {};
     }
     if (!is_in_response) {
-        return read_response_object(object);
+        return response_object_id(object);
     }
-    for (auto member : object) {
-        ondemand::raw_json_string key;
-        ondemand::value value;
-        if (member.key().get(key) != simdjson::SUCCESS ||
-            member.value().get(value) != simdjson::SUCCESS) {
-            return {};
-        }
-        if (key.unsafe_is_equal("response")) {
+    // The first "response" member decides; the walk stops there.
+    std::string_view id;
+    bool is_found = false;
+    [[maybe_unused]] const bool is_walked = members_read(
+        object, root_key_names(UsageAt::in_response), [&](OuterKey which, ondemand::value& value) {
+            if (which != OuterKey::response) {
+                return true;
+            }
             ondemand::object response;
-            return value.get_object().get(response) == simdjson::SUCCESS
-                       ? read_response_object(response)
-                       : std::string_view{};
-        }
-    }
-    return {};
+            id = value.get_object().get(response) == simdjson::SUCCESS
+                     ? response_object_id(response)
+                     : std::string_view{};
+            is_found = true;
+            return false;
+        });
+    return is_found ? id : std::string_view{};
+}
+
+bool usage_and_response_id_from_json(std::string_view padded_body, UsageFormat format,
+                                     UsageCounts& counts, std::string_view& response_id) {
+    UsageParts parts;
+    ResponseIdRead id;
+    const UsageDocument document = read_document(padded_body, format, UsageAt::root, parts, &id);
+    counts = usage_counts_from_parts(parts, format);
+    RW_ASSERT(counts.has_usage == (document.is_json && document.has_usage));
+    // A walk that stopped early (broken JSON, malformed usage) may not have reached the id:
+    // then it is read on its own, so the id learnt never depends on the usage.
+    response_id = document.is_json ? id.result() : stored_response_id_read(padded_body, false);
+    return document.is_json;
 }
 
 }  // namespace rw

@@ -1,5 +1,6 @@
 // proxy/usage.h — token usage extraction from upstream JSON with simdjson On Demand: whole
-// response bodies (usage_from_json) and single SSE event payloads (usage_read_document,
+// response bodies (usage_from_json; with a stored Responses id in the same walk,
+// usage_and_response_id_from_json) and single SSE event payloads (usage_read_document,
 // used by sse_scan). The relay calls it on the shard thread once a body or usage event is
 // complete. Untrusted input: garbage gives false, never an assert. Documents must be
 // followed by json_padding_bytes readable bytes.
@@ -96,6 +97,15 @@ constexpr uint32_t stored_response_id_bytes_max = 63;  // record_foreign_id_byte
 // there is none, it is not a valid id, or the object says "store": false.
 [[nodiscard]] std::string_view stored_response_id_read(std::string_view padded_json,
                                                        bool is_in_response);
+
+// usage_from_json and, in the same walk, what stored_response_id_read(padded_body, false)
+// gives: a whole Responses answer is parsed once for both. The same results for every
+// well-formed document (the fuzz target checks it); when the walk fails the id is read on
+// its own. response_id points into the body or the shard's parser (valid until the next
+// document is read).
+[[nodiscard]] bool usage_and_response_id_from_json(std::string_view padded_body, UsageFormat format,
+                                                   UsageCounts& counts,
+                                                   std::string_view& response_id);
 
 // Folds parts into counts (has_usage copied; total computed when not reported).
 UsageCounts usage_counts_from_parts(const UsageParts& parts, UsageFormat format);

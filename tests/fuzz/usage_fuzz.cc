@@ -1,4 +1,5 @@
-// tests/fuzz/usage_fuzz.cc — fuzz target for proxy/usage (usage_from_json and
+// tests/fuzz/usage_fuzz.cc — fuzz target for proxy/usage (usage_from_json,
+// usage_and_response_id_from_json against the two reads it replaces, and
 // usage_read_document) and, on the same JSON input, proxy/json_fields: any body that
 // request_fields_parse() accepts must come out of request_rewrite() (new model, forced
 // include_usage) as a body that parses again with exactly the expected fields. The first
@@ -22,6 +23,25 @@ void check(bool condition) {
     }
 }
 
+// One walk for usage and the stored response id gives what the two reads give, for every
+// well-formed document (On Demand does not validate: on broken JSON a walk that reads a
+// value and one that skips it may stop at different faults).
+void fuzz_usage_and_id(std::string_view json, UsageFormat format, bool is_ok,
+                       const UsageCounts& counts) {
+    static simdjson::dom::parser validator;
+    if (validator.parse(json.data(), json.size()).error() != simdjson::SUCCESS) {
+        return;
+    }
+    UsageCounts with_id;
+    std::string_view id;
+    check(usage_and_response_id_from_json(json, format, with_id, id) == is_ok);
+    check(with_id.total_tokens == counts.total_tokens && with_id.has_usage == counts.has_usage &&
+          with_id.prompt_tokens == counts.prompt_tokens &&
+          with_id.cached_input_tokens == counts.cached_input_tokens);
+    const std::string kept(id);  // The id may point into the parser, which the next read reuses.
+    check(kept == stored_response_id_read(json, false));
+}
+
 void fuzz_usage(std::string_view json, UsageFormat format) {
     UsageCounts counts;
     const bool is_ok = usage_from_json(json, format, counts);
@@ -36,6 +56,7 @@ void fuzz_usage(std::string_view json, UsageFormat format) {
     UsageCounts again;
     check(usage_from_json(json, format, again) == is_ok);  // Deterministic, no state kept.
     check(again.total_tokens == counts.total_tokens && again.has_usage == counts.has_usage);
+    fuzz_usage_and_id(json, format, is_ok, counts);
     for (const UsageAt at : {UsageAt::root, UsageAt::in_response, UsageAt::in_message}) {
         UsageParts parts;
         parts.input_tokens = 7;

@@ -324,5 +324,79 @@ TEST(UsageReadDocument, LaterPartsOverwriteOnlyWhatTheyCarry) {
     expect_counts(usage_counts_from_parts(parts, UsageFormat::anthropic_messages), 32, 15, 47);
 }
 
+// Keys are matched raw against a table (32 bytes at the key's start, masked after the
+// closing quote): a name's prefix, a name with more after it, an escaped quote inside the
+// key and keys longer than the 32 bytes read must not count; a document ending right after
+// a key reads only the padding past it.
+TEST(UsageFromJson, KeysMatchWholeNamesOnly) {
+    UsageCounts counts;
+    ASSERT_TRUE(
+        usage_of(R"({"usage":{"prompt_token":1,"prompt_tokensX":2,"prompt_tokens\"":3,)"
+                 R"("completion_tokens_details_and_then_some_more_bytes":{"reasoning_tokens":4},)"
+                 R"("total_tokens_":5,"prompt_tokens":6,"completion_tokens":7}})",
+                 UsageFormat::chat, counts));
+    expect_counts(counts, 6, 7, 13);
+    expect_kinds(counts, 0, 0, 0);
+    ASSERT_TRUE(usage_of(R"({"usage":{"total_tokens":3}})", UsageFormat::chat, counts));
+    expect_counts(counts, 0, 0, 3);
+    // A key of exactly 31 bytes and one of 32 whose first 31 are a known name's prefix.
+    ASSERT_TRUE(usage_of(R"({"usage":{"cache_creation_input_tokens_abcd":9,)"
+                         R"("cache_creation_input_tokens_abcde":9,"input_tokens":2}})",
+                         UsageFormat::anthropic_messages, counts));
+    expect_counts(counts, 2, 0, 2);
+    // Each format reads only its own names.
+    ASSERT_TRUE(usage_of(R"({"usage":{"input_tokens":5,"prompt_tokens":8}})",
+                         UsageFormat::embeddings, counts));
+    expect_counts(counts, 8, 0, 8);
+    ASSERT_TRUE(
+        usage_of(R"({"usage":{"seconds":4,"type":"duration"}})", UsageFormat::chat, counts));
+    EXPECT_FALSE(counts.has_usage);  // whisper-1's duration: no token usage.
+}
+
+// usage_and_response_id_from_json reads in one walk what usage_from_json and
+// stored_response_id_read(body, false) read in two, for every shape of answer: ids
+// before and after usage, "store": false or not a bool, an id that is not a string or not
+// valid, malformed usage (the id is still learnt), broken JSON.
+TEST(UsageFromJson, OneWalkGivesUsageAndResponseIdAsTwoReadsDo) {
+    struct Case {
+        const char* text;
+        bool is_ok;
+        uint64_t total;
+        const char* id;
+    };
+    const Case cases[] = {
+        {R"({"id":"resp_1","object":"response","usage":{"input_tokens":1,"output_tokens":2,"total_tokens":3}})",
+         true, 3, "resp_1"},
+        {R"({"usage":{"input_tokens":1,"output_tokens":2},"store":true,"id":"resp_2"})", true, 3,
+         "resp_2"},
+        {R"({"id":"resp_3","store":false,"usage":{"total_tokens":3}})", true, 3, ""},
+        {R"({"id":"resp_4","store":"no","usage":null})", true, 0, "resp_4"},
+        {R"({"id":7,"usage":{"total_tokens":3}})", true, 3, ""},
+        {R"({"id":"resp 5","usage":{"total_tokens":3}})", true, 3, ""},
+        {R"({"id":"resp_6","usage":{"input_tokens":"x"},"store":true})", false, 0, "resp_6"},
+        {R"({"id":"resp_7","usage":"lots"})", false, 0, "resp_7"},
+        {R"({"id":"resp_8","usage":{"total_tokens":3}},)", false, 0, ""},
+        {R"({"id":"resp_9","id":"resp_10","usage":{"total_tokens":3}})", true, 3, "resp_10"},
+        {R"(["resp_11"])", false, 0, ""},
+    };
+    for (const Case& entry : cases) {
+        std::string padded(entry.text);
+        padded.append(json_padding_bytes, '\0');
+        const std::string_view body(padded.data(), padded.size() - json_padding_bytes);
+        UsageCounts counts;
+        std::string_view id;
+        EXPECT_EQ(usage_and_response_id_from_json(body, UsageFormat::responses, counts, id),
+                  entry.is_ok)
+            << entry.text;
+        EXPECT_EQ(counts.total_tokens, entry.total) << entry.text;
+        EXPECT_EQ(std::string(id), entry.id) << entry.text;
+        UsageCounts apart;
+        EXPECT_EQ(usage_from_json(body, UsageFormat::responses, apart), entry.is_ok);
+        EXPECT_EQ(apart.total_tokens, counts.total_tokens) << entry.text;
+        EXPECT_EQ(apart.has_usage, counts.has_usage) << entry.text;
+        EXPECT_EQ(stored_response_id_read(body, false), entry.id) << entry.text;
+    }
+}
+
 }  // namespace
 }  // namespace rw
