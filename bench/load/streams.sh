@@ -20,9 +20,10 @@
 #   -g of the server in the first round, top symbols printed per target and point)
 #   SERVER_CPU (0) CLIENT_CPU (1) KEEP_WORK_DIR (0)
 # CPU per stream is taken over a window in steady state, from WINDOW_SKIP_S (1.5) after wrk
-# starts to 0.5 s before it ends: server CPU in the window / streams the mock began in it
-# (/__mock/stats), so connection ramp-up and streams cut by wrk's stop do not count, and
-# a target whose streams run slower is not charged for streams it did not finish.
+# starts to 0.5 s before it ends: server CPU in the window / streams relayed in it (the
+# mock's delayed event writes in the window / CHUNKS - 1, from /__mock/stats), so connection
+# ramp-up and streams cut by wrk's stop do not count, and a target whose streams run slower
+# is not charged for streams it did not finish.
 # The CPU figure is perf's task-clock of every server thread (perf stat --per-thread), split
 # into user and system time by the share of kernel samples of perf record -e cpu-clock (one
 # every 500 µs), and for ringway by thread class (shard = rw-shard-*, writer = rw-writer,
@@ -190,10 +191,10 @@ start_ringway() {  # start_ringway BINARY CLIENTS
     grep -o 'event=limits.*' "$name.log" | head -1 | sed 's/^/    /' >&2 || true
 }
 
-mock_requests() {  # "streams begun, connections accepted" by the mock (/__mock/stats).
+mock_requests() {  # "streams begun, connections accepted, delayed writes" (/__mock/stats).
     curl -sS -m 2 "http://127.0.0.1:${port[mock]}/__mock/stats" 2>/dev/null |
         python3 -c 'import json, sys; s = json.load(sys.stdin)
-print(s["requests_total"], s["connections_accepted"])'
+print(s["requests_total"], s["connections_accepted"], s["delayed_writes"])'
 }
 
 # perf_start OUT PID — in the window, for every thread of the server (nginx: master and
@@ -277,26 +278,31 @@ measure() {  # measure TARGET CLIENTS ROUND
     WRK_BODY_FILE=$body WRK_AUTH=$rw_key "${client_pin[@]}" timeout -k 5 $((duration_s + 60)) \
         wrk -t1 -c"$c" -d"${duration_s}s" --timeout 20s -s "$script_dir/post.lua" \
         "http://127.0.0.1:${port[server]}" >"$out.wrk" 2>&1 &
-    local wrk_pid=$! started0 started1 upconns0 upconns1
+    local wrk_pid=$! started0 started1 upconns0 upconns1 events0 events1
     # The window: connections are open and streams flow back to back (steady state).
     sleep "$window_skip_s"
     perf_start "$out" "$server_pid"
-    read -r started0 upconns0 < <(mock_requests); ticks0=$(cpu_ticks "$server_pid")
+    read -r started0 upconns0 events0 < <(mock_requests); ticks0=$(cpu_ticks "$server_pid")
     sleep "$window_s"
-    ticks1=$(cpu_ticks "$server_pid"); read -r started1 upconns1 < <(mock_requests)
+    ticks1=$(cpu_ticks "$server_pid"); read -r started1 upconns1 events1 < <(mock_requests)
     perf_stop
     wait "$wrk_pid" || fail "$target c=$c: wrk exited $?"
     peak_kb=$(status_kb "$server_pid" VmHWM)
     kill -0 "$server_pid" 2>/dev/null || fail "$target c=$c: the server died"
     streams=$(awk '/requests in/ {print $1}' "$out.wrk" | head -1)
+    # Streams relayed in the window: the mock's delayed event writes / those of one stream
+    # (CHUNKS - 1: the first event follows the head at once). Streams begun come in waves
+    # (every client starts at once, and their streams stay in step), so counting them
+    # moved the per-stream figure by up to a third from round to round.
     local non2xx errors begun=$((started1 - started0))
+    (( chunks > 1 )) && begun=$(( (events1 - events0) / (chunks - 1) ))
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$out.wrk"); non2xx=${non2xx:-0}
     errors=$(awk '/Socket errors/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$out.wrk")
     errors=${errors:-0}
     (( non2xx + errors > 0 )) && fail "$target c=$c: $non2xx non-2xx, $errors socket errors"
     {
-        printf 'streams=%s window_streams=%s non2xx=%s errors=%s' "${streams:-0}" "$begun" "$non2xx" \
-            "$errors"
+        printf 'streams=%s window_streams=%s begun=%s non2xx=%s errors=%s' "${streams:-0}" "$begun" \
+            "$((started1 - started0))" "$non2xx" "$errors"
         cpu_classes "$out" "$begun"
         awk -v s="$begun" -v d="$((ticks1 - ticks0))" -v t="$clk_tck" \
             'BEGIN { printf " tick_us=%.1f", (s > 0 ? d * 1e6 / t / s : 0) }'
