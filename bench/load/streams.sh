@@ -233,7 +233,7 @@ cpu_classes() {
     { awk -F, '$4 == "task-clock" && $2 ~ /^[0-9.]+$/ {
             name = $1; sub(/-[0-9]+$/, "", name); print "clock", thread_class(name), $2 * 1000 }
         '"$(thread_class)" "$1.clock"
-      perf script -i "$1.perf" -F comm,ip 2>/dev/null | awk '{
+      perf script -G -i "$1.perf" -F comm,ip 2>/dev/null | awk '{
             print "sample", thread_class($1), (substr($NF, 1, 4) == "ffff" && length($NF) == 16 ? "k" : "u") }
         '"$(thread_class)"
     } | awk -v s="$2" '
