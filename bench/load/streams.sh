@@ -29,8 +29,8 @@
 # every 500 µs), and for ringway by thread class (shard = rw-shard-*, writer = rw-writer,
 # iowq = io_uring's iou-wrk-* workers, other). The utime+stime ticks of /proc/PID/stat are
 # printed beside it (tick_us) but not used: on this VM (CONFIG_HZ=250, tick-sampled
-# accounting) they read 0 to 144 µs per stream for the same nginx in two rounds, while
-# task-clock read 261 and 344.
+# accounting) they read 44 and 144 µs per stream for the same nginx in two rounds, while
+# task-clock read 261 and 344 (and 0 in a round of another run).
 # Needs perf (linux-perf) with perf_event_paranoid <= 2 for the server's own processes.
 set -u -o pipefail
 
