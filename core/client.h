@@ -78,7 +78,9 @@ void client_respond_unknown_url(Conn& conn);
 
 // A chunked response: the head now, pieces as they come, then the end. A piece may lend
 // a recv buffer (bid, else no_bid from arena/buf_ring.h): it is given back once the piece has been
-// sent. False when the send queue has no room: wait for on_client_writable.
+// sent, and no byte of it is written before then (when the bytes around the piece are
+// already its chunk framing, the send takes them too). False when the send queue has no
+// room: wait for on_client_writable.
 [[nodiscard]] bool client_stream_begin(Conn& conn, uint16_t status, std::string_view content_type,
                                        std::string_view extra_headers);
 [[nodiscard]] bool client_stream_piece(Conn& conn, std::string_view piece, uint16_t bid);

@@ -187,6 +187,8 @@ public:
     [[nodiscard]] bool stream_begin(Conn& conn, uint16_t status, std::string_view content_type,
                                     std::string_view extra_headers);
     [[nodiscard]] bool stream_piece(Conn& conn, std::string_view piece, uint16_t bid);
+    bool is_framed_in_buffer(std::string_view piece, uint16_t bid,
+                             std::string_view size_line) const;
     void stream_end(Conn& conn, bool is_complete);
     void body_stream(Conn& conn);
     void body_resume(Conn& conn);

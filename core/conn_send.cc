@@ -357,6 +357,18 @@ bool ClientConns::stream_piece(Conn& conn, std::string_view piece, uint16_t bid)
     size_end[0] = '\r';
     size_end[1] = '\n';
     const auto size_length = static_cast<uint32_t>(size_end + 2 - size_line);
+    if (bid != no_bid && is_framed_in_buffer(piece, bid, {size_line, size_length})) {
+        // The piece is one upstream chunk whose framing, still around it in the lent
+        // buffer, is byte for byte what would be written: one segment, so a lone piece
+        // goes out with a plain send instead of a sendmsg of three iovecs (the msghdr and
+        // iovec copies and their checks in the kernel, per relayed event).
+        const bool is_queued =
+            conn_queue(conn, piece.data() - size_length,
+                       static_cast<uint32_t>(piece.size()) + size_length + 2, bid);
+        RW_ASSERT(is_queued);
+        conn_flush(conn);
+        return true;
+    }
     const bool is_queued =
         conn_queue_inline(conn, size_line, size_length) &&
         conn_queue(conn, piece.data(), static_cast<uint32_t>(piece.size()), bid) &&
@@ -364,6 +376,23 @@ bool ClientConns::stream_piece(Conn& conn, std::string_view piece, uint16_t bid)
     RW_ASSERT(is_queued);  // Room for three was checked above.
     conn_flush(conn);
     return true;
+}
+
+// True when the lent buffer holds `size_line` just before the piece and "\r\n" just after
+// it, both inside the buffer. Bytes past what the recv delivered are compared too: the
+// buffer is the app's until given back, so whatever equal bytes lie there are what the
+// three segments would have sent.
+bool ClientConns::is_framed_in_buffer(std::string_view piece, uint16_t bid,
+                                      std::string_view size_line) const {
+    const auto base = reinterpret_cast<uintptr_t>(buf_ring_.data(bid));
+    const auto start = reinterpret_cast<uintptr_t>(piece.data());
+    if (start < base + size_line.size() || start > base + buf_ring_.buf_bytes() ||
+        piece.size() + 2 > base + buf_ring_.buf_bytes() - start) {
+        return false;
+    }
+    const char* after = piece.data() + piece.size();
+    return after[0] == '\r' && after[1] == '\n' &&
+           std::memcmp(piece.data() - size_line.size(), size_line.data(), size_line.size()) == 0;
 }
 
 void ClientConns::stream_end(Conn& conn, bool is_complete) {

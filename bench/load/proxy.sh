@@ -17,6 +17,8 @@
 # the TTFB client on CLIENT_CPU=1. The direct rows measure the mock alone.
 # Knobs (env): DURATION_S (5) WARMUP_S (1) CONCURRENCY ("1 16 64") MODES ("json stream")
 #   STREAM_CHUNKS (20) TTFB_COUNT (200) PROFILE (1: perf after the tables, 0: skip)
+#   PERF_COUNT (1: perf stat --per-thread during every measured run: task-clock per request of
+#   all threads, ringway's shard and writer, syscalls and context switches; a second table)
 #   RESULTS_TSV (a file: one line per point, for bench/summary.py; unset: none)
 #   ONE_CPU (1: also measure c=1 with everything on SERVER_CPU) PROFILE_S (5) PERF_FREQ (999) PERF_CALLGRAPH (dwarf,16384) SERVER_CPU (0) CLIENT_CPU (1) SHARDS (1) WRK_THREADS (1) KEEP_WORK_DIR (0)
 #   READY_TIMEOUT_S (15) RW_KEY_JSON ({"name":"bench"}: the bench key's admin body, e.g. with "rpm"/"tpm" limits)
@@ -38,6 +40,7 @@ stream_chunks=${STREAM_CHUNKS:-20}
 ttfb_count=${TTFB_COUNT:-200}
 ttfb_warmup=20
 profile=${PROFILE:-1}
+perf_count=${PERF_COUNT:-1}
 profile_s=${PROFILE_S:-5}
 perf_freq=${PERF_FREQ:-999}
 perf_callgraph=${PERF_CALLGRAPH:-dwarf,16384}
@@ -257,6 +260,19 @@ cpu_ticks() {  # utime+stime (all threads) summed over a process tree, in clock 
     echo "$total"
 }
 
+# perf_per_request FILE REQUESTS — from perf stat --per-thread: task-clock µs per request of
+# all threads (tc_us), ringway's shard and writer threads, syscalls and context switches.
+perf_per_request() {
+    awk -F, -v r="$2" '$2 ~ /^[0-9.]+$/ {
+        name = $1; sub(/-[0-9]+$/, "", name)
+        class = (name ~ /^rw-shard/ ? "shard" : (name == "rw-writer" ? "writer" : "other"))
+        if ($4 == "task-clock") { tc += $2 * 1000; tcc[class] += $2 * 1000 }
+        else if ($4 ~ /sys_enter/) sys += $2
+        else if ($4 == "context-switches") cs += $2 }
+        END { if (r > 0) printf "tc_us=%.2f\ntc_shard_us=%.2f\ntc_writer_us=%.2f\nsyscalls=%.2f\ncswitches=%.2f\n",
+            tc / r, tcc["shard"] / r, tcc["writer"] / r, sys / r, cs / r }' "$1"
+}
+
 peak_rss_kb() {  # VmHWM summed over a process tree.
     local total=0 p kb
     for p in $(tree_pids "$1"); do
@@ -315,11 +331,20 @@ measure() {  # measure MODE TARGET C [TAG]
     local shed0=0 shed1=0   # ringway's 503 overloaded (usage queue full) during the point.
     [[ $target == ringway ]] && shed0=$(metric ringway_overloaded_total)
     ticks0=$(cpu_ticks "$server_pid"); mock0=$(cpu_ticks "$mock_pid")
+    local perf_pid=""
+    if [[ $perf_count == 1 ]]; then
+        perf stat -x, --per-thread -e task-clock,raw_syscalls:sys_enter,context-switches \
+            -p "$(tree_pids "$server_pid" | paste -sd, -)" -o "$work_dir/$name.perfstat" \
+            >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     start_ns=$(date +%s%N)
     if ! run_wrk "$target" "$mode" "$c" "$duration_s" "$out"; then
+        [[ -n $perf_pid ]] && { kill -INT "$perf_pid"; wait "$perf_pid"; }
         fail "$name: wrk failed"; sed 's/^/    /' "$out" >&2; return 1
     fi
     end_ns=$(date +%s%N)
+    [[ -n $perf_pid ]] && { kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null; }
     ticks1=$(cpu_ticks "$server_pid"); mock1=$(cpu_ticks "$mock_pid")
     servers_alive "$name" || exit 1
     [[ $target == ringway ]] && shed1=$(metric ringway_overloaded_total)
@@ -344,6 +369,7 @@ measure() {  # measure MODE TARGET C [TAG]
                     d * 1e6 / t / r, d / t / (w / 1000) * 100, m * 1e6 / t / r }'
         echo "rss_mb=$(awk -v k="$(peak_rss_kb "$server_pid")" 'BEGIN {printf "%.1f", k / 1024}')"
         echo "load=$(cut -d' ' -f1 /proc/loadavg)"
+        [[ -f $work_dir/$name.perfstat ]] && perf_per_request "$work_dir/$name.perfstat" "$requests"
     } >"$work_dir/$name.result"
     log "$name: $(tr '\n' ' ' <"$work_dir/$name.result")"
 }
@@ -424,6 +450,26 @@ print_mode_table() {
                 "$(value "$work_dir/$mode.baseline.$c.result" cpu_us)")"
         done
         printf '\n'
+    fi
+    if [[ $perf_count == 1 ]]; then
+        printf 'perf stat per request (task-clock µs of all threads, of the shard and writer threads;
+'
+        printf 'syscalls; context switches):
+'
+        for c in $concurrency_list; do
+            for target in $targets; do
+                f="$work_dir/$mode.$target.$c.result"
+                [[ -n $(value "$f" tc_us) ]] || continue
+                printf '  %-8s c=%-4s tc_us=%-8s shard=%-8s writer=%-7s syscalls=%-6s cswitches=%s
+' \
+                    "$target" "$c" "$(value "$f" tc_us)" "$(value "$f" tc_shard_us)" \
+                    "$(value "$f" tc_writer_us)" "$(value "$f" syscalls)" "$(value "$f" cswitches)"
+            done
+            printf '  c=%s ringway/nginx task-clock %s
+' "$c" \
+                "$(ratio "$(value "$work_dir/$mode.ringway.$c.result" tc_us)" \
+                    "$(value "$work_dir/$mode.nginx.$c.result" tc_us)")"
+        done
     fi
     local first_c=${concurrency_list%% *} d_p50 n_p50 r_p50
     d_p50=$(value "$work_dir/$mode.direct.$first_c.result" p50_us)

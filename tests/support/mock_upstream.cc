@@ -992,6 +992,9 @@ struct Stats {
     RecordedRequest last;
     std::atomic<uint64_t> connections_accepted{0};
     std::atomic<uint64_t> connections_open{0};
+    // Response pieces written after their delay (event-delay-ms and the like): a load
+    // test's count of relayed events, which does not come in waves as requests do.
+    std::atomic<uint64_t> delayed_writes{0};
 };
 
 Stats stats;
@@ -1031,6 +1034,7 @@ void stats_reset() {
     stats.scenarios.clear();
     stats.last = RecordedRequest{};
     stats.connections_accepted.store(0);
+    stats.delayed_writes.store(0);
 }
 
 void append_recorded_json(std::string& out, const RecordedRequest& record) {
@@ -1106,6 +1110,8 @@ std::string stats_json() {
     append_u64(out, stats.connections_accepted.load());
     out += ",\"connections_open\":";
     append_u64(out, stats.connections_open.load());
+    out += ",\"delayed_writes\":";
+    append_u64(out, stats.delayed_writes.load());
     out += ",\"paths\":{";
     for (const auto& [path, count] : stats.paths) {
         out += out.back() == '{' ? "\"" : ",\"";
@@ -2919,6 +2925,9 @@ IoResult conn_write_plan(Worker& worker, Conn* conn) {
                 conn->is_timer_armed = true;
             }
             return IoResult::blocked;
+        }
+        if (step.delay_ms > 0) {
+            stats.delayed_writes.fetch_add(1, std::memory_order_relaxed);
         }
         conn->is_step_delay_done = false;
         conn->out.swap(step.bytes);
