@@ -120,11 +120,15 @@ void BM_WriterRowsPerSecond(benchmark::State& state) {
     config.log_batch_rows = uint32_t(state.range(0));
     config.log_flush_ms = 50;
     config.queue_slots = 65536;
+    // RW_BENCH_PAGE_BYTES: the new database's page size (storage/config.h: 16384).
+    if (const char* page = std::getenv("RW_BENCH_PAGE_BYTES"); page != nullptr) {
+        config.page_bytes = std::atoll(page);
+    }
     // RW_BENCH_WAL_INLINE=1: every checkpoint on the writer's thread at SQLite's own
     // auto-checkpoint point (what the writer did before storage/wal_checkpointer.h).
     if (const char* wal_inline = std::getenv("RW_BENCH_WAL_INLINE");
         wal_inline != nullptr && std::string_view(wal_inline) == "1") {
-        config.wal_checkpoint_bytes = 1000 * 4096;
+        config.wal_checkpoint_bytes = 1000 * uint64_t(config.page_bytes);
         config.wal_bytes_max = config.wal_checkpoint_bytes;
     }
     Writer writer;

@@ -39,6 +39,7 @@ struct Fixture {
     WalCheckpointer checkpointer;
 
     void open(uint32_t checkpoint_pages, uint32_t pages_max) {
+        config.page_bytes = 4096;  // The pages counted below.
         config.wal_checkpoint_bytes = checkpoint_pages * 4096;
         config.wal_bytes_max = pages_max * 4096;
         std::string error;
@@ -106,8 +107,8 @@ TEST(WalCheckpoint, TheWalNeverHoldsMoreThanTwiceTheBoundPlusOneCommit) {
 TEST(WalCheckpoint, TheWriterCommitsEveryRowWithTheThreadCheckpointing) {
     test::TempDir dir;
     StorageConfig config = test::test_config(dir);
-    config.wal_checkpoint_bytes = 8 * 4096;
-    config.wal_bytes_max = 64 * 4096;
+    config.wal_checkpoint_bytes = 8 * uint64_t(config.page_bytes);
+    config.wal_bytes_max = 64 * uint64_t(config.page_bytes);
     Writer writer;
     std::string error;
     ASSERT_TRUE(writer.open(config, 1, error)) << error;
