@@ -36,12 +36,13 @@ struct StorageConfig {
     // frames 4 KiB pages did, so a quarter of the write(2)s and of the checkpoint's copies
     // (bench/micro/writer_bench: 2,082 pwrite(2)s per 100,000 rows instead of 10,330).
     int64_t page_bytes = 16384;
-    int64_t journal_size_limit_bytes = 64ll * 1024 * 1024;  // WAL truncated to this after ckpt.
+    // WAL truncated to this after ckpt; the writer's own connection uses wal_checkpoint_bytes.
+    int64_t journal_size_limit_bytes = 64ll * 1024 * 1024;
     // The writer's WAL checkpoints (storage/wal_checkpointer.h; not env knobs): a commit that
     // leaves the WAL at wal_checkpoint_bytes or more (SQLite's own auto-checkpoint point is
     // 1,000 pages, ~4 MB of 4-KiB pages) wakes the checkpoint thread; one that leaves it at
-    // wal_bytes_max or more checkpoints inline, so the WAL stays under twice that
-    // (journal_size_limit_bytes).
+    // wal_bytes_max or more checkpoints inline, so the WAL stays under twice that; its file
+    // is cut back to wal_checkpoint_bytes each time it starts over.
     uint64_t wal_checkpoint_bytes = 4ll * 1024 * 1024;
     uint64_t wal_bytes_max = 32ll * 1024 * 1024;
     uint32_t retry_backoff_ms_max = 1000;  // Writer's bounded exponential backoff cap.

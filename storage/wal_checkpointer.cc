@@ -32,6 +32,16 @@ bool WalCheckpointer::open(const StorageConfig& config, Db& writer, std::string&
         uint32_t(std::max<uint64_t>(1, config.wal_checkpoint_bytes / uint64_t(page_bytes.value)));
     pages_max_ = uint32_t(
         std::max<uint64_t>(checkpoint_pages_, config.wal_bytes_max / uint64_t(page_bytes.value)));
+    // Each time the WAL starts over, the writer cuts its file back to the checkpoint point
+    // [pragma.html#pragma_journal_size_limit]: under load the WAL grows towards the bound
+    // before it can start over, and its file would otherwise keep that size on disk.
+    char sql[64];
+    std::snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit=%llu",
+                  (unsigned long long)config.wal_checkpoint_bytes);
+    if (!writer.exec(sql)) {
+        error = "setting the writer's journal_size_limit: " + writer.last_error();
+        return false;
+    }
     // Read-write: a checkpoint writes the database file. It never begins a transaction.
     if (!db_.open(config, DbMode::read_write, error)) {
         error = "opening the WAL checkpoint connection: " + error;
