@@ -574,6 +574,8 @@ bool Db::open_apply_pragmas(const StorageConfig& config, DbMode mode, std::strin
         // A new file gets auto_vacuum=INCREMENTAL (retention gives pages back) only if it
         // is set before the first page is written, which the WAL switch below does; on an
         // existing database this is a no-op (migrations switch it with one VACUUM).
+        std::snprintf(sql, sizeof(sql), "PRAGMA page_size=%" PRId64, config.page_bytes);
+        (void)exec(sql);
         (void)exec("PRAGMA auto_vacuum=INCREMENTAL");
         // journal_mode returns the mode now in effect; anything but "wal" means WAL is
         // impossible here (e.g. a filesystem without shared memory)

@@ -133,7 +133,7 @@ bool Retention::step(int64_t now_wall_ms) {
     const uint64_t vacuumed = vacuum();
     const int64_t took_us = std::max<int64_t>(0, steady_us() - start_us);
     // Keep one step near the target: a writer busy here delays the next batch. (A step
-    // whose commit crosses the WAL's autocheckpoint also pays for the checkpoint.)
+    // whose commit leaves the WAL at its bound also pays for a checkpoint: wal_checkpointer.h.)
     if (pruned == step_rows_ && took_us < int64_t(retention_step_ms_target) * 500) {
         step_rows_ = std::min(retention_step_rows_max, step_rows_ * 2);
     } else if (took_us > int64_t(retention_step_ms_target) * 1000) {

@@ -178,7 +178,8 @@ bool Writer::open_db(std::string& error) {
     if (!migrate(db_, error)) {
         return false;
     }
-    if (!db_.is_postgres() && !usage_rows_register(db_, &usage_rows_, error)) {
+    if (!db_.is_postgres() && (!usage_rows_register(db_, &usage_rows_, error) ||
+                               !checkpointer_.open(config, db_, error))) {
         return false;
     }
     if (!db_.prepare("BEGIN IMMEDIATE", begin_) || !db_.prepare("COMMIT", commit_) ||
@@ -346,6 +347,9 @@ void Writer::run() {
     RW_ASSERT(!is_running_.load());
     writer_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
     is_running_.store(true, std::memory_order_release);
+    if (checkpointer_.is_open()) {
+        checkpointer_.start();
+    }
     for (;;) {
         if (has_commands_.load(std::memory_order_acquire)) {
             run_commands();
@@ -383,6 +387,7 @@ void Writer::run() {
     }
     RW_ASSERT(batch_count_ == 0);
     RW_ASSERT(queues_are_empty());
+    checkpointer_.stop();
     fail_pending_commands();
     is_running_.store(false, std::memory_order_release);
 }
@@ -836,6 +841,7 @@ WriterStats Writer::stats() const {
     for (uint32_t index = 0; index < writer_latency_bucket_count; index++) {
         stats.latency_histogram[index] = latency_histogram_[index].load(std::memory_order_relaxed);
     }
+    stats.wal = checkpointer_.stats();
     return stats;
 }
 

@@ -29,6 +29,7 @@
 #include "storage/retention.h"
 #include "storage/spill.h"
 #include "storage/usage_rows.h"
+#include "storage/wal_checkpointer.h"
 
 namespace rw {
 
@@ -52,6 +53,7 @@ struct WriterStats {
     bool is_stalled = false;              // The latest commit attempt failed.
     uint64_t admin_commands = 0;
     uint64_t latency_histogram[writer_latency_bucket_count] = {};  // [i]: 2^i..2^(i+1) us.
+    WalCheckpointStats wal;  // SQLite's WAL checkpoints (storage/wal_checkpointer.h).
 };
 
 class Writer {
@@ -205,6 +207,9 @@ private:
     // The run of batch_ rw_usage_rows shows during an INSERT; registered with db_'s
     // connection, so declared before it (destroyed after it closes).
     UsageRows usage_rows_;
+    // SQLite: checkpoints the WAL on its own thread and connection (wal_checkpointer.h). Its
+    // hook is on db_'s connection, so declared before it (destroyed after it closes).
+    WalCheckpointer checkpointer_;
     // Monotonic ms; stored before is_stop_requested_. Declared before db_, whose busy
     // handler reads it (even while the connection closes).
     std::atomic<int64_t> stop_deadline_ms_{0};

@@ -75,6 +75,12 @@ double thread_cpu_s(std::thread& thread) {
     return double(now.tv_sec) + double(now.tv_nsec) * 1e-9;
 }
 
+double own_cpu_s() {
+    timespec now{};
+    (void)clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    return double(now.tv_sec) + double(now.tv_nsec) * 1e-9;
+}
+
 // Keys 1..63; key 0 is the probes' system key every database has (migration 11).
 bool bench_insert_keys(Db& db, void*, std::string&) {
     if (db.is_postgres()) {
@@ -114,6 +120,17 @@ void BM_WriterRowsPerSecond(benchmark::State& state) {
     config.log_batch_rows = uint32_t(state.range(0));
     config.log_flush_ms = 50;
     config.queue_slots = 65536;
+    // RW_BENCH_PAGE_BYTES: the new database's page size (storage/config.h: 16384).
+    if (const char* page = std::getenv("RW_BENCH_PAGE_BYTES"); page != nullptr) {
+        config.page_bytes = std::atoll(page);
+    }
+    // RW_BENCH_WAL_INLINE=1: every checkpoint on the writer's thread at SQLite's own
+    // auto-checkpoint point (what the writer did before storage/wal_checkpointer.h).
+    if (const char* wal_inline = std::getenv("RW_BENCH_WAL_INLINE");
+        wal_inline != nullptr && std::string_view(wal_inline) == "1") {
+        config.wal_checkpoint_bytes = 1000 * uint64_t(config.page_bytes);
+        config.wal_bytes_max = config.wal_checkpoint_bytes;
+    }
     Writer writer;
     std::string error;
     if (!writer.open(config, 1, error)) {
@@ -128,6 +145,7 @@ void BM_WriterRowsPerSecond(benchmark::State& state) {
     uint64_t sequence = 0;
     const uint64_t rows_before = writer.rows_written();
     const double cpu_before_s = thread_cpu_s(writer_thread);
+    const double producer_before_s = own_cpu_s();
     for (auto _ : state) {
         const uint64_t target = writer.rows_written() + rows_per_iteration;
         for (uint64_t i = 0; i < rows_per_iteration; i++) {
@@ -148,14 +166,26 @@ void BM_WriterRowsPerSecond(benchmark::State& state) {
     // Rows per second of the writer thread's own CPU time: what one writer commits when it
     // has a core to itself, measured so that other load on the machine does not count.
     const double cpu_s = thread_cpu_s(writer_thread) - cpu_before_s;
+    const WriterStats stats = writer.stats();
+    // The bench's own producer (this thread: records built and pushed, waits).
+    state.counters["producer_cpu_us_per_row"] =
+        (own_cpu_s() - producer_before_s) * 1e6 /
+        double(std::max<uint64_t>(1, writer.rows_written() - rows_before));
+    // The checkpoint thread's CPU (storage/wal_checkpointer.h) per row: work that was the
+    // writer thread's own before it had one. Over the whole run, setup included.
+    state.counters["ckpt_cpu_us_per_row"] =
+        double(stats.wal.thread_cpu_us) /
+        double(std::max<uint64_t>(1, writer.rows_written() - rows_before));
     state.counters["rows_per_cpu_s"] =
         double(writer.rows_written() - rows_before) / std::max(cpu_s, 1e-9);
     state.counters["cpu_us_per_row"] =
         cpu_s * 1e6 / double(std::max<uint64_t>(1, writer.rows_written() - rows_before));
-    const WriterStats stats = writer.stats();
     state.counters["batch_us_last"] = double(stats.last_batch_latency_us);
     state.counters["batch_us_max"] = double(stats.batch_latency_us_max);
     state.counters["commit_errors"] = double(stats.commit_errors);
+    state.counters["wal_pages_max"] = double(stats.wal.wal_pages_max);
+    state.counters["ckpt_thread"] = double(stats.wal.background);
+    state.counters["ckpt_inline"] = double(stats.wal.inline_);
     // Rows per second of transaction time alone (BEGIN..COMMIT), i.e. what one writer
     // thread sustains when it is never starved of CPU or records.
     state.counters["rows_per_commit_s"] =

@@ -79,12 +79,15 @@ private:
     std::string release_path_;
 };
 
-// A 4 MiB tmpfs filled to the last page by a filler file; unmounted on destruction.
+// An 8 MiB tmpfs filled to the last page by a filler file; unmounted on destruction. Room
+// for the spill file's reserve (~3.9 MB: two queues of 1,024 rows and a 4,096-row batch) and
+// a new database with 16 KiB pages (288 KB empty; 4 MiB held them only with 4 KiB pages).
+// Fills only after the reserve is made: the reserve is what the test relies on.
 class FullDisk {
 public:
     explicit FullDisk(const std::string& dir) : dir_(dir) {
         std::filesystem::create_directories(dir_);
-        if (::mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=4m,mode=0700") != 0) {
+        if (::mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=8m,mode=0700") != 0) {
             std::fprintf(stderr, "mount tmpfs not permitted (%s): skipped\n", std::strerror(errno));
             std::exit(77);
         }

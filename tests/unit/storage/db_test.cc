@@ -157,5 +157,36 @@ TEST(Db, StmtRebindingKeepsBindingsAndSkipsOnlyTheSameStaticText) {
     select.reset();
 }
 
+TEST(Db, ANewDatabaseGetsTheConfiguredPageSizeAnExistingOneKeepsItsOwn) {
+    test::TempDir dir;
+    StorageConfig config = test::test_config(dir);
+    EXPECT_EQ(config.page_bytes, 16384);  // The default (storage/config.h).
+    std::string error;
+    {
+        Db db;
+        ASSERT_TRUE(db.open(config, DbMode::read_write, error)) << error;
+        EXPECT_EQ(db.query_int64("PRAGMA page_size").value, 16384);
+        EXPECT_EQ(db.query_int64("PRAGMA auto_vacuum").value, 2);  // Still INCREMENTAL.
+        ASSERT_TRUE(migrate(db, error)) << error;
+    }
+    // A database created with other pages (an older ringway's 4 KiB) keeps them: in WAL mode
+    // SQLite cannot change the page size.
+    StorageConfig older = config;
+    older.db_path = dir.path() + "/older.db";
+    older.page_bytes = 4096;
+    {
+        Db db;
+        ASSERT_TRUE(db.open(older, DbMode::read_write, error)) << error;
+        ASSERT_TRUE(migrate(db, error)) << error;
+    }
+    config.db_path = older.db_path;
+    Db db;
+    ASSERT_TRUE(db.open(config, DbMode::read_write, error)) << error;
+    EXPECT_EQ(db.query_int64("PRAGMA page_size").value, 4096);
+    EXPECT_EQ(db.query_text("PRAGMA integrity_check").value, "ok");
+    config.page_bytes = 1000;
+    EXPECT_NE(storage_config_check(config), "");
+}
+
 }  // namespace
 }  // namespace rw
