@@ -61,6 +61,9 @@ constexpr Knob knobs[] = {
     {"RINGWAY_SHUTDOWN_TIMEOUT_MS", "30000", "on SIGTERM, in-flight requests get this long"},
     {"RINGWAY_RECV_BUFFERS", "1024", "provided recv buffers per shard (power of two)"},
     {"RINGWAY_RECV_BUFFER_BYTES", "16384", "bytes per recv buffer"},
+    {"RINGWAY_LLHTTP_SIMD", "1",
+     "1: llhttp's SSE4.2 build parses HTTP when the CPU has SSE4.2; 0: its baseline x86-64"
+     " build (read at load, core/llhttp_simd.h)"},
     {"RINGWAY_POOL_TRIM_MS", "10000",
      "request memory a shard's pool kept but did not use for this long is given back"},
     {"RINGWAY_LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -492,6 +495,7 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
         p.number32("RINGWAY_RECV_BUFFER_BYTES", 16384, recv_buffer_bytes_min, recv_buffer_bytes_max,
                    config.recv_buffer_bytes) &&
         p.number32("RINGWAY_POOL_TRIM_MS", 10000, 100, 3600000, config.pool_trim_ms) &&
+        p.number32("RINGWAY_LLHTTP_SIMD", 1, 0, 1, config.llhttp_simd) &&
         parse_log_level(p, config.log_level) && parse_storage(p, config) &&
         p.number32("RINGWAY_RETRIES", 2, 0, 8, config.retries) &&
         p.number32("RINGWAY_UPSTREAM_CONNECT_TIMEOUT_MS", 5000, 50, 600000,

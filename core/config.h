@@ -52,6 +52,8 @@ struct Config {
     uint32_t recv_buffers;
     uint32_t recv_buffer_bytes;
     uint32_t pool_trim_ms;  // Cached pool memory unused this long is given back.
+    // RINGWAY_LLHTTP_SIMD, 0 or 1: only checked here; core/llhttp_simd.cc reads it at load.
+    uint32_t llhttp_simd;
     LogLevel log_level;
     std::string db_path;        // A file (SQLite) or a postgres:// URL.
     std::string db_local_path;  // RINGWAY_DB_LOCAL: lock + spill file with PostgreSQL.

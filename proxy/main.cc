@@ -14,6 +14,7 @@
 
 #include "core/config.h"
 #include "core/listen.h"
+#include "core/llhttp_simd.h"
 #include "core/log.h"
 #include "core/notify.h"
 #include "core/shard.h"
@@ -110,12 +111,13 @@ void log_limits(const Config& config, uint64_t nofile_hard, bool is_nofile_raise
     RW_LOG_INFO(
         "event=limits nofile=%lu nofile_hard=%lu memory_bytes=%lu shards=%u "
         "max_connections=%u%s upstream_connections_max=%u%s recv_buffers=%u "
-        "recv_buffer_bytes=%u stream_buffer_bytes=%u",
+        "recv_buffer_bytes=%u stream_buffer_bytes=%u llhttp=%s",
         static_cast<unsigned long>(config.nofile_limit), static_cast<unsigned long>(nofile_hard),
         static_cast<unsigned long>(config.memory_bytes), config.shards, config.max_connections,
         config.is_max_connections_derived ? "(derived)" : "", config.upstream_connections_max,
         config.is_upstream_connections_derived ? "(derived)" : "", config.recv_buffers,
-        config.recv_buffer_bytes, config.stream_buffer_bytes);
+        config.recv_buffer_bytes, config.stream_buffer_bytes,
+        llhttp_simd_active() ? "sse4.2" : "baseline");
 }
 
 int run_server() {

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/e2e/proxy_support.h"
@@ -98,6 +99,27 @@ TEST(CapacityLimits, EnvOverridesTheDerivedLimits) {
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(logfmt_field(lines[0], "max_connections"), "7") << lines[0];
     EXPECT_EQ(logfmt_field(lines[0], "upstream_connections_max"), "5") << lines[0];
+}
+
+// The limits line names the llhttp build that parses (core/llhttp_simd.h): the SSE4.2 one
+// where the CPU has it, the baseline one when RINGWAY_LLHTTP_SIMD=0 forces it.
+TEST(CapacityLimits, LimitsLineNamesTheLlhttpBuild) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    const std::string chosen = __builtin_cpu_supports("sse4.2") ? "sse4.2" : "baseline";
+#else
+    const std::string chosen = "baseline";
+#endif
+    for (const auto& [simd, expected] :
+         {std::pair<std::string, std::string>{"1", chosen}, {"0", "baseline"}}) {
+        Ringway server;
+        std::string error;
+        ASSERT_TRUE(server.start({{"RINGWAY_SHARDS", "1"}, {"RINGWAY_LLHTTP_SIMD", simd}}, &error))
+            << error;
+        const auto lines = server.process().lines_containing(Stream::err, "event=limits");
+        ASSERT_EQ(lines.size(), 1u);
+        EXPECT_EQ(logfmt_field(lines[0], "llhttp"), expected) << lines[0];
+    }
 }
 
 // Four keep-alive connections fill a table of four; a fifth is served because the oldest

@@ -236,7 +236,9 @@ bool Process::start(const SpawnOptions& options, std::string* error) {
 
     std::vector<std::string> env_strings;
     for (char** entry = environ; *entry != nullptr; entry++) {
-        if (std::strncmp(*entry, "RINGWAY_", 8) != 0) {
+        // RINGWAY_LLHTTP_SIMD passes: CTest runs the parsing tests under both llhttp builds.
+        if (std::strncmp(*entry, "RINGWAY_", 8) != 0 ||
+            std::strncmp(*entry, "RINGWAY_LLHTTP_SIMD=", 20) == 0) {
             env_strings.emplace_back(*entry);
         }
     }

@@ -65,8 +65,9 @@ using EnvList = std::vector<std::pair<std::string, std::string>>;
 struct SpawnOptions {
     std::string program;
     std::vector<std::string> args;  // argv[1..]
-    // Added to the inherited environment. Every inherited RINGWAY_* variable is dropped
-    // first so a developer's shell cannot leak settings into a test.
+    // Added to the inherited environment. Every inherited RINGWAY_* variable but
+    // RINGWAY_LLHTTP_SIMD (which llhttp build parses, core/llhttp_simd.h) is dropped first
+    // so a developer's shell cannot leak settings into a test.
     EnvList env;
     std::string working_dir;  // Empty: inherit.
 };

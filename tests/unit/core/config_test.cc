@@ -160,6 +160,7 @@ TEST(Config, RefusesBadValuesNamingTheVariable) {
         {"RINGWAY_LISTEN", "example.com:80", "host must be an IPv4 or IPv6 address"},
         {"RINGWAY_LISTEN", "[::1:80", "expected [ipv6]:port"},
         {"RINGWAY_RECV_BUFFERS", "1000", "must be a power of two"},
+        {"RINGWAY_LLHTTP_SIMD", "2", "must be between 0 and 1"},
         {"RINGWAY_LOG_LEVEL", "loud", "must be debug, info, warn or error"},
         {"RINGWAY_DB_SYNCHRONOUS", "off", "must be normal or full"},
         {"RINGWAY_ADMIN_TOKEN", "short", "at least 16 characters"},

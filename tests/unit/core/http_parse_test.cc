@@ -7,10 +7,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "core/llhttp_simd.h"
 
 namespace rw {
 namespace {
@@ -169,6 +172,16 @@ std::string head(std::string_view request_line, std::string_view extra = "") {
     return std::string(request_line) + "\r\nHost: h\r\n" + std::string(extra) + "\r\n";
 }
 
+// A header name and value longer than 16 bytes, with every byte class llhttp takes 16 at a
+// time in its SSE4.2 build (core/llhttp_simd.h).
+std::string long_name() {
+    return "X-" + repeat('a', 20) + "!#$%&'*+-.^_`|~09AZaz";
+}
+
+std::string long_value() {
+    return repeat('v', 17) + "\t !\"~(){}" + repeat('w', 19) + "\x80\xff";
+}
+
 std::vector<Case> valid_cases() {
     std::vector<Case> cases;
     cases.push_back({"get_with_query",
@@ -196,6 +209,14 @@ std::vector<Case> valid_cases() {
                          EXPECT_TRUE(message.is_padded);
                          EXPECT_EQ(message.head_bytes, 74u);
                          EXPECT_EQ(message.message_bytes, 74u);
+                     }});
+    cases.push_back({"long_header_name_and_value",
+                     head("GET / HTTP/1.1", long_name() + ": " + long_value() + "\r\n"),
+                     ParseError::none, 1, [](const Outcome& outcome) {
+                         const MessageCopy& message = outcome.messages.at(0);
+                         ASSERT_EQ(message.headers.size(), 2u);
+                         EXPECT_EQ(message.headers[1].first, long_name());
+                         EXPECT_EQ(message.headers[1].second, long_value());
                      }});
     cases.push_back({"post_content_length",
                      "POST /v1/chat/completions HTTP/1.1\r\nHost: h\r\n"
@@ -433,6 +454,18 @@ std::vector<Case> refused_cases() {
     add_refusal(cases, "header_without_colon", head("GET / HTTP/1.1", "NoColon\r\n"),
                 ParseError::invalid_header);
     add_refusal(cases, "nul_in_header_value", head("GET / HTTP/1.1", std::string("X: a\0b\r\n", 8)),
+                ParseError::invalid_header);
+    // Past 16 bytes of a name or value: llhttp's SSE4.2 build reads those 16 at a time
+    // (core/llhttp_simd.h), and must refuse what its baseline build refuses.
+    add_refusal(cases, "nul_deep_in_long_header_value",
+                head("GET / HTTP/1.1",
+                     "X: " + repeat('v', 21) + std::string("\0", 1) + repeat('w', 18) + "\r\n"),
+                ParseError::invalid_header);
+    add_refusal(cases, "ctl_deep_in_long_header_value",
+                head("GET / HTTP/1.1", "X: " + repeat('v', 33) + "\x01" + repeat('w', 9) + "\r\n"),
+                ParseError::invalid_header);
+    add_refusal(cases, "space_deep_in_long_header_name",
+                head("GET / HTTP/1.1", "X-" + repeat('n', 19) + " " + repeat('m', 17) + ": c\r\n"),
                 ParseError::invalid_header);
     // A bare LF is refused in the trailer section as in the head.
     add_refusal(cases, "trailer_end_bare_lf", chunked + "0\r\n\n", ParseError::bare_cr_or_lf);
@@ -793,6 +826,21 @@ TEST(HttpParseState, HeadCompleteComesBeforeTheBodyForContinue) {
     EXPECT_EQ(result.consumed_bytes, 4u);
     EXPECT_EQ(parser.request().body, "body");
     arena.release();
+}
+
+// The build the environment and the CPU select runs: CTest runs this binary once as is (the
+// SSE4.2 build where the CPU has it) and once as llhttp_baseline.http_parse_test, with
+// RINGWAY_LLHTTP_SIMD=0 (tests/CMakeLists.txt).
+TEST(LlhttpSimd, RunsTheBuildTheEnvironmentAndCpuSelect) {
+    const char* forced = std::getenv("RINGWAY_LLHTTP_SIMD");
+    const bool is_forced_baseline = forced != nullptr && std::strcmp(forced, "0") == 0;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    const bool expected = !is_forced_baseline && __builtin_cpu_supports("sse4.2");
+#else
+    const bool expected = false;
+#endif
+    EXPECT_EQ(llhttp_simd_active(), expected);
 }
 
 }  // namespace
