@@ -82,6 +82,12 @@ constexpr Knob knobs[] = {
     {"RINGWAY_DB_MAX_BYTES", "0",
      "soft cap on the database's live data: over it the oldest usage rows are pruned early,"
      " with a warning, but the newest 10000 stay (0: no cap; else at least 4194304)"},
+    {"RINGWAY_WAL_CHECKPOINT_BYTES", "4194304",
+     "SQLite: a commit that leaves the WAL this large wakes the rw-checkpoint thread (a passive"
+     " checkpoint); the WAL file is cut back to this size each time it starts over"},
+    {"RINGWAY_WAL_MAX_BYTES", "33554432",
+     "SQLite: a commit that leaves the WAL this large checkpoints inline (and waits for the"
+     " thread's at twice this), so the WAL stays under about twice this plus one batch"},
     {"RINGWAY_LOG_QUEUE_SLOTS", "16384",
      "usage rows queued per shard at most (power of two); past it requests get 503"},
     {"RINGWAY_WRITER_STALL_MS", "2000",
@@ -333,6 +339,23 @@ bool parse_db_max_bytes(const Parser& parser, Config& config) {
     return true;
 }
 
+// The WAL bounds (storage/wal_checkpointer.h): at least a few pages each, the inline bound
+// not below the thread's.
+bool parse_wal_bounds(const Parser& parser, Config& config) {
+    constexpr uint64_t wal_bytes_min = 64 * 1024;
+    if (!parser.number("RINGWAY_WAL_CHECKPOINT_BYTES", 4ull << 20, wal_bytes_min, 1ull << 40,
+                       config.wal_checkpoint_bytes) ||
+        !parser.number("RINGWAY_WAL_MAX_BYTES", 32ull << 20, wal_bytes_min, 1ull << 40,
+                       config.wal_max_bytes)) {
+        return false;
+    }
+    if (config.wal_max_bytes < config.wal_checkpoint_bytes) {
+        return parser.fail("RINGWAY_WAL_MAX_BYTES", parser.get("RINGWAY_WAL_MAX_BYTES"),
+                           "must be at least RINGWAY_WAL_CHECKPOINT_BYTES");
+    }
+    return true;
+}
+
 bool parse_storage(const Parser& parser, Config& config) {
     const char* db = parser.get("RINGWAY_DB");
     config.db_path = db ? db : "./var/ringway.db";
@@ -367,7 +390,7 @@ bool parse_storage(const Parser& parser, Config& config) {
            parser.number32("RINGWAY_WRITER_DRAIN_MS", 10000, 1, 3600000, config.writer_drain_ms) &&
            parser.number32("RINGWAY_WRITER_STALL_MS", 2000, 1, 3600000, config.writer_stall_ms) &&
            parser.number32("RINGWAY_LOG_RETENTION_DAYS", 90, 1, 36500, config.log_retention_days) &&
-           parse_db_max_bytes(parser, config) &&
+           parse_db_max_bytes(parser, config) && parse_wal_bounds(parser, config) &&
            parser.number32("RINGWAY_LOG_QUEUE_SLOTS", 16384, 2, log_queue_slots_max,
                            config.log_queue_slots) &&
            parser.number32("RINGWAY_BUDGET_LEASE_PERCENT", 10, 1, 100,

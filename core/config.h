@@ -60,12 +60,14 @@ struct Config {
     bool db_synchronous_full;
     uint32_t log_batch;
     uint32_t log_flush_ms;
-    uint32_t writer_drain_ms;     // The writer's own deadline after the shutdown drain.
-    uint32_t writer_stall_ms;     // Failing commits for this long: admission refuses.
-    uint32_t log_queue_slots;     // Per-shard usage queue (power of two).
-    uint32_t log_retention_days;  // usage_logs rows older than this are pruned.
-    uint64_t db_max_bytes;        // Soft cap on live data; 0: none.
-    std::string admin_token;      // Empty: admin API disabled.
+    uint32_t writer_drain_ms;       // The writer's own deadline after the shutdown drain.
+    uint32_t writer_stall_ms;       // Failing commits for this long: admission refuses.
+    uint32_t log_queue_slots;       // Per-shard usage queue (power of two).
+    uint32_t log_retention_days;    // usage_logs rows older than this are pruned.
+    uint64_t db_max_bytes;          // Soft cap on live data; 0: none.
+    uint64_t wal_checkpoint_bytes;  // SQLite: WAL size that wakes the checkpoint thread.
+    uint64_t wal_max_bytes;         // SQLite: WAL size at which the writer checkpoints inline.
+    std::string admin_token;        // Empty: admin API disabled.
     // The channel keys' encryption key: RINGWAY_SECRET_KEY_FILE, else the systemd
     // credential $CREDENTIALS_DIRECTORY/ringway-secret-key when present; empty: none.
     std::string secret_key_file;

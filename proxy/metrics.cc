@@ -458,6 +458,24 @@ void render_rate_share(MetricsText& text, const RateShare& share) {
         static_cast<unsigned long>(stats.failure_refused));
 }
 
+// SQLite's WAL checkpoints (storage/wal_checkpointer.h); all 0 with PostgreSQL.
+void render_writer_wal(MetricsText& text, const WalCheckpointStats& wal) {
+    text.printf_line(
+        "# HELP ringway_writer_wal_checkpoints_total SQLite WAL checkpoints, by the thread that "
+        "ran them (rw-checkpoint, or the writer inline at RINGWAY_WAL_MAX_BYTES).\n"
+        "# TYPE ringway_writer_wal_checkpoints_total counter\n"
+        "ringway_writer_wal_checkpoints_total{by=\"checkpoint_thread\"} %lu\n"
+        "ringway_writer_wal_checkpoints_total{by=\"writer\"} %lu\n",
+        static_cast<unsigned long>(wal.background), static_cast<unsigned long>(wal.inline_));
+    text.line("ringway_writer_wal_checkpoint_failures_total", "counter",
+              "WAL checkpoints that failed (not counting busy); the WAL grows until one succeeds.",
+              wal.failed);
+    text.line("ringway_writer_wal_bytes_max", "gauge",
+              "The largest the WAL was after a commit since start, in bytes.", wal.wal_bytes_max);
+    text.line("ringway_writer_wal_checkpoint_cpu_us_total", "counter",
+              "CPU time the rw-checkpoint thread has used, microseconds.", wal.thread_cpu_us);
+}
+
 void render_writer(MetricsText& text, const Writer& writer) {
     const WriterStats stats = writer.stats();
     text.line("ringway_writer_rows_total", "counter", "Usage rows committed to SQLite.",
@@ -491,6 +509,7 @@ void render_writer(MetricsText& text, const Writer& writer) {
     text.line("ringway_writer_batch_latency_us_total", "counter",
               "Time spent committing batches (divide by batches for the mean).",
               stats.batch_latency_us_total);
+    render_writer_wal(text, stats.wal);
     text.printf_line(
         "# HELP ringway_writer_queue_depth Usage records waiting for the writer, per shard.\n"
         "# TYPE ringway_writer_queue_depth gauge\n");

@@ -38,7 +38,8 @@ struct StorageConfig {
     int64_t page_bytes = 16384;
     // WAL truncated to this after ckpt; the writer's own connection uses wal_checkpoint_bytes.
     int64_t journal_size_limit_bytes = 64ll * 1024 * 1024;
-    // The writer's WAL checkpoints (storage/wal_checkpointer.h; not env knobs): a commit that
+    // The writer's WAL checkpoints (storage/wal_checkpointer.h; RINGWAY_WAL_CHECKPOINT_BYTES,
+    // RINGWAY_WAL_MAX_BYTES): a commit that
     // leaves the WAL at wal_checkpoint_bytes or more (SQLite's own auto-checkpoint point is
     // 1,000 pages, ~4 MB of 4-KiB pages) wakes the checkpoint thread; one that leaves it at
     // wal_bytes_max or more checkpoints inline, so the WAL stays under twice that; its file

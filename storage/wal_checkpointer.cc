@@ -28,6 +28,7 @@ bool WalCheckpointer::open(const StorageConfig& config, Db& writer, std::string&
         error = "reading the page size of " + config.db_path + ": " + page_bytes.error;
         return false;
     }
+    page_bytes_ = uint32_t(page_bytes.value);
     checkpoint_pages_ =
         uint32_t(std::max<uint64_t>(1, config.wal_checkpoint_bytes / uint64_t(page_bytes.value)));
     pages_max_ = uint32_t(
@@ -167,6 +168,7 @@ WalCheckpointStats WalCheckpointer::stats() const {
     stats.inline_ = inline_.load(std::memory_order_relaxed);
     stats.failed = failed_.load(std::memory_order_relaxed);
     stats.wal_pages_max = wal_pages_max_.load(std::memory_order_relaxed);
+    stats.wal_bytes_max = stats.wal_pages_max * page_bytes_;
     stats.thread_cpu_us = thread_cpu_us_.load(std::memory_order_relaxed);
     return stats;
 }

@@ -36,6 +36,7 @@ struct WalCheckpointStats {
     uint64_t inline_ = 0;        // Checkpoints the writer ran itself at pages_max.
     uint64_t failed = 0;         // Checkpoint calls that returned an error other than BUSY.
     uint64_t wal_pages_max = 0;  // The most pages the WAL held after a commit.
+    uint64_t wal_bytes_max = 0;  // The same in bytes (pages of this database's page size).
     uint64_t thread_cpu_us = 0;  // CPU time the checkpoint thread has used.
 };
 
@@ -68,6 +69,7 @@ private:
     std::thread thread_;
     uint32_t checkpoint_pages_ = 0;
     uint32_t pages_max_ = 0;
+    uint32_t page_bytes_ = 0;
     // Held for each checkpoint, by either thread: the writer's at pages_max waits for the
     // thread's to end instead of failing BUSY and letting the WAL grow past the bound.
     std::mutex checkpoint_mutex_;

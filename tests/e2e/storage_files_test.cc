@@ -134,6 +134,31 @@ TEST_F(StorageFilesTest, DatabaseWalAndShmAreOwnerOnly) {
         << again.ringway().stderr_text();
 }
 
+// RINGWAY_WAL_CHECKPOINT_BYTES / RINGWAY_WAL_MAX_BYTES reach the checkpointer: with 64 KiB
+// (four 16 KiB pages) a few dozen requests' commits pass the bound, which 4 MB would not,
+// and the metrics show the checkpoints and the largest WAL.
+TEST_F(StorageFilesTest, WalBoundsFromTheEnvironmentDriveCheckpointsAndMetrics) {
+    Gateway gateway;
+    EnvList env = env_with("");
+    env.emplace_back("RINGWAY_WAL_CHECKPOINT_BYTES", "65536");
+    env.emplace_back("RINGWAY_WAL_MAX_BYTES", "131072");
+    ASSERT_NO_FATAL_FAILURE(gateway.start(env));
+    create_channel(gateway);
+    const Key key = gateway.create_key(R"({"name":"wal"})");
+    for (int i = 0; i < 40; i++) {
+        ASSERT_EQ(gateway.chat(key, chat_body("gpt-4o-mini", false)).status, 200) << i;
+    }
+    MetricsScraper scraper(gateway.port());
+    std::string metrics;
+    ASSERT_TRUE(poll_until(Deadline::after_ms(10000), [&] {
+        metrics = scraper.scrape(Deadline::after_ms(2000)).value_or("");
+        return metric_sum(metrics, "ringway_writer_rows_total") >= 40 &&
+               metric_sum(metrics, "ringway_writer_wal_checkpoints_total") >= 1;
+    })) << metrics;
+    EXPECT_GE(metric_sum(metrics, "ringway_writer_wal_bytes_max"), 65536) << metrics;
+    EXPECT_EQ(metric_sum(metrics, "ringway_writer_wal_checkpoint_failures_total"), 0) << metrics;
+}
+
 TEST_F(StorageFilesTest, ChannelKeysAreEncryptedAtRestAndStillReachTheUpstream) {
     Gateway gateway;
     ASSERT_NO_FATAL_FAILURE(gateway.start(env_with(key_a_)));

@@ -170,6 +170,8 @@ TEST(Config, RefusesBadValuesNamingTheVariable) {
         {"RINGWAY_WRITER_STALL_MS", "0", "must be between 1"},
         {"RINGWAY_WRITER_DRAIN_MS", "0", "must be between 1"},
         {"RINGWAY_DB_MAX_BYTES", "65536", "must be 0 (no cap) or at least 4194304"},
+        {"RINGWAY_WAL_CHECKPOINT_BYTES", "4096", "must be between 65536"},
+        {"RINGWAY_WAL_MAX_BYTES", "1048576", "must be at least RINGWAY_WAL_CHECKPOINT_BYTES"},
     };
     for (const Refusal& refusal : cases) {
         Config config;
@@ -191,6 +193,24 @@ TEST(Config, DbMaxBytesIsZeroOrAtLeastTheMinimum) {
     ASSERT_TRUE(parse({{"RINGWAY_DB_MAX_BYTES", "4194304"}}, config, error)) << error;
     EXPECT_EQ(config.db_max_bytes, 4194304u);
     EXPECT_FALSE(parse({{"RINGWAY_DB_MAX_BYTES", "4194303"}}, config, error));
+}
+
+// The WAL bounds: 4 MB and 32 MB unset; the inline bound may equal the thread's.
+TEST(Config, WalBoundsDefaultAndOrder) {
+    Config config;
+    std::string error;
+    ASSERT_TRUE(parse({}, config, error)) << error;
+    EXPECT_EQ(config.wal_checkpoint_bytes, 4u << 20);
+    EXPECT_EQ(config.wal_max_bytes, 32u << 20);
+    ASSERT_TRUE(
+        parse({{"RINGWAY_WAL_CHECKPOINT_BYTES", "1048576"}, {"RINGWAY_WAL_MAX_BYTES", "1048576"}},
+              config, error))
+        << error;
+    EXPECT_EQ(config.wal_checkpoint_bytes, 1u << 20);
+    EXPECT_EQ(config.wal_max_bytes, 1u << 20);
+    EXPECT_FALSE(
+        parse({{"RINGWAY_WAL_CHECKPOINT_BYTES", "8388608"}, {"RINGWAY_WAL_MAX_BYTES", "4194304"}},
+              config, error));
 }
 
 // RINGWAY_TRUSTED_PROXIES: unset is nobody; a list of IPv4 and IPv6 blocks; a bad entry
