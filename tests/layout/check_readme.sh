@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# tests/layout/check_readme.sh — the README says what the program does: every environment
+# variable `ringway --help` lists is in the README (the Configuration table, or the prose for
+# the handover ones), every variable in that table is one the program reads, and where both
+# give a plain default they agree; the Layout section names every top-level folder and every
+# proxy/*.cc file. Run by `make test` (ctest readme_check).
+# Usage: tests/layout/check_readme.sh SOURCE_DIR RINGWAY_BINARY
+set -u -o pipefail
+
+source_dir=$1
+binary=$2
+readme=$source_dir/README.md
+failures=0
+fail() {
+    printf 'check_readme: %s\n' "$*" >&2
+    failures=$((failures + 1))
+}
+
+help_text=$("$binary" --help) || { fail "$binary --help failed"; exit 1; }
+# "  RINGWAY_NAME [default]" lines of --help: the name, then the default or nothing.
+help_vars=$(sed -nE 's/^  (RINGWAY_[A-Z0-9_]+)( \[(.*)\])?$/\1 \3/p' <<<"$help_text")
+[ -n "$help_vars" ] || fail "--help lists no RINGWAY_* variables"
+# "| `RINGWAY_NAME` | default | ..." rows of the Configuration section's table.
+table_vars=$(sed -n '/^## Configuration/,/^## /p' "$readme" |
+    sed -nE 's/^\| `(RINGWAY_[A-Z0-9_]+)` \| ([^|]*) \|.*/\1 \2/p')
+[ -n "$table_vars" ] || fail "the README's Configuration section has no RINGWAY_* table rows"
+
+while read -r name default; do
+    row=$(awk -v n="$name" '$1 == n' <<<"$table_vars")
+    if [ -z "$row" ]; then
+        grep -q "\`$name\`" "$readme" || fail "$name (in --help) is not in the README"
+        continue
+    fi
+    readme_default=$(printf '%s\n' "$row" | cut -d' ' -f2- | sed -E 's/ +$//')
+    # A plain default on both sides must be the same value; prose ("derived", "unset (4096)")
+    # is not compared.
+    if [ -n "$default" ] && [[ "$readme_default" =~ ^\`[^\`]*\`$ ]]; then
+        readme_value=${readme_default:1:${#readme_default}-2}
+        [ "$readme_value" = "$default" ] ||
+            fail "$name: --help says [$default], the README's table says $readme_default"
+    fi
+done <<<"$help_vars"
+
+while read -r name _; do
+    awk -v n="$name" '$1 == n {found = 1} END {exit !found}' <<<"$help_vars" ||
+        fail "$name is in the README's table but not in --help (the program does not read it)"
+done <<<"$table_vars"
+
+layout=$(sed -n '/^## Layout/,$p' "$readme")
+for dir in "$source_dir"/*/; do
+    name=$(basename "$dir")
+    case $name in build* | node_modules) continue ;; esac
+    grep -qE "^$name/ " <<<"$layout" || fail "folder $name/ is not in the README's Layout"
+done
+for file in "$source_dir"/proxy/*.cc; do
+    name=$(basename "$file")
+    grep -qE "^  $name " <<<"$layout" ||
+        fail "proxy/$name is not in the README's Layout (request-path order)"
+done
+
+if [ "$failures" -gt 0 ]; then
+    printf 'check_readme: %d problem(s)\n' "$failures" >&2
+    exit 1
+fi
+printf 'check_readme: %d variables and the layout agree with the README\n' \
+    "$(wc -l <<<"$help_vars")"
