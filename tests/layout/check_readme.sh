@@ -2,8 +2,9 @@
 # tests/layout/check_readme.sh — the README says what the program does: every environment
 # variable `ringway --help` lists is in the README (the Configuration table, or the prose for
 # the handover ones), every variable in that table is one the program reads, and where both
-# give a plain default they agree; the Layout section names every top-level folder and every
-# proxy/*.cc file. Run by `make test` (ctest readme_check).
+# give a plain default they agree; every metric the sources render is named in the README and
+# every metric the Monitoring table names is rendered; the Layout section names every
+# top-level folder and every proxy/*.cc file. Run by `make test` (ctest readme_check).
 # Usage: tests/layout/check_readme.sh SOURCE_DIR RINGWAY_BINARY
 set -u -o pipefail
 
@@ -46,6 +47,30 @@ while read -r name _; do
         fail "$name is in the README's table but not in --help (the program does not read it)"
 done <<<"$table_vars"
 
+# Metric names as the sources write them ("ringway_x", "# HELP ringway_x"), against the
+# README: each named somewhere in it, and each of the Monitoring table's (with {a,b} spelled
+# out) rendered by a source.
+source_metrics=$(grep -rhoE '"(# (HELP|TYPE) )?ringway_[a-z0-9_]+' \
+    "$source_dir"/core "$source_dir"/storage "$source_dir"/proxy --include='*.cc' |
+    sed -E 's/^"(# (HELP|TYPE) )?//' | grep -v '^ringway_catalog$' | sort -u)
+[ -n "$source_metrics" ] || fail "no ringway_* metric names found in the sources"
+# ringway_a_{x,y}_b names ringway_a_x_b and ringway_a_y_b; ringway_a{label=...} names ringway_a.
+expand_names() {
+    grep -oE 'ringway_[a-z0-9_{},]+' | sed -E 's/\{[^}]*$//; s/^(.*)\{([^}]*)\}(.*)$/\1 \2 \3/' |
+        awk '{ if (NF == 1) print $1; else { n = split($2, p, ","); for (i = 1; i <= n; i++) print $1 p[i] $3 } }'
+}
+readme_metrics=$(expand_names <"$readme" | sort -u)
+while read -r metric; do
+    grep -qx "$metric" <<<"$readme_metrics" || fail "metric $metric is rendered but not in the README"
+done <<<"$source_metrics"
+table_metrics=$(sed -n '/^## Monitoring/,/^## /p' "$readme" | grep '^| `ringway_' |
+    cut -d'|' -f2 | expand_names)
+[ -n "$table_metrics" ] || fail "the README's Monitoring section has no ringway_* table rows"
+while read -r metric; do
+    grep -qx "$metric" <<<"$source_metrics" ||
+        fail "metric $metric is in the README's Monitoring table but no source renders it"
+done <<<"$table_metrics"
+
 layout=$(sed -n '/^## Layout/,$p' "$readme")
 for dir in "$source_dir"/*/; do
     name=$(basename "$dir")
@@ -62,5 +87,5 @@ if [ "$failures" -gt 0 ]; then
     printf 'check_readme: %d problem(s)\n' "$failures" >&2
     exit 1
 fi
-printf 'check_readme: %d variables and the layout agree with the README\n' \
-    "$(wc -l <<<"$help_vars")"
+printf 'check_readme: %d variables, %d metrics and the layout agree with the README\n' \
+    "$(wc -l <<<"$help_vars")" "$(wc -l <<<"$source_metrics")"
