@@ -3,8 +3,9 @@
 profile: reads `perf script -F comm,ip,sym` on stdin and prints one line of key=value pairs,
 the CPU time per unit (stream or request) of each class, given that unit's total CPU time:
 
-  python3 kernel_split.py CPU_US_PER_UNIT < <(perf script -i FILE -F comm,ip,sym)
+  python3 kernel_split.py CPU_US_PER_UNIT [TOP] < <(perf script -i FILE -F comm,ip,sym)
   -> k_user=… k_send=… k_recv=… k_poll=… k_sched=… k_entry=… k_other=… samples=N
+With TOP, then the TOP leaf symbols of each class, one per line ("  k_send tcp_v4_rcv 3.1").
 
 A sample whose first frame is in user space is k_user. A kernel sample takes the first class
 (in this order) whose marker is anywhere in its call chain:
@@ -55,8 +56,16 @@ def classify(frames):
 
 def main():
     cpu_us = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
+    top = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     counts = {name: 0 for name in NAMES}
+    leaves = {name: {} for name in NAMES}
     frames = []
+
+    def count(frames):
+        name = classify(frames)
+        counts[name] += 1
+        leaves[name][frames[0][1]] = leaves[name].get(frames[0][1], 0) + 1
+
     for line in sys.stdin:
         if line.startswith(("\t", " ")):
             parts = line.split(None, 1)
@@ -64,7 +73,7 @@ def main():
                 frames.append((parts[0], parts[1].strip()))
             continue
         if frames:
-            counts[classify(frames)] += 1
+            count(frames)
         frames = []
         if not line.strip():
             continue
@@ -73,13 +82,17 @@ def main():
         if len(fields) >= 3 and re.match(r"^[0-9a-f]+$", fields[-2]):
             frames = [(fields[-2], fields[-1])]
     if frames:
-        counts[classify(frames)] += 1
+        count(frames)
     total = sum(counts.values())
     if total == 0:
         print("samples=0")
         return
     parts = ["%s=%.1f" % (name, cpu_us * counts[name] / total) for name in NAMES]
     print(" ".join(parts) + " samples=%d" % total)
+    for name in NAMES if top > 0 else []:
+        ranked = sorted(leaves[name].items(), key=lambda item: -item[1])[:top]
+        for symbol, n in ranked:
+            print("  %s %s %.1f" % (name, symbol, cpu_us * n / total))
 
 
 if __name__ == "__main__":
