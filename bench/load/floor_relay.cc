@@ -225,8 +225,10 @@ bool pair_relay(Engine& engine, Pair& pair, int source) {
         const ssize_t got = read(pair.fd[source], engine.buffer.data(), engine.buffer.size());
         if (got == 0)
             return false;
+        if (got < 0 && errno == EINTR)
+            continue;
         if (got < 0)
-            return errno == EAGAIN || errno == EINTR;
+            return errno == EAGAIN;
         counters.reads++;
         if (!pair_write(pair, target, engine.buffer.data(), static_cast<uint32_t>(got))) {
             return false;
@@ -376,6 +378,7 @@ struct Engine {
     uint32_t buffer_bytes = 0;
     int buf_ring_mask = 0;
     int buffers_returned = 0;           // added to the ring, made visible at the end of the turn
+    uint32_t buffers_held = 0;          // taken by recvs and not returned yet
     std::vector<uint16_t> next_buffer;  // Queue links
     std::vector<uint32_t> buffer_bytes_used;
     std::vector<Pair> pairs;
@@ -431,6 +434,7 @@ void submit_send(Engine& engine, uint32_t index, uint32_t target) {
 }
 
 void buffer_return(Engine& engine, uint16_t id) {
+    engine.buffers_held--;
     io_uring_buf_ring_add(engine.buf_ring, engine.buffers + size_t{id} * engine.buffer_bytes,
                           engine.buffer_bytes, id, engine.buf_ring_mask, engine.buffers_returned++);
 }
@@ -497,6 +501,7 @@ void on_recv(Engine& engine, uint32_t index, uint32_t side, const io_uring_cqe& 
         pair.ops_in_flight--;
     if (cqe.res > 0) {
         counters.reads++;
+        engine.buffers_held++;
         const auto id = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
         if (pair.is_closing) {
             buffer_return(engine, id);
@@ -572,12 +577,15 @@ void on_cqe(Engine& engine, const io_uring_cqe& cqe) {
     }
 }
 
-// End of a loop turn: returned buffers become visible, starved recvs are armed again.
-void turn_end(Engine& engine) {
-    if (engine.buffers_returned == 0)
+// End of a loop turn: returned buffers become visible, and starved recvs are armed again
+// once the ring holds a buffer.
+void turn_end(Engine& engine, uint32_t buffer_count) {
+    if (engine.buffers_returned > 0) {
+        io_uring_buf_ring_advance(engine.buf_ring, engine.buffers_returned);
+        engine.buffers_returned = 0;
+    }
+    if (engine.starved.empty() || engine.buffers_held == buffer_count)
         return;
-    io_uring_buf_ring_advance(engine.buf_ring, engine.buffers_returned);
-    engine.buffers_returned = 0;
     for (uint32_t entry : engine.starved) {
         Pair& pair = engine.pairs[entry / 2];
         if (!pair.is_used || pair.is_closing || !pair.is_starved[entry % 2])
@@ -620,6 +628,7 @@ void setup(Engine& engine, const Options& options) {
         errno = -registered;
         die("io_uring_register_buf_ring");
     }
+    engine.buffers_held = count;  // each buffer_return below gives one to the ring
     for (uint32_t id = 0; id < count; id++)
         buffer_return(engine, static_cast<uint16_t>(id));
     io_uring_buf_ring_advance(engine.buf_ring, engine.buffers_returned);
@@ -651,7 +660,7 @@ void run(const Options& options) {
             seen++;
         }
         io_uring_cq_advance(&engine.ring, seen);
-        turn_end(engine);
+        turn_end(engine, options.buffer_count);
     }
 }
 
