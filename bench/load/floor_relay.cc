@@ -14,8 +14,8 @@
 //          the rest queued in order); SINGLE_ISSUER | DEFER_TASKRUN, like ringway's shard.
 // Usage: floor_relay --engine epoll|uring --listen 127.0.0.1:PORT --upstream 127.0.0.1:PORT
 //        [--buffers 1024] [--buffer-bytes 16384]   (PORT 0: any; the port is printed)
-// A pair closes when either side ends or fails (a half-close is not relayed). On SIGTERM or
-// SIGINT it prints its counters to stderr and exits 0.
+// A pair closes when either side fails, or ends and what it sent before is delivered (a
+// half-close is not relayed). On SIGTERM or SIGINT it prints its counters to stderr, exits 0.
 #include <arpa/inet.h>
 #include <liburing.h>
 #include <netinet/in.h>
@@ -369,6 +369,7 @@ struct Pair {
     bool is_used = false;
     bool is_closing = false;
     bool is_starved[2] = {};  // recv ended by -ENOBUFS: re-armed once buffers come back
+    bool has_eof[2] = {};     // fd[side] ended: the pair closes once its bytes are sent on
 };
 
 struct Engine {
@@ -524,8 +525,13 @@ void on_recv(Engine& engine, uint32_t index, uint32_t side, const io_uring_cqe& 
         counters.enobufs++;
         pair.is_starved[side] = true;
         engine.starved.push_back(index * 2 + side);
+    } else if (cqe.res == 0 && !pair.is_closing) {
+        // End of stream: what it sent before is still queued for the other side.
+        pair.has_eof[side] = true;
+        if (pair.into[1 - side].head == no_buffer)
+            pair_close(engine, index);
     } else if (!is_armed) {
-        pair_close(engine, index);  // end of stream, or an error
+        pair_close(engine, index);  // an error
     }
     pair_reap(engine, index);
 }
@@ -550,8 +556,11 @@ void on_send(Engine& engine, uint32_t index, uint32_t target, const io_uring_cqe
         queue.offset = 0;
         buffer_return(engine, sent);
     }
-    if (queue.head != no_buffer)
+    if (queue.head != no_buffer) {
         submit_send(engine, index, target);
+    } else if (pair.has_eof[1 - target]) {
+        pair_close(engine, index);  // its source ended and everything it sent is delivered
+    }
 }
 
 void on_cqe(Engine& engine, const io_uring_cqe& cqe) {
