@@ -27,6 +27,12 @@
 #   BASELINE_KEY_JSON (RW_KEY_JSON) its key's body; BASELINE_DB (unset: a SQLite file) the
 #   baseline's RINGWAY_DB, e.g. BASELINE_BUILD=build BASELINE_DB=postgres://... measures the
 #   same binary on PostgreSQL against SQLite in one run
+#   FLOOR (0; 1: targets floor-epoll and floor-uring too: BUILD_DIR/bench/floor_relay, a plain
+#   TCP byte relay, one upstream connection per client connection, with each engine; prints
+#   floor/nginx and ringway/floor task-clock per request) PERF_SPLIT (0; 1: perf record -e
+#   cpu-clock -g beside every measured point, its task-clock per request split by
+#   bench/load/kernel_split.py into user, TCP send + loopback delivery, TCP recv + ACK,
+#   context switches, epoll/io_uring machinery, syscall entry and other)
 # Loopback only; every step is bounded in time; the EXIT trap stops what this script started.
 set -u -o pipefail
 
@@ -57,6 +63,9 @@ baseline_build=${BASELINE_BUILD:-}
 baseline_key_json=${BASELINE_KEY_JSON:-$rw_key_json}
 targets="direct nginx ringway"
 [[ -n $baseline_build ]] && targets+=" baseline"
+[[ ${FLOOR:-0} == 1 ]] && targets+=" floor-epoll floor-uring"
+perf_split=${PERF_SPLIT:-0}
+floor_pids=()
 baseline_pid=""
 baseline_key=""
 cpu_goal=0.6
@@ -85,10 +94,11 @@ fail() { failures+=("$*"); log "FAILURE: $*"; }
 cleanup() {
     local p
     for p in "${helper_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "$ringway_pid" "$baseline_pid" "$nginx_pid" "$mock_pid"; do
+    for p in "$ringway_pid" "$baseline_pid" "$nginx_pid" "$mock_pid" "${floor_pids[@]}"; do
         [[ -n "$p" ]] && kill -TERM "$p" 2>/dev/null
     done
-    for p in "$ringway_pid" "$baseline_pid" "$nginx_pid" "$mock_pid" "${helper_pids[@]}"; do
+    for p in "$ringway_pid" "$baseline_pid" "$nginx_pid" "$mock_pid" "${helper_pids[@]}" \
+        "${floor_pids[@]}"; do
         [[ -z "$p" ]] && continue
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$p" 2>/dev/null
@@ -196,6 +206,20 @@ start_nginx() {
     fi
     log "nginx: master pid $nginx_pid, worker(s) $(pgrep -P "$nginx_pid" | paste -sd, -)," \
         "127.0.0.1:${port[nginx]}, worker_processes $shards, CPU $server_cpu"
+}
+
+start_floor() {  # start_floor ENGINE — target floor-ENGINE (bench/load/floor_relay.cc), no auth.
+    local target=floor-$1 binary="$build_dir/bench/floor_relay"
+    [[ -x $binary ]] || { log "$binary not found (build target floor_relay)"; return 1; }
+    ln -s "$(realpath "$binary")" "$work_dir/bench-$target"
+    port[$target]=$(free_port)
+    "${server_pin[@]}" "$work_dir/bench-$target" --engine "$1" --listen "127.0.0.1:${port[$target]}" \
+        --upstream "127.0.0.1:${port[direct]}" >"$work_dir/$target.log" 2>&1 &
+    pid[$target]=$!
+    floor_pids+=("${pid[$target]}")
+    wait_post_ok "$target" "${pid[$target]}" ||
+        { log "$target: no 200; its log:"; cat "$work_dir/$target.log" >&2; return 1; }
+    log "$target: pid ${pid[$target]}, 127.0.0.1:${port[$target]}, CPU $server_cpu"
 }
 
 admin_target=ringway
@@ -338,13 +362,21 @@ measure() {  # measure MODE TARGET C [TAG]
             >/dev/null 2>&1 &
         perf_pid=$!
     fi
+    local record_pid=""
+    if [[ $perf_split == 1 ]]; then
+        perf record -e cpu-clock -c 500000 -g -p "$(tree_pids "$server_pid" | paste -sd, -)" \
+            -o "$work_dir/$name.perf" >/dev/null 2>&1 &
+        record_pid=$!
+    fi
     start_ns=$(date +%s%N)
     if ! run_wrk "$target" "$mode" "$c" "$duration_s" "$out"; then
         [[ -n $perf_pid ]] && { kill -INT "$perf_pid"; wait "$perf_pid"; }
+        [[ -n $record_pid ]] && { kill -INT "$record_pid"; wait "$record_pid"; }
         fail "$name: wrk failed"; sed 's/^/    /' "$out" >&2; return 1
     fi
     end_ns=$(date +%s%N)
     [[ -n $perf_pid ]] && { kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null; }
+    [[ -n $record_pid ]] && { kill -INT "$record_pid" 2>/dev/null; wait "$record_pid" 2>/dev/null; }
     ticks1=$(cpu_ticks "$server_pid"); mock1=$(cpu_ticks "$mock_pid")
     servers_alive "$name" || exit 1
     [[ $target == ringway ]] && shed1=$(metric ringway_overloaded_total)
@@ -370,6 +402,11 @@ measure() {  # measure MODE TARGET C [TAG]
         echo "rss_mb=$(awk -v k="$(peak_rss_kb "$server_pid")" 'BEGIN {printf "%.1f", k / 1024}')"
         echo "load=$(cut -d' ' -f1 /proc/loadavg)"
         [[ -f $work_dir/$name.perfstat ]] && perf_per_request "$work_dir/$name.perfstat" "$requests"
+        if [[ -f $work_dir/$name.perf && -f $work_dir/$name.perfstat ]]; then
+            perf script -i "$work_dir/$name.perf" -F comm,ip,sym 2>/dev/null |
+                python3 "$script_dir/kernel_split.py" "$(perf_per_request "$work_dir/$name.perfstat" \
+                    "$requests" | awk -F= '$1 == "tc_us" {print $2}')"
+        fi
     } >"$work_dir/$name.result"
     log "$name: $(tr '\n' ' ' <"$work_dir/$name.result")"
 }
@@ -402,7 +439,7 @@ one_cpu_latency() {
 
 # ---- Report ------------------------------------------------------------------------------
 value() {  # value FILE KEY — from key=value pairs, one or several per line.
-    tr ' ' '\n' <"$1" 2>/dev/null | awk -F= -v k="$2" '$1 == k {sub(/^[^=]*=/, ""); print; exit}'
+    tr ' ' '\n' 2>/dev/null <"$1" | awk -F= -v k="$2" '$1 == k {sub(/^[^=]*=/, ""); print; exit}'
 }
 
 ratio() {
@@ -417,18 +454,56 @@ verdict() {  # verdict VALUE LIMIT -> PASS (value <= limit) / FAIL / n/a
         else if (v + 0 <= l + 0) print "PASS"; else print "FAIL" }'
 }
 
+print_floor_ratios() {  # print_floor_ratios MODE — task-clock (and tick) ratios to the floor.
+    local mode=$1 c floor f_tc
+    for floor in $targets; do
+        [[ $floor == floor-* ]] || continue
+        for c in $concurrency_list; do
+            f_tc=$(value "$work_dir/$mode.$floor.$c.result" tc_us)
+            printf '  c=%s %s/nginx task-clock %s (ticks %s); ringway/%s task-clock %s (ticks %s)\n' \
+                "$c" "$floor" "$(ratio "$f_tc" "$(value "$work_dir/$mode.nginx.$c.result" tc_us)")" \
+                "$(ratio "$(value "$work_dir/$mode.$floor.$c.result" cpu_us)" \
+                    "$(value "$work_dir/$mode.nginx.$c.result" cpu_us)")" "$floor" \
+                "$(ratio "$(value "$work_dir/$mode.ringway.$c.result" tc_us)" "$f_tc")" \
+                "$(ratio "$(value "$work_dir/$mode.ringway.$c.result" cpu_us)" \
+                    "$(value "$work_dir/$mode.$floor.$c.result" cpu_us)")"
+        done
+    done
+}
+
+print_split() {  # print_split MODE — PERF_SPLIT=1: where each target's task-clock went.
+    local mode=$1 c target f key
+    printf 'where the CPU goes, task-clock µs per request (perf record -e cpu-clock -g,\n'
+    printf 'bench/load/kernel_split.py): user; kernel: send = TCP send + loopback delivery,\n'
+    printf 'recv = TCP recv + ACK, sched = context switches, poll = epoll/io_uring, entry = syscall\n'
+    printf 'entry/exit, other; direct = the mock\n'
+    printf '  %-11s %4s %7s %7s %7s %7s %7s %7s %7s %7s\n' target c tc_us user send recv sched poll \
+        entry other
+    for c in $concurrency_list; do
+        for target in $targets; do
+            f="$work_dir/$mode.$target.$c.result"
+            [[ -n $(value "$f" k_user) ]] || continue
+            printf '  %-11s %4s %7s' "$target" "$c" "$(value "$f" tc_us)"
+            for key in k_user k_send k_recv k_sched k_poll k_entry k_other; do
+                printf ' %7s' "$(value "$f" "$key")"
+            done
+            printf '\n'
+        done
+    done
+}
+
 print_mode_table() {
     local mode=$1 c target f
     local mode_label="json (non-streaming)"
     [[ $mode == stream ]] && mode_label="stream ($stream_chunks content events + role/finish/usage/[DONE])"
     printf '\n== POST /v1/chat/completions, %s ==\n' "$mode_label"
-    printf '%-8s %4s %9s %9s %9s %10s %9s %7s %9s %8s %7s %6s %5s\n' target c req/s \
+    printf '%-11s %4s %9s %9s %9s %10s %9s %7s %9s %8s %7s %6s %5s\n' target c req/s \
         p50_us p99_us cpu_us/req proc_cpu% rss_MB mock_us/rq non-2xx 503_ovl sockerr load
     for c in $concurrency_list; do
         for target in $targets; do
             f="$work_dir/$mode.$target.$c.result"
-            if [[ ! -f $f ]]; then printf '%-8s %4s   (not measured)\n' "$target" "$c"; continue; fi
-            printf '%-8s %4s %9s %9s %9s %10s %9s %7s %9s %8s %7s %6s %5s\n' "$target" "$c" \
+            if [[ ! -f $f ]]; then printf '%-11s %4s   (not measured)\n' "$target" "$c"; continue; fi
+            printf '%-11s %4s %9s %9s %9s %10s %9s %7s %9s %8s %7s %6s %5s\n' "$target" "$c" \
                 "$(value "$f" rps)" "$(value "$f" p50_us)" "$(value "$f" p99_us)" \
                 "$(value "$f" cpu_us)" "$(value "$f" cpu_pct)" "$(value "$f" rss_mb)" \
                 "$(value "$f" mock_us)" "$(value "$f" non2xx)" "$(value "$f" overloaded)" \
@@ -460,7 +535,7 @@ print_mode_table() {
             for target in $targets; do
                 f="$work_dir/$mode.$target.$c.result"
                 [[ -n $(value "$f" tc_us) ]] || continue
-                printf '  %-8s c=%-4s tc_us=%-8s shard=%-8s writer=%-7s syscalls=%-6s cswitches=%s
+                printf '  %-11s c=%-4s tc_us=%-8s shard=%-8s writer=%-7s syscalls=%-6s cswitches=%s
 ' \
                     "$target" "$c" "$(value "$f" tc_us)" "$(value "$f" tc_shard_us)" \
                     "$(value "$f" tc_writer_us)" "$(value "$f" syscalls)" "$(value "$f" cswitches)"
@@ -470,7 +545,9 @@ print_mode_table() {
                 "$(ratio "$(value "$work_dir/$mode.ringway.$c.result" tc_us)" \
                     "$(value "$work_dir/$mode.nginx.$c.result" tc_us)")"
         done
+        print_floor_ratios "$mode"
     fi
+    [[ $perf_split == 1 ]] && print_split "$mode"
     local first_c=${concurrency_list%% *} d_p50 n_p50 r_p50
     d_p50=$(value "$work_dir/$mode.direct.$first_c.result" p50_us)
     n_p50=$(value "$work_dir/$mode.nginx.$first_c.result" p50_us)
@@ -672,6 +749,9 @@ main() {
     start_ringway || exit 1
     if [[ -n $baseline_build ]]; then
         start_ringway baseline "$baseline_build" "$baseline_key_json" || exit 1
+    fi
+    if [[ ${FLOOR:-0} == 1 ]]; then
+        start_floor epoll && start_floor uring || exit 1
     fi
     local mode target c
     for mode in $modes; do

@@ -12,12 +12,17 @@
 # Usage: bench/load/streams.sh [BUILD_DIR]   (default: build; Release build with ringway and
 #        tests/support/mock_upstream)
 # Knobs (env): CLIENTS ("1000 4000 9000") DURATION_S (6) CHUNKS (20) EVENT_DELAY_MS (50)
-#   TARGETS ("nginx ringway", plus "before" when BEFORE is set) BEFORE (a ringway binary)
+#   TARGETS ("nginx ringway", plus "before" when BEFORE is set, plus "floor-epoll floor-uring"
+#   when FLOOR=1) BEFORE (a ringway binary) FLOOR (0; 1: also the floor relay,
+#   BUILD_DIR/bench/floor_relay, a plain TCP byte relay with each engine: the least CPU any
+#   proxy that relays each event as it arrives pays; prints floor/nginx and ringway/floor)
 #   REPEAT (3: each point measured REPEAT times, targets alternating nginx, ringway, before,
 #   nginx, ...; the table shows the median and the range, and the ringway/nginx ratio is
 #   taken within each round) COUNT (1: perf stat counts syscalls and context switches per
 #   stream, all threads of the server; 0: skip) PERF_RECORD (0; 1: perf record -e cpu-clock
-#   -g of the server in the first round, top symbols printed per target and point)
+#   -g of the server in every round: top symbols of the first round, and the split of its CPU
+#   by bench/load/kernel_split.py: user, TCP send + loopback delivery, TCP recv + ACK,
+#   context switches, epoll/io_uring machinery, syscall entry, other; medians per target)
 #   SERVER_CPU (0) CLIENT_CPU (1) KEEP_WORK_DIR (0)
 # CPU per stream is taken over a window in steady state, from WINDOW_SKIP_S (1.5) after wrk
 # starts to 0.5 s before it ends: server CPU in the window / streams relayed in it (the
@@ -46,7 +51,10 @@ perf_record=${PERF_RECORD:-0}
 window_skip_s=${WINDOW_SKIP_S:-1.5}
 window_s=$(awk -v d="$duration_s" -v k="$window_skip_s" 'BEGIN {print d - k - 0.5}')
 before_binary=${BEFORE:-}
-targets=${TARGETS:-"nginx ringway${before_binary:+ before}"}
+floor=${FLOOR:-0}
+floor_targets=""
+[[ $floor == 1 ]] && floor_targets=" floor-epoll floor-uring"
+targets=${TARGETS:-"nginx ringway${before_binary:+ before}$floor_targets"}
 cpu_count=$(nproc)
 server_cpu=${SERVER_CPU:-0}
 client_cpu=${CLIENT_CPU:-$(( cpu_count > 1 ? 1 : 0 ))}
@@ -191,6 +199,19 @@ start_ringway() {  # start_ringway BINARY CLIENTS
     grep -o 'event=limits.*' "$name.log" | head -1 | sed 's/^/    /' >&2 || true
 }
 
+start_floor() {  # start_floor ENGINE — the floor relay (bench/load/floor_relay.cc), no auth.
+    local binary=$build_dir/bench/floor_relay name=$work_dir/floor.$1.$RANDOM
+    [[ -x $binary ]] || { log "$binary not found (build target floor_relay)"; return 1; }
+    port[server]=$(free_port)
+    ln -sf "$(realpath "$binary")" "$name.bench-floor"
+    "${server_pin[@]}" "$name.bench-floor" --engine "$1" --listen "127.0.0.1:${port[server]}" \
+        --upstream "127.0.0.1:${port[mock]}" >"$name.out" 2>"$name.err" &
+    server_pid=$!
+    wait_stream_ok "${port[server]}" "$work_dir/nginx.body" ||
+        { log "floor relay ($1) does not stream"; cat "$name.err" >&2; return 1; }
+    rw_key=""
+}
+
 mock_requests() {  # "streams begun, connections accepted, delayed writes" (/__mock/stats).
     curl -sS -m 2 "http://127.0.0.1:${port[mock]}/__mock/stats" 2>/dev/null |
         python3 -c 'import json, sys; s = json.load(sys.stdin)
@@ -205,7 +226,7 @@ perf_pids=""
 perf_start() {
     local pids graph=()
     pids=$(tree_pids "$2" | paste -sd, -)
-    [[ $perf_record == 1 && $round == 1 ]] && graph=(-g)
+    [[ $perf_record == 1 ]] && graph=(-g)
     perf stat -x, --per-thread -e task-clock -p "$pids" -o "$1.clock" >/dev/null 2>&1 &
     perf_pids=$!
     perf record -e cpu-clock -c 500000 "${graph[@]}" -p "$pids" -o "$1.perf" >/dev/null 2>&1 &
@@ -272,6 +293,7 @@ measure() {  # measure TARGET CLIENTS ROUND
         nginx) start_nginx "$c" || return 1; body=$work_dir/nginx.body ;;
         ringway) start_ringway "$build_dir/ringway" "$c" || return 1; body=$work_dir/ringway.body ;;
         before) start_ringway "$before_binary" "$c" || return 1; body=$work_dir/ringway.body ;;
+        floor-*) start_floor "${target#floor-}" "$c" || return 1; body=$work_dir/nginx.body ;;
     esac
     sleep 0.5
     idle_kb=$(status_kb "$server_pid" VmRSS)
@@ -307,6 +329,7 @@ measure() {  # measure TARGET CLIENTS ROUND
         awk -v s="$begun" -v d="$((ticks1 - ticks0))" -v t="$clk_tck" \
             'BEGIN { printf " tick_us=%.1f", (s > 0 ? d * 1e6 / t / s : 0) }'
         perf_counts "$out" "$begun"
+        kernel_split "$out" "$begun"
         awk -v u="$((upconns1 - upconns0))" -v i="$idle_kb" -v p="$peak_kb" -v c="$c" 'BEGIN {
             printf " upstream_connects=%d idle_mb=%.1f peak_mb=%.1f kb_per_stream=%.1f\n", u,
                 i / 1024, p / 1024, (p - i) / c }'
@@ -320,7 +343,18 @@ measure() {  # measure TARGET CLIENTS ROUND
     fi
 }
 
-value() { tr ' ' '\n' <"$1" 2>/dev/null | awk -F= -v k="$2" '$1 == k {print $2; exit}'; }
+# kernel_split OUT STREAMS — " k_user=… k_send=… …" µs per stream (PERF_RECORD=1: the
+# profile has call chains): the task-clock figure split by bench/load/kernel_split.py.
+kernel_split() {
+    [[ $perf_record == 1 && -f $1.perf && $2 -gt 0 ]] || return 0
+    local cpu
+    cpu=$(cpu_classes "$1" "$2" | tr ' ' '\n' | awk -F= '$1 == "cpu_us" {print $2}')
+    [[ -n $cpu ]] || return 0
+    printf ' %s' "$(perf script -i "$1.perf" -F comm,ip,sym 2>/dev/null |
+        python3 "$script_dir/kernel_split.py" "$cpu")"
+}
+
+value() { tr ' ' '\n' 2>/dev/null <"$1" | awk -F= -v k="$2" '$1 == k {print $2; exit}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b }'; }
 
 # stat FILES KEY — "median min max" of KEY over result files ("-" when none has it).
@@ -368,16 +402,16 @@ printf '%s rounds, targets alternating; CPU figures are medians [min-max] in µs
 printf 'usr/sys: user and system time; shd_/wrt_: the shard and writer threads (ringway);\n'
 printf 'cpu_us: perf task-clock of every server thread in the window; tick_us: utime+stime ticks of\n'
 printf '/proc/PID/stat over the same window (sampled at CONFIG_HZ; unreliable on this VM, see the header).\n'
-printf '%-8s %6s %8s %6s %22s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n' target c streams errors \
+printf '%-11s %6s %8s %6s %22s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n' target c streams errors \
     'cpu_us [min-max]' usr sys shd_usr shd_sys wrt_usr wrt_sys tick_us idle_MB peak_MB
 for c in $clients_list; do
     for target in $targets; do
         files=("$work_dir/$target.$c".*.result)
-        [[ -f ${files[0]} ]] || { printf '%-8s %6s   (not measured)\n' "$target" "$c"; continue; }
+        [[ -f ${files[0]} ]] || { printf '%-11s %6s   (not measured)\n' "$target" "$c"; continue; }
         read -r cpu_m cpu_lo cpu_hi < <(stat cpu_us "${files[@]}")
         errs=0
         for f in "${files[@]}"; do errs=$((errs + $(value "$f" non2xx) + $(value "$f" errors))); done
-        printf '%-8s %6s %8s %6s %22s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n' "$target" "$c" \
+        printf '%-11s %6s %8s %6s %22s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n' "$target" "$c" \
             "$(median streams "${files[@]}")" "$errs" "$cpu_m [$cpu_lo-$cpu_hi]" \
             "$(median usr_us "${files[@]}")" "$(median sys_us "${files[@]}")" \
             "$(median shard_usr "${files[@]}")" "$(median shard_sys "${files[@]}")" \
@@ -400,6 +434,27 @@ for c in $clients_list; do
     [[ -n $before_binary ]] && printf '  c=%s ringway/before: CPU per stream %s; system %s; peak RSS %s\n' \
         "$c" "$(ratios ringway before "$c" cpu_us)" "$(ratios ringway before "$c" sys_us)" \
         "$(ratios ringway before "$c" peak_mb)"
+    for target in $floor_targets; do
+        printf '  c=%s %s/nginx: CPU per stream %s; system %s; ringway/%s: CPU per stream %s; system %s\n' \
+            "$c" "$target" "$(ratios "$target" nginx "$c" cpu_us)" "$(ratios "$target" nginx "$c" sys_us)" \
+            "$target" "$(ratios ringway "$target" "$c" cpu_us)" "$(ratios ringway "$target" "$c" sys_us)"
+    done
+    if [[ $perf_record == 1 ]]; then
+        printf '\n  where the CPU goes, µs per stream (median over rounds; perf record -e cpu-clock -g,\n'
+        printf '  bench/load/kernel_split.py): user; kernel: send = TCP send + loopback delivery to the\n'
+        printf '  receiver, recv = TCP recv + ACK, sched = context switches, poll = epoll/io_uring\n'
+        printf '  machinery, entry = syscall entry/exit, other\n'
+        printf '  %-11s %7s %7s %7s %7s %7s %7s %7s %7s\n' target cpu_us user send recv sched poll entry other
+        for target in $targets; do
+            files=("$work_dir/$target.$c".*.result)
+            [[ -f ${files[0]} ]] || continue
+            printf '  %-11s %7s' "$target" "$(median cpu_us "${files[@]}")"
+            for key in k_user k_send k_recv k_sched k_poll k_entry k_other; do
+                printf ' %7s' "$(median "$key" "${files[@]}")"
+            done
+            printf '\n'
+        done
+    fi
     for top in "$work_dir"/*."$c".1.top; do
         [[ -f $top ]] || continue
         printf '\n  perf record -e cpu-clock -g, %s c=%s round 1, top symbols (comm, symbol):\n' \
