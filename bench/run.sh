@@ -6,7 +6,8 @@
 # bench/summary.py: a Markdown summary (BUILD_DIR/bench-results/summary.md, also printed) and
 # a plot (bench-results/proxy.png, gnuplot) of CPU per request, p99 latency and peak RSS by
 # concurrency for direct, nginx and ringway.
-# Knobs (env): MICRO_TIMEOUT_S (per binary, 300), LOAD_TIMEOUT_S (per script, 600),
+# Knobs (env): MICRO_TIMEOUT_S (per binary, 300), LOAD_TIMEOUT_S (per script, 600), FLOOR
+# (proxy.sh: 1, the floor relays beside nginx and ringway; the other scripts: 0),
 # BENCH_ARGS (extra flags for every micro-benchmark, e.g. --benchmark_filter=Arena).
 set -u -o pipefail
 
@@ -54,8 +55,11 @@ for script in "$script_dir"/load/*.sh; do
     [[ $(basename "$script") == lib.sh ]] && continue  # Sourced helpers, not a benchmark.
     [[ -f "$script" ]] || continue
     # proxy.sh's points feed the summary and the plot.
+    # proxy.sh also measures the floor relays (FLOOR, default 1 here): the least any relay pays.
     run_step "$load_timeout_s" "load $(basename "$script")" \
-        env RESULTS_TSV="$results_dir/$(basename "$script" .sh).tsv" bash "$script" "$build_dir"
+        env RESULTS_TSV="$results_dir/$(basename "$script" .sh).tsv" \
+        FLOOR="$([[ $(basename "$script") == proxy.sh ]] && echo "${FLOOR:-1}" || echo "${FLOOR:-0}")" \
+        bash "$script" "$build_dir"
 done
 
 printf '\n=== summary (%s) ===\n' "$results_dir/summary.md"

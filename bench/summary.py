@@ -3,7 +3,8 @@
 compare at a glance. Reads RESULTS_DIR/proxy.tsv (bench/load/proxy.sh with RESULTS_TSV) and
 the micro-benchmarks' Google Benchmark JSON files (RESULTS_DIR/*_bench.json); writes
 RESULTS_DIR/summary.md (also printed) and RESULTS_DIR/proxy.png (gnuplot: CPU per request,
-p99 latency and peak RSS by concurrency for direct, nginx and ringway, one row per mode).
+p99 latency and peak RSS by concurrency for direct, nginx and ringway, and the floor relays
+when proxy.sh measured them (FLOOR=1, as make bench runs it), one row per mode).
 
 Usage: bench/summary.py RESULTS_DIR. Exit status 0 even with missing inputs (the summary
 says what is missing); 1 only when gnuplot is present and fails.
@@ -15,7 +16,9 @@ import shutil
 import subprocess
 import sys
 
-TARGETS = ("direct", "nginx", "ringway")
+# The floor relays (bench/load/floor_relay.cc, proxy.sh FLOOR=1): what the least possible
+# relay costs on the same loopback; rows and lines appear only when measured.
+TARGETS = ("direct", "nginx", "ringway", "floor-uring", "floor-epoll")
 PANELS = (("cpu_us", "CPU per request (us)"), ("p99_us", "p99 latency (us)"),
           ("rss_mb", "peak RSS (MB)"))
 
@@ -45,8 +48,8 @@ def proxy_tables(rows):
     for mode in modes:
         lines += [f"### {mode}", "",
                   "| c | target | req/s | p50 us | p99 us | CPU us/req | RSS MB | non-2xx |"
-                  " 503 overloaded | ringway/nginx CPU |",
-                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  " 503 overloaded | ringway/nginx CPU | ringway/floor-uring CPU |",
+                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         by_c = {}
         for r in rows:
             if r["mode"] == mode:
@@ -57,13 +60,15 @@ def proxy_tables(rows):
                 r = points.get(target)
                 if r is None:
                     continue
-                cpu_ratio = ""
+                cpu_ratio = floor_ratio = ""
                 if target == "ringway" and "nginx" in points:
                     cpu_ratio = ratio(r["cpu_us"], points["nginx"]["cpu_us"])
+                if target == "ringway" and "floor-uring" in points:
+                    floor_ratio = ratio(r["cpu_us"], points["floor-uring"]["cpu_us"])
                 overloaded = r.get("overloaded", "") if target == "ringway" else ""
                 lines.append(f"| {c} | {target} | {r['rps']} | {r['p50_us']} | {r['p99_us']} |"
                              f" {r['cpu_us']} | {r['rss_mb']} | {r['non2xx']} | {overloaded} |"
-                             f" {cpu_ratio} |")
+                             f" {cpu_ratio} | {floor_ratio} |")
         lines.append("")
     return lines
 

@@ -722,7 +722,7 @@ write_results_tsv() {
         >"$file"
     for mode in $modes; do
         for c in $concurrency_list; do
-            for target in direct nginx ringway; do
+            for target in direct nginx ringway floor-uring floor-epoll; do
                 f="$work_dir/$mode.$target.$c.result"
                 [[ -f $f ]] || continue
                 printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$target" \
