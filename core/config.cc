@@ -134,6 +134,9 @@ constexpr Knob knobs[] = {
     {"RINGWAY_STREAM_BUFFER_BYTES", "65536",
      "recv-buffer bytes a relayed stream may hold while its client reads slowly; then its"
      " upstream read pauses (at least one RINGWAY_RECV_BUFFER_BYTES)"},
+    {"RINGWAY_UPSTREAM_MULTISHOT", "1",
+     "1: a plain (http) upstream connection is read with one multishot recv that delivers"
+     " every piece; 0: one recv per piece"},
     {"RINGWAY_CHANNEL_FAILURE_WINDOW_MS", "60000",
      "sliding window in which a channel's server failures (5xx, connect, timeout) count"},
     {"RINGWAY_CHANNEL_FAILURE_MIN", "5", "failures in the window that may take a channel down"},
@@ -534,6 +537,7 @@ bool config_from_env(Config& config, EnvLookup lookup, void* lookup_context, std
                    config.upstream_connections_max) &&
         p.number32("RINGWAY_STREAM_BUFFER_BYTES", 65536, recv_buffer_bytes_min, 1u << 30,
                    config.stream_buffer_bytes) &&
+        p.number32("RINGWAY_UPSTREAM_MULTISHOT", 1, 0, 1, config.upstream_multishot) &&
         parse_channel_health(p, config) &&
         p.number("RINGWAY_MAX_RESPONSE_BYTES", 64u << 20, 1024, response_bytes_max,
                  config.max_response_bytes) &&

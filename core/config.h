@@ -85,6 +85,8 @@ struct Config {
     // Recv-buffer bytes one relayed stream may hold while its client reads slowly; at the
     // bound its upstream read pauses (TCP back-pressure to the provider).
     uint32_t stream_buffer_bytes;
+    // RINGWAY_UPSTREAM_MULTISHOT, 0 or 1: plain upstream connections read with a multishot recv.
+    uint32_t upstream_multishot;
     // What the derived limits came from: the soft RLIMIT_NOFILE when the config was read
     // and the memory the process may use (physical memory or its cgroup's memory.max).
     uint64_t nofile_limit = 0;  // 0: read by config_derive_limits.

@@ -182,7 +182,9 @@ void on_request(void* context, Conn& conn) {
 void on_cqe(void* context, const io_uring_cqe& cqe) {
     Gateway& gateway = gateway_of(context);
     const OpTag tag = tag_unpack(cqe.user_data);
-    UpstreamConn& upstream = gateway.pool.completed(tag.slot, tag.gen);
+    // Only a multishot recv's CQEs carry IORING_CQE_F_MORE: its SQE stays in flight.
+    UpstreamConn& upstream =
+        gateway.pool.completed(tag.slot, tag.gen, (cqe.flags & IORING_CQE_F_MORE) == 0);
     switch (tag.op) {
         case Op::handler_connect: attempt_on_connect(gateway, upstream, cqe.res); break;
         case Op::handler_send: attempt_on_send(gateway, upstream, cqe.res); break;
@@ -240,7 +242,8 @@ Gateway::Gateway(GatewayShared& shared_in, Shard& shard_in)
     : shared(shared_in),
       shard(shard_in),
       config(shard_in.config()),
-      pool(shard_in, config.upstream_connections_max),
+      pool(shard_in, config.upstream_connections_max, config.upstream_multishot != 0,
+           metrics.upstream_recvs_armed),
       random_state((0x9E3779B97F4A7C15ull ^ (uint64_t(shard_in.index()) << 32) ^ proxy_clock_us()) |
                    1) {
     shared.metrics[shard.index()] = &metrics;

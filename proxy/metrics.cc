@@ -159,6 +159,9 @@ void render_requests(MetricsText& text, const ShardSum& sum) {
               sum(&GatewayMetrics::upstream_connects));
     text.line("ringway_upstream_reused_total", "counter",
               "Attempts on a pooled upstream connection.", sum(&GatewayMetrics::upstream_reused));
+    text.line("ringway_upstream_recvs_armed_total", "counter",
+              "Recvs armed on upstream connections (a multishot one reads many pieces).",
+              sum(&GatewayMetrics::upstream_recvs_armed));
     text.line("ringway_upstream_errors_total", "counter",
               "Failed attempts (connect, reset, protocol, refused).",
               sum(&GatewayMetrics::upstream_errors));

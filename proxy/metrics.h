@@ -97,6 +97,7 @@ struct GatewayMetrics {
     Counter upstream_retries;          // Attempts after the first.
     Counter upstream_connects;         // New upstream connections.
     Counter upstream_reused;           // Attempts on a pooled connection.
+    Counter upstream_recvs_armed;      // Recv SQEs on upstream connections (multishot: few).
     Counter upstream_errors;           // Attempts that failed (connect, reset, protocol, 5xx).
     Counter upstream_slots_exhausted;  // Attempts that found every upstream slot busy.
     Counter upstream_evicted;          // Idle pooled connections closed to make room (table full).

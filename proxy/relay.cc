@@ -424,7 +424,10 @@ void relay_complete(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& requ
         head.status == 429 || head.status >= 500 ? Fault::upstream_refused : Fault::none);
     request_attempt_over(request);
     // RULES §2: reused only after a completely framed response with no extra bytes.
-    attempt_release_upstream(gateway, upstream, request.parser.is_reusable() && !has_extra_bytes);
+    // Pieces still held came after the answer's end: extra bytes too.
+    attempt_release_upstream(gateway, upstream,
+                             request.parser.is_reusable() && !has_extra_bytes &&
+                                 upstream.held_count == 0 && !upstream.is_end_held);
     if (request.is_relaying_stream) {
         if (request.is_usage_cut) {
             stream_cut_flush(request);
@@ -486,6 +489,16 @@ void relay_protocol_error(Gateway& gateway, UpstreamConn& upstream, ProxyRequest
     }
 }
 
+// A recv that ended without bytes nor a verdict on the connection: the pause's cancel
+// (-ECANCELED), or a kernel without the multishot byte cap (-EINVAL). True when so.
+bool relay_recv_stopped(Gateway& gateway, UpstreamConn& upstream, int result) {
+    if (result == -EINVAL && upstream.is_recv_multishot) {
+        gateway.pool.multishot_off();
+        return true;
+    }
+    return result == -ECANCELED;
+}
+
 void relay_on_idle_recv(Gateway& gateway, UpstreamConn& upstream, const io_uring_cqe& cqe,
                         uint16_t bid) {
     if (bid != no_bid && upstream.is_tls) {
@@ -496,17 +509,90 @@ void relay_on_idle_recv(Gateway& gateway, UpstreamConn& upstream, const io_uring
     if (bid != no_bid) {
         gateway.shard.buf_ring().give_back(bid);
     }
-    if (cqe.res == -ENOBUFS) {
-        gateway.pool.submit_recv(upstream);
+    if (cqe.res == -ENOBUFS || relay_recv_stopped(gateway, upstream, cqe.res)) {
+        if (!upstream.is_recv_inflight) {
+            gateway.pool.submit_recv(upstream);  // The idle watch goes on.
+        }
         return;
     }
     gateway.pool.close(upstream);
 }
 
+// A piece (or the recv's end) that came while the stream is paused or pieces wait before
+// it: kept in order for relay_on_client_writable. The multishot's byte cap bounds what can
+// come (upstream_held_max); should more come all the same, the stream ends as the shard's
+// memory running out would end it, never with a piece left out.
+void relay_hold(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request,
+                const io_uring_cqe& cqe, uint16_t bid) {
+    if (cqe.res <= 0) {
+        upstream.is_end_held = true;
+        upstream.end_error = -cqe.res;
+        return;
+    }
+    BufRing& ring = gateway.shard.buf_ring();
+    const auto length_bytes = static_cast<uint32_t>(cqe.res);
+    if (upstream.held_count > 0) {
+        HeldPiece& last = upstream.held[upstream.held_count - 1];
+        if (last.length_bytes + length_bytes <= ring.buf_bytes()) {
+            std::memcpy(ring.data(last.bid) + last.length_bytes, ring.data(bid), length_bytes);
+            last.length_bytes += length_bytes;
+            ring.give_back(bid);
+            return;
+        }
+    }
+    if (upstream.held_count == upstream_held_max) {
+        ring.give_back(bid);
+        RW_LOG_ERROR("event=upstream_held_overflow channel_id=%ld",
+                     static_cast<long>(upstream.channel_id));
+        request_finish(gateway, request, Fault::local_out_of_memory);
+        return;
+    }
+    upstream.held[upstream.held_count++] = {bid, length_bytes};
+}
+
+// After a piece: a paused stream's multishot is cancelled (what it read meanwhile is held);
+// otherwise the next read is armed unless one still is.
+void relay_read_on(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
+    if (request.is_recv_wanted) {
+        if (upstream.is_recv_inflight && upstream.is_recv_multishot &&
+            !upstream.is_recv_cancel_pending) {
+            gateway.pool.cancel_recv(upstream);
+        }
+        return;
+    }
+    if (!upstream.is_recv_inflight && upstream.held_count == 0 && !upstream.is_end_held) {
+        gateway.pool.submit_recv(upstream);
+    }
+}
+
+// The client caught up: held pieces go through the parser in order, then the held end.
+// False when the request was finished or its answer completed on the way.
+bool relay_held_drain(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request) {
+    BufRing& ring = gateway.shard.buf_ring();
+    while (upstream.held_count > 0 && !request.is_recv_wanted) {
+        const HeldPiece piece = upstream.held[0];
+        upstream.held_count -= 1;
+        std::memmove(upstream.held, upstream.held + 1, upstream.held_count * sizeof(HeldPiece));
+        if (!relay_bytes(gateway, upstream, request, reinterpret_cast<char*>(ring.data(piece.bid)),
+                         piece.length_bytes, piece.bid)) {
+            return false;
+        }
+    }
+    if (upstream.held_count == 0 && upstream.is_end_held && !request.is_recv_wanted) {
+        upstream.is_end_held = false;
+        relay_on_eof(gateway, upstream, request, upstream.end_error);
+        return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 void relay_on_recv(Gateway& gateway, UpstreamConn& upstream, const io_uring_cqe& cqe) {
-    upstream.is_recv_inflight = false;
+    if ((cqe.flags & IORING_CQE_F_MORE) == 0) {
+        upstream.is_recv_inflight = false;  // A single-shot recv, or a multishot's last CQE.
+        upstream.is_recv_cancel_pending = false;
+    }
     uint16_t bid = no_bid;
     if (cqe.res > 0) {
         RW_ASSERT((cqe.flags & IORING_CQE_F_BUFFER) != 0);
@@ -530,6 +616,16 @@ void relay_on_recv(Gateway& gateway, UpstreamConn& upstream, const io_uring_cqe&
         gateway.pool.rearm_later(upstream);  // Back-pressure: re-armed when buffers return.
         return;
     }
+    if (relay_recv_stopped(gateway, upstream, cqe.res)) {
+        relay_read_on(gateway, upstream, request);  // Re-armed unless still paused.
+        return;
+    }
+    // (A TLS connection's recv is single-shot: never armed while paused.)
+    if (!upstream.is_tls &&
+        (request.is_recv_wanted || upstream.held_count > 0 || upstream.is_end_held)) {
+        relay_hold(gateway, upstream, request, cqe, bid);  // Read before the pause landed.
+        return;
+    }
     if (cqe.res <= 0) {
         if (upstream.is_tls && upstream.is_handshake_done && cqe.res == 0) {
             upstream.tls.feed_end_of_stream();  // close_notify or truncation decides.
@@ -542,9 +638,8 @@ void relay_on_recv(Gateway& gateway, UpstreamConn& upstream, const io_uring_cqe&
         return;
     }
     char* data = reinterpret_cast<char*>(gateway.shard.buf_ring().data(bid));
-    if (relay_bytes(gateway, upstream, request, data, static_cast<uint32_t>(cqe.res), bid) &&
-        !upstream.is_recv_inflight && !request.is_recv_wanted) {
-        gateway.pool.submit_recv(upstream);
+    if (relay_bytes(gateway, upstream, request, data, static_cast<uint32_t>(cqe.res), bid)) {
+        relay_read_on(gateway, upstream, request);
     }
 }
 
@@ -600,7 +695,8 @@ bool relay_bytes(Gateway& gateway, UpstreamConn& upstream, ProxyRequest& request
         break;  // need_more: the piece is used up.
     }
     // Back-pressure: read the next piece only when the client can take it.
-    if (request.is_relaying_stream && relay_is_client_behind(gateway, request)) {
+    if (request.is_relaying_stream && !request.is_recv_wanted &&
+        relay_is_client_behind(gateway, request)) {
         request.is_recv_wanted = true;
         gateway.shard.metrics().stream_reads_paused.add();
     }
@@ -697,8 +793,8 @@ void relay_on_client_writable(Gateway& gateway, ProxyRequest& request) {
     UpstreamConn& upstream = gateway.pool.at(request.upstream_slot);
     if (upstream.is_tls && upstream.is_handshake_done) {
         tls_drain(gateway, upstream, request);  // Plaintext may wait in OpenSSL, not the socket.
-    } else if (!upstream.is_recv_inflight) {
-        gateway.pool.submit_recv(upstream);
+    } else if (relay_held_drain(gateway, upstream, request)) {
+        relay_read_on(gateway, upstream, request);
     }
 }
 

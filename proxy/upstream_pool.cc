@@ -2,7 +2,12 @@
 // (see upstream_pool.h). Shard thread only. Contracts relied on:
 // - closing an fd does not cancel io_uring requests on it, so pending ones are cancelled
 //   first and the fd closed once none is left [io_uring_prep_cancel_fd(3)];
-// - a buffer-select recv that finds no buffer fails with -ENOBUFS and must be re-armed.
+// - a buffer-select recv that finds no buffer fails with -ENOBUFS and must be re-armed;
+// - a multishot recv posts CQEs with IORING_CQE_F_MORE until its last one, which has none;
+//   its byte cap (sqe->optlen, Linux 6.17) ends it once that many bytes were read, and an
+//   older kernel refuses the cap with -EINVAL [io_uring_prep_recv_multishot(3)];
+// - with IORING_SETUP_DEFER_TASKRUN the kernel reads for a multishot only while the shard
+//   waits in io_uring_enter, after that call's SQEs (a cancel among them) were issued.
 #include "proxy/upstream_pool.h"
 
 #include <netinet/in.h>
@@ -20,13 +25,16 @@
 
 namespace rw {
 
-UpstreamPool::UpstreamPool(Shard& shard, uint32_t slot_count)
+UpstreamPool::UpstreamPool(Shard& shard, uint32_t slot_count, bool is_multishot,
+                           Counter& recvs_armed)
     : shard_(shard),
       slot_count_(slot_count),
       slots_(static_cast<UpstreamConn*>(std::aligned_alloc(
           alignof(UpstreamConn), (sizeof(UpstreamConn) * slot_count + alignof(UpstreamConn) - 1) /
                                      alignof(UpstreamConn) * alignof(UpstreamConn)))),
       free_(new uint32_t[slot_count]),
+      is_multishot_(is_multishot),
+      recvs_armed_(recvs_armed),
       rearm_(new uint32_t[slot_count]) {
     RW_ASSERT(slots_ != nullptr);
     for (uint32_t i = 0; i < slot_count; i++) {
@@ -112,6 +120,10 @@ UpstreamConn* UpstreamPool::open(const Candidate& candidate) {
     upstream.endpoint_tag = endpoint_tag(candidate);
     upstream.is_reused = false;
     upstream.is_recv_inflight = false;
+    upstream.is_recv_multishot = false;
+    upstream.is_recv_cancel_pending = false;
+    upstream.is_end_held = false;
+    upstream.held_count = 0;
     upstream.is_send_inflight = false;
     upstream.is_close_submitted = false;
     upstream.is_rearm_listed = false;
@@ -144,6 +156,7 @@ bool UpstreamPool::evict_oldest_idle() {
 void UpstreamPool::park(UpstreamConn& upstream, uint64_t now_ms, uint32_t keepalive_ms) {
     RW_ASSERT(upstream.request == nullptr);
     RW_ASSERT(!upstream.is_send_inflight);
+    RW_ASSERT(upstream.held_count == 0 && !upstream.is_end_held);
     IdleList& list = idle_.at(upstream.channel_id);
     upstream.state = UpstreamState::idle;
     upstream.idle_since_ms = now_ms;
@@ -186,6 +199,7 @@ void UpstreamPool::close(UpstreamConn& upstream) {
         }
         upstream.request = nullptr;
     }
+    held_give_back(upstream);
     upstream.state = UpstreamState::closing;
     closing_count_ += 1;
     upstream.deadline_ms = 0;
@@ -220,13 +234,23 @@ ProxyRequest* UpstreamPool::maybe_finish(UpstreamConn& upstream) {
     return request;
 }
 
-UpstreamConn& UpstreamPool::completed(uint32_t slot, uint32_t gen) {
+void UpstreamPool::held_give_back(UpstreamConn& upstream) {
+    for (uint32_t i = 0; i < upstream.held_count; i++) {
+        shard_.buf_ring().give_back(upstream.held[i].bid);
+    }
+    upstream.held_count = 0;
+    upstream.is_end_held = false;
+}
+
+UpstreamConn& UpstreamPool::completed(uint32_t slot, uint32_t gen, bool is_final) {
     RW_ASSERT(slot < slot_count_);
     UpstreamConn& upstream = slots_[slot];
     RW_ASSERT((upstream.gen & 0xFFFFFFu) == gen);
     RW_ASSERT(upstream.state != UpstreamState::free);
     RW_ASSERT(upstream.inflight_sqes > 0);
-    upstream.inflight_sqes -= 1;
+    if (is_final) {
+        upstream.inflight_sqes -= 1;
+    }
     return upstream;
 }
 
@@ -269,8 +293,17 @@ void UpstreamPool::submit_send(UpstreamConn& upstream) {
 
 void UpstreamPool::submit_recv(UpstreamConn& upstream, bool is_socket_empty) {
     RW_ASSERT(!upstream.is_recv_inflight);
+    RW_ASSERT(upstream.held_count == 0);
     io_uring_sqe* sqe = shard_.sqe_get();
-    io_uring_prep_recv(sqe, upstream.fd, nullptr, 0, 0);
+    upstream.is_recv_multishot = is_multishot_ && !upstream.is_tls;
+    if (upstream.is_recv_multishot) {
+        io_uring_prep_recv_multishot(sqe, upstream.fd, nullptr, 0, 0);
+        // The byte cap (the kernel's optlen, liburing 2.3's file_index): the pieces a pause
+        // cannot stop in time stay under two buffers (upstream_held_max).
+        sqe->file_index = shard_.buf_ring().buf_bytes();
+    } else {
+        io_uring_prep_recv(sqe, upstream.fd, nullptr, 0, 0);
+    }
     sqe->flags |= IOSQE_BUFFER_SELECT;
     if (is_socket_empty) {
         sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
@@ -279,6 +312,26 @@ void UpstreamPool::submit_recv(UpstreamConn& upstream, bool is_socket_empty) {
     io_uring_sqe_set_data64(sqe, tag_pack({Op::handler_recv, upstream.gen, upstream.slot}));
     upstream.is_recv_inflight = true;
     upstream.inflight_sqes += 1;
+    recvs_armed_.add();
+}
+
+void UpstreamPool::cancel_recv(UpstreamConn& upstream) {
+    RW_ASSERT(upstream.is_recv_inflight && upstream.is_recv_multishot);
+    RW_ASSERT(!upstream.is_recv_cancel_pending);
+    io_uring_sqe* sqe = shard_.sqe_get();
+    io_uring_prep_cancel64(sqe, tag_pack({Op::handler_recv, upstream.gen, upstream.slot}), 0);
+    io_uring_sqe_set_data64(sqe, tag_pack({Op::handler_cancel, upstream.gen, upstream.slot}));
+    upstream.is_recv_cancel_pending = true;
+    upstream.inflight_sqes += 1;
+}
+
+void UpstreamPool::multishot_off() {
+    if (is_multishot_) {
+        is_multishot_ = false;
+        RW_LOG_WARN(
+            "event=upstream_multishot_off reason=\"the kernel refused a multishot recv "
+            "with a byte cap (Linux 6.17+): upstream reads are single-shot\"");
+    }
 }
 
 void UpstreamPool::rearm_later(UpstreamConn& upstream) {
@@ -294,8 +347,11 @@ void UpstreamPool::rearm_listed() {
     for (uint32_t i = 0; i < count; i++) {
         UpstreamConn& upstream = slots_[rearm_[i]];
         upstream.is_rearm_listed = false;
+        // A paused stream (or one with held pieces) is re-armed by its client's progress.
+        const bool is_paused = upstream.request != nullptr &&
+                               (upstream.request->is_recv_wanted || upstream.held_count > 0);
         if (upstream.state != UpstreamState::closing && upstream.state != UpstreamState::free &&
-            !upstream.is_recv_inflight) {
+            !upstream.is_recv_inflight && !is_paused) {
             submit_recv(upstream);
         }
     }

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/metrics.h"
 #include "core/shard.h"
 #include "proxy/channel_table.h"
 #include "proxy/tls.h"
@@ -25,6 +26,18 @@ struct Candidate;
 
 enum class UpstreamState : uint8_t { free, connecting, sending, receiving, idle, closing };
 
+// Pieces a plain connection's multishot recv delivered after its stream paused for a slow
+// client (read before the cancel landed), waiting in order for the client: small ones are
+// merged into the last buffer. The multishot stops by itself once it has read one recv
+// buffer's worth of bytes (RINGWAY_RECV_BUFFER_BYTES), so fewer than two buffers' bytes can
+// come after a pause, and merged they fill at most three buffers.
+constexpr uint32_t upstream_held_max = 4;
+
+struct HeldPiece {
+    uint16_t bid;
+    uint32_t length_bytes;
+};
+
 struct UpstreamConn {
     int fd = -1;
     uint32_t gen = 0;
@@ -33,6 +46,10 @@ struct UpstreamConn {
     UpstreamState state = UpstreamState::free;
     bool is_reused = false;  // Served an earlier request (keep-alive race possible).
     bool is_recv_inflight = false;
+    bool is_recv_multishot = false;       // The armed recv delivers until it ends (no F_MORE).
+    bool is_recv_cancel_pending = false;  // Paused: its cancel is on the way.
+    bool is_end_held = false;             // EOF or an error came behind held pieces.
+    uint8_t held_count = 0;
     bool is_send_inflight = false;
     bool is_close_submitted = false;
     bool has_response_bytes = false;  // Any byte of the current response arrived.
@@ -48,13 +65,17 @@ struct UpstreamConn {
     ProxyRequest* request = nullptr;      // While attached to a request.
     ProxyRequest* closing_for = nullptr;  // Closing; its SQEs may still read this request.
     uint32_t send_remaining_bytes = 0;
+    int32_t end_error = 0;  // With is_end_held: errno of the recv's end, 0 for EOF.
+    HeldPiece held[upstream_held_max];
     iovec iov[2];  // Request head + body (arena memory of the request).
     msghdr message{};
 };
 
 class UpstreamPool {
 public:
-    UpstreamPool(Shard& shard, uint32_t slot_count);
+    // is_multishot: plain connections read with a multishot recv (RINGWAY_UPSTREAM_MULTISHOT);
+    // recvs_armed counts every recv SQE (ringway_upstream_recvs_armed_total).
+    UpstreamPool(Shard& shard, uint32_t slot_count, bool is_multishot, Counter& recvs_armed);
     ~UpstreamPool();
     UpstreamPool(const UpstreamPool&) = delete;
     UpstreamPool& operator=(const UpstreamPool&) = delete;
@@ -80,14 +101,22 @@ public:
     void submit_send(UpstreamConn& upstream);
     // is_socket_empty: nothing can be waiting to be read (a request just sent, an answer
     // read to its last byte), so the kernel arms its poll at once instead of first trying
-    // a recv that can only fail (IORING_RECVSEND_POLL_FIRST).
+    // a recv that can only fail (IORING_RECVSEND_POLL_FIRST). A plain connection's recv is
+    // multishot: one SQE delivers every piece (IORING_CQE_F_MORE) until it has read one
+    // recv buffer's worth of bytes, then ends (no F_MORE); a TLS connection's is single-shot.
     void submit_recv(UpstreamConn& upstream, bool is_socket_empty = false);
+    // Pauses an armed multishot recv: it ends with -ECANCELED (or whatever came first).
+    void cancel_recv(UpstreamConn& upstream);
+    // The kernel refused a multishot recv (-EINVAL: no byte cap before Linux 6.17): plain
+    // connections read single-shot from now on. Logged once.
+    void multishot_off();
     // A recv that hit -ENOBUFS: re-armed by rearm_listed() once buffers come back.
     void rearm_later(UpstreamConn& upstream);
     void rearm_listed();
 
-    // The connection a handler completion names, its SQE count taken down.
-    [[nodiscard]] UpstreamConn& completed(uint32_t slot, uint32_t gen);
+    // The connection a handler completion names, its SQE count taken down when the
+    // completion is its operation's last (is_final: no IORING_CQE_F_MORE).
+    [[nodiscard]] UpstreamConn& completed(uint32_t slot, uint32_t gen, bool is_final);
     // After a close CQE: the slot is free again.
     void on_closed(UpstreamConn& upstream);
     // A closing connection with nothing in flight: the fd is closed; returns the request
@@ -106,6 +135,7 @@ private:
         uint32_t count = 0;
     };
     void idle_unlink(UpstreamConn& upstream);
+    void held_give_back(UpstreamConn& upstream);
 
     Shard& shard_;
     uint32_t slot_count_;
@@ -117,6 +147,8 @@ private:
     uint32_t free_count_ = 0;
     uint32_t high_water_ = 0;
     uint32_t closing_count_ = 0;
+    bool is_multishot_;
+    Counter& recvs_armed_;
     std::unique_ptr<uint32_t[]> rearm_;  // Slots whose recv hit -ENOBUFS.
     uint32_t rearm_count_ = 0;
     ChannelTable<IdleList> idle_;

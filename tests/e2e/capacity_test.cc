@@ -3,8 +3,9 @@
 // the effective limits logged), an idle keep-alive connection makes room for a new one
 // (oldest first) while busy ones are refused and counted, a full upstream table closes another
 // channel's idle pooled connection instead of refusing, a client that stops reading a
-// long stream holds at most RINGWAY_STREAM_BUFFER_BYTES while hundreds of others finish,
-// and a few hundred concurrent streams on one shard all complete. The 9,000-stream run is
+// long stream holds at most RINGWAY_STREAM_BUFFER_BYTES while hundreds of others finish
+// and resumes with every event in order, a plain upstream is read by multishot recvs, and a
+// few hundred concurrent streams on one shard all complete. The 9,000-stream run is
 // bench/load/streams.sh.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -192,6 +193,15 @@ TEST(CapacityLimits, IdleKeepAliveConnectionsMakeRoomOldestFirst) {
 // ---------------------------------------------------------------------------------------
 // Streams.
 
+// Counts the answers that are a complete 200 stream ending with [DONE].
+size_t complete_streams(const std::vector<std::string>& answers) {
+    return static_cast<size_t>(std::count_if(answers.begin(), answers.end(), [](const auto& bytes) {
+        const RawResponse raw = parse_raw_response(bytes);
+        return raw.status == 200 && raw.has_last_chunk && raw.is_framing_ok &&
+               raw.payload.find("data: [DONE]") != std::string::npos;
+    }));
+}
+
 class CapacityStreamsTest : public ::testing::Test {
 protected:
     void start(EnvList env) {
@@ -266,18 +276,64 @@ protected:
         return answers;
     }
 
+    // Runs one 300-event stream (events 2 ms apart) and returns the number of complete
+    // streams; last_recvs_ is the upstream recvs armed for it.
+    size_t recvs_for_one_stream() {
+        const auto before = scrape_metrics(gateway_.port(), Deadline::after_ms(5000));
+        const auto answers = run_concurrently(
+            {stream_request(R"("chunks":300,"event-delay-ms":2)")}, Deadline::after_ms(30000));
+        const auto after = scrape_metrics(gateway_.port(), Deadline::after_ms(5000));
+        if (!before.has_value() || !after.has_value()) {
+            return 0;
+        }
+        last_recvs_ = metric_sum(*after, "ringway_upstream_recvs_armed_total") -
+                      metric_sum(*before, "ringway_upstream_recvs_armed_total");
+        return complete_streams(answers);
+    }
+
     MockUpstream mock_;
     Gateway gateway_;
     Key key_;
+    double last_recvs_ = 0;
+    double paused_ = 0;
 };
 
-// Counts the answers that are a complete 200 stream ending with [DONE].
-size_t complete_streams(const std::vector<std::string>& answers) {
-    return static_cast<size_t>(std::count_if(answers.begin(), answers.end(), [](const auto& bytes) {
-        const RawResponse raw = parse_raw_response(bytes);
-        return raw.status == 200 && raw.has_last_chunk && raw.is_framing_ok &&
-               raw.payload.find("data: [DONE]") != std::string::npos;
-    }));
+// Reads what the client has not read yet up to the stream's terminating chunk (or the
+// peer's close, or the deadline).
+std::string read_to_last_chunk(Client& client, Deadline deadline) {
+    std::string bytes = client.unread();
+    char buffer[65536];
+    while (!deadline.passed() &&
+           (bytes.size() < 7 || bytes.compare(bytes.size() - 7, 7, "\r\n0\r\n\r\n") != 0)) {
+        pollfd polled{client.fd(), POLLIN, 0};
+        if (::poll(&polled, 1, 200) <= 0) {
+            continue;
+        }
+        const ssize_t got = ::recv(client.fd(), buffer, sizeof(buffer), 0);
+        if (got <= 0) {
+            break;
+        }
+        bytes.append(buffer, static_cast<size_t>(got));
+    }
+    return bytes;
+}
+
+// The non-empty "content" strings of a chat stream's events, in order.
+std::vector<std::string> content_deltas(std::string_view payload) {
+    std::vector<std::string> out;
+    constexpr std::string_view key = "\"content\":\"";
+    for (size_t at = payload.find(key); at != std::string_view::npos;
+         at = payload.find(key, at + 1)) {
+        const size_t start = at + key.size();
+        const size_t end = payload.find('"', start);
+        if (end == std::string_view::npos) {
+            break;
+        }
+        if (end > start) {
+            out.emplace_back(payload.substr(start, end - start));
+        }
+    }
+    return out;
 }
 
 TEST_F(CapacityStreamsTest, ManyConcurrentStreamsOnOneShardAllComplete) {
@@ -413,22 +469,64 @@ TEST_F(CapacityStreamsTest, SlowClientHoldsBoundedBuffersWhileOthersFinish) {
     EXPECT_LE(held_max, bound);
 
     // The slow client reads on: its stream completes whole.
-    std::string bytes = slow.unread();
-    char buffer[65536];
-    const Deadline deadline = Deadline::after_ms(60000);
-    while (!deadline.passed() &&
-           (bytes.size() < 7 || bytes.compare(bytes.size() - 7, 7, "\r\n0\r\n\r\n") != 0)) {
-        pollfd polled{slow.fd(), POLLIN, 0};
-        if (::poll(&polled, 1, 200) <= 0) {
-            continue;
-        }
-        const ssize_t got = ::recv(slow.fd(), buffer, sizeof(buffer), 0);
-        if (got <= 0) {
-            break;
-        }
-        bytes.append(buffer, static_cast<size_t>(got));
-    }
+    const std::string bytes = read_to_last_chunk(slow, Deadline::after_ms(60000));
     EXPECT_EQ(complete_streams({bytes}), 1u) << "the paused stream did not resume to its end";
+}
+
+// The upstream read of a plain connection is one multishot recv: a 300-event stream is read
+// by a handful of recvs (each ends after one buffer's worth of bytes), where one recv per
+// event was armed before; RINGWAY_UPSTREAM_MULTISHOT=0 gives that back.
+TEST_F(CapacityStreamsTest, PlainUpstreamStreamIsReadByAFewMultishotRecvs) {
+    ASSERT_NO_FATAL_FAILURE(start({}));
+    EXPECT_EQ(recvs_for_one_stream(), 1u) << "no stream ran";
+    EXPECT_GE(last_recvs_, 1.0) << "no upstream recv counted";
+    EXPECT_LE(last_recvs_, 12.0) << "one recv per piece: the multishot recv is not in use";
+}
+
+TEST_F(CapacityStreamsTest, SingleShotKnobArmsARecvPerPiece) {
+    ASSERT_NO_FATAL_FAILURE(start({{"RINGWAY_UPSTREAM_MULTISHOT", "0"}}));
+    EXPECT_EQ(recvs_for_one_stream(), 1u) << "no stream ran";
+    EXPECT_GE(last_recvs_, 100.0) << "pieces 2 ms apart were read by fewer recvs than pieces";
+}
+
+// A stream paused for a slow client, whose multishot recv read on until its cancel landed:
+// what it read meanwhile is held and relayed in order once the client catches up, every
+// event, none twice; and the connection is pooled again for the next request.
+TEST_F(CapacityStreamsTest, PausedStreamResumesWithEveryEventInOrder) {
+    ASSERT_NO_FATAL_FAILURE(start({{"RINGWAY_STREAM_BUFFER_BYTES", "16384"},
+                                   {"RINGWAY_RECV_BUFFER_BYTES", "16384"},
+                                   {"RINGWAY_RECV_BUFFERS", "64"}}));
+    constexpr int events = 3000;
+    constexpr size_t text_bytes = 300;
+    for (int round = 0; round < 2; round++) {
+        Client slow;
+        slow.set_receive_buffer_bytes(4096);
+        std::string error;
+        ASSERT_TRUE(slow.connect(gateway_.port(), Deadline::after_ms(5000), &error)) << error;
+        ASSERT_TRUE(slow.send(stream_request(R"("chunks":3000,"chunk-text-bytes":300)"),
+                              Deadline::after_ms(5000)));
+        ASSERT_TRUE(slow.wait_readable(Deadline::after_ms(30000)));
+        MetricsScraper scraper(gateway_.port());
+        const double paused_before = round == 0 ? 0.0 : paused_;
+        ASSERT_TRUE(poll_until(Deadline::after_ms(20000), [&] {
+            const auto text = scraper.scrape(Deadline::after_ms(5000));
+            paused_ = text.has_value() ? metric_sum(*text, "ringway_stream_reads_paused_total") : 0;
+            return paused_ > paused_before;
+        })) << "the stream never paused";
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));  // Reads under way land.
+        const std::string bytes = read_to_last_chunk(slow, Deadline::after_ms(60000));
+        ASSERT_EQ(complete_streams({bytes}), 1u);
+        const std::vector<std::string> deltas = content_deltas(parse_raw_response(bytes).payload);
+        ASSERT_EQ(deltas.size(), static_cast<size_t>(events));
+        for (int index = 0; index < events; index++) {
+            ASSERT_EQ(deltas[index], std::string(text_bytes, static_cast<char>('a' + index % 26)))
+                << "event " << index << " out of order or cut";
+        }
+    }
+    const auto text = scrape_metrics(gateway_.port(), Deadline::after_ms(5000));
+    ASSERT_TRUE(text.has_value());
+    EXPECT_EQ(metric_sum(*text, "ringway_upstream_connects_total"), 1.0)
+        << "the paused stream's connection was not pooled and reused";
 }
 
 }  // namespace
