@@ -2,9 +2,9 @@
 # tests/layout/check_readme.sh — the README says what the program does: every environment
 # variable `ringway --help` lists is in the README (the Configuration table, or the prose for
 # the handover ones), every variable in that table is one the program reads, and where both
-# give a plain default they agree; every metric the sources render is named in the README and
-# every metric the Monitoring table names is rendered; the Layout section names every
-# top-level folder and every proxy/*.cc file. Run by `make test` (ctest readme_check).
+# give a plain default they agree; every metric the sources render is named in the README, and
+# every metric the Monitoring table names or queries is rendered; the Layout section names
+# every top-level folder and every proxy/*.cc file. Run by `make test` (ctest readme_check).
 # Usage: tests/layout/check_readme.sh SOURCE_DIR RINGWAY_BINARY
 set -u -o pipefail
 
@@ -70,6 +70,16 @@ while read -r metric; do
     grep -qx "$metric" <<<"$source_metrics" ||
         fail "metric $metric is in the README's Monitoring table but no source renders it"
 done <<<"$table_metrics"
+# The example queries (the table's last column) read rendered metrics too; a histogram's
+# series are its name with _bucket, _sum or _count.
+query_metrics=$(sed -n '/^## Monitoring/,/^## /p' "$readme" | grep '^| `ringway_' |
+    awk -F'|' '{print $(NF - 1)}' | grep -oE 'ringway_[a-z0-9_]+' | sort -u)
+while read -r metric; do
+    [ -n "$metric" ] || continue
+    base=$(sed -E 's/_(bucket|sum|count)$//' <<<"$metric")
+    grep -qx -e "$metric" -e "$base" <<<"$source_metrics" ||
+        fail "the README's example query reads $metric, which no source renders"
+done <<<"$query_metrics"
 
 layout=$(sed -n '/^## Layout/,$p' "$readme")
 for dir in "$source_dir"/*/; do
