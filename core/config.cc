@@ -349,10 +349,10 @@ bool parse_wal_bounds(const Parser& parser, Config& config) {
     if (!parser.number("RINGWAY_WAL_CHECKPOINT_BYTES", 4ull << 20, wal_bytes_min, 1ull << 40,
                        config.wal_checkpoint_bytes) ||
         !parser.number("RINGWAY_WAL_MAX_BYTES", 32ull << 20, wal_bytes_min, 1ull << 40,
-                       config.wal_max_bytes)) {
+                       config.wal_bytes_max)) {
         return false;
     }
-    if (config.wal_max_bytes < config.wal_checkpoint_bytes) {
+    if (config.wal_bytes_max < config.wal_checkpoint_bytes) {
         return parser.fail("RINGWAY_WAL_MAX_BYTES", parser.get("RINGWAY_WAL_MAX_BYTES"),
                            "must be at least RINGWAY_WAL_CHECKPOINT_BYTES");
     }

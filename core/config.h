@@ -66,7 +66,7 @@ struct Config {
     uint32_t log_retention_days;    // usage_logs rows older than this are pruned.
     uint64_t db_max_bytes;          // Soft cap on live data; 0: none.
     uint64_t wal_checkpoint_bytes;  // SQLite: WAL size that wakes the checkpoint thread.
-    uint64_t wal_max_bytes;         // SQLite: WAL size at which the writer checkpoints inline.
+    uint64_t wal_bytes_max;         // SQLite: WAL size at which the writer checkpoints inline.
     std::string admin_token;        // Empty: admin API disabled.
     // The channel keys' encryption key: RINGWAY_SECRET_KEY_FILE, else the systemd
     // credential $CREDENTIALS_DIRECTORY/ringway-secret-key when present; empty: none.

@@ -58,7 +58,7 @@ StorageConfig storage_config(const Config& config, const std::string& secret_key
     storage.retention_days = config.log_retention_days;
     storage.db_max_bytes = config.db_max_bytes;
     storage.wal_checkpoint_bytes = config.wal_checkpoint_bytes;
-    storage.wal_bytes_max = config.wal_max_bytes;
+    storage.wal_bytes_max = config.wal_bytes_max;
     return storage;
 }
 

@@ -38,12 +38,12 @@ struct StorageConfig {
     int64_t page_bytes = 16384;
     // WAL truncated to this after ckpt; the writer's own connection uses wal_checkpoint_bytes.
     int64_t journal_size_limit_bytes = 64ll * 1024 * 1024;
-    // The writer's WAL checkpoints (storage/wal_checkpointer.h; RINGWAY_WAL_CHECKPOINT_BYTES,
-    // RINGWAY_WAL_MAX_BYTES): a commit that
-    // leaves the WAL at wal_checkpoint_bytes or more (SQLite's own auto-checkpoint point is
-    // 1,000 pages, ~4 MB of 4-KiB pages) wakes the checkpoint thread; one that leaves it at
-    // wal_bytes_max or more checkpoints inline, so the WAL stays under twice that; its file
-    // is cut back to wal_checkpoint_bytes each time it starts over.
+    // The writer's WAL checkpoints (storage/wal_checkpointer.h; RINGWAY_WAL_CHECKPOINT_BYTES
+    // and RINGWAY_WAL_MAX_BYTES): a commit that leaves the WAL at wal_checkpoint_bytes or
+    // more (SQLite's own auto-checkpoint point is 1,000 pages, ~4 MB of 4-KiB pages) wakes
+    // the checkpoint thread; one that leaves it at wal_bytes_max or more checkpoints inline,
+    // so the WAL stays under twice that; its file is cut back to wal_checkpoint_bytes each
+    // time it starts over.
     uint64_t wal_checkpoint_bytes = 4ll * 1024 * 1024;
     uint64_t wal_bytes_max = 32ll * 1024 * 1024;
     uint32_t retry_backoff_ms_max = 1000;  // Writer's bounded exponential backoff cap.

@@ -201,13 +201,13 @@ TEST(Config, WalBoundsDefaultAndOrder) {
     std::string error;
     ASSERT_TRUE(parse({}, config, error)) << error;
     EXPECT_EQ(config.wal_checkpoint_bytes, 4u << 20);
-    EXPECT_EQ(config.wal_max_bytes, 32u << 20);
+    EXPECT_EQ(config.wal_bytes_max, 32u << 20);
     ASSERT_TRUE(
         parse({{"RINGWAY_WAL_CHECKPOINT_BYTES", "1048576"}, {"RINGWAY_WAL_MAX_BYTES", "1048576"}},
               config, error))
         << error;
     EXPECT_EQ(config.wal_checkpoint_bytes, 1u << 20);
-    EXPECT_EQ(config.wal_max_bytes, 1u << 20);
+    EXPECT_EQ(config.wal_bytes_max, 1u << 20);
     EXPECT_FALSE(
         parse({{"RINGWAY_WAL_CHECKPOINT_BYTES", "8388608"}, {"RINGWAY_WAL_MAX_BYTES", "4194304"}},
               config, error));
