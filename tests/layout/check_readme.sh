@@ -63,8 +63,8 @@ readme_metrics=$(expand_names <"$readme" | sort -u)
 while read -r metric; do
     grep -qx "$metric" <<<"$readme_metrics" || fail "metric $metric is rendered but not in the README"
 done <<<"$source_metrics"
-table_metrics=$(sed -n '/^## Monitoring/,/^## /p' "$readme" | grep '^| `ringway_' |
-    cut -d'|' -f2 | expand_names)
+monitoring_rows=$(sed -n '/^## Monitoring/,/^## /p' "$readme" | grep '^| `ringway_')
+table_metrics=$(cut -d'|' -f2 <<<"$monitoring_rows" | expand_names)
 [ -n "$table_metrics" ] || fail "the README's Monitoring section has no ringway_* table rows"
 while read -r metric; do
     grep -qx "$metric" <<<"$source_metrics" ||
@@ -72,8 +72,8 @@ while read -r metric; do
 done <<<"$table_metrics"
 # The example queries (the table's last column) read rendered metrics too; a histogram's
 # series are its name with _bucket, _sum or _count.
-query_metrics=$(sed -n '/^## Monitoring/,/^## /p' "$readme" | grep '^| `ringway_' |
-    awk -F'|' '{print $(NF - 1)}' | grep -oE 'ringway_[a-z0-9_]+' | sort -u)
+query_metrics=$(awk -F'|' '{print $(NF - 1)}' <<<"$monitoring_rows" |
+    grep -oE 'ringway_[a-z0-9_]+' | sort -u)
 while read -r metric; do
     [ -n "$metric" ] || continue
     base=$(sed -E 's/_(bucket|sum|count)$//' <<<"$metric")
